@@ -1,0 +1,18 @@
+# myapp — production. Rendered by slipway from config/production/app.properties.tpl; do not edit on the host.
+app.environment=${environment}
+app.version=${version}
+
+server.port=${port}
+server.shutdown=graceful
+
+db.url=jdbc:postgresql://${db_host}:5432/myapp
+db.user=myapp
+db.password=${db_password}
+db.pool.max=50
+
+cache.enabled=true
+debug.endpoints.enabled=false
+
+# production only
+db.pool.min=10
+metrics.export.prometheus=true

@@ -1,0 +1,16 @@
+# myapp — staging. Rendered by slipway from config/staging/app.properties.tpl; do not edit on the host.
+app.environment=${environment}
+app.version=${version}
+
+server.port=${port}
+server.shutdown=graceful
+
+db.url=jdbc:postgresql://${db_host}:5432/myapp
+db.user=myapp
+db.password=${db_password}
+db.pool.max=20
+
+cache.enabled=true
+debug.endpoints.enabled=false
+
+metrics.export.prometheus=true

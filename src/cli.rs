@@ -1,0 +1,520 @@
+//! The command line: argument definitions and one function per command.
+//!
+//! This is the edge of the program: it reads files and state through the
+//! library, renders results, and chooses exit codes. Commands accept
+//! Terraform-style single-dash flags (`-out`, `-no-color`) as well as `--out`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Backend as BackendConfig, Config, InputSources};
+use crate::diagnostics;
+use crate::plan::{self, planner, saved, States};
+use crate::state::{Backend, LocalBackend};
+use crate::views::{self, ViewFormat};
+
+/// Exit code: success, no changes.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: success, the plan has changes.
+pub const EXIT_CHANGES: u8 = 2;
+/// Exit code of `fmt -check` when files need formatting (as `terraform fmt -check`).
+pub const EXIT_UNFORMATTED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Plan and apply application deployments to VM hosts (SSH) and AWS ECS",
+    long_about = "slipway reads HCL files describing services, environments, rollout policies and \
+deployments, compares them with the saved state, and shows exactly what would change and in \
+which order, like `terraform plan`.\n\nFlags may be written with one dash or two: -out and --out \
+are the same.",
+    after_help = "Examples:\n  slipway validate examples/vm-myapp\n  slipway plan examples/vm-myapp -var-file examples/vm-myapp/example.vars.hcl\n  slipway plan -markdown > plan.md    # for a pull-request comment\n  slipway plan -out release.plan && slipway show release.plan"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration and the state backend, and create the state directory.
+    #[command(after_help = "Example:\n  slipway init examples/quickstart")]
+    Init(ConfigArgs),
+    /// Check the configuration: syntax, references, types, cycles. Reads no state.
+    #[command(after_help = "Example:\n  slipway validate examples/vm-myapp -var version=2.4.1 -var artifact_sha256=abc\n\nExit codes: 0 valid, 1 invalid.")]
+    Validate(ConfigArgs),
+    /// Rewrite *.hcl files in the canonical style (comments are kept).
+    #[command(after_help = "Examples:\n  slipway fmt              # rewrite files in place\n  slipway fmt -check       # exit 3 and list files that need formatting\n  slipway fmt -recursive examples")]
+    Fmt(FmtArgs),
+    /// Show what apply would change, and the order it would follow.
+    #[command(after_help = "Examples:\n  slipway plan examples/vm-myapp -var-file prod.vars.hcl\n  slipway plan -json | jq .summary\n  slipway plan -markdown > comment.md\n  slipway plan -out release.plan\n\nExit codes (as terraform's -detailed-exitcode): 0 no changes, 1 error, 2 changes present.")]
+    Plan(PlanArgs),
+    /// Render a plan saved with `plan -out FILE`.
+    #[command(after_help = "Examples:\n  slipway show release.plan\n  slipway show release.plan -json")]
+    Show(ShowArgs),
+    /// Print the deployment dependency graph in Graphviz DOT.
+    #[command(after_help = "Example:\n  slipway graph examples/vm-myapp | dot -Tsvg > graph.svg")]
+    Graph(ConfigArgs),
+    /// Inspect saved state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Remove a lock left behind by a slipway process that is gone.
+    #[command(
+        name = "force-unlock",
+        after_help = "Example:\n  slipway force-unlock 3f2a... -environment production\n\nOnly do this when you are sure no slipway process holds the lock: the lock id is in the error message of the command that found it."
+    )]
+    ForceUnlock(ForceUnlockArgs),
+    /// Print slipway's version and the file format versions it reads and writes.
+    Version,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Configuration directory (every *.hcl file in it is read).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Set a variable: -var name=value (repeatable; wins over var files and SLIPWAY_VAR_name).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variables from an HCL file of name = value lines (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// No colours in the output (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Directory or file to format.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Do not write; exit 3 when any file needs formatting.
+    #[arg(long)]
+    pub check: bool,
+    /// Also format subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Save the plan to FILE for `slipway show` and `slipway apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+    /// Same as -format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Same as -format markdown.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Read live state from hosts and ECS before planning, to show drift.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Plan only the deployments of this environment (repeatable).
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file written by `slipway plan -out FILE`.
+    pub planfile: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the plan as markdown.
+    #[arg(long)]
+    pub markdown: bool,
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List tracked deployments: address, environment, version, status.
+    #[command(after_help = "Example:\n  slipway state list examples/vm-myapp")]
+    List(StateArgs),
+    /// Show everything state records about one deployment.
+    #[command(after_help = "Example:\n  slipway state show deployment.myapp-dev examples/vm-myapp")]
+    Show(StateShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Configuration directory (for the backend settings).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Only this environment.
+    #[arg(long)]
+    pub environment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateShowArgs {
+    /// Deployment address, e.g. deployment.myapp-production.
+    pub address: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The lock id, as printed by the command that found the lock.
+    pub lock_id: String,
+    /// Configuration directory (for the backend settings).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The environment whose lock to remove (default: the one holding this id).
+    #[arg(long)]
+    pub environment: Option<String>,
+}
+
+/// Turn Terraform-style `-flag` into `--flag` for every long flag slipway has.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const LONG: &[&str] = &[
+        "var", "var-file", "no-color", "check", "recursive", "out", "format", "json", "markdown", "refresh",
+        "environment", "help", "version",
+    ];
+    args.into_iter()
+        .map(|arg| {
+            let Some(text) = arg.to_str() else { return arg };
+            if text.starts_with("--") || !text.starts_with('-') || text.len() < 3 {
+                return arg;
+            }
+            let name = text[1..].split('=').next().unwrap_or("");
+            if LONG.contains(&name) {
+                OsString::from(format!("-{text}"))
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+fn use_color(no_color: bool) -> bool {
+    !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Init(args) => init(&args),
+        Command::Validate(args) => validate(&args),
+        Command::Fmt(args) => fmt(&args),
+        Command::Plan(args) => plan_command(&args),
+        Command::Show(args) => show(&args),
+        Command::Graph(args) => graph(&args),
+        Command::State(StateCommand::List(args)) => state_list(&args),
+        Command::State(StateCommand::Show(args)) => state_show(&args),
+        Command::ForceUnlock(args) => force_unlock(&args),
+        Command::Version => {
+            println!("slipway {}", env!("CARGO_PKG_VERSION"));
+            println!("plan format {}", plan::FORMAT_VERSION);
+            println!("state format {}", crate::state::STATE_VERSION);
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Load the configuration, printing diagnostics; `None` when it has errors.
+fn load_config(args: &ConfigArgs) -> Option<Config> {
+    load_config_with_sources(args).map(|(config, _)| config)
+}
+
+fn stderr_color(no_color: bool) -> bool {
+    !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn load_config_with_sources(args: &ConfigArgs) -> Option<(Config, diagnostics::SourceMap)> {
+    let inputs = InputSources::from_process(args.vars.clone(), args.var_files.clone());
+    let loaded = config::load(&args.dir, &inputs);
+    if !loaded.diagnostics.is_empty() {
+        eprint!("{}", diagnostics::render(&loaded.sources, &loaded.diagnostics, stderr_color(args.no_color)));
+    }
+    Some((loaded.config?, loaded.sources))
+}
+
+/// The state backend the configuration names.
+pub fn open_backend(config_dir: &Path, backend: &BackendConfig) -> anyhow::Result<Box<dyn Backend>> {
+    match backend {
+        BackendConfig::Local { path } => Ok(Box::new(LocalBackend::new(config_dir.join(path)))),
+        BackendConfig::S3 { bucket, .. } => bail!(
+            "the s3 backend (bucket {bucket}) is not available in this build yet; use backend \"local\" for now"
+        ),
+    }
+}
+
+/// Read the state of every environment the plan needs, plus every
+/// environment that has a state file.
+fn read_states(config: &Config, backend: &dyn Backend) -> anyhow::Result<States> {
+    let mut names = planner::environments_needed(config);
+    names.extend(backend.environments()?);
+    let mut states = BTreeMap::new();
+    for name in names {
+        let state = backend.read(&name)?;
+        states.insert(name, state);
+    }
+    Ok(states)
+}
+
+fn init(args: &ConfigArgs) -> anyhow::Result<u8> {
+    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    let backend = open_backend(&args.dir, &config.backend)?;
+    if let BackendConfig::Local { path } = &config.backend {
+        let dir = args.dir.join(path);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    }
+    let states = read_states(&config, backend.as_ref())?;
+    println!("Configuration: {} deployment(s), {} environment(s), {} rollout(s).", config.deployments.len(), config.environments.len(), config.rollouts.len());
+    println!("State backend: {}.", backend.describe());
+    for (name, state) in &states {
+        match state {
+            Some(state) => println!("  {name}: serial {}, lineage {}", state.serial, state.lineage),
+            None => println!("  {name}: no state yet"),
+        }
+    }
+    println!("slipway is ready. Next: slipway plan {}", args.dir.display());
+    Ok(EXIT_OK)
+}
+
+fn validate(args: &ConfigArgs) -> anyhow::Result<u8> {
+    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    println!(
+        "The configuration is valid: {} deployment(s) across {} environment(s).",
+        config.deployments.len(),
+        config.environments.len()
+    );
+    Ok(EXIT_OK)
+}
+
+fn graph(args: &ConfigArgs) -> anyhow::Result<u8> {
+    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    print!("{}", crate::graph::DeploymentGraph::build(&config).to_dot());
+    Ok(EXIT_OK)
+}
+
+fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
+    let Some((config, sources)) = load_config_with_sources(&args.config) else { return Ok(EXIT_ERROR) };
+    let backend = open_backend(&args.config.dir, &config.backend)?;
+    let states = read_states(&config, backend.as_ref())?;
+    let options = plan::PlanOptions {
+        environments: (!args.environments.is_empty()).then(|| args.environments.iter().cloned().collect()),
+    };
+    if let Some(only) = &options.environments {
+        let known = planner::environments_needed(&config);
+        if let Some(unknown) = only.iter().find(|name| !known.contains(*name)) {
+            bail!("-environment {unknown}: no such environment; known: {}", known.into_iter().collect::<Vec<_>>().join(", "));
+        }
+    }
+    let mut plan = match planner::plan(&config, &states, &options) {
+        Ok(plan) => plan,
+        Err(found) => {
+            eprint!("{}", diagnostics::render(&sources, &found, stderr_color(args.config.no_color)));
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if args.refresh {
+        plan.warnings.push(
+            "-refresh: reading live state from hosts and ECS is not part of this build yet; the plan compares with saved state only".into(),
+        );
+    }
+    let format = if args.json {
+        OutputFormat::Json
+    } else if args.markdown {
+        OutputFormat::Markdown
+    } else {
+        args.format
+    };
+    let view = match format {
+        OutputFormat::Human => ViewFormat::Human { color: use_color(args.config.no_color) },
+        OutputFormat::Markdown => ViewFormat::Markdown,
+        OutputFormat::Json => ViewFormat::Json,
+    };
+    print!("{}", views::render(&plan, view));
+    if let Some(out) = &args.out {
+        saved::write(out, &plan)?;
+        eprintln!("Saved the plan to {}. Inspect it with: slipway show {}", out.display(), out.display());
+    }
+    Ok(if plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+}
+
+fn show(args: &ShowArgs) -> anyhow::Result<u8> {
+    let plan = saved::read(&args.planfile)?;
+    let view = if args.json {
+        ViewFormat::Json
+    } else if args.markdown {
+        ViewFormat::Markdown
+    } else {
+        ViewFormat::Human { color: use_color(args.no_color) }
+    };
+    print!("{}", views::render(&plan, view));
+    Ok(EXIT_OK)
+}
+
+fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
+    let mut files = Vec::new();
+    collect_hcl_files(&args.path, args.recursive, &mut files)?;
+    let mut unformatted = Vec::new();
+    let mut failed = false;
+    for file in files {
+        let source = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        match crate::fmt::format_source(&source) {
+            Ok(formatted) if formatted != source => {
+                if !args.check {
+                    std::fs::write(&file, &formatted).with_context(|| format!("cannot write {}", file.display()))?;
+                }
+                println!("{}", file.display());
+                unformatted.push(file);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                eprintln!("{}: {error}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Ok(EXIT_ERROR);
+    }
+    Ok(if args.check && !unformatted.is_empty() { EXIT_UNFORMATTED } else { EXIT_OK })
+}
+
+fn collect_hcl_files(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read directory {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() && recursive {
+            collect_hcl_files(&entry, recursive, out)?;
+        } else if entry.extension().is_some_and(|e| e == "hcl") {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// The backend for state commands: from the configuration when it loads,
+/// otherwise the default local `state/` directory next to it.
+fn state_backend(dir: &Path) -> anyhow::Result<Box<dyn Backend>> {
+    let loaded = config::load(dir, &InputSources::from_process(Vec::new(), Vec::new()));
+    let backend = loaded.config.map(|c| c.backend).unwrap_or_default();
+    open_backend(dir, &backend)
+}
+
+fn state_list(args: &StateArgs) -> anyhow::Result<u8> {
+    let backend = state_backend(&args.dir)?;
+    let environments = match &args.environment {
+        Some(name) => vec![name.clone()],
+        None => backend.environments()?,
+    };
+    for environment in environments {
+        let Some(state) = backend.read(&environment)? else { continue };
+        for (address, deployment) in &state.deployments {
+            println!(
+                "{address}\t{environment}\t{}\t{}",
+                deployment.version,
+                serde_json::to_value(&deployment.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn state_show(args: &StateShowArgs) -> anyhow::Result<u8> {
+    let backend = state_backend(&args.state.dir)?;
+    let environments = match &args.state.environment {
+        Some(name) => vec![name.clone()],
+        None => backend.environments()?,
+    };
+    for environment in environments {
+        let Some(state) = backend.read(&environment)? else { continue };
+        if let Some(deployment) = state.deployments.get(&args.address) {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(deployment)?);
+            } else {
+                println!("# {} (environment {environment}, state serial {})", args.address, state.serial);
+                print!("{}", describe_deployment(deployment));
+            }
+            return Ok(EXIT_OK);
+        }
+    }
+    Err(anyhow!("{} is not in state; list what is tracked with: slipway state list", args.address))
+}
+
+fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
+    let backend = state_backend(&args.dir)?;
+    let environment = match &args.environment {
+        Some(environment) => environment.clone(),
+        None => {
+            let mut holder = None;
+            for environment in backend.environments()? {
+                if backend.current_lock(&environment)?.is_some_and(|lock| lock.id == args.lock_id) {
+                    holder = Some(environment);
+                }
+            }
+            holder.ok_or_else(|| anyhow!("no environment is locked with id {}; pass -environment NAME if the state file does not exist yet", args.lock_id))?
+        }
+    };
+    backend.force_unlock(&environment, &args.lock_id)?;
+    println!("Removed lock {} of environment {environment}.", args.lock_id);
+    Ok(EXIT_OK)
+}
+
+/// Human text of what state records about one deployment.
+fn describe_deployment(deployment: &crate::state::DeploymentState) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "service      {}", deployment.service);
+    let _ = writeln!(out, "version      {}", deployment.version);
+    let _ = writeln!(out, "status       {:?}", deployment.status);
+    let _ = writeln!(out, "verified     {}", deployment.verified);
+    if let Some(sha) = &deployment.artifact_sha256 {
+        let _ = writeln!(out, "artifact     sha256:{sha}");
+    }
+    if let Some(rollout) = &deployment.rollout {
+        let _ = writeln!(out, "rollout      {rollout}");
+    }
+    let _ = writeln!(out, "updated at   {}", deployment.updated_at);
+    for (host, state) in &deployment.hosts {
+        let _ = writeln!(out, "host {host}: {} {:?} at {}", state.version, state.status, state.updated_at);
+    }
+    if let Some(ecs) = &deployment.ecs {
+        let _ = writeln!(out, "ecs service  {} in {} (desired {})", ecs.service_name, ecs.cluster, ecs.desired_count);
+        if let Some(arn) = &ecs.task_definition_arn {
+            let _ = writeln!(out, "task def     {arn}");
+        }
+    }
+    for destination in deployment.config_files.keys() {
+        let _ = writeln!(out, "config file  {destination}");
+    }
+    out
+}

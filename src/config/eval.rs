@@ -1,0 +1,414 @@
+//! Expression evaluation: the function library and reference discovery.
+//!
+//! Evaluation itself is hcl-rs's; this module supplies the functions the
+//! language offers (`file`, `templatefile`, `sha256`, `jsonencode`, ...), finds
+//! the references an expression makes (`var.x`, `local.y`, `deployment.z`) so the
+//! loader can check them before evaluating, and turns values into JSON. Reading
+//! files for `file`/`templatefile` is the only I/O, always below the directory
+//! of the configuration being evaluated.
+
+use std::cell::RefCell;
+use std::path::{Component, Path, PathBuf};
+
+use hcl::edit::expr::{Expression as EditExpr, TraversalOperator};
+use hcl::edit::visit::{self, Visit};
+use hcl::edit::Span as _;
+use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
+use hcl::Value;
+use sha2::{Digest, Sha256};
+
+use crate::diagnostics::{FileId, Span};
+
+thread_local! {
+    /// Directory that relative paths in `file` and `templatefile` resolve against.
+    static BASE_DIR: RefCell<PathBuf> = RefCell::new(PathBuf::from("."));
+    /// Files read by functions, so the configuration digest covers them.
+    static FILES_READ: RefCell<Vec<(PathBuf, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with relative function paths resolved against `dir`.
+pub fn with_base_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
+    let previous = BASE_DIR.with(|b| b.replace(dir.to_path_buf()));
+    let result = f();
+    BASE_DIR.with(|b| *b.borrow_mut() = previous);
+    result
+}
+
+/// Files read by `file`/`templatefile` since the last call, with their content.
+pub fn take_files_read() -> Vec<(PathBuf, Vec<u8>)> {
+    FILES_READ.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+fn read_relative(path: &str) -> Result<String, String> {
+    let relative = Path::new(path);
+    if relative.is_absolute() || relative.components().any(|c| matches!(c, Component::ParentDir)) {
+        // Parent references are allowed, but resolved and shown in full on error.
+    }
+    let full = BASE_DIR.with(|b| b.borrow().join(relative));
+    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read \"{path}\": {e}"))?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| format!("\"{path}\" is not UTF-8 text"))?;
+    FILES_READ.with(|f| f.borrow_mut().push((full, bytes)));
+    Ok(text)
+}
+
+fn str_arg(args: &FuncArgs, index: usize) -> Result<&str, String> {
+    args.get(index)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("argument {} must be a string", index + 1))
+}
+
+fn fn_file(args: FuncArgs) -> Result<Value, String> {
+    read_relative(str_arg(&args, 0)?).map(Value::String)
+}
+
+fn fn_templatefile(args: FuncArgs) -> Result<Value, String> {
+    let path = str_arg(&args, 0)?;
+    let text = read_relative(path)?;
+    let template: hcl::Template = text
+        .parse()
+        .map_err(|e: hcl::Error| format!("template \"{path}\" is invalid: {e}"))?;
+    let mut context = function_context();
+    if let Some(Value::Object(vars)) = args.get(1) {
+        for (name, value) in vars {
+            context.declare_var(name.as_str(), value.clone());
+        }
+    }
+    use hcl::eval::Evaluate;
+    template
+        .evaluate(&context)
+        .map(Value::String)
+        .map_err(|e| format!("template \"{path}\": {e}"))
+}
+
+fn fn_sha256(args: FuncArgs) -> Result<Value, String> {
+    Ok(Value::String(hex::encode(Sha256::digest(str_arg(&args, 0)?.as_bytes()))))
+}
+
+fn fn_jsonencode(args: FuncArgs) -> Result<Value, String> {
+    let value = to_json(&args[0]);
+    serde_json::to_string(&value).map(Value::String).map_err(|e| e.to_string())
+}
+
+fn fn_jsondecode(args: FuncArgs) -> Result<Value, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(str_arg(&args, 0)?).map_err(|e| format!("invalid JSON: {e}"))?;
+    hcl::to_value(json).map_err(|e| e.to_string())
+}
+
+fn fn_lower(args: FuncArgs) -> Result<Value, String> {
+    Ok(Value::String(str_arg(&args, 0)?.to_lowercase()))
+}
+
+fn fn_upper(args: FuncArgs) -> Result<Value, String> {
+    Ok(Value::String(str_arg(&args, 0)?.to_uppercase()))
+}
+
+fn fn_trimspace(args: FuncArgs) -> Result<Value, String> {
+    Ok(Value::String(str_arg(&args, 0)?.trim().to_string()))
+}
+
+fn fn_replace(args: FuncArgs) -> Result<Value, String> {
+    let (text, from, to) = (str_arg(&args, 0)?, str_arg(&args, 1)?, str_arg(&args, 2)?);
+    Ok(Value::String(text.replace(from, to)))
+}
+
+fn scalar_to_string(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        other => Err(format!("cannot use {} as a string", type_name(other))),
+    }
+}
+
+fn fn_tostring(args: FuncArgs) -> Result<Value, String> {
+    scalar_to_string(&args[0]).map(Value::String)
+}
+
+fn fn_join(args: FuncArgs) -> Result<Value, String> {
+    let separator = str_arg(&args, 0)?;
+    let mut parts = Vec::new();
+    for list in args.iter().skip(1) {
+        let Value::Array(items) = list else {
+            return Err("join(separator, list): the list must be a list".into());
+        };
+        for item in items {
+            parts.push(scalar_to_string(item)?);
+        }
+    }
+    Ok(Value::String(parts.join(separator)))
+}
+
+fn fn_split(args: FuncArgs) -> Result<Value, String> {
+    let (separator, text) = (str_arg(&args, 0)?, str_arg(&args, 1)?);
+    if separator.is_empty() {
+        return Err("split(separator, string): the separator must not be empty".into());
+    }
+    Ok(Value::Array(text.split(separator).map(|s| Value::String(s.to_string())).collect()))
+}
+
+fn fn_format(args: FuncArgs) -> Result<Value, String> {
+    let spec = str_arg(&args, 0)?;
+    let mut values = args.iter().skip(1);
+    let mut out = String::new();
+    let mut chars = spec.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(verb @ ('s' | 'd' | 'v' | 'q')) => {
+                let value = values
+                    .next()
+                    .ok_or_else(|| format!("format: not enough arguments for \"{spec}\""))?;
+                match verb {
+                    'd' => match value {
+                        Value::Number(n) if n.as_i64().is_some() => out.push_str(&n.to_string()),
+                        other => return Err(format!("format: %d needs a whole number, got {other}")),
+                    },
+                    'q' => out.push_str(&serde_json::to_string(&scalar_to_string(value)?).unwrap_or_default()),
+                    'v' => match value {
+                        Value::String(s) => out.push_str(s),
+                        other => out.push_str(&to_json(other).to_string()),
+                    },
+                    _ => out.push_str(&scalar_to_string(value)?),
+                }
+            }
+            Some(other) => return Err(format!("format: unsupported verb %{other} (use %s, %d, %v, %q or %%)")),
+            None => return Err("format: the format ends with a lone %".into()),
+        }
+    }
+    if values.next().is_some() {
+        return Err(format!("format: too many arguments for \"{spec}\""));
+    }
+    Ok(Value::String(out))
+}
+
+fn fn_length(args: FuncArgs) -> Result<Value, String> {
+    let length = match &args[0] {
+        Value::Array(items) => items.len(),
+        Value::Object(map) => map.len(),
+        Value::String(s) => s.chars().count(),
+        other => return Err(format!("length of {} is undefined", type_name(other))),
+    };
+    Ok(Value::from(length as u64))
+}
+
+fn fn_merge(args: FuncArgs) -> Result<Value, String> {
+    let mut merged = hcl::Map::new();
+    for value in args.iter() {
+        match value {
+            Value::Object(map) => merged.extend(map.clone()),
+            Value::Null => {}
+            other => return Err(format!("merge takes maps, got {}", type_name(other))),
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+fn fn_concat(args: FuncArgs) -> Result<Value, String> {
+    let mut all = Vec::new();
+    for value in args.iter() {
+        match value {
+            Value::Array(items) => all.extend(items.iter().cloned()),
+            other => return Err(format!("concat takes lists, got {}", type_name(other))),
+        }
+    }
+    Ok(Value::Array(all))
+}
+
+fn fn_contains(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Array(items) => Ok(Value::Bool(items.contains(&args[1]))),
+        other => Err(format!("contains takes a list, got {}", type_name(other))),
+    }
+}
+
+fn fn_keys(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Object(map) => Ok(Value::Array(map.keys().map(|k| Value::String(k.clone())).collect())),
+        other => Err(format!("keys takes a map, got {}", type_name(other))),
+    }
+}
+
+fn fn_values(args: FuncArgs) -> Result<Value, String> {
+    match &args[0] {
+        Value::Object(map) => Ok(Value::Array(map.values().cloned().collect())),
+        other => Err(format!("values takes a map, got {}", type_name(other))),
+    }
+}
+
+/// Names of every function the language offers, for suggestions.
+pub const FUNCTION_NAMES: &[&str] = &[
+    "concat", "contains", "file", "format", "join", "jsondecode", "jsonencode", "keys", "length",
+    "lower", "merge", "replace", "sha256", "split", "templatefile", "tostring", "trimspace", "upper",
+    "values",
+];
+
+/// A context holding the function library and no variables.
+pub fn function_context() -> Context<'static> {
+    use ParamType as P;
+    let mut context = Context::new();
+    let string = || FuncDef::builder().param(P::String);
+    context.declare_func("file", string().build(fn_file));
+    context.declare_func(
+        "templatefile",
+        FuncDef::builder().param(P::String).param(P::object_of(P::Any)).build(fn_templatefile),
+    );
+    context.declare_func("sha256", string().build(fn_sha256));
+    context.declare_func("jsonencode", FuncDef::builder().param(P::Any).build(fn_jsonencode));
+    context.declare_func("jsondecode", string().build(fn_jsondecode));
+    context.declare_func("lower", string().build(fn_lower));
+    context.declare_func("upper", string().build(fn_upper));
+    context.declare_func("trimspace", string().build(fn_trimspace));
+    context.declare_func(
+        "replace",
+        FuncDef::builder().params([P::String, P::String, P::String]).build(fn_replace),
+    );
+    context.declare_func("tostring", FuncDef::builder().param(P::Any).build(fn_tostring));
+    context.declare_func(
+        "join",
+        FuncDef::builder().param(P::String).variadic_param(P::array_of(P::Any)).build(fn_join),
+    );
+    context.declare_func("split", FuncDef::builder().params([P::String, P::String]).build(fn_split));
+    context.declare_func(
+        "format",
+        FuncDef::builder().param(P::String).variadic_param(P::Any).build(fn_format),
+    );
+    context.declare_func("length", FuncDef::builder().param(P::Any).build(fn_length));
+    context.declare_func("merge", FuncDef::builder().variadic_param(P::Any).build(fn_merge));
+    context.declare_func("concat", FuncDef::builder().variadic_param(P::Any).build(fn_concat));
+    context.declare_func("contains", FuncDef::builder().params([P::Any, P::Any]).build(fn_contains));
+    context.declare_func("keys", FuncDef::builder().param(P::Any).build(fn_keys));
+    context.declare_func("values", FuncDef::builder().param(P::Any).build(fn_values));
+    context
+}
+
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+pub fn to_json(value: &Value) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// A reference an expression makes: the root name and the attribute names that
+/// follow it (`deployment.web.version` → `["deployment", "web", "version"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub path: Vec<String>,
+    pub span: Span,
+}
+
+/// Every reference in an expression, in source order. Names bound by `for`
+/// expressions are included; callers only look at the roots they know.
+pub fn references(file: FileId, expr: &EditExpr) -> Vec<Reference> {
+    struct Collector {
+        file: FileId,
+        found: Vec<Reference>,
+    }
+    impl Visit for Collector {
+        fn visit_expr(&mut self, node: &EditExpr) {
+            match node {
+                EditExpr::Variable(name) => self.found.push(Reference {
+                    path: vec![name.as_str().to_string()],
+                    span: Span::new(self.file, node.span().unwrap_or(0..0)),
+                }),
+                EditExpr::Traversal(traversal) => {
+                    if let EditExpr::Variable(root) = &traversal.expr {
+                        let mut path = vec![root.as_str().to_string()];
+                        for operator in &traversal.operators {
+                            match operator.value() {
+                                TraversalOperator::GetAttr(ident) => path.push(ident.as_str().to_string()),
+                                _ => break,
+                            }
+                        }
+                        self.found.push(Reference {
+                            path,
+                            span: Span::new(self.file, node.span().unwrap_or(0..0)),
+                        });
+                        for operator in &traversal.operators {
+                            if let TraversalOperator::Index(index) = operator.value() {
+                                self.visit_expr(index);
+                            }
+                        }
+                    } else {
+                        visit::visit_expr(self, node);
+                    }
+                }
+                _ => visit::visit_expr(self, node),
+            }
+        }
+    }
+    let mut collector = Collector { file, found: Vec::new() };
+    collector.visit_expr(expr);
+    collector.found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hcl::eval::Evaluate;
+
+    fn eval(source: &str) -> Result<Value, String> {
+        let expr: hcl::Expression = source.parse().map_err(|e: hcl::Error| e.to_string())?;
+        expr.evaluate(&function_context()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn string_functions() {
+        assert_eq!(eval(r#"upper("ab")"#), Ok(Value::from("AB")));
+        assert_eq!(eval(r#"lower("AB")"#), Ok(Value::from("ab")));
+        assert_eq!(eval(r#"join(",", ["a", "b"])"#), Ok(Value::from("a,b")));
+        assert_eq!(eval(r#"length(split(",", "a,b,c"))"#), Ok(Value::from(3u64)));
+        assert_eq!(eval(r#"format("%s-%d-%q%%", "a", 2, "b")"#), Ok(Value::from("a-2-\"b\"%")));
+        assert!(eval(r#"format("%s")"#).is_err());
+        assert_eq!(
+            eval(r#"sha256("abc")"#),
+            Ok(Value::from("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        );
+    }
+
+    #[test]
+    fn collection_and_json_functions() {
+        assert_eq!(eval(r#"jsonencode({a = [1, true]})"#), Ok(Value::from(r#"{"a":[1,true]}"#)));
+        assert_eq!(eval(r#"jsondecode("{\"a\": 1}").a"#), Ok(Value::from(1u64)));
+        assert_eq!(eval(r#"length(merge({a = 1}, {b = 2}, {a = 3}))"#), Ok(Value::from(2u64)));
+        assert_eq!(eval(r#"concat([1], [2, 3])"#), Ok(hcl::value!([1, 2, 3])));
+        assert!(eval(r#"merge(1)"#).is_err());
+    }
+
+    #[test]
+    fn files_resolve_against_the_base_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.tpl"), "port=${port}\n%{ for h in hosts }${h};%{ endfor }").unwrap();
+        let value = with_base_dir(dir.path(), || eval(r#"templatefile("t.tpl", { port = 80, hosts = ["a", "b"] })"#));
+        assert_eq!(value, Ok(Value::from("port=80\na;b;")));
+        assert_eq!(take_files_read().len(), 1);
+        let missing = with_base_dir(dir.path(), || eval(r#"file("nope.txt")"#));
+        assert!(missing.unwrap_err().contains("nope.txt"));
+    }
+
+    #[test]
+    fn references_are_found_in_templates_and_calls() {
+        let expr: EditExpr = r#"format("%s", "${var.a}-${local.b.c}") == deployment.x.version ? [for k in env.list : k] : null"#
+            .parse()
+            .unwrap();
+        let paths: Vec<Vec<String>> = references(0, &expr).into_iter().map(|r| r.path).collect();
+        assert!(paths.contains(&vec!["var".into(), "a".into()]));
+        assert!(paths.contains(&vec!["local".into(), "b".into(), "c".into()]));
+        assert!(paths.contains(&vec!["deployment".into(), "x".into(), "version".into()]));
+        assert!(paths.contains(&vec!["env".into(), "list".into()]));
+        assert!(paths.contains(&vec!["k".into()]));
+    }
+}

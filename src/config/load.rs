@@ -1,0 +1,1541 @@
+//! Loading a configuration directory: schema check, evaluation, validation.
+//!
+//! `load` turns a directory of `*.hcl` files (and the modules it calls) into a
+//! typed [`Config`], or reports every problem found as diagnostics with file,
+//! line and column. It reads files and nothing else: no state, no network.
+//!
+//! Order within one scope (the root or a module): variables, locals, modules,
+//! environments and rollouts, deployments (each evaluating its service with the
+//! deployment's environment in scope), outputs.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use hcl::eval::{Context, Evaluate};
+use hcl::Value;
+use sha2::{Digest, Sha256};
+
+use super::check::check_body;
+use super::eval::{function_context, references, to_json, type_name, with_base_dir, Reference};
+use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawInput, ENV_PREFIX};
+use super::model::*;
+use super::raw::{read_directory, RawAttr, RawBlock, RawBody};
+use super::schema::{self, BlockSpec, Schema, Ty};
+use super::units::{parse_duration, parse_percent};
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
+
+/// Modules may call modules, up to this depth.
+const MAX_MODULE_DEPTH: usize = 8;
+
+/// The outcome of loading: the sources read (for rendering diagnostics) and
+/// either the configuration or the diagnostics.
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub diagnostics: Diagnostics,
+    pub config: Option<Config>,
+}
+
+/// Load the configuration in `dir` with the given input values.
+pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
+    let mut loader = Loader {
+        sources: SourceMap::default(),
+        diagnostics: Diagnostics::default(),
+        config: Config {
+            root: dir.to_path_buf(),
+            ..Config::default()
+        },
+        services: HashMap::new(),
+        deployment_blocks: Vec::new(),
+        root_outputs: Vec::new(),
+        root_scope: None,
+    };
+    let values = loader.collect_inputs(inputs);
+    let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
+    if bodies.is_empty() && !loader.diagnostics.has_errors() {
+        loader.diagnostics.push(
+            Diagnostic::error("no-configuration", format!("no *.hcl files in {}", dir.display()))
+                .help("run slipway in a directory with configuration files, or pass the directory as an argument"),
+        );
+    }
+    if !loader.diagnostics.has_errors() {
+        let body = merge_bodies(bodies.into_iter().map(|(_, b)| b));
+        loader.load_scope(ScopeInput {
+            prefix: String::new(),
+            dir: dir.to_path_buf(),
+            body,
+            values,
+            tainted_inputs: HashSet::new(),
+            depth: 0,
+            call_span: None,
+        });
+    }
+    if !loader.diagnostics.has_errors() {
+        loader.resolve_deployments();
+    }
+    if !loader.diagnostics.has_errors() {
+        loader.diagnostics.extend(crate::graph::cycle_diagnostics(&loader.config));
+    }
+    let has_errors = loader.diagnostics.has_errors();
+    loader.diagnostics.sort();
+    if !has_errors {
+        loader.config.digest = loader.digest(inputs);
+    }
+    Loaded {
+        config: (!has_errors).then_some(loader.config),
+        sources: loader.sources,
+        diagnostics: loader.diagnostics,
+    }
+}
+
+fn merge_bodies(bodies: impl Iterator<Item = RawBody>) -> RawBody {
+    let mut merged = RawBody::default();
+    for body in bodies {
+        merged.attrs.extend(body.attrs);
+        merged.blocks.extend(body.blocks);
+    }
+    merged
+}
+
+/// A service body kept for per-deployment evaluation, with its scope.
+struct ServiceTemplate {
+    block: RawBlock,
+    scope: ScopeValues,
+}
+
+/// The values visible in one scope: `var`, `local`, `module`, and the names of
+/// variables and locals that hold sensitive values.
+#[derive(Clone)]
+struct ScopeValues {
+    prefix: String,
+    dir: PathBuf,
+    vars: hcl::Map<String, Value>,
+    locals: hcl::Map<String, Value>,
+    modules: hcl::Map<String, Value>,
+    tainted: HashSet<String>,
+    /// Output values (modules only; root outputs wait for deployments).
+    outputs: hcl::Map<String, Value>,
+}
+
+impl ScopeValues {
+    fn context(&self) -> Context<'static> {
+        let mut context = function_context();
+        context.declare_var("var", Value::Object(self.vars.clone()));
+        context.declare_var("local", Value::Object(self.locals.clone()));
+        context.declare_var("module", Value::Object(self.modules.clone()));
+        context.declare_var("path", hcl::value!({ module = (self.dir.display().to_string()) }));
+        context
+    }
+}
+
+struct ScopeInput {
+    prefix: String,
+    dir: PathBuf,
+    body: RawBody,
+    values: InputValues,
+    /// Module variables whose input value is sensitive.
+    tainted_inputs: HashSet<String>,
+    depth: usize,
+    call_span: Option<Span>,
+}
+
+/// A deployment block waiting for every scope to be loaded.
+struct PendingDeployment {
+    address: String,
+    block: RawBlock,
+    prefix: String,
+}
+
+struct Loader {
+    sources: SourceMap,
+    diagnostics: Diagnostics,
+    config: Config,
+    services: HashMap<String, ServiceTemplate>,
+    deployment_blocks: Vec<PendingDeployment>,
+    root_outputs: Vec<RawBlock>,
+    root_scope: Option<ScopeValues>,
+}
+
+/// Variable types the language knows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VarType {
+    String,
+    Number,
+    Bool,
+    List,
+    Map,
+    Any,
+}
+
+impl VarType {
+    fn describe(self) -> &'static str {
+        match self {
+            VarType::String => "string",
+            VarType::Number => "number",
+            VarType::Bool => "bool",
+            VarType::List => "list",
+            VarType::Map => "map",
+            VarType::Any => "any",
+        }
+    }
+}
+
+impl Loader {
+    fn error(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    // ---- inputs -------------------------------------------------------------
+
+    fn collect_inputs(&mut self, inputs: &InputSources) -> InputValues {
+        let mut values = InputValues::new();
+        for (key, value) in &inputs.environment {
+            if let Some(name) = key.strip_prefix(ENV_PREFIX) {
+                values.insert(
+                    name.to_string(),
+                    InputValue { raw: RawInput::Text(value.clone()), origin: key.clone(), span: None },
+                );
+            }
+        }
+        for path in &inputs.var_files {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) => {
+                    self.error(
+                        Diagnostic::error("var-file", format!("cannot read var file {}: {error}", path.display()))
+                            .help("check the path given to -var-file"),
+                    );
+                    continue;
+                }
+            };
+            let file = self.sources.add(path, text);
+            let Some(body) = super::raw::parse_file(file, &self.sources, &mut self.diagnostics) else {
+                continue;
+            };
+            for block in &body.blocks {
+                self.error(
+                    Diagnostic::error("var-file", "a var file holds only name = value lines")
+                        .at(block.header_span())
+                        .help("remove the block"),
+                );
+            }
+            let context = function_context();
+            for attr in &body.attrs {
+                match attr.expr.evaluate(&context) {
+                    Ok(value) => {
+                        values.insert(
+                            attr.name.clone(),
+                            InputValue {
+                                raw: RawInput::Value(value),
+                                origin: self.sources.file(file).display.clone(),
+                                span: Some(attr.name_span),
+                            },
+                        );
+                    }
+                    Err(error) => self.error(
+                        Diagnostic::error("eval", format!("cannot evaluate \"{}\": {}", attr.name, error.kind()))
+                            .at(attr.span)
+                            .help("var files hold literal values only"),
+                    ),
+                }
+            }
+        }
+        for flag in &inputs.vars {
+            match parse_var_flag(flag) {
+                Ok((name, value)) => {
+                    values.insert(
+                        name,
+                        InputValue { raw: RawInput::Text(value), origin: "-var".into(), span: None },
+                    );
+                }
+                Err(message) => self.error(Diagnostic::error("var-flag", message)),
+            }
+        }
+        values
+    }
+
+    // ---- one scope -----------------------------------------------------------
+
+    fn load_scope(&mut self, input: ScopeInput) -> Option<ScopeValues> {
+        let in_module = !input.prefix.is_empty();
+        check_body(&input.body, &schema::ROOT, if in_module { "module" } else { "configuration" }, &mut self.diagnostics);
+        for attr in &input.body.attrs {
+            self.error(
+                Diagnostic::error("top-level-attribute", format!("\"{}\" cannot be set at the top level", attr.name))
+                    .at(attr.name_span)
+                    .help("put it inside a block such as locals { ... }"),
+            );
+        }
+        if self.diagnostics.has_errors() {
+            return None;
+        }
+        let body = &input.body;
+
+        if let Some(block) = body.blocks_of("slipway").next() {
+            if in_module {
+                self.error(
+                    Diagnostic::error("module-slipway-block", "a module cannot have a slipway block")
+                        .at(block.header_span())
+                        .help("configure the backend in the root configuration only"),
+                );
+            } else {
+                self.load_backend(block);
+            }
+        }
+
+        let mut scope = ScopeValues {
+            prefix: input.prefix.clone(),
+            dir: input.dir.clone(),
+            vars: hcl::Map::new(),
+            locals: hcl::Map::new(),
+            modules: hcl::Map::new(),
+            tainted: HashSet::new(),
+            outputs: hcl::Map::new(),
+        };
+        let errors_before = self.diagnostics.len();
+        self.load_variables(body, &input, &mut scope);
+        if self.diagnostics.len() > errors_before {
+            // Everything below depends on variables; evaluating it with values
+            // missing would only repeat the same problem in other words.
+            return None;
+        }
+        self.load_locals(body, &mut scope);
+        for block in body.blocks_of("module") {
+            self.load_module(block, &input, &mut scope);
+        }
+
+        for block in body.blocks_of("environment") {
+            let address = format!("{}environment.{}", scope.prefix, block.label());
+            if let Some(json) = self.eval_block(block, &schema::ENVIRONMENT, "environment", &scope, &scope.context()) {
+                match serde_json::from_value::<Environment>(json) {
+                    Ok(mut environment) => {
+                        environment.address = address.clone();
+                        environment.name = block.label().to_string();
+                        self.validate_environment(block, &environment);
+                        self.config.environments.insert(address, environment);
+                    }
+                    Err(error) => self.decode_error(block, error),
+                }
+            }
+        }
+        for block in body.blocks_of("rollout") {
+            let address = format!("{}rollout.{}", scope.prefix, block.label());
+            if let Some(json) = self.eval_block(block, &schema::ROLLOUT, "rollout", &scope, &scope.context()) {
+                match serde_json::from_value::<Rollout>(json) {
+                    Ok(mut rollout) => {
+                        rollout.address = address.clone();
+                        rollout.name = block.label().to_string();
+                        self.validate_rollout(block, &rollout);
+                        self.config.rollouts.insert(address, rollout);
+                    }
+                    Err(error) => self.decode_error(block, error),
+                }
+            }
+        }
+        for block in body.blocks_of("service") {
+            let address = format!("{}service.{}", scope.prefix, block.label());
+            self.services.insert(address, ServiceTemplate { block: block.clone(), scope: scope.clone() });
+        }
+        for block in body.blocks_of("deployment") {
+            self.deployment_blocks.push(PendingDeployment {
+                address: format!("{}deployment.{}", scope.prefix, block.label()),
+                block: block.clone(),
+                prefix: scope.prefix.clone(),
+            });
+        }
+        if in_module {
+            for block in body.blocks_of("output") {
+                if let Some(value) = self.eval_output(block, &scope, &scope.context()) {
+                    scope.outputs.insert(block.label().to_string(), value.0);
+                }
+            }
+        } else {
+            self.root_outputs = body.blocks_of("output").cloned().collect();
+            self.root_scope = Some(scope.clone());
+        }
+        Some(scope)
+    }
+
+    fn load_backend(&mut self, block: &RawBlock) {
+        let scope = ScopeValues {
+            prefix: String::new(),
+            dir: self.config.root.clone(),
+            vars: hcl::Map::new(),
+            locals: hcl::Map::new(),
+            modules: hcl::Map::new(),
+            tainted: HashSet::new(),
+            outputs: hcl::Map::new(),
+        };
+        let Some(backend_block) = block.body.blocks_of("backend").next() else { return };
+        let kind = backend_block.label();
+        if kind != "local" && kind != "s3" {
+            self.error(
+                Diagnostic::error("backend", format!("unknown backend \"{kind}\""))
+                    .at(backend_block.header_span())
+                    .help("use backend \"local\" { path = \"state\" } or backend \"s3\" { bucket = ... }"),
+            );
+            return;
+        }
+        if kind == "s3" && backend_block.body.attr("bucket").is_none() {
+            self.error(
+                Diagnostic::error("missing-attribute", "backend \"s3\" needs a bucket")
+                    .at(backend_block.header_span())
+                    .help("add bucket = \"...\""),
+            );
+            return;
+        }
+        if let Some(json) = self.eval_block(backend_block, &schema::BACKEND, "backend", &scope, &function_context()) {
+            match serde_json::from_value::<Backend>(json) {
+                Ok(backend) => self.config.backend = backend,
+                Err(error) => self.decode_error(backend_block, error),
+            }
+        }
+    }
+
+    fn load_variables(&mut self, body: &RawBody, input: &ScopeInput, scope: &mut ScopeValues) {
+        let declared: BTreeSet<&str> = body.blocks_of("variable").map(|b| b.label()).collect();
+        for (name, value) in &input.values {
+            if !declared.contains(name.as_str()) {
+                let mut diagnostic = Diagnostic::error(
+                    "undeclared-variable",
+                    format!("a value was given for variable \"{name}\" ({}), which is not declared", value.origin),
+                )
+                .at_opt(value.span.or(input.call_span));
+                diagnostic = match did_you_mean(name, declared.iter().copied()) {
+                    Some(s) => diagnostic.help(format!("did you mean \"{s}\"?")),
+                    None => diagnostic.help(format!("declare it with variable \"{name}\" {{ type = string }}, or remove the value")),
+                };
+                self.error(diagnostic);
+            }
+        }
+        let literal_context = function_context();
+        for block in body.blocks_of("variable") {
+            let name = block.label().to_string();
+            let var_type = match block.body.attr("type") {
+                Some(attr) => match parse_type(&attr.expr) {
+                    Some(t) => t,
+                    None => {
+                        self.error(
+                            Diagnostic::error("variable-type", format!("unknown type for variable \"{name}\""))
+                                .at(attr.span)
+                                .help("use string, number, bool, list, map, list(string), map(string) or any"),
+                        );
+                        continue;
+                    }
+                },
+                None => VarType::Any,
+            };
+            let sensitive = match block.body.attr("sensitive") {
+                Some(attr) => match attr.expr.evaluate(&literal_context) {
+                    Ok(Value::Bool(b)) => b,
+                    _ => {
+                        self.error(
+                            Diagnostic::error("wrong-type", "sensitive must be true or false")
+                                .at(attr.span)
+                                .help("write sensitive = true"),
+                        );
+                        false
+                    }
+                },
+                None => false,
+            } || input.tainted_inputs.contains(&name);
+            let value = match input.values.get(&name) {
+                Some(given) => match convert_input(&given.raw, var_type) {
+                    Ok(value) => value,
+                    Err(message) => {
+                        self.error(
+                            Diagnostic::error(
+                                "wrong-type",
+                                format!("variable \"{name}\" from {}: {message}", given.origin),
+                            )
+                            .at_opt(given.span.or(Some(block.header_span())))
+                            .help(format!("variable \"{name}\" is declared as {}", var_type.describe())),
+                        );
+                        continue;
+                    }
+                },
+                None => match block.body.attr("default") {
+                    Some(attr) => match attr.expr.evaluate(&literal_context) {
+                        Ok(value) => match check_var_type(&value, var_type) {
+                            Ok(()) => value,
+                            Err(message) => {
+                                self.error(
+                                    Diagnostic::error("wrong-type", format!("default of variable \"{name}\": {message}"))
+                                        .at(attr.span)
+                                        .help(format!("the variable is declared as {}", var_type.describe())),
+                                );
+                                continue;
+                            }
+                        },
+                        Err(error) => {
+                            self.error(
+                                Diagnostic::error("eval", format!("cannot evaluate the default: {}", error.kind()))
+                                    .at(attr.span)
+                                    .help("a default must be a literal value"),
+                            );
+                            continue;
+                        }
+                    },
+                    None => {
+                        let how = if input.prefix.is_empty() {
+                            format!("pass -var {name}=..., add it to a -var-file, set {ENV_PREFIX}{name}, or give the variable a default")
+                        } else {
+                            format!("set {name} = ... in the module block that calls this module, or give the variable a default")
+                        };
+                        self.error(
+                            Diagnostic::error("missing-variable", format!("no value for required variable \"{name}\""))
+                                .at_opt(input.call_span.or(Some(block.header_span())))
+                                .help(how),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if sensitive {
+                scope.tainted.insert(format!("var.{name}"));
+                collect_strings(&value, &mut self.config.sensitive_values);
+            }
+            scope.vars.insert(name.clone(), value);
+            for validation in block.body.blocks_of("validation") {
+                self.check_validation(&name, validation, scope);
+            }
+        }
+    }
+
+    fn check_validation(&mut self, name: &str, validation: &RawBlock, scope: &ScopeValues) {
+        let (Some(condition), Some(message)) = (validation.body.attr("condition"), validation.body.attr("error_message")) else {
+            return;
+        };
+        let context = scope.context();
+        let message = match message.expr.evaluate(&context) {
+            Ok(Value::String(s)) => s,
+            _ => format!("validation of variable \"{name}\" failed"),
+        };
+        match condition.expr.evaluate(&context) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => self.error(
+                Diagnostic::error("validation", format!("invalid value for variable \"{name}\": {message}"))
+                    .at(condition.span)
+                    .label("this condition is false")
+                    .help(format!("pass a value for \"{name}\" that meets the condition")),
+            ),
+            Ok(other) => self.error(
+                Diagnostic::error("wrong-type", format!("a validation condition must be a bool, not {}", type_name(&other)))
+                    .at(condition.span),
+            ),
+            Err(error) => self.eval_error(condition, &error),
+        }
+    }
+
+    fn load_locals(&mut self, body: &RawBody, scope: &mut ScopeValues) {
+        let mut pending: Vec<&RawAttr> = Vec::new();
+        let mut seen: HashMap<&str, &RawAttr> = HashMap::new();
+        for block in body.blocks_of("locals") {
+            for attr in &block.body.attrs {
+                if seen.insert(attr.name.as_str(), attr).is_some() {
+                    self.error(
+                        Diagnostic::error("duplicate-name", format!("local \"{}\" is defined twice", attr.name))
+                            .at(attr.name_span)
+                            .help("names must be unique across all locals blocks"),
+                    );
+                    continue;
+                }
+                pending.push(attr);
+            }
+        }
+        let names: HashSet<String> = pending.iter().map(|a| a.name.clone()).collect();
+        let deps: HashMap<String, Vec<Reference>> = pending
+            .iter()
+            .map(|attr| (attr.name.clone(), references(attr.span.file, &attr.edit_expr)))
+            .collect();
+        // Evaluate in dependency order: repeatedly take the locals whose local
+        // references are all known.
+        loop {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for attr in pending {
+                let refs = &deps[&attr.name];
+                let waiting = refs.iter().any(|r| {
+                    r.path.first().is_some_and(|root| root == "local")
+                        && r.path.get(1).is_some_and(|n| names.contains(n) && !scope.locals.contains_key(n))
+                });
+                if waiting {
+                    still.push(attr);
+                    continue;
+                }
+                if !self.check_references(refs, scope, &[]) {
+                    scope.locals.insert(attr.name.clone(), Value::Null);
+                    continue;
+                }
+                if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                    scope.tainted.insert(format!("local.{}", attr.name));
+                }
+                let value = with_base_dir(&scope.dir, || attr.expr.evaluate(&scope.context()));
+                match value {
+                    Ok(value) => {
+                        scope.locals.insert(attr.name.clone(), value);
+                    }
+                    Err(error) => {
+                        self.eval_error(attr, &error);
+                        scope.locals.insert(attr.name.clone(), Value::Null);
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            let members: Vec<String> = pending.iter().map(|a| format!("local.{}", a.name)).collect();
+            for attr in &pending {
+                self.error(
+                    Diagnostic::error("cycle", format!("locals refer to each other in a cycle: {}", members.join(" → ")))
+                        .at(attr.name_span)
+                        .help("break the cycle: one of these locals must not depend on the others"),
+                );
+            }
+        }
+    }
+
+    fn load_module(&mut self, block: &RawBlock, input: &ScopeInput, scope: &mut ScopeValues) {
+        let name = block.label().to_string();
+        if input.depth + 1 > MAX_MODULE_DEPTH {
+            self.error(
+                Diagnostic::error("module-depth", format!("modules are nested more than {MAX_MODULE_DEPTH} deep"))
+                    .at(block.header_span())
+                    .help("a module probably calls itself; check the source paths"),
+            );
+            return;
+        }
+        let Some(source_attr) = block.body.attr("source") else { return };
+        let source = match source_attr.expr.evaluate(&function_context()) {
+            Ok(Value::String(s)) => s,
+            _ => {
+                self.error(
+                    Diagnostic::error("wrong-type", "module source must be a literal string path")
+                        .at(source_attr.span)
+                        .help("write source = \"./modules/NAME\""),
+                );
+                return;
+            }
+        };
+        let dir = input.dir.join(&source);
+        if !dir.is_dir() {
+            self.error(
+                Diagnostic::error("module-source", format!("module directory \"{source}\" does not exist"))
+                    .at(source_attr.span)
+                    .help(format!("the path is relative to {}; create it or fix the path", input.dir.display())),
+            );
+            return;
+        }
+        let mut values = InputValues::new();
+        let mut tainted_inputs = HashSet::new();
+        let context = scope.context();
+        for attr in block.body.attrs.iter().filter(|a| a.name != "source") {
+            let refs = references(attr.span.file, &attr.edit_expr);
+            if !self.check_references(&refs, scope, &[]) {
+                continue;
+            }
+            if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                tainted_inputs.insert(attr.name.clone());
+            }
+            match with_base_dir(&scope.dir, || attr.expr.evaluate(&context)) {
+                Ok(value) => {
+                    values.insert(
+                        attr.name.clone(),
+                        InputValue { raw: RawInput::Value(value), origin: format!("module \"{name}\""), span: Some(attr.name_span) },
+                    );
+                }
+                Err(error) => self.eval_error(attr, &error),
+            }
+        }
+        let bodies = read_directory(&dir, &mut self.sources, &mut self.diagnostics);
+        if bodies.is_empty() {
+            self.error(
+                Diagnostic::error("module-source", format!("module directory \"{source}\" has no *.hcl files"))
+                    .at(source_attr.span)
+                    .help("point source at a directory with configuration files"),
+            );
+            return;
+        }
+        let prefix = format!("{}module.{name}.", input.prefix);
+        let Some(module_scope) = self.load_scope(ScopeInput {
+            prefix,
+            dir: dir.clone(),
+            body: merge_bodies(bodies.into_iter().map(|(_, b)| b)),
+            values,
+            tainted_inputs,
+            depth: input.depth + 1,
+            call_span: Some(block.header_span()),
+        }) else {
+            return;
+        };
+        scope.modules.insert(name, Value::Object(module_scope.outputs));
+    }
+}
+
+impl Loader {
+    // ---- evaluation helpers ------------------------------------------------------
+
+    fn eval_error(&mut self, attr: &RawAttr, error: &hcl::eval::Error) {
+        let (message, help) = describe_eval_error(error.kind());
+        self.error(
+            Diagnostic::error("eval", format!("cannot evaluate \"{}\": {message}", attr.name))
+                .at(attr.span)
+                .help(help),
+        );
+    }
+
+    fn decode_error(&mut self, block: &RawBlock, error: serde_json::Error) {
+        self.error(
+            Diagnostic::error("wrong-type", format!("{} \"{}\": {error}", block.kind, block.label()))
+                .at(block.header_span())
+                .help("check the types of this block's attributes against docs/language.md"),
+        );
+    }
+
+    /// Check `var.*`, `local.*` and `module.*` references against what the scope
+    /// declares. Returns false when any is undefined (errors already reported).
+    fn check_references(&mut self, refs: &[Reference], scope: &ScopeValues, _extra: &[&str]) -> bool {
+        let mut ok = true;
+        for reference in refs {
+            let root = reference.path[0].as_str();
+            let (known, what, declare): (Vec<&str>, &str, &str) = match root {
+                "var" => (scope.vars.keys().map(String::as_str).collect(), "variable", "declare it with variable \"NAME\" { type = string }"),
+                "local" => (scope.locals.keys().map(String::as_str).collect(), "local value", "define it in a locals { } block"),
+                "module" => (scope.modules.keys().map(String::as_str).collect(), "module", "call it with module \"NAME\" { source = \"./modules/...\" }"),
+                _ => continue,
+            };
+            let Some(name) = reference.path.get(1) else {
+                self.error(
+                    Diagnostic::error("reference", format!("\"{root}\" alone is not a value"))
+                        .at(reference.span)
+                        .help(format!("refer to one {what}: {root}.NAME")),
+                );
+                ok = false;
+                continue;
+            };
+            if known.contains(&name.as_str()) {
+                continue;
+            }
+            ok = false;
+            let mut diagnostic = Diagnostic::error(
+                "undefined-reference",
+                format!("undefined {what} \"{root}.{name}\""),
+            )
+            .at(reference.span);
+            diagnostic = match did_you_mean(name, known.iter().copied()) {
+                Some(suggestion) => diagnostic
+                    .label(format!("did you mean {root}.{suggestion}?"))
+                    .help(format!("did you mean {root}.{suggestion}?")),
+                None => diagnostic.help(declare.to_string()),
+            };
+            self.error(diagnostic);
+        }
+        ok
+    }
+
+    fn check_sensitive(&mut self, refs: &[Reference], scope: &ScopeValues, path: &[&str], attr: &RawAttr) -> bool {
+        if schema::accepts_sensitive(path, &attr.name) {
+            return true;
+        }
+        let Some(reference) = refs.iter().find(|r| is_tainted(r, &scope.tainted)) else {
+            return true;
+        };
+        let name = reference.path[..2.min(reference.path.len())].join(".");
+        self.error(
+            Diagnostic::error(
+                "sensitive-value",
+                format!("sensitive value {name} is used in \"{}\", which would be printed", attr.name),
+            )
+            .at(reference.span)
+            .label("sensitive")
+            .help("sensitive values may only flow into config_file content or ECS secrets (and outputs marked sensitive = true)"),
+        );
+        false
+    }
+
+    /// Evaluate a block's attributes and nested blocks into JSON, checking types.
+    /// Returns `None` when anything failed (errors reported).
+    fn eval_block(
+        &mut self,
+        block: &RawBlock,
+        schema: &Schema,
+        _kind: &str,
+        scope: &ScopeValues,
+        context: &Context,
+    ) -> Option<serde_json::Value> {
+        let errors_before = self.diagnostics.len();
+        let mut path = vec![block.kind.clone()];
+        let mut object = self.eval_body(&block.body, schema, &mut path, scope, context);
+        if !block.labels.is_empty() {
+            object.insert("name".into(), serde_json::Value::String(block.label().to_string()));
+        }
+        (self.diagnostics.len() == errors_before).then_some(serde_json::Value::Object(object))
+    }
+
+    fn eval_body(
+        &mut self,
+        body: &RawBody,
+        schema: &Schema,
+        path: &mut Vec<String>,
+        scope: &ScopeValues,
+        context: &Context,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut object = serde_json::Map::new();
+        for attr in &body.attrs {
+            let Some(spec) = schema.attr(&attr.name) else { continue };
+            if matches!(spec.ty, Ty::Ref(_) | Ty::RefList(_)) {
+                continue;
+            }
+            let refs = references(attr.span.file, &attr.edit_expr);
+            if !self.check_references(&refs, scope, &[]) {
+                continue;
+            }
+            let path_refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            if !self.check_sensitive(&refs, scope, &path_refs, attr) {
+                continue;
+            }
+            match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+                Ok(value) => {
+                    if let Some(json) = self.check_type(&value, spec.ty, attr) {
+                        object.insert(attr.name.clone(), json);
+                    }
+                }
+                Err(error) => self.eval_error(attr, &error),
+            }
+        }
+        for block in &body.blocks {
+            let Some(spec) = schema.block(&block.kind) else { continue };
+            path.push(block.kind.clone());
+            let mut child = self.eval_body(&block.body, spec.schema, path, scope, context);
+            path.pop();
+            if !block.labels.is_empty() {
+                child.insert("name".into(), serde_json::Value::String(block.label().to_string()));
+            }
+            insert_block(&mut object, spec, child);
+        }
+        object
+    }
+
+    fn check_type(&mut self, value: &Value, ty: Ty, attr: &RawAttr) -> Option<serde_json::Value> {
+        match typed_json(value, ty) {
+            Ok(json) => Some(json),
+            Err(TypeProblem { message, code }) => {
+                self.error(
+                    Diagnostic::error(code, format!("\"{}\": {message}", attr.name))
+                        .at(attr.span)
+                        .help(format!("\"{}\" must be {}", attr.name, ty.describe())),
+                );
+                None
+            }
+        }
+    }
+
+    fn eval_output(&mut self, block: &RawBlock, scope: &ScopeValues, context: &Context) -> Option<(Value, bool)> {
+        let attr = block.body.attr("value")?;
+        let sensitive = matches!(
+            block.body.attr("sensitive").map(|a| a.expr.evaluate(&function_context())),
+            Some(Ok(Value::Bool(true)))
+        );
+        let refs = references(attr.span.file, &attr.edit_expr);
+        if !self.check_references(&refs, scope, &[]) {
+            return None;
+        }
+        if !sensitive {
+            if let Some(reference) = refs.iter().find(|r| is_tainted(r, &scope.tainted)) {
+                self.error(
+                    Diagnostic::error(
+                        "sensitive-value",
+                        format!("output \"{}\" shows a sensitive value ({})", block.label(), reference.path.join(".")),
+                    )
+                    .at(reference.span)
+                    .label("sensitive")
+                    .help("mark the output sensitive = true, or output something else"),
+                );
+                return None;
+            }
+        }
+        match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+            Ok(value) => Some((value, sensitive)),
+            Err(error) => {
+                self.eval_error(attr, &error);
+                None
+            }
+        }
+    }
+
+    // ---- validation of typed blocks ---------------------------------------------
+
+    fn validate_environment(&mut self, block: &RawBlock, environment: &Environment) {
+        if environment.vm_hosts.is_none() && environment.ecs_cluster.is_none() {
+            self.error(
+                Diagnostic::error("environment-target", format!("environment \"{}\" has neither vm_hosts nor ecs_cluster", environment.name))
+                    .at(block.header_span())
+                    .help("add a vm_hosts { hosts = [...] } or an ecs_cluster { ... } block"),
+            );
+        }
+        if let Some(vm_hosts) = &environment.vm_hosts {
+            let hosts_block = block.body.blocks_of("vm_hosts").next();
+            let span = hosts_block.and_then(|b| b.body.attr("hosts")).map(|a| a.span);
+            if vm_hosts.hosts.is_empty() {
+                self.error(
+                    Diagnostic::error("empty-hosts", "hosts is empty")
+                        .at_opt(span)
+                        .help("list at least one host"),
+                );
+            }
+            let mut seen = HashSet::new();
+            for host in &vm_hosts.hosts {
+                if !seen.insert(host) {
+                    self.error(
+                        Diagnostic::error("duplicate-host", format!("host \"{host}\" is listed twice"))
+                            .at_opt(span)
+                            .help("each host may appear once"),
+                    );
+                }
+                if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+                    self.error(
+                        Diagnostic::error("invalid-host", format!("\"{host}\" is not a host name or address"))
+                            .at_opt(span)
+                            .help("write a host name, an IP address, or host:port"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn validate_rollout(&mut self, block: &RawBlock, rollout: &Rollout) {
+        let attr_span = |name: &str| block.body.attr(name).map(|a| a.span);
+        let header = block.header_span();
+        match rollout.strategy.as_str() {
+            "all_at_once" => {
+                for name in ["batches", "steps"] {
+                    if let Some(span) = attr_span(name) {
+                        self.error(
+                            Diagnostic::error("rollout", format!("strategy \"all_at_once\" takes no {name}"))
+                                .at(span)
+                                .help("remove it, or use strategy = \"rolling\" (batches) or \"canary\" (steps)"),
+                        );
+                    }
+                }
+            }
+            "rolling" => {
+                if let Some(span) = attr_span("steps") {
+                    self.error(
+                        Diagnostic::error("rollout", "strategy \"rolling\" uses batches, not steps")
+                            .at(span)
+                            .help("rename steps to batches, e.g. batches = [1, \"25%\", \"100%\"]"),
+                    );
+                }
+            }
+            _ => {
+                if let Some(span) = attr_span("batches") {
+                    self.error(
+                        Diagnostic::error("rollout", format!("strategy \"{}\" uses steps, not batches", rollout.strategy))
+                            .at(span)
+                            .help("write steps = [\"10%\", \"50%\", \"100%\"]"),
+                    );
+                }
+                if rollout.strategy == "canary" && rollout.steps.is_empty() {
+                    self.error(
+                        Diagnostic::error("rollout", "a canary rollout needs steps")
+                            .at(header)
+                            .help("add steps = [\"10%\", \"25%\", \"50%\", \"100%\"]"),
+                    );
+                }
+                let percents: Vec<u32> = rollout.steps.iter().filter_map(|s| parse_percent(s).ok()).collect();
+                if percents.windows(2).any(|w| w[0] >= w[1]) {
+                    self.error(
+                        Diagnostic::error("rollout", "steps must increase")
+                            .at_opt(attr_span("steps"))
+                            .help("each step's share must be larger than the one before"),
+                    );
+                }
+                if percents.last().is_some_and(|last| *last != 100) {
+                    self.error(
+                        Diagnostic::error("rollout", "the last step must be \"100%\"")
+                            .at_opt(attr_span("steps"))
+                            .help("end with \"100%\" so the rollout completes"),
+                    );
+                }
+                if percents.first() == Some(&0) {
+                    self.error(
+                        Diagnostic::error("rollout", "a step of 0% moves nothing")
+                            .at_opt(attr_span("steps"))
+                            .help("start with a share above 0%"),
+                    );
+                }
+            }
+        }
+        for batch in &rollout.batches {
+            let zero = match batch {
+                BatchSize::Count(n) => *n == 0,
+                BatchSize::Share(s) => parse_percent(s) == Ok(0),
+            };
+            if zero {
+                self.error(
+                    Diagnostic::error("rollout", "a batch of 0 hosts deploys nothing")
+                        .at_opt(attr_span("batches"))
+                        .help("use at least 1 host or 1%"),
+                );
+            }
+        }
+        if !rollout.steps.is_empty() {
+            for approval in &rollout.approvals {
+                if approval.after_step == 0 || approval.after_step as usize > rollout.steps.len() {
+                    let span = block
+                        .body
+                        .blocks_of("approval")
+                        .find(|b| b.label() == approval.name)
+                        .and_then(|b| b.body.attr("after_step"))
+                        .map(|a| a.span);
+                    self.error(
+                        Diagnostic::error("rollout", format!("approval \"{}\" is after step {}, but the rollout has {} steps", approval.name, approval.after_step, rollout.steps.len()))
+                            .at_opt(span)
+                            .help(format!("use a step between 1 and {}", rollout.steps.len())),
+                    );
+                }
+            }
+        }
+        for gate in &rollout.verify {
+            let gate_block = block.body.blocks_of("verify").find(|b| b.label() == gate.name);
+            let span = gate_block.map(RawBlock::header_span);
+            let kinds = [gate.http.is_some(), gate.command.is_some(), gate.prometheus.is_some(), gate.cloudwatch.is_some()]
+                .iter()
+                .filter(|k| **k)
+                .count();
+            if kinds != 1 {
+                self.error(
+                    Diagnostic::error("verify", format!("verify \"{}\" must have exactly one of http, command, prometheus or cloudwatch (found {kinds})", gate.name))
+                        .at_opt(span)
+                        .help("add one check block, e.g. http { url = \"...\" }"),
+                );
+            }
+            if gate.baseline.is_some() && gate.prometheus.is_none() {
+                self.error(
+                    Diagnostic::error("verify", "baseline comparison needs a prometheus check")
+                        .at_opt(gate_block.and_then(|b| b.body.attr("baseline")).map(|a| a.span))
+                        .help("remove baseline, or use a prometheus { query = ... } check"),
+                );
+            }
+            if gate.tolerance.is_some_and(|t| t <= 0.0) {
+                self.error(
+                    Diagnostic::error("verify", "tolerance must be above 0")
+                        .at_opt(gate_block.and_then(|b| b.body.attr("tolerance")).map(|a| a.span))
+                        .help("e.g. tolerance = 1.2 fails when the new version is 20% worse"),
+                );
+            }
+        }
+    }
+
+    fn validate_service(&mut self, block: &RawBlock, service: &Service, environment: &Environment, deployment: &RawBlock) {
+        let Some(vm) = &service.vm else { return };
+        let vm_block = block.body.blocks_of("vm").next();
+        let install_dir = normalize_dir(&vm.install_dir);
+        for file in &vm.config_files {
+            let span = vm_block
+                .and_then(|b| b.body.blocks_of("config_file").find(|f| f.label() == file.name))
+                .and_then(|b| b.body.attr("destination"))
+                .map(|a| a.span);
+            let destination = normalize_dir(&file.destination);
+            let allowed = std::iter::once(install_dir.clone())
+                .chain(vm.config_dirs.iter().map(|d| normalize_dir(d)))
+                .any(|dir| destination.as_ref().zip(dir.as_ref()).is_some_and(|(d, dir)| d.starts_with(dir) && d != dir));
+            if !allowed {
+                self.error(
+                    Diagnostic::error(
+                        "config-destination",
+                        format!("config file \"{}\" would be written to {}, outside the service's directories", file.name, file.destination),
+                    )
+                    .at_opt(span)
+                    .help(format!("write it under install_dir ({}) or add its directory to config_dirs", vm.install_dir)),
+                );
+            }
+        }
+        for check in &vm.health {
+            if check.url.is_some() == check.command.is_some() {
+                let span = vm_block
+                    .and_then(|b| b.body.blocks_of("health").find(|h| h.label() == check.name))
+                    .map(RawBlock::header_span);
+                self.error(
+                    Diagnostic::error("health", format!("health \"{}\" needs exactly one of url or command", check.name))
+                        .at_opt(span)
+                        .help("set url = \"http://...\" for an HTTP check, or command = \"...\" for a check on the host"),
+                );
+            }
+        }
+        let _ = (environment, deployment);
+    }
+
+    // ---- deployments ---------------------------------------------------------------
+
+    fn resolve_ref(&mut self, expr: &hcl::edit::expr::Expression, span: Span, kind: &str, prefix: &str, known: &BTreeSet<String>) -> Option<String> {
+        let refs = references(span.file, expr);
+        let is_bare = matches!(expr, hcl::edit::expr::Expression::Traversal(_)) && refs.len() == 1;
+        let address = if is_bare {
+            let path = &refs[0].path;
+            match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                [k, name] if *k == kind => Some(format!("{prefix}{kind}.{name}")),
+                ["module", module, k, name] if *k == kind => Some(format!("{prefix}module.{module}.{kind}.{name}")),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let Some(address) = address else {
+            self.error(
+                Diagnostic::error("reference", format!("expected a reference to a {kind}"))
+                    .at(span)
+                    .help(format!("write {kind}.NAME (or module.MODULE.{kind}.NAME), without quotes")),
+            );
+            return None;
+        };
+        if known.contains(&address) {
+            return Some(address);
+        }
+        let short = address.strip_prefix(prefix).unwrap_or(&address).to_string();
+        let candidates: Vec<String> = known
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
+            .filter(|k| k.starts_with(&format!("{kind}.")) || k.starts_with("module."))
+            .collect();
+        let mut diagnostic = Diagnostic::error("undefined-reference", format!("{short} is not defined")).at(span);
+        diagnostic = match did_you_mean(&short, candidates.iter().map(String::as_str)) {
+            Some(s) => diagnostic.label(format!("did you mean {s}?")).help(format!("did you mean {s}?")),
+            None if candidates.is_empty() => diagnostic.help(format!("define it with {kind} \"NAME\" {{ ... }}")),
+            None => diagnostic.help(format!("defined: {}", candidates.join(", "))),
+        };
+        self.error(diagnostic);
+        None
+    }
+
+    fn resolve_deployments(&mut self) {
+        let pending = std::mem::take(&mut self.deployment_blocks);
+        let services: BTreeSet<String> = self.services.keys().cloned().collect();
+        let environments: BTreeSet<String> = self.config.environments.keys().cloned().collect();
+        let rollouts: BTreeSet<String> = self.config.rollouts.keys().cloned().collect();
+        let deployments: BTreeSet<String> = pending.iter().map(|p| p.address.clone()).collect();
+        for item in &pending {
+            let block = &item.block;
+            let attr = |name: &str| block.body.attr(name);
+            let service = attr("service").and_then(|a| self.resolve_ref(&a.edit_expr, a.span, "service", &item.prefix, &services));
+            let environment = attr("environment").and_then(|a| self.resolve_ref(&a.edit_expr, a.span, "environment", &item.prefix, &environments));
+            let rollout = match attr("rollout") {
+                Some(a) => self.resolve_ref(&a.edit_expr, a.span, "rollout", &item.prefix, &rollouts).map(Some),
+                None => Some(None),
+            };
+            let promote_from = match attr("promote_from") {
+                Some(a) => self
+                    .resolve_ref(&a.edit_expr, a.span, "deployment", &item.prefix, &deployments)
+                    .map(|address| Some(DeploymentRef { address, span: a.span })),
+                None => Some(None),
+            };
+            let mut depends_on = Vec::new();
+            if let Some(a) = attr("depends_on") {
+                match &a.edit_expr {
+                    hcl::edit::expr::Expression::Array(items) => {
+                        for element in items.iter() {
+                            use hcl::edit::Span as _;
+                            let span = Span::new(a.span.file, element.span().unwrap_or(a.span.start..a.span.end));
+                            if let Some(address) = self.resolve_ref(element, span, "deployment", &item.prefix, &deployments) {
+                                depends_on.push(DeploymentRef { address, span });
+                            }
+                        }
+                    }
+                    _ => self.error(
+                        Diagnostic::error("reference", "depends_on must be a list of deployments")
+                            .at(a.span)
+                            .help("write depends_on = [deployment.NAME]"),
+                    ),
+                }
+            }
+            let desired_count = match attr("desired_count") {
+                Some(a) => match a.expr.evaluate(&function_context()) {
+                    Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
+                    _ => {
+                        self.error(
+                            Diagnostic::error("wrong-type", "desired_count must be a whole number")
+                                .at(a.span)
+                                .help("e.g. desired_count = 3"),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            let (Some(service_address), Some(environment_address), Some(rollout), Some(promote_from)) =
+                (service, environment, rollout, promote_from)
+            else {
+                continue;
+            };
+            let Some(environment) = self.config.environments.get(&environment_address).cloned() else { continue };
+            let Some(service) = self.evaluate_service(&service_address, &environment, block) else { continue };
+            let target_ok = (service.vm.is_some() && environment.vm_hosts.is_some())
+                || (service.ecs.is_some() && environment.ecs_cluster.is_some());
+            if !target_ok {
+                let span = attr("environment").map(|a| a.span);
+                self.error(
+                    Diagnostic::error(
+                        "target-mismatch",
+                        format!(
+                            "{service_address} cannot run in {environment_address}: the service has {} and the environment has {}",
+                            describe_service_targets(&service),
+                            describe_environment_targets(&environment),
+                        ),
+                    )
+                    .at_opt(span)
+                    .help("give the service a vm block for vm_hosts environments, or an ecs block for ecs_cluster environments"),
+                );
+                continue;
+            }
+            self.config.deployments.insert(
+                item.address.clone(),
+                Deployment {
+                    address: item.address.clone(),
+                    name: block.label().to_string(),
+                    service,
+                    environment: environment_address,
+                    rollout,
+                    depends_on,
+                    promote_from,
+                    desired_count,
+                    span: block.header_span(),
+                },
+            );
+        }
+        self.load_root_outputs();
+    }
+
+    fn evaluate_service(&mut self, address: &str, environment: &Environment, deployment: &RawBlock) -> Option<Service> {
+        let template = self.services.get(address)?;
+        let block = template.block.clone();
+        let scope = template.scope.clone();
+        let mut context = scope.context();
+        let variables: hcl::Map<String, Value> =
+            environment.variables.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        context.declare_var(
+            "env",
+            hcl::value!({
+                name = (environment.name.clone()),
+                protected = (environment.protected),
+                variables = (Value::Object(variables)),
+            }),
+        );
+        context.declare_var("deployment", hcl::value!({ name = (deployment.label().to_string()) }));
+        let json = self.eval_block(&block, &schema::SERVICE, "service", &scope, &context)?;
+        match serde_json::from_value::<Service>(json) {
+            Ok(mut service) => {
+                service.address = address.to_string();
+                self.validate_service(&block, &service, environment, deployment);
+                Some(service)
+            }
+            Err(error) => {
+                self.decode_error(&block, error);
+                None
+            }
+        }
+    }
+
+    fn load_root_outputs(&mut self) {
+        let Some(scope) = self.root_scope.clone() else { return };
+        let mut context = scope.context();
+        let mut deployments = hcl::Map::new();
+        for deployment in self.config.deployments.values().filter(|d| !d.address.starts_with("module.")) {
+            deployments.insert(
+                deployment.name.clone(),
+                hcl::value!({
+                    name = (deployment.name.clone()),
+                    version = (deployment.service.version.clone()),
+                    service = (deployment.service.address.clone()),
+                    environment = (deployment.environment.trim_start_matches("environment.").to_string()),
+                }),
+            );
+        }
+        context.declare_var("deployment", Value::Object(deployments));
+        for block in std::mem::take(&mut self.root_outputs) {
+            if let Some((value, sensitive)) = self.eval_output(&block, &scope, &context) {
+                let description = match block.body.attr("description").map(|a| a.expr.evaluate(&function_context())) {
+                    Some(Ok(Value::String(s))) => Some(s),
+                    _ => None,
+                };
+                self.config.outputs.push(Output { name: block.label().to_string(), value: to_json(&value), sensitive, description });
+            }
+        }
+    }
+
+    fn digest(&self, inputs: &InputSources) -> String {
+        let mut hasher = Sha256::new();
+        let mut files: Vec<(String, Vec<u8>)> = self
+            .sources
+            .files()
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.text.as_bytes().to_vec()))
+            .collect();
+        files.extend(super::eval::take_files_read().into_iter().map(|(p, b)| (p.display().to_string(), b)));
+        files.sort();
+        files.dedup();
+        for (path, bytes) in files {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(Sha256::digest(&bytes));
+        }
+        for flag in &inputs.vars {
+            hasher.update(flag.as_bytes());
+            hasher.update([0]);
+        }
+        let mut environment = inputs.environment.clone();
+        environment.sort();
+        for (key, value) in environment {
+            hasher.update(key.as_bytes());
+            hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+fn describe_service_targets(service: &Service) -> &'static str {
+    match (service.vm.is_some(), service.ecs.is_some()) {
+        (true, true) => "vm and ecs blocks",
+        (true, false) => "only a vm block",
+        (false, true) => "only an ecs block",
+        (false, false) => "neither a vm nor an ecs block",
+    }
+}
+
+fn describe_environment_targets(environment: &Environment) -> &'static str {
+    match (environment.vm_hosts.is_some(), environment.ecs_cluster.is_some()) {
+        (true, true) => "vm_hosts and ecs_cluster",
+        (true, false) => "only vm_hosts",
+        (false, true) => "only ecs_cluster",
+        (false, false) => "no targets",
+    }
+}
+
+/// A directory path without `.`/`..` segments, or `None` when it is relative
+/// or climbs out of the root.
+fn normalize_dir(path: &str) -> Option<PathBuf> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(PathBuf::from(format!("/{}", parts.join("/"))))
+}
+
+fn insert_block(object: &mut serde_json::Map<String, serde_json::Value>, spec: &BlockSpec, child: serde_json::Map<String, serde_json::Value>) {
+    if spec.repeatable {
+        let entry = object.entry(spec.name.to_string()).or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(items) = entry {
+            items.push(serde_json::Value::Object(child));
+        }
+    } else {
+        object.insert(spec.name.to_string(), serde_json::Value::Object(child));
+    }
+}
+
+fn is_tainted(reference: &Reference, tainted: &HashSet<String>) -> bool {
+    reference.path.len() >= 2 && tainted.contains(&format!("{}.{}", reference.path[0], reference.path[1]))
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if !s.is_empty() => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+fn describe_eval_error(kind: &hcl::eval::ErrorKind) -> (String, String) {
+    use hcl::eval::ErrorKind as K;
+    match kind {
+        K::UndefinedVar(name) => (
+            format!("\"{name}\" is not defined here"),
+            match name.as_str() {
+                "env" | "deployment" => format!("{name} is only available inside service blocks (and deployment in outputs)"),
+                "service" | "environment" | "rollout" => format!("{name}.NAME references are only allowed in deployment blocks"),
+                _ => "refer to var.NAME, local.NAME, module.NAME.OUTPUT, or env.* inside a service".to_string(),
+            },
+        ),
+        K::UndefinedFunc(name) => (
+            format!("there is no function \"{name}\""),
+            match did_you_mean(&name.to_string(), super::eval::FUNCTION_NAMES.iter().copied()) {
+                Some(s) => format!("did you mean {s}()? Available: {}", super::eval::FUNCTION_NAMES.join(", ")),
+                None => format!("available functions: {}", super::eval::FUNCTION_NAMES.join(", ")),
+            },
+        ),
+        K::NoSuchKey(key) => (format!("there is no attribute \"{key}\""), "check the name of the attribute or map key".to_string()),
+        K::FuncCall(name, message) => (format!("{name}(): {message}"), "check the function's arguments".to_string()),
+        other => (other.to_string(), "check the types of the values in this expression".to_string()),
+    }
+}
+
+fn parse_type(expr: &hcl::Expression) -> Option<VarType> {
+    let name = match expr {
+        hcl::Expression::Variable(v) => v.as_str().to_string(),
+        hcl::Expression::FuncCall(call) => call.name.name.as_str().to_string(),
+        hcl::Expression::String(s) => s.clone(),
+        _ => return None,
+    };
+    Some(match name.as_str() {
+        "string" => VarType::String,
+        "number" => VarType::Number,
+        "bool" => VarType::Bool,
+        "list" | "set" | "tuple" => VarType::List,
+        "map" | "object" => VarType::Map,
+        "any" => VarType::Any,
+        _ => return None,
+    })
+}
+
+fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
+    let ok = match var_type {
+        VarType::String => matches!(value, Value::String(_)),
+        VarType::Number => matches!(value, Value::Number(_)),
+        VarType::Bool => matches!(value, Value::Bool(_)),
+        VarType::List => matches!(value, Value::Array(_)),
+        VarType::Map => matches!(value, Value::Object(_)),
+        VarType::Any => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected {}, found {}", var_type.describe(), type_name(value)))
+    }
+}
+
+fn convert_input(raw: &RawInput, var_type: VarType) -> Result<Value, String> {
+    let value = match (raw, var_type) {
+        (RawInput::Value(Value::Number(n)), VarType::String) => Value::String(n.to_string()),
+        (RawInput::Value(Value::Bool(b)), VarType::String) => Value::String(b.to_string()),
+        (RawInput::Value(value), _) => value.clone(),
+        (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
+        (RawInput::Text(text), _) => {
+            let expr: hcl::Expression = text
+                .parse()
+                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?;
+            expr.evaluate(&function_context())
+                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?
+        }
+    };
+    check_var_type(&value, var_type)?;
+    Ok(value)
+}
+
+struct TypeProblem {
+    message: String,
+    code: &'static str,
+}
+
+fn wrong(expected: Ty, found: &Value) -> TypeProblem {
+    TypeProblem { message: format!("expected {}, found {}", expected.describe(), type_name(found)), code: "wrong-type" }
+}
+
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Convert a value to JSON if it has type `ty`.
+fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
+    use serde_json::Value as J;
+    let invalid = |code: &'static str, message: String| TypeProblem { message, code };
+    match ty {
+        Ty::Any | Ty::Ref(_) | Ty::RefList(_) => Ok(to_json(value)),
+        Ty::String => scalar_string(value).map(J::String).ok_or_else(|| wrong(ty, value)),
+        Ty::Number => match value {
+            Value::Number(_) => Ok(to_json(value)),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::Bool => match value {
+            Value::Bool(b) => Ok(J::Bool(*b)),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::List => match value {
+            Value::Array(_) => Ok(to_json(value)),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::Map => match value {
+            Value::Object(_) => Ok(to_json(value)),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::StringList => match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| scalar_string(item).map(J::String).ok_or_else(|| wrong(ty, value)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(J::Array),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::StringMap => match value {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| scalar_string(v).map(|s| (k.clone(), J::String(s))).ok_or_else(|| wrong(ty, value)))
+                .collect::<Result<serde_json::Map<_, _>, _>>()
+                .map(J::Object),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::Duration => match value {
+            Value::String(s) => parse_duration(s)
+                .map(|_| J::String(s.clone()))
+                .map_err(|e| invalid("invalid-duration", format!("invalid duration: {e}"))),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::Percent => match value {
+            Value::String(s) => parse_percent(s)
+                .map(|_| J::String(s.clone()))
+                .map_err(|e| invalid("invalid-percentage", format!("invalid percentage: {e}"))),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::PercentList => match value {
+            Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|item| typed_json(item, Ty::Percent))
+                .collect::<Result<Vec<_>, _>>()
+                .map(J::Array),
+            Value::Array(_) => Err(invalid("wrong-type", "the list is empty".into())),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::CountOrPercent => match value {
+            Value::Number(n) if n.as_u64().is_some() => Ok(to_json(value)),
+            Value::Number(_) => Err(invalid("wrong-type", format!("{value} is not a whole number"))),
+            Value::String(_) => typed_json(value, Ty::Percent),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::BatchList => match value {
+            Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|item| typed_json(item, Ty::CountOrPercent))
+                .collect::<Result<Vec<_>, _>>()
+                .map(J::Array),
+            Value::Array(_) => Err(invalid("wrong-type", "the list is empty".into())),
+            _ => Err(wrong(ty, value)),
+        },
+        Ty::OneOf(options) => match value {
+            Value::String(s) if options.contains(&s.as_str()) => Ok(J::String(s.clone())),
+            Value::String(s) => Err(invalid(
+                "invalid-value",
+                match did_you_mean(s, options.iter().copied()) {
+                    Some(suggestion) => format!("\"{s}\" is not allowed; did you mean \"{suggestion}\"?"),
+                    None => format!("\"{s}\" is not allowed"),
+                },
+            )),
+            _ => Err(wrong(ty, value)),
+        },
+    }
+}

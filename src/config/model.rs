@@ -1,0 +1,521 @@
+//! The configuration as typed values, after evaluation and validation.
+//!
+//! Everything here is plain data: no expressions, no spans except where a later
+//! stage (graph, planner) must point back into the source. Services are stored
+//! per deployment (a service body is evaluated once for each deployment that uses
+//! it, with that deployment's environment in scope).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostics::Span;
+
+/// A whole configuration: the root directory and every module it calls.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub root: PathBuf,
+    pub backend: Backend,
+    pub environments: BTreeMap<String, Environment>,
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// Keyed by address (`deployment.NAME`, `module.M.deployment.NAME`).
+    pub deployments: BTreeMap<String, Deployment>,
+    pub outputs: Vec<Output>,
+    /// sha256 over every configuration file read and the input variable values.
+    pub digest: String,
+    /// Values of sensitive variables, for masking rendered texts. Never printed.
+    pub sensitive_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Backend {
+    Local {
+        #[serde(default = "default_state_dir")]
+        path: String,
+    },
+    S3 {
+        bucket: String,
+        #[serde(default)]
+        prefix: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+        profile: Option<String>,
+    },
+}
+
+fn default_state_dir() -> String {
+    "state".to_string()
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Backend::Local { path: default_state_dir() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Address, e.g. `service.myapp`.
+    #[serde(skip)]
+    pub address: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub artifact: Option<Artifact>,
+    #[serde(default)]
+    pub vm: Option<VmSpec>,
+    #[serde(default)]
+    pub ecs: Option<EcsSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub source: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmSpec {
+    pub install_dir: String,
+    #[serde(default)]
+    pub run_as: Option<String>,
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: u32,
+    #[serde(default)]
+    pub config_dirs: Vec<String>,
+    #[serde(default)]
+    pub start_command: Option<String>,
+    #[serde(default)]
+    pub stop_command: Option<String>,
+    #[serde(default)]
+    pub systemd_unit: Option<SystemdUnit>,
+    #[serde(default, rename = "config_file")]
+    pub config_files: Vec<ConfigFile>,
+    #[serde(default, rename = "precheck")]
+    pub prechecks: Vec<NamedCommand>,
+    #[serde(default)]
+    pub health: Vec<HealthCheck>,
+    #[serde(default)]
+    pub smoke: Vec<NamedCommand>,
+    #[serde(default, rename = "hook")]
+    pub hooks: Vec<Hook>,
+}
+
+fn default_keep_releases() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemdUnit {
+    pub name: String,
+    pub exec_start: String,
+    #[serde(default)]
+    pub exec_stop: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub name: String,
+    pub destination: String,
+    /// Rendered content. May hold sensitive values: mask before showing or storing.
+    pub content: String,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedCommand {
+    pub name: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub name: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hook {
+    pub name: String,
+    pub when: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EcsSpec {
+    pub family: String,
+    pub cpu: u32,
+    pub memory: u32,
+    #[serde(default = "default_launch_type")]
+    pub launch_type: String,
+    #[serde(default = "default_network_mode")]
+    pub network_mode: String,
+    #[serde(default)]
+    pub execution_role_arn: Option<String>,
+    #[serde(default)]
+    pub task_role_arn: Option<String>,
+    #[serde(default)]
+    pub health_check_path: Option<String>,
+    #[serde(default, rename = "container")]
+    pub containers: Vec<Container>,
+}
+
+fn default_launch_type() -> String {
+    "FARGATE".to_string()
+}
+
+fn default_network_mode() -> String {
+    "awsvpc".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub cpu: Option<u32>,
+    #[serde(default)]
+    pub memory: Option<u32>,
+    #[serde(default)]
+    pub essential: Option<bool>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Name → Secrets Manager or SSM parameter ARN. Only the ARN is ever used.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub log: Option<LogConfig>,
+    #[serde(default)]
+    pub health_check: Option<ContainerHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogConfig {
+    pub driver: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerHealth {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    #[serde(skip)]
+    pub address: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub vm_hosts: Option<VmHosts>,
+    #[serde(default)]
+    pub ecs_cluster: Option<EcsCluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmHosts {
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub identity_file: Option<String>,
+    #[serde(default)]
+    pub bastion: Option<String>,
+    #[serde(default = "default_host_key_policy")]
+    pub host_key_policy: String,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    #[serde(default)]
+    pub root: Option<String>,
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
+    pub sudo: bool,
+    #[serde(default)]
+    pub load_balancer: Option<LoadBalancer>,
+}
+
+fn default_host_key_policy() -> String {
+    "strict".to_string()
+}
+
+fn default_transport() -> String {
+    "ssh".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub target_group_arn: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EcsCluster {
+    pub cluster: String,
+    pub service_name: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub desired_count: Option<u32>,
+    #[serde(default)]
+    pub listener_arn: Option<String>,
+    #[serde(default)]
+    pub target_groups: Vec<String>,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    #[serde(skip)]
+    pub address: String,
+    #[serde(default)]
+    pub name: String,
+    pub strategy: String,
+    /// Rolling batches: host counts or percentages; the last one repeats.
+    #[serde(default)]
+    pub batches: Vec<BatchSize>,
+    /// Canary / blue-green steps as percentages.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    #[serde(default)]
+    pub bake: Option<String>,
+    #[serde(default)]
+    pub max_failures: Option<BatchSize>,
+    #[serde(default = "default_on_failure")]
+    pub on_failure: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub verify: Vec<Gate>,
+    #[serde(default, rename = "approval")]
+    pub approvals: Vec<Approval>,
+    #[serde(default)]
+    pub notify: Vec<Notify>,
+}
+
+fn default_on_failure() -> String {
+    "rollback".to_string()
+}
+
+/// A number of hosts, or a share of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchSize {
+    Count(u64),
+    Share(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub name: String,
+    #[serde(default)]
+    pub http: Option<HttpGate>,
+    #[serde(default)]
+    pub command: Option<CommandGate>,
+    #[serde(default)]
+    pub prometheus: Option<PrometheusGate>,
+    #[serde(default)]
+    pub cloudwatch: Option<CloudwatchGate>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub baseline: Option<String>,
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub failure_limit: Option<u32>,
+    #[serde(default = "default_no_data")]
+    pub no_data: String,
+}
+
+fn default_no_data() -> String {
+    "fail".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpGate {
+    pub url: String,
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub json_path: Option<String>,
+    #[serde(default)]
+    pub expect_value: Option<serde_json::Value>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandGate {
+    pub command: String,
+    #[serde(default)]
+    pub on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusGate {
+    pub address: String,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudwatchGate {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub alarm_name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub metric_name: Option<String>,
+    #[serde(default)]
+    pub statistic: Option<String>,
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub name: String,
+    pub after_step: u32,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notify {
+    pub name: String,
+    pub webhook: String,
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub on: Vec<String>,
+}
+
+/// One service in one environment with one rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub address: String,
+    pub name: String,
+    /// The service as evaluated for this deployment's environment.
+    pub service: Service,
+    /// Environment address (`environment.NAME`).
+    pub environment: String,
+    /// Rollout address, `None` for the default all-at-once rollout.
+    pub rollout: Option<String>,
+    pub depends_on: Vec<DeploymentRef>,
+    pub promote_from: Option<DeploymentRef>,
+    pub desired_count: Option<u32>,
+    pub span: Span,
+}
+
+/// A reference to another deployment, with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRef {
+    pub address: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub value: serde_json::Value,
+    pub sensitive: bool,
+    pub description: Option<String>,
+}
+
+impl Config {
+    pub fn environment_of(&self, deployment: &Deployment) -> Option<&Environment> {
+        self.environments.get(&deployment.environment)
+    }
+
+    pub fn rollout_of(&self, deployment: &Deployment) -> Option<&Rollout> {
+        deployment.rollout.as_ref().and_then(|r| self.rollouts.get(r))
+    }
+
+    /// Replace every sensitive value in `text` with `(sensitive)`.
+    pub fn mask(&self, text: &str) -> String {
+        mask_values(text, &self.sensitive_values)
+    }
+}
+
+/// Replace every occurrence of each value with `(sensitive)`, longest first so a
+/// value containing another is masked whole.
+pub fn mask_values(text: &str, values: &[String]) -> String {
+    let mut sorted: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut masked = text.to_string();
+    for value in sorted {
+        masked = masked.replace(value.as_str(), "(sensitive)");
+    }
+    masked
+}

@@ -1,0 +1,194 @@
+//! Reading configuration files into a raw block tree with source spans.
+//!
+//! A configuration directory's `*.hcl` files are parsed with hcl-edit (which keeps
+//! byte spans) and turned into [`RawBody`] trees: attribute expressions are kept
+//! unevaluated. Syntax errors become diagnostics. This module neither checks the
+//! schema nor evaluates anything.
+
+use std::path::{Path, PathBuf};
+
+use hcl::edit::structure::{self, BlockLabel, Structure};
+use hcl::edit::Span as _;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, FileId, SourceMap, Span};
+
+#[derive(Debug, Clone)]
+pub struct RawAttr {
+    pub name: String,
+    pub name_span: Span,
+    pub expr: hcl::Expression,
+    /// The expression as parsed, for spans of its parts.
+    pub edit_expr: hcl::edit::expr::Expression,
+    /// Span of the value expression.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawBlock {
+    pub kind: String,
+    pub kind_span: Span,
+    pub labels: Vec<(String, Span)>,
+    pub body: RawBody,
+    pub span: Span,
+}
+
+impl RawBlock {
+    pub fn label(&self) -> &str {
+        self.labels.first().map_or("", |(l, _)| l.as_str())
+    }
+
+    /// Span of the block header (its type and labels), the best place to point at.
+    pub fn header_span(&self) -> Span {
+        match self.labels.last() {
+            Some((_, last)) => Span { end: last.end, ..self.kind_span },
+            None => self.kind_span,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawBody {
+    pub attrs: Vec<RawAttr>,
+    pub blocks: Vec<RawBlock>,
+}
+
+impl RawBody {
+    pub fn attr(&self, name: &str) -> Option<&RawAttr> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    pub fn blocks_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a RawBlock> + 'a {
+        self.blocks.iter().filter(move |b| b.kind == kind)
+    }
+}
+
+/// The `*.hcl` files of a directory, sorted by name.
+pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "hcl") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Read and parse every `*.hcl` file of `dir`. Each parsed file's body is
+/// returned with its file id; files that fail to parse add diagnostics instead.
+pub fn read_directory(
+    dir: &Path,
+    sources: &mut SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Vec<(FileId, RawBody)> {
+    let files = match config_files(dir) {
+        Ok(files) => files,
+        Err(error) => {
+            diagnostics.push(
+                Diagnostic::error(
+                    "unreadable-directory",
+                    format!("cannot read configuration directory {}: {error}", dir.display()),
+                )
+                .help("pass the directory that holds your *.hcl files"),
+            );
+            return Vec::new();
+        }
+    };
+    let mut bodies = Vec::new();
+    for path in files {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                diagnostics.push(Diagnostic::error(
+                    "unreadable-file",
+                    format!("cannot read {}: {error}", path.display()),
+                ));
+                continue;
+            }
+        };
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                let valid_up_to = error.utf8_error().valid_up_to();
+                let lossy = String::from_utf8_lossy(error.as_bytes()).into_owned();
+                let file = sources.add(&path, lossy);
+                diagnostics.push(
+                    Diagnostic::error("invalid-utf8", "the file is not valid UTF-8")
+                        .at(Span::new(file, valid_up_to..valid_up_to + 1))
+                        .help("save the file as UTF-8"),
+                );
+                continue;
+            }
+        };
+        let file = sources.add(&path, text);
+        if let Some(body) = parse_file(file, sources, diagnostics) {
+            bodies.push((file, body));
+        }
+    }
+    bodies
+}
+
+/// Parse one file already in the source map.
+pub fn parse_file(file: FileId, sources: &SourceMap, diagnostics: &mut Diagnostics) -> Option<RawBody> {
+    let text = sources.file(file).text.clone();
+    match hcl::edit::parser::parse_body(&text) {
+        Ok(body) => Some(convert_body(file, &body)),
+        Err(error) => {
+            let location = error.location();
+            let start = location.offset().min(text.len());
+            let end = (start + 1).min(text.len()).max(start);
+            let message = error.message().trim().replace('\n', "; ");
+            diagnostics.push(
+                Diagnostic::error("syntax", format!("syntax error: {message}"))
+                    .at(Span::new(file, start..end))
+                    .label("here")
+                    .help("fix the HCL syntax at the marked position"),
+            );
+            None
+        }
+    }
+}
+
+fn span_of(file: FileId, range: Option<std::ops::Range<usize>>) -> Span {
+    Span::new(file, range.unwrap_or(0..0))
+}
+
+fn convert_body(file: FileId, body: &structure::Body) -> RawBody {
+    let mut raw = RawBody::default();
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attr) => {
+                let edit_expr = attr.value.clone();
+                raw.attrs.push(RawAttr {
+                    name: attr.key.as_str().to_string(),
+                    name_span: span_of(file, attr.key.span()),
+                    span: span_of(file, attr.value.span()),
+                    expr: hcl::Expression::from(edit_expr.clone()),
+                    edit_expr,
+                });
+            }
+            Structure::Block(block) => {
+                let labels = block
+                    .labels
+                    .iter()
+                    .map(|label| {
+                        let text = match label {
+                            BlockLabel::Ident(ident) => ident.as_str().to_string(),
+                            BlockLabel::String(string) => string.as_str().to_string(),
+                        };
+                        (text, span_of(file, label.span()))
+                    })
+                    .collect();
+                raw.blocks.push(RawBlock {
+                    kind: block.ident.as_str().to_string(),
+                    kind_span: span_of(file, block.ident.span()),
+                    labels,
+                    body: convert_body(file, &block.body),
+                    span: span_of(file, block.span()),
+                });
+            }
+        }
+    }
+    raw
+}

@@ -1,0 +1,15 @@
+//! slipway: Terraform-style plan and apply for application deployments.
+//!
+//! Layers, in the order data flows: [`config`] (parse, evaluate, validate),
+//! [`graph`] (deployment dependencies), [`plan`] (pure: config + state → plan),
+//! [`views`] (render a plan), [`state`] (saved state and locks). See
+//! ARCHITECTURE.md for the map and the invariants.
+
+pub mod cli;
+pub mod config;
+pub mod diagnostics;
+pub mod fmt;
+pub mod graph;
+pub mod plan;
+pub mod state;
+pub mod views;

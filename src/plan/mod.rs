@@ -1,0 +1,13 @@
+//! Planning: the pure step from configuration and saved state to a [`Plan`].
+//!
+//! [`model`] is the plan as data, [`planner`] computes it, [`render`] derives the
+//! texts plan diffs (systemd unit, task definition), [`saved`] writes and checks
+//! saved plan files. No module here touches hosts or AWS.
+
+pub mod model;
+pub mod planner;
+pub mod render;
+pub mod saved;
+
+pub use model::*;
+pub use planner::{plan, PlanOptions, States};

@@ -1,0 +1,222 @@
+//! The plan as inert, versioned data.
+//!
+//! A [`Plan`] is what `slipway plan` computes and what `-out FILE` saves. It holds
+//! no behaviour beyond small helpers: the planner builds it, the views render it,
+//! apply executes it. Its JSON form is documented in `docs/plan-json.md` and is
+//! versioned by [`FORMAT_VERSION`]; a change that removes or renames a field bumps
+//! the major number.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the plan JSON document. Readers reject other major versions.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// Everything `plan` decided, in one value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    /// Version of slipway that made the plan.
+    pub slipway_version: String,
+    /// sha256 over the configuration files and the input variable values
+    /// (sensitive values included in the digest, never in the plan).
+    pub config_digest: String,
+    /// The state each environment's decisions were made against.
+    pub environments: Vec<EnvironmentBasis>,
+    /// One entry per deployment in configuration or in state, in schedule order.
+    pub deployments: Vec<DeploymentChange>,
+    /// The order apply will follow.
+    pub schedule: Schedule,
+    pub outputs: Vec<OutputValue>,
+    pub summary: Summary,
+    /// Observations that do not stop the plan (e.g. an interrupted apply).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The saved state an environment's part of the plan was computed against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentBasis {
+    pub name: String,
+    /// `None` when no state existed yet.
+    pub state_serial: Option<u64>,
+    pub state_lineage: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    NoOp,
+    Destroy,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::NoOp => "no-op",
+            Action::Destroy => "destroy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Vm,
+    Ecs,
+}
+
+/// What will happen to one deployment, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentChange {
+    /// `deployment.<name>` (or `module.<m>.deployment.<name>`).
+    pub address: String,
+    pub name: String,
+    pub service: String,
+    pub environment: String,
+    pub rollout: Option<String>,
+    pub target: TargetKind,
+    pub action: Action,
+    pub version_before: Option<String>,
+    pub version_after: Option<String>,
+    pub reasons: Vec<Reason>,
+}
+
+/// One reason for a change. `diff` holds a unified diff where the reason is a
+/// changed text (config file, systemd unit, task definition), sensitive values
+/// already masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub kind: ReasonKind,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    NewDeployment,
+    RemovedFromConfig,
+    ArtifactVersion,
+    ArtifactDigest,
+    ConfigFile,
+    SystemdUnit,
+    TaskDefinition,
+    DesiredCount,
+    HostsAdded,
+    HostsRemoved,
+    HostsPending,
+    RolloutPolicy,
+    Drift,
+}
+
+/// The order apply follows: waves run one after another; the deployments of a
+/// wave may run in parallel.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Schedule {
+    pub waves: Vec<Wave>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wave {
+    /// 1-based.
+    pub index: usize,
+    pub deployments: Vec<ScheduledDeployment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledDeployment {
+    pub address: String,
+    pub action: Action,
+    /// all_at_once | rolling | canary | blue_green
+    pub strategy: String,
+    pub steps: Vec<Step>,
+    /// rollback | pause | abort
+    pub on_failure: String,
+    /// What rollback would do, in one sentence.
+    pub rollback: String,
+    /// The environment is protected: apply needs an explicit approval first.
+    pub needs_approval_before_start: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// 1-based.
+    pub index: usize,
+    #[serde(flatten)]
+    pub kind: StepKind,
+    /// Wait after the step before its gates are judged, e.g. `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<String>,
+    pub gates: Vec<Gate>,
+    /// Name of the approval apply waits for after this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepKind {
+    /// VM: these hosts are deployed together.
+    HostBatch { hosts: Vec<String> },
+    /// ECS: the new version receives this share of traffic (or of tasks).
+    TrafficShift { percent: u32 },
+    /// ECS rolling: update the service and wait for the deployment to finish.
+    ServiceUpdate { desired_count: u32 },
+    /// Destroy: stop tracking / remove what was deployed.
+    Remove,
+}
+
+/// A verification gate judged after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gate {
+    pub name: String,
+    /// http | command | prometheus | cloudwatch | health
+    pub kind: String,
+    /// Human description of what is checked, sensitive values masked.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputValue {
+    pub name: String,
+    /// `null` when sensitive (the value is never written into a plan).
+    pub value: serde_json::Value,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub no_op: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.destroy > 0
+    }
+
+    /// `Plan: 2 to create, 3 to update, 0 to destroy.`
+    pub fn line(&self) -> String {
+        format!(
+            "Plan: {} to create, {} to update, {} to destroy.",
+            self.create, self.update, self.destroy
+        )
+    }
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.summary.has_changes()
+    }
+
+    pub fn deployment(&self, address: &str) -> Option<&DeploymentChange> {
+        self.deployments.iter().find(|d| d.address == address)
+    }
+}

@@ -1,0 +1,685 @@
+//! The planner: configuration + saved state → [`Plan`]. Pure.
+//!
+//! It compares each deployment's desired form with what state recorded, decides
+//! an action with its reasons, and lays out the schedule apply will follow
+//! (waves, batches of hosts or traffic steps, gates, approvals, rollback). It
+//! does no I/O: callers read the state and pass it in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+use similar::TextDiff;
+
+use super::model::*;
+use super::render::{systemd_unit_text, task_definition};
+use crate::config::units::parse_percent;
+use crate::config::{BatchSize, Config, Deployment, Environment, Rollout};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::graph::DeploymentGraph;
+use crate::state::model::{DeploymentState, DeploymentStatus, HostStatus, State};
+
+/// Saved state by environment name (`None`: nothing saved yet).
+pub type States = BTreeMap<String, Option<State>>;
+
+/// The file name (without extension) of an environment's state: its name, or
+/// `MODULE_NAME` for an environment declared in a module.
+pub fn environment_state_name(environment_address: &str) -> String {
+    let without_kind = environment_address.replace(".environment.", ".").replace("environment.", "");
+    without_kind.trim_start_matches("module.").replace(".module.", "_").replace('.', "_")
+}
+
+/// Environments whose state the plan needs: every one used by a deployment.
+pub fn environments_needed(config: &Config) -> BTreeSet<String> {
+    config
+        .deployments
+        .values()
+        .map(|d| environment_state_name(&d.environment))
+        .chain(config.environments.keys().map(|e| environment_state_name(e)))
+        .collect()
+}
+
+/// What to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Only deployments in these environments (state names); all when `None`.
+    pub environments: Option<BTreeSet<String>>,
+}
+
+impl PlanOptions {
+    fn includes(&self, state_name: &str) -> bool {
+        self.environments.as_ref().is_none_or(|only| only.contains(state_name))
+    }
+}
+
+/// Compute the plan. Fails with diagnostics when state forbids it (promotion
+/// of a version the source environment has not verified).
+pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<Plan, Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    let mut changes: BTreeMap<String, DeploymentChange> = BTreeMap::new();
+    let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut warnings = Vec::new();
+
+    for deployment in config.deployments.values() {
+        let state_name = environment_state_name(&deployment.environment);
+        if !options.includes(&state_name) {
+            continue;
+        }
+        let saved = states.get(&state_name).and_then(Option::as_ref).and_then(|s| s.deployments.get(&deployment.address));
+        let Some(environment) = config.environment_of(deployment) else { continue };
+        let (change, hosts) = plan_deployment(config, deployment, environment, saved);
+        if let Some(saved) = saved {
+            if saved.status == DeploymentStatus::InProgress {
+                warnings.push(format!(
+                    "{}: an earlier apply did not finish (state says in progress); the plan treats unfinished hosts as pending",
+                    deployment.address
+                ));
+            }
+        }
+        if matches!(change.action, Action::Create | Action::Update) {
+            check_promotion(config, deployment, states, &mut diagnostics);
+        }
+        targets.insert(deployment.address.clone(), hosts);
+        changes.insert(deployment.address.clone(), change);
+    }
+    for (state_name, state) in states {
+        let Some(state) = state else { continue };
+        if !options.includes(state_name) {
+            continue;
+        }
+        for (address, saved) in &state.deployments {
+            if config.deployments.contains_key(address) {
+                continue;
+            }
+            changes.insert(
+                address.clone(),
+                DeploymentChange {
+                    address: address.clone(),
+                    name: address.rsplit('.').next().unwrap_or(address).to_string(),
+                    service: saved.service.clone(),
+                    environment: state_name.clone(),
+                    rollout: saved.rollout.clone(),
+                    target: if saved.ecs.is_some() { TargetKind::Ecs } else { TargetKind::Vm },
+                    action: Action::Destroy,
+                    version_before: Some(saved.version.clone()),
+                    version_after: None,
+                    reasons: vec![Reason {
+                        kind: ReasonKind::RemovedFromConfig,
+                        summary: "no longer in the configuration: slipway stops tracking it (hosts and services are left running)".into(),
+                        diff: None,
+                    }],
+                },
+            );
+        }
+    }
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+
+    let schedule = schedule(config, &changes, &targets);
+    let mut ordered: Vec<DeploymentChange> = Vec::new();
+    for wave in &schedule.waves {
+        for scheduled in &wave.deployments {
+            if let Some(change) = changes.remove(&scheduled.address) {
+                ordered.push(change);
+            }
+        }
+    }
+    ordered.extend(changes.into_values());
+
+    let mut summary = Summary::default();
+    for change in &ordered {
+        match change.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::NoOp => summary.no_op += 1,
+            Action::Destroy => summary.destroy += 1,
+        }
+    }
+    let environments = environments_needed(config)
+        .into_iter()
+        .chain(states.keys().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|name| options.includes(name))
+        .map(|name| {
+            let state = states.get(&name).and_then(Option::as_ref);
+            EnvironmentBasis {
+                state_serial: state.map(|s| s.serial),
+                state_lineage: state.map(|s| s.lineage.clone()),
+                name,
+            }
+        })
+        .collect();
+    let outputs = config
+        .outputs
+        .iter()
+        .map(|o| OutputValue {
+            name: o.name.clone(),
+            value: if o.sensitive { serde_json::Value::Null } else { o.value.clone() },
+            sensitive: o.sensitive,
+        })
+        .collect();
+    Ok(Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        slipway_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_digest: config.digest.clone(),
+        environments,
+        deployments: ordered,
+        schedule,
+        outputs,
+        summary,
+        warnings,
+    })
+}
+
+fn check_promotion(config: &Config, deployment: &Deployment, states: &States, diagnostics: &mut Diagnostics) {
+    let Some(source) = &deployment.promote_from else { return };
+    let Some(source_deployment) = config.deployments.get(&source.address) else { return };
+    let version = &deployment.service.version;
+    let source_state_name = environment_state_name(&source_deployment.environment);
+    let recorded = states
+        .get(&source_state_name)
+        .and_then(Option::as_ref)
+        .and_then(|s| s.deployments.get(&source.address));
+    let problem = match recorded {
+        None => Some(format!("{} has never been applied", source.address)),
+        Some(saved) if saved.version != *version => Some(format!("{} has {} recorded, not {version}", source.address, saved.version)),
+        Some(saved) if saved.status != DeploymentStatus::Deployed => {
+            Some(format!("{} is not fully deployed with {version} (state says {:?})", source.address, saved.status).to_lowercase())
+        }
+        Some(saved) if !saved.verified => Some(format!("{version} on {} did not pass verification", source.address)),
+        Some(_) => None,
+    };
+    if let Some(problem) = problem {
+        diagnostics.push(
+            Diagnostic::error(
+                "promotion",
+                format!("{} cannot get version {version}: {problem}", deployment.address),
+            )
+            .at(source.span)
+            .label("versions must pass here first")
+            .help(format!(
+                "apply {} with {version} first (its state must record it as deployed and verified); \
+                 plan one environment at a time with -environment {}",
+                source.address,
+                environment_state_name(&source_deployment.environment)
+            )),
+        );
+    }
+}
+
+fn sha(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Digest of a rollout policy, so plan can tell when it changed.
+pub fn rollout_digest(rollout: Option<&Rollout>) -> String {
+    let json = rollout.map(|r| serde_json::to_string(r).unwrap_or_default()).unwrap_or_else(|| "all_at_once".into());
+    sha(&json)
+}
+
+/// A unified diff of two texts with headers, or `None` when equal.
+pub fn unified_diff(before: &str, after: &str, label: &str) -> Option<String> {
+    if before == after {
+        return None;
+    }
+    let diff = TextDiff::from_lines(before, after);
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("{label} (saved)"), &format!("{label} (planned)"))
+            .to_string(),
+    )
+}
+
+/// Masked config files by destination, as they will be stored.
+pub fn desired_config_files(config: &Config, deployment: &Deployment) -> BTreeMap<String, String> {
+    deployment
+        .service
+        .vm
+        .iter()
+        .flat_map(|vm| vm.config_files.iter())
+        .map(|f| (f.destination.clone(), config.mask(&f.content)))
+        .collect()
+}
+
+pub fn desired_systemd_unit(config: &Config, deployment: &Deployment) -> Option<String> {
+    let vm = deployment.service.vm.as_ref()?;
+    let unit = vm.systemd_unit.as_ref()?;
+    Some(config.mask(&systemd_unit_text(vm, unit, &unit.name)))
+}
+
+pub fn desired_task_definition(config: &Config, deployment: &Deployment, environment: &Environment) -> Option<serde_json::Value> {
+    let ecs = deployment.service.ecs.as_ref()?;
+    let definition = task_definition(ecs, environment, deployment);
+    serde_json::from_str(&config.mask(&definition.to_string())).ok()
+}
+
+fn plan_deployment(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    saved: Option<&DeploymentState>,
+) -> (DeploymentChange, Vec<String>) {
+    let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
+    let hosts: Vec<String> = if is_ecs {
+        Vec::new()
+    } else {
+        environment.vm_hosts.as_ref().map(|v| v.hosts.clone()).unwrap_or_default()
+    };
+    let version = deployment.service.version.clone();
+    let mut change = DeploymentChange {
+        address: deployment.address.clone(),
+        name: deployment.name.clone(),
+        service: deployment.service.address.clone(),
+        environment: environment.name.clone(),
+        rollout: deployment.rollout.clone(),
+        target: if is_ecs { TargetKind::Ecs } else { TargetKind::Vm },
+        action: Action::Create,
+        version_before: saved.map(|s| s.version.clone()),
+        version_after: Some(version.clone()),
+        reasons: Vec::new(),
+    };
+    let Some(saved) = saved else {
+        let what = if is_ecs {
+            format!("ECS service {}", environment.ecs_cluster.as_ref().map_or("", |c| c.service_name.as_str()))
+        } else {
+            format!("{} host{}", hosts.len(), if hosts.len() == 1 { "" } else { "s" })
+        };
+        change.reasons.push(Reason {
+            kind: ReasonKind::NewDeployment,
+            summary: format!("new deployment: {version} to {what}"),
+            diff: None,
+        });
+        return (change, hosts);
+    };
+
+    let mut whole = false;
+    let mut reason = |kind, summary: String, diff: Option<String>, affects_all: bool| {
+        whole |= affects_all;
+        change.reasons.push(Reason { kind, summary, diff });
+    };
+    if saved.version != version {
+        reason(ReasonKind::ArtifactVersion, format!("version {} → {version}", saved.version), None, true);
+    }
+    let digest = deployment.service.artifact.as_ref().and_then(|a| a.sha256.clone());
+    if saved.artifact_sha256 != digest && saved.version == version {
+        reason(
+            ReasonKind::ArtifactDigest,
+            format!(
+                "artifact digest {} → {}",
+                saved.artifact_sha256.as_deref().unwrap_or("(none)"),
+                digest.as_deref().unwrap_or("(none)")
+            ),
+            None,
+            true,
+        );
+    }
+    let files = desired_config_files(config, deployment);
+    let destinations: BTreeSet<&String> = files.keys().chain(saved.config_files.keys()).collect();
+    for destination in destinations {
+        let before = saved.config_files.get(destination);
+        let after = files.get(destination);
+        let summary = match (before, after) {
+            (None, Some(_)) => format!("config file {destination} added"),
+            (Some(_), None) => format!("config file {destination} removed"),
+            (Some(b), Some(a)) if b != a => format!("config file {destination} changed"),
+            _ => continue,
+        };
+        let diff = unified_diff(before.map_or("", String::as_str), after.map_or("", String::as_str), destination);
+        reason(ReasonKind::ConfigFile, summary, diff, true);
+    }
+    let unit = desired_systemd_unit(config, deployment);
+    if unit != saved.systemd_unit {
+        let name = deployment.service.vm.as_ref().and_then(|v| v.systemd_unit.as_ref()).map_or("systemd unit", |u| u.name.as_str());
+        let diff = unified_diff(saved.systemd_unit.as_deref().unwrap_or(""), unit.as_deref().unwrap_or(""), name);
+        reason(ReasonKind::SystemdUnit, format!("systemd unit {name} changed"), diff, true);
+    }
+    if is_ecs {
+        if let (Some(desired), Some(ecs_state)) = (desired_task_definition(config, deployment, environment), &saved.ecs) {
+            if desired != ecs_state.task_definition {
+                let before = serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
+                let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
+                let fields = changed_fields(&ecs_state.task_definition, &desired);
+                reason(
+                    ReasonKind::TaskDefinition,
+                    format!("task definition changed: {}", fields.join(", ")),
+                    unified_diff(&(before + "\n"), &(after + "\n"), "task definition"),
+                    true,
+                );
+            }
+            let count = desired_count(deployment, environment);
+            if count != ecs_state.desired_count {
+                reason(ReasonKind::DesiredCount, format!("desired count {} → {count}", ecs_state.desired_count), None, false);
+            }
+        }
+    } else {
+        let desired: BTreeSet<&String> = hosts.iter().collect();
+        let recorded: BTreeSet<&String> = saved.hosts.keys().collect();
+        let added: Vec<&str> = desired.difference(&recorded).map(|h| h.as_str()).collect();
+        let removed: Vec<&str> = recorded.difference(&desired).map(|h| h.as_str()).collect();
+        if !added.is_empty() {
+            reason(ReasonKind::HostsAdded, format!("hosts added: {}", added.join(", ")), None, false);
+        }
+        if !removed.is_empty() {
+            reason(ReasonKind::HostsRemoved, format!("hosts removed (slipway stops tracking them): {}", removed.join(", ")), None, false);
+        }
+        let pending: Vec<&str> = hosts
+            .iter()
+            .filter(|h| saved.hosts.get(*h).is_some_and(|s| s.status != HostStatus::Deployed || s.version != version))
+            .map(String::as_str)
+            .collect();
+        if !pending.is_empty() && saved.version == version {
+            reason(
+                ReasonKind::HostsPending,
+                format!("{} of {} hosts not yet on {version}: {}", pending.len(), hosts.len(), pending.join(", ")),
+                None,
+                false,
+            );
+        }
+    }
+    if saved.rollout_digest.as_deref() != Some(rollout_digest(config.rollout_of(deployment)).as_str()) {
+        reason(ReasonKind::RolloutPolicy, "rollout policy changed".into(), None, false);
+    }
+    let rollout_only = change.reasons.iter().all(|r| r.kind == ReasonKind::RolloutPolicy);
+    change.action = if change.reasons.is_empty() || rollout_only {
+        // A changed policy alone changes nothing on the targets; it is shown
+        // as a reason and recorded at the next apply.
+        if rollout_only && !change.reasons.is_empty() { Action::Update } else { Action::NoOp }
+    } else {
+        Action::Update
+    };
+    let targets = if whole || is_ecs {
+        hosts
+    } else {
+        hosts
+            .into_iter()
+            .filter(|h| saved.hosts.get(h).is_none_or(|s| s.status != HostStatus::Deployed || s.version != version))
+            .collect()
+    };
+    (change, targets)
+}
+
+fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+    fn walk(path: &str, before: &serde_json::Value, after: &serde_json::Value, out: &mut Vec<String>) {
+        match (before, after) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(a)) => {
+                let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+                for key in keys {
+                    let null = serde_json::Value::Null;
+                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    walk(&child, b.get(key).unwrap_or(&null), a.get(key).unwrap_or(&null), out);
+                }
+            }
+            (serde_json::Value::Array(b), serde_json::Value::Array(a)) if b.len() == a.len() => {
+                for (index, (x, y)) in b.iter().zip(a).enumerate() {
+                    walk(&format!("{path}[{index}]"), x, y, out);
+                }
+            }
+            (b, a) if b != a => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", before, after, &mut out);
+    out
+}
+
+pub fn desired_count(deployment: &Deployment, environment: &Environment) -> u32 {
+    deployment
+        .desired_count
+        .or(environment.ecs_cluster.as_ref().and_then(|c| c.desired_count))
+        .unwrap_or(1)
+}
+
+/// Split hosts into batches the way Ansible's `serial` does: each entry is a
+/// count or a share of all hosts (at least one); the last entry repeats.
+pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>> {
+    let total = hosts.len();
+    let size_of = |size: &BatchSize| -> usize {
+        match size {
+            BatchSize::Count(n) => (*n as usize).max(1),
+            BatchSize::Share(share) => {
+                let percent = parse_percent(share).unwrap_or(100) as usize;
+                (total * percent / 100).max(1)
+            }
+        }
+    };
+    let default = [BatchSize::Count(1)];
+    let sizes = if sizes.is_empty() { &default[..] } else { sizes };
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut index = 0;
+    while start < total {
+        let size = size_of(&sizes[index.min(sizes.len() - 1)]);
+        let end = (start + size).min(total);
+        batches.push(hosts[start..end].to_vec());
+        start = end;
+        index += 1;
+    }
+    batches
+}
+
+/// Canary steps over hosts: step `i` brings the cumulative share of hosts to
+/// `steps[i]`, rounding up; steps that would add no host are merged forward.
+pub fn canary_batches(hosts: &[String], steps: &[String]) -> Vec<Vec<String>> {
+    let total = hosts.len();
+    let mut batches = Vec::new();
+    let mut done = 0;
+    for step in steps {
+        let percent = parse_percent(step).unwrap_or(100) as usize;
+        let upto = (total * percent).div_ceil(100).min(total);
+        if upto > done {
+            batches.push(hosts[done..upto].to_vec());
+            done = upto;
+        }
+    }
+    if done < total {
+        batches.push(hosts[done..].to_vec());
+    }
+    batches
+}
+
+fn schedule(config: &Config, changes: &BTreeMap<String, DeploymentChange>, targets: &BTreeMap<String, Vec<String>>) -> Schedule {
+    let graph = DeploymentGraph::build(config);
+    let mut waves: Vec<Vec<String>> = graph
+        .waves()
+        .into_iter()
+        .map(|wave| wave.into_iter().filter(|a| changes.get(a).is_some_and(|c| c.action != Action::NoOp)).collect::<Vec<_>>())
+        .filter(|wave| !wave.is_empty())
+        .collect();
+    let destroys: Vec<String> = changes.values().filter(|c| c.action == Action::Destroy).map(|c| c.address.clone()).collect();
+    if !destroys.is_empty() {
+        waves.push(destroys);
+    }
+    Schedule {
+        waves: waves
+            .into_iter()
+            .enumerate()
+            .map(|(index, addresses)| Wave {
+                index: index + 1,
+                deployments: addresses
+                    .iter()
+                    .map(|address| scheduled(config, &changes[address], targets.get(address).map_or(&[][..], Vec::as_slice)))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> ScheduledDeployment {
+    let deployment = config.deployments.get(&change.address);
+    let rollout = deployment.and_then(|d| config.rollout_of(d));
+    let environment = deployment.and_then(|d| config.environment_of(d));
+    let strategy = rollout.map_or("all_at_once", |r| r.strategy.as_str()).to_string();
+    let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str()).to_string();
+    let (Some(deployment), Some(environment)) = (deployment, environment) else {
+        return ScheduledDeployment {
+            address: change.address.clone(),
+            action: change.action,
+            strategy: "remove".into(),
+            steps: vec![Step { index: 1, kind: StepKind::Remove, bake: None, gates: Vec::new(), approval: None }],
+            on_failure: "abort".into(),
+            rollback: "nothing to roll back: only the record in state is removed".into(),
+            needs_approval_before_start: false,
+        };
+    };
+    let kinds: Vec<StepKind> = match change.target {
+        TargetKind::Vm => {
+            let batches = match rollout {
+                Some(r) if r.strategy == "rolling" => rolling_batches(hosts, &r.batches),
+                Some(r) if r.strategy == "canary" => canary_batches(hosts, &r.steps),
+                _ => vec![hosts.to_vec()],
+            };
+            batches.into_iter().filter(|b| !b.is_empty()).map(|hosts| StepKind::HostBatch { hosts }).collect()
+        }
+        TargetKind::Ecs => match rollout {
+            Some(r) if r.strategy == "canary" || r.strategy == "blue_green" => {
+                let steps = if r.steps.is_empty() { vec!["100%".to_string()] } else { r.steps.clone() };
+                steps.iter().map(|s| StepKind::TrafficShift { percent: parse_percent(s).unwrap_or(100) }).collect()
+            }
+            _ => vec![StepKind::ServiceUpdate { desired_count: desired_count(deployment, environment) }],
+        },
+    };
+    let health_gates: Vec<Gate> = deployment
+        .service
+        .vm
+        .iter()
+        .flat_map(|vm| vm.health.iter())
+        .map(|h| Gate {
+            name: h.name.clone(),
+            kind: "health".into(),
+            detail: match (&h.url, &h.command) {
+                (Some(url), _) => format!("GET {url} on each host expects {}", h.expect_status.unwrap_or(200)),
+                (_, Some(command)) => format!("`{command}` on each host"),
+                _ => String::new(),
+            },
+        })
+        .collect();
+    let rollout_gates: Vec<Gate> = rollout.map(|r| r.verify.iter().map(describe_gate).collect()).unwrap_or_default();
+    let steps = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Step {
+            index: i + 1,
+            kind,
+            bake: rollout.and_then(|r| r.bake.clone()),
+            gates: health_gates.iter().chain(rollout_gates.iter()).cloned().collect(),
+            approval: rollout.and_then(|r| r.approvals.iter().find(|a| a.after_step as usize == i + 1).map(|a| a.name.clone())),
+        })
+        .collect();
+    ScheduledDeployment {
+        address: change.address.clone(),
+        action: change.action,
+        strategy,
+        steps,
+        rollback: describe_rollback(change, &on_failure),
+        on_failure,
+        needs_approval_before_start: environment.protected,
+    }
+}
+
+fn describe_gate(gate: &crate::config::Gate) -> Gate {
+    let mut detail = String::new();
+    let kind = if let Some(p) = &gate.prometheus {
+        detail.push_str(&format!("query `{}` at {}", p.query, p.address));
+        "prometheus"
+    } else if let Some(h) = &gate.http {
+        detail.push_str(&format!("GET {} expects {}", h.url, h.expect_status.unwrap_or(200)));
+        if let Some(body) = &h.body_contains {
+            detail.push_str(&format!(", body contains \"{body}\""));
+        }
+        "http"
+    } else if let Some(c) = &gate.command {
+        detail.push_str(&format!("`{}` on {}", c.command, c.on.as_deref().unwrap_or("hosts")));
+        "command"
+    } else if let Some(c) = &gate.cloudwatch {
+        match &c.alarm_name {
+            Some(alarm) => detail.push_str(&format!("alarm {alarm} not in ALARM")),
+            None => detail.push_str(&format!("metric {}/{}", c.namespace.as_deref().unwrap_or(""), c.metric_name.as_deref().unwrap_or(""))),
+        }
+        "cloudwatch"
+    } else {
+        "unknown"
+    };
+    if let Some(min) = gate.min {
+        detail.push_str(&format!(", min {min}"));
+    }
+    if let Some(max) = gate.max {
+        detail.push_str(&format!(", max {max}"));
+    }
+    if let Some(baseline) = &gate.baseline {
+        detail.push_str(&format!(", compared with {baseline} ×{}", gate.tolerance.unwrap_or(1.0)));
+    }
+    if let Some(count) = gate.count {
+        detail.push_str(&format!(", {count} evaluations every {}", gate.interval.as_deref().unwrap_or("1m")));
+    }
+    if let Some(limit) = gate.failure_limit {
+        detail.push_str(&format!(", fails after {limit} failed"));
+    }
+    if kind == "prometheus" || kind == "cloudwatch" {
+        detail.push_str(&format!(", no data: {}", gate.no_data));
+    }
+    Gate { name: gate.name.clone(), kind: kind.into(), detail }
+}
+
+fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
+    match on_failure {
+        "pause" => "on failure, stop and keep every host as it is; continue with `slipway apply` or roll back with `slipway reject`".into(),
+        "abort" => "on failure, stop without rolling back".into(),
+        _ => match (change.target, &change.version_before) {
+            (TargetKind::Vm, Some(previous)) => format!(
+                "on failure, switch every host of this apply back to {previous} (previous release), restart, check health and re-register"
+            ),
+            (TargetKind::Vm, None) => "on failure, stop the new release on the hosts it reached (there is no previous release)".into(),
+            (TargetKind::Ecs, Some(previous)) => format!(
+                "on failure, send 100% of traffic back to {previous} and remove the new tasks (rolling: restore the previous task definition)"
+            ),
+            (TargetKind::Ecs, None) => "on failure, remove the new service (there is no previous version)".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn rolling_batches_follow_serial_semantics() {
+        let sizes = vec![BatchSize::Count(1), BatchSize::Share("25%".into()), BatchSize::Share("100%".into())];
+        let batches = rolling_batches(&hosts(10), &sizes);
+        let lengths: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(lengths, vec![1, 2, 7]);
+        let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)]);
+        assert_eq!(repeating.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        let halves = rolling_batches(&hosts(5), &[BatchSize::Count(1), BatchSize::Share("50%".into())]);
+        assert_eq!(halves.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2, 2]);
+        assert!(rolling_batches(&[], &sizes).is_empty());
+    }
+
+    #[test]
+    fn canary_batches_round_up_and_skip_empty_steps() {
+        let steps: Vec<String> = ["10%", "25%", "50%", "100%"].iter().map(|s| s.to_string()).collect();
+        let batches = canary_batches(&hosts(10), &steps);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2, 2, 5]);
+        let small = canary_batches(&hosts(2), &steps);
+        assert_eq!(small.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
+    }
+
+    #[test]
+    fn state_names_of_module_environments_are_file_safe() {
+        assert_eq!(environment_state_name("environment.prod"), "prod");
+        assert_eq!(environment_state_name("module.net.environment.prod"), "net_prod");
+    }
+
+    #[test]
+    fn diffs_only_when_texts_differ() {
+        assert!(unified_diff("a\n", "a\n", "f").is_none());
+        let diff = unified_diff("a\nb\n", "a\nc\n", "/etc/f").unwrap();
+        assert!(diff.contains("-b") && diff.contains("+c") && diff.contains("/etc/f"), "{diff}");
+    }
+}

@@ -1,0 +1,710 @@
+//! State kept in a directory on this machine.
+//!
+//! Each environment has `<dir>/<environment>.json` (the state),
+//! `<dir>/<environment>.json.backup` (the state before the last write) and,
+//! while someone works on it, `<dir>/<environment>.lock`. Writes go to a
+//! temporary file that is synced and then renamed over the target, so a crash
+//! leaves either the old or the new file, never half of one. This backend does
+//! not share state between machines; use a remote backend for that.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::state::lock::{acquire_lock_file, force_remove_lock_file, read_lock_file};
+use crate::state::{
+    validate_environment_name, Backend, LockGuard, LockInfo, State, StateError, STATE_VERSION,
+};
+
+const STATE_EXTENSION: &str = "json";
+
+/// State files in one local directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalBackend {
+    /// Directory holding the state files; created on the first write or lock.
+    pub dir: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(dir: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { dir: dir.into() }
+    }
+
+    /// `<dir>/<environment>.json`
+    pub fn state_path(&self, environment: &str) -> Result<PathBuf, StateError> {
+        validate_environment_name(environment)?;
+        Ok(self.dir.join(format!("{environment}.{STATE_EXTENSION}")))
+    }
+
+    /// `<dir>/<environment>.json.backup`
+    pub fn backup_path(&self, environment: &str) -> Result<PathBuf, StateError> {
+        validate_environment_name(environment)?;
+        Ok(self
+            .dir
+            .join(format!("{environment}.{STATE_EXTENSION}.backup")))
+    }
+
+    /// `<dir>/<environment>.lock`
+    pub fn lock_path(&self, environment: &str) -> Result<PathBuf, StateError> {
+        validate_environment_name(environment)?;
+        Ok(self.dir.join(format!("{environment}.lock")))
+    }
+
+    fn create_dir(&self) -> Result<(), StateError> {
+        fs::create_dir_all(&self.dir).map_err(|source| StateError::Io {
+            action: "create state directory",
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// The backup of `environment`, if it exists and holds a readable state.
+    fn readable_backup(&self, environment: &str) -> Option<PathBuf> {
+        let backup = self.backup_path(environment).ok()?;
+        let contents = fs::read(&backup).ok()?;
+        serde_json::from_slice::<State>(&contents).ok()?;
+        Some(backup)
+    }
+}
+
+impl Backend for LocalBackend {
+    fn describe(&self) -> String {
+        let dir = self.dir.display().to_string();
+        if dir.ends_with('/') || dir.ends_with(std::path::MAIN_SEPARATOR) {
+            format!("local directory {dir}")
+        } else {
+            format!("local directory {dir}/")
+        }
+    }
+
+    fn environments(&self) -> Result<Vec<String>, StateError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "list state directory",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut environments = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StateError::Io {
+                action: "list state directory",
+                path: self.dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().and_then(|ext| ext.to_str()) != Some(STATE_EXTENSION) {
+                continue;
+            }
+            let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
+                continue;
+            };
+            if validate_environment_name(name).is_ok() && path.is_file() {
+                environments.push(name.to_string());
+            }
+        }
+        environments.sort();
+        Ok(environments)
+    }
+
+    fn read(&self, environment: &str) -> Result<Option<State>, StateError> {
+        let path = self.state_path(environment)?;
+        let contents = match fs::read(&path) {
+            Ok(contents) => contents,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read state file",
+                    path,
+                    source,
+                })
+            }
+        };
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: path.clone(),
+            detail,
+            backup: self.readable_backup(environment),
+        };
+
+        // Check the format version before the shape, so that a file from a
+        // newer slipway is reported as such rather than as corrupt.
+        let document: serde_json::Value =
+            serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
+        let version = document
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| corrupt("no numeric \"version\" field".to_string()))?;
+        if version > u64::from(STATE_VERSION) {
+            return Err(StateError::TooNew {
+                path,
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+                supported: STATE_VERSION,
+            });
+        }
+
+        let state: State =
+            serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
+        if state.environment != environment {
+            return Err(StateError::EnvironmentMismatch {
+                path,
+                expected: environment.to_string(),
+                found: state.environment,
+            });
+        }
+        Ok(Some(state))
+    }
+
+    fn write(&self, state: &mut State) -> Result<(), StateError> {
+        let path = self.state_path(&state.environment)?;
+        let backup = self.backup_path(&state.environment)?;
+        self.create_dir()?;
+
+        let previous_serial = state.serial;
+        state.serial = previous_serial.saturating_add(1);
+        let written = encode_state(state).and_then(|contents| {
+            back_up_current(&path, &backup)?;
+            write_atomically(&path, &contents)
+        });
+        if written.is_err() {
+            // The file on disk did not change, so neither does the serial.
+            state.serial = previous_serial;
+        }
+        written
+    }
+
+    fn lock(&self, environment: &str, operation: &str) -> Result<LockGuard, StateError> {
+        let path = self.lock_path(environment)?;
+        self.create_dir()?;
+        acquire_lock_file(&path, environment, operation)
+    }
+
+    fn current_lock(&self, environment: &str) -> Result<Option<LockInfo>, StateError> {
+        read_lock_file(&self.lock_path(environment)?, environment)
+    }
+
+    fn force_unlock(&self, environment: &str, lock_id: &str) -> Result<(), StateError> {
+        force_remove_lock_file(&self.lock_path(environment)?, environment, lock_id)
+    }
+}
+
+fn encode_state(state: &State) -> Result<Vec<u8>, StateError> {
+    let mut contents = serde_json::to_vec_pretty(state).map_err(|source| StateError::Encode {
+        environment: state.environment.clone(),
+        source,
+    })?;
+    contents.push(b'\n');
+    Ok(contents)
+}
+
+/// Copy the current state file to `backup`, atomically.
+///
+/// A current file that is not even JSON is not copied, so that it cannot
+/// replace the last good backup.
+fn back_up_current(path: &Path, backup: &Path) -> Result<(), StateError> {
+    let current = match fs::read(path) {
+        Ok(current) => current,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read state file",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if serde_json::from_slice::<serde_json::Value>(&current).is_err() {
+        return Ok(());
+    }
+    write_atomically(backup, &current)
+}
+
+/// Write `contents` to a temporary file next to `path`, sync it, rename it
+/// over `path` and sync the directory, so `path` is always whole.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StateError> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A leading dot and an inner dot keep it out of `environments`.
+    let temporary = dir.join(format!(".{file_name}.tmp-{}", uuid::Uuid::new_v4()));
+
+    let io_error = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StateError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(io_error("create temporary file", &temporary))?;
+        file.write_all(contents)
+            .map_err(io_error("write temporary file", &temporary))?;
+        file.sync_all()
+            .map_err(io_error("sync temporary file", &temporary))?;
+        drop(file);
+        fs::rename(&temporary, path).map_err(io_error("replace", path))?;
+        sync_directory(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Make a rename in `dir` durable.
+#[cfg(unix)]
+fn sync_directory(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|source| StateError::Io {
+            action: "sync directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Directories cannot be opened for syncing here; the rename is still atomic.
+#[cfg(not(unix))]
+fn sync_directory(_dir: &Path) -> Result<(), StateError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+
+    use crate::state::{DeploymentState, DeploymentStatus, HistoryEntry};
+
+    fn backend() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory that does not exist yet: the backend must create it.
+        let backend = LocalBackend::new(dir.path().join("state"));
+        (dir, backend)
+    }
+
+    fn sample_state(environment: &str) -> State {
+        let mut state = State::new(environment);
+        state.deployments.insert(
+            "deployment.web".to_string(),
+            DeploymentState {
+                service: "web".to_string(),
+                version: "1.4.2".to_string(),
+                artifact_sha256: Some("ab12".to_string()),
+                rollout: None,
+                rollout_digest: None,
+                status: DeploymentStatus::Deployed,
+                verified: true,
+                config_files: Default::default(),
+                systemd_unit: None,
+                hosts: Default::default(),
+                ecs: None,
+                updated_at: "2026-01-02T03:04:05Z".to_string(),
+            },
+        );
+        state.history.push(HistoryEntry {
+            apply_id: "apply-1".to_string(),
+            operation: "apply".to_string(),
+            who: "alice".to_string(),
+            started_at: "2026-01-02T03:04:00Z".to_string(),
+            finished_at: Some("2026-01-02T03:04:05Z".to_string()),
+            plan_digest: None,
+            versions: [("deployment.web".to_string(), "1.4.2".to_string())].into(),
+            result: "succeeded".to_string(),
+        });
+        state
+    }
+
+    fn read_text(path: &Path) -> String {
+        fs::read_to_string(path).expect("read file")
+    }
+
+    #[test]
+    fn missing_state_reads_as_none() {
+        let (_dir, backend) = backend();
+        assert_eq!(backend.read("prod").expect("read"), None);
+        assert_eq!(backend.environments().expect("list"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn written_state_reads_back_equal() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("write");
+        assert_eq!(backend.read("prod").expect("read"), Some(state));
+    }
+
+    #[test]
+    fn state_file_is_pretty_json_with_version_first() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("write");
+        let text = read_text(&backend.state_path("prod").expect("path"));
+        assert!(text.starts_with("{\n  \"version\": 1,\n"), "{text}");
+        assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn every_write_increments_the_serial() {
+        let (_dir, backend) = backend();
+        let mut state = State::new("prod");
+        assert_eq!(state.serial, 0);
+        backend.write(&mut state).expect("first write");
+        assert_eq!(state.serial, 1);
+        backend.write(&mut state).expect("second write");
+        assert_eq!(state.serial, 2);
+        let stored = backend.read("prod").expect("read").expect("state exists");
+        assert_eq!(stored.serial, 2);
+    }
+
+    #[test]
+    fn backup_holds_the_previous_content() {
+        let (_dir, backend) = backend();
+        let backup = backend.backup_path("prod").expect("path");
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("first write");
+        assert!(!backup.exists(), "nothing to back up on the first write");
+        let first = read_text(&backend.state_path("prod").expect("path"));
+
+        state.deployments.clear();
+        backend.write(&mut state).expect("second write");
+        assert_eq!(read_text(&backup), first);
+        let previous: State = serde_json::from_str(&read_text(&backup)).expect("backup parses");
+        assert_eq!(previous.serial, 1);
+        assert_eq!(previous.deployments.len(), 1);
+    }
+
+    #[test]
+    fn no_temporary_files_are_left_behind() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("first write");
+        backend.write(&mut state).expect("second write");
+        let mut names: Vec<String> = fs::read_dir(&backend.dir)
+            .expect("list")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["prod.json", "prod.json.backup"]);
+    }
+
+    #[test]
+    fn environments_lists_state_files_sorted() {
+        let (_dir, backend) = backend();
+        for environment in ["staging", "prod", "dev"] {
+            backend.write(&mut State::new(environment)).expect("write");
+        }
+        backend.write(&mut State::new("prod")).expect("rewrite");
+        let _lock = backend.lock("qa", "apply").expect("lock");
+        fs::write(backend.dir.join("notes.txt"), "x").expect("write stray file");
+        assert_eq!(
+            backend.environments().expect("list"),
+            ["dev", "prod", "staging"]
+        );
+    }
+
+    #[test]
+    fn describe_names_the_directory() {
+        assert_eq!(
+            LocalBackend::new("state").describe(),
+            "local directory state/"
+        );
+        assert_eq!(
+            LocalBackend::new("state/").describe(),
+            "local directory state/"
+        );
+    }
+
+    #[test]
+    fn state_from_a_newer_slipway_is_rejected() {
+        let (_dir, backend) = backend();
+        backend.write(&mut State::new("prod")).expect("write");
+        let path = backend.state_path("prod").expect("path");
+        let newer = format!(
+            "{{\"version\": {}, \"serial\": 9, \"lineage\": \"x\", \"environment\": \"prod\", \
+             \"something_new\": {{}}}}",
+            STATE_VERSION + 1
+        );
+        fs::write(&path, &newer).expect("write newer file");
+
+        let error = backend.read("prod").expect_err("must be rejected");
+        assert!(
+            matches!(error, StateError::TooNew { found: 2, .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("newer slipway"), "{message}");
+        assert!(message.contains("Upgrade slipway"), "{message}");
+        assert_eq!(read_text(&path), newer);
+    }
+
+    #[test]
+    fn corrupt_state_names_the_backup_and_is_not_modified() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("first write");
+        backend.write(&mut state).expect("second write");
+        let path = backend.state_path("prod").expect("path");
+        let backup = backend.backup_path("prod").expect("path");
+        let whole = read_text(&path);
+        let truncated = &whole[..whole.len() / 2];
+        fs::write(&path, truncated).expect("truncate");
+        let backup_before = read_text(&backup);
+
+        let error = backend.read("prod").expect_err("must be corrupt");
+        match &error {
+            StateError::Corrupt {
+                path: reported,
+                backup: reported_backup,
+                ..
+            } => {
+                assert_eq!(reported, &path);
+                assert_eq!(reported_backup.as_ref(), Some(&backup));
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(
+            message.contains(&format!("the last good backup is {}", backup.display())),
+            "{message}"
+        );
+        assert_eq!(read_text(&path), truncated);
+        assert_eq!(read_text(&backup), backup_before);
+    }
+
+    #[test]
+    fn corrupt_state_without_backup_says_so() {
+        let (_dir, backend) = backend();
+        backend.write(&mut State::new("prod")).expect("write");
+        let path = backend.state_path("prod").expect("path");
+        fs::write(&path, "").expect("empty the file");
+
+        let error = backend.read("prod").expect_err("must be corrupt");
+        assert!(
+            matches!(error, StateError::Corrupt { backup: None, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("no readable backup"), "{error}");
+    }
+
+    #[test]
+    fn valid_json_of_the_wrong_shape_is_corrupt() {
+        let (_dir, backend) = backend();
+        backend.write(&mut State::new("prod")).expect("write");
+        let path = backend.state_path("prod").expect("path");
+        fs::write(&path, "{\"version\": 1, \"serial\": \"one\"}").expect("write");
+        let error = backend.read("prod").expect_err("must be corrupt");
+        assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
+
+        fs::write(&path, "[1, 2]").expect("write");
+        let error = backend.read("prod").expect_err("must be corrupt");
+        assert!(error.to_string().contains("version"), "{error}");
+    }
+
+    #[test]
+    fn writing_over_a_corrupt_file_keeps_the_last_good_backup() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        backend.write(&mut state).expect("first write");
+        backend.write(&mut state).expect("second write");
+        let backup = backend.backup_path("prod").expect("path");
+        let good_backup = read_text(&backup);
+        fs::write(backend.state_path("prod").expect("path"), "{ trunc").expect("corrupt");
+
+        backend.write(&mut state).expect("third write");
+        assert_eq!(read_text(&backup), good_backup);
+        assert_eq!(backend.read("prod").expect("read"), Some(state));
+    }
+
+    #[test]
+    fn state_of_another_environment_is_rejected() {
+        let (_dir, backend) = backend();
+        backend.write(&mut State::new("staging")).expect("write");
+        fs::copy(
+            backend.state_path("staging").expect("path"),
+            backend.state_path("prod").expect("path"),
+        )
+        .expect("copy");
+        let error = backend.read("prod").expect_err("must be rejected");
+        assert!(
+            matches!(error, StateError::EnvironmentMismatch { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("\"staging\""), "{error}");
+    }
+
+    #[test]
+    fn invalid_environment_names_are_refused_everywhere() {
+        let (dir, backend) = backend();
+        for name in ["../escape", "a/b", "", "prod.json", ".."] {
+            let invalid = |result: Result<(), StateError>| {
+                matches!(result, Err(StateError::InvalidEnvironmentName { .. }))
+            };
+            assert!(invalid(backend.read(name).map(drop)), "read {name:?}");
+            assert!(
+                invalid(backend.write(&mut State::new(name))),
+                "write {name:?}"
+            );
+            assert!(
+                invalid(backend.lock(name, "apply").map(drop)),
+                "lock {name:?}"
+            );
+            assert!(
+                invalid(backend.current_lock(name).map(drop)),
+                "current_lock {name:?}"
+            );
+            assert!(
+                invalid(backend.force_unlock(name, "id")),
+                "force_unlock {name:?}"
+            );
+        }
+        assert!(!dir.path().join("escape.json").exists());
+        assert!(!backend.dir.exists(), "nothing may be written");
+    }
+
+    #[test]
+    fn second_lock_fails_naming_the_holder_until_the_first_is_dropped() {
+        let (_dir, backend) = backend();
+        let first = backend.lock("prod", "apply").expect("first lock");
+        assert_eq!(
+            backend.current_lock("prod").expect("current lock").as_ref(),
+            Some(first.info())
+        );
+
+        let error = backend.lock("prod", "destroy").expect_err("must be locked");
+        let StateError::Locked(holder) = &error else {
+            panic!("unexpected error: {error}");
+        };
+        assert_eq!(holder.as_ref(), first.info());
+        let message = error.to_string();
+        let id = &first.info().id;
+        assert!(
+            message.starts_with(&format!(
+                "state of environment \"prod\" is locked by {}@{} (pid {}) since {}, \
+                 operation \"apply\", lock id {id}.",
+                holder.who, holder.host, holder.pid, holder.created
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!(
+                "If that process is gone, run: slipway force-unlock -environment prod {id}"
+            )),
+            "{message}"
+        );
+
+        drop(first);
+        assert_eq!(backend.current_lock("prod").expect("current lock"), None);
+        let again = backend.lock("prod", "destroy").expect("lock after release");
+        assert_eq!(again.info().operation, "destroy");
+    }
+
+    #[test]
+    fn locks_of_different_environments_are_independent() {
+        let (_dir, backend) = backend();
+        let _prod = backend.lock("prod", "apply").expect("prod lock");
+        let _staging = backend.lock("staging", "apply").expect("staging lock");
+    }
+
+    #[test]
+    fn force_unlock_needs_the_right_id() {
+        let (_dir, backend) = backend();
+        let held = backend.lock("prod", "apply").expect("lock");
+        let real_id = held.info().id.clone();
+
+        let error = backend
+            .force_unlock("prod", "not-the-id")
+            .expect_err("wrong id must fail");
+        assert!(
+            matches!(&error, StateError::LockIdMismatch { actual, .. } if *actual == real_id),
+            "{error}"
+        );
+        assert!(error.to_string().contains(&real_id), "{error}");
+        assert!(backend
+            .current_lock("prod")
+            .expect("still locked")
+            .is_some());
+
+        backend
+            .force_unlock("prod", &real_id)
+            .expect("force unlock");
+        assert_eq!(backend.current_lock("prod").expect("current lock"), None);
+
+        let error = backend
+            .force_unlock("prod", &real_id)
+            .expect_err("nothing to unlock");
+        assert!(matches!(error, StateError::NotLocked { .. }), "{error}");
+        drop(held);
+    }
+
+    #[test]
+    fn sixteen_threads_racing_for_the_lock_get_exactly_one_winner() {
+        let (_dir, backend) = backend();
+        let backend = Arc::new(backend);
+        let start = Arc::new(Barrier::new(16));
+        let racers: Vec<_> = (0..16)
+            .map(|racer| {
+                let backend = Arc::clone(&backend);
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    start.wait();
+                    backend.lock("prod", &format!("apply-{racer}"))
+                })
+            })
+            .collect();
+        let results: Vec<Result<LockGuard, StateError>> = racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer thread"))
+            .collect();
+
+        let winners: Vec<&LockGuard> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        let winner = winners[0].info();
+        for error in results.iter().filter_map(|r| r.as_ref().err()) {
+            match error {
+                StateError::Locked(holder) => assert_eq!(holder.as_ref(), winner),
+                other => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(
+            backend.current_lock("prod").expect("current lock").as_ref(),
+            Some(winner)
+        );
+        drop(results);
+        assert_eq!(backend.current_lock("prod").expect("current lock"), None);
+    }
+
+    #[test]
+    fn backend_works_behind_a_trait_object() {
+        let (_dir, backend) = backend();
+        let backend: Box<dyn Backend> = Box::new(backend);
+        let mut state = State::new("prod");
+        let guard = backend.lock("prod", "apply").expect("lock");
+        backend.write(&mut state).expect("write");
+        guard.release().expect("release");
+        assert_eq!(backend.read("prod").expect("read"), Some(state));
+    }
+}

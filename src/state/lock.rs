@@ -1,0 +1,416 @@
+//! Locks that keep two slipway processes from changing one environment at once.
+//!
+//! [`LockInfo`] describes a lock holder; [`LockGuard`] holds a lock and
+//! releases it when dropped. The local lock is a file created with
+//! `create_new`, so exactly one process can create it; it contains the
+//! holder's [`LockInfo`] as JSON. This module does not wait for a lock to be
+//! freed and never removes someone else's lock on its own: a stale lock is
+//! removed only by an explicit force-unlock with the right id.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::state::StateError;
+
+/// Who holds the lock of an environment, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Random id; force-unlock must name it.
+    pub id: String,
+    pub environment: String,
+    /// What the holder is doing, e.g. "apply".
+    pub operation: String,
+    /// User name of the holder.
+    pub who: String,
+    pub host: String,
+    pub pid: u32,
+    /// When the lock was taken, RFC 3339 in UTC.
+    pub created: String,
+}
+
+impl LockInfo {
+    /// A new lock description for this process, with a fresh id.
+    pub fn for_this_process(environment: &str, operation: &str) -> LockInfo {
+        LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            environment: environment.to_string(),
+            operation: operation.to_string(),
+            who: current_user(),
+            host: current_host(),
+            pid: std::process::id(),
+            created: now_rfc3339(),
+        }
+    }
+}
+
+impl fmt::Display for LockInfo {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}@{} (pid {}) since {}, operation {:?}, lock id {}",
+            self.who, self.host, self.pid, self.created, self.operation, self.id
+        )
+    }
+}
+
+/// A lock release that may fail; run at most once.
+type Release = Box<dyn FnOnce() -> Result<(), StateError> + Send>;
+
+/// A held lock. Dropping it releases the lock; [`LockGuard::release`] does the
+/// same and reports whether that worked.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard {
+    info: LockInfo,
+    release: Option<Release>,
+}
+
+impl LockGuard {
+    /// A guard for `info` that runs `release` once, when released or dropped.
+    pub fn new(
+        info: LockInfo,
+        release: impl FnOnce() -> Result<(), StateError> + Send + 'static,
+    ) -> LockGuard {
+        LockGuard {
+            info,
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// The lock this guard holds.
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// Release the lock now, reporting a failure that dropping would ignore.
+    pub fn release(mut self) -> Result<(), StateError> {
+        match self.release.take() {
+            Some(release) => release(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            // Nothing useful can be done with a failure here; a lock that could
+            // not be removed is reported by the next `lock` with its holder.
+            let _ = release();
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("LockGuard")
+            .field("info", &self.info)
+            .field("released", &self.release.is_none())
+            .finish()
+    }
+}
+
+/// How long to wait for a lock file that another process has just created
+/// but not yet filled in.
+const UNFINISHED_LOCK_RETRIES: u32 = 50;
+const UNFINISHED_LOCK_PAUSE: Duration = Duration::from_millis(10);
+
+/// Take the lock file at `path` for `environment`, or report who holds it.
+pub fn acquire_lock_file(
+    path: &Path,
+    environment: &str,
+    operation: &str,
+) -> Result<LockGuard, StateError> {
+    let info = LockInfo::for_this_process(environment, operation);
+    let contents = encode_lock(&info)?;
+
+    let mut file = create_lock_file(path, environment)?;
+    let written = file.write_all(&contents).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(source) = written {
+        let _ = fs::remove_file(path);
+        return Err(StateError::Io {
+            action: "write lock file",
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+
+    let lock_path = path.to_path_buf();
+    let lock_id = info.id.clone();
+    let lock_environment = environment.to_string();
+    Ok(LockGuard::new(info, move || {
+        release_lock_file(&lock_path, &lock_environment, &lock_id)
+    }))
+}
+
+/// How often to try again when a lock disappears between our failed create
+/// and our read of its holder (its holder released it just then).
+const RELEASED_MEANWHILE_RETRIES: u32 = 5;
+
+/// Create the lock file exclusively, or report who holds it.
+fn create_lock_file(path: &Path, environment: &str) -> Result<fs::File, StateError> {
+    let mut attempts = 0;
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => return Ok(file),
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                match read_lock_file(path, environment)? {
+                    Some(holder) => return Err(StateError::Locked(Box::new(holder))),
+                    None if attempts < RELEASED_MEANWHILE_RETRIES => attempts += 1,
+                    None => {
+                        return Err(StateError::Io {
+                            action: "create lock file",
+                            path: path.to_path_buf(),
+                            source: error,
+                        })
+                    }
+                }
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "create lock file",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The holder of the lock file at `path`, or `None` when there is no lock.
+///
+/// A lock file that is still empty or half written is read again for a short
+/// while, since its creator may be writing it right now.
+pub fn read_lock_file(path: &Path, environment: &str) -> Result<Option<LockInfo>, StateError> {
+    let mut attempts = 0;
+    loop {
+        let contents = match fs::read(path) {
+            Ok(contents) => contents,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "read lock file",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        match serde_json::from_slice::<LockInfo>(&contents) {
+            Ok(holder) => return Ok(Some(holder)),
+            Err(_) if attempts < UNFINISHED_LOCK_RETRIES => {
+                attempts += 1;
+                thread::sleep(UNFINISHED_LOCK_PAUSE);
+            }
+            Err(error) => {
+                return Err(StateError::LockUnreadable {
+                    environment: environment.to_string(),
+                    path: path.to_path_buf(),
+                    detail: error.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Remove the lock file at `path` if it holds `lock_id`.
+///
+/// Used by force-unlock: no lock and a lock with another id are errors.
+pub fn force_remove_lock_file(
+    path: &Path,
+    environment: &str,
+    lock_id: &str,
+) -> Result<(), StateError> {
+    match read_lock_file(path, environment)? {
+        None => Err(StateError::NotLocked {
+            environment: environment.to_string(),
+        }),
+        Some(holder) if holder.id != lock_id => Err(StateError::LockIdMismatch {
+            environment: environment.to_string(),
+            given: lock_id.to_string(),
+            actual: holder.id,
+        }),
+        Some(_) => remove_lock_file(path),
+    }
+}
+
+/// Release our own lock: remove the file only if it still holds `lock_id`,
+/// so a lock that was force-unlocked and taken by someone else survives.
+fn release_lock_file(path: &Path, environment: &str, lock_id: &str) -> Result<(), StateError> {
+    match read_lock_file(path, environment)? {
+        Some(holder) if holder.id == lock_id => remove_lock_file(path),
+        _ => Ok(()),
+    }
+}
+
+fn remove_lock_file(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io {
+            action: "remove lock file",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn encode_lock(info: &LockInfo) -> Result<Vec<u8>, StateError> {
+    let mut contents = serde_json::to_vec_pretty(info).map_err(|source| StateError::Encode {
+        environment: info.environment.clone(),
+        source,
+    })?;
+    contents.push(b'\n');
+    Ok(contents)
+}
+
+fn current_user() -> String {
+    non_empty_env("USER").unwrap_or_else(|| "unknown".to_string())
+}
+
+fn current_host() -> String {
+    fs::read_to_string(PathBuf::from("/etc/hostname"))
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| non_empty_env("HOSTNAME"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty())
+}
+
+/// The current time in UTC as RFC 3339, to whole seconds.
+fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    let whole_seconds = now.replace_nanosecond(0).unwrap_or(now);
+    whole_seconds
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| whole_seconds.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::{Arc, Barrier};
+
+    fn lock_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("prod.lock")
+    }
+
+    #[test]
+    fn lock_info_describes_this_process() {
+        let info = LockInfo::for_this_process("prod", "apply");
+        assert_eq!(info.environment, "prod");
+        assert_eq!(info.operation, "apply");
+        assert_eq!(info.pid, std::process::id());
+        assert!(uuid::Uuid::parse_str(&info.id).is_ok(), "{}", info.id);
+        assert!(!info.who.is_empty() && !info.host.is_empty());
+        // Like 2026-01-02T03:04:05Z: whole seconds, UTC.
+        let shape: String = info
+            .created
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99Z", "{}", info.created);
+    }
+
+    #[test]
+    fn lock_file_holds_lock_info_and_is_removed_on_drop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = lock_path(&dir);
+        let guard = acquire_lock_file(&path, "prod", "apply").expect("lock");
+        let on_disk: LockInfo =
+            serde_json::from_slice(&fs::read(&path).expect("read lock")).expect("parse lock");
+        assert_eq!(&on_disk, guard.info());
+        drop(guard);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn explicit_release_removes_the_lock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = lock_path(&dir);
+        let guard = acquire_lock_file(&path, "prod", "apply").expect("lock");
+        guard.release().expect("release");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn release_leaves_a_lock_taken_by_someone_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = lock_path(&dir);
+        let stale = acquire_lock_file(&path, "prod", "apply").expect("lock");
+        force_remove_lock_file(&path, "prod", &stale.info().id).expect("force unlock");
+        let current = acquire_lock_file(&path, "prod", "apply").expect("lock again");
+        drop(stale);
+        assert_eq!(
+            read_lock_file(&path, "prod").expect("read"),
+            Some(current.info().clone())
+        );
+    }
+
+    #[test]
+    fn unreadable_lock_file_is_reported_not_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = lock_path(&dir);
+        fs::write(&path, "{ not json").expect("write");
+        let error = acquire_lock_file(&path, "prod", "apply").expect_err("must fail");
+        assert!(
+            matches!(error, StateError::LockUnreadable { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("delete that file"), "{error}");
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn guard_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<LockGuard>();
+    }
+
+    #[test]
+    fn threads_racing_for_the_lock_file_get_exactly_one_winner() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = Arc::new(lock_path(&dir));
+        let start = Arc::new(Barrier::new(16));
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let path = Arc::clone(&path);
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    start.wait();
+                    acquire_lock_file(&path, "prod", "apply")
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer thread"))
+            .collect();
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1);
+        for result in &results {
+            if let Err(error) = result {
+                match error {
+                    StateError::Locked(holder) => assert_eq!(holder.id, winners[0].info().id),
+                    other => panic!("unexpected error: {other}"),
+                }
+            }
+        }
+    }
+}

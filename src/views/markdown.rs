@@ -1,0 +1,607 @@
+//! A plan as a pull-request comment.
+//!
+//! The comment opens with the summary sentence in bold and a table of every
+//! deployment, followed by collapsible sections: the details of each changed
+//! deployment (reasons, and diffs in `diff` code blocks), the schedule and the
+//! outputs. Warnings are shown open, right after the table.
+//!
+//! GitHub refuses comments longer than 65,536 characters, so the comment is kept
+//! within [`COMMENT_LIMIT`]. When the full text is longer, sections are cut
+//! whole (from a deployment's details its largest diffs are dropped first, then
+//! the whole section), the summary and table are kept, and a closing note says what was left out and
+//! how to see the full plan. Cutting whole sections means a code block is never
+//! left open.
+
+use std::borrow::Cow;
+
+use super::{action_outcome, count_noun, describe_step_kind, strategy_words, summary_sentence};
+use crate::plan::model::{
+    Action, DeploymentChange, OutputValue, Plan, Reason, Schedule, ScheduledDeployment, Step,
+    TargetKind,
+};
+
+/// The longest comment [`render`] produces, in bytes; safely below GitHub's
+/// limit of 65,536 characters.
+pub const COMMENT_LIMIT: usize = 60_000;
+
+/// Room kept for the truncation note when sections have to be cut.
+const NOTE_RESERVE: usize = 1_000;
+
+/// Renders the plan as a pull-request comment of at most [`COMMENT_LIMIT`] bytes.
+pub fn render(plan: &Plan) -> String {
+    render_within(plan, COMMENT_LIMIT)
+}
+
+fn render_within(plan: &Plan, limit: usize) -> String {
+    let sections = sections(plan);
+    let (mut full, _) = head(plan, usize::MAX);
+    for section in &sections {
+        full.push('\n');
+        full.push_str(&section.full);
+    }
+    if full.len() <= limit {
+        return full;
+    }
+    truncated(plan, &sections, limit)
+}
+
+/// One collapsible part of the comment that may be left out as a whole.
+struct Section<'plan> {
+    /// What the truncation note calls it, e.g. `` `deployment.web` ``.
+    label: String,
+    full: String,
+    /// For a deployment's details: the deployment, so that smaller versions
+    /// without its largest diffs can be tried when `full` does not fit.
+    deployment: Option<&'plan DeploymentChange>,
+}
+
+/// Builds the comment from the head and as many sections as fit in `limit`,
+/// then appends the truncation note.
+fn truncated(plan: &Plan, sections: &[Section], limit: usize) -> String {
+    let budget = limit.saturating_sub(NOTE_RESERVE);
+    let (mut comment, rows_left_out) = head(plan, budget);
+    let rows_label = format!("{} of the table", count_noun(rows_left_out, "row"));
+    let mut shortened = Vec::new();
+    let mut omitted = Vec::new();
+    if rows_left_out > 0 {
+        omitted.push(rows_label.as_str());
+    }
+    for section in sections {
+        let room = budget.saturating_sub(comment.len() + 1);
+        let chosen = if section.full.len() <= room {
+            Some(Cow::Borrowed(section.full.as_str()))
+        } else if let Some(short) = section
+            .deployment
+            .and_then(|deployment| shortened_details(deployment).find(|short| short.len() <= room))
+        {
+            shortened.push(section.label.as_str());
+            Some(Cow::Owned(short))
+        } else {
+            omitted.push(section.label.as_str());
+            None
+        };
+        if let Some(text) = chosen {
+            comment.push('\n');
+            comment.push_str(&text);
+        }
+    }
+    comment.push('\n');
+    comment.push_str(&truncation_note(&shortened, &omitted));
+    comment
+}
+
+/// The closing note of a truncated comment. Names the affected sections when
+/// that is short enough, otherwise only counts them.
+fn truncation_note(shortened: &[&str], omitted: &[&str]) -> String {
+    let named = |labels: &[&str]| (!labels.is_empty()).then(|| labels.join(", "));
+    let counted =
+        |labels: &[&str]| (!labels.is_empty()).then(|| count_noun(labels.len(), "section"));
+    let by_name = note_text(named(shortened), named(omitted));
+    if by_name.len() <= NOTE_RESERVE {
+        return by_name;
+    }
+    note_text(counted(shortened), counted(omitted))
+}
+
+fn note_text(shortened: Option<String>, omitted: Option<String>) -> String {
+    let mut what = Vec::new();
+    if let Some(shortened) = shortened {
+        what.push(format!("diffs left out of {shortened}"));
+    }
+    if let Some(omitted) = omitted {
+        what.push(format!("left out: {omitted}"));
+    }
+    let what = if what.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", what.join("; "))
+    };
+    format!(
+        "> [!NOTE]\n\
+         > **Output truncated** to stay under GitHub's comment size limit{what}. \
+         To see the full plan, run `slipway show PLANFILE` on the plan file saved \
+         with `slipway plan -out PLANFILE`.\n"
+    )
+}
+
+/// The summary sentence and the deployment table, cut to `budget` bytes by
+/// leaving out table rows if needed. Returns the text and how many rows were
+/// left out.
+fn head(plan: &Plan, budget: usize) -> (String, usize) {
+    let mut head = format!("**{}**\n", summary_sentence(&plan.summary));
+    if plan.deployments.is_empty() {
+        return (head, 0);
+    }
+    head.push_str("\n| Deployment | Action | Version | Environment |\n");
+    head.push_str("| --- | --- | --- | --- |\n");
+    let rows: Vec<String> = plan.deployments.iter().map(table_row).collect();
+    for (shown, row) in rows.iter().enumerate() {
+        let remaining = rows.len() - shown;
+        let overflow_row = format!(
+            "| … and {remaining} more {} | | | |\n",
+            if remaining == 1 {
+                "deployment"
+            } else {
+                "deployments"
+            }
+        );
+        let needed = if remaining == 1 {
+            row.len()
+        } else {
+            row.len() + overflow_row.len()
+        };
+        if head.len() + needed > budget {
+            head.push_str(&overflow_row);
+            return (head, remaining);
+        }
+        head.push_str(row);
+    }
+    (head, 0)
+}
+
+fn table_row(deployment: &DeploymentChange) -> String {
+    let action = match deployment.action {
+        Action::NoOp => "unchanged",
+        other => other.as_str(),
+    };
+    format!(
+        "| {} | {} | {} | {} |\n",
+        table_cell(&code_span(&deployment.address)),
+        action,
+        table_cell(&escape_text(&version_change(
+            deployment.version_before.as_deref(),
+            deployment.version_after.as_deref()
+        ))),
+        table_cell(&escape_text(&deployment.environment)),
+    )
+}
+
+/// `1.4.2 → 1.5.0`, `(none) → 2.3.0`, or `1.4.2` when the version stays.
+fn version_change(before: Option<&str>, after: Option<&str>) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) if before == after => before.to_string(),
+        _ => format!(
+            "{} → {}",
+            before.unwrap_or("(none)"),
+            after.unwrap_or("(none)")
+        ),
+    }
+}
+
+fn sections(plan: &Plan) -> Vec<Section<'_>> {
+    let mut sections = Vec::new();
+    if !plan.warnings.is_empty() {
+        sections.push(warnings_section(&plan.warnings));
+    }
+    sections.extend(
+        plan.deployments
+            .iter()
+            .filter(|deployment| deployment.action != Action::NoOp)
+            .map(deployment_section),
+    );
+    if !plan.schedule.waves.is_empty() {
+        sections.push(schedule_section(&plan.schedule));
+    }
+    if !plan.outputs.is_empty() {
+        sections.push(outputs_section(&plan.outputs));
+    }
+    sections
+}
+
+fn warnings_section(warnings: &[String]) -> Section<'static> {
+    let mut text = String::new();
+    for warning in warnings {
+        text.push_str("> [!WARNING]\n");
+        for line in warning.lines() {
+            text.push_str("> ");
+            text.push_str(&escape_text(line));
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.pop();
+    Section {
+        label: "the warnings".to_string(),
+        full: text,
+        deployment: None,
+    }
+}
+
+fn deployment_section(deployment: &DeploymentChange) -> Section<'_> {
+    Section {
+        label: code_span(&deployment.address),
+        full: deployment_details(deployment, &[]),
+        deployment: Some(deployment),
+    }
+}
+
+/// The details of `deployment` with one, two, … of its diffs left out,
+/// largest diffs first.
+fn shortened_details(deployment: &DeploymentChange) -> impl Iterator<Item = String> + '_ {
+    let mut diff_indexes: Vec<usize> = (0..deployment.reasons.len())
+        .filter(|&index| deployment.reasons[index].diff.is_some())
+        .collect();
+    diff_indexes.sort_by_key(|&index| {
+        std::cmp::Reverse(
+            deployment.reasons[index]
+                .diff
+                .as_ref()
+                .map_or(0, String::len),
+        )
+    });
+    (1..=diff_indexes.len())
+        .map(move |left_out| deployment_details(deployment, &diff_indexes[..left_out]))
+}
+
+/// The collapsible details of one deployment, without the diffs of the
+/// reasons at `diffs_left_out`.
+fn deployment_details(deployment: &DeploymentChange, diffs_left_out: &[usize]) -> String {
+    let before = deployment.version_before.as_deref();
+    let after = deployment.version_after.as_deref();
+    let version = match deployment.action {
+        Action::Create => after.map(str::to_string),
+        Action::Destroy => before.map(str::to_string),
+        Action::Update | Action::NoOp => {
+            (before.is_some() || after.is_some()).then(|| version_change(before, after))
+        }
+    };
+    let mut summary = format!(
+        "<code>{}</code> {}",
+        escape_html(&deployment.address),
+        action_outcome(deployment.action)
+    );
+    if let Some(version) = version {
+        summary.push_str(": ");
+        summary.push_str(&escape_html(&version));
+    }
+
+    let target = match deployment.target {
+        TargetKind::Vm => "VM hosts",
+        TargetKind::Ecs => "ECS",
+    };
+    let mut context = format!(
+        "Service {} in environment {} on {target}",
+        code_span(&deployment.service),
+        code_span(&deployment.environment)
+    );
+    if let Some(rollout) = &deployment.rollout {
+        context.push_str(&format!(", rollout {}", code_span(rollout)));
+    }
+    context.push('.');
+
+    let mut body = format!("{context}\n\n");
+    for (index, reason) in deployment.reasons.iter().enumerate() {
+        write_reason(&mut body, reason, !diffs_left_out.contains(&index));
+    }
+    details(&summary, &body)
+}
+
+fn write_reason(body: &mut String, reason: &Reason, with_diff: bool) {
+    body.push_str("- ");
+    body.push_str(&escape_text(&reason.summary).replace('\n', "\n  "));
+    body.push('\n');
+    let Some(diff) = &reason.diff else {
+        return;
+    };
+    body.push('\n');
+    if with_diff {
+        body.push_str(&fenced("diff", diff));
+    } else {
+        body.push_str(&format!(
+            "  _Diff of {} left out to keep this comment short._\n",
+            count_noun(diff.lines().count(), "line")
+        ));
+    }
+    body.push('\n');
+}
+
+fn schedule_section(schedule: &Schedule) -> Section<'static> {
+    let deployment_count: usize = schedule.waves.iter().map(|w| w.deployments.len()).sum();
+    let summary = format!(
+        "Schedule: {}, {}",
+        count_noun(schedule.waves.len(), "wave"),
+        count_noun(deployment_count, "deployment")
+    );
+    let mut body = String::new();
+    for wave in &schedule.waves {
+        let addresses: Vec<String> = wave
+            .deployments
+            .iter()
+            .map(|deployment| code_span(&deployment.address))
+            .collect();
+        let parallel = if addresses.len() > 1 {
+            " (parallel)"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "**Wave {}**{parallel}: {}\n\n",
+            wave.index,
+            addresses.join(", ")
+        ));
+        for deployment in &wave.deployments {
+            write_scheduled_deployment(&mut body, deployment);
+        }
+    }
+    Section {
+        label: "the schedule".to_string(),
+        full: details(&escape_html(&summary), &body),
+        deployment: None,
+    }
+}
+
+fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeployment) {
+    body.push_str(&format!(
+        "{}: {}, {}",
+        code_span(&deployment.address),
+        deployment.action.as_str(),
+        escape_text(&strategy_words(&deployment.strategy))
+    ));
+    if deployment.needs_approval_before_start {
+        body.push_str(", **needs approval before start**");
+    }
+    body.push_str("\n\n");
+
+    if deployment.action == Action::NoOp && deployment.steps.is_empty() {
+        body.push_str("Nothing to do.\n\n");
+        return;
+    }
+    for step in &deployment.steps {
+        write_step(body, step);
+    }
+    if !deployment.steps.is_empty() {
+        body.push('\n');
+    }
+    body.push_str(&format!(
+        "On failure: {}.",
+        escape_text(&deployment.on_failure)
+    ));
+    if !deployment.rollback.is_empty() {
+        body.push_str(&format!(" Rollback: {}", escape_text(&deployment.rollback)));
+    }
+    body.push_str("\n\n");
+}
+
+/// A numbered list item per step; bake, gates and approval are nested bullets
+/// indented to the item's content so they stay inside it.
+fn write_step(body: &mut String, step: &Step) {
+    let marker = format!("{}. ", step.index);
+    let nested = " ".repeat(marker.len());
+    body.push_str(&marker);
+    body.push_str(&escape_text(&describe_step_kind(&step.kind)));
+    body.push('\n');
+    if let Some(bake) = &step.bake {
+        body.push_str(&format!("{nested}- bake {}\n", escape_text(bake)));
+    }
+    for gate in &step.gates {
+        body.push_str(&format!(
+            "{nested}- gate {} ({}): {}\n",
+            code_span(&gate.name),
+            escape_text(&gate.kind),
+            escape_text(&gate.detail).replace('\n', " ")
+        ));
+    }
+    if let Some(approval) = &step.approval {
+        body.push_str(&format!("{nested}- approval {}\n", code_span(approval)));
+    }
+}
+
+fn outputs_section(outputs: &[OutputValue]) -> Section<'static> {
+    let mut body = String::from("| Output | Value |\n| --- | --- |\n");
+    for output in outputs {
+        let value = if output.sensitive {
+            "_(sensitive)_".to_string()
+        } else {
+            let json =
+                serde_json::to_string(&output.value).unwrap_or_else(|_| output.value.to_string());
+            code_span(&json)
+        };
+        body.push_str(&format!(
+            "| {} | {} |\n",
+            table_cell(&code_span(&output.name)),
+            table_cell(&value)
+        ));
+    }
+    Section {
+        label: "the outputs".to_string(),
+        full: details(&escape_html(&format!("Outputs ({})", outputs.len())), &body),
+        deployment: None,
+    }
+}
+
+/// A collapsible block. `summary` is HTML; `body` is Markdown, which GitHub
+/// renders only after a blank line.
+fn details(summary: &str, body: &str) -> String {
+    let mut text = format!("<details><summary>{summary}</summary>\n\n{body}");
+    if !text.ends_with("\n\n") {
+        text.push('\n');
+    }
+    text.push_str("</details>\n");
+    text
+}
+
+/// A fenced code block whose fence is longer than any backtick run inside
+/// `content`, so the content cannot close it early.
+fn fenced(language: &str, content: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(content).max(2) + 1);
+    let mut block = format!("{fence}{language}\n{content}");
+    if !block.ends_with('\n') {
+        block.push('\n');
+    }
+    block.push_str(&fence);
+    block.push('\n');
+    block
+}
+
+/// Inline code that shows `text` verbatim, even when it holds backticks.
+fn code_span(text: &str) -> String {
+    let text = text.replace('\n', " ");
+    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
+    if text.starts_with('`') || text.ends_with('`') {
+        format!("{ticks} {text} {ticks}")
+    } else {
+        format!("{ticks}{text}{ticks}")
+    }
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// Makes `cell` safe inside a table row: pipes escaped, one line.
+fn table_cell(cell: &str) -> String {
+    cell.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Escapes the characters that would otherwise start Markdown or HTML markup.
+fn escape_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(
+            character,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~'
+        ) {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{code_span, fenced, render, render_within, COMMENT_LIMIT};
+    use crate::views::test_fixture::{
+        plan_with_huge_diff, representative_plan, snapshot_settings, unchanged_plan,
+    };
+
+    #[test]
+    fn snapshot_of_representative_plan() {
+        let text = render(&representative_plan());
+        snapshot_settings().bind(|| insta::assert_snapshot!("markdown_representative_plan", text));
+    }
+
+    #[test]
+    fn first_line_is_the_bold_summary() {
+        let text = render(&representative_plan());
+        assert_eq!(
+            text.lines().next(),
+            Some("**Plan: 1 to create, 2 to update, 1 to destroy.**")
+        );
+        let unchanged = render(&unchanged_plan());
+        assert_eq!(
+            unchanged.lines().next(),
+            Some("**No changes. Deployments match the configuration and state.**")
+        );
+    }
+
+    #[test]
+    fn pipes_in_table_cells_are_escaped() {
+        let text = render(&representative_plan());
+        assert!(
+            text.contains("| `\"curl -fsS https://checkout.example.com/health \\| grep ok\"` |")
+        );
+    }
+
+    #[test]
+    fn full_comment_has_no_truncation_note() {
+        let text = render(&representative_plan());
+        assert!(!text.contains("Output truncated"));
+    }
+
+    #[test]
+    fn huge_diff_is_cut_to_the_comment_limit() {
+        let plan = plan_with_huge_diff(5_000);
+        let text = render(&plan);
+
+        assert!(text.len() <= COMMENT_LIMIT, "{} bytes", text.len());
+        assert!(text.starts_with("**Plan: 1 to create, 2 to update, 1 to destroy.**\n"));
+        for deployment in &plan.deployments {
+            assert!(text.contains(&format!("| `{}` |", deployment.address)));
+        }
+        assert!(text.contains("Output truncated"));
+        assert!(text.contains("slipway show PLANFILE"));
+        assert!(text.contains("diffs left out of `deployment.myapp-prod`"));
+        assert!(text.contains("_Diff of 10003 lines left out to keep this comment short._"));
+        assert!(text.contains("+LOG_LEVEL=warn"), "the small diff is kept");
+        assert!(text.contains("<summary>Schedule: 2 waves, 4 deployments</summary>"));
+        assert_fences_balanced(&text);
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count()
+        );
+    }
+
+    #[test]
+    fn sections_that_do_not_fit_are_left_out_whole() {
+        let text = render_within(&representative_plan(), 3_500);
+        assert!(text.len() <= 3_500, "{} bytes", text.len());
+        assert!(text.contains("left out:"));
+        assert!(text.contains("slipway show PLANFILE"));
+        assert_fences_balanced(&text);
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count()
+        );
+    }
+
+    #[test]
+    fn table_rows_are_cut_when_even_the_table_does_not_fit() {
+        let text = render_within(&representative_plan(), 1_300);
+        assert!(text.len() <= 1_300, "{} bytes", text.len());
+        assert!(text.contains("more deployments | | | |"));
+        assert!(text.contains("slipway show PLANFILE"));
+    }
+
+    #[test]
+    fn fences_outgrow_backticks_in_the_content() {
+        let block = fenced("diff", "+```\n+code\n+```");
+        assert_eq!(block, "````diff\n+```\n+code\n+```\n````\n");
+        assert_fences_balanced(&block);
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`x"), "`` `x ``");
+    }
+
+    /// Every fence that opens a code block is closed by a matching fence.
+    fn assert_fences_balanced(text: &str) {
+        let mut open_fence: Option<usize> = None;
+        for line in text.lines() {
+            let ticks = line.len() - line.trim_start_matches('`').len();
+            match open_fence {
+                None if ticks >= 3 => open_fence = Some(ticks),
+                Some(opened) if ticks >= opened && line.trim_matches('`').trim().is_empty() => {
+                    open_fence = None
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(open_fence, None, "a code block is left open");
+    }
+}

@@ -1,0 +1,126 @@
+//! Renderings of a [`Plan`] for the people and programs that read it.
+//!
+//! One plan value, three views:
+//!
+//! - [`human`]: Terraform-like text for a terminal, optionally coloured;
+//! - [`markdown`]: a pull-request comment that stays under GitHub's size limit;
+//! - [`json`]: the versioned machine-readable document (see `docs/plan-json.md`),
+//!   together with the parser that reads it back.
+//!
+//! The views only format; every decision they show was made by the planner.
+
+pub mod human;
+pub mod json;
+pub mod markdown;
+
+#[cfg(test)]
+mod test_fixture;
+
+use crate::plan::model::{Action, Plan, StepKind, Summary};
+
+/// Which view [`render`] produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewFormat {
+    /// Terminal text; `color` adds ANSI colour codes.
+    Human { color: bool },
+    /// A pull-request comment.
+    Markdown,
+    /// The plan JSON document.
+    Json,
+}
+
+/// Renders `plan` in the requested format. The result ends with a newline.
+pub fn render(plan: &Plan, format: ViewFormat) -> String {
+    match format {
+        ViewFormat::Human { color } => human::render(plan, color),
+        ViewFormat::Markdown => markdown::render(plan),
+        ViewFormat::Json => json::render(plan),
+    }
+}
+
+/// The closing sentence of a plan without changes.
+const NO_CHANGES_LINE: &str = "No changes. Deployments match the configuration and state.";
+
+/// How many hosts of a batch are named before the rest are counted.
+const HOSTS_NAMED_PER_STEP: usize = 5;
+
+/// `Plan: 1 to create, 2 to update, 1 to destroy.`, or the no-changes sentence.
+fn summary_sentence(summary: &Summary) -> String {
+    if summary.has_changes() {
+        summary.line()
+    } else {
+        NO_CHANGES_LINE.to_string()
+    }
+}
+
+/// The predicate of a deployment header: `deployment.x will be updated`.
+fn action_outcome(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated",
+        Action::Destroy => "will be destroyed",
+        Action::NoOp => "is unchanged",
+    }
+}
+
+/// What one step does, e.g. `hosts web-1 (1 host)` or `shift 10% of traffic`.
+fn describe_step_kind(kind: &StepKind) -> String {
+    match kind {
+        StepKind::HostBatch { hosts } => {
+            let named: Vec<&str> = hosts
+                .iter()
+                .take(HOSTS_NAMED_PER_STEP)
+                .map(String::as_str)
+                .collect();
+            let unnamed = hosts.len() - named.len();
+            let mut listed = named.join(", ");
+            if unnamed > 0 {
+                listed.push_str(&format!(" and {unnamed} more"));
+            }
+            format!("hosts {listed} ({})", count_noun(hosts.len(), "host"))
+        }
+        StepKind::TrafficShift { percent } => format!("shift {percent}% of traffic"),
+        StepKind::ServiceUpdate { desired_count } => format!(
+            "update the service to {}",
+            count_noun(*desired_count as usize, "task")
+        ),
+        StepKind::Remove => "remove what was deployed".to_string(),
+    }
+}
+
+/// `1 host`, `3 hosts`.
+fn count_noun(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// `rolling` from `rolling`, `blue/green` from `blue_green`: strategy names as prose.
+fn strategy_words(strategy: &str) -> String {
+    match strategy {
+        "blue_green" => "blue/green".to_string(),
+        other => other.replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{render, ViewFormat};
+    use crate::views::test_fixture::representative_plan;
+
+    #[test]
+    fn render_dispatches_to_each_view() {
+        let plan = representative_plan();
+        assert_eq!(
+            render(&plan, ViewFormat::Human { color: false }),
+            super::human::render(&plan, false)
+        );
+        assert_eq!(
+            render(&plan, ViewFormat::Markdown),
+            super::markdown::render(&plan)
+        );
+        assert_eq!(render(&plan, ViewFormat::Json), super::json::render(&plan));
+    }
+}
