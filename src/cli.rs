@@ -49,16 +49,24 @@ pub enum Command {
     #[command(after_help = "Example:\n  slipway init examples/quickstart")]
     Init(ConfigArgs),
     /// Check the configuration: syntax, references, types, cycles. Reads no state.
-    #[command(after_help = "Example:\n  slipway validate examples/vm-myapp -var version=2.4.1 -var artifact_sha256=abc\n\nExit codes: 0 valid, 1 invalid.")]
+    #[command(
+        after_help = "Example:\n  slipway validate examples/vm-myapp -var version=2.4.1 -var artifact_sha256=abc\n\nExit codes: 0 valid, 1 invalid."
+    )]
     Validate(ConfigArgs),
     /// Rewrite *.hcl files in the canonical style (comments are kept).
-    #[command(after_help = "Examples:\n  slipway fmt              # rewrite files in place\n  slipway fmt -check       # exit 3 and list files that need formatting\n  slipway fmt -recursive examples")]
+    #[command(
+        after_help = "Examples:\n  slipway fmt              # rewrite files in place\n  slipway fmt -check       # exit 3 and list files that need formatting\n  slipway fmt -recursive examples"
+    )]
     Fmt(FmtArgs),
     /// Show what apply would change, and the order it would follow.
-    #[command(after_help = "Examples:\n  slipway plan examples/vm-myapp -var-file prod.vars.hcl\n  slipway plan -json | jq .summary\n  slipway plan -markdown > comment.md\n  slipway plan -out release.plan\n\nExit codes (as terraform's -detailed-exitcode): 0 no changes, 1 error, 2 changes present.")]
+    #[command(
+        after_help = "Examples:\n  slipway plan examples/vm-myapp -var-file prod.vars.hcl\n  slipway plan -json | jq .summary\n  slipway plan -markdown > comment.md\n  slipway plan -out release.plan\n\nExit codes (as terraform's -detailed-exitcode): 0 no changes, 1 error, 2 changes present."
+    )]
     Plan(PlanArgs),
     /// Render a plan saved with `plan -out FILE`.
-    #[command(after_help = "Examples:\n  slipway show release.plan\n  slipway show release.plan -json")]
+    #[command(
+        after_help = "Examples:\n  slipway show release.plan\n  slipway show release.plan -json"
+    )]
     Show(ShowArgs),
     /// Print the deployment dependency graph in Graphviz DOT.
     #[command(after_help = "Example:\n  slipway graph examples/vm-myapp | dot -Tsvg > graph.svg")]
@@ -156,7 +164,9 @@ pub enum StateCommand {
     #[command(after_help = "Example:\n  slipway state list examples/vm-myapp")]
     List(StateArgs),
     /// Show everything state records about one deployment.
-    #[command(after_help = "Example:\n  slipway state show deployment.myapp-dev examples/vm-myapp")]
+    #[command(
+        after_help = "Example:\n  slipway state show deployment.myapp-dev examples/vm-myapp"
+    )]
     Show(StateShowArgs),
 }
 
@@ -196,8 +206,19 @@ pub struct ForceUnlockArgs {
 /// Turn Terraform-style `-flag` into `--flag` for every long flag slipway has.
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     const LONG: &[&str] = &[
-        "var", "var-file", "no-color", "check", "recursive", "out", "format", "json", "markdown", "refresh",
-        "environment", "help", "version",
+        "var",
+        "var-file",
+        "no-color",
+        "check",
+        "recursive",
+        "out",
+        "format",
+        "json",
+        "markdown",
+        "refresh",
+        "environment",
+        "help",
+        "version",
     ];
     args.into_iter()
         .map(|arg| {
@@ -252,13 +273,23 @@ fn load_config_with_sources(args: &ConfigArgs) -> Option<(Config, diagnostics::S
     let inputs = InputSources::from_process(args.vars.clone(), args.var_files.clone());
     let loaded = config::load(&args.dir, &inputs);
     if !loaded.diagnostics.is_empty() {
-        eprint!("{}", diagnostics::render(&loaded.sources, &loaded.diagnostics, stderr_color(args.no_color)));
+        eprint!(
+            "{}",
+            diagnostics::render(
+                &loaded.sources,
+                &loaded.diagnostics,
+                stderr_color(args.no_color)
+            )
+        );
     }
     Some((loaded.config?, loaded.sources))
 }
 
 /// The state backend the configuration names.
-pub fn open_backend(config_dir: &Path, backend: &BackendConfig) -> anyhow::Result<Box<dyn Backend>> {
+pub fn open_backend(
+    config_dir: &Path,
+    backend: &BackendConfig,
+) -> anyhow::Result<Box<dyn Backend>> {
     match backend {
         BackendConfig::Local { path } => Ok(Box::new(LocalBackend::new(config_dir.join(path)))),
         BackendConfig::S3 { bucket, .. } => bail!(
@@ -281,27 +312,43 @@ fn read_states(config: &Config, backend: &dyn Backend) -> anyhow::Result<States>
 }
 
 fn init(args: &ConfigArgs) -> anyhow::Result<u8> {
-    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    let Some(config) = load_config(args) else {
+        return Ok(EXIT_ERROR);
+    };
     let backend = open_backend(&args.dir, &config.backend)?;
     if let BackendConfig::Local { path } = &config.backend {
         let dir = args.dir.join(path);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
     }
     let states = read_states(&config, backend.as_ref())?;
-    println!("Configuration: {} deployment(s), {} environment(s), {} rollout(s).", config.deployments.len(), config.environments.len(), config.rollouts.len());
+    println!(
+        "Configuration: {} deployment(s), {} environment(s), {} rollout(s).",
+        config.deployments.len(),
+        config.environments.len(),
+        config.rollouts.len()
+    );
     println!("State backend: {}.", backend.describe());
     for (name, state) in &states {
         match state {
-            Some(state) => println!("  {name}: serial {}, lineage {}", state.serial, state.lineage),
+            Some(state) => println!(
+                "  {name}: serial {}, lineage {}",
+                state.serial, state.lineage
+            ),
             None => println!("  {name}: no state yet"),
         }
     }
-    println!("slipway is ready. Next: slipway plan {}", args.dir.display());
+    println!(
+        "slipway is ready. Next: slipway plan {}",
+        args.dir.display()
+    );
     Ok(EXIT_OK)
 }
 
 fn validate(args: &ConfigArgs) -> anyhow::Result<u8> {
-    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    let Some(config) = load_config(args) else {
+        return Ok(EXIT_ERROR);
+    };
     println!(
         "The configuration is valid: {} deployment(s) across {} environment(s).",
         config.deployments.len(),
@@ -311,28 +358,39 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<u8> {
 }
 
 fn graph(args: &ConfigArgs) -> anyhow::Result<u8> {
-    let Some(config) = load_config(args) else { return Ok(EXIT_ERROR) };
+    let Some(config) = load_config(args) else {
+        return Ok(EXIT_ERROR);
+    };
     print!("{}", crate::graph::DeploymentGraph::build(&config).to_dot());
     Ok(EXIT_OK)
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
-    let Some((config, sources)) = load_config_with_sources(&args.config) else { return Ok(EXIT_ERROR) };
+    let Some((config, sources)) = load_config_with_sources(&args.config) else {
+        return Ok(EXIT_ERROR);
+    };
     let backend = open_backend(&args.config.dir, &config.backend)?;
     let states = read_states(&config, backend.as_ref())?;
     let options = plan::PlanOptions {
-        environments: (!args.environments.is_empty()).then(|| args.environments.iter().cloned().collect()),
+        environments: (!args.environments.is_empty())
+            .then(|| args.environments.iter().cloned().collect()),
     };
     if let Some(only) = &options.environments {
         let known = planner::environments_needed(&config);
         if let Some(unknown) = only.iter().find(|name| !known.contains(*name)) {
-            bail!("-environment {unknown}: no such environment; known: {}", known.into_iter().collect::<Vec<_>>().join(", "));
+            bail!(
+                "-environment {unknown}: no such environment; known: {}",
+                known.into_iter().collect::<Vec<_>>().join(", ")
+            );
         }
     }
     let mut plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
         Err(found) => {
-            eprint!("{}", diagnostics::render(&sources, &found, stderr_color(args.config.no_color)));
+            eprint!(
+                "{}",
+                diagnostics::render(&sources, &found, stderr_color(args.config.no_color))
+            );
             return Ok(EXIT_ERROR);
         }
     };
@@ -349,16 +407,26 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
         args.format
     };
     let view = match format {
-        OutputFormat::Human => ViewFormat::Human { color: use_color(args.config.no_color) },
+        OutputFormat::Human => ViewFormat::Human {
+            color: use_color(args.config.no_color),
+        },
         OutputFormat::Markdown => ViewFormat::Markdown,
         OutputFormat::Json => ViewFormat::Json,
     };
     print!("{}", views::render(&plan, view));
     if let Some(out) = &args.out {
         saved::write(out, &plan)?;
-        eprintln!("Saved the plan to {}. Inspect it with: slipway show {}", out.display(), out.display());
+        eprintln!(
+            "Saved the plan to {}. Inspect it with: slipway show {}",
+            out.display(),
+            out.display()
+        );
     }
-    Ok(if plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+    Ok(if plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<u8> {
@@ -368,7 +436,9 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
     } else if args.markdown {
         ViewFormat::Markdown
     } else {
-        ViewFormat::Human { color: use_color(args.no_color) }
+        ViewFormat::Human {
+            color: use_color(args.no_color),
+        }
     };
     print!("{}", views::render(&plan, view));
     Ok(EXIT_OK)
@@ -380,11 +450,13 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
     let mut unformatted = Vec::new();
     let mut failed = false;
     for file in files {
-        let source = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let source = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         match crate::fmt::format_source(&source) {
             Ok(formatted) if formatted != source => {
                 if !args.check {
-                    std::fs::write(&file, &formatted).with_context(|| format!("cannot write {}", file.display()))?;
+                    std::fs::write(&file, &formatted)
+                        .with_context(|| format!("cannot write {}", file.display()))?;
                 }
                 println!("{}", file.display());
                 unformatted.push(file);
@@ -399,7 +471,11 @@ fn fmt(args: &FmtArgs) -> anyhow::Result<u8> {
     if failed {
         return Ok(EXIT_ERROR);
     }
-    Ok(if args.check && !unformatted.is_empty() { EXIT_UNFORMATTED } else { EXIT_OK })
+    Ok(if args.check && !unformatted.is_empty() {
+        EXIT_UNFORMATTED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn collect_hcl_files(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -437,12 +513,17 @@ fn state_list(args: &StateArgs) -> anyhow::Result<u8> {
         None => backend.environments()?,
     };
     for environment in environments {
-        let Some(state) = backend.read(&environment)? else { continue };
+        let Some(state) = backend.read(&environment)? else {
+            continue;
+        };
         for (address, deployment) in &state.deployments {
             println!(
                 "{address}\t{environment}\t{}\t{}",
                 deployment.version,
-                serde_json::to_value(&deployment.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                serde_json::to_value(&deployment.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
             );
         }
     }
@@ -456,18 +537,26 @@ fn state_show(args: &StateShowArgs) -> anyhow::Result<u8> {
         None => backend.environments()?,
     };
     for environment in environments {
-        let Some(state) = backend.read(&environment)? else { continue };
+        let Some(state) = backend.read(&environment)? else {
+            continue;
+        };
         if let Some(deployment) = state.deployments.get(&args.address) {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(deployment)?);
             } else {
-                println!("# {} (environment {environment}, state serial {})", args.address, state.serial);
+                println!(
+                    "# {} (environment {environment}, state serial {})",
+                    args.address, state.serial
+                );
                 print!("{}", describe_deployment(deployment));
             }
             return Ok(EXIT_OK);
         }
     }
-    Err(anyhow!("{} is not in state; list what is tracked with: slipway state list", args.address))
+    Err(anyhow!(
+        "{} is not in state; list what is tracked with: slipway state list",
+        args.address
+    ))
 }
 
 fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
@@ -477,7 +566,10 @@ fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
         None => {
             let mut holder = None;
             for environment in backend.environments()? {
-                if backend.current_lock(&environment)?.is_some_and(|lock| lock.id == args.lock_id) {
+                if backend
+                    .current_lock(&environment)?
+                    .is_some_and(|lock| lock.id == args.lock_id)
+                {
                     holder = Some(environment);
                 }
             }
@@ -485,7 +577,10 @@ fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
         }
     };
     backend.force_unlock(&environment, &args.lock_id)?;
-    println!("Removed lock {} of environment {environment}.", args.lock_id);
+    println!(
+        "Removed lock {} of environment {environment}.",
+        args.lock_id
+    );
     Ok(EXIT_OK)
 }
 
@@ -505,10 +600,18 @@ fn describe_deployment(deployment: &crate::state::DeploymentState) -> String {
     }
     let _ = writeln!(out, "updated at   {}", deployment.updated_at);
     for (host, state) in &deployment.hosts {
-        let _ = writeln!(out, "host {host}: {} {:?} at {}", state.version, state.status, state.updated_at);
+        let _ = writeln!(
+            out,
+            "host {host}: {} {:?} at {}",
+            state.version, state.status, state.updated_at
+        );
     }
     if let Some(ecs) = &deployment.ecs {
-        let _ = writeln!(out, "ecs service  {} in {} (desired {})", ecs.service_name, ecs.cluster, ecs.desired_count);
+        let _ = writeln!(
+            out,
+            "ecs service  {} in {} (desired {})",
+            ecs.service_name, ecs.cluster, ecs.desired_count
+        );
         if let Some(arn) = &ecs.task_definition_arn {
             let _ = writeln!(out, "task def     {arn}");
         }

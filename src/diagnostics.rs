@@ -198,8 +198,9 @@ impl Diagnostics {
     /// Sort by file and position so output is stable across runs.
     pub fn sort(&mut self) {
         self.items.sort_by_key(|d| {
-            d.span
-                .map_or((usize::MAX, usize::MAX, usize::MAX), |s| (s.file, s.start, s.end))
+            d.span.map_or((usize::MAX, usize::MAX, usize::MAX), |s| {
+                (s.file, s.start, s.end)
+            })
         });
         self.items.dedup();
     }
@@ -235,10 +236,9 @@ impl miette::Diagnostic for RenderedDiagnostic {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
-            self.label.clone(),
-            span,
-        ))))
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(self.label.clone(), span),
+        )))
     }
 }
 
@@ -321,7 +321,10 @@ fn to_miette(sources: &SourceMap, diagnostic: &Diagnostic) -> RenderedDiagnostic
 }
 
 /// The closest candidate to `name`, when it is close enough to suggest.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
@@ -347,7 +350,10 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_names_only() {
-        assert_eq!(did_you_mean("instal_dir", ["install_dir", "run_as"]), Some("install_dir"));
+        assert_eq!(
+            did_you_mean("instal_dir", ["install_dir", "run_as"]),
+            Some("install_dir")
+        );
         assert_eq!(did_you_mean("zzz", ["install_dir", "run_as"]), None);
     }
 

@@ -60,7 +60,8 @@ impl DeploymentGraph {
                 component.len() > 1 || self.graph.find_edge(component[0], component[0]).is_some()
             })
             .map(|component| {
-                let mut members: Vec<String> = component.iter().map(|n| self.graph[*n].clone()).collect();
+                let mut members: Vec<String> =
+                    component.iter().map(|n| self.graph[*n].clone()).collect();
                 members.sort();
                 members
             })
@@ -76,7 +77,14 @@ impl DeploymentGraph {
         let mut remaining: BTreeMap<NodeIndex, usize> = self
             .nodes
             .values()
-            .map(|n| (*n, self.graph.neighbors_directed(*n, Direction::Incoming).count()))
+            .map(|n| {
+                (
+                    *n,
+                    self.graph
+                        .neighbors_directed(*n, Direction::Incoming)
+                        .count(),
+                )
+            })
             .collect();
         let mut waves = Vec::new();
         loop {
@@ -146,10 +154,13 @@ pub fn cycle_diagnostics(config: &Config) -> Diagnostics {
                 .find(|r| members.contains(&r.address))
                 .map_or(deployment.span, |r| r.span);
             diagnostics.push(
-                Diagnostic::error("cycle", format!("dependency cycle between deployments: {description}"))
-                    .at(span)
-                    .label(format!("{address} waits for a member of the cycle"))
-                    .help("remove one depends_on or promote_from so the deployments can be ordered"),
+                Diagnostic::error(
+                    "cycle",
+                    format!("dependency cycle between deployments: {description}"),
+                )
+                .at(span)
+                .label(format!("{address} waits for a member of the cycle"))
+                .help("remove one depends_on or promote_from so the deployments can be ordered"),
             );
         }
     }

@@ -18,10 +18,13 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
             let (line_hint, _) = (first.name_span.start, ());
             let _ = line_hint;
             diagnostics.push(
-                Diagnostic::error("duplicate-attribute", format!("attribute \"{}\" is set twice in {path}", attr.name))
-                    .at(attr.name_span)
-                    .label("set again here")
-                    .help("remove one of the two definitions"),
+                Diagnostic::error(
+                    "duplicate-attribute",
+                    format!("attribute \"{}\" is set twice in {path}", attr.name),
+                )
+                .at(attr.name_span)
+                .label("set again here")
+                .help("remove one of the two definitions"),
             );
             continue;
         }
@@ -34,11 +37,19 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
         )
         .at(attr.name_span);
         if schema.block(&attr.name).is_some() {
-            diagnostic = diagnostic.help(format!("\"{0}\" is a block: write {0} {{ ... }}", attr.name));
-        } else if let Some(suggestion) = did_you_mean(&attr.name, schema.attrs.iter().map(|a| a.name)) {
+            diagnostic = diagnostic.help(format!(
+                "\"{0}\" is a block: write {0} {{ ... }}",
+                attr.name
+            ));
+        } else if let Some(suggestion) =
+            did_you_mean(&attr.name, schema.attrs.iter().map(|a| a.name))
+        {
             diagnostic = diagnostic
                 .label(format!("did you mean \"{suggestion}\"?"))
-                .help(format!("did you mean \"{suggestion}\"? Valid attributes: {}", attr_names(schema)));
+                .help(format!(
+                    "did you mean \"{suggestion}\"? Valid attributes: {}",
+                    attr_names(schema)
+                ));
         } else {
             diagnostic = diagnostic.help(valid_names_help(schema));
         }
@@ -54,8 +65,13 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
             )
             .at(block.kind_span);
             if schema.attr(&block.kind).is_some() {
-                diagnostic = diagnostic.help(format!("\"{0}\" is an attribute: write {0} = ...", block.kind));
-            } else if let Some(suggestion) = did_you_mean(&block.kind, schema.blocks.iter().map(|b| b.name)) {
+                diagnostic = diagnostic.help(format!(
+                    "\"{0}\" is an attribute: write {0} = ...",
+                    block.kind
+                ));
+            } else if let Some(suggestion) =
+                did_you_mean(&block.kind, schema.blocks.iter().map(|b| b.name))
+            {
                 diagnostic = diagnostic
                     .label(format!("did you mean \"{suggestion}\"?"))
                     .help(format!("did you mean \"{suggestion}\"?"));
@@ -83,9 +99,12 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
                 );
             } else if !spec.repeatable {
                 diagnostics.push(
-                    Diagnostic::error("duplicate-block", format!("only one \"{}\" block is allowed in {path}", block.kind))
-                        .at(block.header_span())
-                        .help("merge the two blocks into one"),
+                    Diagnostic::error(
+                        "duplicate-block",
+                        format!("only one \"{}\" block is allowed in {path}", block.kind),
+                    )
+                    .at(block.header_span())
+                    .help("merge the two blocks into one"),
                 );
             }
             continue;
@@ -101,10 +120,17 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
                 diagnostics.push(
                     Diagnostic::error(
                         "missing-attribute",
-                        format!("{child_path} is missing the required attribute \"{}\"", required.name),
+                        format!(
+                            "{child_path} is missing the required attribute \"{}\"",
+                            required.name
+                        ),
                     )
                     .at(block.header_span())
-                    .help(format!("add {} = <{}>", required.name, required.ty.describe())),
+                    .help(format!(
+                        "add {} = <{}>",
+                        required.name,
+                        required.ty.describe()
+                    )),
                 );
             }
         }
@@ -118,7 +144,11 @@ fn label_count_error(block: &RawBlock, spec: &BlockSpec) -> Diagnostic {
         format!(
             "{} {} {{ ... }}",
             spec.name,
-            spec.labels.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join(" ")
+            spec.labels
+                .iter()
+                .map(|l| format!("\"{l}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
         )
     };
     Diagnostic::error(
@@ -136,13 +166,22 @@ fn label_count_error(block: &RawBlock, spec: &BlockSpec) -> Diagnostic {
 }
 
 fn attr_names(schema: &Schema) -> String {
-    schema.attrs.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    schema
+        .attrs
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn valid_names_help(schema: &Schema) -> String {
     let blocks: Vec<&str> = schema.blocks.iter().map(|b| b.name).collect();
     match (schema.attrs.is_empty(), blocks.is_empty()) {
-        (false, false) => format!("valid attributes: {}; valid blocks: {}", attr_names(schema), blocks.join(", ")),
+        (false, false) => format!(
+            "valid attributes: {}; valid blocks: {}",
+            attr_names(schema),
+            blocks.join(", ")
+        ),
         (false, true) => format!("valid attributes: {}", attr_names(schema)),
         (true, false) => format!("valid blocks: {}", blocks.join(", ")),
         (true, true) => "this block takes no attributes or blocks".to_string(),

@@ -41,12 +41,17 @@ pub fn take_files_read() -> Vec<(PathBuf, Vec<u8>)> {
 
 fn read_relative(path: &str) -> Result<String, String> {
     let relative = Path::new(path);
-    if relative.is_absolute() || relative.components().any(|c| matches!(c, Component::ParentDir)) {
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+    {
         // Parent references are allowed, but resolved and shown in full on error.
     }
     let full = BASE_DIR.with(|b| b.borrow().join(relative));
     let bytes = std::fs::read(&full).map_err(|e| format!("cannot read \"{path}\": {e}"))?;
-    let text = String::from_utf8(bytes.clone()).map_err(|_| format!("\"{path}\" is not UTF-8 text"))?;
+    let text =
+        String::from_utf8(bytes.clone()).map_err(|_| format!("\"{path}\" is not UTF-8 text"))?;
     FILES_READ.with(|f| f.borrow_mut().push((full, bytes)));
     Ok(text)
 }
@@ -81,12 +86,16 @@ fn fn_templatefile(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn fn_sha256(args: FuncArgs) -> Result<Value, String> {
-    Ok(Value::String(hex::encode(Sha256::digest(str_arg(&args, 0)?.as_bytes()))))
+    Ok(Value::String(hex::encode(Sha256::digest(
+        str_arg(&args, 0)?.as_bytes(),
+    ))))
 }
 
 fn fn_jsonencode(args: FuncArgs) -> Result<Value, String> {
     let value = to_json(&args[0]);
-    serde_json::to_string(&value).map(Value::String).map_err(|e| e.to_string())
+    serde_json::to_string(&value)
+        .map(Value::String)
+        .map_err(|e| e.to_string())
 }
 
 fn fn_jsondecode(args: FuncArgs) -> Result<Value, String> {
@@ -145,7 +154,11 @@ fn fn_split(args: FuncArgs) -> Result<Value, String> {
     if separator.is_empty() {
         return Err("split(separator, string): the separator must not be empty".into());
     }
-    Ok(Value::Array(text.split(separator).map(|s| Value::String(s.to_string())).collect()))
+    Ok(Value::Array(
+        text.split(separator)
+            .map(|s| Value::String(s.to_string()))
+            .collect(),
+    ))
 }
 
 fn fn_format(args: FuncArgs) -> Result<Value, String> {
@@ -167,9 +180,13 @@ fn fn_format(args: FuncArgs) -> Result<Value, String> {
                 match verb {
                     'd' => match value {
                         Value::Number(n) if n.as_i64().is_some() => out.push_str(&n.to_string()),
-                        other => return Err(format!("format: %d needs a whole number, got {other}")),
+                        other => {
+                            return Err(format!("format: %d needs a whole number, got {other}"))
+                        }
                     },
-                    'q' => out.push_str(&serde_json::to_string(&scalar_to_string(value)?).unwrap_or_default()),
+                    'q' => out.push_str(
+                        &serde_json::to_string(&scalar_to_string(value)?).unwrap_or_default(),
+                    ),
                     'v' => match value {
                         Value::String(s) => out.push_str(s),
                         other => out.push_str(&to_json(other).to_string()),
@@ -177,7 +194,11 @@ fn fn_format(args: FuncArgs) -> Result<Value, String> {
                     _ => out.push_str(&scalar_to_string(value)?),
                 }
             }
-            Some(other) => return Err(format!("format: unsupported verb %{other} (use %s, %d, %v, %q or %%)")),
+            Some(other) => {
+                return Err(format!(
+                    "format: unsupported verb %{other} (use %s, %d, %v, %q or %%)"
+                ))
+            }
             None => return Err("format: the format ends with a lone %".into()),
         }
     }
@@ -229,7 +250,9 @@ fn fn_contains(args: FuncArgs) -> Result<Value, String> {
 
 fn fn_keys(args: FuncArgs) -> Result<Value, String> {
     match &args[0] {
-        Value::Object(map) => Ok(Value::Array(map.keys().map(|k| Value::String(k.clone())).collect())),
+        Value::Object(map) => Ok(Value::Array(
+            map.keys().map(|k| Value::String(k.clone())).collect(),
+        )),
         other => Err(format!("keys takes a map, got {}", type_name(other))),
     }
 }
@@ -243,8 +266,24 @@ fn fn_values(args: FuncArgs) -> Result<Value, String> {
 
 /// Names of every function the language offers, for suggestions.
 pub const FUNCTION_NAMES: &[&str] = &[
-    "concat", "contains", "file", "format", "join", "jsondecode", "jsonencode", "keys", "length",
-    "lower", "merge", "replace", "sha256", "split", "templatefile", "tostring", "trimspace", "upper",
+    "concat",
+    "contains",
+    "file",
+    "format",
+    "join",
+    "jsondecode",
+    "jsonencode",
+    "keys",
+    "length",
+    "lower",
+    "merge",
+    "replace",
+    "sha256",
+    "split",
+    "templatefile",
+    "tostring",
+    "trimspace",
+    "upper",
     "values",
 ];
 
@@ -256,32 +295,65 @@ pub fn function_context() -> Context<'static> {
     context.declare_func("file", string().build(fn_file));
     context.declare_func(
         "templatefile",
-        FuncDef::builder().param(P::String).param(P::object_of(P::Any)).build(fn_templatefile),
+        FuncDef::builder()
+            .param(P::String)
+            .param(P::object_of(P::Any))
+            .build(fn_templatefile),
     );
     context.declare_func("sha256", string().build(fn_sha256));
-    context.declare_func("jsonencode", FuncDef::builder().param(P::Any).build(fn_jsonencode));
+    context.declare_func(
+        "jsonencode",
+        FuncDef::builder().param(P::Any).build(fn_jsonencode),
+    );
     context.declare_func("jsondecode", string().build(fn_jsondecode));
     context.declare_func("lower", string().build(fn_lower));
     context.declare_func("upper", string().build(fn_upper));
     context.declare_func("trimspace", string().build(fn_trimspace));
     context.declare_func(
         "replace",
-        FuncDef::builder().params([P::String, P::String, P::String]).build(fn_replace),
+        FuncDef::builder()
+            .params([P::String, P::String, P::String])
+            .build(fn_replace),
     );
-    context.declare_func("tostring", FuncDef::builder().param(P::Any).build(fn_tostring));
+    context.declare_func(
+        "tostring",
+        FuncDef::builder().param(P::Any).build(fn_tostring),
+    );
     context.declare_func(
         "join",
-        FuncDef::builder().param(P::String).variadic_param(P::array_of(P::Any)).build(fn_join),
+        FuncDef::builder()
+            .param(P::String)
+            .variadic_param(P::array_of(P::Any))
+            .build(fn_join),
     );
-    context.declare_func("split", FuncDef::builder().params([P::String, P::String]).build(fn_split));
+    context.declare_func(
+        "split",
+        FuncDef::builder()
+            .params([P::String, P::String])
+            .build(fn_split),
+    );
     context.declare_func(
         "format",
-        FuncDef::builder().param(P::String).variadic_param(P::Any).build(fn_format),
+        FuncDef::builder()
+            .param(P::String)
+            .variadic_param(P::Any)
+            .build(fn_format),
     );
     context.declare_func("length", FuncDef::builder().param(P::Any).build(fn_length));
-    context.declare_func("merge", FuncDef::builder().variadic_param(P::Any).build(fn_merge));
-    context.declare_func("concat", FuncDef::builder().variadic_param(P::Any).build(fn_concat));
-    context.declare_func("contains", FuncDef::builder().params([P::Any, P::Any]).build(fn_contains));
+    context.declare_func(
+        "merge",
+        FuncDef::builder().variadic_param(P::Any).build(fn_merge),
+    );
+    context.declare_func(
+        "concat",
+        FuncDef::builder().variadic_param(P::Any).build(fn_concat),
+    );
+    context.declare_func(
+        "contains",
+        FuncDef::builder()
+            .params([P::Any, P::Any])
+            .build(fn_contains),
+    );
     context.declare_func("keys", FuncDef::builder().param(P::Any).build(fn_keys));
     context.declare_func("values", FuncDef::builder().param(P::Any).build(fn_values));
     context
@@ -329,7 +401,9 @@ pub fn references(file: FileId, expr: &EditExpr) -> Vec<Reference> {
                         let mut path = vec![root.as_str().to_string()];
                         for operator in &traversal.operators {
                             match operator.value() {
-                                TraversalOperator::GetAttr(ident) => path.push(ident.as_str().to_string()),
+                                TraversalOperator::GetAttr(ident) => {
+                                    path.push(ident.as_str().to_string())
+                                }
                                 _ => break,
                             }
                         }
@@ -350,7 +424,10 @@ pub fn references(file: FileId, expr: &EditExpr) -> Vec<Reference> {
             }
         }
     }
-    let mut collector = Collector { file, found: Vec::new() };
+    let mut collector = Collector {
+        file,
+        found: Vec::new(),
+    };
     collector.visit_expr(expr);
     collector.found
 }
@@ -362,7 +439,8 @@ mod tests {
 
     fn eval(source: &str) -> Result<Value, String> {
         let expr: hcl::Expression = source.parse().map_err(|e: hcl::Error| e.to_string())?;
-        expr.evaluate(&function_context()).map_err(|e| e.to_string())
+        expr.evaluate(&function_context())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -370,20 +448,34 @@ mod tests {
         assert_eq!(eval(r#"upper("ab")"#), Ok(Value::from("AB")));
         assert_eq!(eval(r#"lower("AB")"#), Ok(Value::from("ab")));
         assert_eq!(eval(r#"join(",", ["a", "b"])"#), Ok(Value::from("a,b")));
-        assert_eq!(eval(r#"length(split(",", "a,b,c"))"#), Ok(Value::from(3u64)));
-        assert_eq!(eval(r#"format("%s-%d-%q%%", "a", 2, "b")"#), Ok(Value::from("a-2-\"b\"%")));
+        assert_eq!(
+            eval(r#"length(split(",", "a,b,c"))"#),
+            Ok(Value::from(3u64))
+        );
+        assert_eq!(
+            eval(r#"format("%s-%d-%q%%", "a", 2, "b")"#),
+            Ok(Value::from("a-2-\"b\"%"))
+        );
         assert!(eval(r#"format("%s")"#).is_err());
         assert_eq!(
             eval(r#"sha256("abc")"#),
-            Ok(Value::from("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+            Ok(Value::from(
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            ))
         );
     }
 
     #[test]
     fn collection_and_json_functions() {
-        assert_eq!(eval(r#"jsonencode({a = [1, true]})"#), Ok(Value::from(r#"{"a":[1,true]}"#)));
+        assert_eq!(
+            eval(r#"jsonencode({a = [1, true]})"#),
+            Ok(Value::from(r#"{"a":[1,true]}"#))
+        );
         assert_eq!(eval(r#"jsondecode("{\"a\": 1}").a"#), Ok(Value::from(1u64)));
-        assert_eq!(eval(r#"length(merge({a = 1}, {b = 2}, {a = 3}))"#), Ok(Value::from(2u64)));
+        assert_eq!(
+            eval(r#"length(merge({a = 1}, {b = 2}, {a = 3}))"#),
+            Ok(Value::from(2u64))
+        );
         assert_eq!(eval(r#"concat([1], [2, 3])"#), Ok(hcl::value!([1, 2, 3])));
         assert!(eval(r#"merge(1)"#).is_err());
     }
@@ -391,8 +483,14 @@ mod tests {
     #[test]
     fn files_resolve_against_the_base_dir() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.tpl"), "port=${port}\n%{ for h in hosts }${h};%{ endfor }").unwrap();
-        let value = with_base_dir(dir.path(), || eval(r#"templatefile("t.tpl", { port = 80, hosts = ["a", "b"] })"#));
+        std::fs::write(
+            dir.path().join("t.tpl"),
+            "port=${port}\n%{ for h in hosts }${h};%{ endfor }",
+        )
+        .unwrap();
+        let value = with_base_dir(dir.path(), || {
+            eval(r#"templatefile("t.tpl", { port = 80, hosts = ["a", "b"] })"#)
+        });
         assert_eq!(value, Ok(Value::from("port=80\na;b;")));
         assert_eq!(take_files_read().len(), 1);
         let missing = with_base_dir(dir.path(), || eval(r#"file("nope.txt")"#));

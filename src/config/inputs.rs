@@ -44,7 +44,9 @@ impl InputSources {
         InputSources {
             vars,
             var_files,
-            environment: std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect(),
+            environment: std::env::vars()
+                .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+                .collect(),
         }
     }
 }
@@ -57,7 +59,9 @@ pub type InputValues = BTreeMap<String, InputValue>;
 /// Split `-var name=value`.
 pub fn parse_var_flag(flag: &str) -> Result<(String, String), String> {
     match flag.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
         _ => Err(format!("-var \"{flag}\" must look like -var name=value")),
     }
 }

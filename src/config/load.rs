@@ -73,7 +73,9 @@ pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
         loader.resolve_deployments();
     }
     if !loader.diagnostics.has_errors() {
-        loader.diagnostics.extend(crate::graph::cycle_diagnostics(&loader.config));
+        loader
+            .diagnostics
+            .extend(crate::graph::cycle_diagnostics(&loader.config));
     }
     let has_errors = loader.diagnostics.has_errors();
     loader.diagnostics.sort();
@@ -122,7 +124,10 @@ impl ScopeValues {
         context.declare_var("var", Value::Object(self.vars.clone()));
         context.declare_var("local", Value::Object(self.locals.clone()));
         context.declare_var("module", Value::Object(self.modules.clone()));
-        context.declare_var("path", hcl::value!({ module = (self.dir.display().to_string()) }));
+        context.declare_var(
+            "path",
+            hcl::value!({ module = (self.dir.display().to_string()) }),
+        );
         context
     }
 }
@@ -192,7 +197,11 @@ impl Loader {
             if let Some(name) = key.strip_prefix(ENV_PREFIX) {
                 values.insert(
                     name.to_string(),
-                    InputValue { raw: RawInput::Text(value.clone()), origin: key.clone(), span: None },
+                    InputValue {
+                        raw: RawInput::Text(value.clone()),
+                        origin: key.clone(),
+                        span: None,
+                    },
                 );
             }
         }
@@ -201,14 +210,18 @@ impl Loader {
                 Ok(text) => text,
                 Err(error) => {
                     self.error(
-                        Diagnostic::error("var-file", format!("cannot read var file {}: {error}", path.display()))
-                            .help("check the path given to -var-file"),
+                        Diagnostic::error(
+                            "var-file",
+                            format!("cannot read var file {}: {error}", path.display()),
+                        )
+                        .help("check the path given to -var-file"),
                     );
                     continue;
                 }
             };
             let file = self.sources.add(path, text);
-            let Some(body) = super::raw::parse_file(file, &self.sources, &mut self.diagnostics) else {
+            let Some(body) = super::raw::parse_file(file, &self.sources, &mut self.diagnostics)
+            else {
                 continue;
             };
             for block in &body.blocks {
@@ -232,9 +245,12 @@ impl Loader {
                         );
                     }
                     Err(error) => self.error(
-                        Diagnostic::error("eval", format!("cannot evaluate \"{}\": {}", attr.name, error.kind()))
-                            .at(attr.span)
-                            .help("var files hold literal values only"),
+                        Diagnostic::error(
+                            "eval",
+                            format!("cannot evaluate \"{}\": {}", attr.name, error.kind()),
+                        )
+                        .at(attr.span)
+                        .help("var files hold literal values only"),
                     ),
                 }
             }
@@ -244,7 +260,11 @@ impl Loader {
                 Ok((name, value)) => {
                     values.insert(
                         name,
-                        InputValue { raw: RawInput::Text(value), origin: "-var".into(), span: None },
+                        InputValue {
+                            raw: RawInput::Text(value),
+                            origin: "-var".into(),
+                            span: None,
+                        },
                     );
                 }
                 Err(message) => self.error(Diagnostic::error("var-flag", message)),
@@ -257,12 +277,20 @@ impl Loader {
 
     fn load_scope(&mut self, input: ScopeInput) -> Option<ScopeValues> {
         let in_module = !input.prefix.is_empty();
-        check_body(&input.body, &schema::ROOT, if in_module { "module" } else { "configuration" }, &mut self.diagnostics);
+        check_body(
+            &input.body,
+            &schema::ROOT,
+            if in_module { "module" } else { "configuration" },
+            &mut self.diagnostics,
+        );
         for attr in &input.body.attrs {
             self.error(
-                Diagnostic::error("top-level-attribute", format!("\"{}\" cannot be set at the top level", attr.name))
-                    .at(attr.name_span)
-                    .help("put it inside a block such as locals { ... }"),
+                Diagnostic::error(
+                    "top-level-attribute",
+                    format!("\"{}\" cannot be set at the top level", attr.name),
+                )
+                .at(attr.name_span)
+                .help("put it inside a block such as locals { ... }"),
             );
         }
         if self.diagnostics.has_errors() {
@@ -273,9 +301,12 @@ impl Loader {
         if let Some(block) = body.blocks_of("slipway").next() {
             if in_module {
                 self.error(
-                    Diagnostic::error("module-slipway-block", "a module cannot have a slipway block")
-                        .at(block.header_span())
-                        .help("configure the backend in the root configuration only"),
+                    Diagnostic::error(
+                        "module-slipway-block",
+                        "a module cannot have a slipway block",
+                    )
+                    .at(block.header_span())
+                    .help("configure the backend in the root configuration only"),
                 );
             } else {
                 self.load_backend(block);
@@ -305,7 +336,13 @@ impl Loader {
 
         for block in body.blocks_of("environment") {
             let address = format!("{}environment.{}", scope.prefix, block.label());
-            if let Some(json) = self.eval_block(block, &schema::ENVIRONMENT, "environment", &scope, &scope.context()) {
+            if let Some(json) = self.eval_block(
+                block,
+                &schema::ENVIRONMENT,
+                "environment",
+                &scope,
+                &scope.context(),
+            ) {
                 match serde_json::from_value::<Environment>(json) {
                     Ok(mut environment) => {
                         environment.address = address.clone();
@@ -319,7 +356,9 @@ impl Loader {
         }
         for block in body.blocks_of("rollout") {
             let address = format!("{}rollout.{}", scope.prefix, block.label());
-            if let Some(json) = self.eval_block(block, &schema::ROLLOUT, "rollout", &scope, &scope.context()) {
+            if let Some(json) =
+                self.eval_block(block, &schema::ROLLOUT, "rollout", &scope, &scope.context())
+            {
                 match serde_json::from_value::<Rollout>(json) {
                     Ok(mut rollout) => {
                         rollout.address = address.clone();
@@ -333,7 +372,13 @@ impl Loader {
         }
         for block in body.blocks_of("service") {
             let address = format!("{}service.{}", scope.prefix, block.label());
-            self.services.insert(address, ServiceTemplate { block: block.clone(), scope: scope.clone() });
+            self.services.insert(
+                address,
+                ServiceTemplate {
+                    block: block.clone(),
+                    scope: scope.clone(),
+                },
+            );
         }
         for block in body.blocks_of("deployment") {
             self.deployment_blocks.push(PendingDeployment {
@@ -365,7 +410,9 @@ impl Loader {
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
         };
-        let Some(backend_block) = block.body.blocks_of("backend").next() else { return };
+        let Some(backend_block) = block.body.blocks_of("backend").next() else {
+            return;
+        };
         let kind = backend_block.label();
         if kind != "local" && kind != "s3" {
             self.error(
@@ -383,7 +430,13 @@ impl Loader {
             );
             return;
         }
-        if let Some(json) = self.eval_block(backend_block, &schema::BACKEND, "backend", &scope, &function_context()) {
+        if let Some(json) = self.eval_block(
+            backend_block,
+            &schema::BACKEND,
+            "backend",
+            &scope,
+            &function_context(),
+        ) {
             match serde_json::from_value::<Backend>(json) {
                 Ok(backend) => self.config.backend = backend,
                 Err(error) => self.decode_error(backend_block, error),
@@ -397,7 +450,10 @@ impl Loader {
             if !declared.contains(name.as_str()) {
                 let mut diagnostic = Diagnostic::error(
                     "undeclared-variable",
-                    format!("a value was given for variable \"{name}\" ({}), which is not declared", value.origin),
+                    format!(
+                        "a value was given for variable \"{name}\" ({}), which is not declared",
+                        value.origin
+                    ),
                 )
                 .at_opt(value.span.or(input.call_span));
                 diagnostic = match did_you_mean(name, declared.iter().copied()) {
@@ -448,7 +504,10 @@ impl Loader {
                                 format!("variable \"{name}\" from {}: {message}", given.origin),
                             )
                             .at_opt(given.span.or(Some(block.header_span())))
-                            .help(format!("variable \"{name}\" is declared as {}", var_type.describe())),
+                            .help(format!(
+                                "variable \"{name}\" is declared as {}",
+                                var_type.describe()
+                            )),
                         );
                         continue;
                     }
@@ -459,18 +518,27 @@ impl Loader {
                             Ok(()) => value,
                             Err(message) => {
                                 self.error(
-                                    Diagnostic::error("wrong-type", format!("default of variable \"{name}\": {message}"))
-                                        .at(attr.span)
-                                        .help(format!("the variable is declared as {}", var_type.describe())),
+                                    Diagnostic::error(
+                                        "wrong-type",
+                                        format!("default of variable \"{name}\": {message}"),
+                                    )
+                                    .at(attr.span)
+                                    .help(format!(
+                                        "the variable is declared as {}",
+                                        var_type.describe()
+                                    )),
                                 );
                                 continue;
                             }
                         },
                         Err(error) => {
                             self.error(
-                                Diagnostic::error("eval", format!("cannot evaluate the default: {}", error.kind()))
-                                    .at(attr.span)
-                                    .help("a default must be a literal value"),
+                                Diagnostic::error(
+                                    "eval",
+                                    format!("cannot evaluate the default: {}", error.kind()),
+                                )
+                                .at(attr.span)
+                                .help("a default must be a literal value"),
                             );
                             continue;
                         }
@@ -482,9 +550,12 @@ impl Loader {
                             format!("set {name} = ... in the module block that calls this module, or give the variable a default")
                         };
                         self.error(
-                            Diagnostic::error("missing-variable", format!("no value for required variable \"{name}\""))
-                                .at_opt(input.call_span.or(Some(block.header_span())))
-                                .help(how),
+                            Diagnostic::error(
+                                "missing-variable",
+                                format!("no value for required variable \"{name}\""),
+                            )
+                            .at_opt(input.call_span.or(Some(block.header_span())))
+                            .help(how),
                         );
                         continue;
                     }
@@ -502,7 +573,10 @@ impl Loader {
     }
 
     fn check_validation(&mut self, name: &str, validation: &RawBlock, scope: &ScopeValues) {
-        let (Some(condition), Some(message)) = (validation.body.attr("condition"), validation.body.attr("error_message")) else {
+        let (Some(condition), Some(message)) = (
+            validation.body.attr("condition"),
+            validation.body.attr("error_message"),
+        ) else {
             return;
         };
         let context = scope.context();
@@ -513,14 +587,25 @@ impl Loader {
         match condition.expr.evaluate(&context) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => self.error(
-                Diagnostic::error("validation", format!("invalid value for variable \"{name}\": {message}"))
-                    .at(condition.span)
-                    .label("this condition is false")
-                    .help(format!("pass a value for \"{name}\" that meets the condition")),
+                Diagnostic::error(
+                    "validation",
+                    format!("invalid value for variable \"{name}\": {message}"),
+                )
+                .at(condition.span)
+                .label("this condition is false")
+                .help(format!(
+                    "pass a value for \"{name}\" that meets the condition"
+                )),
             ),
             Ok(other) => self.error(
-                Diagnostic::error("wrong-type", format!("a validation condition must be a bool, not {}", type_name(&other)))
-                    .at(condition.span),
+                Diagnostic::error(
+                    "wrong-type",
+                    format!(
+                        "a validation condition must be a bool, not {}",
+                        type_name(&other)
+                    ),
+                )
+                .at(condition.span),
             ),
             Err(error) => self.eval_error(condition, &error),
         }
@@ -533,9 +618,12 @@ impl Loader {
             for attr in &block.body.attrs {
                 if seen.insert(attr.name.as_str(), attr).is_some() {
                     self.error(
-                        Diagnostic::error("duplicate-name", format!("local \"{}\" is defined twice", attr.name))
-                            .at(attr.name_span)
-                            .help("names must be unique across all locals blocks"),
+                        Diagnostic::error(
+                            "duplicate-name",
+                            format!("local \"{}\" is defined twice", attr.name),
+                        )
+                        .at(attr.name_span)
+                        .help("names must be unique across all locals blocks"),
                     );
                     continue;
                 }
@@ -545,7 +633,12 @@ impl Loader {
         let names: HashSet<String> = pending.iter().map(|a| a.name.clone()).collect();
         let deps: HashMap<String, Vec<Reference>> = pending
             .iter()
-            .map(|attr| (attr.name.clone(), references(attr.span.file, &attr.edit_expr)))
+            .map(|attr| {
+                (
+                    attr.name.clone(),
+                    references(attr.span.file, &attr.edit_expr),
+                )
+            })
             .collect();
         // Evaluate in dependency order: repeatedly take the locals whose local
         // references are all known.
@@ -556,7 +649,9 @@ impl Loader {
                 let refs = &deps[&attr.name];
                 let waiting = refs.iter().any(|r| {
                     r.path.first().is_some_and(|root| root == "local")
-                        && r.path.get(1).is_some_and(|n| names.contains(n) && !scope.locals.contains_key(n))
+                        && r.path
+                            .get(1)
+                            .is_some_and(|n| names.contains(n) && !scope.locals.contains_key(n))
                 });
                 if waiting {
                     still.push(attr);
@@ -586,12 +681,21 @@ impl Loader {
             }
         }
         if !pending.is_empty() {
-            let members: Vec<String> = pending.iter().map(|a| format!("local.{}", a.name)).collect();
+            let members: Vec<String> = pending
+                .iter()
+                .map(|a| format!("local.{}", a.name))
+                .collect();
             for attr in &pending {
                 self.error(
-                    Diagnostic::error("cycle", format!("locals refer to each other in a cycle: {}", members.join(" → ")))
-                        .at(attr.name_span)
-                        .help("break the cycle: one of these locals must not depend on the others"),
+                    Diagnostic::error(
+                        "cycle",
+                        format!(
+                            "locals refer to each other in a cycle: {}",
+                            members.join(" → ")
+                        ),
+                    )
+                    .at(attr.name_span)
+                    .help("break the cycle: one of these locals must not depend on the others"),
                 );
             }
         }
@@ -601,13 +705,18 @@ impl Loader {
         let name = block.label().to_string();
         if input.depth + 1 > MAX_MODULE_DEPTH {
             self.error(
-                Diagnostic::error("module-depth", format!("modules are nested more than {MAX_MODULE_DEPTH} deep"))
-                    .at(block.header_span())
-                    .help("a module probably calls itself; check the source paths"),
+                Diagnostic::error(
+                    "module-depth",
+                    format!("modules are nested more than {MAX_MODULE_DEPTH} deep"),
+                )
+                .at(block.header_span())
+                .help("a module probably calls itself; check the source paths"),
             );
             return;
         }
-        let Some(source_attr) = block.body.attr("source") else { return };
+        let Some(source_attr) = block.body.attr("source") else {
+            return;
+        };
         let source = match source_attr.expr.evaluate(&function_context()) {
             Ok(Value::String(s)) => s,
             _ => {
@@ -622,9 +731,15 @@ impl Loader {
         let dir = input.dir.join(&source);
         if !dir.is_dir() {
             self.error(
-                Diagnostic::error("module-source", format!("module directory \"{source}\" does not exist"))
-                    .at(source_attr.span)
-                    .help(format!("the path is relative to {}; create it or fix the path", input.dir.display())),
+                Diagnostic::error(
+                    "module-source",
+                    format!("module directory \"{source}\" does not exist"),
+                )
+                .at(source_attr.span)
+                .help(format!(
+                    "the path is relative to {}; create it or fix the path",
+                    input.dir.display()
+                )),
             );
             return;
         }
@@ -643,7 +758,11 @@ impl Loader {
                 Ok(value) => {
                     values.insert(
                         attr.name.clone(),
-                        InputValue { raw: RawInput::Value(value), origin: format!("module \"{name}\""), span: Some(attr.name_span) },
+                        InputValue {
+                            raw: RawInput::Value(value),
+                            origin: format!("module \"{name}\""),
+                            span: Some(attr.name_span),
+                        },
                     );
                 }
                 Err(error) => self.eval_error(attr, &error),
@@ -652,9 +771,12 @@ impl Loader {
         let bodies = read_directory(&dir, &mut self.sources, &mut self.diagnostics);
         if bodies.is_empty() {
             self.error(
-                Diagnostic::error("module-source", format!("module directory \"{source}\" has no *.hcl files"))
-                    .at(source_attr.span)
-                    .help("point source at a directory with configuration files"),
+                Diagnostic::error(
+                    "module-source",
+                    format!("module directory \"{source}\" has no *.hcl files"),
+                )
+                .at(source_attr.span)
+                .help("point source at a directory with configuration files"),
             );
             return;
         }
@@ -670,7 +792,9 @@ impl Loader {
         }) else {
             return;
         };
-        scope.modules.insert(name, Value::Object(module_scope.outputs));
+        scope
+            .modules
+            .insert(name, Value::Object(module_scope.outputs));
     }
 }
 
@@ -680,30 +804,53 @@ impl Loader {
     fn eval_error(&mut self, attr: &RawAttr, error: &hcl::eval::Error) {
         let (message, help) = describe_eval_error(error.kind());
         self.error(
-            Diagnostic::error("eval", format!("cannot evaluate \"{}\": {message}", attr.name))
-                .at(attr.span)
-                .help(help),
+            Diagnostic::error(
+                "eval",
+                format!("cannot evaluate \"{}\": {message}", attr.name),
+            )
+            .at(attr.span)
+            .help(help),
         );
     }
 
     fn decode_error(&mut self, block: &RawBlock, error: serde_json::Error) {
         self.error(
-            Diagnostic::error("wrong-type", format!("{} \"{}\": {error}", block.kind, block.label()))
-                .at(block.header_span())
-                .help("check the types of this block's attributes against docs/language.md"),
+            Diagnostic::error(
+                "wrong-type",
+                format!("{} \"{}\": {error}", block.kind, block.label()),
+            )
+            .at(block.header_span())
+            .help("check the types of this block's attributes against docs/language.md"),
         );
     }
 
     /// Check `var.*`, `local.*` and `module.*` references against what the scope
     /// declares. Returns false when any is undefined (errors already reported).
-    fn check_references(&mut self, refs: &[Reference], scope: &ScopeValues, _extra: &[&str]) -> bool {
+    fn check_references(
+        &mut self,
+        refs: &[Reference],
+        scope: &ScopeValues,
+        _extra: &[&str],
+    ) -> bool {
         let mut ok = true;
         for reference in refs {
             let root = reference.path[0].as_str();
             let (known, what, declare): (Vec<&str>, &str, &str) = match root {
-                "var" => (scope.vars.keys().map(String::as_str).collect(), "variable", "declare it with variable \"NAME\" { type = string }"),
-                "local" => (scope.locals.keys().map(String::as_str).collect(), "local value", "define it in a locals { } block"),
-                "module" => (scope.modules.keys().map(String::as_str).collect(), "module", "call it with module \"NAME\" { source = \"./modules/...\" }"),
+                "var" => (
+                    scope.vars.keys().map(String::as_str).collect(),
+                    "variable",
+                    "declare it with variable \"NAME\" { type = string }",
+                ),
+                "local" => (
+                    scope.locals.keys().map(String::as_str).collect(),
+                    "local value",
+                    "define it in a locals { } block",
+                ),
+                "module" => (
+                    scope.modules.keys().map(String::as_str).collect(),
+                    "module",
+                    "call it with module \"NAME\" { source = \"./modules/...\" }",
+                ),
                 _ => continue,
             };
             let Some(name) = reference.path.get(1) else {
@@ -735,7 +882,13 @@ impl Loader {
         ok
     }
 
-    fn check_sensitive(&mut self, refs: &[Reference], scope: &ScopeValues, path: &[&str], attr: &RawAttr) -> bool {
+    fn check_sensitive(
+        &mut self,
+        refs: &[Reference],
+        scope: &ScopeValues,
+        path: &[&str],
+        attr: &RawAttr,
+    ) -> bool {
         if schema::accepts_sensitive(path, &attr.name) {
             return true;
         }
@@ -769,7 +922,10 @@ impl Loader {
         let mut path = vec![block.kind.clone()];
         let mut object = self.eval_body(&block.body, schema, &mut path, scope, context);
         if !block.labels.is_empty() {
-            object.insert("name".into(), serde_json::Value::String(block.label().to_string()));
+            object.insert(
+                "name".into(),
+                serde_json::Value::String(block.label().to_string()),
+            );
         }
         (self.diagnostics.len() == errors_before).then_some(serde_json::Value::Object(object))
     }
@@ -784,7 +940,9 @@ impl Loader {
     ) -> serde_json::Map<String, serde_json::Value> {
         let mut object = serde_json::Map::new();
         for attr in &body.attrs {
-            let Some(spec) = schema.attr(&attr.name) else { continue };
+            let Some(spec) = schema.attr(&attr.name) else {
+                continue;
+            };
             if matches!(spec.ty, Ty::Ref(_) | Ty::RefList(_)) {
                 continue;
             }
@@ -806,12 +964,17 @@ impl Loader {
             }
         }
         for block in &body.blocks {
-            let Some(spec) = schema.block(&block.kind) else { continue };
+            let Some(spec) = schema.block(&block.kind) else {
+                continue;
+            };
             path.push(block.kind.clone());
             let mut child = self.eval_body(&block.body, spec.schema, path, scope, context);
             path.pop();
             if !block.labels.is_empty() {
-                child.insert("name".into(), serde_json::Value::String(block.label().to_string()));
+                child.insert(
+                    "name".into(),
+                    serde_json::Value::String(block.label().to_string()),
+                );
             }
             insert_block(&mut object, spec, child);
         }
@@ -832,10 +995,18 @@ impl Loader {
         }
     }
 
-    fn eval_output(&mut self, block: &RawBlock, scope: &ScopeValues, context: &Context) -> Option<(Value, bool)> {
+    fn eval_output(
+        &mut self,
+        block: &RawBlock,
+        scope: &ScopeValues,
+        context: &Context,
+    ) -> Option<(Value, bool)> {
         let attr = block.body.attr("value")?;
         let sensitive = matches!(
-            block.body.attr("sensitive").map(|a| a.expr.evaluate(&function_context())),
+            block
+                .body
+                .attr("sensitive")
+                .map(|a| a.expr.evaluate(&function_context())),
             Some(Ok(Value::Bool(true)))
         );
         let refs = references(attr.span.file, &attr.edit_expr);
@@ -847,7 +1018,11 @@ impl Loader {
                 self.error(
                     Diagnostic::error(
                         "sensitive-value",
-                        format!("output \"{}\" shows a sensitive value ({})", block.label(), reference.path.join(".")),
+                        format!(
+                            "output \"{}\" shows a sensitive value ({})",
+                            block.label(),
+                            reference.path.join(".")
+                        ),
                     )
                     .at(reference.span)
                     .label("sensitive")
@@ -870,14 +1045,22 @@ impl Loader {
     fn validate_environment(&mut self, block: &RawBlock, environment: &Environment) {
         if environment.vm_hosts.is_none() && environment.ecs_cluster.is_none() {
             self.error(
-                Diagnostic::error("environment-target", format!("environment \"{}\" has neither vm_hosts nor ecs_cluster", environment.name))
-                    .at(block.header_span())
-                    .help("add a vm_hosts { hosts = [...] } or an ecs_cluster { ... } block"),
+                Diagnostic::error(
+                    "environment-target",
+                    format!(
+                        "environment \"{}\" has neither vm_hosts nor ecs_cluster",
+                        environment.name
+                    ),
+                )
+                .at(block.header_span())
+                .help("add a vm_hosts { hosts = [...] } or an ecs_cluster { ... } block"),
             );
         }
         if let Some(vm_hosts) = &environment.vm_hosts {
             let hosts_block = block.body.blocks_of("vm_hosts").next();
-            let span = hosts_block.and_then(|b| b.body.attr("hosts")).map(|a| a.span);
+            let span = hosts_block
+                .and_then(|b| b.body.attr("hosts"))
+                .map(|a| a.span);
             if vm_hosts.hosts.is_empty() {
                 self.error(
                     Diagnostic::error("empty-hosts", "hosts is empty")
@@ -889,16 +1072,22 @@ impl Loader {
             for host in &vm_hosts.hosts {
                 if !seen.insert(host) {
                     self.error(
-                        Diagnostic::error("duplicate-host", format!("host \"{host}\" is listed twice"))
-                            .at_opt(span)
-                            .help("each host may appear once"),
+                        Diagnostic::error(
+                            "duplicate-host",
+                            format!("host \"{host}\" is listed twice"),
+                        )
+                        .at_opt(span)
+                        .help("each host may appear once"),
                     );
                 }
                 if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
                     self.error(
-                        Diagnostic::error("invalid-host", format!("\"{host}\" is not a host name or address"))
-                            .at_opt(span)
-                            .help("write a host name, an IP address, or host:port"),
+                        Diagnostic::error(
+                            "invalid-host",
+                            format!("\"{host}\" is not a host name or address"),
+                        )
+                        .at_opt(span)
+                        .help("write a host name, an IP address, or host:port"),
                     );
                 }
             }
@@ -923,18 +1112,24 @@ impl Loader {
             "rolling" => {
                 if let Some(span) = attr_span("steps") {
                     self.error(
-                        Diagnostic::error("rollout", "strategy \"rolling\" uses batches, not steps")
-                            .at(span)
-                            .help("rename steps to batches, e.g. batches = [1, \"25%\", \"100%\"]"),
+                        Diagnostic::error(
+                            "rollout",
+                            "strategy \"rolling\" uses batches, not steps",
+                        )
+                        .at(span)
+                        .help("rename steps to batches, e.g. batches = [1, \"25%\", \"100%\"]"),
                     );
                 }
             }
             _ => {
                 if let Some(span) = attr_span("batches") {
                     self.error(
-                        Diagnostic::error("rollout", format!("strategy \"{}\" uses steps, not batches", rollout.strategy))
-                            .at(span)
-                            .help("write steps = [\"10%\", \"50%\", \"100%\"]"),
+                        Diagnostic::error(
+                            "rollout",
+                            format!("strategy \"{}\" uses steps, not batches", rollout.strategy),
+                        )
+                        .at(span)
+                        .help("write steps = [\"10%\", \"50%\", \"100%\"]"),
                     );
                 }
                 if rollout.strategy == "canary" && rollout.steps.is_empty() {
@@ -944,7 +1139,11 @@ impl Loader {
                             .help("add steps = [\"10%\", \"25%\", \"50%\", \"100%\"]"),
                     );
                 }
-                let percents: Vec<u32> = rollout.steps.iter().filter_map(|s| parse_percent(s).ok()).collect();
+                let percents: Vec<u32> = rollout
+                    .steps
+                    .iter()
+                    .filter_map(|s| parse_percent(s).ok())
+                    .collect();
                 if percents.windows(2).any(|w| w[0] >= w[1]) {
                     self.error(
                         Diagnostic::error("rollout", "steps must increase")
@@ -991,20 +1190,36 @@ impl Loader {
                         .and_then(|b| b.body.attr("after_step"))
                         .map(|a| a.span);
                     self.error(
-                        Diagnostic::error("rollout", format!("approval \"{}\" is after step {}, but the rollout has {} steps", approval.name, approval.after_step, rollout.steps.len()))
-                            .at_opt(span)
-                            .help(format!("use a step between 1 and {}", rollout.steps.len())),
+                        Diagnostic::error(
+                            "rollout",
+                            format!(
+                                "approval \"{}\" is after step {}, but the rollout has {} steps",
+                                approval.name,
+                                approval.after_step,
+                                rollout.steps.len()
+                            ),
+                        )
+                        .at_opt(span)
+                        .help(format!("use a step between 1 and {}", rollout.steps.len())),
                     );
                 }
             }
         }
         for gate in &rollout.verify {
-            let gate_block = block.body.blocks_of("verify").find(|b| b.label() == gate.name);
+            let gate_block = block
+                .body
+                .blocks_of("verify")
+                .find(|b| b.label() == gate.name);
             let span = gate_block.map(RawBlock::header_span);
-            let kinds = [gate.http.is_some(), gate.command.is_some(), gate.prometheus.is_some(), gate.cloudwatch.is_some()]
-                .iter()
-                .filter(|k| **k)
-                .count();
+            let kinds = [
+                gate.http.is_some(),
+                gate.command.is_some(),
+                gate.prometheus.is_some(),
+                gate.cloudwatch.is_some(),
+            ]
+            .iter()
+            .filter(|k| **k)
+            .count();
             if kinds != 1 {
                 self.error(
                     Diagnostic::error("verify", format!("verify \"{}\" must have exactly one of http, command, prometheus or cloudwatch (found {kinds})", gate.name))
@@ -1015,33 +1230,56 @@ impl Loader {
             if gate.baseline.is_some() && gate.prometheus.is_none() {
                 self.error(
                     Diagnostic::error("verify", "baseline comparison needs a prometheus check")
-                        .at_opt(gate_block.and_then(|b| b.body.attr("baseline")).map(|a| a.span))
+                        .at_opt(
+                            gate_block
+                                .and_then(|b| b.body.attr("baseline"))
+                                .map(|a| a.span),
+                        )
                         .help("remove baseline, or use a prometheus { query = ... } check"),
                 );
             }
             if gate.tolerance.is_some_and(|t| t <= 0.0) {
                 self.error(
                     Diagnostic::error("verify", "tolerance must be above 0")
-                        .at_opt(gate_block.and_then(|b| b.body.attr("tolerance")).map(|a| a.span))
+                        .at_opt(
+                            gate_block
+                                .and_then(|b| b.body.attr("tolerance"))
+                                .map(|a| a.span),
+                        )
                         .help("e.g. tolerance = 1.2 fails when the new version is 20% worse"),
                 );
             }
         }
     }
 
-    fn validate_service(&mut self, block: &RawBlock, service: &Service, environment: &Environment, deployment: &RawBlock) {
+    fn validate_service(
+        &mut self,
+        block: &RawBlock,
+        service: &Service,
+        environment: &Environment,
+        deployment: &RawBlock,
+    ) {
         let Some(vm) = &service.vm else { return };
         let vm_block = block.body.blocks_of("vm").next();
         let install_dir = normalize_dir(&vm.install_dir);
         for file in &vm.config_files {
             let span = vm_block
-                .and_then(|b| b.body.blocks_of("config_file").find(|f| f.label() == file.name))
+                .and_then(|b| {
+                    b.body
+                        .blocks_of("config_file")
+                        .find(|f| f.label() == file.name)
+                })
                 .and_then(|b| b.body.attr("destination"))
                 .map(|a| a.span);
             let destination = normalize_dir(&file.destination);
             let allowed = std::iter::once(install_dir.clone())
                 .chain(vm.config_dirs.iter().map(|d| normalize_dir(d)))
-                .any(|dir| destination.as_ref().zip(dir.as_ref()).is_some_and(|(d, dir)| d.starts_with(dir) && d != dir));
+                .any(|dir| {
+                    destination
+                        .as_ref()
+                        .zip(dir.as_ref())
+                        .is_some_and(|(d, dir)| d.starts_with(dir) && d != dir)
+                });
             if !allowed {
                 self.error(
                     Diagnostic::error(
@@ -1070,14 +1308,28 @@ impl Loader {
 
     // ---- deployments ---------------------------------------------------------------
 
-    fn resolve_ref(&mut self, expr: &hcl::edit::expr::Expression, span: Span, kind: &str, prefix: &str, known: &BTreeSet<String>) -> Option<String> {
+    fn resolve_ref(
+        &mut self,
+        expr: &hcl::edit::expr::Expression,
+        span: Span,
+        kind: &str,
+        prefix: &str,
+        known: &BTreeSet<String>,
+    ) -> Option<String> {
         let refs = references(span.file, expr);
         let is_bare = matches!(expr, hcl::edit::expr::Expression::Traversal(_)) && refs.len() == 1;
         let address = if is_bare {
             let path = &refs[0].path;
-            match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            match path
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 [k, name] if *k == kind => Some(format!("{prefix}{kind}.{name}")),
-                ["module", module, k, name] if *k == kind => Some(format!("{prefix}module.{module}.{kind}.{name}")),
+                ["module", module, k, name] if *k == kind => {
+                    Some(format!("{prefix}module.{module}.{kind}.{name}"))
+                }
                 _ => None,
             }
         } else {
@@ -1087,7 +1339,9 @@ impl Loader {
             self.error(
                 Diagnostic::error("reference", format!("expected a reference to a {kind}"))
                     .at(span)
-                    .help(format!("write {kind}.NAME (or module.MODULE.{kind}.NAME), without quotes")),
+                    .help(format!(
+                        "write {kind}.NAME (or module.MODULE.{kind}.NAME), without quotes"
+                    )),
             );
             return None;
         };
@@ -1100,10 +1354,15 @@ impl Loader {
             .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
             .filter(|k| k.starts_with(&format!("{kind}.")) || k.starts_with("module."))
             .collect();
-        let mut diagnostic = Diagnostic::error("undefined-reference", format!("{short} is not defined")).at(span);
+        let mut diagnostic =
+            Diagnostic::error("undefined-reference", format!("{short} is not defined")).at(span);
         diagnostic = match did_you_mean(&short, candidates.iter().map(String::as_str)) {
-            Some(s) => diagnostic.label(format!("did you mean {s}?")).help(format!("did you mean {s}?")),
-            None if candidates.is_empty() => diagnostic.help(format!("define it with {kind} \"NAME\" {{ ... }}")),
+            Some(s) => diagnostic
+                .label(format!("did you mean {s}?"))
+                .help(format!("did you mean {s}?")),
+            None if candidates.is_empty() => {
+                diagnostic.help(format!("define it with {kind} \"NAME\" {{ ... }}"))
+            }
             None => diagnostic.help(format!("defined: {}", candidates.join(", "))),
         };
         self.error(diagnostic);
@@ -1119,16 +1378,39 @@ impl Loader {
         for item in &pending {
             let block = &item.block;
             let attr = |name: &str| block.body.attr(name);
-            let service = attr("service").and_then(|a| self.resolve_ref(&a.edit_expr, a.span, "service", &item.prefix, &services));
-            let environment = attr("environment").and_then(|a| self.resolve_ref(&a.edit_expr, a.span, "environment", &item.prefix, &environments));
+            let service = attr("service").and_then(|a| {
+                self.resolve_ref(&a.edit_expr, a.span, "service", &item.prefix, &services)
+            });
+            let environment = attr("environment").and_then(|a| {
+                self.resolve_ref(
+                    &a.edit_expr,
+                    a.span,
+                    "environment",
+                    &item.prefix,
+                    &environments,
+                )
+            });
             let rollout = match attr("rollout") {
-                Some(a) => self.resolve_ref(&a.edit_expr, a.span, "rollout", &item.prefix, &rollouts).map(Some),
+                Some(a) => self
+                    .resolve_ref(&a.edit_expr, a.span, "rollout", &item.prefix, &rollouts)
+                    .map(Some),
                 None => Some(None),
             };
             let promote_from = match attr("promote_from") {
                 Some(a) => self
-                    .resolve_ref(&a.edit_expr, a.span, "deployment", &item.prefix, &deployments)
-                    .map(|address| Some(DeploymentRef { address, span: a.span })),
+                    .resolve_ref(
+                        &a.edit_expr,
+                        a.span,
+                        "deployment",
+                        &item.prefix,
+                        &deployments,
+                    )
+                    .map(|address| {
+                        Some(DeploymentRef {
+                            address,
+                            span: a.span,
+                        })
+                    }),
                 None => Some(None),
             };
             let mut depends_on = Vec::new();
@@ -1137,8 +1419,17 @@ impl Loader {
                     hcl::edit::expr::Expression::Array(items) => {
                         for element in items.iter() {
                             use hcl::edit::Span as _;
-                            let span = Span::new(a.span.file, element.span().unwrap_or(a.span.start..a.span.end));
-                            if let Some(address) = self.resolve_ref(element, span, "deployment", &item.prefix, &deployments) {
+                            let span = Span::new(
+                                a.span.file,
+                                element.span().unwrap_or(a.span.start..a.span.end),
+                            );
+                            if let Some(address) = self.resolve_ref(
+                                element,
+                                span,
+                                "deployment",
+                                &item.prefix,
+                                &deployments,
+                            ) {
                                 depends_on.push(DeploymentRef { address, span });
                             }
                         }
@@ -1164,13 +1455,22 @@ impl Loader {
                 },
                 None => None,
             };
-            let (Some(service_address), Some(environment_address), Some(rollout), Some(promote_from)) =
-                (service, environment, rollout, promote_from)
+            let (
+                Some(service_address),
+                Some(environment_address),
+                Some(rollout),
+                Some(promote_from),
+            ) = (service, environment, rollout, promote_from)
             else {
                 continue;
             };
-            let Some(environment) = self.config.environments.get(&environment_address).cloned() else { continue };
-            let Some(service) = self.evaluate_service(&service_address, &environment, block) else { continue };
+            let Some(environment) = self.config.environments.get(&environment_address).cloned()
+            else {
+                continue;
+            };
+            let Some(service) = self.evaluate_service(&service_address, &environment, block) else {
+                continue;
+            };
             let target_ok = (service.vm.is_some() && environment.vm_hosts.is_some())
                 || (service.ecs.is_some() && environment.ecs_cluster.is_some());
             if !target_ok {
@@ -1207,13 +1507,21 @@ impl Loader {
         self.load_root_outputs();
     }
 
-    fn evaluate_service(&mut self, address: &str, environment: &Environment, deployment: &RawBlock) -> Option<Service> {
+    fn evaluate_service(
+        &mut self,
+        address: &str,
+        environment: &Environment,
+        deployment: &RawBlock,
+    ) -> Option<Service> {
         let template = self.services.get(address)?;
         let block = template.block.clone();
         let scope = template.scope.clone();
         let mut context = scope.context();
-        let variables: hcl::Map<String, Value> =
-            environment.variables.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let variables: hcl::Map<String, Value> = environment
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         context.declare_var(
             "env",
             hcl::value!({
@@ -1222,7 +1530,10 @@ impl Loader {
                 variables = (Value::Object(variables)),
             }),
         );
-        context.declare_var("deployment", hcl::value!({ name = (deployment.label().to_string()) }));
+        context.declare_var(
+            "deployment",
+            hcl::value!({ name = (deployment.label().to_string()) }),
+        );
         let json = self.eval_block(&block, &schema::SERVICE, "service", &scope, &context)?;
         match serde_json::from_value::<Service>(json) {
             Ok(mut service) => {
@@ -1238,10 +1549,17 @@ impl Loader {
     }
 
     fn load_root_outputs(&mut self) {
-        let Some(scope) = self.root_scope.clone() else { return };
+        let Some(scope) = self.root_scope.clone() else {
+            return;
+        };
         let mut context = scope.context();
         let mut deployments = hcl::Map::new();
-        for deployment in self.config.deployments.values().filter(|d| !d.address.starts_with("module.")) {
+        for deployment in self
+            .config
+            .deployments
+            .values()
+            .filter(|d| !d.address.starts_with("module."))
+        {
             deployments.insert(
                 deployment.name.clone(),
                 hcl::value!({
@@ -1255,11 +1573,20 @@ impl Loader {
         context.declare_var("deployment", Value::Object(deployments));
         for block in std::mem::take(&mut self.root_outputs) {
             if let Some((value, sensitive)) = self.eval_output(&block, &scope, &context) {
-                let description = match block.body.attr("description").map(|a| a.expr.evaluate(&function_context())) {
+                let description = match block
+                    .body
+                    .attr("description")
+                    .map(|a| a.expr.evaluate(&function_context()))
+                {
                     Some(Ok(Value::String(s))) => Some(s),
                     _ => None,
                 };
-                self.config.outputs.push(Output { name: block.label().to_string(), value: to_json(&value), sensitive, description });
+                self.config.outputs.push(Output {
+                    name: block.label().to_string(),
+                    value: to_json(&value),
+                    sensitive,
+                    description,
+                });
             }
         }
     }
@@ -1272,7 +1599,11 @@ impl Loader {
             .iter()
             .map(|f| (f.path.display().to_string(), f.text.as_bytes().to_vec()))
             .collect();
-        files.extend(super::eval::take_files_read().into_iter().map(|(p, b)| (p.display().to_string(), b)));
+        files.extend(
+            super::eval::take_files_read()
+                .into_iter()
+                .map(|(p, b)| (p.display().to_string(), b)),
+        );
         files.sort();
         files.dedup();
         for (path, bytes) in files {
@@ -1305,7 +1636,10 @@ fn describe_service_targets(service: &Service) -> &'static str {
 }
 
 fn describe_environment_targets(environment: &Environment) -> &'static str {
-    match (environment.vm_hosts.is_some(), environment.ecs_cluster.is_some()) {
+    match (
+        environment.vm_hosts.is_some(),
+        environment.ecs_cluster.is_some(),
+    ) {
         (true, true) => "vm_hosts and ecs_cluster",
         (true, false) => "only vm_hosts",
         (false, true) => "only ecs_cluster",
@@ -1332,9 +1666,15 @@ fn normalize_dir(path: &str) -> Option<PathBuf> {
     Some(PathBuf::from(format!("/{}", parts.join("/"))))
 }
 
-fn insert_block(object: &mut serde_json::Map<String, serde_json::Value>, spec: &BlockSpec, child: serde_json::Map<String, serde_json::Value>) {
+fn insert_block(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    spec: &BlockSpec,
+    child: serde_json::Map<String, serde_json::Value>,
+) {
     if spec.repeatable {
-        let entry = object.entry(spec.name.to_string()).or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        let entry = object
+            .entry(spec.name.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         if let serde_json::Value::Array(items) = entry {
             items.push(serde_json::Value::Object(child));
         }
@@ -1344,7 +1684,8 @@ fn insert_block(object: &mut serde_json::Map<String, serde_json::Value>, spec: &
 }
 
 fn is_tainted(reference: &Reference, tainted: &HashSet<String>) -> bool {
-    reference.path.len() >= 2 && tainted.contains(&format!("{}.{}", reference.path[0], reference.path[1]))
+    reference.path.len() >= 2
+        && tainted.contains(&format!("{}.{}", reference.path[0], reference.path[1]))
 }
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
@@ -1363,21 +1704,44 @@ fn describe_eval_error(kind: &hcl::eval::ErrorKind) -> (String, String) {
         K::UndefinedVar(name) => (
             format!("\"{name}\" is not defined here"),
             match name.as_str() {
-                "env" | "deployment" => format!("{name} is only available inside service blocks (and deployment in outputs)"),
-                "service" | "environment" | "rollout" => format!("{name}.NAME references are only allowed in deployment blocks"),
-                _ => "refer to var.NAME, local.NAME, module.NAME.OUTPUT, or env.* inside a service".to_string(),
+                "env" | "deployment" => format!(
+                    "{name} is only available inside service blocks (and deployment in outputs)"
+                ),
+                "service" | "environment" | "rollout" => {
+                    format!("{name}.NAME references are only allowed in deployment blocks")
+                }
+                _ => "refer to var.NAME, local.NAME, module.NAME.OUTPUT, or env.* inside a service"
+                    .to_string(),
             },
         ),
         K::UndefinedFunc(name) => (
             format!("there is no function \"{name}\""),
-            match did_you_mean(&name.to_string(), super::eval::FUNCTION_NAMES.iter().copied()) {
-                Some(s) => format!("did you mean {s}()? Available: {}", super::eval::FUNCTION_NAMES.join(", ")),
-                None => format!("available functions: {}", super::eval::FUNCTION_NAMES.join(", ")),
+            match did_you_mean(
+                &name.to_string(),
+                super::eval::FUNCTION_NAMES.iter().copied(),
+            ) {
+                Some(s) => format!(
+                    "did you mean {s}()? Available: {}",
+                    super::eval::FUNCTION_NAMES.join(", ")
+                ),
+                None => format!(
+                    "available functions: {}",
+                    super::eval::FUNCTION_NAMES.join(", ")
+                ),
             },
         ),
-        K::NoSuchKey(key) => (format!("there is no attribute \"{key}\""), "check the name of the attribute or map key".to_string()),
-        K::FuncCall(name, message) => (format!("{name}(): {message}"), "check the function's arguments".to_string()),
-        other => (other.to_string(), "check the types of the values in this expression".to_string()),
+        K::NoSuchKey(key) => (
+            format!("there is no attribute \"{key}\""),
+            "check the name of the attribute or map key".to_string(),
+        ),
+        K::FuncCall(name, message) => (
+            format!("{name}(): {message}"),
+            "check the function's arguments".to_string(),
+        ),
+        other => (
+            other.to_string(),
+            "check the types of the values in this expression".to_string(),
+        ),
     }
 }
 
@@ -1411,7 +1775,11 @@ fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected {}, found {}", var_type.describe(), type_name(value)))
+        Err(format!(
+            "expected {}, found {}",
+            var_type.describe(),
+            type_name(value)
+        ))
     }
 }
 
@@ -1439,7 +1807,14 @@ struct TypeProblem {
 }
 
 fn wrong(expected: Ty, found: &Value) -> TypeProblem {
-    TypeProblem { message: format!("expected {}, found {}", expected.describe(), type_name(found)), code: "wrong-type" }
+    TypeProblem {
+        message: format!(
+            "expected {}, found {}",
+            expected.describe(),
+            type_name(found)
+        ),
+        code: "wrong-type",
+    }
 }
 
 fn scalar_string(value: &Value) -> Option<String> {
@@ -1457,7 +1832,9 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
     let invalid = |code: &'static str, message: String| TypeProblem { message, code };
     match ty {
         Ty::Any | Ty::Ref(_) | Ty::RefList(_) => Ok(to_json(value)),
-        Ty::String => scalar_string(value).map(J::String).ok_or_else(|| wrong(ty, value)),
+        Ty::String => scalar_string(value)
+            .map(J::String)
+            .ok_or_else(|| wrong(ty, value)),
         Ty::Number => match value {
             Value::Number(_) => Ok(to_json(value)),
             _ => Err(wrong(ty, value)),
@@ -1477,7 +1854,11 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
         Ty::StringList => match value {
             Value::Array(items) => items
                 .iter()
-                .map(|item| scalar_string(item).map(J::String).ok_or_else(|| wrong(ty, value)))
+                .map(|item| {
+                    scalar_string(item)
+                        .map(J::String)
+                        .ok_or_else(|| wrong(ty, value))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(J::Array),
             _ => Err(wrong(ty, value)),
@@ -1485,7 +1866,11 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
         Ty::StringMap => match value {
             Value::Object(map) => map
                 .iter()
-                .map(|(k, v)| scalar_string(v).map(|s| (k.clone(), J::String(s))).ok_or_else(|| wrong(ty, value)))
+                .map(|(k, v)| {
+                    scalar_string(v)
+                        .map(|s| (k.clone(), J::String(s)))
+                        .ok_or_else(|| wrong(ty, value))
+                })
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(J::Object),
             _ => Err(wrong(ty, value)),
@@ -1513,7 +1898,10 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
         },
         Ty::CountOrPercent => match value {
             Value::Number(n) if n.as_u64().is_some() => Ok(to_json(value)),
-            Value::Number(_) => Err(invalid("wrong-type", format!("{value} is not a whole number"))),
+            Value::Number(_) => Err(invalid(
+                "wrong-type",
+                format!("{value} is not a whole number"),
+            )),
             Value::String(_) => typed_json(value, Ty::Percent),
             _ => Err(wrong(ty, value)),
         },
@@ -1531,7 +1919,9 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
             Value::String(s) => Err(invalid(
                 "invalid-value",
                 match did_you_mean(s, options.iter().copied()) {
-                    Some(suggestion) => format!("\"{s}\" is not allowed; did you mean \"{suggestion}\"?"),
+                    Some(suggestion) => {
+                        format!("\"{s}\" is not allowed; did you mean \"{suggestion}\"?")
+                    }
                     None => format!("\"{s}\" is not allowed"),
                 },
             )),

@@ -51,7 +51,9 @@ fn default_state_dir() -> String {
 
 impl Default for Backend {
     fn default() -> Self {
-        Backend::Local { path: default_state_dir() }
+        Backend::Local {
+            path: default_state_dir(),
+        }
     }
 }
 
@@ -499,7 +501,10 @@ impl Config {
     }
 
     pub fn rollout_of(&self, deployment: &Deployment) -> Option<&Rollout> {
-        deployment.rollout.as_ref().and_then(|r| self.rollouts.get(r))
+        deployment
+            .rollout
+            .as_ref()
+            .and_then(|r| self.rollouts.get(r))
     }
 
     /// Replace every sensitive value in `text` with `(sensitive)`.

@@ -40,7 +40,10 @@ impl RawBlock {
     /// Span of the block header (its type and labels), the best place to point at.
     pub fn header_span(&self) -> Span {
         match self.labels.last() {
-            Some((_, last)) => Span { end: last.end, ..self.kind_span },
+            Some((_, last)) => Span {
+                end: last.end,
+                ..self.kind_span
+            },
             None => self.kind_span,
         }
     }
@@ -88,7 +91,10 @@ pub fn read_directory(
             diagnostics.push(
                 Diagnostic::error(
                     "unreadable-directory",
-                    format!("cannot read configuration directory {}: {error}", dir.display()),
+                    format!(
+                        "cannot read configuration directory {}: {error}",
+                        dir.display()
+                    ),
                 )
                 .help("pass the directory that holds your *.hcl files"),
             );
@@ -130,7 +136,11 @@ pub fn read_directory(
 }
 
 /// Parse one file already in the source map.
-pub fn parse_file(file: FileId, sources: &SourceMap, diagnostics: &mut Diagnostics) -> Option<RawBody> {
+pub fn parse_file(
+    file: FileId,
+    sources: &SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Option<RawBody> {
     let text = sources.file(file).text.clone();
     match hcl::edit::parser::parse_body(&text) {
         Ok(body) => Some(convert_body(file, &body)),

@@ -53,7 +53,9 @@ impl Ty {
             Ty::Percent => "a percentage such as \"25%\"".into(),
             Ty::PercentList => "a list of percentages such as [\"10%\", \"50%\", \"100%\"]".into(),
             Ty::CountOrPercent => "a whole number or a percentage such as \"25%\"".into(),
-            Ty::BatchList => "a list of host counts or percentages such as [1, \"25%\", \"100%\"]".into(),
+            Ty::BatchList => {
+                "a list of host counts or percentages such as [1, \"25%\", \"100%\"]".into()
+            }
             Ty::OneOf(options) => format!("one of {}", quoted_list(options)),
             Ty::Ref(kind) => format!("a reference such as {kind}.NAME"),
             Ty::RefList(kind) => format!("a list of references such as [{kind}.NAME]"),
@@ -106,23 +108,45 @@ impl Schema {
 }
 
 const fn req(name: &'static str, ty: Ty) -> AttrSpec {
-    AttrSpec { name, ty, required: true }
+    AttrSpec {
+        name,
+        ty,
+        required: true,
+    }
 }
 
 const fn opt(name: &'static str, ty: Ty) -> AttrSpec {
-    AttrSpec { name, ty, required: false }
+    AttrSpec {
+        name,
+        ty,
+        required: false,
+    }
 }
 
 const fn one(name: &'static str, schema: &'static Schema) -> BlockSpec {
-    BlockSpec { name, labels: &[], repeatable: false, schema }
+    BlockSpec {
+        name,
+        labels: &[],
+        repeatable: false,
+        schema,
+    }
 }
 
 const fn named(name: &'static str, schema: &'static Schema) -> BlockSpec {
-    BlockSpec { name, labels: &["NAME"], repeatable: true, schema }
+    BlockSpec {
+        name,
+        labels: &["NAME"],
+        repeatable: true,
+        schema,
+    }
 }
 
 const fn closed(attrs: &'static [AttrSpec], blocks: &'static [BlockSpec]) -> Schema {
-    Schema { attrs, blocks, open: false }
+    Schema {
+        attrs,
+        blocks,
+        open: false,
+    }
 }
 
 pub const STRATEGIES: &[&str] = &["all_at_once", "rolling", "canary", "blue_green"];
@@ -136,7 +160,12 @@ pub static ROOT: Schema = closed(
     &[
         one("slipway", &SLIPWAY),
         named("variable", &VARIABLE),
-        BlockSpec { name: "locals", labels: &[], repeatable: true, schema: &OPEN },
+        BlockSpec {
+            name: "locals",
+            labels: &[],
+            repeatable: true,
+            schema: &OPEN,
+        },
         named("service", &SERVICE),
         named("environment", &ENVIRONMENT),
         named("rollout", &ROLLOUT),
@@ -146,11 +175,20 @@ pub static ROOT: Schema = closed(
     ],
 );
 
-pub static OPEN: Schema = Schema { attrs: &[], blocks: &[], open: true };
+pub static OPEN: Schema = Schema {
+    attrs: &[],
+    blocks: &[],
+    open: true,
+};
 
 pub static SLIPWAY: Schema = closed(
     &[opt("required_version", Ty::String)],
-    &[BlockSpec { name: "backend", labels: &["TYPE"], repeatable: false, schema: &BACKEND }],
+    &[BlockSpec {
+        name: "backend",
+        labels: &["TYPE"],
+        repeatable: false,
+        schema: &BACKEND,
+    }],
 );
 
 pub static BACKEND: Schema = closed(
@@ -172,7 +210,12 @@ pub static VARIABLE: Schema = closed(
         opt("sensitive", Ty::Bool),
         opt("description", Ty::String),
     ],
-    &[BlockSpec { name: "validation", labels: &[], repeatable: true, schema: &VALIDATION }],
+    &[BlockSpec {
+        name: "validation",
+        labels: &[],
+        repeatable: true,
+        schema: &VALIDATION,
+    }],
 );
 
 pub static VALIDATION: Schema = closed(
@@ -214,7 +257,12 @@ pub static VM: Schema = closed(
         opt("stop_command", Ty::String),
     ],
     &[
-        BlockSpec { name: "systemd_unit", labels: &["UNIT"], repeatable: false, schema: &SYSTEMD_UNIT },
+        BlockSpec {
+            name: "systemd_unit",
+            labels: &["UNIT"],
+            repeatable: false,
+            schema: &SYSTEMD_UNIT,
+        },
         named("config_file", &CONFIG_FILE),
         named("precheck", &COMMAND_ONLY),
         named("health", &HEALTH),
@@ -261,7 +309,10 @@ pub static HEALTH: Schema = closed(
 
 pub static HOOK: Schema = closed(
     &[
-        req("when", Ty::OneOf(&["before_stop", "after_start", "deregister", "register"])),
+        req(
+            "when",
+            Ty::OneOf(&["before_stop", "after_start", "deregister", "register"]),
+        ),
         req("command", Ty::String),
     ],
     &[],
@@ -273,7 +324,10 @@ pub static ECS: Schema = closed(
         req("cpu", Ty::Number),
         req("memory", Ty::Number),
         opt("launch_type", Ty::OneOf(&["FARGATE", "EC2"])),
-        opt("network_mode", Ty::OneOf(&["awsvpc", "bridge", "host", "none"])),
+        opt(
+            "network_mode",
+            Ty::OneOf(&["awsvpc", "bridge", "host", "none"]),
+        ),
         opt("execution_role_arn", Ty::String),
         opt("task_role_arn", Ty::String),
         opt("health_check_path", Ty::String),
@@ -295,7 +349,10 @@ pub static CONTAINER: Schema = closed(
     &[one("log", &LOG), one("health_check", &CONTAINER_HEALTH)],
 );
 
-pub static LOG: Schema = closed(&[req("driver", Ty::String), opt("options", Ty::StringMap)], &[]);
+pub static LOG: Schema = closed(
+    &[req("driver", Ty::String), opt("options", Ty::StringMap)],
+    &[],
+);
 
 pub static CONTAINER_HEALTH: Schema = closed(
     &[
@@ -310,7 +367,11 @@ pub static CONTAINER_HEALTH: Schema = closed(
 // ---- environment -----------------------------------------------------------
 
 pub static ENVIRONMENT: Schema = closed(
-    &[opt("protected", Ty::Bool), opt("variables", Ty::StringMap), opt("description", Ty::String)],
+    &[
+        opt("protected", Ty::Bool),
+        opt("variables", Ty::StringMap),
+        opt("description", Ty::String),
+    ],
     &[one("vm_hosts", &VM_HOSTS), one("ecs_cluster", &ECS_CLUSTER)],
 );
 
@@ -331,7 +392,11 @@ pub static VM_HOSTS: Schema = closed(
 );
 
 pub static LOAD_BALANCER: Schema = closed(
-    &[req("target_group_arn", Ty::String), opt("region", Ty::String), opt("endpoint", Ty::String)],
+    &[
+        req("target_group_arn", Ty::String),
+        opt("region", Ty::String),
+        opt("endpoint", Ty::String),
+    ],
     &[],
 );
 
@@ -363,7 +428,11 @@ pub static ROLLOUT: Schema = closed(
         opt("on_failure", Ty::OneOf(ON_FAILURE)),
         opt("description", Ty::String),
     ],
-    &[named("verify", &VERIFY), named("approval", &APPROVAL), named("notify", &NOTIFY)],
+    &[
+        named("verify", &VERIFY),
+        named("approval", &APPROVAL),
+        named("notify", &NOTIFY),
+    ],
 );
 
 pub static VERIFY: Schema = closed(
@@ -372,7 +441,10 @@ pub static VERIFY: Schema = closed(
         opt("max", Ty::Number),
         opt("baseline", Ty::OneOf(&["previous_version"])),
         opt("tolerance", Ty::Number),
-        opt("direction", Ty::OneOf(&["higher_is_worse", "lower_is_worse"])),
+        opt(
+            "direction",
+            Ty::OneOf(&["higher_is_worse", "lower_is_worse"]),
+        ),
         opt("interval", Ty::Duration),
         opt("count", Ty::Number),
         opt("failure_limit", Ty::Number),
@@ -400,11 +472,15 @@ pub static VERIFY_HTTP: Schema = closed(
 );
 
 pub static VERIFY_COMMAND: Schema = closed(
-    &[req("command", Ty::String), opt("on", Ty::OneOf(&["hosts", "runner"]))],
+    &[
+        req("command", Ty::String),
+        opt("on", Ty::OneOf(&["hosts", "runner"])),
+    ],
     &[],
 );
 
-pub static VERIFY_PROMETHEUS: Schema = closed(&[req("address", Ty::String), req("query", Ty::String)], &[]);
+pub static VERIFY_PROMETHEUS: Schema =
+    closed(&[req("address", Ty::String), req("query", Ty::String)], &[]);
 
 pub static VERIFY_CLOUDWATCH: Schema = closed(
     &[
@@ -419,7 +495,13 @@ pub static VERIFY_CLOUDWATCH: Schema = closed(
     &[],
 );
 
-pub static APPROVAL: Schema = closed(&[req("after_step", Ty::Number), opt("approvers", Ty::StringList)], &[]);
+pub static APPROVAL: Schema = closed(
+    &[
+        req("after_step", Ty::Number),
+        opt("approvers", Ty::StringList),
+    ],
+    &[],
+);
 
 pub static NOTIFY: Schema = closed(
     &[
@@ -449,6 +531,8 @@ pub static DEPLOYMENT: Schema = closed(
 pub fn accepts_sensitive(block_path: &[&str], attr: &str) -> bool {
     matches!(
         (block_path.last().copied(), attr),
-        (Some("config_file"), "content") | (Some("container"), "secrets") | (Some("validation"), "condition")
+        (Some("config_file"), "content")
+            | (Some("container"), "secrets")
+            | (Some("validation"), "condition")
     )
 }

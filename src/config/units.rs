@@ -16,15 +16,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("\"{text}\" is not a duration: expected a number at \"{rest}\""));
+            return Err(format!(
+                "\"{text}\" is not a duration: expected a number at \"{rest}\""
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("\"{text}\": number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -34,7 +40,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86400)),
             "" => return Err(format!("\"{text}\" is missing a unit (ms, s, m, h or d)")),
-            other => return Err(format!("\"{text}\" has an unknown unit \"{other}\" (use ms, s, m, h or d)")),
+            other => {
+                return Err(format!(
+                    "\"{text}\" has an unknown unit \"{other}\" (use ms, s, m, h or d)"
+                ))
+            }
         };
         total = total.saturating_add(part);
     }
@@ -44,12 +54,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parse `"25%"` into 25. Accepts 0–100 (whole numbers).
 pub fn parse_percent(text: &str) -> Result<u32, String> {
     let Some(number) = text.trim().strip_suffix('%') else {
-        return Err(format!("\"{text}\" is not a percentage: write it like \"25%\""));
+        return Err(format!(
+            "\"{text}\" is not a percentage: write it like \"25%\""
+        ));
     };
-    let value: u32 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a percentage: write a whole number followed by %"))?;
+    let value: u32 = number.trim().parse().map_err(|_| {
+        format!("\"{text}\" is not a percentage: write a whole number followed by %")
+    })?;
     if value > 100 {
         return Err(format!("\"{text}\" is more than 100%"));
     }

@@ -24,8 +24,13 @@ pub type States = BTreeMap<String, Option<State>>;
 /// The file name (without extension) of an environment's state: its name, or
 /// `MODULE_NAME` for an environment declared in a module.
 pub fn environment_state_name(environment_address: &str) -> String {
-    let without_kind = environment_address.replace(".environment.", ".").replace("environment.", "");
-    without_kind.trim_start_matches("module.").replace(".module.", "_").replace('.', "_")
+    let without_kind = environment_address
+        .replace(".environment.", ".")
+        .replace("environment.", "");
+    without_kind
+        .trim_start_matches("module.")
+        .replace(".module.", "_")
+        .replace('.', "_")
 }
 
 /// Environments whose state the plan needs: every one used by a deployment.
@@ -34,7 +39,12 @@ pub fn environments_needed(config: &Config) -> BTreeSet<String> {
         .deployments
         .values()
         .map(|d| environment_state_name(&d.environment))
-        .chain(config.environments.keys().map(|e| environment_state_name(e)))
+        .chain(
+            config
+                .environments
+                .keys()
+                .map(|e| environment_state_name(e)),
+        )
         .collect()
 }
 
@@ -47,7 +57,9 @@ pub struct PlanOptions {
 
 impl PlanOptions {
     fn includes(&self, state_name: &str) -> bool {
-        self.environments.as_ref().is_none_or(|only| only.contains(state_name))
+        self.environments
+            .as_ref()
+            .is_none_or(|only| only.contains(state_name))
     }
 }
 
@@ -64,8 +76,13 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         if !options.includes(&state_name) {
             continue;
         }
-        let saved = states.get(&state_name).and_then(Option::as_ref).and_then(|s| s.deployments.get(&deployment.address));
-        let Some(environment) = config.environment_of(deployment) else { continue };
+        let saved = states
+            .get(&state_name)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.deployments.get(&deployment.address));
+        let Some(environment) = config.environment_of(deployment) else {
+            continue;
+        };
         let (change, hosts) = plan_deployment(config, deployment, environment, saved);
         if let Some(saved) = saved {
             if saved.status == DeploymentStatus::InProgress {
@@ -155,7 +172,11 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         .iter()
         .map(|o| OutputValue {
             name: o.name.clone(),
-            value: if o.sensitive { serde_json::Value::Null } else { o.value.clone() },
+            value: if o.sensitive {
+                serde_json::Value::Null
+            } else {
+                o.value.clone()
+            },
             sensitive: o.sensitive,
         })
         .collect();
@@ -172,9 +193,18 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     })
 }
 
-fn check_promotion(config: &Config, deployment: &Deployment, states: &States, diagnostics: &mut Diagnostics) {
-    let Some(source) = &deployment.promote_from else { return };
-    let Some(source_deployment) = config.deployments.get(&source.address) else { return };
+fn check_promotion(
+    config: &Config,
+    deployment: &Deployment,
+    states: &States,
+    diagnostics: &mut Diagnostics,
+) {
+    let Some(source) = &deployment.promote_from else {
+        return;
+    };
+    let Some(source_deployment) = config.deployments.get(&source.address) else {
+        return;
+    };
     let version = &deployment.service.version;
     let source_state_name = environment_state_name(&source_deployment.environment);
     let recorded = states
@@ -183,11 +213,21 @@ fn check_promotion(config: &Config, deployment: &Deployment, states: &States, di
         .and_then(|s| s.deployments.get(&source.address));
     let problem = match recorded {
         None => Some(format!("{} has never been applied", source.address)),
-        Some(saved) if saved.version != *version => Some(format!("{} has {} recorded, not {version}", source.address, saved.version)),
-        Some(saved) if saved.status != DeploymentStatus::Deployed => {
-            Some(format!("{} is not fully deployed with {version} (state says {:?})", source.address, saved.status).to_lowercase())
-        }
-        Some(saved) if !saved.verified => Some(format!("{version} on {} did not pass verification", source.address)),
+        Some(saved) if saved.version != *version => Some(format!(
+            "{} has {} recorded, not {version}",
+            source.address, saved.version
+        )),
+        Some(saved) if saved.status != DeploymentStatus::Deployed => Some(
+            format!(
+                "{} is not fully deployed with {version} (state says {:?})",
+                source.address, saved.status
+            )
+            .to_lowercase(),
+        ),
+        Some(saved) if !saved.verified => Some(format!(
+            "{version} on {} did not pass verification",
+            source.address
+        )),
         Some(_) => None,
     };
     if let Some(problem) = problem {
@@ -214,7 +254,9 @@ fn sha(text: &str) -> String {
 
 /// Digest of a rollout policy, so plan can tell when it changed.
 pub fn rollout_digest(rollout: Option<&Rollout>) -> String {
-    let json = rollout.map(|r| serde_json::to_string(r).unwrap_or_default()).unwrap_or_else(|| "all_at_once".into());
+    let json = rollout
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .unwrap_or_else(|| "all_at_once".into());
     sha(&json)
 }
 
@@ -249,7 +291,11 @@ pub fn desired_systemd_unit(config: &Config, deployment: &Deployment) -> Option<
     Some(config.mask(&systemd_unit_text(vm, unit, &unit.name)))
 }
 
-pub fn desired_task_definition(config: &Config, deployment: &Deployment, environment: &Environment) -> Option<serde_json::Value> {
+pub fn desired_task_definition(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+) -> Option<serde_json::Value> {
     let ecs = deployment.service.ecs.as_ref()?;
     let definition = task_definition(ecs, environment, deployment);
     serde_json::from_str(&config.mask(&definition.to_string())).ok()
@@ -265,7 +311,11 @@ fn plan_deployment(
     let hosts: Vec<String> = if is_ecs {
         Vec::new()
     } else {
-        environment.vm_hosts.as_ref().map(|v| v.hosts.clone()).unwrap_or_default()
+        environment
+            .vm_hosts
+            .as_ref()
+            .map(|v| v.hosts.clone())
+            .unwrap_or_default()
     };
     let version = deployment.service.version.clone();
     let mut change = DeploymentChange {
@@ -274,7 +324,11 @@ fn plan_deployment(
         service: deployment.service.address.clone(),
         environment: environment.name.clone(),
         rollout: deployment.rollout.clone(),
-        target: if is_ecs { TargetKind::Ecs } else { TargetKind::Vm },
+        target: if is_ecs {
+            TargetKind::Ecs
+        } else {
+            TargetKind::Vm
+        },
         action: Action::Create,
         version_before: saved.map(|s| s.version.clone()),
         version_after: Some(version.clone()),
@@ -282,9 +336,19 @@ fn plan_deployment(
     };
     let Some(saved) = saved else {
         let what = if is_ecs {
-            format!("ECS service {}", environment.ecs_cluster.as_ref().map_or("", |c| c.service_name.as_str()))
+            format!(
+                "ECS service {}",
+                environment
+                    .ecs_cluster
+                    .as_ref()
+                    .map_or("", |c| c.service_name.as_str())
+            )
         } else {
-            format!("{} host{}", hosts.len(), if hosts.len() == 1 { "" } else { "s" })
+            format!(
+                "{} host{}",
+                hosts.len(),
+                if hosts.len() == 1 { "" } else { "s" }
+            )
         };
         change.reasons.push(Reason {
             kind: ReasonKind::NewDeployment,
@@ -297,12 +361,25 @@ fn plan_deployment(
     let mut whole = false;
     let mut reason = |kind, summary: String, diff: Option<String>, affects_all: bool| {
         whole |= affects_all;
-        change.reasons.push(Reason { kind, summary, diff });
+        change.reasons.push(Reason {
+            kind,
+            summary,
+            diff,
+        });
     };
     if saved.version != version {
-        reason(ReasonKind::ArtifactVersion, format!("version {} → {version}", saved.version), None, true);
+        reason(
+            ReasonKind::ArtifactVersion,
+            format!("version {} → {version}", saved.version),
+            None,
+            true,
+        );
     }
-    let digest = deployment.service.artifact.as_ref().and_then(|a| a.sha256.clone());
+    let digest = deployment
+        .service
+        .artifact
+        .as_ref()
+        .and_then(|a| a.sha256.clone());
     if saved.artifact_sha256 != digest && saved.version == version {
         reason(
             ReasonKind::ArtifactDigest,
@@ -326,19 +403,41 @@ fn plan_deployment(
             (Some(b), Some(a)) if b != a => format!("config file {destination} changed"),
             _ => continue,
         };
-        let diff = unified_diff(before.map_or("", String::as_str), after.map_or("", String::as_str), destination);
+        let diff = unified_diff(
+            before.map_or("", String::as_str),
+            after.map_or("", String::as_str),
+            destination,
+        );
         reason(ReasonKind::ConfigFile, summary, diff, true);
     }
     let unit = desired_systemd_unit(config, deployment);
     if unit != saved.systemd_unit {
-        let name = deployment.service.vm.as_ref().and_then(|v| v.systemd_unit.as_ref()).map_or("systemd unit", |u| u.name.as_str());
-        let diff = unified_diff(saved.systemd_unit.as_deref().unwrap_or(""), unit.as_deref().unwrap_or(""), name);
-        reason(ReasonKind::SystemdUnit, format!("systemd unit {name} changed"), diff, true);
+        let name = deployment
+            .service
+            .vm
+            .as_ref()
+            .and_then(|v| v.systemd_unit.as_ref())
+            .map_or("systemd unit", |u| u.name.as_str());
+        let diff = unified_diff(
+            saved.systemd_unit.as_deref().unwrap_or(""),
+            unit.as_deref().unwrap_or(""),
+            name,
+        );
+        reason(
+            ReasonKind::SystemdUnit,
+            format!("systemd unit {name} changed"),
+            diff,
+            true,
+        );
     }
     if is_ecs {
-        if let (Some(desired), Some(ecs_state)) = (desired_task_definition(config, deployment, environment), &saved.ecs) {
+        if let (Some(desired), Some(ecs_state)) = (
+            desired_task_definition(config, deployment, environment),
+            &saved.ecs,
+        ) {
             if desired != ecs_state.task_definition {
-                let before = serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
+                let before =
+                    serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
                 let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
                 let fields = changed_fields(&ecs_state.task_definition, &desired);
                 reason(
@@ -350,7 +449,12 @@ fn plan_deployment(
             }
             let count = desired_count(deployment, environment);
             if count != ecs_state.desired_count {
-                reason(ReasonKind::DesiredCount, format!("desired count {} → {count}", ecs_state.desired_count), None, false);
+                reason(
+                    ReasonKind::DesiredCount,
+                    format!("desired count {} → {count}", ecs_state.desired_count),
+                    None,
+                    false,
+                );
             }
         }
     } else {
@@ -359,33 +463,70 @@ fn plan_deployment(
         let added: Vec<&str> = desired.difference(&recorded).map(|h| h.as_str()).collect();
         let removed: Vec<&str> = recorded.difference(&desired).map(|h| h.as_str()).collect();
         if !added.is_empty() {
-            reason(ReasonKind::HostsAdded, format!("hosts added: {}", added.join(", ")), None, false);
+            reason(
+                ReasonKind::HostsAdded,
+                format!("hosts added: {}", added.join(", ")),
+                None,
+                false,
+            );
         }
         if !removed.is_empty() {
-            reason(ReasonKind::HostsRemoved, format!("hosts removed (slipway stops tracking them): {}", removed.join(", ")), None, false);
+            reason(
+                ReasonKind::HostsRemoved,
+                format!(
+                    "hosts removed (slipway stops tracking them): {}",
+                    removed.join(", ")
+                ),
+                None,
+                false,
+            );
         }
         let pending: Vec<&str> = hosts
             .iter()
-            .filter(|h| saved.hosts.get(*h).is_some_and(|s| s.status != HostStatus::Deployed || s.version != version))
+            .filter(|h| {
+                saved
+                    .hosts
+                    .get(*h)
+                    .is_some_and(|s| s.status != HostStatus::Deployed || s.version != version)
+            })
             .map(String::as_str)
             .collect();
         if !pending.is_empty() && saved.version == version {
             reason(
                 ReasonKind::HostsPending,
-                format!("{} of {} hosts not yet on {version}: {}", pending.len(), hosts.len(), pending.join(", ")),
+                format!(
+                    "{} of {} hosts not yet on {version}: {}",
+                    pending.len(),
+                    hosts.len(),
+                    pending.join(", ")
+                ),
                 None,
                 false,
             );
         }
     }
-    if saved.rollout_digest.as_deref() != Some(rollout_digest(config.rollout_of(deployment)).as_str()) {
-        reason(ReasonKind::RolloutPolicy, "rollout policy changed".into(), None, false);
+    if saved.rollout_digest.as_deref()
+        != Some(rollout_digest(config.rollout_of(deployment)).as_str())
+    {
+        reason(
+            ReasonKind::RolloutPolicy,
+            "rollout policy changed".into(),
+            None,
+            false,
+        );
     }
-    let rollout_only = change.reasons.iter().all(|r| r.kind == ReasonKind::RolloutPolicy);
+    let rollout_only = change
+        .reasons
+        .iter()
+        .all(|r| r.kind == ReasonKind::RolloutPolicy);
     change.action = if change.reasons.is_empty() || rollout_only {
         // A changed policy alone changes nothing on the targets; it is shown
         // as a reason and recorded at the next apply.
-        if rollout_only && !change.reasons.is_empty() { Action::Update } else { Action::NoOp }
+        if rollout_only && !change.reasons.is_empty() {
+            Action::Update
+        } else {
+            Action::NoOp
+        }
     } else {
         Action::Update
     };
@@ -394,21 +535,40 @@ fn plan_deployment(
     } else {
         hosts
             .into_iter()
-            .filter(|h| saved.hosts.get(h).is_none_or(|s| s.status != HostStatus::Deployed || s.version != version))
+            .filter(|h| {
+                saved
+                    .hosts
+                    .get(h)
+                    .is_none_or(|s| s.status != HostStatus::Deployed || s.version != version)
+            })
             .collect()
     };
     (change, targets)
 }
 
 fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
-    fn walk(path: &str, before: &serde_json::Value, after: &serde_json::Value, out: &mut Vec<String>) {
+    fn walk(
+        path: &str,
+        before: &serde_json::Value,
+        after: &serde_json::Value,
+        out: &mut Vec<String>,
+    ) {
         match (before, after) {
             (serde_json::Value::Object(b), serde_json::Value::Object(a)) => {
                 let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
                 for key in keys {
                     let null = serde_json::Value::Null;
-                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                    walk(&child, b.get(key).unwrap_or(&null), a.get(key).unwrap_or(&null), out);
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    walk(
+                        &child,
+                        b.get(key).unwrap_or(&null),
+                        a.get(key).unwrap_or(&null),
+                        out,
+                    );
                 }
             }
             (serde_json::Value::Array(b), serde_json::Value::Array(a)) if b.len() == a.len() => {
@@ -428,7 +588,10 @@ fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<
 pub fn desired_count(deployment: &Deployment, environment: &Environment) -> u32 {
     deployment
         .desired_count
-        .or(environment.ecs_cluster.as_ref().and_then(|c| c.desired_count))
+        .or(environment
+            .ecs_cluster
+            .as_ref()
+            .and_then(|c| c.desired_count))
         .unwrap_or(1)
 }
 
@@ -446,7 +609,11 @@ pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>
         }
     };
     let default = [BatchSize::Count(1)];
-    let sizes = if sizes.is_empty() { &default[..] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        &default[..]
+    } else {
+        sizes
+    };
     let mut batches = Vec::new();
     let mut start = 0;
     let mut index = 0;
@@ -480,15 +647,27 @@ pub fn canary_batches(hosts: &[String], steps: &[String]) -> Vec<Vec<String>> {
     batches
 }
 
-fn schedule(config: &Config, changes: &BTreeMap<String, DeploymentChange>, targets: &BTreeMap<String, Vec<String>>) -> Schedule {
+fn schedule(
+    config: &Config,
+    changes: &BTreeMap<String, DeploymentChange>,
+    targets: &BTreeMap<String, Vec<String>>,
+) -> Schedule {
     let graph = DeploymentGraph::build(config);
     let mut waves: Vec<Vec<String>> = graph
         .waves()
         .into_iter()
-        .map(|wave| wave.into_iter().filter(|a| changes.get(a).is_some_and(|c| c.action != Action::NoOp)).collect::<Vec<_>>())
+        .map(|wave| {
+            wave.into_iter()
+                .filter(|a| changes.get(a).is_some_and(|c| c.action != Action::NoOp))
+                .collect::<Vec<_>>()
+        })
         .filter(|wave| !wave.is_empty())
         .collect();
-    let destroys: Vec<String> = changes.values().filter(|c| c.action == Action::Destroy).map(|c| c.address.clone()).collect();
+    let destroys: Vec<String> = changes
+        .values()
+        .filter(|c| c.action == Action::Destroy)
+        .map(|c| c.address.clone())
+        .collect();
     if !destroys.is_empty() {
         waves.push(destroys);
     }
@@ -500,7 +679,13 @@ fn schedule(config: &Config, changes: &BTreeMap<String, DeploymentChange>, targe
                 index: index + 1,
                 deployments: addresses
                     .iter()
-                    .map(|address| scheduled(config, &changes[address], targets.get(address).map_or(&[][..], Vec::as_slice)))
+                    .map(|address| {
+                        scheduled(
+                            config,
+                            &changes[address],
+                            targets.get(address).map_or(&[][..], Vec::as_slice),
+                        )
+                    })
                     .collect(),
             })
             .collect(),
@@ -511,14 +696,24 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
     let deployment = config.deployments.get(&change.address);
     let rollout = deployment.and_then(|d| config.rollout_of(d));
     let environment = deployment.and_then(|d| config.environment_of(d));
-    let strategy = rollout.map_or("all_at_once", |r| r.strategy.as_str()).to_string();
-    let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str()).to_string();
+    let strategy = rollout
+        .map_or("all_at_once", |r| r.strategy.as_str())
+        .to_string();
+    let on_failure = rollout
+        .map_or("rollback", |r| r.on_failure.as_str())
+        .to_string();
     let (Some(deployment), Some(environment)) = (deployment, environment) else {
         return ScheduledDeployment {
             address: change.address.clone(),
             action: change.action,
             strategy: "remove".into(),
-            steps: vec![Step { index: 1, kind: StepKind::Remove, bake: None, gates: Vec::new(), approval: None }],
+            steps: vec![Step {
+                index: 1,
+                kind: StepKind::Remove,
+                bake: None,
+                gates: Vec::new(),
+                approval: None,
+            }],
             on_failure: "abort".into(),
             rollback: "nothing to roll back: only the record in state is removed".into(),
             needs_approval_before_start: false,
@@ -531,14 +726,29 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
                 Some(r) if r.strategy == "canary" => canary_batches(hosts, &r.steps),
                 _ => vec![hosts.to_vec()],
             };
-            batches.into_iter().filter(|b| !b.is_empty()).map(|hosts| StepKind::HostBatch { hosts }).collect()
+            batches
+                .into_iter()
+                .filter(|b| !b.is_empty())
+                .map(|hosts| StepKind::HostBatch { hosts })
+                .collect()
         }
         TargetKind::Ecs => match rollout {
             Some(r) if r.strategy == "canary" || r.strategy == "blue_green" => {
-                let steps = if r.steps.is_empty() { vec!["100%".to_string()] } else { r.steps.clone() };
-                steps.iter().map(|s| StepKind::TrafficShift { percent: parse_percent(s).unwrap_or(100) }).collect()
+                let steps = if r.steps.is_empty() {
+                    vec!["100%".to_string()]
+                } else {
+                    r.steps.clone()
+                };
+                steps
+                    .iter()
+                    .map(|s| StepKind::TrafficShift {
+                        percent: parse_percent(s).unwrap_or(100),
+                    })
+                    .collect()
             }
-            _ => vec![StepKind::ServiceUpdate { desired_count: desired_count(deployment, environment) }],
+            _ => vec![StepKind::ServiceUpdate {
+                desired_count: desired_count(deployment, environment),
+            }],
         },
     };
     let health_gates: Vec<Gate> = deployment
@@ -550,13 +760,18 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
             name: h.name.clone(),
             kind: "health".into(),
             detail: match (&h.url, &h.command) {
-                (Some(url), _) => format!("GET {url} on each host expects {}", h.expect_status.unwrap_or(200)),
+                (Some(url), _) => format!(
+                    "GET {url} on each host expects {}",
+                    h.expect_status.unwrap_or(200)
+                ),
                 (_, Some(command)) => format!("`{command}` on each host"),
                 _ => String::new(),
             },
         })
         .collect();
-    let rollout_gates: Vec<Gate> = rollout.map(|r| r.verify.iter().map(describe_gate).collect()).unwrap_or_default();
+    let rollout_gates: Vec<Gate> = rollout
+        .map(|r| r.verify.iter().map(describe_gate).collect())
+        .unwrap_or_default();
     let steps = kinds
         .into_iter()
         .enumerate()
@@ -564,8 +779,17 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
             index: i + 1,
             kind,
             bake: rollout.and_then(|r| r.bake.clone()),
-            gates: health_gates.iter().chain(rollout_gates.iter()).cloned().collect(),
-            approval: rollout.and_then(|r| r.approvals.iter().find(|a| a.after_step as usize == i + 1).map(|a| a.name.clone())),
+            gates: health_gates
+                .iter()
+                .chain(rollout_gates.iter())
+                .cloned()
+                .collect(),
+            approval: rollout.and_then(|r| {
+                r.approvals
+                    .iter()
+                    .find(|a| a.after_step as usize == i + 1)
+                    .map(|a| a.name.clone())
+            }),
         })
         .collect();
     ScheduledDeployment {
@@ -585,18 +809,30 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         detail.push_str(&format!("query `{}` at {}", p.query, p.address));
         "prometheus"
     } else if let Some(h) = &gate.http {
-        detail.push_str(&format!("GET {} expects {}", h.url, h.expect_status.unwrap_or(200)));
+        detail.push_str(&format!(
+            "GET {} expects {}",
+            h.url,
+            h.expect_status.unwrap_or(200)
+        ));
         if let Some(body) = &h.body_contains {
             detail.push_str(&format!(", body contains \"{body}\""));
         }
         "http"
     } else if let Some(c) = &gate.command {
-        detail.push_str(&format!("`{}` on {}", c.command, c.on.as_deref().unwrap_or("hosts")));
+        detail.push_str(&format!(
+            "`{}` on {}",
+            c.command,
+            c.on.as_deref().unwrap_or("hosts")
+        ));
         "command"
     } else if let Some(c) = &gate.cloudwatch {
         match &c.alarm_name {
             Some(alarm) => detail.push_str(&format!("alarm {alarm} not in ALARM")),
-            None => detail.push_str(&format!("metric {}/{}", c.namespace.as_deref().unwrap_or(""), c.metric_name.as_deref().unwrap_or(""))),
+            None => detail.push_str(&format!(
+                "metric {}/{}",
+                c.namespace.as_deref().unwrap_or(""),
+                c.metric_name.as_deref().unwrap_or("")
+            )),
         }
         "cloudwatch"
     } else {
@@ -609,10 +845,16 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         detail.push_str(&format!(", max {max}"));
     }
     if let Some(baseline) = &gate.baseline {
-        detail.push_str(&format!(", compared with {baseline} ×{}", gate.tolerance.unwrap_or(1.0)));
+        detail.push_str(&format!(
+            ", compared with {baseline} ×{}",
+            gate.tolerance.unwrap_or(1.0)
+        ));
     }
     if let Some(count) = gate.count {
-        detail.push_str(&format!(", {count} evaluations every {}", gate.interval.as_deref().unwrap_or("1m")));
+        detail.push_str(&format!(
+            ", {count} evaluations every {}",
+            gate.interval.as_deref().unwrap_or("1m")
+        ));
     }
     if let Some(limit) = gate.failure_limit {
         detail.push_str(&format!(", fails after {limit} failed"));
@@ -620,7 +862,11 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
     if kind == "prometheus" || kind == "cloudwatch" {
         detail.push_str(&format!(", no data: {}", gate.no_data));
     }
-    Gate { name: gate.name.clone(), kind: kind.into(), detail }
+    Gate {
+        name: gate.name.clone(),
+        kind: kind.into(),
+        detail,
+    }
 }
 
 fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
@@ -650,22 +896,41 @@ mod tests {
 
     #[test]
     fn rolling_batches_follow_serial_semantics() {
-        let sizes = vec![BatchSize::Count(1), BatchSize::Share("25%".into()), BatchSize::Share("100%".into())];
+        let sizes = vec![
+            BatchSize::Count(1),
+            BatchSize::Share("25%".into()),
+            BatchSize::Share("100%".into()),
+        ];
         let batches = rolling_batches(&hosts(10), &sizes);
         let lengths: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(lengths, vec![1, 2, 7]);
         let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)]);
-        assert_eq!(repeating.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
-        let halves = rolling_batches(&hosts(5), &[BatchSize::Count(1), BatchSize::Share("50%".into())]);
-        assert_eq!(halves.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2, 2]);
+        assert_eq!(
+            repeating.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+        let halves = rolling_batches(
+            &hosts(5),
+            &[BatchSize::Count(1), BatchSize::Share("50%".into())],
+        );
+        assert_eq!(
+            halves.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 2, 2]
+        );
         assert!(rolling_batches(&[], &sizes).is_empty());
     }
 
     #[test]
     fn canary_batches_round_up_and_skip_empty_steps() {
-        let steps: Vec<String> = ["10%", "25%", "50%", "100%"].iter().map(|s| s.to_string()).collect();
+        let steps: Vec<String> = ["10%", "25%", "50%", "100%"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let batches = canary_batches(&hosts(10), &steps);
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2, 2, 5]);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 2, 2, 5]
+        );
         let small = canary_batches(&hosts(2), &steps);
         assert_eq!(small.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
     }
@@ -673,13 +938,19 @@ mod tests {
     #[test]
     fn state_names_of_module_environments_are_file_safe() {
         assert_eq!(environment_state_name("environment.prod"), "prod");
-        assert_eq!(environment_state_name("module.net.environment.prod"), "net_prod");
+        assert_eq!(
+            environment_state_name("module.net.environment.prod"),
+            "net_prod"
+        );
     }
 
     #[test]
     fn diffs_only_when_texts_differ() {
         assert!(unified_diff("a\n", "a\n", "f").is_none());
         let diff = unified_diff("a\nb\n", "a\nc\n", "/etc/f").unwrap();
-        assert!(diff.contains("-b") && diff.contains("+c") && diff.contains("/etc/f"), "{diff}");
+        assert!(
+            diff.contains("-b") && diff.contains("+c") && diff.contains("/etc/f"),
+            "{diff}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use crate::config::{Deployment, EcsSpec, Environment, SystemdUnit, VmSpec};
 pub fn systemd_unit_text(vm: &VmSpec, unit: &SystemdUnit, service_name: &str) -> String {
     let mut text = String::new();
     text.push_str("[Unit]\n");
-    text.push_str(&format!("Description={service_name} (managed by slipway)\n"));
+    text.push_str(&format!(
+        "Description={service_name} (managed by slipway)\n"
+    ));
     if !unit.after.is_empty() {
         text.push_str(&format!("After={}\n", unit.after.join(" ")));
     }
@@ -18,22 +20,35 @@ pub fn systemd_unit_text(vm: &VmSpec, unit: &SystemdUnit, service_name: &str) ->
     if let Some(user) = unit.user.as_ref().or(vm.run_as.as_ref()) {
         text.push_str(&format!("User={user}\n"));
     }
-    text.push_str(&format!("WorkingDirectory={}/current\n", vm.install_dir.trim_end_matches('/')));
+    text.push_str(&format!(
+        "WorkingDirectory={}/current\n",
+        vm.install_dir.trim_end_matches('/')
+    ));
     for (name, value) in &unit.environment {
-        text.push_str(&format!("Environment=\"{name}={}\"\n", value.replace('"', "\\\"")));
+        text.push_str(&format!(
+            "Environment=\"{name}={}\"\n",
+            value.replace('"', "\\\"")
+        ));
     }
     text.push_str(&format!("ExecStart={}\n", unit.exec_start));
     if let Some(stop) = &unit.exec_stop {
         text.push_str(&format!("ExecStop={stop}\n"));
     }
-    text.push_str(&format!("Restart={}\n", unit.restart.as_deref().unwrap_or("on-failure")));
+    text.push_str(&format!(
+        "Restart={}\n",
+        unit.restart.as_deref().unwrap_or("on-failure")
+    ));
     text.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     text
 }
 
 /// The task definition slipway registers, as the JSON shape of ECS's
 /// RegisterTaskDefinition request. Secrets appear only as their ARNs.
-pub fn task_definition(ecs: &EcsSpec, environment: &Environment, deployment: &Deployment) -> serde_json::Value {
+pub fn task_definition(
+    ecs: &EcsSpec,
+    environment: &Environment,
+    deployment: &Deployment,
+) -> serde_json::Value {
     let containers: Vec<serde_json::Value> = ecs
         .containers
         .iter()

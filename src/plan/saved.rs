@@ -13,9 +13,15 @@ use super::planner::States;
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
     #[error("cannot read plan file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write plan file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a slipway plan: {detail}")]
     Invalid { path: String, detail: String },
 }
@@ -28,19 +34,30 @@ pub fn write(path: &Path, plan: &Plan) -> Result<(), SavedPlanError> {
     let temp = path.with_extension("tmp");
     std::fs::write(&temp, text + "\n")
         .and_then(|()| std::fs::rename(&temp, path))
-        .map_err(|source| SavedPlanError::Write { path: path.display().to_string(), source })
+        .map_err(|source| SavedPlanError::Write {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 pub fn read(path: &Path) -> Result<Plan, SavedPlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Read { path: path.display().to_string(), source })?;
-    crate::views::json::parse(&text).map_err(|e| SavedPlanError::Invalid { path: path.display().to_string(), detail: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    crate::views::json::parse(&text).map_err(|e| SavedPlanError::Invalid {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// Why a saved plan no longer applies; empty when it is fresh.
 pub fn check_fresh(plan: &Plan, config_digest: &str, states: &States) -> Vec<String> {
     let mut problems = Vec::new();
     if plan.config_digest != config_digest {
-        problems.push("the configuration (or its input values) changed since the plan was made".to_string());
+        problems.push(
+            "the configuration (or its input values) changed since the plan was made".to_string(),
+        );
     }
     for basis in &plan.environments {
         let current = states.get(&basis.name).and_then(Option::as_ref);
@@ -94,7 +111,11 @@ mod tests {
     }
 
     fn state(serial: u64, lineage: &str) -> State {
-        State { serial, lineage: lineage.into(), ..State::new("prod") }
+        State {
+            serial,
+            lineage: lineage.into(),
+            ..State::new("prod")
+        }
     }
 
     #[test]
@@ -111,9 +132,18 @@ mod tests {
     fn stale_when_config_serial_lineage_or_existence_changed() {
         let mut states = States::new();
         states.insert("prod".into(), Some(state(4, "L")));
-        assert_eq!(check_fresh(&plan_against(Some(3), Some("L")), "abc", &states).len(), 1);
-        assert_eq!(check_fresh(&plan_against(Some(4), Some("other")), "abc", &states).len(), 1);
-        assert_eq!(check_fresh(&plan_against(Some(4), Some("L")), "changed", &states).len(), 1);
+        assert_eq!(
+            check_fresh(&plan_against(Some(3), Some("L")), "abc", &states).len(),
+            1
+        );
+        assert_eq!(
+            check_fresh(&plan_against(Some(4), Some("other")), "abc", &states).len(),
+            1
+        );
+        assert_eq!(
+            check_fresh(&plan_against(Some(4), Some("L")), "changed", &states).len(),
+            1
+        );
         let problems = check_fresh(&plan_against(None, None), "abc", &states);
         assert!(problems[0].contains("empty state"), "{problems:?}");
     }

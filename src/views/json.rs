@@ -14,17 +14,17 @@ use crate::plan::model::{Plan, FORMAT_VERSION};
 #[derive(Debug, thiserror::Error)]
 pub enum JsonPlanError {
     /// Not JSON, or JSON that does not have the shape of a plan.
-    #[error("not a readable slipway plan: {0}")]
+    #[error("invalid plan JSON: {0}")]
     Invalid(#[from] serde_json::Error),
     /// The document has no `format_version` string.
     #[error(
-        "not a slipway plan: the document has no \"format_version\" string \
+        "the document has no \"format_version\" string \
          (this slipway writes format version {FORMAT_VERSION})"
     )]
     MissingFormatVersion,
     /// The `format_version` is not `MAJOR.MINOR`.
     #[error(
-        "the plan's format_version {found:?} is not a version number \
+        "format_version {found:?} is not a version number \
          (expected MAJOR.MINOR, like {FORMAT_VERSION:?})"
     )]
     MalformedFormatVersion { found: String },
@@ -191,6 +191,6 @@ mod tests {
         let error = parse(r#"{"format_version": "1.0"}"#).expect_err("fields are missing");
         assert!(error
             .to_string()
-            .starts_with("not a readable slipway plan: missing field"));
+            .starts_with("invalid plan JSON: missing field"));
     }
 }

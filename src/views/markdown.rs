@@ -7,10 +7,11 @@
 //!
 //! GitHub refuses comments longer than 65,536 characters, so the comment is kept
 //! within [`COMMENT_LIMIT`]. When the full text is longer, sections are cut
-//! whole (from a deployment's details its largest diffs are dropped first, then
-//! the whole section), the summary and table are kept, and a closing note says what was left out and
-//! how to see the full plan. Cutting whole sections means a code block is never
-//! left open.
+//! whole: a deployment first loses its largest diffs, one at a time, and then
+//! its whole section if it still does not fit. The summary and the table are
+//! kept, and a closing note says what was left out and how to see the full
+//! plan. Because only whole sections and whole diffs are cut, a code block is
+//! never left open.
 
 use std::borrow::Cow;
 
@@ -58,7 +59,8 @@ struct Section<'plan> {
 /// Builds the comment from the head and as many sections as fit in `limit`,
 /// then appends the truncation note.
 fn truncated(plan: &Plan, sections: &[Section], limit: usize) -> String {
-    let budget = limit.saturating_sub(NOTE_RESERVE);
+    // The note follows the last section after a newline.
+    let budget = limit.saturating_sub(NOTE_RESERVE + 1);
     let (mut comment, rows_left_out) = head(plan, budget);
     let rows_label = format!("{} of the table", count_noun(rows_left_out, "row"));
     let mut shortened = Vec::new();
