@@ -36,7 +36,7 @@ pub const EXIT_UNFORMATTED: u8 = 3;
 deployments, compares them with the saved state, and shows exactly what would change and in \
 which order, like `terraform plan`.\n\nFlags may be written with one dash or two: -out and --out \
 are the same.",
-    after_help = "Examples:\n  slipway validate examples/vm-myapp\n  slipway plan examples/vm-myapp -var-file examples/vm-myapp/example.vars.hcl\n  slipway plan -markdown > plan.md    # for a pull-request comment\n  slipway plan -out release.plan && slipway show release.plan"
+    after_help = "Examples:\n  slipway validate examples/quickstart\n  slipway plan examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl -environment dev\n  slipway plan -markdown > plan.md    # for a pull-request comment\n  slipway plan -out release.plan && slipway show release.plan"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -50,7 +50,7 @@ pub enum Command {
     Init(ConfigArgs),
     /// Check the configuration: syntax, references, types, cycles. Reads no state.
     #[command(
-        after_help = "Example:\n  slipway validate examples/vm-myapp -var version=2.4.1 -var artifact_sha256=abc\n\nExit codes: 0 valid, 1 invalid."
+        after_help = "Example:\n  slipway validate examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl\n\nExit codes: 0 valid, 1 invalid."
     )]
     Validate(ConfigArgs),
     /// Rewrite *.hcl files in the canonical style (comments are kept).
@@ -69,7 +69,9 @@ pub enum Command {
     )]
     Show(ShowArgs),
     /// Print the deployment dependency graph in Graphviz DOT.
-    #[command(after_help = "Example:\n  slipway graph examples/vm-myapp | dot -Tsvg > graph.svg")]
+    #[command(
+        after_help = "Example:\n  slipway graph examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl | dot -Tsvg > graph.svg"
+    )]
     Graph(ConfigArgs),
     /// Inspect saved state.
     #[command(subcommand)]

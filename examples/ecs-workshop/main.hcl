@@ -4,11 +4,15 @@
 # Both services come from one module, ../../modules/ecs-web-service.
 
 slipway {
-  # Shared state, so that everyone (and CI) plans against the same record.
-  backend "s3" {
-    bucket = "workshop-deploy-state"
-    prefix = "ecs-workshop/"
-    region = "us-east-1"
+  # State in ./state, committed with the configuration. A team sharing state
+  # through S3 writes instead:
+  #   backend "s3" {
+  #     bucket = "workshop-deploy-state"
+  #     prefix = "ecs-workshop/"
+  #     region = "us-east-1"
+  #   }
+  backend "local" {
+    path = "state"
   }
 }
 

@@ -14,10 +14,10 @@ service "myapp" {
   }
 
   vm {
-    install_dir   = "/opt/myapp"      # releases/<version>/ and current -> the running one
+    install_dir   = "/opt/myapp" # releases/<version>/ and current -> the running one
     run_as        = "myapp"
     keep_releases = 3
-    config_dirs   = ["/etc/myapp"]    # config may also be written here
+    config_dirs   = ["/etc/myapp"] # config may also be written here
 
     systemd_unit "myapp.service" {
       exec_start = "/opt/myapp/current/bin/start.sh"

@@ -14,9 +14,7 @@ use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut Diagnostics) {
     let mut seen_attrs: HashMap<&str, &super::raw::RawAttr> = HashMap::new();
     for attr in &body.attrs {
-        if let Some(first) = seen_attrs.insert(attr.name.as_str(), attr) {
-            let (line_hint, _) = (first.name_span.start, ());
-            let _ = line_hint;
+        if seen_attrs.insert(attr.name.as_str(), attr).is_some() {
             diagnostics.push(
                 Diagnostic::error(
                     "duplicate-attribute",
@@ -86,7 +84,7 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
             continue;
         }
         let key = (block.kind.clone(), block.label().to_string());
-        if let Some(_first) = seen_blocks.insert(key, block) {
+        if seen_blocks.insert(key, block).is_some() {
             if spec.repeatable && !spec.labels.is_empty() {
                 diagnostics.push(
                     Diagnostic::error(

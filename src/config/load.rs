@@ -147,7 +147,7 @@ struct ScopeInput {
 struct PendingDeployment {
     address: String,
     block: RawBlock,
-    prefix: String,
+    scope: ScopeValues,
 }
 
 struct Loader {
@@ -336,13 +336,9 @@ impl Loader {
 
         for block in body.blocks_of("environment") {
             let address = format!("{}environment.{}", scope.prefix, block.label());
-            if let Some(json) = self.eval_block(
-                block,
-                &schema::ENVIRONMENT,
-                "environment",
-                &scope,
-                &scope.context(),
-            ) {
+            if let Some(json) =
+                self.eval_block(block, &schema::ENVIRONMENT, &scope, &scope.context())
+            {
                 match serde_json::from_value::<Environment>(json) {
                     Ok(mut environment) => {
                         environment.address = address.clone();
@@ -356,9 +352,7 @@ impl Loader {
         }
         for block in body.blocks_of("rollout") {
             let address = format!("{}rollout.{}", scope.prefix, block.label());
-            if let Some(json) =
-                self.eval_block(block, &schema::ROLLOUT, "rollout", &scope, &scope.context())
-            {
+            if let Some(json) = self.eval_block(block, &schema::ROLLOUT, &scope, &scope.context()) {
                 match serde_json::from_value::<Rollout>(json) {
                     Ok(mut rollout) => {
                         rollout.address = address.clone();
@@ -384,7 +378,7 @@ impl Loader {
             self.deployment_blocks.push(PendingDeployment {
                 address: format!("{}deployment.{}", scope.prefix, block.label()),
                 block: block.clone(),
-                prefix: scope.prefix.clone(),
+                scope: scope.clone(),
             });
         }
         if in_module {
@@ -430,13 +424,9 @@ impl Loader {
             );
             return;
         }
-        if let Some(json) = self.eval_block(
-            backend_block,
-            &schema::BACKEND,
-            "backend",
-            &scope,
-            &function_context(),
-        ) {
+        if let Some(json) =
+            self.eval_block(backend_block, &schema::BACKEND, &scope, &function_context())
+        {
             match serde_json::from_value::<Backend>(json) {
                 Ok(backend) => self.config.backend = backend,
                 Err(error) => self.decode_error(backend_block, error),
@@ -447,7 +437,10 @@ impl Loader {
     fn load_variables(&mut self, body: &RawBody, input: &ScopeInput, scope: &mut ScopeValues) {
         let declared: BTreeSet<&str> = body.blocks_of("variable").map(|b| b.label()).collect();
         for (name, value) in &input.values {
-            if !declared.contains(name.as_str()) {
+            // Like TF_VAR_*, an environment variable for a variable this
+            // configuration does not declare is ignored.
+            let from_environment = value.origin.starts_with(ENV_PREFIX);
+            if !declared.contains(name.as_str()) && !from_environment {
                 let mut diagnostic = Diagnostic::error(
                     "undeclared-variable",
                     format!(
@@ -657,7 +650,7 @@ impl Loader {
                     still.push(attr);
                     continue;
                 }
-                if !self.check_references(refs, scope, &[]) {
+                if !self.check_references(refs, scope) {
                     scope.locals.insert(attr.name.clone(), Value::Null);
                     continue;
                 }
@@ -748,7 +741,7 @@ impl Loader {
         let context = scope.context();
         for attr in block.body.attrs.iter().filter(|a| a.name != "source") {
             let refs = references(attr.span.file, &attr.edit_expr);
-            if !self.check_references(&refs, scope, &[]) {
+            if !self.check_references(&refs, scope) {
                 continue;
             }
             if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
@@ -826,12 +819,7 @@ impl Loader {
 
     /// Check `var.*`, `local.*` and `module.*` references against what the scope
     /// declares. Returns false when any is undefined (errors already reported).
-    fn check_references(
-        &mut self,
-        refs: &[Reference],
-        scope: &ScopeValues,
-        _extra: &[&str],
-    ) -> bool {
+    fn check_references(&mut self, refs: &[Reference], scope: &ScopeValues) -> bool {
         let mut ok = true;
         for reference in refs {
             let root = reference.path[0].as_str();
@@ -914,7 +902,6 @@ impl Loader {
         &mut self,
         block: &RawBlock,
         schema: &Schema,
-        _kind: &str,
         scope: &ScopeValues,
         context: &Context,
     ) -> Option<serde_json::Value> {
@@ -947,7 +934,7 @@ impl Loader {
                 continue;
             }
             let refs = references(attr.span.file, &attr.edit_expr);
-            if !self.check_references(&refs, scope, &[]) {
+            if !self.check_references(&refs, scope) {
                 continue;
             }
             let path_refs: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -955,6 +942,9 @@ impl Loader {
                 continue;
             }
             match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+                Ok(Value::Null) if !spec.required => {
+                    // As in Terraform, null means "not set".
+                }
                 Ok(value) => {
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
                         object.insert(attr.name.clone(), json);
@@ -1010,7 +1000,7 @@ impl Loader {
             Some(Ok(Value::Bool(true)))
         );
         let refs = references(attr.span.file, &attr.edit_expr);
-        if !self.check_references(&refs, scope, &[]) {
+        if !self.check_references(&refs, scope) {
             return None;
         }
         if !sensitive {
@@ -1252,13 +1242,7 @@ impl Loader {
         }
     }
 
-    fn validate_service(
-        &mut self,
-        block: &RawBlock,
-        service: &Service,
-        environment: &Environment,
-        deployment: &RawBlock,
-    ) {
+    fn validate_service(&mut self, block: &RawBlock, service: &Service) {
         let Some(vm) = &service.vm else { return };
         let vm_block = block.body.blocks_of("vm").next();
         let install_dir = normalize_dir(&vm.install_dir);
@@ -1303,7 +1287,6 @@ impl Loader {
                 );
             }
         }
-        let _ = (environment, deployment);
     }
 
     // ---- deployments ---------------------------------------------------------------
@@ -1379,20 +1362,32 @@ impl Loader {
             let block = &item.block;
             let attr = |name: &str| block.body.attr(name);
             let service = attr("service").and_then(|a| {
-                self.resolve_ref(&a.edit_expr, a.span, "service", &item.prefix, &services)
+                self.resolve_ref(
+                    &a.edit_expr,
+                    a.span,
+                    "service",
+                    &item.scope.prefix,
+                    &services,
+                )
             });
             let environment = attr("environment").and_then(|a| {
                 self.resolve_ref(
                     &a.edit_expr,
                     a.span,
                     "environment",
-                    &item.prefix,
+                    &item.scope.prefix,
                     &environments,
                 )
             });
             let rollout = match attr("rollout") {
                 Some(a) => self
-                    .resolve_ref(&a.edit_expr, a.span, "rollout", &item.prefix, &rollouts)
+                    .resolve_ref(
+                        &a.edit_expr,
+                        a.span,
+                        "rollout",
+                        &item.scope.prefix,
+                        &rollouts,
+                    )
                     .map(Some),
                 None => Some(None),
             };
@@ -1402,7 +1397,7 @@ impl Loader {
                         &a.edit_expr,
                         a.span,
                         "deployment",
-                        &item.prefix,
+                        &item.scope.prefix,
                         &deployments,
                     )
                     .map(|address| {
@@ -1427,7 +1422,7 @@ impl Loader {
                                 element,
                                 span,
                                 "deployment",
-                                &item.prefix,
+                                &item.scope.prefix,
                                 &deployments,
                             ) {
                                 depends_on.push(DeploymentRef { address, span });
@@ -1442,7 +1437,7 @@ impl Loader {
                 }
             }
             let desired_count = match attr("desired_count") {
-                Some(a) => match a.expr.evaluate(&function_context()) {
+                Some(a) => match a.expr.evaluate(&item.scope.context()) {
                     Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
                     _ => {
                         self.error(
@@ -1504,7 +1499,11 @@ impl Loader {
                 },
             );
         }
-        self.load_root_outputs();
+        if !self.diagnostics.has_errors() {
+            // Outputs refer to deployments; with one missing they would only
+            // repeat its error.
+            self.load_root_outputs();
+        }
     }
 
     fn evaluate_service(
@@ -1534,11 +1533,11 @@ impl Loader {
             "deployment",
             hcl::value!({ name = (deployment.label().to_string()) }),
         );
-        let json = self.eval_block(&block, &schema::SERVICE, "service", &scope, &context)?;
+        let json = self.eval_block(&block, &schema::SERVICE, &scope, &context)?;
         match serde_json::from_value::<Service>(json) {
             Ok(mut service) => {
                 service.address = address.to_string();
-                self.validate_service(&block, &service, environment, deployment);
+                self.validate_service(&block, &service);
                 Some(service)
             }
             Err(error) => {

@@ -857,7 +857,10 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         ));
     }
     if let Some(limit) = gate.failure_limit {
-        detail.push_str(&format!(", fails after {limit} failed"));
+        detail.push_str(&format!(
+            ", fails at {limit} failed evaluation{}",
+            if limit == 1 { "" } else { "s" }
+        ));
     }
     if kind == "prometheus" || kind == "cloudwatch" {
         detail.push_str(&format!(", no data: {}", gate.no_data));

@@ -7,7 +7,9 @@
 
 use owo_colors::{OwoColorize, Style};
 
-use super::{action_outcome, describe_step_kind, strategy_words, summary_sentence};
+use super::{
+    action_outcome, describe_step_kind, failure_consequence, strategy_words, summary_sentence,
+};
 use crate::plan::model::{
     Action, DeploymentChange, OutputValue, Plan, Reason, ScheduledDeployment, Step, TargetKind,
     Wave,
@@ -145,12 +147,12 @@ fn deployment_context(deployment: &DeploymentChange) -> String {
     context
 }
 
-/// `1.4.2 -> 1.5.0`, `(none) -> 2.3.0`, or `1.4.2 (unchanged)`.
+/// `1.4.2 → 1.5.0`, `(none) → 2.3.0`, or `1.4.2 (unchanged)`.
 fn version_change(before: Option<&str>, after: Option<&str>) -> String {
     match (before, after) {
         (Some(before), Some(after)) if before == after => format!("{before} (unchanged)"),
         _ => format!(
-            "{} -> {}",
+            "{} → {}",
             before.unwrap_or("(none)"),
             after.unwrap_or("(none)")
         ),
@@ -240,11 +242,11 @@ fn write_scheduled_deployment(
     const STEP_INDENT: &str = "      ";
 
     let action = painter.paint(deployment.action.as_str(), action_style(deployment.action));
-    let mut header = format!(
-        "{}: {action}, {}",
-        deployment.address,
-        strategy_words(&deployment.strategy)
-    );
+    let mut header = format!("{}: {action}", deployment.address);
+    if let Some(strategy) = strategy_words(&deployment.strategy) {
+        header.push_str(", ");
+        header.push_str(&strategy);
+    }
     if deployment.needs_approval_before_start {
         header.push_str(", ");
         header
@@ -259,18 +261,16 @@ fn write_scheduled_deployment(
     for step in &deployment.steps {
         write_step(out, painter, step);
     }
-    push_indented(
-        out,
-        STEP_INDENT,
-        &format!("on failure: {}", deployment.on_failure),
-    );
-    if !deployment.rollback.is_empty() {
-        push_indented(
-            out,
-            STEP_INDENT,
-            &format!("rollback: {}", deployment.rollback),
-        );
-    }
+    let failure_line = if deployment.rollback.is_empty() {
+        format!("on failure: {}", deployment.on_failure)
+    } else {
+        format!(
+            "on failure ({}): {}",
+            deployment.on_failure,
+            failure_consequence(&deployment.rollback)
+        )
+    };
+    push_indented(out, STEP_INDENT, &failure_line);
 }
 
 fn write_step(out: &mut String, painter: &Painter, step: &Step) {

@@ -15,7 +15,10 @@
 
 use std::borrow::Cow;
 
-use super::{action_outcome, count_noun, describe_step_kind, strategy_words, summary_sentence};
+use super::{
+    action_outcome, count_noun, describe_step_kind, failure_consequence, strategy_words,
+    summary_sentence,
+};
 use crate::plan::model::{
     Action, DeploymentChange, OutputValue, Plan, Reason, Schedule, ScheduledDeployment, Step,
     TargetKind,
@@ -354,11 +357,14 @@ fn schedule_section(schedule: &Schedule) -> Section<'static> {
 
 fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeployment) {
     body.push_str(&format!(
-        "{}: {}, {}",
+        "{}: {}",
         code_span(&deployment.address),
-        deployment.action.as_str(),
-        escape_text(&strategy_words(&deployment.strategy))
+        deployment.action.as_str()
     ));
+    if let Some(strategy) = strategy_words(&deployment.strategy) {
+        body.push_str(", ");
+        body.push_str(&escape_text(&strategy));
+    }
     if deployment.needs_approval_before_start {
         body.push_str(", **needs approval before start**");
     }
@@ -375,11 +381,12 @@ fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeploymen
         body.push('\n');
     }
     body.push_str(&format!(
-        "On failure: {}.",
+        "**On failure** ({})",
         escape_text(&deployment.on_failure)
     ));
     if !deployment.rollback.is_empty() {
-        body.push_str(&format!(" Rollback: {}", escape_text(&deployment.rollback)));
+        body.push_str(": ");
+        body.push_str(&escape_text(failure_consequence(&deployment.rollback)));
     }
     body.push_str("\n\n");
 }
@@ -400,7 +407,7 @@ fn write_step(body: &mut String, step: &Step) {
             "{nested}- gate {} ({}): {}\n",
             code_span(&gate.name),
             escape_text(&gate.kind),
-            escape_text(&gate.detail).replace('\n', " ")
+            escape_text_keeping_code(&gate.detail.replace('\n', " "))
         ));
     }
     if let Some(approval) = &step.approval {
@@ -488,6 +495,24 @@ fn escape_text(text: &str) -> String {
         escaped.push(character);
     }
     escaped
+}
+
+/// Escapes `text` like [`escape_text`], except inside `` `code` `` spans, which
+/// are kept as code. Text with an unpaired backtick is escaped throughout.
+fn escape_text_keeping_code(text: &str) -> String {
+    if !text.matches('`').count().is_multiple_of(2) {
+        return escape_text(text);
+    }
+    text.split('`')
+        .enumerate()
+        .map(|(index, part)| {
+            if index % 2 == 1 {
+                code_span(part)
+            } else {
+                escape_text(part)
+            }
+        })
+        .collect()
 }
 
 fn escape_html(text: &str) -> String {

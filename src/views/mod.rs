@@ -84,8 +84,14 @@ fn describe_step_kind(kind: &StepKind) -> String {
             "update the service to {}",
             count_noun(*desired_count as usize, "task")
         ),
-        StepKind::Remove => "remove what was deployed".to_string(),
+        StepKind::Remove => "remove".to_string(),
     }
+}
+
+/// The rollback sentence without the `on failure, ` it may start with, for
+/// showing after the failure policy: `on failure (rollback): switch every …`.
+fn failure_consequence(rollback: &str) -> &str {
+    rollback.strip_prefix("on failure, ").unwrap_or(rollback)
 }
 
 /// `1 host`, `3 hosts`.
@@ -97,11 +103,13 @@ fn count_noun(count: usize, noun: &str) -> String {
     }
 }
 
-/// `rolling` from `rolling`, `blue/green` from `blue_green`: strategy names as prose.
-fn strategy_words(strategy: &str) -> String {
+/// A rollout strategy as prose (`blue/green` for `blue_green`), or `None`
+/// for `remove`, which only repeats that the deployment is destroyed.
+fn strategy_words(strategy: &str) -> Option<String> {
     match strategy {
-        "blue_green" => "blue/green".to_string(),
-        other => other.replace('_', " "),
+        "remove" => None,
+        "blue_green" => Some("blue/green".to_string()),
+        other => Some(other.replace('_', " ")),
     }
 }
 

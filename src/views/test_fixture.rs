@@ -39,8 +39,8 @@ pub(super) fn representative_plan() -> Plan {
         deployments: vec![
             api_staging_created(),
             myapp_prod_updated(),
-            legacy_worker_destroyed(),
             checkout_canary_updated(),
+            legacy_worker_destroyed(),
             docs_unchanged(),
         ],
         schedule: Schedule {
@@ -50,12 +50,12 @@ pub(super) fn representative_plan() -> Plan {
                     deployments: vec![
                         api_staging_schedule(),
                         myapp_prod_schedule(),
-                        legacy_worker_schedule(),
+                        checkout_canary_schedule(),
                     ],
                 },
                 Wave {
                     index: 2,
-                    deployments: vec![checkout_canary_schedule()],
+                    deployments: vec![legacy_worker_schedule()],
                 },
             ],
         },
@@ -146,7 +146,7 @@ fn api_staging_created() -> DeploymentChange {
         version_after: Some("2.3.0".to_string()),
         reasons: vec![Reason {
             kind: ReasonKind::NewDeployment,
-            summary: "new deployment on 3 hosts".to_string(),
+            summary: "new deployment: 2.3.0 to 3 hosts".to_string(),
             diff: None,
         }],
     }
@@ -154,8 +154,8 @@ fn api_staging_created() -> DeploymentChange {
 
 fn myapp_prod_updated() -> DeploymentChange {
     let config_diff = "\
---- /etc/myapp/app.env
-+++ /etc/myapp/app.env
+--- /etc/myapp/app.env (saved)
++++ /etc/myapp/app.env (planned)
 @@ -1,5 +1,6 @@
  LISTEN_ADDR=0.0.0.0:8080
 -LOG_LEVEL=info
@@ -179,7 +179,7 @@ fn myapp_prod_updated() -> DeploymentChange {
         reasons: vec![
             Reason {
                 kind: ReasonKind::ArtifactVersion,
-                summary: "version changes from 1.4.2 to 1.5.0".to_string(),
+                summary: "version 1.4.2 → 1.5.0".to_string(),
                 diff: None,
             },
             Reason {
@@ -204,15 +204,17 @@ fn legacy_worker_destroyed() -> DeploymentChange {
         version_after: None,
         reasons: vec![Reason {
             kind: ReasonKind::RemovedFromConfig,
-            summary: "removed from the configuration".to_string(),
+            summary: "no longer in the configuration: slipway stops tracking it \
+                      (hosts and services are left running)"
+                .to_string(),
             diff: None,
         }],
     }
 }
 
 fn checkout_canary_updated() -> DeploymentChange {
-    let task_definition_diff = r#"--- task definition checkout:41
-+++ task definition checkout (new revision)
+    let task_definition_diff = r#"--- task definition (saved)
++++ task definition (planned)
 @@ -4,8 +4,8 @@
      {
        "name": "checkout",
@@ -238,12 +240,14 @@ fn checkout_canary_updated() -> DeploymentChange {
         reasons: vec![
             Reason {
                 kind: ReasonKind::ArtifactVersion,
-                summary: "version changes from 2.4.0 to 2.5.0".to_string(),
+                summary: "version 2.4.0 → 2.5.0".to_string(),
                 diff: None,
             },
             Reason {
                 kind: ReasonKind::TaskDefinition,
-                summary: "task definition changed".to_string(),
+                summary: "task definition changed: containerDefinitions[0].image, \
+                          containerDefinitions[0].memory"
+                    .to_string(),
                 diff: Some(task_definition_diff.to_string()),
             },
         ],
@@ -267,9 +271,9 @@ fn docs_unchanged() -> DeploymentChange {
 
 fn http_health_gate() -> Gate {
     Gate {
-        name: "health".to_string(),
-        kind: "http".to_string(),
-        detail: "GET http://{host}:8080/health answers 200".to_string(),
+        name: "http".to_string(),
+        kind: "health".to_string(),
+        detail: "GET http://localhost:8080/health on each host expects 200".to_string(),
     }
 }
 
@@ -295,7 +299,8 @@ fn api_staging_schedule() -> ScheduledDeployment {
             host_batch(2, &["stg-web-2", "stg-web-3"], None),
         ],
         on_failure: "rollback".to_string(),
-        rollback: "Stop the new release on the hosts done so far; nothing ran there before."
+        rollback: "on failure, stop the new release on the hosts it reached \
+                   (there is no previous release)"
             .to_string(),
         needs_approval_before_start: false,
     }
@@ -317,7 +322,8 @@ fn myapp_prod_schedule() -> ScheduledDeployment {
             ),
         ],
         on_failure: "rollback".to_string(),
-        rollback: "Hosts already updated go back to release 1.4.2 and its config files."
+        rollback: "on failure, switch every host of this apply back to 1.4.2 \
+                   (previous release), restart, check health and re-register"
             .to_string(),
         needs_approval_before_start: true,
     }
@@ -327,7 +333,7 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
     ScheduledDeployment {
         address: "deployment.legacy-worker-prod".to_string(),
         action: Action::Destroy,
-        strategy: "all_at_once".to_string(),
+        strategy: "remove".to_string(),
         steps: vec![Step {
             index: 1,
             kind: StepKind::Remove,
@@ -336,8 +342,8 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
             approval: None,
         }],
         on_failure: "abort".to_string(),
-        rollback: "Nothing is restored: hosts already cleaned up stay removed.".to_string(),
-        needs_approval_before_start: true,
+        rollback: "nothing to roll back: only the record in state is removed".to_string(),
+        needs_approval_before_start: false,
     }
 }
 
@@ -345,8 +351,9 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
     let error_rate_gate = Gate {
         name: "error-rate".to_string(),
         kind: "prometheus".to_string(),
-        detail: "sum(rate(http_requests_total{service=\"checkout\",code=~\"5..\"}[5m])) \
-                 / sum(rate(http_requests_total{service=\"checkout\"}[5m])) at most 0.01"
+        detail: "query `sum(rate(http_requests_total{service=\"checkout\",code=~\"5..\"}[5m])) \
+                 / sum(rate(http_requests_total{service=\"checkout\"}[5m]))` \
+                 at http://prometheus.internal:9090, max 0.01, no data: fail"
             .to_string(),
     };
     let traffic_step = |index: usize, percent: u32| Step {
@@ -365,9 +372,9 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
             kind: StepKind::TrafficShift { percent: 100 },
             bake: None,
             gates: vec![Gate {
-                name: "tasks-healthy".to_string(),
-                kind: "health".to_string(),
-                detail: "all tasks of the new task set report healthy".to_string(),
+                name: "errors".to_string(),
+                kind: "cloudwatch".to_string(),
+                detail: "alarm checkout-5xx not in ALARM, no data: fail".to_string(),
             }],
             approval: None,
         },
@@ -379,7 +386,9 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
         strategy: "canary".to_string(),
         steps,
         on_failure: "rollback".to_string(),
-        rollback: "All traffic shifts back to 2.4.0 and the new task set is removed.".to_string(),
+        rollback: "on failure, send 100% of traffic back to 2.4.0 and remove the new tasks \
+                   (rolling: restore the previous task definition)"
+            .to_string(),
         needs_approval_before_start: true,
     }
 }
