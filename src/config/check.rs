@@ -8,13 +8,19 @@ use std::collections::HashMap;
 
 use super::raw::{RawBlock, RawBody};
 use super::schema::{BlockSpec, Schema};
-use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
 
 /// Check `body` (the contents of a block whose path is `path`) against `schema`.
-pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut Diagnostics) {
+pub fn check_body(
+    body: &RawBody,
+    schema: &Schema,
+    path: &str,
+    sources: &SourceMap,
+    diagnostics: &mut Diagnostics,
+) {
     let mut seen_attrs: HashMap<&str, &super::raw::RawAttr> = HashMap::new();
     for attr in &body.attrs {
-        if seen_attrs.insert(attr.name.as_str(), attr).is_some() {
+        if let Some(first) = seen_attrs.insert(attr.name.as_str(), attr) {
             diagnostics.push(
                 Diagnostic::error(
                     "duplicate-attribute",
@@ -22,7 +28,10 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
                 )
                 .at(attr.name_span)
                 .label("set again here")
-                .help("remove one of the two definitions"),
+                .help(format!(
+                    "first set at {}; remove one of the two",
+                    location(sources, first.name_span)
+                )),
             );
             continue;
         }
@@ -84,7 +93,8 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
             continue;
         }
         let key = (block.kind.clone(), block.label().to_string());
-        if seen_blocks.insert(key, block).is_some() {
+        if let Some(first) = seen_blocks.insert(key, block) {
+            let first_at = location(sources, first.header_span());
             if spec.repeatable && !spec.labels.is_empty() {
                 diagnostics.push(
                     Diagnostic::error(
@@ -93,7 +103,7 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
                     )
                     .at(block.header_span())
                     .label("second definition")
-                    .help("names must be unique: rename or remove one of them"),
+                    .help(format!("first defined at {first_at}; names must be unique: rename or remove one of them")),
                 );
             } else if !spec.repeatable {
                 diagnostics.push(
@@ -112,9 +122,13 @@ pub fn check_body(body: &RawBody, schema: &Schema, path: &str, diagnostics: &mut
         } else {
             format!("{}.{}", block.kind, block.label())
         };
-        check_body(&block.body, spec.schema, &child_path, diagnostics);
+        check_body(&block.body, spec.schema, &child_path, sources, diagnostics);
         for required in spec.schema.attrs.iter().filter(|a| a.required) {
-            if block.body.attr(required.name).is_none() {
+            let misspelt = block.body.attrs.iter().any(|a| {
+                spec.schema.attr(&a.name).is_none()
+                    && did_you_mean(&a.name, [required.name]).is_some()
+            });
+            if block.body.attr(required.name).is_none() && !misspelt {
                 diagnostics.push(
                     Diagnostic::error(
                         "missing-attribute",
@@ -184,4 +198,10 @@ fn valid_names_help(schema: &Schema) -> String {
         (true, false) => format!("valid blocks: {}", blocks.join(", ")),
         (true, true) => "this block takes no attributes or blocks".to_string(),
     }
+}
+
+/// `file:line:column` of a span, for "first defined at" hints.
+pub fn location(sources: &SourceMap, span: Span) -> String {
+    let (line, column) = sources.line_column(span.file, span.start);
+    format!("{}:{line}:{column}", sources.file(span.file).display)
 }

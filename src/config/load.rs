@@ -48,6 +48,8 @@ pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
         deployment_blocks: Vec::new(),
         root_outputs: Vec::new(),
         root_scope: None,
+        evaluating_service: None,
+        output_deployments: None,
     };
     let values = loader.collect_inputs(inputs);
     let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
@@ -158,6 +160,11 @@ struct Loader {
     deployment_blocks: Vec<PendingDeployment>,
     root_outputs: Vec<RawBlock>,
     root_scope: Option<ScopeValues>,
+    /// While a service is evaluated for a deployment: what, for messages, and
+    /// the environment's name and variables keys, for checking `env.*`.
+    evaluating_service: Option<(String, String, Vec<String>)>,
+    /// While root outputs are evaluated: the deployments they may refer to.
+    output_deployments: Option<Vec<String>>,
 }
 
 /// Variable types the language knows.
@@ -281,18 +288,9 @@ impl Loader {
             &input.body,
             &schema::ROOT,
             if in_module { "module" } else { "configuration" },
+            &self.sources,
             &mut self.diagnostics,
         );
-        for attr in &input.body.attrs {
-            self.error(
-                Diagnostic::error(
-                    "top-level-attribute",
-                    format!("\"{}\" cannot be set at the top level", attr.name),
-                )
-                .at(attr.name_span)
-                .help("put it inside a block such as locals { ... }"),
-            );
-        }
         if self.diagnostics.has_errors() {
             return None;
         }
@@ -537,6 +535,11 @@ impl Loader {
                         }
                     },
                     None => {
+                        let module_note = if input.prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" of {}", input.prefix.trim_end_matches('.'))
+                        };
                         let how = if input.prefix.is_empty() {
                             format!("pass -var {name}=..., add it to a -var-file, set {ENV_PREFIX}{name}, or give the variable a default")
                         } else {
@@ -545,7 +548,7 @@ impl Loader {
                         self.error(
                             Diagnostic::error(
                                 "missing-variable",
-                                format!("no value for required variable \"{name}\""),
+                                format!("no value for required variable \"{name}\"{module_note}"),
                             )
                             .at_opt(input.call_span.or(Some(block.header_span())))
                             .help(how),
@@ -609,14 +612,17 @@ impl Loader {
         let mut seen: HashMap<&str, &RawAttr> = HashMap::new();
         for block in body.blocks_of("locals") {
             for attr in &block.body.attrs {
-                if seen.insert(attr.name.as_str(), attr).is_some() {
+                if let Some(first) = seen.insert(attr.name.as_str(), attr) {
                     self.error(
                         Diagnostic::error(
                             "duplicate-name",
                             format!("local \"{}\" is defined twice", attr.name),
                         )
                         .at(attr.name_span)
-                        .help("names must be unique across all locals blocks"),
+                        .help(format!(
+                            "first defined at {}; names must be unique across all locals blocks",
+                            super::check::location(&self.sources, first.name_span)
+                        )),
                     );
                     continue;
                 }
@@ -674,22 +680,40 @@ impl Loader {
             }
         }
         if !pending.is_empty() {
-            let members: Vec<String> = pending
-                .iter()
-                .map(|a| format!("local.{}", a.name))
-                .collect();
+            let waiting: HashSet<&str> = pending.iter().map(|a| a.name.as_str()).collect();
+            let mut edges = Vec::new();
             for attr in &pending {
-                self.error(
-                    Diagnostic::error(
-                        "cycle",
-                        format!(
-                            "locals refer to each other in a cycle: {}",
-                            members.join(" → ")
-                        ),
-                    )
-                    .at(attr.name_span)
-                    .help("break the cycle: one of these locals must not depend on the others"),
-                );
+                for reference in &deps[&attr.name] {
+                    if let (Some("local"), Some(target)) = (
+                        reference.path.first().map(String::as_str),
+                        reference.path.get(1),
+                    ) {
+                        if waiting.contains(target.as_str()) {
+                            edges.push((format!("local.{}", attr.name), format!("local.{target}")));
+                        }
+                    }
+                }
+            }
+            for cycle in crate::graph::dependency_cycles(&edges) {
+                for member in &cycle[..cycle.len() - 1] {
+                    let Some(attr) = pending
+                        .iter()
+                        .find(|a| format!("local.{}", a.name) == *member)
+                    else {
+                        continue;
+                    };
+                    self.error(
+                        Diagnostic::error(
+                            "cycle",
+                            format!(
+                                "locals refer to each other in a cycle: {} (→ means refers to)",
+                                cycle.join(" → ")
+                            ),
+                        )
+                        .at(attr.name_span)
+                        .help("break the cycle: one of these locals must not depend on the others"),
+                    );
+                }
             }
         }
     }
@@ -721,7 +745,7 @@ impl Loader {
                 return;
             }
         };
-        let dir = input.dir.join(&source);
+        let dir = lexically_normal(&input.dir.join(&source));
         if !dir.is_dir() {
             self.error(
                 Diagnostic::error(
@@ -822,6 +846,10 @@ impl Loader {
     fn check_references(&mut self, refs: &[Reference], scope: &ScopeValues) -> bool {
         let mut ok = true;
         for reference in refs {
+            if !self.check_special_reference(reference, scope) {
+                ok = false;
+                continue;
+            }
             let root = reference.path[0].as_str();
             let (known, what, declare): (Vec<&str>, &str, &str) = match root {
                 "var" => (
@@ -868,6 +896,49 @@ impl Loader {
             self.error(diagnostic);
         }
         ok
+    }
+
+    /// Checks of `env.variables.KEY` in services, `deployment.NAME` in outputs
+    /// and `module.NAME.OUTPUT`, which the plain variable check cannot see.
+    fn check_special_reference(&mut self, reference: &Reference, scope: &ScopeValues) -> bool {
+        let path: Vec<&str> = reference.path.iter().map(String::as_str).collect();
+        let (message, candidates, wrong): (String, Vec<String>, &str) = match path.as_slice() {
+            ["env", "variables", key, ..] => match &self.evaluating_service {
+                Some((what, environment, keys)) if !keys.iter().any(|k| k == key) => (
+                    format!("environment \"{environment}\" has no variables key \"{key}\" (evaluating {what})"),
+                    keys.clone(),
+                    key,
+                ),
+                _ => return true,
+            },
+            ["deployment", name, ..] => match &self.output_deployments {
+                Some(known) if !known.iter().any(|k| k == name) => {
+                    (format!("deployment.{name} is not defined"), known.clone(), name)
+                }
+                _ => return true,
+            },
+            ["module", module, output, ..] => match scope.modules.get(*module) {
+                Some(Value::Object(outputs)) if !outputs.contains_key(*output) => (
+                    format!("module.{module} has no output \"{output}\""),
+                    outputs.keys().cloned().collect(),
+                    output,
+                ),
+                _ => return true,
+            },
+            _ => return true,
+        };
+        let mut diagnostic = Diagnostic::error("undefined-reference", message).at(reference.span);
+        diagnostic = match did_you_mean(wrong, candidates.iter().map(String::as_str)) {
+            Some(suggestion) => diagnostic
+                .label(format!("did you mean {suggestion}?"))
+                .help(format!("did you mean {suggestion}?")),
+            None if candidates.is_empty() => {
+                diagnostic.help("there is nothing of that kind to refer to here")
+            }
+            None => diagnostic.help(format!("defined: {}", candidates.join(", "))),
+        };
+        self.error(diagnostic);
+        false
     }
 
     fn check_sensitive(
@@ -1119,7 +1190,7 @@ impl Loader {
                             format!("strategy \"{}\" uses steps, not batches", rollout.strategy),
                         )
                         .at(span)
-                        .help("write steps = [\"10%\", \"50%\", \"100%\"]"),
+                        .help("remove batches: this strategy moves by steps, e.g. steps = [\"10%\", \"50%\", \"100%\"]"),
                     );
                 }
                 if rollout.strategy == "canary" && rollout.steps.is_empty() {
@@ -1533,7 +1604,14 @@ impl Loader {
             "deployment",
             hcl::value!({ name = (deployment.label().to_string()) }),
         );
-        let json = self.eval_block(&block, &schema::SERVICE, &scope, &context)?;
+        self.evaluating_service = Some((
+            format!("{address} for deployment.{}", deployment.label()),
+            environment.name.clone(),
+            environment.variables.keys().cloned().collect(),
+        ));
+        let json = self.eval_block(&block, &schema::SERVICE, &scope, &context);
+        self.evaluating_service = None;
+        let json = json?;
         match serde_json::from_value::<Service>(json) {
             Ok(mut service) => {
                 service.address = address.to_string();
@@ -1569,6 +1647,7 @@ impl Loader {
                 }),
             );
         }
+        self.output_deployments = Some(deployments.keys().cloned().collect());
         context.declare_var("deployment", Value::Object(deployments));
         for block in std::mem::take(&mut self.root_outputs) {
             if let Some((value, sensitive)) = self.eval_output(&block, &scope, &context) {
@@ -1927,4 +2006,26 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
             _ => Err(wrong(ty, value)),
         },
     }
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (so messages show
+/// the path the user would write).
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() || out.as_os_str().is_empty() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }

@@ -182,6 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_is_a_valid_plan() {
+        let documentation = include_str!("../../docs/plan-json.md");
+        let example = documentation
+            .split_once("## 8. Example")
+            .and_then(|(_, rest)| rest.split_once("```json\n"))
+            .and_then(|(_, rest)| rest.split_once("\n```\n"))
+            .map(|(example, _)| example)
+            .expect("the documentation has an example");
+        let plan = parse(example).expect("the example parses");
+        assert_eq!(plan.format_version, crate::plan::model::FORMAT_VERSION);
+        let changes = plan.summary.create + plan.summary.update + plan.summary.destroy;
+        let changing = plan
+            .deployments
+            .iter()
+            .filter(|deployment| deployment.action != crate::plan::model::Action::NoOp)
+            .count();
+        assert_eq!(
+            changes, changing,
+            "the example's summary matches its deployments"
+        );
+    }
+
+    #[test]
     fn invalid_documents_are_rejected() {
         assert!(matches!(parse("not json"), Err(JsonPlanError::Invalid(_))));
         assert!(matches!(

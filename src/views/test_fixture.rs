@@ -22,7 +22,7 @@ pub(super) fn representative_plan() -> Plan {
     Plan {
         format_version: FORMAT_VERSION.to_string(),
         slipway_version: "0.1.0".to_string(),
-        config_digest: "sha256:9b2f6c1de0a4478f3a5c2e7b81d94f06c3e5a7b9d1f2048c6e8a0b3d5f7a9c1e"
+        config_digest: "9b2f6c1de0a4478f3a5c2e7b81d94f06c3e5a7b9d1f2048c6e8a0b3d5f7a9c1e"
             .to_string(),
         environments: vec![
             EnvironmentBasis {

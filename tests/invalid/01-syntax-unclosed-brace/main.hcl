@@ -1,0 +1,11 @@
+service "myapp" {
+  version = "1.0.0"
+  vm {
+    install_dir   = "/opt/myapp"
+    start_command = "sh current/bin/start.sh"
+
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}

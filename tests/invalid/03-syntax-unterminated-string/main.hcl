@@ -1,0 +1,6 @@
+service "myapp" {
+  version = "1.0.0
+  vm {
+    install_dir = "/opt/myapp"
+  }
+}

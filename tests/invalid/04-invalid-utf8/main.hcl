@@ -1,0 +1,5 @@
+service "myapp" {
+  version     = "1.0.0"
+  description = "cafÿþ"
+  vm { install_dir = "/opt/myapp" }
+}

@@ -1,0 +1,8 @@
+service {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}

@@ -1,0 +1,3 @@
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}

@@ -1,0 +1,4 @@
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}

@@ -1,0 +1,13 @@
+service "myapp" {
+  description = "The main application."
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}

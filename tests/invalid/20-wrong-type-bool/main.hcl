@@ -1,0 +1,14 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "production" {
+  protected = "yes"
+  vm_hosts { hosts = ["prod-vm-01.internal"] }
+}
+
+deployment "myapp-production" {
+  service     = service.myapp
+  environment = environment.production
+}

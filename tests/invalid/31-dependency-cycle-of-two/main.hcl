@@ -1,0 +1,28 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal", "dev-vm-02.internal"] }
+}
+
+environment "qa" {
+  vm_hosts { hosts = ["qa-vm-01.internal"] }
+}
+
+environment "staging" {
+  vm_hosts { hosts = ["staging-vm-01.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+  depends_on  = [deployment.myapp-qa]
+}
+
+deployment "myapp-qa" {
+  service     = service.myapp
+  environment = environment.qa
+  depends_on  = [deployment.myapp-dev]
+}

@@ -1,0 +1,24 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal", "dev-vm-02.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+  rollout     = rollout.main
+}
+
+rollout "main" {
+  strategy = "canary"
+  steps    = ["10%", "50%", "100%"]
+
+  approval "release-manager" {
+    after_step = 4
+    approvers  = ["release-managers"]
+  }
+}

@@ -1,0 +1,14 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  variables = { APP_ENV = env.name }
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}

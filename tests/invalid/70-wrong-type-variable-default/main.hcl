@@ -1,0 +1,21 @@
+variable "keep_releases" {
+  type    = number
+  default = "five"
+}
+
+service "myapp" {
+  version = "1.0.0"
+  vm {
+    install_dir   = "/opt/myapp"
+    keep_releases = var.keep_releases
+  }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}

@@ -1,0 +1,16 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts {
+    hosts = []
+  }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}
+

@@ -1,0 +1,5 @@
+version = local.release
+
+locals {
+  release = "1.0.0"
+}

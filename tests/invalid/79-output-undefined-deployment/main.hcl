@@ -1,0 +1,17 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal", "dev-vm-02.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}
+
+output "production_version" {
+  value = deployment.myapp-production.version
+}

@@ -1,0 +1,20 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal", "dev-vm-02.internal"] }
+}
+
+rollout "main" {
+  strategy = "canary"
+  steps    = ["0%", "50%", "100%"]
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+  rollout     = rollout.main
+}
+
