@@ -74,7 +74,10 @@ pub enum Command {
     )]
     Graph(ConfigArgs),
     /// Inspect saved state.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  slipway state list examples/quickstart\n  slipway state show deployment.hello examples/quickstart"
+    )]
     State(StateCommand),
     /// Remove a lock left behind by a slipway process that is gone.
     #[command(
@@ -83,6 +86,7 @@ pub enum Command {
     )]
     ForceUnlock(ForceUnlockArgs),
     /// Print slipway's version and the file format versions it reads and writes.
+    #[command(after_help = "Example:\n  slipway version")]
     Version,
 }
 
@@ -500,12 +504,22 @@ fn collect_hcl_files(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> an
     Ok(())
 }
 
-/// The backend for state commands: from the configuration when it loads,
-/// otherwise the default local `state/` directory next to it.
+/// The backend for state commands, from the configuration's `slipway` block
+/// (which needs no variables).
 fn state_backend(dir: &Path) -> anyhow::Result<Box<dyn Backend>> {
-    let loaded = config::load(dir, &InputSources::from_process(Vec::new(), Vec::new()));
-    let backend = loaded.config.map(|c| c.backend).unwrap_or_default();
-    open_backend(dir, &backend)
+    match config::load_backend_only(dir) {
+        Ok(backend) => open_backend(dir, &backend),
+        Err((sources, found)) => {
+            eprint!(
+                "{}",
+                diagnostics::render(&sources, &found, stderr_color(false))
+            );
+            bail!(
+                "cannot read the state backend from the configuration in {}",
+                dir.display()
+            )
+        }
+    }
 }
 
 fn state_list(args: &StateArgs) -> anyhow::Result<u8> {

@@ -24,7 +24,7 @@ rollout "prod-canary" {
     }
     interval      = "30s"
     count         = 6
-    failure_limit = 0
+    failure_limit = 1
   }
 
   verify "site" {

@@ -36,21 +36,40 @@ pub struct Loaded {
 }
 
 /// Load the configuration in `dir` with the given input values.
+/// Only the state backend of the configuration in `dir`: the `slipway`
+/// block needs no variables, so state commands work without input values.
+pub fn load_backend_only(dir: &Path) -> Result<Backend, (SourceMap, Diagnostics)> {
+    let mut loader = Loader::new(dir);
+    let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
+    let slipway_blocks: Vec<RawBlock> = bodies
+        .iter()
+        .flat_map(|(_, body)| body.blocks_of("slipway").cloned())
+        .collect();
+    if let Some(block) = slipway_blocks.first() {
+        let body = RawBody {
+            attrs: Vec::new(),
+            blocks: slipway_blocks.clone(),
+        };
+        check_body(
+            &body,
+            &schema::ROOT,
+            "configuration",
+            &loader.sources,
+            &mut loader.diagnostics,
+        );
+        if !loader.diagnostics.has_errors() {
+            loader.load_backend(block);
+        }
+    }
+    if loader.diagnostics.has_errors() {
+        loader.diagnostics.sort();
+        return Err((loader.sources, loader.diagnostics));
+    }
+    Ok(loader.config.backend)
+}
+
 pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
-    let mut loader = Loader {
-        sources: SourceMap::default(),
-        diagnostics: Diagnostics::default(),
-        config: Config {
-            root: dir.to_path_buf(),
-            ..Config::default()
-        },
-        services: HashMap::new(),
-        deployment_blocks: Vec::new(),
-        root_outputs: Vec::new(),
-        root_scope: None,
-        evaluating_service: None,
-        output_deployments: None,
-    };
+    let mut loader = Loader::new(dir);
     let values = loader.collect_inputs(inputs);
     let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
     if bodies.is_empty() && !loader.diagnostics.has_errors() {
@@ -192,6 +211,23 @@ impl VarType {
 }
 
 impl Loader {
+    fn new(dir: &Path) -> Loader {
+        Loader {
+            sources: SourceMap::default(),
+            diagnostics: Diagnostics::default(),
+            config: Config {
+                root: dir.to_path_buf(),
+                ..Config::default()
+            },
+            services: HashMap::new(),
+            deployment_blocks: Vec::new(),
+            root_outputs: Vec::new(),
+            root_scope: None,
+            evaluating_service: None,
+            output_deployments: None,
+        }
+    }
+
     fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
@@ -1299,6 +1335,13 @@ impl Loader {
                         .help("remove baseline, or use a prometheus { query = ... } check"),
                 );
             }
+            if gate.failure_limit == Some(0) {
+                self.error(
+                    Diagnostic::error("verify", "failure_limit must be at least 1")
+                        .at_opt(gate_block.and_then(|b| b.body.attr("failure_limit")).map(|a| a.span))
+                        .help("failure_limit is the number of failed evaluations that fails the gate; 1 fails it at the first"),
+                );
+            }
             if gate.tolerance.is_some_and(|t| t <= 0.0) {
                 self.error(
                     Diagnostic::error("verify", "tolerance must be above 0")
@@ -1521,6 +1564,26 @@ impl Loader {
                 },
                 None => None,
             };
+            let ecs = match block.body.blocks_of("ecs").next() {
+                Some(ecs_block) => {
+                    match self.eval_block(
+                        ecs_block,
+                        &schema::DEPLOYMENT_ECS,
+                        &item.scope,
+                        &item.scope.context(),
+                    ) {
+                        Some(json) => match serde_json::from_value::<DeploymentEcs>(json) {
+                            Ok(ecs) => Some(ecs),
+                            Err(error) => {
+                                self.decode_error(ecs_block, error);
+                                continue;
+                            }
+                        },
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
             let (
                 Some(service_address),
                 Some(environment_address),
@@ -1566,6 +1629,7 @@ impl Loader {
                     depends_on,
                     promote_from,
                     desired_count,
+                    ecs,
                     span: block.header_span(),
                 },
             );
@@ -2016,11 +2080,13 @@ fn lexically_normal(path: &Path) -> PathBuf {
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() || out.as_os_str().is_empty() {
-                    out.push("..");
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
             other => out.push(other.as_os_str()),
         }
     }
@@ -2028,4 +2094,19 @@ fn lexically_normal(path: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_without_losing_parent_steps() {
+        let normal = |p: &str| lexically_normal(Path::new(p)).display().to_string();
+        assert_eq!(normal("examples/ecs-workshop/../../modules/x"), "modules/x");
+        assert_eq!(normal("./../../x"), "../../x");
+        assert_eq!(normal("a/./b/../c"), "a/c");
+        assert_eq!(normal("/a/../../b"), "/b");
+        assert_eq!(normal("."), ".");
+    }
 }

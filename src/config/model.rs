@@ -302,7 +302,10 @@ pub struct LoadBalancer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EcsCluster {
     pub cluster: String,
-    pub service_name: String,
+    /// ECS service name; per deployment when the environment runs several
+    /// services (see [`Deployment::ecs_settings`]).
+    #[serde(default)]
+    pub service_name: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]
@@ -477,7 +480,47 @@ pub struct Deployment {
     pub depends_on: Vec<DeploymentRef>,
     pub promote_from: Option<DeploymentRef>,
     pub desired_count: Option<u32>,
+    /// The deployment's own ECS settings (`ecs { ... }` in the deployment).
+    pub ecs: Option<DeploymentEcs>,
     pub span: Span,
+}
+
+/// ECS settings a deployment sets for itself, overriding its environment's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEcs {
+    #[serde(default)]
+    pub service_name: Option<String>,
+    #[serde(default)]
+    pub desired_count: Option<u32>,
+    #[serde(default)]
+    pub listener_arn: Option<String>,
+    #[serde(default)]
+    pub target_groups: Vec<String>,
+}
+
+impl Deployment {
+    /// The environment's `ecs_cluster` with this deployment's own settings
+    /// applied; the ECS service name defaults to the deployment's name.
+    pub fn ecs_settings(&self, environment: &Environment) -> Option<EcsCluster> {
+        let mut cluster = environment.ecs_cluster.clone()?;
+        let own = self.ecs.clone().unwrap_or_default();
+        cluster.service_name = Some(
+            own.service_name
+                .or(cluster.service_name)
+                .unwrap_or_else(|| self.name.clone()),
+        );
+        cluster.desired_count = self
+            .desired_count
+            .or(own.desired_count)
+            .or(cluster.desired_count);
+        if own.listener_arn.is_some() {
+            cluster.listener_arn = own.listener_arn;
+        }
+        if !own.target_groups.is_empty() {
+            cluster.target_groups = own.target_groups;
+        }
+        Some(cluster)
+    }
 }
 
 /// A reference to another deployment, with where it was written.

@@ -403,7 +403,7 @@ pub static LOAD_BALANCER: Schema = closed(
 pub static ECS_CLUSTER: Schema = closed(
     &[
         req("cluster", Ty::String),
-        req("service_name", Ty::String),
+        opt("service_name", Ty::String),
         opt("region", Ty::String),
         opt("endpoint", Ty::String),
         opt("desired_count", Ty::Number),
@@ -514,6 +514,18 @@ pub static NOTIFY: Schema = closed(
 
 // ---- deployment ------------------------------------------------------------
 
+/// Per-deployment ECS settings: the ECS service this deployment runs as,
+/// and its load balancer wiring. They override the environment's.
+pub static DEPLOYMENT_ECS: Schema = closed(
+    &[
+        opt("service_name", Ty::String),
+        opt("desired_count", Ty::Number),
+        opt("listener_arn", Ty::String),
+        opt("target_groups", Ty::StringList),
+    ],
+    &[],
+);
+
 pub static DEPLOYMENT: Schema = closed(
     &[
         req("service", Ty::Ref("service")),
@@ -523,7 +535,7 @@ pub static DEPLOYMENT: Schema = closed(
         opt("promote_from", Ty::Ref("deployment")),
         opt("desired_count", Ty::Number),
     ],
-    &[],
+    &[one("ecs", &DEPLOYMENT_ECS)],
 );
 
 /// Attributes into which a sensitive value may flow: they are masked in every

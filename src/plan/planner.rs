@@ -294,10 +294,9 @@ pub fn desired_systemd_unit(config: &Config, deployment: &Deployment) -> Option<
 pub fn desired_task_definition(
     config: &Config,
     deployment: &Deployment,
-    environment: &Environment,
 ) -> Option<serde_json::Value> {
     let ecs = deployment.service.ecs.as_ref()?;
-    let definition = task_definition(ecs, environment, deployment);
+    let definition = task_definition(ecs);
     serde_json::from_str(&config.mask(&definition.to_string())).ok()
 }
 
@@ -338,10 +337,10 @@ fn plan_deployment(
         let what = if is_ecs {
             format!(
                 "ECS service {}",
-                environment
-                    .ecs_cluster
-                    .as_ref()
-                    .map_or("", |c| c.service_name.as_str())
+                deployment
+                    .ecs_settings(environment)
+                    .and_then(|c| c.service_name)
+                    .unwrap_or_default()
             )
         } else {
             format!(
@@ -431,10 +430,9 @@ fn plan_deployment(
         );
     }
     if is_ecs {
-        if let (Some(desired), Some(ecs_state)) = (
-            desired_task_definition(config, deployment, environment),
-            &saved.ecs,
-        ) {
+        if let (Some(desired), Some(ecs_state)) =
+            (desired_task_definition(config, deployment), &saved.ecs)
+        {
             if desired != ecs_state.task_definition {
                 let before =
                     serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
@@ -587,11 +585,8 @@ fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<
 
 pub fn desired_count(deployment: &Deployment, environment: &Environment) -> u32 {
     deployment
-        .desired_count
-        .or(environment
-            .ecs_cluster
-            .as_ref()
-            .and_then(|c| c.desired_count))
+        .ecs_settings(environment)
+        .and_then(|c| c.desired_count)
         .unwrap_or(1)
 }
 
@@ -877,6 +872,9 @@ fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
         "pause" => "on failure, stop and keep every host as it is; continue with `slipway apply` or roll back with `slipway reject`".into(),
         "abort" => "on failure, stop without rolling back".into(),
         _ => match (change.target, &change.version_before) {
+            (TargetKind::Vm, Some(_)) if change.reasons.iter().any(|r| r.kind == ReasonKind::HostsPending) => {
+                "on failure, switch every host of this apply back to the release it ran before (recorded on the host), restart, check health and re-register".into()
+            }
             (TargetKind::Vm, Some(previous)) => format!(
                 "on failure, switch every host of this apply back to {previous} (previous release), restart, check health and re-register"
             ),

@@ -4,7 +4,7 @@
 //! Pure functions of the configuration. Sensitive values are not masked here;
 //! callers mask before showing or storing (`Config::mask`).
 
-use crate::config::{Deployment, EcsSpec, Environment, SystemdUnit, VmSpec};
+use crate::config::{EcsSpec, SystemdUnit, VmSpec};
 
 /// The systemd unit file slipway installs for a VM service.
 pub fn systemd_unit_text(vm: &VmSpec, unit: &SystemdUnit, service_name: &str) -> String {
@@ -44,11 +44,7 @@ pub fn systemd_unit_text(vm: &VmSpec, unit: &SystemdUnit, service_name: &str) ->
 
 /// The task definition slipway registers, as the JSON shape of ECS's
 /// RegisterTaskDefinition request. Secrets appear only as their ARNs.
-pub fn task_definition(
-    ecs: &EcsSpec,
-    environment: &Environment,
-    deployment: &Deployment,
-) -> serde_json::Value {
+pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
     let containers: Vec<serde_json::Value> = ecs
         .containers
         .iter()
@@ -72,11 +68,7 @@ pub fn task_definition(
                 object.insert("command".into(), serde_json::json!(c.command));
             }
             let mut env_vars: Vec<(String, String)> =
-                environment.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            for (k, v) in &c.environment {
-                env_vars.retain(|(existing, _)| existing != k);
-                env_vars.push((k.clone(), v.clone()));
-            }
+                c.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             env_vars.sort();
             if !env_vars.is_empty() {
                 object.insert(
@@ -117,6 +109,5 @@ pub fn task_definition(
     if let Some(arn) = &ecs.task_role_arn {
         object.insert("taskRoleArn".into(), arn.clone().into());
     }
-    let _ = deployment;
     definition
 }
