@@ -63,6 +63,11 @@ pub enum Command {
         after_help = "Examples:\n  slipway plan examples/vm-myapp -var-file prod.vars.hcl\n  slipway plan -json | jq .summary\n  slipway plan -markdown > comment.md\n  slipway plan -out release.plan\n\nExit codes (as terraform's -detailed-exitcode): 0 no changes, 1 error, 2 changes present."
     )]
     Plan(PlanArgs),
+    /// Make the changes a plan shows: deploy to hosts in the scheduled order.
+    #[command(
+        after_help = "Examples:\n  slipway apply examples/quickstart                 # shows the plan, asks for yes\n  slipway apply examples/quickstart -auto-approve   # no question (CI)\n  slipway plan -out release.plan && slipway apply release.plan\n\nA protected environment also needs -approve ENVIRONMENT (or typing its name at the prompt).\nExit codes: 0 success (or nothing to do), 1 error or failed deployment."
+    )]
+    Apply(ApplyArgs),
     /// Render a plan saved with `plan -out FILE`.
     #[command(
         after_help = "Examples:\n  slipway show release.plan\n  slipway show release.plan -json"
@@ -151,6 +156,34 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A configuration directory, or a plan file saved with `plan -out FILE`.
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    /// With a plan file: the configuration directory it was made from.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Apply without asking for confirmation.
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
+    /// Approve changes to this protected environment (repeatable).
+    #[arg(long = "approve", value_name = "ENVIRONMENT")]
+    pub approve: Vec<String>,
+    /// Deployments of one wave run at most this many at a time.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Apply only the deployments of this environment (repeatable).
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A plan file written by `slipway plan -out FILE`.
     pub planfile: PathBuf,
@@ -225,6 +258,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         "environment",
         "help",
         "version",
+        "auto-approve",
+        "approve",
+        "parallelism",
+        "dir",
     ];
     args.into_iter()
         .map(|arg| {
@@ -252,6 +289,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => validate(&args),
         Command::Fmt(args) => fmt(&args),
         Command::Plan(args) => plan_command(&args),
+        Command::Apply(args) => apply_command(&args),
         Command::Show(args) => show(&args),
         Command::Graph(args) => graph(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
@@ -636,4 +674,183 @@ fn describe_deployment(deployment: &crate::state::DeploymentState) -> String {
         let _ = writeln!(out, "config file  {destination}");
     }
     out
+}
+
+fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
+    let (config_dir, saved_plan) = if args.target.is_file() {
+        (args.dir.clone(), Some(saved::read(&args.target)?))
+    } else {
+        (args.target.clone(), None)
+    };
+    let config_args = ConfigArgs {
+        dir: config_dir.clone(),
+        vars: args.vars.clone(),
+        var_files: args.var_files.clone(),
+        no_color: args.no_color,
+    };
+    let Some((config, sources)) = load_config_with_sources(&config_args) else {
+        return Ok(EXIT_ERROR);
+    };
+    let backend: std::sync::Arc<dyn Backend> = open_backend(&config_dir, &config.backend)?.into();
+    let options = plan::PlanOptions {
+        environments: (!args.environments.is_empty())
+            .then(|| args.environments.iter().cloned().collect()),
+    };
+    // Lock every environment the apply may touch before reading state, so the
+    // plan is computed against state nobody else is changing.
+    let mut names: Vec<String> = planner::environments_needed(&config).into_iter().collect();
+    names.extend(backend.environments()?);
+    names.sort();
+    names.dedup();
+    names.retain(|name| {
+        options
+            .environments
+            .as_ref()
+            .is_none_or(|only| only.contains(name))
+    });
+    let mut locks = Vec::new();
+    for name in &names {
+        locks.push(backend.lock(name, "apply")?);
+    }
+    let states = read_states(&config, backend.as_ref())?;
+    let plan = match planner::plan(&config, &states, &options) {
+        Ok(plan) => plan,
+        Err(found) => {
+            eprint!(
+                "{}",
+                diagnostics::render(&sources, &found, stderr_color(args.no_color))
+            );
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if let Some(saved_plan) = &saved_plan {
+        let problems = saved::check_fresh(saved_plan, &config.digest, &states);
+        if !problems.is_empty() {
+            bail!(
+                "the saved plan {} is stale: {}. Make a new plan with `slipway plan -out FILE` and apply that",
+                args.target.display(),
+                problems.join("; ")
+            );
+        }
+    }
+    let color = use_color(args.no_color);
+    if saved_plan.is_none() {
+        print!("{}", views::render(&plan, ViewFormat::Human { color }));
+    }
+    if !plan.has_changes() {
+        println!("Nothing to apply.");
+        return Ok(EXIT_OK);
+    }
+    let unsupported = crate::apply::unsupported(&config, &plan);
+    if !unsupported.is_empty() {
+        bail!(
+            "this plan cannot be applied by this build; nothing was changed:\n  {}",
+            unsupported.join("\n  ")
+        );
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let protected: Vec<String> = plan
+        .schedule
+        .waves
+        .iter()
+        .flat_map(|w| w.deployments.iter())
+        .filter(|d| d.needs_approval_before_start)
+        .filter_map(|d| plan.deployment(&d.address).map(|c| c.environment.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for environment in &protected {
+        if args.approve.contains(environment) {
+            continue;
+        }
+        if !interactive {
+            bail!("environment {environment} is protected: approve it with -approve {environment}; nothing was changed");
+        }
+        let answer = prompt(&format!(
+            "Environment {environment} is protected. Type its name to approve: "
+        ))?;
+        if answer != *environment {
+            println!("Apply cancelled: {environment} was not approved. Nothing was changed.");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    if !args.auto_approve {
+        if !interactive {
+            bail!("apply needs confirmation: run it from a terminal, or pass -auto-approve; nothing was changed");
+        }
+        let answer = prompt("Do you want to perform these actions? Only 'yes' will be accepted: ")?;
+        if answer != "yes" {
+            println!("Apply cancelled. Nothing was changed.");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    let mut recorders = BTreeMap::new();
+    for (name, state) in states {
+        if !names.contains(&name) {
+            continue;
+        }
+        let state = state.unwrap_or_else(|| crate::state::State::new(&name));
+        recorders.insert(
+            name,
+            std::sync::Arc::new(crate::apply::Recorder::new(backend.clone(), state)),
+        );
+    }
+    let apply_options = crate::apply::ApplyOptions {
+        parallelism: args.parallelism,
+        apply_id: uuid::Uuid::new_v4().to_string(),
+        who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        artifact_cache: config_dir.join(".slipway/artifacts"),
+    };
+    println!("\nApplying (apply id {}).", apply_options.apply_id);
+    let progress = std::sync::Arc::new(crate::apply::Progress::new(
+        std::io::stderr().is_terminal() && !args.no_color,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let config = std::sync::Arc::new(config);
+    let summary = runtime.block_on(crate::apply::apply(
+        config,
+        &plan,
+        recorders,
+        apply_options,
+        progress,
+    ));
+    drop(locks);
+    println!(
+        "\nApply {}: {} deployment(s) succeeded, {} failed; hosts: {} deployed, {} failed, {} rolled back; {:.1}s.",
+        if summary.succeeded() { "complete" } else { "failed" },
+        summary.deployments_succeeded,
+        summary.deployments_failed,
+        summary.hosts_deployed,
+        summary.hosts_failed,
+        summary.hosts_rolled_back,
+        summary.duration.as_secs_f64()
+    );
+    for failure in &summary.failures {
+        println!("  error: {failure}");
+    }
+    if !summary.skipped.is_empty() {
+        println!(
+            "  not started (an earlier wave failed): {}",
+            summary.skipped.join(", ")
+        );
+    }
+    if !summary.succeeded() {
+        println!("State records every host's outcome; `slipway plan` shows what remains.");
+    }
+    Ok(if summary.succeeded() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+fn prompt(question: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
 }

@@ -5,6 +5,8 @@
 //! [`views`] (render a plan), [`state`] (saved state and locks). See
 //! ARCHITECTURE.md for the map and the invariants.
 
+pub mod apply;
+pub mod artifact;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
@@ -12,4 +14,6 @@ pub mod fmt;
 pub mod graph;
 pub mod plan;
 pub mod state;
+pub mod transport;
 pub mod views;
+pub mod vm;

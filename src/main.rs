@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Configurations of thousands of deployments allocate millions of small
+/// objects; mimalloc makes that markedly cheaper than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = slipway::cli::normalize_args(std::env::args_os());
     let cli = slipway::cli::Cli::parse_from(args);

@@ -8,7 +8,9 @@
 //! of the configuration being evaluated.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use hcl::edit::expr::{Expression as EditExpr, TraversalOperator};
 use hcl::edit::visit::{self, Visit};
@@ -39,14 +41,56 @@ pub fn take_files_read() -> Vec<(PathBuf, Vec<u8>)> {
     FILES_READ.with(|f| std::mem::take(&mut *f.borrow_mut()))
 }
 
-fn read_relative(path: &str) -> Result<String, String> {
-    let relative = Path::new(path);
-    let full = BASE_DIR.with(|b| b.borrow().join(relative));
-    let bytes = std::fs::read(&full).map_err(|e| format!("cannot read \"{path}\": {e}"))?;
-    let text =
-        String::from_utf8(bytes.clone()).map_err(|_| format!("\"{path}\" is not UTF-8 text"))?;
-    FILES_READ.with(|f| f.borrow_mut().push((full, bytes)));
-    Ok(text)
+thread_local! {
+    /// Files read by functions in this load, by full path (each read once).
+    static FILE_CACHE: RefCell<HashMap<PathBuf, Result<Rc<str>, String>>> = RefCell::new(HashMap::new());
+    /// Templates parsed in this load, by full path.
+    static TEMPLATE_CACHE: RefCell<HashMap<PathBuf, Rc<hcl::Template>>> = RefCell::new(HashMap::new());
+    /// The function library, built once per thread.
+    static FUNCTIONS: Context<'static> = build_function_context();
+}
+
+/// Forget files and templates read by an earlier load (they may have changed).
+pub fn reset_caches() {
+    FILE_CACHE.with(|c| c.borrow_mut().clear());
+    TEMPLATE_CACHE.with(|c| c.borrow_mut().clear());
+    FILES_READ.with(|f| f.borrow_mut().clear());
+}
+
+fn full_path(path: &str) -> PathBuf {
+    BASE_DIR.with(|b| b.borrow().join(Path::new(path)))
+}
+
+fn read_relative(path: &str) -> Result<Rc<str>, String> {
+    let full = full_path(path);
+    if let Some(cached) = FILE_CACHE.with(|c| c.borrow().get(&full).cloned()) {
+        return cached;
+    }
+    let result = std::fs::read(&full)
+        .map_err(|e| format!("cannot read \"{path}\": {e}"))
+        .and_then(|bytes| {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| format!("\"{path}\" is not UTF-8 text"))?
+                .into();
+            FILES_READ.with(|f| f.borrow_mut().push((full.clone(), bytes)));
+            Ok(text)
+        });
+    FILE_CACHE.with(|c| c.borrow_mut().insert(full, result.clone()));
+    result
+}
+
+fn parsed_template(path: &str) -> Result<Rc<hcl::Template>, String> {
+    let full = full_path(path);
+    if let Some(template) = TEMPLATE_CACHE.with(|c| c.borrow().get(&full).cloned()) {
+        return Ok(template);
+    }
+    let text = read_relative(path)?;
+    let template: hcl::Template = text
+        .parse()
+        .map_err(|e: hcl::Error| format!("template \"{path}\" is invalid: {e}"))?;
+    let template = Rc::new(template);
+    TEMPLATE_CACHE.with(|c| c.borrow_mut().insert(full, template.clone()));
+    Ok(template)
 }
 
 fn str_arg(args: &FuncArgs, index: usize) -> Result<&str, String> {
@@ -56,15 +100,12 @@ fn str_arg(args: &FuncArgs, index: usize) -> Result<&str, String> {
 }
 
 fn fn_file(args: FuncArgs) -> Result<Value, String> {
-    read_relative(str_arg(&args, 0)?).map(Value::String)
+    read_relative(str_arg(&args, 0)?).map(|text| Value::String(text.to_string()))
 }
 
 fn fn_templatefile(args: FuncArgs) -> Result<Value, String> {
     let path = str_arg(&args, 0)?;
-    let text = read_relative(path)?;
-    let template: hcl::Template = text
-        .parse()
-        .map_err(|e: hcl::Error| format!("template \"{path}\" is invalid: {e}"))?;
+    let template = parsed_template(path)?;
     let mut context = function_context();
     if let Some(Value::Object(vars)) = args.get(1) {
         for (name, value) in vars {
@@ -282,6 +323,10 @@ pub const FUNCTION_NAMES: &[&str] = &[
 
 /// A context holding the function library and no variables.
 pub fn function_context() -> Context<'static> {
+    FUNCTIONS.with(Context::clone)
+}
+
+fn build_function_context() -> Context<'static> {
     use ParamType as P;
     let mut context = Context::new();
     let string = || FuncDef::builder().param(P::String);

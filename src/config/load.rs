@@ -69,6 +69,7 @@ pub fn load_backend_only(dir: &Path) -> Result<Backend, (SourceMap, Diagnostics)
 }
 
 pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
+    super::eval::reset_caches();
     let mut loader = Loader::new(dir);
     let values = loader.collect_inputs(inputs);
     let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
@@ -121,8 +122,8 @@ fn merge_bodies(bodies: impl Iterator<Item = RawBody>) -> RawBody {
 
 /// A service body kept for per-deployment evaluation, with its scope.
 struct ServiceTemplate {
-    block: RawBlock,
-    scope: ScopeValues,
+    block: std::rc::Rc<RawBlock>,
+    scope: std::rc::Rc<ScopeValues>,
 }
 
 /// The values visible in one scope: `var`, `local`, `module`, and the names of
@@ -137,9 +138,16 @@ struct ScopeValues {
     tainted: HashSet<String>,
     /// Output values (modules only; root outputs wait for deployments).
     outputs: hcl::Map<String, Value>,
+    context_cache: std::cell::OnceCell<Context<'static>>,
 }
 
 impl ScopeValues {
+    /// The scope's context, built on first use. Only for scopes that no longer
+    /// change (services keep a frozen copy of theirs).
+    fn cached_context(&self) -> &Context<'static> {
+        self.context_cache.get_or_init(|| self.context())
+    }
+
     fn context(&self) -> Context<'static> {
         let mut context = function_context();
         context.declare_var("var", Value::Object(self.vars.clone()));
@@ -168,7 +176,7 @@ struct ScopeInput {
 struct PendingDeployment {
     address: String,
     block: RawBlock,
-    scope: ScopeValues,
+    scope: std::rc::Rc<ScopeValues>,
 }
 
 struct Loader {
@@ -182,6 +190,8 @@ struct Loader {
     /// While a service is evaluated for a deployment: what, for messages, and
     /// the environment's name and variables keys, for checking `env.*`.
     evaluating_service: Option<(String, String, Vec<String>)>,
+    /// Digests of local artifacts already computed in this run.
+    artifact_digests: HashMap<PathBuf, Option<String>>,
     /// While root outputs are evaluated: the deployments they may refer to.
     output_deployments: Option<Vec<String>>,
 }
@@ -225,7 +235,25 @@ impl Loader {
             root_scope: None,
             evaluating_service: None,
             output_deployments: None,
+            artifact_digests: HashMap::new(),
         }
+    }
+
+    /// The sha256 of a local artifact (a directory is packed first), computed
+    /// once per run; `None` for a remote source.
+    fn local_artifact_digest(
+        &mut self,
+        base: &Path,
+        source: &str,
+    ) -> Result<Option<String>, String> {
+        let key = base.join(source);
+        if let Some(digest) = self.artifact_digests.get(&key) {
+            return Ok(digest.clone());
+        }
+        let digest = crate::artifact::local_digest(base, source)
+            .map_err(|e| format!("cannot read artifact \"{source}\": {e}"))?;
+        self.artifact_digests.insert(key, digest.clone());
+        Ok(digest)
     }
 
     fn error(&mut self, diagnostic: Diagnostic) {
@@ -355,6 +383,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            context_cache: std::cell::OnceCell::new(),
         };
         let errors_before = self.diagnostics.len();
         self.load_variables(body, &input, &mut scope);
@@ -398,13 +427,14 @@ impl Loader {
                 }
             }
         }
+        let shared_scope = std::rc::Rc::new(scope.clone());
         for block in body.blocks_of("service") {
             let address = format!("{}service.{}", scope.prefix, block.label());
             self.services.insert(
                 address,
                 ServiceTemplate {
-                    block: block.clone(),
-                    scope: scope.clone(),
+                    block: std::rc::Rc::new(block.clone()),
+                    scope: shared_scope.clone(),
                 },
             );
         }
@@ -412,7 +442,7 @@ impl Loader {
             self.deployment_blocks.push(PendingDeployment {
                 address: format!("{}deployment.{}", scope.prefix, block.label()),
                 block: block.clone(),
-                scope: scope.clone(),
+                scope: shared_scope.clone(),
             });
         }
         if in_module {
@@ -437,6 +467,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            context_cache: std::cell::OnceCell::new(),
         };
         let Some(backend_block) = block.body.blocks_of("backend").next() else {
             return;
@@ -1551,7 +1582,7 @@ impl Loader {
                 }
             }
             let desired_count = match attr("desired_count") {
-                Some(a) => match a.expr.evaluate(&item.scope.context()) {
+                Some(a) => match a.expr.evaluate(item.scope.cached_context()) {
                     Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
                     _ => {
                         self.error(
@@ -1570,7 +1601,7 @@ impl Loader {
                         ecs_block,
                         &schema::DEPLOYMENT_ECS,
                         &item.scope,
-                        &item.scope.context(),
+                        item.scope.cached_context(),
                     ) {
                         Some(json) => match serde_json::from_value::<DeploymentEcs>(json) {
                             Ok(ecs) => Some(ecs),
@@ -1650,7 +1681,7 @@ impl Loader {
         let template = self.services.get(address)?;
         let block = template.block.clone();
         let scope = template.scope.clone();
-        let mut context = scope.context();
+        let mut context = scope.cached_context().clone();
         let variables: hcl::Map<String, Value> = environment
             .variables
             .iter()
@@ -1679,6 +1710,28 @@ impl Loader {
         match serde_json::from_value::<Service>(json) {
             Ok(mut service) => {
                 service.address = address.to_string();
+                if let Some(artifact) = service.artifact.as_mut() {
+                    artifact.base_dir = scope.dir.clone();
+                    if artifact.sha256.is_none() {
+                        match self.local_artifact_digest(&scope.dir, &artifact.source) {
+                            Ok(digest) => artifact.sha256 = digest,
+                            Err(message) => {
+                                let span = block
+                                    .body
+                                    .blocks_of("artifact")
+                                    .next()
+                                    .and_then(|b| b.body.attr("source"))
+                                    .map(|a| a.span);
+                                self.error(
+                                    Diagnostic::error("artifact", message)
+                                        .at_opt(span)
+                                        .help("point source at a directory or .tar.gz relative to this configuration, or at a URL with sha256 set"),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                }
                 self.validate_service(&block, &service);
                 Some(service)
             }

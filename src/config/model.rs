@@ -76,8 +76,12 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     pub source: String,
+    /// Configured, or computed at load time for a local artifact.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// The directory `source` is relative to (the configuration's or module's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

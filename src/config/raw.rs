@@ -101,7 +101,7 @@ pub fn read_directory(
             return Vec::new();
         }
     };
-    let mut bodies = Vec::new();
+    let mut read = Vec::new();
     for path in files {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -127,9 +127,14 @@ pub fn read_directory(
                 continue;
             }
         };
-        let file = sources.add(&path, text);
-        if let Some(body) = parse_file(file, sources, diagnostics) {
-            bodies.push((file, body));
+        sources.add(&path, text);
+        read.push(sources.files().len() - 1);
+    }
+    let mut bodies = Vec::new();
+    for (file, parsed) in parse_files(&read, sources) {
+        match parsed {
+            Ok(body) => bodies.push((file, body)),
+            Err(diagnostic) => diagnostics.push(*diagnostic),
         }
     }
     bodies
@@ -141,21 +146,60 @@ pub fn parse_file(
     sources: &SourceMap,
     diagnostics: &mut Diagnostics,
 ) -> Option<RawBody> {
-    let text = sources.file(file).text.clone();
-    match hcl::edit::parser::parse_body(&text) {
-        Ok(body) => Some(convert_body(file, &body)),
+    match parse_text(file, &sources.file(file).text) {
+        Ok(body) => Some(body),
+        Err(diagnostic) => {
+            diagnostics.push(*diagnostic);
+            None
+        }
+    }
+}
+
+/// Parse files on every core: files are independent until they are merged.
+fn parse_files(
+    files: &[FileId],
+    sources: &SourceMap,
+) -> Vec<(FileId, Result<RawBody, Box<Diagnostic>>)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|ids| {
+                scope.spawn(move || {
+                    ids.iter()
+                        .map(|id| (*id, parse_text(*id, &sources.file(*id).text)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn parse_text(file: FileId, text: &str) -> Result<RawBody, Box<Diagnostic>> {
+    match hcl::edit::parser::parse_body(text) {
+        Ok(body) => Ok(convert_body(file, &body)),
         Err(error) => {
             let location = error.location();
             let start = location.offset().min(text.len());
             let end = (start + 1).min(text.len()).max(start);
             let message = error.message().trim().replace('\n', "; ");
-            diagnostics.push(
+            Err(Box::new(
                 Diagnostic::error("syntax", format!("syntax error: {message}"))
                     .at(Span::new(file, start..end))
                     .label("here")
                     .help("fix the HCL syntax at the marked position"),
-            );
-            None
+            ))
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     let mut changes: BTreeMap<String, DeploymentChange> = BTreeMap::new();
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut warnings = Vec::new();
+    let digests = RolloutDigests::default();
 
     for deployment in config.deployments.values() {
         let state_name = environment_state_name(&deployment.environment);
@@ -83,7 +84,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         let Some(environment) = config.environment_of(deployment) else {
             continue;
         };
-        let (change, hosts) = plan_deployment(config, deployment, environment, saved);
+        let (change, hosts) = plan_deployment(config, deployment, environment, saved, &digests);
         if let Some(saved) = saved {
             if saved.status == DeploymentStatus::InProgress {
                 warnings.push(format!(
@@ -300,11 +301,28 @@ pub fn desired_task_definition(
     serde_json::from_str(&config.mask(&definition.to_string())).ok()
 }
 
+/// Rollout digests, computed once per rollout rather than per deployment.
+#[derive(Default)]
+struct RolloutDigests {
+    by_rollout: std::cell::RefCell<BTreeMap<Option<String>, std::rc::Rc<str>>>,
+}
+
+impl RolloutDigests {
+    fn rollout(&self, config: &Config, deployment: &Deployment) -> std::rc::Rc<str> {
+        self.by_rollout
+            .borrow_mut()
+            .entry(deployment.rollout.clone())
+            .or_insert_with(|| rollout_digest(config.rollout_of(deployment)).into())
+            .clone()
+    }
+}
+
 fn plan_deployment(
     config: &Config,
     deployment: &Deployment,
     environment: &Environment,
     saved: Option<&DeploymentState>,
+    digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
     let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
     let hosts: Vec<String> = if is_ecs {
@@ -503,9 +521,7 @@ fn plan_deployment(
             );
         }
     }
-    if saved.rollout_digest.as_deref()
-        != Some(rollout_digest(config.rollout_of(deployment)).as_str())
-    {
+    if saved.rollout_digest.as_deref() != Some(&*digests.rollout(config, deployment)) {
         reason(
             ReasonKind::RolloutPolicy,
             "rollout policy changed".into(),

@@ -132,11 +132,16 @@ impl Backend for LocalBackend {
 
         // Check the format version before the shape, so that a file from a
         // newer slipway is reported as such rather than as corrupt.
-        let document: serde_json::Value =
+        /// Only the format version; every other field is skipped unparsed.
+        #[derive(serde::Deserialize)]
+        struct Header {
+            version: Option<serde_json::Number>,
+        }
+        let header: Header =
             serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
-        let version = document
-            .get("version")
-            .and_then(serde_json::Value::as_u64)
+        let version = header
+            .version
+            .and_then(|v| v.as_u64())
             .ok_or_else(|| corrupt("no numeric \"version\" field".to_string()))?;
         if version > u64::from(STATE_VERSION) {
             return Err(StateError::TooNew {

@@ -293,7 +293,8 @@ fn non_empty_env(name: &str) -> Option<String> {
 }
 
 /// The current time in UTC as RFC 3339, to whole seconds.
-fn now_rfc3339() -> String {
+/// The current time in UTC, RFC 3339, to the second.
+pub fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
     let whole_seconds = now.replace_nanosecond(0).unwrap_or(now);
     whole_seconds

@@ -1,0 +1,226 @@
+//! Apply: the only layer that changes the world.
+//!
+//! Given a configuration and the plan computed from it, apply walks the plan's
+//! schedule: waves one after another, the deployments of a wave in parallel
+//! (bounded by `parallelism`), the steps of a deployment in order and the hosts
+//! of a step in parallel. Every host step is recorded in state as it happens
+//! ([`recorder`]), so a later `plan` shows exactly what remains. On a failed
+//! step the rollout's `on_failure` decides: roll every host of this apply back
+//! to its previous release, pause, or abort. Remote steps are built by
+//! `crate::vm::steps` and run through `crate::transport`.
+//!
+//! Not here: choosing what to change (the planner did) and rendering the plan.
+
+pub mod progress;
+pub mod recorder;
+pub mod vm;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::plan::{Action, Plan, TargetKind};
+
+pub use progress::Progress;
+pub use recorder::Recorder;
+
+/// How apply runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Deployments of one wave run at most this many at a time.
+    pub parallelism: usize,
+    /// Identifies this apply in state, history and release markers.
+    pub apply_id: String,
+    /// Who runs it, for history.
+    pub who: String,
+    /// Where packed artifacts are kept.
+    pub artifact_cache: PathBuf,
+}
+
+/// What happened, for the closing summary and the exit code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplySummary {
+    pub deployments_succeeded: usize,
+    pub deployments_failed: usize,
+    pub hosts_deployed: usize,
+    pub hosts_failed: usize,
+    pub hosts_rolled_back: usize,
+    pub duration: Duration,
+    /// One line per failure, naming the deployment, host and step.
+    pub failures: Vec<String>,
+    /// Deployments not started because an earlier wave failed.
+    pub skipped: Vec<String>,
+}
+
+impl ApplySummary {
+    pub fn succeeded(&self) -> bool {
+        self.deployments_failed == 0 && self.failures.is_empty()
+    }
+}
+
+/// The outcome of one deployment.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentOutcome {
+    pub hosts_deployed: usize,
+    pub hosts_failed: usize,
+    pub hosts_rolled_back: usize,
+    pub failures: Vec<String>,
+}
+
+/// Reasons apply refuses to start; checked before anything changes.
+pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    for wave in &plan.schedule.waves {
+        for scheduled in &wave.deployments {
+            let Some(change) = plan.deployment(&scheduled.address) else {
+                continue;
+            };
+            if change.action == Action::Destroy {
+                continue;
+            }
+            let Some(deployment) = config.deployments.get(&scheduled.address) else {
+                continue;
+            };
+            if change.target == TargetKind::Ecs {
+                problems.push(format!(
+                    "{}: ECS deployments cannot be applied by this build yet",
+                    scheduled.address
+                ));
+                continue;
+            }
+            if let Some(rollout) = config.rollout_of(deployment) {
+                for gate in &rollout.verify {
+                    if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
+                        problems.push(format!(
+                            "{}: verify \"{}\" uses a metrics check, which this build cannot judge yet",
+                            scheduled.address, gate.name
+                        ));
+                    }
+                }
+                if !rollout.approvals.is_empty() {
+                    problems.push(format!(
+                        "{}: approvals inside a rollout are not available in this build yet",
+                        scheduled.address
+                    ));
+                }
+            }
+            let environment = config.environment_of(deployment);
+            if let Some(hosts) = environment.and_then(|e| e.vm_hosts.as_ref()) {
+                if hosts.load_balancer.is_some() {
+                    problems.push(format!(
+                        "{}: load balancer registration is not available in this build yet",
+                        scheduled.address
+                    ));
+                }
+            }
+            if let Some(artifact) = &deployment.service.artifact {
+                if let crate::artifact::ArtifactSource::Remote(url) =
+                    crate::artifact::classify(&artifact.base_dir, &artifact.source)
+                {
+                    problems.push(format!(
+                        "{}: artifact {url} is remote; this build deploys local artifacts only",
+                        scheduled.address
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Run the plan. `recorders` holds the locked state of every environment the
+/// plan touches.
+pub async fn apply(
+    config: Arc<Config>,
+    plan: &Plan,
+    recorders: BTreeMap<String, Arc<Recorder>>,
+    options: ApplyOptions,
+    progress: Arc<Progress>,
+) -> ApplySummary {
+    let started = Instant::now();
+    let mut summary = ApplySummary::default();
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallelism.max(1)));
+    let mut failed_wave = false;
+    for wave in &plan.schedule.waves {
+        if failed_wave {
+            summary
+                .skipped
+                .extend(wave.deployments.iter().map(|d| d.address.clone()));
+            continue;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for scheduled in &wave.deployments {
+            let Some(change) = plan.deployment(&scheduled.address).cloned() else {
+                continue;
+            };
+            let Some(recorder) = recorders.get(&change.environment).cloned() else {
+                summary.failures.push(format!(
+                    "{}: no state for environment {}",
+                    change.address, change.environment
+                ));
+                summary.deployments_failed += 1;
+                continue;
+            };
+            let scheduled = scheduled.clone();
+            let config = config.clone();
+            let options = options.clone();
+            let progress = progress.clone();
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let outcome = match change.action {
+                    Action::Destroy => recorder
+                        .forget(&change.address)
+                        .map(|()| DeploymentOutcome::default())
+                        .map_err(|e| e.to_string()),
+                    _ => {
+                        vm::apply_deployment(
+                            &config, &change, &scheduled, &recorder, &options, &progress,
+                        )
+                        .await
+                    }
+                };
+                (change.address.clone(), outcome)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(outcome))) => {
+                    summary.hosts_deployed += outcome.hosts_deployed;
+                    summary.hosts_failed += outcome.hosts_failed;
+                    summary.hosts_rolled_back += outcome.hosts_rolled_back;
+                    if outcome.failures.is_empty() {
+                        summary.deployments_succeeded += 1;
+                    } else {
+                        summary.deployments_failed += 1;
+                        summary.failures.extend(outcome.failures);
+                        failed_wave = true;
+                    }
+                }
+                Ok((address, Err(error))) => {
+                    summary.deployments_failed += 1;
+                    summary.failures.push(format!("{address}: {error}"));
+                    failed_wave = true;
+                }
+                Err(error) => {
+                    summary.deployments_failed += 1;
+                    summary
+                        .failures
+                        .push(format!("a deployment task ended abnormally: {error}"));
+                    failed_wave = true;
+                }
+            }
+        }
+    }
+    summary.duration = started.elapsed();
+    for recorder in recorders.values() {
+        if let Err(error) = recorder.finish(&options, plan, &summary) {
+            summary
+                .failures
+                .push(format!("could not record the apply in history: {error}"));
+        }
+    }
+    summary
+}

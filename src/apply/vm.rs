@@ -1,0 +1,797 @@
+//! Applying one VM deployment: its steps (batches of hosts) in order, the hosts
+//! of a step in parallel, each host through the phases of
+//! `docs/language.md` §11, state recorded after every host, and rollback of
+//! every host this apply touched when a step fails and the rollout says so.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ApplyOptions, DeploymentOutcome, Progress, Recorder};
+use crate::artifact::{self, PreparedArtifact};
+use crate::config::units::{parse_duration, parse_percent};
+use crate::config::{BatchSize, Config, Deployment, Gate, HealthCheck, VmHosts, VmSpec};
+use crate::plan::render::systemd_unit_text;
+use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
+use crate::state::{DeploymentStatus, HostState, HostStatus};
+use crate::transport::local::LocalTransport;
+use crate::transport::ssh::{SshOptions, SshTransport};
+use crate::transport::{CommandOutput, Transport};
+use crate::vm::config_snapshot;
+use crate::vm::steps::{self, HostContext, Phase, RemoteStep};
+
+/// How long one remote step may take before the host counts as failed.
+const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where the local transport keeps its hosts when `root` is not set.
+pub const DEFAULT_LOCAL_ROOT: &str = ".slipway/hosts";
+
+/// Why a host failed: the phase and what the host said.
+#[derive(Debug, Clone)]
+struct HostFailure {
+    host: String,
+    step: String,
+    message: String,
+}
+
+impl std::fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
+    }
+}
+
+/// Everything a host update needs, shared by the hosts of a deployment.
+struct Job<'a> {
+    config: &'a Config,
+    deployment: &'a Deployment,
+    vm: &'a VmSpec,
+    hosts: &'a VmHosts,
+    artifact: Option<&'a PreparedArtifact>,
+    unit_text: Option<String>,
+    options: &'a ApplyOptions,
+    progress: &'a Progress,
+    recorder: &'a Recorder,
+}
+
+pub async fn apply_deployment(
+    config: &Config,
+    change: &DeploymentChange,
+    scheduled: &ScheduledDeployment,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let deployment = config
+        .deployments
+        .get(&change.address)
+        .ok_or_else(|| format!("{} is not in the configuration", change.address))?;
+    let environment = config
+        .environment_of(deployment)
+        .ok_or("the environment is missing")?;
+    let vm = deployment
+        .service
+        .vm
+        .as_ref()
+        .ok_or("the service has no vm block")?;
+    let hosts = environment
+        .vm_hosts
+        .as_ref()
+        .ok_or("the environment has no vm_hosts")?;
+    let address = deployment.address.as_str();
+
+    let artifact = match &deployment.service.artifact {
+        Some(spec) => {
+            let (base, source, expected, cache) = (
+                spec.base_dir.clone(),
+                spec.source.clone(),
+                spec.sha256.clone(),
+                options.artifact_cache.clone(),
+            );
+            progress.status(address, "preparing the artifact");
+            let prepared = tokio::task::spawn_blocking(move || {
+                artifact::prepare(&base, &source, expected.as_deref(), &cache)
+            })
+            .await
+            .map_err(|e| format!("preparing the artifact stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
+            Some(prepared)
+        }
+        None => None,
+    };
+    let unit_text = vm
+        .systemd_unit
+        .as_ref()
+        .map(|unit| systemd_unit_text(vm, unit, &unit.name));
+    let job = Job {
+        config,
+        deployment,
+        vm,
+        hosts,
+        artifact: artifact.as_ref(),
+        unit_text,
+        options,
+        progress,
+        recorder,
+    };
+
+    recorder
+        .start_deployment(config, deployment)
+        .map_err(|e| e.to_string())?;
+    progress.event(
+        address,
+        &format!(
+            "{} {} with {}",
+            change.action.as_str(),
+            deployment.service.version,
+            scheduled.strategy
+        ),
+    );
+
+    let before: BTreeMap<String, Option<HostState>> = hosts
+        .hosts
+        .iter()
+        .map(|h| (h.clone(), recorder.host(address, h)))
+        .collect();
+    let mut transports: BTreeMap<String, Transport> = BTreeMap::new();
+    let starts = tokio::sync::Semaphore::new(8);
+    let ssh_options = if hosts.transport == "ssh" {
+        Some(SshOptions::from_config(hosts, &config.root)?)
+    } else {
+        None
+    };
+    let rollout = config.rollout_of(deployment);
+    let mut outcome = DeploymentOutcome::default();
+    let mut touched: Vec<String> = Vec::new();
+    let total_steps = scheduled.steps.len();
+    let mut failed_step = None;
+
+    for step in &scheduled.steps {
+        let StepKind::HostBatch { hosts: batch } = &step.kind else {
+            continue;
+        };
+        progress.status(
+            address,
+            &format!("step {}/{total_steps}: {}", step.index, batch.join(", ")),
+        );
+        for host in batch {
+            if !transports.contains_key(host) {
+                match connect(&job, host, ssh_options.as_ref(), &starts).await {
+                    Ok(transport) => {
+                        transports.insert(host.clone(), transport);
+                    }
+                    Err(message) => {
+                        let failure = HostFailure {
+                            host: host.clone(),
+                            step: "connect".into(),
+                            message,
+                        };
+                        record_failure(&job, host, &failure);
+                        outcome.failures.push(format!("{address}: {failure}"));
+                        outcome.hosts_failed += 1;
+                    }
+                }
+            }
+        }
+        let mut running = Vec::new();
+        for host in batch.iter().filter(|h| transports.contains_key(*h)) {
+            touched.push(host.clone());
+            running.push(update_host(&job, host, &transports[host]));
+        }
+        let results = futures_join_all(running).await;
+        let mut failures_in_step = batch.len() - results.len();
+        for (host, result) in batch
+            .iter()
+            .filter(|h| transports.contains_key(*h))
+            .zip(results)
+        {
+            match result {
+                Ok(()) => outcome.hosts_deployed += 1,
+                Err(failure) => {
+                    progress.event(address, &format!("{failure}"));
+                    outcome.failures.push(format!("{address}: {failure}"));
+                    outcome.hosts_failed += 1;
+                    failures_in_step += 1;
+                    let _ = host;
+                }
+            }
+        }
+        let allowed = allowed_failures(rollout.and_then(|r| r.max_failures.as_ref()), batch.len());
+        if failures_in_step > allowed {
+            failed_step = Some(step.index);
+            break;
+        }
+        if !outcome.failures.is_empty() && failures_in_step > 0 {
+            progress.event(
+                address,
+                &format!(
+                    "step {}: {failures_in_step} host(s) failed, within max_failures ({allowed})",
+                    step.index
+                ),
+            );
+        }
+        if let Some(bake) = step.bake.as_deref().and_then(|b| parse_duration(b).ok()) {
+            if !bake.is_zero() {
+                progress.status(
+                    address,
+                    &format!(
+                        "step {}/{total_steps}: baking {}",
+                        step.index,
+                        step.bake.as_deref().unwrap_or("")
+                    ),
+                );
+                tokio::time::sleep(bake).await;
+            }
+        }
+        if let Some(rollout) = rollout {
+            if let Err(message) = judge_gates(&job, &rollout.verify, batch, &transports).await {
+                progress.event(address, &format!("step {}: {message}", step.index));
+                outcome
+                    .failures
+                    .push(format!("{address}: step {}: {message}", step.index));
+                failed_step = Some(step.index);
+                break;
+            }
+        }
+        progress.event(
+            address,
+            &format!(
+                "step {}/{total_steps} done: {}",
+                step.index,
+                batch.join(", ")
+            ),
+        );
+    }
+
+    let result = if let Some(step) = failed_step {
+        let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str());
+        match on_failure {
+            "rollback" => {
+                progress.event(
+                    address,
+                    &format!("step {step} failed: rolling back {} host(s)", touched.len()),
+                );
+                for host in &touched {
+                    let Some(transport) = transports.get(host) else {
+                        continue;
+                    };
+                    match roll_back_host(&job, host, transport, before.get(host).cloned().flatten())
+                        .await
+                    {
+                        Ok(()) => outcome.hosts_rolled_back += 1,
+                        Err(failure) => {
+                            progress.event(address, &format!("rollback of {failure}"));
+                            outcome
+                                .failures
+                                .push(format!("{address}: rollback of {failure}"));
+                        }
+                    }
+                }
+                DeploymentStatus::RolledBack
+            }
+            "pause" => {
+                progress.event(
+                    address,
+                    "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
+                );
+                DeploymentStatus::Failed
+            }
+            _ => DeploymentStatus::Failed,
+        }
+    } else if outcome.failures.is_empty() {
+        DeploymentStatus::Deployed
+    } else {
+        DeploymentStatus::Partial
+    };
+    let verified = result == DeploymentStatus::Deployed;
+    recorder
+        .finish_deployment(address, result.clone(), verified, &hosts.hosts)
+        .map_err(|e| e.to_string())?;
+    for transport in transports.into_values() {
+        transport.close().await;
+    }
+    progress.done(address);
+    progress.event(
+        address,
+        &match result {
+            DeploymentStatus::Deployed => format!(
+                "deployed {} to {} host(s)",
+                deployment.service.version, outcome.hosts_deployed
+            ),
+            DeploymentStatus::RolledBack => {
+                format!("rolled back {} host(s)", outcome.hosts_rolled_back)
+            }
+            _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
+        },
+    );
+    Ok(outcome)
+}
+
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    // Hosts of one step run concurrently on this task; results keep their order.
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, future) in pinned.iter_mut().enumerate() {
+            if results[index].is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(value) => results[index] = Some(value),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {
+    match max {
+        None => 0,
+        Some(BatchSize::Count(n)) => *n as usize,
+        Some(BatchSize::Share(share)) => batch * parse_percent(share).unwrap_or(0) as usize / 100,
+    }
+}
+
+fn local_root(job: &Job, host: &str) -> PathBuf {
+    let root = job
+        .hosts
+        .root
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LOCAL_ROOT.to_string());
+    job.config.root.join(root).join(host)
+}
+
+async fn connect(
+    job: &Job<'_>,
+    host: &str,
+    ssh: Option<&SshOptions>,
+    starts: &tokio::sync::Semaphore,
+) -> Result<Transport, String> {
+    match ssh {
+        Some(options) => SshTransport::connect(host, options, starts)
+            .await
+            .map(Transport::Ssh)
+            .map_err(|e| e.to_string()),
+        None => LocalTransport::new(host, local_root(job, host))
+            .map(Transport::Local)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn context(job: &Job, host: &str, transport: &Transport) -> HostContext {
+    HostContext {
+        host: host.to_string(),
+        host_index: job.hosts.hosts.iter().position(|h| h == host).unwrap_or(0),
+        host_root: transport.root(),
+        environment: job
+            .deployment
+            .environment
+            .trim_start_matches("environment.")
+            .to_string(),
+        deployment: job.deployment.name.clone(),
+        version: job.deployment.service.version.clone(),
+        apply_id: job.options.apply_id.clone(),
+        sudo: job.hosts.sudo,
+    }
+}
+
+fn record_failure(job: &Job, host: &str, failure: &HostFailure) {
+    let _ = job.recorder.set_host(
+        &job.deployment.address,
+        host,
+        &job.deployment.service.version,
+        job.artifact.map(|a| a.sha256.as_str()),
+        HostStatus::Failed,
+    );
+    let _ = failure;
+}
+
+/// Run one step; a non-zero exit is a failure carrying the host's words
+/// (masked: a config file's content may be part of what the shell echoes).
+async fn run_step(
+    job: &Job<'_>,
+    transport: &Transport,
+    step: &RemoteStep,
+) -> Result<CommandOutput, HostFailure> {
+    let failure = |message: String| HostFailure {
+        host: transport.host().to_string(),
+        step: step.name.clone(),
+        message,
+    };
+    let output = transport
+        .run(&step.script, STEP_TIMEOUT)
+        .await
+        .map_err(|e| failure(job.config.mask(&e.to_string())))?;
+    if output.success() {
+        Ok(output)
+    } else {
+        Err(failure(job.config.mask(&format!(
+            "exit status {}: {}",
+            output.status,
+            output.tail()
+        ))))
+    }
+}
+
+async fn run_all(
+    job: &Job<'_>,
+    transport: &Transport,
+    steps: &[RemoteStep],
+) -> Result<(), HostFailure> {
+    for step in steps {
+        run_step(job, transport, step).await?;
+    }
+    Ok(())
+}
+
+async fn update_host(job: &Job<'_>, host: &str, transport: &Transport) -> Result<(), HostFailure> {
+    let address = &job.deployment.address;
+    let version = &job.deployment.service.version;
+    let sha = job.artifact.map(|a| a.sha256.clone());
+    let record = |status| {
+        job.recorder
+            .set_host(address, host, version, sha.as_deref(), status)
+    };
+    let state_error = |e: crate::state::StateError| HostFailure {
+        host: host.to_string(),
+        step: "record state".into(),
+        message: e.to_string(),
+    };
+    record(HostStatus::InProgress).map_err(state_error)?;
+    let result = update_host_steps(job, host, transport).await;
+    match &result {
+        Ok(()) => {
+            record(HostStatus::Deployed).map_err(state_error)?;
+            job.progress
+                .event(address, &format!("{host}: on {version}"));
+        }
+        Err(_) => {
+            record(HostStatus::Failed).map_err(state_error)?;
+        }
+    }
+    result
+}
+
+async fn update_host_steps(
+    job: &Job<'_>,
+    host: &str,
+    transport: &Transport,
+) -> Result<(), HostFailure> {
+    let ctx = context(job, host, transport);
+    let invalid = |message: String| HostFailure {
+        host: host.to_string(),
+        step: "prepare".into(),
+        message,
+    };
+    ctx.validate().map_err(|e| invalid(e.to_string()))?;
+    let vm = job.vm;
+    let progress = |what: &str| {
+        job.progress
+            .status(&job.deployment.address, &format!("{host}: {what}"))
+    };
+
+    progress("connecting");
+    run_step(job, transport, &steps::check_connection(&ctx)).await?;
+    progress("prechecks");
+    run_all(job, transport, &steps::prechecks(vm, &ctx)).await?;
+    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::BeforeStop)).await?;
+    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister)).await?;
+    if let Some(artifact) = job.artifact {
+        steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
+        let present = transport
+            .run(
+                &steps::artifact_status(vm, &ctx, &artifact.sha256).script,
+                STEP_TIMEOUT,
+            )
+            .await
+            .map(|o| o.success())
+            .unwrap_or(false);
+        if !present {
+            progress("transferring the artifact");
+            run_step(job, transport, &steps::prepare_upload(vm, &ctx)).await?;
+            let remote = steps::artifact_upload_path(vm, &ctx, &artifact.sha256);
+            transport
+                .upload(&artifact.path, &remote)
+                .await
+                .map_err(|e| HostFailure {
+                    host: host.to_string(),
+                    step: "transfer".into(),
+                    message: e.to_string(),
+                })?;
+            run_step(
+                job,
+                transport,
+                &steps::verify_artifact(vm, &ctx, &artifact.sha256),
+            )
+            .await?;
+        }
+        progress("installing");
+        run_step(
+            job,
+            transport,
+            &steps::install_release(vm, &ctx, &artifact.sha256),
+        )
+        .await?;
+    }
+    if let Some(stop) = steps::stop(vm, &ctx) {
+        progress("stopping");
+        run_step(job, transport, &stop).await?;
+    }
+    progress("configuring");
+    run_all(job, transport, &steps::config_files(vm, &ctx)).await?;
+    run_step(job, transport, &config_snapshot::save(vm, &ctx)).await?;
+    if let (Some(unit), Some(text)) = (&vm.systemd_unit, &job.unit_text) {
+        let systemd = matches!(transport, Transport::Ssh(_));
+        run_step(
+            job,
+            transport,
+            &steps::install_systemd_unit(vm, unit, &ctx, text, systemd),
+        )
+        .await?;
+    }
+    run_step(job, transport, &steps::switch_current(vm, &ctx)).await?;
+    if let Some(start) = steps::start(vm, &ctx) {
+        progress("starting");
+        run_step(job, transport, &start).await?;
+    }
+    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::AfterStart)).await?;
+    progress("health checks");
+    for check in &vm.health {
+        health_check(job, transport, &ctx, check).await?;
+    }
+    run_all(job, transport, &steps::smoke(vm, &ctx)).await?;
+    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Register)).await?;
+    if let Some(artifact) = job.artifact {
+        let now = crate::state::lock::now_rfc3339();
+        run_step(
+            job,
+            transport,
+            &steps::write_release_marker(vm, &ctx, &artifact.sha256, &now),
+        )
+        .await?;
+    }
+    run_step(job, transport, &steps::prune_releases(vm, &ctx)).await?;
+    Ok(())
+}
+
+/// A health check with its retries: a command on the host, or an HTTP GET
+/// from the machine running apply.
+async fn health_check(
+    job: &Job<'_>,
+    transport: &Transport,
+    ctx: &HostContext,
+    check: &HealthCheck,
+) -> Result<(), HostFailure> {
+    let retries = check.retries.unwrap_or(3);
+    let interval = check
+        .interval
+        .as_deref()
+        .and_then(|i| parse_duration(i).ok())
+        .unwrap_or(Duration::from_secs(5));
+    let timeout = check
+        .timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .unwrap_or(Duration::from_secs(10));
+    let mut last = String::new();
+    for attempt in 0..=retries {
+        if attempt > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        let outcome = match (&check.command, &check.url) {
+            (Some(_), _) => match steps::health_command(check, job.vm, ctx) {
+                Some(step) => match transport.run(&step.script, timeout).await {
+                    Ok(output) if output.success() => Ok(()),
+                    Ok(output) => Err(format!("exit status {}: {}", output.status, output.tail())),
+                    Err(error) => Err(error.to_string()),
+                },
+                None => Ok(()),
+            },
+            (None, Some(url)) => {
+                http_check(url, check.expect_status.unwrap_or(200), timeout, None).await
+            }
+            (None, None) => Ok(()),
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(message) => last = message,
+        }
+    }
+    Err(HostFailure {
+        host: transport.host().to_string(),
+        step: format!("health.{}", check.name),
+        message: format!(
+            "{} after {} attempt(s)",
+            job.config.mask(&last),
+            retries + 1
+        ),
+    })
+}
+
+/// GET `url` and compare the status (and optionally the body).
+pub async fn http_check(
+    url: &str,
+    expect_status: u16,
+    timeout: Duration,
+    body_contains: Option<&str>,
+) -> Result<(), String> {
+    let (url, body_contains) = (url.to_string(), body_contains.map(str::to_string));
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+        let (status, body) = match agent.get(&url).call() {
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(code, response)) => {
+                (code, response.into_string().unwrap_or_default())
+            }
+            Err(error) => return Err(format!("GET {url}: {error}")),
+        };
+        if status != expect_status {
+            return Err(format!(
+                "GET {url} answered {status}, expected {expect_status}"
+            ));
+        }
+        if let Some(needle) = body_contains {
+            if !body.contains(&needle) {
+                return Err(format!("GET {url}: the body does not contain \"{needle}\""));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The rollout's gates after a step: http from here, commands on the step's
+/// hosts or here.
+async fn judge_gates(
+    job: &Job<'_>,
+    gates: &[Gate],
+    batch: &[String],
+    transports: &BTreeMap<String, Transport>,
+) -> Result<(), String> {
+    for gate in gates {
+        let retries = gate.http.as_ref().and_then(|h| h.retries).unwrap_or(0);
+        if let Some(http) = &gate.http {
+            let timeout = http
+                .timeout
+                .as_deref()
+                .and_then(|t| parse_duration(t).ok())
+                .unwrap_or(Duration::from_secs(10));
+            let mut result = Err(String::new());
+            for _ in 0..=retries {
+                result = http_check(
+                    &http.url,
+                    http.expect_status.unwrap_or(200),
+                    timeout,
+                    http.body_contains.as_deref(),
+                )
+                .await;
+                if result.is_ok() {
+                    break;
+                }
+            }
+            result.map_err(|e| format!("gate \"{}\" failed: {e}", gate.name))?;
+        }
+        if let Some(command) = &gate.command {
+            if command.on.as_deref() == Some("runner") {
+                let output = tokio::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&command.command)
+                    .current_dir(&job.config.root)
+                    .output()
+                    .await
+                    .map_err(|e| format!("gate \"{}\": {e}", gate.name))?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "gate \"{}\" failed: `{}` exited with {}",
+                        gate.name, command.command, output.status
+                    ));
+                }
+            } else {
+                for host in batch {
+                    let Some(transport) = transports.get(host) else {
+                        continue;
+                    };
+                    let ctx = context(job, host, transport);
+                    let check = HealthCheck {
+                        name: gate.name.clone(),
+                        url: None,
+                        command: Some(command.command.clone()),
+                        expect_status: None,
+                        timeout: None,
+                        retries: None,
+                        interval: None,
+                    };
+                    if let Some(step) = steps::health_command(&check, job.vm, &ctx) {
+                        let output = transport
+                            .run(&step.script, STEP_TIMEOUT)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if !output.success() {
+                            return Err(format!(
+                                "gate \"{}\" failed on {host}: {}",
+                                gate.name,
+                                job.config.mask(&output.tail())
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn roll_back_host(
+    job: &Job<'_>,
+    host: &str,
+    transport: &Transport,
+    before: Option<HostState>,
+) -> Result<(), HostFailure> {
+    let address = &job.deployment.address;
+    let ctx = context(job, host, transport);
+    job.progress
+        .status(address, &format!("{host}: rolling back"));
+    let Some(previous) =
+        before.filter(|b| b.status == HostStatus::Deployed || b.status == HostStatus::RolledBack)
+    else {
+        // Nothing ran here before this apply: stop what it started.
+        if let Some(stop) = steps::stop(job.vm, &ctx) {
+            run_step(job, transport, &stop).await?;
+        }
+        let _ = job.recorder.set_host(
+            address,
+            host,
+            &job.deployment.service.version,
+            None,
+            HostStatus::RolledBack,
+        );
+        return Ok(());
+    };
+    // Put the previous release's config files back before it starts again.
+    let mut rollback = steps::rollback(job.vm, &ctx);
+    let start_at = rollback
+        .iter()
+        .position(|s| s.name == "rollback.start")
+        .unwrap_or(rollback.len());
+    rollback.insert(
+        start_at,
+        config_snapshot::restore(job.vm, &ctx, &previous.version),
+    );
+    run_all(job, transport, &rollback).await?;
+    let previous_ctx = HostContext {
+        version: previous.version.clone(),
+        ..ctx
+    };
+    for check in &job.vm.health {
+        health_check(job, transport, &previous_ctx, check).await?;
+    }
+    job.recorder
+        .set_host(
+            address,
+            host,
+            &previous.version,
+            previous.artifact_sha256.as_deref(),
+            HostStatus::RolledBack,
+        )
+        .map_err(|e| HostFailure {
+            host: host.to_string(),
+            step: "record state".into(),
+            message: e.to_string(),
+        })?;
+    job.progress.event(
+        address,
+        &format!("{host}: rolled back to {}", previous.version),
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The local transport: each "host" is a directory on this machine and every
+//! step runs here with `/bin/sh -c`. Used by the quickstart and by tests that
+//! need real processes without SSH.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::{CommandOutput, TransportError};
+
+pub struct LocalTransport {
+    host: String,
+    root: PathBuf,
+}
+
+impl LocalTransport {
+    /// A host whose files live under `root` (created when missing).
+    pub fn new(host: &str, root: PathBuf) -> Result<LocalTransport, TransportError> {
+        std::fs::create_dir_all(&root).map_err(|e| TransportError::Connect {
+            host: host.to_string(),
+            detail: format!("cannot create its directory {}: {e}", root.display()),
+        })?;
+        let root = root.canonicalize().map_err(|e| TransportError::Connect {
+            host: host.to_string(),
+            detail: format!("cannot resolve {}: {e}", root.display()),
+        })?;
+        Ok(LocalTransport {
+            host: host.to_string(),
+            root,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub async fn run(&self, script: &str) -> Result<CommandOutput, TransportError> {
+        let output = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&self.root)
+            .env("SLIPWAY_HOST_ROOT", &self.root)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| TransportError::Run {
+                host: self.host.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(CommandOutput {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    pub async fn upload(&self, local: &Path, remote: &str) -> Result<(), TransportError> {
+        let error = |detail: String| TransportError::Upload {
+            host: self.host.clone(),
+            local: local.display().to_string(),
+            remote: remote.to_string(),
+            detail,
+        };
+        let target = PathBuf::from(remote);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+        }
+        let partial = target.with_extension("partial");
+        tokio::fs::copy(local, &partial)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        tokio::fs::rename(&partial, &target)
+            .await
+            .map_err(|e| error(e.to_string()))
+    }
+}

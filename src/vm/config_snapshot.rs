@@ -1,0 +1,170 @@
+//! Config file snapshots per release, so rollback restores the configuration
+//! that went with the previous release, not only its code.
+//!
+//! After apply writes a release's config files it saves a copy under
+//! `<install_dir>/.slipway/config/<version>/` (files numbered in the order of a
+//! `manifest` of destinations); rollback copies the previous version's files
+//! back, each atomically. Pure builders of scripts, like [`super::steps`].
+
+use super::shell::quote;
+use super::steps::{host_path, install_dir, HostContext, Phase, RemoteStep};
+use crate::config::VmSpec;
+
+fn snapshot_dir(vm: &VmSpec, ctx: &HostContext, version: &str) -> String {
+    format!(
+        "{}/.slipway/config/{version}",
+        install_dir(vm, ctx).trim_end_matches('/')
+    )
+}
+
+/// Save the config files just written for `ctx.version`.
+pub fn save(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let snapshot = snapshot_dir(vm, ctx, &ctx.version);
+    let mut lines = vec![
+        "set -eu".to_string(),
+        format!("snapshot={}", quote(&snapshot)),
+        "rm -rf \"$snapshot.tmp\"".to_string(),
+        "mkdir -p \"$snapshot.tmp\"".to_string(),
+        ": > \"$snapshot.tmp/manifest\"".to_string(),
+    ];
+    for (index, file) in vm.config_files.iter().enumerate() {
+        let destination = quote(&host_path(ctx, &file.destination));
+        lines.push(format!(
+            "cp -p {destination} \"$snapshot.tmp/{}\"",
+            index + 1
+        ));
+        lines.push(format!(
+            "printf '%s\\n' {destination} >> \"$snapshot.tmp/manifest\""
+        ));
+    }
+    lines.push("rm -rf \"$snapshot\"".to_string());
+    lines.push("mv \"$snapshot.tmp\" \"$snapshot\"".to_string());
+    RemoteStep {
+        phase: Phase::Configure,
+        name: "config_snapshot.save".into(),
+        script: lines.join("\n"),
+    }
+}
+
+/// Put back the config files saved for `version`; does nothing (and says so)
+/// when that release has no snapshot.
+pub fn restore(vm: &VmSpec, ctx: &HostContext, version: &str) -> RemoteStep {
+    let snapshot = snapshot_dir(vm, ctx, version);
+    let lines = [
+        "set -eu".to_string(),
+        format!("snapshot={}", quote(&snapshot)),
+        "if [ ! -f \"$snapshot/manifest\" ]; then".to_string(),
+        format!("  printf 'slipway: no saved configuration for %s, config files left as they are\\n' {}", quote(version)),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "i=0".to_string(),
+        "while IFS= read -r destination; do".to_string(),
+        "  i=$((i + 1))".to_string(),
+        "  cp -p \"$snapshot/$i\" \"$destination.slipway-tmp\"".to_string(),
+        "  mv \"$destination.slipway-tmp\" \"$destination\"".to_string(),
+        "done < \"$snapshot/manifest\"".to_string(),
+    ];
+    RemoteStep {
+        phase: Phase::Rollback,
+        name: "rollback.config".into(),
+        script: lines.join("\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            install_dir: "/opt/app".into(),
+            run_as: None,
+            keep_releases: 3,
+            config_dirs: vec!["/etc/app".into()],
+            start_command: None,
+            stop_command: None,
+            systemd_unit: None,
+            config_files: vec![
+                ConfigFile {
+                    name: "a".into(),
+                    destination: "/opt/app/config/a.env".into(),
+                    content: "A=1\n".into(),
+                    mode: None,
+                    owner: None,
+                },
+                ConfigFile {
+                    name: "b".into(),
+                    destination: "/etc/app/b's.conf".into(),
+                    content: "B=1\n".into(),
+                    mode: None,
+                    owner: None,
+                },
+            ],
+            prechecks: vec![],
+            health: vec![],
+            smoke: vec![],
+            hooks: vec![],
+        }
+    }
+
+    fn context(root: &str, version: &str) -> HostContext {
+        HostContext {
+            host: "h".into(),
+            host_index: 0,
+            host_root: root.into(),
+            environment: "e".into(),
+            deployment: "d".into(),
+            version: version.into(),
+            apply_id: "id".into(),
+            sudo: false,
+        }
+    }
+
+    fn sh(script: &str) {
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    }
+
+    #[test]
+    fn scripts_quote_every_path() {
+        let text = save(&spec(), &context("/", "1.0")).script;
+        assert!(
+            text.contains("cp -p '/etc/app/b'\\''s.conf' \"$snapshot.tmp/2\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("snapshot=/opt/app/.slipway/config/1.0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn restore_brings_back_the_files_of_a_saved_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let vm = spec();
+        let write = |content: &str| {
+            for file in &vm.config_files {
+                let path = dir.path().join(file.destination.trim_start_matches('/'));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, content).unwrap();
+            }
+        };
+        write("v1\n");
+        sh(&save(&vm, &context(&root, "1")).script);
+        write("v2\n");
+        sh(&save(&vm, &context(&root, "2")).script);
+        sh(&restore(&vm, &context(&root, "2"), "1").script);
+        for file in &vm.config_files {
+            let path = dir.path().join(file.destination.trim_start_matches('/'));
+            assert_eq!(std::fs::read_to_string(path).unwrap(), "v1\n");
+        }
+        // A version without a snapshot leaves files alone.
+        sh(&restore(&vm, &context(&root, "2"), "0.9").script);
+    }
+}

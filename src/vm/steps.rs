@@ -1,0 +1,2084 @@
+//! Builders of the remote steps of a VM deployment on one host.
+//!
+//! Each builder is a pure function of the service's [`VmSpec`] and a [`HostContext`]
+//! and returns [`RemoteStep`]s: POSIX `sh` scripts to run on the host, with every path
+//! under the host's root and every value quoted. See the module documentation of
+//! [`crate::vm`] for the conventions, and section 11 of the language reference for the
+//! order in which apply runs them:
+//!
+//! | phase | builder |
+//! | --- | --- |
+//! | connect | [`check_connection`], [`read_release_marker`] |
+//! | 1 | [`prechecks`] |
+//! | 2, 3 | [`hooks`] with [`Phase::BeforeStop`], [`Phase::Deregister`] |
+//! | 4 | [`stop`] |
+//! | 5 | [`artifact_status`] (skip the upload when it passes), [`prepare_upload`], upload to [`artifact_upload_path`], [`verify_artifact`] |
+//! | 6 | [`install_release`] |
+//! | 7 | [`config_files`] / [`write_config_file`] |
+//! | 8 | [`install_systemd_unit`] |
+//! | 9 | [`switch_current`], [`start`] |
+//! | 10 | [`hooks`] with [`Phase::AfterStart`] |
+//! | 11 | [`health_command`] for each command check, [`smoke`] |
+//! | 12 | [`hooks`] with [`Phase::Register`] |
+//! | after | [`write_release_marker`], [`prune_releases`] |
+//! | on failure | [`rollback`] |
+//!
+//! Layout of the install directory on a host:
+//!
+//! ```text
+//! INSTALL_DIR/
+//!   releases/VERSION/            one unpacked artifact each; `.slipway-complete` once whole
+//!   releases/.tmp-VERSION/       where a release is unpacked before it is renamed
+//!   current -> releases/VERSION  relative symlink to the running release
+//!   .slipway/artifacts/SHA256.tar.gz
+//!   .slipway/previous            line 1: what `current` pointed at before the last switch
+//!                                line 2: the apply that made that switch
+//!   .slipway/release.json        the release marker (ReleaseMarker)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::shell::{env_prefix, quote};
+use crate::config::{ConfigFile, HealthCheck, SystemdUnit, VmSpec};
+
+/// The file in a release directory that says it was unpacked completely.
+const COMPLETE: &str = ".slipway-complete";
+
+/// Where and as what a step runs on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostContext {
+    /// The host as listed in `hosts` (`SLIPWAY_HOST`).
+    pub host: String,
+    /// The host's position in `hosts`, from 0 (`SLIPWAY_HOST_INDEX`).
+    pub host_index: usize,
+    /// "/" over SSH, the host's directory with the local transport. An absolute path.
+    pub host_root: String,
+    /// The environment's name (`SLIPWAY_ENVIRONMENT`).
+    pub environment: String,
+    /// The deployment's name (`SLIPWAY_DEPLOYMENT`).
+    pub deployment: String,
+    /// The version being deployed (`SLIPWAY_VERSION`, `releases/VERSION`).
+    pub version: String,
+    /// The apply this step belongs to: recorded with a switch of `current`, so that
+    /// [`rollback`] undoes only what this apply did.
+    pub apply_id: String,
+    /// Run what needs root through `sudo -n`.
+    pub sudo: bool,
+}
+
+impl HostContext {
+    /// Check the values the scripts use as path components or record in files line by
+    /// line: the version names a directory under `releases/`, so it must be one plain
+    /// file name. The scripts quote these values anyway; this keeps them from pointing
+    /// outside the install directory.
+    pub fn validate(&self) -> Result<(), StepError> {
+        let version = &self.version;
+        if version.is_empty()
+            || version.starts_with('.')
+            || version.contains('/')
+            || version.chars().any(char::is_control)
+        {
+            return Err(StepError::Version(version.clone()));
+        }
+        if !self.host_root.starts_with('/') {
+            return Err(StepError::HostRoot(self.host_root.clone()));
+        }
+        if self.apply_id.chars().any(char::is_control) {
+            return Err(StepError::ApplyId(self.apply_id.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// A value the scripts cannot use safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("version {0:?} cannot name a release directory: it must be a file name that does not start with \".\" and has no \"/\" or control characters")]
+    Version(String),
+    #[error("host root {0:?} is not an absolute path")]
+    HostRoot(String),
+    #[error("apply id {0:?} has control characters")]
+    ApplyId(String),
+    #[error("artifact digest {0:?} is not a sha256 (64 lowercase hex digits)")]
+    Sha256(String),
+}
+
+/// Check that `sha256` is 64 lowercase hex digits, as the artifact builders expect
+/// (it names the uploaded file).
+pub fn check_sha256(sha256: &str) -> Result<(), StepError> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(StepError::Sha256(sha256.to_string()))
+    }
+}
+
+/// The points of a host's update, in the order apply reaches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Connect,
+    Precheck,
+    BeforeStop,
+    Deregister,
+    Stop,
+    Transfer,
+    Install,
+    Configure,
+    Unit,
+    Switch,
+    Start,
+    AfterStart,
+    Health,
+    Smoke,
+    Register,
+    Marker,
+    Prune,
+    Rollback,
+}
+
+impl Phase {
+    /// The phase as a lowercase name, for logs and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Precheck => "precheck",
+            Phase::BeforeStop => "before_stop",
+            Phase::Deregister => "deregister",
+            Phase::Stop => "stop",
+            Phase::Transfer => "transfer",
+            Phase::Install => "install",
+            Phase::Configure => "configure",
+            Phase::Unit => "unit",
+            Phase::Switch => "switch",
+            Phase::Start => "start",
+            Phase::AfterStart => "after_start",
+            Phase::Health => "health",
+            Phase::Smoke => "smoke",
+            Phase::Register => "register",
+            Phase::Marker => "marker",
+            Phase::Prune => "prune",
+            Phase::Rollback => "rollback",
+        }
+    }
+
+    /// The `when` of the hooks that run at this phase, if hooks run at it.
+    pub fn hook_when(self) -> Option<&'static str> {
+        match self {
+            Phase::BeforeStop => Some("before_stop"),
+            Phase::Deregister => Some("deregister"),
+            Phase::AfterStart => Some("after_start"),
+            Phase::Register => Some("register"),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One remote step: a POSIX sh script run with `/bin/sh -c`, plus what it is for.
+///
+/// The script may hold sensitive values (config file contents): mask it before
+/// showing or storing it, and prefer giving it to the shell on standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStep {
+    pub phase: Phase,
+    /// What the step does, e.g. `precheck.java`, `config_file.app.properties`.
+    pub name: String,
+    pub script: String,
+}
+
+impl RemoteStep {
+    fn new(phase: Phase, name: impl Into<String>, lines: Vec<String>) -> Self {
+        RemoteStep {
+            phase,
+            name: name.into(),
+            script: lines.join("\n"),
+        }
+    }
+}
+
+/// What `.slipway/release.json` on a host holds: the release the last successful
+/// update installed there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseMarker {
+    pub version: String,
+    /// The artifact's sha256.
+    pub sha256: String,
+    /// When the update finished, RFC 3339.
+    pub time: String,
+    pub apply_id: String,
+}
+
+impl ReleaseMarker {
+    /// Parse the output of [`read_release_marker`]: `None` when the host has no
+    /// marker (empty output).
+    pub fn parse(output: &str) -> Result<Option<ReleaseMarker>, serde_json::Error> {
+        if output.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(output).map(Some)
+    }
+}
+
+/// `absolute` placed under the host's root: unchanged when the root is `/`,
+/// `ROOT/absolute` otherwise. Trailing slashes are dropped; a relative path is taken
+/// as relative to the root.
+pub fn host_path(ctx: &HostContext, absolute: &str) -> String {
+    let root = ctx.host_root.trim_end_matches('/');
+    let path = absolute.trim_matches('/');
+    match (root.is_empty(), path.is_empty()) {
+        (true, true) => "/".to_string(),
+        (true, false) => format!("/{path}"),
+        (false, true) => root.to_string(),
+        (false, false) => format!("{root}/{path}"),
+    }
+}
+
+/// The service's install directory on the host (under the host's root).
+pub fn install_dir(vm: &VmSpec, ctx: &HostContext) -> String {
+    host_path(ctx, &vm.install_dir)
+}
+
+/// `dir/name`, for `dir` from [`host_path`].
+fn under(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn state_dir(vm: &VmSpec, ctx: &HostContext) -> String {
+    under(&install_dir(vm, ctx), ".slipway")
+}
+
+fn artifacts_dir(vm: &VmSpec, ctx: &HostContext) -> String {
+    under(&state_dir(vm, ctx), "artifacts")
+}
+
+/// `sudo -n ` when the context asks for sudo, for commands that need root.
+fn root(ctx: &HostContext) -> &'static str {
+    if ctx.sudo {
+        "sudo -n "
+    } else {
+        ""
+    }
+}
+
+/// A line that prints `message` (with `%s` filled from `args`, shell words) on
+/// standard error.
+fn complain(format: &str, args: &[&str]) -> String {
+    let mut line = format!("printf {}", quote(&format!("slipway: {format}\\n")));
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    line.push_str(" >&2");
+    line
+}
+
+/// The line that runs a user command: in the install directory, with the
+/// `SLIPWAY_*` variables, through `/bin/sh -c`. With `create_dir` the install
+/// directory is created first (commands that may run before the first install).
+fn user_command(vm: &VmSpec, ctx: &HostContext, command: &str, create_dir: bool) -> String {
+    let dir = quote(&install_dir(vm, ctx));
+    let index = ctx.host_index.to_string();
+    let install = install_dir(vm, ctx);
+    let env = env_prefix(&[
+        ("SLIPWAY_HOST", &ctx.host),
+        ("SLIPWAY_HOST_INDEX", &index),
+        ("SLIPWAY_INSTALL_DIR", &install),
+        ("SLIPWAY_HOST_ROOT", &ctx.host_root),
+        ("SLIPWAY_VERSION", &ctx.version),
+        ("SLIPWAY_ENVIRONMENT", &ctx.environment),
+        ("SLIPWAY_DEPLOYMENT", &ctx.deployment),
+    ]);
+    let mkdir = if create_dir {
+        format!("mkdir -p {dir} && ")
+    } else {
+        String::new()
+    };
+    format!("{mkdir}cd {dir} && {env} /bin/sh -c {}", quote(command))
+}
+
+/// Check that the host answers and can run the scripts: prints the user the steps
+/// run as, checks for the tools the scripts use and, with sudo, that `sudo -n` works.
+pub fn check_connection(ctx: &HostContext) -> RemoteStep {
+    let mut lines = vec![
+        "set -eu".to_string(),
+        "id -un".to_string(),
+        "for tool in tar gzip sha256sum readlink cmp; do".to_string(),
+        "  if ! command -v \"$tool\" >/dev/null 2>&1; then".to_string(),
+        format!(
+            "    {}",
+            complain("%s is not installed on this host", &["\"$tool\""])
+        ),
+        "    exit 1".to_string(),
+        "  fi".to_string(),
+        "done".to_string(),
+    ];
+    if ctx.sudo {
+        lines.extend([
+            "if ! sudo -n true; then".to_string(),
+            format!(
+                "  {}",
+                complain(
+                    "sudo -n true failed: vm_hosts.sudo needs sudo without a password",
+                    &[]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+        ]);
+    }
+    RemoteStep::new(Phase::Connect, "connect", lines)
+}
+
+/// One step per `precheck`, in order. They may run before anything is installed, so
+/// each creates the install directory before changing into it.
+pub fn prechecks(vm: &VmSpec, ctx: &HostContext) -> Vec<RemoteStep> {
+    vm.prechecks
+        .iter()
+        .map(|check| {
+            RemoteStep::new(
+                Phase::Precheck,
+                format!("precheck.{}", check.name),
+                vec![user_command(vm, ctx, &check.command, true)],
+            )
+        })
+        .collect()
+}
+
+/// Where the runner uploads the artifact: `INSTALL_DIR/.slipway/artifacts/SHA256.tar.gz`
+/// under the host's root.
+pub fn artifact_upload_path(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> String {
+    under(&artifacts_dir(vm, ctx), &format!("{sha256}.tar.gz"))
+}
+
+/// Exits 0 when the artifact is already on the host with the right sha256 (the upload
+/// can be skipped), 1 otherwise.
+pub fn artifact_status(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteStep {
+    let file = quote(&artifact_upload_path(vm, ctx, sha256));
+    let lines = vec![
+        "set -eu".to_string(),
+        format!(
+            "if [ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {} ]; then",
+            quote(sha256)
+        ),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "exit 1".to_string(),
+    ];
+    RemoteStep::new(Phase::Transfer, "artifact.status", lines)
+}
+
+/// Create the directory the artifact is uploaded to.
+pub fn prepare_upload(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    RemoteStep::new(
+        Phase::Transfer,
+        "artifact.prepare",
+        vec![format!("mkdir -p {}", quote(&artifacts_dir(vm, ctx)))],
+    )
+}
+
+/// Check the uploaded artifact's sha256; fails with both digests otherwise.
+pub fn verify_artifact(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteStep {
+    let file = quote(&artifact_upload_path(vm, ctx, sha256));
+    let expected = quote(sha256);
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("if [ ! -f {file} ]; then"),
+        format!("  {}", complain("artifact %s is missing", &[&file])),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        format!("actual=$(sha256sum < {file} | cut -c 1-64)"),
+        format!("if [ \"$actual\" != {expected} ]; then"),
+        format!(
+            "  {}",
+            complain(
+                "artifact %s has sha256 %s, expected %s",
+                &[&file, "\"$actual\"", &expected]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+    ];
+    RemoteStep::new(Phase::Transfer, "artifact.verify", lines)
+}
+
+/// Unpack the artifact into `INSTALL_DIR/releases/VERSION`: into a temporary directory
+/// first, marked complete and given to `run_as`, then renamed into place. Does
+/// nothing when the release is already installed completely. The archive's top level
+/// becomes the release directory.
+pub fn install_release(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteStep {
+    let releases = under(&install_dir(vm, ctx), "releases");
+    let release = quote(&under(&releases, &ctx.version));
+    let temp = quote(&under(&releases, &format!(".tmp-{}", ctx.version)));
+    let artifact = quote(&artifact_upload_path(vm, ctx, sha256));
+    let mut lines = vec![
+        "set -eu".to_string(),
+        format!("if [ -f {release}/{COMPLETE} ]; then"),
+        format!(
+            "  printf {} {release}",
+            quote("slipway: %s is already installed\\n")
+        ),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        format!("rm -rf {temp}"),
+        format!("mkdir -p {temp}"),
+        format!("tar -xzf {artifact} --no-same-owner -C {temp}"),
+        format!("touch {temp}/{COMPLETE} {temp}"),
+    ];
+    if let Some(user) = &vm.run_as {
+        lines.push(format!("{}chown -R {} {temp}", root(ctx), quote(user)));
+    }
+    lines.push(format!("rm -rf {release}"));
+    lines.push(format!("mv {temp} {release}"));
+    RemoteStep::new(Phase::Install, "install", lines)
+}
+
+/// Write one config file atomically: to a temporary file next to it (created
+/// readable by its writer only), then mode (default `0644`) and owner (default
+/// `run_as`), then renamed over the destination.
+pub fn write_config_file(vm: &VmSpec, file: &ConfigFile, ctx: &HostContext) -> RemoteStep {
+    let destination = host_path(ctx, &file.destination);
+    let (dir, base) = match destination.rsplit_once('/') {
+        Some(("", base)) => ("/", base),
+        Some((dir, base)) => (dir, base),
+        None => (".", destination.as_str()),
+    };
+    let temp = quote(&under(dir, &format!(".{base}.slipway-tmp")));
+    let mut lines = vec![
+        "set -eu".to_string(),
+        format!("mkdir -p {}", quote(dir)),
+        "umask 077".to_string(),
+        format!("printf %s {} > {temp}", quote(&file.content)),
+        format!(
+            "chmod {} {temp}",
+            quote(file.mode.as_deref().unwrap_or("0644"))
+        ),
+    ];
+    if let Some(owner) = file.owner.as_ref().or(vm.run_as.as_ref()) {
+        lines.push(format!("{}chown {} {temp}", root(ctx), quote(owner)));
+    }
+    lines.push(format!("mv -f {temp} {}", quote(&destination)));
+    RemoteStep::new(
+        Phase::Configure,
+        format!("config_file.{}", file.name),
+        lines,
+    )
+}
+
+/// [`write_config_file`] for each config file, in order.
+pub fn config_files(vm: &VmSpec, ctx: &HostContext) -> Vec<RemoteStep> {
+    vm.config_files
+        .iter()
+        .map(|file| write_config_file(vm, file, ctx))
+        .collect()
+}
+
+/// Write `/etc/systemd/system/UNIT` (under the host's root) with `text` (see
+/// `plan::render::systemd_unit_text`) when its content differs, then, with `systemd`,
+/// `systemctl daemon-reload`. The text is staged in `INSTALL_DIR/.slipway` first and
+/// compared there; an unchanged unit is left alone.
+pub fn install_systemd_unit(
+    vm: &VmSpec,
+    unit: &SystemdUnit,
+    ctx: &HostContext,
+    text: &str,
+    systemd: bool,
+) -> RemoteStep {
+    let sudo = root(ctx);
+    let state = state_dir(vm, ctx);
+    let staged = quote(&under(&state, &format!("{}.unit", unit.name)));
+    let unit_dir = host_path(ctx, "/etc/systemd/system");
+    let unit_file = quote(&under(&unit_dir, &unit.name));
+    let temp = quote(&under(&unit_dir, &format!(".{}.slipway-tmp", unit.name)));
+    let mut lines = vec![
+        "set -eu".to_string(),
+        format!("mkdir -p {}", quote(&state)),
+        "umask 077".to_string(),
+        format!("printf %s {} > {staged}", quote(text)),
+        format!("if cmp -s {staged} {unit_file}; then"),
+        format!("  rm -f {staged}"),
+        format!(
+            "  printf {} {unit_file}",
+            quote("slipway: %s is unchanged\\n")
+        ),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "umask 022".to_string(),
+        format!("{sudo}mkdir -p {}", quote(&unit_dir)),
+        format!("{sudo}cp {staged} {temp}"),
+        format!("{sudo}chmod 0644 {temp}"),
+        format!("{sudo}mv -f {temp} {unit_file}"),
+        format!("rm -f {staged}"),
+    ];
+    if systemd {
+        lines.push(format!("{sudo}systemctl daemon-reload"));
+    }
+    RemoteStep::new(Phase::Unit, format!("systemd_unit.{}", unit.name), lines)
+}
+
+/// The line that stops the service, if the service says how.
+fn stop_line(vm: &VmSpec, ctx: &HostContext) -> Option<String> {
+    if let Some(unit) = &vm.systemd_unit {
+        Some(format!("{}systemctl stop {}", root(ctx), quote(&unit.name)))
+    } else {
+        vm.stop_command
+            .as_ref()
+            .map(|command| user_command(vm, ctx, command, false))
+    }
+}
+
+/// The line that starts the service, if the service says how.
+fn start_line(vm: &VmSpec, ctx: &HostContext) -> Option<String> {
+    if let Some(unit) = &vm.systemd_unit {
+        Some(format!(
+            "{}systemctl start {}",
+            root(ctx),
+            quote(&unit.name)
+        ))
+    } else {
+        vm.start_command
+            .as_ref()
+            .map(|command| user_command(vm, ctx, command, false))
+    }
+}
+
+/// `line` when `INSTALL_DIR/current` exists, a message otherwise.
+fn when_installed(vm: &VmSpec, ctx: &HostContext, line: String, otherwise: &str) -> Vec<String> {
+    let current = quote(&under(&install_dir(vm, ctx), "current"));
+    vec![
+        "set -eu".to_string(),
+        format!("if [ -L {current} ] || [ -e {current} ]; then"),
+        format!("  {line}"),
+        "else".to_string(),
+        format!("  echo {}", quote(&format!("slipway: {otherwise}"))),
+        "fi".to_string(),
+    ]
+}
+
+/// Stop the running release: `systemctl stop UNIT`, or the `stop_command`. Skipped
+/// (with a message) when nothing is installed yet. `None` when the service has
+/// neither a systemd unit nor a stop command.
+pub fn stop(vm: &VmSpec, ctx: &HostContext) -> Option<RemoteStep> {
+    let line = stop_line(vm, ctx)?;
+    Some(RemoteStep::new(
+        Phase::Stop,
+        "stop",
+        when_installed(vm, ctx, line, "nothing is installed yet, nothing to stop"),
+    ))
+}
+
+/// Start the release `current` points at: `systemctl start UNIT`, or the
+/// `start_command`. `None` when the service has neither.
+pub fn start(vm: &VmSpec, ctx: &HostContext) -> Option<RemoteStep> {
+    let line = start_line(vm, ctx)?;
+    Some(RemoteStep::new(Phase::Start, "start", vec![line]))
+}
+
+/// Point `INSTALL_DIR/current` at `releases/VERSION` with an atomic rename, after
+/// recording where it pointed before in `.slipway/previous` (with the apply id, once
+/// per apply, so that running the step again keeps the first record). Fails when the
+/// release is not installed completely.
+pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let target = quote(&format!("releases/{}", ctx.version));
+    let release = quote(&under(
+        &under(&install_dir(vm, ctx), "releases"),
+        &ctx.version,
+    ));
+    let apply = quote(&ctx.apply_id);
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("if [ ! -f {release}/{COMPLETE} ]; then"),
+        format!(
+            "  {}",
+            complain("release %s is not installed", &[&release])
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        format!("cd {}", quote(&install_dir(vm, ctx))),
+        "mkdir -p .slipway".to_string(),
+        format!("if [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ]; then"),
+        format!(
+            "  printf '%s\\n%s\\n' \"$(readlink current 2>/dev/null || true)\" {apply} > .slipway/previous.tmp"
+        ),
+        "  mv -f .slipway/previous.tmp .slipway/previous".to_string(),
+        "fi".to_string(),
+        format!("ln -sfn {target} current.tmp"),
+        "mv -T current.tmp current".to_string(),
+    ];
+    RemoteStep::new(Phase::Switch, "switch", lines)
+}
+
+/// One step for a health check with a `command`; `None` for a `url` check, which the
+/// runner makes itself. Timeouts and retries are the runner's.
+pub fn health_command(check: &HealthCheck, vm: &VmSpec, ctx: &HostContext) -> Option<RemoteStep> {
+    let command = check.command.as_ref()?;
+    Some(RemoteStep::new(
+        Phase::Health,
+        format!("health.{}", check.name),
+        vec![user_command(vm, ctx, command, false)],
+    ))
+}
+
+/// One step per `smoke` test, in order.
+pub fn smoke(vm: &VmSpec, ctx: &HostContext) -> Vec<RemoteStep> {
+    vm.smoke
+        .iter()
+        .map(|test| {
+            RemoteStep::new(
+                Phase::Smoke,
+                format!("smoke.{}", test.name),
+                vec![user_command(vm, ctx, &test.command, false)],
+            )
+        })
+        .collect()
+}
+
+/// One step per hook that runs at `when` ([`Phase::BeforeStop`],
+/// [`Phase::Deregister`], [`Phase::AfterStart`] or [`Phase::Register`]), in order;
+/// none for other phases. Hooks that may run before the first install
+/// (`before_stop`, `deregister`) create the install directory first.
+pub fn hooks(vm: &VmSpec, ctx: &HostContext, when: Phase) -> Vec<RemoteStep> {
+    let Some(name) = when.hook_when() else {
+        return Vec::new();
+    };
+    let create_dir = matches!(when, Phase::BeforeStop | Phase::Deregister);
+    vm.hooks
+        .iter()
+        .filter(|hook| hook.when == name)
+        .map(|hook| {
+            RemoteStep::new(
+                when,
+                format!("hook.{}", hook.name),
+                vec![user_command(vm, ctx, &hook.command, create_dir)],
+            )
+        })
+        .collect()
+}
+
+/// Write `.slipway/release.json` (a [`ReleaseMarker`] for `ctx.version`) atomically.
+/// `time` is RFC 3339.
+pub fn write_release_marker(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    sha256: &str,
+    time: &str,
+) -> RemoteStep {
+    let marker = ReleaseMarker {
+        version: ctx.version.clone(),
+        sha256: sha256.to_string(),
+        time: time.to_string(),
+        apply_id: ctx.apply_id.clone(),
+    };
+    let json = serde_json::to_string(&marker).expect("a struct of strings serializes");
+    let state = state_dir(vm, ctx);
+    let temp = quote(&under(&state, "release.json.tmp"));
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("mkdir -p {}", quote(&state)),
+        format!("printf '%s\\n' {} > {temp}", quote(&json)),
+        format!("mv -f {temp} {}", quote(&under(&state, "release.json"))),
+    ];
+    RemoteStep::new(Phase::Marker, "marker.write", lines)
+}
+
+/// Print `.slipway/release.json`; prints nothing (and succeeds) when there is none.
+/// Parse the output with [`ReleaseMarker::parse`].
+pub fn read_release_marker(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let marker = quote(&under(&state_dir(vm, ctx), "release.json"));
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("if [ -f {marker} ]; then"),
+        format!("  cat {marker}"),
+        "fi".to_string(),
+    ];
+    RemoteStep::new(Phase::Marker, "marker.read", lines)
+}
+
+/// Remove old releases: keep the newest `keep_releases` release directories (by
+/// modification time, which is when a release was installed) and never remove the
+/// one `current` or the previous record points at. Also keeps the newest
+/// `keep_releases` uploaded artifacts and removes unpacking leftovers.
+pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let keep = vm.keep_releases;
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("cd {} 2>/dev/null || exit 0", quote(&install_dir(vm, ctx))),
+        "current=$(cd current 2>/dev/null && pwd -P || true)".to_string(),
+        "previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)".to_string(),
+        "if [ -n \"$previous\" ]; then".to_string(),
+        "  previous=$(cd \"$previous\" 2>/dev/null && pwd -P || true)".to_string(),
+        "fi".to_string(),
+        "if [ -d releases ]; then".to_string(),
+        "  kept=0".to_string(),
+        "  ls -t releases | while IFS= read -r name; do".to_string(),
+        "    [ -d \"releases/$name\" ] || continue".to_string(),
+        "    kept=$((kept + 1))".to_string(),
+        format!("    [ \"$kept\" -gt {keep} ] || continue"),
+        "    real=$(cd \"releases/$name\" && pwd -P)".to_string(),
+        "    if [ \"$real\" = \"$current\" ] || [ \"$real\" = \"$previous\" ]; then".to_string(),
+        "      continue".to_string(),
+        "    fi".to_string(),
+        "    rm -rf \"releases/$name\"".to_string(),
+        "    printf 'slipway: removed release %s\\n' \"$name\"".to_string(),
+        "  done".to_string(),
+        "  rm -rf releases/.tmp-*".to_string(),
+        "fi".to_string(),
+        "if [ -d .slipway/artifacts ]; then".to_string(),
+        "  kept=0".to_string(),
+        "  ls -t .slipway/artifacts | while IFS= read -r name; do".to_string(),
+        "    kept=$((kept + 1))".to_string(),
+        format!("    [ \"$kept\" -gt {keep} ] || continue"),
+        "    rm -f \".slipway/artifacts/$name\"".to_string(),
+        "  done".to_string(),
+        "fi".to_string(),
+    ];
+    RemoteStep::new(Phase::Prune, "prune", lines)
+}
+
+/// Put a failed host back on the release it ran before this apply: stop what runs,
+/// point `current` back at the previous record when this apply (`ctx.apply_id`)
+/// switched it, and start again. When this apply never switched `current`, only the
+/// stop and start run. Fails clearly when this apply made the first install on the
+/// host, as there is nothing to go back to (the new release stays stopped).
+///
+/// The start and stop commands see `ctx.version` as `SLIPWAY_VERSION`: pass the
+/// version being restored. Config files are not restored here: write the previous
+/// contents with [`write_config_file`] before the start step. The release marker is
+/// left alone (it is written only after a host's update succeeded).
+pub fn rollback(vm: &VmSpec, ctx: &HostContext) -> Vec<RemoteStep> {
+    let mut steps = Vec::new();
+    if let Some(line) = stop_line(vm, ctx) {
+        steps.push(RemoteStep::new(
+            Phase::Rollback,
+            "rollback.stop",
+            when_installed(vm, ctx, line, "nothing is installed, nothing to stop"),
+        ));
+    }
+    let apply = quote(&ctx.apply_id);
+    steps.push(RemoteStep::new(
+        Phase::Rollback,
+        "rollback.switch",
+        vec![
+            "set -eu".to_string(),
+            format!(
+                "if ! cd {} 2>/dev/null || [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ]; then",
+                quote(&install_dir(vm, ctx))
+            ),
+            format!(
+                "  printf {} {apply}",
+                quote("slipway: apply %s did not switch current, nothing to switch back\\n")
+            ),
+            "  exit 0".to_string(),
+            "fi".to_string(),
+            "previous=$(sed -n 1p .slipway/previous)".to_string(),
+            "if [ -z \"$previous\" ]; then".to_string(),
+            format!(
+                "  {}",
+                complain(
+                    "no previous release to roll back to: apply %s installed the first release on this host",
+                    &[&apply]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+            format!("if [ ! -f \"$previous\"/{COMPLETE} ]; then"),
+            format!(
+                "  {}",
+                complain(
+                    "previous release %s is not installed, cannot roll back",
+                    &["\"$previous\""]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+            "ln -sfn \"$previous\" current.tmp".to_string(),
+            "mv -T current.tmp current".to_string(),
+            "printf 'slipway: current points at %s again\\n' \"$previous\"".to_string(),
+        ],
+    ));
+    if let Some(line) = start_line(vm, ctx) {
+        steps.push(RemoteStep::new(
+            Phase::Rollback,
+            "rollback.start",
+            when_installed(vm, ctx, line, "nothing is installed, nothing to start"),
+        ));
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+
+    use sha2::{Digest, Sha256};
+
+    use crate::config::{Hook, NamedCommand};
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const TIME: &str = "2026-01-02T03:04:05Z";
+
+    fn named(name: &str, command: &str) -> NamedCommand {
+        NamedCommand {
+            name: name.into(),
+            command: command.into(),
+        }
+    }
+
+    fn hook(name: &str, when: &str, command: &str) -> Hook {
+        Hook {
+            name: name.into(),
+            when: when.into(),
+            command: command.into(),
+        }
+    }
+
+    fn health(name: &str, url: Option<&str>, command: Option<&str>) -> HealthCheck {
+        HealthCheck {
+            name: name.into(),
+            url: url.map(Into::into),
+            command: command.map(Into::into),
+            expect_status: None,
+            timeout: None,
+            retries: None,
+            interval: None,
+        }
+    }
+
+    /// A service installed with systemd, as in `examples/vm-myapp`.
+    fn systemd_vm() -> VmSpec {
+        VmSpec {
+            install_dir: "/opt/myapp".into(),
+            run_as: Some("myapp".into()),
+            keep_releases: 3,
+            config_dirs: vec!["/etc/myapp".into()],
+            start_command: None,
+            stop_command: None,
+            systemd_unit: Some(SystemdUnit {
+                name: "myapp.service".into(),
+                exec_start: "/opt/myapp/current/bin/start.sh".into(),
+                exec_stop: None,
+                user: None,
+                environment: BTreeMap::from([("APP_ENV".into(), "production".into())]),
+                restart: Some("on-failure".into()),
+                after: vec!["network-online.target".into()],
+            }),
+            config_files: vec![ConfigFile {
+                name: "app.properties".into(),
+                destination: "/opt/myapp/config/app.properties".into(),
+                content: "port=8080\ngreeting='hi'\n".into(),
+                mode: Some("0600".into()),
+                owner: None,
+            }],
+            prechecks: vec![named("java", "command -v java >/dev/null && java -version")],
+            health: vec![
+                health("http", Some("http://localhost:8080/health"), None),
+                health("db", None, Some("curl -fsS localhost:8080/health/db")),
+            ],
+            smoke: vec![named(
+                "status",
+                "curl -fsS localhost:8080/api/v1/status | grep -q running",
+            )],
+            hooks: vec![
+                hook(
+                    "drain",
+                    "before_stop",
+                    "curl -fsS -X POST localhost:8080/admin/drain",
+                ),
+                hook("lb-out", "deregister", "echo out"),
+                hook("lb-in", "register", "echo in"),
+            ],
+        }
+    }
+
+    /// A service with start and stop commands, as in `examples/quickstart`.
+    fn command_vm() -> VmSpec {
+        VmSpec {
+            install_dir: "/opt/hello".into(),
+            run_as: None,
+            keep_releases: 2,
+            config_dirs: vec![],
+            start_command: Some("sh current/bin/start.sh config/hello.env".into()),
+            stop_command: Some("sh current/bin/stop.sh".into()),
+            systemd_unit: None,
+            config_files: vec![ConfigFile {
+                name: "hello.env".into(),
+                destination: "/opt/hello/config/hello.env".into(),
+                content: "BASE_PORT=18080\n".into(),
+                mode: None,
+                owner: None,
+            }],
+            prechecks: vec![],
+            health: vec![health("http", None, Some("sh current/bin/check.sh"))],
+            smoke: vec![],
+            hooks: vec![hook(
+                "hello",
+                "after_start",
+                "echo \"started $SLIPWAY_VERSION\"",
+            )],
+        }
+    }
+
+    fn ssh_ctx() -> HostContext {
+        HostContext {
+            host: "prod-vm-01.internal".into(),
+            host_index: 0,
+            host_root: "/".into(),
+            environment: "production".into(),
+            deployment: "myapp-prod".into(),
+            version: "1.4.0".into(),
+            apply_id: "apply-1".into(),
+            sudo: true,
+        }
+    }
+
+    fn local_ctx(root: &str) -> HostContext {
+        HostContext {
+            host: "host-1".into(),
+            host_index: 1,
+            host_root: root.into(),
+            environment: "local".into(),
+            deployment: "hello".into(),
+            version: "1.0.0".into(),
+            apply_id: "apply-1".into(),
+            sudo: false,
+        }
+    }
+
+    /// Every step of one host's update in apply's order, then prune and rollback.
+    fn all_steps(vm: &VmSpec, ctx: &HostContext, systemd: bool) -> Vec<RemoteStep> {
+        let mut steps = vec![check_connection(ctx), read_release_marker(vm, ctx)];
+        steps.extend(prechecks(vm, ctx));
+        steps.extend(hooks(vm, ctx, Phase::BeforeStop));
+        steps.extend(hooks(vm, ctx, Phase::Deregister));
+        steps.extend(stop(vm, ctx));
+        steps.push(artifact_status(vm, ctx, SHA));
+        steps.push(prepare_upload(vm, ctx));
+        steps.push(verify_artifact(vm, ctx, SHA));
+        steps.push(install_release(vm, ctx, SHA));
+        steps.extend(config_files(vm, ctx));
+        if let Some(unit) = &vm.systemd_unit {
+            let text = crate::plan::render::systemd_unit_text(vm, unit, &ctx.deployment);
+            steps.push(install_systemd_unit(vm, unit, ctx, &text, systemd));
+        }
+        steps.push(switch_current(vm, ctx));
+        steps.extend(start(vm, ctx));
+        steps.extend(hooks(vm, ctx, Phase::AfterStart));
+        steps.extend(
+            vm.health
+                .iter()
+                .filter_map(|check| health_command(check, vm, ctx)),
+        );
+        steps.extend(smoke(vm, ctx));
+        steps.extend(hooks(vm, ctx, Phase::Register));
+        steps.push(write_release_marker(vm, ctx, SHA, TIME));
+        steps.push(prune_releases(vm, ctx));
+        steps.extend(rollback(vm, ctx));
+        steps
+    }
+
+    fn transcript(steps: &[RemoteStep]) -> String {
+        steps
+            .iter()
+            .map(|step| format!("# {} {}\n{}\n", step.phase, step.name, step.script))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn exact_text_over_ssh() {
+        let text = transcript(&all_steps(&systemd_vm(), &ssh_ctx(), true));
+        insta::assert_snapshot!(text, @r###"
+        # connect connect
+        set -eu
+        id -un
+        for tool in tar gzip sha256sum readlink cmp; do
+          if ! command -v "$tool" >/dev/null 2>&1; then
+            printf 'slipway: %s is not installed on this host\n' "$tool" >&2
+            exit 1
+          fi
+        done
+        if ! sudo -n true; then
+          printf 'slipway: sudo -n true failed: vm_hosts.sudo needs sudo without a password\n' >&2
+          exit 1
+        fi
+
+        # marker marker.read
+        set -eu
+        if [ -f /opt/myapp/.slipway/release.json ]; then
+          cat /opt/myapp/.slipway/release.json
+        fi
+
+        # precheck precheck.java
+        mkdir -p /opt/myapp && cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'command -v java >/dev/null && java -version'
+
+        # before_stop hook.drain
+        mkdir -p /opt/myapp && cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'curl -fsS -X POST localhost:8080/admin/drain'
+
+        # deregister hook.lb-out
+        mkdir -p /opt/myapp && cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'echo out'
+
+        # stop stop
+        set -eu
+        if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
+          sudo -n systemctl stop myapp.service
+        else
+          echo 'slipway: nothing is installed yet, nothing to stop'
+        fi
+
+        # transfer artifact.status
+        set -eu
+        if [ -f /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          exit 0
+        fi
+        exit 1
+
+        # transfer artifact.prepare
+        mkdir -p /opt/myapp/.slipway/artifacts
+
+        # transfer artifact.verify
+        set -eu
+        if [ ! -f /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ]; then
+          printf 'slipway: artifact %s is missing\n' /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz >&2
+          exit 1
+        fi
+        actual=$(sha256sum < /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)
+        if [ "$actual" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          printf 'slipway: artifact %s has sha256 %s, expected %s\n' /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz "$actual" 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef >&2
+          exit 1
+        fi
+
+        # install install
+        set -eu
+        if [ -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
+          printf 'slipway: %s is already installed\n' /opt/myapp/releases/1.4.0
+          exit 0
+        fi
+        rm -rf /opt/myapp/releases/.tmp-1.4.0
+        mkdir -p /opt/myapp/releases/.tmp-1.4.0
+        tar -xzf /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C /opt/myapp/releases/.tmp-1.4.0
+        touch /opt/myapp/releases/.tmp-1.4.0/.slipway-complete /opt/myapp/releases/.tmp-1.4.0
+        sudo -n chown -R myapp /opt/myapp/releases/.tmp-1.4.0
+        rm -rf /opt/myapp/releases/1.4.0
+        mv /opt/myapp/releases/.tmp-1.4.0 /opt/myapp/releases/1.4.0
+
+        # configure config_file.app.properties
+        set -eu
+        mkdir -p /opt/myapp/config
+        umask 077
+        printf %s 'port=8080
+        greeting='\''hi'\''
+        ' > /opt/myapp/config/.app.properties.slipway-tmp
+        chmod 0600 /opt/myapp/config/.app.properties.slipway-tmp
+        sudo -n chown myapp /opt/myapp/config/.app.properties.slipway-tmp
+        mv -f /opt/myapp/config/.app.properties.slipway-tmp /opt/myapp/config/app.properties
+
+        # unit systemd_unit.myapp.service
+        set -eu
+        mkdir -p /opt/myapp/.slipway
+        umask 077
+        printf %s '[Unit]
+        Description=myapp-prod (managed by slipway)
+        After=network-online.target
+
+        [Service]
+        User=myapp
+        WorkingDirectory=/opt/myapp/current
+        Environment="APP_ENV=production"
+        ExecStart=/opt/myapp/current/bin/start.sh
+        Restart=on-failure
+
+        [Install]
+        WantedBy=multi-user.target
+        ' > /opt/myapp/.slipway/myapp.service.unit
+        if cmp -s /opt/myapp/.slipway/myapp.service.unit /etc/systemd/system/myapp.service; then
+          rm -f /opt/myapp/.slipway/myapp.service.unit
+          printf 'slipway: %s is unchanged\n' /etc/systemd/system/myapp.service
+          exit 0
+        fi
+        umask 022
+        sudo -n mkdir -p /etc/systemd/system
+        sudo -n cp /opt/myapp/.slipway/myapp.service.unit /etc/systemd/system/.myapp.service.slipway-tmp
+        sudo -n chmod 0644 /etc/systemd/system/.myapp.service.slipway-tmp
+        sudo -n mv -f /etc/systemd/system/.myapp.service.slipway-tmp /etc/systemd/system/myapp.service
+        rm -f /opt/myapp/.slipway/myapp.service.unit
+        sudo -n systemctl daemon-reload
+
+        # switch switch
+        set -eu
+        if [ ! -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
+          printf 'slipway: release %s is not installed\n' /opt/myapp/releases/1.4.0 >&2
+          exit 1
+        fi
+        cd /opt/myapp
+        mkdir -p .slipway
+        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
+          mv -f .slipway/previous.tmp .slipway/previous
+        fi
+        ln -sfn releases/1.4.0 current.tmp
+        mv -T current.tmp current
+
+        # start start
+        sudo -n systemctl start myapp.service
+
+        # health health.db
+        cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'curl -fsS localhost:8080/health/db'
+
+        # smoke smoke.status
+        cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'curl -fsS localhost:8080/api/v1/status | grep -q running'
+
+        # register hook.lb-in
+        cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'echo in'
+
+        # marker marker.write
+        set -eu
+        mkdir -p /opt/myapp/.slipway
+        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /opt/myapp/.slipway/release.json.tmp
+        mv -f /opt/myapp/.slipway/release.json.tmp /opt/myapp/.slipway/release.json
+
+        # prune prune
+        set -eu
+        cd /opt/myapp 2>/dev/null || exit 0
+        current=$(cd current 2>/dev/null && pwd -P || true)
+        previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)
+        if [ -n "$previous" ]; then
+          previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
+        fi
+        if [ -d releases ]; then
+          kept=0
+          ls -t releases | while IFS= read -r name; do
+            [ -d "releases/$name" ] || continue
+            kept=$((kept + 1))
+            [ "$kept" -gt 3 ] || continue
+            real=$(cd "releases/$name" && pwd -P)
+            if [ "$real" = "$current" ] || [ "$real" = "$previous" ]; then
+              continue
+            fi
+            rm -rf "releases/$name"
+            printf 'slipway: removed release %s\n' "$name"
+          done
+          rm -rf releases/.tmp-*
+        fi
+        if [ -d .slipway/artifacts ]; then
+          kept=0
+          ls -t .slipway/artifacts | while IFS= read -r name; do
+            kept=$((kept + 1))
+            [ "$kept" -gt 3 ] || continue
+            rm -f ".slipway/artifacts/$name"
+          done
+        fi
+
+        # rollback rollback.stop
+        set -eu
+        if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
+          sudo -n systemctl stop myapp.service
+        else
+          echo 'slipway: nothing is installed, nothing to stop'
+        fi
+
+        # rollback rollback.switch
+        set -eu
+        if ! cd /opt/myapp 2>/dev/null || [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+          printf 'slipway: apply %s did not switch current, nothing to switch back\n' apply-1
+          exit 0
+        fi
+        previous=$(sed -n 1p .slipway/previous)
+        if [ -z "$previous" ]; then
+          printf 'slipway: no previous release to roll back to: apply %s installed the first release on this host\n' apply-1 >&2
+          exit 1
+        fi
+        if [ ! -f "$previous"/.slipway-complete ]; then
+          printf 'slipway: previous release %s is not installed, cannot roll back\n' "$previous" >&2
+          exit 1
+        fi
+        ln -sfn "$previous" current.tmp
+        mv -T current.tmp current
+        printf 'slipway: current points at %s again\n' "$previous"
+
+        # rollback rollback.start
+        set -eu
+        if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
+          sudo -n systemctl start myapp.service
+        else
+          echo 'slipway: nothing is installed, nothing to start'
+        fi
+        "###);
+    }
+
+    #[test]
+    fn exact_text_with_the_local_transport() {
+        let text = transcript(&all_steps(
+            &command_vm(),
+            &local_ctx("/tmp/x/host-1"),
+            false,
+        ));
+        insta::assert_snapshot!(text, @r###"
+        # connect connect
+        set -eu
+        id -un
+        for tool in tar gzip sha256sum readlink cmp; do
+          if ! command -v "$tool" >/dev/null 2>&1; then
+            printf 'slipway: %s is not installed on this host\n' "$tool" >&2
+            exit 1
+          fi
+        done
+
+        # marker marker.read
+        set -eu
+        if [ -f /tmp/x/host-1/opt/hello/.slipway/release.json ]; then
+          cat /tmp/x/host-1/opt/hello/.slipway/release.json
+        fi
+
+        # stop stop
+        set -eu
+        if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
+          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh'
+        else
+          echo 'slipway: nothing is installed yet, nothing to stop'
+        fi
+
+        # transfer artifact.status
+        set -eu
+        if [ -f /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          exit 0
+        fi
+        exit 1
+
+        # transfer artifact.prepare
+        mkdir -p /tmp/x/host-1/opt/hello/.slipway/artifacts
+
+        # transfer artifact.verify
+        set -eu
+        if [ ! -f /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ]; then
+          printf 'slipway: artifact %s is missing\n' /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz >&2
+          exit 1
+        fi
+        actual=$(sha256sum < /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)
+        if [ "$actual" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          printf 'slipway: artifact %s has sha256 %s, expected %s\n' /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz "$actual" 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef >&2
+          exit 1
+        fi
+
+        # install install
+        set -eu
+        if [ -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
+          printf 'slipway: %s is already installed\n' /tmp/x/host-1/opt/hello/releases/1.0.0
+          exit 0
+        fi
+        rm -rf /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
+        mkdir -p /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
+        tar -xzf /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
+        touch /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0/.slipway-complete /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
+        rm -rf /tmp/x/host-1/opt/hello/releases/1.0.0
+        mv /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0 /tmp/x/host-1/opt/hello/releases/1.0.0
+
+        # configure config_file.hello.env
+        set -eu
+        mkdir -p /tmp/x/host-1/opt/hello/config
+        umask 077
+        printf %s 'BASE_PORT=18080
+        ' > /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp
+        chmod 0644 /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp
+        mv -f /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp /tmp/x/host-1/opt/hello/config/hello.env
+
+        # switch switch
+        set -eu
+        if [ ! -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
+          printf 'slipway: release %s is not installed\n' /tmp/x/host-1/opt/hello/releases/1.0.0 >&2
+          exit 1
+        fi
+        cd /tmp/x/host-1/opt/hello
+        mkdir -p .slipway
+        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
+          mv -f .slipway/previous.tmp .slipway/previous
+        fi
+        ln -sfn releases/1.0.0 current.tmp
+        mv -T current.tmp current
+
+        # start start
+        cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/start.sh config/hello.env'
+
+        # after_start hook.hello
+        cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'echo "started $SLIPWAY_VERSION"'
+
+        # health health.http
+        cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/check.sh'
+
+        # marker marker.write
+        set -eu
+        mkdir -p /tmp/x/host-1/opt/hello/.slipway
+        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /tmp/x/host-1/opt/hello/.slipway/release.json.tmp
+        mv -f /tmp/x/host-1/opt/hello/.slipway/release.json.tmp /tmp/x/host-1/opt/hello/.slipway/release.json
+
+        # prune prune
+        set -eu
+        cd /tmp/x/host-1/opt/hello 2>/dev/null || exit 0
+        current=$(cd current 2>/dev/null && pwd -P || true)
+        previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)
+        if [ -n "$previous" ]; then
+          previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
+        fi
+        if [ -d releases ]; then
+          kept=0
+          ls -t releases | while IFS= read -r name; do
+            [ -d "releases/$name" ] || continue
+            kept=$((kept + 1))
+            [ "$kept" -gt 2 ] || continue
+            real=$(cd "releases/$name" && pwd -P)
+            if [ "$real" = "$current" ] || [ "$real" = "$previous" ]; then
+              continue
+            fi
+            rm -rf "releases/$name"
+            printf 'slipway: removed release %s\n' "$name"
+          done
+          rm -rf releases/.tmp-*
+        fi
+        if [ -d .slipway/artifacts ]; then
+          kept=0
+          ls -t .slipway/artifacts | while IFS= read -r name; do
+            kept=$((kept + 1))
+            [ "$kept" -gt 2 ] || continue
+            rm -f ".slipway/artifacts/$name"
+          done
+        fi
+
+        # rollback rollback.stop
+        set -eu
+        if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
+          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh'
+        else
+          echo 'slipway: nothing is installed, nothing to stop'
+        fi
+
+        # rollback rollback.switch
+        set -eu
+        if ! cd /tmp/x/host-1/opt/hello 2>/dev/null || [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+          printf 'slipway: apply %s did not switch current, nothing to switch back\n' apply-1
+          exit 0
+        fi
+        previous=$(sed -n 1p .slipway/previous)
+        if [ -z "$previous" ]; then
+          printf 'slipway: no previous release to roll back to: apply %s installed the first release on this host\n' apply-1 >&2
+          exit 1
+        fi
+        if [ ! -f "$previous"/.slipway-complete ]; then
+          printf 'slipway: previous release %s is not installed, cannot roll back\n' "$previous" >&2
+          exit 1
+        fi
+        ln -sfn "$previous" current.tmp
+        mv -T current.tmp current
+        printf 'slipway: current points at %s again\n' "$previous"
+
+        # rollback rollback.start
+        set -eu
+        if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
+          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/start.sh config/hello.env'
+        else
+          echo 'slipway: nothing is installed, nothing to start'
+        fi
+        "###);
+    }
+
+    #[test]
+    fn host_path_joins_the_root() {
+        let at = |root: &str, path: &str| host_path(&local_ctx(root), path);
+        assert_eq!(at("/", "/opt/app"), "/opt/app");
+        assert_eq!(at("/", "/opt/app/"), "/opt/app");
+        assert_eq!(at("/", "/"), "/");
+        assert_eq!(at("", "/opt/app"), "/opt/app");
+        assert_eq!(at("/tmp/x/host-1", "/opt/app"), "/tmp/x/host-1/opt/app");
+        assert_eq!(at("/tmp/x/host-1/", "/opt/app/"), "/tmp/x/host-1/opt/app");
+        assert_eq!(at("/tmp/x/host-1", "/"), "/tmp/x/host-1");
+        assert_eq!(at("/tmp/x/host-1", "opt/app"), "/tmp/x/host-1/opt/app");
+        assert_eq!(
+            artifact_upload_path(&command_vm(), &local_ctx("/r/h"), SHA),
+            format!("/r/h/opt/hello/.slipway/artifacts/{SHA}.tar.gz")
+        );
+    }
+
+    #[test]
+    fn validate_and_check_sha256() {
+        assert_eq!(ssh_ctx().validate(), Ok(()));
+        for version in ["", ".", "..", ".hidden", "1/2", "../x", "1\n2"] {
+            let ctx = HostContext {
+                version: version.into(),
+                ..ssh_ctx()
+            };
+            assert_eq!(ctx.validate(), Err(StepError::Version(version.into())));
+        }
+        let spaced = HostContext {
+            version: "1.0 beta $(x)".into(),
+            ..ssh_ctx()
+        };
+        assert_eq!(spaced.validate(), Ok(()));
+        let relative = local_ctx(".slipway/hosts/host-1");
+        assert!(matches!(relative.validate(), Err(StepError::HostRoot(_))));
+        let apply = HostContext {
+            apply_id: "a\nb".into(),
+            ..ssh_ctx()
+        };
+        assert!(matches!(apply.validate(), Err(StepError::ApplyId(_))));
+        assert_eq!(check_sha256(SHA), Ok(()));
+        for bad in ["", "abc", &SHA.to_uppercase(), &format!("{}/", &SHA[..63])] {
+            assert!(check_sha256(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phases_hooks_and_absent_steps() {
+        assert_eq!(Phase::BeforeStop.hook_when(), Some("before_stop"));
+        assert_eq!(Phase::Register.to_string(), "register");
+        assert_eq!(Phase::Stop.hook_when(), None);
+        let vm = systemd_vm();
+        assert!(hooks(&vm, &ssh_ctx(), Phase::Stop).is_empty());
+        assert!(hooks(&vm, &ssh_ctx(), Phase::AfterStart).is_empty());
+        assert_eq!(hooks(&vm, &ssh_ctx(), Phase::BeforeStop).len(), 1);
+        assert_eq!(health_command(&vm.health[0], &vm, &ssh_ctx()), None);
+        let bare = VmSpec {
+            systemd_unit: None,
+            start_command: None,
+            stop_command: None,
+            ..systemd_vm()
+        };
+        assert_eq!(stop(&bare, &ssh_ctx()), None);
+        assert_eq!(start(&bare, &ssh_ctx()), None);
+        let names: Vec<String> = rollback(&bare, &ssh_ctx())
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["rollback.switch"]);
+    }
+
+    #[test]
+    fn release_marker_parses_its_own_output() {
+        assert_eq!(ReleaseMarker::parse("").unwrap(), None);
+        assert_eq!(ReleaseMarker::parse(" \n").unwrap(), None);
+        let text =
+            r#"{"version":"1.4.0","sha256":"ab","time":"2026-01-02T03:04:05Z","apply_id":"a-1"}"#;
+        assert_eq!(
+            ReleaseMarker::parse(&format!("{text}\n")).unwrap(),
+            Some(ReleaseMarker {
+                version: "1.4.0".into(),
+                sha256: "ab".into(),
+                time: TIME.into(),
+                apply_id: "a-1".into(),
+            })
+        );
+        assert!(ReleaseMarker::parse("{").is_err());
+    }
+
+    /// A value that runs `touch PWNED` or `reboot` if a shell ever reads it as code.
+    const EVIL: &str = "$(touch PWNED) `touch PWNED` '; touch PWNED; ' \"; reboot; \" \\ \n x";
+
+    fn hostile_vm(systemd: bool) -> VmSpec {
+        let evil = |what: &str| format!("{what} {EVIL}");
+        VmSpec {
+            install_dir: format!("/opt/{EVIL}"),
+            run_as: Some(evil("user")),
+            keep_releases: 1,
+            config_dirs: vec![format!("/etc/{EVIL}")],
+            start_command: Some(evil("start")),
+            stop_command: Some(evil("stop")),
+            systemd_unit: systemd.then(|| SystemdUnit {
+                name: evil("unit"),
+                exec_start: evil("exec"),
+                exec_stop: Some(evil("exec-stop")),
+                user: Some(evil("unit-user")),
+                environment: BTreeMap::from([("A".into(), evil("env"))]),
+                restart: Some(evil("restart")),
+                after: vec![evil("after")],
+            }),
+            config_files: vec![
+                ConfigFile {
+                    name: evil("file"),
+                    destination: format!("/etc/{EVIL}/{EVIL}"),
+                    content: evil("content"),
+                    mode: Some(evil("mode")),
+                    owner: Some(evil("owner")),
+                },
+                ConfigFile {
+                    name: "plain".into(),
+                    destination: format!("/{EVIL}"),
+                    content: String::new(),
+                    mode: None,
+                    owner: None,
+                },
+            ],
+            prechecks: vec![named(&evil("p"), &evil("precheck"))],
+            health: vec![health(&evil("h"), None, Some(&evil("health")))],
+            smoke: vec![named(&evil("s"), &evil("smoke"))],
+            hooks: ["before_stop", "deregister", "after_start", "register"]
+                .iter()
+                .map(|when| hook(&evil("hook"), when, &evil(when)))
+                .collect(),
+        }
+    }
+
+    fn hostile_ctx() -> HostContext {
+        HostContext {
+            host: format!("host {EVIL}"),
+            host_index: 7,
+            host_root: format!("/root {EVIL}"),
+            environment: format!("env {EVIL}"),
+            deployment: format!("dep {EVIL}"),
+            version: format!("v {EVIL}"),
+            apply_id: format!("apply {EVIL}"),
+            sudo: true,
+        }
+    }
+
+    /// What a shell would interpret in `script`: everything outside single quotes,
+    /// minus backslash-escaped characters, each replaced by `_`. Tracks double quotes
+    /// and `$(...)`, inside which quotes start afresh.
+    fn unquoted(script: &str) -> String {
+        #[derive(PartialEq)]
+        enum Context {
+            Double,
+            Substitution,
+        }
+        let mut outside = String::new();
+        let mut stack: Vec<Context> = Vec::new();
+        let mut chars = script.chars().peekable();
+        while let Some(c) = chars.next() {
+            let in_double = stack.last() == Some(&Context::Double);
+            match c {
+                '\'' if !in_double => {
+                    assert!(chars.any(|c| c == '\''), "unclosed ' in {script}");
+                    outside.push('_');
+                }
+                '\\' => {
+                    chars.next();
+                    outside.push('_');
+                }
+                '"' => {
+                    if in_double {
+                        stack.pop();
+                    } else {
+                        stack.push(Context::Double);
+                    }
+                    outside.push('"');
+                }
+                '$' if chars.peek() == Some(&'(') => {
+                    chars.next();
+                    stack.push(Context::Substitution);
+                    outside.push_str("$(");
+                }
+                ')' => {
+                    if stack.last() == Some(&Context::Substitution) {
+                        stack.pop();
+                    }
+                    outside.push(')');
+                }
+                c => outside.push(c),
+            }
+        }
+        assert!(stack.is_empty(), "unclosed quote or $( in {script}");
+        outside
+    }
+
+    #[test]
+    fn user_values_appear_only_quoted() {
+        for systemd in [true, false] {
+            let vm = hostile_vm(systemd);
+            let ctx = hostile_ctx();
+            let mut steps = all_steps(&vm, &ctx, true);
+            steps.push(artifact_status(&vm, &ctx, EVIL));
+            steps.push(verify_artifact(&vm, &ctx, EVIL));
+            steps.push(install_release(&vm, &ctx, EVIL));
+            steps.push(write_release_marker(&vm, &ctx, EVIL, EVIL));
+            if let Some(unit) = &vm.systemd_unit {
+                steps.push(install_systemd_unit(&vm, unit, &ctx, EVIL, true));
+            }
+            for step in &steps {
+                let outside = unquoted(&step.script);
+                for word in ["PWNED", "reboot", "`"] {
+                    assert!(
+                        !outside.contains(word),
+                        "{word} outside quotes in {}:\n{}\n--- outside quotes:\n{outside}",
+                        step.name,
+                        step.script
+                    );
+                }
+                // The shell parses every script (`-n`: read, never run).
+                let output = Command::new("/bin/sh")
+                    .arg("-n")
+                    .arg("-c")
+                    .arg(&step.script)
+                    .output()
+                    .expect("run /bin/sh -n");
+                assert!(
+                    output.status.success(),
+                    "{} does not parse: {}",
+                    step.name,
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            // Each value is there, as one quoted word.
+            let all = transcript(&steps);
+            let start_value = match &vm.systemd_unit {
+                Some(unit) => unit.name.as_str(),
+                None => vm.start_command.as_deref().unwrap(),
+            };
+            for value in [
+                start_value,
+                &vm.config_files[0].content,
+                &vm.prechecks[0].command,
+                &ctx.host,
+                &ctx.deployment,
+            ] {
+                assert!(all.contains(&quote(value)), "{value:?} not quoted whole");
+            }
+        }
+    }
+
+    // ---- Running the local-transport scripts with a real shell ----
+
+    const START_SH: &str = r#"set -eu
+mkdir -p run
+printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$(cat current/VERSION)" "$(pwd)" "$SLIPWAY_HOST" "$SLIPWAY_HOST_INDEX" "$SLIPWAY_INSTALL_DIR" "$SLIPWAY_HOST_ROOT" "$SLIPWAY_VERSION" "$SLIPWAY_ENVIRONMENT" "$SLIPWAY_DEPLOYMENT" > run/started
+printf 'start %s\n' "$(cat current/VERSION)" >> run/events
+"#;
+    const STOP_SH: &str = "printf 'stop %s\\n' \"$(cat current/VERSION)\" >> run/events\n";
+
+    /// Content for a config file that would do harm if a script ever ran it.
+    const CONFIG: &str =
+        "greeting='hi' \"there\"\n$(touch PWNED)\n`touch PWNED`\n'; touch PWNED; '\n\\n ünï\n";
+
+    fn exec_vm() -> VmSpec {
+        VmSpec {
+            install_dir: "/opt/it's $(touch PWNED)".into(),
+            run_as: None,
+            keep_releases: 3,
+            config_dirs: vec!["/etc/hello $(touch PWNED)".into()],
+            start_command: Some("sh current/bin/start.sh".into()),
+            stop_command: Some("sh current/bin/stop.sh".into()),
+            systemd_unit: None,
+            config_files: vec![ConfigFile {
+                name: "app.conf".into(),
+                destination: "/etc/hello $(touch PWNED)/app.conf".into(),
+                content: CONFIG.into(),
+                mode: Some("0600".into()),
+                owner: None,
+            }],
+            prechecks: vec![named(
+                "env",
+                "test -n \"$SLIPWAY_HOST\" && test \"$(pwd)\" = \"$SLIPWAY_INSTALL_DIR\"",
+            )],
+            health: vec![health("started", None, Some("test -f run/started"))],
+            smoke: vec![named(
+                "version",
+                "test \"$(cat current/VERSION)\" = \"$SLIPWAY_VERSION\"",
+            )],
+            hooks: vec![
+                hook(
+                    "log-stop",
+                    "before_stop",
+                    "printf 'before_stop %s\\n' \"$SLIPWAY_VERSION\" >> hooks.log",
+                ),
+                hook(
+                    "log-start",
+                    "after_start",
+                    "printf 'after_start %s\\n' \"$SLIPWAY_VERSION\" >> hooks.log",
+                ),
+            ],
+        }
+    }
+
+    struct Host {
+        tmp: tempfile::TempDir,
+        vm: VmSpec,
+        root: PathBuf,
+    }
+
+    impl Host {
+        fn new(vm: VmSpec) -> Host {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let root = tmp.path().join("hosts").join("host 1 'q' $(touch PWNED)");
+            std::fs::create_dir_all(tmp.path().join("cwd")).unwrap();
+            Host { tmp, vm, root }
+        }
+
+        fn ctx(&self, version: &str, apply_id: &str) -> HostContext {
+            HostContext {
+                host: "host 1".into(),
+                host_index: 1,
+                host_root: self.root.to_str().unwrap().into(),
+                environment: "local".into(),
+                deployment: "hello".into(),
+                version: version.into(),
+                apply_id: apply_id.into(),
+                sudo: false,
+            }
+        }
+
+        fn install_dir(&self) -> PathBuf {
+            self.root.join(self.vm.install_dir.trim_start_matches('/'))
+        }
+
+        fn read(&self, relative: &str) -> String {
+            std::fs::read_to_string(self.install_dir().join(relative))
+                .unwrap_or_else(|e| panic!("{relative}: {e}"))
+        }
+
+        fn current(&self) -> PathBuf {
+            std::fs::read_link(self.install_dir().join("current")).expect("current")
+        }
+
+        fn run(&self, step: &RemoteStep) -> Output {
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&step.script)
+                .current_dir(self.tmp.path().join("cwd"))
+                .output()
+                .expect("run /bin/sh")
+        }
+
+        fn ok(&self, step: &RemoteStep) -> String {
+            let output = self.run(step);
+            assert!(
+                output.status.success(),
+                "{} failed ({}):\n{}\n--- stderr:\n{}",
+                step.name,
+                output.status,
+                step.script,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).expect("utf-8")
+        }
+
+        fn fails(&self, step: &RemoteStep) -> String {
+            let output = self.run(step);
+            assert!(!output.status.success(), "{} should fail", step.name);
+            String::from_utf8(output.stderr).expect("utf-8")
+        }
+
+        /// Pack a release with `bin/start.sh`, `bin/stop.sh` and `VERSION`.
+        fn artifact(&self, tag: &str, version: &str) -> (PathBuf, String) {
+            let source = self.tmp.path().join(format!("src-{tag}"));
+            std::fs::create_dir_all(source.join("bin")).unwrap();
+            std::fs::write(source.join("VERSION"), version).unwrap();
+            std::fs::write(source.join("bin/start.sh"), START_SH).unwrap();
+            std::fs::write(source.join("bin/stop.sh"), STOP_SH).unwrap();
+            let archive = self.tmp.path().join(format!("{tag}.tar.gz"));
+            let status = Command::new("tar")
+                .arg("-czf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&source)
+                .arg(".")
+                .status()
+                .expect("run tar");
+            assert!(status.success());
+            let sha = hex::encode(Sha256::digest(std::fs::read(&archive).unwrap()));
+            (archive, sha)
+        }
+
+        /// Upload (as the runner would), verify and install a release.
+        fn deliver(&self, ctx: &HostContext, archive: &Path, sha: &str) {
+            let vm = &self.vm;
+            self.ok(&prepare_upload(vm, ctx));
+            if !self.run(&artifact_status(vm, ctx, sha)).status.success() {
+                std::fs::copy(archive, artifact_upload_path(vm, ctx, sha)).unwrap();
+            }
+            assert!(self.run(&artifact_status(vm, ctx, sha)).status.success());
+            self.ok(&verify_artifact(vm, ctx, sha));
+            self.ok(&install_release(vm, ctx, sha));
+        }
+
+        /// No script ever ran a `touch PWNED` from a value.
+        fn assert_nothing_injected(&self) {
+            fn walk(dir: &Path) {
+                for entry in std::fs::read_dir(dir).unwrap() {
+                    let entry = entry.unwrap();
+                    assert_ne!(entry.file_name(), "PWNED", "injected in {}", dir.display());
+                    if entry.file_type().unwrap().is_dir() {
+                        walk(&entry.path());
+                    }
+                }
+            }
+            walk(self.tmp.path());
+        }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn local_scripts_deploy_update_and_roll_back() {
+        let host = Host::new(exec_vm());
+        let vm = &host.vm;
+        let v2 = "2.0 $(touch PWNED)";
+
+        // First apply: 1.0.0 on an empty host.
+        let ctx = host.ctx("1.0.0", "apply-1");
+        assert_eq!(ctx.validate(), Ok(()));
+        assert!(!host.ok(&check_connection(&ctx)).trim().is_empty());
+        assert_eq!(
+            ReleaseMarker::parse(&host.ok(&read_release_marker(vm, &ctx))).unwrap(),
+            None
+        );
+        for step in prechecks(vm, &ctx) {
+            host.ok(&step);
+        }
+        for step in hooks(vm, &ctx, Phase::BeforeStop) {
+            host.ok(&step);
+        }
+        assert!(host
+            .ok(&stop(vm, &ctx).unwrap())
+            .contains("nothing is installed yet"));
+        let (archive1, sha1) = host.artifact("one", "1.0.0");
+        assert!(!host.run(&artifact_status(vm, &ctx, &sha1)).status.success());
+        host.deliver(&ctx, &archive1, &sha1);
+        assert_eq!(host.read("releases/1.0.0/VERSION"), "1.0.0");
+        assert!(host
+            .install_dir()
+            .join("releases/1.0.0/.slipway-complete")
+            .is_file());
+        assert!(!host.install_dir().join("releases/.tmp-1.0.0").exists());
+        assert!(host
+            .ok(&install_release(vm, &ctx, &sha1))
+            .contains("is already installed"));
+
+        for step in config_files(vm, &ctx) {
+            host.ok(&step);
+        }
+        let config = host.root.join("etc/hello $(touch PWNED)/app.conf");
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), CONFIG);
+        assert_eq!(mode(&config), 0o600);
+
+        // A unit file, written under the host's root without systemd.
+        let unit = SystemdUnit {
+            name: "hello $(touch PWNED).service".into(),
+            exec_start: "/bin/true".into(),
+            exec_stop: None,
+            user: None,
+            environment: BTreeMap::new(),
+            restart: None,
+            after: vec![],
+        };
+        let unit_file = host.root.join("etc/systemd/system").join(&unit.name);
+        host.ok(&install_systemd_unit(
+            vm,
+            &unit,
+            &ctx,
+            "[Unit]\n'$(x)'\n",
+            false,
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&unit_file).unwrap(),
+            "[Unit]\n'$(x)'\n"
+        );
+        assert_eq!(mode(&unit_file), 0o644);
+        assert!(host
+            .ok(&install_systemd_unit(
+                vm,
+                &unit,
+                &ctx,
+                "[Unit]\n'$(x)'\n",
+                false
+            ))
+            .contains("is unchanged"));
+        host.ok(&install_systemd_unit(
+            vm,
+            &unit,
+            &ctx,
+            "[Unit]\nchanged\n",
+            false,
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&unit_file).unwrap(),
+            "[Unit]\nchanged\n"
+        );
+        assert!(!host
+            .install_dir()
+            .join(".slipway")
+            .join(format!("{}.unit", unit.name))
+            .exists());
+
+        host.ok(&switch_current(vm, &ctx));
+        assert_eq!(host.current(), Path::new("releases/1.0.0"));
+        assert_eq!(host.read(".slipway/previous"), "\napply-1\n");
+        host.ok(&start(vm, &ctx).unwrap());
+        let install = host.install_dir();
+        let install = install.to_str().unwrap();
+        let root = host.root.to_str().unwrap();
+        assert_eq!(
+            host.read("run/started"),
+            format!("1.0.0|{install}|host 1|1|{install}|{root}|1.0.0|local|hello\n")
+        );
+        for step in hooks(vm, &ctx, Phase::AfterStart) {
+            host.ok(&step);
+        }
+        for check in &vm.health {
+            host.ok(&health_command(check, vm, &ctx).unwrap());
+        }
+        for step in smoke(vm, &ctx) {
+            host.ok(&step);
+        }
+        host.ok(&write_release_marker(vm, &ctx, &sha1, TIME));
+        let marker = ReleaseMarker::parse(&host.ok(&read_release_marker(vm, &ctx))).unwrap();
+        assert_eq!(
+            marker,
+            Some(ReleaseMarker {
+                version: "1.0.0".into(),
+                sha256: sha1.clone(),
+                time: TIME.into(),
+                apply_id: "apply-1".into(),
+            })
+        );
+        assert_eq!(host.ok(&prune_releases(vm, &ctx)), "");
+
+        // Second apply: v2 over 1.0.0.
+        let ctx2 = host.ctx(v2, "apply-2");
+        assert_eq!(ctx2.validate(), Ok(()));
+        for step in hooks(vm, &ctx2, Phase::BeforeStop) {
+            host.ok(&step);
+        }
+        host.ok(&stop(vm, &ctx2).unwrap());
+        let (archive2, sha2) = host.artifact("two", v2);
+        host.deliver(&ctx2, &archive2, &sha2);
+        host.ok(&switch_current(vm, &ctx2));
+        host.ok(&switch_current(vm, &ctx2)); // again: keeps the first record
+        assert_eq!(host.current(), Path::new(&format!("releases/{v2}")));
+        assert_eq!(host.read(".slipway/previous"), "releases/1.0.0\napply-2\n");
+        host.ok(&start(vm, &ctx2).unwrap());
+        for step in smoke(vm, &ctx2) {
+            host.ok(&step);
+        }
+        assert!(host.read("run/started").starts_with(&format!("{v2}|")));
+
+        // A wrong or missing artifact is refused.
+        let other = "f".repeat(64);
+        assert!(host
+            .fails(&verify_artifact(vm, &ctx2, &other))
+            .contains("is missing"));
+        std::fs::write(artifact_upload_path(vm, &ctx2, &other), "not it").unwrap();
+        let refused = host.fails(&verify_artifact(vm, &ctx2, &other));
+        assert!(refused.contains(&format!("expected {other}")), "{refused}");
+        assert!(!host
+            .run(&artifact_status(vm, &ctx2, &other))
+            .status
+            .success());
+
+        // Roll back: the commands see the version being restored.
+        let restore = host.ctx("1.0.0", "apply-2");
+        for _ in 0..2 {
+            for step in rollback(vm, &restore) {
+                host.ok(&step);
+            }
+            assert_eq!(host.current(), Path::new("releases/1.0.0"));
+        }
+        assert_eq!(
+            host.read("run/events"),
+            format!("start 1.0.0\nstop 1.0.0\nstart {v2}\nstop {v2}\nstart 1.0.0\nstop 1.0.0\nstart 1.0.0\n")
+        );
+        assert!(host.read("run/started").starts_with("1.0.0|"));
+        assert_eq!(
+            host.read("hooks.log"),
+            format!("before_stop 1.0.0\nafter_start 1.0.0\nbefore_stop {v2}\n")
+        );
+
+        // Another apply did not switch current: its rollback leaves it alone.
+        let later = host.ctx("1.0.0", "apply-3");
+        let switch_back = rollback(vm, &later).remove(1);
+        assert!(host.ok(&switch_back).contains("did not switch current"));
+        assert_eq!(host.current(), Path::new("releases/1.0.0"));
+
+        host.assert_nothing_injected();
+    }
+
+    #[test]
+    fn local_rollback_of_a_first_install_fails_clearly() {
+        let host = Host::new(exec_vm());
+        let vm = &host.vm;
+        let ctx = host.ctx("1.0.0", "apply-1");
+        assert!(host
+            .fails(&switch_current(vm, &ctx))
+            .contains("is not installed"));
+        let (archive, sha) = host.artifact("one", "1.0.0");
+        host.deliver(&ctx, &archive, &sha);
+        host.ok(&switch_current(vm, &ctx));
+        host.ok(&start(vm, &ctx).unwrap());
+        let steps = rollback(vm, &ctx);
+        assert_eq!(steps[0].name, "rollback.stop");
+        host.ok(&steps[0]);
+        let error = host.fails(&steps[1]);
+        assert!(
+            error.contains("no previous release to roll back to"),
+            "{error}"
+        );
+        assert_eq!(host.read("run/events"), "start 1.0.0\nstop 1.0.0\n");
+        host.assert_nothing_injected();
+    }
+
+    #[test]
+    fn local_prune_keeps_the_newest_and_the_current_and_previous() {
+        let host = Host::new(VmSpec {
+            keep_releases: 2,
+            ..exec_vm()
+        });
+        let vm = &host.vm;
+        let (archive, sha) = host.artifact("one", "any");
+        let versions = ["r1", "r2", "r3 x", "r4", "r5"];
+        for version in versions {
+            host.deliver(&host.ctx(version, "apply-0"), &archive, &sha);
+        }
+        host.ok(&switch_current(vm, &host.ctx("r1", "apply-a")));
+        host.ok(&switch_current(vm, &host.ctx("r2", "apply-b")));
+        let dir = host.install_dir();
+        std::fs::create_dir_all(dir.join("releases/.tmp-r9")).unwrap();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let age = |path: PathBuf, minutes: u64| {
+            let file = std::fs::File::open(&path).unwrap();
+            file.set_modified(base + std::time::Duration::from_secs(60 * minutes))
+                .unwrap();
+        };
+        for (minutes, version) in versions.iter().enumerate() {
+            age(dir.join("releases").join(version), minutes as u64);
+        }
+        let artifacts = dir.join(".slipway/artifacts");
+        age(artifacts.join(format!("{sha}.tar.gz")), 0);
+        for (minutes, name) in ["a.tar.gz", "b.tar.gz", "c.tar.gz"].iter().enumerate() {
+            std::fs::write(artifacts.join(name), "x").unwrap();
+            age(artifacts.join(name), 10 + minutes as u64);
+        }
+
+        let output = host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b")));
+        assert_eq!(output, "slipway: removed release r3 x\n");
+        let mut left: Vec<String> = std::fs::read_dir(dir.join("releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["r1", "r2", "r4", "r5"]);
+        let mut kept: Vec<String> = std::fs::read_dir(&artifacts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["b.tar.gz", "c.tar.gz"]);
+        // Nothing to do a second time.
+        assert_eq!(host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"))), "");
+        host.assert_nothing_injected();
+    }
+}
