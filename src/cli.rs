@@ -414,7 +414,18 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_ERROR);
     };
     let backend = open_backend(&args.config.dir, &config.backend)?;
-    let states = read_states(&config, backend.as_ref())?;
+    let recorded = read_states(&config, backend.as_ref())?;
+    let mut states = recorded.clone();
+    let observations = if args.refresh {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let observations = runtime.block_on(crate::apply::refresh::observe(&config, &states));
+        crate::apply::refresh::fold_into_states(&mut states, &observations);
+        Some(observations)
+    } else {
+        None
+    };
     let options = plan::PlanOptions {
         environments: (!args.environments.is_empty())
             .then(|| args.environments.iter().cloned().collect()),
@@ -438,10 +449,15 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    if args.refresh {
-        plan.warnings.push(
-            "-refresh: reading live state from hosts and ECS is not part of this build yet; the plan compares with saved state only".into(),
-        );
+    if let Some(observations) = &observations {
+        crate::apply::refresh::add_drift_reasons(&mut plan, &recorded, observations);
+        if plan
+            .deployments
+            .iter()
+            .any(|d| d.target == plan::TargetKind::Ecs)
+        {
+            plan.warnings.push("-refresh reads VM hosts only in this build; ECS deployments are compared with saved state".into());
+        }
     }
     let format = if args.json {
         OutputFormat::Json

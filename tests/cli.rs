@@ -572,13 +572,56 @@ fn plan_json_and_markdown_views() {
 }
 
 #[test]
-fn plan_refresh_says_it_compares_with_saved_state_only() {
+fn plan_refresh_reports_hosts_changed_behind_slipways_back() {
     let work = Workspace::of("quickstart");
+    work.install_states("quickstart-applied", QUICKSTART_STATE);
+    // The fixture says every host runs 1.0.0. On the hosts themselves, host-1
+    // agrees, host-2 was downgraded by hand and host-3 has nothing installed.
+    let marker = |host: &str, version: &str| {
+        let dir = work
+            .dir()
+            .join(".slipway/hosts")
+            .join(host)
+            .join("opt/hello/.slipway");
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(r#"{{"version":"{version}","sha256":"x","time":"t","apply_id":"a"}}"#);
+        std::fs::write(dir.join("release.json"), text).unwrap();
+    };
+    marker("host-1", "1.0.0");
+    marker("host-2", "0.9.0");
+    let without = work.run(&["plan", "quickstart"]);
+    without.assert_code(0);
+
     let out = work.run(&["plan", "quickstart", "-refresh", "-json"]);
     out.assert_code(2);
     let plan = out.plan();
-    assert_eq!(plan.warnings.len(), 1);
-    assert!(plan.warnings[0].contains("-refresh"), "{:?}", plan.warnings);
+    let change = plan.deployment("deployment.hello").expect("planned");
+    let drift: Vec<&str> = change
+        .reasons
+        .iter()
+        .filter(|r| r.kind == slipway::plan::ReasonKind::Drift)
+        .map(|r| r.summary.as_str())
+        .collect();
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    assert!(drift[0].contains("host-2 runs 0.9.0"), "{drift:?}");
+    assert!(drift[1].contains("host-3 has no release"), "{drift:?}");
+    let scheduled: Vec<&slipway::plan::StepKind> = plan.schedule.waves[0].deployments[0]
+        .steps
+        .iter()
+        .map(|s| &s.kind)
+        .collect();
+    assert_eq!(
+        scheduled,
+        [
+            &slipway::plan::StepKind::HostBatch {
+                hosts: vec!["host-2".into()]
+            },
+            &slipway::plan::StepKind::HostBatch {
+                hosts: vec!["host-3".into()]
+            },
+        ],
+        "only the drifted hosts are scheduled, in the rollout's batches (1, then the rest)"
+    );
 }
 
 #[test]

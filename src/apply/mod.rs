@@ -13,6 +13,7 @@
 
 pub mod progress;
 pub mod recorder;
+pub mod refresh;
 pub mod vm;
 
 use std::collections::BTreeMap;

@@ -282,6 +282,9 @@ pub struct VmHosts {
     pub connect_timeout: Option<String>,
     #[serde(default)]
     pub sudo: bool,
+    /// Known hosts file for host-key checks (default `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts_file: Option<String>,
     #[serde(default)]
     pub load_balancer: Option<LoadBalancer>,
 }

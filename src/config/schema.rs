@@ -387,6 +387,7 @@ pub static VM_HOSTS: Schema = closed(
         opt("root", Ty::String),
         opt("connect_timeout", Ty::Duration),
         opt("sudo", Ty::Bool),
+        opt("known_hosts_file", Ty::String),
     ],
     &[one("load_balancer", &LOAD_BALANCER)],
 );

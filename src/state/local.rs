@@ -137,6 +137,11 @@ impl Backend for LocalBackend {
         struct Header {
             version: Option<serde_json::Number>,
         }
+        if contents.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(corrupt(
+                "not a JSON object with a \"version\" field".to_string(),
+            ));
+        }
         let header: Header =
             serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
         let version = header

@@ -68,12 +68,12 @@ impl Transport {
         }
     }
 
-    /// The directory host paths are under: `/` over SSH, the host's own
-    /// directory with the local transport.
+    /// The directory host paths are under: the host's own directory with the
+    /// local transport; over SSH the host's `SLIPWAY_HOST_ROOT`, normally `/`.
     pub fn root(&self) -> String {
         match self {
             Transport::Local(t) => t.root().display().to_string(),
-            Transport::Ssh(_) => "/".to_string(),
+            Transport::Ssh(t) => t.root().to_string(),
         }
     }
 

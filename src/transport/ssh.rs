@@ -142,7 +142,10 @@ impl SshOptions {
             host_key_policy,
             connect_timeout,
             connect_retries: DEFAULT_CONNECT_RETRIES,
-            known_hosts_file: None,
+            known_hosts_file: match &hosts.known_hosts_file {
+                Some(path) => Some(expand_path(path, config_dir)?),
+                None => None,
+            },
             control_dir: None,
         })
     }
@@ -313,6 +316,9 @@ enum Failure {
 /// One connected host.
 pub struct SshTransport {
     host: String,
+    /// The host's `SLIPWAY_HOST_ROOT`, or `/`: the directory host paths are
+    /// under (a test bed gives each host on one machine its own root).
+    root: String,
     session: Session,
     _config: Option<GeneratedConfig>,
 }
@@ -385,11 +391,19 @@ impl SshTransport {
             };
             let failure = match result {
                 Ok(Ok(session)) => {
-                    return Ok(SshTransport {
+                    let mut transport = SshTransport {
                         host: host.to_string(),
+                        root: "/".to_string(),
                         session,
                         _config: config,
-                    })
+                    };
+                    let probe = transport
+                        .run("printf '%s' \"${SLIPWAY_HOST_ROOT:-/}\"")
+                        .await?;
+                    if probe.success() && probe.stdout.starts_with('/') {
+                        transport.root = probe.stdout;
+                    }
+                    return Ok(transport);
                 }
                 Ok(Err(e)) => classify(&e, host, &target, port, options),
                 Err(_) => {
@@ -420,6 +434,11 @@ impl SshTransport {
     }
 
     /// The host as it was given to [`SshTransport::connect`].
+    /// The directory host paths are under (see the field).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
