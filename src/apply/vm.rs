@@ -758,6 +758,11 @@ async fn roll_back_host(
         );
         return Ok(());
     };
+    // The restored release's commands see its own version.
+    let ctx = HostContext {
+        version: previous.version.clone(),
+        ..ctx
+    };
     // Put the previous release's config files back before it starts again.
     let mut rollback = steps::rollback(job.vm, &ctx);
     let start_at = rollback

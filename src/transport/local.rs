@@ -38,19 +38,26 @@ impl LocalTransport {
     }
 
     pub async fn run(&self, script: &str) -> Result<CommandOutput, TransportError> {
-        let output = tokio::process::Command::new("/bin/sh")
+        use tokio::io::AsyncWriteExt as _;
+        let failed = |e: std::io::Error| TransportError::Run {
+            host: self.host.clone(),
+            detail: e.to_string(),
+        };
+        let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(script)
+            .arg(super::RUN_SCRIPT_FROM_STDIN)
             .current_dir(&self.root)
             .env("SLIPWAY_HOST_ROOT", &self.root)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| TransportError::Run {
-                host: self.host.clone(),
-                detail: e.to_string(),
-            })?;
+            .spawn()
+            .map_err(failed)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes()).await.map_err(failed)?;
+        }
+        let output = child.wait_with_output().await.map_err(failed)?;
         Ok(CommandOutput {
             status: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -78,5 +85,34 @@ impl LocalTransport {
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(|e| error(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scripts_never_show_on_a_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = LocalTransport::new("h", dir.path().join("h")).unwrap();
+        let secret = "s3cr3t-value-in-a-config-file";
+        let output = transport
+            .run(&format!(
+                "content='{secret}'\nps -eo args\nread line || echo stdin-is-empty"
+            ))
+            .await
+            .unwrap();
+        assert!(output.success(), "{output:?}");
+        assert!(
+            !output.stdout.contains(secret),
+            "the script leaked into a process list:\n{}",
+            output.stdout
+        );
+        assert!(
+            output.stdout.contains("stdin-is-empty"),
+            "commands see an empty stdin: {}",
+            output.stdout
+        );
     }
 }

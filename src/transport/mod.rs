@@ -12,6 +12,12 @@ pub mod ssh;
 use std::path::Path;
 use std::time::Duration;
 
+/// The command both transports run: it reads the script from stdin and runs
+/// it. Scripts carry config file contents (secrets), so they never appear on a
+/// command line where `ps` on the host would show them; and since the script
+/// has been read to the end before it runs, commands in it see an empty stdin.
+pub const RUN_SCRIPT_FROM_STDIN: &str = "script=$(cat) && eval \"$script\"";
+
 /// What a script printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandOutput {

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt as _;
 
 use super::{CommandOutput, TransportError};
 use crate::vm::shell::quote;
@@ -445,18 +446,55 @@ impl SshTransport {
 
     /// Run `script` with `/bin/sh -c` on the host, stdin empty.
     pub async fn run(&self, script: &str) -> Result<CommandOutput, TransportError> {
-        let command = format!("/bin/sh -c {}", quote(script));
-        let result = self.session.raw_command(&command).output().await;
-        match result {
-            Ok(output) => Ok(CommandOutput {
-                status: output.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        let failed = |detail: String| TransportError::Run {
+            host: self.host.clone(),
+            detail,
+        };
+        let command = format!("/bin/sh -c {}", quote(super::RUN_SCRIPT_FROM_STDIN));
+        let mut child = match self
+            .session
+            .raw_command(&command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+        {
+            Ok(child) => child,
+            Err(e) => return Err(failed(self.explain(e).await)),
+        };
+        let stdin = child.stdin().take();
+        let stdout = child.stdout().take();
+        let stderr = child.stderr().take();
+        let script = script.as_bytes().to_vec();
+        let send = async move {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&script).await;
+                // Dropping stdin sends EOF: the remote shell has the whole script.
+            }
+        };
+        let read_out = async move {
+            let mut text = Vec::new();
+            if let Some(mut stdout) = stdout {
+                let _ = stdout.read_to_end(&mut text).await;
+            }
+            text
+        };
+        let read_err = async move {
+            let mut text = Vec::new();
+            if let Some(mut stderr) = stderr {
+                let _ = stderr.read_to_end(&mut text).await;
+            }
+            text
+        };
+        let ((), stdout, stderr) = tokio::join!(send, read_out, read_err);
+        match child.wait().await {
+            Ok(status) => Ok(CommandOutput {
+                status: status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
             }),
-            Err(e) => Err(TransportError::Run {
-                host: self.host.clone(),
-                detail: self.explain(e).await,
-            }),
+            Err(e) => Err(failed(self.explain(e).await)),
         }
     }
 
