@@ -398,7 +398,14 @@ fn validate(args: &ConfigArgs) -> anyhow::Result<u8> {
         config.deployments.len(),
         config.environments.len()
     );
+    exit_without_freeing(config);
     Ok(EXIT_OK)
+}
+
+/// The process ends right after this command: freeing a configuration of
+/// thousands of deployments piece by piece would only cost time.
+fn exit_without_freeing<T>(value: T) {
+    std::mem::forget(value);
 }
 
 fn graph(args: &ConfigArgs) -> anyhow::Result<u8> {
@@ -482,11 +489,13 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
             out.display()
         );
     }
-    Ok(if plan.has_changes() {
+    let code = if plan.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    })
+    };
+    exit_without_freeing((config, sources, recorded, states, plan));
+    Ok(code)
 }
 
 fn show(args: &ShowArgs) -> anyhow::Result<u8> {
