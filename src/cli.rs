@@ -81,7 +81,7 @@ pub enum Command {
     /// Inspect saved state.
     #[command(
         subcommand,
-        after_help = "Examples:\n  slipway state list examples/quickstart\n  slipway state show deployment.hello examples/quickstart"
+        after_help = "Examples:\n  slipway state list examples/vm-myapp\n  slipway state show deployment.myapp-dev examples/vm-myapp"
     )]
     State(StateCommand),
     /// Remove a lock left behind by a slipway process that is gone.
