@@ -273,7 +273,11 @@ pub async fn apply_deployment(
                     address,
                     "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
                 );
-                DeploymentStatus::Failed
+                if outcome.hosts_deployed > 0 {
+                    DeploymentStatus::Partial
+                } else {
+                    DeploymentStatus::Failed
+                }
             }
             _ => DeploymentStatus::Failed,
         }
@@ -300,6 +304,10 @@ pub async fn apply_deployment(
             DeploymentStatus::RolledBack => {
                 format!("rolled back {} host(s)", outcome.hosts_rolled_back)
             }
+            DeploymentStatus::Partial => format!(
+                "partial: {} host(s) on {}, {} failed",
+                outcome.hosts_deployed, deployment.service.version, outcome.hosts_failed
+            ),
             _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
         },
     );

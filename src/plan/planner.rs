@@ -885,7 +885,7 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
 
 fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
     match on_failure {
-        "pause" => "on failure, stop and keep every host as it is; continue with `slipway apply` or roll back with `slipway reject`".into(),
+        "pause" => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
         "abort" => "on failure, stop without rolling back".into(),
         _ => match (change.target, &change.version_before) {
             (TargetKind::Vm, Some(_)) if change.reasons.iter().any(|r| r.kind == ReasonKind::HostsPending) => {
