@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -15,7 +16,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{self, Backend as BackendConfig, Config, InputSources};
 use crate::diagnostics;
 use crate::plan::{self, planner, saved, States};
-use crate::state::{Backend, LocalBackend};
+use crate::state::{
+    decode_state, encode_state, lock_with_timeout, ops, Backend, LocalBackend, LockGuard,
+    S3Backend, S3Settings, State,
+};
 use crate::views::{self, ViewFormat};
 
 /// Exit code: success, no changes.
@@ -45,9 +49,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the configuration and the state backend, and create the state directory.
-    #[command(after_help = "Example:\n  slipway init examples/quickstart")]
-    Init(ConfigArgs),
+    /// Check the configuration and the state backend, create the state directory, migrate state.
+    #[command(
+        after_help = "Examples:\n  slipway init examples/quickstart\n  slipway init -migrate-state     # after changing the backend block: copy every environment's state\n  slipway init -reconfigure       # after changing the backend block: use the new backend as it is\n\nslipway init records the backend it set up (.slipway/backend.json in the configuration\ndirectory). While the backend block differs from that record, plan, apply and the state\ncommands refuse to run, so that nothing is planned against an empty new backend."
+    )]
+    Init(InitArgs),
     /// Check the configuration: syntax, references, types, cycles. Reads no state.
     #[command(
         after_help = "Example:\n  slipway validate examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl\n\nExit codes: 0 valid, 1 invalid."
@@ -78,10 +84,10 @@ pub enum Command {
         after_help = "Example:\n  slipway graph examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl | dot -Tsvg > graph.svg"
     )]
     Graph(ConfigArgs),
-    /// Inspect saved state.
+    /// Inspect and change saved state: list, show, pull, push, rm, history.
     #[command(
         subcommand,
-        after_help = "Examples:\n  slipway state list examples/vm-myapp\n  slipway state show deployment.myapp-dev examples/vm-myapp"
+        after_help = "Examples:\n  slipway state list examples/vm-myapp\n  slipway state show deployment.myapp-dev examples/vm-myapp\n  slipway state history deployment.myapp-production examples/vm-myapp\n  slipway state pull -environment dev examples/vm-myapp > dev.json\n  slipway state push dev.json\n  slipway state rm deployment.myapp-dev\n\nEvery state command works the same on the local and the s3 backend."
     )]
     State(StateCommand),
     /// Remove a lock left behind by a slipway process that is gone.
@@ -93,6 +99,22 @@ pub enum Command {
     /// Print slipway's version and the file format versions it reads and writes.
     #[command(after_help = "Example:\n  slipway version")]
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Copy the state of every environment from the backend recorded by the last init to the
+    /// one the configuration names now (same serial, lineage and history).
+    #[arg(long = "migrate-state")]
+    pub migrate_state: bool,
+    /// Use the backend the configuration names now, without copying any state to it.
+    #[arg(long, conflicts_with = "migrate_state")]
+    pub reconfigure: bool,
+    /// Wait up to this long for state locks held by someone else (e.g. 30s, 5m).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -176,6 +198,9 @@ pub struct ApplyArgs {
     /// Deployments of one wave run at most this many at a time.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// Wait up to this long for a state lock held by someone else (e.g. 30s, 5m; default: fail at once).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
     /// Apply only the deployments of this environment (repeatable).
     #[arg(long = "environment", value_name = "NAME")]
     pub environments: Vec<String>,
@@ -207,6 +232,26 @@ pub enum StateCommand {
         after_help = "Example:\n  slipway state show deployment.myapp-dev examples/vm-myapp"
     )]
     Show(StateShowArgs),
+    /// Print the saved state of one environment, as stored, to stdout.
+    #[command(
+        after_help = "Examples:\n  slipway state pull -environment production examples/vm-myapp\n  slipway state pull -environment production > production.json   # a copy to inspect or keep\n\nWith a single environment in state, -environment may be left out."
+    )]
+    Pull(StateArgs),
+    /// Replace the saved state of one environment with a state file.
+    #[command(
+        after_help = "Examples:\n  slipway state push production.json\n  slipway state push -force production.json   # also another lineage or an older serial\n\nThe environment is the file's \"environment\". Refused without -force when the saved state has another\nlineage (it is the state of something else) or a higher serial (the file is older). The pushed state\ngets a serial above both, and a state-push entry in its history."
+    )]
+    Push(StatePushArgs),
+    /// Stop tracking a deployment, without touching its hosts or services.
+    #[command(
+        after_help = "Example:\n  slipway state rm deployment.myapp-dev\n\nThe deployment's targets keep running what they run; slipway forgets them. While the deployment is\nin the configuration, the next plan proposes to deploy it as new. Recorded in history as state-rm."
+    )]
+    Rm(StateRmArgs),
+    /// The audit trail: who applied what, when, with which plan and versions, and how it ended.
+    #[command(
+        after_help = "Examples:\n  slipway state history examples/vm-myapp\n  slipway state history deployment.myapp-production examples/vm-myapp\n  slipway state history myapp-production -json\n\nDEPLOYMENT is deployment.NAME or NAME; with one argument that is a directory, it is DIR."
+    )]
+    History(StateHistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +271,48 @@ pub struct StateShowArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatePushArgs {
+    /// The state file to push (`-` reads stdin).
+    pub file: PathBuf,
+    /// Configuration directory (for the backend settings).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Also replace a state of another lineage or a higher serial.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait up to this long for the state lock if someone else holds it (e.g. 30s, 5m).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StateRmArgs {
+    /// Deployment address, e.g. deployment.myapp-dev (or just myapp-dev).
+    pub address: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Wait up to this long for the state lock if someone else holds it (e.g. 30s, 5m).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StateHistoryArgs {
+    /// Only the entries that changed this deployment (deployment.NAME or NAME).
+    #[arg(value_name = "DEPLOYMENT")]
+    pub first: Option<String>,
+    /// Configuration directory (for the backend settings); default ".".
+    #[arg(value_name = "DIR")]
+    pub second: Option<PathBuf>,
+    /// Only this environment.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Print as JSON: an array of history entries, each with its environment.
     #[arg(long)]
     pub json: bool,
 }
@@ -262,6 +349,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         "approve",
         "parallelism",
         "dir",
+        "lock-timeout",
+        "migrate-state",
+        "reconfigure",
+        "force",
     ];
     args.into_iter()
         .map(|arg| {
@@ -294,6 +385,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Graph(args) => graph(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
         Command::State(StateCommand::Show(args)) => state_show(&args),
+        Command::State(StateCommand::Pull(args)) => state_pull(&args),
+        Command::State(StateCommand::Push(args)) => state_push(&args),
+        Command::State(StateCommand::Rm(args)) => state_rm(&args),
+        Command::State(StateCommand::History(args)) => state_history(&args),
         Command::ForceUnlock(args) => force_unlock(&args),
         Command::Version => {
             println!("slipway {}", env!("CARGO_PKG_VERSION"));
@@ -330,16 +425,122 @@ fn load_config_with_sources(args: &ConfigArgs) -> Option<(Config, diagnostics::S
 }
 
 /// The state backend the configuration names.
+///
+/// Refused while it differs from the backend `slipway init` recorded for this
+/// configuration directory, until init is run again (to migrate the state, or
+/// to take the new backend as it is): planning against an empty new backend
+/// would deploy everything as new.
 pub fn open_backend(
+    config_dir: &Path,
+    backend: &BackendConfig,
+) -> anyhow::Result<Box<dyn Backend>> {
+    if let Some(recorded) = recorded_backend(config_dir)? {
+        if &recorded != backend {
+            bail!(
+                "the state backend changed since `slipway init`: it was {}, the configuration now \
+                 names {}. Run `slipway init -migrate-state {dir}` to copy the state of every \
+                 environment to the new backend, or `slipway init -reconfigure {dir}` to use it as it is",
+                describe_backend_config(config_dir, &recorded),
+                describe_backend_config(config_dir, backend),
+                dir = config_dir.display()
+            );
+        }
+    }
+    open_backend_unchecked(config_dir, backend)
+}
+
+fn open_backend_unchecked(
     config_dir: &Path,
     backend: &BackendConfig,
 ) -> anyhow::Result<Box<dyn Backend>> {
     match backend {
         BackendConfig::Local { path } => Ok(Box::new(LocalBackend::new(config_dir.join(path)))),
-        BackendConfig::S3 { bucket, .. } => bail!(
-            "the s3 backend (bucket {bucket}) is not available in this build yet; use backend \"local\" for now"
-        ),
+        BackendConfig::S3 {
+            bucket,
+            prefix,
+            region,
+            endpoint,
+            profile,
+        } => Ok(Box::new(S3Backend::open(&S3Settings {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            region: region.clone(),
+            endpoint: endpoint.clone(),
+            profile: profile.clone(),
+        })?)),
     }
+}
+
+/// Where `slipway init` records the backend it set up, in the configuration directory.
+const BACKEND_RECORD: &str = ".slipway/backend.json";
+
+/// The backend the last `slipway init` set up for `config_dir`, if any.
+fn recorded_backend(config_dir: &Path) -> anyhow::Result<Option<BackendConfig>> {
+    let path = config_dir.join(BACKEND_RECORD);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let recorded = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is unreadable; delete it and run `slipway init` again",
+            path.display()
+        )
+    })?;
+    Ok(Some(recorded))
+}
+
+fn record_backend(config_dir: &Path, backend: &BackendConfig) -> anyhow::Result<()> {
+    let path = config_dir.join(BACKEND_RECORD);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut text = serde_json::to_vec_pretty(backend)?;
+    text.push(b'\n');
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A backend block in words, without connecting to it.
+fn describe_backend_config(config_dir: &Path, backend: &BackendConfig) -> String {
+    match backend {
+        BackendConfig::Local { path } => LocalBackend::new(config_dir.join(path)).describe(),
+        BackendConfig::S3 {
+            bucket,
+            prefix,
+            endpoint,
+            ..
+        } => match endpoint {
+            Some(endpoint) => format!("s3://{bucket}/{prefix} at {endpoint}"),
+            None => format!("s3://{bucket}/{prefix}"),
+        },
+    }
+}
+
+fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    config::units::parse_duration(text)
+}
+
+/// Take the lock of `environment`, waiting up to `timeout` (saying so once).
+fn take_lock(
+    backend: &dyn Backend,
+    environment: &str,
+    operation: &str,
+    timeout: Duration,
+) -> anyhow::Result<LockGuard> {
+    Ok(lock_with_timeout(
+        backend,
+        environment,
+        operation,
+        timeout,
+        |holder| {
+            eprintln!(
+                "Waiting up to {:.0}s for the lock of environment {environment}, held by {holder}.",
+                timeout.as_secs_f64()
+            )
+        },
+    )?)
 }
 
 /// Read the state of every environment the plan needs, plus every
@@ -355,15 +556,47 @@ fn read_states(config: &Config, backend: &dyn Backend) -> anyhow::Result<States>
     Ok(states)
 }
 
-fn init(args: &ConfigArgs) -> anyhow::Result<u8> {
-    let Some(config) = load_config(args) else {
+fn init(args: &InitArgs) -> anyhow::Result<u8> {
+    let Some(config) = load_config(&args.config) else {
         return Ok(EXIT_ERROR);
     };
-    let backend = open_backend(&args.dir, &config.backend)?;
-    if let BackendConfig::Local { path } = &config.backend {
-        let dir = args.dir.join(path);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    let dir = &args.config.dir;
+    let configured = &config.backend;
+    let recorded = recorded_backend(dir)?;
+    if args.migrate_state {
+        match &recorded {
+            None => bail!(
+                "-migrate-state: no earlier backend is recorded for {dir} (slipway init records the \
+                 backend it sets up in {BACKEND_RECORD}), so there is nothing to migrate from. \
+                 Put the previous backend block back, run `slipway init {dir}`, then change the \
+                 block and run `slipway init -migrate-state {dir}`",
+                dir = dir.display()
+            ),
+            Some(previous) if previous == configured => println!(
+                "The backend is the one the last init set up ({}): there is nothing to migrate.",
+                describe_backend_config(dir, configured)
+            ),
+            Some(previous) => migrate_state(dir, previous, configured, args.lock_timeout)?,
+        }
+    } else if let Some(previous) = recorded.as_ref().filter(|r| *r != configured) {
+        if !args.reconfigure {
+            bail!(
+                "the state backend changed since the last init: it was {}, the configuration now \
+                 names {}. Run `slipway init -migrate-state {dir}` to copy the state of every \
+                 environment to the new backend, or `slipway init -reconfigure {dir}` to use it as \
+                 it is (the old state stays where it is)",
+                describe_backend_config(dir, previous),
+                describe_backend_config(dir, configured),
+                dir = dir.display()
+            );
+        }
+    }
+    let backend = open_backend_unchecked(dir, configured)?;
+    if let BackendConfig::Local { path } = configured {
+        let state_dir = dir.join(path);
+        std::fs::create_dir_all(&state_dir).with_context(|| {
+            format!("cannot create the state directory {}", state_dir.display())
+        })?;
     }
     let states = read_states(&config, backend.as_ref())?;
     println!(
@@ -382,11 +615,62 @@ fn init(args: &ConfigArgs) -> anyhow::Result<u8> {
             None => println!("  {name}: no state yet"),
         }
     }
-    println!(
-        "slipway is ready. Next: slipway plan {}",
-        args.dir.display()
-    );
+    record_backend(dir, configured)?;
+    println!("slipway is ready. Next: slipway plan {}", dir.display());
     Ok(EXIT_OK)
+}
+
+/// `init -migrate-state`: copy every environment from `previous` to `configured`.
+fn migrate_state(
+    dir: &Path,
+    previous: &BackendConfig,
+    configured: &BackendConfig,
+    lock_timeout: Duration,
+) -> anyhow::Result<()> {
+    let from = open_backend_unchecked(dir, previous)?;
+    let to = open_backend_unchecked(dir, configured)?;
+    println!(
+        "Migrating state from {} to {}.",
+        from.describe(),
+        to.describe()
+    );
+    let migrated = ops::migrate(from.as_ref(), to.as_ref(), lock_timeout, |holder| {
+        eprintln!(
+            "Waiting up to {:.0}s for the lock of environment {}, held by {holder}.",
+            lock_timeout.as_secs_f64(),
+            holder.environment
+        )
+    })?;
+    if migrated.is_empty() {
+        println!("  {} holds no state: nothing to copy.", from.describe());
+        return Ok(());
+    }
+    for environment in &migrated {
+        println!(
+            "  {}: serial {}, lineage {}, {} history entr{} {}",
+            environment.environment,
+            environment.serial,
+            environment.lineage,
+            environment.history_entries,
+            if environment.history_entries == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            if environment.already_there {
+                "(already there)"
+            } else {
+                "copied"
+            }
+        );
+    }
+    println!(
+        "Migrated {} environment(s). The state in {} was left as it was; delete it once you have \
+         checked the new backend.",
+        migrated.len(),
+        from.describe()
+    );
+    Ok(())
 }
 
 fn validate(args: &ConfigArgs) -> anyhow::Result<u8> {
@@ -458,13 +742,6 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
     };
     if let Some(observations) = &observations {
         crate::apply::refresh::add_drift_reasons(&mut plan, &recorded, observations);
-        if plan
-            .deployments
-            .iter()
-            .any(|d| d.target == plan::TargetKind::Ecs)
-        {
-            plan.warnings.push("-refresh reads VM hosts only in this build; ECS deployments are compared with saved state".into());
-        }
     }
     let format = if args.json {
         OutputFormat::Json
@@ -663,6 +940,196 @@ fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The environment a single-environment state command works on: the one
+/// given, or the only one with state.
+fn one_environment(backend: &dyn Backend, given: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = given {
+        return Ok(name.to_string());
+    }
+    let environments = backend.environments()?;
+    match environments.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => bail!("{} holds no state yet", backend.describe()),
+        several => bail!(
+            "{} holds the state of several environments ({}): choose one with -environment NAME",
+            backend.describe(),
+            several.join(", ")
+        ),
+    }
+}
+
+fn state_pull(args: &StateArgs) -> anyhow::Result<u8> {
+    use std::io::Write as _;
+    let backend = state_backend(&args.dir)?;
+    let environment = one_environment(backend.as_ref(), args.environment.as_deref())?;
+    let Some(state) = backend.read(&environment)? else {
+        bail!(
+            "environment {environment} has no state in {}",
+            backend.describe()
+        );
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&encode_state(&state)?)?;
+    stdout.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn state_push(args: &StatePushArgs) -> anyhow::Result<u8> {
+    use std::io::Read as _;
+    let contents = if args.file.as_os_str() == "-" {
+        let mut contents = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut contents)
+            .context("cannot read the state from stdin")?;
+        contents
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    let incoming: State = decode_state(&contents, None, &args.file, || None)?;
+    crate::state::validate_environment_name(&incoming.environment)?;
+    let backend = state_backend(&args.dir)?;
+    let environment = incoming.environment.clone();
+    let lock = take_lock(
+        backend.as_ref(),
+        &environment,
+        "state push",
+        args.lock_timeout,
+    )?;
+    let pushed = ops::push(backend.as_ref(), incoming, args.force)?;
+    lock.release()?;
+    match &pushed.replaced {
+        Some((serial, lineage)) => println!(
+            "Pushed the state of environment {environment} to {}: serial {} (it replaced serial \
+             {serial}, lineage {lineage}).",
+            backend.describe(),
+            pushed.serial
+        ),
+        None => println!(
+            "Pushed the state of environment {environment} to {}: serial {} (there was none).",
+            backend.describe(),
+            pushed.serial
+        ),
+    }
+    Ok(EXIT_OK)
+}
+
+fn state_rm(args: &StateRmArgs) -> anyhow::Result<u8> {
+    let address = ops::deployment_address(&args.address);
+    let backend = state_backend(&args.state.dir)?;
+    let candidates = match &args.state.environment {
+        Some(name) => vec![name.clone()],
+        None => backend.environments()?,
+    };
+    let mut found = Vec::new();
+    for environment in candidates {
+        if backend
+            .read(&environment)?
+            .is_some_and(|state| state.deployments.contains_key(&address))
+        {
+            found.push(environment);
+        }
+    }
+    let environment = match found.as_slice() {
+        [one] => one.clone(),
+        [] => bail!("{address} is not in state; list what is tracked with: slipway state list"),
+        several => bail!(
+            "{address} is in the state of several environments ({}): choose one with -environment NAME",
+            several.join(", ")
+        ),
+    };
+    let lock = take_lock(
+        backend.as_ref(),
+        &environment,
+        "state rm",
+        args.lock_timeout,
+    )?;
+    let removed = ops::remove_deployment(backend.as_ref(), &environment, &address)?;
+    lock.release()?;
+    let Some((deployment, serial)) = removed else {
+        bail!(
+            "{address} left the state of environment {environment} meanwhile; nothing was removed"
+        );
+    };
+    println!(
+        "Removed {address} (version {}) from the state of environment {environment} (serial \
+         {serial}). Its targets were not touched; slipway no longer tracks them.",
+        deployment.version
+    );
+    Ok(EXIT_OK)
+}
+
+fn state_history(args: &StateHistoryArgs) -> anyhow::Result<u8> {
+    use std::fmt::Write as _;
+    // DEPLOYMENT and DIR are both optional: one argument naming a directory is DIR.
+    let (deployment, dir) = match (&args.first, &args.second) {
+        (Some(first), Some(dir)) => (Some(first.clone()), dir.clone()),
+        (Some(first), None) if !first.starts_with("deployment.") && Path::new(first).is_dir() => {
+            (None, PathBuf::from(first))
+        }
+        (Some(first), None) => (Some(first.clone()), PathBuf::from(".")),
+        (None, _) => (None, PathBuf::from(".")),
+    };
+    let backend = state_backend(&dir)?;
+    let environments = match &args.environment {
+        Some(name) => vec![name.clone()],
+        None => backend.environments()?,
+    };
+    let mut states = Vec::new();
+    for environment in environments {
+        if let Some(state) = backend.read(&environment)? {
+            states.push(state);
+        }
+    }
+    let address = deployment.as_deref().map(ops::deployment_address);
+    let entries = ops::history(&states, address.as_deref());
+    if args.json {
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(environment, entry)| {
+                let mut value = serde_json::json!({ "environment": environment });
+                if let (Some(object), Ok(serde_json::Value::Object(fields))) =
+                    (value.as_object_mut(), serde_json::to_value(entry))
+                {
+                    object.extend(fields);
+                }
+                value
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(EXIT_OK);
+    }
+    if entries.is_empty() {
+        match &address {
+            Some(address) => println!("No history recorded for {address}."),
+            None => println!("No history recorded."),
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut out = String::new();
+    for (environment, entry) in entries {
+        let _ = write!(
+            out,
+            "{}  {environment}  {}  {}  by {}  (id {}",
+            entry.started_at, entry.operation, entry.result, entry.who, entry.apply_id
+        );
+        if let Some(digest) = &entry.plan_digest {
+            let short: String = digest.chars().take(12).collect();
+            let _ = write!(out, ", plan sha256:{short}");
+        }
+        if let Some(finished) = &entry.finished_at {
+            let _ = write!(out, ", finished {finished}");
+        }
+        out.push_str(")\n");
+        for (deployment, version) in &entry.versions {
+            if address.as_ref().is_none_or(|only| only == deployment) {
+                let _ = writeln!(out, "    {deployment}  {version}");
+            }
+        }
+    }
+    print!("{out}");
+    Ok(EXIT_OK)
+}
+
 /// Human text of what state records about one deployment.
 fn describe_deployment(deployment: &crate::state::DeploymentState) -> String {
     use std::fmt::Write as _;
@@ -735,7 +1202,12 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     });
     let mut locks = Vec::new();
     for name in &names {
-        locks.push(backend.lock(name, "apply")?);
+        locks.push(take_lock(
+            backend.as_ref(),
+            name,
+            "apply",
+            args.lock_timeout,
+        )?);
     }
     let states = read_states(&config, backend.as_ref())?;
     let plan = match planner::plan(&config, &states, &options) {

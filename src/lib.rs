@@ -7,9 +7,11 @@
 
 pub mod apply;
 pub mod artifact;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod ecs;
 pub mod fmt;
 pub mod graph;
 pub mod plan;

@@ -5,6 +5,9 @@
 //! Each test works on its own copy of `examples/quickstart` with its own
 //! ports, and stops the processes it started when it ends.
 
+#[path = "moto/mod.rs"]
+mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -18,6 +21,8 @@ struct Quickstart {
     _dir: tempfile::TempDir,
     root: PathBuf,
     base_port: u16,
+    /// Environment of every slipway run (AWS settings for a moto server).
+    env: Vec<(String, String)>,
 }
 
 impl Quickstart {
@@ -34,6 +39,7 @@ impl Quickstart {
             _dir: dir,
             root,
             base_port,
+            env: Vec::new(),
         }
     }
 
@@ -46,8 +52,28 @@ impl Quickstart {
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().cloned())
             .output()
             .unwrap()
+    }
+
+    /// Put the hosts behind `target_group_arn` (served by moto at `endpoint`).
+    fn behind_load_balancer(&mut self, moto: &moto::Moto, target_group_arn: &str) {
+        self.env = moto.env();
+        let endpoint = &moto.endpoint;
+        self.edit_config(
+            "    hosts     = [\"host-1\", \"host-2\", \"host-3\"]\n",
+            &format!(
+                "    hosts     = [\"host-1\", \"host-2\", \"host-3\"]\n\n    load_balancer {{\n      target_group_arn = \"{target_group_arn}\"\n      port             = 8080\n      region           = \"us-east-1\"\n      endpoint         = \"{endpoint}\"\n    }}\n"
+            ),
+        );
+    }
+
+    fn edit_config(&self, from: &str, to: &str) {
+        let path = self.root.join("main.hcl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "main.hcl has {from:?}");
+        std::fs::write(path, text.replace(from, to)).unwrap();
     }
 
     fn apply(&self, version: &str) -> Output {
@@ -339,4 +365,97 @@ fn values_reach_the_host_as_literal_text() {
         "the config file holds the value as written:\n{config}"
     );
     assert!(!marker.exists(), "no shell ran the value");
+}
+
+/// Target ids registered in `target_group_arn`, sorted.
+fn registered_targets(moto: &moto::Moto, target_group_arn: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let health = moto
+            .elbv2()
+            .await
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .expect("describe target health");
+        let mut ids: Vec<String> = health
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
+fn alb_target_group(moto: &moto::Moto, name: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(moto.create_alb_with_two_target_groups(name, 8080))
+        .blue_target_group_arn
+}
+
+#[test]
+fn hosts_rejoin_the_target_group_after_an_upgrade_and_after_a_rollback() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let target_group = alb_target_group(&moto, "quickstart");
+    let mut quickstart = Quickstart::new();
+    quickstart.behind_load_balancer(&moto, &target_group);
+    let hosts = ["host-1", "host-2", "host-3"];
+
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(registered_targets(&moto, &target_group), hosts);
+
+    let upgrade = quickstart.apply("2.0.0");
+    assert_eq!(upgrade.status.code(), Some(0), "{}", text(&upgrade));
+    assert_eq!(registered_targets(&moto, &target_group), hosts);
+
+    quickstart.break_health_check();
+    let failed = quickstart.apply("3.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("host-1: rolled back to 2.0.0"), "{log}");
+    assert_eq!(
+        registered_targets(&moto, &target_group),
+        hosts,
+        "the rolled-back host serves again:\n{log}"
+    );
+}
+
+#[test]
+fn a_host_that_fails_its_checks_stays_out_of_the_target_group_when_paused() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let target_group = alb_target_group(&moto, "quickstart-pause");
+    let mut quickstart = Quickstart::new();
+    quickstart.behind_load_balancer(&moto, &target_group);
+    quickstart.edit_config("on_failure = \"rollback\"", "on_failure = \"pause\"");
+
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    quickstart.break_health_check();
+    let paused = quickstart.apply("2.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(1), "{log}");
+    assert_eq!(
+        registered_targets(&moto, &target_group),
+        ["host-2", "host-3"],
+        "host-1 left before it stopped and did not come back:\n{log}"
+    );
+    let state = quickstart.state();
+    assert_eq!(
+        state.deployments["deployment.hello"].hosts["host-1"].status,
+        HostStatus::Failed
+    );
 }

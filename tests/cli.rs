@@ -170,6 +170,10 @@ const COMMANDS_WITH_HELP: &[&[&str]] = &[
     &["state"],
     &["state", "list"],
     &["state", "show"],
+    &["state", "pull"],
+    &["state", "push"],
+    &["state", "rm"],
+    &["state", "history"],
     &["force-unlock"],
     &["version"],
 ];

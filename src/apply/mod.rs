@@ -11,6 +11,9 @@
 //!
 //! Not here: choosing what to change (the planner did) and rendering the plan.
 
+pub mod alb;
+pub mod ecs;
+pub mod gates;
 pub mod progress;
 pub mod recorder;
 pub mod refresh;
@@ -84,15 +87,18 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
             let Some(deployment) = config.deployments.get(&scheduled.address) else {
                 continue;
             };
-            if change.target == TargetKind::Ecs {
-                problems.push(format!(
-                    "{}: ECS deployments cannot be applied by this build yet",
-                    scheduled.address
-                ));
-                continue;
-            }
             if let Some(rollout) = config.rollout_of(deployment) {
                 for gate in &rollout.verify {
+                    let on_hosts = gate
+                        .command
+                        .as_ref()
+                        .is_some_and(|c| c.on.as_deref() != Some("runner"));
+                    if change.target == TargetKind::Ecs && on_hosts {
+                        problems.push(format!(
+                            "{}: verify \"{}\" runs a command on hosts, but an ECS deployment has none; set `on = \"runner\"`",
+                            scheduled.address, gate.name
+                        ));
+                    }
                     if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
                         problems.push(format!(
                             "{}: verify \"{}\" uses a metrics check, which this build cannot judge yet",
@@ -103,15 +109,6 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                 if !rollout.approvals.is_empty() {
                     problems.push(format!(
                         "{}: approvals inside a rollout are not available in this build yet",
-                        scheduled.address
-                    ));
-                }
-            }
-            let environment = config.environment_of(deployment);
-            if let Some(hosts) = environment.and_then(|e| e.vm_hosts.as_ref()) {
-                if hosts.load_balancer.is_some() {
-                    problems.push(format!(
-                        "{}: load balancer registration is not available in this build yet",
                         scheduled.address
                     ));
                 }
@@ -176,6 +173,12 @@ pub async fn apply(
                         .forget(&change.address)
                         .map(|()| DeploymentOutcome::default())
                         .map_err(|e| e.to_string()),
+                    _ if change.target == TargetKind::Ecs => {
+                        ecs::apply_deployment(
+                            &config, &change, &scheduled, &recorder, &options, &progress,
+                        )
+                        .await
+                    }
                     _ => {
                         vm::apply_deployment(
                             &config, &change, &scheduled, &recorder, &options, &progress,

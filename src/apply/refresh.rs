@@ -1,5 +1,7 @@
-//! `plan -refresh`: read what hosts really run (their release markers) and
-//! fold it into the saved state before planning, so drift shows in the plan.
+//! `plan -refresh`: read what hosts and ECS services really run (release
+//! markers; the live service, its task definition and the listener weights)
+//! and fold it into the saved state before planning, so drift shows in the
+//! plan.
 //!
 //! Reading is the only side effect, and it happens in [`observe`]; folding the
 //! observations into state and plan ([`fold_into_states`], [`add_drift_reasons`])
@@ -25,13 +27,39 @@ pub enum HostObservation {
     Unreachable(String),
 }
 
-/// Observations by deployment address, then host.
-pub type Observations = BTreeMap<String, BTreeMap<String, HostObservation>>;
+/// What ECS said about a deployment's service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceObservation {
+    Running {
+        service: String,
+        task_definition_arn: String,
+        /// In the JSON shape of state, sensitive values masked.
+        task_definition: serde_json::Value,
+        desired_count: u32,
+        /// Listener weights by target group, when the deployment has a listener.
+        weights: BTreeMap<String, u32>,
+    },
+    /// ECS does not know the service (deleted, or never created).
+    Missing { service: String },
+    /// ECS could not be asked.
+    Unreachable(String),
+}
+
+/// Everything `-refresh` read: host observations by deployment address, then
+/// host; service observations by deployment address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observations {
+    pub hosts: BTreeMap<String, BTreeMap<String, HostObservation>>,
+    pub services: BTreeMap<String, ServiceObservation>,
+}
 
 /// Read the release marker of every host of every VM deployment that state
 /// tracks.
 pub async fn observe(config: &Config, states: &States) -> Observations {
-    let mut observations = Observations::new();
+    let mut observations = Observations {
+        services: observe_services(config, states).await,
+        ..Observations::default()
+    };
     let starts = tokio::sync::Semaphore::new(8);
     for deployment in config.deployments.values() {
         let (Some(vm), Some(environment)) =
@@ -105,9 +133,105 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
             };
             seen.insert(host.clone(), observation);
         }
-        observations.insert(deployment.address.clone(), seen);
+        observations.hosts.insert(deployment.address.clone(), seen);
     }
     observations
+}
+
+/// Ask ECS (and the listener) about the service of every ECS deployment that
+/// state tracks.
+async fn observe_services(
+    config: &Config,
+    states: &States,
+) -> BTreeMap<String, ServiceObservation> {
+    let mut services = BTreeMap::new();
+    for deployment in config.deployments.values() {
+        let Some(environment) = config.environment_of(deployment) else {
+            continue;
+        };
+        let Some(settings) = deployment.ecs_settings(environment) else {
+            continue;
+        };
+        let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
+        let Some(recorded) = states
+            .get(&state_name)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.deployments.get(&deployment.address))
+            .and_then(|d| d.ecs.as_ref())
+        else {
+            continue;
+        };
+        let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
+            settings.region.as_deref(),
+            settings.endpoint.as_deref(),
+        ))
+        .await;
+        let observation = observe_service(
+            config,
+            &aws_sdk_ecs::Client::new(&sdk),
+            &aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            &recorded.cluster,
+            &recorded.service_name,
+            settings.listener_arn.as_deref(),
+        )
+        .await
+        .unwrap_or_else(ServiceObservation::Unreachable);
+        services.insert(deployment.address.clone(), observation);
+    }
+    services
+}
+
+async fn observe_service(
+    config: &Config,
+    ecs: &aws_sdk_ecs::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    cluster: &str,
+    service: &str,
+    listener: Option<&str>,
+) -> Result<ServiceObservation, String> {
+    let described = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    let Some(live) = described
+        .services()
+        .first()
+        .filter(|s| s.status() == Some("ACTIVE"))
+    else {
+        return Ok(ServiceObservation::Missing {
+            service: service.to_string(),
+        });
+    };
+    let task_definition_arn = live.task_definition().unwrap_or_default().to_string();
+    let definition = ecs
+        .describe_task_definition()
+        .task_definition(&task_definition_arn)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    let task_definition = definition
+        .task_definition()
+        .map(super::ecs::live_definition_json)
+        .map(|json| serde_json::from_str(&config.mask(&json.to_string())).unwrap_or(json))
+        .unwrap_or(serde_json::Value::Null);
+    let weights = match listener {
+        Some(listener) => super::ecs::read_listener_weights(elb, listener)
+            .await?
+            .into_iter()
+            .map(|(group, weight)| (group, weight.max(0) as u32))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Ok(ServiceObservation::Running {
+        service: service.to_string(),
+        task_definition_arn,
+        task_definition,
+        desired_count: live.desired_count().max(0) as u32,
+        weights,
+    })
 }
 
 /// Make state say what the hosts say: a host on another version than state
@@ -116,7 +240,25 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
 pub fn fold_into_states(states: &mut States, observations: &Observations) {
     for state in states.values_mut().flatten() {
         for (address, deployment) in state.deployments.iter_mut() {
-            let Some(seen) = observations.get(address) else {
+            match observations.services.get(address) {
+                Some(ServiceObservation::Running {
+                    task_definition,
+                    desired_count,
+                    task_definition_arn,
+                    ..
+                }) => {
+                    if let Some(ecs) = &mut deployment.ecs {
+                        ecs.task_definition = task_definition.clone();
+                        ecs.desired_count = *desired_count;
+                        ecs.task_definition_arn = Some(task_definition_arn.clone());
+                    }
+                }
+                Some(ServiceObservation::Missing { .. }) => {
+                    deployment.status = crate::state::DeploymentStatus::Failed;
+                }
+                _ => {}
+            }
+            let Some(seen) = observations.hosts.get(address) else {
                 continue;
             };
             for (host, record) in deployment.hosts.iter_mut() {
@@ -139,13 +281,19 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
 /// recorded (`recorded` is the state before folding).
 pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Observations) {
     for change in &mut plan.deployments {
-        let Some(seen) = observations.get(&change.address) else {
-            continue;
-        };
         let saved = recorded
             .values()
             .flatten()
             .find_map(|s| s.deployments.get(&change.address));
+        if let Some(observation) = observations.services.get(&change.address) {
+            let recorded_ecs = saved.and_then(|d| d.ecs.as_ref());
+            change
+                .reasons
+                .extend(service_drift(observation, recorded_ecs));
+        }
+        let Some(seen) = observations.hosts.get(&change.address) else {
+            continue;
+        };
         for (host, observation) in seen {
             let expected = saved
                 .and_then(|d| d.hosts.get(host))
@@ -168,6 +316,100 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
                 summary,
                 diff: None,
             });
+        }
+    }
+}
+
+/// How a service differs from its state record, as plan reasons.
+fn service_drift(
+    observation: &ServiceObservation,
+    recorded: Option<&crate::state::EcsState>,
+) -> Vec<Reason> {
+    let drift = |summary: String| Reason {
+        kind: ReasonKind::Drift,
+        summary,
+        diff: None,
+    };
+    let Some(recorded) = recorded else {
+        return Vec::new();
+    };
+    match observation {
+        ServiceObservation::Unreachable(error) => {
+            vec![drift(format!(
+                "drift: ECS could not be asked about {} ({error})",
+                recorded.service_name
+            ))]
+        }
+        ServiceObservation::Missing { service } => {
+            vec![drift(format!(
+                "drift: service {service} does not exist in cluster {}",
+                recorded.cluster
+            ))]
+        }
+        ServiceObservation::Running {
+            service,
+            task_definition_arn,
+            task_definition,
+            desired_count,
+            weights,
+        } => {
+            let mut reasons = Vec::new();
+            if *task_definition != recorded.task_definition {
+                let images = |definition: &serde_json::Value| -> Vec<String> {
+                    definition["containerDefinitions"]
+                        .as_array()
+                        .map(|containers| {
+                            containers
+                                .iter()
+                                .map(|c| {
+                                    format!(
+                                        "{} = {}",
+                                        c["name"].as_str().unwrap_or(""),
+                                        c["image"].as_str().unwrap_or("")
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let fields = crate::plan::planner::changed_fields(
+                    &recorded.task_definition,
+                    task_definition,
+                );
+                reasons.push(Reason {
+                    kind: ReasonKind::Drift,
+                    summary: format!(
+                        "drift: service {service} runs task definition {} (images {}), not the recorded one (images {}); changed: {}",
+                        crate::ecs::short_arn(task_definition_arn),
+                        images(task_definition).join(", "),
+                        images(&recorded.task_definition).join(", "),
+                        fields.join(", ")
+                    ),
+                    diff: crate::plan::planner::unified_diff(
+                        &serde_json::to_string_pretty(&recorded.task_definition).unwrap_or_default(),
+                        &serde_json::to_string_pretty(task_definition).unwrap_or_default(),
+                        "task definition",
+                    ),
+                });
+            }
+            if *desired_count != recorded.desired_count {
+                reasons.push(drift(format!(
+                    "drift: service {service} has desired count {desired_count}, state recorded {}",
+                    recorded.desired_count
+                )));
+            }
+            let live: BTreeMap<&String, &u32> = weights
+                .iter()
+                .filter(|(g, _)| recorded.weights.contains_key(*g))
+                .collect();
+            let expected: BTreeMap<&String, &u32> = recorded.weights.iter().collect();
+            if !recorded.weights.is_empty() && live != expected {
+                reasons.push(drift(format!(
+                    "drift: listener weights are {weights:?}, state recorded {:?}",
+                    recorded.weights
+                )));
+            }
+            reasons
         }
     }
 }
@@ -216,7 +458,7 @@ mod tests {
     #[test]
     fn observations_fold_into_state() {
         let mut states = states();
-        let observations = Observations::from([(
+        let hosts = BTreeMap::from([(
             "deployment.web".to_string(),
             BTreeMap::from([
                 ("a".to_string(), HostObservation::Running(Some("2".into()))),
@@ -227,6 +469,10 @@ mod tests {
                 ),
             ]),
         )]);
+        let observations = Observations {
+            hosts,
+            ..Observations::default()
+        };
         fold_into_states(&mut states, &observations);
         let hosts = &states["prod"].as_ref().unwrap().deployments["deployment.web"].hosts;
         assert_eq!(hosts["a"].version, "2");

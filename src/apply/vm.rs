@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ApplyOptions, DeploymentOutcome, Progress, Recorder};
+use super::alb::TargetGroup;
+use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
 use crate::config::units::{parse_duration, parse_percent};
 use crate::config::{BatchSize, Config, Deployment, Gate, HealthCheck, VmHosts, VmSpec};
@@ -51,6 +52,8 @@ struct Job<'a> {
     options: &'a ApplyOptions,
     progress: &'a Progress,
     recorder: &'a Recorder,
+    /// The target group hosts leave before they stop and rejoin after checks.
+    target_group: Option<TargetGroup>,
 }
 
 pub async fn apply_deployment(
@@ -112,6 +115,10 @@ pub async fn apply_deployment(
         options,
         progress,
         recorder,
+        target_group: match &hosts.load_balancer {
+            Some(settings) => Some(TargetGroup::connect(settings).await),
+            None => None,
+        },
     };
 
     recorder
@@ -490,6 +497,13 @@ async fn update_host_steps(
     progress("prechecks");
     run_all(job, transport, &steps::prechecks(vm, &ctx)).await?;
     run_all(job, transport, &steps::hooks(vm, &ctx, Phase::BeforeStop)).await?;
+    if let Some(group) = &job.target_group {
+        progress("leaving the load balancer");
+        group
+            .deregister(host)
+            .await
+            .map_err(|message| load_balancer_failure(host, "load balancer deregister", message))?;
+    }
     run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister)).await?;
     if let Some(artifact) = job.artifact {
         steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
@@ -555,6 +569,13 @@ async fn update_host_steps(
         health_check(job, transport, &ctx, check).await?;
     }
     run_all(job, transport, &steps::smoke(vm, &ctx)).await?;
+    if let Some(group) = &job.target_group {
+        progress("joining the load balancer");
+        group
+            .register(host)
+            .await
+            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
+    }
     run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Register)).await?;
     if let Some(artifact) = job.artifact {
         let now = crate::state::lock::now_rfc3339();
@@ -603,7 +624,7 @@ async fn health_check(
                 None => Ok(()),
             },
             (None, Some(url)) => {
-                http_check(url, check.expect_status.unwrap_or(200), timeout, None).await
+                gates::http_check(url, check.expect_status.unwrap_or(200), timeout, None).await
             }
             (None, None) => Ok(()),
         };
@@ -623,121 +644,59 @@ async fn health_check(
     })
 }
 
-/// GET `url` and compare the status (and optionally the body).
-pub async fn http_check(
-    url: &str,
-    expect_status: u16,
-    timeout: Duration,
-    body_contains: Option<&str>,
-) -> Result<(), String> {
-    let (url, body_contains) = (url.to_string(), body_contains.map(str::to_string));
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
-        let (status, body) = match agent.get(&url).call() {
-            Ok(response) => (
-                response.status(),
-                response.into_string().unwrap_or_default(),
-            ),
-            Err(ureq::Error::Status(code, response)) => {
-                (code, response.into_string().unwrap_or_default())
-            }
-            Err(error) => return Err(format!("GET {url}: {error}")),
-        };
-        if status != expect_status {
-            return Err(format!(
-                "GET {url} answered {status}, expected {expect_status}"
-            ));
-        }
-        if let Some(needle) = body_contains {
-            if !body.contains(&needle) {
-                return Err(format!("GET {url}: the body does not contain \"{needle}\""));
-            }
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 /// The rollout's gates after a step: http from here, commands on the step's
 /// hosts or here.
 async fn judge_gates(
     job: &Job<'_>,
-    gates: &[Gate],
+    verify: &[Gate],
     batch: &[String],
     transports: &BTreeMap<String, Transport>,
 ) -> Result<(), String> {
-    for gate in gates {
-        let retries = gate.http.as_ref().and_then(|h| h.retries).unwrap_or(0);
-        if let Some(http) = &gate.http {
-            let timeout = http
-                .timeout
-                .as_deref()
-                .and_then(|t| parse_duration(t).ok())
-                .unwrap_or(Duration::from_secs(10));
-            let mut result = Err(String::new());
-            for _ in 0..=retries {
-                result = http_check(
-                    &http.url,
-                    http.expect_status.unwrap_or(200),
-                    timeout,
-                    http.body_contains.as_deref(),
-                )
-                .await;
-                if result.is_ok() {
-                    break;
-                }
-            }
-            result.map_err(|e| format!("gate \"{}\" failed: {e}", gate.name))?;
+    for gate in verify {
+        if let Some(result) = gates::judge_on_runner(gate, &job.config.root).await {
+            result?;
+            continue;
         }
         if let Some(command) = &gate.command {
-            if command.on.as_deref() == Some("runner") {
-                let output = tokio::process::Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(&command.command)
-                    .current_dir(&job.config.root)
-                    .output()
-                    .await
-                    .map_err(|e| format!("gate \"{}\": {e}", gate.name))?;
-                if !output.status.success() {
-                    return Err(format!(
-                        "gate \"{}\" failed: `{}` exited with {}",
-                        gate.name, command.command, output.status
-                    ));
-                }
-            } else {
-                for host in batch {
-                    let Some(transport) = transports.get(host) else {
-                        continue;
-                    };
-                    let ctx = context(job, host, transport);
-                    let check = HealthCheck {
-                        name: gate.name.clone(),
-                        url: None,
-                        command: Some(command.command.clone()),
-                        expect_status: None,
-                        timeout: None,
-                        retries: None,
-                        interval: None,
-                    };
-                    if let Some(step) = steps::health_command(&check, job.vm, &ctx) {
-                        let output = transport
-                            .run(&step.script, STEP_TIMEOUT)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if !output.success() {
-                            return Err(format!(
-                                "gate \"{}\" failed on {host}: {}",
-                                gate.name,
-                                job.config.mask(&output.tail())
-                            ));
-                        }
+            for host in batch {
+                let Some(transport) = transports.get(host) else {
+                    continue;
+                };
+                let ctx = context(job, host, transport);
+                let check = HealthCheck {
+                    name: gate.name.clone(),
+                    url: None,
+                    command: Some(command.command.clone()),
+                    expect_status: None,
+                    timeout: None,
+                    retries: None,
+                    interval: None,
+                };
+                if let Some(step) = steps::health_command(&check, job.vm, &ctx) {
+                    let output = transport
+                        .run(&step.script, STEP_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !output.success() {
+                        return Err(format!(
+                            "gate \"{}\" failed on {host}: {}",
+                            gate.name,
+                            job.config.mask(&output.tail())
+                        ));
                     }
                 }
             }
         }
     }
     Ok(())
+}
+
+fn load_balancer_failure(host: &str, step: &str, message: String) -> HostFailure {
+    HostFailure {
+        host: host.to_string(),
+        step: step.to_string(),
+        message,
+    }
 }
 
 async fn roll_back_host(
@@ -788,6 +747,12 @@ async fn roll_back_host(
     };
     for check in &job.vm.health {
         health_check(job, transport, &previous_ctx, check).await?;
+    }
+    if let Some(group) = &job.target_group {
+        group
+            .register(host)
+            .await
+            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
     }
     job.recorder
         .set_host(

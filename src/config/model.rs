@@ -300,6 +300,9 @@ fn default_transport() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadBalancer {
     pub target_group_arn: String,
+    /// The port targets are registered with (default: the target group's).
+    #[serde(default)]
+    pub port: Option<u16>,
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default)]
@@ -329,6 +332,9 @@ pub struct EcsCluster {
     pub security_groups: Vec<String>,
     #[serde(default)]
     pub assign_public_ip: bool,
+    /// How long apply waits for an ECS deployment to become stable.
+    #[serde(default)]
+    pub wait_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -395,6 +395,7 @@ pub static VM_HOSTS: Schema = closed(
 pub static LOAD_BALANCER: Schema = closed(
     &[
         req("target_group_arn", Ty::String),
+        opt("port", Ty::Number),
         opt("region", Ty::String),
         opt("endpoint", Ty::String),
     ],
@@ -413,6 +414,7 @@ pub static ECS_CLUSTER: Schema = closed(
         opt("subnets", Ty::StringList),
         opt("security_groups", Ty::StringList),
         opt("assign_public_ip", Ty::Bool),
+        opt("wait_timeout", Ty::Duration),
     ],
     &[],
 );

@@ -560,7 +560,7 @@ fn plan_deployment(
     (change, targets)
 }
 
-fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+pub fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
     fn walk(
         path: &str,
         before: &serde_json::Value,

@@ -56,7 +56,10 @@ pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
             });
             let object = container.as_object_mut().expect("json object literal");
             if let Some(port) = c.port {
-                object.insert("portMappings".into(), serde_json::json!([{ "containerPort": port, "protocol": "tcp" }]));
+                object.insert(
+                    "portMappings".into(),
+                    serde_json::json!([{ "containerPort": port, "protocol": "tcp" }]),
+                );
             }
             if let Some(cpu) = c.cpu {
                 object.insert("cpu".into(), cpu.into());
@@ -67,28 +70,45 @@ pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
             if !c.command.is_empty() {
                 object.insert("command".into(), serde_json::json!(c.command));
             }
-            let mut env_vars: Vec<(String, String)> =
-                c.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut env_vars: Vec<(String, String)> = c
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             env_vars.sort();
             if !env_vars.is_empty() {
                 object.insert(
                     "environment".into(),
-                    env_vars.iter().map(|(k, v)| serde_json::json!({ "name": k, "value": v })).collect(),
+                    env_vars
+                        .iter()
+                        .map(|(k, v)| serde_json::json!({ "name": k, "value": v }))
+                        .collect(),
                 );
             }
             if !c.secrets.is_empty() {
                 object.insert(
                     "secrets".into(),
-                    c.secrets.iter().map(|(k, v)| serde_json::json!({ "name": k, "valueFrom": v })).collect(),
+                    c.secrets
+                        .iter()
+                        .map(|(k, v)| serde_json::json!({ "name": k, "valueFrom": v }))
+                        .collect(),
                 );
             }
             if let Some(log) = &c.log {
-                object.insert("logConfiguration".into(), serde_json::json!({ "logDriver": log.driver, "options": log.options }));
+                object.insert(
+                    "logConfiguration".into(),
+                    serde_json::json!({ "logDriver": log.driver, "options": log.options }),
+                );
             }
             if let Some(health) = &c.health_check {
                 object.insert(
                     "healthCheck".into(),
-                    serde_json::json!({ "command": health.command, "interval": health.interval, "timeout": health.timeout, "retries": health.retries }),
+                    serde_json::json!({
+                        "command": health.command,
+                        "interval": health.interval.as_deref().map(seconds),
+                        "timeout": health.timeout.as_deref().map(seconds),
+                        "retries": health.retries,
+                    }),
                 );
             }
             container
@@ -110,4 +130,10 @@ pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
         object.insert("taskRoleArn".into(), arn.clone().into());
     }
     definition
+}
+
+/// A duration as whole seconds, the unit of ECS container health checks
+/// (validation has already accepted the text as a duration).
+fn seconds(text: &str) -> u64 {
+    crate::config::units::parse_duration(text).map_or(0, |d| d.as_secs())
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::state::lock::{acquire_lock_file, force_remove_lock_file, read_lock_file};
 use crate::state::{
-    validate_environment_name, Backend, LockGuard, LockInfo, State, StateError, STATE_VERSION,
+    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo, State,
+    StateError,
 };
 
 const STATE_EXTENSION: &str = "json";
@@ -124,48 +125,10 @@ impl Backend for LocalBackend {
                 })
             }
         };
-        let corrupt = |detail: String| StateError::Corrupt {
-            path: path.clone(),
-            detail,
-            backup: self.readable_backup(environment),
-        };
-
-        // Check the format version before the shape, so that a file from a
-        // newer slipway is reported as such rather than as corrupt.
-        /// Only the format version; every other field is skipped unparsed.
-        #[derive(serde::Deserialize)]
-        struct Header {
-            version: Option<serde_json::Number>,
-        }
-        if contents.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(corrupt(
-                "not a JSON object with a \"version\" field".to_string(),
-            ));
-        }
-        let header: Header =
-            serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
-        let version = header
-            .version
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| corrupt("no numeric \"version\" field".to_string()))?;
-        if version > u64::from(STATE_VERSION) {
-            return Err(StateError::TooNew {
-                path,
-                found: u32::try_from(version).unwrap_or(u32::MAX),
-                supported: STATE_VERSION,
-            });
-        }
-
-        let state: State =
-            serde_json::from_slice(&contents).map_err(|error| corrupt(error.to_string()))?;
-        if state.environment != environment {
-            return Err(StateError::EnvironmentMismatch {
-                path,
-                expected: environment.to_string(),
-                found: state.environment,
-            });
-        }
-        Ok(Some(state))
+        decode_state(&contents, Some(environment), &path, || {
+            self.readable_backup(environment)
+        })
+        .map(Some)
     }
 
     fn write(&self, state: &mut State) -> Result<(), StateError> {
@@ -186,6 +149,15 @@ impl Backend for LocalBackend {
         written
     }
 
+    fn import(&self, state: &State) -> Result<(), StateError> {
+        let path = self.state_path(&state.environment)?;
+        let backup = self.backup_path(&state.environment)?;
+        self.create_dir()?;
+        let contents = encode_state(state)?;
+        back_up_current(&path, &backup)?;
+        write_atomically(&path, &contents)
+    }
+
     fn lock(&self, environment: &str, operation: &str) -> Result<LockGuard, StateError> {
         let path = self.lock_path(environment)?;
         self.create_dir()?;
@@ -199,15 +171,6 @@ impl Backend for LocalBackend {
     fn force_unlock(&self, environment: &str, lock_id: &str) -> Result<(), StateError> {
         force_remove_lock_file(&self.lock_path(environment)?, environment, lock_id)
     }
-}
-
-fn encode_state(state: &State) -> Result<Vec<u8>, StateError> {
-    let mut contents = serde_json::to_vec_pretty(state).map_err(|source| StateError::Encode {
-        environment: state.environment.clone(),
-        source,
-    })?;
-    contents.push(b'\n');
-    Ok(contents)
 }
 
 /// Copy the current state file to `backup`, atomically.
@@ -299,7 +262,7 @@ mod tests {
     use std::sync::{Arc, Barrier};
     use std::thread;
 
-    use crate::state::{DeploymentState, DeploymentStatus, HistoryEntry};
+    use crate::state::{DeploymentState, DeploymentStatus, HistoryEntry, STATE_VERSION};
 
     fn backend() -> (tempfile::TempDir, LocalBackend) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -380,6 +343,25 @@ mod tests {
         assert_eq!(state.serial, 2);
         let stored = backend.read("prod").expect("read").expect("state exists");
         assert_eq!(stored.serial, 2);
+    }
+
+    #[test]
+    fn import_stores_the_state_exactly_serial_included() {
+        let (_dir, backend) = backend();
+        let mut state = sample_state("prod");
+        state.serial = 41;
+        backend.import(&state).expect("import");
+        assert_eq!(backend.read("prod").expect("read"), Some(state.clone()));
+        state.serial = 42;
+        backend.import(&state).expect("import again");
+        assert_eq!(
+            backend.read("prod").expect("read").expect("state").serial,
+            42
+        );
+        let backup: State =
+            serde_json::from_str(&read_text(&backend.backup_path("prod").expect("path")))
+                .expect("backup parses");
+        assert_eq!(backup.serial, 41);
     }
 
     #[test]

@@ -3,22 +3,28 @@
 //! [`LockInfo`] describes a lock holder; [`LockGuard`] holds a lock and
 //! releases it when dropped. The local lock is a file created with
 //! `create_new`, so exactly one process can create it; it contains the
-//! holder's [`LockInfo`] as JSON. This module does not wait for a lock to be
-//! freed and never removes someone else's lock on its own: a stale lock is
-//! removed only by an explicit force-unlock with the right id.
+//! holder's [`LockInfo`] as JSON. Every held lock is also registered with an
+//! interrupt handler, so Ctrl-C (or SIGTERM, SIGHUP) releases it before the
+//! process exits; only SIGKILL or a crash leaves a lock behind. Waiting for a
+//! lock is [`lock_with_timeout`]'s choice, never `lock`'s. A stale lock of
+//! someone else is never removed on its own: only by an explicit force-unlock
+//! with the right id.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::state::StateError;
+use crate::state::{Backend, StateError};
 
 /// Who holds the lock of an environment, and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,24 +70,38 @@ impl fmt::Display for LockInfo {
 /// A lock release that may fail; run at most once.
 type Release = Box<dyn FnOnce() -> Result<(), StateError> + Send>;
 
+/// The release of one held lock, shared by its guard and the interrupt
+/// handler; whichever comes first runs it, the other finds `None`. The mutex
+/// is held while the release runs, so an interrupt that arrives during a
+/// release waits for it instead of exiting under it.
+type SharedRelease = Arc<Mutex<Option<Release>>>;
+
 /// A held lock. Dropping it releases the lock; [`LockGuard::release`] does the
-/// same and reports whether that worked.
+/// same and reports whether that worked. While it is held, an interrupt
+/// (Ctrl-C, SIGTERM, SIGHUP) releases it before the process exits.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
     info: LockInfo,
-    release: Option<Release>,
+    release: SharedRelease,
+    /// Key in [`HELD`].
+    key: u64,
 }
 
 impl LockGuard {
-    /// A guard for `info` that runs `release` once, when released or dropped.
+    /// A guard for `info` that runs `release` once, when released or dropped,
+    /// or when the process is interrupted.
     pub fn new(
         info: LockInfo,
         release: impl FnOnce() -> Result<(), StateError> + Send + 'static,
     ) -> LockGuard {
-        LockGuard {
-            info,
-            release: Some(Box::new(release)),
-        }
+        install_interrupt_handler();
+        let release: SharedRelease = Arc::new(Mutex::new(Some(Box::new(release))));
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        held()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (info.clone(), Arc::clone(&release)));
+        LockGuard { info, release, key }
     }
 
     /// The lock this guard holds.
@@ -90,31 +110,228 @@ impl LockGuard {
     }
 
     /// Release the lock now, reporting a failure that dropping would ignore.
-    pub fn release(mut self) -> Result<(), StateError> {
-        match self.release.take() {
-            Some(release) => release(),
-            None => Ok(()),
-        }
+    pub fn release(self) -> Result<(), StateError> {
+        self.run_release()
+    }
+
+    fn run_release(&self) -> Result<(), StateError> {
+        let result = run_shared_release(&self.release);
+        held()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+        result
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            // Nothing useful can be done with a failure here; a lock that could
-            // not be removed is reported by the next `lock` with its holder.
-            let _ = release();
-        }
+        // Nothing useful can be done with a failure here; a lock that could
+        // not be removed is reported by the next `lock` with its holder.
+        let _ = self.run_release();
     }
 }
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let released = self
+            .release
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none();
         formatter
             .debug_struct("LockGuard")
             .field("info", &self.info)
-            .field("released", &self.release.is_none())
+            .field("released", &released)
             .finish()
+    }
+}
+
+fn run_shared_release(release: &SharedRelease) -> Result<(), StateError> {
+    let mut slot = release.lock().unwrap_or_else(PoisonError::into_inner);
+    match slot.take() {
+        Some(release) => release(),
+        None => Ok(()),
+    }
+}
+
+/// Every lock this process holds, by guard key.
+fn held() -> &'static Mutex<BTreeMap<u64, (LockInfo, SharedRelease)>> {
+    static HELD: OnceLock<Mutex<BTreeMap<u64, (LockInfo, SharedRelease)>>> = OnceLock::new();
+    HELD.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// Locks being taken right now: created in the store, guard not made yet.
+static ACQUIRING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a lock acquisition in progress, so that an interrupt arriving
+/// between creating the lock and registering its guard waits for the guard
+/// (and releases it) instead of leaving the lock behind.
+pub struct Acquiring(());
+
+impl Acquiring {
+    /// Call before creating the lock; drop after the guard exists.
+    pub fn start() -> Acquiring {
+        install_interrupt_handler();
+        ACQUIRING.fetch_add(1, Ordering::SeqCst);
+        Acquiring(())
+    }
+}
+
+impl Drop for Acquiring {
+    fn drop(&mut self) {
+        ACQUIRING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Release every lock this process holds, now. Returns what was released
+/// (or failed to be). Used on interrupt; a command that handles interrupts
+/// itself may call it before it exits.
+pub fn release_held_locks() -> Vec<(LockInfo, Result<(), StateError>)> {
+    release_held_locks_where(|_| true)
+}
+
+/// [`release_held_locks`], for the locks `chosen` picks only.
+fn release_held_locks_where(
+    chosen: impl Fn(&LockInfo) -> bool,
+) -> Vec<(LockInfo, Result<(), StateError>)> {
+    // A lock being taken right now gets its guard in a moment: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ACQUIRING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let locks: Vec<(u64, LockInfo, SharedRelease)> = held()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(_, (info, _))| chosen(info))
+        .map(|(key, (info, release))| (*key, info.clone(), Arc::clone(release)))
+        .collect();
+    let mut released = Vec::new();
+    for (key, info, release) in locks {
+        let result = run_shared_release(&release);
+        held()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+        released.push((info, result));
+    }
+    released
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: release every held lock, then exit with
+/// 128 + the signal number, as the default action would have. A second
+/// signal during the release exits at once. Installed once per process, the
+/// first time a lock is taken; without held locks it just exits.
+#[cfg(unix)]
+fn install_interrupt_handler() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let (ready, registered) = std::sync::mpsc::sync_channel::<()>(1);
+        let spawned = thread::Builder::new()
+            .name("slipway-lock-release".to_string())
+            .spawn(move || handle_interrupts(ready));
+        if spawned.is_ok() {
+            // The handlers are registered before the first lock is taken.
+            let _ = registered.recv();
+        }
+    });
+}
+
+/// The interrupt thread: register the handlers, say so, wait for a signal.
+#[cfg(unix)]
+fn handle_interrupts(ready: std::sync::mpsc::SyncSender<()>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async move {
+        let signals = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
+        let _ = ready.send(());
+        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = signals else {
+            return;
+        };
+        let code = tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+            _ = hangup.recv() => 129,
+        };
+        let (done, mut finished) = tokio::sync::oneshot::channel();
+        thread::spawn(move || {
+            for (info, result) in release_held_locks() {
+                match result {
+                    Ok(()) => eprintln!(
+                        "\nInterrupted: released the state lock of environment {} (lock id {}).",
+                        info.environment, info.id
+                    ),
+                    Err(error) => eprintln!(
+                        "\nInterrupted: could not release the state lock of environment {}: \
+                         {error}",
+                        info.environment
+                    ),
+                }
+            }
+            let _ = done.send(());
+        });
+        // A second signal while releasing exits at once.
+        tokio::select! {
+            _ = &mut finished => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        std::process::exit(code);
+    });
+}
+
+#[cfg(not(unix))]
+fn install_interrupt_handler() {}
+
+/// How often a lock is tried again while waiting for it.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Take the lock of `environment`, waiting up to `timeout` while someone else
+/// holds it (`Duration::ZERO`: fail at once, naming the holder). `waiting` is
+/// called once, with the holder, when the first attempt finds the lock taken.
+pub fn lock_with_timeout(
+    backend: &dyn Backend,
+    environment: &str,
+    operation: &str,
+    timeout: Duration,
+    mut waiting: impl FnMut(&LockInfo),
+) -> Result<LockGuard, StateError> {
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match backend.lock(environment, operation) {
+            Err(StateError::Locked(holder)) => {
+                let elapsed = start.elapsed();
+                if elapsed >= timeout {
+                    return Err(if timeout.is_zero() {
+                        StateError::Locked(holder)
+                    } else {
+                        StateError::LockTimeout {
+                            waited: timeout,
+                            holder,
+                        }
+                    });
+                }
+                if !told {
+                    waiting(&holder);
+                    told = true;
+                }
+                thread::sleep(LOCK_RETRY_PAUSE.min(timeout - elapsed));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -132,6 +349,7 @@ pub fn acquire_lock_file(
     let info = LockInfo::for_this_process(environment, operation);
     let contents = encode_lock(&info)?;
 
+    let _acquiring = Acquiring::start();
     let mut file = create_lock_file(path, environment)?;
     let written = file.write_all(&contents).and_then(|()| file.sync_all());
     drop(file);
@@ -263,7 +481,7 @@ fn remove_lock_file(path: &Path) -> Result<(), StateError> {
     }
 }
 
-fn encode_lock(info: &LockInfo) -> Result<Vec<u8>, StateError> {
+pub(crate) fn encode_lock(info: &LockInfo) -> Result<Vec<u8>, StateError> {
     let mut contents = serde_json::to_vec_pretty(info).map_err(|source| StateError::Encode {
         environment: info.environment.clone(),
         source,
@@ -272,7 +490,8 @@ fn encode_lock(info: &LockInfo) -> Result<Vec<u8>, StateError> {
     Ok(contents)
 }
 
-fn current_user() -> String {
+/// The user name for locks and history: `$USER`, or "unknown".
+pub fn current_user() -> String {
     non_empty_env("USER").unwrap_or_else(|| "unknown".to_string())
 }
 
@@ -292,7 +511,6 @@ fn non_empty_env(name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// The current time in UTC as RFC 3339, to whole seconds.
 /// The current time in UTC, RFC 3339, to the second.
 pub fn now_rfc3339() -> String {
     let now = OffsetDateTime::now_utc();
@@ -376,6 +594,69 @@ mod tests {
         );
         assert!(error.to_string().contains("delete that file"), "{error}");
         assert!(path.exists());
+    }
+
+    #[test]
+    fn lock_with_timeout_waits_for_the_holder_or_gives_up_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = crate::state::LocalBackend::new(dir.path());
+        let held = backend.lock("prod", "apply").expect("lock");
+        let holder = held.info().clone();
+
+        let error = lock_with_timeout(&backend, "prod", "apply", Duration::ZERO, |_| {
+            panic!("no waiting without a timeout")
+        })
+        .expect_err("locked");
+        assert!(matches!(error, StateError::Locked(_)), "{error}");
+
+        let mut told = Vec::new();
+        let error = lock_with_timeout(&backend, "prod", "apply", Duration::from_millis(300), |h| {
+            told.push(h.clone())
+        })
+        .expect_err("still locked");
+        assert_eq!(
+            told,
+            std::slice::from_ref(&holder),
+            "told once, with the holder"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with("gave up after waiting 0.3s for the lock: state of environment \"prod\" is locked by"),
+            "{message}"
+        );
+        assert!(message.contains(&holder.id), "{message}");
+
+        let releaser = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let started = Instant::now();
+        let guard = lock_with_timeout(&backend, "prod", "destroy", Duration::from_secs(20), |_| {})
+            .expect("taken once released");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(guard.info().operation, "destroy");
+        releaser.join().expect("releaser");
+    }
+
+    #[test]
+    fn release_held_locks_releases_each_lock_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("interrupted.lock");
+        let guard = acquire_lock_file(&path, "interrupted", "apply").expect("lock");
+        let id = guard.info().id.clone();
+        // Only this test's lock: other tests hold locks at the same time.
+        let released = release_held_locks_where(|info| info.id == id);
+        let ours: Vec<_> = released.iter().collect();
+        assert_eq!(ours.len(), 1);
+        assert!(ours[0].1.is_ok());
+        assert!(!path.exists(), "the lock file is gone");
+        // Someone takes the lock; dropping the old guard must not remove it.
+        let next = acquire_lock_file(&path, "interrupted", "apply").expect("lock again");
+        drop(guard);
+        assert_eq!(
+            read_lock_file(&path, "interrupted").expect("read"),
+            Some(next.info().clone())
+        );
     }
 
     #[test]

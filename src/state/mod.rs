@@ -3,7 +3,10 @@
 //! A [`Backend`] keeps one [`State`] per environment. Writes are atomic and keep
 //! the previous file as a backup; a lock makes sure only one slipway process
 //! changes an environment at a time. [`local::LocalBackend`] stores everything
-//! in a directory on this machine; a remote backend implements the same trait.
+//! in a directory on this machine; [`s3::S3Backend`] in an S3 bucket, with
+//! conditional writes for the lock and for every state write. [`ops`] holds
+//! what the state commands do (push, rm, migrate, history), written against
+//! the trait only, so every command works the same on every backend.
 //!
 //! This module does not decide what a state should contain (planning and
 //! applying do that), does not talk to deployment targets, and never holds
@@ -12,13 +15,17 @@
 pub mod local;
 pub mod lock;
 pub mod model;
+pub mod ops;
+pub mod s3;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use local::LocalBackend;
-pub use lock::{LockGuard, LockInfo};
+pub use lock::{lock_with_timeout, LockGuard, LockInfo};
 pub use model::*;
+pub use s3::{S3Backend, S3Settings};
 
 /// Where the state of each environment is stored.
 pub trait Backend: Send + Sync {
@@ -29,7 +36,16 @@ pub trait Backend: Send + Sync {
     /// The state of `environment`, or `None` when it has never been written.
     fn read(&self, environment: &str) -> Result<Option<State>, StateError>;
     /// Persist: increments serial, writes atomically, keeps the previous file as a backup.
+    ///
+    /// A backend that can tell (S3) refuses, with [`StateError::Conflict`], a
+    /// write that would replace a state someone else wrote after this backend
+    /// last read or wrote it.
     fn write(&self, state: &mut State) -> Result<(), StateError>;
+    /// Store `state` exactly as given, serial included, with the same
+    /// atomicity and conflict checks as [`Backend::write`]. For copying state
+    /// between backends (`slipway init -migrate-state`), where the copy must
+    /// be the same state, not a newer one.
+    fn import(&self, state: &State) -> Result<(), StateError>;
     /// Take the lock of `environment` for `operation` (e.g. "apply").
     /// The lock is held until the returned guard is dropped or released.
     fn lock(&self, environment: &str, operation: &str) -> Result<LockGuard, StateError>;
@@ -126,6 +142,71 @@ pub enum StateError {
 
     #[error("state of environment {environment:?} is not locked; there is nothing to unlock")]
     NotLocked { environment: String },
+
+    #[error(
+        "gave up after waiting {} for the lock: {}",
+        waiting_time(*.waited),
+        locked_message(.holder)
+    )]
+    LockTimeout {
+        waited: Duration,
+        holder: Box<LockInfo>,
+    },
+
+    #[error(
+        "the state of environment {environment:?} ({location}) was changed by someone else \
+         since slipway read it, so it was not overwritten and nothing of theirs was lost. \
+         Re-run `slipway plan` to see the state as it is now"
+    )]
+    Conflict {
+        environment: String,
+        location: String,
+    },
+
+    #[error("could not {action} {location}: {detail}")]
+    Remote {
+        action: &'static str,
+        location: String,
+        detail: String,
+    },
+
+    #[error(transparent)]
+    LineageMismatch(Box<LineageMismatch>),
+
+    #[error(transparent)]
+    OlderSerial(Box<OlderSerial>),
+}
+
+/// A state would replace one of another lineage (push, migrate).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to {action}: the state of environment {environment:?} in {location} has \
+     lineage {existing}, the incoming state has lineage {incoming}, so they are states of \
+     different deployments and one would replace the other. {remedy}"
+)]
+pub struct LineageMismatch {
+    pub action: &'static str,
+    pub environment: String,
+    pub location: String,
+    pub existing: String,
+    pub incoming: String,
+    pub remedy: String,
+}
+
+/// A state would replace a newer one of the same lineage (push, migrate).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to {action}: the state of environment {environment:?} in {location} has \
+     serial {existing}, and the incoming state has serial {incoming}, so writing it would \
+     lose changes recorded there. {remedy}"
+)]
+pub struct OlderSerial {
+    pub action: &'static str,
+    pub environment: String,
+    pub location: String,
+    pub existing: u64,
+    pub incoming: u64,
+    pub remedy: String,
 }
 
 /// Check that `name` is safe to use as a file name: only `[A-Za-z0-9_-]`, not empty.
@@ -142,6 +223,14 @@ pub fn validate_environment_name(name: &str) -> Result<(), StateError> {
 /// The command that removes a stale lock, as shown to the user.
 pub fn force_unlock_command(environment: &str, lock_id: &str) -> String {
     format!("slipway force-unlock -environment {environment} {lock_id}")
+}
+
+fn waiting_time(waited: Duration) -> String {
+    if waited.subsec_millis() == 0 {
+        format!("{}s", waited.as_secs())
+    } else {
+        format!("{:.1}s", waited.as_secs_f64())
+    }
 }
 
 fn locked_message(holder: &LockInfo) -> String {
@@ -168,6 +257,75 @@ fn corrupt_advice(path: &Path, backup: Option<&Path>) -> impl fmt::Display {
         ),
         None => "there is no readable backup, so repair the file by hand".to_string(),
     }
+}
+
+/// The JSON text of a state as stored: pretty, version first, newline at the end.
+pub fn encode_state(state: &State) -> Result<Vec<u8>, StateError> {
+    let mut contents = serde_json::to_vec_pretty(state).map_err(|source| StateError::Encode {
+        environment: state.environment.clone(),
+        source,
+    })?;
+    contents.push(b'\n');
+    Ok(contents)
+}
+
+/// Parse a stored state. `path` names where it came from in messages;
+/// `environment`, when given, is the environment it must belong to;
+/// `backup` is asked for a readable backup only when the contents are corrupt.
+pub fn decode_state(
+    contents: &[u8],
+    environment: Option<&str>,
+    path: &Path,
+    backup: impl FnOnce() -> Option<PathBuf>,
+) -> Result<State, StateError> {
+    let mut backup = Some(backup);
+    let mut corrupt = |detail: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+        backup: backup.take().and_then(|find| find()),
+    };
+
+    // Check the format version before the shape, so that a file from a
+    // newer slipway is reported as such rather than as corrupt.
+    /// Only the format version; every other field is skipped unparsed.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        version: Option<serde_json::Number>,
+    }
+    if contents.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(corrupt(
+            "not a JSON object with a \"version\" field".to_string(),
+        ));
+    }
+    let header: Header = match serde_json::from_slice(contents) {
+        Ok(header) => header,
+        Err(error) => return Err(corrupt(error.to_string())),
+    };
+    let Some(version) = header.version.and_then(|v| v.as_u64()) else {
+        return Err(corrupt("no numeric \"version\" field".to_string()));
+    };
+    if version > u64::from(STATE_VERSION) {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found: u32::try_from(version).unwrap_or(u32::MAX),
+            supported: STATE_VERSION,
+        });
+    }
+
+    let state: State = match serde_json::from_slice(contents) {
+        Ok(state) => state,
+        Err(error) => return Err(corrupt(error.to_string())),
+    };
+    if let Some(environment) = environment {
+        if state.environment != environment {
+            return Err(StateError::EnvironmentMismatch {
+                path: path.to_path_buf(),
+                expected: environment.to_string(),
+                found: state.environment,
+            });
+        }
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

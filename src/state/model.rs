@@ -100,6 +100,22 @@ pub struct EcsState {
     /// Target group ARN → weight, as last set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weights: BTreeMap<String, u32>,
+    /// The target group `service_name` serves, when it is behind a load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    /// A canary or blue/green rollout in flight: the new service beside
+    /// `service_name` and the share of traffic it had when last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryState>,
+}
+
+/// The new side of a canary or blue/green rollout that has not finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryState {
+    pub service_name: String,
+    pub target_group: String,
+    pub task_definition_arn: String,
+    pub percent: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

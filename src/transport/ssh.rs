@@ -185,6 +185,12 @@ struct Target {
     port: Option<u16>,
 }
 
+/// The address of a host string (`[user@]address[:port]`) without user and
+/// port, e.g. the id a load balancer knows the host by.
+pub fn host_address(host: &str) -> Result<String, String> {
+    parse_host(host).map(|target| target.address)
+}
+
 fn parse_host(host: &str) -> Result<Target, String> {
     let (user, rest) = match host.rsplit_once('@') {
         Some((user, rest)) => (Some(user), rest),

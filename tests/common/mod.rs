@@ -157,7 +157,9 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
                     "arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:7"
                 )),
                 desired_count: desired_count(deployment, environment),
+                target_group: cluster.target_groups.first().cloned(),
                 weights,
+                canary: None,
             })
         }
         _ => None,

@@ -1,0 +1,915 @@
+//! Applying one ECS deployment with aws-sdk-ecs and
+//! aws-sdk-elasticloadbalancingv2.
+//!
+//! - Register the task definition, unless the latest revision of the family
+//!   already matches (compared as JSON, `crate::ecs::definition_json`).
+//! - **rolling** / **all_at_once**: create the service or update it, then poll
+//!   it with backoff until only the new deployment runs at the desired count
+//!   (`crate::ecs::judge`). On failure with `on_failure = "rollback"`, the
+//!   service goes back to the previous task definition revision.
+//! - **canary** / **blue_green**: two services, one per target group of the
+//!   listener (`crate::ecs::slot_service_name`). The new one starts beside the
+//!   old one; once stable, the listener's weights move step by step, each
+//!   after checking the listener and the new target group as they really
+//!   are, then bake and gates; at 100% the old service is scaled down and
+//!   deleted. Rollback sends all traffic back and deletes the new service.
+//!
+//! Every change is recorded in state as it happens ([`Recorder`]). Not here:
+//! deciding what to change (the planner) or the shapes of requests
+//! (`crate::ecs`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, DeploymentCircuitBreaker,
+    DeploymentConfiguration, LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode,
+};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action as ListenerAction, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+    TargetHealthStateEnum,
+};
+
+use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
+use crate::aws::{self, error_text};
+use crate::config::units::parse_duration;
+use crate::config::{Config, Deployment, EcsCluster, EcsSpec, Rollout};
+use crate::ecs::{self as requests, DeploymentSnapshot, ServiceSnapshot, Verdict};
+use crate::plan::planner::desired_task_definition;
+use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
+use crate::state::{CanaryState, DeploymentStatus, EcsState};
+
+/// How long apply waits for a deployment to become stable by default.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling starts this fast and slows down to [`MAX_POLL_INTERVAL`].
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(200);
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The clients and settings one ECS deployment works with.
+struct Job<'a> {
+    config: &'a Config,
+    deployment: &'a Deployment,
+    spec: &'a EcsSpec,
+    settings: EcsCluster,
+    service_name: String,
+    desired: i32,
+    wait_timeout: Duration,
+    ecs: aws_sdk_ecs::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    recorder: &'a Recorder,
+    progress: &'a Progress,
+}
+
+impl Job<'_> {
+    fn address(&self) -> &str {
+        &self.deployment.address
+    }
+
+    fn event(&self, message: &str) {
+        self.progress.event(self.address(), message);
+    }
+}
+
+pub async fn apply_deployment(
+    config: &Config,
+    change: &DeploymentChange,
+    scheduled: &ScheduledDeployment,
+    recorder: &Recorder,
+    _options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let deployment = config
+        .deployments
+        .get(&change.address)
+        .ok_or_else(|| format!("{} is not in the configuration", change.address))?;
+    let environment = config
+        .environment_of(deployment)
+        .ok_or_else(|| format!("{}: environment not found", change.address))?;
+    let spec = deployment
+        .service
+        .ecs
+        .as_ref()
+        .ok_or_else(|| format!("{}: the service has no ecs block", change.address))?;
+    let settings = deployment
+        .ecs_settings(environment)
+        .ok_or_else(|| format!("{}: the environment has no ecs_cluster", change.address))?;
+    let sdk = aws::sdk_config(&aws::Target::new(
+        settings.region.as_deref(),
+        settings.endpoint.as_deref(),
+    ))
+    .await;
+    let job = Job {
+        config,
+        deployment,
+        spec,
+        service_name: settings.service_name.clone().unwrap_or_default(),
+        desired: crate::plan::planner::desired_count(deployment, environment) as i32,
+        wait_timeout: settings
+            .wait_timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(DEFAULT_WAIT_TIMEOUT),
+        ecs: aws_sdk_ecs::Client::new(&sdk),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+        settings,
+        recorder,
+        progress,
+    };
+    let rollout = config.rollout_of(deployment);
+    let previous = recorder
+        .snapshot()
+        .deployments
+        .get(&change.address)
+        .and_then(|d| d.ecs.clone());
+    recorder
+        .start_deployment(config, deployment)
+        .map_err(|e| e.to_string())?;
+    progress.event(
+        &change.address,
+        &format!(
+            "{} {} with {}",
+            change.action.as_str(),
+            deployment.service.version,
+            scheduled.strategy
+        ),
+    );
+    let task_definition_arn = ensure_task_definition(&job).await?;
+    let traffic_steps: Vec<u32> = scheduled
+        .steps
+        .iter()
+        .filter_map(|s| match s.kind {
+            StepKind::TrafficShift { percent } => Some(percent),
+            _ => None,
+        })
+        .collect();
+    let result = if traffic_steps.is_empty() {
+        rolling(&job, rollout, previous, &task_definition_arn).await
+    } else {
+        traffic_shift(
+            &job,
+            rollout,
+            scheduled,
+            previous,
+            &task_definition_arn,
+            &traffic_steps,
+        )
+        .await
+    };
+    let mut outcome = DeploymentOutcome::default();
+    let status = match result {
+        Ok(()) => DeploymentStatus::Deployed,
+        Err(failure) => {
+            job.event(&format!("failed: {}", failure.message));
+            outcome
+                .failures
+                .push(format!("{}: {}", change.address, failure.message));
+            failure.status
+        }
+    };
+    let verified = status == DeploymentStatus::Deployed;
+    recorder
+        .finish_deployment(&change.address, status.clone(), verified, &[])
+        .map_err(|e| e.to_string())?;
+    progress.done(&change.address);
+    job.event(&match status {
+        DeploymentStatus::Deployed => format!(
+            "deployed {} ({}, {} task(s))",
+            deployment.service.version,
+            requests::short_arn(&task_definition_arn),
+            job.desired
+        ),
+        DeploymentStatus::RolledBack => "rolled back".to_string(),
+        other => format!("ended {}", format!("{other:?}").to_lowercase()),
+    });
+    Ok(outcome)
+}
+
+/// Why a deployment failed and what that leaves it as.
+struct Failure {
+    message: String,
+    status: DeploymentStatus,
+}
+
+/// Register the configured task definition unless the family's latest
+/// revision already matches; returns the ARN to deploy.
+async fn ensure_task_definition(job: &Job<'_>) -> Result<String, String> {
+    let desired = crate::plan::render::task_definition(job.spec);
+    let latest = job
+        .ecs
+        .describe_task_definition()
+        .task_definition(&job.spec.family)
+        .send()
+        .await;
+    if let Ok(output) = &latest {
+        if let Some(live) = output.task_definition() {
+            if live_definition_json(live) == desired {
+                let arn = live.task_definition_arn().unwrap_or_default().to_string();
+                job.event(&format!(
+                    "task definition {} already matches; not registering",
+                    requests::short_arn(&arn)
+                ));
+                return Ok(arn);
+            }
+        }
+    }
+    let fields = requests::task_fields(job.spec);
+    let containers = requests::container_definitions(job.spec)?;
+    let registered = job
+        .ecs
+        .register_task_definition()
+        .family(&fields.family)
+        .set_cpu(fields.cpu.clone())
+        .set_memory(fields.memory.clone())
+        .network_mode(NetworkMode::from(job.spec.network_mode.as_str()))
+        .requires_compatibilities(Compatibility::from(job.spec.launch_type.as_str()))
+        .set_execution_role_arn(fields.execution_role_arn.clone())
+        .set_task_role_arn(fields.task_role_arn.clone())
+        .set_container_definitions(Some(containers))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "registering task definition {}: {}",
+                job.spec.family,
+                job.config.mask(&error_text(&e))
+            )
+        })?;
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or("RegisterTaskDefinition returned no ARN")?
+        .to_string();
+    job.event(&format!(
+        "registered task definition {}",
+        requests::short_arn(&arn)
+    ));
+    Ok(arn)
+}
+
+/// A live task definition in the JSON shape plan and state use.
+pub fn live_definition_json(live: &aws_sdk_ecs::types::TaskDefinition) -> serde_json::Value {
+    let fields = requests::TaskFields {
+        family: live.family().unwrap_or_default().to_string(),
+        cpu: live.cpu().map(str::to_string),
+        memory: live.memory().map(str::to_string),
+        network_mode: live.network_mode().map(|m| m.as_str().to_string()),
+        requires_compatibilities: live
+            .requires_compatibilities()
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect(),
+        execution_role_arn: live.execution_role_arn().map(str::to_string),
+        task_role_arn: live.task_role_arn().map(str::to_string),
+    };
+    requests::definition_json(&fields, live.container_definitions())
+}
+
+/// The state record of `service` running `task_definition_arn`.
+fn ecs_record(job: &Job<'_>, service: &str, task_definition_arn: &str) -> EcsState {
+    EcsState {
+        cluster: job.settings.cluster.clone(),
+        service_name: service.to_string(),
+        task_definition: desired_task_definition(job.config, job.deployment)
+            .unwrap_or(serde_json::Value::Null),
+        task_definition_arn: Some(task_definition_arn.to_string()),
+        desired_count: job.desired as u32,
+        weights: BTreeMap::new(),
+        target_group: None,
+        canary: None,
+    }
+}
+
+fn record_ecs(job: &Job<'_>, ecs: Option<EcsState>) -> Result<(), Failure> {
+    let address = job.address().to_string();
+    job.recorder
+        .update(|state| {
+            if let Some(deployment) = state.deployments.get_mut(&address) {
+                deployment.ecs = ecs;
+                deployment.updated_at = crate::state::lock::now_rfc3339();
+            }
+        })
+        .map_err(|e| Failure {
+            message: format!("could not record state: {e}"),
+            status: DeploymentStatus::Failed,
+        })
+}
+
+fn on_failure(rollout: Option<&Rollout>) -> &str {
+    rollout.map_or("rollback", |r| r.on_failure.as_str())
+}
+
+// ---- rolling ---------------------------------------------------------------
+
+async fn rolling(
+    job: &Job<'_>,
+    rollout: Option<&Rollout>,
+    previous: Option<EcsState>,
+    task_definition_arn: &str,
+) -> Result<(), Failure> {
+    let failed = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+    };
+    let target_group = job.settings.target_groups.first().cloned();
+    let exists = describe_service(job, &job.service_name)
+        .await
+        .map_err(failed)?
+        .is_some_and(|s| s.status == "ACTIVE");
+    if exists {
+        job.ecs
+            .update_service()
+            .cluster(&job.settings.cluster)
+            .service(&job.service_name)
+            .task_definition(task_definition_arn)
+            .desired_count(job.desired)
+            .send()
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "updating service {}: {}",
+                    job.service_name,
+                    error_text(&e)
+                ))
+            })?;
+        job.event(&format!(
+            "service {} updated to {}",
+            job.service_name,
+            requests::short_arn(task_definition_arn)
+        ));
+    } else {
+        create_service(
+            job,
+            &job.service_name,
+            task_definition_arn,
+            target_group.as_deref(),
+            true,
+        )
+        .await
+        .map_err(failed)?;
+    }
+    let mut record = ecs_record(job, &job.service_name, task_definition_arn);
+    record.target_group = target_group;
+    record_ecs(job, Some(record.clone()))?;
+
+    let mut result =
+        wait_until_stable(job, &job.service_name, task_definition_arn, job.desired).await;
+    if result.is_ok() {
+        if let Some(rollout) = rollout {
+            result = judge_gates(job, rollout).await;
+        }
+    }
+    let Err(message) = result else {
+        return Ok(());
+    };
+    if on_failure(rollout) != "rollback" {
+        return Err(failed(message));
+    }
+    match previous
+        .as_ref()
+        .and_then(|p| p.task_definition_arn.clone().map(|arn| (p, arn)))
+    {
+        Some((previous, previous_arn)) => {
+            job.event(&format!(
+                "rolling back to {}",
+                requests::short_arn(&previous_arn)
+            ));
+            job.ecs
+                .update_service()
+                .cluster(&job.settings.cluster)
+                .service(&job.service_name)
+                .task_definition(&previous_arn)
+                .desired_count(previous.desired_count as i32)
+                .send()
+                .await
+                .map_err(|e| failed(format!("{message}; rollback failed: {}", error_text(&e))))?;
+            wait_until_stable(
+                job,
+                &job.service_name,
+                &previous_arn,
+                previous.desired_count as i32,
+            )
+            .await
+            .map_err(|e| failed(format!("{message}; rollback did not become stable: {e}")))?;
+            record_ecs(job, Some(previous.clone()))?;
+        }
+        None => {
+            job.event("removing the new service (there is no previous version)");
+            delete_service(job, &job.service_name)
+                .await
+                .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+            record_ecs(job, None)?;
+        }
+    }
+    Err(Failure {
+        message,
+        status: DeploymentStatus::RolledBack,
+    })
+}
+
+// ---- canary and blue/green -------------------------------------------------
+
+async fn traffic_shift(
+    job: &Job<'_>,
+    rollout: Option<&Rollout>,
+    scheduled: &ScheduledDeployment,
+    previous: Option<EcsState>,
+    task_definition_arn: &str,
+    percents: &[u32],
+) -> Result<(), Failure> {
+    let failed = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+    };
+    let listener = job.settings.listener_arn.clone().ok_or_else(|| {
+        failed(format!(
+            "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
+            scheduled.strategy
+        ))
+    })?;
+    let [blue, green] = job.settings.target_groups.as_slice() else {
+        return Err(failed(format!(
+            "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
+            scheduled.strategy,
+            job.settings.target_groups.len()
+        )));
+    };
+    let groups = [blue.clone(), green.clone()];
+    // Which side serves now, as the listener really is.
+    let live = listener_weights(job, &listener).await.map_err(failed)?;
+    let old_live = previous
+        .as_ref()
+        .filter(|p| p.canary.is_none() || p.target_group.is_some())
+        .and_then(|p| p.target_group.clone());
+    let old_slot = match &old_live {
+        Some(group) => groups.iter().position(|g| g == group),
+        None => None,
+    };
+    if let (Some(old), Some(previous)) = (old_slot, previous.as_ref()) {
+        let serving = live.get(&groups[old]).copied().unwrap_or(0);
+        if !previous.weights.is_empty()
+            && previous.weights.get(&groups[old]) != Some(&(serving as u32))
+        {
+            return Err(failed(format!(
+                "listener {} does not look as recorded: state says {:?}, the listener has {:?}; run `slipway plan -refresh` and check who changed it",
+                requests::short_arn(&listener),
+                previous.weights,
+                live
+            )));
+        }
+    }
+    let new_slot = old_slot.map_or(0, |old| 1 - old);
+    let new_service = requests::slot_service_name(&job.service_name, new_slot);
+    let new_group = groups[new_slot].clone();
+
+    // Start the new side beside the old one.
+    match describe_service(job, &new_service).await.map_err(failed)? {
+        Some(existing) if existing.status == "ACTIVE" => {
+            job.ecs
+                .update_service()
+                .cluster(&job.settings.cluster)
+                .service(&new_service)
+                .task_definition(task_definition_arn)
+                .desired_count(job.desired)
+                .send()
+                .await
+                .map_err(|e| {
+                    failed(format!(
+                        "updating service {new_service}: {}",
+                        error_text(&e)
+                    ))
+                })?;
+        }
+        _ => create_service(
+            job,
+            &new_service,
+            task_definition_arn,
+            Some(&new_group),
+            false,
+        )
+        .await
+        .map_err(failed)?,
+    }
+    let mut record = previous
+        .clone()
+        .unwrap_or_else(|| ecs_record(job, &new_service, task_definition_arn));
+    if previous.is_some() {
+        record.canary = Some(CanaryState {
+            service_name: new_service.clone(),
+            target_group: new_group.clone(),
+            task_definition_arn: task_definition_arn.to_string(),
+            percent: 0,
+        });
+    } else {
+        record.target_group = Some(new_group.clone());
+    }
+    record_ecs(job, Some(record.clone()))?;
+
+    let shifted = async {
+        wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
+        let Some(old_slot) = old_slot else {
+            // Nothing serves yet: the new side takes all traffic at once.
+            let weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
+            set_listener_weights(job, &listener, &weights).await?;
+            record.weights = weights;
+            return Ok(());
+        };
+        let old_group = groups[old_slot].clone();
+        let mut current = record.weights.clone();
+        for (index, percent) in percents.iter().enumerate() {
+            check_before_shift(job, &listener, &current, &new_group).await?;
+            let weights = requests::step_weights(&old_group, &new_group, *percent);
+            set_listener_weights(job, &listener, &weights).await?;
+            current = weights.clone();
+            record.weights = weights;
+            if let Some(canary) = &mut record.canary {
+                canary.percent = *percent;
+            }
+            record_ecs(job, Some(record.clone())).map_err(|f| f.message)?;
+            job.event(&format!(
+                "step {}/{}: {percent}% of traffic on {new_service}",
+                index + 1,
+                percents.len()
+            ));
+            let step = scheduled.steps.get(index);
+            if let Some(bake) = step
+                .and_then(|s| s.bake.as_deref())
+                .and_then(|b| parse_duration(b).ok())
+                .filter(|b| !b.is_zero())
+            {
+                job.progress.status(
+                    job.address(),
+                    &format!("step {}: baking {bake:?}", index + 1),
+                );
+                tokio::time::sleep(bake).await;
+            }
+            if let Verdict::Failed(why) =
+                judge_service(job, &new_service, task_definition_arn).await?
+            {
+                return Err(why);
+            }
+            if let Some(rollout) = rollout {
+                judge_gates(job, rollout).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+
+    match shifted {
+        Ok(()) => {
+            if let Some(old_slot) = old_slot {
+                let old_service = requests::slot_service_name(&job.service_name, old_slot);
+                job.event(&format!("removing the old service {old_service}"));
+                delete_service(job, &old_service).await.map_err(failed)?;
+            }
+            let mut done = ecs_record(job, &new_service, task_definition_arn);
+            done.target_group = Some(new_group);
+            done.weights = record.weights.clone();
+            record_ecs(job, Some(done))?;
+            Ok(())
+        }
+        Err(message) => {
+            if on_failure(rollout) != "rollback" {
+                let status = match &record.canary {
+                    Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
+                    _ => DeploymentStatus::Failed,
+                };
+                return Err(Failure { message, status });
+            }
+            job.event(&format!(
+                "sending all traffic back and removing {new_service}"
+            ));
+            let mut restored = previous.clone();
+            if let Some(old_slot) = old_slot {
+                let weights = requests::step_weights(&new_group, &groups[old_slot], 100);
+                set_listener_weights(job, &listener, &weights)
+                    .await
+                    .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+                if let Some(restored) = &mut restored {
+                    restored.weights = weights;
+                    restored.canary = None;
+                }
+            }
+            delete_service(job, &new_service)
+                .await
+                .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+            record_ecs(job, restored)?;
+            Err(Failure {
+                message,
+                status: DeploymentStatus::RolledBack,
+            })
+        }
+    }
+}
+
+/// Before moving weights: the listener must still send traffic as last set,
+/// and no target of the new side may be unhealthy.
+async fn check_before_shift(
+    job: &Job<'_>,
+    listener: &str,
+    expected: &BTreeMap<String, u32>,
+    new_group: &str,
+) -> Result<(), String> {
+    let live = listener_weights(job, listener).await?;
+    let differs = expected
+        .iter()
+        .any(|(group, weight)| live.get(group).copied().unwrap_or(0) != *weight as i32);
+    if !expected.is_empty() && differs {
+        return Err(format!(
+            "listener {} changed during the rollout: expected weights {expected:?}, found {live:?}",
+            requests::short_arn(listener)
+        ));
+    }
+    let health = job
+        .elb
+        .describe_target_health()
+        .target_group_arn(new_group)
+        .send()
+        .await
+        .map_err(|e| format!("reading target health of {new_group}: {}", error_text(&e)))?;
+    let unhealthy: Vec<String> = health
+        .target_health_descriptions()
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.target_health().and_then(|h| h.state()),
+                Some(TargetHealthStateEnum::Unhealthy | TargetHealthStateEnum::Unavailable)
+            )
+        })
+        .map(|d| {
+            d.target()
+                .and_then(|t| t.id())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    if !unhealthy.is_empty() {
+        return Err(format!(
+            "target group {} has unhealthy targets: {}",
+            requests::short_arn(new_group),
+            unhealthy.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+// ---- AWS calls -------------------------------------------------------------
+
+async fn create_service(
+    job: &Job<'_>,
+    service: &str,
+    task_definition_arn: &str,
+    target_group: Option<&str>,
+    ecs_rolls_back: bool,
+) -> Result<(), String> {
+    let mut request = job
+        .ecs
+        .create_service()
+        .cluster(&job.settings.cluster)
+        .service_name(service)
+        .task_definition(task_definition_arn)
+        .desired_count(job.desired)
+        .launch_type(LaunchType::from(job.spec.launch_type.as_str()))
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .maximum_percent(200)
+                .minimum_healthy_percent(100)
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(ecs_rolls_back)
+                        .build(),
+                )
+                .build(),
+        );
+    if job.spec.network_mode == "awsvpc" {
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(job.settings.subnets.clone()))
+            .set_security_groups(Some(job.settings.security_groups.clone()))
+            .assign_public_ip(if job.settings.assign_public_ip {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            })
+            .build()
+            .map_err(|e| e.to_string())?;
+        request = request.network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(vpc)
+                .build(),
+        );
+    }
+    if let (Some(group), Some((container, port))) =
+        (target_group, requests::load_balanced_container(job.spec))
+    {
+        request = request.load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(group)
+                .container_name(container)
+                .container_port(i32::from(port))
+                .build(),
+        );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| format!("creating service {service}: {}", error_text(&e)))?;
+    job.event(&format!(
+        "service {service} created with {}",
+        requests::short_arn(task_definition_arn)
+    ));
+    Ok(())
+}
+
+async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
+    match describe_service(job, service).await? {
+        Some(s) if s.status == "ACTIVE" => {}
+        _ => return Ok(()),
+    }
+    job.ecs
+        .update_service()
+        .cluster(&job.settings.cluster)
+        .service(service)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| format!("scaling {service} down: {}", error_text(&e)))?;
+    job.ecs
+        .delete_service()
+        .cluster(&job.settings.cluster)
+        .service(service)
+        .force(true)
+        .send()
+        .await
+        .map_err(|e| format!("deleting {service}: {}", error_text(&e)))?;
+    job.event(&format!("service {service} deleted"));
+    Ok(())
+}
+
+/// The service as ECS describes it, `None` when ECS does not know it.
+async fn describe_service(job: &Job<'_>, service: &str) -> Result<Option<ServiceSnapshot>, String> {
+    let output = job
+        .ecs
+        .describe_services()
+        .cluster(&job.settings.cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|e| format!("describing service {service}: {}", error_text(&e)))?;
+    Ok(output.services().first().map(snapshot))
+}
+
+pub fn snapshot(service: &aws_sdk_ecs::types::Service) -> ServiceSnapshot {
+    ServiceSnapshot {
+        status: service.status().unwrap_or("ACTIVE").to_string(),
+        desired_count: service.desired_count(),
+        running_count: service.running_count(),
+        deployments: service
+            .deployments()
+            .iter()
+            .map(|d| DeploymentSnapshot {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                task_definition: d.task_definition().unwrap_or_default().to_string(),
+                desired_count: d.desired_count(),
+                running_count: d.running_count(),
+                failed_tasks: d.failed_tasks(),
+                rollout_state: d.rollout_state().map(|s| s.as_str().to_string()),
+                rollout_state_reason: d.rollout_state_reason().map(str::to_string),
+            })
+            .collect(),
+        events: service
+            .events()
+            .iter()
+            .filter_map(|e| e.message().map(str::to_string))
+            .collect(),
+    }
+}
+
+async fn judge_service(
+    job: &Job<'_>,
+    service: &str,
+    task_definition_arn: &str,
+) -> Result<Verdict, String> {
+    let snapshot = describe_service(job, service)
+        .await?
+        .unwrap_or(ServiceSnapshot {
+            status: "MISSING".into(),
+            ..ServiceSnapshot::default()
+        });
+    Ok(requests::judge(&snapshot, task_definition_arn, job.desired))
+}
+
+/// Poll with backoff until the service runs only `task_definition_arn` at
+/// `desired` tasks; fail as soon as ECS says it cannot get there.
+async fn wait_until_stable(
+    job: &Job<'_>,
+    service: &str,
+    task_definition_arn: &str,
+    desired: i32,
+) -> Result<(), String> {
+    let deadline = Instant::now() + job.wait_timeout;
+    let mut interval = FIRST_POLL_INTERVAL;
+    loop {
+        let snapshot = describe_service(job, service)
+            .await?
+            .unwrap_or(ServiceSnapshot {
+                status: "MISSING".into(),
+                ..ServiceSnapshot::default()
+            });
+        match requests::judge(&snapshot, task_definition_arn, desired) {
+            Verdict::Stable => {
+                job.event(&format!("service {service} is stable ({desired} task(s))"));
+                return Ok(());
+            }
+            Verdict::Failed(why) => return Err(format!("service {service}: {why}")),
+            Verdict::Waiting(what) => {
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "service {service} did not become stable within {:?}: {what}",
+                        job.wait_timeout
+                    ));
+                }
+                job.progress
+                    .status(job.address(), &format!("{service}: {what}"));
+                tokio::time::sleep(interval.min(deadline - Instant::now())).await;
+                interval = (interval * 3 / 2).min(MAX_POLL_INTERVAL);
+            }
+        }
+    }
+}
+
+/// Target group ARN → weight of the listener's default forward action.
+pub async fn read_listener_weights(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener: &str,
+) -> Result<BTreeMap<String, i32>, String> {
+    let output = elb
+        .describe_listeners()
+        .listener_arns(listener)
+        .send()
+        .await
+        .map_err(|e| format!("describing listener {listener}: {}", error_text(&e)))?;
+    let listener_description = output
+        .listeners()
+        .first()
+        .ok_or_else(|| format!("listener {listener} not found"))?;
+    let mut weights = BTreeMap::new();
+    for action in listener_description.default_actions() {
+        if let Some(forward) = action.forward_config() {
+            for tuple in forward.target_groups() {
+                if let Some(group) = tuple.target_group_arn() {
+                    weights.insert(group.to_string(), tuple.weight().unwrap_or(1));
+                }
+            }
+        } else if let Some(group) = action.target_group_arn() {
+            weights.insert(group.to_string(), 1);
+        }
+    }
+    Ok(weights)
+}
+
+async fn listener_weights(job: &Job<'_>, listener: &str) -> Result<BTreeMap<String, i32>, String> {
+    read_listener_weights(&job.elb, listener).await
+}
+
+async fn set_listener_weights(
+    job: &Job<'_>,
+    listener: &str,
+    weights: &BTreeMap<String, u32>,
+) -> Result<(), String> {
+    let forward = ForwardActionConfig::builder()
+        .set_target_groups(Some(
+            weights
+                .iter()
+                .map(|(group, weight)| {
+                    TargetGroupTuple::builder()
+                        .target_group_arn(group)
+                        .weight(*weight as i32)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build();
+    let action = ListenerAction::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(forward)
+        .build();
+    job.elb
+        .modify_listener()
+        .listener_arn(listener)
+        .default_actions(action)
+        .send()
+        .await
+        .map_err(|e| format!("setting weights of listener {listener}: {}", error_text(&e)))?;
+    Ok(())
+}
+
+async fn judge_gates(job: &Job<'_>, rollout: &Rollout) -> Result<(), String> {
+    for gate in &rollout.verify {
+        if let Some(result) = gates::judge_on_runner(gate, &job.config.root).await {
+            result.map_err(|e| job.config.mask(&e))?;
+        }
+    }
+    Ok(())
+}

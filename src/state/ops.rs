@@ -1,0 +1,436 @@
+//! What the state commands do, written against the [`Backend`] trait only, so
+//! that each works the same on every backend: push a state, stop tracking a
+//! deployment, migrate every environment from one backend to another, and
+//! collect the audit trail.
+//!
+//! Callers hold the lock of the environments they change (except [`migrate`],
+//! which takes the locks itself); nothing here prints.
+
+use std::time::Duration;
+
+use crate::state::lock::{current_user, lock_with_timeout, now_rfc3339};
+use crate::state::{
+    Backend, DeploymentState, HistoryEntry, LineageMismatch, LockInfo, OlderSerial, State,
+    StateError,
+};
+
+/// What [`push`] replaced and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub environment: String,
+    /// Serial and lineage of the state that was replaced, if there was one.
+    pub replaced: Option<(u64, String)>,
+    /// Serial of the state as written.
+    pub serial: u64,
+}
+
+/// Replace the state of `incoming.environment` with `incoming`.
+///
+/// Refused, unless `force`, when the backend holds a state of another lineage
+/// or a higher serial. The written serial is above both the incoming and the
+/// replaced one (so a plan made before the push is stale after it), and a
+/// `state-push` entry is added to the history.
+pub fn push(backend: &dyn Backend, mut incoming: State, force: bool) -> Result<Pushed, StateError> {
+    let current = backend.read(&incoming.environment)?;
+    let remedy = "Pass -force to replace it anyway (save the current state first with \
+                  `slipway state pull`)";
+    if let Some(current) = &current {
+        if !force && current.lineage != incoming.lineage {
+            return Err(StateError::LineageMismatch(Box::new(LineageMismatch {
+                action: "push",
+                environment: incoming.environment.clone(),
+                location: backend.describe(),
+                existing: current.lineage.clone(),
+                incoming: incoming.lineage.clone(),
+                remedy: remedy.to_string(),
+            })));
+        }
+        if !force && current.serial > incoming.serial {
+            return Err(StateError::OlderSerial(Box::new(OlderSerial {
+                action: "push",
+                environment: incoming.environment.clone(),
+                location: backend.describe(),
+                existing: current.serial,
+                incoming: incoming.serial,
+                remedy: remedy.to_string(),
+            })));
+        }
+        incoming.serial = incoming.serial.max(current.serial);
+    }
+    let versions = incoming
+        .deployments
+        .iter()
+        .map(|(address, deployment)| (address.clone(), deployment.version.clone()))
+        .collect();
+    incoming.history.push(entry("state-push", versions));
+    backend.write(&mut incoming)?;
+    Ok(Pushed {
+        environment: incoming.environment.clone(),
+        replaced: current.map(|current| (current.serial, current.lineage)),
+        serial: incoming.serial,
+    })
+}
+
+/// Stop tracking `address` in `environment`, without touching its targets.
+/// Returns what state recorded and the new serial; `None` (and nothing
+/// written) when the deployment is not in that state.
+pub fn remove_deployment(
+    backend: &dyn Backend,
+    environment: &str,
+    address: &str,
+) -> Result<Option<(DeploymentState, u64)>, StateError> {
+    let Some(mut state) = backend.read(environment)? else {
+        return Ok(None);
+    };
+    let Some(removed) = state.deployments.remove(address) else {
+        return Ok(None);
+    };
+    state.history.push(entry(
+        "state-rm",
+        [(address.to_string(), removed.version.clone())].into(),
+    ));
+    backend.write(&mut state)?;
+    Ok(Some((removed, state.serial)))
+}
+
+/// A history entry for a state command, finished now.
+fn entry(operation: &str, versions: std::collections::BTreeMap<String, String>) -> HistoryEntry {
+    let now = now_rfc3339();
+    HistoryEntry {
+        apply_id: uuid::Uuid::new_v4().to_string(),
+        operation: operation.to_string(),
+        who: current_user(),
+        started_at: now.clone(),
+        finished_at: Some(now),
+        plan_digest: None,
+        versions,
+        result: "succeeded".to_string(),
+    }
+}
+
+/// What [`migrate`] did with one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    pub environment: String,
+    pub serial: u64,
+    pub lineage: String,
+    pub history_entries: usize,
+    /// The destination already held exactly this state; nothing was written.
+    pub already_there: bool,
+}
+
+/// Copy the state of every environment of `from` to `to`, unchanged (same
+/// serial, lineage and history), holding the locks of both sides.
+///
+/// Every environment is checked before anything is written: the migration is
+/// refused when the destination holds a state of another lineage, or a state
+/// of the same lineage that the source's would overwrite with an older or
+/// different one at the same serial. Each copy is read back and compared.
+/// The source is left as it was.
+pub fn migrate(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    lock_timeout: Duration,
+    mut waiting: impl FnMut(&LockInfo),
+) -> Result<Vec<Migrated>, StateError> {
+    let environments = from.environments()?;
+    let mut locks = Vec::new();
+    for environment in &environments {
+        locks.push(lock_with_timeout(
+            from,
+            environment,
+            "migrate",
+            lock_timeout,
+            &mut waiting,
+        )?);
+        locks.push(lock_with_timeout(
+            to,
+            environment,
+            "migrate",
+            lock_timeout,
+            &mut waiting,
+        )?);
+    }
+
+    let remedy = "Nothing was migrated. If the destination's state is not needed, delete it \
+                  there first; otherwise point the backend at another bucket, prefix or path";
+    let mut copies = Vec::new();
+    for environment in &environments {
+        let Some(source) = from.read(environment)? else {
+            continue;
+        };
+        let already_there = match to.read(environment)? {
+            None => false,
+            Some(existing) if existing == source => true,
+            Some(existing) if existing.lineage != source.lineage => {
+                return Err(StateError::LineageMismatch(Box::new(LineageMismatch {
+                    action: "migrate",
+                    environment: environment.clone(),
+                    location: to.describe(),
+                    existing: existing.lineage,
+                    incoming: source.lineage,
+                    remedy: remedy.to_string(),
+                })));
+            }
+            Some(existing) if existing.serial >= source.serial => {
+                return Err(StateError::OlderSerial(Box::new(OlderSerial {
+                    action: "migrate",
+                    environment: environment.clone(),
+                    location: to.describe(),
+                    existing: existing.serial,
+                    incoming: source.serial,
+                    remedy: remedy.to_string(),
+                })));
+            }
+            Some(_) => false,
+        };
+        copies.push((source, already_there));
+    }
+
+    let mut migrated = Vec::new();
+    for (source, already_there) in copies {
+        if !already_there {
+            to.import(&source)?;
+            let copy = to.read(&source.environment)?;
+            if copy.as_ref() != Some(&source) {
+                return Err(StateError::Remote {
+                    action: "verify the migrated state in",
+                    location: to.describe(),
+                    detail: format!(
+                        "the state of environment {:?} read back differs from the one written",
+                        source.environment
+                    ),
+                });
+            }
+        }
+        migrated.push(Migrated {
+            environment: source.environment.clone(),
+            serial: source.serial,
+            lineage: source.lineage.clone(),
+            history_entries: source.history.len(),
+            already_there,
+        });
+    }
+    for lock in locks {
+        lock.release()?;
+    }
+    Ok(migrated)
+}
+
+/// The history of `states`, oldest first (by start time, then in recorded
+/// order), with the environment of each entry. With `deployment` (an address
+/// like `deployment.web`, or just `web`), only the entries that changed it.
+pub fn history<'a>(
+    states: &'a [State],
+    deployment: Option<&str>,
+) -> Vec<(&'a str, &'a HistoryEntry)> {
+    let address = deployment.map(deployment_address);
+    let mut entries: Vec<(&str, &HistoryEntry)> = states
+        .iter()
+        .flat_map(|state| {
+            state
+                .history
+                .iter()
+                .map(move |entry| (state.environment.as_str(), entry))
+        })
+        .filter(|(_, entry)| {
+            address
+                .as_deref()
+                .is_none_or(|address| entry.versions.contains_key(address))
+        })
+        .collect();
+    entries.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at));
+    entries
+}
+
+/// `web` → `deployment.web`; an address is kept as it is.
+pub fn deployment_address(name: &str) -> String {
+    if name.starts_with("deployment.") {
+        name.to_string()
+    } else {
+        format!("deployment.{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::state::{DeploymentStatus, LocalBackend};
+
+    fn backend() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = LocalBackend::new(dir.path().join("state"));
+        (dir, backend)
+    }
+
+    fn deployment(version: &str) -> DeploymentState {
+        DeploymentState {
+            service: "service.web".to_string(),
+            version: version.to_string(),
+            artifact_sha256: None,
+            rollout: None,
+            rollout_digest: None,
+            status: DeploymentStatus::Deployed,
+            verified: true,
+            config_files: Default::default(),
+            systemd_unit: None,
+            hosts: Default::default(),
+            ecs: None,
+            updated_at: "2026-01-02T03:04:05Z".to_string(),
+        }
+    }
+
+    fn applied(backend: &LocalBackend, environment: &str) -> State {
+        let mut state = State::new(environment);
+        state
+            .deployments
+            .insert("deployment.web".to_string(), deployment("1.0.0"));
+        state.history.push(HistoryEntry {
+            apply_id: "a1".to_string(),
+            operation: "apply".to_string(),
+            who: "alice".to_string(),
+            started_at: "2026-01-02T03:04:00Z".to_string(),
+            finished_at: Some("2026-01-02T03:04:05Z".to_string()),
+            plan_digest: Some("abc".to_string()),
+            versions: [("deployment.web".to_string(), "1.0.0".to_string())].into(),
+            result: "succeeded".to_string(),
+        });
+        backend.write(&mut state).expect("write");
+        backend.write(&mut state).expect("write");
+        state
+    }
+
+    #[test]
+    fn push_of_the_same_lineage_writes_a_higher_serial_and_records_it() {
+        let (_dir, backend) = backend();
+        let current = applied(&backend, "prod");
+        let mut older = current.clone();
+        older.serial = 1;
+        let error = push(&backend, older.clone(), false).expect_err("older serial");
+        assert!(matches!(error, StateError::OlderSerial(_)), "{error}");
+        assert!(error.to_string().contains("-force"), "{error}");
+
+        let pushed = push(&backend, older, true).expect("forced");
+        assert_eq!(pushed.replaced, Some((2, current.lineage.clone())));
+        assert_eq!(pushed.serial, 3);
+        let stored = backend.read("prod").unwrap().unwrap();
+        assert_eq!(stored.serial, 3);
+        assert_eq!(stored.history.last().unwrap().operation, "state-push");
+    }
+
+    #[test]
+    fn push_of_another_lineage_is_refused_without_force() {
+        let (_dir, backend) = backend();
+        let current = applied(&backend, "prod");
+        let mut other = State::new("prod");
+        other.serial = 99;
+        let error = push(&backend, other.clone(), false).expect_err("other lineage");
+        let message = error.to_string();
+        assert!(message.contains(&current.lineage), "{message}");
+        assert!(message.contains(&other.lineage), "{message}");
+        assert_eq!(backend.read("prod").unwrap().unwrap(), current);
+        push(&backend, other.clone(), true).expect("forced");
+        assert_eq!(
+            backend.read("prod").unwrap().unwrap().lineage,
+            other.lineage
+        );
+    }
+
+    #[test]
+    fn remove_keeps_the_rest_and_records_it() {
+        let (_dir, backend) = backend();
+        applied(&backend, "prod");
+        assert_eq!(
+            remove_deployment(&backend, "prod", "deployment.nope").unwrap(),
+            None
+        );
+        assert_eq!(backend.read("prod").unwrap().unwrap().serial, 2);
+        let (removed, serial) = remove_deployment(&backend, "prod", "deployment.web")
+            .unwrap()
+            .expect("removed");
+        assert_eq!(removed.version, "1.0.0");
+        assert_eq!(serial, 3);
+        let state = backend.read("prod").unwrap().unwrap();
+        assert!(state.deployments.is_empty());
+        let last = state.history.last().unwrap();
+        assert_eq!(last.operation, "state-rm");
+        assert_eq!(last.versions["deployment.web"], "1.0.0");
+    }
+
+    #[test]
+    fn migrate_copies_exactly_and_refuses_another_lineage() {
+        let (_a, from) = backend();
+        let (_b, to) = backend();
+        let prod = applied(&from, "prod");
+        let dev = applied(&from, "dev");
+        let migrated = migrate(&from, &to, Duration::ZERO, |_| {}).expect("migrate");
+        assert_eq!(migrated.len(), 2);
+        assert_eq!(to.read("prod").unwrap().unwrap(), prod);
+        assert_eq!(to.read("dev").unwrap().unwrap(), dev);
+        assert_eq!(from.current_lock("prod").unwrap(), None);
+        assert_eq!(to.current_lock("prod").unwrap(), None);
+
+        // Again: already there, nothing written.
+        let again = migrate(&from, &to, Duration::ZERO, |_| {}).expect("again");
+        assert!(again.iter().all(|m| m.already_there));
+
+        // Back, after the destination moved on: the older source is refused.
+        let mut newer = prod.clone();
+        to.write(&mut newer).unwrap();
+        let error = migrate(&from, &to, Duration::ZERO, |_| {}).expect_err("older");
+        assert!(matches!(error, StateError::OlderSerial(_)), "{error}");
+
+        let (_c, elsewhere) = backend();
+        let mut other = State::new("dev");
+        elsewhere.write(&mut other).unwrap();
+        let error = migrate(&from, &elsewhere, Duration::ZERO, |_| {}).expect_err("lineage");
+        assert!(matches!(error, StateError::LineageMismatch(_)), "{error}");
+        assert_eq!(
+            elsewhere.environments().unwrap(),
+            ["dev"],
+            "nothing migrated"
+        );
+        assert_eq!(elsewhere.read("dev").unwrap().unwrap(), {
+            other.serial = 1;
+            other
+        });
+    }
+
+    #[test]
+    fn history_is_merged_by_time_and_filtered_by_deployment() {
+        let mut prod = State::new("prod");
+        let mut dev = State::new("dev");
+        let at = |time: &str, address: &str| HistoryEntry {
+            apply_id: time.to_string(),
+            operation: "apply".to_string(),
+            who: "bob".to_string(),
+            started_at: time.to_string(),
+            finished_at: None,
+            plan_digest: None,
+            versions: [(address.to_string(), "1".to_string())].into(),
+            result: "succeeded".to_string(),
+        };
+        prod.history
+            .push(at("2026-01-03T00:00:00Z", "deployment.web"));
+        dev.history
+            .push(at("2026-01-01T00:00:00Z", "deployment.web"));
+        dev.history
+            .push(at("2026-01-02T00:00:00Z", "deployment.api"));
+        let states = [prod, dev];
+        let all: Vec<(&str, &str)> = history(&states, None)
+            .into_iter()
+            .map(|(environment, entry)| (environment, entry.apply_id.as_str()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("dev", "2026-01-01T00:00:00Z"),
+                ("dev", "2026-01-02T00:00:00Z"),
+                ("prod", "2026-01-03T00:00:00Z")
+            ]
+        );
+        assert_eq!(history(&states, Some("web")).len(), 2);
+        assert_eq!(history(&states, Some("deployment.api")).len(), 1);
+    }
+}
