@@ -71,7 +71,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes a plan shows: deploy to hosts in the scheduled order.
     #[command(
-        after_help = "Examples:\n  slipway apply examples/quickstart                 # shows the plan, asks for yes\n  slipway apply examples/quickstart -auto-approve   # no question (CI)\n  slipway plan -out release.plan && slipway apply release.plan\n\nA protected environment also needs -approve ENVIRONMENT (or typing its name at the prompt).\nExit codes: 0 success (or nothing to do), 1 error or failed deployment."
+        after_help = "Examples:\n  slipway apply examples/quickstart                 # shows the plan, asks for yes\n  slipway apply examples/quickstart -auto-approve   # no question (CI)\n  slipway plan -out release.plan && slipway apply release.plan\n\nA protected environment also needs -approve ENVIRONMENT (or typing its name at the prompt).\nA rollout with an `approval` block stops after that step; `slipway approve DEPLOYMENT`\nthen `slipway apply` continue from the next step, `slipway reject DEPLOYMENT` rolls back.\nExit codes: 0 success, nothing to do, or paused at an approval; 1 error or failed deployment."
     )]
     Apply(ApplyArgs),
     /// Render a plan saved with `plan -out FILE`.
@@ -90,6 +90,16 @@ pub enum Command {
         after_help = "Examples:\n  slipway state list examples/vm-myapp\n  slipway state show deployment.myapp-dev examples/vm-myapp\n  slipway state history deployment.myapp-production examples/vm-myapp\n  slipway state pull -environment dev examples/vm-myapp > dev.json\n  slipway state push dev.json\n  slipway state rm deployment.myapp-dev\n\nEvery state command works the same on the local and the s3 backend."
     )]
     State(StateCommand),
+    /// Give the approval a paused rollout waits for; the next apply continues it.
+    #[command(
+        after_help = "Examples:\n  slipway approve deployment.web-production examples/vm-myapp\n  slipway approve web-production -gate release-manager\n\nA rollout with an `approval` block stops after the step it names and records in state\nthat it waits. approve records who approved and when (in state and its history); the\nnext `slipway apply` then continues the rollout from the following step. It changes\nno host or service by itself."
+    )]
+    Approve(ApprovalArgs),
+    /// Refuse the approval a paused rollout waits for, and roll the rollout back.
+    #[command(
+        after_help = "Examples:\n  slipway reject deployment.web-production examples/vm-myapp\n  slipway reject web-production -gate release-manager -var-file prod.vars.hcl\n\nreject records who refused and when, then switches every host the rollout moved back to\nthe release it served before (ECS: all traffic back to the old service, the new one\nremoved). apply does not deploy the rejected version again; configure another version.\nIt reads the configuration (for hosts and credentials), so it takes -var and -var-file."
+    )]
+    Reject(RejectArgs),
     /// Remove a lock left behind by a slipway process that is gone.
     #[command(
         name = "force-unlock",
@@ -318,6 +328,35 @@ pub struct StateHistoryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ApprovalArgs {
+    /// The deployment that waits (deployment.NAME or NAME).
+    pub deployment: String,
+    /// Configuration directory (for the backend settings).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The approval's name; refused if the deployment waits for another one.
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// Wait up to this long for the state lock if someone else holds it (e.g. 30s, 5m).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The deployment that waits (deployment.NAME or NAME).
+    pub deployment: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The approval's name; refused if the deployment waits for another one.
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// Wait up to this long for the state lock if someone else holds it (e.g. 30s, 5m).
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct ForceUnlockArgs {
     /// The lock id, as printed by the command that found the lock.
     pub lock_id: String,
@@ -353,6 +392,7 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         "migrate-state",
         "reconfigure",
         "force",
+        "gate",
     ];
     args.into_iter()
         .map(|arg| {
@@ -389,6 +429,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::State(StateCommand::Push(args)) => state_push(&args),
         Command::State(StateCommand::Rm(args)) => state_rm(&args),
         Command::State(StateCommand::History(args)) => state_history(&args),
+        Command::Approve(args) => approve(&args),
+        Command::Reject(args) => reject(&args),
         Command::ForceUnlock(args) => force_unlock(&args),
         Command::Version => {
             println!("slipway {}", env!("CARGO_PKG_VERSION"));
@@ -915,6 +957,145 @@ fn state_show(args: &StateShowArgs) -> anyhow::Result<u8> {
     ))
 }
 
+/// The one environment whose state tracks `address`.
+fn environment_tracking(backend: &dyn Backend, address: &str) -> anyhow::Result<String> {
+    let mut found = Vec::new();
+    for environment in backend.environments()? {
+        if backend
+            .read(&environment)?
+            .is_some_and(|state| state.deployments.contains_key(address))
+        {
+            found.push(environment);
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{address} is not in state; list what is tracked with: slipway state list"),
+        several => bail!(
+            "{address} is in the state of several environments ({})",
+            several.join(", ")
+        ),
+    }
+}
+
+fn approve(args: &ApprovalArgs) -> anyhow::Result<u8> {
+    let address = ops::deployment_address(&args.deployment);
+    let backend = state_backend(&args.dir)?;
+    let environment = environment_tracking(backend.as_ref(), &address)?;
+    let lock = take_lock(backend.as_ref(), &environment, "approve", args.lock_timeout)?;
+    let decided = ops::decide_approval(
+        backend.as_ref(),
+        &environment,
+        &address,
+        args.gate.as_deref(),
+        crate::state::ApprovalStatus::Approved,
+    );
+    lock.release()?;
+    let record = decided.map_err(|message| anyhow!("{message}; nothing was changed"))?;
+    println!(
+        "Approved \"{}\" for {address} ({}), by {}. Run `slipway apply` to continue the rollout from step {}.",
+        record.name,
+        record.version,
+        record.decided_by.as_deref().unwrap_or("?"),
+        record.after_step + 1
+    );
+    Ok(EXIT_OK)
+}
+
+fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
+    let address = ops::deployment_address(&args.deployment);
+    let Some((config, _)) = load_config_with_sources(&args.config) else {
+        return Ok(EXIT_ERROR);
+    };
+    let Some(deployment) = config.deployments.get(&address) else {
+        bail!(
+            "{address} is not in the configuration in {}",
+            args.config.dir.display()
+        );
+    };
+    let environment = planner::environment_state_name(&deployment.environment);
+    let is_ecs = deployment.service.ecs.is_some()
+        && config
+            .environment_of(deployment)
+            .is_some_and(|e| e.ecs_cluster.is_some());
+    let backend: std::sync::Arc<dyn Backend> =
+        open_backend(&args.config.dir, &config.backend)?.into();
+    let lock = take_lock(backend.as_ref(), &environment, "reject", args.lock_timeout)?;
+    let record = ops::decide_approval(
+        backend.as_ref(),
+        &environment,
+        &address,
+        args.gate.as_deref(),
+        crate::state::ApprovalStatus::Rejected,
+    )
+    .map_err(|message| anyhow!("{message}; nothing was changed"))?;
+    println!(
+        "Rejected \"{}\" for {address} ({}). Rolling back.",
+        record.name, record.version
+    );
+    let state = backend
+        .read(&environment)?
+        .ok_or_else(|| anyhow!("the state of environment {environment} disappeared"))?;
+    let recorder = crate::apply::Recorder::new(backend.clone(), state);
+    let options = crate::apply::ApplyOptions {
+        parallelism: 1,
+        apply_id: uuid::Uuid::new_v4().to_string(),
+        who: crate::state::lock::current_user(),
+        artifact_cache: args.config.dir.join(".slipway/artifacts"),
+    };
+    let progress =
+        crate::apply::Progress::new(std::io::stderr().is_terminal() && !args.config.no_color);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let config = std::sync::Arc::new(config);
+    let outcome = runtime.block_on(async {
+        if is_ecs {
+            crate::apply::ecs::reject_deployment(&config, &address, &recorder, &options, &progress)
+                .await
+        } else {
+            crate::apply::vm::reject_deployment(&config, &address, &recorder, &options, &progress)
+                .await
+        }
+    });
+    let (result, failures) = match &outcome {
+        Ok(outcome) if outcome.failures.is_empty() => ("rolled_back", Vec::new()),
+        Ok(outcome) => ("failed", outcome.failures.clone()),
+        Err(error) => ("failed", vec![format!("{address}: {error}")]),
+    };
+    recorder.update(|state| {
+        if let Some(entry) = state
+            .history
+            .iter_mut()
+            .rev()
+            .find(|e| e.operation == "reject")
+        {
+            entry.result = result.to_string();
+            entry.finished_at = Some(crate::state::lock::now_rfc3339());
+        }
+    })?;
+    drop(lock);
+    for failure in &failures {
+        println!("  error: {failure}");
+    }
+    if failures.is_empty() {
+        let hosts = outcome.map(|o| o.hosts_rolled_back).unwrap_or(0);
+        println!(
+            "Rolled back {address}{}. apply will not deploy {} again; configure another version.",
+            if is_ecs {
+                String::new()
+            } else {
+                format!(" ({hosts} host(s))")
+            },
+            record.version
+        );
+        Ok(EXIT_OK)
+    } else {
+        println!("State records every host's outcome; `slipway plan` shows where each stands.");
+        Ok(EXIT_ERROR)
+    }
+}
+
 fn force_unlock(args: &ForceUnlockArgs) -> anyhow::Result<u8> {
     let backend = state_backend(&args.dir)?;
     let environment = match &args.environment {
@@ -1314,9 +1495,20 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         progress,
     ));
     drop(locks);
+    let waiting = if summary.waiting.is_empty() {
+        String::new()
+    } else {
+        format!(", {} waiting for approval", summary.waiting.len())
+    };
     println!(
-        "\nApply {}: {} deployment(s) succeeded, {} failed; hosts: {} deployed, {} failed, {} rolled back; {:.1}s.",
-        if summary.succeeded() { "complete" } else { "failed" },
+        "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}; hosts: {} deployed, {} failed, {} rolled back; {:.1}s.",
+        if !summary.succeeded() {
+            "failed"
+        } else if !summary.waiting.is_empty() {
+            "paused"
+        } else {
+            "complete"
+        },
         summary.deployments_succeeded,
         summary.deployments_failed,
         summary.hosts_deployed,
@@ -1326,6 +1518,15 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     );
     for failure in &summary.failures {
         println!("  error: {failure}");
+    }
+    for waiting in &summary.waiting {
+        println!("  {waiting}");
+    }
+    if !summary.held.is_empty() {
+        println!(
+            "  not started (an earlier wave waits for approval): {}",
+            summary.held.join(", ")
+        );
     }
     if !summary.skipped.is_empty() {
         println!(

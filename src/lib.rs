@@ -14,6 +14,8 @@ pub mod diagnostics;
 pub mod ecs;
 pub mod fmt;
 pub mod graph;
+pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod state;
 pub mod transport;

@@ -520,6 +520,87 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
 }
 
 #[test]
+fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected() {
+    let rollout =
+        format!("{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}");
+    let Some(workshop) = Workshop::start(&rollout) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+
+    // 2.0.0 stops at 10 %, waiting.
+    let paused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("waits for approval \"release-manager\" after step 1"),
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (90, 10), "{log}");
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(ecs.canary.as_ref().map(|c| c.percent), Some(10));
+
+    // Approved, the next apply goes on at 25 %.
+    let approve = workshop.slipway(&["approve", "backend-dev", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let resumed = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    let observed: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("% of traffic on workshop-dev-backend-green"))
+        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(observed, [25, 50, 100], "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the old service is gone"
+    );
+
+    // 3.0.0 stops at 10 % on the blue side; reject sends everything back.
+    let paused = workshop.apply("3.0.0", "1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (10, 90));
+    let reject = workshop.slipway(&[
+        "reject",
+        "deployment.backend-dev",
+        ".",
+        "-var",
+        "backend_version=3.0.0",
+        "-var",
+        "frontend_version=1.0.0",
+    ]);
+    let log = text(&reject);
+    assert_eq!(reject.status.code(), Some(0), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the rejected side is removed"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.status, slipway::state::DeploymentStatus::RolledBack);
+    assert!(backend.ecs.as_ref().unwrap().canary.is_none());
+}
+
+#[test]
 fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_service() {
     let Some(workshop) = Workshop::start(CANARY) else {
         return;

@@ -47,8 +47,13 @@ impl Quickstart {
         let base = format!("base_port={}", self.base_port);
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-var", &base]);
+        self.slipway_exactly(&all)
+    }
+
+    /// Run slipway with exactly these arguments (no variables added).
+    fn slipway_exactly(&self, all: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(&all)
+            .args(all)
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .env("NO_COLOR", "1")
@@ -458,4 +463,152 @@ fn a_host_that_fails_its_checks_stays_out_of_the_target_group_when_paused() {
         state.deployments["deployment.hello"].hosts["host-1"].status,
         HostStatus::Failed
     );
+}
+
+#[test]
+fn an_approval_pauses_the_rollout_approve_continues_it_and_reject_rolls_back() {
+    let quickstart = Quickstart::new();
+    quickstart.edit_config(
+        "  on_failure = \"rollback\"\n}",
+        "  on_failure = \"rollback\"\n\n  approval \"release-manager\" {\n    after_step = 1\n  }\n}",
+    );
+    let address = "deployment.hello";
+
+    // The first apply stops after step 1 (host-1) and says how to go on.
+    let paused = quickstart.apply("1.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(0), "{log}");
+    assert!(log.contains("Apply paused"), "{log}");
+    assert!(
+        log.contains("waits for approval \"release-manager\" after step 1"),
+        "{log}"
+    );
+    assert!(log.contains("slipway approve deployment.hello"), "{log}");
+    let state = quickstart.state();
+    let deployment = &state.deployments[address];
+    assert_eq!(deployment.status, DeploymentStatus::Partial);
+    assert_eq!(deployment.hosts.keys().collect::<Vec<_>>(), ["host-1"]);
+    let waiting = deployment
+        .waiting_approval()
+        .expect("waits for the approval");
+    assert_eq!(
+        (waiting.name.as_str(), waiting.after_step),
+        ("release-manager", 1)
+    );
+    assert!(state
+        .history
+        .last()
+        .unwrap()
+        .approvals
+        .iter()
+        .any(|a| a.name == "release-manager"));
+
+    // Until someone approves, plan says so and apply changes nothing.
+    let plan = quickstart.slipway(&["plan", ".", "-var", "version=1.0.0"]);
+    let plan_text = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{plan_text}");
+    assert!(
+        plan_text.contains("waits for approval \"release-manager\""),
+        "{plan_text}"
+    );
+    let serial = quickstart.state().serial;
+    let again = quickstart.apply("1.0.0");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("waits for approval"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(quickstart.state().deployments[address].hosts.len(), 1);
+    assert_eq!(
+        quickstart.served()[1],
+        format!("(nothing on port {})", quickstart.base_port + 1)
+    );
+    assert!(
+        quickstart.state().serial > serial,
+        "the apply is in the history"
+    );
+
+    // A wrong gate name is refused; the right approval is recorded.
+    let wrong = quickstart.slipway_exactly(&["approve", address, ".", "-gate", "qa"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(text(&wrong).contains("not \"qa\""), "{}", text(&wrong));
+    let approve = quickstart.slipway_exactly(&["approve", "hello", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    assert!(text(&approve).contains("from step 2"), "{}", text(&approve));
+
+    // The next apply continues from step 2: host-1 is not deployed again.
+    let resumed = quickstart.apply("1.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    assert!(log.contains("Apply complete"), "{log}");
+    assert!(
+        !log.contains("host-1: on 1.0.0"),
+        "host-1 was done before:\n{log}"
+    );
+    assert!(log.contains("step 2/2 done"), "{log}");
+    for (i, answer) in quickstart.served().iter().enumerate() {
+        assert_eq!(
+            answer,
+            &format!("Hello from slipway (version 1.0.0, host-{})", i + 1)
+        );
+    }
+    let state = quickstart.state();
+    assert_eq!(
+        state.deployments[address].status,
+        DeploymentStatus::Deployed
+    );
+    let approval = state
+        .history
+        .iter()
+        .find(|e| e.operation == "approve")
+        .expect("approve is in the history");
+    assert_eq!(
+        approval.approvals[0].status,
+        slipway::state::ApprovalStatus::Approved
+    );
+    assert!(approval.approvals[0].decided_by.is_some());
+    let plan = quickstart.slipway(&["plan", ".", "-var", "version=1.0.0"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // 1.1.0 stops after host-1 again; reject puts host-1 back on 1.0.0.
+    let paused = quickstart.apply("1.1.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    assert!(quickstart.served()[0].contains("version 1.1.0"));
+    assert!(quickstart.served()[1].contains("version 1.0.0"));
+    let reject = quickstart.slipway(&["reject", address, ".", "-var", "version=1.1.0"]);
+    let log = text(&reject);
+    assert_eq!(reject.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Rolled back deployment.hello (1 host(s))"),
+        "{log}"
+    );
+    assert!(
+        quickstart
+            .served()
+            .iter()
+            .all(|a| a.contains("version 1.0.0")),
+        "{:?}",
+        quickstart.served()
+    );
+    let state = quickstart.state();
+    let deployment = &state.deployments[address];
+    assert_eq!(deployment.status, DeploymentStatus::RolledBack);
+    assert_eq!(deployment.hosts["host-1"].version, "1.0.0");
+    assert_eq!(deployment.hosts["host-1"].status, HostStatus::RolledBack);
+    let rejected = state.history.last().unwrap();
+    assert_eq!(
+        (rejected.operation.as_str(), rejected.result.as_str()),
+        ("reject", "rolled_back")
+    );
+
+    // The rejected version is not deployed again.
+    let refused = quickstart.apply("1.1.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("was rejected at approval \"release-manager\""),
+        "{log}"
+    );
+    assert!(quickstart.served()[0].contains("version 1.0.0"));
 }

@@ -813,9 +813,12 @@ fn plan_refresh_reports_hosts_changed_behind_slipways_back() {
 }
 
 /// Not a test: starts sshd hosts for `tests/bench/ansible_vs_slipway.sh` and
-/// keeps them running while the file `hold` exists in `SLIPWAY_BENCH_DIR`.
-/// Writes `hosts.tsv` (index, address, IP, port, root), `ssh.env` (port,
-/// identity file, known_hosts file) and then `ready` into that directory.
+/// keeps them running while the file `hold` exists in `SLIPWAY_BENCH_DIR` (and,
+/// when `SLIPWAY_BENCH_OWNER` names a process id, while that process runs, so
+/// that a benchmark killed without cleaning up does not leave sshd servers
+/// behind; at most six hours in any case). Writes `hosts.tsv` (index, address,
+/// IP, port, root), `ssh.env` (port, identity file, known_hosts file) and then
+/// `ready` into that directory.
 #[test]
 #[ignore = "benchmark helper, run by tests/bench/ansible_vs_slipway.sh"]
 fn bench_hosts() {
@@ -850,8 +853,13 @@ fn bench_hosts() {
     .unwrap();
     std::fs::write(dir.join("ready"), "").unwrap();
     let hold = dir.join("hold");
+    let owner = std::env::var("SLIPWAY_BENCH_OWNER")
+        .ok()
+        .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .map(|pid| PathBuf::from("/proc").join(pid));
+    let owner_runs = || owner.as_ref().is_none_or(|proc_dir| proc_dir.exists());
     let deadline = Instant::now() + Duration::from_secs(6 * 3600);
-    while hold.exists() && Instant::now() < deadline {
+    while hold.exists() && owner_runs() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -725,6 +725,19 @@ fn host_batches(plan: &Plan, address: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+fn step_indices(plan: &Plan, address: &str) -> Vec<usize> {
+    plan.schedule
+        .waves
+        .iter()
+        .flat_map(|w| &w.deployments)
+        .find(|d| d.address == address)
+        .unwrap_or_else(|| panic!("{address} is not scheduled"))
+        .steps
+        .iter()
+        .map(|step| step.index)
+        .collect()
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -773,10 +786,12 @@ fn schedules_only_pending_quickstart_hosts(plan: &Plan) {
         "{:?}",
         hello.reasons
     );
+    // The stopped rollout goes on: host-2 and host-3 are its step 2.
     assert_eq!(
         host_batches(plan, "deployment.hello"),
-        vec![strings(&["host-2"]), strings(&["host-3"])]
+        vec![strings(&["host-2", "host-3"])]
     );
+    assert_eq!(step_indices(plan, "deployment.hello"), [2]);
 }
 
 fn refuses_every_promotion_of_a_fresh_chain(diagnostics: &Diagnostics) {
@@ -865,11 +880,10 @@ fn schedules_only_pending_production_hosts(plan: &Plan) {
     assert_eq!(hosts.len(), 9, "{batches:?}");
     assert!(!hosts.contains(&"prod-vm-01.internal".to_string()));
     assert_eq!(hosts[0], "prod-vm-02.internal");
-    // Canary steps 10%, 25%, 50%, 100% of the 9 hosts still to do.
-    assert_eq!(
-        batches.iter().map(Vec::len).collect::<Vec<_>>(),
-        [1, 2, 2, 4]
-    );
+    // The stopped canary goes on: its steps 25%, 50%, 100% of the 10 hosts
+    // (step 1, 10%, was prod-vm-01 alone and is done).
+    assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 5]);
+    assert_eq!(step_indices(plan, "deployment.myapp-production"), [2, 3, 4]);
 }
 
 fn destroys_what_config_lost(plan: &Plan) {

@@ -577,6 +577,7 @@ fn a_write_based_on_an_old_etag_is_refused_and_nothing_is_lost() {
         plan_digest: None,
         versions: Default::default(),
         result: "succeeded".to_string(),
+        approvals: Vec::new(),
     });
     second.write(&mut theirs).unwrap();
     let stored = object(&moto, "etags", "prod.json").unwrap();

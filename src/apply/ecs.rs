@@ -36,7 +36,7 @@ use crate::config::units::parse_duration;
 use crate::config::{Config, Deployment, EcsCluster, EcsSpec, Rollout};
 use crate::ecs::{self as requests, DeploymentSnapshot, ServiceSnapshot, Verdict};
 use crate::plan::planner::desired_task_definition;
-use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
+use crate::plan::{DeploymentChange, ScheduledDeployment, Step, StepKind};
 use crate::state::{CanaryState, DeploymentStatus, EcsState};
 
 /// How long apply waits for a deployment to become stable by default.
@@ -58,6 +58,9 @@ struct Job<'a> {
     elb: aws_sdk_elasticloadbalancingv2::Client,
     recorder: &'a Recorder,
     progress: &'a Progress,
+    /// The version before this apply, for baseline gates.
+    baseline_version: Option<String>,
+    apply_id: &'a str,
 }
 
 impl Job<'_> {
@@ -70,35 +73,35 @@ impl Job<'_> {
     }
 }
 
-pub async fn apply_deployment(
-    config: &Config,
-    change: &DeploymentChange,
-    scheduled: &ScheduledDeployment,
-    recorder: &Recorder,
-    _options: &ApplyOptions,
-    progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+/// The deployment at `address` with its clients and settings.
+async fn job<'a>(
+    config: &'a Config,
+    address: &str,
+    recorder: &'a Recorder,
+    options: &'a ApplyOptions,
+    progress: &'a Progress,
+) -> Result<Job<'a>, String> {
     let deployment = config
         .deployments
-        .get(&change.address)
-        .ok_or_else(|| format!("{} is not in the configuration", change.address))?;
+        .get(address)
+        .ok_or_else(|| format!("{address} is not in the configuration"))?;
     let environment = config
         .environment_of(deployment)
-        .ok_or_else(|| format!("{}: environment not found", change.address))?;
+        .ok_or_else(|| format!("{address}: environment not found"))?;
     let spec = deployment
         .service
         .ecs
         .as_ref()
-        .ok_or_else(|| format!("{}: the service has no ecs block", change.address))?;
+        .ok_or_else(|| format!("{address}: the service has no ecs block"))?;
     let settings = deployment
         .ecs_settings(environment)
-        .ok_or_else(|| format!("{}: the environment has no ecs_cluster", change.address))?;
+        .ok_or_else(|| format!("{address}: the environment has no ecs_cluster"))?;
     let sdk = aws::sdk_config(&aws::Target::new(
         settings.region.as_deref(),
         settings.endpoint.as_deref(),
     ))
     .await;
-    let job = Job {
+    Ok(Job {
         config,
         deployment,
         spec,
@@ -114,7 +117,21 @@ pub async fn apply_deployment(
         settings,
         recorder,
         progress,
-    };
+        apply_id: &options.apply_id,
+        baseline_version: gates::baseline_version(recorder, address, &deployment.service.version),
+    })
+}
+
+pub async fn apply_deployment(
+    config: &Config,
+    change: &DeploymentChange,
+    scheduled: &ScheduledDeployment,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let job = job(config, &change.address, recorder, options, progress).await?;
+    let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
     let previous = recorder
         .snapshot()
@@ -143,7 +160,16 @@ pub async fn apply_deployment(
         })
         .collect();
     let result = if traffic_steps.is_empty() {
-        rolling(&job, rollout, previous, &task_definition_arn).await
+        match rolling(&job, rollout, previous, &task_definition_arn).await {
+            Ok(()) => match scheduled.steps.first() {
+                Some(step) => wait_for_approval(&job, step).map_err(|message| Failure {
+                    message,
+                    status: DeploymentStatus::Failed,
+                }),
+                None => Ok(None),
+            },
+            Err(failure) => Err(failure),
+        }
     } else {
         traffic_shift(
             &job,
@@ -157,7 +183,11 @@ pub async fn apply_deployment(
     };
     let mut outcome = DeploymentOutcome::default();
     let status = match result {
-        Ok(()) => DeploymentStatus::Deployed,
+        Ok(None) => DeploymentStatus::Deployed,
+        Ok(Some(waiting)) => {
+            outcome.waiting_approval = Some(waiting);
+            DeploymentStatus::Partial
+        }
         Err(failure) => {
             job.event(&format!("failed: {}", failure.message));
             outcome
@@ -179,6 +209,9 @@ pub async fn apply_deployment(
             job.desired
         ),
         DeploymentStatus::RolledBack => "rolled back".to_string(),
+        DeploymentStatus::Partial if outcome.waiting_approval.is_some() => {
+            "waiting for approval".to_string()
+        }
         other => format!("ended {}", format!("{other:?}").to_lowercase()),
     });
     Ok(outcome)
@@ -355,7 +388,7 @@ async fn rolling(
         wait_until_stable(job, &job.service_name, task_definition_arn, job.desired).await;
     if result.is_ok() {
         if let Some(rollout) = rollout {
-            result = judge_gates(job, rollout).await;
+            result = judge_gates(job, rollout, 1).await;
         }
     }
     let Err(message) = result else {
@@ -415,7 +448,7 @@ async fn traffic_shift(
     previous: Option<EcsState>,
     task_definition_arn: &str,
     percents: &[u32],
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let failed = |message: String| Failure {
         message,
         status: DeploymentStatus::Failed,
@@ -492,12 +525,19 @@ async fn traffic_shift(
     let mut record = previous
         .clone()
         .unwrap_or_else(|| ecs_record(job, &new_service, task_definition_arn));
+    // A rollout of this task definition that stopped at an approval goes on
+    // after the share of traffic it had reached.
+    let reached = previous
+        .as_ref()
+        .and_then(|p| p.canary.as_ref())
+        .filter(|c| c.task_definition_arn == task_definition_arn && c.service_name == new_service)
+        .map_or(0, |c| c.percent);
     if previous.is_some() {
         record.canary = Some(CanaryState {
             service_name: new_service.clone(),
             target_group: new_group.clone(),
             task_definition_arn: task_definition_arn.to_string(),
-            percent: 0,
+            percent: reached,
         });
     } else {
         record.target_group = Some(new_group.clone());
@@ -511,11 +551,14 @@ async fn traffic_shift(
             let weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
             set_listener_weights(job, &listener, &weights).await?;
             record.weights = weights;
-            return Ok(());
+            return Ok(None);
         };
         let old_group = groups[old_slot].clone();
         let mut current = record.weights.clone();
         for (index, percent) in percents.iter().enumerate() {
+            if *percent <= reached {
+                continue;
+            }
             check_before_shift(job, &listener, &current, &new_group).await?;
             let weights = requests::step_weights(&old_group, &new_group, *percent);
             set_listener_weights(job, &listener, &weights).await?;
@@ -548,15 +591,23 @@ async fn traffic_shift(
                 return Err(why);
             }
             if let Some(rollout) = rollout {
-                judge_gates(job, rollout).await?;
+                judge_gates(job, rollout, index + 1).await?;
+            }
+            if let Some(waiting) = step
+                .map(|s| wait_for_approval(job, s))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(Some(waiting));
             }
         }
-        Ok(())
+        Ok(None)
     }
     .await;
 
     match shifted {
-        Ok(()) => {
+        Ok(Some(waiting)) => Ok(Some(waiting)),
+        Ok(None) => {
             if let Some(old_slot) = old_slot {
                 let old_service = requests::slot_service_name(&job.service_name, old_slot);
                 job.event(&format!("removing the old service {old_service}"));
@@ -566,7 +617,7 @@ async fn traffic_shift(
             done.target_group = Some(new_group);
             done.weights = record.weights.clone();
             record_ecs(job, Some(done))?;
-            Ok(())
+            Ok(None)
         }
         Err(message) => {
             if on_failure(rollout) != "rollback" {
@@ -600,6 +651,86 @@ async fn traffic_shift(
             })
         }
     }
+}
+
+/// `slipway reject`: a canary or blue/green rollout that waits for an approval
+/// sends all traffic back to the old service and removes the new one.
+pub async fn reject_deployment(
+    config: &Config,
+    address: &str,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let job = job(config, address, recorder, options, progress).await?;
+    let record = recorder
+        .snapshot()
+        .deployments
+        .get(address)
+        .and_then(|d| d.ecs.clone())
+        .ok_or_else(|| format!("{address} has no ECS service in state"))?;
+    let Some(canary) = record.canary.clone() else {
+        return Err(format!(
+            "{address}: no new version runs beside the old one (the rolling update finished); deploy the previous version to go back"
+        ));
+    };
+    let (Some(listener), Some(old_group)) = (
+        job.settings.listener_arn.clone(),
+        record.target_group.clone(),
+    ) else {
+        return Err(format!(
+            "{address}: state names no listener or old target group"
+        ));
+    };
+    job.event(&format!(
+        "sending all traffic back to {} and removing {}",
+        record.service_name, canary.service_name
+    ));
+    let weights = requests::step_weights(&canary.target_group, &old_group, 100);
+    set_listener_weights(&job, &listener, &weights).await?;
+    delete_service(&job, &canary.service_name).await?;
+    let mut restored = record;
+    restored.weights = weights;
+    restored.canary = None;
+    record_ecs(&job, Some(restored)).map_err(|f| f.message)?;
+    recorder
+        .finish_deployment(address, DeploymentStatus::RolledBack, false, &[])
+        .map_err(|e| e.to_string())?;
+    progress.done(address);
+    job.event("rolled back");
+    Ok(DeploymentOutcome::default())
+}
+
+/// After `step`: when the rollout asks for an approval there that was not
+/// given for this version, record that the deployment waits for it and say
+/// how to go on (`Some`); otherwise `None`.
+fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, String> {
+    let Some(name) = &step.approval else {
+        return Ok(None);
+    };
+    let address = job.address();
+    let version = &job.deployment.service.version;
+    let approved = job
+        .recorder
+        .snapshot()
+        .deployments
+        .get(address)
+        .is_some_and(|d| d.approved(name, version));
+    if approved {
+        return Ok(None);
+    }
+    job.recorder
+        .wait_for_approval(address, name, step.index as u32, job.apply_id)
+        .map_err(|e| e.to_string())?;
+    job.event(&format!(
+        "step {}: waiting for approval \"{name}\"",
+        step.index
+    ));
+    Ok(Some(super::approval_instructions(
+        address,
+        name,
+        step.index as u32,
+    )))
 }
 
 /// Before moving weights: the listener must still send traffic as last set,
@@ -905,9 +1036,18 @@ async fn set_listener_weights(
     Ok(())
 }
 
-async fn judge_gates(job: &Job<'_>, rollout: &Rollout) -> Result<(), String> {
+async fn judge_gates(job: &Job<'_>, rollout: &Rollout, step: usize) -> Result<(), String> {
+    let ctx = gates::GateContext {
+        config: job.config,
+        deployment: job.deployment,
+        baseline_version: job.baseline_version.as_deref(),
+        step,
+        hosts: &[],
+        recorder: job.recorder,
+        progress: job.progress,
+    };
     for gate in &rollout.verify {
-        if let Some(result) = gates::judge_on_runner(gate, &job.config.root).await {
+        if let Some(result) = gates::judge_on_runner(gate, &ctx).await {
             result.map_err(|e| job.config.mask(&e))?;
         }
     }

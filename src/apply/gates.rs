@@ -1,18 +1,133 @@
-//! Gates judged from the machine running apply: HTTP requests and commands
-//! with `on = "runner"`. Shared by the VM and ECS executors.
+//! Gates judged from the machine running apply: HTTP requests, commands with
+//! `on = "runner"`, Prometheus queries and CloudWatch alarms or metrics.
+//! Shared by the VM and ECS executors. Every gate judged here is recorded in
+//! state ([`Recorder::record_gate`]) and printed with the values it saw.
 //!
 //! Not here: commands run on a deployment's hosts (the VM executor runs those
-//! through its transports) and metric queries.
+//! through its transports and records them with [`record`]), and the
+//! judgement of metric values itself ([`crate::metrics`], pure).
 
 use std::path::Path;
 use std::time::Duration;
 
+use super::{Progress, Recorder};
+use crate::aws::{self, error_text};
 use crate::config::units::parse_duration;
-use crate::config::Gate;
+use crate::config::{CloudwatchGate, Config, Deployment, Gate, PrometheusGate};
+use crate::metrics::{self, Baseline, Criteria, QueryContext, Sample};
+use crate::state::lock::now_rfc3339;
+use crate::state::{GateEvaluation, GateResult};
 
-/// Judge `gate` here if it is judged from the runner; `None` when it must
-/// run on the hosts of a step (a command without `on = "runner"`).
-pub async fn judge_on_runner(gate: &Gate, config_root: &Path) -> Option<Result<(), String>> {
+/// Time between evaluations of a metric gate when `interval` is not set.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// How long one Prometheus query may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a gate is judged for: one step of one deployment.
+pub struct GateContext<'a> {
+    pub config: &'a Config,
+    pub deployment: &'a Deployment,
+    /// The version before this apply, for `baseline = "previous_version"`
+    /// (see [`baseline_version`]).
+    pub baseline_version: Option<&'a str>,
+    /// The step just done (1-based) and its hosts (none on ECS).
+    pub step: usize,
+    pub hosts: &'a [String],
+    pub recorder: &'a Recorder,
+    pub progress: &'a Progress,
+}
+
+impl GateContext<'_> {
+    fn query_context(&self) -> QueryContext {
+        let service = &self.deployment.service.address;
+        QueryContext {
+            version: self.deployment.service.version.clone(),
+            baseline_version: self.baseline_version.map(str::to_string),
+            hosts: self.hosts.to_vec(),
+            environment: self
+                .config
+                .environment_of(self.deployment)
+                .map(|e| e.name.clone())
+                .unwrap_or_default(),
+            service: service.rsplit('.').next().unwrap_or(service).to_string(),
+            deployment: self.deployment.name.clone(),
+        }
+    }
+}
+
+/// The version `address` ran before this apply; call before the apply
+/// records its start.
+pub fn baseline_version(recorder: &Recorder, address: &str, new_version: &str) -> Option<String> {
+    metrics::baseline_version(&recorder.snapshot(), address, new_version)
+}
+
+/// http | command | prometheus | cloudwatch
+pub fn kind(gate: &Gate) -> &'static str {
+    if gate.http.is_some() {
+        "http"
+    } else if gate.command.is_some() {
+        "command"
+    } else if gate.prometheus.is_some() {
+        "prometheus"
+    } else if gate.cloudwatch.is_some() {
+        "cloudwatch"
+    } else {
+        "unknown"
+    }
+}
+
+/// Record a judged gate in state and print its verdict. `summary` is masked
+/// here.
+pub fn record(
+    ctx: &GateContext<'_>,
+    gate: &Gate,
+    passed: bool,
+    summary: &str,
+    evaluations: Vec<GateEvaluation>,
+) {
+    let summary = ctx.config.mask(summary);
+    let address = &ctx.deployment.address;
+    ctx.progress
+        .event(address, &format!("gate {}: {summary}", gate.name));
+    let result = GateResult {
+        name: gate.name.clone(),
+        kind: kind(gate).to_string(),
+        step: ctx.step,
+        version: ctx.deployment.service.version.clone(),
+        passed,
+        summary,
+        evaluations,
+        judged_at: now_rfc3339(),
+    };
+    if let Err(error) = ctx.recorder.record_gate(address, result) {
+        ctx.progress.event(
+            address,
+            &format!("gate {}: could not record the result: {error}", gate.name),
+        );
+    }
+}
+
+/// Judge `gate` here if it is judged from the runner (everything but a
+/// command without `on = "runner"`), record and print the result; `None`
+/// when it must run on the hosts of the step.
+pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Result<(), String>> {
+    if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
+        return Some(judge_metric(gate, ctx).await);
+    }
+    let result = judge_check(gate, &ctx.config.root).await?;
+    let summary = match &result {
+        Ok(()) => "pass".to_string(),
+        Err(message) => format!("fail: {message}"),
+    };
+    record(ctx, gate, result.is_ok(), &summary, Vec::new());
+    Some(result.map_err(|e| {
+        ctx.config
+            .mask(&format!("gate \"{}\" failed: {e}", gate.name))
+    }))
+}
+
+/// An http gate, or a command gate with `on = "runner"`.
+async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), String>> {
     if let Some(http) = &gate.http {
         let timeout = http
             .timeout
@@ -32,7 +147,7 @@ pub async fn judge_on_runner(gate: &Gate, config_root: &Path) -> Option<Result<(
                 break;
             }
         }
-        return Some(result.map_err(|e| format!("gate \"{}\" failed: {e}", gate.name)));
+        return Some(result);
     }
     let command = gate.command.as_ref()?;
     if command.on.as_deref() != Some("runner") {
@@ -46,16 +161,256 @@ pub async fn judge_on_runner(gate: &Gate, config_root: &Path) -> Option<Result<(
         .await
     {
         Ok(output) => output,
-        Err(error) => return Some(Err(format!("gate \"{}\": {error}", gate.name))),
+        Err(error) => return Some(Err(error.to_string())),
     };
     Some(if output.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "gate \"{}\" failed: `{}` exited with {}",
-            gate.name, command.command, output.status
+            "`{}` exited with {}",
+            command.command, output.status
         ))
     })
+}
+
+/// A prometheus or cloudwatch gate: `count` evaluations `interval` apart,
+/// stopping at `failure_limit` failed ones.
+async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> {
+    let criteria = Criteria::of(gate);
+    let count = gate.count.unwrap_or(1).max(1);
+    let failure_limit = gate.failure_limit.unwrap_or(1).max(1);
+    let interval = gate
+        .interval
+        .as_deref()
+        .and_then(|i| parse_duration(i).ok())
+        .unwrap_or(DEFAULT_INTERVAL);
+    let query_ctx = ctx.query_context();
+    let cloudwatch = match &gate.cloudwatch {
+        Some(settings) => Some(cloudwatch_client(settings).await),
+        None => None,
+    };
+    let address = &ctx.deployment.address;
+    let mut samples: Vec<Sample> = Vec::new();
+    for evaluation in 1..=count {
+        if evaluation > 1 {
+            ctx.progress.status(
+                address,
+                &format!(
+                    "step {}: gate {}: evaluation {evaluation}/{count} in {}",
+                    ctx.step,
+                    gate.name,
+                    gate.interval.as_deref().unwrap_or("1m")
+                ),
+            );
+            tokio::time::sleep(interval).await;
+        }
+        let sample = match (&gate.prometheus, &gate.cloudwatch, &cloudwatch) {
+            (Some(prometheus), _, _) => prometheus_sample(prometheus, &criteria, &query_ctx).await,
+            (_, Some(settings), Some(client)) => {
+                cloudwatch_sample(client, settings, &criteria, interval).await
+            }
+            _ => unreachable!("judge_metric is called for metric gates only"),
+        };
+        let sample = Sample {
+            text: ctx.config.mask(&sample.text),
+            ..sample
+        };
+        if count > 1 {
+            ctx.progress.event(
+                address,
+                &format!(
+                    "gate {}: evaluation {evaluation}/{count}: {}",
+                    gate.name, sample.text
+                ),
+            );
+        }
+        samples.push(sample);
+        if metrics::gate_failed(&samples, failure_limit) {
+            break;
+        }
+    }
+    let failed = metrics::gate_failed(&samples, failure_limit);
+    let summary = metrics::summary(&samples, failure_limit);
+    let evaluations = samples
+        .into_iter()
+        .map(|s| GateEvaluation {
+            value: s.value,
+            baseline: s.baseline,
+            passed: s.passed,
+            text: s.text,
+        })
+        .collect();
+    record(ctx, gate, !failed, &summary, evaluations);
+    if failed {
+        Err(ctx
+            .config
+            .mask(&format!("gate \"{}\" failed: {summary}", gate.name)))
+    } else {
+        Ok(())
+    }
+}
+
+/// One evaluation of a prometheus gate: the query for the new version and,
+/// with a baseline, for the previous one. A failed request fails the
+/// evaluation.
+async fn prometheus_sample(
+    prometheus: &PrometheusGate,
+    criteria: &Criteria,
+    ctx: &QueryContext,
+) -> Sample {
+    let failed = |text: String| Sample {
+        value: None,
+        baseline: None,
+        passed: false,
+        text,
+    };
+    let query = metrics::render_query(&prometheus.query, ctx, &ctx.version);
+    let value = match prometheus_query(&prometheus.address, &query).await {
+        Ok(value) => value,
+        Err(error) => return failed(format!("query failed: {error}: fail")),
+    };
+    let baseline = match (criteria.tolerance, &ctx.baseline_version) {
+        (None, _) => Baseline::NotUsed,
+        (Some(_), None) => Baseline::NoPreviousVersion,
+        (Some(_), Some(previous)) => {
+            let query = metrics::render_query(&prometheus.query, ctx, previous);
+            match prometheus_query(&prometheus.address, &query).await {
+                Ok(value) => Baseline::Measured(value),
+                Err(error) => return failed(format!("baseline query failed: {error}: fail")),
+            }
+        }
+    };
+    metrics::judge_sample(criteria, value, baseline)
+}
+
+/// GET `/api/v1/query` (an instant query at the current time).
+pub async fn prometheus_query(address: &str, query: &str) -> Result<Option<f64>, String> {
+    let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
+    let shown = metrics::redact_address(address);
+    let query = query.to_string();
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().timeout(QUERY_TIMEOUT).build();
+        let body = match agent.get(&url).query("query", &query).call() {
+            Ok(response) => response.into_string(),
+            // Prometheus explains a bad query in a JSON body with status 400/422.
+            Err(ureq::Error::Status(_, response)) => response.into_string(),
+            Err(ureq::Error::Transport(error)) => return Err(format!("{shown}: {}", error.kind())),
+        }
+        .map_err(|e| format!("{shown}: reading the answer: {e}"))?;
+        metrics::parse_prometheus_response(&body).map_err(|e| format!("{shown}: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn cloudwatch_client(settings: &CloudwatchGate) -> aws_sdk_cloudwatch::Client {
+    let sdk = aws::sdk_config(&aws::Target::new(
+        settings.region.as_deref(),
+        settings.endpoint.as_deref(),
+    ))
+    .await;
+    aws_sdk_cloudwatch::Client::new(&sdk)
+}
+
+/// One evaluation of a cloudwatch gate: the alarm's state, or the metric's
+/// statistic over the last `interval` (at least a minute, CloudWatch's
+/// smallest standard period).
+async fn cloudwatch_sample(
+    client: &aws_sdk_cloudwatch::Client,
+    settings: &CloudwatchGate,
+    criteria: &Criteria,
+    interval: Duration,
+) -> Sample {
+    let failed = |text: String| Sample {
+        value: None,
+        baseline: None,
+        passed: false,
+        text,
+    };
+    if let Some(alarm) = &settings.alarm_name {
+        return match client.describe_alarms().alarm_names(alarm).send().await {
+            Ok(answer) => {
+                let state = answer
+                    .metric_alarms()
+                    .first()
+                    .and_then(|a| a.state_value())
+                    .map(|s| s.as_str().to_string())
+                    .or_else(|| {
+                        answer
+                            .composite_alarms()
+                            .first()
+                            .and_then(|a| a.state_value())
+                            .map(|s| s.as_str().to_string())
+                    });
+                metrics::judge_alarm(criteria, alarm, state.as_deref())
+            }
+            Err(error) => failed(format!(
+                "describing alarm {alarm} failed: {}: fail",
+                error_text(&error)
+            )),
+        };
+    }
+    let (Some(namespace), Some(metric), Some(statistic)) = (
+        &settings.namespace,
+        &settings.metric_name,
+        &settings.statistic,
+    ) else {
+        return failed("the cloudwatch check names neither an alarm nor a metric: fail".into());
+    };
+    let period = interval.as_secs().max(60).div_ceil(60) * 60;
+    let end = std::time::SystemTime::now();
+    let start = end - Duration::from_secs(period);
+    let mut request = client
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .start_time(aws_smithy_types::DateTime::from(start))
+        .end_time(aws_smithy_types::DateTime::from(end))
+        .period(period as i32)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::from(
+            statistic.as_str(),
+        ));
+    for (name, value) in &settings.dimensions {
+        request = request.dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(name)
+                .value(value)
+                .build(),
+        );
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(error) => {
+            return failed(format!(
+                "reading {namespace} {metric} failed: {}: fail",
+                error_text(&error)
+            ))
+        }
+    };
+    let points: Vec<(i64, f64)> = answer
+        .datapoints()
+        .iter()
+        .filter_map(|point| {
+            let value = match statistic.as_str() {
+                "Average" => point.average(),
+                "Sum" => point.sum(),
+                "Minimum" => point.minimum(),
+                "Maximum" => point.maximum(),
+                "SampleCount" => point.sample_count(),
+                _ => None,
+            }?;
+            Some((point.timestamp().map_or(0, |t| t.secs()), value))
+        })
+        .collect();
+    let sample = metrics::judge_sample(
+        criteria,
+        metrics::latest_datapoint(&points),
+        Baseline::NotUsed,
+    );
+    Sample {
+        text: format!("{namespace} {metric} {statistic}: {}", sample.text),
+        ..sample
+    }
 }
 
 /// GET `url` and compare the status (and optionally the body).

@@ -14,6 +14,7 @@
 pub mod alb;
 pub mod ecs;
 pub mod gates;
+pub mod notifications;
 pub mod progress;
 pub mod recorder;
 pub mod refresh;
@@ -56,6 +57,10 @@ pub struct ApplySummary {
     pub failures: Vec<String>,
     /// Deployments not started because an earlier wave failed.
     pub skipped: Vec<String>,
+    /// Deployments stopped at an approval, one line each saying how to go on.
+    pub waiting: Vec<String>,
+    /// Deployments not started because an earlier wave waits for an approval.
+    pub held: Vec<String>,
 }
 
 impl ApplySummary {
@@ -71,6 +76,8 @@ pub struct DeploymentOutcome {
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
     pub failures: Vec<String>,
+    /// The deployment stopped at an approval: how to go on.
+    pub waiting_approval: Option<String>,
 }
 
 /// Reasons apply refuses to start; checked before anything changes.
@@ -99,18 +106,6 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                             scheduled.address, gate.name
                         ));
                     }
-                    if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
-                        problems.push(format!(
-                            "{}: verify \"{}\" uses a metrics check, which this build cannot judge yet",
-                            scheduled.address, gate.name
-                        ));
-                    }
-                }
-                if !rollout.approvals.is_empty() {
-                    problems.push(format!(
-                        "{}: approvals inside a rollout are not available in this build yet",
-                        scheduled.address
-                    ));
                 }
             }
             if let Some(artifact) = &deployment.service.artifact {
@@ -128,6 +123,20 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
     problems
 }
 
+pub use crate::state::{approval_instructions, rejected_message};
+
+/// The outcome of a deployment that already waits for an approval: nothing
+/// runs until someone approves or rejects.
+fn still_waiting(
+    address: &str,
+    waiting: Option<&crate::state::ApprovalRecord>,
+) -> DeploymentOutcome {
+    DeploymentOutcome {
+        waiting_approval: waiting.map(|w| approval_instructions(address, &w.name, w.after_step)),
+        ..DeploymentOutcome::default()
+    }
+}
+
 /// Run the plan. `recorders` holds the locked state of every environment the
 /// plan touches.
 pub async fn apply(
@@ -141,10 +150,17 @@ pub async fn apply(
     let mut summary = ApplySummary::default();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallelism.max(1)));
     let mut failed_wave = false;
+    let mut held_wave = false;
     for wave in &plan.schedule.waves {
         if failed_wave {
             summary
                 .skipped
+                .extend(wave.deployments.iter().map(|d| d.address.clone()));
+            continue;
+        }
+        if held_wave {
+            summary
+                .held
                 .extend(wave.deployments.iter().map(|d| d.address.clone()));
             continue;
         }
@@ -168,7 +184,25 @@ pub async fn apply(
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                let saved = recorder
+                    .snapshot()
+                    .deployments
+                    .get(&change.address)
+                    .filter(|saved| change.version_after.as_ref() == Some(&saved.version))
+                    .cloned();
+                let waiting = saved.as_ref().and_then(|s| s.waiting_approval().cloned());
+                let rejected = saved.as_ref().and_then(|s| s.rejected().cloned());
+                let notifier = match (&waiting, &rejected) {
+                    (None, None) => {
+                        notifications::started(&config, &change, &options, &progress).await
+                    }
+                    _ => None,
+                };
                 let outcome = match change.action {
+                    _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
+                    _ if rejected.is_some() => {
+                        Err(rejected.as_ref().map_or_else(String::new, rejected_message))
+                    }
                     Action::Destroy => recorder
                         .forget(&change.address)
                         .map(|()| DeploymentOutcome::default())
@@ -186,6 +220,8 @@ pub async fn apply(
                         .await
                     }
                 };
+                notifications::finished(&config, notifier.as_ref(), &outcome, &recorder, &progress)
+                    .await;
                 (change.address.clone(), outcome)
             });
         }
@@ -195,7 +231,11 @@ pub async fn apply(
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
-                    if outcome.failures.is_empty() {
+                    if let Some(waiting) = outcome.waiting_approval {
+                        summary.waiting.push(waiting);
+                        summary.failures.extend(outcome.failures);
+                        held_wave = true;
+                    } else if outcome.failures.is_empty() {
                         summary.deployments_succeeded += 1;
                     } else {
                         summary.deployments_failed += 1;

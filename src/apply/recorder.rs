@@ -16,8 +16,8 @@ use crate::plan::planner::{desired_config_files, desired_systemd_unit, rollout_d
 use crate::plan::Plan;
 use crate::state::lock::now_rfc3339;
 use crate::state::{
-    Backend, DeploymentState, DeploymentStatus, HistoryEntry, HostState, HostStatus, State,
-    StateError,
+    ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
+    HostState, HostStatus, PreviousRelease, State, StateError,
 };
 
 pub struct Recorder {
@@ -91,9 +91,18 @@ impl Recorder {
                     systemd_unit: None,
                     hosts: Default::default(),
                     ecs: None,
+                    approvals: Vec::new(),
+                    gates: Vec::new(),
                     updated_at: now.clone(),
                 });
             entry.service = deployment.service.address.clone();
+            if entry.version != deployment.service.version {
+                entry.gates.clear();
+            }
+            if entry.version != deployment.service.version {
+                // Approvals are given for one version.
+                entry.approvals.clear();
+            }
             entry.version = deployment.service.version.clone();
             entry.artifact_sha256 = deployment
                 .service
@@ -122,6 +131,23 @@ impl Recorder {
         let now = now_rfc3339();
         self.update(|state| {
             if let Some(deployment) = state.deployments.get_mut(address) {
+                let previous = match deployment.hosts.get(host) {
+                    _ if status == HostStatus::RolledBack => None,
+                    Some(before)
+                        if before.version != version
+                            && matches!(
+                                before.status,
+                                HostStatus::Deployed | HostStatus::RolledBack
+                            ) =>
+                    {
+                        Some(PreviousRelease {
+                            version: before.version.clone(),
+                            artifact_sha256: before.artifact_sha256.clone(),
+                        })
+                    }
+                    Some(before) => before.previous.clone(),
+                    None => None,
+                };
                 deployment.hosts.insert(
                     host.to_string(),
                     HostState {
@@ -129,9 +155,28 @@ impl Recorder {
                         artifact_sha256: sha256.map(str::to_string),
                         status,
                         updated_at: now.clone(),
+                        previous,
                     },
                 );
                 deployment.updated_at = now;
+            }
+        })
+    }
+
+    /// Record a judged verification gate; a result for the same gate and step
+    /// (an earlier apply of the same version) is replaced.
+    pub fn record_gate(
+        &self,
+        address: &str,
+        result: crate::state::GateResult,
+    ) -> Result<(), StateError> {
+        self.update(|state| {
+            if let Some(deployment) = state.deployments.get_mut(address) {
+                deployment
+                    .gates
+                    .retain(|g| !(g.name == result.name && g.step == result.step));
+                deployment.updated_at = result.judged_at.clone();
+                deployment.gates.push(result);
             }
         })
     }
@@ -151,6 +196,39 @@ impl Recorder {
                 deployment.status = status;
                 deployment.verified = verified;
                 deployment.hosts.retain(|host, _| hosts.contains(host));
+                deployment.updated_at = now;
+            }
+        })
+    }
+
+    /// Record that the deployment stops after step `after_step` to wait for
+    /// approval `name` of its current version.
+    pub fn wait_for_approval(
+        &self,
+        address: &str,
+        name: &str,
+        after_step: u32,
+        apply_id: &str,
+    ) -> Result<(), StateError> {
+        let now = now_rfc3339();
+        self.update(|state| {
+            if let Some(deployment) = state.deployments.get_mut(address) {
+                let version = deployment.version.clone();
+                deployment
+                    .approvals
+                    .retain(|a| !(a.name == name && a.version == version));
+                deployment.approvals.push(ApprovalRecord {
+                    name: name.to_string(),
+                    after_step,
+                    version,
+                    status: ApprovalStatus::Waiting,
+                    requested_by_apply: apply_id.to_string(),
+                    requested_at: now.clone(),
+                    decided_by: None,
+                    decided_at: None,
+                });
+                deployment.status = DeploymentStatus::Partial;
+                deployment.verified = false;
                 deployment.updated_at = now;
             }
         })
@@ -189,12 +267,21 @@ impl Recorder {
                 finished_at: Some(now_rfc3339()),
                 plan_digest: Some(plan_digest),
                 versions,
-                result: if summary.succeeded() {
-                    "succeeded".into()
-                } else if summary.hosts_rolled_back > 0 {
+                approvals: state
+                    .deployments
+                    .values()
+                    .flat_map(|d| d.approvals.iter())
+                    .filter(|a| a.requested_by_apply == options.apply_id)
+                    .cloned()
+                    .collect(),
+                result: if !summary.succeeded() && summary.hosts_rolled_back > 0 {
                     "rolled_back".into()
-                } else {
+                } else if !summary.succeeded() {
                     "failed".into()
+                } else if !summary.waiting.is_empty() {
+                    "waiting_approval".into()
+                } else {
+                    "succeeded".into()
                 },
             });
         })

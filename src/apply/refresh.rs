@@ -431,6 +431,7 @@ mod tests {
                         artifact_sha256: None,
                         status: HostStatus::Deployed,
                         updated_at: "t".into(),
+                        previous: None,
                     },
                 )
             })
@@ -449,6 +450,8 @@ mod tests {
                 systemd_unit: None,
                 hosts,
                 ecs: None,
+                approvals: Vec::new(),
+                gates: Vec::new(),
                 updated_at: "t".into(),
             },
         );

@@ -56,18 +56,46 @@ struct Job<'a> {
     target_group: Option<TargetGroup>,
 }
 
-pub async fn apply_deployment(
-    config: &Config,
-    change: &DeploymentChange,
-    scheduled: &ScheduledDeployment,
-    recorder: &Recorder,
-    options: &ApplyOptions,
-    progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+impl<'a> Job<'a> {
+    async fn new(
+        config: &'a Config,
+        deployment: &'a Deployment,
+        (vm, hosts): (&'a VmSpec, &'a VmHosts),
+        artifact: Option<&'a PreparedArtifact>,
+        options: &'a ApplyOptions,
+        progress: &'a Progress,
+        recorder: &'a Recorder,
+    ) -> Job<'a> {
+        Job {
+            config,
+            deployment,
+            vm,
+            hosts,
+            artifact,
+            unit_text: vm
+                .systemd_unit
+                .as_ref()
+                .map(|unit| systemd_unit_text(vm, unit, &unit.name)),
+            options,
+            progress,
+            recorder,
+            target_group: match &hosts.load_balancer {
+                Some(settings) => Some(TargetGroup::connect(settings).await),
+                None => None,
+            },
+        }
+    }
+}
+
+/// The deployment at `address`, its service's `vm` block and its environment's hosts.
+fn vm_parts<'a>(
+    config: &'a Config,
+    address: &str,
+) -> Result<(&'a Deployment, &'a VmSpec, &'a VmHosts), String> {
     let deployment = config
         .deployments
-        .get(&change.address)
-        .ok_or_else(|| format!("{} is not in the configuration", change.address))?;
+        .get(address)
+        .ok_or_else(|| format!("{address} is not in the configuration"))?;
     let environment = config
         .environment_of(deployment)
         .ok_or("the environment is missing")?;
@@ -80,6 +108,100 @@ pub async fn apply_deployment(
         .vm_hosts
         .as_ref()
         .ok_or("the environment has no vm_hosts")?;
+    Ok((deployment, vm, hosts))
+}
+
+/// `slipway reject`: every host a rollout stopped at an approval has moved
+/// to its version goes back to the release it served before (a host that had
+/// none stops the service), and state records it.
+pub async fn reject_deployment(
+    config: &Config,
+    address: &str,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let (deployment, vm, hosts) = vm_parts(config, address)?;
+    let saved = recorder
+        .snapshot()
+        .deployments
+        .get(address)
+        .cloned()
+        .ok_or_else(|| format!("{address} is not in state"))?;
+    let job = Job::new(
+        config,
+        deployment,
+        (vm, hosts),
+        None,
+        options,
+        progress,
+        recorder,
+    )
+    .await;
+    let ssh_options = if hosts.transport == "ssh" {
+        Some(SshOptions::from_config(hosts, &config.root)?)
+    } else {
+        None
+    };
+    let starts = tokio::sync::Semaphore::new(8);
+    let mut outcome = DeploymentOutcome::default();
+    let moved: Vec<(&String, &HostState)> = saved
+        .hosts
+        .iter()
+        .filter(|(_, record)| record.version == saved.version)
+        .collect();
+    progress.event(
+        address,
+        &format!(
+            "rejected: rolling back {} host(s) from {}",
+            moved.len(),
+            saved.version
+        ),
+    );
+    for (host, record) in moved {
+        let transport = match connect(&job, host, ssh_options.as_ref(), &starts).await {
+            Ok(transport) => transport,
+            Err(message) => {
+                outcome
+                    .failures
+                    .push(format!("{address}: rollback of {host}: {message}"));
+                outcome.hosts_failed += 1;
+                continue;
+            }
+        };
+        let target = release_before(Some(record.clone()), &saved.version);
+        match roll_back_host(&job, host, &transport, target).await {
+            Ok(()) => outcome.hosts_rolled_back += 1,
+            Err(failure) => {
+                outcome
+                    .failures
+                    .push(format!("{address}: rollback of {failure}"));
+                outcome.hosts_failed += 1;
+            }
+        }
+        transport.close().await;
+    }
+    let status = if outcome.failures.is_empty() {
+        DeploymentStatus::RolledBack
+    } else {
+        DeploymentStatus::Failed
+    };
+    recorder
+        .finish_deployment(address, status, false, &hosts.hosts)
+        .map_err(|e| e.to_string())?;
+    progress.done(address);
+    Ok(outcome)
+}
+
+pub async fn apply_deployment(
+    config: &Config,
+    change: &DeploymentChange,
+    scheduled: &ScheduledDeployment,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let (deployment, vm, hosts) = vm_parts(config, &change.address)?;
     let address = deployment.address.as_str();
 
     let artifact = match &deployment.service.artifact {
@@ -101,26 +223,18 @@ pub async fn apply_deployment(
         }
         None => None,
     };
-    let unit_text = vm
-        .systemd_unit
-        .as_ref()
-        .map(|unit| systemd_unit_text(vm, unit, &unit.name));
-    let job = Job {
+    let job = Job::new(
         config,
         deployment,
-        vm,
-        hosts,
-        artifact: artifact.as_ref(),
-        unit_text,
+        (vm, hosts),
+        artifact.as_ref(),
         options,
         progress,
         recorder,
-        target_group: match &hosts.load_balancer {
-            Some(settings) => Some(TargetGroup::connect(settings).await),
-            None => None,
-        },
-    };
+    )
+    .await;
 
+    let baseline_version = gates::baseline_version(recorder, address, &deployment.service.version);
     recorder
         .start_deployment(config, deployment)
         .map_err(|e| e.to_string())?;
@@ -149,8 +263,10 @@ pub async fn apply_deployment(
     let rollout = config.rollout_of(deployment);
     let mut outcome = DeploymentOutcome::default();
     let mut touched: Vec<String> = Vec::new();
-    let total_steps = scheduled.steps.len();
+    // A resumed rollout keeps its step numbers: the last one is the total.
+    let total_steps = scheduled.steps.last().map_or(0, |s| s.index);
     let mut failed_step = None;
+    let mut waiting = false;
 
     for step in &scheduled.steps {
         let StepKind::HostBatch { hosts: batch } = &step.kind else {
@@ -230,7 +346,16 @@ pub async fn apply_deployment(
             }
         }
         if let Some(rollout) = rollout {
-            if let Err(message) = judge_gates(&job, &rollout.verify, batch, &transports).await {
+            let gate_ctx = gates::GateContext {
+                config,
+                deployment,
+                baseline_version: baseline_version.as_deref(),
+                step: step.index,
+                hosts: batch,
+                recorder,
+                progress,
+            };
+            if let Err(message) = judge_gates(&job, &rollout.verify, &gate_ctx, &transports).await {
                 progress.event(address, &format!("step {}: {message}", step.index));
                 outcome
                     .failures
@@ -247,23 +372,67 @@ pub async fn apply_deployment(
                 batch.join(", ")
             ),
         );
+        if let Some(name) = &step.approval {
+            let version = &deployment.service.version;
+            let approved = recorder
+                .snapshot()
+                .deployments
+                .get(address)
+                .is_some_and(|d| d.approved(name, version));
+            if !approved {
+                recorder
+                    .wait_for_approval(address, name, step.index as u32, &options.apply_id)
+                    .map_err(|e| e.to_string())?;
+                progress.event(
+                    address,
+                    &format!("step {}: waiting for approval \"{name}\"", step.index),
+                );
+                outcome.waiting_approval = Some(super::approval_instructions(
+                    address,
+                    name,
+                    step.index as u32,
+                ));
+                waiting = true;
+                break;
+            }
+        }
     }
 
     let result = if let Some(step) = failed_step {
         let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str());
         match on_failure {
             "rollback" => {
+                // This apply's hosts, and those an earlier apply of the same
+                // rollout moved before it stopped at an approval.
+                let version = &deployment.service.version;
+                for (host, record) in &before {
+                    let moved_earlier = record.as_ref().is_some_and(|r| {
+                        &r.version == version
+                            && r.status == HostStatus::Deployed
+                            && r.previous.is_some()
+                    });
+                    if moved_earlier && !touched.contains(host) {
+                        if let Ok(transport) =
+                            connect(&job, host, ssh_options.as_ref(), &starts).await
+                        {
+                            transports.insert(host.clone(), transport);
+                        }
+                        touched.push(host.clone());
+                    }
+                }
                 progress.event(
                     address,
                     &format!("step {step} failed: rolling back {} host(s)", touched.len()),
                 );
                 for host in &touched {
                     let Some(transport) = transports.get(host) else {
+                        outcome.failures.push(format!(
+                            "{address}: rollback of {host}: cannot connect; it stays on {version}"
+                        ));
                         continue;
                     };
-                    match roll_back_host(&job, host, transport, before.get(host).cloned().flatten())
-                        .await
-                    {
+                    let target = release_before(before.get(host).cloned().flatten(), version);
+                    match roll_back_host(&job, host, transport, target).await {
                         Ok(()) => outcome.hosts_rolled_back += 1,
                         Err(failure) => {
                             progress.event(address, &format!("rollback of {failure}"));
@@ -288,10 +457,10 @@ pub async fn apply_deployment(
             }
             _ => DeploymentStatus::Failed,
         }
-    } else if outcome.failures.is_empty() {
-        DeploymentStatus::Deployed
-    } else {
+    } else if waiting || !outcome.failures.is_empty() {
         DeploymentStatus::Partial
+    } else {
+        DeploymentStatus::Deployed
     };
     let verified = result == DeploymentStatus::Deployed;
     recorder
@@ -311,6 +480,10 @@ pub async fn apply_deployment(
             DeploymentStatus::RolledBack => {
                 format!("rolled back {} host(s)", outcome.hosts_rolled_back)
             }
+            DeploymentStatus::Partial if waiting => format!(
+                "waiting for approval: {} host(s) moved to {} so far",
+                outcome.hosts_deployed, deployment.service.version
+            ),
             DeploymentStatus::Partial => format!(
                 "partial: {} host(s) on {}, {} failed",
                 outcome.hosts_deployed, deployment.service.version, outcome.hosts_failed
@@ -649,16 +822,16 @@ async fn health_check(
 async fn judge_gates(
     job: &Job<'_>,
     verify: &[Gate],
-    batch: &[String],
+    gate_ctx: &gates::GateContext<'_>,
     transports: &BTreeMap<String, Transport>,
 ) -> Result<(), String> {
     for gate in verify {
-        if let Some(result) = gates::judge_on_runner(gate, &job.config.root).await {
+        if let Some(result) = gates::judge_on_runner(gate, gate_ctx).await {
             result?;
             continue;
         }
         if let Some(command) = &gate.command {
-            for host in batch {
+            for host in gate_ctx.hosts {
                 let Some(transport) = transports.get(host) else {
                     continue;
                 };
@@ -678,6 +851,8 @@ async fn judge_gates(
                         .await
                         .map_err(|e| e.to_string())?;
                     if !output.success() {
+                        let why = format!("fail on {host}: {}", output.tail());
+                        gates::record(gate_ctx, gate, false, &why, Vec::new());
                         return Err(format!(
                             "gate \"{}\" failed on {host}: {}",
                             gate.name,
@@ -686,6 +861,7 @@ async fn judge_gates(
                     }
                 }
             }
+            gates::record(gate_ctx, gate, true, "pass", Vec::new());
         }
     }
     Ok(())
@@ -696,6 +872,22 @@ fn load_balancer_failure(host: &str, step: &str, message: String) -> HostFailure
         host: host.to_string(),
         step: step.to_string(),
         message,
+    }
+}
+
+/// What a rollback restores on a host, from its record before this apply: that
+/// record, or, when an earlier apply of the same rollout already moved the host
+/// to `version`, the release it served before.
+fn release_before(record: Option<HostState>, version: &str) -> Option<HostState> {
+    match record {
+        Some(record) if record.version == version => record.previous.map(|previous| HostState {
+            version: previous.version,
+            artifact_sha256: previous.artifact_sha256,
+            status: HostStatus::Deployed,
+            updated_at: record.updated_at,
+            previous: None,
+        }),
+        other => other,
     }
 }
 

@@ -19,10 +19,10 @@ use super::check::check_body;
 use super::eval::{function_context, references, to_json, type_name, with_base_dir, Reference};
 use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawInput, ENV_PREFIX};
 use super::model::*;
-use super::raw::{read_directory, RawAttr, RawBlock, RawBody};
+use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
 use super::schema::{self, BlockSpec, Schema, Ty};
 use super::units::{parse_duration, parse_percent};
-use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 
 /// Modules may call modules, up to this depth.
 const MAX_MODULE_DEPTH: usize = 8;
@@ -69,10 +69,32 @@ pub fn load_backend_only(dir: &Path) -> Result<Backend, (SourceMap, Diagnostics)
 }
 
 pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
+    load_with(dir, inputs, |sources, diagnostics| {
+        read_directory(dir, sources, diagnostics)
+    })
+}
+
+/// Load a configuration whose files are given in memory as (path, bytes),
+/// as [`load`] would load a directory holding them. The paths name the files
+/// in diagnostics; `dir` is what relative paths in the configuration (module
+/// sources, `file()`, local artifacts) resolve against.
+pub fn load_sources(dir: &Path, files: &[(PathBuf, Vec<u8>)], inputs: &InputSources) -> Loaded {
+    load_with(dir, inputs, |sources, diagnostics| {
+        read_sources(files, sources, diagnostics)
+    })
+}
+
+/// The pipeline behind [`load`] and [`load_sources`]; `read` supplies the
+/// root configuration's parsed files.
+fn load_with(
+    dir: &Path,
+    inputs: &InputSources,
+    read: impl FnOnce(&mut SourceMap, &mut Diagnostics) -> Vec<(FileId, RawBody)>,
+) -> Loaded {
     super::eval::reset_caches();
     let mut loader = Loader::new(dir);
     let values = loader.collect_inputs(inputs);
-    let bodies = read_directory(dir, &mut loader.sources, &mut loader.diagnostics);
+    let bodies = read(&mut loader.sources, &mut loader.diagnostics);
     if bodies.is_empty() && !loader.diagnostics.has_errors() {
         loader.diagnostics.push(
             Diagnostic::error("no-configuration", format!("no *.hcl files in {}", dir.display()))
@@ -1223,6 +1245,7 @@ impl Loader {
     }
 
     fn validate_rollout(&mut self, block: &RawBlock, rollout: &Rollout) {
+        self.validate_notify(block, rollout);
         let attr_span = |name: &str| block.body.attr(name).map(|a| a.span);
         let header = block.header_span();
         match rollout.strategy.as_str() {
@@ -1382,6 +1405,174 @@ impl Loader {
                                 .map(|a| a.span),
                         )
                         .help("e.g. tolerance = 1.2 fails when the new version is 20% worse"),
+                );
+            }
+            self.validate_metric_gate(gate_block, gate);
+        }
+    }
+
+    /// What a prometheus or cloudwatch gate needs to judge anything: bounds
+    /// that some value can meet, a baseline's settings only with a baseline,
+    /// known query placeholders, an alarm or a complete metric.
+    fn validate_metric_gate(&mut self, gate_block: Option<&RawBlock>, gate: &Gate) {
+        let attr_span = |name: &str| gate_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
+        let check_span = |check: &str, name: &str| {
+            gate_block
+                .and_then(|b| b.body.blocks_of(check).next())
+                .and_then(|c| c.body.attr(name).map(|a| a.span).or(Some(c.header_span())))
+        };
+        if let (Some(min), Some(max)) = (gate.min, gate.max) {
+            if min > max {
+                self.error(
+                    Diagnostic::error(
+                        "verify",
+                        format!(
+                            "verify \"{}\": min ({min}) is above max ({max}), so no value can pass",
+                            gate.name
+                        ),
+                    )
+                    .at_opt(attr_span("min"))
+                    .help("min is the lowest value that passes, max the highest"),
+                );
+            }
+        }
+        if gate.count == Some(0) {
+            self.error(
+                Diagnostic::error("verify", "count must be at least 1")
+                    .at_opt(attr_span("count"))
+                    .help("count is the number of evaluations, interval apart"),
+            );
+        }
+        if gate.baseline.is_none() {
+            for name in ["tolerance", "direction"] {
+                if let Some(span) = attr_span(name) {
+                    self.error(
+                        Diagnostic::error(
+                            "verify",
+                            format!(
+                                "verify \"{}\": {name} applies only to a baseline comparison",
+                                gate.name
+                            ),
+                        )
+                        .at(span)
+                        .help("add baseline = \"previous_version\", or remove it"),
+                    );
+                }
+            }
+        }
+        if let Some(prometheus) = &gate.prometheus {
+            if gate.min.is_none() && gate.max.is_none() && gate.baseline.is_none() {
+                self.error(
+                    Diagnostic::error(
+                        "verify",
+                        format!("verify \"{}\": a prometheus check needs min, max or baseline to judge its value", gate.name),
+                    )
+                    .at_opt(gate_block.map(RawBlock::header_span))
+                    .help("e.g. max = 0.01, or baseline = \"previous_version\" with a tolerance"),
+                );
+            }
+            for name in crate::metrics::unknown_placeholders(&prometheus.query) {
+                let help = match did_you_mean(&name, crate::metrics::PLACEHOLDERS.iter().copied()) {
+                    Some(known) => format!("did you mean {{{{{known}}}}}?"),
+                    None => format!(
+                        "known placeholders: {}",
+                        crate::metrics::PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{{{p}}}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.error(
+                    Diagnostic::error(
+                        "verify",
+                        format!("unknown placeholder {{{{{name}}}}} in the query"),
+                    )
+                    .at_opt(check_span("prometheus", "query"))
+                    .help(help),
+                );
+            }
+        }
+        if let Some(cloudwatch) = &gate.cloudwatch {
+            let metric = [
+                &cloudwatch.namespace,
+                &cloudwatch.metric_name,
+                &cloudwatch.statistic,
+            ];
+            let metric_parts = metric.iter().filter(|m| m.is_some()).count();
+            if cloudwatch.alarm_name.is_some() == (metric_parts > 0)
+                || (metric_parts > 0 && metric_parts < 3)
+            {
+                self.error(
+                    Diagnostic::error(
+                        "verify",
+                        format!("verify \"{}\": a cloudwatch check needs either alarm_name, or namespace, metric_name and statistic", gate.name),
+                    )
+                    .at_opt(check_span("cloudwatch", "alarm_name").or_else(|| check_span("cloudwatch", "namespace")))
+                    .help("use alarm_name = \"...\" for an alarm, or all three of namespace, metric_name and statistic for a metric"),
+                );
+            }
+            if let Some(statistic) = &cloudwatch.statistic {
+                const STATISTICS: &[&str] =
+                    &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
+                if !STATISTICS.contains(&statistic.as_str()) {
+                    self.error(
+                        Diagnostic::error("verify", format!("unknown statistic \"{statistic}\""))
+                            .at_opt(check_span("cloudwatch", "statistic"))
+                            .help(match did_you_mean(statistic, STATISTICS.iter().copied()) {
+                                Some(known) => format!("did you mean \"{known}\"?"),
+                                None => format!("one of {}", STATISTICS.join(", ")),
+                            }),
+                    );
+                }
+            }
+            if metric_parts == 3 && gate.min.is_none() && gate.max.is_none() {
+                self.error(
+                    Diagnostic::error(
+                        "verify",
+                        format!("verify \"{}\": a cloudwatch metric needs min or max to judge its value", gate.name),
+                    )
+                    .at_opt(gate_block.map(RawBlock::header_span))
+                    .help("e.g. max = 5"),
+                );
+            }
+        }
+    }
+
+    /// A notify block's webhook is an http(s) URL and its `on` names events.
+    fn validate_notify(&mut self, block: &RawBlock, rollout: &Rollout) {
+        for notify in &rollout.notify {
+            let notify_block = block
+                .body
+                .blocks_of("notify")
+                .find(|b| b.label() == notify.name);
+            let span = |name: &str| notify_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
+            if let Err(problem) = crate::notify::check_webhook(&notify.webhook) {
+                self.error(
+                    Diagnostic::error(
+                        "notify",
+                        format!("notify \"{}\": webhook: {problem}", notify.name),
+                    )
+                    .at_opt(span("webhook"))
+                    .help("use the full URL that receives a POST, e.g. \"https://hooks.slack.com/services/...\""),
+                );
+            }
+            for event in &notify.on {
+                if crate::notify::EventKind::from_on(event).is_some() {
+                    continue;
+                }
+                let names = crate::notify::EVENT_NAMES;
+                let message = match did_you_mean(event, names) {
+                    Some(suggestion) => format!(
+                        "notify \"{}\": \"{event}\" is not an event; did you mean \"{suggestion}\"?",
+                        notify.name
+                    ),
+                    None => format!("notify \"{}\": \"{event}\" is not an event", notify.name),
+                };
+                self.error(
+                    Diagnostic::error("notify", message)
+                        .at_opt(span("on"))
+                        .help(format!("events: {}", names.join(", "))),
                 );
             }
         }

@@ -16,5 +16,5 @@ pub mod schema;
 pub mod units;
 
 pub use inputs::InputSources;
-pub use load::{load, load_backend_only, Loaded};
+pub use load::{load, load_backend_only, load_sources, Loaded};
 pub use model::*;

@@ -113,25 +113,58 @@ pub fn read_directory(
                 continue;
             }
         };
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                let valid_up_to = error.utf8_error().valid_up_to();
-                let lossy = String::from_utf8_lossy(error.as_bytes()).into_owned();
-                let file = sources.add(&path, lossy);
-                diagnostics.push(
-                    Diagnostic::error("invalid-utf8", "the file is not valid UTF-8")
-                        .at(Span::new(file, valid_up_to..valid_up_to + 1))
-                        .help("save the file as UTF-8"),
-                );
-                continue;
-            }
-        };
-        sources.add(&path, text);
-        read.push(sources.files().len() - 1);
+        read.extend(add_source(&path, bytes, sources, diagnostics));
     }
+    parse_added(&read, sources, diagnostics)
+}
+
+/// Parse configuration files given in memory as (path, bytes), in the order
+/// given, exactly as [`read_directory`] parses the files it reads: the paths
+/// only name the files in diagnostics.
+pub fn read_sources(
+    files: &[(PathBuf, Vec<u8>)],
+    sources: &mut SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Vec<(FileId, RawBody)> {
+    let read: Vec<FileId> = files
+        .iter()
+        .filter_map(|(path, bytes)| add_source(path, bytes.clone(), sources, diagnostics))
+        .collect();
+    parse_added(&read, sources, diagnostics)
+}
+
+/// Add a file's bytes to the source map; `None` (and a diagnostic) when they
+/// are not UTF-8.
+fn add_source(
+    path: &Path,
+    bytes: Vec<u8>,
+    sources: &mut SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Option<FileId> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(sources.add(path, text)),
+        Err(error) => {
+            let valid_up_to = error.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            let file = sources.add(path, lossy);
+            diagnostics.push(
+                Diagnostic::error("invalid-utf8", "the file is not valid UTF-8")
+                    .at(Span::new(file, valid_up_to..valid_up_to + 1))
+                    .help("save the file as UTF-8"),
+            );
+            None
+        }
+    }
+}
+
+/// Parse files already in the source map.
+fn parse_added(
+    read: &[FileId],
+    sources: &SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Vec<(FileId, RawBody)> {
     let mut bodies = Vec::new();
-    for (file, parsed) in parse_files(&read, sources) {
+    for (file, parsed) in parse_files(read, sources) {
         match parsed {
             Ok(body) => bodies.push((file, body)),
             Err(diagnostic) => diagnostics.push(*diagnostic),

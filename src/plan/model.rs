@@ -110,6 +110,9 @@ pub enum ReasonKind {
     HostsAdded,
     HostsRemoved,
     HostsPending,
+    /// Every target is on the version but the rollout has not ended: it
+    /// waits for an approval or stopped after its last step.
+    RolloutUnfinished,
     RolloutPolicy,
     Drift,
 }

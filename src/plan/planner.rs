@@ -69,6 +69,8 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     let mut diagnostics = Diagnostics::default();
     let mut changes: BTreeMap<String, DeploymentChange> = BTreeMap::new();
     let mut targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Deployments whose rollout of this version stopped part-way: it goes on.
+    let mut continuing: BTreeSet<String> = BTreeSet::new();
     let mut warnings = Vec::new();
     let digests = RolloutDigests::default();
 
@@ -86,6 +88,30 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         };
         let (change, hosts) = plan_deployment(config, deployment, environment, saved, &digests);
         if let Some(saved) = saved {
+            if let Some(waiting) = saved
+                .waiting_approval()
+                .filter(|w| w.version == deployment.service.version)
+            {
+                warnings.push(format!(
+                    "{} (asked {})",
+                    crate::state::approval_instructions(
+                        &deployment.address,
+                        &waiting.name,
+                        waiting.after_step
+                    ),
+                    waiting.requested_at
+                ));
+            }
+            if let Some(rejected) = saved
+                .rejected()
+                .filter(|r| r.version == deployment.service.version)
+            {
+                warnings.push(format!(
+                    "{}: {}",
+                    deployment.address,
+                    crate::state::rejected_message(rejected)
+                ));
+            }
             if saved.status == DeploymentStatus::InProgress {
                 warnings.push(format!(
                     "{}: an earlier apply did not finish (state says in progress); the plan treats unfinished hosts as pending",
@@ -95,6 +121,16 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         }
         if matches!(change.action, Action::Create | Action::Update) {
             check_promotion(config, deployment, states, &mut diagnostics);
+        }
+        let unfinished = saved.is_some_and(|saved| {
+            saved.version == deployment.service.version
+                && matches!(
+                    saved.status,
+                    DeploymentStatus::Partial | DeploymentStatus::InProgress
+                )
+        });
+        if unfinished {
+            continuing.insert(deployment.address.clone());
         }
         targets.insert(deployment.address.clone(), hosts);
         changes.insert(deployment.address.clone(), change);
@@ -133,7 +169,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         return Err(diagnostics);
     }
 
-    let schedule = schedule(config, &changes, &targets);
+    let schedule = schedule(config, &changes, &targets, &continuing);
     let mut ordered: Vec<DeploymentChange> = Vec::new();
     for wave in &schedule.waves {
         for scheduled in &wave.deployments {
@@ -529,6 +565,29 @@ fn plan_deployment(
             false,
         );
     }
+    let nothing_on_targets = change
+        .reasons
+        .iter()
+        .all(|r| r.kind == ReasonKind::RolloutPolicy);
+    if nothing_on_targets
+        && saved.version == version
+        && matches!(
+            saved.status,
+            DeploymentStatus::Partial | DeploymentStatus::InProgress
+        )
+    {
+        let why = match saved.waiting_approval() {
+            Some(waiting) => format!("waits for approval \"{}\"", waiting.name),
+            None => "stopped before its end".to_string(),
+        };
+        change.reasons.push(Reason {
+            kind: ReasonKind::RolloutUnfinished,
+            summary: format!(
+                "every target is on {version}, but the rollout {why}; apply records its end"
+            ),
+            diff: None,
+        });
+    }
     let rollout_only = change
         .reasons
         .iter()
@@ -662,6 +721,7 @@ fn schedule(
     config: &Config,
     changes: &BTreeMap<String, DeploymentChange>,
     targets: &BTreeMap<String, Vec<String>>,
+    continuing: &BTreeSet<String>,
 ) -> Schedule {
     let graph = DeploymentGraph::build(config);
     let mut waves: Vec<Vec<String>> = graph
@@ -695,6 +755,7 @@ fn schedule(
                             config,
                             &changes[address],
                             targets.get(address).map_or(&[][..], Vec::as_slice),
+                            continuing.contains(address),
                         )
                     })
                     .collect(),
@@ -703,7 +764,16 @@ fn schedule(
     }
 }
 
-fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> ScheduledDeployment {
+/// How `change` will run. `continues`: its rollout of this version stopped
+/// part-way (at an approval, or paused on a failure) and goes on with the
+/// hosts that remain, in the steps they belong to; otherwise the hosts to
+/// change make a rollout of their own.
+fn scheduled(
+    config: &Config,
+    change: &DeploymentChange,
+    hosts: &[String],
+    continues: bool,
+) -> ScheduledDeployment {
     let deployment = config.deployments.get(&change.address);
     let rollout = deployment.and_then(|d| config.rollout_of(d));
     let environment = deployment.and_then(|d| config.environment_of(d));
@@ -730,17 +800,32 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
             needs_approval_before_start: false,
         };
     };
-    let kinds: Vec<StepKind> = match change.target {
+    let kinds: Vec<(usize, StepKind)> = match change.target {
         TargetKind::Vm => {
-            let batches = match rollout {
-                Some(r) if r.strategy == "rolling" => rolling_batches(hosts, &r.batches),
-                Some(r) if r.strategy == "canary" => canary_batches(hosts, &r.steps),
-                _ => vec![hosts.to_vec()],
+            let all: Vec<String> = match &environment.vm_hosts {
+                Some(vm_hosts) if continues => vm_hosts.hosts.clone(),
+                _ => hosts.to_vec(),
             };
+            let batches = match rollout {
+                Some(r) if r.strategy == "rolling" => rolling_batches(&all, &r.batches),
+                Some(r) if r.strategy == "canary" => canary_batches(&all, &r.steps),
+                _ => vec![all.clone()],
+            };
+            let remaining: BTreeSet<&String> = hosts.iter().collect();
             batches
                 .into_iter()
                 .filter(|b| !b.is_empty())
-                .map(|hosts| StepKind::HostBatch { hosts })
+                .enumerate()
+                .map(|(i, batch)| {
+                    let hosts: Vec<String> = batch
+                        .into_iter()
+                        .filter(|h| remaining.contains(h))
+                        .collect();
+                    (i + 1, StepKind::HostBatch { hosts })
+                })
+                .filter(
+                    |(_, kind)| !matches!(kind, StepKind::HostBatch { hosts } if hosts.is_empty()),
+                )
                 .collect()
         }
         TargetKind::Ecs => match rollout {
@@ -752,14 +837,19 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
                 };
                 steps
                     .iter()
-                    .map(|s| StepKind::TrafficShift {
-                        percent: parse_percent(s).unwrap_or(100),
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let percent = parse_percent(s).unwrap_or(100);
+                        (i + 1, StepKind::TrafficShift { percent })
                     })
                     .collect()
             }
-            _ => vec![StepKind::ServiceUpdate {
-                desired_count: desired_count(deployment, environment),
-            }],
+            _ => vec![(
+                1,
+                StepKind::ServiceUpdate {
+                    desired_count: desired_count(deployment, environment),
+                },
+            )],
         },
     };
     let health_gates: Vec<Gate> = deployment
@@ -785,9 +875,8 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
         .unwrap_or_default();
     let steps = kinds
         .into_iter()
-        .enumerate()
-        .map(|(i, kind)| Step {
-            index: i + 1,
+        .map(|(index, kind)| Step {
+            index,
             kind,
             bake: rollout.and_then(|r| r.bake.clone()),
             gates: health_gates
@@ -798,7 +887,7 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
             approval: rollout.and_then(|r| {
                 r.approvals
                     .iter()
-                    .find(|a| a.after_step as usize == i + 1)
+                    .find(|a| a.after_step as usize == index)
                     .map(|a| a.name.clone())
             }),
         })
@@ -817,7 +906,11 @@ fn scheduled(config: &Config, change: &DeploymentChange, hosts: &[String]) -> Sc
 fn describe_gate(gate: &crate::config::Gate) -> Gate {
     let mut detail = String::new();
     let kind = if let Some(p) = &gate.prometheus {
-        detail.push_str(&format!("query `{}` at {}", p.query, p.address));
+        detail.push_str(&format!(
+            "query `{}` at {}",
+            p.query,
+            crate::metrics::redact_address(&p.address)
+        ));
         "prometheus"
     } else if let Some(h) = &gate.http {
         detail.push_str(&format!(
@@ -840,9 +933,10 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         match &c.alarm_name {
             Some(alarm) => detail.push_str(&format!("alarm {alarm} not in ALARM")),
             None => detail.push_str(&format!(
-                "metric {}/{}",
+                "metric {}/{} {}",
                 c.namespace.as_deref().unwrap_or(""),
-                c.metric_name.as_deref().unwrap_or("")
+                c.metric_name.as_deref().unwrap_or(""),
+                c.statistic.as_deref().unwrap_or("")
             )),
         }
         "cloudwatch"
@@ -856,10 +950,14 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         detail.push_str(&format!(", max {max}"));
     }
     if let Some(baseline) = &gate.baseline {
-        detail.push_str(&format!(
-            ", compared with {baseline} ×{}",
-            gate.tolerance.unwrap_or(1.0)
-        ));
+        let tolerance = gate.tolerance.unwrap_or(1.0);
+        if gate.direction.as_deref() == Some("lower_is_worse") {
+            detail.push_str(&format!(
+                ", compared with {baseline} ÷{tolerance} (lower is worse)"
+            ));
+        } else {
+            detail.push_str(&format!(", compared with {baseline} ×{tolerance}"));
+        }
     }
     if let Some(count) = gate.count {
         detail.push_str(&format!(

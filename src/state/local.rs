@@ -287,6 +287,8 @@ mod tests {
                 systemd_unit: None,
                 hosts: Default::default(),
                 ecs: None,
+                approvals: Vec::new(),
+                gates: Vec::new(),
                 updated_at: "2026-01-02T03:04:05Z".to_string(),
             },
         );
@@ -299,6 +301,7 @@ mod tests {
             plan_digest: None,
             versions: [("deployment.web".to_string(), "1.4.2".to_string())].into(),
             result: "succeeded".to_string(),
+            approvals: Vec::new(),
         });
         state
     }

@@ -66,7 +66,157 @@ pub struct DeploymentState {
     pub hosts: BTreeMap<String, HostState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs: Option<EcsState>,
+    /// The rollout's approvals for `version`: asked for, given or refused.
+    /// Cleared when a new version starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
+    /// The verification gates judged for `version`, in order, with the values
+    /// they saw. Cleared when a new version starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
     pub updated_at: String,
+}
+
+/// One verification gate judged after one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// The `verify` block's name.
+    pub name: String,
+    /// http | command | prometheus | cloudwatch
+    pub kind: String,
+    /// The step (batch or traffic step) it was judged after, 1-based.
+    pub step: usize,
+    pub version: String,
+    pub passed: bool,
+    /// Why, with the values seen (sensitive values masked).
+    pub summary: String,
+    /// Each evaluation of a metric gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluations: Vec<GateEvaluation>,
+    pub judged_at: String,
+}
+
+/// One evaluation of a metric gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateEvaluation {
+    /// The new version's value; absent when the query returned no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The previous version's value, with `baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    pub passed: bool,
+    pub text: String,
+}
+
+/// One approval gate of a rollout, for one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// The `approval` block's name.
+    pub name: String,
+    /// The rollout step it follows (1-based).
+    pub after_step: u32,
+    pub version: String,
+    pub status: ApprovalStatus,
+    /// The apply that stopped to wait for it.
+    pub requested_by_apply: String,
+    pub requested_at: String,
+    /// Who approved or rejected, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Waiting,
+    Approved,
+    Rejected,
+}
+
+/// How to go on from approval `name` after step `after_step` of `address`.
+pub fn approval_instructions(address: &str, name: &str, after_step: u32) -> String {
+    format!(
+        "{address} waits for approval \"{name}\" after step {after_step}: `slipway approve {address}` and then `slipway apply` continue the rollout from step {}; `slipway reject {address}` rolls it back",
+        after_step + 1
+    )
+}
+
+/// Why apply does not deploy a version that was rejected at an approval.
+pub fn rejected_message(record: &ApprovalRecord) -> String {
+    format!(
+        "version {} was rejected at approval \"{}\" by {}; apply does not deploy it again: configure another version",
+        record.version,
+        record.name,
+        record.decided_by.as_deref().unwrap_or("someone")
+    )
+}
+
+impl DeploymentState {
+    /// The approval this deployment waits for at its current version.
+    pub fn waiting_approval(&self) -> Option<&ApprovalRecord> {
+        self.approvals
+            .iter()
+            .find(|a| a.status == ApprovalStatus::Waiting && a.version == self.version)
+    }
+
+    /// The approval refused for the current version, if any: apply does not
+    /// deploy a rejected version again.
+    pub fn rejected(&self) -> Option<&ApprovalRecord> {
+        self.approvals
+            .iter()
+            .find(|a| a.status == ApprovalStatus::Rejected && a.version == self.version)
+    }
+
+    /// Give or refuse the approval this deployment waits for. `gate`, when
+    /// given, must name it. Returns the decided record.
+    pub fn decide_approval(
+        &mut self,
+        address: &str,
+        gate: Option<&str>,
+        decision: ApprovalStatus,
+        who: &str,
+        at: &str,
+    ) -> Result<ApprovalRecord, String> {
+        let version = self.version.clone();
+        let status = self.status.clone();
+        let Some(record) = self
+            .approvals
+            .iter_mut()
+            .find(|a| a.status == ApprovalStatus::Waiting && a.version == version)
+        else {
+            return Err(match self.approvals.iter().rfind(|a| a.version == version) {
+                Some(last) => format!(
+                    "{address} does not wait for an approval: \"{}\" of {version} was already {} by {}",
+                    last.name,
+                    if last.status == ApprovalStatus::Approved { "approved" } else { "rejected" },
+                    last.decided_by.as_deref().unwrap_or("someone")
+                ),
+                None => format!(
+                    "{address} does not wait for an approval (version {version}, status {status:?}); `slipway plan` shows where it stands"
+                ),
+            });
+        };
+        if let Some(gate) = gate.filter(|g| *g != record.name) {
+            return Err(format!(
+                "{address} waits for approval \"{}\", not \"{gate}\"",
+                record.name
+            ));
+        }
+        record.status = decision;
+        record.decided_by = Some(who.to_string());
+        record.decided_at = Some(at.to_string());
+        Ok(record.clone())
+    }
+
+    /// Whether approval `name` was given for `version`.
+    pub fn approved(&self, name: &str, version: &str) -> bool {
+        self.approvals
+            .iter()
+            .any(|a| a.name == name && a.version == version && a.status == ApprovalStatus::Approved)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +236,18 @@ pub struct HostState {
     pub artifact_sha256: Option<String>,
     pub status: HostStatus,
     pub updated_at: String,
+    /// The release the host served before the apply that moved it to
+    /// `version` (what a rollback or `slipway reject` switches back to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousRelease>,
+}
+
+/// A release a host served before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousRelease {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,8 +294,13 @@ pub struct HistoryEntry {
     /// Deployment address → version applied.
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
-    /// succeeded | failed | rolled_back | interrupted
+    /// succeeded | failed | rolled_back | interrupted | waiting_approval |
+    /// approved | rejected
     pub result: String,
+    /// Approvals given or refused by this entry (`approve` / `reject`), or
+    /// asked for by this apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
 }
 
 impl State {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::state::lock::{current_user, lock_with_timeout, now_rfc3339};
 use crate::state::{
-    Backend, DeploymentState, HistoryEntry, LineageMismatch, LockInfo, OlderSerial, State,
-    StateError,
+    ApprovalRecord, ApprovalStatus, Backend, DeploymentState, HistoryEntry, LineageMismatch,
+    LockInfo, OlderSerial, State, StateError,
 };
 
 /// What [`push`] replaced and wrote.
@@ -93,6 +93,41 @@ pub fn remove_deployment(
     Ok(Some((removed, state.serial)))
 }
 
+/// Give or refuse the approval `address` waits for in `environment`, and
+/// record it in the history (`approve` / `reject`). Nothing is written when
+/// the deployment does not wait for that approval.
+pub fn decide_approval(
+    backend: &dyn Backend,
+    environment: &str,
+    address: &str,
+    gate: Option<&str>,
+    decision: ApprovalStatus,
+) -> Result<ApprovalRecord, String> {
+    let mut state = backend
+        .read(environment)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("environment {environment} has no state"))?;
+    let deployment = state
+        .deployments
+        .get_mut(address)
+        .ok_or_else(|| format!("{address} is not in the state of environment {environment}"))?;
+    let who = current_user();
+    let record = deployment.decide_approval(address, gate, decision, &who, &now_rfc3339())?;
+    let (operation, result) = match decision {
+        ApprovalStatus::Approved => ("approve", "approved"),
+        _ => ("reject", "rejected"),
+    };
+    let mut entry = entry(
+        operation,
+        [(address.to_string(), record.version.clone())].into(),
+    );
+    entry.result = result.to_string();
+    entry.approvals = vec![record.clone()];
+    state.history.push(entry);
+    backend.write(&mut state).map_err(|e| e.to_string())?;
+    Ok(record)
+}
+
 /// A history entry for a state command, finished now.
 fn entry(operation: &str, versions: std::collections::BTreeMap<String, String>) -> HistoryEntry {
     let now = now_rfc3339();
@@ -105,6 +140,7 @@ fn entry(operation: &str, versions: std::collections::BTreeMap<String, String>) 
         plan_digest: None,
         versions,
         result: "succeeded".to_string(),
+        approvals: Vec::new(),
     }
 }
 
@@ -277,6 +313,8 @@ mod tests {
             systemd_unit: None,
             hosts: Default::default(),
             ecs: None,
+            approvals: Vec::new(),
+            gates: Vec::new(),
             updated_at: "2026-01-02T03:04:05Z".to_string(),
         }
     }
@@ -295,6 +333,7 @@ mod tests {
             plan_digest: Some("abc".to_string()),
             versions: [("deployment.web".to_string(), "1.0.0".to_string())].into(),
             result: "succeeded".to_string(),
+            approvals: Vec::new(),
         });
         backend.write(&mut state).expect("write");
         backend.write(&mut state).expect("write");
@@ -410,6 +449,7 @@ mod tests {
             plan_digest: None,
             versions: [(address.to_string(), "1".to_string())].into(),
             result: "succeeded".to_string(),
+            approvals: Vec::new(),
         };
         prod.history
             .push(at("2026-01-03T00:00:00Z", "deployment.web"));

@@ -130,6 +130,7 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
                         artifact_sha256: sha.clone(),
                         status: HostStatus::Deployed,
                         updated_at: FIXTURE_TIME.to_string(),
+                        previous: None,
                     },
                 )
             })
@@ -176,6 +177,8 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
         systemd_unit: desired_systemd_unit(config, deployment),
         hosts,
         ecs,
+        approvals: Vec::new(),
+        gates: Vec::new(),
         updated_at: FIXTURE_TIME.to_string(),
     }
 }
@@ -212,6 +215,7 @@ pub fn applied_state(config: &Config, environment: &str) -> State {
             .map(|(address, d)| (address.clone(), d.version.clone()))
             .collect(),
         result: "succeeded".to_string(),
+        approvals: Vec::new(),
     });
     state
 }

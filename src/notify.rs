@@ -1,0 +1,947 @@
+//! Notifications: the events a rollout's `notify` blocks receive, and their
+//! delivery.
+//!
+//! - The payloads are built by pure functions, tested as JSON text: slipway's
+//!   own versioned event document ([`event_json`]) or, with
+//!   `format = "slack"`, a Slack-compatible message ([`slack_json`]).
+//! - Every string of a payload is masked with the configuration's sensitive
+//!   values ([`mask_json`]); no variable value is ever put into one.
+//! - [`Notifier`] holds what the events of one deployment in one apply share
+//!   and POSTs them (a short timeout, one retry, on a blocking thread). A
+//!   delivery that fails comes back as a warning text, never as an error: a
+//!   notification cannot fail a deployment.
+//!
+//! Not here: deciding when an event happens (apply does) or printing the
+//! warnings (apply's progress does).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::config::model::mask_values;
+use crate::config::{Config, Notify};
+use crate::plan::DeploymentChange;
+
+/// Version of the JSON event document; raised on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Names accepted in a notify block's `on` list, in the order they happen.
+pub const EVENT_NAMES: [&str; 5] = [
+    "started",
+    "approval_waiting",
+    "succeeded",
+    "failed",
+    "rolled_back",
+];
+
+/// Older names still accepted in `on` lists.
+pub const EVENT_ALIASES: [(&str, EventKind); 1] =
+    [("approval_required", EventKind::ApprovalWaiting)];
+
+/// What happened to a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Apply starts changing the deployment.
+    Started,
+    /// Apply stopped at an approval and waits for a decision.
+    ApprovalWaiting,
+    /// Every target runs the new version and passed its checks.
+    Succeeded,
+    /// The deployment failed (a `rolled_back` event follows when it was undone).
+    Failed,
+    /// The deployment failed and its targets are back on the previous version.
+    RolledBack,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::Started,
+        EventKind::ApprovalWaiting,
+        EventKind::Succeeded,
+        EventKind::Failed,
+        EventKind::RolledBack,
+    ];
+
+    /// The name used in payloads and in `on` lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::ApprovalWaiting => "approval_waiting",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Failed => "failed",
+            EventKind::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// An event named in an `on` list: its name, or an older name
+    /// ([`EVENT_ALIASES`]).
+    pub fn from_on(name: &str) -> Option<EventKind> {
+        EventKind::parse(name).or_else(|| {
+            EVENT_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map(|(_, kind)| *kind)
+        })
+    }
+
+    fn emoji(self) -> &'static str {
+        match self {
+            EventKind::Started => ":rocket:",
+            EventKind::ApprovalWaiting => ":hourglass_flowing_sand:",
+            EventKind::Succeeded => ":white_check_mark:",
+            EventKind::Failed => ":x:",
+            EventKind::RolledBack => ":leftwards_arrow_with_hook:",
+        }
+    }
+}
+
+/// What every event of one deployment in one apply shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventContext {
+    /// Deployment address, e.g. `deployment.hello`.
+    pub deployment: String,
+    /// Environment name, e.g. `prod`.
+    pub environment: String,
+    /// Service address, e.g. `service.hello`.
+    pub service: String,
+    /// Rollout address, `None` for the default all-at-once rollout.
+    pub rollout: Option<String>,
+    /// The version being deployed.
+    pub version: Option<String>,
+    /// The version the deployment ran before this apply, if any.
+    pub previous_version: Option<String>,
+    pub apply_id: String,
+}
+
+/// What is particular to one event. Texts here may come from hosts or from
+/// configuration; they are masked before they are sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    /// A sentence about what happened (a failure's cause, for example).
+    pub message: Option<String>,
+    /// `approval_waiting`: the approval block's name.
+    pub approval: Option<String>,
+    /// `approval_waiting`: the step after which apply waits (1-based).
+    pub step: Option<u32>,
+    /// `approval_waiting`: who may approve (empty: anyone).
+    pub approvers: Vec<String>,
+}
+
+/// One event, ready to be rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub kind: EventKind,
+    pub context: &'a EventContext,
+    pub details: &'a Details,
+    /// Time since the deployment started.
+    pub duration: Duration,
+    /// RFC 3339.
+    pub time: &'a str,
+}
+
+/// Whether `notify` wants events of `kind` (an empty `on` wants all).
+pub fn wants(notify: &Notify, kind: EventKind) -> bool {
+    notify.on.is_empty()
+        || notify
+            .on
+            .iter()
+            .any(|on| EventKind::from_on(on) == Some(kind))
+}
+
+/// slipway's event document.
+pub fn event_json(event: &Event) -> Value {
+    let context = event.context;
+    let details = event.details;
+    let mut document = Map::new();
+    document.insert("format_version".into(), json!(FORMAT_VERSION));
+    document.insert("event".into(), json!(event.kind.as_str()));
+    document.insert("deployment".into(), json!(context.deployment));
+    document.insert("environment".into(), json!(context.environment));
+    document.insert("service".into(), json!(context.service));
+    document.insert("rollout".into(), json!(context.rollout));
+    document.insert("version".into(), json!(context.version));
+    document.insert("previous_version".into(), json!(context.previous_version));
+    document.insert("apply_id".into(), json!(context.apply_id));
+    document.insert("duration_seconds".into(), json!(seconds(event.duration)));
+    document.insert("message".into(), json!(message(event)));
+    if let Some(approval) = &details.approval {
+        document.insert("approval".into(), json!(approval));
+    }
+    if let Some(step) = details.step {
+        document.insert("step".into(), json!(step));
+    }
+    if event.kind == EventKind::ApprovalWaiting {
+        document.insert("approvers".into(), json!(details.approvers));
+    }
+    document.insert("time".into(), json!(event.time));
+    Value::Object(document)
+}
+
+/// A Slack-compatible message (incoming webhooks): a plain `text` for
+/// notifications and clients without blocks, and `blocks` with the details.
+pub fn slack_json(event: &Event) -> Value {
+    let context = event.context;
+    let headline = format!("{} {}", event.kind.emoji(), slack_escape(&headline(event)));
+    let mut section = format!("*{headline}*");
+    if let Some(text) = &event.details.message {
+        section.push('\n');
+        section.push_str(&slack_escape(&truncate(text, 2500)));
+    }
+    let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(value)) });
+    let none = "–".to_string();
+    let mut fields = vec![
+        field("Deployment", &context.deployment),
+        field("Environment", &context.environment),
+        field("Version", context.version.as_ref().unwrap_or(&none)),
+        field(
+            "Previous version",
+            context.previous_version.as_ref().unwrap_or(&none),
+        ),
+    ];
+    if let Some(approval) = &event.details.approval {
+        fields.push(field("Approval", approval));
+    }
+    if !event.details.approvers.is_empty() {
+        fields.push(field("Approvers", &event.details.approvers.join(", ")));
+    }
+    let footer = format!(
+        "{} · apply {} · {}",
+        event.kind.as_str(),
+        context.apply_id,
+        human_duration(event.duration)
+    );
+    json!({
+        "text": format!("{} {}", event.kind.emoji(), headline_plain(event)),
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": section } },
+            { "type": "section", "fields": fields },
+            { "type": "context", "elements": [
+                { "type": "mrkdwn", "text": slack_escape(&footer) }
+            ] }
+        ]
+    })
+}
+
+/// The body `notify` receives for `event`, masked with `sensitive`.
+pub fn payload(notify: &Notify, event: &Event, sensitive: &[String]) -> Value {
+    let value = match notify.format.as_deref() {
+        Some("slack") => slack_json(event),
+        _ => event_json(event),
+    };
+    mask_json(value, sensitive)
+}
+
+/// Replace every sensitive value in every string of `value` with
+/// `(sensitive)` (object keys included).
+pub fn mask_json(value: Value, sensitive: &[String]) -> Value {
+    match value {
+        Value::String(text) => Value::String(mask_values(&text, sensitive)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| mask_json(item, sensitive))
+                .collect(),
+        ),
+        Value::Object(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(key, item)| (mask_values(&key, sensitive), mask_json(item, sensitive)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Whether `url` can receive notifications: an absolute `http` or `https`
+/// URL with a host. The error says what is wrong.
+pub fn check_webhook(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            "the URL has no scheme; a webhook starts with https:// or http://".to_string()
+        }
+        other => format!("not a URL ({other})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme is \"{}\"; a webhook is an http or https URL",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
+}
+
+/// A webhook URL as it may be shown: scheme, host and port only. Webhook
+/// paths and queries often carry the token that authorises posting.
+pub fn describe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let mut shown = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
+            if let Some(port) = parsed.port() {
+                shown.push_str(&format!(":{port}"));
+            }
+            if parsed.path() != "/" || parsed.query().is_some() {
+                shown.push_str("/…");
+            }
+            shown
+        }
+        Err(_) => "(an invalid URL)".into(),
+    }
+}
+
+fn headline(event: &Event) -> String {
+    let context = event.context;
+    let version = context.version.as_deref().unwrap_or("(no version)");
+    let target = format!(
+        "{} {version} to {}",
+        context.deployment, context.environment
+    );
+    match event.kind {
+        EventKind::Started => match &context.previous_version {
+            Some(previous) if previous != version => {
+                format!("Deploying {target} (from {previous})")
+            }
+            _ => format!("Deploying {target}"),
+        },
+        EventKind::ApprovalWaiting => {
+            let approval = event
+                .details
+                .approval
+                .as_deref()
+                .map(|a| format!(" \"{a}\""))
+                .unwrap_or_default();
+            let step = event
+                .details
+                .step
+                .map(|s| format!(" after step {s}"))
+                .unwrap_or_default();
+            format!("Deploying {target}: waiting for approval{approval}{step}")
+        }
+        EventKind::Succeeded => format!("Deployed {target} in {}", human_duration(event.duration)),
+        EventKind::Failed => format!(
+            "Deploying {target} failed after {}",
+            human_duration(event.duration)
+        ),
+        EventKind::RolledBack => match &context.previous_version {
+            Some(previous) => format!(
+                "{} in {} rolled back to {previous}",
+                context.deployment, context.environment
+            ),
+            None => format!(
+                "{} in {} rolled back (there was no previous version)",
+                context.deployment, context.environment
+            ),
+        },
+    }
+}
+
+fn headline_plain(event: &Event) -> String {
+    headline(event)
+}
+
+/// The event's message: the one given, or the headline.
+fn message(event: &Event) -> String {
+    event
+        .details
+        .message
+        .clone()
+        .unwrap_or_else(|| headline(event))
+}
+
+fn seconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 60 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as control characters.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max_chars).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+// ---- delivery --------------------------------------------------------------
+
+/// How a notification is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Per attempt, connecting included.
+    pub timeout: Duration,
+    /// Attempts in all (the first and the retries).
+    pub attempts: u32,
+    /// Pause before a retry.
+    pub retry_delay: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The notify blocks of one deployment in one apply, and what their events
+/// share. Create it when the deployment starts: durations count from then.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    targets: Vec<Notify>,
+    context: EventContext,
+    sensitive: Vec<String>,
+    started: Instant,
+    delivery: Delivery,
+}
+
+impl Notifier {
+    /// The notifier of `change` in the apply `apply_id`: the notify blocks
+    /// of its rollout (none for the default rollout).
+    pub fn new(config: &Config, change: &DeploymentChange, apply_id: &str) -> Notifier {
+        let deployment = config.deployments.get(&change.address);
+        let targets = deployment
+            .and_then(|d| config.rollout_of(d))
+            .map(|r| r.notify.clone())
+            .unwrap_or_default();
+        let environment = deployment
+            .and_then(|d| config.environment_of(d))
+            .map(|e| e.name.clone())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| {
+                change
+                    .environment
+                    .rsplit("environment.")
+                    .next()
+                    .unwrap_or(&change.environment)
+                    .to_string()
+            });
+        let version = change
+            .version_after
+            .clone()
+            .or_else(|| deployment.map(|d| d.service.version.clone()));
+        Notifier {
+            targets,
+            context: EventContext {
+                deployment: change.address.clone(),
+                environment,
+                service: change.service.clone(),
+                rollout: change.rollout.clone(),
+                version,
+                previous_version: change.version_before.clone(),
+                apply_id: apply_id.to_string(),
+            },
+            sensitive: config.sensitive_values.clone(),
+            started: Instant::now(),
+            delivery: Delivery::default(),
+        }
+    }
+
+    /// Durations count from `started` instead of from [`Notifier::new`].
+    pub fn started_at(mut self, started: Instant) -> Notifier {
+        self.started = started;
+        self
+    }
+
+    pub fn with_delivery(mut self, delivery: Delivery) -> Notifier {
+        self.delivery = delivery;
+        self
+    }
+
+    /// No notify block: nothing will ever be sent.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    pub fn context(&self) -> &EventContext {
+        &self.context
+    }
+
+    /// The bodies an event of `kind` sends: one per notify block that wants
+    /// it, with the block's name and webhook.
+    pub fn payloads(&self, kind: EventKind, details: &Details) -> Vec<(&Notify, String)> {
+        let time = crate::state::lock::now_rfc3339();
+        let event = Event {
+            kind,
+            context: &self.context,
+            details,
+            duration: self.started.elapsed(),
+            time: &time,
+        };
+        self.targets
+            .iter()
+            .filter(|notify| wants(notify, kind))
+            .map(|notify| (notify, payload(notify, &event, &self.sensitive).to_string()))
+            .collect()
+    }
+
+    /// Send an event to every notify block that wants it, all at once, and
+    /// wait for them. Returns one warning per delivery that failed.
+    pub async fn send(&self, kind: EventKind, details: &Details) -> Vec<String> {
+        let mut pending = Vec::new();
+        for (notify, body) in self.payloads(kind, details) {
+            let (url, delivery) = (notify.webhook.clone(), self.delivery);
+            let task = tokio::task::spawn_blocking(move || post(&url, &body, delivery));
+            pending.push((notify, task));
+        }
+        let mut warnings = Vec::new();
+        for (notify, task) in pending {
+            let result = task
+                .await
+                .unwrap_or_else(|e| Err(format!("the sender stopped: {e}")));
+            if let Err(reason) = result {
+                warnings.push(mask_values(
+                    &format!(
+                        "notify \"{}\": could not deliver \"{}\" to {}: {reason}",
+                        notify.name,
+                        kind.as_str(),
+                        describe_url(&notify.webhook)
+                    ),
+                    &self.sensitive,
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+/// POST `body` to `url` (blocking): success is a 2xx answer. Transport
+/// errors, 429 and 5xx are retried.
+fn post(url: &str, body: &str, delivery: Delivery) -> Result<(), String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(delivery.timeout)
+        .redirects(0)
+        .tls_connector(tls_connector())
+        .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut last = String::new();
+    for attempt in 0..delivery.attempts.max(1) {
+        if attempt > 0 {
+            std::thread::sleep(delivery.retry_delay);
+        }
+        let (retry, reason) = match agent
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_string(body)
+        {
+            Ok(response) if (200..300).contains(&response.status()) => return Ok(()),
+            Ok(response) => (false, format!("answered {}", response.status())),
+            Err(ureq::Error::Status(code, response)) => {
+                let said = response.into_string().unwrap_or_default();
+                let said = truncate(said.lines().next().unwrap_or("").trim(), 120);
+                let reason = if said.is_empty() {
+                    format!("answered {code}")
+                } else {
+                    format!("answered {code} ({said})")
+                };
+                (code == 429 || code >= 500, reason)
+            }
+            Err(ureq::Error::Transport(transport)) => (true, transport_text(&transport)),
+        };
+        last = reason;
+        if !retry {
+            break;
+        }
+    }
+    Err(last)
+}
+
+/// A transport error without its URL (which may hold a token).
+fn transport_text(transport: &ureq::Transport) -> String {
+    let mut parts = vec![transport.kind().to_string()];
+    if let Some(message) = transport.message() {
+        parts.push(message.to_string());
+    }
+    if let Some(source) = std::error::Error::source(transport) {
+        parts.push(source.to_string());
+    }
+    parts.join(": ")
+}
+
+/// TLS for ureq through the rustls build the AWS SDK already links
+/// (aws-lc-rs), trusting the system's root certificates.
+fn tls_connector() -> Arc<RustlsConnector> {
+    static CONNECTOR: OnceLock<Arc<RustlsConnector>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+            Arc::new(RustlsConnector(config.ok().map(Arc::new)))
+        })
+        .clone()
+}
+
+struct RustlsConnector(Option<Arc<rustls::ClientConfig>>);
+
+impl ureq::TlsConnector for RustlsConnector {
+    fn connect(
+        &self,
+        dns_name: &str,
+        io: Box<dyn ureq::ReadWrite>,
+    ) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let invalid = |message: String| {
+            ureq::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                message,
+            ))
+        };
+        let config = self
+            .0
+            .clone()
+            .ok_or_else(|| invalid("TLS is not available".into()))?;
+        let name = rustls::pki_types::ServerName::try_from(dns_name.to_string())
+            .map_err(|e| invalid(format!("{dns_name} is not a TLS server name: {e}")))?;
+        let connection = rustls::ClientConnection::new(config, name)
+            .map_err(|e| invalid(format!("TLS: {e}")))?;
+        Ok(Box::new(TlsStream(rustls::StreamOwned::new(
+            connection, io,
+        ))))
+    }
+}
+
+#[derive(Debug)]
+struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
+
+impl ureq::ReadWrite for TlsStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        self.0.get_ref().socket()
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> EventContext {
+        EventContext {
+            deployment: "deployment.hello".into(),
+            environment: "prod".into(),
+            service: "service.hello".into(),
+            rollout: Some("rollout.rolling".into()),
+            version: Some("1.1.0".into()),
+            previous_version: Some("1.0.0".into()),
+            apply_id: "a1b2".into(),
+        }
+    }
+
+    fn notify(format: Option<&str>, on: &[&str]) -> Notify {
+        Notify {
+            name: "chatops".into(),
+            webhook: "https://hooks.example.com/services/T0/B0/SECRET".into(),
+            format: format.map(str::to_string),
+            on: on.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn render(
+        kind: EventKind,
+        details: &Details,
+        format: Option<&str>,
+        sensitive: &[&str],
+    ) -> String {
+        let context = context();
+        let event = Event {
+            kind,
+            context: &context,
+            details,
+            duration: Duration::from_millis(12_345),
+            time: "2024-05-02T09:30:00Z",
+        };
+        let sensitive: Vec<String> = sensitive.iter().map(|s| s.to_string()).collect();
+        payload(&notify(format, &[]), &event, &sensitive).to_string()
+    }
+
+    #[test]
+    fn the_event_document_is_versioned_json_with_every_field() {
+        assert_eq!(
+            render(EventKind::Succeeded, &Details::default(), None, &[]),
+            r#"{"format_version":1,"event":"succeeded","deployment":"deployment.hello","environment":"prod","service":"service.hello","rollout":"rollout.rolling","version":"1.1.0","previous_version":"1.0.0","apply_id":"a1b2","duration_seconds":12.345,"message":"Deployed deployment.hello 1.1.0 to prod in 12.3s","time":"2024-05-02T09:30:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn a_first_deployment_has_no_previous_version() {
+        let mut context = context();
+        context.previous_version = None;
+        let details = Details::default();
+        let event = Event {
+            kind: EventKind::Started,
+            context: &context,
+            details: &details,
+            duration: Duration::ZERO,
+            time: "2024-05-02T09:30:00Z",
+        };
+        let text = event_json(&event).to_string();
+        assert!(text.contains(r#""previous_version":null"#), "{text}");
+        assert!(
+            text.contains(r#""message":"Deploying deployment.hello 1.1.0 to prod""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn approval_waiting_names_the_approval_the_step_and_the_approvers() {
+        let details = Details {
+            message: None,
+            approval: Some("release-manager".into()),
+            step: Some(1),
+            approvers: vec!["release-managers".into()],
+        };
+        let text = render(EventKind::ApprovalWaiting, &details, None, &[]);
+        assert!(text.contains(r#""event":"approval_waiting""#), "{text}");
+        assert!(
+            text.contains(
+                r#""approval":"release-manager","step":1,"approvers":["release-managers"]"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"waiting for approval \"release-manager\" after step 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sensitive_values_are_masked_everywhere_in_the_payload() {
+        let details = Details {
+            message: Some("health failed: password=hunter2 rejected".into()),
+            ..Details::default()
+        };
+        for format in [None, Some("slack")] {
+            let text = render(EventKind::Failed, &details, format, &["hunter2"]);
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("password=(sensitive) rejected"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_slack_format_has_text_and_blocks() {
+        let details = Details {
+            message: Some("host-1: health.http failed: <exit 1> & more".into()),
+            ..Details::default()
+        };
+        let text = render(EventKind::Failed, &details, Some("slack"), &[]);
+        assert_eq!(
+            text,
+            r#"{"text":":x: Deploying deployment.hello 1.1.0 to prod failed after 12.3s","blocks":[{"type":"section","text":{"type":"mrkdwn","text":"*:x: Deploying deployment.hello 1.1.0 to prod failed after 12.3s*\nhost-1: health.http failed: &lt;exit 1&gt; &amp; more"}},{"type":"section","fields":[{"type":"mrkdwn","text":"*Deployment*\ndeployment.hello"},{"type":"mrkdwn","text":"*Environment*\nprod"},{"type":"mrkdwn","text":"*Version*\n1.1.0"},{"type":"mrkdwn","text":"*Previous version*\n1.0.0"}]},{"type":"context","elements":[{"type":"mrkdwn","text":"failed · apply a1b2 · 12.3s"}]}]}"#
+        );
+    }
+
+    #[test]
+    fn rolled_back_names_the_version_it_went_back_to() {
+        let text = render(EventKind::RolledBack, &Details::default(), None, &[]);
+        assert!(
+            text.contains(r#""message":"deployment.hello in prod rolled back to 1.0.0""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn on_filters_events_and_an_empty_list_wants_all() {
+        let all = notify(None, &[]);
+        assert!(EventKind::ALL.iter().all(|k| wants(&all, *k)));
+        let failures = notify(None, &["failed", "rolled_back"]);
+        let wanted: Vec<&str> = EventKind::ALL
+            .into_iter()
+            .filter(|k| wants(&failures, *k))
+            .map(EventKind::as_str)
+            .collect();
+        assert_eq!(wanted, ["failed", "rolled_back"]);
+    }
+
+    #[test]
+    fn event_names_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(
+            EventKind::ALL.map(EventKind::as_str),
+            EVENT_NAMES,
+            "EVENT_NAMES lists every kind in order"
+        );
+        assert_eq!(EventKind::parse("approval_required"), None);
+        assert_eq!(
+            EventKind::from_on("approval_required"),
+            Some(EventKind::ApprovalWaiting)
+        );
+        assert_eq!(EventKind::from_on("step_completed"), None);
+    }
+
+    #[test]
+    fn webhooks_must_be_http_urls_with_a_host() {
+        assert!(check_webhook("https://hooks.slack.com/services/T0/B0/X").is_ok());
+        assert!(check_webhook("http://127.0.0.1:9000/hook").is_ok());
+        assert!(check_webhook("ftp://example.com/x")
+            .unwrap_err()
+            .contains("\"ftp\""));
+        assert!(check_webhook("hooks.slack.com/services")
+            .unwrap_err()
+            .contains("no scheme"));
+        assert!(check_webhook("").is_err());
+        assert!(check_webhook("http://").is_err());
+    }
+
+    #[test]
+    fn shown_urls_hide_the_path_and_query() {
+        assert_eq!(
+            describe_url("https://hooks.slack.com/services/T0/B0/SECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(describe_url("http://127.0.0.1:9/"), "http://127.0.0.1:9");
+        assert_eq!(describe_url("http://h/?token=x"), "http://h/…");
+    }
+
+    /// A one-shot receiver on loopback answering `status`.
+    fn receiver(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook/TOKEN", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for status in statuses {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if data.len() >= end + 4 + length {
+                            bodies.push(text[end + 4..].to_string());
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
+                )
+                .unwrap();
+            }
+            bodies
+        });
+        (url, handle)
+    }
+
+    fn quick() -> Delivery {
+        Delivery {
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+            retry_delay: Duration::from_millis(10),
+        }
+    }
+
+    #[test]
+    fn a_server_error_is_retried_once() {
+        let (url, receiver) = receiver(vec![503, 200]);
+        assert_eq!(post(&url, "{\"a\":1}", quick()), Ok(()));
+        assert_eq!(receiver.join().unwrap(), ["{\"a\":1}", "{\"a\":1}"]);
+    }
+
+    #[test]
+    fn a_client_error_is_not_retried_and_is_described() {
+        let (url, receiver) = receiver(vec![404]);
+        assert_eq!(post(&url, "{}", quick()), Err("answered 404 (no)".into()));
+        assert_eq!(receiver.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_closed_port_is_a_failure_without_the_url() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let error = post(
+            &format!("http://127.0.0.1:{port}/hook/TOKEN"),
+            "{}",
+            quick(),
+        )
+        .unwrap_err();
+        assert!(!error.contains("TOKEN"), "{error}");
+        assert!(!error.is_empty());
+    }
+
+    #[test]
+    fn https_goes_through_tls() {
+        // A plain HTTP server on the other end: the TLS handshake must fail
+        // (rather than "no TLS backend").
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let delivery = Delivery {
+            attempts: 1,
+            ..quick()
+        };
+        let error = post(&format!("https://localhost:{port}/"), "{}", delivery).unwrap_err();
+        assert!(!error.contains("no TLS backend"), "{error}");
+        assert!(
+            error.contains("corrupt message"),
+            "rustls read the answer: {error}"
+        );
+        server.join().unwrap();
+    }
+}

@@ -1,0 +1,467 @@
+//! Metric verification gates end to end, through the real binary: the
+//! quickstart's hosts with the local transport, a real Prometheus scraping a
+//! test service whose per-version error rates are set by each test
+//! (`tests/prometheus`), and CloudWatch alarms and metrics in a moto server
+//! (`tests/moto`). Each test checks the apply's verdict, what it printed and
+//! the gate results recorded in state.
+//!
+//! Everything listens on loopback; each test has its own copy of
+//! `examples/quickstart`, its own ports, and stops what it started.
+
+#[path = "moto/mod.rs"]
+mod moto;
+#[path = "prometheus/mod.rs"]
+mod prometheus;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use prometheus::{MetricsApp, Prometheus};
+use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
+
+/// The error ratio of one version, as the gates query it.
+const ERROR_RATIO: &str = r#"sum(rate(app_errors_total{version=\"{{version}}\"}[5s])) / sum(rate(app_requests_total{version=\"{{version}}\"}[5s]))"#;
+
+struct Quickstart {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    base_port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Quickstart {
+    /// A copy of the quickstart whose rollout has `verify` (HCL) as its gates.
+    fn with_gates(verify: &str) -> Quickstart {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("quickstart");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
+            &root,
+        );
+        let quickstart = Quickstart {
+            _dir: dir,
+            root,
+            base_port: three_free_ports(),
+            env: Vec::new(),
+        };
+        quickstart.edit_config(
+            "  on_failure = \"rollback\"\n}\n",
+            &format!("  on_failure = \"rollback\"\n\n{verify}\n}}\n"),
+        );
+        quickstart
+    }
+
+    fn edit_config(&self, from: &str, to: &str) {
+        let path = self.root.join("main.hcl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "main.hcl has {from:?}");
+        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn apply(&self, version: &str) -> Output {
+        let version = format!("version={version}");
+        let base = format!("base_port={}", self.base_port);
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args([
+                "apply",
+                ".",
+                "-auto-approve",
+                "-var",
+                &version,
+                "-var",
+                &base,
+            ])
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().cloned())
+            .output()
+            .unwrap()
+    }
+
+    fn state(&self) -> State {
+        LocalBackend::new(self.root.join(".slipway/state"))
+            .read("local")
+            .unwrap()
+            .expect("state exists")
+    }
+
+    /// What each host's web server answers on `/`.
+    fn served(&self) -> Vec<String> {
+        (0..3).map(|i| http_get(self.base_port + i, "/")).collect()
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        for host in ["host-1", "host-2", "host-3"] {
+            let pid_file = self
+                .root
+                .join(".slipway/hosts")
+                .join(host)
+                .join("opt/hello/run/hello.pid");
+            if let Ok(pid) = std::fs::read_to_string(pid_file) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+}
+
+/// A gate on the error ratio compared with the previous version.
+fn error_rate_gate(address: &str, extra: &str) -> String {
+    format!(
+        r#"  verify "error-rate" {{
+    prometheus {{
+      address = "{address}"
+      query   = "{ERROR_RATIO}"
+    }}
+    max       = 0.03
+    baseline  = "previous_version"
+    tolerance = 1.5
+    interval  = "1s"
+    count     = 2
+{extra}  }}"#
+    )
+}
+
+/// The test service with these per-version rates, and Prometheus scraping
+/// it until every version has a rate; `None` when there is no Prometheus.
+fn metrics(rates: &[(&str, f64, f64)]) -> Option<(MetricsApp, Prometheus)> {
+    let app = MetricsApp::start(rates);
+    let prometheus = Prometheus::start(&[app.target()])?;
+    for (version, _, _) in rates {
+        prometheus.wait_for_data(&format!(
+            "rate(app_requests_total{{version=\"{version}\"}}[5s])"
+        ));
+    }
+    Some((app, prometheus))
+}
+
+#[test]
+fn a_canary_as_good_as_its_baseline_passes_every_step() {
+    let Some((_app, prometheus)) = metrics(&[("1.0.0", 200.0, 2.0), ("1.1.0", 200.0, 2.0)]) else {
+        return;
+    };
+    let quickstart = Quickstart::with_gates(&error_rate_gate(&prometheus.address, ""));
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        text(&first).contains("new 0.01 (no previous version to compare with) (max 0.03): pass"),
+        "{}",
+        text(&first)
+    );
+
+    let upgrade = quickstart.apply("1.1.0");
+    let log = text(&upgrade);
+    assert_eq!(upgrade.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("gate error-rate: evaluation 2/2: new 0.01 vs baseline 0.01 × 1.5 = 0.015 (max 0.03): pass"),
+        "{log}"
+    );
+    assert!(
+        quickstart
+            .served()
+            .iter()
+            .all(|a| a.contains("version 1.1.0")),
+        "{:?}",
+        quickstart.served()
+    );
+    let state = quickstart.state();
+    let deployment = &state.deployments["deployment.hello"];
+    assert_eq!(deployment.status, DeploymentStatus::Deployed);
+    assert!(deployment.verified);
+    let steps: Vec<(usize, bool)> = deployment
+        .gates
+        .iter()
+        .map(|g| (g.step, g.passed))
+        .collect();
+    assert_eq!(steps, [(1, true), (2, true)], "{:#?}", deployment.gates);
+    let gate = &deployment.gates[0];
+    assert_eq!(gate.kind, "prometheus");
+    assert_eq!(gate.version, "1.1.0");
+    assert_eq!(gate.evaluations.len(), 2);
+    for evaluation in &gate.evaluations {
+        let (value, baseline) = (evaluation.value.unwrap(), evaluation.baseline.unwrap());
+        assert!((value - 0.01).abs() < 1e-6, "{evaluation:?}");
+        assert!((baseline - 0.01).abs() < 1e-6, "{evaluation:?}");
+    }
+}
+
+#[test]
+fn a_canary_five_times_worse_than_its_baseline_fails_at_the_first_step_and_rolls_back() {
+    let Some((_app, prometheus)) = metrics(&[("1.0.0", 200.0, 2.0), ("1.1.0", 200.0, 10.0)]) else {
+        return;
+    };
+    let quickstart = Quickstart::with_gates(&error_rate_gate(&prometheus.address, ""));
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    let upgrade = quickstart.apply("1.1.0");
+    let log = text(&upgrade);
+    assert_ne!(upgrade.status.code(), Some(0), "{log}");
+    let verdict = "new 0.05 vs baseline 0.01 × 1.5 = 0.015 (max 0.03): fail, above the baseline's 0.015, above max 0.03";
+    assert!(
+        log.contains(&format!("gate error-rate: {verdict}")),
+        "{log}"
+    );
+    assert!(
+        log.contains("step 1 failed: rolling back 1 host(s)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("step 2/2"),
+        "the second step never starts:\n{log}"
+    );
+    assert!(
+        quickstart
+            .served()
+            .iter()
+            .all(|a| a.contains("version 1.0.0")),
+        "{:?}",
+        quickstart.served()
+    );
+    let state = quickstart.state();
+    let deployment = &state.deployments["deployment.hello"];
+    assert_eq!(deployment.status, DeploymentStatus::RolledBack);
+    assert!(!deployment.verified);
+    assert_eq!(deployment.gates.len(), 1, "{:#?}", deployment.gates);
+    let gate = &deployment.gates[0];
+    assert_eq!((gate.step, gate.passed), (1, false));
+    assert_eq!(gate.summary, verdict);
+    assert_eq!(
+        gate.evaluations.len(),
+        1,
+        "failure_limit 1 stops at the first failed evaluation"
+    );
+    assert!((gate.evaluations[0].value.unwrap() - 0.05).abs() < 1e-6);
+    assert!((gate.evaluations[0].baseline.unwrap() - 0.01).abs() < 1e-6);
+}
+
+#[test]
+fn a_query_without_data_fails_unless_no_data_is_pass() {
+    // The service reports 1.0.0 only: a query for 2.0.0 finds nothing.
+    let Some((_app, prometheus)) = metrics(&[("1.0.0", 100.0, 1.0)]) else {
+        return;
+    };
+    let gate = format!(
+        r#"  verify "error-rate" {{
+    prometheus {{
+      address = "{}"
+      query   = "{ERROR_RATIO}"
+    }}
+    max      = 0.05
+    interval = "0s"
+  }}"#,
+        prometheus.address
+    );
+    let quickstart = Quickstart::with_gates(&gate);
+    let failed = quickstart.apply("2.0.0");
+    let log = text(&failed);
+    assert_ne!(failed.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("gate error-rate: no data: fail (no_data = \"fail\")"),
+        "{log}"
+    );
+    let state = quickstart.state();
+    let deployment = &state.deployments["deployment.hello"];
+    assert_eq!(deployment.status, DeploymentStatus::RolledBack);
+    assert_eq!(deployment.gates[0].evaluations[0].value, None);
+
+    quickstart.edit_config(
+        "    max      = 0.05\n",
+        "    max      = 0.05\n    no_data  = \"pass\"\n",
+    );
+    let passed = quickstart.apply("2.0.0");
+    let log = text(&passed);
+    assert_eq!(passed.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("gate error-rate: no data: pass (no_data = \"pass\")"),
+        "{log}"
+    );
+    let state = quickstart.state();
+    let gates = &state.deployments["deployment.hello"].gates;
+    assert_eq!(gates.len(), 2, "{gates:#?}");
+    assert!(gates.iter().all(|g| g.passed), "{gates:#?}");
+}
+
+#[test]
+fn a_cloudwatch_alarm_in_alarm_fails_the_gate_and_ok_passes_it() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cloudwatch =
+        runtime.block_on(async { aws_sdk_cloudwatch::Client::new(&moto.sdk_config().await) });
+    let set_alarm = |state: aws_sdk_cloudwatch::types::StateValue| {
+        runtime.block_on(async {
+            cloudwatch
+                .set_alarm_state()
+                .alarm_name("hello-errors")
+                .state_value(state)
+                .state_reason("set by the test")
+                .send()
+                .await
+                .expect("SetAlarmState")
+        });
+    };
+    runtime.block_on(async {
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name("hello-errors")
+            .namespace("Slipway/Test")
+            .metric_name("Errors")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(5.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .expect("PutMetricAlarm")
+    });
+    let gate = format!(
+        r#"  verify "alarm" {{
+    cloudwatch {{
+      region     = "us-east-1"
+      endpoint   = "{}"
+      alarm_name = "hello-errors"
+    }}
+  }}
+
+  verify "errors" {{
+    cloudwatch {{
+      region      = "us-east-1"
+      endpoint    = "{}"
+      namespace   = "Slipway/Test"
+      metric_name = "Errors"
+      statistic   = "Sum"
+      dimensions  = {{ Service = "hello" }}
+    }}
+    max     = 5
+    no_data = "pass"
+  }}"#,
+        moto.endpoint, moto.endpoint
+    );
+    let mut quickstart = Quickstart::with_gates(&gate);
+    quickstart.env = moto.env();
+
+    set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let failed = quickstart.apply("1.0.0");
+    let log = text(&failed);
+    assert_ne!(failed.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("gate alarm: alarm hello-errors is in ALARM: fail"),
+        "{log}"
+    );
+    let state = quickstart.state();
+    let deployment = &state.deployments["deployment.hello"];
+    assert_eq!(deployment.status, DeploymentStatus::RolledBack);
+    assert_eq!(
+        (
+            deployment.gates[0].kind.as_str(),
+            deployment.gates[0].passed
+        ),
+        ("cloudwatch", false)
+    );
+
+    set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
+    runtime.block_on(async {
+        cloudwatch
+            .put_metric_data()
+            .namespace("Slipway/Test")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name("Errors")
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("Service")
+                            .value("hello")
+                            .build(),
+                    )
+                    .value(2.0)
+                    .timestamp(aws_smithy_types::DateTime::from(
+                        std::time::SystemTime::now(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutMetricData")
+    });
+    let passed = quickstart.apply("1.0.0");
+    let log = text(&passed);
+    assert_eq!(passed.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("gate alarm: alarm hello-errors is OK: pass"),
+        "{log}"
+    );
+    assert!(
+        log.contains("gate errors: Slipway/Test Errors Sum: 2 (max 5): pass"),
+        "{log}"
+    );
+    let state = quickstart.state();
+    let gates = &state.deployments["deployment.hello"].gates;
+    assert!(gates.iter().all(|g| g.passed), "{gates:#?}");
+    let errors = gates.iter().find(|g| g.name == "errors").unwrap();
+    assert_eq!(errors.evaluations[0].value, Some(2.0));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".slipway" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A port p such that p, p+1 and p+2 are free on loopback right now.
+fn three_free_ports() -> u16 {
+    for _ in 0..100 {
+        let base = prometheus::free_port();
+        if base > 65000 {
+            continue;
+        }
+        let free = (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return format!("(nothing on port {port})");
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
