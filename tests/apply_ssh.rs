@@ -2,8 +2,9 @@
 //! loopback (see `sshd/mod.rs`): a fresh install, an upgrade whose hosts finish
 //! batch by batch as the plan scheduled them, a failed health check rolled back,
 //! a host whose sshd goes away in the middle of a rollout, the state lock
-//! against a concurrent apply, and `plan -refresh` noticing a host changed
-//! behind slipway's back.
+//! against a concurrent apply, `plan -refresh` noticing a host changed
+//! behind slipway's back, and an apply killed mid-rollout that plan reports and
+//! the next apply finishes.
 //!
 //! Every test copies `ssh_fixtures/` (a tiny web app and its service) into a
 //! temporary directory, adds the environment (the harness's hosts, key and
@@ -861,5 +862,83 @@ fn bench_hosts() {
     let deadline = Instant::now() + Duration::from_secs(6 * 3600);
     while hold.exists() && owner_runs() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An apply killed (SIGKILL, at a chosen journal step) over SSH: once right
+/// after host 1's update finished but before state recorded it, once right
+/// after host 2's update was recorded as started. `plan` names the uncertain
+/// host; the next apply takes the dead process's lock over, re-checks that
+/// host's release marker and finishes the rollout, each host updated once.
+#[test]
+fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
+    use std::os::unix::process::ExitStatusExt;
+    let one_at_a_time = "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"rollback\"";
+    let Some(lab) = Lab::start(3, one_at_a_time) else {
+        return;
+    };
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // Crash points: 3 per host (started; done, not recorded; recorded).
+    for (version, point, finished_by_killed) in [
+        ("2.0.0", 2_usize, [true, false, false]),
+        ("3.0.0", 4, [true, false, false]),
+    ] {
+        let var = format!("version={version}");
+        let killed = lab
+            .command(&["apply", ".", "-auto-approve", "-var", &var])
+            .env("SLIPWAY_TEST_CRASH_AT", point.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed));
+        let state = lab.state();
+        let killed_id = state.journal[0].apply_id.clone();
+        let uncertain: Vec<String> = state
+            .uncertain_steps()
+            .filter_map(|e| e.host.clone())
+            .collect();
+        let expected_uncertain = lab.address(point.div_ceil(3) - 1).to_string();
+        assert_eq!(
+            uncertain,
+            [expected_uncertain.clone()],
+            "{:?}",
+            state.journal
+        );
+
+        let plan = lab.plan(version, &[]);
+        let plan_text = text(&plan);
+        assert_eq!(plan.status.code(), Some(2), "{plan_text}");
+        assert!(plan_text.contains("was interrupted"), "{plan_text}");
+        assert!(
+            plan_text.contains(&format!("reads {expected_uncertain}'s release marker")),
+            "{plan_text}"
+        );
+
+        let resumed = lab.apply(version);
+        let log = text(&resumed);
+        assert_eq!(resumed.status.code(), Some(0), "{log}");
+        assert!(log.contains("Took over the lock"), "{log}");
+        lab.assert_serving(version);
+        let state = lab.state();
+        assert!(state.journal.is_empty());
+        let last: Vec<&str> = state
+            .history
+            .iter()
+            .rev()
+            .take(2)
+            .map(|h| h.result.as_str())
+            .collect();
+        assert_eq!(last, ["succeeded", "interrupted"]);
+        let resume_id = state.history.last().unwrap().apply_id.clone();
+        for (i, by_killed) in finished_by_killed.into_iter().enumerate() {
+            let expected = if by_killed { &killed_id } else { &resume_id };
+            assert_eq!(
+                lab.marker(i)["apply_id"].as_str(),
+                Some(expected.as_str()),
+                "host {i} at point {point}:\n{log}"
+            );
+            assert_eq!(lab.marker(i)["version"].as_str(), Some(version));
+        }
     }
 }

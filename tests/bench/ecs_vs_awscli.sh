@@ -13,7 +13,8 @@
 #
 # Env: RUNS (3), N (20), SLIPWAY_TEST_ECS_TASK_DELAY (0.5), PYTHON (python3, must
 # import moto 5.2.1 and boto3), AWS_CLI (an `aws` v1 binary; default: pip
-# install awscli into a virtualenv in the temporary directory).
+# install awscli into a virtualenv in the temporary directory), SLIPWAY_BIN (measure
+# this slipway binary instead of building one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,7 +23,7 @@ RUNS=${RUNS:-3}
 N=${N:-20}
 PY=${PYTHON:-python3}
 export SLIPWAY_TEST_ECS_TASK_DELAY=${SLIPWAY_TEST_ECS_TASK_DELAY:-0.5}
-SLIPWAY="$ROOT/target/release/slipway"
+SLIPWAY="${SLIPWAY_BIN:-$ROOT/target/release/slipway}"
 
 WORK=$(mktemp -d -t slipway-ecs-bench-XXXXXX)
 MOTO_PID=
@@ -33,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-(cd "$ROOT" && cargo build --release --quiet)
+[ -n "${SLIPWAY_BIN:-}" ] || (cd "$ROOT" && cargo build --release --quiet)
 
 # Static test credentials, no profile files, no instance metadata.
 : > "$WORK/aws-config"; : > "$WORK/aws-credentials"
@@ -70,7 +71,7 @@ export AWS_ENDPOINT_URL="$EP"
 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 "$PY" "$BENCH/moto_counting.py" --host 127.0.0.1 --port "$PORT" \
   > "$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
-poll curl -fsS -o /dev/null "$EP/slipway-test/ping" || { tail -30 "$WORK/moto.log"; exit 1; }
+poll curl -fs -o /dev/null "$EP/slipway-test/ping" || { tail -30 "$WORK/moto.log"; exit 1; }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }

@@ -6,6 +6,7 @@
 #
 # Environment knobs: SERVICES (1000), HOSTS (10, per environment), RUNS (10),
 # WARMUP (2), PROFILE (0), KEEP (0: delete the generated configurations),
+# SLIPWAY_BIN (measure this binary instead of building one),
 # OUT (directory for the hyperfine exports; default: inside the temp dir, so
 # deleted at the end unless KEEP=1).
 #
@@ -42,18 +43,23 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (should be near 0 while mea
 echo "slipway: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes in src/')"
 
 section "build"
-build_log=$(mktemp)
-if ! cargo build --release --locked >"$build_log" 2>&1; then
-  cat "$build_log" >&2
+if [ -n "${SLIPWAY_BIN:-}" ]; then
+  BIN=$SLIPWAY_BIN
+  echo "measuring $BIN (SLIPWAY_BIN), not building"
+else
+  build_log=$(mktemp)
+  if ! cargo build --release --locked >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    rm -f "$build_log"
+    exit 1
+  fi
+  tail -n 1 "$build_log"
   rm -f "$build_log"
-  exit 1
+  case "${CARGO_TARGET_DIR:-target}" in
+    /*) BIN="$CARGO_TARGET_DIR/release/slipway" ;;
+    *) BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/slipway" ;;
+  esac
 fi
-tail -n 1 "$build_log"
-rm -f "$build_log"
-case "${CARGO_TARGET_DIR:-target}" in
-  /*) BIN="$CARGO_TARGET_DIR/release/slipway" ;;
-  *) BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/slipway" ;;
-esac
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
 "$BIN" --version 2>/dev/null || true
 
