@@ -30,6 +30,8 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 /// Exit code of `fmt -check` when files need formatting (as `terraform fmt -check`).
 pub const EXIT_UNFORMATTED: u8 = 3;
+/// Exit code of an apply stopped by Ctrl-C (or SIGTERM) in order: 128 + SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -565,12 +567,22 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// Take the lock of `environment`, waiting up to `timeout` (saying so once).
+/// A lock whose holder provably no longer runs (same host name as this
+/// machine, no process with its pid) is taken over, saying so.
 fn take_lock(
     backend: &dyn Backend,
     environment: &str,
     operation: &str,
     timeout: Duration,
 ) -> anyhow::Result<LockGuard> {
+    if let Some(holder) = backend.current_lock(environment)? {
+        if crate::state::lock::holder_is_gone(&holder) {
+            backend.force_unlock(environment, &holder.id)?;
+            eprintln!(
+                "Took over the lock of environment {environment}: its holder ({holder}) no longer runs on this machine."
+            );
+        }
+    }
     Ok(lock_with_timeout(
         backend,
         environment,
@@ -1306,6 +1318,17 @@ fn state_history(args: &StateHistoryArgs) -> anyhow::Result<u8> {
                 let _ = writeln!(out, "    {deployment}  {version}");
             }
         }
+        for approval in &entry.approvals {
+            let decided = match (&approval.decided_by, &approval.decided_at) {
+                (Some(who), Some(at)) => format!(", {who} at {at}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "    approval \"{}\" after step {} of {}: {:?}{decided}",
+                approval.name, approval.after_step, approval.version, approval.status
+            );
+        }
     }
     print!("{out}");
     Ok(EXIT_OK)
@@ -1416,6 +1439,19 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         print!("{}", views::render(&plan, ViewFormat::Human { color }));
     }
     if !plan.has_changes() {
+        // An apply killed after its last step left a journal: record it.
+        for (name, state) in &states {
+            let Some(state) = state.as_ref().filter(|s| !s.journal.is_empty()) else {
+                continue;
+            };
+            if !names.contains(name) {
+                continue;
+            }
+            let mut settled = state.clone();
+            settled.settle_journal();
+            backend.write(&mut settled)?;
+            println!("Recorded the interrupted apply of environment {name} in its history.");
+        }
         println!("Nothing to apply.");
         return Ok(EXIT_OK);
     }
@@ -1487,6 +1523,8 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     let config = std::sync::Arc::new(config);
+    // The first Ctrl-C (or SIGTERM) stops the apply in order: see below.
+    crate::state::lock::stop_gracefully_on_interrupt(true);
     let summary = runtime.block_on(crate::apply::apply(
         config,
         &plan,
@@ -1495,13 +1533,38 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         progress,
     ));
     drop(locks);
+    crate::state::lock::stop_gracefully_on_interrupt(false);
+    if summary.interrupted {
+        println!(
+            "\nApply interrupted: no new step was started after the interrupt; the steps in flight finished and are recorded ({} host(s) deployed, {} failed), and the lock is released. Run `slipway apply` again to continue the rollout; `slipway plan` shows what remains.",
+            summary.hosts_deployed, summary.hosts_failed
+        );
+        for failure in &summary.failures {
+            println!("  error: {failure}");
+        }
+        if !summary.not_started.is_empty() {
+            println!(
+                "  not started (interrupted): {}",
+                summary.not_started.join(", ")
+            );
+        }
+        return Ok(EXIT_INTERRUPTED);
+    }
     let waiting = if summary.waiting.is_empty() {
         String::new()
     } else {
         format!(", {} waiting for approval", summary.waiting.len())
     };
+    let hosts = if summary.hosts_deployed + summary.hosts_failed + summary.hosts_rolled_back == 0 {
+        String::new()
+    } else {
+        format!(
+            "; hosts: {} deployed, {} failed, {} rolled back",
+            summary.hosts_deployed, summary.hosts_failed, summary.hosts_rolled_back
+        )
+    };
     println!(
-        "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}; hosts: {} deployed, {} failed, {} rolled back; {:.1}s.",
+        "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}{hosts}; {:.1}s.",
         if !summary.succeeded() {
             "failed"
         } else if !summary.waiting.is_empty() {
@@ -1511,9 +1574,6 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         },
         summary.deployments_succeeded,
         summary.deployments_failed,
-        summary.hosts_deployed,
-        summary.hosts_failed,
-        summary.hosts_rolled_back,
         summary.duration.as_secs_f64()
     );
     for failure in &summary.failures {

@@ -901,7 +901,7 @@ fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
         let expected_uncertain = lab.address(point.div_ceil(3) - 1).to_string();
         assert_eq!(
             uncertain,
-            [expected_uncertain.clone()],
+            std::slice::from_ref(&expected_uncertain),
             "{:?}",
             state.journal
         );

@@ -174,6 +174,8 @@ const COMMANDS_WITH_HELP: &[&[&str]] = &[
     &["state", "push"],
     &["state", "rm"],
     &["state", "history"],
+    &["approve"],
+    &["reject"],
     &["force-unlock"],
     &["version"],
 ];
@@ -248,9 +250,12 @@ fn help_examples_that_use_the_examples_work() {
             let placeholder = words
                 .iter()
                 .any(|w| w.ends_with(".hcl") && !w.starts_with("examples/"));
-            // apply changes the world (it starts the quickstart's servers):
-            // tests/apply_local.rs runs it on ports of its own.
-            if !example.contains("examples/") || placeholder || words.first() == Some(&"apply") {
+            // apply changes the world (it starts the quickstart's servers), and
+            // approve and reject need a rollout that waits: tests/apply_local.rs
+            // runs them on ports of its own.
+            let changes_the_world =
+                matches!(words.first(), Some(&("apply" | "approve" | "reject")));
+            if !example.contains("examples/") || placeholder || changes_the_world {
                 continue;
             }
             let out = run(temp.path(), &words);

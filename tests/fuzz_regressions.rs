@@ -154,6 +154,31 @@ fn deeply_nested_var_files_and_templates_are_diagnostics() {
     assert!(rendered.contains("deep.tpl"), "{rendered}");
 }
 
+#[test]
+fn in_memory_sources_load_like_a_directory() {
+    for (example, loads) in [("examples/quickstart", true), ("examples/vm-myapp", false)] {
+        let dir = Path::new(example);
+        let files: Vec<(PathBuf, Vec<u8>)> = slipway::config::raw::config_files(dir)
+            .unwrap()
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).unwrap();
+                (path, bytes)
+            })
+            .collect();
+        let inputs = InputSources::default();
+        let from_dir = load(dir, &inputs);
+        let from_memory = load_sources(dir, &files, &inputs);
+        assert_eq!(from_memory.config.is_some(), loads, "{example}");
+        assert_eq!(from_dir.diagnostics, from_memory.diagnostics, "{example}");
+        assert_eq!(
+            format!("{:?}", from_dir.config),
+            format!("{:?}", from_memory.config),
+            "{example}"
+        );
+    }
+}
+
 fn regression_cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(REGRESSIONS)
         .expect("the regression directory exists")

@@ -720,7 +720,13 @@ fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, Strin
         return Ok(None);
     }
     job.recorder
-        .wait_for_approval(address, name, step.index as u32, job.apply_id)
+        .wait_for_approval(
+            address,
+            name,
+            step.index as u32,
+            &super::vm::approvers_of(job.config.rollout_of(job.deployment), name),
+            job.apply_id,
+        )
         .map_err(|e| e.to_string())?;
     job.event(&format!(
         "step {}: waiting for approval \"{name}\"",

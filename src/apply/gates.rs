@@ -134,6 +134,10 @@ async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), Strin
             .as_deref()
             .and_then(|t| parse_duration(t).ok())
             .unwrap_or(Duration::from_secs(10));
+        let json = http
+            .json_path
+            .as_ref()
+            .map(|path| (path.clone(), http.expect_value.clone()));
         let mut result = Err(String::new());
         for _ in 0..=http.retries.unwrap_or(0) {
             result = http_check(
@@ -142,7 +146,11 @@ async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), Strin
                 timeout,
                 http.body_contains.as_deref(),
             )
-            .await;
+            .await
+            .and_then(|body| match &json {
+                Some((path, expected)) => json_path_matches(&body, path, expected.as_ref()),
+                None => Ok(()),
+            });
             if result.is_ok() {
                 break;
             }
@@ -414,12 +422,14 @@ async fn cloudwatch_sample(
 }
 
 /// GET `url` and compare the status (and optionally the body).
+/// GET `url`: the status must be `expect_status` and the body must contain
+/// `body_contains`, if given. Returns the body.
 pub async fn http_check(
     url: &str,
     expect_status: u16,
     timeout: Duration,
     body_contains: Option<&str>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let (url, body_contains) = (url.to_string(), body_contains.map(str::to_string));
     tokio::task::spawn_blocking(move || {
         let agent = ureq::AgentBuilder::new().timeout(timeout).build();
@@ -443,8 +453,90 @@ pub async fn http_check(
                 return Err(format!("GET {url}: the body does not contain \"{needle}\""));
             }
         }
-        Ok(())
+        Ok(body)
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// The value at `path` in a JSON document: `$.status`, `checks[0].ok` or
+/// `a.b.0` (a leading `$` or `$.` is optional; `[N]` and `.N` index arrays).
+pub fn json_path<'a>(document: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let path = path.trim();
+    let path = path.strip_prefix('$').unwrap_or(path);
+    let mut current = document;
+    for segment in path.replace('[', ".").replace(']', "").split('.') {
+        if segment.is_empty() {
+            continue;
+        }
+        current = match current {
+            serde_json::Value::Object(map) => map.get(segment)?,
+            serde_json::Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// Judge a body against `json_path`: the value must exist and, when
+/// `expected` is given, equal it (a string `"200"` also matches the number 200).
+pub fn json_path_matches(
+    body: &str,
+    path: &str,
+    expected: Option<&serde_json::Value>,
+) -> Result<(), String> {
+    let document: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let found = json_path(&document, path).ok_or_else(|| format!("{path} is not in the body"))?;
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let same = found == expected
+        || match (found, expected) {
+            (serde_json::Value::String(text), other) | (other, serde_json::Value::String(text)) => {
+                !other.is_string()
+                    && text
+                        .parse::<serde_json::Value>()
+                        .is_ok_and(|parsed| parsed == *other)
+            }
+            _ => false,
+        };
+    if same {
+        Ok(())
+    } else {
+        Err(format!("{path} is {found}, expected {expected}"))
+    }
+}
+
+#[cfg(test)]
+mod json_path_tests {
+    use super::*;
+
+    #[test]
+    fn json_paths_find_values_and_compare_loosely() {
+        let body = r#"{"status": "ok", "checks": [{"name": "db", "ok": true}], "code": 200}"#;
+        assert_eq!(
+            json_path_matches(body, "$.status", Some(&serde_json::json!("ok"))),
+            Ok(())
+        );
+        assert_eq!(
+            json_path_matches(body, "checks[0].ok", Some(&serde_json::json!(true))),
+            Ok(())
+        );
+        assert_eq!(
+            json_path_matches(body, "code", Some(&serde_json::json!("200"))),
+            Ok(())
+        );
+        assert_eq!(json_path_matches(body, "checks.0.name", None), Ok(()));
+        assert_eq!(
+            json_path_matches(body, "$.status", Some(&serde_json::json!("degraded"))),
+            Err("$.status is \"ok\", expected \"degraded\"".to_string())
+        );
+        assert!(json_path_matches(body, "missing.key", None)
+            .unwrap_err()
+            .contains("not in the body"));
+        assert!(json_path_matches("<html>", "status", None)
+            .unwrap_err()
+            .contains("not JSON"));
+    }
 }

@@ -9,6 +9,14 @@
 //! to its previous release, pause, or abort. Remote steps are built by
 //! `crate::vm::steps` and run through `crate::transport`.
 //!
+//! Every host step is also written to the state's journal as started before it
+//! runs and as finished after, so an apply killed at any moment can be
+//! resumed: the next apply re-reads the outcome of the one step that may or
+//! may not have happened (the host's release marker) and goes on with the
+//! same rollout. On a first interrupt (`crate::state::lock::interrupt_requested`)
+//! no new step starts; the steps in flight finish and are recorded, and the
+//! apply ends as "interrupted".
+//!
 //! Not here: choosing what to change (the planner did) and rendering the plan.
 
 pub mod alb;
@@ -61,11 +69,15 @@ pub struct ApplySummary {
     pub waiting: Vec<String>,
     /// Deployments not started because an earlier wave waits for an approval.
     pub held: Vec<String>,
+    /// An interrupt stopped the apply before its end; `slipway apply` goes on.
+    pub interrupted: bool,
+    /// Deployments not started because of the interrupt.
+    pub not_started: Vec<String>,
 }
 
 impl ApplySummary {
     pub fn succeeded(&self) -> bool {
-        self.deployments_failed == 0 && self.failures.is_empty()
+        self.deployments_failed == 0 && self.failures.is_empty() && !self.interrupted
     }
 }
 
@@ -78,6 +90,13 @@ pub struct DeploymentOutcome {
     pub failures: Vec<String>,
     /// The deployment stopped at an approval: how to go on.
     pub waiting_approval: Option<String>,
+    /// An interrupt stopped it between two steps.
+    pub interrupted: bool,
+}
+
+/// Whether an interrupt asked the apply to start nothing new.
+pub fn interrupted() -> bool {
+    crate::state::lock::interrupt_requested()
 }
 
 /// Reasons apply refuses to start; checked before anything changes.
@@ -152,6 +171,13 @@ pub async fn apply(
     let mut failed_wave = false;
     let mut held_wave = false;
     for wave in &plan.schedule.waves {
+        if interrupted() {
+            summary.interrupted = true;
+            summary
+                .not_started
+                .extend(wave.deployments.iter().map(|d| d.address.clone()));
+            continue;
+        }
         if failed_wave {
             summary
                 .skipped
@@ -184,6 +210,13 @@ pub async fn apply(
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                if interrupted() {
+                    let outcome = DeploymentOutcome {
+                        interrupted: true,
+                        ..DeploymentOutcome::default()
+                    };
+                    return (change.address.clone(), Ok(outcome));
+                }
                 let saved = recorder
                     .snapshot()
                     .deployments
@@ -231,7 +264,11 @@ pub async fn apply(
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
-                    if let Some(waiting) = outcome.waiting_approval {
+                    if outcome.interrupted {
+                        summary.interrupted = true;
+                        summary.failures.extend(outcome.failures);
+                        held_wave = true;
+                    } else if let Some(waiting) = outcome.waiting_approval {
                         summary.waiting.push(waiting);
                         summary.failures.extend(outcome.failures);
                         held_wave = true;

@@ -5,6 +5,13 @@
 //! atomically through the backend before returning, so a crash at any moment
 //! leaves a state that says what happened up to that moment. It never holds a
 //! secret: rendered texts arrive masked.
+//!
+//! It also keeps the apply's journal ([`crate::state::JournalEntry`]): a step is
+//! written as started, in the same atomic write as the host or traffic record
+//! it changes, before it runs, and as finished, with its result, after. An
+//! apply that ends in order settles the journal into history
+//! ([`Recorder::finish`]). It does not decide what a step does or whether a
+//! step is needed; the executors do.
 
 use std::sync::Mutex;
 
@@ -17,8 +24,90 @@ use crate::plan::Plan;
 use crate::state::lock::now_rfc3339;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostState, HostStatus, PreviousRelease, State, StateError,
+    HostState, HostStatus, JournalEntry, PreviousRelease, State, StateError, JOURNAL_LIMIT,
 };
+
+/// Test-only: with `SLIPWAY_TEST_CRASH_AT=N` the process kills itself with
+/// SIGKILL at its Nth crash point, so tests can stop an apply at a chosen
+/// step rather than at a chosen time. Crash points are: right after a journal
+/// entry is written as started, right before one is written as finished (the
+/// step's work is done but not recorded) and right after that.
+const CRASH_AT_VARIABLE: &str = "SLIPWAY_TEST_CRASH_AT";
+
+fn crash_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = *AT.get_or_init(|| {
+        std::env::var(CRASH_AT_VARIABLE)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    }) else {
+        return;
+    };
+    if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        // The signal is on its way; never go on past this point.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+/// Set one host's record, keeping the release it served before when it moves
+/// to another version.
+fn put_host(
+    state: &mut State,
+    address: &str,
+    host: &str,
+    version: &str,
+    sha256: Option<&str>,
+    status: HostStatus,
+) {
+    let now = now_rfc3339();
+    if let Some(deployment) = state.deployments.get_mut(address) {
+        let previous = match deployment.hosts.get(host) {
+            _ if status == HostStatus::RolledBack => None,
+            Some(before)
+                if before.version != version
+                    && matches!(before.status, HostStatus::Deployed | HostStatus::RolledBack) =>
+            {
+                Some(PreviousRelease {
+                    version: before.version.clone(),
+                    artifact_sha256: before.artifact_sha256.clone(),
+                })
+            }
+            Some(before) => before.previous.clone(),
+            None => None,
+        };
+        deployment.hosts.insert(
+            host.to_string(),
+            HostState {
+                version: version.to_string(),
+                artifact_sha256: sha256.map(str::to_string),
+                status,
+                updated_at: now.clone(),
+                previous,
+            },
+        );
+        deployment.updated_at = now;
+    }
+}
+
+/// What a journal entry is about, before it gets its number and times.
+#[derive(Debug, Clone)]
+pub struct StepRecord<'a> {
+    pub apply_id: &'a str,
+    pub deployment: &'a str,
+    pub step: usize,
+    pub host: Option<&'a str>,
+    pub action: &'a str,
+    pub version: &'a str,
+}
 
 pub struct Recorder {
     backend: std::sync::Arc<dyn Backend>,
@@ -128,39 +217,107 @@ impl Recorder {
         sha256: Option<&str>,
         status: HostStatus,
     ) -> Result<(), StateError> {
-        let now = now_rfc3339();
-        self.update(|state| {
-            if let Some(deployment) = state.deployments.get_mut(address) {
-                let previous = match deployment.hosts.get(host) {
-                    _ if status == HostStatus::RolledBack => None,
-                    Some(before)
-                        if before.version != version
-                            && matches!(
-                                before.status,
-                                HostStatus::Deployed | HostStatus::RolledBack
-                            ) =>
-                    {
-                        Some(PreviousRelease {
-                            version: before.version.clone(),
-                            artifact_sha256: before.artifact_sha256.clone(),
-                        })
-                    }
-                    Some(before) => before.previous.clone(),
-                    None => None,
-                };
-                deployment.hosts.insert(
-                    host.to_string(),
-                    HostState {
-                        version: version.to_string(),
-                        artifact_sha256: sha256.map(str::to_string),
-                        status,
-                        updated_at: now.clone(),
-                        previous,
-                    },
-                );
-                deployment.updated_at = now;
-            }
+        self.update(|state| put_host(state, address, host, version, sha256, status))
+    }
+
+    /// Record one host's status and, in the same write, a journal entry
+    /// saying `record` starts. Returns the entry's number for [`Recorder::end_step`].
+    pub fn begin_host_step(
+        &self,
+        record: &StepRecord<'_>,
+        sha256: Option<&str>,
+        status: HostStatus,
+    ) -> Result<u64, StateError> {
+        let host = record.host.unwrap_or_default();
+        self.begin_step(record, |state| {
+            put_host(
+                state,
+                record.deployment,
+                host,
+                record.version,
+                sha256,
+                status,
+            )
         })
+    }
+
+    /// Record that `record` starts, together with `change`, in one write.
+    pub fn begin_step(
+        &self,
+        record: &StepRecord<'_>,
+        change: impl FnOnce(&mut State),
+    ) -> Result<u64, StateError> {
+        let mut seq = 0;
+        self.update(|state| {
+            change(state);
+            if state.journal.len() >= JOURNAL_LIMIT {
+                if let Some(oldest) = state.journal.iter().position(|e| e.finished_at.is_some()) {
+                    state.journal.remove(oldest);
+                }
+            }
+            seq = state.journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+            state.journal.push(JournalEntry {
+                apply_id: record.apply_id.to_string(),
+                seq,
+                deployment: record.deployment.to_string(),
+                step: record.step,
+                host: record.host.map(str::to_string),
+                action: record.action.to_string(),
+                version: record.version.to_string(),
+                started_at: now_rfc3339(),
+                finished_at: None,
+                result: None,
+            });
+        })?;
+        crash_point();
+        Ok(seq)
+    }
+
+    /// Record that journal entry `seq` finished with `result`, together with
+    /// `change`, in one write.
+    pub fn end_step(
+        &self,
+        seq: u64,
+        result: &str,
+        change: impl FnOnce(&mut State),
+    ) -> Result<(), StateError> {
+        crash_point();
+        self.update(|state| {
+            change(state);
+            if let Some(entry) = state.journal.iter_mut().find(|e| e.seq == seq) {
+                entry.finished_at = Some(now_rfc3339());
+                entry.result = Some(result.to_string());
+            }
+        })?;
+        crash_point();
+        Ok(())
+    }
+
+    /// [`Recorder::end_step`] that also records the host's status.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_host_step(
+        &self,
+        seq: u64,
+        result: &str,
+        address: &str,
+        host: &str,
+        version: &str,
+        sha256: Option<&str>,
+        status: HostStatus,
+    ) -> Result<(), StateError> {
+        self.end_step(seq, result, |state| {
+            put_host(state, address, host, version, sha256, status)
+        })
+    }
+
+    /// The journal entry of `address`/`host` a killed apply started and never
+    /// finished, if any.
+    pub fn uncertain_host_step(&self, address: &str, host: &str) -> Option<JournalEntry> {
+        self.snapshot()
+            .uncertain_steps()
+            .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
+            .last()
+            .cloned()
     }
 
     /// Record a judged verification gate; a result for the same gate and step
@@ -208,6 +365,7 @@ impl Recorder {
         address: &str,
         name: &str,
         after_step: u32,
+        approvers: &[String],
         apply_id: &str,
     ) -> Result<(), StateError> {
         let now = now_rfc3339();
@@ -222,6 +380,7 @@ impl Recorder {
                     after_step,
                     version,
                     status: ApprovalStatus::Waiting,
+                    approvers: approvers.to_vec(),
                     requested_by_apply: apply_id.to_string(),
                     requested_at: now.clone(),
                     decided_by: None,
@@ -244,6 +403,9 @@ impl Recorder {
         let plan_digest = hex::encode(Sha256::digest(serde_json::to_vec(plan).unwrap_or_default()));
         let started_at = self.started_at.clone();
         self.update(|state| {
+            // Applies killed before this one get their history entry first.
+            state.journal.retain(|e| e.apply_id != options.apply_id);
+            state.settle_journal();
             let versions = plan
                 .deployments
                 .iter()
@@ -274,7 +436,9 @@ impl Recorder {
                     .filter(|a| a.requested_by_apply == options.apply_id)
                     .cloned()
                     .collect(),
-                result: if !summary.succeeded() && summary.hosts_rolled_back > 0 {
+                result: if summary.interrupted {
+                    "interrupted".into()
+                } else if !summary.succeeded() && summary.hosts_rolled_back > 0 {
                     "rolled_back".into()
                 } else if !summary.succeeded() {
                     "failed".into()

@@ -2,24 +2,31 @@
 //! of a step in parallel, each host through the phases of
 //! `docs/language.md` §11, state recorded after every host, and rollback of
 //! every host this apply touched when a step fails and the rollout says so.
+//!
+//! Each host update and rollback is a journal entry (started, then finished).
+//! A host whose update a killed apply started and never finished is first
+//! re-checked: when its release marker names that apply and this version, the
+//! update had finished and is only recorded; otherwise it runs again. An
+//! interrupt stops the rollout between two steps, never inside one.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
+use super::recorder::StepRecord;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
 use crate::config::units::{parse_duration, parse_percent};
 use crate::config::{BatchSize, Config, Deployment, Gate, HealthCheck, VmHosts, VmSpec};
 use crate::plan::render::systemd_unit_text;
 use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
-use crate::state::{DeploymentStatus, HostState, HostStatus};
+use crate::state::{DeploymentStatus, HostState, HostStatus, JournalEntry};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::{CommandOutput, Transport};
 use crate::vm::config_snapshot;
-use crate::vm::steps::{self, HostContext, Phase, RemoteStep};
+use crate::vm::steps::{self, HostContext, Phase, ReleaseMarker, RemoteStep};
 
 /// How long one remote step may take before the host counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -170,7 +177,7 @@ pub async fn reject_deployment(
             }
         };
         let target = release_before(Some(record.clone()), &saved.version);
-        match roll_back_host(&job, host, &transport, target).await {
+        match roll_back_host(&job, host, &transport, target, None).await {
             Ok(()) => outcome.hosts_rolled_back += 1,
             Err(failure) => {
                 outcome
@@ -267,11 +274,28 @@ pub async fn apply_deployment(
     let total_steps = scheduled.steps.last().map_or(0, |s| s.index);
     let mut failed_step = None;
     let mut waiting = false;
+    // A killed apply of this version was rolling back: finish its rollback
+    // rather than going on with the rollout.
+    let killed_rollback = killed_rollback_step(recorder, address, &deployment.service.version);
+    if let Some((step, _)) = &killed_rollback {
+        progress.event(
+            address,
+            &format!("an interrupted apply was rolling back after step {step} failed: finishing its rollback"),
+        );
+        outcome.failures.push(format!(
+            "{address}: step {step} failed in an interrupted apply that was rolling back; this apply finished the rollback"
+        ));
+        failed_step = Some(*step);
+    }
 
-    for step in &scheduled.steps {
+    for step in scheduled.steps.iter().filter(|_| killed_rollback.is_none()) {
         let StepKind::HostBatch { hosts: batch } = &step.kind else {
             continue;
         };
+        if super::interrupted() {
+            outcome.interrupted = true;
+            break;
+        }
         progress.status(
             address,
             &format!("step {}/{total_steps}: {}", step.index, batch.join(", ")),
@@ -298,7 +322,7 @@ pub async fn apply_deployment(
         let mut running = Vec::new();
         for host in batch.iter().filter(|h| transports.contains_key(*h)) {
             touched.push(host.clone());
-            running.push(update_host(&job, host, &transports[host]));
+            running.push(update_host(&job, host, step.index, &transports[host]));
         }
         let results = futures_join_all(running).await;
         let mut failures_in_step = batch.len() - results.len();
@@ -381,7 +405,13 @@ pub async fn apply_deployment(
                 .is_some_and(|d| d.approved(name, version));
             if !approved {
                 recorder
-                    .wait_for_approval(address, name, step.index as u32, &options.apply_id)
+                    .wait_for_approval(
+                        address,
+                        name,
+                        step.index as u32,
+                        &approvers_of(rollout, name),
+                        &options.apply_id,
+                    )
                     .map_err(|e| e.to_string())?;
                 progress.event(
                     address,
@@ -405,11 +435,16 @@ pub async fn apply_deployment(
                 // This apply's hosts, and those an earlier apply of the same
                 // rollout moved before it stopped at an approval.
                 let version = &deployment.service.version;
+                let touched_here = touched.clone();
                 for (host, record) in &before {
                     let moved_earlier = record.as_ref().is_some_and(|r| {
                         &r.version == version
-                            && r.status == HostStatus::Deployed
-                            && r.previous.is_some()
+                            && if killed_rollback.is_some() {
+                                // Every host the killed apply moved and did not put back.
+                                r.status != HostStatus::RolledBack
+                            } else {
+                                r.status == HostStatus::Deployed && r.previous.is_some()
+                            }
                     });
                     if moved_earlier && !touched.contains(host) {
                         if let Ok(transport) =
@@ -432,7 +467,31 @@ pub async fn apply_deployment(
                         continue;
                     };
                     let target = release_before(before.get(host).cloned().flatten(), version);
-                    match roll_back_host(&job, host, transport, target).await {
+                    let record = StepRecord {
+                        apply_id: &options.apply_id,
+                        deployment: address,
+                        step,
+                        host: Some(host),
+                        action: "rollback",
+                        version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
+                    };
+                    let seq = recorder.begin_step(&record, |_| {}).ok();
+                    // A host the killed apply switched is switched back in its name.
+                    let switched_by = killed_rollback
+                        .as_ref()
+                        .map(|(_, id)| id.as_str())
+                        .filter(|_| !touched_here.contains(host));
+                    let rolled_back =
+                        roll_back_host(&job, host, transport, target.clone(), switched_by).await;
+                    if let Some(seq) = seq {
+                        let result = if rolled_back.is_ok() {
+                            "rolled_back"
+                        } else {
+                            "failed"
+                        };
+                        let _ = recorder.end_step(seq, result, |_| {});
+                    }
+                    match rolled_back {
                         Ok(()) => outcome.hosts_rolled_back += 1,
                         Err(failure) => {
                             progress.event(address, &format!("rollback of {failure}"));
@@ -457,7 +516,7 @@ pub async fn apply_deployment(
             }
             _ => DeploymentStatus::Failed,
         }
-    } else if waiting || !outcome.failures.is_empty() {
+    } else if waiting || outcome.interrupted || !outcome.failures.is_empty() {
         DeploymentStatus::Partial
     } else {
         DeploymentStatus::Deployed
@@ -480,6 +539,10 @@ pub async fn apply_deployment(
             DeploymentStatus::RolledBack => {
                 format!("rolled back {} host(s)", outcome.hosts_rolled_back)
             }
+            DeploymentStatus::Partial if outcome.interrupted => format!(
+                "interrupted: {} host(s) moved to {} by this apply; `slipway apply` continues the rollout",
+                outcome.hosts_deployed, deployment.service.version
+            ),
             DeploymentStatus::Partial if waiting => format!(
                 "waiting for approval: {} host(s) moved to {} so far",
                 outcome.hosts_deployed, deployment.service.version
@@ -619,32 +682,142 @@ async fn run_all(
     Ok(())
 }
 
-async fn update_host(job: &Job<'_>, host: &str, transport: &Transport) -> Result<(), HostFailure> {
+async fn update_host(
+    job: &Job<'_>,
+    host: &str,
+    step: usize,
+    transport: &Transport,
+) -> Result<(), HostFailure> {
     let address = &job.deployment.address;
     let version = &job.deployment.service.version;
     let sha = job.artifact.map(|a| a.sha256.clone());
-    let record = |status| {
-        job.recorder
-            .set_host(address, host, version, sha.as_deref(), status)
-    };
     let state_error = |e: crate::state::StateError| HostFailure {
         host: host.to_string(),
         step: "record state".into(),
         message: e.to_string(),
     };
-    record(HostStatus::InProgress).map_err(state_error)?;
+    let record = |action| StepRecord {
+        apply_id: &job.options.apply_id,
+        deployment: address,
+        step,
+        host: Some(host),
+        action,
+        version,
+    };
+    if let Some(uncertain) = job
+        .recorder
+        .uncertain_host_step(address, host)
+        .filter(|e| e.action == "deploy" && &e.version == version)
+    {
+        let seq = job
+            .recorder
+            .begin_step(&record("recheck"), |_| {})
+            .map_err(state_error)?;
+        let done = finished_by(job, transport, &uncertain, sha.as_deref()).await;
+        let verdict = if done {
+            "deployed (release marker)"
+        } else {
+            "not done (release marker)"
+        };
+        let close_uncertain = |state: &mut crate::state::State| {
+            if let Some(entry) = state.journal.iter_mut().find(|e| e.seq == uncertain.seq) {
+                entry.finished_at = Some(crate::state::lock::now_rfc3339());
+                entry.result = Some(format!("{verdict}, re-checked by {}", job.options.apply_id));
+            }
+        };
+        if done {
+            job.recorder
+                .end_step(seq, "already_deployed", |state| {
+                    close_uncertain(state);
+                    if let Some(record) = state
+                        .deployments
+                        .get_mut(address.as_str())
+                        .and_then(|d| d.hosts.get_mut(host))
+                    {
+                        record.status = HostStatus::Deployed;
+                        record.updated_at = crate::state::lock::now_rfc3339();
+                    }
+                })
+                .map_err(state_error)?;
+            job.progress.event(
+                address,
+                &format!(
+                    "{host}: on {version} (the interrupted apply {} had finished it)",
+                    uncertain.apply_id
+                ),
+            );
+            return Ok(());
+        }
+        job.recorder
+            .end_step(seq, "not_done", close_uncertain)
+            .map_err(state_error)?;
+    }
+    let seq = job
+        .recorder
+        .begin_host_step(&record("deploy"), sha.as_deref(), HostStatus::InProgress)
+        .map_err(state_error)?;
     let result = update_host_steps(job, host, transport).await;
-    match &result {
-        Ok(()) => {
-            record(HostStatus::Deployed).map_err(state_error)?;
-            job.progress
-                .event(address, &format!("{host}: on {version}"));
-        }
-        Err(_) => {
-            record(HostStatus::Failed).map_err(state_error)?;
-        }
+    let (status, outcome) = match &result {
+        Ok(()) => (HostStatus::Deployed, "deployed"),
+        Err(_) => (HostStatus::Failed, "failed"),
+    };
+    job.recorder
+        .end_host_step(seq, outcome, address, host, version, sha.as_deref(), status)
+        .map_err(state_error)?;
+    if result.is_ok() {
+        job.progress
+            .event(address, &format!("{host}: on {version}"));
     }
     result
+}
+
+/// The failed step after which a killed apply (no history entry) was rolling
+/// `address` back from `version`, if it was.
+fn killed_rollback_step(
+    recorder: &Recorder,
+    address: &str,
+    version: &str,
+) -> Option<(usize, String)> {
+    let state = recorder.snapshot();
+    let killed = state.interrupted_applies();
+    state
+        .journal
+        .iter()
+        .filter(|e| e.deployment == address && e.action == "rollback")
+        .filter(|e| killed.contains(&e.apply_id))
+        .find(|e| {
+            state.journal.iter().any(|d| {
+                d.apply_id == e.apply_id
+                    && d.deployment == address
+                    && d.action == "deploy"
+                    && d.version == version
+            })
+        })
+        .map(|e| (e.step, e.apply_id.clone()))
+}
+
+/// Whether the update `uncertain` (started by a killed apply) finished on the
+/// host: its release marker, written as an update's last step, names that
+/// apply, this version and this artifact.
+async fn finished_by(
+    job: &Job<'_>,
+    transport: &Transport,
+    uncertain: &JournalEntry,
+    sha256: Option<&str>,
+) -> bool {
+    let ctx = context(job, transport.host(), transport);
+    let step = steps::read_release_marker(job.vm, &ctx);
+    match transport.run(&step.script, STEP_TIMEOUT).await {
+        Ok(output) if output.success() => match ReleaseMarker::parse(&output.stdout) {
+            Ok(Some(marker)) => {
+                marker.apply_id == uncertain.apply_id
+                    && marker.version == uncertain.version
+                    && sha256.is_none_or(|sha| marker.sha256 == sha)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 async fn update_host_steps(
@@ -797,7 +970,9 @@ async fn health_check(
                 None => Ok(()),
             },
             (None, Some(url)) => {
-                gates::http_check(url, check.expect_status.unwrap_or(200), timeout, None).await
+                gates::http_check(url, check.expect_status.unwrap_or(200), timeout, None)
+                    .await
+                    .map(|_| ())
             }
             (None, None) => Ok(()),
         };
@@ -875,6 +1050,14 @@ fn load_balancer_failure(host: &str, step: &str, message: String) -> HostFailure
     }
 }
 
+/// Who may decide approval `name` of `rollout` (empty: anyone).
+pub(super) fn approvers_of(rollout: Option<&crate::config::Rollout>, name: &str) -> Vec<String> {
+    rollout
+        .and_then(|r| r.approvals.iter().find(|a| a.name == name))
+        .map(|a| a.approvers.clone())
+        .unwrap_or_default()
+}
+
 /// What a rollback restores on a host, from its record before this apply: that
 /// record, or, when an earlier apply of the same rollout already moved the host
 /// to `version`, the release it served before.
@@ -896,9 +1079,13 @@ async fn roll_back_host(
     host: &str,
     transport: &Transport,
     before: Option<HostState>,
+    switched_by: Option<&str>,
 ) -> Result<(), HostFailure> {
     let address = &job.deployment.address;
-    let ctx = context(job, host, transport);
+    let mut ctx = context(job, host, transport);
+    if let Some(apply_id) = switched_by {
+        ctx.apply_id = apply_id.to_string();
+    }
     job.progress
         .status(address, &format!("{host}: rolling back"));
     let Some(previous) =

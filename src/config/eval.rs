@@ -66,7 +66,7 @@ fn read_relative(path: &str) -> Result<Rc<str>, String> {
     if let Some(cached) = FILE_CACHE.with(|c| c.borrow().get(&full).cloned()) {
         return cached;
     }
-    let result = std::fs::read(&full)
+    let result = read_regular_file(&full)
         .map_err(|e| format!("cannot read \"{path}\": {e}"))
         .and_then(|bytes| {
             let text = std::str::from_utf8(&bytes)
@@ -77,6 +77,35 @@ fn read_relative(path: &str) -> Result<Rc<str>, String> {
         });
     FILE_CACHE.with(|c| c.borrow_mut().insert(full, result.clone()));
     result
+}
+
+/// The most `file()` and `templatefile()` read from one file.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The bytes of a regular file of at most [`MAX_FILE_BYTES`]: a device, a
+/// FIFO or a directory is refused before anything is read from it.
+fn read_regular_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {} MiB a configuration may read from one file",
+            metadata.len(),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err("the file grew past the size limit while it was read".to_string());
+    }
+    Ok(bytes)
 }
 
 fn parsed_template(path: &str) -> Result<Rc<hcl::Template>, String> {
@@ -501,6 +530,18 @@ mod tests {
                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
             ))
         );
+    }
+
+    #[test]
+    fn file_refuses_devices_and_directories_before_reading() {
+        let devices = read_regular_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(devices, "not a regular file");
+        let directories = read_regular_file(Path::new("/")).unwrap_err();
+        assert_eq!(directories, "not a regular file");
+        let file = std::env::temp_dir().join(format!("slipway-eval-{}", std::process::id()));
+        std::fs::write(&file, "hello").unwrap();
+        assert_eq!(read_regular_file(&file), Ok(b"hello".to_vec()));
+        std::fs::remove_file(file).unwrap();
     }
 
     #[test]

@@ -112,7 +112,11 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     crate::state::rejected_message(rejected)
                 ));
             }
-            if saved.status == DeploymentStatus::InProgress {
+            let journaled = states
+                .get(&state_name)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.journal.iter().any(|e| e.deployment == deployment.address));
+            if saved.status == DeploymentStatus::InProgress && !journaled {
                 warnings.push(format!(
                     "{}: an earlier apply did not finish (state says in progress); the plan treats unfinished hosts as pending",
                     deployment.address
@@ -140,6 +144,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         if !options.includes(state_name) {
             continue;
         }
+        warnings.extend(interrupted_apply_warnings(state_name, state));
         for (address, saved) in &state.deployments {
             if config.deployments.contains_key(address) {
                 continue;
@@ -228,6 +233,120 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         summary,
         warnings,
     })
+}
+
+/// What plan says about applies of `state` that did not end in order: one
+/// killed (its journal has no history entry: which steps are known done,
+/// which one is uncertain, what apply will do) or one stopped by an interrupt
+/// (its history entry says "interrupted").
+pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for apply_id in state.interrupted_applies() {
+        let entries: Vec<&crate::state::JournalEntry> = state
+            .journal
+            .iter()
+            .filter(|e| e.apply_id == apply_id)
+            .collect();
+        let started = entries.first().map_or("", |e| e.started_at.as_str());
+        let not_done = |e: &&&crate::state::JournalEntry| {
+            e.result
+                .as_deref()
+                .is_some_and(|r| r.starts_with("not done"))
+        };
+        let rechecked: Vec<String> = entries
+            .iter()
+            .filter(not_done)
+            .map(|e| e.describe())
+            .collect();
+        let done: Vec<String> = entries
+            .iter()
+            .filter(|e| e.finished_at.is_some() && !not_done(e))
+            .map(|e| {
+                format!(
+                    "{} ({})",
+                    e.describe(),
+                    e.result.as_deref().unwrap_or("done")
+                )
+            })
+            .collect();
+        let uncertain: Vec<&&crate::state::JournalEntry> =
+            entries.iter().filter(|e| e.finished_at.is_none()).collect();
+        let mut text = format!(
+            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end. "
+        );
+        if done.is_empty() {
+            text.push_str("No step is known done. ");
+        } else {
+            text.push_str(&format!("Known done: {}. ", done.join("; ")));
+        }
+        if !rechecked.is_empty() {
+            text.push_str(&format!(
+                "Found not done when a later apply re-checked them: {}. ",
+                rechecked.join("; ")
+            ));
+        }
+        if uncertain.is_empty() {
+            text.push_str("No step is uncertain. ");
+        } else {
+            let described: Vec<String> = uncertain
+                .iter()
+                .map(|e| format!("{} (started {})", e.describe(), e.started_at))
+                .collect();
+            text.push_str(&format!(
+                "Uncertain (started, may or may not have happened): {}. ",
+                described.join("; ")
+            ));
+        }
+        if entries.iter().any(|e| e.action == "rollback") {
+            text.push_str("That apply was rolling back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) finishes the rollback: every host it moved and did not put back returns to the release it served before, and nothing new is deployed");
+            warnings.push(text);
+            continue;
+        }
+        let checks: Vec<String> = uncertain
+            .iter()
+            .map(|e| match (&e.host, e.action.as_str()) {
+                (Some(host), "deploy") => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
+                (Some(host), _) => format!("counts {host} as not done"),
+                (None, _) => format!("reads {} as it runs now (live services and listener weights)", e.deployment),
+            })
+            .collect();
+        text.push_str("`slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) ");
+        if !checks.is_empty() {
+            text.push_str(&format!("first {}, then ", checks.join("; ")));
+        }
+        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again");
+        warnings.push(text);
+    }
+    if let Some(last) = state
+        .history
+        .last()
+        .filter(|h| h.operation == "apply" && h.result == "interrupted" && h.finished_at.is_some())
+    {
+        let unfinished: Vec<&String> = state
+            .deployments
+            .iter()
+            .filter(|(_, d)| {
+                matches!(
+                    d.status,
+                    DeploymentStatus::Partial | DeploymentStatus::InProgress
+                ) && d.waiting_approval().is_none()
+            })
+            .map(|(address, _)| address)
+            .collect();
+        if !unfinished.is_empty() {
+            warnings.push(format!(
+                "environment {environment}: apply {} was interrupted at {} after recording its steps in flight; `slipway apply` continues the rollout of {}",
+                last.apply_id,
+                last.finished_at.as_deref().unwrap_or(""),
+                unfinished
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    warnings
 }
 
 fn check_promotion(
@@ -1004,6 +1123,58 @@ fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_apply_is_described_with_its_done_and_uncertain_steps() {
+        let mut state = crate::state::State::new("prod");
+        let entry = |seq: u64, host: &str, finished: bool| crate::state::JournalEntry {
+            apply_id: "a1".into(),
+            seq,
+            deployment: "deployment.web".into(),
+            step: seq as usize,
+            host: Some(host.into()),
+            action: "deploy".into(),
+            version: "2.0.0".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
+            result: finished.then(|| "deployed".to_string()),
+        };
+        state.journal = vec![entry(1, "h1", true), entry(2, "h2", false)];
+        let warnings = interrupted_apply_warnings("prod", &state);
+        assert_eq!(warnings.len(), 1);
+        let text = &warnings[0];
+        assert!(
+            text.contains("apply a1 (started 2026-01-01T00:00:00Z) was interrupted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Known done: deployment.web step 1 on h1: deploy 2.0.0 (deployed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Uncertain (started, may or may not have happened): deployment.web step 2 on h2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("reads h2's release marker"), "{text}");
+        assert!(
+            text.contains("a step known done is not run again"),
+            "{text}"
+        );
+        state.journal[1].finished_at = Some("2026-01-01T00:00:09Z".into());
+        state.journal[1].result = Some("not done (release marker), re-checked by a2".into());
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(
+            text.contains(
+                "Found not done when a later apply re-checked them: deployment.web step 2 on h2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("No step is uncertain"), "{text}");
+        state.settle_journal();
+        assert!(interrupted_apply_warnings("prod", &state).is_empty());
+    }
 
     fn hosts(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("h{i}")).collect()

@@ -8,14 +8,20 @@
 //! process exits; only SIGKILL or a crash leaves a lock behind. Waiting for a
 //! lock is [`lock_with_timeout`]'s choice, never `lock`'s. A stale lock of
 //! someone else is never removed on its own: only by an explicit force-unlock
-//! with the right id.
+//! with the right id, or by a caller that checked with [`holder_is_gone`] that
+//! its process provably no longer exists.
+//!
+//! While an apply runs it asks ([`stop_gracefully_on_interrupt`]) that the
+//! first interrupt only be noted ([`interrupt_requested`]): the apply starts
+//! no new step, records the steps in flight and releases its locks itself.
+//! A second interrupt releases the locks and exits at once.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -221,6 +227,56 @@ fn release_held_locks_where(
     released
 }
 
+/// The first interrupt is noted instead of exiting (see [`stop_gracefully_on_interrupt`]).
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+/// An interrupt arrived while [`GRACEFUL`] was on.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// While `on`, the first SIGINT, SIGTERM or SIGHUP does not exit: it is
+/// noted for [`interrupt_requested`], and the caller stops in order and
+/// releases its locks. A second one releases every held lock and exits.
+pub fn stop_gracefully_on_interrupt(on: bool) {
+    install_interrupt_handler();
+    GRACEFUL.store(on, Ordering::SeqCst);
+}
+
+/// Whether an interrupt arrived while [`stop_gracefully_on_interrupt`] was on.
+pub fn interrupt_requested() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Whether the process that took `holder` provably no longer runs: it ran on
+/// this machine (same host name) and no live process has its pid now.
+/// Anything less certain (another machine, an unknown host name, a platform
+/// without `/proc`) is not proof.
+pub fn holder_is_gone(holder: &LockInfo) -> bool {
+    let here = current_host();
+    here != "unknown"
+        && holder.host == here
+        && holder.pid != std::process::id()
+        && process_is_gone(holder.pid)
+}
+
+#[cfg(target_os = "linux")]
+fn process_is_gone(pid: u32) -> bool {
+    if pid == 0 || !Path::new("/proc/self").exists() {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(error) => error.kind() == ErrorKind::NotFound,
+        // A zombie has ended; only its exit status waits to be collected.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_is_gone(_pid: u32) -> bool {
+    false
+}
+
 /// On SIGINT, SIGTERM or SIGHUP: release every held lock, then exit with
 /// 128 + the signal number, as the default action would have. A second
 /// signal during the release exits at once. Installed once per process, the
@@ -260,10 +316,20 @@ fn handle_interrupts(ready: std::sync::mpsc::SyncSender<()>) {
         let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = signals else {
             return;
         };
-        let code = tokio::select! {
-            _ = interrupt.recv() => 130,
-            _ = terminate.recv() => 143,
-            _ = hangup.recv() => 129,
+        let code = loop {
+            let code = tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = terminate.recv() => 143,
+                _ = hangup.recv() => 129,
+            };
+            if GRACEFUL.load(Ordering::SeqCst) && !INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "\nInterrupted: no new step starts; the steps in flight finish and are \
+                     recorded, then the lock is released. Interrupt again to stop at once."
+                );
+                continue;
+            }
+            break code;
         };
         let (done, mut finished) = tokio::sync::oneshot::channel();
         thread::spawn(move || {
@@ -657,6 +723,21 @@ mod tests {
             read_lock_file(&path, "interrupted").expect("read"),
             Some(next.info().clone())
         );
+    }
+
+    #[test]
+    fn only_a_holder_on_this_machine_without_a_live_process_is_gone() {
+        let mut holder = LockInfo::for_this_process("prod", "apply");
+        assert!(!holder_is_gone(&holder), "this process runs");
+        // A child that has ended and been waited for: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        holder.pid = child.id();
+        child.wait().expect("wait");
+        if cfg!(target_os = "linux") && current_host() != "unknown" {
+            assert!(holder_is_gone(&holder));
+        }
+        holder.host = format!("{}-elsewhere", holder.host);
+        assert!(!holder_is_gone(&holder), "another machine proves nothing");
     }
 
     #[test]

@@ -27,6 +27,60 @@ pub struct State {
     /// Append-only audit trail.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The steps of the apply in flight (or of one that was killed): each
+    /// recorded as started before it runs and as finished after. Emptied
+    /// when an apply ends in order; see [`JournalEntry`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalEntry>,
+}
+
+/// At most this many journal entries are kept; beyond it the oldest finished
+/// ones are dropped (an unfinished one is never dropped).
+pub const JOURNAL_LIMIT: usize = 1000;
+
+/// One step of an apply, written before the step runs (`finished_at` empty)
+/// and again when it ends. A killed apply leaves at most a few entries
+/// without `finished_at`: those steps may or may not have happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The apply this step belongs to.
+    pub apply_id: String,
+    /// 1, 2, ... in the order the entries were started, over the whole journal.
+    pub seq: u64,
+    /// Deployment address.
+    pub deployment: String,
+    /// The rollout step (batch or traffic step), 1-based.
+    pub step: usize,
+    /// The host, for a VM step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// deploy | recheck | rollback | traffic
+    pub action: String,
+    /// The version the step moves to (for `traffic`, with the percent).
+    pub version: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// deployed | already_deployed | failed | rolled_back | abandoned | done,
+    /// or a short reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+impl JournalEntry {
+    /// What the step was, for messages: "step 2, host-3: deploy 1.1.0".
+    pub fn describe(&self) -> String {
+        match &self.host {
+            Some(host) => format!(
+                "{} step {} on {host}: {} {}",
+                self.deployment, self.step, self.action, self.version
+            ),
+            None => format!(
+                "{} step {}: {} {}",
+                self.deployment, self.step, self.action, self.version
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +172,9 @@ pub struct ApprovalRecord {
     pub after_step: u32,
     pub version: String,
     pub status: ApprovalStatus,
+    /// Who may decide (user names); empty: anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
     /// The apply that stopped to wait for it.
     pub requested_by_apply: String,
     pub requested_at: String,
@@ -203,6 +260,13 @@ impl DeploymentState {
             return Err(format!(
                 "{address} waits for approval \"{}\", not \"{gate}\"",
                 record.name
+            ));
+        }
+        if !record.approvers.is_empty() && !record.approvers.iter().any(|a| a == who) {
+            return Err(format!(
+                "approval \"{}\" of {address} may be decided by {} only, not by {who}",
+                record.name,
+                record.approvers.join(", ")
             ));
         }
         record.status = decision;
@@ -313,6 +377,237 @@ impl State {
             environment: environment.to_string(),
             deployments: BTreeMap::new(),
             history: Vec::new(),
+            journal: Vec::new(),
         }
+    }
+
+    /// Entries of the journal that were started and never finished.
+    pub fn uncertain_steps(&self) -> impl Iterator<Item = &JournalEntry> {
+        self.journal.iter().filter(|e| e.finished_at.is_none())
+    }
+
+    /// Applies in the journal that have no history entry: they were killed
+    /// (or are running right now, seen from outside their lock).
+    pub fn interrupted_applies(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for entry in &self.journal {
+            if !ids.contains(&entry.apply_id)
+                && !self.history.iter().any(|h| h.apply_id == entry.apply_id)
+            {
+                ids.push(entry.apply_id.clone());
+            }
+        }
+        ids
+    }
+
+    /// Close the journal after an apply ended in order: every apply in it
+    /// without a history entry gets one with result "interrupted" (its steps'
+    /// versions, started when its first step started), and the journal is
+    /// emptied.
+    pub fn settle_journal(&mut self) {
+        for apply_id in self.interrupted_applies() {
+            let steps: Vec<&JournalEntry> = self
+                .journal
+                .iter()
+                .filter(|e| e.apply_id == apply_id)
+                .collect();
+            let versions = steps
+                .iter()
+                .filter(|e| e.action == "deploy" || e.action == "traffic")
+                .map(|e| (e.deployment.clone(), e.version.clone()))
+                .collect();
+            let started_at = steps
+                .first()
+                .map(|e| e.started_at.clone())
+                .unwrap_or_default();
+            self.history.push(HistoryEntry {
+                apply_id,
+                operation: "apply".into(),
+                who: "unknown".into(),
+                started_at,
+                finished_at: None,
+                plan_digest: None,
+                versions,
+                result: "interrupted".into(),
+                approvals: Vec::new(),
+            });
+        }
+        self.journal.clear();
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use super::*;
+
+    fn waiting(approvers: &[&str]) -> DeploymentState {
+        DeploymentState {
+            service: "service.web".into(),
+            version: "2.0.0".into(),
+            artifact_sha256: None,
+            rollout: None,
+            rollout_digest: None,
+            status: DeploymentStatus::Partial,
+            verified: false,
+            config_files: BTreeMap::new(),
+            systemd_unit: None,
+            hosts: BTreeMap::new(),
+            ecs: None,
+            approvals: vec![ApprovalRecord {
+                name: "release-manager".into(),
+                after_step: 1,
+                version: "2.0.0".into(),
+                status: ApprovalStatus::Waiting,
+                approvers: approvers.iter().map(|a| a.to_string()).collect(),
+                requested_by_apply: "apply-1".into(),
+                requested_at: "t0".into(),
+                decided_by: None,
+                decided_at: None,
+            }],
+            gates: Vec::new(),
+            updated_at: "t0".into(),
+        }
+    }
+
+    #[test]
+    fn only_listed_approvers_decide_and_only_once() {
+        let mut state = waiting(&["alice"]);
+        let refused = state
+            .decide_approval(
+                "deployment.web",
+                None,
+                ApprovalStatus::Approved,
+                "bob",
+                "t1",
+            )
+            .unwrap_err();
+        assert!(
+            refused.contains("may be decided by alice only, not by bob"),
+            "{refused}"
+        );
+        assert!(state.waiting_approval().is_some(), "nothing changed");
+        let wrong_gate = state
+            .decide_approval(
+                "deployment.web",
+                Some("qa"),
+                ApprovalStatus::Approved,
+                "alice",
+                "t1",
+            )
+            .unwrap_err();
+        assert!(wrong_gate.contains("not \"qa\""), "{wrong_gate}");
+        let record = state
+            .decide_approval(
+                "deployment.web",
+                None,
+                ApprovalStatus::Approved,
+                "alice",
+                "t1",
+            )
+            .unwrap();
+        assert_eq!(record.decided_by.as_deref(), Some("alice"));
+        assert!(state.approved("release-manager", "2.0.0"));
+        assert!(
+            !state.approved("release-manager", "3.0.0"),
+            "approvals are per version"
+        );
+        let again = state
+            .decide_approval(
+                "deployment.web",
+                None,
+                ApprovalStatus::Rejected,
+                "alice",
+                "t2",
+            )
+            .unwrap_err();
+        assert!(again.contains("was already approved by alice"), "{again}");
+    }
+
+    #[test]
+    fn anyone_decides_when_no_approvers_are_listed() {
+        let mut state = waiting(&[]);
+        state
+            .decide_approval(
+                "deployment.web",
+                None,
+                ApprovalStatus::Rejected,
+                "carol",
+                "t1",
+            )
+            .unwrap();
+        assert_eq!(
+            state.rejected().map(|r| r.name.as_str()),
+            Some("release-manager")
+        );
+        assert!(state.waiting_approval().is_none());
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+
+    fn entry(apply_id: &str, seq: u64, host: &str, finished: bool) -> JournalEntry {
+        JournalEntry {
+            apply_id: apply_id.into(),
+            seq,
+            deployment: "deployment.web".into(),
+            step: seq as usize,
+            host: Some(host.into()),
+            action: "deploy".into(),
+            version: "2.0.0".into(),
+            started_at: format!("2026-01-01T00:00:0{seq}Z"),
+            finished_at: finished.then(|| "2026-01-01T00:00:09Z".to_string()),
+            result: finished.then(|| "deployed".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_killed_apply_is_settled_into_history_and_the_journal_emptied() {
+        let mut state = State::new("prod");
+        state.journal = vec![
+            entry("killed", 1, "h1", true),
+            entry("killed", 2, "h2", false),
+        ];
+        assert_eq!(state.interrupted_applies(), ["killed"]);
+        assert_eq!(
+            state
+                .uncertain_steps()
+                .map(|e| e.host.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("h2")]
+        );
+        state.settle_journal();
+        assert!(state.journal.is_empty());
+        let recorded = &state.history[0];
+        assert_eq!(
+            (recorded.apply_id.as_str(), recorded.result.as_str()),
+            ("killed", "interrupted")
+        );
+        assert_eq!(recorded.started_at, "2026-01-01T00:00:01Z");
+        assert_eq!(recorded.finished_at, None);
+        assert_eq!(recorded.versions["deployment.web"], "2.0.0");
+    }
+
+    #[test]
+    fn an_apply_with_a_history_entry_is_not_interrupted_and_an_empty_journal_is_not_stored() {
+        let mut state = State::new("prod");
+        state.journal = vec![entry("done", 1, "h1", true)];
+        state.history.push(HistoryEntry {
+            apply_id: "done".into(),
+            operation: "apply".into(),
+            who: "me".into(),
+            started_at: String::new(),
+            finished_at: None,
+            plan_digest: None,
+            versions: BTreeMap::new(),
+            result: "succeeded".into(),
+            approvals: Vec::new(),
+        });
+        assert!(state.interrupted_applies().is_empty());
+        state.settle_journal();
+        assert_eq!(state.history.len(), 1);
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(!json.contains("journal"), "{json}");
     }
 }

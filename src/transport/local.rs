@@ -52,6 +52,9 @@ impl LocalTransport {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C at the terminal reaches slipway,
+            // which lets the step finish, and not the step itself.
+            .process_group(0)
             .spawn()
             .map_err(failed)?;
         if let Some(mut stdin) = child.stdin.take() {

@@ -193,6 +193,7 @@ pub fn applied_state(config: &Config, environment: &str) -> State {
         environment: environment.to_string(),
         deployments: BTreeMap::new(),
         history: Vec::new(),
+        journal: Vec::new(),
     };
     for deployment in config.deployments.values() {
         if environment_state_name(&deployment.environment) == environment {
