@@ -9,6 +9,10 @@
 #[path = "moto/mod.rs"]
 mod moto;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::text;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -318,14 +322,6 @@ deployment "frontend-dev" {{
                 .unwrap();
         });
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 const ROLLING: &str = "strategy   = \"rolling\"\n  on_failure = \"rollback\"";

@@ -10,6 +10,10 @@
 //! Each test works on its own copy of `examples/quickstart` with ten hosts
 //! and its own ports, and stops the processes it started when it ends.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{copy_dir, text};
+
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -158,30 +162,6 @@ impl Drop for Sandbox {
             }
         }
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == ".slipway" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Crash points of a ten-host rollout one host at a time: three per host
