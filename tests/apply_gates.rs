@@ -15,7 +15,7 @@ mod prometheus;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, http_get, text};
+use support::{copy_dir, free_port_block, http_get, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -45,7 +45,7 @@ impl Quickstart {
         let quickstart = Quickstart {
             _dir: dir,
             root,
-            base_port: three_free_ports(),
+            base_port: free_port_block(3),
             env: Vec::new(),
         };
         quickstart.edit_config(
@@ -417,19 +417,4 @@ fn a_cloudwatch_alarm_in_alarm_fails_the_gate_and_ok_passes_it() {
             .any(|e| e.value == Some(2.0)),
         "the metric's sum is recorded: {gates:#?}"
     );
-}
-
-/// A port p such that p, p+1 and p+2 are free on loopback right now.
-fn three_free_ports() -> u16 {
-    for _ in 0..100 {
-        let base = prometheus::free_port();
-        if base > 65000 {
-            continue;
-        }
-        let free = (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no three consecutive free ports");
 }

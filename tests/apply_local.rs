@@ -10,16 +10,12 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, http_get, text};
+use support::{copy_dir, free_port_block, http_get, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
-
-/// Ports for the quickstart hosts: each test takes a block of ten.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 struct Quickstart {
     _dir: tempfile::TempDir,
@@ -37,8 +33,7 @@ impl Quickstart {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
             &root,
         );
-        let block = NEXT_PORT.fetch_add(10, Ordering::SeqCst);
-        let base_port = 20000 + (std::process::id() % 2000) as u16 * 10 % 20000 + block;
+        let base_port = free_port_block(3);
         Quickstart {
             _dir: dir,
             root,

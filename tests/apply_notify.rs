@@ -8,13 +8,13 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, text};
+use support::{copy_dir, free_port_block, text};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -22,9 +22,6 @@ use slipway::state::{Backend, LocalBackend, State};
 
 /// The sensitive variable's value.
 const TOKEN: &str = "tok-3c1f9e-never-in-a-payload";
-
-/// Ports for the quickstart hosts: each test takes a block of five.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// An HTTP server on loopback that answers 200 to everything and keeps the
 /// request bodies.
@@ -132,8 +129,7 @@ impl Quickstart {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
             &root,
         );
-        let block = NEXT_PORT.fetch_add(5, Ordering::SeqCst);
-        let base_port = 42000 + (std::process::id() % 1000) as u16 * 20 + block;
+        let base_port = free_port_block(3);
         let quickstart = Quickstart {
             _dir: dir,
             root,

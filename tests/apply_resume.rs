@@ -12,21 +12,17 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, text};
+use support::{copy_dir, free_port_block, text};
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
 
 const HOSTS: usize = 10;
-
-/// Ports for the hosts: each test takes a block of ten.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 struct Sandbox {
     _dir: tempfile::TempDir,
@@ -48,8 +44,7 @@ impl Sandbox {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
             &root,
         );
-        let block = NEXT_PORT.fetch_add(HOSTS as u16, Ordering::SeqCst);
-        let base_port = 40000 + (std::process::id() % 1000) as u16 * 10 + block;
+        let base_port = free_port_block(HOSTS as u16);
         let sandbox = Sandbox {
             _dir: dir,
             root,

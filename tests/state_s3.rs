@@ -12,7 +12,7 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, http_get, text};
+use support::{copy_dir, free_port_block, http_get, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -80,24 +80,6 @@ fn s3_backend(moto: &Moto, bucket: &str, prefix: &str) -> S3Backend {
     .unwrap()
 }
 
-/// Three free consecutive ports on loopback for the quickstart's hosts.
-fn free_ports() -> u16 {
-    use std::net::TcpListener;
-    let seed = std::process::id() as u64 * 7919
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64;
-    for attempt in 0..500u64 {
-        let base = 30000 + ((seed + attempt * 37) % 3000) as u16 * 10;
-        let free = (0..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no three free consecutive ports on 127.0.0.1");
-}
-
 /// A copy of the quickstart whose state is in a moto bucket. With
 /// [`Quickstart::with_hold_check`] its health check waits while the file
 /// `hold` exists, so a test can keep an apply running, lock held, as long as
@@ -124,7 +106,7 @@ impl<'a> Quickstart<'a> {
             bucket: bucket.to_string(),
             _dir: dir,
             root,
-            base_port: free_ports(),
+            base_port: free_port_block(3),
         };
         quickstart.use_s3(PREFIX);
         quickstart

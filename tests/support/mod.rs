@@ -52,3 +52,23 @@ pub fn http_get(port: u16, path: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// A base port below the kernel's ephemeral range (32768 and up, where moto,
+/// Prometheus and outgoing connections get theirs) such that `count`
+/// consecutive ports are free now. The tests of one process get disjoint
+/// blocks; processes start at different places.
+pub fn free_port_block(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..500 {
+        let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst);
+        let base = (LOW + (seed.wrapping_add(offset)) % (HIGH - LOW - u32::from(count))) as u16;
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports on 127.0.0.1 below 32000");
+}
