@@ -339,6 +339,9 @@ pub struct ApprovalArgs {
     /// The approval's name; refused if the deployment waits for another one.
     #[arg(long)]
     pub gate: Option<String>,
+    /// The environment whose state holds the deployment (default: the only one that does).
+    #[arg(long)]
+    pub environment: Option<String>,
     /// Wait up to this long for the state lock if someone else holds it (e.g. 30s, 5m).
     #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
     pub lock_timeout: Duration,
@@ -969,10 +972,19 @@ fn state_show(args: &StateShowArgs) -> anyhow::Result<u8> {
     ))
 }
 
-/// The one environment whose state tracks `address`.
-fn environment_tracking(backend: &dyn Backend, address: &str) -> anyhow::Result<String> {
+/// The one environment whose state tracks `address`, among `only` (when
+/// given) or every environment with state.
+fn environment_tracking(
+    backend: &dyn Backend,
+    address: &str,
+    only: Option<&str>,
+) -> anyhow::Result<String> {
+    let candidates = match only {
+        Some(name) => vec![name.to_string()],
+        None => backend.environments()?,
+    };
     let mut found = Vec::new();
-    for environment in backend.environments()? {
+    for environment in candidates {
         if backend
             .read(&environment)?
             .is_some_and(|state| state.deployments.contains_key(address))
@@ -984,7 +996,7 @@ fn environment_tracking(backend: &dyn Backend, address: &str) -> anyhow::Result<
         [one] => Ok(one.clone()),
         [] => bail!("{address} is not in state; list what is tracked with: slipway state list"),
         several => bail!(
-            "{address} is in the state of several environments ({})",
+            "{address} is in the state of several environments ({}): choose one with -environment NAME",
             several.join(", ")
         ),
     }
@@ -993,7 +1005,8 @@ fn environment_tracking(backend: &dyn Backend, address: &str) -> anyhow::Result<
 fn approve(args: &ApprovalArgs) -> anyhow::Result<u8> {
     let address = ops::deployment_address(&args.deployment);
     let backend = state_backend(&args.dir)?;
-    let environment = environment_tracking(backend.as_ref(), &address)?;
+    let environment =
+        environment_tracking(backend.as_ref(), &address, args.environment.as_deref())?;
     let lock = take_lock(backend.as_ref(), &environment, "approve", args.lock_timeout)?;
     let decided = ops::decide_approval(
         backend.as_ref(),
@@ -1209,27 +1222,11 @@ fn state_push(args: &StatePushArgs) -> anyhow::Result<u8> {
 fn state_rm(args: &StateRmArgs) -> anyhow::Result<u8> {
     let address = ops::deployment_address(&args.address);
     let backend = state_backend(&args.state.dir)?;
-    let candidates = match &args.state.environment {
-        Some(name) => vec![name.clone()],
-        None => backend.environments()?,
-    };
-    let mut found = Vec::new();
-    for environment in candidates {
-        if backend
-            .read(&environment)?
-            .is_some_and(|state| state.deployments.contains_key(&address))
-        {
-            found.push(environment);
-        }
-    }
-    let environment = match found.as_slice() {
-        [one] => one.clone(),
-        [] => bail!("{address} is not in state; list what is tracked with: slipway state list"),
-        several => bail!(
-            "{address} is in the state of several environments ({}): choose one with -environment NAME",
-            several.join(", ")
-        ),
-    };
+    let environment = environment_tracking(
+        backend.as_ref(),
+        &address,
+        args.state.environment.as_deref(),
+    )?;
     let lock = take_lock(
         backend.as_ref(),
         &environment,
