@@ -701,42 +701,16 @@ pub async fn reject_deployment(
     Ok(DeploymentOutcome::default())
 }
 
-/// After `step`: when the rollout asks for an approval there that was not
-/// given for this version, record that the deployment waits for it and say
-/// how to go on (`Some`); otherwise `None`.
+/// After `step`: the shared approval check with this job's deployment.
 fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, String> {
-    let Some(name) = &step.approval else {
-        return Ok(None);
-    };
-    let address = job.address();
-    let version = &job.deployment.service.version;
-    let approved = job
-        .recorder
-        .snapshot()
-        .deployments
-        .get(address)
-        .is_some_and(|d| d.approved(name, version));
-    if approved {
-        return Ok(None);
-    }
-    job.recorder
-        .wait_for_approval(
-            address,
-            name,
-            step.index as u32,
-            &super::vm::approvers_of(job.config.rollout_of(job.deployment), name),
-            job.apply_id,
-        )
-        .map_err(|e| e.to_string())?;
-    job.event(&format!(
-        "step {}: waiting for approval \"{name}\"",
-        step.index
-    ));
-    Ok(Some(super::approval_instructions(
-        address,
-        name,
-        step.index as u32,
-    )))
+    super::wait_for_approval(
+        job.config,
+        job.deployment,
+        step,
+        job.recorder,
+        job.progress,
+        job.apply_id,
+    )
 }
 
 /// Before moving weights: the listener must still send traffic as last set,

@@ -144,6 +144,49 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
 
 pub use crate::state::{approval_instructions, rejected_message};
 
+/// After `step` of `deployment`: when the rollout asks for an approval there
+/// that was not given for this version, record that the deployment waits for
+/// it and say how to go on (`Some`); otherwise `None`. Shared by the VM and
+/// ECS executors.
+pub(crate) fn wait_for_approval(
+    config: &Config,
+    deployment: &crate::config::Deployment,
+    step: &crate::plan::Step,
+    recorder: &Recorder,
+    progress: &Progress,
+    apply_id: &str,
+) -> Result<Option<String>, String> {
+    let Some(name) = &step.approval else {
+        return Ok(None);
+    };
+    let address = deployment.address.as_str();
+    let approved = recorder
+        .snapshot()
+        .deployments
+        .get(address)
+        .is_some_and(|d| d.approved(name, &deployment.service.version));
+    if approved {
+        return Ok(None);
+    }
+    let approvers = config
+        .rollout_of(deployment)
+        .and_then(|r| r.approvals.iter().find(|a| &a.name == name))
+        .map(|a| a.approvers.clone())
+        .unwrap_or_default();
+    recorder
+        .wait_for_approval(address, name, step.index as u32, &approvers, apply_id)
+        .map_err(|e| e.to_string())?;
+    progress.event(
+        address,
+        &format!("step {}: waiting for approval \"{name}\"", step.index),
+    );
+    Ok(Some(approval_instructions(
+        address,
+        name,
+        step.index as u32,
+    )))
+}
+
 /// The outcome of a deployment that already waits for an approval: nothing
 /// runs until someone approves or rejects.
 fn still_waiting(

@@ -396,35 +396,17 @@ pub async fn apply_deployment(
                 batch.join(", ")
             ),
         );
-        if let Some(name) = &step.approval {
-            let version = &deployment.service.version;
-            let approved = recorder
-                .snapshot()
-                .deployments
-                .get(address)
-                .is_some_and(|d| d.approved(name, version));
-            if !approved {
-                recorder
-                    .wait_for_approval(
-                        address,
-                        name,
-                        step.index as u32,
-                        &approvers_of(rollout, name),
-                        &options.apply_id,
-                    )
-                    .map_err(|e| e.to_string())?;
-                progress.event(
-                    address,
-                    &format!("step {}: waiting for approval \"{name}\"", step.index),
-                );
-                outcome.waiting_approval = Some(super::approval_instructions(
-                    address,
-                    name,
-                    step.index as u32,
-                ));
-                waiting = true;
-                break;
-            }
+        if let Some(waiting_for) = super::wait_for_approval(
+            config,
+            deployment,
+            step,
+            recorder,
+            progress,
+            &options.apply_id,
+        )? {
+            outcome.waiting_approval = Some(waiting_for);
+            waiting = true;
+            break;
         }
     }
 
@@ -1048,14 +1030,6 @@ fn load_balancer_failure(host: &str, step: &str, message: String) -> HostFailure
         step: step.to_string(),
         message,
     }
-}
-
-/// Who may decide approval `name` of `rollout` (empty: anyone).
-pub(super) fn approvers_of(rollout: Option<&crate::config::Rollout>, name: &str) -> Vec<String> {
-    rollout
-        .and_then(|r| r.approvals.iter().find(|a| a.name == name))
-        .map(|a| a.approvers.clone())
-        .unwrap_or_default()
 }
 
 /// What a rollback restores on a host, from its record before this apply: that
