@@ -633,35 +633,53 @@ async fn run_step(
     transport: &Transport,
     step: &RemoteStep,
 ) -> Result<CommandOutput, HostFailure> {
-    let failure = |message: String| HostFailure {
-        host: transport.host().to_string(),
-        step: step.name.clone(),
-        message,
-    };
-    let output = transport
-        .run(&step.script, STEP_TIMEOUT)
-        .await
-        .map_err(|e| failure(job.config.mask(&e.to_string())))?;
-    if output.success() {
-        Ok(output)
-    } else {
-        Err(failure(job.config.mask(&format!(
-            "exit status {}: {}",
-            output.status,
-            output.tail()
-        ))))
-    }
+    run_within(job, transport, step, STEP_TIMEOUT).await
 }
 
+/// Run `steps` in order in one session ([`steps::chain`]), each with its own
+/// time limit; a failure names the step that failed.
 async fn run_all(
     job: &Job<'_>,
     transport: &Transport,
     steps: &[RemoteStep],
 ) -> Result<(), HostFailure> {
-    for step in steps {
-        run_step(job, transport, step).await?;
+    let Some(chained) = steps::chain(steps) else {
+        return Ok(());
+    };
+    let limit = STEP_TIMEOUT * u32::try_from(steps.len()).unwrap_or(u32::MAX);
+    run_within(job, transport, &chained, limit)
+        .await
+        .map(|_| ())
+}
+
+async fn run_within(
+    job: &Job<'_>,
+    transport: &Transport,
+    step: &RemoteStep,
+    limit: Duration,
+) -> Result<CommandOutput, HostFailure> {
+    let failure = |step: &str, message: String| HostFailure {
+        host: transport.host().to_string(),
+        step: step.to_string(),
+        message,
+    };
+    let mut output = transport
+        .run(&step.script, limit)
+        .await
+        .map_err(|e| failure(&step.name, job.config.mask(&e.to_string())))?;
+    if output.success() {
+        return Ok(output);
     }
-    Ok(())
+    let mut failed = step.name.clone();
+    if let Some((name, rest)) = steps::failed_step(&output.stderr) {
+        failed = name;
+        output.stderr = rest;
+    }
+    Err(failure(
+        &failed,
+        job.config
+            .mask(&format!("exit status {}: {}", output.status, output.tail())),
+    ))
 }
 
 async fn update_host(
@@ -820,11 +838,13 @@ async fn update_host_steps(
             .status(&job.deployment.address, &format!("{host}: {what}"))
     };
 
-    progress("connecting");
-    run_step(job, transport, &steps::check_connection(&ctx)).await?;
-    progress("prechecks");
-    run_all(job, transport, &steps::prechecks(vm, &ctx)).await?;
-    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::BeforeStop)).await?;
+    // Steps that need nothing from here in between run as one session each
+    // (run_all): the checks, delivering the release, and the switch itself.
+    progress("connecting and checking");
+    let mut checks = vec![steps::check_connection(&ctx)];
+    checks.extend(steps::prechecks(vm, &ctx));
+    checks.extend(steps::hooks(vm, &ctx, Phase::BeforeStop));
+    run_all(job, transport, &checks).await?;
     if let Some(group) = &job.target_group {
         progress("leaving the load balancer");
         group
@@ -833,6 +853,7 @@ async fn update_host_steps(
             .map_err(|message| load_balancer_failure(host, "load balancer deregister", message))?;
     }
     run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister)).await?;
+    let mut switch = Vec::new();
     if let Some(artifact) = job.artifact {
         steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
         let present = transport
@@ -845,7 +866,6 @@ async fn update_host_steps(
             .unwrap_or(false);
         if !present {
             progress("transferring the artifact");
-            run_step(job, transport, &steps::prepare_upload(vm, &ctx)).await?;
             let remote = steps::artifact_upload_path(vm, &ctx, &artifact.sha256);
             transport
                 .upload(&artifact.path, &remote)
@@ -855,43 +875,22 @@ async fn update_host_steps(
                     step: "transfer".into(),
                     message: e.to_string(),
                 })?;
-            run_step(
-                job,
-                transport,
-                &steps::verify_artifact(vm, &ctx, &artifact.sha256),
-            )
-            .await?;
+            switch.push(steps::verify_artifact(vm, &ctx, &artifact.sha256));
         }
-        progress("installing");
-        run_step(
-            job,
-            transport,
-            &steps::install_release(vm, &ctx, &artifact.sha256),
-        )
-        .await?;
+        switch.push(steps::install_release(vm, &ctx, &artifact.sha256));
     }
-    if let Some(stop) = steps::stop(vm, &ctx) {
-        progress("stopping");
-        run_step(job, transport, &stop).await?;
-    }
-    progress("configuring");
-    run_all(job, transport, &steps::config_files(vm, &ctx)).await?;
-    run_step(job, transport, &config_snapshot::save(vm, &ctx)).await?;
+    switch.extend(steps::stop(vm, &ctx));
+    switch.extend(steps::config_files(vm, &ctx));
+    switch.push(config_snapshot::save(vm, &ctx));
     if let (Some(unit), Some(text)) = (&vm.systemd_unit, &job.unit_text) {
         let systemd = matches!(transport, Transport::Ssh(_));
-        run_step(
-            job,
-            transport,
-            &steps::install_systemd_unit(vm, unit, &ctx, text, systemd),
-        )
-        .await?;
+        switch.push(steps::install_systemd_unit(vm, unit, &ctx, text, systemd));
     }
-    run_step(job, transport, &steps::switch_current(vm, &ctx)).await?;
-    if let Some(start) = steps::start(vm, &ctx) {
-        progress("starting");
-        run_step(job, transport, &start).await?;
-    }
-    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::AfterStart)).await?;
+    switch.push(steps::switch_current(vm, &ctx));
+    switch.extend(steps::start(vm, &ctx));
+    switch.extend(steps::hooks(vm, &ctx, Phase::AfterStart));
+    progress(&format!("switching to {}", ctx.version));
+    run_all(job, transport, &switch).await?;
     progress("health checks");
     for check in &vm.health {
         health_check(job, transport, &ctx, check).await?;
@@ -904,17 +903,18 @@ async fn update_host_steps(
             .await
             .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
     }
-    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Register)).await?;
+    let mut finish = steps::hooks(vm, &ctx, Phase::Register);
     if let Some(artifact) = job.artifact {
         let now = crate::state::lock::now_rfc3339();
-        run_step(
-            job,
-            transport,
-            &steps::write_release_marker(vm, &ctx, &artifact.sha256, &now),
-        )
-        .await?;
+        finish.push(steps::write_release_marker(
+            vm,
+            &ctx,
+            &artifact.sha256,
+            &now,
+        ));
     }
-    run_step(job, transport, &steps::prune_releases(vm, &ctx)).await?;
+    finish.push(steps::prune_releases(vm, &ctx));
+    run_all(job, transport, &finish).await?;
     Ok(())
 }
 

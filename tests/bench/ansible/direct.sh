@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The baseline of tests/bench/ansible_vs_slipway.sh: the remote commands of a
 # slipway host update, run directly from bash, with nothing around them. Each
-# host gets one multiplexed ssh connection (ssh -M), and every step is its own
-# session over it, as in slipway's SSH transport; the steps mirror the ones in
-# src/vm/steps.rs (connection check, artifact status, upload, sha256 check,
+# host gets one multiplexed ssh connection (ssh -M) and runs the steps of
+# src/vm/steps.rs in the sessions slipway's SSH transport runs them in: the root
+# probe; the connection check; the artifact status; the upload; sha256 check,
 # unpack into releases/VERSION, stop, config file, config snapshot, switch
-# `current`, start, health check, release marker, prune). The hosts of a batch
-# run in parallel, the batches one after another.
+# `current` and start as one session; the health check; release marker and
+# prune as one session. The hosts of a batch run in parallel, the batches one
+# after another.
 #
 # Usage: direct.sh HOSTS_TSV SSH_ENV BATCH VERSION ARTIFACT SHA256 BASE_PORT SOCKET_DIR
 # Prints, on stdout, one line per batch: "batch N SECONDS", then "total SECONDS".
@@ -35,28 +36,31 @@ update_host() {
     ssh "${ssh_opts[@]}" -M -S "$sock" -o ControlPersist=yes -fN "$ip"
     run 'printf "%s" "${SLIPWAY_HOST_ROOT:-/}"' >/dev/null
     run 'set -eu; id -un >/dev/null; for t in tar gzip sha256sum readlink cmp; do command -v $t >/dev/null; done'
+    local verify=
     if ! run "[ -f $art ] && [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]"; then
-        run "mkdir -p $dir/.slipway/artifacts"
-        run "set -e; cat > $art.partial; [ \$(wc -c < $art.partial) -eq $size ]; mv -f $art.partial $art" <"$artifact"
-        run "set -eu; [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]"
+        run "set -e; mkdir -p $dir/.slipway/artifacts; cat > $art.partial; [ \$(wc -c < $art.partial) -eq $size ]; mv -f $art.partial $art" <"$artifact"
+        verify="(set -eu; [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]) || exit 1;"
     fi
-    run "set -eu; r=$dir/releases; [ -f \$r/$version/.slipway-complete ] && exit 0; rm -rf \$r/.tmp-$version;
+    # Install, stop, config file, config snapshot, switch `current`, start: one session.
+    run "$verify
+         (set -eu; r=$dir/releases; [ -f \$r/$version/.slipway-complete ] && exit 0; rm -rf \$r/.tmp-$version;
          mkdir -p \$r/.tmp-$version; tar -xzf $art --no-same-owner -C \$r/.tmp-$version;
-         touch \$r/.tmp-$version/.slipway-complete; rm -rf \$r/$version; mv \$r/.tmp-$version \$r/$version"
-    run "set -eu; if [ -e $dir/current ]; then cd $dir && sh current/bin/stop.sh; fi"
-    run "set -eu; mkdir -p $dir/config; t=$dir/config/.app.env.tmp; (umask 077; : > \$t);
+         touch \$r/.tmp-$version/.slipway-complete; rm -rf \$r/$version; mv \$r/.tmp-$version \$r/$version) || exit 1
+         (set -eu; if [ -e $dir/current ]; then cd $dir && sh current/bin/stop.sh; fi) || exit 1
+         (set -eu; mkdir -p $dir/config; t=$dir/config/.app.env.tmp; (umask 077; : > \$t);
          printf '%s\n' 'BASE_PORT=$base_port' \"GREETING='Hello over SSH'\" \"VERSION='$version'\" > \$t;
-         chmod 0644 \$t; mv -f \$t $dir/config/app.env"
-    run "set -eu; s=$dir/.slipway/config/$version; rm -rf \$s.tmp; mkdir -p \$s.tmp;
-         cp -p $dir/config/app.env \$s.tmp/1; echo $dir/config/app.env > \$s.tmp/manifest; rm -rf \$s; mv \$s.tmp \$s"
-    run "set -eu; cd $dir; printf '%s\n%s\n' \"\$(readlink current || true)\" direct > .slipway/previous;
-         ln -sfn releases/$version current.tmp; mv -T current.tmp current"
-    run "cd $dir && SLIPWAY_HOST=$address SLIPWAY_HOST_INDEX=$index SLIPWAY_VERSION=$version sh current/bin/start.sh config/app.env" >/dev/null
+         chmod 0644 \$t; mv -f \$t $dir/config/app.env) || exit 1
+         (set -eu; s=$dir/.slipway/config/$version; rm -rf \$s.tmp; mkdir -p \$s.tmp;
+         cp -p $dir/config/app.env \$s.tmp/1; echo $dir/config/app.env > \$s.tmp/manifest; rm -rf \$s; mv \$s.tmp \$s) || exit 1
+         (set -eu; cd $dir; printf '%s\n%s\n' \"\$(readlink current || true)\" direct > .slipway/previous;
+         ln -sfn releases/$version current.tmp; mv -T current.tmp current) || exit 1
+         (cd $dir && SLIPWAY_HOST=$address SLIPWAY_HOST_INDEX=$index SLIPWAY_VERSION=$version sh current/bin/start.sh config/app.env) || exit 1" >/dev/null
     run "cd $dir && sh current/bin/check.sh"
-    run "set -eu; printf '%s\n' '{\"version\":\"$version\",\"sha256\":\"$sha\"}' > $dir/.slipway/release.json.tmp;
-         mv -f $dir/.slipway/release.json.tmp $dir/.slipway/release.json"
-    run "set -eu; cd $dir/releases; ls -t | tail -n +4 | while read -r n; do
-         [ \"\$(readlink ../current)\" = releases/\$n ] || rm -rf \"\$n\"; done"
+    # Release marker and pruning: one session.
+    run "(set -eu; printf '%s\n' '{\"version\":\"$version\",\"sha256\":\"$sha\"}' > $dir/.slipway/release.json.tmp;
+         mv -f $dir/.slipway/release.json.tmp $dir/.slipway/release.json) || exit 1
+         (set -eu; cd $dir/releases; ls -t | tail -n +4 | while read -r n; do
+         [ \"\$(readlink ../current)\" = releases/\$n ] || rm -rf \"\$n\"; done) || exit 1"
     ssh "${ssh_opts[@]}" -S "$sock" -O exit "$ip" 2>/dev/null
 }
 
