@@ -57,7 +57,13 @@ application (the same one `python -m moto.server` runs):
   hostnames gets `private_dns_name` None instead of an AttributeError.
 - `GET /slipway-test/ping` answers when the server is up.
 
-Other services (S3, ELBv2, EC2, ...) are moto's, unchanged.
+S3 (patch_s3): a conditional write (PutObject with If-None-Match or If-Match,
+DeleteObject with If-Match) is atomic, as in S3. moto checks the condition and
+then writes, two steps that two threads of its server can interleave, so two
+creates of one lock object could both succeed; under the lock tests of
+tests/state_s3.rs that happened.
+
+Other services (ELBv2, EC2, ...) are moto's, unchanged.
 """
 
 import argparse
@@ -81,6 +87,23 @@ def task_delay():
 
 def fail_marker():
     return os.environ.get("SLIPWAY_TEST_ECS_FAIL_MARKER", "fail")
+
+
+def patch_s3():
+    """Conditional writes of S3 objects one at a time (see the module doc)."""
+    from moto.s3.responses import S3Response
+
+    writes = threading.Lock()
+
+    def atomic(method):
+        def locked(self, *args, **kwargs):
+            with writes:
+                return method(self, *args, **kwargs)
+
+        return locked
+
+    S3Response.put_object = atomic(S3Response.put_object)
+    S3Response.delete_object = atomic(S3Response.delete_object)
 
 
 def patch_ecs():
@@ -499,6 +522,7 @@ def main():
                  f"(pip install 'moto[server]=={PINNED}')")
     os.environ.setdefault("MOTO_PORT", str(args.port))
     patch_ecs()
+    patch_s3()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import run_simple
