@@ -6,7 +6,9 @@
 //!   ([`crate::plan::render::task_definition`]), so "does the latest revision
 //!   already match?" and drift are one comparison of JSON values;
 //! - the names of the two services a canary or blue/green rollout alternates
-//!   between, and the listener weights of each traffic step;
+//!   between, the listener weights of each traffic step, and what live
+//!   weights say about a step a killed apply left uncertain
+//!   ([`judge_interrupted_shift`]);
 //! - whether a service's deployment has finished, is still going or failed,
 //!   judged from a [`ServiceSnapshot`] (what `DescribeServices` said).
 //!
@@ -241,6 +243,60 @@ pub fn step_weights(old: &str, new: &str, percent: u32) -> BTreeMap<String, u32>
     BTreeMap::from([(old.to_string(), 100 - percent), (new.to_string(), percent)])
 }
 
+/// Whether the listener's live weights (target group ARN → weight, as
+/// `DescribeListeners` gives them) are `expected`: every expected group has
+/// its weight, and any other group gets nothing.
+pub fn weights_match(live: &BTreeMap<String, i32>, expected: &BTreeMap<String, u32>) -> bool {
+    let expected_has = expected
+        .iter()
+        .all(|(group, weight)| live.get(group).copied().unwrap_or(0) == *weight as i32);
+    let others_get_nothing = live
+        .iter()
+        .filter(|(group, _)| !expected.contains_key(*group))
+        .all(|(_, weight)| *weight == 0);
+    expected_has && others_get_nothing
+}
+
+/// Whether the listener sends all its traffic to `group`.
+pub fn serves_only(live: &BTreeMap<String, i32>, group: &str) -> bool {
+    live.get(group).is_some_and(|w| *w > 0)
+        && live
+            .iter()
+            .filter(|(g, _)| *g != group)
+            .all(|(_, w)| *w == 0)
+}
+
+/// What the listener shows about a traffic step that a killed apply started
+/// and never recorded as finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptedShift {
+    /// The listener has the weights the step set: the shift happened and
+    /// only its record is missing.
+    Done,
+    /// The listener still has the weights state recorded before the step
+    /// (or state recorded none): the step is to be run again.
+    NotDone,
+    /// Neither: the listener was changed some other way.
+    Drifted,
+}
+
+/// Judge an interrupted traffic step from the listener's `live` weights,
+/// the weights state `recorded` before the step, and those the step
+/// `intended` to set.
+pub fn judge_interrupted_shift(
+    live: &BTreeMap<String, i32>,
+    recorded: &BTreeMap<String, u32>,
+    intended: &BTreeMap<String, u32>,
+) -> InterruptedShift {
+    if weights_match(live, intended) {
+        InterruptedShift::Done
+    } else if recorded.is_empty() || weights_match(live, recorded) {
+        InterruptedShift::NotDone
+    } else {
+        InterruptedShift::Drifted
+    }
+}
+
 /// What `DescribeServices` said about one service, reduced to what judging a
 /// deployment needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -401,6 +457,69 @@ mod tests {
                 }),
             }],
         }
+    }
+
+    fn live(weights: &[(&str, i32)]) -> BTreeMap<String, i32> {
+        weights.iter().map(|(g, w)| (g.to_string(), *w)).collect()
+    }
+
+    #[test]
+    fn an_interrupted_shift_is_done_when_the_listener_has_its_weights() {
+        let recorded = step_weights("blue", "green", 10);
+        let intended = step_weights("blue", "green", 25);
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 75), ("green", 25)]), &recorded, &intended),
+            InterruptedShift::Done
+        );
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 90), ("green", 10)]), &recorded, &intended),
+            InterruptedShift::NotDone
+        );
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 50), ("green", 50)]), &recorded, &intended),
+            InterruptedShift::Drifted
+        );
+        // A third target group that receives traffic is a change by someone else.
+        assert_eq!(
+            judge_interrupted_shift(
+                &live(&[("blue", 75), ("green", 25), ("other", 5)]),
+                &recorded,
+                &intended
+            ),
+            InterruptedShift::Drifted
+        );
+        // Nothing recorded before the step: only the step's own weights count.
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 100)]), &BTreeMap::new(), &intended),
+            InterruptedShift::NotDone
+        );
+    }
+
+    #[test]
+    fn the_last_step_and_a_rollback_are_judged_like_any_other() {
+        let recorded = step_weights("blue", "green", 50);
+        let last = step_weights("blue", "green", 100);
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 0), ("green", 100)]), &recorded, &last),
+            InterruptedShift::Done
+        );
+        let back = step_weights("green", "blue", 100);
+        assert_eq!(
+            judge_interrupted_shift(&live(&[("blue", 100), ("green", 0)]), &recorded, &back),
+            InterruptedShift::Done
+        );
+    }
+
+    #[test]
+    fn a_listener_serves_only_a_group_when_every_other_gets_nothing() {
+        assert!(serves_only(&live(&[("blue", 100), ("green", 0)]), "blue"));
+        assert!(
+            serves_only(&live(&[("blue", 1)]), "blue"),
+            "a plain forward"
+        );
+        assert!(!serves_only(&live(&[("blue", 90), ("green", 10)]), "blue"));
+        assert!(!serves_only(&live(&[("blue", 0), ("green", 100)]), "blue"));
+        assert!(!serves_only(&live(&[]), "blue"));
     }
 
     #[test]

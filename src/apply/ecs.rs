@@ -14,8 +14,23 @@
 //!   are, then bake and gates; at 100% the old service is scaled down and
 //!   deleted. Rollback sends all traffic back and deletes the new service.
 //!
-//! Every change is recorded in state as it happens ([`Recorder`]). Not here:
-//! deciding what to change (the planner) or the shapes of requests
+//! Every change is recorded in state as it happens ([`Recorder`]). Each
+//! listener change is also a journal entry: a `traffic` step (version and
+//! share, "2.0.0 25%") or the `rollback`, written as started before the
+//! listener is touched and as finished in the same write as the new weights.
+//! After a killed apply, the next one resumes from the journal:
+//!
+//! - an uncertain `traffic` step is settled from the listener as it is
+//!   (`crate::ecs::judge_interrupted_shift`): its weights mean the shift
+//!   happened and is only recorded; the recorded weights mean it runs again;
+//!   anything else is a listener changed behind slipway's back. The step the
+//!   killed apply shifted last is checked (bake, health, gates, approval)
+//!   before the rollout goes on from the next step;
+//! - a killed apply whose last step was a `rollback` has its rollback
+//!   finished (all traffic back, the new service removed, both idempotent);
+//!   of the same version, the deployment ends rolled back.
+//!
+//! Not here: deciding what to change (the planner) or the shapes of requests
 //! (`crate::ecs`).
 
 use std::collections::BTreeMap;
@@ -30,14 +45,17 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum,
 };
 
+use super::recorder::StepRecord;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::aws::{self, error_text};
 use crate::config::units::parse_duration;
 use crate::config::{Config, Deployment, EcsCluster, EcsSpec, Rollout};
-use crate::ecs::{self as requests, DeploymentSnapshot, ServiceSnapshot, Verdict};
+use crate::ecs::{
+    self as requests, DeploymentSnapshot, InterruptedShift, ServiceSnapshot, Verdict,
+};
 use crate::plan::planner::desired_task_definition;
 use crate::plan::{DeploymentChange, ScheduledDeployment, Step, StepKind};
-use crate::state::{CanaryState, DeploymentStatus, EcsState};
+use crate::state::{CanaryState, DeploymentStatus, EcsState, JournalEntry, State};
 
 /// How long apply waits for a deployment to become stable by default.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -133,11 +151,15 @@ pub async fn apply_deployment(
     let job = job(config, &change.address, recorder, options, progress).await?;
     let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
-    let previous = recorder
+    let saved = recorder
         .snapshot()
         .deployments
         .get(&change.address)
-        .and_then(|d| d.ecs.clone());
+        .cloned();
+    // The version the last apply, perhaps a killed one, moved this deployment to.
+    let recorded_version = saved.as_ref().map(|d| d.version.clone());
+    let mut previous = saved.and_then(|d| d.ecs);
+    let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
         .start_deployment(config, deployment)
         .map_err(|e| e.to_string())?;
@@ -150,7 +172,51 @@ pub async fn apply_deployment(
             scheduled.strategy
         ),
     );
-    let task_definition_arn = ensure_task_definition(&job).await?;
+    // A killed apply was rolling this deployment back (its last step for it
+    // was a rollback): the rollback is finished first; of the same version,
+    // nothing new is deployed.
+    let mut rolled_back_for_killed_apply = None;
+    if let Some(rollback) = killed_steps
+        .iter()
+        .max_by_key(|e| e.seq)
+        .filter(|e| e.action == "rollback")
+    {
+        job.event(&format!(
+            "the interrupted apply {} was rolling back after step {} failed: finishing its rollback",
+            rollback.apply_id, rollback.step
+        ));
+        match finish_killed_rollback(&job, previous.as_ref(), rollback).await {
+            Err(message) => {
+                rolled_back_for_killed_apply = Some(Failure {
+                    message: format!(
+                        "finishing the rollback of the interrupted apply {}: {message}",
+                        rollback.apply_id
+                    ),
+                    status: DeploymentStatus::Failed,
+                })
+            }
+            Ok(_) if recorded_version.as_deref() == Some(&deployment.service.version) => {
+                let what = if rollback.finished_at.is_some() {
+                    "which had rolled back; nothing new is deployed"
+                } else {
+                    "which was rolling back; this apply finished the rollback"
+                };
+                rolled_back_for_killed_apply = Some(Failure {
+                    message: format!(
+                        "step {} failed in the interrupted apply {}, {what}",
+                        rollback.step, rollback.apply_id
+                    ),
+                    status: DeploymentStatus::RolledBack,
+                })
+            }
+            // Another version now: it is deployed from what serves after the rollback.
+            Ok(restored) => previous = restored,
+        }
+    }
+    let task_definition_arn = match rolled_back_for_killed_apply {
+        Some(_) => String::new(),
+        None => ensure_task_definition(&job).await?,
+    };
     let traffic_steps: Vec<u32> = scheduled
         .steps
         .iter()
@@ -159,7 +225,9 @@ pub async fn apply_deployment(
             _ => None,
         })
         .collect();
-    let result = if traffic_steps.is_empty() {
+    let result = if let Some(failure) = rolled_back_for_killed_apply {
+        Err(failure)
+    } else if traffic_steps.is_empty() {
         match rolling(&job, rollout, previous, &task_definition_arn).await {
             Ok(()) => match scheduled.steps.first() {
                 Some(step) => wait_for_approval(&job, step).map_err(|message| Failure {
@@ -178,6 +246,7 @@ pub async fn apply_deployment(
             previous,
             &task_definition_arn,
             &traffic_steps,
+            &killed_steps,
         )
         .await
     };
@@ -315,16 +384,32 @@ fn ecs_record(job: &Job<'_>, service: &str, task_definition_arn: &str) -> EcsSta
 fn record_ecs(job: &Job<'_>, ecs: Option<EcsState>) -> Result<(), Failure> {
     let address = job.address().to_string();
     job.recorder
-        .update(|state| {
-            if let Some(deployment) = state.deployments.get_mut(&address) {
-                deployment.ecs = ecs;
-                deployment.updated_at = crate::state::lock::now_rfc3339();
-            }
-        })
+        .update(|state| put_ecs(state, &address, ecs))
         .map_err(|e| Failure {
             message: format!("could not record state: {e}"),
             status: DeploymentStatus::Failed,
         })
+}
+
+/// Set the ECS record of `address` in `state`.
+fn put_ecs(state: &mut State, address: &str, ecs: Option<EcsState>) {
+    if let Some(deployment) = state.deployments.get_mut(address) {
+        deployment.ecs = ecs;
+        deployment.updated_at = crate::state::lock::now_rfc3339();
+    }
+}
+
+/// Close `entry`, a step a killed apply left uncertain, with what this apply
+/// found or did about it.
+fn close_interrupted(state: &mut State, entry: &JournalEntry, result: String) {
+    if let Some(open) = state
+        .journal
+        .iter_mut()
+        .find(|e| e.seq == entry.seq && e.finished_at.is_none())
+    {
+        open.finished_at = Some(crate::state::lock::now_rfc3339());
+        open.result = Some(result);
+    }
 }
 
 fn on_failure(rollout: Option<&Rollout>) -> &str {
@@ -441,6 +526,7 @@ async fn rolling(
 
 // ---- canary and blue/green -------------------------------------------------
 
+#[allow(clippy::too_many_arguments)]
 async fn traffic_shift(
     job: &Job<'_>,
     rollout: Option<&Rollout>,
@@ -448,6 +534,7 @@ async fn traffic_shift(
     previous: Option<EcsState>,
     task_definition_arn: &str,
     percents: &[u32],
+    killed_steps: &[JournalEntry],
 ) -> Result<Option<String>, Failure> {
     let failed = |message: String| Failure {
         message,
@@ -469,6 +556,45 @@ async fn traffic_shift(
     let groups = [blue.clone(), green.clone()];
     // Which side serves now, as the listener really is.
     let live = listener_weights(job, &listener).await.map_err(failed)?;
+
+    // A traffic step a killed apply started and never recorded as finished:
+    // the listener says whether it happened.
+    let mut previous = previous;
+    let mut shifted_by_killed_apply = None;
+    if let Some(uncertain) = killed_steps
+        .iter()
+        .rfind(|e| e.action == "traffic" && e.finished_at.is_none())
+    {
+        if resolve_interrupted_shift(job, &listener, &groups, &live, previous.as_mut(), uncertain)
+            .map_err(failed)?
+        {
+            shifted_by_killed_apply = Some(uncertain);
+        }
+    }
+    // The last step a killed apply shifted was never checked (bake, gates,
+    // approval): it is checked before the rollout goes on.
+    let unchecked = shifted_by_killed_apply.or_else(|| {
+        killed_steps
+            .iter()
+            .filter(|e| e.action == "traffic")
+            .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
+            .max_by_key(|e| e.seq)
+    });
+
+    if let Some(serving) =
+        already_serving(job, previous.as_ref(), &groups, &live, task_definition_arn)
+            .await
+            .map_err(failed)?
+    {
+        job.event(&format!(
+            "{} already runs {} and has all traffic; nothing to shift",
+            serving.service_name,
+            requests::short_arn(task_definition_arn)
+        ));
+        record_ecs(job, Some(serving))?;
+        return Ok(None);
+    }
+
     let old_live = previous
         .as_ref()
         .filter(|p| p.canary.is_none() || p.target_group.is_some())
@@ -525,8 +651,8 @@ async fn traffic_shift(
     let mut record = previous
         .clone()
         .unwrap_or_else(|| ecs_record(job, &new_service, task_definition_arn));
-    // A rollout of this task definition that stopped at an approval goes on
-    // after the share of traffic it had reached.
+    // A rollout of this task definition that stopped (at an approval, or
+    // killed) goes on after the share of traffic it had reached.
     let reached = previous
         .as_ref()
         .and_then(|p| p.canary.as_ref())
@@ -544,35 +670,49 @@ async fn traffic_shift(
     }
     record_ecs(job, Some(record.clone()))?;
 
+    // The step in flight, for the rollback's journal entry.
+    let mut current_step = percents
+        .iter()
+        .position(|p| *p > reached)
+        .map_or(percents.len(), |i| i + 1);
     let shifted = async {
         wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
         let Some(old_slot) = old_slot else {
             // Nothing serves yet: the new side takes all traffic at once.
-            let weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
-            set_listener_weights(job, &listener, &weights).await?;
-            record.weights = weights;
+            let mut after = record.clone();
+            after.weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
+            shift_traffic(job, &listener, percents.len(), 100, &after).await?;
+            record = after;
             return Ok(None);
         };
         let old_group = groups[old_slot].clone();
-        let mut current = record.weights.clone();
         for (index, percent) in percents.iter().enumerate() {
-            if *percent <= reached {
+            let step_number = index + 1;
+            let check_only = *percent == reached
+                && unchecked.is_some_and(|e| e.step == step_number && e.traffic_percent() == Some(reached));
+            if *percent <= reached && !check_only {
                 continue;
             }
-            check_before_shift(job, &listener, &current, &new_group).await?;
-            let weights = requests::step_weights(&old_group, &new_group, *percent);
-            set_listener_weights(job, &listener, &weights).await?;
-            current = weights.clone();
-            record.weights = weights;
-            if let Some(canary) = &mut record.canary {
-                canary.percent = *percent;
+            current_step = step_number;
+            if check_only {
+                job.event(&format!(
+                    "step {step_number}/{}: {percent}% on {new_service} since the interrupted apply; checking it before going on",
+                    percents.len()
+                ));
+            } else {
+                check_before_shift(job, &listener, &record.weights, &new_group).await?;
+                let mut after = record.clone();
+                after.weights = requests::step_weights(&old_group, &new_group, *percent);
+                if let Some(canary) = &mut after.canary {
+                    canary.percent = *percent;
+                }
+                shift_traffic(job, &listener, step_number, *percent, &after).await?;
+                record = after;
+                job.event(&format!(
+                    "step {step_number}/{}: {percent}% of traffic on {new_service}",
+                    percents.len()
+                ));
             }
-            record_ecs(job, Some(record.clone())).map_err(|f| f.message)?;
-            job.event(&format!(
-                "step {}/{}: {percent}% of traffic on {new_service}",
-                index + 1,
-                percents.len()
-            ));
             let step = scheduled.steps.get(index);
             if let Some(bake) = step
                 .and_then(|s| s.bake.as_deref())
@@ -581,7 +721,7 @@ async fn traffic_shift(
             {
                 job.progress.status(
                     job.address(),
-                    &format!("step {}: baking {bake:?}", index + 1),
+                    &format!("step {step_number}: baking {bake:?}"),
                 );
                 tokio::time::sleep(bake).await;
             }
@@ -591,7 +731,7 @@ async fn traffic_shift(
                 return Err(why);
             }
             if let Some(rollout) = rollout {
-                judge_gates(job, rollout, index + 1).await?;
+                judge_gates(job, rollout, step_number).await?;
             }
             if let Some(waiting) = step
                 .map(|s| wait_for_approval(job, s))
@@ -630,27 +770,285 @@ async fn traffic_shift(
             job.event(&format!(
                 "sending all traffic back and removing {new_service}"
             ));
-            let mut restored = previous.clone();
-            if let Some(old_slot) = old_slot {
-                let weights = requests::step_weights(&new_group, &groups[old_slot], 100);
-                set_listener_weights(job, &listener, &weights)
-                    .await
-                    .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
-                if let Some(restored) = &mut restored {
-                    restored.weights = weights;
-                    restored.canary = None;
-                }
-            }
-            delete_service(job, &new_service)
+            let first_rollout = previous.is_none();
+            roll_back_traffic(job, Some(&record), current_step, first_rollout, None)
                 .await
                 .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
-            record_ecs(job, restored)?;
             Err(Failure {
                 message,
                 status: DeploymentStatus::RolledBack,
             })
         }
     }
+}
+
+/// The rollback journal entry's version when the rollout was the first one:
+/// nothing served before, so rolling back removes the new service.
+const NO_PREVIOUS_VERSION: &str = "(none)";
+
+/// One traffic step, journaled: recorded as started, the listener set to
+/// `after.weights`, then recorded as finished together with `after` (the
+/// weights and the canary's share) in one write. A failure to set the
+/// weights closes the entry as failed and leaves the record as it was.
+async fn shift_traffic(
+    job: &Job<'_>,
+    listener: &str,
+    step: usize,
+    percent: u32,
+    after: &EcsState,
+) -> Result<(), String> {
+    let version = JournalEntry::traffic_version(&job.deployment.service.version, percent);
+    let record = StepRecord {
+        apply_id: job.apply_id,
+        deployment: job.address(),
+        step,
+        host: None,
+        action: "traffic",
+        version: &version,
+    };
+    let seq = job
+        .recorder
+        .begin_step(&record, |_| {})
+        .map_err(|e| format!("could not record state: {e}"))?;
+    let result = set_listener_weights(job, listener, &after.weights).await;
+    let address = job.address();
+    let ended = match &result {
+        Ok(()) => job.recorder.end_step(seq, "done", |state| {
+            put_ecs(state, address, Some(after.clone()))
+        }),
+        Err(_) => job
+            .recorder
+            .end_step(seq, "failed: the listener was not changed", |_| {}),
+    };
+    result?;
+    ended.map_err(|e| format!("could not record state: {e}"))
+}
+
+/// Send all traffic back to the side that served before the rollout and
+/// remove the new service, journaled as one `rollback` entry of `step`.
+/// `record` is the ECS record as state has it now (the new side in
+/// `canary`); when `first_rollout`, nothing served before and the new service
+/// is all there is. Returns the record of what serves afterwards, which is
+/// written in the same write that finishes the entry and closes
+/// `interrupted` (the uncertain rollback of a killed apply, finished here).
+async fn roll_back_traffic(
+    job: &Job<'_>,
+    record: Option<&EcsState>,
+    step: usize,
+    first_rollout: bool,
+    interrupted: Option<&JournalEntry>,
+) -> Result<Option<EcsState>, String> {
+    let mut weights = None;
+    let mut remove = None;
+    let restored = match record {
+        Some(record) => match &record.canary {
+            Some(canary) => {
+                let mut restored = record.clone();
+                restored.canary = None;
+                if let Some(old_group) = record
+                    .target_group
+                    .as_ref()
+                    .filter(|g| job.settings.target_groups.contains(g))
+                {
+                    restored.weights = requests::step_weights(&canary.target_group, old_group, 100);
+                    weights = Some(restored.weights.clone());
+                }
+                remove = Some(canary.service_name.clone());
+                Some(restored)
+            }
+            None if first_rollout => {
+                remove = Some(record.service_name.clone());
+                None
+            }
+            None => Some(record.clone()),
+        },
+        None => None,
+    };
+    let version = if first_rollout {
+        NO_PREVIOUS_VERSION.to_string()
+    } else {
+        job.baseline_version
+            .clone()
+            .unwrap_or_else(|| "previous".to_string())
+    };
+    let seq = job
+        .recorder
+        .begin_step(
+            &StepRecord {
+                apply_id: job.apply_id,
+                deployment: job.address(),
+                step,
+                host: None,
+                action: "rollback",
+                version: &version,
+            },
+            |_| {},
+        )
+        .map_err(|e| format!("could not record state: {e}"))?;
+    let work = async {
+        if let (Some(listener), Some(weights)) = (&job.settings.listener_arn, &weights) {
+            set_listener_weights(job, listener, weights).await?;
+        }
+        if let Some(service) = &remove {
+            delete_service(job, service).await?;
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    let address = job.address();
+    let ended = match &work {
+        Ok(()) => job.recorder.end_step(seq, "rolled_back", |state| {
+            put_ecs(state, address, restored.clone());
+            if let Some(entry) = interrupted {
+                close_interrupted(
+                    state,
+                    entry,
+                    format!("rolled_back (finished by {})", job.apply_id),
+                );
+            }
+        }),
+        Err(_) => job.recorder.end_step(seq, "failed", |_| {}),
+    };
+    work?;
+    ended.map_err(|e| format!("could not record state: {e}"))?;
+    Ok(restored)
+}
+
+/// Finish the rollback a killed apply journaled as `rollback`, from `record`
+/// (the ECS record it left). A rollback it recorded as finished needs nothing
+/// more. Returns the record of what serves afterwards.
+async fn finish_killed_rollback(
+    job: &Job<'_>,
+    record: Option<&EcsState>,
+    rollback: &JournalEntry,
+) -> Result<Option<EcsState>, String> {
+    if rollback.finished_at.is_some() {
+        return Ok(record.cloned());
+    }
+    let first_rollout = rollback.version == NO_PREVIOUS_VERSION;
+    roll_back_traffic(job, record, rollback.step, first_rollout, Some(rollback)).await
+}
+
+/// Settle `uncertain`, a traffic step a killed apply started and never
+/// recorded as finished, from the listener's `live` weights. When they are
+/// the weights the step meant to set, the shift happened: `record` gets them
+/// (and the canary its share), written together with the closed entry;
+/// returns true. When they are still the recorded ones, the entry is closed
+/// as not done and the step runs again; returns false. Anything else is a
+/// listener changed behind slipway's back, an error.
+fn resolve_interrupted_shift(
+    job: &Job<'_>,
+    listener: &str,
+    groups: &[String; 2],
+    live: &BTreeMap<String, i32>,
+    record: Option<&mut EcsState>,
+    uncertain: &JournalEntry,
+) -> Result<bool, String> {
+    let (Some(record), Some(percent)) = (record, uncertain.traffic_percent()) else {
+        return Ok(false);
+    };
+    // The side the step moved traffic to: the canary's, or, for a first
+    // rollout, the one service there is.
+    let Some(new_group) = record
+        .canary
+        .as_ref()
+        .map(|c| c.target_group.clone())
+        .or_else(|| record.target_group.clone())
+    else {
+        return Ok(false);
+    };
+    let Some(old_group) = groups.iter().find(|g| **g != new_group) else {
+        return Ok(false);
+    };
+    let intended = requests::step_weights(old_group, &new_group, percent);
+    let address = job.address();
+    let new_service = record
+        .canary
+        .as_ref()
+        .map_or(&record.service_name, |c| &c.service_name);
+    let step = format!("step {} ({percent}% on {new_service})", uncertain.step);
+    match requests::judge_interrupted_shift(live, &record.weights, &intended) {
+        InterruptedShift::Done => {
+            record.weights = intended;
+            if let Some(canary) = &mut record.canary {
+                canary.percent = percent;
+            }
+            let recorded = record.clone();
+            job.recorder
+                .update(|state| {
+                    close_interrupted(
+                        state,
+                        uncertain,
+                        format!("done (listener re-read by {})", job.apply_id),
+                    );
+                    put_ecs(state, address, Some(recorded));
+                })
+                .map_err(|e| format!("could not record state: {e}"))?;
+            job.event(&format!(
+                "{step}: the interrupted apply {} had shifted the listener; recorded",
+                uncertain.apply_id
+            ));
+            Ok(true)
+        }
+        InterruptedShift::NotDone => {
+            job.recorder
+                .update(|state| {
+                    close_interrupted(
+                        state,
+                        uncertain,
+                        format!("not done (listener re-read by {})", job.apply_id),
+                    )
+                })
+                .map_err(|e| format!("could not record state: {e}"))?;
+            job.event(&format!(
+                "{step}: the interrupted apply {} had not changed the listener; the step runs again",
+                uncertain.apply_id
+            ));
+            Ok(false)
+        }
+        InterruptedShift::Drifted => Err(format!(
+            "listener {} does not look as recorded: state says {:?}, the interrupted apply {} was setting {intended:?} ({step}), the listener has {live:?}; run `slipway plan -refresh` and check who changed it",
+            requests::short_arn(listener),
+            record.weights,
+            uncertain.apply_id
+        )),
+    }
+}
+
+/// The record to write when the rollout has nothing left to do: state says
+/// one service runs this task definition at the desired count with no
+/// canary beside it, ECS has it stable, and the listener sends it all the
+/// traffic (a rollout whose end was not recorded, or a rollout policy that
+/// changed alone). `None` otherwise.
+async fn already_serving(
+    job: &Job<'_>,
+    previous: Option<&EcsState>,
+    groups: &[String; 2],
+    live: &BTreeMap<String, i32>,
+    task_definition_arn: &str,
+) -> Result<Option<EcsState>, String> {
+    let Some(previous) = previous.filter(|p| {
+        p.canary.is_none()
+            && p.task_definition_arn.as_deref() == Some(task_definition_arn)
+            && p.desired_count == job.desired as u32
+    }) else {
+        return Ok(None);
+    };
+    let Some(group) = previous
+        .target_group
+        .as_ref()
+        .filter(|g| groups.contains(g) && requests::serves_only(live, g))
+    else {
+        return Ok(None);
+    };
+    if judge_service(job, &previous.service_name, task_definition_arn).await? != Verdict::Stable {
+        return Ok(None);
+    }
+    let other = groups.iter().find(|g| *g != group).unwrap_or(group);
+    let mut serving = ecs_record(job, &previous.service_name, task_definition_arn);
+    serving.target_group = Some(group.clone());
+    serving.weights = requests::step_weights(other, group, 100);
+    Ok(Some(serving))
 }
 
 /// `slipway reject`: a canary or blue/green rollout that waits for an approval
@@ -722,10 +1120,7 @@ async fn check_before_shift(
     new_group: &str,
 ) -> Result<(), String> {
     let live = listener_weights(job, listener).await?;
-    let differs = expected
-        .iter()
-        .any(|(group, weight)| live.get(group).copied().unwrap_or(0) != *weight as i32);
-    if !expected.is_empty() && differs {
+    if !expected.is_empty() && !requests::weights_match(&live, expected) {
         return Err(format!(
             "listener {} changed during the rollout: expected weights {expected:?}, found {live:?}",
             requests::short_arn(listener)

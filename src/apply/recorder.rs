@@ -320,6 +320,21 @@ impl Recorder {
             .cloned()
     }
 
+    /// The journal entries of `address` that are not about one host (ECS
+    /// traffic steps and their rollback) written by applies that were killed
+    /// (no history entry, and not `this_apply`), oldest first.
+    pub fn killed_deployment_steps(&self, address: &str, this_apply: &str) -> Vec<JournalEntry> {
+        let state = self.snapshot();
+        let killed = state.interrupted_applies();
+        state
+            .journal
+            .iter()
+            .filter(|e| e.deployment == address && e.host.is_none())
+            .filter(|e| e.apply_id != this_apply && killed.contains(&e.apply_id))
+            .cloned()
+            .collect()
+    }
+
     /// Record a judged verification gate; a result for the same gate and step
     /// (an earlier apply of the same version) is replaced.
     pub fn record_gate(

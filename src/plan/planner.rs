@@ -297,8 +297,36 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
                 described.join("; ")
             ));
         }
-        if entries.iter().any(|e| e.action == "rollback") {
-            text.push_str("That apply was rolling back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) finishes the rollback: every host it moved and did not put back returns to the release it served before, and nothing new is deployed");
+        // A deployment whose last step in that apply is a rollback was being
+        // rolled back when the apply was killed.
+        let rolling_back: Vec<&&crate::state::JournalEntry> = entries
+            .iter()
+            .filter(|e| {
+                e.action == "rollback"
+                    && !entries.iter().any(|later| {
+                        later.deployment == e.deployment
+                            && later.seq > e.seq
+                            && later.action != "rollback"
+                    })
+            })
+            .collect();
+        if !rolling_back.is_empty() {
+            let mut what = Vec::new();
+            if rolling_back.iter().any(|e| e.host.is_some()) {
+                what.push("every host it moved and did not put back returns to the release it served before");
+            }
+            if rolling_back.iter().any(|e| e.host.is_none()) {
+                what.push("all traffic goes back to the ECS service that served before and the new service is removed");
+            }
+            let apply_does = if rolling_back.iter().all(|e| e.finished_at.is_some()) {
+                "That apply had rolled back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) records the rollback's end".to_string()
+            } else {
+                format!(
+                    "That apply was rolling back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) finishes the rollback: {}",
+                    what.join("; ")
+                )
+            };
+            text.push_str(&format!("{apply_does}, and nothing new is deployed"));
             warnings.push(text);
             continue;
         }
@@ -307,6 +335,16 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .map(|e| match (&e.host, e.action.as_str()) {
                 (Some(host), "deploy") => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
                 (Some(host), _) => format!("counts {host} as not done"),
+                (None, "traffic") => match e.traffic_percent() {
+                    Some(percent) => format!(
+                        "reads the listener of {}: if it sends {percent}% to {} as step {} meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step {} runs again",
+                        e.deployment,
+                        e.version_moved_to(),
+                        e.step,
+                        e.step
+                    ),
+                    None => format!("reads the listener of {} as it is now", e.deployment),
+                },
                 (None, _) => format!("reads {} as it runs now (live services and listener weights)", e.deployment),
             })
             .collect();
@@ -1174,6 +1212,88 @@ mod tests {
         assert!(text.contains("No step is uncertain"), "{text}");
         state.settle_journal();
         assert!(interrupted_apply_warnings("prod", &state).is_empty());
+    }
+
+    fn traffic_entry(
+        seq: u64,
+        action: &str,
+        version: &str,
+        finished: bool,
+    ) -> crate::state::JournalEntry {
+        crate::state::JournalEntry {
+            apply_id: "a1".into(),
+            seq,
+            deployment: "deployment.api".into(),
+            step: seq as usize,
+            host: None,
+            action: action.into(),
+            version: version.into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
+            result: finished.then(|| "done".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_killed_canary_is_described_with_its_shifts_and_the_listener_check() {
+        let mut state = crate::state::State::new("prod");
+        state.journal = vec![
+            traffic_entry(1, "traffic", "2.0.0 10%", true),
+            traffic_entry(2, "traffic", "2.0.0 25%", false),
+        ];
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(
+            text.contains("Known done: deployment.api step 1: traffic 2.0.0 10% (done)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Uncertain (started, may or may not have happened): deployment.api step 2: traffic 2.0.0 25%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("first reads the listener of deployment.api: if it sends 25% to 2.0.0 as step 2 meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step 2 runs again"),
+            "{text}"
+        );
+        assert!(text.contains("continues the same rollout"), "{text}");
+    }
+
+    #[test]
+    fn a_killed_canary_rollback_is_described_as_a_rollback_to_finish() {
+        let mut state = crate::state::State::new("prod");
+        state.journal = vec![
+            traffic_entry(1, "traffic", "2.0.0 10%", true),
+            traffic_entry(2, "rollback", "1.0.0", false),
+        ];
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(
+            text.contains("was rolling back after a failed step"),
+            "{text}"
+        );
+        assert!(
+            text.contains("finishes the rollback: all traffic goes back to the ECS service that served before and the new service is removed, and nothing new is deployed"),
+            "{text}"
+        );
+        assert!(!text.contains("every host"), "{text}");
+
+        state.journal[1].finished_at = Some("2026-01-01T00:00:06Z".into());
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(
+            text.contains("That apply had rolled back after a failed step: `slipway apply`")
+                && text.contains("records the rollback's end, and nothing new is deployed"),
+            "{text}"
+        );
+
+        // A rollback followed by steps of the same deployment (a later apply
+        // finished it, then went on with another version) is over.
+        state
+            .journal
+            .push(traffic_entry(3, "traffic", "3.0.0 10%", false));
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(!text.contains("was rolling back"), "{text}");
+        assert!(
+            text.contains("reads the listener of deployment.api"),
+            "{text}"
+        );
     }
 
     fn hosts(n: usize) -> Vec<String> {

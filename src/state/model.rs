@@ -56,7 +56,9 @@ pub struct JournalEntry {
     pub host: Option<String>,
     /// deploy | recheck | rollback | traffic
     pub action: String,
-    /// The version the step moves to (for `traffic`, with the percent).
+    /// The version the step moves to; for `traffic`, followed by the share
+    /// of traffic the step sends to it ("2.0.0 25%", see
+    /// [`JournalEntry::traffic_version`]).
     pub version: String,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +81,29 @@ impl JournalEntry {
                 "{} step {}: {} {}",
                 self.deployment, self.step, self.action, self.version
             ),
+        }
+    }
+
+    /// The `version` of a `traffic` step that sends `percent` of the traffic
+    /// to `version`.
+    pub fn traffic_version(version: &str, percent: u32) -> String {
+        format!("{version} {percent}%")
+    }
+
+    /// The share of traffic a `traffic` step sends to its version.
+    pub fn traffic_percent(&self) -> Option<u32> {
+        if self.action != "traffic" {
+            return None;
+        }
+        let (_, share) = self.version.rsplit_once(' ')?;
+        share.strip_suffix('%')?.parse().ok()
+    }
+
+    /// The version the step moves to, without a `traffic` step's share.
+    pub fn version_moved_to(&self) -> &str {
+        match self.version.rsplit_once(' ') {
+            Some((version, _)) if self.traffic_percent().is_some() => version,
+            _ => &self.version,
         }
     }
 }
@@ -414,7 +439,7 @@ impl State {
             let versions = steps
                 .iter()
                 .filter(|e| e.action == "deploy" || e.action == "traffic")
-                .map(|e| (e.deployment.clone(), e.version.clone()))
+                .map(|e| (e.deployment.clone(), e.version_moved_to().to_string()))
                 .collect();
             let started_at = steps
                 .first()
@@ -587,6 +612,29 @@ mod journal_tests {
         assert_eq!(recorded.started_at, "2026-01-01T00:00:01Z");
         assert_eq!(recorded.finished_at, None);
         assert_eq!(recorded.versions["deployment.web"], "2.0.0");
+    }
+
+    #[test]
+    fn a_traffic_step_carries_its_share_and_history_keeps_the_version_only() {
+        let mut traffic = entry("killed", 1, "h1", false);
+        traffic.host = None;
+        traffic.action = "traffic".into();
+        traffic.version = JournalEntry::traffic_version("2.0.0", 25);
+        assert_eq!(traffic.version, "2.0.0 25%");
+        assert_eq!(traffic.traffic_percent(), Some(25));
+        assert_eq!(traffic.version_moved_to(), "2.0.0");
+        assert_eq!(
+            traffic.describe(),
+            "deployment.web step 1: traffic 2.0.0 25%"
+        );
+        let deploy = entry("killed", 2, "h1", true);
+        assert_eq!(deploy.traffic_percent(), None);
+        assert_eq!(deploy.version_moved_to(), "2.0.0");
+
+        let mut state = State::new("prod");
+        state.journal = vec![traffic];
+        state.settle_journal();
+        assert_eq!(state.history[0].versions["deployment.web"], "2.0.0");
     }
 
     #[test]
