@@ -18,7 +18,7 @@ shift $(( $# < 2 ? $# : 2 ))
 # cargo-fuzz passes nightly-only flags to rustc; RUSTC_BOOTSTRAP lets the
 # stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz --version 0.13.2
 
 # Build against the dependency versions the main crate is tested with.
 cp ../Cargo.lock Cargo.lock

@@ -5,12 +5,16 @@
 //! [`views`] (render a plan), [`state`] (saved state and locks). See
 //! ARCHITECTURE.md for the map and the invariants.
 
+#[cfg(feature = "aws")]
 pub mod apply;
 pub mod artifact;
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+#[cfg(feature = "aws")]
 pub mod ecs;
 pub mod fmt;
 pub mod graph;

@@ -16,6 +16,7 @@ pub mod local;
 pub mod lock;
 pub mod model;
 pub mod ops;
+#[cfg(feature = "aws")]
 pub mod s3;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use std::time::Duration;
 pub use local::LocalBackend;
 pub use lock::{lock_with_timeout, LockGuard, LockInfo};
 pub use model::*;
+#[cfg(feature = "aws")]
 pub use s3::{S3Backend, S3Settings};
 
 /// Where the state of each environment is stored.
