@@ -300,22 +300,32 @@ pub async fn apply_deployment(
             address,
             &format!("step {}/{total_steps}: {}", step.index, batch.join(", ")),
         );
-        for host in batch {
-            if !transports.contains_key(host) {
-                match connect(&job, host, ssh_options.as_ref(), &starts).await {
-                    Ok(transport) => {
-                        transports.insert(host.clone(), transport);
-                    }
-                    Err(message) => {
-                        let failure = HostFailure {
-                            host: host.clone(),
-                            step: "connect".into(),
-                            message,
-                        };
-                        record_failure(&job, host, &failure);
-                        outcome.failures.push(format!("{address}: {failure}"));
-                        outcome.hosts_failed += 1;
-                    }
+        // The batch's connections start together (at most `starts` at once).
+        let unconnected: Vec<&String> = batch
+            .iter()
+            .filter(|h| !transports.contains_key(*h))
+            .collect();
+        let connections = futures_join_all(
+            unconnected
+                .iter()
+                .map(|host| connect(&job, host, ssh_options.as_ref(), &starts))
+                .collect(),
+        )
+        .await;
+        for (host, connection) in unconnected.into_iter().zip(connections) {
+            match connection {
+                Ok(transport) => {
+                    transports.insert(host.clone(), transport);
+                }
+                Err(message) => {
+                    let failure = HostFailure {
+                        host: host.clone(),
+                        step: "connect".into(),
+                        message,
+                    };
+                    record_failure(&job, host, &failure);
+                    outcome.failures.push(format!("{address}: {failure}"));
+                    outcome.hosts_failed += 1;
                 }
             }
         }
