@@ -919,3 +919,67 @@ fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
         }
     }
 }
+
+/// A terminal's Ctrl-C goes to the whole foreground process group: slipway and
+/// every process it started. The ssh connections must outlive it, so that the
+/// host in the middle of its update finishes and is recorded; the apply then
+/// stops in order and the next one finishes the rollout.
+#[test]
+fn ctrl_c_to_the_whole_process_group_mid_batch_stops_in_order_and_apply_continues() {
+    use std::os::unix::process::CommandExt;
+    let two_at_a_time = "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"";
+    let Some(lab) = Lab::start(4, two_at_a_time) else {
+        return;
+    };
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // Host 0 (batch 1) waits in its health check when the Ctrl-C comes.
+    lab.hold_health_check(0);
+    let mut running = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.wait_until_held(0, &mut running);
+    let group = format!("-{}", running.id());
+    let sent = Command::new("kill").args(["-INT", "--", &group]).status();
+    lab.release_health_check(0);
+    assert!(sent.unwrap().success());
+    let (code, log) = finish(running);
+    assert_eq!(code, Some(130), "{log}");
+    assert!(log.contains("Apply interrupted"), "{log}");
+
+    let backend = LocalBackend::new(lab.root.join(".slipway/state"));
+    assert_eq!(
+        backend.current_lock(ENVIRONMENT).unwrap(),
+        None,
+        "lock released"
+    );
+    let state = lab.state();
+    assert!(state.journal.is_empty(), "{:?}", state.journal);
+    assert_eq!(state.history.last().unwrap().result, "interrupted");
+    let hosts = &state.deployments["deployment.app"].hosts;
+    for i in 0..4 {
+        let expected = if i < 2 { "2.0.0" } else { "1.0.0" };
+        let record = &hosts[lab.address(i)];
+        assert_eq!(
+            (record.version.as_str(), record.status),
+            (expected, HostStatus::Deployed),
+            "host {i}: the batch in flight finished over its ssh connections:\n{log}"
+        );
+    }
+
+    let resumed = lab.apply("2.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    for i in 0..2 {
+        assert!(
+            !log.contains(&format!("{}: on 2.0.0\n", lab.address(i))),
+            "{log}"
+        );
+    }
+    lab.assert_serving("2.0.0");
+}
