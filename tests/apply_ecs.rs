@@ -231,39 +231,8 @@ deployment "frontend-dev" {{
     /// `(status, image, running count)` of each deployment of an active
     /// service, as ECS lists them; `None` when the service is not active.
     fn service(&self, name: &str) -> Option<Vec<(String, String, i32)>> {
-        self.runtime.block_on(async {
-            let ecs = aws_sdk_ecs::Client::new(&self.moto.sdk_config().await);
-            let described = ecs
-                .describe_services()
-                .cluster(CLUSTER)
-                .services(name)
-                .send()
-                .await
-                .expect("describe services");
-            let service = described.services().first()?.clone();
-            if service.status() != Some("ACTIVE") {
-                return None;
-            }
-            let mut deployments = Vec::new();
-            for d in service.deployments() {
-                let td = ecs
-                    .describe_task_definition()
-                    .task_definition(d.task_definition().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("describe task definition");
-                let image = td.task_definition().unwrap().container_definitions()[0]
-                    .image()
-                    .unwrap_or_default()
-                    .to_string();
-                deployments.push((
-                    d.status().unwrap_or_default().to_string(),
-                    image,
-                    d.running_count(),
-                ));
-            }
-            Some(deployments)
-        })
+        self.runtime
+            .block_on(self.moto.service_deployments(CLUSTER, name))
     }
 
     fn weights(&self, listener: &str) -> BTreeMap<String, i32> {

@@ -209,36 +209,10 @@ deployment "backend-dev" {{
     /// The images of the deployments of an active service, as ECS lists
     /// them; `None` when the service is not active.
     fn images(&self, name: &str) -> Option<Vec<String>> {
-        self.runtime.block_on(async {
-            let ecs = self.moto.ecs().await;
-            let described = ecs
-                .describe_services()
-                .cluster(CLUSTER)
-                .services(name)
-                .send()
-                .await
-                .expect("describe services");
-            let service = described.services().first()?.clone();
-            if service.status() != Some("ACTIVE") {
-                return None;
-            }
-            let mut images = Vec::new();
-            for deployment in service.deployments() {
-                let described = ecs
-                    .describe_task_definition()
-                    .task_definition(deployment.task_definition().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("describe task definition");
-                images.push(
-                    described.task_definition().unwrap().container_definitions()[0]
-                        .image()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-            Some(images)
-        })
+        let deployments = self
+            .runtime
+            .block_on(self.moto.service_deployments(CLUSTER, name))?;
+        Some(deployments.into_iter().map(|(_, image, _)| image).collect())
     }
 }
 

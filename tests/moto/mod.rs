@@ -363,6 +363,46 @@ impl Moto {
             .unwrap_or_else(|e| panic!("ModifyListener {listener_arn}: {e:?}"));
     }
 
+    /// `(status, image, running count)` of each deployment of service `name`
+    /// in `cluster`, as ECS lists them; `None` when the service is not active.
+    pub async fn service_deployments(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Option<Vec<(String, String, i32)>> {
+        let ecs = self.ecs().await;
+        let described = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(name)
+            .send()
+            .await
+            .expect("describe services");
+        let service = described.services().first()?.clone();
+        if service.status() != Some("ACTIVE") {
+            return None;
+        }
+        let mut deployments = Vec::new();
+        for deployment in service.deployments() {
+            let described = ecs
+                .describe_task_definition()
+                .task_definition(deployment.task_definition().unwrap_or_default())
+                .send()
+                .await
+                .expect("describe task definition");
+            let image = described.task_definition().unwrap().container_definitions()[0]
+                .image()
+                .unwrap_or_default()
+                .to_string();
+            deployments.push((
+                deployment.status().unwrap_or_default().to_string(),
+                image,
+                deployment.running_count(),
+            ));
+        }
+        Some(deployments)
+    }
+
     /// The weights of the listener's default forward action, by target group
     /// ARN. A plain forward to one target group (no forward config) reads as
     /// weight 1 for it, as ELB treats it.
