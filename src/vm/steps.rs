@@ -11,16 +11,16 @@
 //! | connect | [`check_connection`], [`read_release_marker`] |
 //! | 1 | [`prechecks`] |
 //! | 2, 3 | [`hooks`] with [`Phase::BeforeStop`], [`Phase::Deregister`] |
-//! | 4 | [`stop`] |
-//! | 5 | [`artifact_status`] (skip the upload when it passes), upload to [`artifact_upload_path`] (the transport creates its directory), [`verify_artifact`] |
-//! | 6 | [`install_release`] |
+//! | 4 | [`artifact_status`] (skip the upload when it passes), upload to [`artifact_upload_path`] (the transport creates its directory), [`verify_artifact`] |
+//! | 5 | [`install_release`] |
+//! | 6 | [`stop`] |
 //! | 7 | [`config_files`] / [`write_config_file`] |
 //! | 8 | [`install_systemd_unit`] |
 //! | 9 | [`switch_current`], [`start`] |
 //! | 10 | [`hooks`] with [`Phase::AfterStart`] |
 //! | 11 | [`health_command`] for each command check, [`smoke`] |
 //! | 12 | [`hooks`] with [`Phase::Register`] |
-//! | after | [`write_release_marker`], [`prune_releases`] |
+//! | 13 | [`write_release_marker`], [`prune_releases`] |
 //! | on failure | [`rollback`] |
 //!
 //! Apply runs consecutive steps that need nothing from the runner in between as

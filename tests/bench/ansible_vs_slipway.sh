@@ -387,7 +387,7 @@ for tool in ("slipway", "ansible", "direct", "batches", "slipway-apply", "slipwa
     c = "%10.2f" % mean(tool, table=cpu) if cpu[(tool, versions[0])] else ""
     print("%-16s %-30s %-30s %8.2f %s" % (tool, show(tool, "1.0.0"), show(tool, "2.0.0"), mean(tool), c))
 print()
-print("direct = the same remote commands from bash (one ssh master per host, one session per step);")
+print("direct = the same remote commands from bash (one ssh master per host, in the sessions slipway runs them in);")
 print("batches = direct's batches alone; slipway-apply / slipway-batches = slipway's own clock")
 print("(apply without config load and plan / its batches alone).")
 have = lambda tool: bool(wall[(tool, versions[0])])
