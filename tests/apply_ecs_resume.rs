@@ -339,6 +339,13 @@ fn kill_and_resume(point: usize) {
         );
     }
 
+    // The rollback it would do goes back to what served before, not to 2.0.0.
+    assert!(
+        plan_text.contains("send 100% of traffic back to the service that served before")
+            && !plan_text.contains("back to 2.0.0"),
+        "point {point}: {plan_text}"
+    );
+
     // apply takes the dead process's lock over and finishes the rollout.
     let resumed = canary.apply("2.0.0");
     let log = text(&resumed);

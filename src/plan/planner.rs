@@ -1150,6 +1150,11 @@ fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
                 "on failure, switch every host of this apply back to {previous} (previous release), restart, check health and re-register"
             ),
             (TargetKind::Vm, None) => "on failure, stop the new release on the hosts it reached (there is no previous release)".into(),
+            // An unfinished canary (paused at an approval, or killed): state
+            // already names the new version; the old service still serves.
+            (TargetKind::Ecs, Some(previous)) if change.version_after.as_ref() == Some(previous) => {
+                "on failure, send 100% of traffic back to the service that served before this rollout and remove the new tasks".into()
+            }
             (TargetKind::Ecs, Some(previous)) => format!(
                 "on failure, send 100% of traffic back to {previous} and remove the new tasks (rolling: restore the previous task definition)"
             ),
