@@ -599,6 +599,7 @@ fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_serv
     assert_eq!(ecs.service_name, "workshop-dev-backend");
     assert_eq!(ecs.weights[&blue], 100);
     assert!(ecs.canary.is_none());
+    assert_eq!(state.history.last().unwrap().result, "rolled_back");
     assert!(
         !state.deployments.contains_key("deployment.frontend-dev")
             || state.deployments["deployment.frontend-dev"].version == "1.0.0"

@@ -582,6 +582,6 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
             .take(2)
             .map(|h| h.result.as_str())
             .collect();
-        assert_eq!(results, ["failed", "interrupted"], "point {point}");
+        assert_eq!(results, ["rolled_back", "interrupted"], "point {point}");
     }
 }

@@ -262,6 +262,7 @@ pub async fn apply_deployment(
             outcome
                 .failures
                 .push(format!("{}: {}", change.address, failure.message));
+            outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
             failure.status
         }
     };

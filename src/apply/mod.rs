@@ -60,6 +60,8 @@ pub struct ApplySummary {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// ECS deployments put back on the service that served before.
+    pub deployments_rolled_back: usize,
     pub duration: Duration,
     /// One line per failure, naming the deployment, host and step.
     pub failures: Vec<String>,
@@ -87,6 +89,9 @@ pub struct DeploymentOutcome {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// An ECS deployment that failed went back to the service that served
+    /// before (VM rollbacks count hosts instead).
+    pub rolled_back: bool,
     pub failures: Vec<String>,
     /// The deployment stopped at an approval: how to go on.
     pub waiting_approval: Option<String>,
@@ -307,6 +312,7 @@ pub async fn apply(
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
+                    summary.deployments_rolled_back += usize::from(outcome.rolled_back);
                     if outcome.interrupted {
                         summary.interrupted = true;
                         summary.failures.extend(outcome.failures);

@@ -453,7 +453,9 @@ impl Recorder {
                     .collect(),
                 result: if summary.interrupted {
                     "interrupted".into()
-                } else if !summary.succeeded() && summary.hosts_rolled_back > 0 {
+                } else if !summary.succeeded()
+                    && summary.hosts_rolled_back + summary.deployments_rolled_back > 0
+                {
                     "rolled_back".into()
                 } else if !summary.succeeded() {
                     "failed".into()
