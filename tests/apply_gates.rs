@@ -15,99 +15,24 @@ mod prometheus;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, free_port_block, http_get, text};
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use support::quickstart::Quickstart;
+use support::text;
 
 use prometheus::{MetricsApp, Prometheus};
-use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
+use slipway::state::DeploymentStatus;
 
 /// The error ratio of one version, as the gates query it.
 const ERROR_RATIO: &str = r#"sum(rate(app_errors_total{version=\"{{version}}\"}[5s])) / sum(rate(app_requests_total{version=\"{{version}}\"}[5s]))"#;
 
-struct Quickstart {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
-    env: Vec<(String, String)>,
-}
-
 impl Quickstart {
     /// A copy of the quickstart whose rollout has `verify` (HCL) as its gates.
     fn with_gates(verify: &str) -> Quickstart {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("quickstart");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-            &root,
-        );
-        let quickstart = Quickstart {
-            _dir: dir,
-            root,
-            base_port: free_port_block(3),
-            env: Vec::new(),
-        };
+        let quickstart = Quickstart::new();
         quickstart.edit_config(
             "  on_failure = \"rollback\"\n}\n",
             &format!("  on_failure = \"rollback\"\n\n{verify}\n}}\n"),
         );
         quickstart
-    }
-
-    fn edit_config(&self, from: &str, to: &str) {
-        let path = self.root.join("main.hcl");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "main.hcl has {from:?}");
-        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    fn apply(&self, version: &str) -> Output {
-        let version = format!("version={version}");
-        let base = format!("base_port={}", self.base_port);
-        Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args([
-                "apply",
-                ".",
-                "-auto-approve",
-                "-var",
-                &version,
-                "-var",
-                &base,
-            ])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1")
-            .envs(self.env.iter().cloned())
-            .output()
-            .unwrap()
-    }
-
-    fn state(&self) -> State {
-        LocalBackend::new(self.root.join(".slipway/state"))
-            .read("local")
-            .unwrap()
-            .expect("state exists")
-    }
-
-    /// What each host's web server answers on `/`.
-    fn served(&self) -> Vec<String> {
-        (0..3).map(|i| http_get(self.base_port + i, "/")).collect()
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        for host in ["host-1", "host-2", "host-3"] {
-            let pid_file = self
-                .root
-                .join(".slipway/hosts")
-                .join(host)
-                .join("opt/hello/run/hello.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
     }
 }
 

@@ -10,57 +10,12 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, free_port_block, http_get, text};
+use support::quickstart::Quickstart;
+use support::text;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
-
-struct Quickstart {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
-    /// Environment of every slipway run (AWS settings for a moto server).
-    env: Vec<(String, String)>,
-}
+use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
 
 impl Quickstart {
-    fn new() -> Quickstart {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("quickstart");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-            &root,
-        );
-        let base_port = free_port_block(3);
-        Quickstart {
-            _dir: dir,
-            root,
-            base_port,
-            env: Vec::new(),
-        }
-    }
-
-    fn slipway(&self, args: &[&str]) -> Output {
-        let base = format!("base_port={}", self.base_port);
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["-var", &base]);
-        self.slipway_exactly(&all)
-    }
-
-    /// Run slipway with exactly these arguments (no variables added).
-    fn slipway_exactly(&self, all: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(all)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1")
-            .envs(self.env.iter().cloned())
-            .output()
-            .unwrap()
-    }
-
     /// Put the hosts behind `target_group_arn` (served by moto at `endpoint`).
     fn behind_load_balancer(&mut self, moto: &moto::Moto, target_group_arn: &str) {
         self.env = moto.env();
@@ -73,55 +28,9 @@ impl Quickstart {
         );
     }
 
-    fn edit_config(&self, from: &str, to: &str) {
-        let path = self.root.join("main.hcl");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "main.hcl has {from:?}");
-        std::fs::write(path, text.replace(from, to)).unwrap();
-    }
-
-    fn apply(&self, version: &str) -> Output {
-        let var = format!("version={version}");
-        self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
-    }
-
-    fn state(&self) -> State {
-        LocalBackend::new(self.root.join(".slipway/state"))
-            .read("local")
-            .unwrap()
-            .expect("state exists")
-    }
-
-    fn host_dir(&self, host: &str) -> PathBuf {
-        self.root
-            .join(".slipway/hosts")
-            .join(host)
-            .join("opt/hello")
-    }
-
-    /// What each host's web server answers on `/`.
-    fn served(&self) -> Vec<String> {
-        (0..3).map(|i| http_get(self.base_port + i, "/")).collect()
-    }
-
     /// Make the app's health check fail from now on (for the next version).
     fn break_health_check(&self) {
-        std::fs::write(
-            self.root.join("app/bin/check.sh"),
-            "#!/bin/sh\necho 'health: always failing' >&2\nexit 1\n",
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        for host in ["host-1", "host-2", "host-3"] {
-            let pid_file = self.host_dir(host).join("run/hello.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
+        self.set_health_check("#!/bin/sh\necho 'health: always failing' >&2\nexit 1\n");
     }
 }
 

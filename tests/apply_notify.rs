@@ -8,17 +8,15 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, free_port_block, text};
+use support::quickstart::Quickstart;
+use support::text;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use slipway::state::{Backend, LocalBackend, State};
 
 /// The sensitive variable's value.
 const TOKEN: &str = "tok-3c1f9e-never-in-a-payload";
@@ -113,28 +111,11 @@ fn read_request(stream: &mut TcpStream) -> Option<String> {
     }
 }
 
-struct Quickstart {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
-}
-
 impl Quickstart {
     /// A copy of the quickstart whose rollout notifies with `notify_body`
     /// (the attributes of a `notify "hook"` block).
-    fn new(notify_body: &str) -> Quickstart {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("quickstart");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-            &root,
-        );
-        let base_port = free_port_block(3);
-        let quickstart = Quickstart {
-            _dir: dir,
-            root,
-            base_port,
-        };
+    fn with_notify(notify_body: &str) -> Quickstart {
+        let quickstart = Quickstart::new();
         quickstart.edit_config(
             "  on_failure = \"rollback\"\n}",
             &format!(
@@ -154,40 +135,6 @@ impl Quickstart {
         quickstart
     }
 
-    fn edit_config(&self, from: &str, to: &str) {
-        let path = self.root.join("main.hcl");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "main.hcl has {from:?}");
-        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    fn apply(&self, version: &str) -> Output {
-        let version = format!("version={version}");
-        let base = format!("base_port={}", self.base_port);
-        Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args([
-                "apply",
-                ".",
-                "-auto-approve",
-                "-var",
-                &version,
-                "-var",
-                &base,
-            ])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    fn state(&self) -> State {
-        LocalBackend::new(self.root.join(".slipway/state"))
-            .read("local")
-            .unwrap()
-            .expect("state exists")
-    }
-
     fn last_apply_id(&self) -> String {
         self.state().history.last().unwrap().apply_id.clone()
     }
@@ -195,26 +142,9 @@ impl Quickstart {
     /// The health check fails from now on, printing the app's config file
     /// (which holds the sensitive value) first.
     fn break_health_check(&self) {
-        std::fs::write(
-            self.root.join("app/bin/check.sh"),
+        self.set_health_check(
             "#!/bin/sh\ncat config/hello.env >&2\necho 'health: always failing' >&2\nexit 1\n",
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        for host in ["host-1", "host-2", "host-3"] {
-            let pid_file = self
-                .root
-                .join(".slipway/hosts")
-                .join(host)
-                .join("opt/hello/run/hello.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
+        );
     }
 }
 
@@ -234,7 +164,7 @@ fn assert_no_secret(receiver: &Receiver) {
 #[test]
 fn a_rolling_apply_sends_started_then_succeeded_with_versions_and_apply_id() {
     let receiver = Receiver::start();
-    let quickstart = Quickstart::new(&format!("    webhook = \"{}\"", receiver.url));
+    let quickstart = Quickstart::with_notify(&format!("    webhook = \"{}\"", receiver.url));
 
     let first = quickstart.apply("1.0.0");
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
@@ -275,7 +205,7 @@ fn a_rolling_apply_sends_started_then_succeeded_with_versions_and_apply_id() {
 #[test]
 fn a_rolled_back_apply_sends_started_failed_rolled_back_in_order() {
     let receiver = Receiver::start();
-    let quickstart = Quickstart::new(&format!("    webhook = \"{}\"", receiver.url));
+    let quickstart = Quickstart::with_notify(&format!("    webhook = \"{}\"", receiver.url));
     let first = quickstart.apply("2.0.0");
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     receiver.take();
@@ -315,7 +245,7 @@ fn a_receiver_that_is_down_does_not_fail_the_apply() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let quickstart = Quickstart::new(&format!(
+    let quickstart = Quickstart::with_notify(&format!(
         "    webhook = \"http://127.0.0.1:{closed_port}/hooks/T000/SECRETPATH\""
     ));
     let applied = quickstart.apply("1.0.0");
@@ -339,7 +269,7 @@ fn a_receiver_that_is_down_does_not_fail_the_apply() {
 #[test]
 fn on_sends_only_the_listed_events_in_the_slack_format() {
     let receiver = Receiver::start();
-    let quickstart = Quickstart::new(&format!(
+    let quickstart = Quickstart::with_notify(&format!(
         "    webhook = \"{}\"\n    format  = \"slack\"\n    on      = [\"failed\"]",
         receiver.url
     ));

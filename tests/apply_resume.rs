@@ -12,87 +12,61 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, free_port_block, text};
+use support::quickstart::Quickstart;
+use support::text;
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
+use slipway::state::{Backend, DeploymentStatus, HostStatus};
 
 const HOSTS: usize = 10;
 
+/// The quickstart with ten hosts, whose runs take the version as an argument
+/// and crash only when told to.
 struct Sandbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
+    quickstart: Quickstart,
 }
 
-fn host_names() -> Vec<String> {
-    (1..=HOSTS).map(|i| format!("host-{i}")).collect()
+impl Deref for Sandbox {
+    type Target = Quickstart;
+
+    fn deref(&self) -> &Quickstart {
+        &self.quickstart
+    }
 }
 
 impl Sandbox {
     /// The quickstart with ten hosts updated in `batches`, and quick health
     /// check retries.
     fn new(batches: &str) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("quickstart");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-            &root,
-        );
-        let base_port = free_port_block(HOSTS as u16);
-        let sandbox = Sandbox {
-            _dir: dir,
-            root,
-            base_port,
-        };
-        let hosts: Vec<String> = host_names().iter().map(|h| format!("\"{h}\"")).collect();
-        sandbox.edit_config(
-            "hosts     = [\"host-1\", \"host-2\", \"host-3\"]",
-            &format!("hosts     = [{}]", hosts.join(", ")),
-        );
-        sandbox.edit_config(
+        let quickstart = Quickstart::with_hosts(HOSTS);
+        quickstart.edit_config(
             "batches    = [1, \"100%\"]",
             &format!("batches    = {batches}"),
         );
-        sandbox.edit_config(
+        quickstart.edit_config(
             "retries  = 10\n      interval = \"1s\"",
             "retries  = 100\n      interval = \"50ms\"",
         );
-        sandbox
+        Sandbox { quickstart }
     }
 
     /// A health check that only asks whether the started server process
     /// runs (no Python start-up per check), so that twenty rollouts stay fast.
     fn quick_health_check(&self) {
-        std::fs::write(
-            self.root.join("app/bin/check.sh"),
-            "#!/bin/sh\nset -eu\nkill -0 \"$(cat run/hello.pid)\"\n",
-        )
-        .unwrap();
-    }
-
-    fn edit_config(&self, from: &str, to: &str) {
-        let path = self.root.join("main.hcl");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "main.hcl has {from:?}");
-        std::fs::write(path, text.replace(from, to)).unwrap();
+        self.set_health_check("#!/bin/sh\nset -eu\nkill -0 \"$(cat run/hello.pid)\"\n");
     }
 
     fn command(&self, args: &[&str], version: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
-        command
-            .args(args)
-            .args(["-var", &format!("version={version}")])
-            .args(["-var", &format!("base_port={}", self.base_port)])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1")
-            .env_remove("SLIPWAY_TEST_CRASH_AT");
+        let version = format!("version={version}");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-var", &version]);
+        let mut command = self.quickstart.command(&all);
+        command.env_remove("SLIPWAY_TEST_CRASH_AT");
         command
     }
 
@@ -114,24 +88,9 @@ impl Sandbox {
         self.command(&["plan", "."], version).output().unwrap()
     }
 
-    fn backend(&self) -> LocalBackend {
-        LocalBackend::new(self.root.join(".slipway/state"))
-    }
-
-    fn state(&self) -> State {
-        self.backend().read("local").unwrap().expect("state exists")
-    }
-
-    fn host_dir(&self, host: &str) -> PathBuf {
-        self.root
-            .join(".slipway/hosts")
-            .join(host)
-            .join("opt/hello")
-    }
-
     /// Each host's release marker: (version, apply id).
     fn markers(&self) -> BTreeMap<String, (String, String)> {
-        host_names()
+        self.host_names()
             .into_iter()
             .map(|host| {
                 let text =
@@ -145,17 +104,6 @@ impl Sandbox {
                 (host, pair)
             })
             .collect()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for host in host_names() {
-            let pid_file = self.host_dir(&host).join("run/hello.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
     }
 }
 
@@ -367,7 +315,7 @@ fn sigint_in_the_middle_of_a_batch_stops_in_order_and_apply_continues() {
     assert_eq!(last.result, "interrupted");
     let deployment = &state.deployments["deployment.hello"];
     assert_eq!(deployment.status, DeploymentStatus::Partial);
-    for (i, host) in host_names().iter().enumerate() {
+    for (i, host) in sandbox.host_names().iter().enumerate() {
         let record = &deployment.hosts[host];
         let expected = if i < 6 { "2.0.0" } else { "1.0.0" };
         assert_eq!(
@@ -386,7 +334,7 @@ fn sigint_in_the_middle_of_a_batch_stops_in_order_and_apply_continues() {
     let resumed = sandbox.apply("2.0.0");
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{log}");
-    for host in host_names().iter().take(6) {
+    for host in sandbox.host_names().iter().take(6) {
         assert!(!log.contains(&format!("{host}: on 2.0.0\n")), "{log}");
     }
     assert!(sandbox
@@ -484,7 +432,7 @@ fn an_apply_killed_while_rolling_back_has_its_rollback_finished() {
     let state = sandbox.state();
     let deployment = &state.deployments["deployment.hello"];
     assert_eq!(deployment.status, DeploymentStatus::RolledBack);
-    for host in host_names() {
+    for host in sandbox.host_names() {
         let record = &deployment.hosts[&host];
         assert_eq!(record.version, "1.0.0", "{host}");
         let current = std::fs::read_link(sandbox.host_dir(&host).join("current")).unwrap();

@@ -12,8 +12,9 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{copy_dir, free_port_block, http_get, text};
+use support::text;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
@@ -87,26 +88,24 @@ fn s3_backend(moto: &Moto, bucket: &str, prefix: &str) -> S3Backend {
 struct Quickstart<'a> {
     moto: &'a Moto,
     bucket: String,
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
+    sandbox: support::quickstart::Quickstart,
+}
+
+impl Deref for Quickstart<'_> {
+    type Target = support::quickstart::Quickstart;
+
+    fn deref(&self) -> &support::quickstart::Quickstart {
+        &self.sandbox
+    }
 }
 
 impl<'a> Quickstart<'a> {
     fn new(moto: &'a Moto, bucket: &str) -> Quickstart<'a> {
         create_bucket(moto, bucket);
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("quickstart");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
-            &root,
-        );
         let quickstart = Quickstart {
             moto,
             bucket: bucket.to_string(),
-            _dir: dir,
-            root,
-            base_port: free_port_block(3),
+            sandbox: support::quickstart::Quickstart::new(),
         };
         quickstart.use_s3(PREFIX);
         quickstart
@@ -167,26 +166,14 @@ impl<'a> Quickstart<'a> {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let base = format!("base_port={}", self.base_port);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
-        command
-            .args(args)
-            .args(["-var", &base])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1");
+        let mut command = self.sandbox.command(args);
         self.moto.apply_env(&mut command);
         command
     }
 
     /// Commands that take no variables (state commands, init, force-unlock).
     fn plain(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
-        command
-            .args(args)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1");
+        let mut command = self.sandbox.command_exactly(args);
         self.moto.apply_env(&mut command);
         command.output().unwrap()
     }
@@ -224,30 +211,14 @@ impl<'a> Quickstart<'a> {
     }
 
     fn local_backend(&self) -> LocalBackend {
-        LocalBackend::new(self.root.join(".slipway/state"))
-    }
-
-    fn served(&self) -> Vec<String> {
-        (0..3).map(|i| http_get(self.base_port + i, "/")).collect()
-    }
-
-    fn host_dir(&self, host: &str) -> PathBuf {
-        self.root
-            .join(".slipway/hosts")
-            .join(host)
-            .join("opt/hello")
+        self.sandbox.backend()
     }
 }
 
+/// Lets a held health check go; the shared sandbox then stops the hosts.
 impl Drop for Quickstart<'_> {
     fn drop(&mut self) {
         self.let_go();
-        for host in ["host-1", "host-2", "host-3"] {
-            let pid_file = self.host_dir(host).join("run/hello.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! Small helpers shared by the end-to-end test crates: copying an example,
-//! the text a command printed, and a plain HTTP GET on loopback.
+//! the text a command printed, and a plain HTTP GET on loopback; and in
+//! [`quickstart`], a sandbox around `examples/quickstart`.
 //!
 //! Each test crate uses a part of this module only.
 #![allow(dead_code)]
+
+pub mod quickstart;
 
 use std::path::Path;
 use std::process::Output;
