@@ -175,6 +175,18 @@ pub struct Sample {
     pub text: String,
 }
 
+impl Sample {
+    /// An evaluation that could not be made (a failed request): it fails.
+    pub fn failed(text: String) -> Sample {
+        Sample {
+            value: None,
+            baseline: None,
+            passed: false,
+            text,
+        }
+    }
+}
+
 /// Judge one evaluation: `value` of the new version (None: no data; NaN
 /// counts as no data) against `criteria` and the baseline.
 pub fn judge_sample(criteria: &Criteria, value: Option<f64>, baseline: Baseline) -> Sample {

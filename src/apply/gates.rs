@@ -266,16 +266,10 @@ async fn prometheus_sample(
     criteria: &Criteria,
     ctx: &QueryContext,
 ) -> Sample {
-    let failed = |text: String| Sample {
-        value: None,
-        baseline: None,
-        passed: false,
-        text,
-    };
     let query = metrics::render_query(&prometheus.query, ctx, &ctx.version);
     let value = match prometheus_query(&prometheus.address, &query).await {
         Ok(value) => value,
-        Err(error) => return failed(format!("query failed: {error}: fail")),
+        Err(error) => return Sample::failed(format!("query failed: {error}: fail")),
     };
     let baseline = match (criteria.tolerance, &ctx.baseline_version) {
         (None, _) => Baseline::NotUsed,
@@ -284,7 +278,9 @@ async fn prometheus_sample(
             let query = metrics::render_query(&prometheus.query, ctx, previous);
             match prometheus_query(&prometheus.address, &query).await {
                 Ok(value) => Baseline::Measured(value),
-                Err(error) => return failed(format!("baseline query failed: {error}: fail")),
+                Err(error) => {
+                    return Sample::failed(format!("baseline query failed: {error}: fail"))
+                }
             }
         }
     };
@@ -329,12 +325,6 @@ async fn cloudwatch_sample(
     criteria: &Criteria,
     interval: Duration,
 ) -> Sample {
-    let failed = |text: String| Sample {
-        value: None,
-        baseline: None,
-        passed: false,
-        text,
-    };
     if let Some(alarm) = &settings.alarm_name {
         return match client.describe_alarms().alarm_names(alarm).send().await {
             Ok(answer) => {
@@ -352,7 +342,7 @@ async fn cloudwatch_sample(
                     });
                 metrics::judge_alarm(criteria, alarm, state.as_deref())
             }
-            Err(error) => failed(format!(
+            Err(error) => Sample::failed(format!(
                 "describing alarm {alarm} failed: {}: fail",
                 error_text(&error)
             )),
@@ -363,7 +353,9 @@ async fn cloudwatch_sample(
         &settings.metric_name,
         &settings.statistic,
     ) else {
-        return failed("the cloudwatch check names neither an alarm nor a metric: fail".into());
+        return Sample::failed(
+            "the cloudwatch check names neither an alarm nor a metric: fail".into(),
+        );
     };
     let period = interval.as_secs().max(60).div_ceil(60) * 60;
     let end = std::time::SystemTime::now();
@@ -389,7 +381,7 @@ async fn cloudwatch_sample(
     let answer = match request.send().await {
         Ok(answer) => answer,
         Err(error) => {
-            return failed(format!(
+            return Sample::failed(format!(
                 "reading {namespace} {metric} failed: {}: fail",
                 error_text(&error)
             ))
