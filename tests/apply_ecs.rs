@@ -11,7 +11,7 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::text;
+use support::{text, traffic_shifts};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -427,7 +427,7 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
     assert_eq!(workshop.weights(&listener)[&blue], 100);
 
     let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
-    let planned: Vec<u64> = plan["schedule"]["waves"]
+    let planned: Vec<u32> = plan["schedule"]["waves"]
         .as_array()
         .unwrap()
         .iter()
@@ -437,19 +437,14 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["percent"].as_u64().unwrap())
+        .map(|s| s["percent"].as_u64().unwrap() as u32)
         .collect();
     assert_eq!(planned, [10, 25, 50, 100]);
 
     let applied = workshop.apply("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
-    // "... step 2/4: 25% of traffic on workshop-dev-backend-green"
-    let observed: Vec<u64> = log
-        .lines()
-        .filter(|l| l.contains("% of traffic on workshop-dev-backend-green"))
-        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
     assert_eq!(observed, planned, "{log}");
     let weights = workshop.weights(&listener);
     assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
@@ -519,11 +514,7 @@ fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected
     let resumed = workshop.apply("2.0.0", "1.0.0");
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{log}");
-    let observed: Vec<u64> = log
-        .lines()
-        .filter(|l| l.contains("% of traffic on workshop-dev-backend-green"))
-        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
     assert_eq!(observed, [25, 50, 100], "{log}");
     let weights = workshop.weights(&listener);
     assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");

@@ -17,7 +17,7 @@ mod moto;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::text;
+use support::{latest_results, text, traffic_shifts};
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -216,15 +216,6 @@ deployment "backend-dev" {{
     }
 }
 
-/// The shares of traffic an apply's log says it moved to the green side, in
-/// order ("step 2/4: 25% of traffic on resume-dev-backend-green").
-fn shifts_in(log: &str) -> Vec<u32> {
-    log.lines()
-        .filter(|l| l.contains(&format!("% of traffic on {GREEN_SERVICE}")))
-        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
-        .collect()
-}
-
 /// Where a crash point falls within its traffic step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Moment {
@@ -376,7 +367,7 @@ fn kill_and_resume(point: usize) {
         step + 1
     };
     assert_eq!(
-        shifts_in(&log),
+        traffic_shifts(&log, GREEN_SERVICE),
         STEPS[first_left - 1..],
         "point {point}: {log}"
     );
@@ -484,7 +475,7 @@ fn a_canary_killed_around_its_last_shift_is_resumed_and_has_no_later_crash_point
     let whole = canary.apply_crashing_at("2.0.0", CRASH_POINTS + 1);
     let log = text(&whole);
     assert_eq!(whole.status.code(), Some(0), "{log}");
-    assert_eq!(shifts_in(&log), STEPS, "{log}");
+    assert_eq!(traffic_shifts(&log, GREEN_SERVICE), STEPS, "{log}");
     assert_eq!(canary.blue_green(), (0, 100));
 }
 
@@ -545,7 +536,7 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
             "point {point}: {log}"
         );
         assert!(
-            shifts_in(&log).is_empty(),
+            traffic_shifts(&log, GREEN_SERVICE).is_empty(),
             "point {point}: nothing new is deployed:\n{log}"
         );
         assert_eq!(canary.blue_green(), (100, 0), "point {point}: {log}");
@@ -575,13 +566,7 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
         assert_eq!(ecs.service_name, BLUE_SERVICE);
         assert_eq!(ecs.weights[&canary.alb.blue_target_group_arn], 100);
         assert!(ecs.canary.is_none(), "point {point}: {ecs:?}");
-        let results: Vec<&str> = state
-            .history
-            .iter()
-            .rev()
-            .take(2)
-            .map(|h| h.result.as_str())
-            .collect();
+        let results = latest_results(&state, 2);
         assert_eq!(results, ["rolled_back", "interrupted"], "point {point}");
     }
 }

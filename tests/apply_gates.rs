@@ -87,14 +87,7 @@ fn a_canary_as_good_as_its_baseline_passes_every_step() {
         log.contains("gate error-rate: evaluation 2/2: new 0.01 vs baseline 0.01 × 1.5 = 0.015 (max 0.03): pass"),
         "{log}"
     );
-    assert!(
-        quickstart
-            .served()
-            .iter()
-            .all(|a| a.contains("version 1.1.0")),
-        "{:?}",
-        quickstart.served()
-    );
+    quickstart.assert_serving("1.1.0");
     let state = quickstart.state();
     let deployment = &state.deployments["deployment.hello"];
     assert_eq!(deployment.status, DeploymentStatus::Deployed);
@@ -141,14 +134,7 @@ fn a_canary_five_times_worse_than_its_baseline_fails_at_the_first_step_and_rolls
         !log.contains("step 2/2"),
         "the second step never starts:\n{log}"
     );
-    assert!(
-        quickstart
-            .served()
-            .iter()
-            .all(|a| a.contains("version 1.0.0")),
-        "{:?}",
-        quickstart.served()
-    );
+    quickstart.assert_serving("1.0.0");
     let state = quickstart.state();
     let deployment = &state.deployments["deployment.hello"];
     assert_eq!(deployment.status, DeploymentStatus::RolledBack);

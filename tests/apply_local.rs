@@ -62,14 +62,7 @@ fn fresh_install_then_upgrade_then_a_second_apply_is_a_no_op() {
         host_1 < host_2,
         "the first batch (host-1) finishes before the second starts:\n{log}"
     );
-    assert!(
-        quickstart
-            .served()
-            .iter()
-            .all(|a| a.contains("version 1.1.0")),
-        "{:?}",
-        quickstart.served()
-    );
+    quickstart.assert_serving("1.1.0");
 
     let state = quickstart.state();
     let deployment = &state.deployments["deployment.hello"];
@@ -121,14 +114,7 @@ fn a_failing_health_check_rolls_every_host_back() {
         !log.contains("host-2: on 3.0.0"),
         "no host after the failed batch is started:\n{log}"
     );
-    assert!(
-        quickstart
-            .served()
-            .iter()
-            .all(|a| a.contains("version 2.0.0")),
-        "{:?}",
-        quickstart.served()
-    );
+    quickstart.assert_serving("2.0.0");
 
     let state = quickstart.state();
     let deployment = &state.deployments["deployment.hello"];
@@ -448,14 +434,7 @@ fn an_approval_pauses_the_rollout_approve_continues_it_and_reject_rolls_back() {
         log.contains("Rolled back deployment.hello (1 host(s))"),
         "{log}"
     );
-    assert!(
-        quickstart
-            .served()
-            .iter()
-            .all(|a| a.contains("version 1.0.0")),
-        "{:?}",
-        quickstart.served()
-    );
+    quickstart.assert_serving("1.0.0");
     let state = quickstart.state();
     let deployment = &state.deployments[address];
     assert_eq!(deployment.status, DeploymentStatus::RolledBack);

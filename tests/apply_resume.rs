@@ -13,7 +13,7 @@
 #[path = "support/mod.rs"]
 mod support;
 use support::quickstart::Quickstart;
-use support::text;
+use support::{latest_results, text};
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -439,13 +439,7 @@ fn an_apply_killed_while_rolling_back_has_its_rollback_finished() {
         assert!(current.ends_with("1.0.0"), "{host}: {}", current.display());
     }
     assert_eq!(deployment.hosts["host-1"].status, HostStatus::RolledBack);
-    let results: Vec<&str> = state
-        .history
-        .iter()
-        .rev()
-        .take(2)
-        .map(|h| h.result.as_str())
-        .collect();
+    let results = latest_results(&state, 2);
     assert_eq!(results, ["rolled_back", "interrupted"]);
     assert!(state.journal.is_empty());
 }

@@ -18,7 +18,7 @@ mod sshd;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{http_get, text};
+use support::{http_get, latest_results, text};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -899,13 +899,7 @@ fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
         lab.assert_serving(version);
         let state = lab.state();
         assert!(state.journal.is_empty());
-        let last: Vec<&str> = state
-            .history
-            .iter()
-            .rev()
-            .take(2)
-            .map(|h| h.result.as_str())
-            .collect();
+        let last = latest_results(&state, 2);
         assert_eq!(last, ["succeeded", "interrupted"]);
         let resume_id = state.history.last().unwrap().apply_id.clone();
         for (i, by_killed) in finished_by_killed.into_iter().enumerate() {

@@ -275,10 +275,7 @@ fn plan_and_apply_with_state_in_s3_and_a_second_plan_sees_it() {
 
     let applied = quickstart.apply("1.0.0");
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
-    assert!(quickstart
-        .served()
-        .iter()
-        .all(|answer| answer.contains("version 1.0.0")));
+    quickstart.assert_serving("1.0.0");
     assert!(
         !quickstart.root.join(".slipway/state").exists(),
         "no local state is written"
@@ -585,10 +582,7 @@ fn a_killed_apply_leaves_a_lock_that_force_unlock_removes_and_the_state_is_intac
 
     let resumed = quickstart.apply("1.0.1");
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
-    assert!(quickstart
-        .served()
-        .iter()
-        .all(|answer| answer.contains("version 1.0.1")));
+    quickstart.assert_serving("1.0.1");
 }
 
 #[test]

@@ -75,3 +75,24 @@ pub fn free_port_block(count: u16) -> u16 {
     }
     panic!("no {count} consecutive free ports on 127.0.0.1 below 32000");
 }
+
+/// The shares of traffic an apply's log says it moved to `service`, in order
+/// ("step 2/4: 25% of traffic on backend-green").
+pub fn traffic_shifts(log: &str, service: &str) -> Vec<u32> {
+    let marker = format!("% of traffic on {service}");
+    log.lines()
+        .filter(|l| l.contains(&marker))
+        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// The results of the last `count` history entries of `state`, newest first.
+pub fn latest_results(state: &slipway::state::State, count: usize) -> Vec<&str> {
+    state
+        .history
+        .iter()
+        .rev()
+        .take(count)
+        .map(|h| h.result.as_str())
+        .collect()
+}

@@ -130,6 +130,16 @@ impl Quickstart {
             .map(|i| http_get(self.base_port + i, "/"))
             .collect()
     }
+
+    /// Every host answers that it runs `version`.
+    pub fn assert_serving(&self, version: &str) {
+        let served = self.served();
+        let expected = format!("version {version}");
+        assert!(
+            served.iter().all(|answer| answer.contains(&expected)),
+            "every host serves {version}: {served:?}"
+        );
+    }
 }
 
 impl Drop for Quickstart {
