@@ -400,19 +400,6 @@ fn put_ecs(state: &mut State, address: &str, ecs: Option<EcsState>) {
     }
 }
 
-/// Close `entry`, a step a killed apply left uncertain, with what this apply
-/// found or did about it.
-fn close_interrupted(state: &mut State, entry: &JournalEntry, result: String) {
-    if let Some(open) = state
-        .journal
-        .iter_mut()
-        .find(|e| e.seq == entry.seq && e.finished_at.is_none())
-    {
-        open.finished_at = Some(crate::state::lock::now_rfc3339());
-        open.result = Some(result);
-    }
-}
-
 fn on_failure(rollout: Option<&Rollout>) -> &str {
     rollout.map_or("rollback", |r| r.on_failure.as_str())
 }
@@ -901,9 +888,8 @@ async fn roll_back_traffic(
         Ok(()) => job.recorder.end_step(seq, "rolled_back", |state| {
             put_ecs(state, address, restored.clone());
             if let Some(entry) = interrupted {
-                close_interrupted(
-                    state,
-                    entry,
+                state.finish_journal_entry(
+                    entry.seq,
                     format!("rolled_back (finished by {})", job.apply_id),
                 );
             }
@@ -977,9 +963,8 @@ fn resolve_interrupted_shift(
             let recorded = record.clone();
             job.recorder
                 .update(|state| {
-                    close_interrupted(
-                        state,
-                        uncertain,
+                    state.finish_journal_entry(
+                        uncertain.seq,
                         format!("done (listener re-read by {})", job.apply_id),
                     );
                     put_ecs(state, address, Some(recorded));
@@ -994,9 +979,8 @@ fn resolve_interrupted_shift(
         InterruptedShift::NotDone => {
             job.recorder
                 .update(|state| {
-                    close_interrupted(
-                        state,
-                        uncertain,
+                    state.finish_journal_entry(
+                        uncertain.seq,
                         format!("not done (listener re-read by {})", job.apply_id),
                     )
                 })

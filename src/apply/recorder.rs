@@ -284,10 +284,7 @@ impl Recorder {
         crash_point();
         self.update(|state| {
             change(state);
-            if let Some(entry) = state.journal.iter_mut().find(|e| e.seq == seq) {
-                entry.finished_at = Some(now_rfc3339());
-                entry.result = Some(result.to_string());
-            }
+            state.finish_journal_entry(seq, result.to_string());
         })?;
         crash_point();
         Ok(())

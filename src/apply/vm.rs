@@ -730,10 +730,10 @@ async fn update_host(
             "not done (release marker)"
         };
         let close_uncertain = |state: &mut crate::state::State| {
-            if let Some(entry) = state.journal.iter_mut().find(|e| e.seq == uncertain.seq) {
-                entry.finished_at = Some(crate::state::lock::now_rfc3339());
-                entry.result = Some(format!("{verdict}, re-checked by {}", job.options.apply_id));
-            }
+            state.finish_journal_entry(
+                uncertain.seq,
+                format!("{verdict}, re-checked by {}", job.options.apply_id),
+            )
         };
         if done {
             job.recorder

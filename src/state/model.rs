@@ -406,6 +406,19 @@ impl State {
         }
     }
 
+    /// Write journal entry `seq` as finished now, with `result`; an entry
+    /// already finished keeps what it says.
+    pub fn finish_journal_entry(&mut self, seq: u64, result: String) {
+        if let Some(entry) = self
+            .journal
+            .iter_mut()
+            .find(|e| e.seq == seq && e.finished_at.is_none())
+        {
+            entry.finished_at = Some(super::lock::now_rfc3339());
+            entry.result = Some(result);
+        }
+    }
+
     /// Entries of the journal that were started and never finished.
     pub fn uncertain_steps(&self) -> impl Iterator<Item = &JournalEntry> {
         self.journal.iter().filter(|e| e.finished_at.is_none())
