@@ -151,11 +151,7 @@ pub async fn apply_deployment(
     let job = job(config, &change.address, recorder, options, progress).await?;
     let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
-    let saved = recorder
-        .snapshot()
-        .deployments
-        .get(&change.address)
-        .cloned();
+    let saved = recorder.deployment(&change.address);
     // The version the last apply, perhaps a killed one, moved this deployment to.
     let recorded_version = saved.as_ref().map(|d| d.version.clone());
     let mut previous = saved.and_then(|d| d.ecs);
@@ -1047,10 +1043,8 @@ pub async fn reject_deployment(
 ) -> Result<DeploymentOutcome, String> {
     let job = job(config, address, recorder, options, progress).await?;
     let record = recorder
-        .snapshot()
-        .deployments
-        .get(address)
-        .and_then(|d| d.ecs.clone())
+        .deployment(address)
+        .and_then(|d| d.ecs)
         .ok_or_else(|| format!("{address} has no ECS service in state"))?;
     let Some(canary) = record.canary.clone() else {
         return Err(format!(

@@ -58,7 +58,7 @@ impl GateContext<'_> {
 /// The version `address` ran before this apply; call before the apply
 /// records its start.
 pub fn baseline_version(recorder: &Recorder, address: &str, new_version: &str) -> Option<String> {
-    metrics::baseline_version(&recorder.snapshot(), address, new_version)
+    recorder.read(|state| metrics::baseline_version(state, address, new_version))
 }
 
 /// http | command | prometheus | cloudwatch

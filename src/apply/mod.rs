@@ -165,11 +165,12 @@ pub(crate) fn wait_for_approval(
         return Ok(None);
     };
     let address = deployment.address.as_str();
-    let approved = recorder
-        .snapshot()
-        .deployments
-        .get(address)
-        .is_some_and(|d| d.approved(name, &deployment.service.version));
+    let approved = recorder.read(|state| {
+        state
+            .deployments
+            .get(address)
+            .is_some_and(|d| d.approved(name, &deployment.service.version))
+    });
     if approved {
         return Ok(None);
     }
@@ -266,11 +267,8 @@ pub async fn apply(
                     return (change.address.clone(), Ok(outcome));
                 }
                 let saved = recorder
-                    .snapshot()
-                    .deployments
-                    .get(&change.address)
-                    .filter(|saved| change.version_after.as_ref() == Some(&saved.version))
-                    .cloned();
+                    .deployment(&change.address)
+                    .filter(|saved| change.version_after.as_ref() == Some(&saved.version));
                 let waiting = saved.as_ref().and_then(|s| s.waiting_approval().cloned());
                 let rejected = saved.as_ref().and_then(|s| s.rejected().cloned());
                 let notifier = match (&waiting, &rejected) {

@@ -89,7 +89,7 @@ pub async fn finished(
         return;
     };
     let address = &notifier.context().deployment;
-    let saved = recorder.snapshot().deployments.get(address).cloned();
+    let saved = recorder.deployment(address);
     let waiting = saved
         .as_ref()
         .and_then(|d| d.waiting_approval())

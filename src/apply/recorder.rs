@@ -134,20 +134,30 @@ impl Recorder {
         self.backend.write(&mut state)
     }
 
-    /// A copy of the state as it is now.
-    pub fn snapshot(&self) -> State {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+    /// What `look` finds in the state as it is now, read in place: the
+    /// state (a whole environment) is not copied.
+    pub fn read<T>(&self, look: impl FnOnce(&State) -> T) -> T {
+        look(
+            &self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// The deployment's record, if any.
+    pub fn deployment(&self, address: &str) -> Option<DeploymentState> {
+        self.read(|state| state.deployments.get(address).cloned())
     }
 
     /// The host's record, if any.
     pub fn host(&self, address: &str, host: &str) -> Option<HostState> {
-        self.snapshot()
-            .deployments
-            .get(address)
-            .and_then(|d| d.hosts.get(host).cloned())
+        self.read(|state| {
+            state
+                .deployments
+                .get(address)
+                .and_then(|d| d.hosts.get(host).cloned())
+        })
     }
 
     /// Stop tracking a deployment (it left the configuration).
@@ -310,26 +320,29 @@ impl Recorder {
     /// The journal entry of `address`/`host` a killed apply started and never
     /// finished, if any.
     pub fn uncertain_host_step(&self, address: &str, host: &str) -> Option<JournalEntry> {
-        self.snapshot()
-            .uncertain_steps()
-            .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
-            .last()
-            .cloned()
+        self.read(|state| {
+            state
+                .uncertain_steps()
+                .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
+                .last()
+                .cloned()
+        })
     }
 
     /// The journal entries of `address` that are not about one host (ECS
     /// traffic steps and their rollback) written by applies that were killed
     /// (no history entry, and not `this_apply`), oldest first.
     pub fn killed_deployment_steps(&self, address: &str, this_apply: &str) -> Vec<JournalEntry> {
-        let state = self.snapshot();
-        let killed = state.interrupted_applies();
-        state
-            .journal
-            .iter()
-            .filter(|e| e.deployment == address && e.host.is_none())
-            .filter(|e| e.apply_id != this_apply && killed.contains(&e.apply_id))
-            .cloned()
-            .collect()
+        self.read(|state| {
+            let killed = state.interrupted_applies();
+            state
+                .journal
+                .iter()
+                .filter(|e| e.deployment == address && e.host.is_none())
+                .filter(|e| e.apply_id != this_apply && killed.contains(&e.apply_id))
+                .cloned()
+                .collect()
+        })
     }
 
     /// Record a judged verification gate; a result for the same gate and step

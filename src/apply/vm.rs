@@ -130,10 +130,7 @@ pub async fn reject_deployment(
 ) -> Result<DeploymentOutcome, String> {
     let (deployment, vm, hosts) = vm_parts(config, address)?;
     let saved = recorder
-        .snapshot()
-        .deployments
-        .get(address)
-        .cloned()
+        .deployment(address)
         .ok_or_else(|| format!("{address} is not in state"))?;
     let job = Job::new(
         config,
@@ -788,22 +785,23 @@ fn killed_rollback_step(
     address: &str,
     version: &str,
 ) -> Option<(usize, String)> {
-    let state = recorder.snapshot();
-    let killed = state.interrupted_applies();
-    state
-        .journal
-        .iter()
-        .filter(|e| e.deployment == address && e.action == "rollback")
-        .filter(|e| killed.contains(&e.apply_id))
-        .find(|e| {
-            state.journal.iter().any(|d| {
-                d.apply_id == e.apply_id
-                    && d.deployment == address
-                    && d.action == "deploy"
-                    && d.version == version
+    recorder.read(|state| {
+        let killed = state.interrupted_applies();
+        state
+            .journal
+            .iter()
+            .filter(|e| e.deployment == address && e.action == "rollback")
+            .filter(|e| killed.contains(&e.apply_id))
+            .find(|e| {
+                state.journal.iter().any(|d| {
+                    d.apply_id == e.apply_id
+                        && d.deployment == address
+                        && d.action == "deploy"
+                        && d.version == version
+                })
             })
-        })
-        .map(|e| (e.step, e.apply_id.clone()))
+            .map(|e| (e.step, e.apply_id.clone()))
+    })
 }
 
 /// Whether the update `uncertain` (started by a killed apply) finished on the
