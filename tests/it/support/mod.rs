@@ -1,9 +1,7 @@
-//! Small helpers shared by the end-to-end test crates: copying an example,
-//! the text a command printed, and a plain HTTP GET on loopback; and in
-//! [`quickstart`], a sandbox around `examples/quickstart`.
-//!
-//! Each test crate uses a part of this module only.
-#![allow(dead_code)]
+//! Small helpers shared by the end-to-end tests: copying an example, the text
+//! a command printed, a plain HTTP GET on loopback, what to do when a real
+//! component is missing; and in [`quickstart`], a sandbox around
+//! `examples/quickstart`.
 
 pub mod quickstart;
 
@@ -95,4 +93,23 @@ pub fn latest_results(state: &slipway::state::State, count: usize) -> Vec<&str> 
         .take(count)
         .map(|h| h.result.as_str())
         .collect()
+}
+
+/// The variable that lets a test run skip the tests whose real component
+/// (sshd, Prometheus, moto) is not installed. Without it a missing component
+/// fails the test that needs it, so a green run means everything ran.
+pub const ALLOW_SKIP: &str = "SLIPWAY_TEST_ALLOW_SKIP";
+
+/// A real component a test needs is missing: fail naming it and how to
+/// install it (`tests/setup.sh` installs them all), or, only when
+/// [`ALLOW_SKIP`] is set and `CI` is not, print a note and let the test skip.
+pub fn missing_component(what: &str, install: &str) {
+    let allowed = std::env::var_os(ALLOW_SKIP).is_some() && std::env::var_os("CI").is_none();
+    if !allowed {
+        panic!(
+            "{what}: install it ({install}, or run tests/setup.sh for every test \
+             component), or set {ALLOW_SKIP}=1 to skip the tests that need it"
+        );
+    }
+    eprintln!("note: skipping because {ALLOW_SKIP} is set: {what} ({install} to run this test)");
 }

@@ -8,17 +8,11 @@
 //! Everything listens on loopback; each test has its own copy of
 //! `examples/quickstart`, its own ports, and stops what it started.
 
-#[path = "moto/mod.rs"]
-mod moto;
-#[path = "prometheus/mod.rs"]
-mod prometheus;
+use crate::moto;
+use crate::support::quickstart::Quickstart;
+use crate::support::text;
 
-#[path = "support/mod.rs"]
-mod support;
-use support::quickstart::Quickstart;
-use support::text;
-
-use prometheus::{MetricsApp, Prometheus};
+use crate::prometheus::{MetricsApp, Prometheus};
 use slipway::state::DeploymentStatus;
 
 /// The error ratio of one version, as the gates query it.

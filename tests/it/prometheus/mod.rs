@@ -11,12 +11,10 @@
 //! either kills its process; the temporary directory (with `prometheus.log`)
 //! goes with it.
 //!
-//! Without a `prometheus` binary, `start` returns `None` so that the test can
-//! print a note and skip, except when `CI` is set: CI installs it, so a
-//! missing one there is an error. Nothing here uses the package's system
+//! Without a `prometheus` binary, `start` fails the test naming what to
+//! install; it returns `None` (the test skips) only under
+//! `SLIPWAY_TEST_ALLOW_SKIP` (see [`crate::support::missing_component`]). Nothing here uses the package's system
 //! service or leaves loopback.
-//!
-//! Use it from a test file with `#[path = "prometheus/mod.rs"] mod prometheus;`.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -25,7 +23,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prometheus/app.py");
+const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/prometheus/app.py");
 
 /// The test service: per-version request and error counters.
 pub struct MetricsApp {
@@ -44,7 +42,7 @@ impl MetricsApp {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3 runs tests/prometheus/app.py");
+            .expect("python3 runs tests/it/prometheus/app.py");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
@@ -85,10 +83,10 @@ impl Prometheus {
         let binary = match find_binary() {
             Some(binary) => binary,
             None => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("no prometheus binary, but CI is set: CI must install it (apt-get install prometheus)");
-                }
-                eprintln!("note: skipping: no prometheus binary (apt-get install prometheus to run the metric gate tests)");
+                crate::support::missing_component(
+                    "no prometheus binary",
+                    "apt-get install prometheus",
+                );
                 return None;
             }
         };

@@ -15,13 +15,11 @@
 //!   `~/.bashrc` for every command, as bash does for ssh sessions otherwise), and
 //!   `host-N.d/`: its host key, `sshd_config`, pid file and log (`sshd.log`).
 //!
-//! Without an sshd binary, `start` returns `None` so that the test can print a
-//! note and skip, except when `CI` is set: CI installs OpenSSH, so a missing
-//! binary there is an error. [`SshHosts::stop_host`] kills a host's server and every
+//! Without an sshd binary, `start` fails the test naming what to install; it
+//! returns `None` (the test skips) only under `SLIPWAY_TEST_ALLOW_SKIP` (see
+//! [`crate::support::missing_component`]). [`SshHosts::stop_host`] kills a host's server and every
 //! session it runs (as if the machine went away), [`SshHosts::start_host`] starts it
 //! again on the same address. Dropping [`SshHosts`] stops everything.
-//!
-//! Use it from a test file with `#[path = "sshd/mod.rs"] mod sshd;`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -73,15 +71,9 @@ impl SshHosts {
         );
         for tool in [SSHD, "ssh", "ssh-keygen"] {
             if !installed(tool) {
-                if std::env::var_os("CI").is_some() {
-                    panic!(
-                        "{tool} is missing, but CI is set: CI must install OpenSSH \
-                         (openssh-server and openssh-client) before the tests"
-                    );
-                }
-                eprintln!(
-                    "note: skipping: {tool} is not installed (install openssh-server and \
-                     openssh-client to run the SSH tests)"
+                crate::support::missing_component(
+                    &format!("{tool} is not installed"),
+                    "apt-get install openssh-server openssh-client",
                 );
                 return None;
             }

@@ -13,12 +13,7 @@
 //! stopped when the test ends. Tests skip with a note when OpenSSH is not
 //! installed (except under CI, where that is an error).
 
-#[path = "sshd/mod.rs"]
-mod sshd;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::{http_get, latest_results, text};
+use crate::support::{http_get, latest_results, text};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -26,8 +21,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sshd::SshHosts;
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
-use sshd::SshHosts;
 
 /// The environment every test deploys to.
 const ENVIRONMENT: &str = "lab";

@@ -10,19 +10,16 @@
 //! Every test starts its own server, and skips with a note when moto is not
 //! installed (except under CI, where that is an error).
 
-#[path = "moto/mod.rs"]
-mod moto;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::moto::Moto;
 use aws_sdk_ecs::types::{
     AwsVpcConfiguration, Compatibility, ContainerDefinition, DeploymentCircuitBreaker,
     DeploymentConfiguration, DeploymentRolloutState, DesiredStatus, LaunchType, LoadBalancer,
     NetworkConfiguration, NetworkMode, PortMapping, Service, TaskStopCode,
 };
 use aws_sdk_ecs::Client as Ecs;
-use moto::Moto;
 
 const CLUSTER: &str = "lab";
 

@@ -5,13 +5,9 @@
 //! Each test works on its own copy of `examples/quickstart` with its own
 //! ports, and stops the processes it started when it ends.
 
-#[path = "moto/mod.rs"]
-mod moto;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::quickstart::Quickstart;
-use support::text;
+use crate::moto;
+use crate::support::quickstart::Quickstart;
+use crate::support::text;
 
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
 
@@ -455,4 +451,62 @@ fn an_approval_pauses_the_rollout_approve_continues_it_and_reject_rolls_back() {
         "{log}"
     );
     assert!(quickstart.served()[0].contains("version 1.0.0"));
+}
+
+/// Seconds since the apply started, from a plain progress line
+/// (`[  12.3s] deployment.hello: ...`).
+fn stamp_of(line: &str) -> Option<f64> {
+    let rest = line.strip_prefix('[')?;
+    let (stamp, _) = rest.split_once("s]")?;
+    stamp.trim().parse().ok()
+}
+
+#[test]
+fn a_bake_through_a_pipe_prints_a_heartbeat_with_the_time_left() {
+    let quickstart = Quickstart::new();
+    quickstart.edit_config(
+        "  batches    = [1, \"100%\"]\n",
+        "  batches    = [\"100%\"]\n  bake       = \"23s\"\n",
+    );
+    // Output goes to a pipe, as in CI: plain lines, no spinner.
+    let applied = quickstart.apply("1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("deployment.hello:"))
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| l.contains("step 1/1: bake: waiting 23s"))
+        .unwrap_or_else(|| panic!("the bake is announced with its length:\n{log}"));
+    let left: Vec<&&str> = lines[start..]
+        .iter()
+        .filter(|l| l.contains("step 1/1: bake: ") && l.ends_with(" left"))
+        .collect();
+    assert!(
+        left.len() >= 2,
+        "a 23s bake prints the time left at least twice:\n{log}"
+    );
+    // From the announcement until the bake is over, no gap between lines is
+    // longer than the heartbeat (plus scheduling slack).
+    let stamps: Vec<f64> = lines[start..].iter().filter_map(|l| stamp_of(l)).collect();
+    let last_bake_line = lines
+        .iter()
+        .rposition(|l| l.contains("step 1/1: bake"))
+        .unwrap();
+    for pair in stamps[..=last_bake_line - start].windows(2) {
+        assert!(
+            pair[1] - pair[0] <= 11.5,
+            "{}s without a line during the bake:\n{log}",
+            pair[1] - pair[0]
+        );
+    }
+    let last_stamp = stamp_of(lines[last_bake_line]).unwrap();
+    let first_stamp = stamp_of(lines[start]).unwrap();
+    assert!(
+        last_stamp - first_stamp >= 9.0,
+        "the heartbeat lines span the bake:\n{log}"
+    );
+    quickstart.assert_serving("1.0.0");
 }

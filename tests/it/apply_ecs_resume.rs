@@ -12,12 +12,8 @@
 //! done but not recorded; recorded): one traffic entry per step, nothing
 //! else, so twelve. Every case starts from its own moto server.
 
-#[path = "moto/mod.rs"]
-mod moto;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::{latest_results, text, traffic_shifts};
+use crate::moto;
+use crate::support::{latest_results, text, traffic_shifts};
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;

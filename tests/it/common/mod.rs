@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: the examples, loading their
 //! configuration, and saved states built from a configuration ("as if
 //! everything had been applied").
-//!
-//! Each test crate uses a part of this module only.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -10,10 +10,8 @@
 //! Each test works on its own copy of `examples/quickstart` with ten hosts
 //! and its own ports, and stops the processes it started when it ends.
 
-#[path = "support/mod.rs"]
-mod support;
-use support::quickstart::Quickstart;
-use support::{latest_results, text};
+use crate::support::quickstart::Quickstart;
+use crate::support::{latest_results, text};
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

@@ -7,12 +7,8 @@
 //! not installed (except under CI). Deployments use the quickstart's local
 //! transport: hosts are directories, servers listen on 127.0.0.1.
 
-#[path = "moto/mod.rs"]
-mod moto;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::text;
+use crate::support;
+use crate::support::text;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -20,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use moto::Moto;
+use crate::moto::Moto;
 use slipway::state::{
     Backend, DeploymentStatus, HostStatus, LocalBackend, S3Backend, S3Settings, State, StateError,
 };

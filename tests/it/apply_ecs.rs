@@ -6,12 +6,8 @@
 //! `modules/ecs-web-service`, frontend after backend, each behind its own
 //! listener with a blue and a green target group created in moto.
 
-#[path = "moto/mod.rs"]
-mod moto;
-
-#[path = "support/mod.rs"]
-mod support;
-use support::{text, traffic_shifts};
+use crate::moto;
+use crate::support::{text, traffic_shifts};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

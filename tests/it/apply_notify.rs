@@ -6,10 +6,8 @@
 //! config file, and echoed by a failing health check) whose value must never
 //! appear in a notification.
 
-#[path = "support/mod.rs"]
-mod support;
-use support::quickstart::Quickstart;
-use support::text;
+use crate::support::quickstart::Quickstart;
+use crate::support::text;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -141,7 +139,7 @@ impl Quickstart {
 
     /// The health check fails from now on, printing the app's config file
     /// (which holds the sensitive value) first.
-    fn break_health_check(&self) {
+    fn break_health_check_printing_the_config(&self) {
         self.set_health_check(
             "#!/bin/sh\ncat config/hello.env >&2\necho 'health: always failing' >&2\nexit 1\n",
         );
@@ -210,7 +208,7 @@ fn a_rolled_back_apply_sends_started_failed_rolled_back_in_order() {
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     receiver.take();
 
-    quickstart.break_health_check();
+    quickstart.break_health_check_printing_the_config();
     let failed = quickstart.apply("3.0.0");
     let log = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{log}");
@@ -280,7 +278,7 @@ fn on_sends_only_the_listed_events_in_the_slack_format() {
         "a success sends nothing to a block that wants failures only"
     );
 
-    quickstart.break_health_check();
+    quickstart.break_health_check_printing_the_config();
     let failed = quickstart.apply("2.0.0");
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert_no_secret(&receiver);

@@ -6,9 +6,6 @@
 //! Every test starts its own servers, and skips with a note when OpenSSH is not
 //! installed (except under CI, where that is an error).
 
-#[path = "sshd/mod.rs"]
-mod sshd;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +16,7 @@ use slipway::transport::TransportError;
 use slipway::vm::shell::quote;
 use tokio::sync::Semaphore;
 
-use sshd::SshHosts;
+use crate::sshd::SshHosts;
 
 fn start(count: usize) -> Option<SshHosts> {
     let hosts = SshHosts::start(count);

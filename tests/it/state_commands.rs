@@ -8,14 +8,11 @@
 //! `tests/fixtures/states/vm-myapp-applied`. Without moto (and without CI),
 //! the S3 half is skipped with a note.
 
-#[path = "moto/mod.rs"]
-mod moto;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use moto::Moto;
+use crate::moto::Moto;
 use slipway::state::{Backend, LocalBackend, S3Backend, S3Settings, State};
 
 fn manifest() -> PathBuf {

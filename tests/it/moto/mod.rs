@@ -12,15 +12,13 @@
 //!
 //! Python comes from `SLIPWAY_TEST_PYTHON`, else `python3`, else `python`; it
 //! must import moto 5.2 (`pip install 'moto[server]==5.2.1'`). Without it, `start`
-//! returns `None` so that the test can print a note and skip, except when `CI`
-//! is set: CI installs moto, so a missing one there is an error.
+//! fails the test naming what to install; it returns `None` (the test skips)
+//! only under `SLIPWAY_TEST_ALLOW_SKIP` (see [`crate::support::missing_component`]).
 //!
 //! SDK clients: [`Moto::sdk_config`] (static test credentials, `us-east-1`, the
 //! endpoint set, no profile files). S3 works path-style against an IP endpoint
 //! without further settings. Child processes (the `slipway` binary) get
 //! [`Moto::env`] or [`Moto::apply_env`], which also sets `AWS_ENDPOINT_URL`.
-//!
-//! Use it from a test file with `#[path = "moto/mod.rs"] mod moto;`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -44,7 +42,7 @@ pub const REGION: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT_ID: &str = "123456789012";
 
-const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/launcher.py");
+const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/moto/launcher.py");
 
 /// A running moto server.
 pub struct Moto {
@@ -85,15 +83,9 @@ impl Moto {
         let python = match find_python() {
             Ok(python) => python,
             Err(why) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!(
-                        "{why}, but CI is set: CI must install moto before the tests \
-                         (pip install 'moto[server]=={MOTO_VERSION}')"
-                    );
-                }
-                eprintln!(
-                    "note: skipping: {why} (pip install 'moto[server]=={MOTO_VERSION}' \
-                     to run the AWS tests)"
+                crate::support::missing_component(
+                    &why,
+                    &format!("pip install 'moto[server]=={MOTO_VERSION}'"),
                 );
                 return None;
             }

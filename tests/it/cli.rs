@@ -4,12 +4,10 @@
 //! Every test that writes (state, plan files, formatting) works on a copy of
 //! an example in a temporary directory.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use slipway::plan::{saved, Action, Plan, States};
 use slipway::state::{Backend, DeploymentState, LocalBackend, State};
 
@@ -167,6 +165,7 @@ const COMMANDS_WITH_HELP: &[&[&str]] = &[
     &["apply"],
     &["show"],
     &["graph"],
+    &["output"],
     &["state"],
     &["state", "list"],
     &["state", "show"],
@@ -216,6 +215,84 @@ fn help_of_version_and_state_shows_an_example() {
 /// copy of the repository's examples (with the states the `state` examples need).
 /// Placeholder files (`-var-file prod.vars.hcl`) are not the examples' and
 /// are left out.
+#[test]
+fn output_prints_the_configuration_outputs_and_never_a_sensitive_one() {
+    let work = Workspace::of("quickstart");
+    let out = work.run(&["output", "-dir", "quickstart", "-var", "version=1.2.0"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "version = \"1.2.0\"\n");
+    let out = work.run(&[
+        "output",
+        "version",
+        "-raw",
+        "-dir",
+        "quickstart",
+        "-var",
+        "version=1.2.0",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "1.2.0\n");
+    let out = work.run(&["output", "-json", "-dir", "quickstart"]);
+    out.assert_code(0);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"version": {"value": "1.0.0", "sensitive": false}})
+    );
+
+    // An unknown name, and a directory given where a name goes, say what to do.
+    let out = work.run(&["output", "versoin", "-dir", "quickstart"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("did you mean \"version\""),
+        "{}",
+        out.stderr
+    );
+    let out = work.run(&["output", "quickstart"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("pass -dir quickstart"),
+        "{}",
+        out.stderr
+    );
+
+    // A sensitive output: its value is never printed, in any form.
+    std::fs::write(
+        work.dir().join("secret.hcl"),
+        "variable \"token\" {\n  type      = string\n  sensitive = true\n}\n\noutput \"token\" {\n  value     = var.token\n  sensitive = true\n}\n",
+    )
+    .unwrap();
+    let secret = "s3cr3t-Value-4f9";
+    let token = format!("token={secret}");
+    for args in [
+        &["output", "-dir", "quickstart", "-var", &token][..],
+        &["output", "-json", "-dir", "quickstart", "-var", &token],
+        &["output", "token", "-dir", "quickstart", "-var", &token],
+        &[
+            "output",
+            "token",
+            "-raw",
+            "-dir",
+            "quickstart",
+            "-var",
+            &token,
+        ],
+    ] {
+        let out = work.run(args);
+        assert!(!out.stdout.contains(secret), "{args:?}: {}", out.stdout);
+        assert!(!out.stderr.contains(secret), "{args:?}: {}", out.stderr);
+    }
+    let out = work.run(&["output", "token", "-dir", "quickstart", "-var", &token]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("sensitive"), "{}", out.stderr);
+    let out = work.run(&["output", "-dir", "quickstart", "-var", &token]);
+    assert!(
+        out.stdout.contains("token   = (sensitive)"),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn help_examples_that_use_the_examples_work() {
     let temp = tempfile::tempdir().unwrap();
@@ -455,6 +532,66 @@ fn plan_exits_0_without_changes() {
     let plan = out.plan();
     assert_eq!(plan.summary.no_op, 4);
     assert!(plan.deployments.iter().all(|d| d.action == Action::NoOp));
+}
+
+#[test]
+fn usage_errors_exit_1_not_the_changes_code() {
+    let work = Workspace::of("quickstart");
+    // A typo must never read as "changes present" (2) in a CI script.
+    for args in [
+        &["plan", "quickstart", "-no-such-flag"][..],
+        &["plan", "quickstart", "-environment"],
+        &["no-such-command"],
+        &["apply", "quickstart", "-parallelism", "many"],
+    ] {
+        let out = work.run(args);
+        out.assert_code(1);
+        assert!(out.stderr.contains("error:"), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+    // Help and version are not errors.
+    work.run(&["plan", "-help"]).assert_code(0);
+    work.run(&["--version"]).assert_code(0);
+}
+
+#[test]
+fn terraform_habits_are_accepted_by_plan() {
+    let work = Workspace::of("quickstart");
+    for extra in [
+        &["-detailed-exitcode"][..],
+        &["-input=false"],
+        &["--input", "false"],
+        &["-lock-timeout", "30s"],
+        &["-detailed-exitcode", "-input=false", "-lock-timeout=5m"],
+    ] {
+        let mut args = vec!["plan", "quickstart"];
+        args.extend_from_slice(extra);
+        let out = work.run(&args);
+        out.assert_code(2);
+        assert!(
+            out.stdout.contains("Plan: 1 to create"),
+            "{extra:?}: {}",
+            out.stdout
+        );
+    }
+    let out = work.run(&["plan", "quickstart", "-lock-timeout", "soon"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("soon"), "{}", out.stderr);
+}
+
+#[test]
+fn apply_with_input_false_never_asks_and_changes_nothing() {
+    let work = Workspace::of("quickstart");
+    let out = work.run(&["apply", "quickstart", "-input=false"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("pass -auto-approve"), "{}", out.stderr);
+    // The backend's directory may exist; no state, lock or host was written.
+    let state_dir = work.dir().join(QUICKSTART_STATE);
+    let written: Vec<_> = std::fs::read_dir(&state_dir)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "{written:?}");
+    assert!(!work.dir().join(".slipway/hosts").exists());
 }
 
 #[test]

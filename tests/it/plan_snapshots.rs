@@ -15,18 +15,16 @@
 //! [`fixture_states`]. When an example changes, regenerate them with
 //!
 //! ```sh
-//! cargo test --test plan_snapshots -- --ignored regenerate_state_fixtures
+//! cargo test --test it plan_snapshots::regenerate_state_fixtures -- --ignored
 //! ```
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use slipway::config::Config;
 use slipway::diagnostics::Diagnostics;
-use slipway::plan::{Action, Plan, PlanOptions, ReasonKind, States, StepKind};
+use slipway::plan::{Action, Plan, PlanOptions, ReasonKind, ScheduledStrategy, States, StepKind};
 use slipway::state::{DeploymentState, DeploymentStatus, HostState, HostStatus, State};
 use slipway::views::{self, ViewFormat};
 
@@ -244,7 +242,7 @@ fn state_fixtures_are_current() {
         assert!(
             read == built,
             "tests/fixtures/states/{case} is out of date; regenerate it with \
-             `cargo test --test plan_snapshots -- --ignored regenerate_state_fixtures`"
+             `cargo test --test it plan_snapshots::regenerate_state_fixtures -- --ignored`"
         );
     }
 }
@@ -609,7 +607,7 @@ fn snapshot_views(name: &str, plan: &Plan, options: &PlanOptions) {
         Some(format!("**{}**", summary_or_no_changes(plan)).as_str()),
         "{name}: markdown starts with the summary"
     );
-    let parsed = slipway::views::json::parse(&json).expect("the JSON view parses");
+    let parsed = slipway::plan::document::parse(&json).expect("the JSON view parses");
     assert_eq!(
         &parsed, plan,
         "{name}: the JSON view reads back as the plan"
@@ -932,7 +930,7 @@ fn promotes_to_production_only(plan: &Plan) {
         scheduled.needs_approval_before_start,
         "production is protected"
     );
-    assert_eq!(scheduled.strategy, "canary");
+    assert_eq!(scheduled.strategy, ScheduledStrategy::Canary);
     assert_eq!(
         scheduled.steps[0].approval.as_deref(),
         Some("release-manager")
