@@ -26,7 +26,7 @@ command -v openssl >/dev/null || apt_install openssl
 
 # moto (tests/it/moto): a moto server on loopback, its ECS model patched by
 # tests/it/moto/launcher.py, which is written against this exact version.
-MOTO_VERSION=5.2.1
+MOTO_VERSION=5.2.6
 if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
   apt_install python3 python3-pip
 fi

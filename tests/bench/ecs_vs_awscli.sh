@@ -12,7 +12,7 @@
 #   RUNS=3 bash tests/bench/ecs_vs_awscli.sh
 #
 # Env: RUNS (3), N (20), SLIPWAY_TEST_ECS_TASK_DELAY (0.5), PYTHON (python3, must
-# import moto 5.2.1 and boto3), AWS_CLI (an `aws` v1 binary; default: pip
+# import moto 5.2.6 and boto3), AWS_CLI (an `aws` v1 binary; default: pip
 # install awscli into a virtualenv in the temporary directory), SLIPWAY_BIN (measure
 # this slipway binary instead of building one).
 set -euo pipefail

@@ -2,7 +2,7 @@
 
 Usage: python3 launcher.py --host 127.0.0.1 --port PORT
 
-Written against moto 5.2.1 (PyPI `moto[server]==5.2.1`, pinned in `tests/setup.sh`); it
+Written against moto 5.2.6 (PyPI `moto[server]==5.2.6`, pinned in `tests/setup.sh`); it
 patches moto's ECS backend classes, so it refuses other minor versions.
 
 Why: moto's ECS keeps the API shapes but nothing ever happens. A service has one
@@ -76,7 +76,7 @@ import threading
 import time
 from datetime import timedelta
 
-PINNED = "5.2.1"
+PINNED = "5.2.6"
 LOCK = threading.RLock()  # moto's server is threaded; the simulation is not
 FAIL = {"image_substring": None}  # the global switch for failing new tasks
 

@@ -11,7 +11,7 @@
 //! empty AWS config and credentials files that [`Moto::env`] points at.
 //!
 //! Python comes from `SLIPWAY_TEST_PYTHON`, else `python3`, else `python`; it
-//! must import moto 5.2 (`pip install 'moto[server]==5.2.1'`). Without it, `start`
+//! must import moto 5.2 (`pip install 'moto[server]==5.2.6'`). Without it, `start`
 //! fails the test naming what to install; it returns `None` (the test skips)
 //! only under `SLIPWAY_TEST_ALLOW_SKIP` (see [`crate::support::missing_component`]).
 //!
@@ -36,7 +36,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 /// The moto release `launcher.py` was written against (CI installs exactly this).
-pub const MOTO_VERSION: &str = "5.2.1";
+pub const MOTO_VERSION: &str = "5.2.6";
 /// The region everything is created in.
 pub const REGION: &str = "us-east-1";
 /// moto's default account.
