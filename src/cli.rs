@@ -86,6 +86,11 @@ pub enum Command {
         after_help = "Example:\n  slipway graph examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl | dot -Tsvg > graph.svg"
     )]
     Graph(ConfigArgs),
+    /// Print the configuration's outputs (sensitive ones are never printed).
+    #[command(
+        after_help = "Examples:\n  slipway output -dir examples/vm-myapp -var-file examples/vm-myapp/vars/example.vars.hcl\n  slipway output version -raw -dir examples/quickstart -var version=1.2.0\n  slipway output -json -dir examples/quickstart | jq .version.value\n\nOutputs are evaluated from the configuration and its variables (as `plan` shows them).\nA sensitive output prints as (sensitive), and as null in -json: slipway never prints a secret."
+    )]
+    Output(OutputArgs),
     /// Inspect and change saved state: list, show, pull, push, rm, history.
     #[command(
         subcommand,
@@ -166,6 +171,29 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print only this output: its value as JSON (strings quoted), or with -raw as plain text.
+    pub name: Option<String>,
+    /// Configuration directory (every *.hcl file in it is read).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Set a variable: -var name=value (repeatable; wins over var files and SLIPWAY_VAR_name).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variables from an HCL file of name = value lines (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Print every output as one JSON object: {"NAME": {"value": ..., "sensitive": false}}.
+    #[arg(long, conflicts_with = "raw")]
+    pub json: bool,
+    /// With NAME: print a string value without quotes (for shell scripts).
+    #[arg(long, requires = "name")]
+    pub raw: bool,
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -187,6 +215,17 @@ pub struct PlanArgs {
     /// Plan only the deployments of this environment (repeatable).
     #[arg(long = "environment", value_name = "NAME")]
     pub environments: Vec<String>,
+    /// Accepted for Terraform habits: plan always exits 0 (no changes), 1 (error) or
+    /// 2 (changes present).
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+    /// -input=false: never ask anything (plan never does; accepted for CI scripts).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub input: Option<bool>,
+    /// Accepted for Terraform habits: plan reads state without taking its lock (state
+    /// writes are atomic, so a plan never reads half a write).
+    #[arg(long = "lock-timeout", value_name = "DURATION", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +243,11 @@ pub struct ApplyArgs {
     /// Apply without asking for confirmation.
     #[arg(long = "auto-approve")]
     pub auto_approve: bool,
+    /// -input=false: never ask; whatever would need an answer (confirmation, a protected
+    /// environment) must come from -auto-approve and -approve, or apply stops before changing
+    /// anything. Without it, apply asks only when standard input is a terminal.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub input: Option<bool>,
     /// Approve changes to this protected environment (repeatable).
     #[arg(long = "approve", value_name = "ENVIRONMENT")]
     pub approve: Vec<String>,
@@ -398,6 +442,9 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         "reconfigure",
         "force",
         "gate",
+        "detailed-exitcode",
+        "input",
+        "raw",
     ];
     args.into_iter()
         .map(|arg| {
@@ -428,6 +475,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Apply(args) => apply_command(&args),
         Command::Show(args) => show(&args),
         Command::Graph(args) => graph(&args),
+        Command::Output(args) => output(&args),
         Command::State(StateCommand::List(args)) => state_list(&args),
         Command::State(StateCommand::Show(args)) => state_show(&args),
         Command::State(StateCommand::Pull(args)) => state_pull(&args),
@@ -754,6 +802,52 @@ fn graph(args: &ConfigArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_ERROR);
     };
     print!("{}", crate::graph::DeploymentGraph::build(&config).to_dot());
+    Ok(EXIT_OK)
+}
+
+fn output(args: &OutputArgs) -> anyhow::Result<u8> {
+    let config_args = ConfigArgs {
+        dir: args.dir.clone(),
+        vars: args.vars.clone(),
+        var_files: args.var_files.clone(),
+        no_color: args.no_color,
+    };
+    // `slipway output DIR`, as other commands take their directory: say how.
+    if let Some(name) = args.name.as_deref().filter(|n| Path::new(n).is_dir()) {
+        if args.dir == Path::new(".") {
+            bail!(
+                "{name} is a directory: pass -dir {name} to read its configuration \
+                 (output's argument is the name of one output)"
+            );
+        }
+    }
+    let Some(config) = load_config(&config_args) else {
+        return Ok(EXIT_ERROR);
+    };
+    let outputs = plan::planner::output_values(&config);
+    let Some(name) = &args.name else {
+        print!("{}", crate::views::outputs::render(&outputs, args.json));
+        return Ok(EXIT_OK);
+    };
+    let Some(output) = outputs.iter().find(|o| &o.name == name) else {
+        let mut message = format!(
+            "the configuration in {} has no output {name:?}",
+            args.dir.display()
+        );
+        if let Some(close) =
+            crate::diagnostics::did_you_mean(name, outputs.iter().map(|o| o.name.as_str()))
+        {
+            message.push_str(&format!("; did you mean {close:?}?"));
+        }
+        bail!(message);
+    };
+    if output.sensitive {
+        bail!("output {name:?} is sensitive: slipway never prints a sensitive value");
+    }
+    println!(
+        "{}",
+        crate::views::outputs::render_value(&output.value, args.raw)
+    );
     Ok(EXIT_OK)
 }
 
@@ -1459,7 +1553,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
             unsupported.join("\n  ")
         );
     }
-    let interactive = std::io::stdin().is_terminal();
+    let interactive = args.input != Some(false) && std::io::stdin().is_terminal();
     let protected: Vec<String> = plan
         .schedule
         .waves
@@ -1475,7 +1569,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
             continue;
         }
         if !interactive {
-            bail!("environment {environment} is protected: approve it with -approve {environment}; nothing was changed");
+            bail!("environment {environment} is protected: approve it with -approve {environment} (apply asks only on a terminal without -input=false); nothing was changed");
         }
         let answer = prompt(&format!(
             "Environment {environment} is protected. Type its name to approve: "
@@ -1487,7 +1581,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     if !args.auto_approve {
         if !interactive {
-            bail!("apply needs confirmation: run it from a terminal, or pass -auto-approve; nothing was changed");
+            bail!("apply needs confirmation: pass -auto-approve, or run it from a terminal without -input=false; nothing was changed");
         }
         let answer = prompt("Do you want to perform these actions? Only 'yes' will be accepted: ")?;
         if answer != "yes" {

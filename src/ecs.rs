@@ -21,14 +21,12 @@ use aws_sdk_ecs::types::{
     Secret, TransportProtocol,
 };
 
-use crate::config::EcsSpec;
+use crate::config::{DurationText, EcsSpec};
 
 /// The containers of `spec` as RegisterTaskDefinition wants them.
 pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>, String> {
-    let seconds = |text: &Option<String>| -> Option<i32> {
-        text.as_deref()
-            .and_then(|t| crate::config::units::parse_duration(t).ok())
-            .map(|d| d.as_secs() as i32)
+    let seconds = |duration: &Option<DurationText>| -> Option<i32> {
+        duration.as_ref().map(|d| d.get().as_secs() as i32)
     };
     spec.containers
         .iter()
@@ -210,8 +208,8 @@ pub fn task_fields(spec: &EcsSpec) -> TaskFields {
         family: spec.family.clone(),
         cpu: Some(spec.cpu.to_string()),
         memory: Some(spec.memory.to_string()),
-        network_mode: Some(spec.network_mode.clone()),
-        requires_compatibilities: vec![spec.launch_type.clone()],
+        network_mode: Some(spec.network_mode.to_string()),
+        requires_compatibilities: vec![spec.launch_type.to_string()],
         execution_role_arn: spec.execution_role_arn.clone(),
         task_role_arn: spec.task_role_arn.clone(),
     }
@@ -424,8 +422,8 @@ mod tests {
             family: "workshop-backend".into(),
             cpu: 256,
             memory: 512,
-            launch_type: "FARGATE".into(),
-            network_mode: "awsvpc".into(),
+            launch_type: crate::config::LaunchType::Fargate,
+            network_mode: crate::config::NetworkMode::Awsvpc,
             execution_role_arn: Some("arn:aws:iam::1:role/exec".into()),
             task_role_arn: None,
             health_check_path: None,
@@ -451,8 +449,8 @@ mod tests {
                 }),
                 health_check: Some(ContainerHealth {
                     command: vec!["CMD-SHELL".into(), "curl -f localhost:5000/".into()],
-                    interval: Some("1m".into()),
-                    timeout: Some("5s".into()),
+                    interval: Some(DurationText::parse("1m").unwrap()),
+                    timeout: Some(DurationText::parse("5s").unwrap()),
                     retries: Some(3),
                 }),
             }],

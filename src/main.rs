@@ -11,7 +11,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = slipway::cli::normalize_args(std::env::args_os());
-    let cli = slipway::cli::Cli::parse_from(args);
+    let cli = match slipway::cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; a usage error exits 1 as
+        // every other error does (2 means "changes present" for plan).
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 1 } else { 0 });
+        }
+    };
     match slipway::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

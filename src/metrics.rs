@@ -17,7 +17,7 @@
 //! waiting between evaluations (`super::gates` does both), or masking (callers
 //! mask texts that contain configuration values).
 
-use crate::config::Gate;
+use crate::config::{Direction, Gate, NoData};
 use crate::state::{DeploymentStatus, State};
 
 /// The placeholders a metric query may use.
@@ -130,9 +130,9 @@ pub struct Criteria {
     pub tolerance: Option<f64>,
     /// `direction = "lower_is_worse"`.
     pub lower_is_worse: bool,
-    /// `no_data`: `"pass"` passes an evaluation without data, anything
-    /// else (`"fail"`, `"pause"`) fails it.
-    pub no_data: String,
+    /// `no_data`: `pass` passes an evaluation without data, `fail` and
+    /// `pause` fail it.
+    pub no_data: NoData,
 }
 
 impl Criteria {
@@ -144,13 +144,13 @@ impl Criteria {
                 .baseline
                 .as_ref()
                 .map(|_| gate.tolerance.unwrap_or(1.0)),
-            lower_is_worse: gate.direction.as_deref() == Some("lower_is_worse"),
-            no_data: gate.no_data.clone(),
+            lower_is_worse: gate.direction == Some(Direction::LowerIsWorse),
+            no_data: gate.no_data,
         }
     }
 
     pub fn no_data_passes(&self) -> bool {
-        self.no_data == "pass"
+        self.no_data == NoData::Pass
     }
 }
 
@@ -516,7 +516,7 @@ mod tests {
             max: None,
             tolerance: None,
             lower_is_worse: false,
-            no_data: "fail".into(),
+            no_data: NoData::Fail,
         }
     }
 
@@ -636,7 +636,7 @@ mod tests {
         assert_eq!(fail.text, "no data: fail (no_data = \"fail\")");
         assert!(!judge_sample(&criteria(), Some(f64::NAN), Baseline::NotUsed).passed);
         let c = Criteria {
-            no_data: "pass".into(),
+            no_data: NoData::Pass,
             ..criteria()
         };
         let pass = judge_sample(&c, None, Baseline::NotUsed);
@@ -657,7 +657,7 @@ mod tests {
             "new 0.01, baseline: no data: fail (no_data = \"fail\"): fail"
         );
         let c = Criteria {
-            no_data: "pass".into(),
+            no_data: NoData::Pass,
             ..c
         };
         assert!(judge_sample(&c, Some(0.01), Baseline::Measured(Some(f64::NAN))).passed);
@@ -748,7 +748,7 @@ mod tests {
         assert!(!judge_alarm(&criteria(), "a", Some("INSUFFICIENT_DATA")).passed);
         assert!(!judge_alarm(&criteria(), "a", None).passed);
         let c = Criteria {
-            no_data: "pass".into(),
+            no_data: NoData::Pass,
             ..criteria()
         };
         assert!(judge_alarm(&c, "a", Some("INSUFFICIENT_DATA")).passed);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::config::model::mask_values;
-use crate::config::{Config, Notify};
+use crate::config::{Config, Notify, NotifyFormat};
 use crate::plan::DeploymentChange;
 
 /// Version of the JSON event document; raised on incompatible changes.
@@ -229,9 +229,9 @@ pub fn slack_json(event: &Event) -> Value {
 
 /// The body `notify` receives for `event`, masked with `sensitive`.
 pub fn payload(notify: &Notify, event: &Event, sensitive: &[String]) -> Value {
-    let value = match notify.format.as_deref() {
-        Some("slack") => slack_json(event),
-        _ => event_json(event),
+    let value = match notify.format {
+        Some(NotifyFormat::Slack) => slack_json(event),
+        Some(NotifyFormat::Json) | None => event_json(event),
     };
     mask_json(value, sensitive)
 }
@@ -593,11 +593,11 @@ mod tests {
         }
     }
 
-    fn notify(format: Option<&str>, on: &[&str]) -> Notify {
+    fn notify(format: Option<NotifyFormat>, on: &[&str]) -> Notify {
         Notify {
             name: "chatops".into(),
             webhook: "https://hooks.example.com/services/T0/B0/SECRET".into(),
-            format: format.map(str::to_string),
+            format,
             on: on.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -605,7 +605,7 @@ mod tests {
     fn render(
         kind: EventKind,
         details: &Details,
-        format: Option<&str>,
+        format: Option<NotifyFormat>,
         sensitive: &[&str],
     ) -> String {
         let context = context();
@@ -676,7 +676,7 @@ mod tests {
             message: Some("health failed: password=hunter2 rejected".into()),
             ..Details::default()
         };
-        for format in [None, Some("slack")] {
+        for format in [None, Some(NotifyFormat::Slack)] {
             let text = render(EventKind::Failed, &details, format, &["hunter2"]);
             assert!(!text.contains("hunter2"), "{text}");
             assert!(text.contains("password=(sensitive) rejected"), "{text}");
@@ -689,7 +689,7 @@ mod tests {
             message: Some("host-1: health.http failed: <exit 1> & more".into()),
             ..Details::default()
         };
-        let text = render(EventKind::Failed, &details, Some("slack"), &[]);
+        let text = render(EventKind::Failed, &details, Some(NotifyFormat::Slack), &[]);
         assert_eq!(
             text,
             r#"{"text":":x: Deploying deployment.hello 1.1.0 to prod failed after 12.3s","blocks":[{"type":"section","text":{"type":"mrkdwn","text":"*:x: Deploying deployment.hello 1.1.0 to prod failed after 12.3s*\nhost-1: health.http failed: &lt;exit 1&gt; &amp; more"}},{"type":"section","fields":[{"type":"mrkdwn","text":"*Deployment*\ndeployment.hello"},{"type":"mrkdwn","text":"*Environment*\nprod"},{"type":"mrkdwn","text":"*Version*\n1.1.0"},{"type":"mrkdwn","text":"*Previous version*\n1.0.0"}]},{"type":"context","elements":[{"type":"mrkdwn","text":"failed · apply a1b2 · 12.3s"}]}]}"#

@@ -48,8 +48,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use super::recorder::StepRecord;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::aws::{self, error_text};
-use crate::config::units::parse_duration;
-use crate::config::{Config, Deployment, EcsCluster, EcsSpec, Rollout};
+use crate::config::{Config, Deployment, DurationText, EcsCluster, EcsSpec, OnFailure, Rollout};
 use crate::ecs::{
     self as requests, DeploymentSnapshot, InterruptedShift, ServiceSnapshot, Verdict,
 };
@@ -127,9 +126,8 @@ async fn job<'a>(
         desired: crate::plan::planner::desired_count(deployment, environment) as i32,
         wait_timeout: settings
             .wait_timeout
-            .as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .unwrap_or(DEFAULT_WAIT_TIMEOUT),
+            .as_ref()
+            .map_or(DEFAULT_WAIT_TIMEOUT, DurationText::get),
         ecs: aws_sdk_ecs::Client::new(&sdk),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
         settings,
@@ -396,8 +394,8 @@ fn put_ecs(state: &mut State, address: &str, ecs: Option<EcsState>) {
     }
 }
 
-fn on_failure(rollout: Option<&Rollout>) -> &str {
-    rollout.map_or("rollback", |r| r.on_failure.as_str())
+fn on_failure(rollout: Option<&Rollout>) -> OnFailure {
+    rollout.map_or(OnFailure::Rollback, |r| r.on_failure)
 }
 
 // ---- rolling ---------------------------------------------------------------
@@ -463,7 +461,7 @@ async fn rolling(
     let Err(message) = result else {
         return Ok(());
     };
-    if on_failure(rollout) != "rollback" {
+    if on_failure(rollout) != OnFailure::Rollback {
         return Err(failed(message));
     }
     match previous
@@ -699,15 +697,12 @@ async fn traffic_shift(
             }
             let step = scheduled.steps.get(index);
             if let Some(bake) = step
-                .and_then(|s| s.bake.as_deref())
-                .and_then(|b| parse_duration(b).ok())
+                .and_then(|s| s.bake.as_ref())
+                .map(DurationText::get)
                 .filter(|b| !b.is_zero())
             {
-                job.progress.status(
-                    job.address(),
-                    &format!("step {step_number}: baking {bake:?}"),
-                );
-                tokio::time::sleep(bake).await;
+                let what = format!("step {step_number}/{}: bake", percents.len());
+                job.progress.wait(job.address(), &what, bake).await;
             }
             if let Verdict::Failed(why) =
                 judge_service(job, &new_service, task_definition_arn).await?
@@ -744,7 +739,7 @@ async fn traffic_shift(
             Ok(None)
         }
         Err(message) => {
-            if on_failure(rollout) != "rollback" {
+            if on_failure(rollout) != OnFailure::Rollback {
                 let status = match &record.canary {
                     Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
                     _ => DeploymentStatus::Failed,
@@ -1167,7 +1162,7 @@ async fn create_service(
                 )
                 .build(),
         );
-    if job.spec.network_mode == "awsvpc" {
+    if job.spec.network_mode == crate::config::NetworkMode::Awsvpc {
         let vpc = AwsVpcConfiguration::builder()
             .set_subnets(Some(job.settings.subnets.clone()))
             .set_security_groups(Some(job.settings.security_groups.clone()))

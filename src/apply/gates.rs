@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use super::{Progress, Recorder};
 use crate::aws::{self, error_text};
-use crate::config::units::parse_duration;
-use crate::config::{CloudwatchGate, Config, Deployment, Gate, PrometheusGate};
+use crate::config::{
+    CloudwatchGate, CommandOn, Config, Deployment, DurationText, Gate, PrometheusGate,
+};
 use crate::http::Client;
 use crate::metrics::{self, Baseline, Criteria, QueryContext, Sample};
 use crate::state::lock::now_rfc3339;
@@ -131,9 +132,8 @@ async fn judge_check(gate: &Gate, config: &Config) -> Option<Result<(), String>>
     if let Some(http) = &gate.http {
         let timeout = http
             .timeout
-            .as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .unwrap_or(Duration::from_secs(10));
+            .as_ref()
+            .map_or(Duration::from_secs(10), DurationText::get);
         let json = http
             .json_path
             .as_ref()
@@ -171,7 +171,7 @@ async fn judge_check(gate: &Gate, config: &Config) -> Option<Result<(), String>>
         );
     }
     let command = gate.command.as_ref()?;
-    if command.on.as_deref() != Some("runner") {
+    if command.on != Some(CommandOn::Runner) {
         return None;
     }
     let output = match tokio::process::Command::new("/bin/sh")
@@ -202,9 +202,8 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
     let failure_limit = gate.failure_limit.unwrap_or(1).max(1);
     let interval = gate
         .interval
-        .as_deref()
-        .and_then(|i| parse_duration(i).ok())
-        .unwrap_or(DEFAULT_INTERVAL);
+        .as_ref()
+        .map_or(DEFAULT_INTERVAL, DurationText::get);
     let query_ctx = ctx.query_context();
     let cloudwatch = match &gate.cloudwatch {
         Some(settings) => Some(cloudwatch_client(settings).await),
@@ -215,16 +214,11 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
     let mut samples: Vec<Sample> = Vec::new();
     for evaluation in 1..=count {
         if evaluation > 1 {
-            ctx.progress.status(
-                address,
-                &format!(
-                    "step {}: gate {}: evaluation {evaluation}/{count} in {}",
-                    ctx.step,
-                    gate.name,
-                    gate.interval.as_deref().unwrap_or("1m")
-                ),
+            let what = format!(
+                "step {}: gate {}: evaluation {evaluation}/{count}",
+                ctx.step, gate.name
             );
-            tokio::time::sleep(interval).await;
+            ctx.progress.wait(address, &what, interval).await;
         }
         let sample = match (&gate.prometheus, &gate.cloudwatch, &cloudwatch) {
             (Some(prometheus), _, _) => {

@@ -123,7 +123,7 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                     let on_hosts = gate
                         .command
                         .as_ref()
-                        .is_some_and(|c| c.on.as_deref() != Some("runner"));
+                        .is_some_and(|c| c.on != Some(crate::config::CommandOn::Runner));
                     if change.target == TargetKind::Ecs && on_hosts {
                         problems.push(format!(
                             "{}: verify \"{}\" runs a command on hosts, but an ECS deployment has none; set `on = \"runner\"`",

@@ -1,16 +1,24 @@
 //! Progress of an apply: live spinners per deployment on a terminal (indicatif),
-//! one plain line per event otherwise (CI logs). Never prints secrets: callers
-//! pass step names and host names, not scripts.
+//! one plain line per event otherwise (CI logs), and during waits (bakes, gate
+//! intervals, ECS deployments) a heartbeat line at least every [`HEARTBEAT`] so
+//! a CI log never goes silent. Never prints secrets: callers pass step names and
+//! host names, not scripts. Decides nothing about the apply.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Without a terminal, the longest a deployment that is waiting goes without
+/// a line in the log.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 pub struct Progress {
     live: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Without a terminal: when each deployment last printed a line.
+    last_line: Mutex<HashMap<String, Instant>>,
     started: Instant,
 }
 
@@ -21,6 +29,7 @@ impl Progress {
         Progress {
             live,
             bars: Mutex::new(HashMap::new()),
+            last_line: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
     }
@@ -36,13 +45,39 @@ impl Progress {
             Some(multi) => {
                 let _ = multi.println(line);
             }
-            None => println!("{line}"),
+            None => {
+                self.lock_last_line()
+                    .insert(subject.to_string(), Instant::now());
+                println!("{line}");
+            }
         }
     }
 
-    /// What a deployment is doing now (the spinner's text on a terminal).
+    fn lock_last_line(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.last_line.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True, and noted as printed now, when `subject` printed no line for
+    /// [`HEARTBEAT`] (or never).
+    fn heartbeat_due(&self, subject: &str) -> bool {
+        let mut last = self.lock_last_line();
+        let due = last.get(subject).is_none_or(|at| at.elapsed() >= HEARTBEAT);
+        if due {
+            last.insert(subject.to_string(), Instant::now());
+        }
+        due
+    }
+
+    /// What a deployment is doing now: the spinner's text on a terminal;
+    /// without one, a line when the deployment printed nothing for
+    /// [`HEARTBEAT`] (so waits call this at least that often).
     pub fn status(&self, deployment: &str, message: &str) {
-        let Some(multi) = &self.live else { return };
+        let Some(multi) = &self.live else {
+            if self.heartbeat_due(deployment) {
+                println!("{} {deployment}: {message}", self.stamp());
+            }
+            return;
+        };
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         let bar = bars.entry(deployment.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new_spinner());
@@ -57,6 +92,21 @@ impl Progress {
         bar.set_message(message.to_string());
     }
 
+    /// Wait `length` (a bake, a gate's interval) showing what is awaited and
+    /// the time left, e.g. `step 2/3: bake: 1m50s left`.
+    pub async fn wait(&self, deployment: &str, what: &str, length: Duration) {
+        let end = Instant::now() + length;
+        self.event(deployment, &format!("{what}: waiting {}", short(length)));
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.status(deployment, &format!("{what}: {} left", short(left)));
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+    }
+
     /// The deployment is done; its spinner goes away.
     pub fn done(&self, deployment: &str) {
         if let Some(bar) = self
@@ -67,5 +117,52 @@ impl Progress {
         {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A duration as people write it, to the second above a minute: `2m10s`, `45s`, `1.5s`.
+fn short(length: Duration) -> String {
+    let seconds = length.as_secs();
+    if seconds < 10 {
+        return format!("{:.1}s", length.as_secs_f64());
+    }
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, _) => format!("{minutes}m{seconds:02}s"),
+        _ => format!("{hours}h{minutes:02}m{seconds:02}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_like_a_duration() {
+        assert_eq!(short(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(short(Duration::from_secs(45)), "45s");
+        assert_eq!(short(Duration::from_secs(130)), "2m10s");
+        assert_eq!(short(Duration::from_secs(3 * 3600 + 65)), "3h01m05s");
+    }
+
+    #[test]
+    fn without_a_terminal_a_quiet_deployment_gets_a_line_once_per_heartbeat() {
+        let progress = Progress::new(false);
+        // The first status of a deployment prints; the next ones within
+        // HEARTBEAT do not, nor do they after an event line.
+        assert!(progress.heartbeat_due("deployment.a"));
+        assert!(!progress.heartbeat_due("deployment.a"));
+        assert!(progress.heartbeat_due("deployment.b"));
+        let long_ago = Instant::now() - HEARTBEAT;
+        progress
+            .lock_last_line()
+            .insert("deployment.a".into(), long_ago);
+        assert!(progress.heartbeat_due("deployment.a"));
+        progress
+            .lock_last_line()
+            .insert("deployment.c".into(), long_ago);
+        progress.event("deployment.c", "step 1: done");
+        assert!(!progress.heartbeat_due("deployment.c"));
     }
 }

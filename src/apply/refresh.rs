@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, TransportKind};
 use crate::plan::{Plan, Reason, ReasonKind, States};
 use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
@@ -78,7 +78,7 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
         else {
             continue;
         };
-        let ssh = if hosts.transport == "ssh" {
+        let ssh = if hosts.transport == TransportKind::Ssh {
             SshOptions::from_config(hosts, &config.root).ok()
         } else {
             None

@@ -17,8 +17,10 @@ use super::alb::TargetGroup;
 use super::recorder::StepRecord;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
-use crate::config::units::{parse_duration, parse_percent};
-use crate::config::{BatchSize, Config, Deployment, Gate, HealthCheck, VmHosts, VmSpec};
+use crate::config::{
+    BatchSize, Config, Deployment, DurationText, Gate, HealthCheck, OnFailure, TransportKind,
+    VmHosts, VmSpec,
+};
 use crate::plan::render::systemd_unit_text;
 use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
 use crate::state::{DeploymentStatus, HostState, HostStatus, JournalEntry};
@@ -142,7 +144,7 @@ pub async fn reject_deployment(
         recorder,
     )
     .await;
-    let ssh_options = if hosts.transport == "ssh" {
+    let ssh_options = if hosts.transport == TransportKind::Ssh {
         Some(SshOptions::from_config(hosts, &config.root)?)
     } else {
         None
@@ -259,7 +261,7 @@ pub async fn apply_deployment(
         .collect();
     let mut transports: BTreeMap<String, Transport> = BTreeMap::new();
     let starts = tokio::sync::Semaphore::new(8);
-    let ssh_options = if hosts.transport == "ssh" {
+    let ssh_options = if hosts.transport == TransportKind::Ssh {
         Some(SshOptions::from_config(hosts, &config.root)?)
     } else {
         None
@@ -363,17 +365,10 @@ pub async fn apply_deployment(
                 ),
             );
         }
-        if let Some(bake) = step.bake.as_deref().and_then(|b| parse_duration(b).ok()) {
+        if let Some(bake) = step.bake.as_ref().map(DurationText::get) {
             if !bake.is_zero() {
-                progress.status(
-                    address,
-                    &format!(
-                        "step {}/{total_steps}: baking {}",
-                        step.index,
-                        step.bake.as_deref().unwrap_or("")
-                    ),
-                );
-                tokio::time::sleep(bake).await;
+                let what = format!("step {}/{total_steps}: bake", step.index);
+                progress.wait(address, &what, bake).await;
             }
         }
         if let Some(rollout) = rollout {
@@ -418,9 +413,8 @@ pub async fn apply_deployment(
     }
 
     let result = if let Some(step) = failed_step {
-        let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str());
-        match on_failure {
-            "rollback" => {
+        match scheduled.on_failure {
+            OnFailure::Rollback => {
                 // This apply's hosts, and those an earlier apply of the same
                 // rollout moved before it stopped at an approval.
                 let version = &deployment.service.version;
@@ -492,7 +486,7 @@ pub async fn apply_deployment(
                 }
                 DeploymentStatus::RolledBack
             }
-            "pause" => {
+            OnFailure::Pause => {
                 progress.event(
                     address,
                     "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
@@ -503,7 +497,7 @@ pub async fn apply_deployment(
                     DeploymentStatus::Failed
                 }
             }
-            _ => DeploymentStatus::Failed,
+            OnFailure::Abort => DeploymentStatus::Failed,
         }
     } else if waiting || outcome.interrupted || !outcome.failures.is_empty() {
         DeploymentStatus::Partial
@@ -575,7 +569,7 @@ fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {
     match max {
         None => 0,
         Some(BatchSize::Count(n)) => *n as usize,
-        Some(BatchSize::Share(share)) => batch * parse_percent(share).unwrap_or(0) as usize / 100,
+        Some(BatchSize::Share(share)) => share.of(batch),
     }
 }
 
@@ -937,14 +931,12 @@ async fn health_check(
     let retries = check.retries.unwrap_or(3);
     let interval = check
         .interval
-        .as_deref()
-        .and_then(|i| parse_duration(i).ok())
-        .unwrap_or(Duration::from_secs(5));
+        .as_ref()
+        .map_or(Duration::from_secs(5), DurationText::get);
     let timeout = check
         .timeout
-        .as_deref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(Duration::from_secs(10));
+        .as_ref()
+        .map_or(Duration::from_secs(10), DurationText::get);
     let mut last = String::new();
     for attempt in 0..=retries {
         if attempt > 0 {

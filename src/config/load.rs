@@ -1291,8 +1291,8 @@ impl Loader {
         self.validate_notify(block, rollout);
         let attr_span = |name: &str| block.body.attr(name).map(|a| a.span);
         let header = block.header_span();
-        match rollout.strategy.as_str() {
-            "all_at_once" => {
+        match rollout.strategy {
+            Strategy::AllAtOnce => {
                 for name in ["batches", "steps"] {
                     if let Some(span) = attr_span(name) {
                         self.error(
@@ -1303,7 +1303,7 @@ impl Loader {
                     }
                 }
             }
-            "rolling" => {
+            Strategy::Rolling => {
                 if let Some(span) = attr_span("steps") {
                     self.error(
                         Diagnostic::error(
@@ -1315,7 +1315,7 @@ impl Loader {
                     );
                 }
             }
-            _ => {
+            Strategy::Canary | Strategy::BlueGreen => {
                 if let Some(span) = attr_span("batches") {
                     self.error(
                         Diagnostic::error(
@@ -1326,18 +1326,14 @@ impl Loader {
                         .help("remove batches: this strategy moves by steps, e.g. steps = [\"10%\", \"50%\", \"100%\"]"),
                     );
                 }
-                if rollout.strategy == "canary" && rollout.steps.is_empty() {
+                if rollout.strategy == Strategy::Canary && rollout.steps.is_empty() {
                     self.error(
                         Diagnostic::error("rollout", "a canary rollout needs steps")
                             .at(header)
                             .help("add steps = [\"10%\", \"25%\", \"50%\", \"100%\"]"),
                     );
                 }
-                let percents: Vec<u32> = rollout
-                    .steps
-                    .iter()
-                    .filter_map(|s| parse_percent(s).ok())
-                    .collect();
+                let percents: Vec<u32> = rollout.steps.iter().map(|s| s.get()).collect();
                 if percents.windows(2).any(|w| w[0] >= w[1]) {
                     self.error(
                         Diagnostic::error("rollout", "steps must increase")
@@ -1364,7 +1360,7 @@ impl Loader {
         for batch in &rollout.batches {
             let zero = match batch {
                 BatchSize::Count(n) => *n == 0,
-                BatchSize::Share(s) => parse_percent(s) == Ok(0),
+                BatchSize::Share(share) => share.get() == 0,
             };
             if zero {
                 self.error(
@@ -1880,6 +1876,24 @@ impl Loader {
                     )
                     .at_opt(span)
                     .help("give the service a vm block for vm_hosts environments, or an ecs block for ecs_cluster environments"),
+                );
+                continue;
+            }
+            let strategy = rollout
+                .as_ref()
+                .and_then(|address| self.config.rollouts.get(address))
+                .map(|r| r.strategy);
+            if environment.vm_hosts.is_some() && strategy == Some(Strategy::BlueGreen) {
+                self.error(
+                    Diagnostic::error(
+                        "unsupported-strategy",
+                        format!(
+                            "{} uses a blue_green rollout, which slipway runs on ECS only: on VM hosts it would need two host groups behind ALB target groups",
+                            item.address
+                        ),
+                    )
+                    .at_opt(attr("rollout").map(|a| a.span))
+                    .help("use a rolling or canary rollout for VM hosts (a canary with steps = [\"50%\", \"100%\"] moves half the hosts, then the rest)"),
                 );
                 continue;
             }

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Span;
 
+pub use super::choices::{
+    Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType, NetworkMode, NoData,
+    NotifyFormat, OnFailure, Strategy, TransportKind,
+};
+pub use super::units::{DurationText, Percent};
+
 /// A whole configuration: the root directory and every module it calls.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -163,17 +169,17 @@ pub struct HealthCheck {
     #[serde(default)]
     pub expect_status: Option<u16>,
     #[serde(default)]
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationText>,
     #[serde(default)]
     pub retries: Option<u32>,
     #[serde(default)]
-    pub interval: Option<String>,
+    pub interval: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hook {
     pub name: String,
-    pub when: String,
+    pub when: HookWhen,
     pub command: String,
 }
 
@@ -183,9 +189,9 @@ pub struct EcsSpec {
     pub cpu: u32,
     pub memory: u32,
     #[serde(default = "default_launch_type")]
-    pub launch_type: String,
+    pub launch_type: LaunchType,
     #[serde(default = "default_network_mode")]
-    pub network_mode: String,
+    pub network_mode: NetworkMode,
     #[serde(default)]
     pub execution_role_arn: Option<String>,
     #[serde(default)]
@@ -196,12 +202,12 @@ pub struct EcsSpec {
     pub containers: Vec<Container>,
 }
 
-fn default_launch_type() -> String {
-    "FARGATE".to_string()
+fn default_launch_type() -> LaunchType {
+    LaunchType::Fargate
 }
 
-fn default_network_mode() -> String {
-    "awsvpc".to_string()
+fn default_network_mode() -> NetworkMode {
+    NetworkMode::Awsvpc
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,9 +246,9 @@ pub struct LogConfig {
 pub struct ContainerHealth {
     pub command: Vec<String>,
     #[serde(default)]
-    pub interval: Option<String>,
+    pub interval: Option<DurationText>,
     #[serde(default)]
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationText>,
     #[serde(default)]
     pub retries: Option<u32>,
 }
@@ -276,14 +282,14 @@ pub struct VmHosts {
     pub identity_file: Option<String>,
     #[serde(default)]
     pub bastion: Option<String>,
-    #[serde(default = "default_host_key_policy")]
-    pub host_key_policy: String,
-    #[serde(default = "default_transport")]
-    pub transport: String,
+    #[serde(default)]
+    pub host_key_policy: HostKeyPolicy,
+    #[serde(default)]
+    pub transport: TransportKind,
     #[serde(default)]
     pub root: Option<String>,
     #[serde(default)]
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<DurationText>,
     #[serde(default)]
     pub sudo: bool,
     /// Known hosts file for host-key checks (default `~/.ssh/known_hosts`).
@@ -291,14 +297,6 @@ pub struct VmHosts {
     pub known_hosts_file: Option<String>,
     #[serde(default)]
     pub load_balancer: Option<LoadBalancer>,
-}
-
-fn default_host_key_policy() -> String {
-    "strict".to_string()
-}
-
-fn default_transport() -> String {
-    "ssh".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,7 +336,7 @@ pub struct EcsCluster {
     pub assign_public_ip: bool,
     /// How long apply waits for an ECS deployment to become stable.
     #[serde(default)]
-    pub wait_timeout: Option<String>,
+    pub wait_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,19 +345,19 @@ pub struct Rollout {
     pub address: String,
     #[serde(default)]
     pub name: String,
-    pub strategy: String,
+    pub strategy: Strategy,
     /// Rolling batches: host counts or percentages; the last one repeats.
     #[serde(default)]
     pub batches: Vec<BatchSize>,
     /// Canary / blue-green steps as percentages.
     #[serde(default)]
-    pub steps: Vec<String>,
+    pub steps: Vec<Percent>,
     #[serde(default)]
-    pub bake: Option<String>,
+    pub bake: Option<DurationText>,
     #[serde(default)]
     pub max_failures: Option<BatchSize>,
-    #[serde(default = "default_on_failure")]
-    pub on_failure: String,
+    #[serde(default)]
+    pub on_failure: OnFailure,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -370,16 +368,12 @@ pub struct Rollout {
     pub notify: Vec<Notify>,
 }
 
-fn default_on_failure() -> String {
-    "rollback".to_string()
-}
-
 /// A number of hosts, or a share of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum BatchSize {
     Count(u64),
-    Share(String),
+    Share(Percent),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -398,23 +392,19 @@ pub struct Gate {
     #[serde(default)]
     pub max: Option<f64>,
     #[serde(default)]
-    pub baseline: Option<String>,
+    pub baseline: Option<Baseline>,
     #[serde(default)]
     pub tolerance: Option<f64>,
     #[serde(default)]
-    pub direction: Option<String>,
+    pub direction: Option<Direction>,
     #[serde(default)]
-    pub interval: Option<String>,
+    pub interval: Option<DurationText>,
     #[serde(default)]
     pub count: Option<u32>,
     #[serde(default)]
     pub failure_limit: Option<u32>,
-    #[serde(default = "default_no_data")]
-    pub no_data: String,
-}
-
-fn default_no_data() -> String {
-    "fail".to_string()
+    #[serde(default)]
+    pub no_data: NoData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,7 +419,7 @@ pub struct HttpGate {
     #[serde(default)]
     pub expect_value: Option<serde_json::Value>,
     #[serde(default)]
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationText>,
     #[serde(default)]
     pub retries: Option<u32>,
 }
@@ -438,7 +428,7 @@ pub struct HttpGate {
 pub struct CommandGate {
     pub command: String,
     #[serde(default)]
-    pub on: Option<String>,
+    pub on: Option<CommandOn>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -478,7 +468,7 @@ pub struct Notify {
     pub name: String,
     pub webhook: String,
     #[serde(default)]
-    pub format: Option<String>,
+    pub format: Option<NotifyFormat>,
     #[serde(default)]
     pub on: Vec<String>,
 }

@@ -5,6 +5,11 @@
 //! missing required attributes, label counts) and the evaluator checks each
 //! value's type against it. This module does not evaluate anything.
 
+use super::choices::{
+    Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType, NetworkMode, NoData,
+    NotifyFormat, OnFailure, Strategy, TransportKind,
+};
+
 /// The type an attribute's value must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
@@ -148,10 +153,6 @@ const fn closed(attrs: &'static [AttrSpec], blocks: &'static [BlockSpec]) -> Sch
         open: false,
     }
 }
-
-pub const STRATEGIES: &[&str] = &["all_at_once", "rolling", "canary", "blue_green"];
-pub const ON_FAILURE: &[&str] = &["rollback", "pause", "abort"];
-pub const NO_DATA: &[&str] = &["fail", "pass", "pause"];
 
 // ---- top level -------------------------------------------------------------
 
@@ -312,10 +313,7 @@ pub static HEALTH: Schema = closed(
 
 pub static HOOK: Schema = closed(
     &[
-        req(
-            "when",
-            Ty::OneOf(&["before_stop", "after_start", "deregister", "register"]),
-        ),
+        req("when", Ty::OneOf(HookWhen::NAMES)),
         req("command", Ty::String),
     ],
     &[],
@@ -326,11 +324,8 @@ pub static ECS: Schema = closed(
         req("family", Ty::String),
         req("cpu", Ty::Number),
         req("memory", Ty::Number),
-        opt("launch_type", Ty::OneOf(&["FARGATE", "EC2"])),
-        opt(
-            "network_mode",
-            Ty::OneOf(&["awsvpc", "bridge", "host", "none"]),
-        ),
+        opt("launch_type", Ty::OneOf(LaunchType::NAMES)),
+        opt("network_mode", Ty::OneOf(NetworkMode::NAMES)),
         opt("execution_role_arn", Ty::String),
         opt("task_role_arn", Ty::String),
         opt("health_check_path", Ty::String),
@@ -385,8 +380,8 @@ pub static VM_HOSTS: Schema = closed(
         opt("port", Ty::Number),
         opt("identity_file", Ty::String),
         opt("bastion", Ty::String),
-        opt("host_key_policy", Ty::OneOf(&["strict", "accept-new"])),
-        opt("transport", Ty::OneOf(&["ssh", "local"])),
+        opt("host_key_policy", Ty::OneOf(HostKeyPolicy::NAMES)),
+        opt("transport", Ty::OneOf(TransportKind::NAMES)),
         opt("root", Ty::String),
         opt("connect_timeout", Ty::Duration),
         opt("sudo", Ty::Bool),
@@ -426,12 +421,12 @@ pub static ECS_CLUSTER: Schema = closed(
 
 pub static ROLLOUT: Schema = closed(
     &[
-        req("strategy", Ty::OneOf(STRATEGIES)),
+        req("strategy", Ty::OneOf(Strategy::NAMES)),
         opt("batches", Ty::BatchList),
         opt("steps", Ty::PercentList),
         opt("bake", Ty::Duration),
         opt("max_failures", Ty::CountOrPercent),
-        opt("on_failure", Ty::OneOf(ON_FAILURE)),
+        opt("on_failure", Ty::OneOf(OnFailure::NAMES)),
         opt("description", Ty::String),
     ],
     &[
@@ -445,16 +440,13 @@ pub static VERIFY: Schema = closed(
     &[
         opt("min", Ty::Number),
         opt("max", Ty::Number),
-        opt("baseline", Ty::OneOf(&["previous_version"])),
+        opt("baseline", Ty::OneOf(Baseline::NAMES)),
         opt("tolerance", Ty::Number),
-        opt(
-            "direction",
-            Ty::OneOf(&["higher_is_worse", "lower_is_worse"]),
-        ),
+        opt("direction", Ty::OneOf(Direction::NAMES)),
         opt("interval", Ty::Duration),
         opt("count", Ty::Number),
         opt("failure_limit", Ty::Number),
-        opt("no_data", Ty::OneOf(NO_DATA)),
+        opt("no_data", Ty::OneOf(NoData::NAMES)),
     ],
     &[
         one("http", &VERIFY_HTTP),
@@ -480,7 +472,7 @@ pub static VERIFY_HTTP: Schema = closed(
 pub static VERIFY_COMMAND: Schema = closed(
     &[
         req("command", Ty::String),
-        opt("on", Ty::OneOf(&["hosts", "runner"])),
+        opt("on", Ty::OneOf(CommandOn::NAMES)),
     ],
     &[],
 );
@@ -512,7 +504,7 @@ pub static APPROVAL: Schema = closed(
 pub static NOTIFY: Schema = closed(
     &[
         req("webhook", Ty::String),
-        opt("format", Ty::OneOf(&["json", "slack"])),
+        opt("format", Ty::OneOf(NotifyFormat::NAMES)),
         opt("on", Ty::StringList),
     ],
     &[],

@@ -1,8 +1,13 @@
-//! Durations and percentages as written in configuration (`"1h30m"`, `"25%"`).
+//! Durations and percentages as written in configuration (`"1h30m"`, `"25%"`):
+//! parsing, and the checked values the typed configuration holds
+//! ([`DurationText`], [`Percent`]), which keep the text they were written as.
 //!
 //! Pure parsing; no knowledge of where the values come from.
 
+use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Parse `500ms`, `30s`, `5m`, `1h30m`, `2d`. A bare `0` means no wait.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -67,6 +72,99 @@ pub fn parse_percent(text: &str) -> Result<u32, String> {
     Ok(value)
 }
 
+/// A duration as written in configuration (`"5m"`), checked: the parsed
+/// length and the text it was written as (what plans and messages show).
+/// Serialized as that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationText {
+    text: String,
+    length: Duration,
+}
+
+impl DurationText {
+    pub fn parse(text: &str) -> Result<DurationText, String> {
+        Ok(DurationText {
+            length: parse_duration(text)?,
+            text: text.to_string(),
+        })
+    }
+
+    /// How long it is.
+    pub fn get(&self) -> Duration {
+        self.length
+    }
+
+    /// The text as written in configuration.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for DurationText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for DurationText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DurationText::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A whole percentage from 0 to 100, written `"25%"` in configuration and
+/// in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u32);
+
+impl Percent {
+    pub const ALL: Percent = Percent(100);
+
+    /// `None` above 100.
+    pub fn new(value: u32) -> Option<Percent> {
+        (value <= 100).then_some(Percent(value))
+    }
+
+    pub fn parse(text: &str) -> Result<Percent, String> {
+        parse_percent(text).map(Percent)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// This share of `count`, rounded down.
+    pub fn of(self, count: usize) -> usize {
+        count * self.0 as usize / 100
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Percent::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +189,20 @@ mod tests {
         assert!(parse_percent("101%").is_err());
         assert!(parse_percent("25").is_err());
         assert!(parse_percent("x%").is_err());
+    }
+
+    #[test]
+    fn checked_values_keep_their_text() {
+        let bake: DurationText = serde_json::from_str("\"1h30m\"").unwrap();
+        assert_eq!(bake.get(), Duration::from_secs(5400));
+        assert_eq!(serde_json::to_string(&bake).unwrap(), "\"1h30m\"");
+        assert!(serde_json::from_str::<DurationText>("\"5\"").is_err());
+
+        let share: Percent = serde_json::from_str("\"25%\"").unwrap();
+        assert_eq!(share.get(), 25);
+        assert_eq!(share.of(10), 2);
+        assert_eq!(serde_json::to_string(&share).unwrap(), "\"25%\"");
+        assert!(serde_json::from_str::<Percent>("\"101%\"").is_err());
+        assert_eq!(Percent::new(101), None);
     }
 }

@@ -8,6 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::choices::{OnFailure, Strategy};
+pub use crate::config::units::DurationText;
+
 /// Version of the plan JSON document. Readers reject other major versions.
 pub const FORMAT_VERSION: &str = "1.0";
 
@@ -135,15 +138,37 @@ pub struct Wave {
 pub struct ScheduledDeployment {
     pub address: String,
     pub action: Action,
-    /// all_at_once | rolling | canary | blue_green
-    pub strategy: String,
+    pub strategy: ScheduledStrategy,
     pub steps: Vec<Step>,
-    /// rollback | pause | abort
-    pub on_failure: String,
+    /// What apply does when a step fails.
+    pub on_failure: OnFailure,
     /// What rollback would do, in one sentence.
     pub rollback: String,
     /// The environment is protected: apply needs an explicit approval first.
     pub needs_approval_before_start: bool,
+}
+
+crate::config::choices::choice! {
+    /// How a scheduled deployment moves: its rollout's strategy, or `remove`
+    /// for a deployment that is no longer in the configuration.
+    pub enum ScheduledStrategy {
+        AllAtOnce = "all_at_once",
+        Rolling = "rolling",
+        Canary = "canary",
+        BlueGreen = "blue_green",
+        Remove = "remove",
+    }
+}
+
+impl From<Strategy> for ScheduledStrategy {
+    fn from(strategy: Strategy) -> Self {
+        match strategy {
+            Strategy::AllAtOnce => ScheduledStrategy::AllAtOnce,
+            Strategy::Rolling => ScheduledStrategy::Rolling,
+            Strategy::Canary => ScheduledStrategy::Canary,
+            Strategy::BlueGreen => ScheduledStrategy::BlueGreen,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +179,7 @@ pub struct Step {
     pub kind: StepKind,
     /// Wait after the step before its gates are judged, e.g. `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bake: Option<String>,
+    pub bake: Option<DurationText>,
     pub gates: Vec<Gate>,
     /// Name of the approval apply waits for after this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]

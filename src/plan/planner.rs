@@ -12,8 +12,8 @@ use similar::TextDiff;
 
 use super::model::*;
 use super::render::{systemd_unit_text, task_definition};
-use crate::config::units::parse_percent;
 use crate::config::{BatchSize, Config, Deployment, Environment, Rollout};
+use crate::config::{CommandOn, Direction, Percent};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::DeploymentGraph;
 use crate::state::model::{DeploymentState, DeploymentStatus, HostStatus, State};
@@ -209,19 +209,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             }
         })
         .collect();
-    let outputs = config
-        .outputs
-        .iter()
-        .map(|o| OutputValue {
-            name: o.name.clone(),
-            value: if o.sensitive {
-                serde_json::Value::Null
-            } else {
-                o.value.clone()
-            },
-            sensitive: o.sensitive,
-        })
-        .collect();
+    let outputs = output_values(config);
     Ok(Plan {
         format_version: FORMAT_VERSION.to_string(),
         slipway_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -822,6 +810,24 @@ pub fn desired_count(deployment: &Deployment, environment: &Environment) -> u32 
         .unwrap_or(1)
 }
 
+/// The configuration's outputs as a plan carries them: a sensitive one
+/// without its value.
+pub fn output_values(config: &Config) -> Vec<OutputValue> {
+    config
+        .outputs
+        .iter()
+        .map(|o| OutputValue {
+            name: o.name.clone(),
+            value: if o.sensitive {
+                serde_json::Value::Null
+            } else {
+                o.value.clone()
+            },
+            sensitive: o.sensitive,
+        })
+        .collect()
+}
+
 /// Split hosts into batches the way Ansible's `serial` does: each entry is a
 /// count or a share of all hosts (at least one); the last entry repeats.
 pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>> {
@@ -829,10 +835,7 @@ pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>
     let size_of = |size: &BatchSize| -> usize {
         match size {
             BatchSize::Count(n) => (*n as usize).max(1),
-            BatchSize::Share(share) => {
-                let percent = parse_percent(share).unwrap_or(100) as usize;
-                (total * percent / 100).max(1)
-            }
+            BatchSize::Share(share) => share.of(total).max(1),
         }
     };
     let default = [BatchSize::Count(1)];
@@ -856,12 +859,12 @@ pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>
 
 /// Canary steps over hosts: step `i` brings the cumulative share of hosts to
 /// `steps[i]`, rounding up; steps that would add no host are merged forward.
-pub fn canary_batches(hosts: &[String], steps: &[String]) -> Vec<Vec<String>> {
+pub fn canary_batches(hosts: &[String], steps: &[Percent]) -> Vec<Vec<String>> {
     let total = hosts.len();
     let mut batches = Vec::new();
     let mut done = 0;
     for step in steps {
-        let percent = parse_percent(step).unwrap_or(100) as usize;
+        let percent = step.get() as usize;
         let upto = (total * percent).div_ceil(100).min(total);
         if upto > done {
             batches.push(hosts[done..upto].to_vec());
@@ -934,17 +937,13 @@ fn scheduled(
     let deployment = config.deployments.get(&change.address);
     let rollout = deployment.and_then(|d| config.rollout_of(d));
     let environment = deployment.and_then(|d| config.environment_of(d));
-    let strategy = rollout
-        .map_or("all_at_once", |r| r.strategy.as_str())
-        .to_string();
-    let on_failure = rollout
-        .map_or("rollback", |r| r.on_failure.as_str())
-        .to_string();
+    let strategy = rollout.map_or(Strategy::AllAtOnce, |r| r.strategy);
+    let on_failure = rollout.map_or(OnFailure::Rollback, |r| r.on_failure);
     let (Some(deployment), Some(environment)) = (deployment, environment) else {
         return ScheduledDeployment {
             address: change.address.clone(),
             action: change.action,
-            strategy: "remove".into(),
+            strategy: ScheduledStrategy::Remove,
             steps: vec![Step {
                 index: 1,
                 kind: StepKind::Remove,
@@ -952,7 +951,7 @@ fn scheduled(
                 gates: Vec::new(),
                 approval: None,
             }],
-            on_failure: "abort".into(),
+            on_failure: OnFailure::Abort,
             rollback: "nothing to roll back: only the record in state is removed".into(),
             needs_approval_before_start: false,
         };
@@ -964,8 +963,8 @@ fn scheduled(
                 _ => hosts.to_vec(),
             };
             let batches = match rollout {
-                Some(r) if r.strategy == "rolling" => rolling_batches(&all, &r.batches),
-                Some(r) if r.strategy == "canary" => canary_batches(&all, &r.steps),
+                Some(r) if r.strategy == Strategy::Rolling => rolling_batches(&all, &r.batches),
+                Some(r) if r.strategy == Strategy::Canary => canary_batches(&all, &r.steps),
                 _ => vec![all.clone()],
             };
             let remaining: BTreeSet<&String> = hosts.iter().collect();
@@ -986,17 +985,17 @@ fn scheduled(
                 .collect()
         }
         TargetKind::Ecs => match rollout {
-            Some(r) if r.strategy == "canary" || r.strategy == "blue_green" => {
+            Some(r) if r.strategy.moves_by_steps() => {
                 let steps = if r.steps.is_empty() {
-                    vec!["100%".to_string()]
+                    vec![Percent::ALL]
                 } else {
                     r.steps.clone()
                 };
                 steps
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| {
-                        let percent = parse_percent(s).unwrap_or(100);
+                    .map(|(i, share)| {
+                        let percent = share.get();
                         (i + 1, StepKind::TrafficShift { percent })
                     })
                     .collect()
@@ -1052,7 +1051,7 @@ fn scheduled(
     ScheduledDeployment {
         address: change.address.clone(),
         action: change.action,
-        strategy,
+        strategy: strategy.into(),
         steps,
         rollback: describe_rollback(change, &on_failure),
         on_failure,
@@ -1083,7 +1082,7 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         detail.push_str(&format!(
             "`{}` on {}",
             c.command,
-            c.on.as_deref().unwrap_or("hosts")
+            c.on.unwrap_or(CommandOn::Hosts)
         ));
         "command"
     } else if let Some(c) = &gate.cloudwatch {
@@ -1108,7 +1107,7 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
     }
     if let Some(baseline) = &gate.baseline {
         let tolerance = gate.tolerance.unwrap_or(1.0);
-        if gate.direction.as_deref() == Some("lower_is_worse") {
+        if gate.direction == Some(Direction::LowerIsWorse) {
             detail.push_str(&format!(
                 ", compared with {baseline} ÷{tolerance} (lower is worse)"
             ));
@@ -1119,7 +1118,7 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
     if let Some(count) = gate.count {
         detail.push_str(&format!(
             ", {count} evaluations every {}",
-            gate.interval.as_deref().unwrap_or("1m")
+            gate.interval.as_ref().map_or("1m", |i| i.as_str())
         ));
     }
     if let Some(limit) = gate.failure_limit {
@@ -1138,11 +1137,11 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
     }
 }
 
-fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
+fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> String {
     match on_failure {
-        "pause" => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
-        "abort" => "on failure, stop without rolling back".into(),
-        _ => match (change.target, &change.version_before) {
+        OnFailure::Pause => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
+        OnFailure::Abort => "on failure, stop without rolling back".into(),
+        OnFailure::Rollback => match (change.target, &change.version_before) {
             (TargetKind::Vm, Some(_)) if change.reasons.iter().any(|r| r.kind == ReasonKind::HostsPending) => {
                 "on failure, switch every host of this apply back to the release it ran before (recorded on the host), restart, check health and re-register".into()
             }
@@ -1309,8 +1308,8 @@ mod tests {
     fn rolling_batches_follow_serial_semantics() {
         let sizes = vec![
             BatchSize::Count(1),
-            BatchSize::Share("25%".into()),
-            BatchSize::Share("100%".into()),
+            BatchSize::Share(Percent::parse("25%").unwrap()),
+            BatchSize::Share(Percent::ALL),
         ];
         let batches = rolling_batches(&hosts(10), &sizes);
         let lengths: Vec<usize> = batches.iter().map(Vec::len).collect();
@@ -1322,7 +1321,10 @@ mod tests {
         );
         let halves = rolling_batches(
             &hosts(5),
-            &[BatchSize::Count(1), BatchSize::Share("50%".into())],
+            &[
+                BatchSize::Count(1),
+                BatchSize::Share(Percent::parse("50%").unwrap()),
+            ],
         );
         assert_eq!(
             halves.iter().map(Vec::len).collect::<Vec<_>>(),
@@ -1333,9 +1335,9 @@ mod tests {
 
     #[test]
     fn canary_batches_round_up_and_skip_empty_steps() {
-        let steps: Vec<String> = ["10%", "25%", "50%", "100%"]
+        let steps: Vec<Percent> = ["10%", "25%", "50%", "100%"]
             .iter()
-            .map(|s| s.to_string())
+            .map(|s| Percent::parse(s).unwrap())
             .collect();
         let batches = canary_batches(&hosts(10), &steps);
         assert_eq!(

@@ -105,8 +105,8 @@ pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
                     "healthCheck".into(),
                     serde_json::json!({
                         "command": health.command,
-                        "interval": health.interval.as_deref().map(seconds),
-                        "timeout": health.timeout.as_deref().map(seconds),
+                        "interval": health.interval.as_ref().map(|i| i.get().as_secs()),
+                        "timeout": health.timeout.as_ref().map(|t| t.get().as_secs()),
                         "retries": health.retries,
                     }),
                 );
@@ -130,10 +130,4 @@ pub fn task_definition(ecs: &EcsSpec) -> serde_json::Value {
         object.insert("taskRoleArn".into(), arn.clone().into());
     }
     definition
-}
-
-/// A duration as whole seconds, the unit of ECS container health checks
-/// (validation has already accepted the text as a duration).
-fn seconds(text: &str) -> u64 {
-    crate::config::units::parse_duration(text).map_or(0, |d| d.as_secs())
 }

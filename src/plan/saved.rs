@@ -45,7 +45,7 @@ pub fn read(path: &Path) -> Result<Plan, SavedPlanError> {
         path: path.display().to_string(),
         source,
     })?;
-    crate::views::json::parse(&text).map_err(|e| SavedPlanError::Invalid {
+    super::document::parse(&text).map_err(|e| SavedPlanError::Invalid {
         path: path.display().to_string(),
         detail: e.to_string(),
     })

@@ -36,6 +36,7 @@ use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt as _;
 
 use super::{CommandOutput, TransportError};
+use crate::config::DurationText;
 use crate::vm::shell::quote;
 
 /// How to verify a host's key against known_hosts.
@@ -117,20 +118,14 @@ impl SshOptions {
         hosts: &crate::config::VmHosts,
         config_dir: &Path,
     ) -> Result<SshOptions, String> {
-        let host_key_policy = match hosts.host_key_policy.as_str() {
-            "strict" => HostKeyPolicy::Strict,
-            "accept-new" => HostKeyPolicy::AcceptNew,
-            other => {
-                return Err(format!(
-                    "host_key_policy must be \"strict\" or \"accept-new\", not {other:?}"
-                ))
-            }
+        let host_key_policy = match hosts.host_key_policy {
+            crate::config::HostKeyPolicy::Strict => HostKeyPolicy::Strict,
+            crate::config::HostKeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
         };
-        let connect_timeout = match &hosts.connect_timeout {
-            Some(text) => crate::config::units::parse_duration(text)
-                .map_err(|e| format!("connect_timeout {text:?}: {e}"))?,
-            None => DEFAULT_CONNECT_TIMEOUT,
-        };
+        let connect_timeout = hosts
+            .connect_timeout
+            .as_ref()
+            .map_or(DEFAULT_CONNECT_TIMEOUT, DurationText::get);
         let identity_file = match &hosts.identity_file {
             Some(path) => Some(expand_path(path, config_dir)?),
             None => None,

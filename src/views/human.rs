@@ -243,9 +243,9 @@ fn write_scheduled_deployment(
 
     let action = painter.paint(deployment.action.as_str(), action_style(deployment.action));
     let mut header = format!("{}: {action}", deployment.address);
-    if let Some(strategy) = strategy_words(&deployment.strategy) {
+    if let Some(strategy) = strategy_words(deployment.strategy) {
         header.push_str(", ");
-        header.push_str(&strategy);
+        header.push_str(strategy);
     }
     if deployment.needs_approval_before_start {
         header.push_str(", ");
@@ -314,7 +314,7 @@ fn write_outputs(out: &mut String, painter: &Painter, outputs: &[OutputValue]) {
         let value = if output.sensitive {
             painter.paint("(sensitive)", Style::new().dimmed())
         } else {
-            serde_json::to_string(&output.value).unwrap_or_else(|_| output.value.to_string())
+            super::outputs::value_text(&output.value)
         };
         push_indented(
             out,

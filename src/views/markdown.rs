@@ -361,9 +361,9 @@ fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeploymen
         code_span(&deployment.address),
         deployment.action.as_str()
     ));
-    if let Some(strategy) = strategy_words(&deployment.strategy) {
+    if let Some(strategy) = strategy_words(deployment.strategy) {
         body.push_str(", ");
-        body.push_str(&escape_text(&strategy));
+        body.push_str(&escape_text(strategy));
     }
     if deployment.needs_approval_before_start {
         body.push_str(", **needs approval before start**");
@@ -382,7 +382,7 @@ fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeploymen
     }
     body.push_str(&format!(
         "**On failure** ({})",
-        escape_text(&deployment.on_failure)
+        escape_text(deployment.on_failure.as_str())
     ));
     if !deployment.rollback.is_empty() {
         body.push_str(": ");
@@ -400,7 +400,7 @@ fn write_step(body: &mut String, step: &Step) {
     body.push_str(&escape_text(&describe_step_kind(&step.kind)));
     body.push('\n');
     if let Some(bake) = &step.bake {
-        body.push_str(&format!("{nested}- bake {}\n", escape_text(bake)));
+        body.push_str(&format!("{nested}- bake {}\n", escape_text(bake.as_str())));
     }
     for gate in &step.gates {
         body.push_str(&format!(

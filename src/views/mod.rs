@@ -7,16 +7,19 @@
 //! - [`json`]: the versioned machine-readable document (see `docs/plan-json.md`),
 //!   together with the parser that reads it back.
 //!
+//! [`outputs`] renders the outputs alone, for `slipway output`.
+//!
 //! The views only format; every decision they show was made by the planner.
 
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod outputs;
 
 #[cfg(test)]
 mod test_fixture;
 
-use crate::plan::model::{Action, Plan, StepKind, Summary};
+use crate::plan::model::{Action, Plan, ScheduledStrategy, StepKind, Summary};
 
 /// Which view [`render`] produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +108,13 @@ fn count_noun(count: usize, noun: &str) -> String {
 
 /// A rollout strategy as prose (`blue/green` for `blue_green`), or `None`
 /// for `remove`, which only repeats that the deployment is destroyed.
-fn strategy_words(strategy: &str) -> Option<String> {
+fn strategy_words(strategy: ScheduledStrategy) -> Option<&'static str> {
     match strategy {
-        "remove" => None,
-        "blue_green" => Some("blue/green".to_string()),
-        other => Some(other.replace('_', " ")),
+        ScheduledStrategy::Remove => None,
+        ScheduledStrategy::AllAtOnce => Some("all at once"),
+        ScheduledStrategy::Rolling => Some("rolling"),
+        ScheduledStrategy::Canary => Some("canary"),
+        ScheduledStrategy::BlueGreen => Some("blue/green"),
     }
 }
 

@@ -6,8 +6,9 @@
 //! destroy and an unchanged deployment, scheduled in two waves.
 
 use crate::plan::model::{
-    Action, DeploymentChange, EnvironmentBasis, Gate, OutputValue, Plan, Reason, ReasonKind,
-    Schedule, ScheduledDeployment, Step, StepKind, Summary, TargetKind, Wave, FORMAT_VERSION,
+    Action, DeploymentChange, DurationText, EnvironmentBasis, Gate, OnFailure, OutputValue, Plan,
+    Reason, ReasonKind, Schedule, ScheduledDeployment, ScheduledStrategy, Step, StepKind, Summary,
+    TargetKind, Wave, FORMAT_VERSION,
 };
 
 /// Snapshot settings shared by the view tests: snapshot files are named after
@@ -283,7 +284,7 @@ fn host_batch(index: usize, hosts: &[&str], bake: Option<&str>) -> Step {
         kind: StepKind::HostBatch {
             hosts: hosts.iter().map(|host| host.to_string()).collect(),
         },
-        bake: bake.map(str::to_string),
+        bake: bake.map(|b| DurationText::parse(b).unwrap()),
         gates: vec![http_health_gate()],
         approval: None,
     }
@@ -293,12 +294,12 @@ fn api_staging_schedule() -> ScheduledDeployment {
     ScheduledDeployment {
         address: "deployment.api-staging".to_string(),
         action: Action::Create,
-        strategy: "rolling".to_string(),
+        strategy: ScheduledStrategy::Rolling,
         steps: vec![
             host_batch(1, &["stg-web-1"], None),
             host_batch(2, &["stg-web-2", "stg-web-3"], None),
         ],
-        on_failure: "rollback".to_string(),
+        on_failure: OnFailure::Rollback,
         rollback: "on failure, stop the new release on the hosts it reached \
                    (there is no previous release)"
             .to_string(),
@@ -310,7 +311,7 @@ fn myapp_prod_schedule() -> ScheduledDeployment {
     ScheduledDeployment {
         address: "deployment.myapp-prod".to_string(),
         action: Action::Update,
-        strategy: "rolling".to_string(),
+        strategy: ScheduledStrategy::Rolling,
         steps: vec![
             host_batch(1, &["web-1"], Some("5m")),
             host_batch(
@@ -321,7 +322,7 @@ fn myapp_prod_schedule() -> ScheduledDeployment {
                 None,
             ),
         ],
-        on_failure: "rollback".to_string(),
+        on_failure: OnFailure::Rollback,
         rollback: "on failure, switch every host of this apply back to 1.4.2 \
                    (previous release), restart, check health and re-register"
             .to_string(),
@@ -333,7 +334,7 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
     ScheduledDeployment {
         address: "deployment.legacy-worker-prod".to_string(),
         action: Action::Destroy,
-        strategy: "remove".to_string(),
+        strategy: ScheduledStrategy::Remove,
         steps: vec![Step {
             index: 1,
             kind: StepKind::Remove,
@@ -341,7 +342,7 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
             gates: Vec::new(),
             approval: None,
         }],
-        on_failure: "abort".to_string(),
+        on_failure: OnFailure::Abort,
         rollback: "nothing to roll back: only the record in state is removed".to_string(),
         needs_approval_before_start: false,
     }
@@ -359,7 +360,7 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
     let traffic_step = |index: usize, percent: u32| Step {
         index,
         kind: StepKind::TrafficShift { percent },
-        bake: Some("10m".to_string()),
+        bake: Some(DurationText::parse("10m").unwrap()),
         gates: vec![error_rate_gate.clone()],
         approval: None,
     };
@@ -383,9 +384,9 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
     ScheduledDeployment {
         address: "deployment.checkout-prod".to_string(),
         action: Action::Update,
-        strategy: "canary".to_string(),
+        strategy: ScheduledStrategy::Canary,
         steps,
-        on_failure: "rollback".to_string(),
+        on_failure: OnFailure::Rollback,
         rollback: "on failure, send 100% of traffic back to 2.4.0 and remove the new tasks \
                    (rolling: restore the previous task definition)"
             .to_string(),

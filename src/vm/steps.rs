@@ -42,7 +42,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::shell::{env_prefix, quote};
-use crate::config::{ConfigFile, HealthCheck, SystemdUnit, VmSpec};
+use crate::config::{ConfigFile, HealthCheck, HookWhen, SystemdUnit, VmSpec};
 
 /// The file in a release directory that says it was unpacked completely.
 const COMPLETE: &str = ".slipway-complete";
@@ -169,12 +169,12 @@ impl Phase {
     }
 
     /// The `when` of the hooks that run at this phase, if hooks run at it.
-    pub fn hook_when(self) -> Option<&'static str> {
+    pub fn hook_when(self) -> Option<HookWhen> {
         match self {
-            Phase::BeforeStop => Some("before_stop"),
-            Phase::Deregister => Some("deregister"),
-            Phase::AfterStart => Some("after_start"),
-            Phase::Register => Some("register"),
+            Phase::BeforeStop => Some(HookWhen::BeforeStop),
+            Phase::Deregister => Some(HookWhen::Deregister),
+            Phase::AfterStart => Some(HookWhen::AfterStart),
+            Phase::Register => Some(HookWhen::Register),
             _ => None,
         }
     }
@@ -895,7 +895,7 @@ mod tests {
     fn hook(name: &str, when: &str, command: &str) -> Hook {
         Hook {
             name: name.into(),
-            when: when.into(),
+            when: serde_json::from_value(serde_json::json!(when)).unwrap(),
             command: command.into(),
         }
     }
@@ -1564,7 +1564,7 @@ mod tests {
 
     #[test]
     fn phases_hooks_and_absent_steps() {
-        assert_eq!(Phase::BeforeStop.hook_when(), Some("before_stop"));
+        assert_eq!(Phase::BeforeStop.hook_when(), Some(HookWhen::BeforeStop));
         assert_eq!(Phase::Register.to_string(), "register");
         assert_eq!(Phase::Stop.hook_when(), None);
         let vm = systemd_vm();

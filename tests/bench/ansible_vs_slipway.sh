@@ -2,8 +2,8 @@
 # VM apply, slipway vs ansible-core (BENCHMARKS.md, "VM apply: slipway vs ansible-core").
 #
 # Starts HOSTS real sshd servers on loopback (127.0.0.11, .12, ..., one port)
-# with the test harness (tests/sshd, through the ignored test `bench_hosts` in
-# tests/apply_ssh.rs), then deploys the fixture app of tests/ssh_fixtures as
+# with the test harness (tests/it/sshd, through the ignored test `bench_hosts` in
+# tests/it/apply_ssh.rs), then deploys the fixture app of tests/ssh_fixtures as
 # 1.0.0 and then 2.0.0 to all of them, in rolling batches of BATCH hosts, three
 # ways, each from clean hosts:
 #
@@ -99,7 +99,7 @@ echo "== building slipway (release) and the host harness"
 if [ -z "${SLIPWAY_BIN:-}" ]; then
     cargo build --release --locked --bin slipway 2>&1 | tail -n 1
 fi
-cargo test --locked --test apply_ssh --no-run 2>&1 | tail -n 1
+cargo test --locked --test it --no-run 2>&1 | tail -n 1
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 slipway=${SLIPWAY_BIN:-$target_dir/release/slipway}
@@ -116,7 +116,7 @@ fi
 echo "== starting $HOSTS sshd hosts"
 : >"$work/hosts/hold"
 SLIPWAY_BENCH_DIR="$work/hosts" SLIPWAY_BENCH_HOSTS=$HOSTS SLIPWAY_BENCH_OWNER=$$ \
-    cargo test --locked --test apply_ssh bench_hosts -- --ignored --exact \
+    cargo test --locked --test it apply_ssh::bench_hosts -- --ignored --exact \
     >"$work/logs/harness.log" 2>&1 &
 harness_pid=$!
 for _ in $(seq 1200); do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ECS apply benchmark: N services (default 20) updated v1 -> v2 in parallel
-# against moto (tests/moto/launcher.py, behind a request counter), by
+# against moto (tests/it/moto/launcher.py, behind a request counter), by
 #   - slipway, rolling rollout            (apply -parallelism N)
 #   - slipway, canary 10/25/50/100 %, bake 0s
 #   - the AWS CLI v1: register-task-definition + update-service +

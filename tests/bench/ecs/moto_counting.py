@@ -1,4 +1,4 @@
-"""tests/moto/launcher.py with a request counter in front of it (for the ECS benchmark).
+"""tests/it/moto/launcher.py with a request counter in front of it (for the ECS benchmark).
 
 Every AWS request is counted as SERVICE:ACTION, the service taken from the
 SigV4 credential scope, the action from X-Amz-Target (JSON protocols: ECS) or
@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location(
-    "launcher", os.path.join(HERE, "..", "..", "moto", "launcher.py"))
+    "launcher", os.path.join(HERE, "..", "..", "it", "moto", "launcher.py"))
 launcher = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(launcher)
 

@@ -1,0 +1,629 @@
+//! End-to-end ECS apply through the real binary and the real AWS SDK, against
+//! a moto server started by the test harness (tests/it/moto), extended so that
+//! ECS deployments progress and new tasks can be made to fail.
+//!
+//! The configuration is the ECS workshop's: backend and frontend from
+//! `modules/ecs-web-service`, frontend after backend, each behind its own
+//! listener with a blue and a green target group created in moto.
+
+use crate::moto;
+use crate::support::{text, traffic_shifts};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
+
+const CLUSTER: &str = "workshop-dev";
+
+struct Workshop {
+    moto: moto::Moto,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    backend: moto::AlbFixture,
+    frontend: moto::AlbFixture,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Workshop {
+    /// A moto server with a cluster and one ALB per service, and the
+    /// workshop configuration with `rollout` as the backend's rollout body.
+    fn start(backend_rollout: &str) -> Option<Workshop> {
+        let moto = moto::Moto::start()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (backend, frontend) = runtime.block_on(async {
+            let sdk = moto.sdk_config().await;
+            aws_sdk_ecs::Client::new(&sdk)
+                .create_cluster()
+                .cluster_name(CLUSTER)
+                .send()
+                .await
+                .expect("create cluster");
+            (
+                moto.create_alb_with_two_target_groups("backend", 5000)
+                    .await,
+                moto.create_alb_with_two_target_groups("frontend", 80).await,
+            )
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("workshop");
+        std::fs::create_dir_all(&root).unwrap();
+        let workshop = Workshop {
+            moto,
+            _dir: dir,
+            root,
+            backend,
+            frontend,
+            runtime,
+        };
+        workshop.write_config(backend_rollout);
+        Some(workshop)
+    }
+
+    fn write_config(&self, backend_rollout: &str) {
+        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/ecs-web-service");
+        let fixture = &self.backend;
+        let config = format!(
+            r#"
+slipway {{
+  backend "local" {{
+    path = "state"
+  }}
+}}
+
+variable "backend_version" {{
+  type = string
+}}
+
+variable "frontend_version" {{
+  type = string
+}}
+
+module "backend" {{
+  source             = "{module}"
+  name               = "backend"
+  image              = "registry.local/workshop-backend"
+  version            = var.backend_version
+  port               = 5000
+  cpu                = 256
+  memory             = 512
+  health_check_path  = "/api/health"
+  desired_count      = 2
+  execution_role_arn = "arn:aws:iam::123456789012:role/workshop-ecs-task-execution"
+  task_role_arn      = "arn:aws:iam::123456789012:role/workshop-backend-task"
+  environment        = {{ PORT = "5000" }}
+  secrets            = {{ DATABASE_URL = "DATABASE_URL_SECRET_ARN" }}
+}}
+
+module "frontend" {{
+  source             = "{module}"
+  name               = "frontend"
+  image              = "registry.local/workshop-frontend"
+  version            = var.frontend_version
+  port               = 80
+  cpu                = 256
+  memory             = 256
+  health_check_path  = "/"
+  desired_count      = 1
+  execution_role_arn = "arn:aws:iam::123456789012:role/workshop-ecs-task-execution"
+  task_role_arn      = "arn:aws:iam::123456789012:role/workshop-frontend-task"
+  environment        = {{ API_BASE_URL = "/api" }}
+}}
+
+environment "dev" {{
+  variables = {{
+    STAGE                   = "dev"
+    DATABASE_URL_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:workshop/dev/database-url-Ab12Cd"
+  }}
+
+  ecs_cluster {{
+    region          = "us-east-1"
+    endpoint        = "{endpoint}"
+    cluster         = "{CLUSTER}"
+    desired_count   = 1
+    subnets         = {subnets}
+    security_groups = ["{security_group}"]
+    wait_timeout    = "60s"
+  }}
+}}
+
+rollout "backend" {{
+  {backend_rollout}
+}}
+
+rollout "frontend" {{
+  strategy   = "rolling"
+  on_failure = "rollback"
+}}
+
+deployment "backend-dev" {{
+  service     = module.backend.service.web
+  environment = environment.dev
+  rollout     = rollout.backend
+
+  ecs {{
+    service_name  = "workshop-dev-backend"
+    desired_count = module.backend.desired_count
+    listener_arn  = "{backend_listener}"
+    target_groups = ["{backend_blue}", "{backend_green}"]
+  }}
+}}
+
+deployment "frontend-dev" {{
+  service     = module.frontend.service.web
+  environment = environment.dev
+  rollout     = rollout.frontend
+  depends_on  = [deployment.backend-dev]
+
+  ecs {{
+    service_name  = "workshop-dev-frontend"
+    listener_arn  = "{frontend_listener}"
+    target_groups = ["{frontend_blue}", "{frontend_green}"]
+  }}
+}}
+"#,
+            module = module.display(),
+            endpoint = self.moto.endpoint,
+            subnets = serde_json::to_string(&fixture.subnets).unwrap(),
+            security_group = fixture.security_group,
+            backend_listener = fixture.listener_arn,
+            backend_blue = fixture.blue_target_group_arn,
+            backend_green = fixture.green_target_group_arn,
+            frontend_listener = self.frontend.listener_arn,
+            frontend_blue = self.frontend.blue_target_group_arn,
+            frontend_green = self.frontend.green_target_group_arn,
+        );
+        std::fs::write(self.root.join("main.hcl"), config).unwrap();
+    }
+
+    fn slipway(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .envs(self.moto.env())
+            .output()
+            .unwrap()
+    }
+
+    fn apply(&self, backend: &str, frontend: &str) -> Output {
+        let (b, f) = (
+            format!("backend_version={backend}"),
+            format!("frontend_version={frontend}"),
+        );
+        self.slipway(&["apply", ".", "-auto-approve", "-var", &b, "-var", &f])
+    }
+
+    fn plan_json(
+        &self,
+        backend: &str,
+        frontend: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, serde_json::Value) {
+        let (b, f) = (
+            format!("backend_version={backend}"),
+            format!("frontend_version={frontend}"),
+        );
+        let mut args = vec!["plan", ".", "-json", "-var", &b, "-var", &f];
+        args.extend(extra);
+        let output = self.slipway(&args);
+        let json = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("plan -json: {e}\n{}", text(&output)));
+        (output.status.code(), json)
+    }
+
+    fn state(&self) -> State {
+        LocalBackend::new(self.root.join("state"))
+            .read("dev")
+            .unwrap()
+            .expect("state exists")
+    }
+
+    /// `(status, image, running count)` of each deployment of an active
+    /// service, as ECS lists them; `None` when the service is not active.
+    fn service(&self, name: &str) -> Option<Vec<(String, String, i32)>> {
+        self.runtime
+            .block_on(self.moto.service_deployments(CLUSTER, name))
+    }
+
+    fn weights(&self, listener: &str) -> BTreeMap<String, i32> {
+        self.runtime.block_on(self.moto.listener_weights(listener))
+    }
+
+    /// Change the backend's image behind slipway's back.
+    fn change_image_by_hand(&self, service: &str, image: &str) {
+        self.runtime.block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&self.moto.sdk_config().await);
+            let described = ecs
+                .describe_services()
+                .cluster(CLUSTER)
+                .services(service)
+                .send()
+                .await
+                .unwrap();
+            let current = described.services()[0]
+                .task_definition()
+                .unwrap()
+                .to_string();
+            let td = ecs
+                .describe_task_definition()
+                .task_definition(&current)
+                .send()
+                .await
+                .unwrap();
+            let td = td.task_definition().unwrap();
+            let mut container = td.container_definitions()[0].clone();
+            container.image = Some(image.to_string());
+            let registered = ecs
+                .register_task_definition()
+                .family(td.family().unwrap())
+                .set_cpu(td.cpu().map(str::to_string))
+                .set_memory(td.memory().map(str::to_string))
+                .set_network_mode(td.network_mode().cloned())
+                .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+                .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+                .set_task_role_arn(td.task_role_arn().map(str::to_string))
+                .container_definitions(container)
+                .send()
+                .await
+                .unwrap();
+            ecs.update_service()
+                .cluster(CLUSTER)
+                .service(service)
+                .task_definition(
+                    registered
+                        .task_definition()
+                        .unwrap()
+                        .task_definition_arn()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+}
+
+const ROLLING: &str = "strategy   = \"rolling\"\n  on_failure = \"rollback\"";
+const CANARY: &str =
+    "strategy   = \"canary\"\n  steps      = [\"10%\", \"25%\", \"50%\", \"100%\"]\n  on_failure = \"rollback\"";
+
+fn only_running(workshop: &Workshop, service: &str, image: &str) {
+    let deployments = workshop
+        .service(service)
+        .unwrap_or_else(|| panic!("service {service} exists"));
+    assert_eq!(deployments.len(), 1, "{service}: {deployments:?}");
+    assert_eq!(deployments[0].1, image, "{service}: {deployments:?}");
+}
+
+#[test]
+fn the_workshop_services_are_created_backend_first_and_a_second_plan_is_empty() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let applied = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let backend_stable = log
+        .find("service workshop-dev-backend is stable")
+        .unwrap_or_else(|| panic!("backend became stable:\n{log}"));
+    let frontend_created = log
+        .find("service workshop-dev-frontend created")
+        .unwrap_or_else(|| panic!("frontend created:\n{log}"));
+    assert!(
+        backend_stable < frontend_created,
+        "frontend waits for backend:\n{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-frontend",
+        "registry.local/workshop-frontend:1.0.0",
+    );
+
+    let state = workshop.state();
+    for (address, service) in [
+        ("deployment.backend-dev", "workshop-dev-backend"),
+        ("deployment.frontend-dev", "workshop-dev-frontend"),
+    ] {
+        let deployment = &state.deployments[address];
+        assert_eq!(deployment.status, DeploymentStatus::Deployed);
+        let ecs = deployment.ecs.as_ref().expect("ECS record");
+        assert_eq!(ecs.service_name, service);
+        assert!(ecs
+            .task_definition_arn
+            .as_deref()
+            .unwrap()
+            .contains(":task-definition/"));
+    }
+    assert_eq!(
+        state.deployments["deployment.backend-dev"]
+            .ecs
+            .as_ref()
+            .unwrap()
+            .desired_count,
+        2
+    );
+    // The secret is sent and recorded as its ARN only.
+    let recorded = serde_json::to_string(&state.deployments["deployment.backend-dev"].ecs).unwrap();
+    assert!(
+        recorded.contains("secret:workshop/dev/database-url-Ab12Cd"),
+        "{recorded}"
+    );
+
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+}
+
+#[test]
+fn a_rolling_update_replaces_the_image_and_a_second_plan_is_empty() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let arn_v1 = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap()
+        .task_definition_arn
+        .unwrap();
+
+    let second = workshop.apply("1.1.0", "1.0.0");
+    let log = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("service workshop-dev-backend updated to backend-dev:2"),
+        "{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.1.0",
+    );
+    let (code, plan) = workshop.plan_json("1.1.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+
+    // Back to 1.0.0: a new revision, since the latest (1.1.0) does not match.
+    let back = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    let arn_back = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap()
+        .task_definition_arn
+        .unwrap();
+    assert_ne!(arn_back, arn_v1);
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+}
+
+#[test]
+fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+    assert_eq!(workshop.weights(&listener)[&blue], 100);
+
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let planned: Vec<u32> = plan["schedule"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["deployments"].as_array().unwrap().clone())
+        .find(|d| d["address"] == "deployment.backend-dev")
+        .unwrap()["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["percent"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(planned, [10, 25, 50, 100]);
+
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
+    assert_eq!(observed, planned, "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the old service is gone"
+    );
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(ecs.service_name, "workshop-dev-backend-green");
+    assert_eq!(ecs.target_group.as_deref(), Some(green.as_str()));
+    assert!(ecs.canary.is_none());
+    let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+
+    // The next canary goes back to the blue side.
+    let again = workshop.apply("3.0.0", "1.0.0");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0));
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:3.0.0",
+    );
+}
+
+#[test]
+fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected() {
+    let rollout =
+        format!("{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}");
+    let Some(workshop) = Workshop::start(&rollout) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+
+    // 2.0.0 stops at 10 %, waiting.
+    let paused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("waits for approval \"release-manager\" after step 1"),
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (90, 10), "{log}");
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(ecs.canary.as_ref().map(|c| c.percent), Some(10));
+
+    // Approved, the next apply goes on at 25 %.
+    let approve = workshop.slipway(&["approve", "backend-dev", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let resumed = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
+    assert_eq!(observed, [25, 50, 100], "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the old service is gone"
+    );
+
+    // 3.0.0 stops at 10 % on the blue side; reject sends everything back.
+    let paused = workshop.apply("3.0.0", "1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (10, 90));
+    let reject = workshop.slipway(&[
+        "reject",
+        "deployment.backend-dev",
+        ".",
+        "-var",
+        "backend_version=3.0.0",
+        "-var",
+        "frontend_version=1.0.0",
+    ]);
+    let log = text(&reject);
+    assert_eq!(reject.status.code(), Some(0), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the rejected side is removed"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.status, slipway::state::DeploymentStatus::RolledBack);
+    assert!(backend.ecs.as_ref().unwrap().canary.is_none());
+}
+
+#[test]
+fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_service() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:2.0.0-broken");
+
+    let failed = workshop.apply("2.0.0-broken", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("workshop-dev-backend-green"), "{log}");
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(weights[&blue], 100, "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "the new service is gone:\n{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.status, DeploymentStatus::RolledBack, "{log}");
+    let ecs = backend.ecs.as_ref().unwrap();
+    assert_eq!(ecs.service_name, "workshop-dev-backend");
+    assert_eq!(ecs.weights[&blue], 100);
+    assert!(ecs.canary.is_none());
+    assert_eq!(state.history.last().unwrap().result, "rolled_back");
+    assert!(
+        !state.deployments.contains_key("deployment.frontend-dev")
+            || state.deployments["deployment.frontend-dev"].version == "1.0.0"
+    );
+}
+
+#[test]
+fn an_image_changed_by_hand_shows_up_in_plan_refresh() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    workshop.change_image_by_hand(
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:hotfix",
+    );
+
+    let (plain, _) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(plain, Some(0), "without -refresh, plan trusts state");
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &["-refresh"]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let backend = plan["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "deployment.backend-dev")
+        .unwrap();
+    let drift = backend["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "drift")
+        .unwrap_or_else(|| panic!("a drift reason: {backend:#}"));
+    let summary = drift["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("registry.local/workshop-backend:hotfix"),
+        "{summary}"
+    );
+}

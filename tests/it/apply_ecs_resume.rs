@@ -1,0 +1,568 @@
+//! Crash safety and resume of an ECS canary through the real binary and the
+//! real AWS SDK, against a moto server started by the test harness
+//! (tests/it/moto): an apply of a four-step canary (10, 25, 50, 100 %) killed
+//! with SIGKILL at each of its crash points (chosen by count through the
+//! test-only `SLIPWAY_TEST_CRASH_AT`, never by time) leaves a state that
+//! `plan` reads truthfully and that `apply` finishes: every weight shift
+//! made once, the listener at 100 % on the new side, the old service gone.
+//! An apply killed while rolling back a failing canary has its rollback
+//! finished by the next apply.
+//!
+//! Crash points of the canary apply (three per journal entry: started; work
+//! done but not recorded; recorded): one traffic entry per step, nothing
+//! else, so twelve. Every case starts from its own moto server.
+
+use crate::moto;
+use crate::support::{latest_results, text, traffic_shifts};
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
+
+const CLUSTER: &str = "resume-dev";
+const ADDRESS: &str = "deployment.backend-dev";
+const BLUE_SERVICE: &str = "resume-dev-backend";
+const GREEN_SERVICE: &str = "resume-dev-backend-green";
+const STEPS: [u32; 4] = [10, 25, 50, 100];
+/// Three crash points per traffic step.
+const CRASH_POINTS: usize = 3 * STEPS.len();
+
+const CANARY: &str =
+    "strategy   = \"canary\"\n  steps      = [\"10%\", \"25%\", \"50%\", \"100%\"]\n  on_failure = \"rollback\"";
+
+/// One moto server with a cluster and an ALB (blue and green target groups),
+/// and a configuration deploying the backend of the ECS workshop to it.
+struct Canary {
+    moto: moto::Moto,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    alb: moto::AlbFixture,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Canary {
+    fn start() -> Option<Canary> {
+        let moto = moto::Moto::start()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let alb = runtime.block_on(async {
+            moto.ecs()
+                .await
+                .create_cluster()
+                .cluster_name(CLUSTER)
+                .send()
+                .await
+                .expect("create cluster");
+            moto.create_alb_with_two_target_groups("backend", 5000)
+                .await
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("resume");
+        std::fs::create_dir_all(&root).unwrap();
+        let canary = Canary {
+            moto,
+            _dir: dir,
+            root,
+            alb,
+            runtime,
+        };
+        canary.write_config();
+        Some(canary)
+    }
+
+    fn write_config(&self) {
+        let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/ecs-web-service");
+        let alb = &self.alb;
+        let config = format!(
+            r#"
+slipway {{
+  backend "local" {{
+    path = "state"
+  }}
+}}
+
+variable "backend_version" {{
+  type = string
+}}
+
+module "backend" {{
+  source             = "{module}"
+  name               = "backend"
+  image              = "registry.local/workshop-backend"
+  version            = var.backend_version
+  port               = 5000
+  cpu                = 256
+  memory             = 512
+  health_check_path  = "/api/health"
+  desired_count      = 1
+  execution_role_arn = "arn:aws:iam::123456789012:role/workshop-ecs-task-execution"
+  task_role_arn      = "arn:aws:iam::123456789012:role/workshop-backend-task"
+  environment        = {{ PORT = "5000" }}
+}}
+
+environment "dev" {{
+  variables = {{
+    STAGE = "dev"
+  }}
+
+  ecs_cluster {{
+    region          = "us-east-1"
+    endpoint        = "{endpoint}"
+    cluster         = "{CLUSTER}"
+    desired_count   = 1
+    subnets         = {subnets}
+    security_groups = ["{security_group}"]
+    wait_timeout    = "60s"
+  }}
+}}
+
+rollout "backend" {{
+  {CANARY}
+}}
+
+deployment "backend-dev" {{
+  service     = module.backend.service.web
+  environment = environment.dev
+  rollout     = rollout.backend
+
+  ecs {{
+    service_name  = "{BLUE_SERVICE}"
+    desired_count = module.backend.desired_count
+    listener_arn  = "{listener}"
+    target_groups = ["{blue}", "{green}"]
+  }}
+}}
+"#,
+            module = module.display(),
+            endpoint = self.moto.endpoint,
+            subnets = serde_json::to_string(&alb.subnets).unwrap(),
+            security_group = alb.security_group,
+            listener = alb.listener_arn,
+            blue = alb.blue_target_group_arn,
+            green = alb.green_target_group_arn,
+        );
+        std::fs::write(self.root.join("main.hcl"), config).unwrap();
+    }
+
+    fn command(&self, args: &[&str], version: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        command
+            .args(args)
+            .args(["-var", &format!("backend_version={version}")])
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .env_remove("SLIPWAY_TEST_CRASH_AT");
+        self.moto.apply_env(&mut command);
+        command
+    }
+
+    fn apply(&self, version: &str) -> Output {
+        self.command(&["apply", ".", "-auto-approve"], version)
+            .output()
+            .unwrap()
+    }
+
+    /// An apply that kills itself with SIGKILL at its `point`th crash point.
+    fn apply_crashing_at(&self, version: &str, point: usize) -> Output {
+        self.command(&["apply", ".", "-auto-approve"], version)
+            .env("SLIPWAY_TEST_CRASH_AT", point.to_string())
+            .output()
+            .unwrap()
+    }
+
+    fn plan(&self, version: &str) -> Output {
+        self.command(&["plan", "."], version).output().unwrap()
+    }
+
+    fn backend(&self) -> LocalBackend {
+        LocalBackend::new(self.root.join("state"))
+    }
+
+    fn state(&self) -> State {
+        self.backend().read("dev").unwrap().expect("state exists")
+    }
+
+    fn weights(&self) -> BTreeMap<String, i32> {
+        self.runtime
+            .block_on(self.moto.listener_weights(&self.alb.listener_arn))
+    }
+
+    /// `(blue, green)` weights of the listener.
+    fn blue_green(&self) -> (i32, i32) {
+        let weights = self.weights();
+        (
+            weights[&self.alb.blue_target_group_arn],
+            weights[&self.alb.green_target_group_arn],
+        )
+    }
+
+    /// The images of the deployments of an active service, as ECS lists
+    /// them; `None` when the service is not active.
+    fn images(&self, name: &str) -> Option<Vec<String>> {
+        let deployments = self
+            .runtime
+            .block_on(self.moto.service_deployments(CLUSTER, name))?;
+        Some(deployments.into_iter().map(|(_, image, _)| image).collect())
+    }
+}
+
+/// Where a crash point falls within its traffic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// The entry is written as started; the listener is not touched yet.
+    Started,
+    /// The listener has moved; the entry is not written as finished.
+    NotRecorded,
+    /// The entry is written as finished with the new weights.
+    Recorded,
+}
+
+/// The traffic step (1-based) of crash point `point` and where in it.
+fn crash_point(point: usize) -> (usize, Moment) {
+    let moment = match point % 3 {
+        1 => Moment::Started,
+        2 => Moment::NotRecorded,
+        _ => Moment::Recorded,
+    };
+    (point.div_ceil(3), moment)
+}
+
+/// A fresh moto server with the backend on 1.0.0 (blue, all traffic), or
+/// `None` when moto is not installed (the test is skipped).
+fn deployed_on_blue() -> Option<Canary> {
+    let canary = Canary::start()?;
+    let first = canary.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(canary.blue_green(), (100, 0));
+    Some(canary)
+}
+
+/// Kill the canary to 2.0.0 at crash point `point`, then check what `plan`
+/// says and that `apply` finishes the rollout with every shift made once.
+fn kill_and_resume(point: usize) {
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    let killed = canary.apply_crashing_at("2.0.0", point);
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "point {point}: the apply killed itself: {}",
+        text(&killed)
+    );
+
+    // What the killed apply left: its lock, and a journal of traffic steps.
+    let holder = canary
+        .backend()
+        .current_lock("dev")
+        .unwrap()
+        .expect("a killed apply leaves its lock");
+    let state = canary.state();
+    let killed_id = state.journal[0].apply_id.clone();
+    let (step, moment) = crash_point(point);
+    assert_eq!(
+        state.journal.len(),
+        step,
+        "point {point}: one entry per step reached: {:?}",
+        state.journal
+    );
+    assert!(state
+        .journal
+        .iter()
+        .all(|e| e.action == "traffic" && e.host.is_none() && e.deployment == ADDRESS));
+    let uncertain: Vec<usize> = state.uncertain_steps().map(|e| e.step).collect();
+    let expected_uncertain = match moment {
+        Moment::Recorded => vec![],
+        Moment::Started | Moment::NotRecorded => vec![step],
+    };
+    assert_eq!(uncertain, expected_uncertain, "point {point}");
+    // Right before an entry is written as finished, the listener has moved.
+    let percent = STEPS[step - 1] as i32;
+    let before = if step == 1 { 0 } else { STEPS[step - 2] as i32 };
+    let moved = if moment == Moment::Started {
+        before
+    } else {
+        percent
+    };
+    assert_eq!(canary.blue_green(), (100 - moved, moved), "point {point}");
+
+    // plan says what happened and what apply will do.
+    let plan = canary.plan("2.0.0");
+    let plan_text = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "point {point}: {plan_text}");
+    assert!(
+        plan_text.contains(&format!("apply {killed_id}")) && plan_text.contains("was interrupted"),
+        "point {point}: {plan_text}"
+    );
+    for done in state.journal.iter().filter(|e| e.finished_at.is_some()) {
+        assert!(
+            plan_text.contains(&format!(
+                "{ADDRESS} step {}: traffic 2.0.0 {}% (done)",
+                done.step,
+                STEPS[done.step - 1]
+            )),
+            "point {point}: step {} is known done:\n{plan_text}",
+            done.step
+        );
+    }
+    if uncertain.is_empty() {
+        assert!(
+            plan_text.contains("No step is uncertain"),
+            "point {point}: {plan_text}"
+        );
+    } else {
+        assert!(
+            plan_text.contains("Uncertain (started, may or may not have happened)")
+                && plan_text.contains(&format!(
+                    "reads the listener of {ADDRESS}: if it sends {percent}% to 2.0.0 as step {step} meant to"
+                )),
+            "point {point}: {plan_text}"
+        );
+    }
+
+    // The rollback it would do goes back to what served before, not to 2.0.0.
+    assert!(
+        plan_text.contains("send 100% of traffic back to the service that served before")
+            && !plan_text.contains("back to 2.0.0"),
+        "point {point}: {plan_text}"
+    );
+
+    // apply takes the dead process's lock over and finishes the rollout.
+    let resumed = canary.apply("2.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "point {point}: {log}");
+    assert!(
+        log.contains("Took over the lock") && log.contains(&holder.id),
+        "point {point}: {log}"
+    );
+    match moment {
+        Moment::Started => assert!(
+            log.contains("had not changed the listener; the step runs again"),
+            "point {point}: {log}"
+        ),
+        Moment::NotRecorded => assert!(
+            log.contains("had shifted the listener; recorded")
+                && log.contains("since the interrupted apply; checking it before going on"),
+            "point {point}: {log}"
+        ),
+        Moment::Recorded => assert!(
+            log.contains("since the interrupted apply; checking it before going on"),
+            "point {point}: the last shifted step is checked:\n{log}"
+        ),
+    }
+    // Every shift once: the resumed apply makes those the killed one did not.
+    let first_left = if moment == Moment::Started {
+        step
+    } else {
+        step + 1
+    };
+    assert_eq!(
+        traffic_shifts(&log, GREEN_SERVICE),
+        STEPS[first_left - 1..],
+        "point {point}: {log}"
+    );
+
+    assert_eq!(canary.blue_green(), (0, 100), "point {point}: {log}");
+    assert_eq!(
+        canary.images(GREEN_SERVICE),
+        Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
+        "point {point}"
+    );
+    assert_eq!(
+        canary.images(BLUE_SERVICE),
+        None,
+        "point {point}: the old service is gone"
+    );
+    let state = canary.state();
+    assert!(
+        state.uncertain_steps().next().is_none() && state.journal.is_empty(),
+        "point {point}: {:?}",
+        state.journal
+    );
+    let deployment = &state.deployments[ADDRESS];
+    assert_eq!(
+        deployment.status,
+        DeploymentStatus::Deployed,
+        "point {point}"
+    );
+    let ecs = deployment.ecs.as_ref().expect("an ECS record");
+    assert_eq!(ecs.service_name, GREEN_SERVICE);
+    assert_eq!(
+        ecs.target_group.as_deref(),
+        Some(canary.alb.green_target_group_arn.as_str())
+    );
+    assert!(ecs.canary.is_none(), "point {point}: {ecs:?}");
+    let live: BTreeMap<String, u32> = canary
+        .weights()
+        .into_iter()
+        .map(|(group, weight)| (group, weight as u32))
+        .collect();
+    assert_eq!(
+        ecs.weights, live,
+        "point {point}: state matches the listener"
+    );
+    // The deployment ended once: the killed apply is in history as
+    // interrupted (with the version, not a share), then the resumed one.
+    let history: Vec<(&str, &str, Option<&str>)> = state
+        .history
+        .iter()
+        .map(|h| {
+            (
+                h.apply_id.as_str(),
+                h.result.as_str(),
+                h.versions.get(ADDRESS).map(String::as_str),
+            )
+        })
+        .collect();
+    let resume_id = history.last().unwrap().0;
+    assert_eq!(
+        history[1..],
+        [
+            (killed_id.as_str(), "interrupted", Some("2.0.0")),
+            (resume_id, "succeeded", Some("2.0.0")),
+        ],
+        "point {point}"
+    );
+    let after = canary.plan("2.0.0");
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "point {point}: {}",
+        text(&after)
+    );
+}
+
+#[test]
+fn a_canary_killed_around_its_first_shift_is_resumed() {
+    for point in 1..=3 {
+        kill_and_resume(point);
+    }
+}
+
+#[test]
+fn a_canary_killed_around_its_second_shift_is_resumed() {
+    for point in 4..=6 {
+        kill_and_resume(point);
+    }
+}
+
+#[test]
+fn a_canary_killed_around_its_third_shift_is_resumed() {
+    for point in 7..=9 {
+        kill_and_resume(point);
+    }
+}
+
+#[test]
+fn a_canary_killed_around_its_last_shift_is_resumed_and_has_no_later_crash_point() {
+    for point in 10..=CRASH_POINTS {
+        kill_and_resume(point);
+    }
+    // Past the last crash point the apply runs to its end.
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    let whole = canary.apply_crashing_at("2.0.0", CRASH_POINTS + 1);
+    let log = text(&whole);
+    assert_eq!(whole.status.code(), Some(0), "{log}");
+    assert_eq!(traffic_shifts(&log, GREEN_SERVICE), STEPS, "{log}");
+    assert_eq!(canary.blue_green(), (0, 100));
+}
+
+#[test]
+fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished() {
+    // The new tasks never start, so the rollout fails before its first shift
+    // and rolls back: its entry started (1), the work done but not recorded
+    // (2), recorded (3).
+    for point in 1..=3 {
+        let Some(canary) = deployed_on_blue() else {
+            return;
+        };
+        canary.moto.fail_new_tasks("workshop-backend:2.0.0-broken");
+        let killed = canary.apply_crashing_at("2.0.0-broken", point);
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "point {point}: {}",
+            text(&killed)
+        );
+        let state = canary.state();
+        let killed_id = state.journal[0].apply_id.clone();
+        let journal: Vec<(&str, Option<&str>, bool)> = state
+            .journal
+            .iter()
+            .map(|e| {
+                (
+                    e.action.as_str(),
+                    e.host.as_deref(),
+                    e.finished_at.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(journal, [("rollback", None, point == 3)], "point {point}");
+
+        let plan = canary.plan("2.0.0-broken");
+        let plan_text = text(&plan);
+        assert_eq!(plan.status.code(), Some(2), "point {point}: {plan_text}");
+        let expected = if point == 3 {
+            "had rolled back after a failed step"
+        } else {
+            "was rolling back after a failed step"
+        };
+        assert!(
+            plan_text.contains(expected) && plan_text.contains("nothing new is deployed"),
+            "point {point}: {plan_text}"
+        );
+
+        let resumed = canary.apply("2.0.0-broken");
+        let log = text(&resumed);
+        assert_eq!(resumed.status.code(), Some(1), "point {point}: {log}");
+        assert!(
+            log.contains("finishing its rollback"),
+            "point {point}: {log}"
+        );
+        assert!(
+            log.contains(&format!("failed in the interrupted apply {killed_id}")),
+            "point {point}: {log}"
+        );
+        assert!(
+            traffic_shifts(&log, GREEN_SERVICE).is_empty(),
+            "point {point}: nothing new is deployed:\n{log}"
+        );
+        assert_eq!(canary.blue_green(), (100, 0), "point {point}: {log}");
+        assert_eq!(
+            canary.images(GREEN_SERVICE),
+            None,
+            "point {point}: the new service is gone:\n{log}"
+        );
+        assert_eq!(
+            canary.images(BLUE_SERVICE),
+            Some(vec!["registry.local/workshop-backend:1.0.0".to_string()]),
+            "point {point}"
+        );
+        let state = canary.state();
+        assert!(
+            state.journal.is_empty(),
+            "point {point}: {:?}",
+            state.journal
+        );
+        let deployment = &state.deployments[ADDRESS];
+        assert_eq!(
+            deployment.status,
+            DeploymentStatus::RolledBack,
+            "point {point}"
+        );
+        let ecs = deployment.ecs.as_ref().unwrap();
+        assert_eq!(ecs.service_name, BLUE_SERVICE);
+        assert_eq!(ecs.weights[&canary.alb.blue_target_group_arn], 100);
+        assert!(ecs.canary.is_none(), "point {point}: {ecs:?}");
+        let results = latest_results(&state, 2);
+        assert_eq!(results, ["rolled_back", "interrupted"], "point {point}");
+    }
+}

@@ -1,0 +1,34 @@
+//! slipway's integration tests: one test crate (one binary linking the AWS SDK
+//! once) with a module per area, and the harnesses they share.
+//!
+//! Harnesses start real components on loopback: `sshd` (OpenSSH servers),
+//! `moto` (the AWS emulator, patched by `moto/launcher.py`), `prometheus` (a real
+//! Prometheus and a small metrics app); `support` has the quickstart sandbox and
+//! small helpers; `common` builds configurations and states for plan tests.
+//!
+//! Run one area with a filter: `cargo test --test it apply_ssh::`.
+
+mod common;
+mod moto;
+mod prometheus;
+mod sshd;
+mod support;
+mod tls;
+
+mod apply_ecs;
+mod apply_ecs_resume;
+mod apply_gates;
+mod apply_local;
+mod apply_notify;
+mod apply_resume;
+mod apply_ssh;
+mod apply_tls;
+mod cli;
+mod diagnostics_corpus;
+mod fuzz_regressions;
+mod moto_harness;
+mod no_panic;
+mod plan_snapshots;
+mod ssh_transport;
+mod state_commands;
+mod state_s3;

@@ -1,0 +1,607 @@
+//! A real moto server on loopback, for tests that need AWS (ECS, ELBv2, S3, EC2).
+//!
+//! [`Moto::start`] starts `launcher.py` beside this file: moto's own server with
+//! its ECS model patched so that services deploy like real ECS (deployments turn
+//! PRIMARY, tasks reach RUNNING after `SLIPWAY_TEST_ECS_TASK_DELAY` seconds,
+//! default 0.5, old deployments drain, rollouts complete, failing tasks trip the
+//! circuit breaker; `launcher.py` says exactly what it changes). Each call gets
+//! its own server on a free `127.0.0.1` port, so tests running in parallel never
+//! share state; dropping the [`Moto`] kills it. Everything lives in one
+//! temporary directory: the server's log (`moto.log`, see [`Moto::log`]) and the
+//! empty AWS config and credentials files that [`Moto::env`] points at.
+//!
+//! Python comes from `SLIPWAY_TEST_PYTHON`, else `python3`, else `python`; it
+//! must import moto 5.2 (`pip install 'moto[server]==5.2.1'`). Without it, `start`
+//! fails the test naming what to install; it returns `None` (the test skips)
+//! only under `SLIPWAY_TEST_ALLOW_SKIP` (see [`crate::support::missing_component`]).
+//!
+//! SDK clients: [`Moto::sdk_config`] (static test credentials, `us-east-1`, the
+//! endpoint set, no profile files). S3 works path-style against an IP endpoint
+//! without further settings. Child processes (the `slipway` binary) get
+//! [`Moto::env`] or [`Moto::apply_env`], which also sets `AWS_ENDPOINT_URL`.
+#![allow(dead_code)]
+
+// Both this harness and another may include it in one test crate.
+use crate::support::http1;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[allow(deprecated)]
+use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, TargetGroupTuple, TargetTypeEnum,
+};
+
+/// The moto release `launcher.py` was written against (CI installs exactly this).
+pub const MOTO_VERSION: &str = "5.2.1";
+/// The region everything is created in.
+pub const REGION: &str = "us-east-1";
+/// moto's default account.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/moto/launcher.py");
+
+/// A running moto server.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    pub port: u16,
+    python: PathBuf,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+/// An internet-facing ALB in its own VPC, with an HTTP listener forwarding to
+/// two `ip` target groups (blue weight 100, green weight 0), as a canary or
+/// blue/green ECS rollout starts from.
+#[derive(Debug, Clone)]
+pub struct AlbFixture {
+    pub load_balancer_arn: String,
+    pub listener_arn: String,
+    pub blue_target_group_arn: String,
+    pub green_target_group_arn: String,
+    pub vpc_id: String,
+    /// Two subnets, in `us-east-1a` and `us-east-1b`.
+    pub subnets: Vec<String>,
+    pub security_group: String,
+}
+
+/// A VPC with two subnets and a security group (see [`Moto::create_network`]).
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
+    pub security_group: String,
+}
+
+impl Moto {
+    /// Start a server and wait until it answers.
+    pub fn start() -> Option<Moto> {
+        let python = match find_python() {
+            Ok(python) => python,
+            Err(why) => {
+                crate::support::missing_component(
+                    &why,
+                    &format!("pip install 'moto[server]=={MOTO_VERSION}'"),
+                );
+                return None;
+            }
+        };
+        let mut dir = tempfile::Builder::new()
+            .prefix("moto-")
+            .tempdir()
+            .expect("temporary directory");
+        for file in ["aws-config", "aws-credentials"] {
+            std::fs::write(dir.path().join(file), "").expect("empty AWS profile file");
+        }
+        let log_path = dir.path().join("moto.log");
+        // A port another process takes between our check and moto's bind makes
+        // the server exit: try another one.
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("moto.log");
+            let child = Command::new(&python)
+                .arg(LAUNCHER)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .env("PYTHONUNBUFFERED", "1")
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("moto.log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+            let mut moto = Moto {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                port,
+                python: python.clone(),
+                child,
+                dir,
+            };
+            if moto.wait_ready() {
+                return Some(moto);
+            }
+            // Dropping kills the process; keep the directory (and the log).
+            dir = std::mem::replace(
+                &mut moto.dir,
+                tempfile::tempdir().expect("temporary directory"),
+            );
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!(
+            "the moto server did not start ({} {LAUNCHER}); its log:\n{}",
+            python.display(),
+            tail(&log, 60)
+        );
+    }
+
+    /// Wipe every resource (`POST /moto-api/reset`); also clears
+    /// [`Moto::fail_new_tasks`].
+    pub fn reset(&self) {
+        self.post("/moto-api/reset", "");
+    }
+
+    /// Make every ECS task launched from now on fail when its task definition's
+    /// first container image contains `image_substring` (`""` fails them all).
+    /// Independently, an image whose tag contains `fail` always fails.
+    pub fn fail_new_tasks(&self, image_substring: &str) {
+        let body = serde_json::json!({ "image_substring": image_substring }).to_string();
+        self.post("/slipway-test/fail-new-tasks", &body);
+    }
+
+    /// Undo [`Moto::fail_new_tasks`]: tasks launched from now on start again.
+    pub fn clear_failing_tasks(&self) {
+        self.post(
+            "/slipway-test/fail-new-tasks",
+            r#"{"image_substring": null}"#,
+        );
+    }
+
+    /// The environment for a child process that talks to this server: test
+    /// credentials, the region, the endpoint, and no profile or credentials
+    /// files from the user's home.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        [
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_DEFAULT_REGION", REGION.to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("AWS_CONFIG_FILE", path("aws-config")),
+            ("AWS_SHARED_CREDENTIALS_FILE", path("aws-credentials")),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Set [`Moto::env`] on `command`, and remove the variables that would
+    /// otherwise pick other credentials (profile, session token, roles).
+    pub fn apply_env<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        for name in [
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(self.env())
+    }
+
+    /// An SDK configuration for this server: endpoint, region, static test
+    /// credentials, no profile files.
+    // `ProfileFiles` is deprecated in favour of aws-runtime's `EnvConfigFiles`,
+    // a crate this project does not depend on directly; it is the same type.
+    #[allow(deprecated)]
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let files = ProfileFiles::builder()
+            .with_file(ProfileFileKind::Config, self.dir.path().join("aws-config"))
+            .with_file(
+                ProfileFileKind::Credentials,
+                self.dir.path().join("aws-credentials"),
+            )
+            .build();
+        aws_config::defaults(BehaviorVersion::latest())
+            .profile_files(files)
+            .profile_name("default")
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::new(&self.sdk_config().await)
+    }
+
+    /// A VPC (`10.N.0.0/16`) with a subnet in `us-east-1a` and one in
+    /// `us-east-1b`, and a security group, made with EC2 Query API calls (the
+    /// project has no EC2 SDK crate). These addresses exist only inside moto.
+    pub fn create_network(&self) -> Network {
+        let n = self.ec2_count_vpcs() % 250 + 1;
+        let vpc = self.ec2(&[
+            ("Action", "CreateVpc"),
+            ("CidrBlock", &format!("10.{n}.0.0/16")),
+        ]);
+        let vpc_id = xml_value(&vpc, "vpcId");
+        let subnets = ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, zone)| {
+                let subnet = self.ec2(&[
+                    ("Action", "CreateSubnet"),
+                    ("VpcId", &vpc_id),
+                    ("CidrBlock", &format!("10.{n}.{i}.0/24")),
+                    ("AvailabilityZone", &format!("{REGION}{zone}")),
+                ]);
+                xml_value(&subnet, "subnetId")
+            })
+            .collect();
+        let group = self.ec2(&[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", &format!("slipway-test-{n}")),
+            ("GroupDescription", "slipway tests"),
+            ("VpcId", &vpc_id),
+        ]);
+        Network {
+            vpc_id,
+            subnets,
+            security_group: xml_value(&group, "groupId"),
+        }
+    }
+
+    /// An ALB named `name` (at most 26 characters: target groups are
+    /// `NAME-blue` / `NAME-green`) in a new VPC, listening with HTTP on `port`,
+    /// forwarding everything to blue (weight 100) and nothing to green (0).
+    pub async fn create_alb_with_two_target_groups(&self, name: &str, port: u16) -> AlbFixture {
+        assert!(
+            name.len() <= 26,
+            "ALB fixture name {name:?} too long: target group names are limited to 32 characters"
+        );
+        let network = self.create_network();
+        let elb = self.elbv2().await;
+        let lb = elb
+            .create_load_balancer()
+            .name(name)
+            .set_subnets(Some(network.subnets.clone()))
+            .security_groups(&network.security_group)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateLoadBalancer {name}: {e:?}"));
+        let load_balancer_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .expect("load balancer ARN")
+            .to_string();
+        let mut groups = Vec::new();
+        for colour in ["blue", "green"] {
+            let group = elb
+                .create_target_group()
+                .name(format!("{name}-{colour}"))
+                .protocol(ProtocolEnum::Http)
+                .port(i32::from(port))
+                .vpc_id(&network.vpc_id)
+                .target_type(TargetTypeEnum::Ip)
+                .health_check_path("/health")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("CreateTargetGroup {name}-{colour}: {e:?}"));
+            groups.push(
+                group.target_groups()[0]
+                    .target_group_arn()
+                    .expect("target group ARN")
+                    .to_string(),
+            );
+        }
+        let listener = elb
+            .create_listener()
+            .load_balancer_arn(&load_balancer_arn)
+            .protocol(ProtocolEnum::Http)
+            .port(i32::from(port))
+            .default_actions(forward(&[(&groups[0], 100), (&groups[1], 0)]))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateListener on {name}: {e:?}"));
+        let listener_arn = listener.listeners()[0]
+            .listener_arn()
+            .expect("listener ARN")
+            .to_string();
+        let green_target_group_arn = groups.pop().unwrap();
+        let blue_target_group_arn = groups.pop().unwrap();
+        AlbFixture {
+            load_balancer_arn,
+            listener_arn,
+            blue_target_group_arn,
+            green_target_group_arn,
+            vpc_id: network.vpc_id,
+            subnets: network.subnets,
+            security_group: network.security_group,
+        }
+    }
+
+    /// Set the listener's default action to forward with these weights
+    /// (target group ARN, weight), as a rollout's traffic step would.
+    pub async fn set_listener_weights(&self, listener_arn: &str, weights: &[(&str, i32)]) {
+        self.elbv2()
+            .await
+            .modify_listener()
+            .listener_arn(listener_arn)
+            .default_actions(forward(weights))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ModifyListener {listener_arn}: {e:?}"));
+    }
+
+    /// `(status, image, running count)` of each deployment of service `name`
+    /// in `cluster`, as ECS lists them; `None` when the service is not active.
+    pub async fn service_deployments(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Option<Vec<(String, String, i32)>> {
+        let ecs = self.ecs().await;
+        let described = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(name)
+            .send()
+            .await
+            .expect("describe services");
+        let service = described.services().first()?.clone();
+        if service.status() != Some("ACTIVE") {
+            return None;
+        }
+        let mut deployments = Vec::new();
+        for deployment in service.deployments() {
+            let described = ecs
+                .describe_task_definition()
+                .task_definition(deployment.task_definition().unwrap_or_default())
+                .send()
+                .await
+                .expect("describe task definition");
+            let image = described.task_definition().unwrap().container_definitions()[0]
+                .image()
+                .unwrap_or_default()
+                .to_string();
+            deployments.push((
+                deployment.status().unwrap_or_default().to_string(),
+                image,
+                deployment.running_count(),
+            ));
+        }
+        Some(deployments)
+    }
+
+    /// The weights of the listener's default forward action, by target group
+    /// ARN. A plain forward to one target group (no forward config) reads as
+    /// weight 1 for it, as ELB treats it.
+    pub async fn listener_weights(&self, listener_arn: &str) -> BTreeMap<String, i32> {
+        let out = self
+            .elbv2()
+            .await
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeListeners {listener_arn}: {e:?}"));
+        let listener = out.listeners().first().expect("the listener");
+        let action = listener
+            .default_actions()
+            .iter()
+            .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+            .expect("a forward action");
+        match action.forward_config() {
+            Some(config) => config
+                .target_groups()
+                .iter()
+                .map(|g| {
+                    (
+                        g.target_group_arn().unwrap_or_default().to_string(),
+                        g.weight().unwrap_or(1),
+                    )
+                })
+                .collect(),
+            None => action
+                .target_group_arn()
+                .map(|arn| (arn.to_string(), 1))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The server's log so far (every request, and tracebacks of moto errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+    }
+
+    /// The Python that runs the server (moto and boto3 import there).
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+
+    /// The temporary directory everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        let url = format!("{}{path}", self.endpoint);
+        match http1::post(
+            &url,
+            &[("Content-Type", "application/json")],
+            body,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("POST {url}: HTTP {}: {}", answer.status, answer.body),
+            Err(e) => panic!("POST {url}: {e}"),
+        }
+    }
+
+    /// One EC2 Query API call; panics with moto's answer on an error.
+    fn ec2(&self, params: &[(&str, &str)]) -> String {
+        let mut form = vec![("Version", "2016-11-15")];
+        form.extend_from_slice(params);
+        // moto routes an unsigned-looking request by the credential scope.
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/{REGION}/ec2/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        match http1::post_form(
+            &format!("{}/", self.endpoint),
+            &[("Authorization", &auth)],
+            &form,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("EC2 {params:?}: HTTP {}: {}", answer.status, answer.body),
+            Err(e) => panic!("EC2 {params:?}: {e}"),
+        }
+    }
+
+    fn ec2_count_vpcs(&self) -> usize {
+        self.ec2(&[("Action", "DescribeVpcs")])
+            .matches("<vpcId>")
+            .count()
+    }
+
+    /// Poll (bounded) until the launcher answers its ping; false when the
+    /// process exited first.
+    fn wait_ready(&mut self) -> bool {
+        let url = format!("{}/slipway-test/ping", self.endpoint);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut pause = Duration::from_millis(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if http1::get(&url, &[], Duration::from_secs(2))
+                .is_ok_and(|a| a.body.contains("slipway"))
+            {
+                return true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A forward action splitting traffic between target groups by weight.
+fn forward(weights: &[(&str, i32)]) -> Action {
+    let mut config = ForwardActionConfig::builder();
+    for (arn, weight) in weights {
+        config = config.target_groups(
+            TargetGroupTuple::builder()
+                .target_group_arn(*arn)
+                .weight(*weight)
+                .build(),
+        );
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(config.build())
+        .build()
+}
+
+/// The first `<name>value</name>` of an XML answer.
+fn xml_value(xml: &str, name: &str) -> String {
+    let open = format!("<{name}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{name}> in EC2's answer:\n{xml}"))
+        + open.len();
+    let end = xml[start..].find('<').expect("closing tag") + start;
+    xml[start..end].to_string()
+}
+
+/// A Python that imports moto 5.2 and its server, or why there is none
+/// (looked for once per test binary).
+fn find_python() -> Result<PathBuf, String> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FOUND.get_or_init(look_for_python).clone()
+}
+
+fn look_for_python() -> Result<PathBuf, String> {
+    let candidates: Vec<String> = match std::env::var("SLIPWAY_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => vec![python],
+        _ => vec!["python3".into(), "python".into()],
+    };
+    let wanted = MOTO_VERSION.rsplit_once('.').unwrap().0;
+    let mut why = Vec::new();
+    for python in &candidates {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import moto, moto.server, werkzeug, flask; print(moto.__version__)",
+            ])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Err(e) => why.push(format!("{python}: {e}")),
+            Ok(out) if !out.status.success() => why.push(format!(
+                "{python} cannot import moto's server ({})",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            )),
+            Ok(out) => {
+                let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if version.starts_with(&format!("{wanted}.")) {
+                    return Ok(PathBuf::from(python));
+                }
+                why.push(format!(
+                    "{python} has moto {version}, launcher.py needs {wanted}.x"
+                ));
+            }
+        }
+    }
+    Err(format!("no usable moto: {}", why.join("; ")))
+}
+
+/// A port free on 127.0.0.1 right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

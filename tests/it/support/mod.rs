@@ -1,0 +1,116 @@
+//! Small helpers shared by the end-to-end tests: copying an example, the text
+//! a command printed, a plain HTTP GET on loopback, what to do when a real
+//! component is missing; and in [`quickstart`], a sandbox around
+//! `examples/quickstart`.
+
+pub mod http1;
+pub mod quickstart;
+
+use std::path::Path;
+use std::process::Output;
+
+/// Copy a directory tree, leaving out `.slipway` (state and hosts of earlier runs).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".slipway" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What a command printed: stdout, then stderr.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The body of `GET path` on 127.0.0.1:`port`, or a note when nothing listens.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return format!("(nothing on port {port})");
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// A base port below the kernel's ephemeral range (32768 and up, where moto,
+/// Prometheus and outgoing connections get theirs) such that `count`
+/// consecutive ports are free now. The tests of one process get disjoint
+/// blocks; processes start at different places.
+pub fn free_port_block(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..500 {
+        let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst);
+        let base = (LOW + (seed.wrapping_add(offset)) % (HIGH - LOW - u32::from(count))) as u16;
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports on 127.0.0.1 below 32000");
+}
+
+/// The shares of traffic an apply's log says it moved to `service`, in order
+/// ("step 2/4: 25% of traffic on backend-green").
+pub fn traffic_shifts(log: &str, service: &str) -> Vec<u32> {
+    let marker = format!("% of traffic on {service}");
+    log.lines()
+        .filter(|l| l.contains(&marker))
+        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// The results of the last `count` history entries of `state`, newest first.
+pub fn latest_results(state: &slipway::state::State, count: usize) -> Vec<&str> {
+    state
+        .history
+        .iter()
+        .rev()
+        .take(count)
+        .map(|h| h.result.as_str())
+        .collect()
+}
+
+/// The variable that lets a test run skip the tests whose real component
+/// (sshd, Prometheus, moto) is not installed. Without it a missing component
+/// fails the test that needs it, so a green run means everything ran.
+pub const ALLOW_SKIP: &str = "SLIPWAY_TEST_ALLOW_SKIP";
+
+/// A real component a test needs is missing: fail naming it and how to
+/// install it (`tests/setup.sh` installs them all), or, only when
+/// [`ALLOW_SKIP`] is set and `CI` is not, print a note and let the test skip.
+pub fn missing_component(what: &str, install: &str) {
+    let allowed = std::env::var_os(ALLOW_SKIP).is_some() && std::env::var_os("CI").is_none();
+    if !allowed {
+        panic!(
+            "{what}: install it ({install}, or run tests/setup.sh for every test \
+             component), or set {ALLOW_SKIP}=1 to skip the tests that need it"
+        );
+    }
+    eprintln!("note: skipping because {ALLOW_SKIP} is set: {what} ({install} to run this test)");
+}
