@@ -18,6 +18,7 @@ pub mod diagnostics;
 pub mod ecs;
 pub mod fmt;
 pub mod graph;
+pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

@@ -7,16 +7,14 @@
 //! - Every string of a payload is masked with the configuration's sensitive
 //!   values ([`mask_json`]); no variable value is ever put into one.
 //! - [`Notifier`] holds what the events of one deployment in one apply share
-//!   and POSTs them (a short timeout, one retry, on a blocking thread). A
-//!   delivery that fails comes back as a warning text, never as an error: a
-//!   notification cannot fail a deployment.
+//!   and POSTs them through [`crate::http::Client`] (a short timeout, one
+//!   retry). A delivery that fails comes back as a warning text, never as an
+//!   error: a notification cannot fail a deployment.
 //!
 //! Not here: deciding when an event happens (apply does) or printing the
 //! warnings (apply's progress does).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -419,6 +417,9 @@ pub struct Notifier {
     sensitive: Vec<String>,
     started: Instant,
     delivery: Delivery,
+    /// The configuration's `ca_file`, trusted for https webhooks.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    ca_file: Option<PathBuf>,
 }
 
 impl Notifier {
@@ -460,6 +461,7 @@ impl Notifier {
             sensitive: config.sensitive_values.clone(),
             started: Instant::now(),
             delivery: Delivery::default(),
+            ca_file: config.ca_file.clone(),
         }
     }
 
@@ -503,11 +505,18 @@ impl Notifier {
 
     /// Send an event to every notify block that wants it, all at once, and
     /// wait for them. Returns one warning per delivery that failed.
+    #[cfg(feature = "aws")]
     pub async fn send(&self, kind: EventKind, details: &Details) -> Vec<String> {
+        let client = crate::http::Client::new(self.ca_file.as_deref()).map_err(|e| e.to_string());
         let mut pending = Vec::new();
         for (notify, body) in self.payloads(kind, details) {
-            let (url, delivery) = (notify.webhook.clone(), self.delivery);
-            let task = tokio::task::spawn_blocking(move || post(&url, &body, delivery));
+            let (url, delivery, client) = (notify.webhook.clone(), self.delivery, client.clone());
+            let task = tokio::spawn(async move {
+                match client {
+                    Ok(client) => post(&client, &url, body, delivery).await,
+                    Err(error) => Err(error),
+                }
+            });
             pending.push((notify, task));
         }
         let mut warnings = Vec::new();
@@ -531,30 +540,26 @@ impl Notifier {
     }
 }
 
-/// POST `body` to `url` (blocking): success is a 2xx answer. Transport
-/// errors, 429 and 5xx are retried.
-fn post(url: &str, body: &str, delivery: Delivery) -> Result<(), String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(delivery.timeout)
-        .redirects(0)
-        .tls_connector(tls_connector())
-        .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
-        .build();
+/// POST `body` to `url`: success is a 2xx answer. No answer (no
+/// connection, a timeout), 429 and 5xx are retried; the error never names
+/// the URL, whose path may hold a token.
+#[cfg(feature = "aws")]
+async fn post(
+    client: &crate::http::Client,
+    url: &str,
+    body: String,
+    delivery: Delivery,
+) -> Result<(), String> {
     let mut last = String::new();
     for attempt in 0..delivery.attempts.max(1) {
         if attempt > 0 {
-            std::thread::sleep(delivery.retry_delay);
+            tokio::time::sleep(delivery.retry_delay).await;
         }
-        let (retry, reason) = match agent
-            .post(url)
-            .set("Content-Type", "application/json")
-            .send_string(body)
-        {
-            Ok(response) if (200..300).contains(&response.status()) => return Ok(()),
-            Ok(response) => (false, format!("answered {}", response.status())),
-            Err(ureq::Error::Status(code, response)) => {
-                let said = response.into_string().unwrap_or_default();
-                let said = truncate(said.lines().next().unwrap_or("").trim(), 120);
+        let (retry, reason) = match client.post_json(url, body.clone(), delivery.timeout).await {
+            Ok(response) if (200..300).contains(&response.status) => return Ok(()),
+            Ok(response) => {
+                let code = response.status;
+                let said = truncate(response.body.lines().next().unwrap_or("").trim(), 120);
                 let reason = if said.is_empty() {
                     format!("answered {code}")
                 } else {
@@ -562,7 +567,7 @@ fn post(url: &str, body: &str, delivery: Delivery) -> Result<(), String> {
                 };
                 (code == 429 || code >= 500, reason)
             }
-            Err(ureq::Error::Transport(transport)) => (true, transport_text(&transport)),
+            Err(error) => (error.is_transient(), error.to_string()),
         };
         last = reason;
         if !retry {
@@ -570,89 +575,6 @@ fn post(url: &str, body: &str, delivery: Delivery) -> Result<(), String> {
         }
     }
     Err(last)
-}
-
-/// A transport error without its URL (which may hold a token).
-fn transport_text(transport: &ureq::Transport) -> String {
-    let mut parts = vec![transport.kind().to_string()];
-    if let Some(message) = transport.message() {
-        parts.push(message.to_string());
-    }
-    if let Some(source) = std::error::Error::source(transport) {
-        parts.push(source.to_string());
-    }
-    parts.join(": ")
-}
-
-/// TLS for ureq through the rustls build the AWS SDK already links
-/// (aws-lc-rs), trusting the system's root certificates.
-fn tls_connector() -> Arc<RustlsConnector> {
-    static CONNECTOR: OnceLock<Arc<RustlsConnector>> = OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
-            Arc::new(RustlsConnector(config.ok().map(Arc::new)))
-        })
-        .clone()
-}
-
-struct RustlsConnector(Option<Arc<rustls::ClientConfig>>);
-
-impl ureq::TlsConnector for RustlsConnector {
-    fn connect(
-        &self,
-        dns_name: &str,
-        io: Box<dyn ureq::ReadWrite>,
-    ) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
-        let invalid = |message: String| {
-            ureq::Error::from(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                message,
-            ))
-        };
-        let config = self
-            .0
-            .clone()
-            .ok_or_else(|| invalid("TLS is not available".into()))?;
-        let name = rustls::pki_types::ServerName::try_from(dns_name.to_string())
-            .map_err(|e| invalid(format!("{dns_name} is not a TLS server name: {e}")))?;
-        let connection = rustls::ClientConnection::new(config, name)
-            .map_err(|e| invalid(format!("TLS: {e}")))?;
-        Ok(Box::new(TlsStream(rustls::StreamOwned::new(
-            connection, io,
-        ))))
-    }
-}
-
-#[derive(Debug)]
-struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
-
-impl ureq::ReadWrite for TlsStream {
-    fn socket(&self) -> Option<&TcpStream> {
-        self.0.get_ref().socket()
-    }
-}
-
-impl Read for TlsStream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for TlsStream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
 }
 
 #[cfg(test)]
@@ -839,10 +761,12 @@ mod tests {
     }
 
     /// A one-shot receiver on loopback answering `status`.
+    #[cfg(feature = "aws")]
     fn receiver(statuses: Vec<u16>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook/TOKEN", listener.local_addr().unwrap());
         let handle = std::thread::spawn(move || {
+            use std::io::{Read, Write};
             let mut bodies = Vec::new();
             for status in statuses {
                 let (mut stream, _) = listener.accept().unwrap();
@@ -881,6 +805,7 @@ mod tests {
         (url, handle)
     }
 
+    #[cfg(feature = "aws")]
     fn quick() -> Delivery {
         Delivery {
             timeout: Duration::from_secs(5),
@@ -889,43 +814,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_server_error_is_retried_once() {
+    #[cfg(feature = "aws")]
+    fn client() -> crate::http::Client {
+        crate::http::Client::new(None).unwrap()
+    }
+
+    #[cfg(feature = "aws")]
+    #[tokio::test]
+    async fn a_server_error_is_retried_once() {
         let (url, receiver) = receiver(vec![503, 200]);
-        assert_eq!(post(&url, "{\"a\":1}", quick()), Ok(()));
+        assert_eq!(
+            post(&client(), &url, "{\"a\":1}".into(), quick()).await,
+            Ok(())
+        );
         assert_eq!(receiver.join().unwrap(), ["{\"a\":1}", "{\"a\":1}"]);
     }
 
-    #[test]
-    fn a_client_error_is_not_retried_and_is_described() {
+    #[cfg(feature = "aws")]
+    #[tokio::test]
+    async fn a_client_error_is_not_retried_and_is_described() {
         let (url, receiver) = receiver(vec![404]);
-        assert_eq!(post(&url, "{}", quick()), Err("answered 404 (no)".into()));
+        assert_eq!(
+            post(&client(), &url, "{}".into(), quick()).await,
+            Err("answered 404 (no)".into())
+        );
         assert_eq!(receiver.join().unwrap().len(), 1);
     }
 
-    #[test]
-    fn a_closed_port_is_a_failure_without_the_url() {
+    #[cfg(feature = "aws")]
+    #[tokio::test]
+    async fn a_closed_port_is_a_failure_without_the_url() {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
         let error = post(
+            &client(),
             &format!("http://127.0.0.1:{port}/hook/TOKEN"),
-            "{}",
+            "{}".into(),
             quick(),
         )
+        .await
         .unwrap_err();
         assert!(!error.contains("TOKEN"), "{error}");
         assert!(!error.is_empty());
     }
 
-    #[test]
-    fn https_goes_through_tls() {
+    #[cfg(feature = "aws")]
+    #[tokio::test]
+    async fn https_goes_through_tls() {
         // A plain HTTP server on the other end: the TLS handshake must fail
         // (rather than "no TLS backend").
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
             if let Ok((mut stream, _)) = listener.accept() {
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf);
@@ -936,7 +879,14 @@ mod tests {
             attempts: 1,
             ..quick()
         };
-        let error = post(&format!("https://localhost:{port}/"), "{}", delivery).unwrap_err();
+        let error = post(
+            &client(),
+            &format!("https://localhost:{port}/"),
+            "{}".into(),
+            delivery,
+        )
+        .await
+        .unwrap_err();
         assert!(!error.contains("no TLS backend"), "{error}");
         assert!(
             error.contains("corrupt message"),

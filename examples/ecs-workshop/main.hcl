@@ -14,6 +14,11 @@ slipway {
   backend "local" {
     path = "state"
   }
+
+  # The prod gates check https://workshop.example.com. If its certificate
+  # comes from a private (internal) certificate authority, put that CA's
+  # certificate in certs/ and name it here (or run with SSL_CERT_FILE):
+  #   ca_file = "certs/internal-ca.pem"
 }
 
 variable "backend_version" {

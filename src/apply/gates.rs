@@ -7,7 +7,6 @@
 //! through its transports and records them with [`record`]), and the
 //! judgement of metric values itself ([`crate::metrics`], pure).
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::{Progress, Recorder};
@@ -15,6 +14,7 @@ use crate::aws::{self, error_text};
 use crate::config::{
     CloudwatchGate, CommandOn, Config, Deployment, DurationText, Gate, PrometheusGate,
 };
+use crate::http::Client;
 use crate::metrics::{self, Baseline, Criteria, QueryContext, Sample};
 use crate::state::lock::now_rfc3339;
 use crate::state::{GateEvaluation, GateResult};
@@ -115,7 +115,7 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
     if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
         return Some(judge_metric(gate, ctx).await);
     }
-    let result = judge_check(gate, &ctx.config.root).await?;
+    let result = judge_check(gate, ctx.config).await?;
     let summary = match &result {
         Ok(()) => "pass".to_string(),
         Err(message) => format!("fail: {message}"),
@@ -128,7 +128,7 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
 }
 
 /// An http gate, or a command gate with `on = "runner"`.
-async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), String>> {
+async fn judge_check(gate: &Gate, config: &Config) -> Option<Result<(), String>> {
     if let Some(http) = &gate.http {
         let timeout = http
             .timeout
@@ -138,24 +138,37 @@ async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), Strin
             .json_path
             .as_ref()
             .map(|path| (path.clone(), http.expect_value.clone()));
-        let mut result = Err(String::new());
+        let client = match Client::for_config(config) {
+            Ok(client) => client,
+            Err(error) => return Some(Err(format!("GET {}: {error}", http.url))),
+        };
+        let mut result = Err(CheckFailure {
+            message: String::new(),
+            no_answer: true,
+        });
+        // `retries` repeats a request that got no answer; an answer, whatever
+        // it says, is the verdict.
         for _ in 0..=http.retries.unwrap_or(0) {
             result = http_check(
+                &client,
                 &http.url,
                 http.expect_status.unwrap_or(200),
                 timeout,
                 http.body_contains.as_deref(),
             )
-            .await
-            .and_then(|body| match &json {
-                Some((path, expected)) => json_path_matches(&body, path, expected.as_ref()),
-                None => Ok(()),
-            });
-            if result.is_ok() {
+            .await;
+            if !matches!(&result, Err(failure) if failure.no_answer) {
                 break;
             }
         }
-        return Some(result);
+        return Some(
+            result
+                .map_err(|failure| failure.message)
+                .and_then(|body| match &json {
+                    Some((path, expected)) => json_path_matches(&body, path, expected.as_ref()),
+                    None => Ok(()),
+                }),
+        );
     }
     let command = gate.command.as_ref()?;
     if command.on != Some(CommandOn::Runner) {
@@ -164,7 +177,7 @@ async fn judge_check(gate: &Gate, config_root: &Path) -> Option<Result<(), Strin
     let output = match tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(&command.command)
-        .current_dir(config_root)
+        .current_dir(&config.root)
         .output()
         .await
     {
@@ -196,6 +209,7 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
         Some(settings) => Some(cloudwatch_client(settings).await),
         None => None,
     };
+    let http = Client::for_config(ctx.config).map_err(|e| e.to_string());
     let address = &ctx.deployment.address;
     let mut samples: Vec<Sample> = Vec::new();
     for evaluation in 1..=count {
@@ -207,7 +221,9 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
             ctx.progress.wait(address, &what, interval).await;
         }
         let sample = match (&gate.prometheus, &gate.cloudwatch, &cloudwatch) {
-            (Some(prometheus), _, _) => prometheus_sample(prometheus, &criteria, &query_ctx).await,
+            (Some(prometheus), _, _) => {
+                prometheus_sample(&http, prometheus, &criteria, &query_ctx).await
+            }
             (_, Some(settings), Some(client)) => {
                 cloudwatch_sample(client, settings, &criteria, interval).await
             }
@@ -256,12 +272,17 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
 /// with a baseline, for the previous one. A failed request fails the
 /// evaluation.
 async fn prometheus_sample(
+    client: &Result<Client, String>,
     prometheus: &PrometheusGate,
     criteria: &Criteria,
     ctx: &QueryContext,
 ) -> Sample {
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => return Sample::failed(format!("query failed: {error}: fail")),
+    };
     let query = metrics::render_query(&prometheus.query, ctx, &ctx.version);
-    let value = match prometheus_query(&prometheus.address, &query).await {
+    let value = match prometheus_query(client, &prometheus.address, &query).await {
         Ok(value) => value,
         Err(error) => return Sample::failed(format!("query failed: {error}: fail")),
     };
@@ -270,7 +291,7 @@ async fn prometheus_sample(
         (Some(_), None) => Baseline::NoPreviousVersion,
         (Some(_), Some(previous)) => {
             let query = metrics::render_query(&prometheus.query, ctx, previous);
-            match prometheus_query(&prometheus.address, &query).await {
+            match prometheus_query(client, &prometheus.address, &query).await {
                 Ok(value) => Baseline::Measured(value),
                 Err(error) => {
                     return Sample::failed(format!("baseline query failed: {error}: fail"))
@@ -281,24 +302,22 @@ async fn prometheus_sample(
     metrics::judge_sample(criteria, value, baseline)
 }
 
-/// GET `/api/v1/query` (an instant query at the current time).
-pub async fn prometheus_query(address: &str, query: &str) -> Result<Option<f64>, String> {
+/// GET `/api/v1/query` (an instant query at the current time). Errors name
+/// the address without its credentials.
+pub async fn prometheus_query(
+    client: &Client,
+    address: &str,
+    query: &str,
+) -> Result<Option<f64>, String> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let shown = metrics::redact_address(address);
-    let query = query.to_string();
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(QUERY_TIMEOUT).build();
-        let body = match agent.get(&url).query("query", &query).call() {
-            Ok(response) => response.into_string(),
-            // Prometheus explains a bad query in a JSON body with status 400/422.
-            Err(ureq::Error::Status(_, response)) => response.into_string(),
-            Err(ureq::Error::Transport(error)) => return Err(format!("{shown}: {}", error.kind())),
-        }
-        .map_err(|e| format!("{shown}: reading the answer: {e}"))?;
-        metrics::parse_prometheus_response(&body).map_err(|e| format!("{shown}: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    // Prometheus explains a bad query in a JSON body with status 400/422:
+    // every answer is parsed.
+    let answer = client
+        .get(&url, &[("query", query)], QUERY_TIMEOUT)
+        .await
+        .map_err(|e| format!("{shown}: {e}"))?;
+    metrics::parse_prometheus_response(&answer.body).map_err(|e| format!("{shown}: {e}"))
 }
 
 async fn cloudwatch_client(settings: &CloudwatchGate) -> aws_sdk_cloudwatch::Client {
@@ -407,42 +426,50 @@ async fn cloudwatch_sample(
     }
 }
 
-/// GET `url` and compare the status (and optionally the body).
+/// Why an HTTP check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// Names the URL.
+    pub message: String,
+    /// No answer came (no connection, a timeout): another attempt may get
+    /// one. A wrong status or body is an answer.
+    pub no_answer: bool,
+}
+
 /// GET `url`: the status must be `expect_status` and the body must contain
 /// `body_contains`, if given. Returns the body.
 pub async fn http_check(
+    client: &Client,
     url: &str,
     expect_status: u16,
     timeout: Duration,
     body_contains: Option<&str>,
-) -> Result<String, String> {
-    let (url, body_contains) = (url.to_string(), body_contains.map(str::to_string));
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
-        let (status, body) = match agent.get(&url).call() {
-            Ok(response) => (
-                response.status(),
-                response.into_string().unwrap_or_default(),
-            ),
-            Err(ureq::Error::Status(code, response)) => {
-                (code, response.into_string().unwrap_or_default())
-            }
-            Err(error) => return Err(format!("GET {url}: {error}")),
-        };
-        if status != expect_status {
-            return Err(format!(
-                "GET {url} answered {status}, expected {expect_status}"
-            ));
+) -> Result<String, CheckFailure> {
+    let answer = |message: String| CheckFailure {
+        message,
+        no_answer: false,
+    };
+    let response = client
+        .get(url, &[], timeout)
+        .await
+        .map_err(|error| CheckFailure {
+            message: format!("GET {url}: {error}"),
+            no_answer: error.is_transient(),
+        })?;
+    if response.status != expect_status {
+        return Err(answer(format!(
+            "GET {url} answered {}, expected {expect_status}",
+            response.status
+        )));
+    }
+    if let Some(needle) = body_contains {
+        if !response.body.contains(needle) {
+            return Err(answer(format!(
+                "GET {url}: the body does not contain \"{needle}\""
+            )));
         }
-        if let Some(needle) = body_contains {
-            if !body.contains(&needle) {
-                return Err(format!("GET {url}: the body does not contain \"{needle}\""));
-            }
-        }
-        Ok(body)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    }
+    Ok(response.body)
 }
 
 /// The value at `path` in a JSON document: `$.status`, `checks[0].ok` or
@@ -524,5 +551,68 @@ mod json_path_tests {
         assert!(json_path_matches("<html>", "status", None)
             .unwrap_err()
             .contains("not JSON"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A server on loopback that counts connections and answers each with
+    /// `answer`, or closes it without a word when `None`.
+    fn counting_server(answer: Option<&'static str>) -> (u16, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                if let Some(answer) = answer {
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+            }
+        });
+        (port, count)
+    }
+
+    fn http_gate(url: &str, retries: u32) -> Gate {
+        serde_json::from_value(serde_json::json!({
+            "name": "api",
+            "http": { "url": url, "retries": retries, "timeout": "5s" }
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_the_verdict_and_is_not_repeated_whatever_its_status() {
+        let (port, count) = counting_server(Some(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
+        ));
+        let url = format!("http://127.0.0.1:{port}/health");
+        let result = judge_check(&http_gate(&url, 3), &Config::default()).await;
+        assert_eq!(
+            result,
+            Some(Err(format!("GET {url} answered 500, expected 200")))
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_is_repeated_retries_times() {
+        let (port, count) = counting_server(None);
+        let url = format!("http://127.0.0.1:{port}/health");
+        let result = judge_check(&http_gate(&url, 2), &Config::default())
+            .await
+            .unwrap();
+        let error = result.unwrap_err();
+        assert!(error.starts_with(&format!("GET {url}: ")), "{error}");
+        assert_eq!(count.load(Ordering::SeqCst), 3, "the request and 2 retries");
     }
 }

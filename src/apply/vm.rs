@@ -951,11 +951,19 @@ async fn health_check(
                 },
                 None => Ok(()),
             },
-            (None, Some(url)) => {
-                gates::http_check(url, check.expect_status.unwrap_or(200), timeout, None)
-                    .await
-                    .map(|_| ())
-            }
+            (None, Some(url)) => match crate::http::Client::for_config(job.config) {
+                Ok(client) => gates::http_check(
+                    &client,
+                    url,
+                    check.expect_status.unwrap_or(200),
+                    timeout,
+                    None,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|failure| failure.message),
+                Err(error) => Err(format!("GET {url}: {error}")),
+            },
             (None, None) => Ok(()),
         };
         match outcome {

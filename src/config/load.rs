@@ -394,6 +394,7 @@ impl Loader {
                 );
             } else {
                 self.load_backend(block);
+                self.load_ca_file(block);
             }
         }
 
@@ -518,6 +519,48 @@ impl Loader {
                 Ok(backend) => self.config.backend = backend,
                 Err(error) => self.decode_error(backend_block, error),
             }
+        }
+    }
+
+    /// `slipway { ca_file }`: like the backend, read before variables; the
+    /// file must hold PEM certificates.
+    fn load_ca_file(&mut self, block: &RawBlock) {
+        let Some(attr) = block.body.attr("ca_file") else {
+            return;
+        };
+        let scope = ScopeValues {
+            prefix: String::new(),
+            dir: self.config.root.clone(),
+            vars: hcl::Map::new(),
+            locals: hcl::Map::new(),
+            modules: hcl::Map::new(),
+            tainted: HashSet::new(),
+            outputs: hcl::Map::new(),
+            context_cache: std::cell::OnceCell::new(),
+        };
+        let body = RawBody {
+            attrs: vec![attr.clone()],
+            blocks: Vec::new(),
+        };
+        let mut path = vec!["slipway".to_string()];
+        let values = self.eval_body(
+            &body,
+            &schema::SLIPWAY,
+            &mut path,
+            &scope,
+            &function_context(),
+        );
+        let Some(serde_json::Value::String(file)) = values.get("ca_file") else {
+            return;
+        };
+        let resolved = self.config.root.join(file);
+        match crate::http::trust::read_ca_file(&resolved) {
+            Ok(_) => self.config.ca_file = Some(resolved),
+            Err(problem) => self.error(
+                Diagnostic::error("ca-file", format!("ca_file: {problem}"))
+                    .at(attr.span)
+                    .help("a PEM file with the certificates of the certificate authorities to trust, relative to the configuration directory"),
+            ),
         }
     }
 

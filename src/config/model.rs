@@ -23,6 +23,10 @@ pub use super::units::{DurationText, Percent};
 pub struct Config {
     pub root: PathBuf,
     pub backend: Backend,
+    /// `slipway { ca_file }`, resolved against `root`: more certificate
+    /// authorities every HTTPS request trusts (checked to hold PEM
+    /// certificates when the configuration was loaded).
+    pub ca_file: Option<PathBuf>,
     pub environments: BTreeMap<String, Environment>,
     pub rollouts: BTreeMap<String, Rollout>,
     /// Keyed by address (`deployment.NAME`, `module.M.deployment.NAME`).

@@ -183,7 +183,10 @@ pub static OPEN: Schema = Schema {
 };
 
 pub static SLIPWAY: Schema = closed(
-    &[opt("required_version", Ty::String)],
+    &[
+        opt("required_version", Ty::String),
+        opt("ca_file", Ty::String),
+    ],
     &[BlockSpec {
         name: "backend",
         labels: &["TYPE"],

@@ -1,5 +1,5 @@
 //! End-to-end ECS apply through the real binary and the real AWS SDK, against
-//! a moto server started by the test harness (tests/moto), extended so that
+//! a moto server started by the test harness (tests/it/moto), extended so that
 //! ECS deployments progress and new tasks can be made to fail.
 //!
 //! The configuration is the ECS workshop's: backend and frontend from

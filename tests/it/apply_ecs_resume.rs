@@ -1,6 +1,6 @@
 //! Crash safety and resume of an ECS canary through the real binary and the
 //! real AWS SDK, against a moto server started by the test harness
-//! (tests/moto): an apply of a four-step canary (10, 25, 50, 100 %) killed
+//! (tests/it/moto): an apply of a four-step canary (10, 25, 50, 100 %) killed
 //! with SIGKILL at each of its crash points (chosen by count through the
 //! test-only `SLIPWAY_TEST_CRASH_AT`, never by time) leaves a state that
 //! `plan` reads truthfully and that `apply` finishes: every weight shift

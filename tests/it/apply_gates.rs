@@ -1,8 +1,8 @@
 //! Metric verification gates end to end, through the real binary: the
 //! quickstart's hosts with the local transport, a real Prometheus scraping a
 //! test service whose per-version error rates are set by each test
-//! (`tests/prometheus`), and CloudWatch alarms and metrics in a moto server
-//! (`tests/moto`). Each test checks the apply's verdict, what it printed and
+//! (`tests/it/prometheus`), and CloudWatch alarms and metrics in a moto server
+//! (`tests/it/moto`). Each test checks the apply's verdict, what it printed and
 //! the gate results recorded in state.
 //!
 //! Everything listens on loopback; each test has its own copy of

@@ -13,6 +13,7 @@ mod moto;
 mod prometheus;
 mod sshd;
 mod support;
+mod tls;
 
 mod apply_ecs;
 mod apply_ecs_resume;
@@ -21,6 +22,7 @@ mod apply_local;
 mod apply_notify;
 mod apply_resume;
 mod apply_ssh;
+mod apply_tls;
 mod cli;
 mod diagnostics_corpus;
 mod fuzz_regressions;

@@ -21,6 +21,9 @@
 //! [`Moto::env`] or [`Moto::apply_env`], which also sets `AWS_ENDPOINT_URL`.
 #![allow(dead_code)]
 
+// Both this harness and another may include it in one test crate.
+use crate::support::http1;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -449,12 +452,14 @@ impl Moto {
 
     fn post(&self, path: &str, body: &str) -> String {
         let url = format!("{}{path}", self.endpoint);
-        match ureq::post(&url)
-            .set("Content-Type", "application/json")
-            .timeout(Duration::from_secs(30))
-            .send_string(body)
-        {
-            Ok(response) => response.into_string().unwrap_or_default(),
+        match http1::post(
+            &url,
+            &[("Content-Type", "application/json")],
+            body,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("POST {url}: HTTP {}: {}", answer.status, answer.body),
             Err(e) => panic!("POST {url}: {e}"),
         }
     }
@@ -468,16 +473,14 @@ impl Moto {
             "AWS4-HMAC-SHA256 Credential=testing/20240101/{REGION}/ec2/aws4_request, \
              SignedHeaders=host, Signature=0"
         );
-        match ureq::post(&format!("{}/", self.endpoint))
-            .set("Authorization", &auth)
-            .timeout(Duration::from_secs(30))
-            .send_form(&form)
-        {
-            Ok(response) => response.into_string().expect("EC2 response"),
-            Err(ureq::Error::Status(code, response)) => panic!(
-                "EC2 {params:?}: HTTP {code}: {}",
-                response.into_string().unwrap_or_default()
-            ),
+        match http1::post_form(
+            &format!("{}/", self.endpoint),
+            &[("Authorization", &auth)],
+            &form,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("EC2 {params:?}: HTTP {}: {}", answer.status, answer.body),
             Err(e) => panic!("EC2 {params:?}: {e}"),
         }
     }
@@ -498,10 +501,10 @@ impl Moto {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if let Ok(response) = ureq::get(&url).timeout(Duration::from_secs(2)).call() {
-                if response.into_string().is_ok_and(|s| s.contains("slipway")) {
-                    return true;
-                }
+            if http1::get(&url, &[], Duration::from_secs(2))
+                .is_ok_and(|a| a.body.contains("slipway"))
+            {
+                return true;
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(250));

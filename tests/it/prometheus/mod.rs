@@ -17,6 +17,9 @@
 //! service or leaves loopback.
 #![allow(dead_code)]
 
+// Both this harness and another may include it in one test crate.
+use crate::support::http1;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -147,14 +150,13 @@ impl Prometheus {
 
     /// The result of an instant query, as Prometheus's JSON.
     pub fn query(&self, query: &str) -> serde_json::Value {
-        let answer = ureq::get(&format!("{}/api/v1/query", self.address))
-            .query("query", query)
-            .timeout(Duration::from_secs(10))
-            .call()
-            .unwrap_or_else(|e| panic!("query {query}: {e}"))
-            .into_string()
-            .expect("answer");
-        serde_json::from_str(&answer).expect("JSON")
+        let answer = http1::get(
+            &format!("{}/api/v1/query", self.address),
+            &[("query", query)],
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("query {query}: {e}"));
+        serde_json::from_str(&answer.body).expect("JSON")
     }
 
     /// Wait (bounded) until `query` returns at least one series.
@@ -187,11 +189,7 @@ impl Prometheus {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if ureq::get(&url)
-                .timeout(Duration::from_secs(2))
-                .call()
-                .is_ok()
-            {
+            if http1::get(&url, &[], Duration::from_secs(2)).is_ok_and(|a| a.status == 200) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));

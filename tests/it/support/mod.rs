@@ -3,6 +3,7 @@
 //! component is missing; and in [`quickstart`], a sandbox around
 //! `examples/quickstart`.
 
+pub mod http1;
 pub mod quickstart;
 
 use std::path::Path;
