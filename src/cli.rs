@@ -1555,8 +1555,13 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let hosts = if summary.hosts_deployed + summary.hosts_failed + summary.hosts_rolled_back == 0 {
         String::new()
     } else {
+        let not_rolled_back = if summary.hosts_not_rolled_back == 0 {
+            String::new()
+        } else {
+            format!(", {} NOT rolled back", summary.hosts_not_rolled_back)
+        };
         format!(
-            "; hosts: {} deployed, {} failed, {} rolled back",
+            "; hosts: {} deployed, {} failed, {} rolled back{not_rolled_back}",
             summary.hosts_deployed, summary.hosts_failed, summary.hosts_rolled_back
         )
     };

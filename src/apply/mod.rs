@@ -60,6 +60,9 @@ pub struct ApplySummary {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// Hosts a rollback should have put back and could not (unreachable,
+    /// or a rollback step failed).
+    pub hosts_not_rolled_back: usize,
     /// ECS deployments put back on the service that served before.
     pub deployments_rolled_back: usize,
     pub duration: Duration,
@@ -89,6 +92,8 @@ pub struct DeploymentOutcome {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// Hosts a rollback should have put back and could not.
+    pub hosts_not_rolled_back: usize,
     /// An ECS deployment that failed went back to the service that served
     /// before (VM rollbacks count hosts instead).
     pub rolled_back: bool,
@@ -310,6 +315,7 @@ pub async fn apply(
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
+                    summary.hosts_not_rolled_back += outcome.hosts_not_rolled_back;
                     summary.deployments_rolled_back += usize::from(outcome.rolled_back);
                     if outcome.interrupted {
                         summary.interrupted = true;

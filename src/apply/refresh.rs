@@ -261,6 +261,10 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
             let Some(seen) = observations.hosts.get(address) else {
                 continue;
             };
+            let in_flight = deployment
+                .rollout_id
+                .clone()
+                .filter(|_| deployment.continues_rollout(&deployment.version));
             for (host, record) in deployment.hosts.iter_mut() {
                 match seen.get(host) {
                     Some(HostObservation::Running(Some(version))) if *version != record.version => {
@@ -269,7 +273,11 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
                     Some(HostObservation::Running(None)) => {
                         record.status = HostStatus::Pending;
                     }
-                    Some(HostObservation::Unreachable(_)) => record.status = HostStatus::Failed,
+                    Some(HostObservation::Unreachable(_)) => {
+                        // Failed, still knowing the pair it served well.
+                        record.previous = record.before_rollout(in_flight.as_deref());
+                        record.status = HostStatus::Failed;
+                    }
                     _ => {}
                 }
             }
@@ -432,6 +440,8 @@ mod tests {
                         status: HostStatus::Deployed,
                         updated_at: "t".into(),
                         previous: None,
+                        config_digest: None,
+                        rollout: None,
                     },
                 )
             })
@@ -444,6 +454,7 @@ mod tests {
                 artifact_sha256: None,
                 rollout: None,
                 rollout_digest: None,
+                rollout_id: None,
                 status: DeploymentStatus::Deployed,
                 verified: true,
                 config_files: Default::default(),

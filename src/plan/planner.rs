@@ -73,6 +73,9 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     let mut continuing: BTreeSet<String> = BTreeSet::new();
     let mut warnings = Vec::new();
     let digests = RolloutDigests::default();
+    // What a VM rollback would put back, when state says more than "the
+    // previous version" (see `vm_rollback`).
+    let mut rollbacks: BTreeMap<String, String> = BTreeMap::new();
 
     for deployment in config.deployments.values() {
         let state_name = environment_state_name(&deployment.environment);
@@ -136,6 +139,12 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         if unfinished {
             continuing.insert(deployment.address.clone());
         }
+        if let (Some(saved), TargetKind::Vm) = (saved, change.target) {
+            if let Some(text) = vm_rollback(saved, &deployment.service.version, environment, &hosts)
+            {
+                rollbacks.insert(deployment.address.clone(), text);
+            }
+        }
         targets.insert(deployment.address.clone(), hosts);
         changes.insert(deployment.address.clone(), change);
     }
@@ -174,7 +183,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         return Err(diagnostics);
     }
 
-    let schedule = schedule(config, &changes, &targets, &continuing);
+    let schedule = schedule(config, &changes, &targets, &continuing, &rollbacks);
     let mut ordered: Vec<DeploymentChange> = Vec::new();
     for wave in &schedule.waves {
         for scheduled in &wave.deployments {
@@ -879,6 +888,7 @@ fn schedule(
     changes: &BTreeMap<String, DeploymentChange>,
     targets: &BTreeMap<String, Vec<String>>,
     continuing: &BTreeSet<String>,
+    rollbacks: &BTreeMap<String, String>,
 ) -> Schedule {
     let graph = DeploymentGraph::build(config);
     let mut waves: Vec<Vec<String>> = graph
@@ -908,12 +918,18 @@ fn schedule(
                 deployments: addresses
                     .iter()
                     .map(|address| {
-                        scheduled(
+                        let mut scheduled = scheduled(
                             config,
                             &changes[address],
                             targets.get(address).map_or(&[][..], Vec::as_slice),
                             continuing.contains(address),
-                        )
+                        );
+                        if scheduled.on_failure == "rollback" {
+                            if let Some(text) = rollbacks.get(address) {
+                                scheduled.rollback = text.clone();
+                            }
+                        }
+                        scheduled
                     })
                     .collect(),
             })
@@ -1136,6 +1152,77 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         kind: kind.into(),
         detail,
     }
+}
+
+/// The rollback sentence of a VM deployment from state, when it says more
+/// than "back to the previous version": the rollout goes on (hosts an
+/// earlier apply moved are put back too), or the hosts this apply moves
+/// served different releases. Each host goes back to the pair it served
+/// before the rollout ([`crate::state::HostState::before_rollout`]).
+/// `None`: the general sentence fits.
+fn vm_rollback(
+    saved: &DeploymentState,
+    version: &str,
+    environment: &Environment,
+    targets: &[String],
+) -> Option<String> {
+    let in_environment: Vec<String> = environment
+        .vm_hosts
+        .as_ref()
+        .map(|v| v.hosts.clone())
+        .unwrap_or_default();
+    let continues = saved.continues_rollout(version);
+    let rollout = saved.rollout_id.as_deref().filter(|_| continues);
+    let mut back: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut moved_so_far = Vec::new();
+    if continues {
+        for (host, previous) in saved.moved_hosts() {
+            if in_environment.contains(host) && !targets.contains(host) {
+                moved_so_far.push(host.clone());
+                back.entry(previous.map_or_else(String::new, |p| p.version.clone()))
+                    .or_default()
+                    .push(host.clone());
+            }
+        }
+    }
+    for host in targets {
+        let before = saved
+            .hosts
+            .get(host)
+            .and_then(|record| record.before_rollout(rollout));
+        back.entry(before.map_or_else(String::new, |p| p.version))
+            .or_default()
+            .push(host.clone());
+    }
+    if moved_so_far.is_empty()
+        && back.len() == 1
+        && back.keys().next().is_some_and(|v| *v == saved.version)
+    {
+        return None;
+    }
+    let groups: Vec<String> = back
+        .iter()
+        .map(|(version, hosts)| {
+            let hosts: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+            if version.is_empty() {
+                format!("stopped (nothing there before): {}", hosts.join(", "))
+            } else {
+                format!("{version}: {}", hosts.join(", "))
+            }
+        })
+        .collect();
+    let earlier = if moved_so_far.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} moved by an earlier apply of this rollout)",
+            moved_so_far.join(", ")
+        )
+    };
+    Some(format!(
+        "on failure, put every host this rollout moved back on the release and config it served before — {}{earlier} — restart, check health and re-register; hosts it did not move are left alone",
+        groups.join("; ")
+    ))
 }
 
 fn describe_rollback(change: &DeploymentChange, on_failure: &str) -> String {
