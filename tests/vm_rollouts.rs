@@ -6,7 +6,8 @@
 //! it served before the rollout began, leave the hosts the rollout did not
 //! move alone, and record a host it cannot reach as not rolled back. Each
 //! test reads what the hosts have (`current`, the config file's bytes, the
-//! release marker, what the app answers) as well as state.
+//! release marker, what the app answers) as well as state. And nothing
+//! slipway starts (ssh masters) outlives it, even after `kill -9`.
 
 #[path = "sshd/mod.rs"]
 mod sshd;
@@ -17,6 +18,7 @@ use support::{copy_dir, http_get, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
 use sshd::SshHosts;
@@ -378,4 +380,93 @@ fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
         );
     }
     assert_ne!(deployment.status, DeploymentStatus::RolledBack);
+}
+
+/// Processes whose command line holds `needle`, as "pid: command line".
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(format!("{pid}: {line}"));
+        }
+    }
+    found
+}
+
+/// `kill -9` of an apply in the middle of a host's update: the ssh master of
+/// every host it had connected to ends within seconds, and its temporary
+/// directory (control socket and log) is removed.
+#[test]
+fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
+    let Some(lab) = Lab::start(3) else {
+        return;
+    };
+    lab.configure(&[0, 1, 2], "strategy = \"all_at_once\"");
+    // The masters' control directories go under this apply's own TMPDIR.
+    let tmp = tempfile::Builder::new()
+        .prefix("slipway-tmp-")
+        .tempdir()
+        .unwrap();
+    let tmpdir = tmp.path().display().to_string();
+    std::fs::write(lab.hosts.hosts[1].root.join("hold-health"), "").unwrap();
+    let mut apply = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("TMPDIR", &tmpdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = lab.hosts.hosts[1].root.join("health-held");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !held.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "host 2 never reached its health check"
+        );
+        assert!(apply.try_wait().unwrap().is_none(), "the apply ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let masters = processes_naming(&tmpdir);
+    assert!(
+        masters
+            .iter()
+            .any(|p| p.contains("ssh") && p.contains("-M")),
+        "the apply runs ssh masters under {tmpdir}: {masters:#?}"
+    );
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    let killed_at = Instant::now();
+    let _ = std::fs::remove_file(lab.hosts.hosts[1].root.join("hold-health"));
+
+    loop {
+        let left = processes_naming(&tmpdir);
+        let dirs: Vec<String> = std::fs::read_dir(&tmpdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|name| name.starts_with(".ssh-connection"))
+            .collect();
+        if left.is_empty() && dirs.is_empty() {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "30s after kill -9, still running: {left:#?}; still there: {dirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "ssh masters and their directories gone {:.1}s after kill -9",
+        killed_at.elapsed().as_secs_f64()
+    );
 }
