@@ -831,16 +831,23 @@ pub fn desired_count(deployment: &Deployment, environment: &Environment) -> u32 
         .unwrap_or(1)
 }
 
-/// Split hosts into batches the way Ansible's `serial` does: each entry is a
-/// count or a share of all hosts (at least one); the last entry repeats.
-pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>> {
+/// Split `hosts` (the hosts to update) into batches the way Ansible's
+/// `serial` does: each entry is a count or a share of all the environment's
+/// hosts (`environment_hosts` of them; rounded down, at least one), whether
+/// or not they all need the update; the last entry repeats.
+pub fn rolling_batches(
+    hosts: &[String],
+    sizes: &[BatchSize],
+    environment_hosts: usize,
+) -> Vec<Vec<String>> {
     let total = hosts.len();
+    let of = environment_hosts.max(total);
     let size_of = |size: &BatchSize| -> usize {
         match size {
             BatchSize::Count(n) => (*n as usize).max(1),
             BatchSize::Share(share) => {
                 let percent = parse_percent(share).unwrap_or(100) as usize;
-                (total * percent / 100).max(1)
+                (of * percent / 100).max(1)
             }
         }
     };
@@ -979,8 +986,11 @@ fn scheduled(
                 Some(vm_hosts) if continues => vm_hosts.hosts.clone(),
                 _ => hosts.to_vec(),
             };
+            let environment_hosts = environment.vm_hosts.as_ref().map_or(0, |v| v.hosts.len());
             let batches = match rollout {
-                Some(r) if r.strategy == "rolling" => rolling_batches(&all, &r.batches),
+                Some(r) if r.strategy == "rolling" => {
+                    rolling_batches(&all, &r.batches, environment_hosts)
+                }
                 Some(r) if r.strategy == "canary" => canary_batches(&all, &r.steps),
                 _ => vec![all.clone()],
             };
@@ -1399,10 +1409,10 @@ mod tests {
             BatchSize::Share("25%".into()),
             BatchSize::Share("100%".into()),
         ];
-        let batches = rolling_batches(&hosts(10), &sizes);
+        let batches = rolling_batches(&hosts(10), &sizes, 10);
         let lengths: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(lengths, vec![1, 2, 7]);
-        let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)]);
+        let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)], 5);
         assert_eq!(
             repeating.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![2, 2, 1]
@@ -1410,12 +1420,27 @@ mod tests {
         let halves = rolling_batches(
             &hosts(5),
             &[BatchSize::Count(1), BatchSize::Share("50%".into())],
+            5,
         );
         assert_eq!(
             halves.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![1, 2, 2]
         );
-        assert!(rolling_batches(&[], &sizes).is_empty());
+        assert!(rolling_batches(&[], &sizes, 10).is_empty());
+    }
+
+    #[test]
+    fn percentages_are_of_all_the_environments_hosts_not_of_those_to_update() {
+        let sizes = [BatchSize::Count(1), BatchSize::Share("50%".into())];
+        // 3 drifted hosts of 12: 1, then 50% of 12 (6) — the 2 that remain.
+        let drifted = rolling_batches(&hosts(3), &sizes, 12);
+        assert_eq!(drifted.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2]);
+        // 8 of 10: 1, then 5 at a time.
+        let most = rolling_batches(&hosts(8), &sizes, 10);
+        assert_eq!(most.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 5, 2]);
+        // A count is a count.
+        let counted = rolling_batches(&hosts(3), &[BatchSize::Count(1)], 12);
+        assert_eq!(counted.len(), 3);
     }
 
     #[test]
