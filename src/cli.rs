@@ -1455,7 +1455,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let unsupported = crate::apply::unsupported(&config, &plan);
     if !unsupported.is_empty() {
         bail!(
-            "this plan cannot be applied by this build; nothing was changed:\n  {}",
+            "this plan cannot be applied; nothing was changed:\n  {}",
             unsupported.join("\n  ")
         );
     }

@@ -137,6 +137,16 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                     }
                 }
             }
+            if let Some(problem) = config
+                .environment_of(deployment)
+                .and_then(|e| e.vm_hosts.as_ref())
+                .and_then(|hosts| crate::config::unusable_identity_file(hosts, &config.root))
+            {
+                problems.push(format!(
+                    "{}: {problem} (see the warning above for where it is set); no host was contacted",
+                    scheduled.address
+                ));
+            }
             if let Some(artifact) = &deployment.service.artifact {
                 if let crate::artifact::ArtifactSource::Remote(url) =
                     crate::artifact::classify(&artifact.base_dir, &artifact.source)
