@@ -1567,7 +1567,9 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     };
     println!(
         "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}{hosts}; {:.1}s.",
-        if !summary.succeeded() {
+        if !summary.succeeded() && summary.only_paused() {
+            "paused after a failure"
+        } else if !summary.succeeded() {
             "failed"
         } else if !summary.waiting.is_empty() {
             "paused"

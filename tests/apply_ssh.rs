@@ -575,7 +575,10 @@ fn an_sshd_stopped_during_the_rollout_fails_that_host_and_a_later_apply_converge
             assert_eq!(lab.marker(i)["version"], "2.0.0");
         }
     }
-    assert_eq!(state.history.last().unwrap().result, "failed");
+    // A pause is a pause, in the output and in history.
+    assert!(log.contains("Apply paused after a failure"), "{log}");
+    assert!(!log.contains("Apply failed"), "{log}");
+    assert_eq!(state.history.last().unwrap().result, "paused");
     let pending = lab.plan("2.0.0", &[]);
     assert_eq!(
         pending.status.code(),

@@ -76,6 +76,9 @@ pub struct ApplySummary {
     pub held: Vec<String>,
     /// An interrupt stopped the apply before its end; `slipway apply` goes on.
     pub interrupted: bool,
+    /// Deployments that failed and paused (`on_failure = "pause"`), counted
+    /// in `deployments_failed` too.
+    pub paused: usize,
     /// Deployments not started because of the interrupt.
     pub not_started: Vec<String>,
 }
@@ -83,6 +86,11 @@ pub struct ApplySummary {
 impl ApplySummary {
     pub fn succeeded(&self) -> bool {
         self.deployments_failed == 0 && self.failures.is_empty() && !self.interrupted
+    }
+
+    /// Every deployment that failed paused (none rolled back or aborted).
+    pub fn only_paused(&self) -> bool {
+        self.paused > 0 && self.paused == self.deployments_failed
     }
 }
 
@@ -102,6 +110,8 @@ pub struct DeploymentOutcome {
     pub waiting_approval: Option<String>,
     /// An interrupt stopped it between two steps.
     pub interrupted: bool,
+    /// A step failed and the rollout paused (`on_failure = "pause"`).
+    pub paused: bool,
 }
 
 /// Whether an interrupt asked the apply to start nothing new.
@@ -339,6 +349,7 @@ pub async fn apply(
                         summary.deployments_succeeded += 1;
                     } else {
                         summary.deployments_failed += 1;
+                        summary.paused += usize::from(outcome.paused);
                         summary.failures.extend(outcome.failures);
                         failed_wave = true;
                     }

@@ -547,6 +547,8 @@ impl Recorder {
                     .collect(),
                 result: if summary.interrupted {
                     "interrupted".into()
+                } else if !summary.succeeded() && summary.only_paused() {
+                    "paused".into()
                 } else if !summary.succeeded()
                     && summary.hosts_rolled_back + summary.deployments_rolled_back > 0
                 {

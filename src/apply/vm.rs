@@ -416,7 +416,7 @@ pub async fn apply_deployment(
         let on_failure = rollout.map_or("rollback", |r| r.on_failure.as_str());
         match on_failure {
             "rollback" => {
-                roll_back_rollout(
+                let status = roll_back_rollout(
                     &job,
                     &mut transports,
                     ssh_options.as_ref(),
@@ -424,13 +424,18 @@ pub async fn apply_deployment(
                     step,
                     &mut outcome,
                 )
-                .await
+                .await;
+                // Every host the rollout moved is back or named as not
+                // rolled back: none stays counted as deployed.
+                outcome.hosts_deployed = 0;
+                status
             }
             "pause" => {
                 progress.event(
                     address,
                     "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
                 );
+                outcome.paused = true;
                 // The rollout is unfinished, whichever hosts it reached.
                 DeploymentStatus::Partial
             }
@@ -665,7 +670,7 @@ async fn update_host(
             job.progress.event(
                 address,
                 &format!(
-                    "{host}: on {version} (the interrupted apply {} had finished it)",
+                    "{host}: re-checked, not updated again: on {version} (the interrupted apply {} had finished it)",
                     uncertain.apply_id
                 ),
             );
@@ -674,6 +679,13 @@ async fn update_host(
         job.recorder
             .end_step(seq, "not_done", close_uncertain)
             .map_err(state_error)?;
+        job.progress.event(
+            address,
+            &format!(
+                "{host}: re-checked: apply {} had not finished it, updating it again",
+                uncertain.apply_id
+            ),
+        );
     }
     // What the host serves before this update, as far as state knows.
     let serving = job

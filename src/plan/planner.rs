@@ -280,32 +280,36 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .collect();
         let uncertain: Vec<&&crate::state::JournalEntry> =
             entries.iter().filter(|e| e.finished_at.is_none()).collect();
+        // One line per step, so that a long rollout stays readable.
+        let list =
+            |items: &[String]| -> String { items.iter().map(|i| format!("\n  - {i}")).collect() };
         let mut text = format!(
-            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end. "
+            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end."
         );
         if done.is_empty() {
-            text.push_str("No step is known done. ");
+            text.push_str("\nNo step is known done.");
         } else {
-            text.push_str(&format!("Known done: {}. ", done.join("; ")));
+            text.push_str(&format!("\nKnown done:{}", list(&done)));
         }
         if !rechecked.is_empty() {
             text.push_str(&format!(
-                "Found not done when a later apply re-checked them: {}. ",
-                rechecked.join("; ")
+                "\nFound not done when a later apply re-checked them:{}",
+                list(&rechecked)
             ));
         }
         if uncertain.is_empty() {
-            text.push_str("No step is uncertain. ");
+            text.push_str("\nNo step is uncertain.");
         } else {
             let described: Vec<String> = uncertain
                 .iter()
                 .map(|e| format!("{} (started {})", e.describe(), e.started_at))
                 .collect();
             text.push_str(&format!(
-                "Uncertain (started, may or may not have happened): {}. ",
-                described.join("; ")
+                "\nUncertain (started, may or may not have happened):{}",
+                list(&described)
             ));
         }
+        text.push('\n');
         // A deployment whose last step in that apply is a rollback was being
         // rolled back when the apply was killed.
         let rolling_back: Vec<&&crate::state::JournalEntry> = entries
@@ -359,9 +363,9 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .collect();
         text.push_str("`slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) ");
         if !checks.is_empty() {
-            text.push_str(&format!("first {}, then ", checks.join("; ")));
+            text.push_str(&format!("first:{}\nthen ", list(&checks)));
         }
-        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again");
+        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again.");
         warnings.push(text);
     }
     if let Some(last) = state
@@ -1288,12 +1292,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Known done: deployment.web step 1 on h1: deploy 2.0.0 (deployed)"),
+            text.contains(
+                "\nKnown done:\n  - deployment.web step 1 on h1: deploy 2.0.0 (deployed)\n"
+            ),
             "{text}"
         );
         assert!(
             text.contains(
-                "Uncertain (started, may or may not have happened): deployment.web step 2 on h2"
+                "\nUncertain (started, may or may not have happened):\n  - deployment.web step 2 on h2"
             ),
             "{text}"
         );
@@ -1307,11 +1313,18 @@ mod tests {
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
             text.contains(
-                "Found not done when a later apply re-checked them: deployment.web step 2 on h2"
+                "Found not done when a later apply re-checked them:\n  - deployment.web step 2 on h2"
             ),
             "{text}"
         );
         assert!(text.contains("No step is uncertain"), "{text}");
+        // Many hosts make many lines, not one long one.
+        state.journal = (1..=40)
+            .map(|n| entry(n, &format!("host-{n}.example.com"), true))
+            .collect();
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(text.lines().count() > 40, "{text}");
+        assert!(text.lines().all(|l| l.len() < 400), "{text}");
         state.settle_journal();
         assert!(interrupted_apply_warnings("prod", &state).is_empty());
     }
@@ -1345,15 +1358,15 @@ mod tests {
         ];
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
-            text.contains("Known done: deployment.api step 1: traffic 2.0.0 10% (done)"),
+            text.contains("Known done:\n  - deployment.api step 1: traffic 2.0.0 10% (done)"),
             "{text}"
         );
         assert!(
-            text.contains("Uncertain (started, may or may not have happened): deployment.api step 2: traffic 2.0.0 25%"),
+            text.contains("Uncertain (started, may or may not have happened):\n  - deployment.api step 2: traffic 2.0.0 25%"),
             "{text}"
         );
         assert!(
-            text.contains("first reads the listener of deployment.api: if it sends 25% to 2.0.0 as step 2 meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step 2 runs again"),
+            text.contains("first:\n  - reads the listener of deployment.api: if it sends 25% to 2.0.0 as step 2 meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step 2 runs again"),
             "{text}"
         );
         assert!(text.contains("continues the same rollout"), "{text}");

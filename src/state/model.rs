@@ -506,7 +506,7 @@ pub struct HistoryEntry {
     /// Deployment address → version applied.
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
-    /// succeeded | failed | rolled_back | interrupted | waiting_approval |
+    /// succeeded | failed | paused | rolled_back | interrupted | waiting_approval |
     /// approved | rejected
     pub result: String,
     /// Approvals given or refused by this entry (`approve` / `reject`), or
