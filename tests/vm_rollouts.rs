@@ -331,6 +331,23 @@ fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
             lab.address(i)
         );
     }
+    // What the hosts run is what state says: refresh finds no drift (the
+    // rollback rewrote the markers too).
+    let refreshed = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
+    let plan: serde_json::Value = serde_json::from_slice(&refreshed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&refreshed)));
+    let drift: Vec<&serde_json::Value> = plan["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["kind"] == "drift" && !r["summary"].as_str().unwrap().contains(&lab.address(3))
+        })
+        .collect();
+    assert!(drift.is_empty(), "{drift:#?}");
+    for i in 0..3 {
+        assert_eq!(lab.observed(i).2, "1.0.0", "marker of {}", lab.address(i));
+    }
     // Host 3 was deployed and rolled back: it counts as rolled back only.
     assert!(
         log.contains("hosts: 0 deployed, 1 failed, 3 rolled back"),

@@ -114,6 +114,32 @@ pub struct DeploymentOutcome {
     pub paused: bool,
 }
 
+/// Run `futures` concurrently on this task; the results keep their order.
+/// (Hosts of one step, or every host `plan -refresh` reads.)
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, future) in pinned.iter_mut().enumerate() {
+            if results[index].is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(value) => results[index] = Some(value),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
 /// Whether an interrupt asked the apply to start nothing new.
 pub fn interrupted() -> bool {
     crate::state::lock::interrupt_requested()

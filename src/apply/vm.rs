@@ -296,7 +296,7 @@ pub async fn apply_deployment(
             .iter()
             .filter(|h| !transports.contains_key(*h))
             .collect();
-        let connections = futures_join_all(
+        let connections = super::join_all(
             unconnected
                 .iter()
                 .map(|host| connect(&job, host, ssh_options.as_ref(), &starts))
@@ -326,7 +326,7 @@ pub async fn apply_deployment(
         for host in batch.iter().filter(|h| transports.contains_key(*h)) {
             running.push(update_host(&job, host, step.index, &transports[host]));
         }
-        let results = futures_join_all(running).await;
+        let results = super::join_all(running).await;
         let mut failures_in_step = batch.len() - results.len();
         for (host, result) in batch
             .iter()
@@ -484,31 +484,6 @@ pub async fn apply_deployment(
         },
     );
     Ok(outcome)
-}
-
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    // Hosts of one step run concurrently on this task; results keep their order.
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (index, future) in pinned.iter_mut().enumerate() {
-            if results[index].is_some() {
-                continue;
-            }
-            match future.as_mut().poll(cx) {
-                std::task::Poll::Ready(value) => results[index] = Some(value),
-                std::task::Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {

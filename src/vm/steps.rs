@@ -761,6 +761,52 @@ pub fn read_release_marker(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     RemoteStep::new(Phase::Marker, "marker.read", lines)
 }
 
+/// Print where `INSTALL_DIR/current` points (one line, empty when there is
+/// none), then `.slipway/release.json` if there is one. Parse the output with
+/// [`HostRelease::parse`]. What `plan -refresh` reads: the release `current`
+/// resolves to is what the host runs, whatever the marker says.
+pub fn read_host_release(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let dir = quote(&install_dir(vm, ctx));
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("if ! cd {dir} 2>/dev/null; then"),
+        "  echo".to_string(),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "printf '%s\\n' \"$(readlink current 2>/dev/null || true)\"".to_string(),
+        "if [ -f .slipway/release.json ]; then".to_string(),
+        "  cat .slipway/release.json".to_string(),
+        "fi".to_string(),
+    ];
+    RemoteStep::new(Phase::Marker, "release.read", lines)
+}
+
+/// What [`read_host_release`] found on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRelease {
+    /// The release `current` points at: `VERSION` for `releases/VERSION`,
+    /// the link's target as it is otherwise; `None` without `current`.
+    pub current: Option<String>,
+    pub marker: Option<ReleaseMarker>,
+}
+
+impl HostRelease {
+    pub fn parse(output: &str) -> Result<HostRelease, serde_json::Error> {
+        let (first, rest) = output.split_once('\n').unwrap_or((output, ""));
+        let target = first.trim_end_matches('/');
+        let current = if target.is_empty() {
+            None
+        } else {
+            let name = target.rsplit_once("releases/").map_or(target, |(_, v)| v);
+            Some(name.to_string())
+        };
+        Ok(HostRelease {
+            current,
+            marker: ReleaseMarker::parse(rest)?,
+        })
+    }
+}
+
 /// Remove old releases: keep the newest `keep_releases` release directories (by
 /// modification time, which is when a release was installed) and never remove the
 /// one `current` or the previous record points at. Also keeps the newest
@@ -1678,6 +1724,22 @@ mod tests {
             ["rollback.check", "rollback.switch", "rollback.config"]
         );
         assert!(rollback(&bare, &ssh_ctx(), None, TIME).is_empty());
+    }
+
+    #[test]
+    fn host_release_reads_current_before_the_marker() {
+        let marker = r#"{"version":"2.0","sha256":"ab","time":"t","apply_id":"a"}"#;
+        let both = HostRelease::parse(&format!("releases/1.0\n{marker}\n")).unwrap();
+        assert_eq!(both.current.as_deref(), Some("1.0"));
+        assert_eq!(both.marker.map(|m| m.version).as_deref(), Some("2.0"));
+        let bare = HostRelease::parse("releases/1.0\n").unwrap();
+        assert_eq!((bare.current.as_deref(), bare.marker), (Some("1.0"), None));
+        let elsewhere = HostRelease::parse("/srv/other\n").unwrap();
+        assert_eq!(elsewhere.current.as_deref(), Some("/srv/other"));
+        let nothing = HostRelease::parse("\n").unwrap();
+        assert_eq!((nothing.current, nothing.marker), (None, None));
+        let text = read_host_release(&command_vm(), &ssh_ctx()).script;
+        assert!(text.contains("readlink current"), "{text}");
     }
 
     #[test]
