@@ -1549,7 +1549,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let unsupported = crate::apply::unsupported(&config, &plan);
     if !unsupported.is_empty() {
         bail!(
-            "this plan cannot be applied by this build; nothing was changed:\n  {}",
+            "this plan cannot be applied; nothing was changed:\n  {}",
             unsupported.join("\n  ")
         );
     }
@@ -1649,14 +1649,21 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let hosts = if summary.hosts_deployed + summary.hosts_failed + summary.hosts_rolled_back == 0 {
         String::new()
     } else {
+        let not_rolled_back = if summary.hosts_not_rolled_back == 0 {
+            String::new()
+        } else {
+            format!(", {} NOT rolled back", summary.hosts_not_rolled_back)
+        };
         format!(
-            "; hosts: {} deployed, {} failed, {} rolled back",
+            "; hosts: {} deployed, {} failed, {} rolled back{not_rolled_back}",
             summary.hosts_deployed, summary.hosts_failed, summary.hosts_rolled_back
         )
     };
     println!(
         "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}{hosts}; {:.1}s.",
-        if !summary.succeeded() {
+        if !summary.succeeded() && summary.only_paused() {
+            "paused after a failure"
+        } else if !summary.succeeded() {
             "failed"
         } else if !summary.waiting.is_empty() {
             "paused"

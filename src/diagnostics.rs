@@ -143,6 +143,14 @@ impl Diagnostic {
         }
     }
 
+    /// A problem that does not stop the configuration from loading.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
     pub fn at(mut self, span: Span) -> Diagnostic {
         self.span = Some(span);
         self

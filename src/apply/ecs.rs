@@ -155,7 +155,7 @@ pub async fn apply_deployment(
     let mut previous = saved.and_then(|d| d.ecs);
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
-        .start_deployment(config, deployment)
+        .start_deployment(config, deployment, &options.apply_id)
         .map_err(|e| e.to_string())?;
     progress.event(
         &change.address,

@@ -60,6 +60,9 @@ pub struct ApplySummary {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// Hosts a rollback should have put back and could not (unreachable,
+    /// or a rollback step failed).
+    pub hosts_not_rolled_back: usize,
     /// ECS deployments put back on the service that served before.
     pub deployments_rolled_back: usize,
     pub duration: Duration,
@@ -73,6 +76,9 @@ pub struct ApplySummary {
     pub held: Vec<String>,
     /// An interrupt stopped the apply before its end; `slipway apply` goes on.
     pub interrupted: bool,
+    /// Deployments that failed and paused (`on_failure = "pause"`), counted
+    /// in `deployments_failed` too.
+    pub paused: usize,
     /// Deployments not started because of the interrupt.
     pub not_started: Vec<String>,
 }
@@ -80,6 +86,11 @@ pub struct ApplySummary {
 impl ApplySummary {
     pub fn succeeded(&self) -> bool {
         self.deployments_failed == 0 && self.failures.is_empty() && !self.interrupted
+    }
+
+    /// Every deployment that failed paused (none rolled back or aborted).
+    pub fn only_paused(&self) -> bool {
+        self.paused > 0 && self.paused == self.deployments_failed
     }
 }
 
@@ -89,6 +100,8 @@ pub struct DeploymentOutcome {
     pub hosts_deployed: usize,
     pub hosts_failed: usize,
     pub hosts_rolled_back: usize,
+    /// Hosts a rollback should have put back and could not.
+    pub hosts_not_rolled_back: usize,
     /// An ECS deployment that failed went back to the service that served
     /// before (VM rollbacks count hosts instead).
     pub rolled_back: bool,
@@ -97,6 +110,34 @@ pub struct DeploymentOutcome {
     pub waiting_approval: Option<String>,
     /// An interrupt stopped it between two steps.
     pub interrupted: bool,
+    /// A step failed and the rollout paused (`on_failure = "pause"`).
+    pub paused: bool,
+}
+
+/// Run `futures` concurrently on this task; the results keep their order.
+/// (Hosts of one step, or every host `plan -refresh` reads.)
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (index, future) in pinned.iter_mut().enumerate() {
+            if results[index].is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(value) => results[index] = Some(value),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
 }
 
 /// Whether an interrupt asked the apply to start nothing new.
@@ -131,6 +172,16 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                         ));
                     }
                 }
+            }
+            if let Some(problem) = config
+                .environment_of(deployment)
+                .and_then(|e| e.vm_hosts.as_ref())
+                .and_then(|hosts| crate::config::unusable_identity_file(hosts, &config.root))
+            {
+                problems.push(format!(
+                    "{}: {problem} (see the warning above for where it is set); no host was contacted",
+                    scheduled.address
+                ));
             }
             if let Some(artifact) = &deployment.service.artifact {
                 if let crate::artifact::ArtifactSource::Remote(url) =
@@ -310,6 +361,7 @@ pub async fn apply(
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
+                    summary.hosts_not_rolled_back += outcome.hosts_not_rolled_back;
                     summary.deployments_rolled_back += usize::from(outcome.rolled_back);
                     if outcome.interrupted {
                         summary.interrupted = true;
@@ -323,6 +375,7 @@ pub async fn apply(
                         summary.deployments_succeeded += 1;
                     } else {
                         summary.deployments_failed += 1;
+                        summary.paused += usize::from(outcome.paused);
                         summary.failures.extend(outcome.failures);
                         failed_wave = true;
                     }

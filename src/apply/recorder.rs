@@ -22,9 +22,11 @@ use crate::config::{Config, Deployment};
 use crate::plan::planner::{desired_config_files, desired_systemd_unit, rollout_digest};
 use crate::plan::Plan;
 use crate::state::lock::now_rfc3339;
+use crate::state::model::config_digest;
+use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostState, HostStatus, JournalEntry, PreviousRelease, State, StateError, JOURNAL_LIMIT,
+    HostStatus, JournalEntry, State, StateError, JOURNAL_LIMIT,
 };
 
 /// Test-only: with `SLIPWAY_TEST_CRASH_AT=N` the process kills itself with
@@ -58,44 +60,123 @@ fn crash_point() {
     }
 }
 
-/// Set one host's record, keeping the release it served before when it moves
-/// to another version.
+/// What a host's record becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostChange {
+    /// The rollout in flight moves the host to the deployment's pair
+    /// (version, artifact digest, config digest), with this status. The pair
+    /// it served before the rollout first moved it is kept as `previous`.
+    Moved(HostStatus),
+    /// The host could not be reached to update it: not moved. Its record
+    /// keeps the pair it serves (as far as state knows) and says failed,
+    /// remembering that pair as the one to go back to.
+    Unreachable,
+    /// The host's update failed before it stopped the running release: it
+    /// still serves the pair it served before this update began (given;
+    /// `None` when it had none), and the record says so (status failed). It
+    /// stays the rollout's: a rollback re-registers and restarts it.
+    FailedUnchanged(Option<crate::state::PreviousRelease>),
+    /// The host is back on the pair it served before the rollout (or, with
+    /// none, its service is stopped).
+    RolledBack,
+    /// A rollback could not put the host back: the record keeps what it
+    /// runs and says the rollback failed.
+    RollbackFailed,
+}
+
+/// Change one host's record of deployment `address` (see [`HostChange`]).
 fn put_host(
     state: &mut State,
     address: &str,
     host: &str,
-    version: &str,
     sha256: Option<&str>,
-    status: HostStatus,
+    change: HostChange,
 ) {
     let now = now_rfc3339();
-    if let Some(deployment) = state.deployments.get_mut(address) {
-        let previous = match deployment.hosts.get(host) {
-            _ if status == HostStatus::RolledBack => None,
-            Some(before)
-                if before.version != version
-                    && matches!(before.status, HostStatus::Deployed | HostStatus::RolledBack) =>
-            {
-                Some(PreviousRelease {
-                    version: before.version.clone(),
-                    artifact_sha256: before.artifact_sha256.clone(),
-                })
-            }
-            Some(before) => before.previous.clone(),
-            None => None,
-        };
-        deployment.hosts.insert(
-            host.to_string(),
+    let Some(deployment) = state.deployments.get_mut(address) else {
+        return;
+    };
+    let rollout = deployment.rollout_id.clone();
+    let digest = config_digest(&deployment.config_files, deployment.systemd_unit.as_deref());
+    let before = deployment.hosts.get(host).cloned();
+    let record = match change {
+        HostChange::Moved(status) => {
+            let previous = match &before {
+                Some(before) => before.before_rollout(rollout.as_deref()),
+                None => None,
+            };
             HostState {
-                version: version.to_string(),
+                version: deployment.version.clone(),
                 artifact_sha256: sha256.map(str::to_string),
                 status,
                 updated_at: now.clone(),
+                config_digest: Some(digest),
+                rollout,
                 previous,
-            },
-        );
-        deployment.updated_at = now;
-    }
+            }
+        }
+        HostChange::FailedUnchanged(serving) => {
+            let Some(before) = before else { return };
+            match serving {
+                Some(serving) => HostState {
+                    version: serving.version,
+                    artifact_sha256: serving.artifact_sha256,
+                    config_digest: serving.config_digest,
+                    status: HostStatus::Failed,
+                    updated_at: now.clone(),
+                    ..before
+                },
+                None => HostState {
+                    status: HostStatus::Failed,
+                    updated_at: now.clone(),
+                    ..before
+                },
+            }
+        }
+        HostChange::Unreachable => {
+            let Some(before) = before else { return };
+            let same = rollout.is_some() && before.rollout == rollout;
+            HostState {
+                status: HostStatus::Failed,
+                updated_at: now.clone(),
+                previous: if same {
+                    before.previous.clone()
+                } else {
+                    before.before_rollout(None)
+                },
+                ..before
+            }
+        }
+        HostChange::RolledBack => {
+            let Some(before) = before else { return };
+            match before.previous.clone() {
+                Some(previous) => HostState {
+                    version: previous.version.clone(),
+                    artifact_sha256: previous.artifact_sha256.clone(),
+                    config_digest: previous.config_digest.clone(),
+                    status: HostStatus::RolledBack,
+                    updated_at: now.clone(),
+                    rollout: before.rollout,
+                    previous: Some(previous),
+                },
+                None => HostState {
+                    status: HostStatus::RolledBack,
+                    updated_at: now.clone(),
+                    ..before
+                },
+            }
+        }
+        HostChange::RollbackFailed => {
+            let Some(before) = before else { return };
+            HostState {
+                status: HostStatus::RollbackFailed,
+                updated_at: now.clone(),
+                ..before
+            }
+        }
+    };
+    deployment.hosts.insert(host.to_string(), record);
+    deployment.updated_at = now;
 }
 
 /// What a journal entry is about, before it gets its number and times.
@@ -167,11 +248,15 @@ impl Recorder {
         })
     }
 
-    /// Record that `deployment` starts moving to its configured version.
+    /// Record that `deployment` starts moving to its configured version: it
+    /// goes on with the rollout state records when
+    /// [`DeploymentState::continues_rollout`] says so, otherwise this apply
+    /// (`apply_id`) begins a new rollout.
     pub fn start_deployment(
         &self,
         config: &Config,
         deployment: &Deployment,
+        apply_id: &str,
     ) -> Result<(), StateError> {
         let now = now_rfc3339();
         self.update(|state| {
@@ -184,6 +269,7 @@ impl Recorder {
                     artifact_sha256: None,
                     rollout: None,
                     rollout_digest: None,
+                    rollout_id: None,
                     status: DeploymentStatus::InProgress,
                     verified: false,
                     config_files: Default::default(),
@@ -195,6 +281,9 @@ impl Recorder {
                     updated_at: now.clone(),
                 });
             entry.service = deployment.service.address.clone();
+            if !entry.continues_rollout(&deployment.service.version) {
+                entry.rollout_id = Some(apply_id.to_string());
+            }
             if entry.version != deployment.service.version {
                 entry.gates.clear();
             }
@@ -218,25 +307,24 @@ impl Recorder {
         })
     }
 
-    /// Record one host's status.
+    /// Change one host's record (see [`HostChange`]).
     pub fn set_host(
         &self,
         address: &str,
         host: &str,
-        version: &str,
         sha256: Option<&str>,
-        status: HostStatus,
+        change: HostChange,
     ) -> Result<(), StateError> {
-        self.update(|state| put_host(state, address, host, version, sha256, status))
+        self.update(|state| put_host(state, address, host, sha256, change))
     }
 
-    /// Record one host's status and, in the same write, a journal entry
-    /// saying `record` starts. Returns the entry's number for [`Recorder::end_step`].
+    /// Record that the rollout moves `record`'s host (in progress) and, in
+    /// the same write, a journal entry saying `record` starts. Returns the
+    /// entry's number for [`Recorder::end_step`].
     pub fn begin_host_step(
         &self,
         record: &StepRecord<'_>,
         sha256: Option<&str>,
-        status: HostStatus,
     ) -> Result<u64, StateError> {
         let host = record.host.unwrap_or_default();
         self.begin_step(record, |state| {
@@ -244,9 +332,8 @@ impl Recorder {
                 state,
                 record.deployment,
                 host,
-                record.version,
                 sha256,
-                status,
+                HostChange::Moved(HostStatus::InProgress),
             )
         })
     }
@@ -300,20 +387,17 @@ impl Recorder {
         Ok(())
     }
 
-    /// [`Recorder::end_step`] that also records the host's status.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Recorder::end_step`] that also changes the host's record.
     pub fn end_host_step(
         &self,
         seq: u64,
         result: &str,
-        address: &str,
-        host: &str,
-        version: &str,
+        (address, host): (&str, &str),
         sha256: Option<&str>,
-        status: HostStatus,
+        change: HostChange,
     ) -> Result<(), StateError> {
         self.end_step(seq, result, |state| {
-            put_host(state, address, host, version, sha256, status)
+            put_host(state, address, host, sha256, change)
         })
     }
 
@@ -463,6 +547,8 @@ impl Recorder {
                     .collect(),
                 result: if summary.interrupted {
                     "interrupted".into()
+                } else if !summary.succeeded() && summary.only_paused() {
+                    "paused".into()
                 } else if !summary.succeeded()
                     && summary.hosts_rolled_back + summary.deployments_rolled_back > 0
                 {

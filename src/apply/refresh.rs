@@ -1,5 +1,7 @@
-//! `plan -refresh`: read what hosts and ECS services really run (release
-//! markers; the live service, its task definition and the listener weights)
+//! `plan -refresh`: read what hosts and ECS services really run (the release
+//! each host's `current` points at, all hosts of a deployment at once under
+//! apply's connection limit; the live service, its task definition and the
+//! listener weights)
 //! and fold it into the saved state before planning, so drift shows in the
 //! plan.
 //!
@@ -16,12 +18,12 @@ use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::Transport;
-use crate::vm::steps::{self, HostContext, ReleaseMarker};
+use crate::vm::steps::{self, HostContext, HostRelease};
 
 /// What one host said about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostObservation {
-    /// The release marker's version (`None`: nothing installed by slipway).
+    /// The release `current` points at (`None`: no `current`, nothing runs).
     Running(Option<String>),
     /// The host could not be reached or read.
     Unreachable(String),
@@ -53,8 +55,8 @@ pub struct Observations {
     pub services: BTreeMap<String, ServiceObservation>,
 }
 
-/// Read the release marker of every host of every VM deployment that state
-/// tracks.
+/// Read the release `current` points at on every host of every VM
+/// deployment that state tracks.
 pub async fn observe(config: &Config, states: &States) -> Observations {
     let mut observations = Observations {
         services: observe_services(config, states).await,
@@ -83,59 +85,83 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
         } else {
             None
         };
-        let mut seen = BTreeMap::new();
-        for host in saved.hosts.keys() {
-            let transport = match &ssh {
-                Some(options) => SshTransport::connect(host, options, &starts)
-                    .await
-                    .map(Transport::Ssh)
-                    .map_err(|e| e.to_string()),
-                None => {
-                    let root = hosts
-                        .root
-                        .clone()
-                        .unwrap_or_else(|| super::vm::DEFAULT_LOCAL_ROOT.to_string());
-                    LocalTransport::new(host, config.root.join(root).join(host))
-                        .map(Transport::Local)
-                        .map_err(|e| e.to_string())
-                }
-            };
-            let observation = match transport {
-                Err(error) => HostObservation::Unreachable(error),
-                Ok(transport) => {
-                    let ctx = HostContext {
-                        host: host.clone(),
-                        host_index: 0,
-                        host_root: transport.root(),
-                        environment: environment.name.clone(),
-                        deployment: deployment.name.clone(),
-                        version: deployment.service.version.clone(),
-                        apply_id: String::new(),
-                        sudo: hosts.sudo,
-                    };
-                    let step = steps::read_release_marker(vm, &ctx);
-                    let observed = match transport.run(&step.script, Duration::from_secs(30)).await
-                    {
-                        Ok(output) if output.success() => {
-                            match ReleaseMarker::parse(&output.stdout) {
-                                Ok(marker) => HostObservation::Running(marker.map(|m| m.version)),
-                                Err(error) => HostObservation::Unreachable(format!(
-                                    "unreadable release marker: {error}"
-                                )),
-                            }
-                        }
-                        Ok(output) => HostObservation::Unreachable(output.tail()),
-                        Err(error) => HostObservation::Unreachable(error.to_string()),
-                    };
-                    transport.close().await;
-                    observed
-                }
-            };
-            seen.insert(host.clone(), observation);
-        }
+        // Every host at once, connections started under the same limit as
+        // apply's.
+        let reads = saved.hosts.keys().map(|host| {
+            observe_host(
+                config,
+                deployment,
+                environment,
+                vm,
+                hosts,
+                host,
+                ssh.as_ref(),
+                &starts,
+            )
+        });
+        let found = super::join_all(reads.collect()).await;
+        let seen: BTreeMap<String, HostObservation> =
+            saved.hosts.keys().cloned().zip(found).collect();
         observations.hosts.insert(deployment.address.clone(), seen);
     }
     observations
+}
+
+/// What one host runs: the release its `current` resolves to (the release
+/// marker only says what the last update wrote).
+#[allow(clippy::too_many_arguments)]
+async fn observe_host(
+    config: &Config,
+    deployment: &crate::config::Deployment,
+    environment: &crate::config::Environment,
+    vm: &crate::config::VmSpec,
+    hosts: &crate::config::VmHosts,
+    host: &str,
+    ssh: Option<&SshOptions>,
+    starts: &tokio::sync::Semaphore,
+) -> HostObservation {
+    let transport = match ssh {
+        Some(options) => SshTransport::connect(host, options, starts)
+            .await
+            .map(Transport::Ssh)
+            .map_err(|e| e.to_string()),
+        None => {
+            let root = hosts
+                .root
+                .clone()
+                .unwrap_or_else(|| super::vm::DEFAULT_LOCAL_ROOT.to_string());
+            LocalTransport::new(host, config.root.join(root).join(host))
+                .map(Transport::Local)
+                .map_err(|e| e.to_string())
+        }
+    };
+    let transport = match transport {
+        Ok(transport) => transport,
+        Err(error) => return HostObservation::Unreachable(error),
+    };
+    let ctx = HostContext {
+        host: host.to_string(),
+        host_index: 0,
+        host_root: transport.root(),
+        environment: environment.name.clone(),
+        deployment: deployment.name.clone(),
+        version: deployment.service.version.clone(),
+        apply_id: String::new(),
+        sudo: hosts.sudo,
+    };
+    let step = steps::read_host_release(vm, &ctx);
+    let observed = match transport.run(&step.script, Duration::from_secs(30)).await {
+        Ok(output) if output.success() => match HostRelease::parse(&output.stdout) {
+            Ok(release) => HostObservation::Running(release.current),
+            Err(error) => {
+                HostObservation::Unreachable(format!("unreadable release marker: {error}"))
+            }
+        },
+        Ok(output) => HostObservation::Unreachable(output.tail()),
+        Err(error) => HostObservation::Unreachable(error.to_string()),
+    };
+    transport.close().await;
+    observed
 }
 
 /// Ask ECS (and the listener) about the service of every ECS deployment that
@@ -261,6 +287,10 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
             let Some(seen) = observations.hosts.get(address) else {
                 continue;
             };
+            let in_flight = deployment
+                .rollout_id
+                .clone()
+                .filter(|_| deployment.continues_rollout(&deployment.version));
             for (host, record) in deployment.hosts.iter_mut() {
                 match seen.get(host) {
                     Some(HostObservation::Running(Some(version))) if *version != record.version => {
@@ -269,7 +299,11 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
                     Some(HostObservation::Running(None)) => {
                         record.status = HostStatus::Pending;
                     }
-                    Some(HostObservation::Unreachable(_)) => record.status = HostStatus::Failed,
+                    Some(HostObservation::Unreachable(_)) => {
+                        // Failed, still knowing the pair it served well.
+                        record.previous = record.before_rollout(in_flight.as_deref());
+                        record.status = HostStatus::Failed;
+                    }
                     _ => {}
                 }
             }
@@ -304,7 +338,7 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
                     format!("drift: {host} runs {version}, state recorded {expected}")
                 }
                 HostObservation::Running(None) => format!(
-                    "drift: {host} has no release installed by slipway, state recorded {expected}"
+                    "drift: {host} has no release installed (no `current`), state recorded {expected}"
                 ),
                 HostObservation::Unreachable(error) => {
                     format!("drift: {host} is unreachable ({error})")
@@ -432,6 +466,8 @@ mod tests {
                         status: HostStatus::Deployed,
                         updated_at: "t".into(),
                         previous: None,
+                        config_digest: None,
+                        rollout: None,
                     },
                 )
             })
@@ -444,6 +480,7 @@ mod tests {
                 artifact_sha256: None,
                 rollout: None,
                 rollout_digest: None,
+                rollout_id: None,
                 status: DeploymentStatus::Deployed,
                 verified: true,
                 config_files: Default::default(),

@@ -14,21 +14,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
-use super::recorder::StepRecord;
+use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
 use crate::config::{
     BatchSize, Config, Deployment, DurationText, Gate, HealthCheck, OnFailure, TransportKind,
     VmHosts, VmSpec,
 };
+use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
 use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
-use crate::state::{DeploymentStatus, HostState, HostStatus, JournalEntry};
+use crate::state::{DeploymentStatus, HostStatus, JournalEntry, PreviousRelease};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::{CommandOutput, Transport};
 use crate::vm::config_snapshot;
-use crate::vm::steps::{self, HostContext, Phase, ReleaseMarker, RemoteStep};
+use crate::vm::steps::{self, HostContext, Phase, ReleaseMarker, RemoteStep, RollbackTarget};
 
 /// How long one remote step may take before the host counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -42,6 +43,20 @@ struct HostFailure {
     host: String,
     step: String,
     message: String,
+    /// The failure may have changed what the host serves (it came at or
+    /// after the stop of the running release); `false`: the host still
+    /// serves what it served before the update began.
+    changed: bool,
+}
+
+impl HostFailure {
+    /// The same failure, known to have left what the host serves unchanged.
+    fn unchanged(self) -> HostFailure {
+        HostFailure {
+            changed: false,
+            ..self
+        }
+    }
 }
 
 impl std::fmt::Display for HostFailure {
@@ -63,6 +78,8 @@ struct Job<'a> {
     recorder: &'a Recorder,
     /// The target group hosts leave before they stop and rejoin after checks.
     target_group: Option<TargetGroup>,
+    /// The configuration half of the release pair this deployment installs.
+    config_digest: String,
 }
 
 impl<'a> Job<'a> {
@@ -92,6 +109,10 @@ impl<'a> Job<'a> {
                 Some(settings) => Some(TargetGroup::connect(settings).await),
                 None => None,
             },
+            config_digest: crate::state::model::config_digest(
+                &desired_config_files(config, deployment),
+                desired_systemd_unit(config, deployment).as_deref(),
+            ),
         }
     }
 }
@@ -151,47 +172,26 @@ pub async fn reject_deployment(
     };
     let starts = tokio::sync::Semaphore::new(8);
     let mut outcome = DeploymentOutcome::default();
-    let moved: Vec<(&String, &HostState)> = saved
-        .hosts
-        .iter()
-        .filter(|(_, record)| record.version == saved.version)
-        .collect();
     progress.event(
         address,
         &format!(
-            "rejected: rolling back {} host(s) from {}",
-            moved.len(),
+            "rejected: rolling back the hosts the rollout of {} moved",
             saved.version
         ),
     );
-    for (host, record) in moved {
-        let transport = match connect(&job, host, ssh_options.as_ref(), &starts).await {
-            Ok(transport) => transport,
-            Err(message) => {
-                outcome
-                    .failures
-                    .push(format!("{address}: rollback of {host}: {message}"));
-                outcome.hosts_failed += 1;
-                continue;
-            }
-        };
-        let target = release_before(Some(record.clone()), &saved.version);
-        match roll_back_host(&job, host, &transport, target, None).await {
-            Ok(()) => outcome.hosts_rolled_back += 1,
-            Err(failure) => {
-                outcome
-                    .failures
-                    .push(format!("{address}: rollback of {failure}"));
-                outcome.hosts_failed += 1;
-            }
-        }
+    let mut transports = BTreeMap::new();
+    let status = roll_back_rollout(
+        &job,
+        &mut transports,
+        ssh_options.as_ref(),
+        &starts,
+        0,
+        &mut outcome,
+    )
+    .await;
+    for transport in transports.into_values() {
         transport.close().await;
     }
-    let status = if outcome.failures.is_empty() {
-        DeploymentStatus::RolledBack
-    } else {
-        DeploymentStatus::Failed
-    };
     recorder
         .finish_deployment(address, status, false, &hosts.hosts)
         .map_err(|e| e.to_string())?;
@@ -242,7 +242,7 @@ pub async fn apply_deployment(
 
     let baseline_version = gates::baseline_version(recorder, address, &deployment.service.version);
     recorder
-        .start_deployment(config, deployment)
+        .start_deployment(config, deployment, &options.apply_id)
         .map_err(|e| e.to_string())?;
     progress.event(
         address,
@@ -254,11 +254,6 @@ pub async fn apply_deployment(
         ),
     );
 
-    let before: BTreeMap<String, Option<HostState>> = hosts
-        .hosts
-        .iter()
-        .map(|h| (h.clone(), recorder.host(address, h)))
-        .collect();
     let mut transports: BTreeMap<String, Transport> = BTreeMap::new();
     let starts = tokio::sync::Semaphore::new(8);
     let ssh_options = if hosts.transport == TransportKind::Ssh {
@@ -268,7 +263,6 @@ pub async fn apply_deployment(
     };
     let rollout = config.rollout_of(deployment);
     let mut outcome = DeploymentOutcome::default();
-    let mut touched: Vec<String> = Vec::new();
     // A resumed rollout keeps its step numbers: the last one is the total.
     let total_steps = scheduled.steps.last().map_or(0, |s| s.index);
     let mut failed_step = None;
@@ -304,7 +298,7 @@ pub async fn apply_deployment(
             .iter()
             .filter(|h| !transports.contains_key(*h))
             .collect();
-        let connections = futures_join_all(
+        let connections = super::join_all(
             unconnected
                 .iter()
                 .map(|host| connect(&job, host, ssh_options.as_ref(), &starts))
@@ -317,12 +311,14 @@ pub async fn apply_deployment(
                     transports.insert(host.clone(), transport);
                 }
                 Err(message) => {
+                    // Not reached, so not moved: its record keeps its pair.
+                    let _ = recorder.set_host(address, host, None, HostChange::Unreachable);
                     let failure = HostFailure {
                         host: host.clone(),
                         step: "connect".into(),
                         message,
+                        changed: false,
                     };
-                    record_failure(&job, host, &failure);
                     outcome.failures.push(format!("{address}: {failure}"));
                     outcome.hosts_failed += 1;
                 }
@@ -330,10 +326,9 @@ pub async fn apply_deployment(
         }
         let mut running = Vec::new();
         for host in batch.iter().filter(|h| transports.contains_key(*h)) {
-            touched.push(host.clone());
             running.push(update_host(&job, host, step.index, &transports[host]));
         }
-        let results = futures_join_all(running).await;
+        let results = super::join_all(running).await;
         let mut failures_in_step = batch.len() - results.len();
         for (host, result) in batch
             .iter()
@@ -415,87 +410,28 @@ pub async fn apply_deployment(
     let result = if let Some(step) = failed_step {
         match scheduled.on_failure {
             OnFailure::Rollback => {
-                // This apply's hosts, and those an earlier apply of the same
-                // rollout moved before it stopped at an approval.
-                let version = &deployment.service.version;
-                let touched_here = touched.clone();
-                for (host, record) in &before {
-                    let moved_earlier = record.as_ref().is_some_and(|r| {
-                        &r.version == version
-                            && if killed_rollback.is_some() {
-                                // Every host the killed apply moved and did not put back.
-                                r.status != HostStatus::RolledBack
-                            } else {
-                                r.status == HostStatus::Deployed && r.previous.is_some()
-                            }
-                    });
-                    if moved_earlier && !touched.contains(host) {
-                        if let Ok(transport) =
-                            connect(&job, host, ssh_options.as_ref(), &starts).await
-                        {
-                            transports.insert(host.clone(), transport);
-                        }
-                        touched.push(host.clone());
-                    }
-                }
-                progress.event(
-                    address,
-                    &format!("step {step} failed: rolling back {} host(s)", touched.len()),
-                );
-                for host in &touched {
-                    let Some(transport) = transports.get(host) else {
-                        outcome.failures.push(format!(
-                            "{address}: rollback of {host}: cannot connect; it stays on {version}"
-                        ));
-                        continue;
-                    };
-                    let target = release_before(before.get(host).cloned().flatten(), version);
-                    let record = StepRecord {
-                        apply_id: &options.apply_id,
-                        deployment: address,
-                        step,
-                        host: Some(host),
-                        action: "rollback",
-                        version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
-                    };
-                    let seq = recorder.begin_step(&record, |_| {}).ok();
-                    // A host the killed apply switched is switched back in its name.
-                    let switched_by = killed_rollback
-                        .as_ref()
-                        .map(|(_, id)| id.as_str())
-                        .filter(|_| !touched_here.contains(host));
-                    let rolled_back =
-                        roll_back_host(&job, host, transport, target.clone(), switched_by).await;
-                    if let Some(seq) = seq {
-                        let result = if rolled_back.is_ok() {
-                            "rolled_back"
-                        } else {
-                            "failed"
-                        };
-                        let _ = recorder.end_step(seq, result, |_| {});
-                    }
-                    match rolled_back {
-                        Ok(()) => outcome.hosts_rolled_back += 1,
-                        Err(failure) => {
-                            progress.event(address, &format!("rollback of {failure}"));
-                            outcome
-                                .failures
-                                .push(format!("{address}: rollback of {failure}"));
-                        }
-                    }
-                }
-                DeploymentStatus::RolledBack
+                let status = roll_back_rollout(
+                    &job,
+                    &mut transports,
+                    ssh_options.as_ref(),
+                    &starts,
+                    step,
+                    &mut outcome,
+                )
+                .await;
+                // Every host the rollout moved is back or named as not
+                // rolled back: none stays counted as deployed.
+                outcome.hosts_deployed = 0;
+                status
             }
             OnFailure::Pause => {
                 progress.event(
                     address,
                     "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
                 );
-                if outcome.hosts_deployed > 0 {
-                    DeploymentStatus::Partial
-                } else {
-                    DeploymentStatus::Failed
-                }
+                outcome.paused = true;
+                // The rollout is unfinished, whichever hosts it reached.
+                DeploymentStatus::Partial
             }
             OnFailure::Abort => DeploymentStatus::Failed,
         }
@@ -534,35 +470,14 @@ pub async fn apply_deployment(
                 "partial: {} host(s) on {}, {} failed",
                 outcome.hosts_deployed, deployment.service.version, outcome.hosts_failed
             ),
+            _ if outcome.hosts_not_rolled_back > 0 => format!(
+                "failed: {} host(s) rolled back, {} NOT rolled back",
+                outcome.hosts_rolled_back, outcome.hosts_not_rolled_back
+            ),
             _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
         },
     );
     Ok(outcome)
-}
-
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    // Hosts of one step run concurrently on this task; results keep their order.
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (index, future) in pinned.iter_mut().enumerate() {
-            if results[index].is_some() {
-                continue;
-            }
-            match future.as_mut().poll(cx) {
-                std::task::Poll::Ready(value) => results[index] = Some(value),
-                std::task::Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {
@@ -616,27 +531,6 @@ fn context(job: &Job, host: &str, transport: &Transport) -> HostContext {
     }
 }
 
-fn record_failure(job: &Job, host: &str, failure: &HostFailure) {
-    let _ = job.recorder.set_host(
-        &job.deployment.address,
-        host,
-        &job.deployment.service.version,
-        job.artifact.map(|a| a.sha256.as_str()),
-        HostStatus::Failed,
-    );
-    let _ = failure;
-}
-
-/// Run one step; a non-zero exit is a failure carrying the host's words
-/// (masked: a config file's content may be part of what the shell echoes).
-async fn run_step(
-    job: &Job<'_>,
-    transport: &Transport,
-    step: &RemoteStep,
-) -> Result<CommandOutput, HostFailure> {
-    run_within(job, transport, step, STEP_TIMEOUT).await
-}
-
 /// Run `steps` in order in one session ([`steps::chain`]), each with its own
 /// time limit; a failure names the step that failed.
 async fn run_all(
@@ -663,6 +557,7 @@ async fn run_within(
         host: transport.host().to_string(),
         step: step.to_string(),
         message,
+        changed: true,
     };
     let mut output = transport
         .run(&step.script, limit)
@@ -696,6 +591,7 @@ async fn update_host(
         host: host.to_string(),
         step: "record state".into(),
         message: e.to_string(),
+        changed: true,
     };
     let record = |action| StepRecord {
         apply_id: &job.options.apply_id,
@@ -743,7 +639,7 @@ async fn update_host(
             job.progress.event(
                 address,
                 &format!(
-                    "{host}: on {version} (the interrupted apply {} had finished it)",
+                    "{host}: re-checked, not updated again: on {version} (the interrupted apply {} had finished it)",
                     uncertain.apply_id
                 ),
             );
@@ -752,18 +648,40 @@ async fn update_host(
         job.recorder
             .end_step(seq, "not_done", close_uncertain)
             .map_err(state_error)?;
+        job.progress.event(
+            address,
+            &format!(
+                "{host}: re-checked: apply {} had not finished it, updating it again",
+                uncertain.apply_id
+            ),
+        );
     }
+    // What the host serves before this update, as far as state knows.
+    let serving = job
+        .recorder
+        .host(address, host)
+        .filter(|r| {
+            matches!(
+                r.status,
+                HostStatus::Deployed | HostStatus::RolledBack | HostStatus::Failed
+            )
+        })
+        .map(|r| r.pair());
     let seq = job
         .recorder
-        .begin_host_step(&record("deploy"), sha.as_deref(), HostStatus::InProgress)
+        .begin_host_step(&record("deploy"), sha.as_deref())
         .map_err(state_error)?;
     let result = update_host_steps(job, host, transport).await;
-    let (status, outcome) = match &result {
-        Ok(()) => (HostStatus::Deployed, "deployed"),
-        Err(_) => (HostStatus::Failed, "failed"),
+    let (change, outcome) = match &result {
+        Ok(()) => (HostChange::Moved(HostStatus::Deployed), "deployed"),
+        // It still serves what it did: the record says so.
+        Err(failure) if !failure.changed => {
+            (HostChange::FailedUnchanged(serving), "failed, unchanged")
+        }
+        Err(_) => (HostChange::Moved(HostStatus::Failed), "failed"),
     };
     job.recorder
-        .end_host_step(seq, outcome, address, host, version, sha.as_deref(), status)
+        .end_host_step(seq, outcome, (address, host), sha.as_deref(), change)
         .map_err(state_error)?;
     if result.is_ok() {
         job.progress
@@ -832,6 +750,7 @@ async fn update_host_steps(
         host: host.to_string(),
         step: "prepare".into(),
         message,
+        changed: false,
     };
     ctx.validate().map_err(|e| invalid(e.to_string()))?;
     let vm = job.vm;
@@ -846,15 +765,20 @@ async fn update_host_steps(
     let mut checks = vec![steps::check_connection(&ctx)];
     checks.extend(steps::prechecks(vm, &ctx));
     checks.extend(steps::hooks(vm, &ctx, Phase::BeforeStop));
-    run_all(job, transport, &checks).await?;
+    // Up to the stop of the running release, a failure leaves what the
+    // host serves as it was.
+    run_all(job, transport, &checks)
+        .await
+        .map_err(HostFailure::unchanged)?;
     if let Some(group) = &job.target_group {
         progress("leaving the load balancer");
-        group
-            .deregister(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer deregister", message))?;
+        group.deregister(host).await.map_err(|message| {
+            load_balancer_failure(host, "load balancer deregister", message).unchanged()
+        })?;
     }
-    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister)).await?;
+    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister))
+        .await
+        .map_err(HostFailure::unchanged)?;
     let mut switch = Vec::new();
     if let Some(artifact) = job.artifact {
         steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
@@ -876,6 +800,7 @@ async fn update_host_steps(
                     host: host.to_string(),
                     step: "transfer".into(),
                     message: e.to_string(),
+                    changed: false,
                 })?;
             switch.push(steps::verify_artifact(vm, &ctx, &artifact.sha256));
         }
@@ -883,7 +808,11 @@ async fn update_host_steps(
     }
     switch.extend(steps::stop(vm, &ctx));
     switch.extend(steps::config_files(vm, &ctx));
-    switch.push(config_snapshot::save(vm, &ctx));
+    switch.push(config_snapshot::save(
+        vm,
+        &ctx,
+        &config_snapshot::snapshot_name(&ctx.version, Some(&job.config_digest)),
+    ));
     if let (Some(unit), Some(text)) = (&vm.systemd_unit, &job.unit_text) {
         let systemd = matches!(transport, Transport::Ssh(_));
         switch.push(steps::install_systemd_unit(vm, unit, &ctx, text, systemd));
@@ -892,7 +821,14 @@ async fn update_host_steps(
     switch.extend(steps::start(vm, &ctx));
     switch.extend(steps::hooks(vm, &ctx, Phase::AfterStart));
     progress(&format!("switching to {}", ctx.version));
-    run_all(job, transport, &switch).await?;
+    run_all(job, transport, &switch).await.map_err(|failure| {
+        // Verifying and unpacking the release come before the stop.
+        if failure.step == "artifact.verify" || failure.step == "install" {
+            failure.unchanged()
+        } else {
+            failure
+        }
+    })?;
     progress("health checks");
     for check in &vm.health {
         health_check(job, transport, &ctx, check).await?;
@@ -979,6 +915,7 @@ async fn health_check(
             job.config.mask(&last),
             retries + 1
         ),
+        changed: true,
     })
 }
 
@@ -1037,100 +974,203 @@ fn load_balancer_failure(host: &str, step: &str, message: String) -> HostFailure
         host: host.to_string(),
         step: step.to_string(),
         message,
+        changed: true,
     }
 }
 
-/// What a rollback restores on a host, from its record before this apply: that
-/// record, or, when an earlier apply of the same rollout already moved the host
-/// to `version`, the release it served before.
-fn release_before(record: Option<HostState>, version: &str) -> Option<HostState> {
-    match record {
-        Some(record) if record.version == version => record.previous.map(|previous| HostState {
-            version: previous.version,
-            artifact_sha256: previous.artifact_sha256,
-            status: HostStatus::Deployed,
-            updated_at: record.updated_at,
-            previous: None,
-        }),
-        other => other,
+/// Roll back the rollout in flight: every host it moved and has not put back
+/// ([`crate::state::DeploymentState::moved_hosts`], whichever apply of the
+/// rollout moved it) goes back to the release pair it served before the
+/// rollout, one after the other. Hosts no longer in the environment and hosts
+/// the rollout did not move are left alone. A host that cannot be reached, or
+/// whose rollback fails, is named in `outcome` and recorded as
+/// [`HostStatus::RollbackFailed`], never as rolled back. `step` is the failed
+/// step (0 for `reject`). Returns the deployment's status: rolled back when
+/// every moved host is back, failed otherwise (including when the rollout
+/// had moved no host).
+async fn roll_back_rollout(
+    job: &Job<'_>,
+    transports: &mut BTreeMap<String, Transport>,
+    ssh_options: Option<&SshOptions>,
+    starts: &tokio::sync::Semaphore,
+    step: usize,
+    outcome: &mut DeploymentOutcome,
+) -> DeploymentStatus {
+    let address = job.deployment.address.as_str();
+    let moved: Vec<(String, Option<PreviousRelease>)> = job
+        .recorder
+        .deployment(address)
+        .map(|saved| {
+            saved
+                .moved_hosts()
+                .into_iter()
+                .filter(|(host, _)| job.hosts.hosts.contains(host))
+                .map(|(host, previous)| (host.clone(), previous.cloned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let failed = if step == 0 {
+        "rejected".to_string()
+    } else {
+        format!("step {step} failed")
+    };
+    if moved.is_empty() {
+        job.progress.event(
+            address,
+            &format!("{failed}: the rollout moved no host, nothing to roll back"),
+        );
+        // A rejected rollout that moved nothing is rolled back; a failed
+        // step with nothing to put back is a failure.
+        return if step == 0 {
+            DeploymentStatus::RolledBack
+        } else {
+            DeploymentStatus::Failed
+        };
+    }
+    let names: Vec<&str> = moved.iter().map(|(h, _)| h.as_str()).collect();
+    job.progress.event(
+        address,
+        &format!(
+            "{failed}: rolling back {} host(s) the rollout moved: {}",
+            moved.len(),
+            names.join(", ")
+        ),
+    );
+    let version = &job.deployment.service.version;
+    for (host, target) in &moved {
+        if !transports.contains_key(host) {
+            match connect(job, host, ssh_options, starts).await {
+                Ok(transport) => {
+                    transports.insert(host.clone(), transport);
+                }
+                Err(message) => {
+                    let _ = job
+                        .recorder
+                        .set_host(address, host, None, HostChange::RollbackFailed);
+                    let line = format!(
+                        "rollback of {host}: cannot connect ({message}); NOT rolled back, it may still run {version}"
+                    );
+                    job.progress.event(address, &line);
+                    outcome.failures.push(format!("{address}: {line}"));
+                    outcome.hosts_not_rolled_back += 1;
+                    continue;
+                }
+            }
+        }
+        let transport = &transports[host];
+        let record = StepRecord {
+            apply_id: &job.options.apply_id,
+            deployment: address,
+            step,
+            host: Some(host),
+            action: "rollback",
+            version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
+        };
+        let seq = job.recorder.begin_step(&record, |_| {}).ok();
+        let result = roll_back_host(job, host, transport, target.as_ref()).await;
+        let journal = match &result {
+            Ok(_) => "rolled_back",
+            Err(_) => "failed",
+        };
+        if let Some(seq) = seq {
+            let _ = job.recorder.end_step(seq, journal, |_| {});
+        }
+        match result {
+            Ok(None) => outcome.hosts_rolled_back += 1,
+            Ok(Some(unhealthy)) => {
+                outcome.hosts_rolled_back += 1;
+                job.progress.event(address, &unhealthy);
+                outcome.failures.push(format!("{address}: {unhealthy}"));
+            }
+            Err(failure) => {
+                let _ = job
+                    .recorder
+                    .set_host(address, host, None, HostChange::RollbackFailed);
+                let line = format!("rollback of {failure}; NOT rolled back");
+                job.progress.event(address, &line);
+                outcome.failures.push(format!("{address}: {line}"));
+                outcome.hosts_not_rolled_back += 1;
+            }
+        }
+    }
+    if outcome.hosts_not_rolled_back == 0 {
+        DeploymentStatus::RolledBack
+    } else {
+        DeploymentStatus::Failed
     }
 }
 
+/// Put one host back on `target` (see [`steps::rollback`]) and record it as
+/// rolled back; then check its health and re-register it. `Ok(Some(why))`:
+/// back on its pair, but its health check or re-registration failed.
 async fn roll_back_host(
     job: &Job<'_>,
     host: &str,
     transport: &Transport,
-    before: Option<HostState>,
-    switched_by: Option<&str>,
-) -> Result<(), HostFailure> {
+    target: Option<&PreviousRelease>,
+) -> Result<Option<String>, HostFailure> {
     let address = &job.deployment.address;
     let mut ctx = context(job, host, transport);
-    if let Some(apply_id) = switched_by {
-        ctx.apply_id = apply_id.to_string();
+    if let Some(target) = target {
+        // The restored release's commands see its own version.
+        ctx.version = target.version.clone();
     }
     job.progress
         .status(address, &format!("{host}: rolling back"));
-    let Some(previous) =
-        before.filter(|b| b.status == HostStatus::Deployed || b.status == HostStatus::RolledBack)
-    else {
-        // Nothing ran here before this apply: stop what it started.
-        if let Some(stop) = steps::stop(job.vm, &ctx) {
-            run_step(job, transport, &stop).await?;
-        }
-        let _ = job.recorder.set_host(
-            address,
-            host,
-            &job.deployment.service.version,
-            None,
-            HostStatus::RolledBack,
-        );
-        return Ok(());
-    };
-    // The restored release's commands see its own version.
-    let ctx = HostContext {
-        version: previous.version.clone(),
-        ..ctx
-    };
-    // Put the previous release's config files back before it starts again.
-    let mut rollback = steps::rollback(job.vm, &ctx);
-    let start_at = rollback
-        .iter()
-        .position(|s| s.name == "rollback.start")
-        .unwrap_or(rollback.len());
-    rollback.insert(
-        start_at,
-        config_snapshot::restore(job.vm, &ctx, &previous.version),
-    );
-    run_all(job, transport, &rollback).await?;
-    let previous_ctx = HostContext {
-        version: previous.version.clone(),
-        ..ctx
-    };
-    for check in &job.vm.health {
-        health_check(job, transport, &previous_ctx, check).await?;
+    let steps_target = target.map(|t| RollbackTarget {
+        version: t.version.clone(),
+        sha256: t.artifact_sha256.clone(),
+        config_snapshot: config_snapshot::snapshot_name(&t.version, t.config_digest.as_deref()),
+    });
+    if steps_target.is_some() {
+        ctx.validate().map_err(|e| HostFailure {
+            host: host.to_string(),
+            step: "rollback".into(),
+            message: e.to_string(),
+            changed: false,
+        })?;
     }
-    if let Some(group) = &job.target_group {
-        group
-            .register(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
-    }
+    let now = crate::state::lock::now_rfc3339();
+    run_all(
+        job,
+        transport,
+        &steps::rollback(job.vm, &ctx, steps_target.as_ref(), &now),
+    )
+    .await?;
     job.recorder
-        .set_host(
-            address,
-            host,
-            &previous.version,
-            previous.artifact_sha256.as_deref(),
-            HostStatus::RolledBack,
-        )
+        .set_host(address, host, None, HostChange::RolledBack)
         .map_err(|e| HostFailure {
             host: host.to_string(),
             step: "record state".into(),
             message: e.to_string(),
+            changed: true,
         })?;
+    let Some(target) = target else {
+        job.progress.event(
+            address,
+            &format!("{host}: stopped (nothing ran here before the rollout)"),
+        );
+        return Ok(None);
+    };
     job.progress.event(
         address,
-        &format!("{host}: rolled back to {}", previous.version),
+        &format!("{host}: rolled back to {}", target.version),
     );
-    Ok(())
+    for check in &job.vm.health {
+        if let Err(failure) = health_check(job, transport, &ctx, check).await {
+            return Ok(Some(format!(
+                "{host}: rolled back to {}, but {} failed: {}",
+                target.version, failure.step, failure.message
+            )));
+        }
+    }
+    if let Some(group) = &job.target_group {
+        if let Err(message) = group.register(host).await {
+            return Ok(Some(format!(
+                "{host}: rolled back to {}, but joining the load balancer failed: {message}",
+                target.version
+            )));
+        }
+    }
+    Ok(None)
 }

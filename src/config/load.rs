@@ -1261,6 +1261,16 @@ impl Loader {
                         .help("list at least one host"),
                 );
             }
+            if let Some(problem) = super::unusable_identity_file(vm_hosts, &self.config.root) {
+                let at = hosts_block
+                    .and_then(|b| b.body.attr("identity_file"))
+                    .map(|a| a.span);
+                self.error(
+                    Diagnostic::warning("identity-file", problem)
+                        .at_opt(at)
+                        .help("fix the path or create the key: with it missing, every host would refuse the login, and apply refuses to start"),
+                );
+            }
             let mut seen = HashSet::new();
             for host in &vm_hosts.hosts {
                 if !seen.insert(host) {

@@ -19,3 +19,36 @@ pub mod units;
 pub use inputs::InputSources;
 pub use load::{load, load_backend_only, load_sources, Loaded};
 pub use model::*;
+
+/// Why an SSH `vm_hosts` block's `identity_file` cannot be used — it does not
+/// exist, is not a file, or cannot be read — or `None` when it can (or is not
+/// set, or the transport is not SSH). A relative path is relative to `root`
+/// (the configuration directory), `~/` is `$HOME`, as the SSH transport
+/// reads it. Checked before anything connects: ssh would otherwise report a
+/// missing key as a login every host refuses.
+pub fn unusable_identity_file(hosts: &VmHosts, root: &std::path::Path) -> Option<String> {
+    if hosts.transport != TransportKind::Ssh {
+        return None;
+    }
+    let written = hosts.identity_file.as_deref()?;
+    let path = match written.strip_prefix("~/") {
+        Some(rest) => std::path::PathBuf::from(std::env::var_os("HOME")?).join(rest),
+        None => root.join(written),
+    };
+    let shown = if path.as_os_str() == written {
+        format!("identity_file {written:?}")
+    } else {
+        format!("identity_file {written:?} ({})", path.display())
+    };
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{shown} does not exist"))
+        }
+        Err(e) => Some(format!("{shown} cannot be read: {e}")),
+        Ok(meta) if !meta.is_file() => Some(format!("{shown} is not a file")),
+        Ok(_) => match std::fs::File::open(&path) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{shown} cannot be read: {e}")),
+        },
+    }
+}

@@ -73,6 +73,9 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     let mut continuing: BTreeSet<String> = BTreeSet::new();
     let mut warnings = Vec::new();
     let digests = RolloutDigests::default();
+    // What a VM rollback would put back, when state says more than "the
+    // previous version" (see `vm_rollback`).
+    let mut rollbacks: BTreeMap<String, String> = BTreeMap::new();
 
     for deployment in config.deployments.values() {
         let state_name = environment_state_name(&deployment.environment);
@@ -136,6 +139,12 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         if unfinished {
             continuing.insert(deployment.address.clone());
         }
+        if let (Some(saved), TargetKind::Vm) = (saved, change.target) {
+            if let Some(text) = vm_rollback(saved, &deployment.service.version, environment, &hosts)
+            {
+                rollbacks.insert(deployment.address.clone(), text);
+            }
+        }
         targets.insert(deployment.address.clone(), hosts);
         changes.insert(deployment.address.clone(), change);
     }
@@ -174,7 +183,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         return Err(diagnostics);
     }
 
-    let schedule = schedule(config, &changes, &targets, &continuing);
+    let schedule = schedule(config, &changes, &targets, &continuing, &rollbacks);
     let mut ordered: Vec<DeploymentChange> = Vec::new();
     for wave in &schedule.waves {
         for scheduled in &wave.deployments {
@@ -259,32 +268,36 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .collect();
         let uncertain: Vec<&&crate::state::JournalEntry> =
             entries.iter().filter(|e| e.finished_at.is_none()).collect();
+        // One line per step, so that a long rollout stays readable.
+        let list =
+            |items: &[String]| -> String { items.iter().map(|i| format!("\n  - {i}")).collect() };
         let mut text = format!(
-            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end. "
+            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end."
         );
         if done.is_empty() {
-            text.push_str("No step is known done. ");
+            text.push_str("\nNo step is known done.");
         } else {
-            text.push_str(&format!("Known done: {}. ", done.join("; ")));
+            text.push_str(&format!("\nKnown done:{}", list(&done)));
         }
         if !rechecked.is_empty() {
             text.push_str(&format!(
-                "Found not done when a later apply re-checked them: {}. ",
-                rechecked.join("; ")
+                "\nFound not done when a later apply re-checked them:{}",
+                list(&rechecked)
             ));
         }
         if uncertain.is_empty() {
-            text.push_str("No step is uncertain. ");
+            text.push_str("\nNo step is uncertain.");
         } else {
             let described: Vec<String> = uncertain
                 .iter()
                 .map(|e| format!("{} (started {})", e.describe(), e.started_at))
                 .collect();
             text.push_str(&format!(
-                "Uncertain (started, may or may not have happened): {}. ",
-                described.join("; ")
+                "\nUncertain (started, may or may not have happened):{}",
+                list(&described)
             ));
         }
+        text.push('\n');
         // A deployment whose last step in that apply is a rollback was being
         // rolled back when the apply was killed.
         let rolling_back: Vec<&&crate::state::JournalEntry> = entries
@@ -338,9 +351,9 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .collect();
         text.push_str("`slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) ");
         if !checks.is_empty() {
-            text.push_str(&format!("first {}, then ", checks.join("; ")));
+            text.push_str(&format!("first:{}\nthen ", list(&checks)));
         }
-        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again");
+        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again.");
         warnings.push(text);
     }
     if let Some(last) = state
@@ -828,14 +841,21 @@ pub fn output_values(config: &Config) -> Vec<OutputValue> {
         .collect()
 }
 
-/// Split hosts into batches the way Ansible's `serial` does: each entry is a
-/// count or a share of all hosts (at least one); the last entry repeats.
-pub fn rolling_batches(hosts: &[String], sizes: &[BatchSize]) -> Vec<Vec<String>> {
+/// Split `hosts` (the hosts to update) into batches the way Ansible's
+/// `serial` does: each entry is a count or a share of all the environment's
+/// hosts (`environment_hosts` of them; rounded down, at least one), whether
+/// or not they all need the update; the last entry repeats.
+pub fn rolling_batches(
+    hosts: &[String],
+    sizes: &[BatchSize],
+    environment_hosts: usize,
+) -> Vec<Vec<String>> {
     let total = hosts.len();
+    let of = environment_hosts.max(total);
     let size_of = |size: &BatchSize| -> usize {
         match size {
             BatchSize::Count(n) => (*n as usize).max(1),
-            BatchSize::Share(share) => share.of(total).max(1),
+            BatchSize::Share(share) => share.of(of).max(1),
         }
     };
     let default = [BatchSize::Count(1)];
@@ -882,6 +902,7 @@ fn schedule(
     changes: &BTreeMap<String, DeploymentChange>,
     targets: &BTreeMap<String, Vec<String>>,
     continuing: &BTreeSet<String>,
+    rollbacks: &BTreeMap<String, String>,
 ) -> Schedule {
     let graph = DeploymentGraph::build(config);
     let mut waves: Vec<Vec<String>> = graph
@@ -911,12 +932,18 @@ fn schedule(
                 deployments: addresses
                     .iter()
                     .map(|address| {
-                        scheduled(
+                        let mut scheduled = scheduled(
                             config,
                             &changes[address],
                             targets.get(address).map_or(&[][..], Vec::as_slice),
                             continuing.contains(address),
-                        )
+                        );
+                        if scheduled.on_failure == OnFailure::Rollback {
+                            if let Some(text) = rollbacks.get(address) {
+                                scheduled.rollback = text.clone();
+                            }
+                        }
+                        scheduled
                     })
                     .collect(),
             })
@@ -962,8 +989,11 @@ fn scheduled(
                 Some(vm_hosts) if continues => vm_hosts.hosts.clone(),
                 _ => hosts.to_vec(),
             };
+            let environment_hosts = environment.vm_hosts.as_ref().map_or(0, |v| v.hosts.len());
             let batches = match rollout {
-                Some(r) if r.strategy == Strategy::Rolling => rolling_batches(&all, &r.batches),
+                Some(r) if r.strategy == Strategy::Rolling => {
+                    rolling_batches(&all, &r.batches, environment_hosts)
+                }
                 Some(r) if r.strategy == Strategy::Canary => canary_batches(&all, &r.steps),
                 _ => vec![all.clone()],
             };
@@ -1137,6 +1167,77 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
     }
 }
 
+/// The rollback sentence of a VM deployment from state, when it says more
+/// than "back to the previous version": the rollout goes on (hosts an
+/// earlier apply moved are put back too), or the hosts this apply moves
+/// served different releases. Each host goes back to the pair it served
+/// before the rollout ([`crate::state::HostState::before_rollout`]).
+/// `None`: the general sentence fits.
+fn vm_rollback(
+    saved: &DeploymentState,
+    version: &str,
+    environment: &Environment,
+    targets: &[String],
+) -> Option<String> {
+    let in_environment: Vec<String> = environment
+        .vm_hosts
+        .as_ref()
+        .map(|v| v.hosts.clone())
+        .unwrap_or_default();
+    let continues = saved.continues_rollout(version);
+    let rollout = saved.rollout_id.as_deref().filter(|_| continues);
+    let mut back: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut moved_so_far = Vec::new();
+    if continues {
+        for (host, previous) in saved.moved_hosts() {
+            if in_environment.contains(host) && !targets.contains(host) {
+                moved_so_far.push(host.clone());
+                back.entry(previous.map_or_else(String::new, |p| p.version.clone()))
+                    .or_default()
+                    .push(host.clone());
+            }
+        }
+    }
+    for host in targets {
+        let before = saved
+            .hosts
+            .get(host)
+            .and_then(|record| record.before_rollout(rollout));
+        back.entry(before.map_or_else(String::new, |p| p.version))
+            .or_default()
+            .push(host.clone());
+    }
+    if moved_so_far.is_empty()
+        && back.len() == 1
+        && back.keys().next().is_some_and(|v| *v == saved.version)
+    {
+        return None;
+    }
+    let groups: Vec<String> = back
+        .iter()
+        .map(|(version, hosts)| {
+            let hosts: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+            if version.is_empty() {
+                format!("stopped (nothing there before): {}", hosts.join(", "))
+            } else {
+                format!("{version}: {}", hosts.join(", "))
+            }
+        })
+        .collect();
+    let earlier = if moved_so_far.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} moved by an earlier apply of this rollout)",
+            moved_so_far.join(", ")
+        )
+    };
+    Some(format!(
+        "on failure, put every host this rollout moved back on the release and config it served before — {}{earlier} — restart, check health and re-register; hosts it did not move are left alone",
+        groups.join("; ")
+    ))
+}
+
 fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> String {
     match on_failure {
         OnFailure::Pause => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
@@ -1190,12 +1291,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Known done: deployment.web step 1 on h1: deploy 2.0.0 (deployed)"),
+            text.contains(
+                "\nKnown done:\n  - deployment.web step 1 on h1: deploy 2.0.0 (deployed)\n"
+            ),
             "{text}"
         );
         assert!(
             text.contains(
-                "Uncertain (started, may or may not have happened): deployment.web step 2 on h2"
+                "\nUncertain (started, may or may not have happened):\n  - deployment.web step 2 on h2"
             ),
             "{text}"
         );
@@ -1209,11 +1312,18 @@ mod tests {
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
             text.contains(
-                "Found not done when a later apply re-checked them: deployment.web step 2 on h2"
+                "Found not done when a later apply re-checked them:\n  - deployment.web step 2 on h2"
             ),
             "{text}"
         );
         assert!(text.contains("No step is uncertain"), "{text}");
+        // Many hosts make many lines, not one long one.
+        state.journal = (1..=40)
+            .map(|n| entry(n, &format!("host-{n}.example.com"), true))
+            .collect();
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(text.lines().count() > 40, "{text}");
+        assert!(text.lines().all(|l| l.len() < 400), "{text}");
         state.settle_journal();
         assert!(interrupted_apply_warnings("prod", &state).is_empty());
     }
@@ -1247,15 +1357,15 @@ mod tests {
         ];
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
-            text.contains("Known done: deployment.api step 1: traffic 2.0.0 10% (done)"),
+            text.contains("Known done:\n  - deployment.api step 1: traffic 2.0.0 10% (done)"),
             "{text}"
         );
         assert!(
-            text.contains("Uncertain (started, may or may not have happened): deployment.api step 2: traffic 2.0.0 25%"),
+            text.contains("Uncertain (started, may or may not have happened):\n  - deployment.api step 2: traffic 2.0.0 25%"),
             "{text}"
         );
         assert!(
-            text.contains("first reads the listener of deployment.api: if it sends 25% to 2.0.0 as step 2 meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step 2 runs again"),
+            text.contains("first:\n  - reads the listener of deployment.api: if it sends 25% to 2.0.0 as step 2 meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step 2 runs again"),
             "{text}"
         );
         assert!(text.contains("continues the same rollout"), "{text}");
@@ -1311,10 +1421,10 @@ mod tests {
             BatchSize::Share(Percent::parse("25%").unwrap()),
             BatchSize::Share(Percent::ALL),
         ];
-        let batches = rolling_batches(&hosts(10), &sizes);
+        let batches = rolling_batches(&hosts(10), &sizes, 10);
         let lengths: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(lengths, vec![1, 2, 7]);
-        let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)]);
+        let repeating = rolling_batches(&hosts(5), &[BatchSize::Count(2)], 5);
         assert_eq!(
             repeating.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![2, 2, 1]
@@ -1325,12 +1435,30 @@ mod tests {
                 BatchSize::Count(1),
                 BatchSize::Share(Percent::parse("50%").unwrap()),
             ],
+            5,
         );
         assert_eq!(
             halves.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![1, 2, 2]
         );
-        assert!(rolling_batches(&[], &sizes).is_empty());
+        assert!(rolling_batches(&[], &sizes, 10).is_empty());
+    }
+
+    #[test]
+    fn percentages_are_of_all_the_environments_hosts_not_of_those_to_update() {
+        let sizes = [
+            BatchSize::Count(1),
+            BatchSize::Share(Percent::parse("50%").unwrap()),
+        ];
+        // 3 drifted hosts of 12: 1, then 50% of 12 (6) — the 2 that remain.
+        let drifted = rolling_batches(&hosts(3), &sizes, 12);
+        assert_eq!(drifted.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2]);
+        // 8 of 10: 1, then 5 at a time.
+        let most = rolling_batches(&hosts(8), &sizes, 10);
+        assert_eq!(most.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 5, 2]);
+        // A count is a count.
+        let counted = rolling_batches(&hosts(3), &[BatchSize::Count(1)], 12);
+        assert_eq!(counted.len(), 3);
     }
 
     #[test]

@@ -281,6 +281,7 @@ mod tests {
                 artifact_sha256: Some("ab12".to_string()),
                 rollout: None,
                 rollout_digest: None,
+                rollout_id: None,
                 status: DeploymentStatus::Deployed,
                 verified: true,
                 config_files: Default::default(),

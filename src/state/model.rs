@@ -131,6 +131,13 @@ pub struct DeploymentState {
     /// sha256 of the rollout policy as configured when last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_digest: Option<String>,
+    /// The rollout in flight or last run: the id of the apply that began it.
+    /// Every apply that goes on with it (after a kill, a pause or an
+    /// approval) keeps this id; hosts it moved carry it in
+    /// [`HostState::rollout`], and a rollback puts exactly those back. See
+    /// [`DeploymentState::continues_rollout`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
     pub status: DeploymentStatus,
     /// The version passed every verification gate (needed by `promote_from`).
     #[serde(default)]
@@ -237,6 +244,45 @@ pub fn rejected_message(record: &ApprovalRecord) -> String {
 }
 
 impl DeploymentState {
+    /// Whether an apply of `version` goes on with the rollout recorded here
+    /// (keeps [`DeploymentState::rollout_id`]) rather than beginning a new
+    /// one: the rollout moves to the same version and did not finish — it
+    /// was killed (in progress), stopped at an approval or paused (partial),
+    /// or stopped without rolling back (failed). A deployed or rolled back
+    /// deployment, or another version, begins a new rollout.
+    pub fn continues_rollout(&self, version: &str) -> bool {
+        self.version == version
+            && self.rollout_id.is_some()
+            && matches!(
+                self.status,
+                DeploymentStatus::InProgress | DeploymentStatus::Partial | DeploymentStatus::Failed
+            )
+    }
+
+    /// Hosts the rollout in flight moved and has not put back, each with the
+    /// pair it should go back to (`None`: nothing was there before).
+    pub fn moved_hosts(&self) -> Vec<(&String, Option<&PreviousRelease>)> {
+        let Some(rollout) = self.rollout_id.as_deref() else {
+            // Recorded before rollouts were tracked: the hosts on this
+            // version that remember an earlier release.
+            return self
+                .hosts
+                .iter()
+                .filter(|(_, r)| {
+                    r.version == self.version
+                        && r.status != HostStatus::RolledBack
+                        && r.previous.is_some()
+                })
+                .map(|(host, record)| (host, record.previous.as_ref()))
+                .collect();
+        };
+        self.hosts
+            .iter()
+            .filter(|(_, record)| record.moved_by(rollout))
+            .map(|(host, record)| (host, record.previous.as_ref()))
+            .collect()
+    }
+
     /// The approval this deployment waits for at its current version.
     pub fn waiting_approval(&self) -> Option<&ApprovalRecord> {
         self.approvals
@@ -316,6 +362,17 @@ pub enum HostStatus {
     Deployed,
     Failed,
     RolledBack,
+    /// A rollback should have put the host back and could not (it could not
+    /// be reached, or a rollback step failed): it still runs what the
+    /// record's `version` says, and `previous` is what it should go back to.
+    RollbackFailed,
+}
+
+impl HostStatus {
+    /// The host serves the record's pair as a finished step left it.
+    pub fn is_settled(self) -> bool {
+        matches!(self, HostStatus::Deployed | HostStatus::RolledBack)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,18 +382,84 @@ pub struct HostState {
     pub artifact_sha256: Option<String>,
     pub status: HostStatus,
     pub updated_at: String,
-    /// The release the host served before the apply that moved it to
-    /// `version` (what a rollback or `slipway reject` switches back to).
+    /// The configuration half of the host's release pair: [`config_digest`]
+    /// of the config files and systemd unit it was given with `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+    /// The rollout ([`DeploymentState::rollout_id`]) that moved the host to
+    /// this record; `None` when no rollout moved it (yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// The release pair the host served before `rollout` first moved it
+    /// (what a rollback or `slipway reject` puts back; for a rolled back
+    /// host, the pair it was put back on); `None` when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<PreviousRelease>,
 }
 
-/// A release a host served before.
+/// A release pair a host served before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviousRelease {
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+}
+
+impl HostState {
+    /// The pair this record says the host serves, as a [`PreviousRelease`].
+    pub fn pair(&self) -> PreviousRelease {
+        PreviousRelease {
+            version: self.version.clone(),
+            artifact_sha256: self.artifact_sha256.clone(),
+            config_digest: self.config_digest.clone(),
+        }
+    }
+
+    /// Whether rollout `rollout` moved this host and has not put it back.
+    pub fn moved_by(&self, rollout: &str) -> bool {
+        self.rollout.as_deref() == Some(rollout) && self.status != HostStatus::RolledBack
+    }
+
+    /// The pair the host served before rollout `rollout` moved it, as a new
+    /// move by that rollout must keep it: the recorded `previous` when that
+    /// rollout moved it already (or put it back), the pair it serves when it
+    /// is deployed, and otherwise (failed, in progress, rolled back by an
+    /// earlier rollout) `previous`, the last pair it served well. `None`:
+    /// nothing was there before.
+    pub fn before_rollout(&self, rollout: Option<&str>) -> Option<PreviousRelease> {
+        let same = rollout.is_some() && self.rollout.as_deref() == rollout;
+        match self.status {
+            _ if same => self.previous.clone(),
+            HostStatus::Deployed => Some(self.pair()),
+            // Recorded before rollouts were tracked: `version` is what it was
+            // put back on.
+            HostStatus::RolledBack if self.rollout.is_none() => Some(self.pair()),
+            // Not reached yet: still what the record says, unless it says
+            // otherwise.
+            HostStatus::Pending => self.previous.clone().or_else(|| Some(self.pair())),
+            _ => self.previous.clone(),
+        }
+    }
+}
+
+/// The configuration half of a release pair: sha256 (first 16 hex digits) of
+/// the config files (by destination) and the systemd unit, as state stores
+/// them (sensitive values masked, so the digest reveals nothing of them).
+pub fn config_digest(files: &BTreeMap<String, String>, unit: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (destination, content) in files {
+        for part in [destination.as_str(), content.as_str()] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    hasher.update([u8::from(unit.is_some())]);
+    hasher.update(unit.unwrap_or_default().as_bytes());
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -383,7 +506,7 @@ pub struct HistoryEntry {
     /// Deployment address → version applied.
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
-    /// succeeded | failed | rolled_back | interrupted | waiting_approval |
+    /// succeeded | failed | paused | rolled_back | interrupted | waiting_approval |
     /// approved | rejected
     pub result: String,
     /// Approvals given or refused by this entry (`approve` / `reject`), or
@@ -485,6 +608,7 @@ mod approval_tests {
             artifact_sha256: None,
             rollout: None,
             rollout_digest: None,
+            rollout_id: None,
             status: DeploymentStatus::Partial,
             verified: false,
             config_files: BTreeMap::new(),

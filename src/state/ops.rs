@@ -307,6 +307,7 @@ mod tests {
             artifact_sha256: None,
             rollout: None,
             rollout_digest: None,
+            rollout_id: None,
             status: DeploymentStatus::Deployed,
             verified: true,
             config_files: Default::default(),

@@ -8,6 +8,7 @@
 
 pub mod local;
 pub mod ssh;
+pub mod watchdog;
 
 use std::path::Path;
 use std::time::Duration;

@@ -393,6 +393,8 @@ impl SshTransport {
             };
             let failure = match result {
                 Ok(Ok(session)) => {
+                    // The master ends soon after slipway, however it ends.
+                    super::watchdog::watch(session.control_socket());
                     let mut transport = SshTransport {
                         host: host.to_string(),
                         root: "/".to_string(),

@@ -2,24 +2,36 @@
 //! that went with the previous release, not only its code.
 //!
 //! After apply writes a release's config files it saves a copy under
-//! `<install_dir>/.slipway/config/<version>/` (files numbered in the order of a
-//! `manifest` of destinations); rollback copies the previous version's files
-//! back, each atomically. Pure builders of scripts, like [`super::steps`].
+//! `<install_dir>/.slipway/config/<name>/` (files numbered in the order of a
+//! `manifest` of destinations), where the name ([`snapshot_name`]) is the
+//! release pair: version and config digest. Rollback copies the files of the
+//! pair it restores back, each atomically. Pure builders of scripts, like
+//! [`super::steps`].
 
 use super::shell::quote;
 use super::steps::{host_path, install_dir, HostContext, Phase, RemoteStep};
 use crate::config::VmSpec;
 
-fn snapshot_dir(vm: &VmSpec, ctx: &HostContext, version: &str) -> String {
+/// The snapshot directory's name for a release pair: `VERSION+DIGEST`, or
+/// `VERSION` for a pair recorded without a config digest (snapshots saved
+/// before pairs were recorded are named so).
+pub fn snapshot_name(version: &str, config_digest: Option<&str>) -> String {
+    match config_digest {
+        Some(digest) => format!("{version}+{digest}"),
+        None => version.to_string(),
+    }
+}
+
+fn snapshot_dir(vm: &VmSpec, ctx: &HostContext, name: &str) -> String {
     format!(
-        "{}/.slipway/config/{version}",
+        "{}/.slipway/config/{name}",
         install_dir(vm, ctx).trim_end_matches('/')
     )
 }
 
-/// Save the config files just written for `ctx.version`.
-pub fn save(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
-    let snapshot = snapshot_dir(vm, ctx, &ctx.version);
+/// Save the config files just written, as snapshot `name` ([`snapshot_name`]).
+pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
+    let snapshot = snapshot_dir(vm, ctx, name);
     let mut lines = vec![
         "set -eu".to_string(),
         format!("snapshot={}", quote(&snapshot)),
@@ -46,10 +58,11 @@ pub fn save(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     }
 }
 
-/// Put back the config files saved for `version`; does nothing (and says so)
-/// when that release has no snapshot.
-pub fn restore(vm: &VmSpec, ctx: &HostContext, version: &str) -> RemoteStep {
-    let snapshot = snapshot_dir(vm, ctx, version);
+/// Put back the config files of snapshot `name`; does nothing (and says so)
+/// when there is no such snapshot.
+pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
+    let snapshot = snapshot_dir(vm, ctx, name);
+    let version = name;
     let lines = [
         "set -eu".to_string(),
         format!("snapshot={}", quote(&snapshot)),
@@ -131,8 +144,14 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_is_named_by_its_release_pair() {
+        assert_eq!(snapshot_name("1.0", Some("ab12")), "1.0+ab12");
+        assert_eq!(snapshot_name("1.0", None), "1.0");
+    }
+
+    #[test]
     fn scripts_quote_every_path() {
-        let text = save(&spec(), &context("/", "1.0")).script;
+        let text = save(&spec(), &context("/", "1.0"), "1.0").script;
         assert!(
             text.contains("cp -p '/etc/app/b'\\''s.conf' \"$snapshot.tmp/2\""),
             "{text}"
@@ -156,9 +175,9 @@ mod tests {
             }
         };
         write("v1\n");
-        sh(&save(&vm, &context(&root, "1")).script);
+        sh(&save(&vm, &context(&root, "1"), "1").script);
         write("v2\n");
-        sh(&save(&vm, &context(&root, "2")).script);
+        sh(&save(&vm, &context(&root, "2"), "2").script);
         sh(&restore(&vm, &context(&root, "2"), "1").script);
         for file in &vm.config_files {
             let path = dir.path().join(file.destination.trim_start_matches('/'));

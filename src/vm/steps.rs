@@ -640,8 +640,9 @@ pub fn start(vm: &VmSpec, ctx: &HostContext) -> Option<RemoteStep> {
 
 /// Point `INSTALL_DIR/current` at `releases/VERSION` with an atomic rename, after
 /// recording where it pointed before in `.slipway/previous` (with the apply id, once
-/// per apply, so that running the step again keeps the first record). Fails when the
-/// release is not installed completely.
+/// per apply, so that running the step again keeps the first record; not when it
+/// points there already). Fails when the release is not installed completely.
+/// Pruning keeps the release the record names.
 pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     let target = quote(&format!("releases/{}", ctx.version));
     let release = quote(&under(
@@ -660,7 +661,9 @@ pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         "fi".to_string(),
         format!("cd {}", quote(&install_dir(vm, ctx))),
         "mkdir -p .slipway".to_string(),
-        format!("if [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ]; then"),
+        // Recorded once per apply, and not when `current` already points at
+        // the release (a host an earlier apply of the rollout had switched).
+        format!("if [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ] && [ \"$(readlink current 2>/dev/null || true)\" != {target} ]; then"),
         format!(
             "  printf '%s\\n%s\\n' \"$(readlink current 2>/dev/null || true)\" {apply} > .slipway/previous.tmp"
         ),
@@ -758,6 +761,52 @@ pub fn read_release_marker(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     RemoteStep::new(Phase::Marker, "marker.read", lines)
 }
 
+/// Print where `INSTALL_DIR/current` points (one line, empty when there is
+/// none), then `.slipway/release.json` if there is one. Parse the output with
+/// [`HostRelease::parse`]. What `plan -refresh` reads: the release `current`
+/// resolves to is what the host runs, whatever the marker says.
+pub fn read_host_release(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let dir = quote(&install_dir(vm, ctx));
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("if ! cd {dir} 2>/dev/null; then"),
+        "  echo".to_string(),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "printf '%s\\n' \"$(readlink current 2>/dev/null || true)\"".to_string(),
+        "if [ -f .slipway/release.json ]; then".to_string(),
+        "  cat .slipway/release.json".to_string(),
+        "fi".to_string(),
+    ];
+    RemoteStep::new(Phase::Marker, "release.read", lines)
+}
+
+/// What [`read_host_release`] found on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRelease {
+    /// The release `current` points at: `VERSION` for `releases/VERSION`,
+    /// the link's target as it is otherwise; `None` without `current`.
+    pub current: Option<String>,
+    pub marker: Option<ReleaseMarker>,
+}
+
+impl HostRelease {
+    pub fn parse(output: &str) -> Result<HostRelease, serde_json::Error> {
+        let (first, rest) = output.split_once('\n').unwrap_or((output, ""));
+        let target = first.trim_end_matches('/');
+        let current = if target.is_empty() {
+            None
+        } else {
+            let name = target.rsplit_once("releases/").map_or(target, |(_, v)| v);
+            Some(name.to_string())
+        };
+        Ok(HostRelease {
+            current,
+            marker: ReleaseMarker::parse(rest)?,
+        })
+    }
+}
+
 /// Remove old releases: keep the newest `keep_releases` release directories (by
 /// modification time, which is when a release was installed) and never remove the
 /// one `current` or the previous record points at. Also keeps the newest
@@ -799,67 +848,105 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     RemoteStep::new(Phase::Prune, "prune", lines)
 }
 
-/// Put a failed host back on the release it ran before this apply: stop what runs,
-/// point `current` back at the previous record when this apply (`ctx.apply_id`)
-/// switched it, and start again. When this apply never switched `current`, only the
-/// stop and start run. Fails clearly when this apply made the first install on the
-/// host, as there is nothing to go back to (the new release stays stopped).
+/// The release pair a rollback puts back on a host: the pair it served
+/// before the rollout moved it, as state records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackTarget {
+    /// The release `current` points at again (`releases/VERSION`).
+    pub version: String,
+    /// Its artifact's sha256: the release marker is rewritten to name it.
+    pub sha256: Option<String>,
+    /// Its config files' snapshot (`.slipway/config/NAME`, see
+    /// [`super::config_snapshot::snapshot_name`]).
+    pub config_snapshot: String,
+}
+
+/// Put a host back on the release pair `target` it served before the rollout
+/// moved it, whichever apply moved it: check that the release and (when the
+/// service has config files) its config snapshot are on the host — if not,
+/// fail before changing anything —, stop what runs, point `current` at
+/// `releases/VERSION` (atomic rename), put that release's config files back,
+/// rewrite the release marker to name it (when its sha256 is known) and
+/// start. Running it again changes nothing more. Without a target (nothing
+/// ran there before the rollout) only the stop runs.
 ///
-/// The start and stop commands see `ctx.version` as `SLIPWAY_VERSION`: pass the
-/// version being restored. Config files are not restored here: write the previous
-/// contents with [`write_config_file`] before the start step. The release marker is
-/// left alone (it is written only after a host's update succeeded).
-pub fn rollback(vm: &VmSpec, ctx: &HostContext) -> Vec<RemoteStep> {
+/// `ctx.version` must be the target's version: the start and stop commands
+/// see it as `SLIPWAY_VERSION`; `time` (RFC 3339) goes into the marker. The
+/// systemd unit file is not put back.
+pub fn rollback(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    target: Option<&RollbackTarget>,
+    time: &str,
+) -> Vec<RemoteStep> {
     let mut steps = Vec::new();
-    if let Some(line) = stop_line(vm, ctx) {
-        steps.push(RemoteStep::new(
+    let stop = stop_line(vm, ctx).map(|line| {
+        RemoteStep::new(
             Phase::Rollback,
             "rollback.stop",
             when_installed(vm, ctx, line, "nothing is installed, nothing to stop"),
-        ));
+        )
+    });
+    let Some(target) = target else {
+        steps.extend(stop);
+        return steps;
+    };
+    let release = quote(&format!("releases/{}", target.version));
+    let snapshot = quote(&format!(".slipway/config/{}", target.config_snapshot));
+    let mut check = vec![
+        "set -eu".to_string(),
+        format!(
+            "if ! cd {} 2>/dev/null || [ ! -f {release}/{COMPLETE} ]; then",
+            quote(&install_dir(vm, ctx))
+        ),
+        format!(
+            "  {}",
+            complain(
+                "release %s is not installed on this host: cannot roll back to it (nothing was changed)",
+                &[&quote(&target.version)]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+    ];
+    if !vm.config_files.is_empty() {
+        check.extend([
+            format!("if [ ! -f {snapshot}/manifest ]; then"),
+            format!(
+                "  {}",
+                complain(
+                    "no saved configuration for release %s on this host: cannot roll back to it without mixing versions (nothing was changed)",
+                    &[&quote(&target.version)]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+        ]);
     }
-    let apply = quote(&ctx.apply_id);
+    steps.push(RemoteStep::new(Phase::Rollback, "rollback.check", check));
+    steps.extend(stop);
     steps.push(RemoteStep::new(
         Phase::Rollback,
         "rollback.switch",
         vec![
             "set -eu".to_string(),
-            format!(
-                "if ! cd {} 2>/dev/null || [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ]; then",
-                quote(&install_dir(vm, ctx))
-            ),
-            format!(
-                "  printf {} {apply}",
-                quote("slipway: apply %s did not switch current, nothing to switch back\\n")
-            ),
-            "  exit 0".to_string(),
-            "fi".to_string(),
-            "previous=$(sed -n 1p .slipway/previous)".to_string(),
-            "if [ -z \"$previous\" ]; then".to_string(),
-            format!(
-                "  {}",
-                complain(
-                    "no previous release to roll back to: apply %s installed the first release on this host",
-                    &[&apply]
-                )
-            ),
-            "  exit 1".to_string(),
-            "fi".to_string(),
-            format!("if [ ! -f \"$previous\"/{COMPLETE} ]; then"),
-            format!(
-                "  {}",
-                complain(
-                    "previous release %s is not installed, cannot roll back",
-                    &["\"$previous\""]
-                )
-            ),
-            "  exit 1".to_string(),
-            "fi".to_string(),
-            "ln -sfn \"$previous\" current.tmp".to_string(),
+            format!("cd {}", quote(&install_dir(vm, ctx))),
+            format!("ln -sfn {release} current.tmp"),
             "mv -T current.tmp current".to_string(),
-            "printf 'slipway: current points at %s again\\n' \"$previous\"".to_string(),
+            format!("printf 'slipway: current points at %s again\\n' {release}"),
         ],
     ));
+    steps.push(super::config_snapshot::restore(
+        vm,
+        ctx,
+        &target.config_snapshot,
+    ));
+    if let Some(sha256) = &target.sha256 {
+        let mut marker = write_release_marker(vm, ctx, sha256, time);
+        marker.phase = Phase::Rollback;
+        marker.name = "rollback.marker".into();
+        steps.push(marker);
+    }
     if let Some(line) = start_line(vm, ctx) {
         steps.push(RemoteStep::new(
             Phase::Rollback,
@@ -1039,7 +1126,12 @@ mod tests {
         steps.extend(hooks(vm, ctx, Phase::Register));
         steps.push(write_release_marker(vm, ctx, SHA, TIME));
         steps.push(prune_releases(vm, ctx));
-        steps.extend(rollback(vm, ctx));
+        let target = RollbackTarget {
+            version: "0.9.0 $(touch PWNED)".into(),
+            sha256: Some(SHA.into()),
+            config_snapshot: "0.9.0 $(touch PWNED)+ab".into(),
+        };
+        steps.extend(rollback(vm, ctx, Some(&target), TIME));
         steps
     }
 
@@ -1251,7 +1343,7 @@ mod tests {
         fi
         cd /opt/myapp
         mkdir -p .slipway
-        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ] && [ "$(readlink current 2>/dev/null || true)" != releases/1.4.0 ]; then
           printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
           mv -f .slipway/previous.tmp .slipway/previous
         fi
@@ -1308,6 +1400,17 @@ mod tests {
           done
         fi
 
+        # rollback rollback.check
+        set -eu
+        if ! cd /opt/myapp 2>/dev/null || [ ! -f 'releases/0.9.0 $(touch PWNED)'/.slipway-complete ]; then
+          printf 'slipway: release %s is not installed on this host: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
+          exit 1
+        fi
+        if [ ! -f '.slipway/config/0.9.0 $(touch PWNED)+ab'/manifest ]; then
+          printf 'slipway: no saved configuration for release %s on this host: cannot roll back to it without mixing versions (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
+          exit 1
+        fi
+
         # rollback rollback.stop
         set -eu
         if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
@@ -1318,22 +1421,30 @@ mod tests {
 
         # rollback rollback.switch
         set -eu
-        if ! cd /opt/myapp 2>/dev/null || [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
-          printf 'slipway: apply %s did not switch current, nothing to switch back\n' apply-1
+        cd /opt/myapp
+        ln -sfn 'releases/0.9.0 $(touch PWNED)' current.tmp
+        mv -T current.tmp current
+        printf 'slipway: current points at %s again\n' 'releases/0.9.0 $(touch PWNED)'
+
+        # rollback rollback.config
+        set -eu
+        snapshot='/opt/myapp/.slipway/config/0.9.0 $(touch PWNED)+ab'
+        if [ ! -f "$snapshot/manifest" ]; then
+          printf 'slipway: no saved configuration for %s, config files left as they are\n' '0.9.0 $(touch PWNED)+ab'
           exit 0
         fi
-        previous=$(sed -n 1p .slipway/previous)
-        if [ -z "$previous" ]; then
-          printf 'slipway: no previous release to roll back to: apply %s installed the first release on this host\n' apply-1 >&2
-          exit 1
-        fi
-        if [ ! -f "$previous"/.slipway-complete ]; then
-          printf 'slipway: previous release %s is not installed, cannot roll back\n' "$previous" >&2
-          exit 1
-        fi
-        ln -sfn "$previous" current.tmp
-        mv -T current.tmp current
-        printf 'slipway: current points at %s again\n' "$previous"
+        i=0
+        while IFS= read -r destination; do
+          i=$((i + 1))
+          cp -p "$snapshot/$i" "$destination.slipway-tmp"
+          mv "$destination.slipway-tmp" "$destination"
+        done < "$snapshot/manifest"
+
+        # rollback rollback.marker
+        set -eu
+        mkdir -p /opt/myapp/.slipway
+        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /opt/myapp/.slipway/release.json.tmp
+        mv -f /opt/myapp/.slipway/release.json.tmp /opt/myapp/.slipway/release.json
 
         # rollback rollback.start
         set -eu
@@ -1342,7 +1453,7 @@ mod tests {
         else
           echo 'slipway: nothing is installed, nothing to start'
         fi
-        "###);
+    "###);
     }
 
     #[test]
@@ -1426,7 +1537,7 @@ mod tests {
         fi
         cd /tmp/x/host-1/opt/hello
         mkdir -p .slipway
-        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
+        if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ] && [ "$(readlink current 2>/dev/null || true)" != releases/1.0.0 ]; then
           printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
           mv -f .slipway/previous.tmp .slipway/previous
         fi
@@ -1480,6 +1591,17 @@ mod tests {
           done
         fi
 
+        # rollback rollback.check
+        set -eu
+        if ! cd /tmp/x/host-1/opt/hello 2>/dev/null || [ ! -f 'releases/0.9.0 $(touch PWNED)'/.slipway-complete ]; then
+          printf 'slipway: release %s is not installed on this host: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
+          exit 1
+        fi
+        if [ ! -f '.slipway/config/0.9.0 $(touch PWNED)+ab'/manifest ]; then
+          printf 'slipway: no saved configuration for release %s on this host: cannot roll back to it without mixing versions (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
+          exit 1
+        fi
+
         # rollback rollback.stop
         set -eu
         if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
@@ -1490,22 +1612,30 @@ mod tests {
 
         # rollback rollback.switch
         set -eu
-        if ! cd /tmp/x/host-1/opt/hello 2>/dev/null || [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ]; then
-          printf 'slipway: apply %s did not switch current, nothing to switch back\n' apply-1
+        cd /tmp/x/host-1/opt/hello
+        ln -sfn 'releases/0.9.0 $(touch PWNED)' current.tmp
+        mv -T current.tmp current
+        printf 'slipway: current points at %s again\n' 'releases/0.9.0 $(touch PWNED)'
+
+        # rollback rollback.config
+        set -eu
+        snapshot='/tmp/x/host-1/opt/hello/.slipway/config/0.9.0 $(touch PWNED)+ab'
+        if [ ! -f "$snapshot/manifest" ]; then
+          printf 'slipway: no saved configuration for %s, config files left as they are\n' '0.9.0 $(touch PWNED)+ab'
           exit 0
         fi
-        previous=$(sed -n 1p .slipway/previous)
-        if [ -z "$previous" ]; then
-          printf 'slipway: no previous release to roll back to: apply %s installed the first release on this host\n' apply-1 >&2
-          exit 1
-        fi
-        if [ ! -f "$previous"/.slipway-complete ]; then
-          printf 'slipway: previous release %s is not installed, cannot roll back\n' "$previous" >&2
-          exit 1
-        fi
-        ln -sfn "$previous" current.tmp
-        mv -T current.tmp current
-        printf 'slipway: current points at %s again\n' "$previous"
+        i=0
+        while IFS= read -r destination; do
+          i=$((i + 1))
+          cp -p "$snapshot/$i" "$destination.slipway-tmp"
+          mv "$destination.slipway-tmp" "$destination"
+        done < "$snapshot/manifest"
+
+        # rollback rollback.marker
+        set -eu
+        mkdir -p /tmp/x/host-1/opt/hello/.slipway
+        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /tmp/x/host-1/opt/hello/.slipway/release.json.tmp
+        mv -f /tmp/x/host-1/opt/hello/.slipway/release.json.tmp /tmp/x/host-1/opt/hello/.slipway/release.json
 
         # rollback rollback.start
         set -eu
@@ -1514,7 +1644,7 @@ mod tests {
         else
           echo 'slipway: nothing is installed, nothing to start'
         fi
-        "###);
+    "###);
     }
 
     #[test]
@@ -1580,11 +1710,36 @@ mod tests {
         };
         assert_eq!(stop(&bare, &ssh_ctx()), None);
         assert_eq!(start(&bare, &ssh_ctx()), None);
-        let names: Vec<String> = rollback(&bare, &ssh_ctx())
+        let target = RollbackTarget {
+            version: "1.0.0".into(),
+            sha256: None,
+            config_snapshot: "1.0.0+ab".into(),
+        };
+        let names: Vec<String> = rollback(&bare, &ssh_ctx(), Some(&target), TIME)
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, ["rollback.switch"]);
+        assert_eq!(
+            names,
+            ["rollback.check", "rollback.switch", "rollback.config"]
+        );
+        assert!(rollback(&bare, &ssh_ctx(), None, TIME).is_empty());
+    }
+
+    #[test]
+    fn host_release_reads_current_before_the_marker() {
+        let marker = r#"{"version":"2.0","sha256":"ab","time":"t","apply_id":"a"}"#;
+        let both = HostRelease::parse(&format!("releases/1.0\n{marker}\n")).unwrap();
+        assert_eq!(both.current.as_deref(), Some("1.0"));
+        assert_eq!(both.marker.map(|m| m.version).as_deref(), Some("2.0"));
+        let bare = HostRelease::parse("releases/1.0\n").unwrap();
+        assert_eq!((bare.current.as_deref(), bare.marker), (Some("1.0"), None));
+        let elsewhere = HostRelease::parse("/srv/other\n").unwrap();
+        assert_eq!(elsewhere.current.as_deref(), Some("/srv/other"));
+        let nothing = HostRelease::parse("\n").unwrap();
+        assert_eq!((nothing.current, nothing.marker), (None, None));
+        let text = read_host_release(&command_vm(), &ssh_ctx()).script;
+        assert!(text.contains("readlink current"), "{text}");
     }
 
     #[test]
@@ -2102,14 +2257,43 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             .status
             .success());
 
-        // Roll back: the commands see the version being restored.
-        let restore = host.ctx("1.0.0", "apply-2");
+        // Roll back to 1.0.0's pair, whichever apply switched: the release,
+        // its saved config and the marker come back; twice changes nothing more.
+        let restore = host.ctx("1.0.0", "apply-3");
+        let target = RollbackTarget {
+            version: "1.0.0".into(),
+            sha256: Some(sha1.clone()),
+            config_snapshot: "1.0.0+d1".into(),
+        };
+        // Without the saved config, nothing is changed.
+        let refused = host.fails(&rollback(vm, &restore, Some(&target), TIME)[0]);
+        assert!(
+            refused.contains("no saved configuration for release 1.0.0"),
+            "{refused}"
+        );
+        assert_eq!(host.current(), Path::new(&format!("releases/{v2}")));
+        let config = host.root.join("etc/hello $(touch PWNED)/app.conf");
+        std::fs::write(&config, "v1 config\n").unwrap();
+        host.ok(&crate::vm::config_snapshot::save(vm, &restore, "1.0.0+d1"));
+        std::fs::write(&config, "v2 config\n").unwrap();
         for _ in 0..2 {
-            for step in rollback(vm, &restore) {
+            for step in rollback(vm, &restore, Some(&target), TIME) {
                 host.ok(&step);
             }
             assert_eq!(host.current(), Path::new("releases/1.0.0"));
+            assert_eq!(std::fs::read_to_string(&config).unwrap(), "v1 config\n");
         }
+        let marker = ReleaseMarker::parse(&host.ok(&read_release_marker(vm, &restore)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                marker.version.as_str(),
+                marker.sha256.as_str(),
+                marker.apply_id.as_str()
+            ),
+            ("1.0.0", sha1.as_str(), "apply-3")
+        );
         assert_eq!(
             host.read("run/events"),
             format!("start 1.0.0\nstop 1.0.0\nstart {v2}\nstop {v2}\nstart 1.0.0\nstop 1.0.0\nstart 1.0.0\n")
@@ -2120,17 +2304,24 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             format!("before_stop 1.0.0\nafter_start 1.0.0\nbefore_stop {v2}\n")
         );
 
-        // Another apply did not switch current: its rollback leaves it alone.
-        let later = host.ctx("1.0.0", "apply-3");
-        let switch_back = rollback(vm, &later).remove(1);
-        assert!(host.ok(&switch_back).contains("did not switch current"));
+        // A release that is not on the host: refused before anything changes.
+        let gone = RollbackTarget {
+            version: "0.1.0".into(),
+            ..target
+        };
+        let refused =
+            host.fails(&rollback(vm, &host.ctx("0.1.0", "apply-4"), Some(&gone), TIME)[0]);
+        assert!(
+            refused.contains("release 0.1.0 is not installed"),
+            "{refused}"
+        );
         assert_eq!(host.current(), Path::new("releases/1.0.0"));
 
         host.assert_nothing_injected();
     }
 
     #[test]
-    fn local_rollback_of_a_first_install_fails_clearly() {
+    fn local_rollback_to_nothing_stops_the_release() {
         let host = Host::new(exec_vm());
         let vm = &host.vm;
         let ctx = host.ctx("1.0.0", "apply-1");
@@ -2141,14 +2332,10 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         host.deliver(&ctx, &archive, &sha);
         host.ok(&switch_current(vm, &ctx));
         host.ok(&start(vm, &ctx).unwrap());
-        let steps = rollback(vm, &ctx);
-        assert_eq!(steps[0].name, "rollback.stop");
+        let steps = rollback(vm, &ctx, None, TIME);
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["rollback.stop"]);
         host.ok(&steps[0]);
-        let error = host.fails(&steps[1]);
-        assert!(
-            error.contains("no previous release to roll back to"),
-            "{error}"
-        );
         assert_eq!(host.read("run/events"), "start 1.0.0\nstop 1.0.0\n");
         host.assert_nothing_injected();
     }

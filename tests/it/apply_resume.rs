@@ -231,6 +231,11 @@ fn an_apply_killed_at_any_step_is_reported_by_plan_and_finished_by_apply() {
                 assert!(!updated_by_resume, "point {point}: {host} redone:\n{log}");
             } else if uncertain.contains(&host) {
                 // Finished by the killed apply (only re-checked) or updated again.
+                // Either way the log says it was re-checked.
+                assert!(
+                    log.contains(&format!("{host}: re-checked")),
+                    "point {point}: {host}:\n{log}"
+                );
                 let rechecked = log.contains("the interrupted apply");
                 let expected = if rechecked { &killed_id } else { resume_id };
                 assert_eq!(&marker_apply, expected, "point {point}: {host}:\n{log}");

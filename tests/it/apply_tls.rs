@@ -6,12 +6,11 @@
 //! `SSL_CERT_FILE`), and fail with a message naming the URL and the
 //! certificate problem when it is not.
 
-
 use crate::prometheus::{MetricsApp, Prometheus};
-use slipway::state::DeploymentStatus;
 use crate::support::quickstart::Quickstart;
 use crate::support::text;
 use crate::tls::{HttpsServer, Pki};
+use slipway::state::DeploymentStatus;
 
 impl Quickstart {
     /// Add `block` (HCL) to the rollout.

@@ -29,6 +29,8 @@ mod fuzz_regressions;
 mod moto_harness;
 mod no_panic;
 mod plan_snapshots;
+mod ssh_identity_file;
 mod ssh_transport;
 mod state_commands;
 mod state_s3;
+mod vm_rollouts;

@@ -128,6 +128,8 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
                         status: HostStatus::Deployed,
                         updated_at: FIXTURE_TIME.to_string(),
                         previous: None,
+                        config_digest: None,
+                        rollout: None,
                     },
                 )
             })
@@ -168,6 +170,7 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
         artifact_sha256: sha,
         rollout: deployment.rollout.clone(),
         rollout_digest: Some(rollout_digest(config.rollout_of(deployment))),
+        rollout_id: None,
         status: DeploymentStatus::Deployed,
         verified: true,
         config_files: desired_config_files(config, deployment),

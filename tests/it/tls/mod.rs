@@ -164,7 +164,9 @@ impl HttpsServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = command.spawn().expect("python3 runs tests/it/tls/server.py");
+        let mut child = command
+            .spawn()
+            .expect("python3 runs tests/it/tls/server.py");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)

@@ -1,0 +1,488 @@
+//! VM rollouts across applies, checked on the hosts: real sshd servers on
+//! loopback (see `sshd/mod.rs`) and the fixture app of `ssh_fixtures/`.
+//!
+//! A rollback must put every host the rollout moved — whichever apply of the
+//! rollout moved it — back on the release pair (code release, config files)
+//! it served before the rollout began, leave the hosts the rollout did not
+//! move alone, and record a host it cannot reach as not rolled back. Each
+//! test reads what the hosts have (`current`, the config file's bytes, the
+//! release marker, what the app answers) as well as state. And nothing
+//! slipway starts (ssh masters) outlives it, even after `kill -9`.
+
+use crate::support::{self, copy_dir, http_get, text};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::sshd::SshHosts;
+use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
+
+const ENVIRONMENT: &str = "lab";
+const GREETING: &str = "Hello over SSH";
+
+/// A lab of `count` sshd hosts and the fixture app; the configuration lists
+/// the hosts `listed` (0-based) with the rollout body `rollout`.
+struct Lab {
+    hosts: SshHosts,
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    base_port: u16,
+}
+
+impl Lab {
+    fn start(count: usize) -> Option<Lab> {
+        let Some(hosts) = SshHosts::start(count) else {
+            eprintln!("note: test skipped, no OpenSSH server on this machine");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rollback-pairs-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("config");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_fixtures"),
+            &root,
+        );
+        Some(Lab {
+            base_port: support::free_port_block(count as u16),
+            hosts,
+            _dir: dir,
+            root,
+        })
+    }
+
+    fn configure(&self, listed: &[usize], rollout: &str) {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap();
+        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+            .trim()
+            .to_string();
+        let addresses: Vec<String> = listed
+            .iter()
+            .map(|&i| quoted(&self.hosts.hosts[i].address))
+            .collect();
+        let text = format!(
+            "environment \"{ENVIRONMENT}\" {{\n  \
+               variables = {{ GREETING = {greeting} }}\n\n  \
+               vm_hosts {{\n    \
+                 transport        = \"ssh\"\n    \
+                 user             = {user}\n    \
+                 hosts            = [{hosts}]\n    \
+                 identity_file    = {identity}\n    \
+                 known_hosts_file = {known_hosts}\n    \
+                 connect_timeout  = \"3s\"\n  \
+               }}\n\
+             }}\n\n\
+             rollout \"rolling\" {{\n  {rollout}\n}}\n",
+            greeting = quoted(GREETING),
+            user = quoted(&user),
+            hosts = addresses.join(", "),
+            identity = quoted(&self.hosts.identity_file().display().to_string()),
+            known_hosts = quoted(&self.hosts.known_hosts().display().to_string()),
+        );
+        std::fs::write(self.root.join("lab.hcl"), text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let base = format!("base_port={}", self.base_port);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        command
+            .args(args)
+            .args(["-var", &base])
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn slipway(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn apply(&self, version: &str) -> Output {
+        let var = format!("version={version}");
+        self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
+    }
+
+    fn state(&self) -> State {
+        LocalBackend::new(self.root.join(".slipway/state"))
+            .read(ENVIRONMENT)
+            .unwrap()
+            .expect("state exists")
+    }
+
+    fn address(&self, i: usize) -> String {
+        self.hosts.hosts[i].address.clone()
+    }
+
+    fn install_dir(&self, i: usize) -> PathBuf {
+        self.hosts.hosts[i].root.join("opt/app")
+    }
+
+    /// What host `i` has: where `current` points, the config file's bytes,
+    /// the release marker's version and apply id.
+    fn observed(&self, i: usize) -> (String, String, String, String) {
+        let dir = self.install_dir(i);
+        let current = std::fs::read_link(dir.join("current"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("(no current: {e})"));
+        let config = std::fs::read_to_string(dir.join("config/app.env")).unwrap_or_default();
+        let marker: serde_json::Value = std::fs::read_to_string(dir.join(".slipway/release.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        (
+            current,
+            config,
+            marker["version"].as_str().unwrap_or("").to_string(),
+            marker["apply_id"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    /// The config file the fixture renders for `version`.
+    fn config_of(&self, version: &str) -> String {
+        format!(
+            "BASE_PORT={}\nGREETING='{GREETING}'\nVERSION='{version}'\n",
+            self.base_port
+        )
+    }
+
+    /// Host `i` serves `version`'s pair: `current`, config bytes, marker and
+    /// what the app answers (the app reads VERSION from the config file).
+    fn assert_on(&self, i: usize, version: &str) {
+        let (current, config, marker, _) = self.observed(i);
+        assert_eq!(
+            (current.as_str(), config.as_str(), marker.as_str()),
+            (
+                format!("releases/{version}").as_str(),
+                self.config_of(version).as_str(),
+                version
+            ),
+            "host {} is not on {version}'s pair",
+            self.address(i)
+        );
+        assert_eq!(
+            http_get(self.base_port + i as u16, "/"),
+            format!("{GREETING} (version {version}, {})", self.address(i)),
+            "what host {} serves",
+            self.address(i)
+        );
+    }
+
+    fn app_pid(&self, i: usize) -> String {
+        std::fs::read_to_string(self.install_dir(i).join("run/app.pid")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for i in 0..self.hosts.hosts.len() {
+            if let Ok(pid) = std::fs::read_to_string(self.install_dir(i).join("run/app.pid")) {
+                let _ = Command::new("kill")
+                    .arg(pid.trim())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+const ROLLBACK_BY_TWO: &str =
+    "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"";
+
+const ROLLBACK_BY_TWO_WITH_APPROVAL: &str = "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"\n\n  approval \"release-manager\" {\n    after_step = 1\n  }";
+
+/// Five hosts on 1.0.0; the rollout of 2.0.0 moves hosts 1-2 in a first
+/// apply and stops at an approval; after the approval a second apply moves
+/// host 3 and fails to reach host 4 (its sshd is gone), and host 2 cannot be
+/// reached either any more. The rollback puts hosts 1 and 3 — moved by two
+/// different applies — back on 1.0.0's pair (release, config, marker), names
+/// host 2 as not rolled back and records it so, and leaves hosts 4 and 5
+/// (never moved) alone.
+#[test]
+fn a_rollback_after_an_approval_restores_every_moved_host_and_names_the_unreachable_one() {
+    let Some(mut lab) = Lab::start(5) else {
+        return;
+    };
+    lab.configure(&[0, 1, 2, 3, 4], ROLLBACK_BY_TWO);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    for i in 0..5 {
+        lab.assert_on(i, "1.0.0");
+    }
+    let untouched = [lab.observed(3), lab.observed(4)];
+    let pids = [lab.app_pid(3), lab.app_pid(4)];
+
+    lab.configure(&[0, 1, 2, 3, 4], ROLLBACK_BY_TWO_WITH_APPROVAL);
+    let paused = lab.apply("2.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    assert!(
+        text(&paused).contains("waits for approval"),
+        "{}",
+        text(&paused)
+    );
+    lab.assert_on(0, "2.0.0");
+    lab.assert_on(1, "2.0.0");
+    let approve = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["approve", "app", "."])
+        .current_dir(&lab.root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+
+    lab.hosts.stop_host(1);
+    lab.hosts.stop_host(3);
+    let failed = lab.apply("2.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+
+    // Moved by the first apply and by the second: back on 1.0.0's pair.
+    lab.assert_on(0, "1.0.0");
+    lab.assert_on(2, "1.0.0");
+    // Never moved: not touched, not restarted.
+    assert_eq!([lab.observed(3), lab.observed(4)], untouched);
+    assert_eq!([lab.app_pid(3), lab.app_pid(4)], pids);
+    // Unreachable during the rollback: named, not counted as rolled back.
+    let host2 = lab.address(1);
+    assert!(
+        log.contains(&format!("rollback of {host2}: cannot connect"))
+            && log.contains("NOT rolled back"),
+        "{log}"
+    );
+    assert!(log.contains("2 rolled back, 1 NOT rolled back"), "{log}");
+    assert_eq!(
+        lab.observed(1).0,
+        "releases/2.0.0",
+        "host 2 still runs 2.0.0"
+    );
+
+    let state = lab.state();
+    let deployment = &state.deployments["deployment.app"];
+    assert_eq!(deployment.status, DeploymentStatus::Failed);
+    let record = |i: usize| {
+        let r = &deployment.hosts[&lab.address(i)];
+        (r.version.clone(), r.status)
+    };
+    assert_eq!(record(0), ("1.0.0".into(), HostStatus::RolledBack));
+    assert_eq!(record(1), ("2.0.0".into(), HostStatus::RollbackFailed));
+    assert_eq!(record(2), ("1.0.0".into(), HostStatus::RolledBack));
+    // Could not be reached to update: failed, still on (and recorded on) 1.0.0.
+    assert_eq!(record(3), ("1.0.0".into(), HostStatus::Failed));
+    assert_eq!(record(4), ("1.0.0".into(), HostStatus::Deployed));
+    assert_eq!(
+        deployment.hosts[&host2]
+            .previous
+            .as_ref()
+            .map(|p| p.version.as_str()),
+        Some("1.0.0"),
+        "host 2 still knows what to go back to"
+    );
+}
+
+/// The apply of 2.0.0 is killed (SIGKILL) right after its first batch
+/// (hosts 1-2) is recorded; the next apply resumes the rollout, moves host 3
+/// and cannot reach host 4. The rollback puts hosts 1-2 (moved by the killed
+/// apply) and host 3 back on 1.0.0's pair; host 5 is not touched.
+#[test]
+fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
+    let Some(mut lab) = Lab::start(5) else {
+        return;
+    };
+    lab.configure(&[0, 1, 2, 3, 4], ROLLBACK_BY_TWO);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let untouched = (lab.observed(4), lab.app_pid(4));
+
+    // Crash points 1-2: both hosts' updates start; 3-6: each is recorded
+    // finished (before and after the write).
+    let killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"])
+        .env("SLIPWAY_TEST_CRASH_AT", "6")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed:\n{}", text(&killed));
+    lab.assert_on(0, "2.0.0");
+    lab.assert_on(1, "2.0.0");
+
+    lab.hosts.stop_host(3);
+    let resumed = lab.apply("2.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(1), "{log}");
+    for i in 0..3 {
+        lab.assert_on(i, "1.0.0");
+    }
+    assert_eq!((lab.observed(4), lab.app_pid(4)), untouched);
+    let state = lab.state();
+    let deployment = &state.deployments["deployment.app"];
+    assert_eq!(deployment.status, DeploymentStatus::RolledBack, "{log}");
+    for i in 0..3 {
+        let record = &deployment.hosts[&lab.address(i)];
+        assert_eq!(
+            (record.version.as_str(), record.status),
+            ("1.0.0", HostStatus::RolledBack),
+            "{}",
+            lab.address(i)
+        );
+    }
+    // What the hosts run is what state says: refresh finds no drift (the
+    // rollback rewrote the markers too).
+    let refreshed = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
+    let plan: serde_json::Value = serde_json::from_slice(&refreshed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&refreshed)));
+    let drift: Vec<&serde_json::Value> = plan["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["kind"] == "drift" && !r["summary"].as_str().unwrap().contains(&lab.address(3))
+        })
+        .collect();
+    assert!(drift.is_empty(), "{drift:#?}");
+    for i in 0..3 {
+        assert_eq!(lab.observed(i).2, "1.0.0", "marker of {}", lab.address(i));
+    }
+    // Host 3 was deployed and rolled back: it counts as rolled back only.
+    assert!(
+        log.contains("hosts: 0 deployed, 1 failed, 3 rolled back"),
+        "{log}"
+    );
+}
+
+/// A deployed environment (1.0.0, then 2.0.0) gets a new host that cannot
+/// be reached. The apply that should install it fails at once and the
+/// rollout moved no host: the healthy hosts are not restarted, keep 2.0.0's
+/// pair and are not recorded as rolled back.
+#[test]
+fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
+    let Some(mut lab) = Lab::start(4) else {
+        return;
+    };
+    lab.configure(&[0, 1, 2], ROLLBACK_BY_TWO);
+    for version in ["1.0.0", "2.0.0"] {
+        let applied = lab.apply(version);
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    }
+    let before: Vec<_> = (0..3).map(|i| (lab.observed(i), lab.app_pid(i))).collect();
+
+    lab.hosts.stop_host(3);
+    lab.configure(&[0, 1, 2, 3], ROLLBACK_BY_TWO);
+    let failed = lab.apply("2.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&lab.address(3)),
+        "the new host is named:\n{log}"
+    );
+    assert!(
+        log.contains("the rollout moved no host, nothing to roll back"),
+        "{log}"
+    );
+    let after: Vec<_> = (0..3).map(|i| (lab.observed(i), lab.app_pid(i))).collect();
+    assert_eq!(after, before, "the deployed hosts were not touched");
+    for i in 0..3 {
+        lab.assert_on(i, "2.0.0");
+    }
+    let state = lab.state();
+    let deployment = &state.deployments["deployment.app"];
+    for i in 0..3 {
+        let record = &deployment.hosts[&lab.address(i)];
+        assert_eq!(
+            (record.version.as_str(), record.status),
+            ("2.0.0", HostStatus::Deployed),
+            "{}",
+            lab.address(i)
+        );
+    }
+    assert_ne!(deployment.status, DeploymentStatus::RolledBack);
+}
+
+/// Processes whose command line holds `needle`, as "pid: command line".
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(format!("{pid}: {line}"));
+        }
+    }
+    found
+}
+
+/// `kill -9` of an apply in the middle of a host's update: the ssh master of
+/// every host it had connected to ends within seconds, and its temporary
+/// directory (control socket and log) is removed.
+#[test]
+fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
+    let Some(lab) = Lab::start(3) else {
+        return;
+    };
+    lab.configure(&[0, 1, 2], "strategy = \"all_at_once\"");
+    // The masters' control directories go under this apply's own TMPDIR.
+    let tmp = tempfile::Builder::new()
+        .prefix("slipway-tmp-")
+        .tempdir()
+        .unwrap();
+    let tmpdir = tmp.path().display().to_string();
+    std::fs::write(lab.hosts.hosts[1].root.join("hold-health"), "").unwrap();
+    let mut apply = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("TMPDIR", &tmpdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = lab.hosts.hosts[1].root.join("health-held");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !held.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "host 2 never reached its health check"
+        );
+        assert!(apply.try_wait().unwrap().is_none(), "the apply ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let masters = processes_naming(&tmpdir);
+    assert!(
+        masters
+            .iter()
+            .any(|p| p.contains("ssh") && p.contains("-M")),
+        "the apply runs ssh masters under {tmpdir}: {masters:#?}"
+    );
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    let killed_at = Instant::now();
+    let _ = std::fs::remove_file(lab.hosts.hosts[1].root.join("hold-health"));
+
+    loop {
+        let left = processes_naming(&tmpdir);
+        let dirs: Vec<String> = std::fs::read_dir(&tmpdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|name| name.starts_with(".ssh-connection"))
+            .collect();
+        if left.is_empty() && dirs.is_empty() {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "30s after kill -9, still running: {left:#?}; still there: {dirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "ssh masters and their directories gone {:.1}s after kill -9",
+        killed_at.elapsed().as_secs_f64()
+    );
+}
