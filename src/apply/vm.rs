@@ -849,7 +849,7 @@ async fn update_host_steps(
     // Steps that need nothing from here in between run as one session each
     // (run_all): the checks, delivering the release, and the switch itself.
     progress("connecting and checking");
-    let mut checks = vec![steps::check_connection(&ctx)];
+    let mut checks = vec![steps::check_connection(&ctx), steps::check_layout(vm, &ctx)];
     checks.extend(steps::prechecks(vm, &ctx));
     checks.extend(steps::hooks(vm, &ctx, Phase::BeforeStop));
     run_all(job, transport, &checks).await?;

@@ -7,6 +7,7 @@
 //! Nothing here reads state or touches the network.
 
 pub mod check;
+pub mod confine;
 pub mod eval;
 pub mod inputs;
 pub mod load;

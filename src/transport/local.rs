@@ -81,10 +81,27 @@ impl LocalTransport {
                 .await
                 .map_err(|e| error(e.to_string()))?;
         }
-        let partial = target.with_extension("partial");
-        tokio::fs::copy(local, &partial)
-            .await
-            .map_err(|e| error(e.to_string()))?;
+        // A new file next to the target (never an existing file or link), then
+        // renamed over it: a link at the target is replaced, not followed.
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let partial = target.with_file_name(format!(".{name}.{}.partial", uuid::Uuid::new_v4()));
+        let copy = async {
+            let mut from = tokio::fs::File::open(local).await?;
+            let mut to = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+                .await?;
+            tokio::io::copy(&mut from, &mut to).await?;
+            to.sync_all().await
+        };
+        if let Err(e) = copy.await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error(e.to_string()));
+        }
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(|e| error(e.to_string()))
