@@ -266,7 +266,7 @@ pub fn render(sources: &SourceMap, diagnostics: &Diagnostics, color: bool) -> St
                 "{}[{}]: {}:{line}:{column}",
                 severity_word(diagnostic),
                 diagnostic.code,
-                file.display
+                crate::encode::text::visible(&file.display)
             );
         } else {
             let _ = writeln!(out, "{}[{}]", severity_word(diagnostic), diagnostic.code);
@@ -308,12 +308,15 @@ fn to_miette(sources: &SourceMap, diagnostic: &Diagnostic) -> RenderedDiagnostic
         }
         None => (None, None),
     };
+    // Messages may quote values (a validation's error_message interpolates
+    // them): control characters are shown escaped, never sent to a terminal.
+    let visible = |text: &str| crate::encode::text::visible(text).into_owned();
     RenderedDiagnostic {
-        message: diagnostic.message.clone(),
+        message: visible(&diagnostic.message),
         source_code,
         span,
-        label: diagnostic.label.clone(),
-        help: diagnostic.help.clone(),
+        label: diagnostic.label.as_deref().map(visible),
+        help: diagnostic.help.as_deref().map(visible),
         severity: match diagnostic.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
@@ -415,7 +418,11 @@ mod tests {
         let escape = sources.add(Path::new("esc.hcl"), "a = \"\u{1b}[2J\"\n".to_string());
         let mut diagnostics = Diagnostics::default();
         diagnostics.push(Diagnostic::error("x", "bad").at(Span::new(id, 4..100_004)));
-        diagnostics.push(Diagnostic::error("y", "bad").at(Span::new(escape, 4..10)));
+        diagnostics.push(
+            Diagnostic::error("y", "bad \u{1b}]0;title\u{7}")
+                .at(Span::new(escape, 4..10))
+                .help("\u{1b}[2J"),
+        );
         let text = render(&sources, &diagnostics, false);
         assert!(
             text.contains("long.hcl:1:5") && text.contains("esc.hcl:1:5"),
