@@ -334,3 +334,19 @@ fn local_hosts_and_roots_that_leave_the_configuration_directory_are_refused() {
         "nothing was written"
     );
 }
+
+#[test]
+fn a_local_root_that_is_a_link_out_of_the_configuration_is_refused() {
+    let quickstart = Quickstart::with_hosts(1);
+    let outside = outside();
+    let before = tree(outside.path());
+    symlink(outside.path(), &quickstart.root.join(".slipway/hosts"));
+    let apply = quickstart.apply("1.0.0");
+    let log = text(&apply);
+    assert_ne!(apply.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("outside the configuration's directory"),
+        "{log}"
+    );
+    assert_eq!(tree(outside.path()), before, "nothing written outside");
+}
