@@ -274,7 +274,7 @@ pub fn render(sources: &SourceMap, diagnostics: &Diagnostics, color: bool) -> St
                 "{}[{}]: {}:{line}:{column}",
                 severity_word(diagnostic),
                 diagnostic.code,
-                file.display
+                crate::encode::text::visible(&file.display)
             );
         } else {
             let _ = writeln!(out, "{}[{}]", severity_word(diagnostic), diagnostic.code);
@@ -305,6 +305,7 @@ fn severity_word(diagnostic: &Diagnostic) -> &'static str {
 
 fn to_miette(sources: &SourceMap, diagnostic: &Diagnostic) -> RenderedDiagnostic {
     let (source_code, span) = match diagnostic.span {
+        Some(span) if !showable(&sources.file(span.file).text, span) => (None, None),
         Some(span) => {
             let file = sources.file(span.file);
             let len = span.end.saturating_sub(span.start);
@@ -315,12 +316,15 @@ fn to_miette(sources: &SourceMap, diagnostic: &Diagnostic) -> RenderedDiagnostic
         }
         None => (None, None),
     };
+    // Messages may quote values (a validation's error_message interpolates
+    // them): control characters are shown escaped, never sent to a terminal.
+    let visible = |text: &str| crate::encode::text::visible(text).into_owned();
     RenderedDiagnostic {
-        message: diagnostic.message.clone(),
+        message: visible(&diagnostic.message),
         source_code,
         span,
-        label: diagnostic.label.clone(),
-        help: diagnostic.help.clone(),
+        label: diagnostic.label.as_deref().map(visible),
+        help: diagnostic.help.as_deref().map(visible),
         severity: match diagnostic.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
@@ -328,15 +332,58 @@ fn to_miette(sources: &SourceMap, diagnostic: &Diagnostic) -> RenderedDiagnostic
     }
 }
 
+/// Source lines longer than this are not shown under a diagnostic.
+const MAX_SHOWN_LINE: usize = 400;
+
+/// Whether the lines a rendered diagnostic would show (the span's and one on
+/// each side) are fit for a terminal: none longer than [`MAX_SHOWN_LINE`]
+/// characters, none with a control character other than tab. Otherwise the
+/// diagnostic names the file, line and column without the source.
+fn showable(text: &str, span: Span) -> bool {
+    let start = floor_char_boundary(text, span.start.min(text.len()));
+    let end = floor_char_boundary(text, span.end.min(text.len())).max(start);
+    let from = text[..start]
+        .rmatch_indices('\n')
+        .nth(1)
+        .map_or(0, |(i, _)| i + 1);
+    let to = text[end..]
+        .match_indices('\n')
+        .nth(1)
+        .map_or(text.len(), |(i, _)| end + i);
+    text[from..to].split('\n').all(|line| {
+        line.chars().count() <= MAX_SHOWN_LINE
+            && !line
+                .chars()
+                .any(|c| c.is_control() && c != '\t' && c != '\r')
+    })
+}
+
+/// Names longer than this get no "did you mean" suggestion.
+pub const MAX_SUGGESTED_NAME: usize = 64;
+
 /// The closest candidate to `name`, when it is close enough to suggest.
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // The edit distance costs the product of the lengths: a long name (a
+    // hostile or generated one) gets no suggestion, and a candidate whose
+    // length alone rules it out is not measured.
+    if name.chars().count() > MAX_SUGGESTED_NAME {
+        return None;
+    }
+    let name_len = name.chars().count();
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(name.len()) / 3).max(2) && *distance > 0)
+        .filter_map(|c| {
+            let c_len = c.chars().count();
+            let limit = (c_len.max(name_len) / 3).max(2);
+            if c_len.abs_diff(name_len) > limit || c_len > MAX_SUGGESTED_NAME {
+                return None;
+            }
+            let distance = strsim::damerau_levenshtein(name, c);
+            (distance <= limit && distance > 0).then_some((distance, c))
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
@@ -354,6 +401,43 @@ mod tests {
         let offset = sources.offset_of(id, 3, 1);
         assert_eq!(&sources.file(id).text[offset..], "f");
         assert_eq!(sources.line_column(id, offset), (3, 1));
+    }
+
+    #[test]
+    fn long_names_get_no_suggestion_and_no_quadratic_search() {
+        let long = "a".repeat(100_000);
+        let started = std::time::Instant::now();
+        assert_eq!(did_you_mean(&long, [long.as_str(), "install_dir"]), None);
+        let candidates: Vec<String> = (0..1000)
+            .map(|i| format!("{}{i}", "b".repeat(60)))
+            .collect();
+        assert_eq!(
+            did_you_mean("install_dir", candidates.iter().map(String::as_str)),
+            None
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn source_lines_unfit_for_a_terminal_are_not_shown() {
+        let mut sources = SourceMap::default();
+        let long = format!("a = {}\nb = 1\n", "x".repeat(100_000));
+        let id = sources.add(Path::new("long.hcl"), long);
+        let escape = sources.add(Path::new("esc.hcl"), "a = \"\u{1b}[2J\"\n".to_string());
+        let mut diagnostics = Diagnostics::default();
+        diagnostics.push(Diagnostic::error("x", "bad").at(Span::new(id, 4..100_004)));
+        diagnostics.push(
+            Diagnostic::error("y", "bad \u{1b}]0;title\u{7}")
+                .at(Span::new(escape, 4..10))
+                .help("\u{1b}[2J"),
+        );
+        let text = render(&sources, &diagnostics, false);
+        assert!(
+            text.contains("long.hcl:1:5") && text.contains("esc.hcl:1:5"),
+            "{text}"
+        );
+        assert!(text.len() < 1000, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 
     #[test]

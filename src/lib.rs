@@ -16,6 +16,7 @@ pub mod config;
 pub mod diagnostics;
 #[cfg(feature = "aws")]
 pub mod ecs;
+pub mod encode;
 pub mod fmt;
 pub mod graph;
 pub mod http;

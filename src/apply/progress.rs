@@ -40,7 +40,10 @@ impl Progress {
 
     /// A line that stays in the log.
     pub fn event(&self, subject: &str, message: &str) {
-        let line = format!("{} {subject}: {message}", self.stamp());
+        // Messages carry what hosts printed: control characters are shown
+        // escaped, never sent to the terminal.
+        let line = crate::encode::text::visible(&format!("{} {subject}: {message}", self.stamp()))
+            .into_owned();
         match &self.live {
             Some(multi) => {
                 let _ = multi.println(line);
@@ -89,7 +92,7 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        bar.set_message(message.to_string());
+        bar.set_message(crate::encode::text::visible(message).into_owned());
     }
 
     /// Wait `length` (a bake, a gate's interval) showing what is awaited and

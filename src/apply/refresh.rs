@@ -128,9 +128,9 @@ async fn observe_host(
         None => {
             let root = hosts
                 .root
-                .clone()
-                .unwrap_or_else(|| super::vm::DEFAULT_LOCAL_ROOT.to_string());
-            LocalTransport::new(host, config.root.join(root).join(host))
+                .as_deref()
+                .unwrap_or(super::vm::DEFAULT_LOCAL_ROOT);
+            LocalTransport::confined(host, &config.root, root)
                 .map(Transport::Local)
                 .map_err(|e| e.to_string())
         }

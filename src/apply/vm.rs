@@ -10,7 +10,6 @@
 //! interrupt stops the rollout between two steps, never inside one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
@@ -27,7 +26,7 @@ use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
 use crate::state::{DeploymentStatus, HostStatus, JournalEntry, PreviousRelease};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
-use crate::transport::{CommandOutput, Transport};
+use crate::transport::{CommandOutput, Transport, TransportError};
 use crate::vm::config_snapshot;
 use crate::vm::steps::{self, HostContext, Phase, ReleaseMarker, RemoteStep, RollbackTarget};
 
@@ -488,13 +487,9 @@ fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {
     }
 }
 
-fn local_root(job: &Job, host: &str) -> PathBuf {
-    let root = job
-        .hosts
-        .root
-        .clone()
-        .unwrap_or_else(|| DEFAULT_LOCAL_ROOT.to_string());
-    job.config.root.join(root).join(host)
+fn local_transport(job: &Job, host: &str) -> Result<LocalTransport, TransportError> {
+    let root = job.hosts.root.as_deref().unwrap_or(DEFAULT_LOCAL_ROOT);
+    LocalTransport::confined(host, &job.config.root, root)
 }
 
 async fn connect(
@@ -508,7 +503,7 @@ async fn connect(
             .await
             .map(Transport::Ssh)
             .map_err(|e| e.to_string()),
-        None => LocalTransport::new(host, local_root(job, host))
+        None => local_transport(job, host)
             .map(Transport::Local)
             .map_err(|e| e.to_string()),
     }
@@ -762,7 +757,7 @@ async fn update_host_steps(
     // Steps that need nothing from here in between run as one session each
     // (run_all): the checks, delivering the release, and the switch itself.
     progress("connecting and checking");
-    let mut checks = vec![steps::check_connection(&ctx)];
+    let mut checks = vec![steps::check_connection(&ctx), steps::check_layout(vm, &ctx)];
     checks.extend(steps::prechecks(vm, &ctx));
     checks.extend(steps::hooks(vm, &ctx, Phase::BeforeStop));
     // Up to the stop of the running release, a failure leaves what the

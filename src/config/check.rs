@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use super::raw::{RawBlock, RawBody};
 use super::schema::{BlockSpec, Schema};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, SourceMap, Span};
+use crate::encode::text::excerpt;
 
 /// Check `body` (the contents of a block whose path is `path`) against `schema`.
 pub fn check_body(
@@ -40,7 +41,7 @@ pub fn check_body(
         }
         let mut diagnostic = Diagnostic::error(
             "unknown-attribute",
-            format!("unknown attribute \"{}\" in {path}", attr.name),
+            format!("unknown attribute {} in {path}", excerpt(&attr.name)),
         )
         .at(attr.name_span);
         if schema.block(&attr.name).is_some() {
@@ -68,7 +69,7 @@ pub fn check_body(
         let Some(spec) = schema.block(&block.kind) else {
             let mut diagnostic = Diagnostic::error(
                 "unknown-block",
-                format!("unknown block \"{}\" in {path}", block.kind),
+                format!("unknown block {} in {path}", excerpt(&block.kind)),
             )
             .at(block.kind_span);
             if schema.attr(&block.kind).is_some() {

@@ -179,6 +179,17 @@ fn fn_trimspace(args: FuncArgs) -> Result<Value, String> {
     Ok(Value::String(str_arg(&args, 0)?.trim().to_string()))
 }
 
+/// The value as one POSIX shell word, always in single quotes (each `'` as
+/// `'\''`): interpolated into a `command`, the shell gives back exactly the
+/// value, whatever it holds. NUL cannot be in a shell word at all.
+fn fn_shellquote(args: FuncArgs) -> Result<Value, String> {
+    let value = str_arg(&args, 0)?;
+    if value.contains('\0') {
+        return Err("shellquote: a NUL byte cannot be part of a shell word".to_string());
+    }
+    Ok(Value::String(format!("'{}'", value.replace('\'', "'\\''"))))
+}
+
 fn fn_replace(args: FuncArgs) -> Result<Value, String> {
     let (text, from, to) = (str_arg(&args, 0)?, str_arg(&args, 1)?, str_arg(&args, 2)?);
     Ok(Value::String(text.replace(from, to)))
@@ -342,6 +353,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "merge",
     "replace",
     "sha256",
+    "shellquote",
     "split",
     "templatefile",
     "tostring",
@@ -376,6 +388,7 @@ fn build_function_context() -> Context<'static> {
     context.declare_func("lower", string().build(fn_lower));
     context.declare_func("upper", string().build(fn_upper));
     context.declare_func("trimspace", string().build(fn_trimspace));
+    context.declare_func("shellquote", string().build(fn_shellquote));
     context.declare_func(
         "replace",
         FuncDef::builder()
@@ -508,6 +521,40 @@ mod tests {
         let expr: hcl::Expression = source.parse().map_err(|e: hcl::Error| e.to_string())?;
         expr.evaluate(&function_context())
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn shellquote_gives_the_shell_back_the_bytes() {
+        assert_eq!(eval(r#"shellquote("abc")"#), Ok(Value::from("'abc'")));
+        assert_eq!(eval(r#"shellquote("it's")"#), Ok(Value::from("'it'\\''s'")));
+        assert_eq!(eval(r#"shellquote("")"#), Ok(Value::from("''")));
+        assert!(eval(r#"shellquote("a\u0000b")"#).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("PWNED");
+        for hostile in [
+            format!("$(touch {})", marker.display()),
+            format!("`touch {}`", marker.display()),
+            format!("'; touch {}; '", marker.display()),
+            format!("\"; touch {} #", marker.display()),
+            "a\nb\r\tc $HOME ${PATH} \\ \u{1b}[2J ünï * ? ~".to_string(),
+            "'".repeat(7),
+            "-n".to_string(),
+        ] {
+            let mut context = function_context();
+            context.declare_var("v", hostile.clone());
+            let expr: hcl::Expression = "shellquote(v)".parse().unwrap();
+            let Value::String(quoted) = expr.evaluate(&context).unwrap() else {
+                panic!("a string")
+            };
+            let output = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("printf %s {quoted}"))
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{quoted}");
+            assert_eq!(String::from_utf8(output.stdout).unwrap(), hostile);
+            assert!(!marker.exists(), "{quoted} ran a command");
+        }
     }
 
     #[test]

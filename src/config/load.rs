@@ -16,6 +16,7 @@ use hcl::Value;
 use sha2::{Digest, Sha256};
 
 use super::check::check_body;
+use super::confine;
 use super::eval::{function_context, references, to_json, type_name, with_base_dir, Reference};
 use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawInput, ENV_PREFIX};
 use super::model::*;
@@ -23,6 +24,8 @@ use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
 use super::schema::{self, BlockSpec, Schema, Ty};
 use super::units::{parse_duration, parse_percent};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+use crate::encode;
+use crate::encode::text::excerpt;
 
 /// Modules may call modules, up to this depth.
 const MAX_MODULE_DEPTH: usize = 8;
@@ -299,8 +302,8 @@ impl Loader {
             }
         }
         for path in &inputs.var_files {
-            let text = match std::fs::read_to_string(path) {
-                Ok(text) => text,
+            let bytes = match std::fs::read(path) {
+                Ok(bytes) => bytes,
                 Err(error) => {
                     self.error(
                         Diagnostic::error(
@@ -312,7 +315,11 @@ impl Loader {
                     continue;
                 }
             };
-            let file = self.sources.add(path, text);
+            let Some(file) =
+                super::raw::add_source(path, bytes, &mut self.sources, &mut self.diagnostics)
+            else {
+                continue;
+            };
             let Some(body) = super::raw::parse_file(file, &self.sources, &mut self.diagnostics)
             else {
                 continue;
@@ -1016,7 +1023,7 @@ impl Loader {
             ok = false;
             let mut diagnostic = Diagnostic::error(
                 "undefined-reference",
-                format!("undefined {what} \"{root}.{name}\""),
+                format!("undefined {what} {}", excerpt(&format!("{root}.{name}"))),
             )
             .at(reference.span);
             diagnostic = match did_you_mean(name, known.iter().copied()) {
@@ -1109,6 +1116,7 @@ impl Loader {
         context: &Context,
     ) -> Option<serde_json::Value> {
         let errors_before = self.diagnostics.len();
+        self.check_labels(block);
         let mut path = vec![block.kind.clone()];
         let mut object = self.eval_body(&block.body, schema, &mut path, scope, context);
         if !block.labels.is_empty() {
@@ -1150,7 +1158,9 @@ impl Loader {
                 }
                 Ok(value) => {
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
-                        object.insert(attr.name.clone(), json);
+                        if self.check_text(attr, &json) {
+                            object.insert(attr.name.clone(), json);
+                        }
                     }
                 }
                 Err(error) => self.eval_error(attr, &error),
@@ -1160,6 +1170,7 @@ impl Loader {
             let Some(spec) = schema.block(&block.kind) else {
                 continue;
             };
+            self.check_labels(block);
             path.push(block.kind.clone());
             let mut child = self.eval_body(&block.body, spec.schema, path, scope, context);
             path.pop();
@@ -1172,6 +1183,81 @@ impl Loader {
             insert_block(&mut object, spec, child);
         }
         object
+    }
+
+    /// Control characters in an attribute's strings (and map keys): file
+    /// content and commands may hold newline, carriage return and tab; every
+    /// other value tab only. A NUL would be dropped on the way to a host, and
+    /// escape sequences would reach terminals. The value itself is not
+    /// repeated (it may be secret); the message says which character and where.
+    fn check_text(&mut self, attr: &RawAttr, json: &serde_json::Value) -> bool {
+        fn first_bad(
+            json: &serde_json::Value,
+            find: &dyn Fn(&str) -> Option<char>,
+        ) -> Option<(usize, char)> {
+            let at = |text: &str| {
+                find(text).map(|c| (text.chars().position(|x| x == c).unwrap_or(0) + 1, c))
+            };
+            match json {
+                serde_json::Value::String(text) => at(text),
+                serde_json::Value::Array(items) => items.iter().find_map(|i| first_bad(i, find)),
+                serde_json::Value::Object(map) => map
+                    .iter()
+                    .find_map(|(k, v)| at(k).or_else(|| first_bad(v, find))),
+                _ => None,
+            }
+        }
+        let multiline = matches!(
+            attr.name.as_str(),
+            "content" | "command" | "start_command" | "stop_command" | "query"
+        );
+        let find: &dyn Fn(&str) -> Option<char> = if multiline {
+            &encode::text::forbidden_in_content
+        } else {
+            &encode::text::forbidden_in_line
+        };
+        let Some((position, c)) = first_bad(json, find) else {
+            return true;
+        };
+        self.error(
+            Diagnostic::error(
+                "control-character",
+                format!(
+                    "\"{}\" holds {} (character {position} of its value)",
+                    attr.name,
+                    encode::text::describe_char(c)
+                ),
+            )
+            .at(attr.span)
+            .help(if multiline {
+                "file content and commands may hold newlines and tabs, but no other control characters"
+            } else {
+                "this value is one line of text: tab is the only control character it may hold"
+            }),
+        );
+        false
+    }
+
+    /// Block labels name files, steps and units: one line of text each.
+    fn check_labels(&mut self, block: &RawBlock) {
+        for (label, span) in &block.labels {
+            if let Some(c) = encode::text::forbidden_in_line(label)
+                .or_else(|| label.chars().find(|c| *c == '\t'))
+            {
+                self.error(
+                    Diagnostic::error(
+                        "control-character",
+                        format!(
+                            "the label {} holds {}",
+                            excerpt(label),
+                            encode::text::describe_char(c)
+                        ),
+                    )
+                    .at(*span)
+                    .help("a label is a name: letters, digits and punctuation"),
+                );
+            }
+        }
     }
 
     fn check_type(&mut self, value: &Value, ty: Ty, attr: &RawAttr) -> Option<serde_json::Value> {
@@ -1251,9 +1337,9 @@ impl Loader {
         }
         if let Some(vm_hosts) = &environment.vm_hosts {
             let hosts_block = block.body.blocks_of("vm_hosts").next();
-            let span = hosts_block
-                .and_then(|b| b.body.attr("hosts"))
-                .map(|a| a.span);
+            let attr_span =
+                |name: &str| hosts_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
+            let span = attr_span("hosts");
             if vm_hosts.hosts.is_empty() {
                 self.error(
                     Diagnostic::error("empty-hosts", "hosts is empty")
@@ -1271,26 +1357,90 @@ impl Loader {
                         .help("fix the path or create the key: with it missing, every host would refuse the login, and apply refuses to start"),
                 );
             }
+            let local = vm_hosts.transport == TransportKind::Local;
             let mut seen = HashSet::new();
             for host in &vm_hosts.hosts {
                 if !seen.insert(host) {
                     self.error(
                         Diagnostic::error(
                             "duplicate-host",
-                            format!("host \"{host}\" is listed twice"),
+                            format!("host {} is listed twice", excerpt(host)),
                         )
                         .at_opt(span)
                         .help("each host may appear once"),
                     );
                 }
-                if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+                let checked = if local {
+                    confine::local_host(host)
+                } else {
+                    encode::ssh::parse_target(host).map(|_| ())
+                };
+                if let Err(problem) = checked {
                     self.error(
                         Diagnostic::error(
                             "invalid-host",
-                            format!("\"{host}\" is not a host name or address"),
+                            format!("{} is not a host: {problem}", excerpt(host)),
                         )
                         .at_opt(span)
-                        .help("write a host name, an IP address, or host:port"),
+                        .help(if local {
+                            "with the local transport a host is one directory name, such as \"host-1\""
+                        } else {
+                            "write a host name, an IP address, or host:port, optionally with user@ in front"
+                        }),
+                    );
+                }
+            }
+            // Values that reach the ssh command line or the ssh config written
+            // for a bastion: checked against their grammars, never escaped.
+            let mut check =
+                |name: &str, value: Option<&String>, result: Result<(), String>, help: &str| {
+                    if value.is_some() {
+                        if let Err(problem) = result {
+                            self.error(
+                                Diagnostic::error(
+                                    "invalid-ssh-value",
+                                    format!("\"{name}\": {problem}"),
+                                )
+                                .at_opt(attr_span(name))
+                                .help(help.to_string()),
+                            );
+                        }
+                    }
+                };
+            let ok = Ok(());
+            let bastion = vm_hosts.bastion.as_ref();
+            check(
+                "bastion",
+                bastion,
+                bastion.map_or(ok.clone(), |b| encode::ssh::parse_target(b).map(|_| ())),
+                "write the jump host as host, host:port or user@host:port",
+            );
+            let user = vm_hosts.user.as_ref();
+            check(
+                "user",
+                user,
+                user.map_or(ok.clone(), |u| encode::ssh::check_user(u)),
+                "a user name has letters, digits, '_', '.' and '-'",
+            );
+            for name in ["identity_file", "known_hosts_file"] {
+                let value = if name == "identity_file" {
+                    vm_hosts.identity_file.as_ref()
+                } else {
+                    vm_hosts.known_hosts_file.as_ref()
+                };
+                check(
+                    name,
+                    value,
+                    value.map_or(ok.clone(), |p| encode::ssh::check_path(p)),
+                    "ssh expands % and $ in paths: use a path without them",
+                );
+            }
+            if let Some(root) = &vm_hosts.root {
+                if let Err(problem) = confine::local_root(root) {
+                    self.error(
+                        Diagnostic::error("invalid-root", format!("\"root\": {problem}"))
+                            .at_opt(attr_span("root"))
+                            .help("use a directory inside the configuration's directory, such as \".slipway/hosts\""),
                     );
                 }
             }
@@ -1630,35 +1780,94 @@ impl Loader {
     fn validate_service(&mut self, block: &RawBlock, service: &Service) {
         let Some(vm) = &service.vm else { return };
         let vm_block = block.body.blocks_of("vm").next();
-        let install_dir = normalize_dir(&vm.install_dir);
+        let vm_attr = |name: &str| vm_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
+        // Confinement: the directories the service writes to (see `confine`).
+        let install_dir = match confine::service_dir(&vm.install_dir) {
+            Ok(dir) => Some(dir),
+            Err(problem) => {
+                self.error(
+                    Diagnostic::error("install-dir", format!("\"install_dir\": {problem}"))
+                        .at_opt(vm_attr("install_dir"))
+                        .help("use an absolute directory of the service's own, such as /opt/myapp"),
+                );
+                None
+            }
+        };
+        let mut config_dirs = Vec::new();
+        for dir in &vm.config_dirs {
+            match confine::service_dir(dir) {
+                Ok(dir) => config_dirs.push(dir),
+                Err(problem) => self.error(
+                    Diagnostic::error("config-dirs", format!("\"config_dirs\": {problem}"))
+                        .at_opt(vm_attr("config_dirs"))
+                        .help("list absolute directories of the service's own, such as /etc/myapp"),
+                ),
+            }
+        }
         for file in &vm.config_files {
-            let span = vm_block
-                .and_then(|b| {
-                    b.body
-                        .blocks_of("config_file")
-                        .find(|f| f.label() == file.name)
-                })
-                .and_then(|b| b.body.attr("destination"))
-                .map(|a| a.span);
-            let destination = normalize_dir(&file.destination);
-            let allowed = std::iter::once(install_dir.clone())
-                .chain(vm.config_dirs.iter().map(|d| normalize_dir(d)))
-                .any(|dir| {
-                    destination
-                        .as_ref()
-                        .zip(dir.as_ref())
-                        .is_some_and(|(d, dir)| d.starts_with(dir) && d != dir)
-                });
-            if !allowed {
+            let file_block = vm_block.and_then(|b| {
+                b.body
+                    .blocks_of("config_file")
+                    .find(|f| f.label() == file.name)
+            });
+            let file_attr = |name: &str| file_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
+            if let Err(problem) =
+                confine::destination(&file.destination, install_dir.as_deref(), &config_dirs)
+            {
                 self.error(
                     Diagnostic::error(
                         "config-destination",
-                        format!("config file \"{}\" would be written to {}, outside the service's directories", file.name, file.destination),
+                        format!("config file {}: {problem}", excerpt(&file.name)),
                     )
-                    .at_opt(span)
-                    .help(format!("write it under install_dir ({}) or add its directory to config_dirs", vm.install_dir)),
+                    .at_opt(file_attr("destination"))
+                    .help(format!(
+                        "write it under install_dir ({}) or add its directory to config_dirs",
+                        vm.install_dir
+                    )),
                 );
             }
+            if let Some(mode) = &file.mode {
+                let octal = (3..=4).contains(&mode.len())
+                    && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+                if !octal {
+                    self.error(
+                        Diagnostic::error(
+                            "config-mode",
+                            format!("mode {} is not octal permissions", excerpt(mode)),
+                        )
+                        .at_opt(file_attr("mode"))
+                        .help("write the mode in octal, such as \"0644\" or \"0600\""),
+                    );
+                }
+            }
+            if let Some(owner) = &file.owner {
+                let checked = match owner.split_once(':') {
+                    Some((user, group)) => {
+                        encode::ssh::check_user(user).and_then(|()| encode::ssh::check_user(group))
+                    }
+                    None => encode::ssh::check_user(owner),
+                };
+                if let Err(problem) = checked {
+                    self.error(
+                        Diagnostic::error("config-owner", format!("\"owner\": {problem}"))
+                            .at_opt(file_attr("owner"))
+                            .help("write a user name, or user:group"),
+                    );
+                }
+            }
+        }
+        if let Some(run_as) = &vm.run_as {
+            if let Err(problem) = encode::ssh::check_user(run_as) {
+                self.error(
+                    Diagnostic::error("invalid-user", format!("\"run_as\": {problem}"))
+                        .at_opt(vm_attr("run_as"))
+                        .help("a user name has letters, digits, '_', '.' and '-'"),
+                );
+            }
+        }
+        if let Some(unit) = &vm.systemd_unit {
+            let unit_block = vm_block.and_then(|b| b.body.blocks_of("systemd_unit").next());
+            self.validate_unit(unit_block, unit);
         }
         for check in &vm.health {
             if check.url.is_some() == check.command.is_some() {
@@ -1671,6 +1880,53 @@ impl Loader {
                         .help("set url = \"http://...\" for an HTTP check, or command = \"...\" for a check on the host"),
                 );
             }
+        }
+    }
+
+    /// What the systemd unit encoder (`encode::systemd`) cannot write exactly.
+    fn validate_unit(&mut self, block: Option<&RawBlock>, unit: &SystemdUnit) {
+        for (attr, problem) in encode::systemd::unit_problems(unit) {
+            let (span, help) = match attr {
+                "name" => (
+                    block.map(RawBlock::header_span),
+                    "name the unit like \"myapp.service\"".to_string(),
+                ),
+                "restart" => (
+                    None,
+                    format!(
+                        "use one of {}",
+                        schema::quoted_list(encode::systemd::RESTART)
+                    ),
+                ),
+                "exec_start" | "exec_stop" => (
+                    None,
+                    "write the command on one line; for more, run a script".to_string(),
+                ),
+                "environment" => (
+                    None,
+                    "environment names are letters, digits and '_' (not starting with a digit)"
+                        .to_string(),
+                ),
+                "after" => (
+                    None,
+                    "list unit names such as \"network-online.target\"".to_string(),
+                ),
+                _ => (
+                    None,
+                    "a user name has letters, digits, '_', '.' and '-'".to_string(),
+                ),
+            };
+            let span = span.or_else(|| block.and_then(|b| b.body.attr(attr)).map(|a| a.span));
+            let message = if attr == "name" {
+                format!("systemd_unit: {problem}")
+            } else {
+                format!("\"{attr}\": {problem}")
+            };
+            self.error(
+                Diagnostic::error("systemd-unit", message)
+                    .at_opt(span)
+                    .help(help),
+            );
         }
     }
 
@@ -1722,8 +1978,11 @@ impl Loader {
             .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
             .filter(|k| k.starts_with(&format!("{kind}.")) || k.starts_with("module."))
             .collect();
-        let mut diagnostic =
-            Diagnostic::error("undefined-reference", format!("{short} is not defined")).at(span);
+        let mut diagnostic = Diagnostic::error(
+            "undefined-reference",
+            format!("{} is not defined", encode::text::short(&short)),
+        )
+        .at(span);
         diagnostic = match did_you_mean(&short, candidates.iter().map(String::as_str)) {
             Some(s) => diagnostic
                 .label(format!("did you mean {s}?"))
@@ -2098,25 +2357,6 @@ fn describe_environment_targets(environment: &Environment) -> &'static str {
         (false, true) => "only ecs_cluster",
         (false, false) => "no targets",
     }
-}
-
-/// A directory path without `.`/`..` segments, or `None` when it is relative
-/// or climbs out of the root.
-fn normalize_dir(path: &str) -> Option<PathBuf> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(PathBuf::from(format!("/{}", parts.join("/"))))
 }
 
 fn insert_block(

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod choices;
+pub mod confine;
 pub mod eval;
 pub mod inputs;
 pub mod load;

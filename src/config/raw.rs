@@ -65,17 +65,56 @@ impl RawBody {
     }
 }
 
-/// The `*.hcl` files of a directory, sorted by name.
+/// The `*.hcl` files of a directory, sorted by name (entries that are not
+/// regular files left out; [`hcl_entries`] says why).
 pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+    Ok(hcl_entries(dir)?
+        .into_iter()
+        .filter_map(|(path, readable)| readable.is_ok().then_some(path))
+        .collect())
+}
+
+/// Every `*.hcl` entry of a directory, sorted by name, each with whether it
+/// can be read as a configuration file: a regular file, or a link to one. A
+/// dangling link, a directory, a FIFO, a socket or a device gets the reason it
+/// cannot. The type is read without opening the entry, so a FIFO never blocks.
+pub fn hcl_entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<(), String>)>> {
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "hcl") && path.is_file() {
-            files.push(path);
+        if path.extension().is_none_or(|e| e != "hcl") {
+            continue;
         }
+        let readable = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(()),
+            Ok(meta) => Err(format!(
+                "it is {}, not a file",
+                describe_type(&meta.file_type())
+            )),
+            Err(error) if std::fs::symlink_metadata(&path).is_ok() => Err(format!(
+                "it is a symbolic link to nothing readable ({error})"
+            )),
+            Err(error) => Err(error.to_string()),
+        };
+        entries.push((path, readable));
     }
-    files.sort();
-    Ok(files)
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+fn describe_type(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Read and parse every `*.hcl` file of `dir`. Each parsed file's body is
@@ -85,8 +124,8 @@ pub fn read_directory(
     sources: &mut SourceMap,
     diagnostics: &mut Diagnostics,
 ) -> Vec<(FileId, RawBody)> {
-    let files = match config_files(dir) {
-        Ok(files) => files,
+    let entries = match hcl_entries(dir) {
+        Ok(entries) => entries,
         Err(error) => {
             diagnostics.push(
                 Diagnostic::error(
@@ -102,7 +141,17 @@ pub fn read_directory(
         }
     };
     let mut read = Vec::new();
-    for path in files {
+    for (path, readable) in entries {
+        if let Err(why) = readable {
+            diagnostics.push(
+                Diagnostic::error(
+                    "unreadable-file",
+                    format!("cannot read {}: {why}", path.display()),
+                )
+                .help("every *.hcl entry of a configuration directory is read: remove or rename this one"),
+            );
+            continue;
+        }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -133,9 +182,9 @@ pub fn read_sources(
     parse_added(&read, sources, diagnostics)
 }
 
-/// Add a file's bytes to the source map; `None` (and a diagnostic) when they
-/// are not UTF-8.
-fn add_source(
+/// Add a file's bytes to the source map; `None` (and a diagnostic pointing at
+/// the first byte that is not UTF-8) when they are not UTF-8.
+pub fn add_source(
     path: &Path,
     bytes: Vec<u8>,
     sources: &mut SourceMap,
@@ -278,4 +327,40 @@ fn convert_body(file: FileId, body: &structure::Body) -> RawBody {
         }
     }
     raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_that_are_not_files_are_errors_naming_them_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.hcl"), "a = 1\n").unwrap();
+        std::fs::create_dir(dir.path().join("dir.hcl")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("dangling.hcl"))
+            .unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe.hcl"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut sources = SourceMap::default();
+        let mut diagnostics = Diagnostics::default();
+        // Would block forever on the FIFO if it were opened.
+        let bodies = read_directory(dir.path(), &mut sources, &mut diagnostics);
+        assert_eq!(bodies.len(), 1, "main.hcl is read");
+        let messages: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        for (name, why) in [
+            ("dangling.hcl", "symbolic link"),
+            ("dir.hcl", "a directory"),
+            ("pipe.hcl", "FIFO"),
+        ] {
+            assert!(
+                messages.iter().any(|m| m.contains(name) && m.contains(why)),
+                "{name}: {messages:?}"
+            );
+        }
+    }
 }

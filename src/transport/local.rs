@@ -29,6 +29,49 @@ impl LocalTransport {
         })
     }
 
+    /// A host whose files live under `base/root/host`, which must stay inside
+    /// `base` (the configuration's directory) once links are resolved:
+    /// validation checked the names lexically, this catches a link planted
+    /// on the way (`root` or the host's directory pointing elsewhere).
+    pub fn confined(host: &str, base: &Path, root: &str) -> Result<LocalTransport, TransportError> {
+        let error = |detail: String| TransportError::Connect {
+            host: host.to_string(),
+            detail,
+        };
+        let base = base
+            .canonicalize()
+            .map_err(|e| error(format!("cannot resolve {}: {e}", base.display())))?;
+        // Every part of ROOT/HOST that exists already must resolve inside the
+        // configuration's directory; only then are the missing parts created.
+        let mut path = base.clone();
+        let parts = Path::new(root).join(host);
+        let parts = parts
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir));
+        for part in parts {
+            path.push(part);
+            match path.canonicalize() {
+                Ok(real) if real.starts_with(&base) && real != base => {}
+                Ok(real) => {
+                    return Err(error(format!(
+                        "{} resolves to {}, outside the configuration's directory {} (a symbolic link?)",
+                        path.display(),
+                        real.display(),
+                        base.display()
+                    )))
+                }
+                Err(_) if std::fs::symlink_metadata(&path).is_ok() => {
+                    return Err(error(format!(
+                        "{} is a link to nothing: remove it",
+                        path.display()
+                    )))
+                }
+                Err(_) => break,
+            }
+        }
+        LocalTransport::new(host, base.join(root).join(host))
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -81,10 +124,27 @@ impl LocalTransport {
                 .await
                 .map_err(|e| error(e.to_string()))?;
         }
-        let partial = target.with_extension("partial");
-        tokio::fs::copy(local, &partial)
-            .await
-            .map_err(|e| error(e.to_string()))?;
+        // A new file next to the target (never an existing file or link), then
+        // renamed over it: a link at the target is replaced, not followed.
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let partial = target.with_file_name(format!(".{name}.{}.partial", uuid::Uuid::new_v4()));
+        let copy = async {
+            let mut from = tokio::fs::File::open(local).await?;
+            let mut to = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+                .await?;
+            tokio::io::copy(&mut from, &mut to).await?;
+            to.sync_all().await
+        };
+        if let Err(e) = copy.await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error(e.to_string()));
+        }
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(|e| error(e.to_string()))

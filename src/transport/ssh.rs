@@ -18,8 +18,10 @@
 //!   short, doubling backoff. Refused logins, unknown host names and host-key
 //!   problems are not retried: trying again cannot fix them.
 //! - A script runs as `/bin/sh -c '<script>'` whatever the login shell is.
-//! - Uploads stream the file on the session's stdin into `<remote>.partial`, check
-//!   its size and rename it into place, so a file is never half there.
+//! - Uploads stream the file on the session's stdin into a new `mktemp` file next
+//!   to `<remote>`, check its size and rename it into place (`mv -T`), so a file
+//!   is never half there and a link already at `<remote>` is replaced, not
+//!   followed.
 //! - With a bastion, the connection goes through it (`ssh -J`); the identity file,
 //!   known_hosts file, user and host-key policy apply to the bastion as well,
 //!   through a small generated ssh config that includes `~/.ssh/config`.
@@ -37,6 +39,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::{CommandOutput, TransportError};
 use crate::config::DurationText;
+use crate::encode::ssh::{check_path, check_user, config_word, parse_target, Target};
 use crate::vm::shell::quote;
 
 /// How to verify a host's key against known_hosts.
@@ -170,62 +173,10 @@ fn expand_path(path: &str, base: &Path) -> Result<PathBuf, String> {
     })
 }
 
-/// A host string taken apart: what to give ssh, and the port if it names one.
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    /// `[user@]address`, without brackets or port.
-    destination: String,
-    /// The address alone, for messages and known_hosts names.
-    address: String,
-    port: Option<u16>,
-}
-
 /// The address of a host string (`[user@]address[:port]`) without user and
 /// port, e.g. the id a load balancer knows the host by.
 pub fn host_address(host: &str) -> Result<String, String> {
-    parse_host(host).map(|target| target.address)
-}
-
-fn parse_host(host: &str) -> Result<Target, String> {
-    let (user, rest) = match host.rsplit_once('@') {
-        Some((user, rest)) => (Some(user), rest),
-        None => (None, host),
-    };
-    let bad_port = |port: &str| format!("{port:?} is not a port number (1-65535)");
-    let parse_port = |port: &str| match port.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad_port(port)),
-        Ok(p) => Ok(p),
-    };
-    let (address, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-        let (address, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| "an opening [ without its closing ]".to_string())?;
-        match after {
-            "" => (address, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (address, Some(parse_port(port)?)),
-                None => return Err(format!("unexpected {after:?} after ]")),
-            },
-        }
-    } else {
-        match rest.split_once(':') {
-            // One colon: host:port. More: a bare IPv6 address.
-            Some((address, port)) if !port.contains(':') => (address, Some(parse_port(port)?)),
-            _ => (rest, None),
-        }
-    };
-    if address.is_empty() {
-        return Err("no host name".to_string());
-    }
-    let destination = match user {
-        Some(user) => format!("{user}@{address}"),
-        None => address.to_string(),
-    };
-    Ok(Target {
-        destination,
-        address: address.to_string(),
-        port,
-    })
+    parse_target(host).map(|target| target.address)
 }
 
 /// How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise.
@@ -250,14 +201,18 @@ static CONFIG_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// An ssh config that applies the options to the bastion too (ssh passes only
 /// `-F` on to the connection it makes to a jump host), then reads the user's own.
+///
+/// Only checked values reach it: the `Host` pattern is an address of the host
+/// grammar (`encode::ssh`), every other value is a [`config_word`], and the
+/// file is created new (never through an existing file or link), readable by
+/// its owner only.
 fn bastion_config(
     options: &SshOptions,
-    bastion: &str,
+    bastion: &Target,
     control_dir: &Path,
 ) -> Result<GeneratedConfig, String> {
-    let target = parse_host(bastion).map_err(|e| format!("bastion {bastion:?}: {e}"))?;
     let mut text = String::from("# Written by slipway for one connection through a bastion.\n");
-    text.push_str(&format!("Host {}\n", target.address));
+    text.push_str(&format!("Host {}\n", config_word(&bastion.address)?));
     text.push_str("  BatchMode yes\n");
     text.push_str(&format!(
         "  StrictHostKeyChecking {}\n",
@@ -270,17 +225,18 @@ fn bastion_config(
     if let Some(file) = &options.identity_file {
         text.push_str(&format!(
             "  IdentityFile {}\n  IdentitiesOnly yes\n",
-            config_word(&file.display().to_string())
+            config_word(&file.display().to_string())?
         ));
     }
     if let Some(file) = &options.known_hosts_file {
         text.push_str(&format!(
             "  UserKnownHostsFile {}\n",
-            config_word(&file.display().to_string())
+            config_word(&file.display().to_string())?
         ));
     }
-    if let (Some(user), false) = (&options.user, bastion.contains('@')) {
-        text.push_str(&format!("  User {}\n", config_word(user)));
+    if let (Some(user), None) = (&options.user, &bastion.user) {
+        check_user(user)?;
+        text.push_str(&format!("  User {}\n", config_word(user)?));
     }
     // `-F` replaces both the user's and the system-wide config: read them after.
     text.push_str("Match all\nInclude ~/.ssh/config /etc/ssh/ssh_config\n");
@@ -289,17 +245,18 @@ fn bastion_config(
         std::process::id(),
         CONFIG_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(text.as_bytes())
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(GeneratedConfig(path))
-}
-
-/// A value for an ssh config line, quoted when it holds spaces.
-fn config_word(value: &str) -> String {
-    if value.contains(char::is_whitespace) {
-        format!("\"{value}\"")
-    } else {
-        value.to_string()
-    }
 }
 
 fn timeout_seconds(timeout: Duration) -> u64 {
@@ -338,7 +295,24 @@ impl SshTransport {
             host: host.to_string(),
             detail,
         };
-        let target = parse_host(host).map_err(|e| error(format!("bad host address: {e}")))?;
+        let target = parse_target(host).map_err(|e| error(format!("bad host address: {e}")))?;
+        let bastion = match &options.bastion {
+            Some(bastion) => {
+                Some(parse_target(bastion).map_err(|e| error(format!("bad bastion: {e}")))?)
+            }
+            None => None,
+        };
+        // Validation refused these already; the ssh command line is built from
+        // them, so check again rather than trust the caller.
+        if let Some(user) = &options.user {
+            check_user(user).map_err(|e| error(format!("bad user: {e}")))?;
+        }
+        for path in [&options.identity_file, &options.known_hosts_file]
+            .into_iter()
+            .flatten()
+        {
+            check_path(&path.display().to_string()).map_err(error)?;
+        }
         let port = target.port.or(options.port);
         let control_dir = options
             .control_dir
@@ -369,12 +343,16 @@ impl SshTransport {
             builder.keyfile(file);
         }
         if let Some(file) = &options.known_hosts_file {
-            builder.user_known_hosts_file(file);
+            // Given as `-o UserKnownHostsFile=VALUE`, which ssh splits at
+            // whitespace unless quoted.
+            builder.user_known_hosts_file(config_word(&file.display().to_string()).map_err(error)?);
         }
-        let config = match &options.bastion {
+        let config = match &bastion {
             Some(bastion) => {
                 let config = bastion_config(options, bastion, &control_dir).map_err(error)?;
-                builder.config_file(&config.0).jump_hosts([bastion]);
+                builder
+                    .config_file(&config.0)
+                    .jump_hosts([bastion.jump_spec()]);
                 Some(config)
             }
             None => None,
@@ -389,7 +367,7 @@ impl SshTransport {
         loop {
             let result = {
                 let _permit = starts.acquire().await.ok();
-                tokio::time::timeout(attempt_limit, builder.connect_mux(&target.destination)).await
+                tokio::time::timeout(attempt_limit, builder.connect_mux(target.destination())).await
             };
             let failure = match result {
                 Ok(Ok(session)) => {
@@ -502,7 +480,7 @@ impl SshTransport {
     }
 
     /// Copy a local file to `remote` (an absolute path on the host): the bytes go
-    /// through the session's stdin into `remote.partial`, which is renamed to
+    /// through the session's stdin into a new file next to it, which is renamed to
     /// `remote` once its size is right. Parent directories are created.
     pub async fn upload(&self, local: &Path, remote: &str) -> Result<(), TransportError> {
         let error = |detail: String| TransportError::Upload {
@@ -519,18 +497,17 @@ impl SshTransport {
             .await
             .map_err(|e| error(format!("cannot read the local file: {e}")))?
             .len();
-        let partial = format!("{remote}.partial");
-        let mkdir = match Path::new(remote).parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => {
-                format!("mkdir -p {}\n", quote(&parent.display().to_string()))
-            }
-            _ => String::new(),
+        let parent = match Path::new(remote).parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.display().to_string(),
+            _ => ".".to_string(),
         };
+        // A new file made by mktemp next to the target (never an existing file
+        // or link), renamed over it with `mv -T` (a link there is replaced).
         let script = format!(
-            "set -e\n{mkdir}cat > {p}\nsize=$(wc -c < {p})\n\
-             if [ \"$size\" -ne {size} ]; then\n  rm -f {p}\n  \
-             echo \"received $size of {size} bytes\" >&2\n  exit 1\nfi\nmv -f {p} {r}\n",
-            p = quote(&partial),
+            "set -e\nmkdir -p {d}\np=$(mktemp {d}/.upload-XXXXXX)\ncat > \"$p\"\nsize=$(wc -c < \"$p\")\n\
+             if [ \"$size\" -ne {size} ]; then\n  rm -f \"$p\"\n  \
+             echo \"received $size of {size} bytes\" >&2\n  exit 1\nfi\nmv -fT \"$p\" {r}\n",
+            d = quote(&parent),
             r = quote(remote),
         );
         let command = format!("/bin/sh -c {}", quote(&script));
@@ -706,23 +683,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_strings() {
-        let t = parse_host("web-1").unwrap();
-        assert_eq!((t.destination.as_str(), t.port), ("web-1", None));
-        let t = parse_host("10.0.0.5:2222").unwrap();
-        assert_eq!((t.destination.as_str(), t.port), ("10.0.0.5", Some(2222)));
-        let t = parse_host("deploy@host:22").unwrap();
-        assert_eq!((t.destination.as_str(), t.port), ("deploy@host", Some(22)));
-        assert_eq!(t.address, "host");
-        let t = parse_host("[::1]:2200").unwrap();
-        assert_eq!((t.destination.as_str(), t.port), ("::1", Some(2200)));
-        let t = parse_host("fe80::1").unwrap();
-        assert_eq!((t.destination.as_str(), t.port), ("fe80::1", None));
-        assert!(parse_host("host:abc").is_err());
-        assert!(parse_host("host:0").is_err());
-        assert!(parse_host("host:70000").is_err());
-        assert!(parse_host(":22").is_err());
-        assert!(parse_host("[::1").is_err());
+    fn bastion_configs_hold_only_checked_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SshOptions {
+            user: Some("deploy".into()),
+            identity_file: Some(PathBuf::from("/keys/my key")),
+            ..SshOptions::default()
+        };
+        let bastion = parse_target("jump.example:2222").unwrap();
+        let config = bastion_config(&options, &bastion, dir.path()).unwrap();
+        let text = std::fs::read_to_string(&config.0).unwrap();
+        assert!(text.contains("Host \"jump.example\"\n"), "{text}");
+        assert!(text.contains("  IdentityFile \"/keys/my key\"\n"), "{text}");
+        assert!(text.contains("  User \"deploy\"\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&config.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // A value outside the grammar never reaches the file.
+        let hostile = SshOptions {
+            user: Some("x\nProxyCommand touch /tmp/x".into()),
+            ..SshOptions::default()
+        };
+        assert!(bastion_config(&hostile, &bastion, dir.path()).is_err());
+        let hostile = SshOptions {
+            known_hosts_file: Some(PathBuf::from("/k\"\nProxyCommand x")),
+            ..SshOptions::default()
+        };
+        assert!(bastion_config(&hostile, &bastion, dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_generated_config_is_never_written_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "untouched").unwrap();
+        let next = CONFIG_COUNTER.load(Ordering::Relaxed);
+        for n in next..next + 4 {
+            let _ = std::os::unix::fs::symlink(
+                &outside,
+                dir.path()
+                    .join(format!("slipway-ssh-config-{}-{n}", std::process::id())),
+            );
+        }
+        let bastion = parse_target("jump").unwrap();
+        let _ = bastion_config(&SshOptions::default(), &bastion, dir.path());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
     }
 
     #[test]

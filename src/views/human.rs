@@ -187,7 +187,9 @@ fn write_diff(out: &mut String, painter: &Painter, diff: &str) {
             Style::new()
         };
         out.push_str(DIFF_INDENT);
-        out.push_str(&painter.paint(line, style));
+        // Content may hold a carriage return: shown escaped, it cannot
+        // rewrite the terminal line.
+        out.push_str(&painter.paint(&crate::encode::text::visible(line), style));
         out.push('\n');
     }
 }

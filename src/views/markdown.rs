@@ -303,14 +303,16 @@ fn deployment_details(deployment: &DeploymentChange, diffs_left_out: &[usize]) -
 
 fn write_reason(body: &mut String, reason: &Reason, with_diff: bool) {
     body.push_str("- ");
-    body.push_str(&escape_text(&reason.summary).replace('\n', "\n  "));
+    body.push_str(
+        &escape_text(&crate::encode::text::visible(&reason.summary)).replace('\n', "\n  "),
+    );
     body.push('\n');
     let Some(diff) = &reason.diff else {
         return;
     };
     body.push('\n');
     if with_diff {
-        body.push_str(&fenced("diff", diff));
+        body.push_str(&fenced("diff", &crate::encode::text::visible(diff)));
     } else {
         body.push_str(&format!(
             "  _Diff of {} left out to keep this comment short._\n",

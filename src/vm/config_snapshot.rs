@@ -9,7 +9,10 @@
 //! [`super::steps`].
 
 use super::shell::quote;
-use super::steps::{host_path, install_dir, HostContext, Phase, RemoteStep};
+use super::steps::{
+    confinement_functions, host_path, install_dir, refuse_managed_links, HostContext, Phase,
+    RemoteStep,
+};
 use crate::config::VmSpec;
 
 /// The snapshot directory's name for a release pair: `VERSION+DIGEST`, or
@@ -32,13 +35,14 @@ fn snapshot_dir(vm: &VmSpec, ctx: &HostContext, name: &str) -> String {
 /// Save the config files just written, as snapshot `name` ([`snapshot_name`]).
 pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
     let snapshot = snapshot_dir(vm, ctx, name);
-    let mut lines = vec![
-        "set -eu".to_string(),
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend([
         format!("snapshot={}", quote(&snapshot)),
         "rm -rf \"$snapshot.tmp\"".to_string(),
         "mkdir -p \"$snapshot.tmp\"".to_string(),
         ": > \"$snapshot.tmp/manifest\"".to_string(),
-    ];
+    ]);
     for (index, file) in vm.config_files.iter().enumerate() {
         let destination = quote(&host_path(ctx, &file.destination));
         lines.push(format!(
@@ -59,12 +63,17 @@ pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
 }
 
 /// Put back the config files of snapshot `name`; does nothing (and says so)
-/// when there is no such snapshot.
+/// when there is no such snapshot. Each file goes back atomically (a new
+/// `mktemp` file renamed with `mv -T`), and only into a directory whose real
+/// path is inside one of the service's directories: a manifest line or a
+/// symbolic link leading elsewhere fails the step.
 pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
     let snapshot = snapshot_dir(vm, ctx, name);
     let version = name;
-    let lines = [
-        "set -eu".to_string(),
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend(confinement_functions(vm, ctx));
+    lines.extend([
         format!("snapshot={}", quote(&snapshot)),
         "if [ ! -f \"$snapshot/manifest\" ]; then".to_string(),
         format!("  printf 'slipway: no saved configuration for %s, config files left as they are\\n' {}", quote(version)),
@@ -73,10 +82,16 @@ pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         "i=0".to_string(),
         "while IFS= read -r destination; do".to_string(),
         "  i=$((i + 1))".to_string(),
-        "  cp -p \"$snapshot/$i\" \"$destination.slipway-tmp\"".to_string(),
-        "  mv \"$destination.slipway-tmp\" \"$destination\"".to_string(),
+        "  dir=$(dirname \"$destination\")".to_string(),
+        "  if ! allowed \"$(cd \"$dir\" 2>/dev/null && pwd -P)\"; then".to_string(),
+        "    printf 'slipway: %s is outside the service'\\''s directories; not restoring it\\n' \"$destination\" >&2".to_string(),
+        "    exit 1".to_string(),
+        "  fi".to_string(),
+        "  tmp=$(mktemp \"$dir/.slipway-restore-XXXXXX\")".to_string(),
+        "  cp -p \"$snapshot/$i\" \"$tmp\"".to_string(),
+        "  mv -fT \"$tmp\" \"$destination\"".to_string(),
         "done < \"$snapshot/manifest\"".to_string(),
-    ];
+    ]);
     RemoteStep {
         phase: Phase::Rollback,
         name: "rollback.config".into(),

@@ -346,6 +346,85 @@ fn complain(format: &str, args: &[&str]) -> String {
     line
 }
 
+/// Shell functions the confinement checks use:
+/// `inside REAL BASE` holds when the real path `REAL` is `BASE` or below it;
+/// `allowed REAL` when it is inside the real path of one of the service's own
+/// directories (`install_dir`, `config_dirs`) on the host.
+pub(crate) fn confinement_functions(vm: &VmSpec, ctx: &HostContext) -> Vec<String> {
+    let bases: Vec<String> = allowed_dirs(vm, ctx).iter().map(|d| quote(d)).collect();
+    vec![
+        "inside() { [ \"$2\" = / ] && return 0; case \"$1/\" in \"$2\"/*) return 0 ;; esac; return 1; }"
+            .to_string(),
+        format!(
+            "allowed() {{ for base in {}; do real=$(cd \"$base\" 2>/dev/null && pwd -P) || continue; inside \"$1\" \"$real\" && return 0; done; return 1; }}",
+            bases.join(" ")
+        ),
+    ]
+}
+
+/// The service's own directories on the host: `install_dir`, then `config_dirs`.
+fn allowed_dirs(vm: &VmSpec, ctx: &HostContext) -> Vec<String> {
+    std::iter::once(&vm.install_dir)
+        .chain(&vm.config_dirs)
+        .map(|dir| host_path(ctx, dir))
+        .collect()
+}
+
+/// The directories slipway manages under the install directory. Each must be
+/// a real directory (or not exist yet): one that is a symbolic link would send
+/// what slipway writes or deletes there wherever it points.
+fn managed_dirs(vm: &VmSpec, ctx: &HostContext) -> Vec<String> {
+    let install = install_dir(vm, ctx);
+    [
+        ".slipway",
+        ".slipway/artifacts",
+        ".slipway/config",
+        "releases",
+    ]
+    .iter()
+    .map(|name| under(&install, name))
+    .collect()
+}
+
+/// Lines that fail the script when one of [`managed_dirs`] is a symbolic link.
+pub(crate) fn refuse_managed_links(vm: &VmSpec, ctx: &HostContext) -> Vec<String> {
+    let dirs: Vec<String> = managed_dirs(vm, ctx).iter().map(|d| quote(d)).collect();
+    vec![
+        format!("for managed in {}; do", dirs.join(" ")),
+        "  if [ -L \"$managed\" ]; then".to_string(),
+        format!(
+            "    {}",
+            complain(
+                "%s is a symbolic link; slipway does not write or delete through one",
+                &["\"$managed\""]
+            )
+        ),
+        "    exit 1".to_string(),
+        "  fi".to_string(),
+        "done".to_string(),
+    ]
+}
+
+/// Lines that write `content` (a shell word) to `dir/name` atomically: into a
+/// new file made by `mktemp` in the same directory (never an existing file
+/// or link), then renamed over `dir/name` with `mv -T`, which replaces a link
+/// there instead of following it. `dir` is a shell word.
+fn write_atomically(dir: &str, name: &str, printf: &str) -> Vec<String> {
+    vec![
+        format!("tmp=$(mktemp {dir}/{})", quote(&format!(".{name}.XXXXXX"))),
+        format!("{printf} > \"$tmp\""),
+        format!("mv -fT \"$tmp\" {dir}/{}", quote(name)),
+    ]
+}
+
+/// Check that the install directory's managed parts are real directories: run
+/// before anything is uploaded or written on a host.
+pub fn check_layout(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    RemoteStep::new(Phase::Connect, "layout", lines)
+}
+
 /// The line that runs a user command: in the install directory, with the
 /// `SLIPWAY_*` variables, through `/bin/sh -c`. With `create_dir` the install
 /// directory is created first (commands that may run before the first install).
@@ -475,9 +554,10 @@ pub fn install_release(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
     let release = quote(&under(&releases, &ctx.version));
     let temp = quote(&under(&releases, &format!(".tmp-{}", ctx.version)));
     let artifact = quote(&artifact_upload_path(vm, ctx, sha256));
-    let mut lines = vec![
-        "set -eu".to_string(),
-        format!("if [ -f {release}/{COMPLETE} ]; then"),
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend([
+        format!("if [ ! -L {release} ] && [ -f {release}/{COMPLETE} ]; then"),
         format!(
             "  printf {} {release}",
             quote("slipway: %s is already installed\\n")
@@ -488,7 +568,7 @@ pub fn install_release(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
         format!("mkdir -p {temp}"),
         format!("tar -xzf {artifact} --no-same-owner -C {temp}"),
         format!("touch {temp}/{COMPLETE} {temp}"),
-    ];
+    ]);
     if let Some(user) = &vm.run_as {
         lines.push(format!("{}chown -R {} {temp}", root(ctx), quote(user)));
     }
@@ -497,36 +577,85 @@ pub fn install_release(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
     RemoteStep::new(Phase::Install, "install", lines)
 }
 
-/// Write one config file atomically: to a temporary file next to it (created
-/// readable by its writer only), then mode (default `0644`) and owner (default
-/// `run_as`), then renamed over the destination.
+/// Write one config file atomically: to a new temporary file next to it
+/// (made by `mktemp`, readable by its writer only), then mode (default `0644`)
+/// and owner (default `run_as`), then renamed over the destination with
+/// `mv -T` (a link at the destination is replaced, never followed).
+///
+/// Confinement: the destination lies in one of the service's directories
+/// (`install_dir`, `config_dirs`; validation checked that). The directories
+/// from there down to the file are created one at a time, and each must
+/// resolve (`pwd -P`) inside that directory's real path: a symbolic link on the
+/// host that leads elsewhere fails the step before anything is written.
 pub fn write_config_file(vm: &VmSpec, file: &ConfigFile, ctx: &HostContext) -> RemoteStep {
-    let destination = host_path(ctx, &file.destination);
-    let (dir, base) = match destination.rsplit_once('/') {
-        Some(("", base)) => ("/", base),
-        Some((dir, base)) => (dir, base),
-        None => (".", destination.as_str()),
+    let name = format!("config_file.{}", file.name);
+    let destination = file.destination.trim_end_matches('/');
+    let base = std::iter::once(&vm.install_dir)
+        .chain(&vm.config_dirs)
+        .map(|dir| dir.trim_end_matches('/'))
+        .filter_map(|dir| Some((dir, destination.strip_prefix(dir)?.strip_prefix('/')?)))
+        .max_by_key(|(dir, _)| dir.len());
+    let Some((base, relative)) = base else {
+        return RemoteStep::new(
+            Phase::Configure,
+            name,
+            vec![
+                complain(
+                    "%s is outside the service's directories",
+                    &[&quote(&file.destination)],
+                ),
+                "exit 1".to_string(),
+            ],
+        );
     };
-    let temp = quote(&under(dir, &format!(".{base}.slipway-tmp")));
+    let (parents, base_name) = match relative.rsplit_once('/') {
+        Some((parents, base_name)) => (parents.split('/').collect::<Vec<_>>(), base_name),
+        None => (Vec::new(), relative),
+    };
+    let base = quote(&host_path(ctx, base));
     let mut lines = vec![
         "set -eu".to_string(),
-        format!("mkdir -p {}", quote(dir)),
+        "inside() { [ \"$2\" = / ] && return 0; case \"$1/\" in \"$2\"/*) return 0 ;; esac; return 1; }"
+            .to_string(),
+        format!("mkdir -p {base}"),
+        format!("real_base=$(cd {base} && pwd -P)"),
+        format!("dir={base}"),
+    ];
+    for part in parents {
+        lines.extend([
+            format!("dir=\"$dir\"/{}", quote(part)),
+            "[ -d \"$dir\" ] || mkdir \"$dir\"".to_string(),
+            "if ! inside \"$(cd \"$dir\" && pwd -P)\" \"$real_base\"; then".to_string(),
+            format!(
+                "  {}",
+                complain(
+                    "%s leads outside %s (a symbolic link?); not writing through it",
+                    &["\"$dir\"", &base]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+        ]);
+    }
+    lines.extend([
         "umask 077".to_string(),
-        format!("printf %s {} > {temp}", quote(&file.content)),
         format!(
-            "chmod {} {temp}",
+            "tmp=$(mktemp \"$dir\"/{})",
+            quote(&format!(".{base_name}.slipway-XXXXXX"))
+        ),
+        "trap 'rm -f \"$tmp\"' EXIT".to_string(),
+        format!("printf %s {} > \"$tmp\"", quote(&file.content)),
+        format!(
+            "chmod {} \"$tmp\"",
             quote(file.mode.as_deref().unwrap_or("0644"))
         ),
-    ];
+    ]);
     if let Some(owner) = file.owner.as_ref().or(vm.run_as.as_ref()) {
-        lines.push(format!("{}chown {} {temp}", root(ctx), quote(owner)));
+        lines.push(format!("{}chown {} \"$tmp\"", root(ctx), quote(owner)));
     }
-    lines.push(format!("mv -f {temp} {}", quote(&destination)));
-    RemoteStep::new(
-        Phase::Configure,
-        format!("config_file.{}", file.name),
-        lines,
-    )
+    lines.push(format!("mv -fT \"$tmp\" \"$dir\"/{}", quote(base_name)));
+    lines.push("trap - EXIT".to_string());
+    RemoteStep::new(Phase::Configure, name, lines)
 }
 
 /// [`write_config_file`] for each config file, in order.
@@ -549,31 +678,52 @@ pub fn install_systemd_unit(
     systemd: bool,
 ) -> RemoteStep {
     let sudo = root(ctx);
-    let state = state_dir(vm, ctx);
-    let staged = quote(&under(&state, &format!("{}.unit", unit.name)));
-    let unit_dir = host_path(ctx, "/etc/systemd/system");
-    let unit_file = quote(&under(&unit_dir, &unit.name));
-    let temp = quote(&under(&unit_dir, &format!(".{}.slipway-tmp", unit.name)));
-    let mut lines = vec![
-        "set -eu".to_string(),
-        format!("mkdir -p {}", quote(&state)),
+    let state = quote(&state_dir(vm, ctx));
+    let unit_dir = quote(&host_path(ctx, "/etc/systemd/system"));
+    let host_root = quote(&host_path(ctx, "/"));
+    let name = quote(&unit.name);
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend([
+        "inside() { [ \"$2\" = / ] && return 0; case \"$1/\" in \"$2\"/*) return 0 ;; esac; return 1; }"
+            .to_string(),
+        format!("mkdir -p {state}"),
         "umask 077".to_string(),
-        format!("printf %s {} > {staged}", quote(text)),
-        format!("if cmp -s {staged} {unit_file}; then"),
-        format!("  rm -f {staged}"),
         format!(
-            "  printf {} {unit_file}",
+            "staged=$(mktemp {state}/{})",
+            quote(&format!(".{}.unit.XXXXXX", unit.name))
+        ),
+        "tmp=".to_string(),
+        format!("trap 'rm -f \"$staged\"; [ -z \"$tmp\" ] || {sudo}rm -f \"$tmp\"' EXIT"),
+        format!("printf %s {} > \"$staged\"", quote(text)),
+        format!("if [ ! -L {unit_dir}/{name} ] && cmp -s \"$staged\" {unit_dir}/{name}; then"),
+        format!(
+            "  printf {} {unit_dir}/{name}",
             quote("slipway: %s is unchanged\\n")
         ),
         "  exit 0".to_string(),
         "fi".to_string(),
         "umask 022".to_string(),
-        format!("{sudo}mkdir -p {}", quote(&unit_dir)),
-        format!("{sudo}cp {staged} {temp}"),
-        format!("{sudo}chmod 0644 {temp}"),
-        format!("{sudo}mv -f {temp} {unit_file}"),
-        format!("rm -f {staged}"),
-    ];
+        format!("{sudo}mkdir -p {unit_dir}"),
+        format!("if ! inside \"$(cd {unit_dir} && pwd -P)\" \"$(cd {host_root} && pwd -P)\"; then"),
+        format!(
+            "  {}",
+            complain(
+                "%s leads outside %s (a symbolic link?); not writing through it",
+                &[&unit_dir, &host_root]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        format!(
+            "tmp=$({sudo}mktemp {unit_dir}/{})",
+            quote(&format!(".{}.slipway-XXXXXX", unit.name))
+        ),
+        format!("{sudo}cp \"$staged\" \"$tmp\""),
+        format!("{sudo}chmod 0644 \"$tmp\""),
+        format!("{sudo}mv -fT \"$tmp\" {unit_dir}/{name}"),
+        "tmp=".to_string(),
+    ]);
     if systemd {
         lines.push(format!("{sudo}systemctl daemon-reload"));
     }
@@ -650,13 +800,11 @@ pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         &ctx.version,
     ));
     let apply = quote(&ctx.apply_id);
-    let lines = vec![
-        "set -eu".to_string(),
-        format!("if [ ! -f {release}/{COMPLETE} ]; then"),
-        format!(
-            "  {}",
-            complain("release %s is not installed", &[&release])
-        ),
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend([
+        format!("if [ -L {release} ] || [ ! -f {release}/{COMPLETE} ]; then"),
+        format!("  {}", complain("release %s is not installed", &[&release])),
         "  exit 1".to_string(),
         "fi".to_string(),
         format!("cd {}", quote(&install_dir(vm, ctx))),
@@ -664,14 +812,21 @@ pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         // Recorded once per apply, and not when `current` already points at
         // the release (a host an earlier apply of the rollout had switched).
         format!("if [ \"$(sed -n 2p .slipway/previous 2>/dev/null)\" != {apply} ] && [ \"$(readlink current 2>/dev/null || true)\" != {target} ]; then"),
-        format!(
-            "  printf '%s\\n%s\\n' \"$(readlink current 2>/dev/null || true)\" {apply} > .slipway/previous.tmp"
-        ),
-        "  mv -f .slipway/previous.tmp .slipway/previous".to_string(),
+    ]);
+    lines.extend(
+        write_atomically(
+            ".slipway",
+            "previous",
+            &format!("printf '%s\\n%s\\n' \"$(readlink current 2>/dev/null || true)\" {apply}"),
+        )
+        .into_iter()
+        .map(|line| format!("  {line}")),
+    );
+    lines.extend([
         "fi".to_string(),
         format!("ln -sfn {target} current.tmp"),
         "mv -T current.tmp current".to_string(),
-    ];
+    ]);
     RemoteStep::new(Phase::Switch, "switch", lines)
 }
 
@@ -737,14 +892,15 @@ pub fn write_release_marker(
         apply_id: ctx.apply_id.clone(),
     };
     let json = serde_json::to_string(&marker).expect("a struct of strings serializes");
-    let state = state_dir(vm, ctx);
-    let temp = quote(&under(&state, "release.json.tmp"));
-    let lines = vec![
-        "set -eu".to_string(),
-        format!("mkdir -p {}", quote(&state)),
-        format!("printf '%s\\n' {} > {temp}", quote(&json)),
-        format!("mv -f {temp} {}", quote(&under(&state, "release.json"))),
-    ];
+    let state = quote(&state_dir(vm, ctx));
+    let mut lines = vec!["set -eu".to_string()];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.push(format!("mkdir -p {state}"));
+    lines.extend(write_atomically(
+        &state,
+        "release.json",
+        &format!("printf '%s\\n' {}", quote(&json)),
+    ));
     RemoteStep::new(Phase::Marker, "marker.write", lines)
 }
 
@@ -813,9 +969,12 @@ impl HostRelease {
 /// `keep_releases` uploaded artifacts and removes unpacking leftovers.
 pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     let keep = vm.keep_releases;
-    let lines = vec![
+    let mut lines = vec![
         "set -eu".to_string(),
         format!("cd {} 2>/dev/null || exit 0", quote(&install_dir(vm, ctx))),
+    ];
+    lines.extend(refuse_managed_links(vm, ctx));
+    lines.extend([
         "current=$(cd current 2>/dev/null && pwd -P || true)".to_string(),
         "previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)".to_string(),
         "if [ -n \"$previous\" ]; then".to_string(),
@@ -824,7 +983,9 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         "if [ -d releases ]; then".to_string(),
         "  kept=0".to_string(),
         "  ls -t releases | while IFS= read -r name; do".to_string(),
-        "    [ -d \"releases/$name\" ] || continue".to_string(),
+        "    case \"$name\" in .*|*/*) continue ;; esac".to_string(),
+        "    # Only real directories: a link is left alone, never followed.".to_string(),
+        "    if [ -L \"releases/$name\" ] || [ ! -d \"releases/$name\" ]; then continue; fi".to_string(),
         "    kept=$((kept + 1))".to_string(),
         format!("    [ \"$kept\" -gt {keep} ] || continue"),
         "    real=$(cd \"releases/$name\" && pwd -P)".to_string(),
@@ -839,12 +1000,13 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         "if [ -d .slipway/artifacts ]; then".to_string(),
         "  kept=0".to_string(),
         "  ls -t .slipway/artifacts | while IFS= read -r name; do".to_string(),
+        "    [ -f \".slipway/artifacts/$name\" ] && [ ! -L \".slipway/artifacts/$name\" ] || continue".to_string(),
         "    kept=$((kept + 1))".to_string(),
         format!("    [ \"$kept\" -gt {keep} ] || continue"),
         "    rm -f \".slipway/artifacts/$name\"".to_string(),
         "  done".to_string(),
         "fi".to_string(),
-    ];
+    ]);
     RemoteStep::new(Phase::Prune, "prune", lines)
 }
 
@@ -1222,7 +1384,7 @@ mod tests {
     #[test]
     fn exact_text_over_ssh() {
         let text = transcript(&all_steps(&systemd_vm(), &ssh_ctx(), true));
-        insta::assert_snapshot!(text, @r###"
+        insta::assert_snapshot!(text, @r#"
         # connect connect
         set -eu
         id -un
@@ -1281,7 +1443,13 @@ mod tests {
 
         # install install
         set -eu
-        if [ -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        if [ ! -L /opt/myapp/releases/1.4.0 ] && [ -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
           printf 'slipway: %s is already installed\n' /opt/myapp/releases/1.4.0
           exit 0
         fi
@@ -1295,19 +1463,41 @@ mod tests {
 
         # configure config_file.app.properties
         set -eu
-        mkdir -p /opt/myapp/config
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
+        mkdir -p /opt/myapp
+        real_base=$(cd /opt/myapp && pwd -P)
+        dir=/opt/myapp
+        dir="$dir"/config
+        [ -d "$dir" ] || mkdir "$dir"
+        if ! inside "$(cd "$dir" && pwd -P)" "$real_base"; then
+          printf 'slipway: %s leads outside %s (a symbolic link?); not writing through it\n' "$dir" /opt/myapp >&2
+          exit 1
+        fi
         umask 077
+        tmp=$(mktemp "$dir"/.app.properties.slipway-XXXXXX)
+        trap 'rm -f "$tmp"' EXIT
         printf %s 'port=8080
         greeting='\''hi'\''
-        ' > /opt/myapp/config/.app.properties.slipway-tmp
-        chmod 0600 /opt/myapp/config/.app.properties.slipway-tmp
-        sudo -n chown myapp /opt/myapp/config/.app.properties.slipway-tmp
-        mv -f /opt/myapp/config/.app.properties.slipway-tmp /opt/myapp/config/app.properties
+        ' > "$tmp"
+        chmod 0600 "$tmp"
+        sudo -n chown myapp "$tmp"
+        mv -fT "$tmp" "$dir"/app.properties
+        trap - EXIT
 
         # unit systemd_unit.myapp.service
         set -eu
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
         mkdir -p /opt/myapp/.slipway
         umask 077
+        staged=$(mktemp /opt/myapp/.slipway/.myapp.service.unit.XXXXXX)
+        tmp=
+        trap 'rm -f "$staged"; [ -z "$tmp" ] || sudo -n rm -f "$tmp"' EXIT
         printf %s '[Unit]
         Description=myapp-prod (managed by slipway)
         After=network-online.target
@@ -1321,31 +1511,42 @@ mod tests {
 
         [Install]
         WantedBy=multi-user.target
-        ' > /opt/myapp/.slipway/myapp.service.unit
-        if cmp -s /opt/myapp/.slipway/myapp.service.unit /etc/systemd/system/myapp.service; then
-          rm -f /opt/myapp/.slipway/myapp.service.unit
+        ' > "$staged"
+        if [ ! -L /etc/systemd/system/myapp.service ] && cmp -s "$staged" /etc/systemd/system/myapp.service; then
           printf 'slipway: %s is unchanged\n' /etc/systemd/system/myapp.service
           exit 0
         fi
         umask 022
         sudo -n mkdir -p /etc/systemd/system
-        sudo -n cp /opt/myapp/.slipway/myapp.service.unit /etc/systemd/system/.myapp.service.slipway-tmp
-        sudo -n chmod 0644 /etc/systemd/system/.myapp.service.slipway-tmp
-        sudo -n mv -f /etc/systemd/system/.myapp.service.slipway-tmp /etc/systemd/system/myapp.service
-        rm -f /opt/myapp/.slipway/myapp.service.unit
+        if ! inside "$(cd /etc/systemd/system && pwd -P)" "$(cd / && pwd -P)"; then
+          printf 'slipway: %s leads outside %s (a symbolic link?); not writing through it\n' /etc/systemd/system / >&2
+          exit 1
+        fi
+        tmp=$(sudo -n mktemp /etc/systemd/system/.myapp.service.slipway-XXXXXX)
+        sudo -n cp "$staged" "$tmp"
+        sudo -n chmod 0644 "$tmp"
+        sudo -n mv -fT "$tmp" /etc/systemd/system/myapp.service
+        tmp=
         sudo -n systemctl daemon-reload
 
         # switch switch
         set -eu
-        if [ ! -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        if [ -L /opt/myapp/releases/1.4.0 ] || [ ! -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
           printf 'slipway: release %s is not installed\n' /opt/myapp/releases/1.4.0 >&2
           exit 1
         fi
         cd /opt/myapp
         mkdir -p .slipway
         if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ] && [ "$(readlink current 2>/dev/null || true)" != releases/1.4.0 ]; then
-          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
-          mv -f .slipway/previous.tmp .slipway/previous
+          tmp=$(mktemp .slipway/.previous.XXXXXX)
+          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > "$tmp"
+          mv -fT "$tmp" .slipway/previous
         fi
         ln -sfn releases/1.4.0 current.tmp
         mv -T current.tmp current
@@ -1364,13 +1565,26 @@ mod tests {
 
         # marker marker.write
         set -eu
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         mkdir -p /opt/myapp/.slipway
-        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /opt/myapp/.slipway/release.json.tmp
-        mv -f /opt/myapp/.slipway/release.json.tmp /opt/myapp/.slipway/release.json
+        tmp=$(mktemp /opt/myapp/.slipway/.release.json.XXXXXX)
+        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > "$tmp"
+        mv -fT "$tmp" /opt/myapp/.slipway/release.json
 
         # prune prune
         set -eu
         cd /opt/myapp 2>/dev/null || exit 0
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         current=$(cd current 2>/dev/null && pwd -P || true)
         previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)
         if [ -n "$previous" ]; then
@@ -1379,7 +1593,9 @@ mod tests {
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
-            [ -d "releases/$name" ] || continue
+            case "$name" in .*|*/*) continue ;; esac
+            # Only real directories: a link is left alone, never followed.
+            if [ -L "releases/$name" ] || [ ! -d "releases/$name" ]; then continue; fi
             kept=$((kept + 1))
             [ "$kept" -gt 3 ] || continue
             real=$(cd "releases/$name" && pwd -P)
@@ -1394,6 +1610,7 @@ mod tests {
         if [ -d .slipway/artifacts ]; then
           kept=0
           ls -t .slipway/artifacts | while IFS= read -r name; do
+            [ -f ".slipway/artifacts/$name" ] && [ ! -L ".slipway/artifacts/$name" ] || continue
             kept=$((kept + 1))
             [ "$kept" -gt 3 ] || continue
             rm -f ".slipway/artifacts/$name"
@@ -1428,6 +1645,14 @@ mod tests {
 
         # rollback rollback.config
         set -eu
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
+        allowed() { for base in /opt/myapp /etc/myapp; do real=$(cd "$base" 2>/dev/null && pwd -P) || continue; inside "$1" "$real" && return 0; done; return 1; }
         snapshot='/opt/myapp/.slipway/config/0.9.0 $(touch PWNED)+ab'
         if [ ! -f "$snapshot/manifest" ]; then
           printf 'slipway: no saved configuration for %s, config files left as they are\n' '0.9.0 $(touch PWNED)+ab'
@@ -1436,15 +1661,28 @@ mod tests {
         i=0
         while IFS= read -r destination; do
           i=$((i + 1))
-          cp -p "$snapshot/$i" "$destination.slipway-tmp"
-          mv "$destination.slipway-tmp" "$destination"
+          dir=$(dirname "$destination")
+          if ! allowed "$(cd "$dir" 2>/dev/null && pwd -P)"; then
+            printf 'slipway: %s is outside the service'\''s directories; not restoring it\n' "$destination" >&2
+            exit 1
+          fi
+          tmp=$(mktemp "$dir/.slipway-restore-XXXXXX")
+          cp -p "$snapshot/$i" "$tmp"
+          mv -fT "$tmp" "$destination"
         done < "$snapshot/manifest"
 
         # rollback rollback.marker
         set -eu
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         mkdir -p /opt/myapp/.slipway
-        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /opt/myapp/.slipway/release.json.tmp
-        mv -f /opt/myapp/.slipway/release.json.tmp /opt/myapp/.slipway/release.json
+        tmp=$(mktemp /opt/myapp/.slipway/.release.json.XXXXXX)
+        printf '%s\n' '{"version":"1.4.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > "$tmp"
+        mv -fT "$tmp" /opt/myapp/.slipway/release.json
 
         # rollback rollback.start
         set -eu
@@ -1453,7 +1691,7 @@ mod tests {
         else
           echo 'slipway: nothing is installed, nothing to start'
         fi
-    "###);
+        "#);
     }
 
     #[test]
@@ -1463,7 +1701,7 @@ mod tests {
             &local_ctx("/tmp/x/host-1"),
             false,
         ));
-        insta::assert_snapshot!(text, @r###"
+        insta::assert_snapshot!(text, @r#"
         # connect connect
         set -eu
         id -un
@@ -1509,7 +1747,13 @@ mod tests {
 
         # install install
         set -eu
-        if [ -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        if [ ! -L /tmp/x/host-1/opt/hello/releases/1.0.0 ] && [ -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
           printf 'slipway: %s is already installed\n' /tmp/x/host-1/opt/hello/releases/1.0.0
           exit 0
         fi
@@ -1522,24 +1766,43 @@ mod tests {
 
         # configure config_file.hello.env
         set -eu
-        mkdir -p /tmp/x/host-1/opt/hello/config
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
+        mkdir -p /tmp/x/host-1/opt/hello
+        real_base=$(cd /tmp/x/host-1/opt/hello && pwd -P)
+        dir=/tmp/x/host-1/opt/hello
+        dir="$dir"/config
+        [ -d "$dir" ] || mkdir "$dir"
+        if ! inside "$(cd "$dir" && pwd -P)" "$real_base"; then
+          printf 'slipway: %s leads outside %s (a symbolic link?); not writing through it\n' "$dir" /tmp/x/host-1/opt/hello >&2
+          exit 1
+        fi
         umask 077
+        tmp=$(mktemp "$dir"/.hello.env.slipway-XXXXXX)
+        trap 'rm -f "$tmp"' EXIT
         printf %s 'BASE_PORT=18080
-        ' > /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp
-        chmod 0644 /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp
-        mv -f /tmp/x/host-1/opt/hello/config/.hello.env.slipway-tmp /tmp/x/host-1/opt/hello/config/hello.env
+        ' > "$tmp"
+        chmod 0644 "$tmp"
+        mv -fT "$tmp" "$dir"/hello.env
+        trap - EXIT
 
         # switch switch
         set -eu
-        if [ ! -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        if [ -L /tmp/x/host-1/opt/hello/releases/1.0.0 ] || [ ! -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
           printf 'slipway: release %s is not installed\n' /tmp/x/host-1/opt/hello/releases/1.0.0 >&2
           exit 1
         fi
         cd /tmp/x/host-1/opt/hello
         mkdir -p .slipway
         if [ "$(sed -n 2p .slipway/previous 2>/dev/null)" != apply-1 ] && [ "$(readlink current 2>/dev/null || true)" != releases/1.0.0 ]; then
-          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > .slipway/previous.tmp
-          mv -f .slipway/previous.tmp .slipway/previous
+          tmp=$(mktemp .slipway/.previous.XXXXXX)
+          printf '%s\n%s\n' "$(readlink current 2>/dev/null || true)" apply-1 > "$tmp"
+          mv -fT "$tmp" .slipway/previous
         fi
         ln -sfn releases/1.0.0 current.tmp
         mv -T current.tmp current
@@ -1555,13 +1818,26 @@ mod tests {
 
         # marker marker.write
         set -eu
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         mkdir -p /tmp/x/host-1/opt/hello/.slipway
-        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /tmp/x/host-1/opt/hello/.slipway/release.json.tmp
-        mv -f /tmp/x/host-1/opt/hello/.slipway/release.json.tmp /tmp/x/host-1/opt/hello/.slipway/release.json
+        tmp=$(mktemp /tmp/x/host-1/opt/hello/.slipway/.release.json.XXXXXX)
+        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > "$tmp"
+        mv -fT "$tmp" /tmp/x/host-1/opt/hello/.slipway/release.json
 
         # prune prune
         set -eu
         cd /tmp/x/host-1/opt/hello 2>/dev/null || exit 0
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         current=$(cd current 2>/dev/null && pwd -P || true)
         previous=$(sed -n 1p .slipway/previous 2>/dev/null || true)
         if [ -n "$previous" ]; then
@@ -1570,7 +1846,9 @@ mod tests {
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
-            [ -d "releases/$name" ] || continue
+            case "$name" in .*|*/*) continue ;; esac
+            # Only real directories: a link is left alone, never followed.
+            if [ -L "releases/$name" ] || [ ! -d "releases/$name" ]; then continue; fi
             kept=$((kept + 1))
             [ "$kept" -gt 2 ] || continue
             real=$(cd "releases/$name" && pwd -P)
@@ -1585,6 +1863,7 @@ mod tests {
         if [ -d .slipway/artifacts ]; then
           kept=0
           ls -t .slipway/artifacts | while IFS= read -r name; do
+            [ -f ".slipway/artifacts/$name" ] && [ ! -L ".slipway/artifacts/$name" ] || continue
             kept=$((kept + 1))
             [ "$kept" -gt 2 ] || continue
             rm -f ".slipway/artifacts/$name"
@@ -1619,6 +1898,14 @@ mod tests {
 
         # rollback rollback.config
         set -eu
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
+        allowed() { for base in /tmp/x/host-1/opt/hello; do real=$(cd "$base" 2>/dev/null && pwd -P) || continue; inside "$1" "$real" && return 0; done; return 1; }
         snapshot='/tmp/x/host-1/opt/hello/.slipway/config/0.9.0 $(touch PWNED)+ab'
         if [ ! -f "$snapshot/manifest" ]; then
           printf 'slipway: no saved configuration for %s, config files left as they are\n' '0.9.0 $(touch PWNED)+ab'
@@ -1627,15 +1914,28 @@ mod tests {
         i=0
         while IFS= read -r destination; do
           i=$((i + 1))
-          cp -p "$snapshot/$i" "$destination.slipway-tmp"
-          mv "$destination.slipway-tmp" "$destination"
+          dir=$(dirname "$destination")
+          if ! allowed "$(cd "$dir" 2>/dev/null && pwd -P)"; then
+            printf 'slipway: %s is outside the service'\''s directories; not restoring it\n' "$destination" >&2
+            exit 1
+          fi
+          tmp=$(mktemp "$dir/.slipway-restore-XXXXXX")
+          cp -p "$snapshot/$i" "$tmp"
+          mv -fT "$tmp" "$destination"
         done < "$snapshot/manifest"
 
         # rollback rollback.marker
         set -eu
+        for managed in /tmp/x/host-1/opt/hello/.slipway /tmp/x/host-1/opt/hello/.slipway/artifacts /tmp/x/host-1/opt/hello/.slipway/config /tmp/x/host-1/opt/hello/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
         mkdir -p /tmp/x/host-1/opt/hello/.slipway
-        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > /tmp/x/host-1/opt/hello/.slipway/release.json.tmp
-        mv -f /tmp/x/host-1/opt/hello/.slipway/release.json.tmp /tmp/x/host-1/opt/hello/.slipway/release.json
+        tmp=$(mktemp /tmp/x/host-1/opt/hello/.slipway/.release.json.XXXXXX)
+        printf '%s\n' '{"version":"1.0.0","sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","time":"2026-01-02T03:04:05Z","apply_id":"apply-1"}' > "$tmp"
+        mv -fT "$tmp" /tmp/x/host-1/opt/hello/.slipway/release.json
 
         # rollback rollback.start
         set -eu
@@ -1644,7 +1944,7 @@ mod tests {
         else
           echo 'slipway: nothing is installed, nothing to start'
         fi
-    "###);
+        "#);
     }
 
     #[test]
@@ -2388,6 +2688,93 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         assert_eq!(kept, ["b.tar.gz", "c.tar.gz"]);
         // Nothing to do a second time.
         assert_eq!(host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"))), "");
+        host.assert_nothing_injected();
+    }
+
+    #[test]
+    fn local_scripts_never_write_or_delete_through_planted_links() {
+        // The service's own directories are as the host has them (they may be
+        // links an administrator made); what lies below them is checked.
+        let mut vm = exec_vm();
+        vm.config_files[0].destination = format!("{}/config 'd'/app.conf", vm.install_dir);
+        let host = Host::new(vm);
+        let vm = &host.vm;
+        let ctx = host.ctx("1.0.0", "apply-1");
+        let outside = host.tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("keep")).unwrap();
+        std::fs::write(outside.join("victim"), "precious").unwrap();
+        let config_dir = host.install_dir().join("config 'd'");
+        let link = |target: &Path, at: &Path| {
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, at).unwrap();
+        };
+
+        // The config directory itself leads outside: nothing is written.
+        link(&outside, &config_dir);
+        let error = host.fails(&write_config_file(vm, &vm.config_files[0], &ctx));
+        assert!(error.contains("leads outside"), "{error}");
+        assert!(!outside.join("app.conf").exists());
+        std::fs::remove_file(&config_dir).unwrap();
+
+        // The file is a link to a file outside: replaced, not followed.
+        link(&outside.join("victim"), &config_dir.join("app.conf"));
+        host.ok(&write_config_file(vm, &vm.config_files[0], &ctx));
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "precious"
+        );
+        let written = config_dir.join("app.conf");
+        assert!(!std::fs::symlink_metadata(&written)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), CONFIG);
+
+        // The file's name is a link to a directory: mv -T does not move into it.
+        std::fs::remove_file(&written).unwrap();
+        link(&outside.join("keep"), &written);
+        host.ok(&write_config_file(vm, &vm.config_files[0], &ctx));
+        assert_eq!(std::fs::read_dir(outside.join("keep")).unwrap().count(), 0);
+
+        // A link in releases/ is never pruned or followed; releases itself as a
+        // link stops every step that writes or deletes there.
+        let (archive, sha) = host.artifact("one", "1.0.0");
+        host.deliver(&ctx, &archive, &sha);
+        host.ok(&switch_current(vm, &ctx));
+        let releases = host.install_dir().join("releases");
+        link(&outside, &releases.join("old"));
+        let pruned = host.ok(&prune_releases(
+            &VmSpec {
+                keep_releases: 0,
+                ..vm.clone()
+            },
+            &ctx,
+        ));
+        assert_eq!(pruned, "");
+        assert!(outside.join("victim").exists() && releases.join("old").exists());
+
+        let moved = host.tmp.path().join("releases-moved");
+        std::fs::rename(&releases, &moved).unwrap();
+        link(&outside, &releases);
+        for step in [
+            check_layout(vm, &ctx),
+            install_release(vm, &ctx, &sha),
+            switch_current(vm, &ctx),
+            prune_releases(vm, &ctx),
+            write_release_marker(vm, &ctx, &sha, TIME),
+        ] {
+            let error = host.fails(&step);
+            assert!(
+                error.contains("is a symbolic link"),
+                "{}: {error}",
+                step.name
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            2,
+            "nothing added to or removed from the outside directory"
+        );
         host.assert_nothing_injected();
     }
 }

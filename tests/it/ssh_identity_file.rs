@@ -52,13 +52,14 @@ fn slipway(dir: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn a_missing_identity_file_is_named_where_it_is_set_and_apply_contacts_no_host() {
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), "keys/deploy $(key)");
+    write_config(dir.path(), "keys/no such deploy key");
 
     for command in [&["validate", "."][..], &["plan", "."][..]] {
         let output = slipway(dir.path(), command);
         let log = text(&output);
         assert!(
-            log.contains("identity_file \"keys/deploy $(key)\"") && log.contains("does not exist"),
+            log.contains("identity_file \"keys/no such deploy key\"")
+                && log.contains("does not exist"),
             "{command:?}:\n{log}"
         );
         assert!(
@@ -72,7 +73,7 @@ fn a_missing_identity_file_is_named_where_it_is_set_and_apply_contacts_no_host()
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("deployment.app: identity_file \"keys/deploy $(key)\"")
+        log.contains("deployment.app: identity_file \"keys/no such deploy key\"")
             && log.contains("does not exist")
             && log.contains("nothing was changed"),
         "{log}"
@@ -88,7 +89,11 @@ fn a_missing_identity_file_is_named_where_it_is_set_and_apply_contacts_no_host()
 
     // A key that is there: no warning.
     std::fs::create_dir(dir.path().join("keys")).unwrap();
-    std::fs::write(dir.path().join("keys/deploy $(key)"), "not really a key\n").unwrap();
+    std::fs::write(
+        dir.path().join("keys/no such deploy key"),
+        "not really a key\n",
+    )
+    .unwrap();
     let output = slipway(dir.path(), &["validate", "."]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(

@@ -1,0 +1,16 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}
+
+environment "dev" {
+  vm_hosts {
+    hosts = ["dev-vm-01.internal", "-oProxyCommand=touch /tmp/x", "web 2"]
+    user  = "deploy -oProxyCommand=x"
+  }
+}

@@ -1,0 +1,20 @@
+service "myapp" {
+  version = "1.0.0"
+  vm {
+    install_dir = "opt/myapp"
+
+    config_file "state" {
+      destination = "/opt/myapp/.slipway/release.json"
+      content     = "{}"
+    }
+  }
+}
+
+environment "dev" {
+  vm_hosts { hosts = ["dev-vm-01.internal"] }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}

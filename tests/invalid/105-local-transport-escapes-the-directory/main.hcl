@@ -1,0 +1,17 @@
+service "myapp" {
+  version = "1.0.0"
+  vm { install_dir = "/opt/myapp" }
+}
+
+deployment "myapp-dev" {
+  service     = service.myapp
+  environment = environment.dev
+}
+
+environment "dev" {
+  vm_hosts {
+    transport = "local"
+    root      = "../../outside"
+    hosts     = ["host-1", ".."]
+  }
+}
