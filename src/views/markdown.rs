@@ -3,14 +3,17 @@
 //! The comment opens with the summary sentence in bold and a table of every
 //! deployment, followed by collapsible sections: the details of each changed
 //! deployment (reasons, and diffs in `diff` code blocks), the schedule and the
-//! outputs. Warnings are shown open, right after the table.
+//! outputs. Warnings are shown open, right after the table. What a reviewer must
+//! not miss is in the table itself, visible with every section collapsed: a
+//! destroy in bold, and in the last column a protected environment (apply needs
+//! `-approve`) and the approvals the rollout stops for.
 //!
 //! GitHub refuses comments longer than 65,536 characters, so the comment is kept
 //! within [`COMMENT_LIMIT`]. When the full text is longer, sections are cut
 //! whole: a deployment first loses its largest diffs, one at a time, and then
 //! its whole section if it still does not fit. The summary and the table are
-//! kept, and a closing note says what was left out and how to see the full
-//! plan. Because only whole sections and whole diffs are cut, a code block is
+//! kept (a very long table loses rows, but never a destroy's row), and a
+//! closing note says what was left out and how to see the full plan. Because only whole sections and whole diffs are cut, a code block is
 //! never left open.
 
 use std::borrow::Cow;
@@ -137,40 +140,49 @@ fn head(plan: &Plan, budget: usize) -> (String, usize) {
     if plan.deployments.is_empty() {
         return (head, 0);
     }
-    head.push_str("\n| Deployment | Action | Version | Environment |\n");
-    head.push_str("| --- | --- | --- | --- |\n");
-    let rows: Vec<String> = plan.deployments.iter().map(table_row).collect();
-    for (shown, row) in rows.iter().enumerate() {
-        let remaining = rows.len() - shown;
-        let overflow_row = format!(
-            "| … and {remaining} more {} | | | |\n",
-            if remaining == 1 {
+    head.push_str("\n| Deployment | Action | Version | Environment | Stops for |\n");
+    head.push_str("| --- | --- | --- | --- | --- |\n");
+    let rows: Vec<(bool, String)> = plan
+        .deployments
+        .iter()
+        .map(|d| (d.action == Action::Destroy, table_row(plan, d)))
+        .collect();
+    // Destroy rows are always shown: the room they need is kept for them.
+    let destroy_room: usize = rows.iter().filter(|(d, _)| *d).map(|(_, r)| r.len()).sum();
+    let mut left_out = 0;
+    for (destroy, row) in &rows {
+        if !*destroy
+            && (left_out > 0 || head.len() + destroy_room + row.len() + OVERFLOW_ROOM > budget)
+        {
+            left_out += 1;
+            continue;
+        }
+        head.push_str(row);
+    }
+    if left_out > 0 {
+        head.push_str(&format!(
+            "| … and {left_out} more {} (none destroyed) | | | | |\n",
+            if left_out == 1 {
                 "deployment"
             } else {
                 "deployments"
             }
-        );
-        let needed = if remaining == 1 {
-            row.len()
-        } else {
-            row.len() + overflow_row.len()
-        };
-        if head.len() + needed > budget {
-            head.push_str(&overflow_row);
-            return (head, remaining);
-        }
-        head.push_str(row);
+        ));
     }
-    (head, 0)
+    (head, left_out)
 }
 
-fn table_row(deployment: &DeploymentChange) -> String {
+/// Room for the table's closing "… and N more" row.
+const OVERFLOW_ROOM: usize = 80;
+
+fn table_row(plan: &Plan, deployment: &DeploymentChange) -> String {
     let action = match deployment.action {
         Action::NoOp => "unchanged",
+        Action::Destroy => "**destroy**",
         other => other.as_str(),
     };
     format!(
-        "| {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} |\n",
         table_cell(&code_span(&deployment.address)),
         action,
         table_cell(&escape_text(&version_change(
@@ -178,7 +190,32 @@ fn table_row(deployment: &DeploymentChange) -> String {
             deployment.version_after.as_deref()
         ))),
         table_cell(&escape_text(&deployment.environment)),
+        table_cell(&escape_text(&stops_for(plan, deployment))),
     )
+}
+
+/// What apply will stop for before or during this deployment: a protected
+/// environment's approval, and the rollout's approvals by step.
+fn stops_for(plan: &Plan, deployment: &DeploymentChange) -> String {
+    let Some(scheduled) = plan
+        .schedule
+        .waves
+        .iter()
+        .flat_map(|w| w.deployments.iter())
+        .find(|s| s.address == deployment.address)
+    else {
+        return String::new();
+    };
+    let mut stops = Vec::new();
+    if scheduled.needs_approval_before_start {
+        stops.push(format!("protected: -approve {}", deployment.environment));
+    }
+    for step in &scheduled.steps {
+        if let Some(approval) = &step.approval {
+            stops.push(format!("approval {approval} after step {}", step.index));
+        }
+    }
+    stops.join("; ")
 }
 
 /// `1.4.2 → 1.5.0`, `(none) → 2.3.0`, or `1.4.2` when the version stays.
@@ -605,8 +642,30 @@ mod tests {
     fn table_rows_are_cut_when_even_the_table_does_not_fit() {
         let text = render_within(&representative_plan(), 1_300);
         assert!(text.len() <= 1_300, "{} bytes", text.len());
-        assert!(text.contains("more deployments | | | |"));
+        assert!(
+            text.contains("more deployments (none destroyed) | | | | |"),
+            "{text}"
+        );
         assert!(text.contains("slipway show PLANFILE"));
+        // The destroy is listed last in the plan, and still shown.
+        assert!(
+            text.contains("| `deployment.legacy-worker-prod` | **destroy** |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_destroys_protected_environments_and_approvals() {
+        let text = render(&representative_plan());
+        let table: Vec<&str> = text.lines().filter(|l| l.starts_with("| `")).collect();
+        assert!(
+            table.iter().any(|row| row.contains("**destroy**")),
+            "{table:#?}"
+        );
+        assert!(
+            table.iter().any(|row| row.contains("protected: -approve")),
+            "{table:#?}"
+        );
     }
 
     #[test]
