@@ -13,22 +13,15 @@
 //! stopped when the test ends. Tests skip with a note when OpenSSH is not
 //! installed (except under CI, where that is an error).
 
+use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
 use crate::support::{http_get, latest_results, text};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sshd::SshHosts;
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
-
-/// The environment every test deploys to.
-const ENVIRONMENT: &str = "lab";
-
-/// What the app answers on `/` starts with this (the environment's `GREETING`).
-const GREETING: &str = "Hello over SSH";
+use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
 
 /// One host first, then half of the hosts per batch: 1, 2, 2 on five hosts.
 const ROLLING_ROLLBACK: &str =
@@ -38,119 +31,16 @@ const ROLLING_ROLLBACK: &str =
 const ROLLING_PAUSE: &str =
     "strategy   = \"rolling\"\n  batches    = [1, \"50%\"]\n  on_failure = \"pause\"";
 
-/// App ports: each lab takes a block of consecutive ports free on 127.0.0.1.
-static NEXT_APP_PORT: AtomicU16 = AtomicU16::new(0);
-
-fn app_ports(count: u16) -> u16 {
-    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
-    let _ = NEXT_APP_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let first = NEXT_APP_PORT.fetch_add(count, Ordering::SeqCst);
-        if first > 30_000 - count {
-            NEXT_APP_PORT.store(20_000, Ordering::SeqCst);
-            continue;
-        }
-        if (first..first + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return first;
-        }
-    }
+/// A lab of `count` hosts, every one of them in the configuration with
+/// `rollout` as the rollout's body.
+fn start_lab(count: usize, rollout: &str) -> Option<Lab> {
+    let lab = Lab::start(count, "apply-ssh-")?;
+    lab.configure(&lab.all_hosts(), rollout);
+    Some(lab)
 }
 
-/// The user to log in as: the one running the tests (root in CI), as the
-/// harness accepts its key for that user.
-fn login_user() -> String {
-    let output = Command::new("id").arg("-un").output().expect("run id -un");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// A configuration deploying the fixture app to `count` sshd hosts.
-struct Lab {
-    hosts: SshHosts,
-    _dir: tempfile::TempDir,
-    /// The configuration directory.
-    root: PathBuf,
-    base_port: u16,
-}
-
+/// What the SSH tests of this module observe on a lab.
 impl Lab {
-    /// Start `count` hosts and write the configuration with `rollout` as the body
-    /// of the rollout block; `None` when there is no sshd on this machine.
-    fn start(count: usize, rollout: &str) -> Option<Lab> {
-        let Some(hosts) = SshHosts::start(count) else {
-            eprintln!("note: test skipped, no OpenSSH server on this machine");
-            return None;
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("apply-ssh-")
-            .tempdir()
-            .unwrap();
-        let root = dir.path().join("config");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_fixtures"),
-            &root,
-        );
-        let lab = Lab {
-            base_port: app_ports(count as u16),
-            hosts,
-            _dir: dir,
-            root,
-        };
-        lab.write_environment(rollout);
-        Some(lab)
-    }
-
-    fn write_environment(&self, rollout: &str) {
-        let quoted = |s: &str| serde_json::to_string(s).unwrap();
-        let addresses: Vec<String> = self
-            .hosts
-            .hosts
-            .iter()
-            .map(|h| quoted(&h.address))
-            .collect();
-        let text = format!(
-            "environment \"{ENVIRONMENT}\" {{\n  \
-               variables = {{ GREETING = {greeting} }}\n\n  \
-               vm_hosts {{\n    \
-                 transport        = \"ssh\"\n    \
-                 user             = {user}\n    \
-                 hosts            = [{hosts}]\n    \
-                 identity_file    = {identity}\n    \
-                 known_hosts_file = {known_hosts}\n    \
-                 connect_timeout  = \"5s\"\n  \
-               }}\n\
-             }}\n\n\
-             rollout \"rolling\" {{\n  {rollout}\n}}\n",
-            greeting = quoted(GREETING),
-            user = quoted(&login_user()),
-            hosts = addresses.join(", "),
-            identity = quoted(&self.hosts.identity_file().display().to_string()),
-            known_hosts = quoted(&self.hosts.known_hosts().display().to_string()),
-        );
-        std::fs::write(self.root.join("lab.hcl"), text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let base = format!("base_port={}", self.base_port);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
-        command
-            .args(args)
-            .args(["-var", &base])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1");
-        command
-    }
-
-    fn slipway(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn apply(&self, version: &str) -> Output {
-        let var = format!("version={version}");
-        self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
-    }
-
-    /// An apply running in the background; collect it with [`finish`].
     fn spawn_apply(&self, version: &str) -> Child {
         let var = format!("version={version}");
         self.command(&["apply", ".", "-auto-approve", "-var", &var])
@@ -177,24 +67,8 @@ impl Lab {
         (output.status.code(), document)
     }
 
-    fn state(&self) -> State {
-        LocalBackend::new(self.root.join(".slipway/state"))
-            .read(ENVIRONMENT)
-            .unwrap()
-            .expect("state exists")
-    }
-
-    fn address(&self, i: usize) -> &str {
-        &self.hosts.hosts[i].address
-    }
-
     fn addresses(&self) -> Vec<String> {
         self.hosts.hosts.iter().map(|h| h.address.clone()).collect()
-    }
-
-    /// Where host `i` has the service installed.
-    fn install_dir(&self, i: usize) -> PathBuf {
-        self.hosts.hosts[i].root.join("opt/app")
     }
 
     fn marker_path(&self, i: usize) -> PathBuf {
@@ -232,10 +106,6 @@ impl Lab {
         std::fs::write(self.hosts.hosts[i].root.join("hold-health"), "").unwrap();
     }
 
-    fn release_health_check(&self, i: usize) {
-        let _ = std::fs::remove_file(self.hosts.hosts[i].root.join("hold-health"));
-    }
-
     /// Wait until host `i`'s health check is being held; panics with the apply's
     /// output when `apply` ends first.
     fn wait_until_held(&self, i: usize, apply: &mut Child) {
@@ -266,34 +136,6 @@ impl Lab {
             "#!/bin/sh\necho 'health: always failing' >&2\nexit 1\n",
         )
         .unwrap();
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for i in 0..self.hosts.hosts.len() {
-            self.release_health_check(i);
-            let pid_file = self.install_dir(i).join("run/app.pid");
-            if let Ok(pid) = std::fs::read_to_string(pid_file) {
-                let _ = Command::new("kill")
-                    .arg(pid.trim())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
@@ -346,7 +188,7 @@ fn finish_order(log: &str, version: &str) -> Vec<String> {
 
 #[test]
 fn fresh_install_reaches_every_host_and_a_second_plan_is_empty() {
-    let Some(lab) = Lab::start(5, ROLLING_ROLLBACK) else {
+    let Some(lab) = start_lab(5, ROLLING_ROLLBACK) else {
         return;
     };
     let applied = lab.apply("1.0.0");
@@ -404,7 +246,7 @@ fn fresh_install_reaches_every_host_and_a_second_plan_is_empty() {
 
 #[test]
 fn an_upgrade_finishes_hosts_batch_by_batch_as_planned() {
-    let Some(lab) = Lab::start(5, ROLLING_ROLLBACK) else {
+    let Some(lab) = start_lab(5, ROLLING_ROLLBACK) else {
         return;
     };
     let first = lab.apply("1.0.0");
@@ -461,7 +303,7 @@ fn an_upgrade_finishes_hosts_batch_by_batch_as_planned() {
 
 #[test]
 fn a_failing_health_check_on_the_first_host_rolls_back_to_the_previous_version() {
-    let Some(lab) = Lab::start(5, ROLLING_ROLLBACK) else {
+    let Some(lab) = start_lab(5, ROLLING_ROLLBACK) else {
         return;
     };
     let good = lab.apply("2.0.0");
@@ -513,7 +355,7 @@ fn a_failing_health_check_on_the_first_host_rolls_back_to_the_previous_version()
 
 #[test]
 fn an_sshd_stopped_during_the_rollout_fails_that_host_and_a_later_apply_converges() {
-    let Some(mut lab) = Lab::start(5, ROLLING_PAUSE) else {
+    let Some(mut lab) = start_lab(5, ROLLING_PAUSE) else {
         return;
     };
     let first = lab.apply("1.0.0");
@@ -607,7 +449,7 @@ fn an_sshd_stopped_during_the_rollout_fails_that_host_and_a_later_apply_converge
 
 #[test]
 fn a_host_down_before_its_batch_fails_to_connect_and_is_named() {
-    let Some(mut lab) = Lab::start(5, ROLLING_PAUSE) else {
+    let Some(mut lab) = start_lab(5, ROLLING_PAUSE) else {
         return;
     };
     let first = lab.apply("1.0.0");
@@ -651,7 +493,7 @@ fn a_host_down_before_its_batch_fails_to_connect_and_is_named() {
 #[test]
 fn a_paused_rollout_is_recorded_as_partial() {
     let rollout = "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"pause\"";
-    let Some(mut lab) = Lab::start(3, rollout) else {
+    let Some(mut lab) = start_lab(3, rollout) else {
         return;
     };
     let first = lab.apply("1.0.0");
@@ -681,7 +523,7 @@ fn a_paused_rollout_is_recorded_as_partial() {
 
 #[test]
 fn a_second_apply_is_refused_while_the_state_is_locked() {
-    let Some(lab) = Lab::start(5, ROLLING_ROLLBACK) else {
+    let Some(lab) = start_lab(5, ROLLING_ROLLBACK) else {
         return;
     };
     // A lock held through the library.
@@ -724,7 +566,7 @@ fn a_second_apply_is_refused_while_the_state_is_locked() {
 
 #[test]
 fn plan_refresh_reports_hosts_changed_behind_slipways_back() {
-    let Some(lab) = Lab::start(5, ROLLING_ROLLBACK) else {
+    let Some(lab) = start_lab(5, ROLLING_ROLLBACK) else {
         return;
     };
     let applied = lab.apply("1.0.0");
@@ -855,7 +697,7 @@ fn bench_hosts() {
 fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
     use std::os::unix::process::ExitStatusExt;
     let one_at_a_time = "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"rollback\"";
-    let Some(lab) = Lab::start(3, one_at_a_time) else {
+    let Some(lab) = start_lab(3, one_at_a_time) else {
         return;
     };
     let first = lab.apply("1.0.0");
@@ -926,7 +768,7 @@ fn an_apply_killed_mid_rollout_is_reported_by_plan_and_finished_by_apply() {
 fn ctrl_c_to_the_whole_process_group_mid_batch_stops_in_order_and_apply_continues() {
     use std::os::unix::process::CommandExt;
     let two_at_a_time = "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"";
-    let Some(lab) = Lab::start(4, two_at_a_time) else {
+    let Some(lab) = start_lab(4, two_at_a_time) else {
         return;
     };
     let first = lab.apply("1.0.0");

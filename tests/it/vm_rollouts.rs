@@ -9,117 +9,16 @@
 //! release marker, what the app answers) as well as state. And nothing
 //! slipway starts (ssh masters) outlives it, even after `kill -9`.
 
-use crate::support::{self, copy_dir, http_get, text};
+use crate::support::ssh_lab::{Lab, GREETING};
+use crate::support::{http_get, text};
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sshd::SshHosts;
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend, State};
+use slipway::state::{DeploymentStatus, HostStatus};
 
-const ENVIRONMENT: &str = "lab";
-const GREETING: &str = "Hello over SSH";
-
-/// A lab of `count` sshd hosts and the fixture app; the configuration lists
-/// the hosts `listed` (0-based) with the rollout body `rollout`.
-struct Lab {
-    hosts: SshHosts,
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    base_port: u16,
-}
-
+/// What the tests of this module observe on a lab.
 impl Lab {
-    fn start(count: usize) -> Option<Lab> {
-        let Some(hosts) = SshHosts::start(count) else {
-            eprintln!("note: test skipped, no OpenSSH server on this machine");
-            return None;
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("rollback-pairs-")
-            .tempdir()
-            .unwrap();
-        let root = dir.path().join("config");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_fixtures"),
-            &root,
-        );
-        Some(Lab {
-            base_port: support::free_port_block(count as u16),
-            hosts,
-            _dir: dir,
-            root,
-        })
-    }
-
-    fn configure(&self, listed: &[usize], rollout: &str) {
-        let quoted = |s: &str| serde_json::to_string(s).unwrap();
-        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
-            .trim()
-            .to_string();
-        let addresses: Vec<String> = listed
-            .iter()
-            .map(|&i| quoted(&self.hosts.hosts[i].address))
-            .collect();
-        let text = format!(
-            "environment \"{ENVIRONMENT}\" {{\n  \
-               variables = {{ GREETING = {greeting} }}\n\n  \
-               vm_hosts {{\n    \
-                 transport        = \"ssh\"\n    \
-                 user             = {user}\n    \
-                 hosts            = [{hosts}]\n    \
-                 identity_file    = {identity}\n    \
-                 known_hosts_file = {known_hosts}\n    \
-                 connect_timeout  = \"3s\"\n  \
-               }}\n\
-             }}\n\n\
-             rollout \"rolling\" {{\n  {rollout}\n}}\n",
-            greeting = quoted(GREETING),
-            user = quoted(&user),
-            hosts = addresses.join(", "),
-            identity = quoted(&self.hosts.identity_file().display().to_string()),
-            known_hosts = quoted(&self.hosts.known_hosts().display().to_string()),
-        );
-        std::fs::write(self.root.join("lab.hcl"), text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let base = format!("base_port={}", self.base_port);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
-        command
-            .args(args)
-            .args(["-var", &base])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .env("NO_COLOR", "1");
-        command
-    }
-
-    fn slipway(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn apply(&self, version: &str) -> Output {
-        let var = format!("version={version}");
-        self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
-    }
-
-    fn state(&self) -> State {
-        LocalBackend::new(self.root.join(".slipway/state"))
-            .read(ENVIRONMENT)
-            .unwrap()
-            .expect("state exists")
-    }
-
-    fn address(&self, i: usize) -> String {
-        self.hosts.hosts[i].address.clone()
-    }
-
-    fn install_dir(&self, i: usize) -> PathBuf {
-        self.hosts.hosts[i].root.join("opt/app")
-    }
-
     /// What host `i` has: where `current` points, the config file's bytes,
     /// the release marker's version and apply id.
     fn observed(&self, i: usize) -> (String, String, String, String) {
@@ -175,19 +74,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for i in 0..self.hosts.hosts.len() {
-            if let Ok(pid) = std::fs::read_to_string(self.install_dir(i).join("run/app.pid")) {
-                let _ = Command::new("kill")
-                    .arg(pid.trim())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
-
 const ROLLBACK_BY_TWO: &str =
     "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"";
 
@@ -202,7 +88,7 @@ const ROLLBACK_BY_TWO_WITH_APPROVAL: &str = "strategy   = \"rolling\"\n  batches
 /// (never moved) alone.
 #[test]
 fn a_rollback_after_an_approval_restores_every_moved_host_and_names_the_unreachable_one() {
-    let Some(mut lab) = Lab::start(5) else {
+    let Some(mut lab) = Lab::start(5, "rollback-pairs-") else {
         return;
     };
     lab.configure(&[0, 1, 2, 3, 4], ROLLBACK_BY_TWO);
@@ -262,7 +148,7 @@ fn a_rollback_after_an_approval_restores_every_moved_host_and_names_the_unreacha
     let deployment = &state.deployments["deployment.app"];
     assert_eq!(deployment.status, DeploymentStatus::Failed);
     let record = |i: usize| {
-        let r = &deployment.hosts[&lab.address(i)];
+        let r = &deployment.hosts[lab.address(i)];
         (r.version.clone(), r.status)
     };
     assert_eq!(record(0), ("1.0.0".into(), HostStatus::RolledBack));
@@ -272,7 +158,7 @@ fn a_rollback_after_an_approval_restores_every_moved_host_and_names_the_unreacha
     assert_eq!(record(3), ("1.0.0".into(), HostStatus::Failed));
     assert_eq!(record(4), ("1.0.0".into(), HostStatus::Deployed));
     assert_eq!(
-        deployment.hosts[&host2]
+        deployment.hosts[host2]
             .previous
             .as_ref()
             .map(|p| p.version.as_str()),
@@ -287,7 +173,7 @@ fn a_rollback_after_an_approval_restores_every_moved_host_and_names_the_unreacha
 /// apply) and host 3 back on 1.0.0's pair; host 5 is not touched.
 #[test]
 fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
-    let Some(mut lab) = Lab::start(5) else {
+    let Some(mut lab) = Lab::start(5, "rollback-pairs-") else {
         return;
     };
     lab.configure(&[0, 1, 2, 3, 4], ROLLBACK_BY_TWO);
@@ -318,7 +204,7 @@ fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
     let deployment = &state.deployments["deployment.app"];
     assert_eq!(deployment.status, DeploymentStatus::RolledBack, "{log}");
     for i in 0..3 {
-        let record = &deployment.hosts[&lab.address(i)];
+        let record = &deployment.hosts[lab.address(i)];
         assert_eq!(
             (record.version.as_str(), record.status),
             ("1.0.0", HostStatus::RolledBack),
@@ -336,7 +222,7 @@ fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
         .unwrap()
         .iter()
         .filter(|r| {
-            r["kind"] == "drift" && !r["summary"].as_str().unwrap().contains(&lab.address(3))
+            r["kind"] == "drift" && !r["summary"].as_str().unwrap().contains(lab.address(3))
         })
         .collect();
     assert!(drift.is_empty(), "{drift:#?}");
@@ -356,7 +242,7 @@ fn a_rollback_after_a_kill_restores_the_hosts_the_killed_apply_moved() {
 /// pair and are not recorded as rolled back.
 #[test]
 fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
-    let Some(mut lab) = Lab::start(4) else {
+    let Some(mut lab) = Lab::start(4, "rollback-pairs-") else {
         return;
     };
     lab.configure(&[0, 1, 2], ROLLBACK_BY_TWO);
@@ -372,7 +258,7 @@ fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
     let log = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{log}");
     assert!(
-        log.contains(&lab.address(3)),
+        log.contains(lab.address(3)),
         "the new host is named:\n{log}"
     );
     assert!(
@@ -387,7 +273,7 @@ fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
     let state = lab.state();
     let deployment = &state.deployments["deployment.app"];
     for i in 0..3 {
-        let record = &deployment.hosts[&lab.address(i)];
+        let record = &deployment.hosts[lab.address(i)];
         assert_eq!(
             (record.version.as_str(), record.status),
             ("2.0.0", HostStatus::Deployed),
@@ -424,7 +310,7 @@ fn processes_naming(needle: &str) -> Vec<String> {
 /// directory (control socket and log) is removed.
 #[test]
 fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
-    let Some(lab) = Lab::start(3) else {
+    let Some(lab) = Lab::start(3, "rollback-pairs-") else {
         return;
     };
     lab.configure(&[0, 1, 2], "strategy = \"all_at_once\"");

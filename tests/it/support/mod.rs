@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod quickstart;
+pub mod ssh_lab;
 
 use std::path::Path;
 use std::process::Output;

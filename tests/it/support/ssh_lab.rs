@@ -1,0 +1,147 @@
+//! A lab of real sshd hosts (see `sshd`) running the fixture app of
+//! `tests/ssh_fixtures`, and the configuration that deploys it: what the SSH
+//! end-to-end modules (`apply_ssh`, `vm_rollouts`) share. Each module adds the
+//! observations it needs in an `impl Lab` of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use slipway::state::{Backend, LocalBackend, State};
+
+use crate::sshd::SshHosts;
+
+/// The environment every lab deploys to.
+pub const ENVIRONMENT: &str = "lab";
+
+/// What the app answers on `/` starts with this (the environment's `GREETING`).
+pub const GREETING: &str = "Hello over SSH";
+
+/// `count` sshd hosts, a copy of the fixture configuration, and a block of
+/// free ports for the apps.
+pub struct Lab {
+    pub hosts: SshHosts,
+    _dir: tempfile::TempDir,
+    /// The configuration directory.
+    pub root: PathBuf,
+    pub base_port: u16,
+}
+
+impl Lab {
+    /// Start `count` hosts and copy the fixture configuration (no environment
+    /// yet: see [`Lab::configure`]); `None` when the test may skip without sshd.
+    pub fn start(count: usize, prefix: &str) -> Option<Lab> {
+        let hosts = SshHosts::start(count)?;
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let root = dir.path().join("config");
+        super::copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_fixtures"),
+            &root,
+        );
+        Some(Lab {
+            base_port: super::free_port_block(count as u16),
+            hosts,
+            _dir: dir,
+            root,
+        })
+    }
+
+    /// Write the environment listing the hosts `listed` (0-based), with
+    /// `rollout` as the body of the rollout block.
+    pub fn configure(&self, listed: &[usize], rollout: &str) {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap();
+        let addresses: Vec<String> = listed
+            .iter()
+            .map(|&i| quoted(&self.hosts.hosts[i].address))
+            .collect();
+        let text = format!(
+            "environment \"{ENVIRONMENT}\" {{\n  \
+               variables = {{ GREETING = {greeting} }}\n\n  \
+               vm_hosts {{\n    \
+                 transport        = \"ssh\"\n    \
+                 user             = {user}\n    \
+                 hosts            = [{hosts}]\n    \
+                 identity_file    = {identity}\n    \
+                 known_hosts_file = {known_hosts}\n    \
+                 connect_timeout  = \"5s\"\n  \
+               }}\n\
+             }}\n\n\
+             rollout \"rolling\" {{\n  {rollout}\n}}\n",
+            greeting = quoted(GREETING),
+            user = quoted(&login_user()),
+            hosts = addresses.join(", "),
+            identity = quoted(&self.hosts.identity_file().display().to_string()),
+            known_hosts = quoted(&self.hosts.known_hosts().display().to_string()),
+        );
+        std::fs::write(self.root.join("lab.hcl"), text).unwrap();
+    }
+
+    /// Every host, in order.
+    pub fn all_hosts(&self) -> Vec<usize> {
+        (0..self.hosts.hosts.len()).collect()
+    }
+
+    /// slipway in the configuration directory, with the lab's base port.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let base = format!("base_port={}", self.base_port);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        command
+            .args(args)
+            .args(["-var", &base])
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    pub fn slipway(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn apply(&self, version: &str) -> Output {
+        let var = format!("version={version}");
+        self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
+    }
+
+    pub fn state(&self) -> State {
+        LocalBackend::new(self.root.join(".slipway/state"))
+            .read(ENVIRONMENT)
+            .unwrap()
+            .expect("state exists")
+    }
+
+    pub fn address(&self, i: usize) -> &str {
+        &self.hosts.hosts[i].address
+    }
+
+    /// Where host `i` has the service installed.
+    pub fn install_dir(&self, i: usize) -> PathBuf {
+        self.hosts.hosts[i].root.join("opt/app")
+    }
+
+    /// Let host `i`'s health check go on (see `ssh_fixtures/app/bin/check.sh`).
+    pub fn release_health_check(&self, i: usize) {
+        let _ = std::fs::remove_file(self.hosts.hosts[i].root.join("hold-health"));
+    }
+}
+
+impl Drop for Lab {
+    /// No held health check and no app process outlives the lab.
+    fn drop(&mut self) {
+        for i in 0..self.hosts.hosts.len() {
+            self.release_health_check(i);
+            if let Ok(pid) = std::fs::read_to_string(self.install_dir(i).join("run/app.pid")) {
+                let _ = Command::new("kill")
+                    .arg(pid.trim())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// The user the tests log in as: the one running them (the sshd harness
+/// accepts its key for that user).
+fn login_user() -> String {
+    let output = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
