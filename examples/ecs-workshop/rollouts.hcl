@@ -22,9 +22,6 @@ rollout "prod-canary" {
       timeout       = "5s"
       retries       = 2
     }
-    interval      = "30s"
-    count         = 6
-    failure_limit = 1
   }
 
   verify "site" {
@@ -32,8 +29,6 @@ rollout "prod-canary" {
       url           = "https://workshop.example.com/"
       expect_status = 200
     }
-    interval = "30s"
-    count    = 6
   }
 
   verify "error-rate-alarm" {

@@ -1635,6 +1635,29 @@ impl Loader {
                 );
             }
         }
+        let judged_once = gate.http.is_some() || gate.command.is_some();
+        if judged_once && gate.prometheus.is_none() && gate.cloudwatch.is_none() {
+            let check = if gate.http.is_some() {
+                "an http"
+            } else {
+                "a command"
+            };
+            for name in METRIC_ONLY {
+                if let Some(span) = attr_span(name) {
+                    self.error(
+                        Diagnostic::error(
+                            "verify",
+                            format!(
+                                "verify \"{}\": {name} applies only to prometheus and cloudwatch checks; {check} check is judged once per step",
+                                gate.name
+                            ),
+                        )
+                        .at(span)
+                        .help("remove it; to check again later, add a step (or a bake) to the rollout"),
+                    );
+                }
+            }
+        }
         if gate.count == Some(0) {
             self.error(
                 Diagnostic::error("verify", "count must be at least 1")
@@ -2337,6 +2360,20 @@ impl Loader {
         hex::encode(hasher.finalize())
     }
 }
+
+/// The `verify` settings that only metric checks (prometheus, cloudwatch) use:
+/// http and command checks are judged once per step. (`baseline` has its own
+/// message: it needs a prometheus check.)
+const METRIC_ONLY: [&str; 8] = [
+    "min",
+    "max",
+    "tolerance",
+    "direction",
+    "interval",
+    "count",
+    "failure_limit",
+    "no_data",
+];
 
 fn describe_service_targets(service: &Service) -> &'static str {
     match (service.vm.is_some(), service.ecs.is_some()) {
