@@ -561,6 +561,12 @@ pub fn current_user() -> String {
     non_empty_env("USER").unwrap_or_else(|| "unknown".to_string())
 }
 
+/// Who gives or refuses an approval, as recorded in state: the local user
+/// name, labelled as unverified (`$USER` is whatever the environment says).
+pub fn approver() -> String {
+    format!("{} (local user, not verified)", current_user())
+}
+
 fn current_host() -> String {
     fs::read_to_string(PathBuf::from("/etc/hostname"))
         .ok()

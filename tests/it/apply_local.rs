@@ -414,7 +414,11 @@ fn an_approval_pauses_the_rollout_approve_continues_it_and_reject_rolls_back() {
         approval.approvals[0].status,
         slipway::state::ApprovalStatus::Approved
     );
-    assert!(approval.approvals[0].decided_by.is_some());
+    let approver = approval.approvals[0].decided_by.as_deref().unwrap();
+    assert!(
+        approver.ends_with(" (local user, not verified)"),
+        "the approver is labelled as an unverified local user: {approver}"
+    );
     let plan = quickstart.slipway(&["plan", ".", "-var", "version=1.0.0"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 
