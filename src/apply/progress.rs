@@ -40,10 +40,7 @@ impl Progress {
 
     /// A line that stays in the log.
     pub fn event(&self, subject: &str, message: &str) {
-        // Messages carry what hosts printed: control characters are shown
-        // escaped, never sent to the terminal.
-        let line = crate::encode::text::visible(&format!("{} {subject}: {message}", self.stamp()))
-            .into_owned();
+        let line = self.line(subject, message);
         match &self.live {
             Some(multi) => {
                 let _ = multi.println(line);
@@ -54,6 +51,13 @@ impl Progress {
                 println!("{line}");
             }
         }
+    }
+
+    /// One log line: the time since the start, the subject and the message.
+    /// Messages carry what hosts printed: control characters are shown
+    /// escaped, never sent to the terminal.
+    fn line(&self, subject: &str, message: &str) -> String {
+        crate::encode::text::visible(&format!("{} {subject}: {message}", self.stamp())).into_owned()
     }
 
     fn lock_last_line(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
@@ -77,7 +81,7 @@ impl Progress {
     pub fn status(&self, deployment: &str, message: &str) {
         let Some(multi) = &self.live else {
             if self.heartbeat_due(deployment) {
-                println!("{} {deployment}: {message}", self.stamp());
+                println!("{}", self.line(deployment, message));
             }
             return;
         };
