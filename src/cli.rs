@@ -236,6 +236,8 @@ pub struct ApplyArgs {
     /// With a plan file: the configuration directory it was made from.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+    /// Set a variable: -var name=value. A saved plan carries its values: give only its
+    /// sensitive ones again.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     #[arg(long = "var-file", value_name = "FILE")]
@@ -257,9 +259,14 @@ pub struct ApplyArgs {
     /// Wait up to this long for a state lock held by someone else (e.g. 30s, 5m; default: fail at once).
     #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s", value_parser = parse_lock_timeout)]
     pub lock_timeout: Duration,
-    /// Apply only the deployments of this environment (repeatable).
+    /// Apply only the deployments of this environment (repeatable). A saved plan
+    /// applies the environments it was made for.
     #[arg(long = "environment", value_name = "NAME")]
     pub environments: Vec<String>,
+    /// Read what hosts and ECS services really run first, then plan and apply what
+    /// that plan shows, drift repairs included (not with a saved plan).
+    #[arg(long)]
+    pub refresh: bool,
     #[arg(long = "no-color")]
     pub no_color: bool,
 }
@@ -1463,26 +1470,133 @@ fn describe_deployment(deployment: &crate::state::DeploymentState) -> String {
     out
 }
 
+/// What an apply works from: the configuration, and the saved plan when one
+/// was given (loaded with the values the plan carries).
+struct ApplyInput {
+    config: Config,
+    sources: diagnostics::SourceMap,
+    config_dir: PathBuf,
+    saved_plan: Option<plan::Plan>,
+    options: plan::PlanOptions,
+}
+
+/// Read the configuration, and a saved plan with the inputs it was made with:
+/// its non-sensitive values load the configuration, sensitive ones must be
+/// given again and match the plan's digest, and `-var` or `-environment`
+/// given anyway must agree with the plan. `None`: the configuration has
+/// errors (printed).
+fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
+    let inputs = InputSources::from_process(args.vars.clone(), args.var_files.clone());
+    let selection = |names: &[String]| plan::PlanOptions {
+        environments: (!names.is_empty()).then(|| names.iter().cloned().collect()),
+    };
+    if !args.target.is_file() {
+        let Some((config, sources)) = load_with_inputs(&args.target, &inputs, &[], args.no_color)
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(ApplyInput {
+            config,
+            sources,
+            config_dir: args.target.clone(),
+            saved_plan: None,
+            options: selection(&args.environments),
+        }));
+    }
+    let saved_plan = saved::read(&args.target)?;
+    let refuse = |problems: Vec<String>| {
+        anyhow!(
+            "cannot apply the saved plan {}; nothing was changed:\n  - {}",
+            args.target.display(),
+            problems.join("\n  - ")
+        )
+    };
+    if args.refresh {
+        return Err(refuse(vec![format!(
+            "-refresh reads hosts and services before planning, and this plan is already made: \
+             make a refreshed plan with `slipway plan -refresh -out {}`, or refresh and apply \
+             in one step with `slipway apply -refresh DIR`",
+            args.target.display()
+        )]));
+    }
+    let config_dir = args.dir.clone();
+    let Some(carried) = saved_plan.inputs.clone() else {
+        // Format 1.0: the values must be given again, as to plan.
+        let Some((config, sources)) = load_with_inputs(&config_dir, &inputs, &[], args.no_color)
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(ApplyInput {
+            config,
+            sources,
+            config_dir,
+            saved_plan: Some(saved_plan),
+            options: selection(&args.environments),
+        }));
+    };
+    if let Some(problem) = saved::check_environments(&carried, &args.environments) {
+        return Err(refuse(vec![problem]));
+    }
+    let supplied = config::load::supplied_input_names(&config_dir, &inputs);
+    let missing = saved::missing_sensitive(&carried, &supplied);
+    if !missing.is_empty() {
+        return Err(refuse(missing));
+    }
+    let values = saved::saved_values(&carried);
+    let Some((config, sources)) = load_with_inputs(&config_dir, &inputs, &[values], args.no_color)
+    else {
+        return Ok(None);
+    };
+    let problems = saved::check_inputs(&carried, &config);
+    if !problems.is_empty() {
+        return Err(refuse(problems));
+    }
+    Ok(Some(ApplyInput {
+        config,
+        sources,
+        config_dir,
+        saved_plan: Some(saved_plan),
+        options: plan::PlanOptions {
+            environments: carried
+                .environments
+                .map(|names| names.into_iter().collect()),
+        },
+    }))
+}
+
+/// Load `dir` (with a saved plan's values underneath, when given), printing
+/// diagnostics; `None` when it has errors.
+fn load_with_inputs(
+    dir: &Path,
+    inputs: &InputSources,
+    saved_values: &[config::SavedInputs],
+    no_color: bool,
+) -> Option<(Config, diagnostics::SourceMap)> {
+    let loaded = match saved_values.first() {
+        Some(values) => config::load_with_saved(dir, inputs, values),
+        None => config::load(dir, inputs),
+    };
+    if !loaded.diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            diagnostics::render(&loaded.sources, &loaded.diagnostics, stderr_color(no_color))
+        );
+    }
+    Some((loaded.config?, loaded.sources))
+}
+
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
-    let (config_dir, saved_plan) = if args.target.is_file() {
-        (args.dir.clone(), Some(saved::read(&args.target)?))
-    } else {
-        (args.target.clone(), None)
-    };
-    let config_args = ConfigArgs {
-        dir: config_dir.clone(),
-        vars: args.vars.clone(),
-        var_files: args.var_files.clone(),
-        no_color: args.no_color,
-    };
-    let Some((config, sources)) = load_config_with_sources(&config_args) else {
+    let Some(ApplyInput {
+        config,
+        sources,
+        config_dir,
+        saved_plan,
+        options,
+    }) = apply_input(args)?
+    else {
         return Ok(EXIT_ERROR);
     };
     let backend: std::sync::Arc<dyn Backend> = open_backend(&config_dir, &config.backend)?.into();
-    let options = plan::PlanOptions {
-        environments: (!args.environments.is_empty())
-            .then(|| args.environments.iter().cloned().collect()),
-    };
     // Lock every environment the apply may touch before reading state, so the
     // plan is computed against state nobody else is changing.
     let mut names: Vec<String> = planner::environments_needed(&config).into_iter().collect();
@@ -1505,30 +1619,53 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         )?);
     }
     let states = read_states(&config, backend.as_ref())?;
-    let plan = match planner::plan(&config, &states, &options) {
-        Ok(plan) => plan,
-        Err(found) => {
-            eprint!(
-                "{}",
-                diagnostics::render(&sources, &found, stderr_color(args.no_color))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let color = use_color(args.no_color);
+    let plan = match saved_plan {
+        // A saved plan is executed as it is: apply decides nothing it did not.
+        Some(saved_plan) => {
+            let problems = saved::check_fresh(&saved_plan, &config.digest, &states);
+            if !problems.is_empty() {
+                bail!(
+                    "the saved plan {} is stale; nothing was changed:\n  - {}\nMake a new plan with `slipway plan -out FILE` and apply that",
+                    args.target.display(),
+                    problems.join("\n  - ")
+                );
+            }
+            println!(
+                "Applying the saved plan {}: {}",
+                args.target.display(),
+                saved_plan.summary.line()
             );
-            return Ok(EXIT_ERROR);
+            saved_plan
+        }
+        None => {
+            let mut planned_from = states.clone();
+            let observations = args.refresh.then(|| {
+                let observations =
+                    runtime.block_on(crate::apply::refresh::observe(&config, &states));
+                crate::apply::refresh::fold_into_states(&mut planned_from, &observations);
+                observations
+            });
+            let mut plan = match planner::plan(&config, &planned_from, &options) {
+                Ok(plan) => plan,
+                Err(found) => {
+                    eprint!(
+                        "{}",
+                        diagnostics::render(&sources, &found, stderr_color(args.no_color))
+                    );
+                    return Ok(EXIT_ERROR);
+                }
+            };
+            if let Some(observations) = &observations {
+                crate::apply::refresh::add_drift_reasons(&mut plan, &states, observations);
+            }
+            print!("{}", views::render(&plan, ViewFormat::Human { color }));
+            plan
         }
     };
-    if let Some(saved_plan) = &saved_plan {
-        let problems = saved::check_fresh(saved_plan, &config.digest, &states);
-        if !problems.is_empty() {
-            bail!(
-                "the saved plan {} is stale: {}. Make a new plan with `slipway plan -out FILE` and apply that",
-                args.target.display(),
-                problems.join("; ")
-            );
-        }
-    }
-    let color = use_color(args.no_color);
-    if saved_plan.is_none() {
-        print!("{}", views::render(&plan, ViewFormat::Human { color }));
-    }
     if !plan.has_changes() {
         // An apply killed after its last step left a journal: record it.
         for (name, state) in &states {
@@ -1610,9 +1747,6 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let progress = std::sync::Arc::new(crate::apply::Progress::new(
         std::io::stderr().is_terminal() && !args.no_color,
     ));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let config = std::sync::Arc::new(config);
     // The first Ctrl-C (or SIGTERM) stops the apply in order: see below.
     crate::state::lock::stop_gracefully_on_interrupt(true);

@@ -72,9 +72,32 @@ pub fn load_backend_only(dir: &Path) -> Result<Backend, (SourceMap, Diagnostics)
 }
 
 pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
-    load_with(dir, inputs, |sources, diagnostics| {
+    load_with(dir, inputs, &SavedInputs::new(), |sources, diagnostics| {
         read_directory(dir, sources, diagnostics)
     })
+}
+
+/// Values a saved plan carries, by variable name (JSON, as in the plan).
+pub type SavedInputs = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// [`load`] with the values a saved plan was made with underneath: they
+/// count as given (origin `the saved plan`), below `SLIPWAY_VAR_*`, var
+/// files and `-var`, which the caller compares with them afterwards.
+pub fn load_with_saved(dir: &Path, inputs: &InputSources, saved: &SavedInputs) -> Loaded {
+    load_with(dir, inputs, saved, |sources, diagnostics| {
+        read_directory(dir, sources, diagnostics)
+    })
+}
+
+/// The names of the variables `inputs` gives a value (var files read, not
+/// evaluated against the configuration); unreadable sources give none here
+/// (loading reports them).
+pub fn supplied_input_names(dir: &Path, inputs: &InputSources) -> BTreeSet<String> {
+    let mut loader = Loader::new(dir);
+    loader
+        .collect_inputs(inputs, &SavedInputs::new())
+        .into_keys()
+        .collect()
 }
 
 /// Load a configuration whose files are given in memory as (path, bytes),
@@ -82,7 +105,7 @@ pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
 /// in diagnostics; `dir` is what relative paths in the configuration (module
 /// sources, `file()`, local artifacts) resolve against.
 pub fn load_sources(dir: &Path, files: &[(PathBuf, Vec<u8>)], inputs: &InputSources) -> Loaded {
-    load_with(dir, inputs, |sources, diagnostics| {
+    load_with(dir, inputs, &SavedInputs::new(), |sources, diagnostics| {
         read_sources(files, sources, diagnostics)
     })
 }
@@ -92,11 +115,12 @@ pub fn load_sources(dir: &Path, files: &[(PathBuf, Vec<u8>)], inputs: &InputSour
 fn load_with(
     dir: &Path,
     inputs: &InputSources,
+    saved: &SavedInputs,
     read: impl FnOnce(&mut SourceMap, &mut Diagnostics) -> Vec<(FileId, RawBody)>,
 ) -> Loaded {
     super::eval::reset_caches();
     let mut loader = Loader::new(dir);
-    let values = loader.collect_inputs(inputs);
+    let values = loader.collect_inputs(inputs, saved);
     let bodies = read(&mut loader.sources, &mut loader.diagnostics);
     if bodies.is_empty() && !loader.diagnostics.has_errors() {
         loader.diagnostics.push(
@@ -127,7 +151,7 @@ fn load_with(
     let has_errors = loader.diagnostics.has_errors();
     loader.diagnostics.sort();
     if !has_errors {
-        loader.config.digest = loader.digest(inputs);
+        loader.config.digest = loader.digest();
     }
     Loaded {
         config: (!has_errors).then_some(loader.config),
@@ -219,6 +243,8 @@ struct Loader {
     artifact_digests: HashMap<PathBuf, Option<String>>,
     /// While root outputs are evaluated: the deployments they may refer to.
     output_deployments: Option<Vec<String>>,
+    /// Var files read: their values count in the digest, their paths do not.
+    var_files: HashSet<FileId>,
 }
 
 /// Variable types the language knows.
@@ -261,6 +287,7 @@ impl Loader {
             evaluating_service: None,
             output_deployments: None,
             artifact_digests: HashMap::new(),
+            var_files: HashSet::new(),
         }
     }
 
@@ -287,8 +314,20 @@ impl Loader {
 
     // ---- inputs -------------------------------------------------------------
 
-    fn collect_inputs(&mut self, inputs: &InputSources) -> InputValues {
+    fn collect_inputs(&mut self, inputs: &InputSources, saved: &SavedInputs) -> InputValues {
         let mut values = InputValues::new();
+        for (name, value) in saved {
+            if let Ok(value) = serde_json::from_value::<Value>(value.clone()) {
+                values.insert(
+                    name.clone(),
+                    InputValue {
+                        raw: RawInput::Value(value),
+                        origin: "the saved plan".into(),
+                        span: None,
+                    },
+                );
+            }
+        }
         for (key, value) in &inputs.environment {
             if let Some(name) = key.strip_prefix(ENV_PREFIX) {
                 values.insert(
@@ -320,6 +359,7 @@ impl Loader {
             else {
                 continue;
             };
+            self.var_files.insert(file);
             let Some(body) = super::raw::parse_file(file, &self.sources, &mut self.diagnostics)
             else {
                 continue;
@@ -699,6 +739,16 @@ impl Loader {
             if sensitive {
                 scope.tainted.insert(format!("var.{name}"));
                 collect_strings(&value, &mut self.config.sensitive_values);
+            }
+            if let (true, Some(given)) = (input.prefix.is_empty(), input.values.get(&name)) {
+                self.config.inputs.insert(
+                    name.clone(),
+                    InputRecord {
+                        value: to_json(&value),
+                        sensitive,
+                        origin: given.origin.clone(),
+                    },
+                );
             }
             scope.vars.insert(name.clone(), value);
             for validation in block.body.blocks_of("validation") {
@@ -2326,18 +2376,34 @@ impl Loader {
         }
     }
 
-    fn digest(&self, inputs: &InputSources) -> String {
+    /// A file's path as the digest counts it: relative to the configuration
+    /// directory when it is inside it, so a plan made in one checkout applies
+    /// in another.
+    fn digest_path(&self, path: &Path) -> String {
+        path.strip_prefix(&self.config.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Over the configuration's files and the files they read (path and
+    /// content), then every root variable given a value (name and value as
+    /// JSON), so a value digests the same from `-var`, a var file, the
+    /// environment or a saved plan.
+    fn digest(&self) -> String {
         let mut hasher = Sha256::new();
         let mut files: Vec<(String, Vec<u8>)> = self
             .sources
             .files()
             .iter()
-            .map(|f| (f.path.display().to_string(), f.text.as_bytes().to_vec()))
+            .enumerate()
+            .filter(|(index, _)| !self.var_files.contains(index))
+            .map(|(_, f)| (self.digest_path(&f.path), f.text.as_bytes().to_vec()))
             .collect();
         files.extend(
             super::eval::take_files_read()
                 .into_iter()
-                .map(|(p, b)| (p.display().to_string(), b)),
+                .map(|(p, b)| (self.digest_path(&p), b)),
         );
         files.sort();
         files.dedup();
@@ -2346,15 +2412,10 @@ impl Loader {
             hasher.update([0]);
             hasher.update(Sha256::digest(&bytes));
         }
-        for flag in &inputs.vars {
-            hasher.update(flag.as_bytes());
+        for (name, input) in &self.config.inputs {
+            hasher.update(name.as_bytes());
             hasher.update([0]);
-        }
-        let mut environment = inputs.environment.clone();
-        environment.sort();
-        for (key, value) in environment {
-            hasher.update(key.as_bytes());
-            hasher.update(value.as_bytes());
+            hasher.update(input.value.to_string().as_bytes());
             hasher.update([0]);
         }
         hex::encode(hasher.finalize())

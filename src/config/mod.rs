@@ -18,7 +18,7 @@ pub mod schema;
 pub mod units;
 
 pub use inputs::InputSources;
-pub use load::{load, load_backend_only, load_sources, Loaded};
+pub use load::{load, load_backend_only, load_sources, load_with_saved, Loaded, SavedInputs};
 pub use model::*;
 
 /// Why an SSH `vm_hosts` block's `identity_file` cannot be used — it does not

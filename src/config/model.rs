@@ -32,10 +32,28 @@ pub struct Config {
     /// Keyed by address (`deployment.NAME`, `module.M.deployment.NAME`).
     pub deployments: BTreeMap<String, Deployment>,
     pub outputs: Vec<Output>,
-    /// sha256 over every configuration file read and the input variable values.
+    /// sha256 over every configuration file read and the input variable values
+    /// (each root variable given a value, by name; var files count by the values
+    /// they give, not by their path).
     pub digest: String,
+    /// The values the root variables were given from outside (`-var`, var
+    /// files, `SLIPWAY_VAR_*`, a saved plan), by name; a variable that kept its
+    /// default is not here. A saved plan carries these.
+    pub inputs: BTreeMap<String, InputRecord>,
     /// Values of sensitive variables, for masking rendered texts. Never printed.
     pub sensitive_values: Vec<String>,
+}
+
+/// A root variable's value given from outside the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRecord {
+    /// The value after conversion to the variable's type. A sensitive one
+    /// is never printed or written anywhere.
+    pub value: serde_json::Value,
+    pub sensitive: bool,
+    /// Where it came from, for messages: `-var`, `SLIPWAY_VAR_x`, a var
+    /// file's name, or `the saved plan`.
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

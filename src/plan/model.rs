@@ -12,7 +12,7 @@ pub use crate::config::choices::{OnFailure, Strategy};
 pub use crate::config::units::DurationText;
 
 /// Version of the plan JSON document. Readers reject other major versions.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 /// Everything `plan` decided, in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,12 @@ pub struct Plan {
     pub config_digest: String,
     /// The state each environment's decisions were made against.
     pub environments: Vec<EnvironmentBasis>,
+    /// What the plan was made with: the `-environment` selection and the
+    /// input variable values (sensitive ones as a digest only). Apply of a
+    /// saved plan uses them, so nothing is typed again but sensitive values.
+    /// Absent in plans of format 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<PlanInputs>,
     /// One entry per deployment in configuration or in state, in schedule order.
     pub deployments: Vec<DeploymentChange>,
     /// The order apply will follow.
@@ -43,6 +49,36 @@ pub struct EnvironmentBasis {
     /// `None` when no state existed yet.
     pub state_serial: Option<u64>,
     pub state_lineage: Option<String>,
+}
+
+/// The selection and input values a plan was made with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInputs {
+    /// The environments `-environment` selected (state names, sorted);
+    /// `None`: every environment.
+    pub environments: Option<Vec<String>>,
+    /// Every root variable given a value from outside the configuration
+    /// (`-var`, var files, `SLIPWAY_VAR_*`), sorted by name. A variable that
+    /// kept its default is not listed.
+    pub variables: Vec<InputVariable>,
+}
+
+/// One input variable's value as the plan was made with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputVariable {
+    pub name: String,
+    pub sensitive: bool,
+    /// The value (after conversion to the variable's type); `null` when
+    /// sensitive: a sensitive value never reaches a plan.
+    pub value: serde_json::Value,
+    /// Sensitive only: hex SHA-256 over `salt`, the name and the value, so
+    /// apply can check the value supplied again is the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Sensitive only: hex hashed with the value (the start of the plan's
+    /// configuration digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -224,6 +224,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         slipway_version: env!("CARGO_PKG_VERSION").to_string(),
         config_digest: config.digest.clone(),
         environments,
+        inputs: Some(super::saved::plan_inputs(config, options)),
         deployments: ordered,
         schedule,
         outputs,

@@ -1,14 +1,23 @@
-//! Saved plan files (`plan -out FILE`) and the staleness check apply uses.
+//! Saved plan files (`plan -out FILE`), what they carry of their inputs, and
+//! the checks apply makes before it executes one.
 //!
-//! A saved plan is the plan JSON document. It records per environment the
-//! state serial and lineage it was computed against and the configuration
-//! digest; [`check_fresh`] compares those with the present. No I/O beyond the
-//! file itself.
+//! A saved plan is the plan JSON document. It records the `-environment`
+//! selection and the input variable values it was made with ([`plan_inputs`];
+//! a sensitive value only as a salted digest), per environment the state
+//! serial and lineage it was computed against, and the configuration digest.
+//! Apply loads the configuration with the saved values, then
+//! [`missing_sensitive`] and [`check_inputs`] say exactly which value to pass
+//! or leave out, and [`check_fresh`] whether state or configuration moved on.
+//! No I/O beyond the file itself.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::model::Plan;
-use super::planner::States;
+use sha2::{Digest, Sha256};
+
+use super::model::{InputVariable, Plan, PlanInputs};
+use super::planner::{PlanOptions, States};
+use crate::config::{Config, SavedInputs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
@@ -51,13 +60,189 @@ pub fn read(path: &Path) -> Result<Plan, SavedPlanError> {
     })
 }
 
+/// The selection and input values `config` was loaded with, for the plan.
+/// A sensitive value's digest is salted with the start of the configuration
+/// digest (which covers every file and input value): the same plan made
+/// twice is the same document, and the same value digests differently in
+/// any other configuration or with any other input.
+pub fn plan_inputs(config: &Config, options: &PlanOptions) -> PlanInputs {
+    let salt: String = config.digest.chars().take(32).collect();
+    PlanInputs {
+        environments: options
+            .environments
+            .as_ref()
+            .map(|only| only.iter().cloned().collect()),
+        variables: config
+            .inputs
+            .iter()
+            .map(|(name, input)| {
+                if input.sensitive {
+                    InputVariable {
+                        name: name.clone(),
+                        sensitive: true,
+                        value: serde_json::Value::Null,
+                        sha256: Some(input_digest(&salt, name, &input.value)),
+                        salt: Some(salt.clone()),
+                    }
+                } else {
+                    InputVariable {
+                        name: name.clone(),
+                        sensitive: false,
+                        value: input.value.clone(),
+                        sha256: None,
+                        salt: None,
+                    }
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Hex SHA-256 over the salt, the variable's name and its value as JSON.
+pub fn input_digest(salt: &str, name: &str, value: &serde_json::Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update([0]);
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(value.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The non-sensitive values a saved plan carries, to load the configuration
+/// with.
+pub fn saved_values(inputs: &PlanInputs) -> SavedInputs {
+    inputs
+        .variables
+        .iter()
+        .filter(|v| !v.sensitive)
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect()
+}
+
+/// The sensitive variables the plan was made with that `supplied` (the names
+/// given by `-var`, var files and `SLIPWAY_VAR_*` now) lacks, one message
+/// each saying what to pass.
+pub fn missing_sensitive(inputs: &PlanInputs, supplied: &BTreeSet<String>) -> Vec<String> {
+    inputs
+        .variables
+        .iter()
+        .filter(|v| v.sensitive && !supplied.contains(&v.name))
+        .map(|v| missing_sensitive_message(&v.name))
+        .collect()
+}
+
+fn missing_sensitive_message(name: &str) -> String {
+    format!(
+        "variable \"{name}\" is sensitive, so the plan holds only a digest of its value: \
+         pass it again with -var {name}=VALUE (or in a -var-file, or as {}{name})",
+        crate::config::inputs::ENV_PREFIX
+    )
+}
+
+/// How the input values `config` was loaded with differ from the ones the
+/// plan was made with; empty when they are the same. A sensitive value is
+/// compared by digest and never shown.
+pub fn check_inputs(inputs: &PlanInputs, config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for saved in &inputs.variables {
+        let name = &saved.name;
+        let Some(given) = config.inputs.get(name) else {
+            problems.push(if saved.sensitive {
+                missing_sensitive_message(name)
+            } else {
+                format!(
+                    "variable \"{name}\": the plan was made with a value for it, but the configuration no longer takes one"
+                )
+            });
+            continue;
+        };
+        if saved.sensitive {
+            let salt = saved.salt.as_deref().unwrap_or_default();
+            if saved.sha256.as_deref() != Some(&input_digest(salt, name, &given.value)) {
+                problems.push(format!(
+                    "variable \"{name}\": the value from {} is not the one the plan was made with \
+                     (compared by its digest; neither value is shown): pass the value the plan was made with, \
+                     or make a new plan with this one",
+                    given.origin
+                ));
+            }
+        } else if given.value != saved.value {
+            problems.push(if given.sensitive {
+                format!(
+                    "variable \"{name}\": the value from {} is not the one the plan was made with: \
+                     leave it out (the plan carries its value), or make a new plan with it",
+                    given.origin
+                )
+            } else {
+                format!(
+                    "variable \"{name}\": the plan was made with {}, but {} gives {}: \
+                     leave it out (the plan carries its value), or make a new plan with it",
+                    saved.value, given.origin, given.value
+                )
+            });
+        }
+    }
+    let planned: BTreeSet<&String> = inputs.variables.iter().map(|v| &v.name).collect();
+    for (name, given) in &config.inputs {
+        if !planned.contains(name) {
+            problems.push(format!(
+                "variable \"{name}\": the plan was made without a value for it (its default applied), \
+                 but {} gives one: leave it out, or make a new plan with it",
+                given.origin
+            ));
+        }
+    }
+    problems
+}
+
+/// How `-environment` given to apply differs from the plan's selection
+/// (`given` empty: nothing given, which means the plan's); `None` when it
+/// agrees.
+pub fn check_environments(inputs: &PlanInputs, given: &[String]) -> Option<String> {
+    if given.is_empty() {
+        return None;
+    }
+    let given: Vec<String> = given
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if inputs.environments.as_ref() == Some(&given) {
+        return None;
+    }
+    let flags = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| format!("-environment {n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let made_for = match &inputs.environments {
+        Some(names) => format!("for {}", flags(names)),
+        None => "for every environment (no -environment)".to_string(),
+    };
+    Some(format!(
+        "the plan was made {made_for}, but apply was given {}: a saved plan applies the \
+         environments it was made for; leave out -environment, or make a new plan with it",
+        flags(&given)
+    ))
+}
+
 /// Why a saved plan no longer applies; empty when it is fresh.
 pub fn check_fresh(plan: &Plan, config_digest: &str, states: &States) -> Vec<String> {
     let mut problems = Vec::new();
     if plan.config_digest != config_digest {
-        problems.push(
-            "the configuration (or its input values) changed since the plan was made".to_string(),
-        );
+        problems.push(if plan.inputs.is_some() {
+            "the configuration files (or files they read) changed since the plan was made"
+                .to_string()
+        } else {
+            "the configuration or its input values changed since the plan was made \
+             (a plan of format 1.0 carries no input values: pass the same -var values and \
+             -environment as to plan)"
+                .to_string()
+        });
     }
     for basis in &plan.environments {
         let current = states.get(&basis.name).and_then(Option::as_ref);
@@ -102,6 +287,7 @@ mod tests {
                 state_serial: serial,
                 state_lineage: lineage.map(str::to_string),
             }],
+            inputs: None,
             deployments: Vec::new(),
             schedule: Schedule::default(),
             outputs: Vec::new(),
@@ -146,5 +332,135 @@ mod tests {
         );
         let problems = check_fresh(&plan_against(None, None), "abc", &states);
         assert!(problems[0].contains("empty state"), "{problems:?}");
+    }
+
+    fn carried() -> PlanInputs {
+        PlanInputs {
+            environments: Some(vec!["dev".into()]),
+            variables: vec![
+                InputVariable {
+                    name: "token".into(),
+                    sensitive: true,
+                    value: serde_json::Value::Null,
+                    sha256: Some(input_digest("salt", "token", &serde_json::json!("s3cret"))),
+                    salt: Some("salt".into()),
+                },
+                InputVariable {
+                    name: "version".into(),
+                    sensitive: false,
+                    value: serde_json::json!("1.0.1"),
+                    sha256: None,
+                    salt: None,
+                },
+            ],
+        }
+    }
+
+    fn loaded_with(inputs: &[(&str, serde_json::Value, bool, &str)]) -> Config {
+        Config {
+            inputs: inputs
+                .iter()
+                .map(|(name, value, sensitive, origin)| {
+                    (
+                        name.to_string(),
+                        crate::config::InputRecord {
+                            value: value.clone(),
+                            sensitive: *sensitive,
+                            origin: origin.to_string(),
+                        },
+                    )
+                })
+                .collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_same_inputs_pass() {
+        let config = loaded_with(&[
+            ("token", serde_json::json!("s3cret"), true, "-var"),
+            (
+                "version",
+                serde_json::json!("1.0.1"),
+                false,
+                "the saved plan",
+            ),
+        ]);
+        assert!(check_inputs(&carried(), &config).is_empty());
+        assert_eq!(
+            saved_values(&carried()),
+            SavedInputs::from([("version".to_string(), serde_json::json!("1.0.1"))])
+        );
+    }
+
+    #[test]
+    fn a_different_sensitive_value_is_refused_without_showing_it() {
+        let config = loaded_with(&[
+            ("token", serde_json::json!("other-secret"), true, "-var"),
+            (
+                "version",
+                serde_json::json!("1.0.1"),
+                false,
+                "the saved plan",
+            ),
+        ]);
+        let problems = check_inputs(&carried(), &config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("\"token\""), "{problems:?}");
+        assert!(problems[0].contains("digest"), "{problems:?}");
+        assert!(!problems[0].contains("other-secret") && !problems[0].contains("s3cret"));
+    }
+
+    #[test]
+    fn a_different_or_new_plain_value_is_named_with_both_values() {
+        let config = loaded_with(&[
+            ("token", serde_json::json!("s3cret"), true, "-var"),
+            ("version", serde_json::json!("1.0.2"), false, "-var"),
+            ("extra", serde_json::json!(3), false, "SLIPWAY_VAR_extra"),
+        ]);
+        let problems = check_inputs(&carried(), &config);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("made with \"1.0.1\", but -var gives \"1.0.2\""),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("\"extra\"") && problems[1].contains("SLIPWAY_VAR_extra"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_sensitive_value_says_what_to_pass() {
+        let missing = missing_sensitive(&carried(), &BTreeSet::from(["version".to_string()]));
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0].contains("-var token=VALUE"), "{missing:?}");
+        assert!(missing[0].contains("SLIPWAY_VAR_token"), "{missing:?}");
+        assert!(missing_sensitive(&carried(), &BTreeSet::from(["token".to_string()])).is_empty());
+    }
+
+    #[test]
+    fn environment_selection_must_agree() {
+        assert_eq!(check_environments(&carried(), &[]), None);
+        assert_eq!(check_environments(&carried(), &["dev".into()]), None);
+        let problem = check_environments(&carried(), &["prod".into()]).unwrap();
+        assert!(
+            problem.contains("made for -environment dev") && problem.contains("-environment prod"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn input_digests_depend_on_salt_name_and_value() {
+        let value = serde_json::json!("s3cret");
+        let digest = input_digest("a", "token", &value);
+        assert_eq!(digest.len(), 64);
+        assert!(!digest.contains("s3cret"));
+        assert_ne!(digest, input_digest("b", "token", &value));
+        assert_ne!(digest, input_digest("a", "other", &value));
+        assert_ne!(
+            digest,
+            input_digest("a", "token", &serde_json::json!("s3cret2"))
+        );
     }
 }

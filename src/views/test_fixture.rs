@@ -6,9 +6,9 @@
 //! destroy and an unchanged deployment, scheduled in two waves.
 
 use crate::plan::model::{
-    Action, DeploymentChange, DurationText, EnvironmentBasis, Gate, OnFailure, OutputValue, Plan,
-    Reason, ReasonKind, Schedule, ScheduledDeployment, ScheduledStrategy, Step, StepKind, Summary,
-    TargetKind, Wave, FORMAT_VERSION,
+    Action, DeploymentChange, DurationText, EnvironmentBasis, Gate, InputVariable, OnFailure,
+    OutputValue, Plan, PlanInputs, Reason, ReasonKind, Schedule, ScheduledDeployment,
+    ScheduledStrategy, Step, StepKind, Summary, TargetKind, Wave, FORMAT_VERSION,
 };
 
 /// Snapshot settings shared by the view tests: snapshot files are named after
@@ -37,6 +37,28 @@ pub(super) fn representative_plan() -> Plan {
                 state_lineage: None,
             },
         ],
+        inputs: Some(PlanInputs {
+            environments: None,
+            variables: vec![
+                InputVariable {
+                    name: "checkout_version".to_string(),
+                    sensitive: false,
+                    value: serde_json::json!("2.5.0"),
+                    sha256: None,
+                    salt: None,
+                },
+                InputVariable {
+                    name: "stripe_key".to_string(),
+                    sensitive: true,
+                    value: serde_json::Value::Null,
+                    sha256: Some(
+                        "5d2c0f6a1e8b4c7d9a3f2e1b0c4d6e8f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c5d"
+                            .to_string(),
+                    ),
+                    salt: Some("3f9a2c7e41b85d06e1c4a9f27b3d8e50".to_string()),
+                },
+            ],
+        }),
         deployments: vec![
             api_staging_created(),
             myapp_prod_updated(),

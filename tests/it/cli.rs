@@ -1124,6 +1124,8 @@ fn flags_take_one_dash_or_two() {
             "-format=json",
             "-var",
             "version=1.2.3",
+            "-environment",
+            "local",
         ],
     ] {
         let out = work.run(args);

@@ -661,6 +661,13 @@ fn redact_json(text: &str) -> String {
             basis["state_lineage"] = "[lineage]".into();
         }
     }
+    // Salted with the start of the configuration digest.
+    if let Some(variables) = document["inputs"]["variables"].as_array_mut() {
+        for variable in variables.iter_mut().filter(|v| v["sensitive"] == true) {
+            variable["sha256"] = "[input_digest]".into();
+            variable["salt"] = "[salt]".into();
+        }
+    }
     serde_json::to_string_pretty(&document).expect("JSON") + "\n"
 }
 
