@@ -1666,6 +1666,13 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
             plan
         }
     };
+    // The plan was computed from the hosts as a refresh found them: state
+    // says so before anything runs (and apply's records start from there).
+    let mut states = states;
+    crate::apply::refresh::fold_into_states(
+        &mut states,
+        &crate::apply::refresh::observations_of(&plan),
+    );
     if !plan.has_changes() {
         // An apply killed after its last step left a journal: record it.
         for (name, state) in &states {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{Config, TransportKind};
-use crate::plan::{Plan, Reason, ReasonKind, States};
+use crate::plan::{HostDrift, HostFound, Plan, Reason, ReasonKind, States};
 use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
@@ -333,18 +333,30 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
                 .and_then(|d| d.hosts.get(host))
                 .map(|h| h.version.as_str())
                 .unwrap_or("");
-            let summary = match observation {
-                HostObservation::Running(Some(version)) if version != expected => {
-                    format!("drift: {host} runs {version}, state recorded {expected}")
-                }
-                HostObservation::Running(None) => format!(
-                    "drift: {host} has no release installed (no `current`), state recorded {expected}"
+            let (summary, found) = match observation {
+                HostObservation::Running(Some(version)) if version != expected => (
+                    format!("drift: {host} runs {version}, state recorded {expected}"),
+                    HostFound::Release {
+                        version: version.clone(),
+                    },
                 ),
-                HostObservation::Unreachable(error) => {
-                    format!("drift: {host} is unreachable ({error})")
-                }
+                HostObservation::Running(None) => (
+                    format!(
+                        "drift: {host} has no release installed (no `current`), state recorded {expected}"
+                    ),
+                    HostFound::NoRelease,
+                ),
+                HostObservation::Unreachable(error) => (
+                    format!("drift: {host} is unreachable ({error})"),
+                    HostFound::Unreachable,
+                ),
                 _ => continue,
             };
+            plan.drift.push(HostDrift {
+                deployment: change.address.clone(),
+                host: host.clone(),
+                found,
+            });
             change.reasons.push(Reason {
                 kind: ReasonKind::Drift,
                 summary,
@@ -352,6 +364,28 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
             });
         }
     }
+}
+
+/// The host observations a plan was computed from (its `drift`), for apply
+/// to fold into state before executing it: a saved plan is executed against
+/// the hosts as `plan -refresh` found them.
+pub fn observations_of(plan: &Plan) -> Observations {
+    let mut observations = Observations::default();
+    for drift in &plan.drift {
+        let observation = match &drift.found {
+            HostFound::Release { version } => HostObservation::Running(Some(version.clone())),
+            HostFound::NoRelease => HostObservation::Running(None),
+            HostFound::Unreachable => {
+                HostObservation::Unreachable("unreachable when the plan was made".into())
+            }
+        };
+        observations
+            .hosts
+            .entry(drift.deployment.clone())
+            .or_default()
+            .insert(drift.host.clone(), observation);
+    }
+    observations
 }
 
 /// How a service differs from its state record, as plan reasons.
@@ -518,5 +552,72 @@ mod tests {
         assert_eq!(hosts["a"].version, "2");
         assert_eq!(hosts["b"].version, "1");
         assert_eq!(hosts["c"].status, HostStatus::Failed);
+    }
+
+    /// The drift a plan records folds into state as the observations it
+    /// was made from do.
+    #[test]
+    fn a_plans_drift_gives_back_its_observations() {
+        let recorded = states();
+        let hosts = BTreeMap::from([(
+            "deployment.web".to_string(),
+            BTreeMap::from([
+                ("a".to_string(), HostObservation::Running(Some("2".into()))),
+                ("b".to_string(), HostObservation::Running(Some("1".into()))),
+                ("c".to_string(), HostObservation::Running(None)),
+            ]),
+        )]);
+        let observations = Observations {
+            hosts,
+            ..Observations::default()
+        };
+        let mut plan = crate::plan::Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            slipway_version: "test".into(),
+            config_digest: String::new(),
+            environments: Vec::new(),
+            inputs: None,
+            deployments: vec![crate::plan::DeploymentChange {
+                address: "deployment.web".into(),
+                name: "web".into(),
+                service: "service.web".into(),
+                environment: "prod".into(),
+                rollout: None,
+                target: crate::plan::TargetKind::Vm,
+                action: crate::plan::Action::Update,
+                version_before: Some("2".into()),
+                version_after: Some("2".into()),
+                reasons: Vec::new(),
+            }],
+            schedule: Default::default(),
+            outputs: Vec::new(),
+            summary: Default::default(),
+            warnings: Vec::new(),
+            drift: Vec::new(),
+        };
+        add_drift_reasons(&mut plan, &recorded, &observations);
+        assert_eq!(plan.deployments[0].reasons.len(), 2);
+        assert_eq!(
+            plan.drift,
+            vec![
+                HostDrift {
+                    deployment: "deployment.web".into(),
+                    host: "b".into(),
+                    found: HostFound::Release {
+                        version: "1".into()
+                    },
+                },
+                HostDrift {
+                    deployment: "deployment.web".into(),
+                    host: "c".into(),
+                    found: HostFound::NoRelease,
+                },
+            ]
+        );
+        let mut folded = recorded.clone();
+        fold_into_states(&mut folded, &observations);
+        let mut from_plan = recorded.clone();
+        fold_into_states(&mut from_plan, &observations_of(&plan));
+        assert_eq!(from_plan, folded);
     }
 }

@@ -40,6 +40,33 @@ pub struct Plan {
     /// Observations that do not stop the plan (e.g. an interrupted apply).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// `plan -refresh`: the VM hosts found otherwise than state records them,
+    /// which the plan was computed from; apply records them so before it
+    /// executes the plan. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<HostDrift>,
+}
+
+/// A VM host `plan -refresh` found otherwise than state recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostDrift {
+    /// The deployment's address.
+    pub deployment: String,
+    pub host: String,
+    #[serde(flatten)]
+    pub found: HostFound,
+}
+
+/// What a drifted host was found running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "found", rename_all = "snake_case")]
+pub enum HostFound {
+    /// `current` points at this release.
+    Release { version: String },
+    /// No `current`: nothing slipway installed runs.
+    NoRelease,
+    /// The host could not be reached or read.
+    Unreachable,
 }
 
 /// The saved state an environment's part of the plan was computed against.

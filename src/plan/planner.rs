@@ -230,6 +230,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         outputs,
         summary,
         warnings,
+        drift: Vec::new(),
     })
 }
 

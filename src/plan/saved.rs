@@ -293,6 +293,7 @@ mod tests {
             outputs: Vec::new(),
             summary: Summary::default(),
             warnings: Vec::new(),
+            drift: Vec::new(),
         }
     }
 

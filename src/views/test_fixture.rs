@@ -115,6 +115,7 @@ pub(super) fn representative_plan() -> Plan {
              step 2; this plan rolls that deployment out again from step 1."
                 .to_string(),
         ],
+        drift: Vec::new(),
     }
 }
 

@@ -149,6 +149,15 @@ fn a_refreshed_saved_plan_repairs_the_host_changed_by_hand() {
         vec![vec![lab.address(1).to_string()]],
         "the repair updates host 1 only"
     );
+    assert_eq!(
+        plan["drift"],
+        serde_json::json!([{
+            "deployment": "deployment.app",
+            "host": lab.address(1),
+            "found": "release",
+            "version": "1.0.0",
+        }])
+    );
 
     // Applied with no -var and no -environment: the plan carries them.
     let applied = lab.exactly(&["apply", "repair.plan", "-auto-approve"]);
@@ -158,6 +167,16 @@ fn a_refreshed_saved_plan_repairs_the_host_changed_by_hand() {
     assert!(log.contains("Applying the saved plan repair.plan"), "{log}");
     lab.assert_host_serves(1, "2.0.0");
     assert_ne!(lab.marker_of(1).1, deployed_by, "host 1 was updated again");
+    let recorded = &lab.state().deployments["deployment.app"].hosts[lab.address(1)];
+    assert_eq!(
+        (recorded.version.as_str(), &recorded.status),
+        ("2.0.0", &slipway::state::HostStatus::Deployed)
+    );
+    assert_eq!(
+        recorded.previous.as_ref().map(|p| p.version.as_str()),
+        Some("1.0.0"),
+        "the repair started from what host 1 was found running"
+    );
     for i in [0, 2] {
         lab.assert_host_serves(i, "2.0.0");
         assert_eq!(lab.marker_of(i).1, deployed_by, "host {i} was not touched");
