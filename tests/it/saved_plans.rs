@@ -410,3 +410,159 @@ fn a_saved_plan_carries_its_values_and_checks_the_sensitive_one_again() {
         "{log}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Messages and exit codes, on the quickstart (local transport)
+// ---------------------------------------------------------------------------
+
+use crate::support::quickstart::Quickstart;
+
+/// A plan made with a var file and `-environment` applies without either;
+/// another value than the plan's, or `-refresh` with a plan file, is refused
+/// with exit 1 and what to do; nothing is deployed by a refusal.
+#[test]
+fn saved_plan_refusals_say_what_to_pass_or_leave_out() {
+    let quickstart = Quickstart::new();
+    let vars = quickstart.root.join("release.vars");
+    std::fs::write(&vars, "version = \"1.0.1\"\n").unwrap();
+    let planned = quickstart.slipway(&[
+        "plan",
+        ".",
+        "-var-file",
+        "release.vars",
+        "-environment",
+        "local",
+        "-out",
+        "release.plan",
+    ]);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    std::fs::remove_file(&vars).unwrap();
+    let nothing_deployed = |quickstart: &Quickstart| {
+        assert!(
+            !quickstart.root.join(".slipway/hosts").exists(),
+            "a refused apply deployed something"
+        );
+    };
+
+    let refresh =
+        quickstart.slipway_exactly(&["apply", "release.plan", "-auto-approve", "-refresh"]);
+    let log = text(&refresh);
+    assert_eq!(refresh.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("slipway plan -refresh -out release.plan")
+            && log.contains("slipway apply -refresh DIR"),
+        "{log}"
+    );
+    nothing_deployed(&quickstart);
+
+    // Another value than the plan's, named with both.
+    let unplanned = quickstart.slipway_exactly(&[
+        "apply",
+        "release.plan",
+        "-auto-approve",
+        "-var",
+        "base_port=1",
+    ]);
+    let log = text(&unplanned);
+    assert_eq!(unplanned.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "variable \"base_port\": the plan was made with {}, but -var gives 1",
+            quickstart.base_port
+        )),
+        "{log}"
+    );
+    nothing_deployed(&quickstart);
+
+    let applied = quickstart.slipway_exactly(&["apply", "release.plan", "-auto-approve"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    quickstart.assert_serving("1.0.1");
+    assert_eq!(
+        quickstart.state().deployments["deployment.hello"].version,
+        "1.0.1"
+    );
+}
+
+/// A variable the plan was made without (its default applied) given at
+/// apply is refused; a plan of format 1.0 (no inputs) still applies with the
+/// values given again, and says so when they are not.
+#[test]
+fn a_value_the_plan_lacks_is_refused_and_old_plans_take_values_again() {
+    let quickstart = Quickstart::new();
+    let planned = quickstart.slipway(&["plan", ".", "-out", "release.plan"]);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    let extra = quickstart.slipway_exactly(&[
+        "apply",
+        "release.plan",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+    ]);
+    let log = text(&extra);
+    assert_eq!(extra.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("variable \"version\": the plan was made without a value for it (its default applied), but -var gives one"),
+        "{log}"
+    );
+
+    // The same plan as format 1.0 wrote it.
+    let path = quickstart.root.join("release.plan");
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    document["format_version"] = "1.0".into();
+    document.as_object_mut().unwrap().remove("inputs");
+    std::fs::write(&path, serde_json::to_string_pretty(&document).unwrap()).unwrap();
+    let without = quickstart.slipway_exactly(&["apply", "release.plan", "-auto-approve"]);
+    let log = text(&without);
+    assert_eq!(without.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("is stale") && log.contains("a plan of format 1.0 carries no input values"),
+        "{log}"
+    );
+    let with = quickstart.slipway(&["apply", "release.plan", "-auto-approve"]);
+    assert_eq!(with.status.code(), Some(0), "{}", text(&with));
+    quickstart.assert_serving("1.0.0");
+}
+
+/// The configuration digest counts paths inside the configuration directory
+/// relative to it: a plan made in one checkout applies in another.
+#[test]
+fn a_saved_plan_applies_in_another_checkout() {
+    let made_in = Quickstart::new();
+    let planned = made_in.slipway(&["plan", ".", "-var", "version=1.0.1", "-out", "release.plan"]);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let checkout = elsewhere.path().join("checkout");
+    crate::support::copy_dir(&made_in.root, &checkout);
+    let applied = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["apply", "release.plan", "-auto-approve", "-dir"])
+        .arg(&checkout)
+        .current_dir(&checkout)
+        .stdin(Stdio::null())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let state = slipway::state::LocalBackend::new(checkout.join(".slipway/state"));
+    let version = slipway::state::Backend::read(&state, "local")
+        .unwrap()
+        .expect("state")
+        .deployments["deployment.hello"]
+        .version
+        .clone();
+    assert_eq!(version, "1.0.1");
+    for port in made_in.base_port..made_in.base_port + 3 {
+        assert!(http_get(port, "/").contains("version 1.0.1"), "port {port}");
+    }
+    // The hosts of that checkout run until its apps are stopped.
+    for host in ["host-1", "host-2", "host-3"] {
+        let pid = checkout
+            .join(".slipway/hosts")
+            .join(host)
+            .join("opt/hello/run/hello.pid");
+        if let Ok(pid) = std::fs::read_to_string(pid) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
