@@ -1585,6 +1585,59 @@ fn load_with_inputs(
     Some((loaded.config?, loaded.sources))
 }
 
+/// The plan apply executes: a saved plan as it is, once it is known fresh,
+/// or one made now (after a refresh with `-refresh`) and shown. `None`: the
+/// plan could not be made (diagnostics printed).
+fn plan_to_apply(
+    args: &ApplyArgs,
+    config: &Config,
+    sources: &diagnostics::SourceMap,
+    saved_plan: Option<plan::Plan>,
+    states: &States,
+    options: &plan::PlanOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<plan::Plan>> {
+    if let Some(saved_plan) = saved_plan {
+        // A saved plan is executed as it is: apply decides nothing it did not.
+        let problems = saved::check_fresh(&saved_plan, &config.digest, states);
+        if !problems.is_empty() {
+            bail!(
+                "the saved plan {} is stale; nothing was changed:\n  - {}\nMake a new plan with `slipway plan -out FILE` and apply that",
+                args.target.display(),
+                problems.join("\n  - ")
+            );
+        }
+        println!(
+            "Applying the saved plan {}: {}",
+            args.target.display(),
+            saved_plan.summary.line()
+        );
+        return Ok(Some(saved_plan));
+    }
+    let mut planned_from = states.clone();
+    let observations = args.refresh.then(|| {
+        let observations = runtime.block_on(crate::apply::refresh::observe(config, states));
+        crate::apply::refresh::fold_into_states(&mut planned_from, &observations);
+        observations
+    });
+    let mut plan = match planner::plan(config, &planned_from, options) {
+        Ok(plan) => plan,
+        Err(found) => {
+            eprint!(
+                "{}",
+                diagnostics::render(sources, &found, stderr_color(args.no_color))
+            );
+            return Ok(None);
+        }
+    };
+    if let Some(observations) = &observations {
+        crate::apply::refresh::add_drift_reasons(&mut plan, states, observations);
+    }
+    let color = use_color(args.no_color);
+    print!("{}", views::render(&plan, ViewFormat::Human { color }));
+    Ok(Some(plan))
+}
+
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let Some(ApplyInput {
         config,
@@ -1622,49 +1675,11 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let color = use_color(args.no_color);
-    let plan = match saved_plan {
-        // A saved plan is executed as it is: apply decides nothing it did not.
-        Some(saved_plan) => {
-            let problems = saved::check_fresh(&saved_plan, &config.digest, &states);
-            if !problems.is_empty() {
-                bail!(
-                    "the saved plan {} is stale; nothing was changed:\n  - {}\nMake a new plan with `slipway plan -out FILE` and apply that",
-                    args.target.display(),
-                    problems.join("\n  - ")
-                );
-            }
-            println!(
-                "Applying the saved plan {}: {}",
-                args.target.display(),
-                saved_plan.summary.line()
-            );
-            saved_plan
-        }
-        None => {
-            let mut planned_from = states.clone();
-            let observations = args.refresh.then(|| {
-                let observations =
-                    runtime.block_on(crate::apply::refresh::observe(&config, &states));
-                crate::apply::refresh::fold_into_states(&mut planned_from, &observations);
-                observations
-            });
-            let mut plan = match planner::plan(&config, &planned_from, &options) {
-                Ok(plan) => plan,
-                Err(found) => {
-                    eprint!(
-                        "{}",
-                        diagnostics::render(&sources, &found, stderr_color(args.no_color))
-                    );
-                    return Ok(EXIT_ERROR);
-                }
-            };
-            if let Some(observations) = &observations {
-                crate::apply::refresh::add_drift_reasons(&mut plan, &states, observations);
-            }
-            print!("{}", views::render(&plan, ViewFormat::Human { color }));
-            plan
-        }
+    let Some(plan) = plan_to_apply(
+        args, &config, &sources, saved_plan, &states, &options, &runtime,
+    )?
+    else {
+        return Ok(EXIT_ERROR);
     };
     // The plan was computed from the hosts as a refresh found them: state
     // says so before anything runs (and apply's records start from there).
