@@ -923,6 +923,7 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
             out.display(),
             out.display()
         );
+        eprintln!("{}", saved::how_to_apply(&plan, &out.display().to_string()));
     }
     let code = if plan.has_changes() {
         EXIT_CHANGES

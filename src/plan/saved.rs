@@ -196,6 +196,27 @@ pub fn check_inputs(inputs: &PlanInputs, config: &Config) -> Vec<String> {
     problems
 }
 
+/// One line saying how to apply the plan saved at `path`: the values it
+/// carries need not be given again, its sensitive ones must be.
+pub fn how_to_apply(plan: &Plan, path: &str) -> String {
+    let sensitive: Vec<String> = plan
+        .inputs
+        .iter()
+        .flat_map(|inputs| &inputs.variables)
+        .filter(|v| v.sensitive)
+        .map(|v| format!("-var {}=...", v.name))
+        .collect();
+    if sensitive.is_empty() {
+        format!("Apply it with: slipway apply {path} (it carries its -var values and -environment)")
+    } else {
+        format!(
+            "Apply it with: slipway apply {path} {} (it carries its other -var values and -environment; \
+             sensitive values are given again and checked against the plan)",
+            sensitive.join(" ")
+        )
+    }
+}
+
 /// How `-environment` given to apply differs from the plan's selection
 /// (`given` empty: nothing given, which means the plan's); `None` when it
 /// agrees.
@@ -449,6 +470,19 @@ mod tests {
             problem.contains("made for -environment dev") && problem.contains("-environment prod"),
             "{problem}"
         );
+    }
+
+    #[test]
+    fn how_to_apply_names_the_sensitive_values_to_give_again() {
+        let mut plan = plan_against(None, None);
+        assert!(how_to_apply(&plan, "p").starts_with("Apply it with: slipway apply p (it carries"));
+        plan.inputs = Some(carried());
+        let line = how_to_apply(&plan, "p");
+        assert!(
+            line.starts_with("Apply it with: slipway apply p -var token=... ("),
+            "{line}"
+        );
+        assert!(!line.contains("version"), "{line}");
     }
 
     #[test]

@@ -274,6 +274,10 @@ fn a_saved_plan_carries_its_values_and_checks_the_sensitive_one_again() {
     let log = text(&planned);
     assert_eq!(planned.status.code(), Some(2), "{log}");
     assert!(!log.contains(secret), "{log}");
+    assert!(
+        log.contains("Apply it with: slipway apply release.plan -var token=... ("),
+        "{log}"
+    );
     let saved = std::fs::read_to_string(lab.saved_plan_path("release.plan")).unwrap();
     assert!(!saved.contains(secret), "the plan file holds the secret");
     let plan = show(&lab, "release.plan");
