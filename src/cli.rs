@@ -1521,6 +1521,18 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
         )]));
     }
     let config_dir = args.dir.clone();
+    let has_configuration = std::fs::read_dir(&config_dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "hcl"))
+    });
+    if !has_configuration {
+        return Err(refuse(vec![format!(
+            "{} holds no configuration (*.hcl): run apply in the directory the plan was made \
+             from, or name that directory with -dir DIR",
+            config_dir.display()
+        )]));
+    }
     let Some(carried) = saved_plan.inputs.clone() else {
         // Format 1.0: the values must be given again, as to plan.
         let Some((config, sources)) = load_with_inputs(&config_dir, &inputs, &[], args.no_color)

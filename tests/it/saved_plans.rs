@@ -538,6 +538,21 @@ fn a_saved_plan_applies_in_another_checkout() {
     let elsewhere = tempfile::tempdir().unwrap();
     let checkout = elsewhere.path().join("checkout");
     crate::support::copy_dir(&made_in.root, &checkout);
+    // From elsewhere without -dir: say which directory to name.
+    let lost = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["apply"])
+        .arg(checkout.join("release.plan"))
+        .arg("-auto-approve")
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = text(&lost);
+    assert_eq!(lost.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("holds no configuration (*.hcl)") && log.contains("-dir DIR"),
+        "{log}"
+    );
     let applied = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args(["apply", "release.plan", "-auto-approve", "-dir"])
         .arg(&checkout)
