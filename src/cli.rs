@@ -575,6 +575,8 @@ fn open_backend_unchecked(
 
 /// Where `slipway init` records the backend it set up, in the configuration directory.
 const BACKEND_RECORD: &str = ".slipway/backend.json";
+/// The runner's content-addressed artifact cache, under the configuration directory.
+const ARTIFACT_CACHE: &str = ".slipway/artifacts";
 
 /// The backend the last `slipway init` set up for `config_dir`, if any.
 fn recorded_backend(config_dir: &Path) -> anyhow::Result<Option<BackendConfig>> {
@@ -858,8 +860,36 @@ fn output(args: &OutputArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Pin the remote artifacts the plan will deploy to the digests their
+/// sources hold now (see `artifact::remote`); `false` after printing why one
+/// cannot be fetched.
+fn pin_artifacts(
+    config: &mut Config,
+    options: &plan::PlanOptions,
+    config_dir: &Path,
+) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pinned = runtime.block_on(crate::artifact::remote::pin_remote_artifacts(
+        config,
+        options.environments.as_ref(),
+        &config_dir.join(ARTIFACT_CACHE),
+    ));
+    match pinned {
+        Ok(()) => Ok(true),
+        Err(errors) => {
+            for error in errors {
+                eprintln!("Error: {error}");
+            }
+            eprintln!("Nothing was planned or changed: plan pins every remote artifact to a digest before it decides anything.");
+            Ok(false)
+        }
+    }
+}
+
 fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
-    let Some((config, sources)) = load_config_with_sources(&args.config) else {
+    let Some((mut config, sources)) = load_config_with_sources(&args.config) else {
         return Ok(EXIT_ERROR);
     };
     let backend = open_backend(&args.config.dir, &config.backend)?;
@@ -887,6 +917,9 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
                 known.into_iter().collect::<Vec<_>>().join(", ")
             );
         }
+    }
+    if !pin_artifacts(&mut config, &options, &args.config.dir)? {
+        return Ok(EXIT_ERROR);
     }
     let mut plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
@@ -1168,7 +1201,7 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         parallelism: 1,
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: crate::state::lock::current_user(),
-        artifact_cache: args.config.dir.join(".slipway/artifacts"),
+        artifact_cache: args.config.dir.join(ARTIFACT_CACHE),
     };
     let progress =
         crate::apply::Progress::new(std::io::stderr().is_terminal() && !args.config.no_color);
@@ -1612,7 +1645,8 @@ fn plan_to_apply(
 ) -> anyhow::Result<Option<plan::Plan>> {
     if let Some(saved_plan) = saved_plan {
         // A saved plan is executed as it is: apply decides nothing it did not.
-        let problems = saved::check_fresh(&saved_plan, &config.digest, states);
+        let mut problems = saved::check_fresh(&saved_plan, &config.digest, states);
+        problems.extend(saved::artifacts_moved(&saved_plan, config));
         if !problems.is_empty() {
             bail!(
                 "the saved plan {} is stale; nothing was changed:\n  - {}\nMake a new plan with `slipway plan -out FILE` and apply that",
@@ -1653,7 +1687,7 @@ fn plan_to_apply(
 
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let Some(ApplyInput {
-        config,
+        mut config,
         sources,
         config_dir,
         saved_plan,
@@ -1685,6 +1719,11 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         )?);
     }
     let states = read_states(&config, backend.as_ref())?;
+    // Remote artifacts pinned under the locks: a saved plan's pins must
+    // still hold (checked with its freshness), and apply sends exactly them.
+    if !pin_artifacts(&mut config, &options, &config_dir)? {
+        return Ok(EXIT_ERROR);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -1776,7 +1815,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         parallelism: args.parallelism,
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        artifact_cache: config_dir.join(".slipway/artifacts"),
+        artifact_cache: config_dir.join(ARTIFACT_CACHE),
     };
     println!("\nApplying (apply id {}).", apply_options.apply_id);
     let progress = std::sync::Arc::new(crate::apply::Progress::new(

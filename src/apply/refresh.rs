@@ -588,6 +588,7 @@ mod tests {
                 version_before: Some("2".into()),
                 version_after: Some("2".into()),
                 reasons: Vec::new(),
+                artifact: None,
             }],
             schedule: Default::default(),
             outputs: Vec::new(),

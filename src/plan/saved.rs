@@ -251,6 +251,32 @@ pub fn check_environments(inputs: &PlanInputs, given: &[String]) -> Option<Strin
     ))
 }
 
+/// Artifacts the saved plan pinned that `config` (loaded, its remote
+/// artifacts pinned again under apply's locks) finds holding other bytes: a
+/// moved tag, a replaced file. Apply would send `config`'s bytes, so the
+/// plan is stale.
+pub fn artifacts_moved(plan: &Plan, config: &Config) -> Vec<String> {
+    let mut moved = Vec::new();
+    for change in &plan.deployments {
+        let Some(pinned) = &change.artifact else {
+            continue;
+        };
+        let now = config
+            .deployments
+            .get(&change.address)
+            .and_then(|d| d.service.artifact.as_ref())
+            .and_then(|a| a.sha256.as_deref())
+            .map(str::to_ascii_lowercase);
+        if let Some(now) = now.filter(|now| *now != pinned.sha256) {
+            moved.push(format!(
+                "artifact {} of {} holds sha256 {now} now, but the plan pinned {} (the tag moved or the file changed since the plan)",
+                pinned.source, change.address, pinned.sha256
+            ));
+        }
+    }
+    moved
+}
+
 /// Why a saved plan no longer applies; empty when it is fresh.
 pub fn check_fresh(plan: &Plan, config_digest: &str, states: &States) -> Vec<String> {
     let mut problems = Vec::new();
