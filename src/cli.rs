@@ -868,10 +868,12 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let options = plan::PlanOptions {
+    let mut options = plan::PlanOptions {
         environments: (!args.environments.is_empty())
             .then(|| args.environments.iter().cloned().collect()),
+        ..Default::default()
     };
+    options.live_services = crate::apply::refresh::unrecorded_services(&config, &states, &options);
     if let Some(only) = &options.environments {
         let known = planner::environments_needed(&config);
         if let Some(unknown) = only.iter().find(|name| !known.contains(*name)) {
@@ -1210,7 +1212,11 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         );
         Ok(EXIT_OK)
     } else {
-        println!("State records every host's outcome; `slipway plan` shows where each stands.");
+        if is_ecs {
+            println!("State records the service as ECS runs it; `slipway plan -refresh` shows where it stands.");
+        } else {
+            println!("State records every host's outcome; `slipway plan` shows where each stands.");
+        }
         Ok(EXIT_ERROR)
     }
 }
@@ -1479,9 +1485,10 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_ERROR);
     };
     let backend: std::sync::Arc<dyn Backend> = open_backend(&config_dir, &config.backend)?.into();
-    let options = plan::PlanOptions {
+    let mut options = plan::PlanOptions {
         environments: (!args.environments.is_empty())
             .then(|| args.environments.iter().cloned().collect()),
+        ..Default::default()
     };
     // Lock every environment the apply may touch before reading state, so the
     // plan is computed against state nobody else is changing.
@@ -1505,6 +1512,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         )?);
     }
     let states = read_states(&config, backend.as_ref())?;
+    options.live_services = crate::apply::refresh::unrecorded_services(&config, &states, &options);
     let plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
         Err(found) => {
@@ -1693,7 +1701,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         );
     }
     if !summary.succeeded() {
-        println!("State records every host's outcome; `slipway plan` shows what remains.");
+        println!("{}", summary.closing_note());
     }
     Ok(if summary.succeeded() {
         EXIT_OK

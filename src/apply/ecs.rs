@@ -78,6 +78,9 @@ struct Job<'a> {
     /// The version before this apply, for baseline gates.
     baseline_version: Option<String>,
     apply_id: &'a str,
+    /// The plan adopts a service that ECS ran without a record in state:
+    /// `previous` describes it, and a failed rollout puts it back.
+    adopted: bool,
 }
 
 impl Job<'_> {
@@ -135,6 +138,7 @@ async fn job<'a>(
         progress,
         apply_id: &options.apply_id,
         baseline_version: gates::baseline_version(recorder, address, &deployment.service.version),
+        adopted: false,
     })
 }
 
@@ -146,13 +150,29 @@ pub async fn apply_deployment(
     options: &ApplyOptions,
     progress: &Progress,
 ) -> Result<DeploymentOutcome, String> {
-    let job = job(config, &change.address, recorder, options, progress).await?;
+    let mut job = job(config, &change.address, recorder, options, progress).await?;
     let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
     let saved = recorder.deployment(&change.address);
     // The version the last apply, perhaps a killed one, moved this deployment to.
     let recorded_version = saved.as_ref().map(|d| d.version.clone());
+    // What the deployment goes back to when this apply rolls back: the record
+    // state had before it (version, verification, artifact).
+    let before = saved.clone().filter(|d| d.ecs.is_some());
     let mut previous = saved.and_then(|d| d.ecs);
+    if previous.is_none() {
+        if let Some(adopted) = &change.adopt {
+            job.adopted = true;
+            job.event(&format!(
+                "adopting service {} (task definition {}, {} task(s)), which state did not know",
+                adopted.service,
+                requests::short_arn(&adopted.task_definition_arn),
+                adopted.desired_count
+            ));
+            previous = Some(adopted_record(adopted));
+        }
+    }
+    let job = job;
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
         .start_deployment(config, deployment, &options.apply_id)
@@ -264,6 +284,9 @@ pub async fn apply_deployment(
     recorder
         .finish_deployment(&change.address, status.clone(), verified, &[])
         .map_err(|e| e.to_string())?;
+    if status == DeploymentStatus::RolledBack {
+        record_rolled_back(&job, before.as_ref()).map_err(|e| e.to_string())?;
+    }
     progress.done(&change.address);
     job.event(&match status {
         DeploymentStatus::Deployed => format!(
@@ -279,6 +302,53 @@ pub async fn apply_deployment(
         other => format!("ended {}", format!("{other:?}").to_lowercase()),
     });
     Ok(outcome)
+}
+
+/// After a rollback, state says what ECS runs: the version the deployment
+/// ran before this apply (`before`, its record then) with its verification.
+/// A deployment that had no service in state before (first deployment, or an
+/// adopted service) has no record afterwards: ECS runs what it ran before
+/// slipway, and the next plan says so (create, or adopt again).
+fn record_rolled_back(
+    job: &Job<'_>,
+    before: Option<&crate::state::DeploymentState>,
+) -> Result<(), crate::state::StateError> {
+    let address = job.address().to_string();
+    let new_version = job.deployment.service.version.clone();
+    let previous_version = before
+        .map(|d| d.version.clone())
+        .filter(|v| *v != new_version)
+        .or_else(|| job.baseline_version.clone());
+    let Some(before) = before else {
+        job.event("no record kept: ECS runs what it ran before this deployment");
+        return job.recorder.forget(&address);
+    };
+    job.recorder.update(|state| {
+        let Some(deployment) = state.deployments.get_mut(&address) else {
+            return;
+        };
+        if let Some(version) = previous_version {
+            if before.version == version {
+                deployment.artifact_sha256 = before.artifact_sha256.clone();
+                deployment.verified = before.verified;
+            }
+            deployment.version = version;
+        }
+    })
+}
+
+/// The state record of a service the plan adopts, as ECS ran it at plan time.
+fn adopted_record(adopted: &crate::plan::AdoptedService) -> EcsState {
+    EcsState {
+        cluster: adopted.cluster.clone(),
+        service_name: adopted.service.clone(),
+        task_definition: adopted.task_definition.clone(),
+        task_definition_arn: Some(adopted.task_definition_arn.clone()),
+        desired_count: adopted.desired_count,
+        weights: adopted.weights.clone(),
+        target_group: adopted.target_group.clone(),
+        canary: None,
+    }
 }
 
 /// Why a deployment failed and what that leaves it as.
@@ -415,6 +485,12 @@ async fn rolling(
         .await
         .map_err(failed)?
         .is_some_and(|s| s.status == "ACTIVE");
+    if exists && previous.is_none() {
+        return Err(failed(format!(
+            "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+            job.service_name, job.settings.cluster
+        )));
+    }
     if exists {
         job.ecs
             .update_service()
@@ -604,6 +680,12 @@ async fn traffic_shift(
 
     // Start the new side beside the old one.
     match describe_service(job, &new_service).await.map_err(failed)? {
+        Some(existing) if existing.status == "ACTIVE" && previous.is_none() => {
+            return Err(failed(format!(
+                "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+                job.settings.cluster
+            )));
+        }
         Some(existing) if existing.status == "ACTIVE" => {
             job.ecs
                 .update_service()

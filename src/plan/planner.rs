@@ -53,6 +53,10 @@ pub fn environments_needed(config: &Config) -> BTreeSet<String> {
 pub struct PlanOptions {
     /// Only deployments in these environments (state names); all when `None`.
     pub environments: Option<BTreeSet<String>>,
+    /// What ECS runs for ECS deployments that state has no service for, by
+    /// deployment address (read by the caller: `apply::refresh::unrecorded_services`).
+    /// A service found here is adopted; one missing is created.
+    pub live_services: BTreeMap<String, LiveService>,
 }
 
 impl PlanOptions {
@@ -89,7 +93,19 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         let Some(environment) = config.environment_of(deployment) else {
             continue;
         };
-        let (change, hosts) = plan_deployment(config, deployment, environment, saved, &digests);
+        let live = options.live_services.get(&deployment.address);
+        let (change, hosts) =
+            plan_deployment(config, deployment, environment, saved, live, &digests);
+        if let Some(LiveService::Unknown(error)) = live {
+            warnings.push(format!(
+                "{}: ECS could not be asked whether service {} already exists ({error}); apply reads it again and changes no service it did not create or adopt in the plan",
+                deployment.address,
+                deployment
+                    .ecs_settings(environment)
+                    .and_then(|c| c.service_name)
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(saved) = saved {
             if let Some(waiting) = saved
                 .waiting_approval()
@@ -170,6 +186,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     action: Action::Destroy,
                     version_before: Some(saved.version.clone()),
                     version_after: None,
+                    adopt: None,
                     reasons: vec![Reason {
                         kind: ReasonKind::RemovedFromConfig,
                         summary: "no longer in the configuration: slipway stops tracking it (hosts and services are left running)".into(),
@@ -516,6 +533,7 @@ fn plan_deployment(
     deployment: &Deployment,
     environment: &Environment,
     saved: Option<&DeploymentState>,
+    live: Option<&LiveService>,
     digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
     let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
@@ -544,7 +562,21 @@ fn plan_deployment(
         version_before: saved.map(|s| s.version.clone()),
         version_after: Some(version.clone()),
         reasons: Vec::new(),
+        adopt: None,
     };
+    let adopted = match live {
+        Some(LiveService::Exists(service)) if is_ecs && saved.is_none_or(|s| s.ecs.is_none()) => {
+            Some(service)
+        }
+        _ => None,
+    };
+    if let Some(service) = adopted {
+        change
+            .reasons
+            .extend(adoption_reasons(config, deployment, environment, service));
+        change.adopt = Some(service.clone());
+        return (change, hosts);
+    }
     let Some(saved) = saved else {
         let what = if is_ecs {
             format!(
@@ -775,6 +807,71 @@ fn plan_deployment(
             .collect()
     };
     (change, targets)
+}
+
+/// The last part of an ARN (`family:revision` of a task definition).
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// The reasons of a deployment that adopts `service`: what it runs now (and
+/// so what a failed deployment puts back), then what changes on it.
+fn adoption_reasons(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    service: &AdoptedService,
+) -> Vec<Reason> {
+    let strategy = config
+        .rollout_of(deployment)
+        .map_or(crate::config::Strategy::AllAtOnce, |r| r.strategy);
+    let after = if strategy.moves_by_steps() {
+        format!(
+            // The new side is `crate::ecs::slot_service_name(service, 1)`.
+            "; the new version starts beside it as {}-green and takes its traffic step by step; at the end {} is scaled down and deleted",
+            service.service,
+            service.service
+        )
+    } else {
+        String::new()
+    };
+    let mut reasons = vec![Reason {
+        kind: ReasonKind::AdoptService,
+        summary: format!(
+            "adopt existing service {}: task definition {}, {} task{} (not in state; on failure it goes back to {} with {} task{}){after}",
+            service.service,
+            short_arn(&service.task_definition_arn),
+            service.desired_count,
+            if service.desired_count == 1 { "" } else { "s" },
+            short_arn(&service.task_definition_arn),
+            service.desired_count,
+            if service.desired_count == 1 { "" } else { "s" },
+        ),
+        diff: None,
+    }];
+    if let Some(desired) = desired_task_definition(config, deployment) {
+        if desired != service.task_definition {
+            let before = serde_json::to_string_pretty(&service.task_definition).unwrap_or_default();
+            let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
+            reasons.push(Reason {
+                kind: ReasonKind::TaskDefinition,
+                summary: format!(
+                    "task definition changed: {}",
+                    changed_fields(&service.task_definition, &desired).join(", ")
+                ),
+                diff: unified_diff(&(before + "\n"), &(after + "\n"), "task definition"),
+            });
+        }
+    }
+    let count = desired_count(deployment, environment);
+    if count != service.desired_count && !strategy.moves_by_steps() {
+        reasons.push(Reason {
+            kind: ReasonKind::DesiredCount,
+            summary: format!("desired count {} → {count}", service.desired_count),
+            diff: None,
+        });
+    }
+    reasons
 }
 
 pub fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
@@ -1083,7 +1180,7 @@ fn scheduled(
         action: change.action,
         strategy: strategy.into(),
         steps,
-        rollback: describe_rollback(change, &on_failure),
+        rollback: describe_rollback(change, &on_failure, strategy),
         on_failure,
         needs_approval_before_start: environment.protected,
     }
@@ -1238,7 +1335,11 @@ fn vm_rollback(
     ))
 }
 
-fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> String {
+fn describe_rollback(
+    change: &DeploymentChange,
+    on_failure: &OnFailure,
+    strategy: Strategy,
+) -> String {
     match on_failure {
         OnFailure::Pause => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
         OnFailure::Abort => "on failure, stop without rolling back".into(),
@@ -1258,7 +1359,21 @@ fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> Strin
             (TargetKind::Ecs, Some(previous)) => format!(
                 "on failure, send 100% of traffic back to {previous} and remove the new tasks (rolling: restore the previous task definition)"
             ),
-            (TargetKind::Ecs, None) => "on failure, remove the new service (there is no previous version)".into(),
+            (TargetKind::Ecs, None) => match &change.adopt {
+                Some(adopted) if strategy.moves_by_steps() => format!(
+                    "on failure, put {} back as it was before this apply: all traffic back to it (task definition {}, {} task(s), never changed) and the new service removed",
+                    adopted.service,
+                    short_arn(&adopted.task_definition_arn),
+                    adopted.desired_count
+                ),
+                Some(adopted) => format!(
+                    "on failure, put {} back as it was before this apply: task definition {}, {} task(s)",
+                    adopted.service,
+                    short_arn(&adopted.task_definition_arn),
+                    adopted.desired_count
+                ),
+                None => "on failure, remove the new service (there is no previous version)".into(),
+            },
         },
     }
 }
