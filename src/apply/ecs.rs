@@ -742,11 +742,35 @@ async fn traffic_shift(
     let shifted = async {
         wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
         let Some(old_slot) = old_slot else {
-            // Nothing serves yet: the new side takes all traffic at once.
+            // Nothing serves yet: the new side takes all traffic at once
+            // (the plan has one step, 100%), then that step's bake and
+            // the rollout's gates are judged like any step's.
+            let step_number = percents.len();
             let mut after = record.clone();
             after.weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
-            shift_traffic(job, &listener, percents.len(), 100, &after).await?;
+            shift_traffic(job, &listener, step_number, 100, &after).await?;
             record = after;
+            job.event(&format!(
+                "step {step_number}/{step_number}: 100% of traffic on {new_service} (nothing served before)"
+            ));
+            if let Some(bake) = scheduled
+                .steps
+                .last()
+                .and_then(|s| s.bake.as_ref())
+                .map(DurationText::get)
+                .filter(|b| !b.is_zero())
+            {
+                let what = format!("step {step_number}/{step_number}: bake");
+                job.progress.wait(job.address(), &what, bake).await;
+            }
+            if let Verdict::Failed(why) =
+                judge_service(job, &new_service, task_definition_arn).await?
+            {
+                return Err(why);
+            }
+            if let Some(rollout) = rollout {
+                judge_gates(job, rollout, step_number).await?;
+            }
             return Ok(None);
         };
         let old_group = groups[old_slot].clone();

@@ -593,9 +593,19 @@ fn plan_deployment(
                 if hosts.len() == 1 { "" } else { "s" }
             )
         };
+        let steps = config
+            .rollout_of(deployment)
+            .filter(|r| is_ecs && r.strategy.moves_by_steps());
+        let how = match steps {
+            Some(rollout) => format!(
+                "; nothing serves yet, so the {} steps do not apply: the new service takes all traffic at once, then the rollout's bake and gates are judged before it is recorded verified (its approvals are not asked; a failure removes the service)",
+                rollout.strategy
+            ),
+            None => String::new(),
+        };
         change.reasons.push(Reason {
             kind: ReasonKind::NewDeployment,
-            summary: format!("new deployment: {version} to {what}"),
+            summary: format!("new deployment: {version} to {what}{how}"),
             diff: None,
         });
         return (change, hosts);
@@ -1112,6 +1122,10 @@ fn scheduled(
                 .collect()
         }
         TargetKind::Ecs => match rollout {
+            // Nothing serves yet: there is no traffic to move step by step.
+            Some(r) if r.strategy.moves_by_steps() && first_service(change) => {
+                vec![(1, StepKind::TrafficShift { percent: 100 })]
+            }
             Some(r) if r.strategy.moves_by_steps() => {
                 let steps = if r.steps.is_empty() {
                     vec![Percent::ALL]
@@ -1167,12 +1181,14 @@ fn scheduled(
                 .chain(rollout_gates.iter())
                 .cloned()
                 .collect(),
-            approval: rollout.and_then(|r| {
-                r.approvals
-                    .iter()
-                    .find(|a| a.after_step as usize == index)
-                    .map(|a| a.name.clone())
-            }),
+            approval: rollout
+                .filter(|_| !(change.target == TargetKind::Ecs && first_service(change)))
+                .and_then(|r| {
+                    r.approvals
+                        .iter()
+                        .find(|a| a.after_step as usize == index)
+                        .map(|a| a.name.clone())
+                }),
         })
         .collect();
     ScheduledDeployment {
@@ -1184,6 +1200,17 @@ fn scheduled(
         on_failure,
         needs_approval_before_start: environment.protected,
     }
+}
+
+/// An ECS deployment that creates its service: nothing served before it
+/// (no record in state, nothing adopted).
+fn first_service(change: &DeploymentChange) -> bool {
+    change.target == TargetKind::Ecs
+        && change.adopt.is_none()
+        && change
+            .reasons
+            .iter()
+            .any(|r| r.kind == ReasonKind::NewDeployment)
 }
 
 fn describe_gate(gate: &crate::config::Gate) -> Gate {

@@ -912,3 +912,64 @@ fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_
         "{log}"
     );
 }
+
+/// A first deployment under a canary: nothing serves yet, so the plan has
+/// one step (100%) with the rollout's gates, and apply judges them before it
+/// records the deployment verified. A failing gate removes the new service.
+#[test]
+fn a_first_canary_runs_its_gates_before_it_is_recorded_verified() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let marker = workshop.root.join("gate-fails");
+    workshop.write_config(&format!(
+        "{CANARY}\n\n  verify \"smoke\" {{\n    command {{\n      command = \"test ! -e {}\"\n      on      = \"runner\"\n    }}\n  }}",
+        marker.display()
+    ));
+    let (_, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    let steps = scheduled["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{scheduled:#}");
+    assert_eq!(steps[0]["percent"], 100);
+    assert_eq!(steps[0]["gates"][0]["name"], "smoke", "{scheduled:#}");
+    let reason = change["reasons"][0]["summary"].as_str().unwrap();
+    assert!(
+        reason.contains("nothing serves yet, so the canary steps do not apply"),
+        "{reason}"
+    );
+
+    std::fs::write(&marker, "").unwrap();
+    let failed = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("gate smoke"), "{log}");
+    assert!(workshop.service("workshop-dev-backend").is_none(), "{log}");
+    assert!(
+        !workshop
+            .state()
+            .deployments
+            .contains_key("deployment.backend-dev"),
+        "{log}"
+    );
+
+    std::fs::remove_file(&marker).unwrap();
+    let applied = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert!(backend.verified, "{log}");
+    let gates: Vec<(&str, usize, bool)> = backend
+        .gates
+        .iter()
+        .map(|g| (g.name.as_str(), g.step, g.passed))
+        .collect();
+    assert_eq!(gates, [("smoke", 1, true)], "{log}");
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(weights[&workshop.backend.blue_target_group_arn], 100);
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+}
