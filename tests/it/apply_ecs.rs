@@ -713,6 +713,7 @@ fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_serv
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(backend.status, DeploymentStatus::RolledBack, "{log}");
+    assert_eq!(backend.version, "1.0.0", "state names the version ECS runs");
     let ecs = backend.ecs.as_ref().unwrap();
     assert_eq!(ecs.service_name, "workshop-dev-backend");
     assert_eq!(ecs.weights[&blue], 100);
@@ -971,5 +972,66 @@ fn a_first_canary_runs_its_gates_before_it_is_recorded_verified() {
         &workshop,
         "workshop-dev-backend",
         "registry.local/workshop-backend:1.0.0",
+    );
+}
+
+/// After a failed rolling update rolls back, state, plan and history say
+/// what ECS runs: the previous version, verified as it was; the frontend,
+/// held back by the failed wave, is not in history; the closing words are
+/// about services, not hosts.
+#[test]
+fn after_a_rollback_state_plan_and_history_report_what_ecs_runs() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.5.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let arn_before = workshop.describe("workshop-dev-backend").0;
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:1.6.0-broken");
+
+    let failed = workshop.apply("1.6.0-broken", "1.1.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    // ECS runs 1.5.0 again, on the task definition it ran before.
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.5.0",
+    );
+    let (arn, desired, _, _) = workshop.describe("workshop-dev-backend");
+    assert_eq!((arn.as_str(), desired), (arn_before.as_str(), 2), "{log}");
+    // State says so.
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.version, "1.5.0", "{log}");
+    assert_eq!(backend.status, DeploymentStatus::RolledBack);
+    assert!(backend.verified, "1.5.0 was verified before");
+    assert_eq!(
+        backend.ecs.as_ref().unwrap().task_definition_arn.as_deref(),
+        Some(arn_before.as_str())
+    );
+    // History: the apply rolled back; the frontend never started.
+    let last = state.history.last().unwrap();
+    assert_eq!(last.result, "rolled_back");
+    assert_eq!(
+        last.versions.keys().collect::<Vec<_>>(),
+        ["deployment.backend-dev"],
+        "{:?}",
+        last.versions
+    );
+    assert!(
+        log.contains("State records each ECS service as it runs now"),
+        "{log}"
+    );
+    assert!(!log.contains("every host"), "{log}");
+    // The plan starts from 1.5.0.
+    let (_, plan) = workshop.plan_json("1.6.0-broken", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["version_before"], "1.5.0", "{change:#}");
+    assert_eq!(
+        change["reasons"][0]["summary"], "version 1.5.0 → 1.6.0-broken",
+        "{change:#}"
     );
 }
