@@ -873,7 +873,7 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
             .then(|| args.environments.iter().cloned().collect()),
         ..Default::default()
     };
-    options.live_services = crate::apply::refresh::unrecorded_services(&config, &states, &options);
+    crate::apply::refresh::read_live(&config, &states, &mut options);
     if let Some(only) = &options.environments {
         let known = planner::environments_needed(&config);
         if let Some(unknown) = only.iter().find(|name| !known.contains(*name)) {
@@ -1512,7 +1512,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         )?);
     }
     let states = read_states(&config, backend.as_ref())?;
-    options.live_services = crate::apply::refresh::unrecorded_services(&config, &states, &options);
+    crate::apply::refresh::read_live(&config, &states, &mut options);
     let plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
         Err(found) => {

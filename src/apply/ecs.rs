@@ -81,6 +81,9 @@ struct Job<'a> {
     /// The plan adopts a service that ECS ran without a record in state:
     /// `previous` describes it, and a failed rollout puts it back.
     adopted: bool,
+    /// The plan says the listener's weights were changed outside slipway:
+    /// they are set back to the recorded ones before anything else.
+    restore_listener: bool,
 }
 
 impl Job<'_> {
@@ -139,6 +142,7 @@ async fn job<'a>(
         apply_id: &options.apply_id,
         baseline_version: gates::baseline_version(recorder, address, &deployment.service.version),
         adopted: false,
+        restore_listener: false,
     })
 }
 
@@ -172,6 +176,10 @@ pub async fn apply_deployment(
             previous = Some(adopted_record(adopted));
         }
     }
+    job.restore_listener = change
+        .reasons
+        .iter()
+        .any(|r| r.kind == crate::plan::ReasonKind::ListenerWeights);
     let job = job;
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
@@ -613,7 +621,7 @@ async fn traffic_shift(
     };
     let groups = [blue.clone(), green.clone()];
     // Which side serves now, as the listener really is.
-    let live = listener_weights(job, &listener).await.map_err(failed)?;
+    let mut live = listener_weights(job, &listener).await.map_err(failed)?;
 
     // A traffic step a killed apply started and never recorded as finished:
     // the listener says whether it happened.
@@ -638,6 +646,32 @@ async fn traffic_shift(
             .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
             .max_by_key(|e| e.seq)
     });
+
+    // Weights changed outside slipway, as the plan showed: set back first.
+    if let Some(record) = previous
+        .as_ref()
+        .filter(|p| job.restore_listener && !p.weights.is_empty())
+        .filter(|p| !requests::weights_match(&live, &p.weights))
+    {
+        let percent = record.canary.as_ref().map_or(100, |c| c.percent);
+        let step = percents
+            .iter()
+            .position(|p| *p == percent)
+            .map_or(1, |i| i + 1);
+        shift_traffic(job, &listener, step, percent, record)
+            .await
+            .map_err(failed)?;
+        job.event(&format!(
+            "listener {} had weights {live:?} set outside slipway; set back to the recorded {:?}",
+            requests::short_arn(&listener),
+            record.weights
+        ));
+        live = record
+            .weights
+            .iter()
+            .map(|(group, weight)| (group.clone(), *weight as i32))
+            .collect();
+    }
 
     if let Some(serving) =
         already_serving(job, previous.as_ref(), &groups, &live, task_definition_arn)

@@ -260,11 +260,89 @@ async fn observe_service(
     })
 }
 
+/// What `plan` and `apply` read from AWS before planning, into `options`:
+/// the services of ECS deployments state has no service for
+/// ([`unrecorded_services`], adopted when they exist) and the listener
+/// weights of ECS deployments whose state records weights
+/// ([`recorded_listener_weights`], a change when someone moved them).
+pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::PlanOptions) {
+    options.live_services = unrecorded_services(config, states, options);
+    options.listener_weights = recorded_listener_weights(config, states, options);
+}
+
+/// The live weights of the listener of every ECS deployment (of the
+/// environments `only` names) whose state records weights, by address. A
+/// listener that cannot be read is left out (the plan then trusts state;
+/// apply reads the listener again before every change).
+pub fn recorded_listener_weights(
+    config: &Config,
+    states: &States,
+    only: &crate::plan::PlanOptions,
+) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let wanted: Vec<(&crate::config::Deployment, String)> = config
+        .deployments
+        .values()
+        .filter_map(|deployment| {
+            let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
+            let included = only
+                .environments
+                .as_ref()
+                .is_none_or(|names| names.contains(&state_name));
+            let records_weights = states
+                .get(&state_name)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.deployments.get(&deployment.address))
+                .and_then(|d| d.ecs.as_ref())
+                .is_some_and(|ecs| !ecs.weights.is_empty());
+            let listener = config
+                .environment_of(deployment)
+                .and_then(|e| deployment.ecs_settings(e))
+                .and_then(|s| s.listener_arn)?;
+            (included && records_weights).then_some((deployment, listener))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return BTreeMap::new();
+    };
+    runtime.block_on(async {
+        let mut found = BTreeMap::new();
+        for (deployment, listener) in wanted {
+            let Some(settings) = config
+                .environment_of(deployment)
+                .and_then(|e| deployment.ecs_settings(e))
+            else {
+                continue;
+            };
+            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
+                settings.region.as_deref(),
+                settings.endpoint.as_deref(),
+            ))
+            .await;
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+            if let Ok(weights) = super::ecs::read_listener_weights(&elb, &listener).await {
+                found.insert(
+                    deployment.address.clone(),
+                    weights
+                        .into_iter()
+                        .map(|(group, weight)| (group, weight.max(0) as u32))
+                        .collect(),
+                );
+            }
+        }
+        found
+    })
+}
+
 /// What ECS runs for every ECS deployment (of the environments `only`
 /// names, all when `None`) that state has no service for: a service of its
 /// name that exists is adopted by the plan (`crate::plan::AdoptedService`).
-/// Only services that are not known are read, so a plan against a complete
-/// state makes no AWS call.
+/// Only services that are not known are read.
 pub fn unrecorded_services(
     config: &Config,
     states: &States,
@@ -573,17 +651,9 @@ fn service_drift(
                     recorded.desired_count
                 )));
             }
-            let live: BTreeMap<&String, &u32> = weights
-                .iter()
-                .filter(|(g, _)| recorded.weights.contains_key(*g))
-                .collect();
-            let expected: BTreeMap<&String, &u32> = recorded.weights.iter().collect();
-            if !recorded.weights.is_empty() && live != expected {
-                reasons.push(drift(format!(
-                    "drift: listener weights are {weights:?}, state recorded {:?}",
-                    recorded.weights
-                )));
-            }
+            // Listener weights are read before every plan: a difference is
+            // a `listener_weights` reason of the planner's, not drift.
+            let _ = weights;
             reasons
         }
     }

@@ -154,6 +154,9 @@ pub enum ReasonKind {
     Drift,
     /// A service that exists in ECS but not in state is taken over.
     AdoptService,
+    /// ECS: the listener's weights differ from the weights state recorded
+    /// (changed behind slipway's back); apply sets them back first.
+    ListenerWeights,
 }
 
 /// The order apply follows: waves run one after another; the deployments of a

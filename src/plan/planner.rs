@@ -57,6 +57,10 @@ pub struct PlanOptions {
     /// deployment address (read by the caller: `apply::refresh::unrecorded_services`).
     /// A service found here is adopted; one missing is created.
     pub live_services: BTreeMap<String, LiveService>,
+    /// The live weights of the listener of every ECS deployment whose state
+    /// records weights, by deployment address (read by the caller, as
+    /// `live_services`). Weights that differ from the record are a change.
+    pub listener_weights: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 impl PlanOptions {
@@ -94,8 +98,19 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             continue;
         };
         let live = options.live_services.get(&deployment.address);
-        let (change, hosts) =
+        let (mut change, hosts) =
             plan_deployment(config, deployment, environment, saved, live, &digests);
+        if let (Some(ecs), Some(weights)) = (
+            saved.and_then(|s| s.ecs.as_ref()),
+            options.listener_weights.get(&deployment.address),
+        ) {
+            if let Some(reason) = listener_weights_reason(ecs, weights) {
+                change.reasons.push(reason);
+                if change.action == Action::NoOp {
+                    change.action = Action::Update;
+                }
+            }
+        }
         if let Some(LiveService::Unknown(error)) = live {
             warnings.push(format!(
                 "{}: ECS could not be asked whether service {} already exists ({error}); apply reads it again and changes no service it did not create or adopt in the plan",
@@ -819,6 +834,52 @@ fn plan_deployment(
     (change, targets)
 }
 
+/// A reason when the listener's `live` weights are not the ones state
+/// recorded for `ecs` (every recorded target group at its weight, any other
+/// at 0): someone changed them, and apply sets them back.
+fn listener_weights_reason(
+    ecs: &crate::state::EcsState,
+    live: &BTreeMap<String, u32>,
+) -> Option<Reason> {
+    if ecs.weights.is_empty() {
+        return None;
+    }
+    let recorded_match = ecs
+        .weights
+        .iter()
+        .all(|(group, weight)| live.get(group).copied().unwrap_or(0) == *weight);
+    let others_zero = live
+        .iter()
+        .filter(|(group, _)| !ecs.weights.contains_key(*group))
+        .all(|(_, weight)| *weight == 0);
+    if recorded_match && others_zero {
+        return None;
+    }
+    let show = |weights: &BTreeMap<String, u32>| -> String {
+        weights
+            .iter()
+            .map(|(group, weight)| format!("{} {weight}", target_group_name(group)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(Reason {
+        kind: ReasonKind::ListenerWeights,
+        summary: format!(
+            "listener weights changed outside slipway: {}, state recorded {}; apply sets them back to the recorded weights first",
+            show(live),
+            show(&ecs.weights)
+        ),
+        diff: None,
+    })
+}
+
+/// The name in a target group's ARN (`...:targetgroup/NAME/ID`), else the ARN.
+fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or(arn)
+}
+
 /// The last part of an ARN (`family:revision` of a task definition).
 fn short_arn(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
@@ -1121,6 +1182,9 @@ fn scheduled(
                 )
                 .collect()
         }
+        TargetKind::Ecs if only_listener_weights(change) => {
+            vec![(1, StepKind::TrafficShift { percent: 100 })]
+        }
         TargetKind::Ecs => match rollout {
             // Nothing serves yet: there is no traffic to move step by step.
             Some(r) if r.strategy.moves_by_steps() && first_service(change) => {
@@ -1170,19 +1234,25 @@ fn scheduled(
     let rollout_gates: Vec<Gate> = rollout
         .map(|r| r.verify.iter().map(describe_gate).collect())
         .unwrap_or_default();
+    // Setting the listener back changes nothing that gates would judge.
+    let restore_only = change.target == TargetKind::Ecs && only_listener_weights(change);
     let steps = kinds
         .into_iter()
         .map(|(index, kind)| Step {
             index,
             kind,
-            bake: rollout.and_then(|r| r.bake.clone()),
+            bake: rollout
+                .and_then(|r| r.bake.clone())
+                .filter(|_| !restore_only),
             gates: health_gates
                 .iter()
                 .chain(rollout_gates.iter())
+                .filter(|_| !restore_only)
                 .cloned()
                 .collect(),
             approval: rollout
                 .filter(|_| !(change.target == TargetKind::Ecs && first_service(change)))
+                .filter(|_| !restore_only)
                 .and_then(|r| {
                     r.approvals
                         .iter()
@@ -1200,6 +1270,21 @@ fn scheduled(
         on_failure,
         needs_approval_before_start: environment.protected,
     }
+}
+
+/// An ECS deployment whose only change is a listener to set back (a changed
+/// rollout policy aside): apply sets the weights and nothing else.
+fn only_listener_weights(change: &DeploymentChange) -> bool {
+    change
+        .reasons
+        .iter()
+        .any(|r| r.kind == ReasonKind::ListenerWeights)
+        && change.reasons.iter().all(|r| {
+            matches!(
+                r.kind,
+                ReasonKind::ListenerWeights | ReasonKind::RolloutPolicy
+            )
+        })
 }
 
 /// An ECS deployment that creates its service: nothing served before it

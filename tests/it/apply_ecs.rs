@@ -1035,3 +1035,81 @@ fn after_a_rollback_state_plan_and_history_report_what_ecs_runs() {
         "{change:#}"
     );
 }
+
+/// Listener weights changed by hand (50/50, nothing behind green) are a
+/// change: the plan shows it with its reason and one step without gates,
+/// apply sets the recorded weights back, and a later rollout of a new version
+/// starts from the recorded weights too.
+#[test]
+fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+    let by_hand = || {
+        workshop.runtime.block_on(
+            workshop
+                .moto
+                .set_listener_weights(&listener, &[(&blue, 50), (&green, 50)]),
+        )
+    };
+    by_hand();
+
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["action"], "update");
+    let reason = &change["reasons"][0];
+    assert_eq!(reason["kind"], "listener_weights", "{change:#}");
+    let summary = reason["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("listener weights changed outside slipway")
+            && summary.contains("backend-blue 50, backend-green 50")
+            && summary.contains("state recorded backend-blue 100, backend-green 0"),
+        "{summary}"
+    );
+    let steps = scheduled["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{scheduled:#}");
+    assert_eq!(steps[0]["gates"].as_array().unwrap().len(), 0);
+
+    let applied = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert!(log.contains("set outside slipway; set back"), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+
+    // Changed again, then a new version: set back first, then the canary.
+    by_hand();
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert!(
+        change["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "listener_weights"),
+        "{change:#}"
+    );
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert_eq!(
+        traffic_shifts(&log, "workshop-dev-backend-green"),
+        [10, 25, 50, 100],
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+}
