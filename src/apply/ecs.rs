@@ -78,9 +78,6 @@ struct Job<'a> {
     /// The version before this apply, for baseline gates.
     baseline_version: Option<String>,
     apply_id: &'a str,
-    /// The plan adopts a service that ECS ran without a record in state:
-    /// `previous` describes it, and a failed rollout puts it back.
-    adopted: bool,
     /// The plan says the listener's weights were changed outside slipway:
     /// they are set back to the recorded ones before anything else.
     restore_listener: bool,
@@ -141,7 +138,6 @@ async fn job<'a>(
         progress,
         apply_id: &options.apply_id,
         baseline_version: gates::baseline_version(recorder, address, &deployment.service.version),
-        adopted: false,
         restore_listener: false,
     })
 }
@@ -166,7 +162,6 @@ pub async fn apply_deployment(
     let mut previous = saved.and_then(|d| d.ecs);
     if previous.is_none() {
         if let Some(adopted) = &change.adopt {
-            job.adopted = true;
             job.event(&format!(
                 "adopting service {} (task definition {}, {} task(s)), which state did not know",
                 adopted.service,

@@ -1113,3 +1113,30 @@ fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
     let weights = workshop.weights(&listener);
     assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
 }
+
+/// A canary cannot start beside an adopted service that is not registered
+/// with the first target group: apply refuses before changing anything.
+#[test]
+fn a_canary_beside_an_adopted_service_outside_the_target_groups_is_refused() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let service = "workshop-dev-backend";
+    let legacy = workshop.create_service_by_hand(service, "registry.local/legacy:1", 2, None);
+    let refused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("is not registered with the first of the deployment's target groups")
+            && log.contains("nothing was changed"),
+        "{log}"
+    );
+    let (task_definition, desired, running, status) = workshop.describe(service);
+    assert_eq!(
+        (task_definition.as_str(), desired, running, status.as_str()),
+        (legacy.as_str(), 2, 2, "ACTIVE"),
+        "{log}"
+    );
+    assert!(workshop.service("workshop-dev-backend-green").is_none());
+    assert!(workshop.service("workshop-dev-frontend").is_none());
+}
