@@ -159,6 +159,8 @@ pub async fn apply_deployment(
     // What the deployment goes back to when this apply rolls back: the record
     // state had before it (version, verification, artifact).
     let before = saved.clone().filter(|d| d.ecs.is_some());
+    // The record as it was, for a deployment refused before it changed anything.
+    let as_it_was = saved.clone();
     let mut previous = saved.and_then(|d| d.ecs);
     if previous.is_none() {
         if let Some(adopted) = &change.adopt {
@@ -210,6 +212,7 @@ pub async fn apply_deployment(
                         rollback.apply_id
                     ),
                     status: DeploymentStatus::Failed,
+                    untouched: false,
                 })
             }
             Ok(_) if recorded_version.as_deref() == Some(&deployment.service.version) => {
@@ -224,6 +227,7 @@ pub async fn apply_deployment(
                         rollback.step, rollback.apply_id
                     ),
                     status: DeploymentStatus::RolledBack,
+                    untouched: false,
                 })
             }
             // Another version now: it is deployed from what serves after the rollback.
@@ -250,6 +254,7 @@ pub async fn apply_deployment(
                 Some(step) => wait_for_approval(&job, step).map_err(|message| Failure {
                     message,
                     status: DeploymentStatus::Failed,
+                    untouched: false,
                 }),
                 None => Ok(None),
             },
@@ -268,6 +273,7 @@ pub async fn apply_deployment(
         .await
     };
     let mut outcome = DeploymentOutcome::default();
+    let mut untouched = false;
     let status = match result {
         Ok(None) => DeploymentStatus::Deployed,
         Ok(Some(waiting)) => {
@@ -280,6 +286,7 @@ pub async fn apply_deployment(
                 .failures
                 .push(format!("{}: {}", change.address, failure.message));
             outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
+            untouched = failure.untouched;
             failure.status
         }
     };
@@ -287,6 +294,20 @@ pub async fn apply_deployment(
     recorder
         .finish_deployment(&change.address, status.clone(), verified, &[])
         .map_err(|e| e.to_string())?;
+    if untouched {
+        // Nothing changed in ECS: state keeps the record it had.
+        let address = change.address.clone();
+        recorder
+            .update(|state| match as_it_was {
+                Some(record) => {
+                    state.deployments.insert(address, record);
+                }
+                None => {
+                    state.deployments.remove(&address);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
     if status == DeploymentStatus::RolledBack {
         record_rolled_back(&job, before.as_ref()).map_err(|e| e.to_string())?;
     }
@@ -358,6 +379,9 @@ fn adopted_record(adopted: &crate::plan::AdoptedService) -> EcsState {
 struct Failure {
     message: String,
     status: DeploymentStatus,
+    /// Refused before anything changed: state goes back to its record
+    /// before this apply.
+    untouched: bool,
 }
 
 /// Register the configured task definition unless the family's latest
@@ -456,6 +480,7 @@ fn record_ecs(job: &Job<'_>, ecs: Option<EcsState>) -> Result<(), Failure> {
         .map_err(|e| Failure {
             message: format!("could not record state: {e}"),
             status: DeploymentStatus::Failed,
+            untouched: false,
         })
 }
 
@@ -482,6 +507,12 @@ async fn rolling(
     let failed = |message: String| Failure {
         message,
         status: DeploymentStatus::Failed,
+        untouched: false,
+    };
+    let refused = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+        untouched: true,
     };
     let target_group = job.settings.target_groups.first().cloned();
     let exists = describe_service(job, &job.service_name)
@@ -489,7 +520,7 @@ async fn rolling(
         .map_err(failed)?
         .is_some_and(|s| s.status == "ACTIVE");
     if exists && previous.is_none() {
-        return Err(failed(format!(
+        return Err(refused(format!(
             "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
             job.service_name, job.settings.cluster
         )));
@@ -582,6 +613,7 @@ async fn rolling(
     Err(Failure {
         message,
         status: DeploymentStatus::RolledBack,
+        untouched: false,
     })
 }
 
@@ -600,15 +632,21 @@ async fn traffic_shift(
     let failed = |message: String| Failure {
         message,
         status: DeploymentStatus::Failed,
+        untouched: false,
+    };
+    let refused = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+        untouched: true,
     };
     let listener = job.settings.listener_arn.clone().ok_or_else(|| {
-        failed(format!(
+        refused(format!(
             "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
             scheduled.strategy
         ))
     })?;
     let [blue, green] = job.settings.target_groups.as_slice() else {
-        return Err(failed(format!(
+        return Err(refused(format!(
             "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
             scheduled.strategy,
             job.settings.target_groups.len()
@@ -710,9 +748,25 @@ async fn traffic_shift(
     // Start the new side beside the old one.
     match describe_service(job, &new_service).await.map_err(failed)? {
         Some(existing) if existing.status == "ACTIVE" && previous.is_none() => {
-            return Err(failed(format!(
+            return Err(refused(format!(
                 "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
                 job.settings.cluster
+            )));
+        }
+        // The new side's name is taken by a service state knows nothing of
+        // (made outside slipway): slipway does not take it over.
+        Some(existing)
+            if existing.status == "ACTIVE"
+                && previous
+                    .as_ref()
+                    .and_then(|p| p.canary.as_ref())
+                    .is_none_or(|c| c.service_name != new_service) =>
+        {
+            return Err(refused(format!(
+                "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
+                job.settings.cluster,
+                scheduled.strategy,
+                previous.as_ref().map_or("", |p| p.service_name.as_str())
             )));
         }
         Some(existing) if existing.status == "ACTIVE" => {
@@ -879,7 +933,11 @@ async fn traffic_shift(
                     Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
                     _ => DeploymentStatus::Failed,
                 };
-                return Err(Failure { message, status });
+                return Err(Failure {
+                    message,
+                    status,
+                    untouched: false,
+                });
             }
             job.event(&format!(
                 "sending all traffic back and removing {new_service}"
@@ -891,6 +949,7 @@ async fn traffic_shift(
             Err(Failure {
                 message,
                 status: DeploymentStatus::RolledBack,
+                untouched: false,
             })
         }
     }

@@ -1140,3 +1140,46 @@ fn a_canary_beside_an_adopted_service_outside_the_target_groups_is_refused() {
     assert!(workshop.service("workshop-dev-backend-green").is_none());
     assert!(workshop.service("workshop-dev-frontend").is_none());
 }
+
+/// The canary's second service name is taken by a service made outside
+/// slipway: apply refuses before changing anything, leaves that service as
+/// it is, and state keeps its record (1.0.0, deployed).
+#[test]
+fn a_canary_whose_green_name_is_taken_by_a_foreign_service_changes_nothing() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let foreign = "workshop-dev-backend-green";
+    let legacy = workshop.create_service_by_hand(foreign, "registry.local/legacy:1", 2, None);
+
+    let refused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("exists in cluster workshop-dev but state has no record of it")
+            && log.contains("nothing was changed"),
+        "{log}"
+    );
+    let (task_definition, desired, running, status) = workshop.describe(foreign);
+    assert_eq!(
+        (task_definition.as_str(), desired, running, status.as_str()),
+        (legacy.as_str(), 2, 2, "ACTIVE"),
+        "{log}"
+    );
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(weights[&workshop.backend.blue_target_group_arn], 100);
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status),
+        ("1.0.0", &DeploymentStatus::Deployed),
+        "{log}"
+    );
+}
