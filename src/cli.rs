@@ -568,6 +568,8 @@ fn open_backend_unchecked(
 
 /// Where `slipway init` records the backend it set up, in the configuration directory.
 const BACKEND_RECORD: &str = ".slipway/backend.json";
+/// The runner's content-addressed artifact cache, under the configuration directory.
+const ARTIFACT_CACHE: &str = ".slipway/artifacts";
 
 /// The backend the last `slipway init` set up for `config_dir`, if any.
 fn recorded_backend(config_dir: &Path) -> anyhow::Result<Option<BackendConfig>> {
@@ -851,8 +853,36 @@ fn output(args: &OutputArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Pin the remote artifacts the plan will deploy to the digests their
+/// sources hold now (see `artifact::remote`); `false` after printing why one
+/// cannot be fetched.
+fn pin_artifacts(
+    config: &mut Config,
+    options: &plan::PlanOptions,
+    config_dir: &Path,
+) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pinned = runtime.block_on(crate::artifact::remote::pin_remote_artifacts(
+        config,
+        options.environments.as_ref(),
+        &config_dir.join(ARTIFACT_CACHE),
+    ));
+    match pinned {
+        Ok(()) => Ok(true),
+        Err(errors) => {
+            for error in errors {
+                eprintln!("Error: {error}");
+            }
+            eprintln!("Nothing was planned or changed: plan pins every remote artifact to a digest before it decides anything.");
+            Ok(false)
+        }
+    }
+}
+
 fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
-    let Some((config, sources)) = load_config_with_sources(&args.config) else {
+    let Some((mut config, sources)) = load_config_with_sources(&args.config) else {
         return Ok(EXIT_ERROR);
     };
     let backend = open_backend(&args.config.dir, &config.backend)?;
@@ -882,6 +912,9 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
                 known.into_iter().collect::<Vec<_>>().join(", ")
             );
         }
+    }
+    if !pin_artifacts(&mut config, &options, &args.config.dir)? {
+        return Ok(EXIT_ERROR);
     }
     let mut plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
@@ -1162,7 +1195,7 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         parallelism: 1,
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: crate::state::lock::current_user(),
-        artifact_cache: args.config.dir.join(".slipway/artifacts"),
+        artifact_cache: args.config.dir.join(ARTIFACT_CACHE),
     };
     let progress =
         crate::apply::Progress::new(std::io::stderr().is_terminal() && !args.config.no_color);
@@ -1481,7 +1514,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         var_files: args.var_files.clone(),
         no_color: args.no_color,
     };
-    let Some((config, sources)) = load_config_with_sources(&config_args) else {
+    let Some((mut config, sources)) = load_config_with_sources(&config_args) else {
         return Ok(EXIT_ERROR);
     };
     let backend: std::sync::Arc<dyn Backend> = open_backend(&config_dir, &config.backend)?.into();
@@ -1512,6 +1545,9 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         )?);
     }
     let states = read_states(&config, backend.as_ref())?;
+    if !pin_artifacts(&mut config, &options, &config_dir)? {
+        return Ok(EXIT_ERROR);
+    }
     crate::apply::refresh::read_live(&config, &states, &mut options);
     let plan = match planner::plan(&config, &states, &options) {
         Ok(plan) => plan,
@@ -1524,7 +1560,8 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         }
     };
     if let Some(saved_plan) = &saved_plan {
-        let problems = saved::check_fresh(saved_plan, &config.digest, &states);
+        let mut problems = saved::check_fresh(saved_plan, &config.digest, &states);
+        problems.extend(saved_plan.artifacts_moved(&plan));
         if !problems.is_empty() {
             bail!(
                 "the saved plan {} is stale: {}. Make a new plan with `slipway plan -out FILE` and apply that",
@@ -1612,7 +1649,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         parallelism: args.parallelism,
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        artifact_cache: config_dir.join(".slipway/artifacts"),
+        artifact_cache: config_dir.join(ARTIFACT_CACHE),
     };
     println!("\nApplying (apply id {}).", apply_options.apply_id);
     let progress = std::sync::Arc::new(crate::apply::Progress::new(

@@ -215,16 +215,6 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                     scheduled.address
                 ));
             }
-            if let Some(artifact) = &deployment.service.artifact {
-                if let crate::artifact::ArtifactSource::Remote(url) =
-                    crate::artifact::classify(&artifact.base_dir, &artifact.source)
-                {
-                    problems.push(format!(
-                        "{}: artifact {url} is remote; this build deploys local artifacts only",
-                        scheduled.address
-                    ));
-                }
-            }
         }
     }
     problems

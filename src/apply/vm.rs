@@ -211,19 +211,16 @@ pub async fn apply_deployment(
 
     let artifact = match &deployment.service.artifact {
         Some(spec) => {
-            let (base, source, expected, cache) = (
-                spec.base_dir.clone(),
-                spec.source.clone(),
-                spec.sha256.clone(),
-                options.artifact_cache.clone(),
-            );
             progress.status(address, "preparing the artifact");
-            let prepared = tokio::task::spawn_blocking(move || {
-                artifact::prepare(&base, &source, expected.as_deref(), &cache)
-            })
-            .await
-            .map_err(|e| format!("preparing the artifact stopped: {e}"))?
-            .map_err(|e| e.to_string())?;
+            let expected = change
+                .artifact
+                .as_ref()
+                .map(|pin| pin.sha256.clone())
+                .or_else(|| spec.sha256.clone());
+            let prepared =
+                artifact::prepare(config, spec, expected.as_deref(), &options.artifact_cache)
+                    .await
+                    .map_err(|e| config.mask(&e.to_string()))?;
             Some(prepared)
         }
         None => None,

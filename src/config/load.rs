@@ -275,7 +275,8 @@ impl Loader {
         if let Some(digest) = self.artifact_digests.get(&key) {
             return Ok(digest.clone());
         }
-        let digest = crate::artifact::local_digest(base, source)
+        let classified = crate::artifact::classify(base, source).map_err(|e| e.to_string())?;
+        let digest = crate::artifact::local_digest(&classified)
             .map_err(|e| format!("cannot read artifact \"{source}\": {e}"))?;
         self.artifact_digests.insert(key, digest.clone());
         Ok(digest)
@@ -1101,7 +1102,7 @@ impl Loader {
             )
             .at(reference.span)
             .label("sensitive")
-            .help("sensitive values may only flow into config_file content or ECS secrets (and outputs marked sensitive = true)"),
+            .help("sensitive values may only flow into config_file content, ECS secrets, an artifact's headers and password (and outputs marked sensitive = true)"),
         );
         false
     }
@@ -1800,6 +1801,90 @@ impl Loader {
         }
     }
 
+    /// Check an artifact's source and settings, and digest a local one that
+    /// has no `sha256`; `false` (after a located error) when it cannot be used.
+    fn check_artifact(&mut self, block: &RawBlock, artifact: &mut Artifact) -> bool {
+        let artifact_block = block.body.blocks_of("artifact").next();
+        let span_of = |name: &str| {
+            artifact_block
+                .and_then(|b| b.body.attr(name))
+                .map(|a| a.span)
+        };
+        let source = match crate::artifact::classify(&artifact.base_dir, &artifact.source) {
+            Ok(source) => source,
+            Err(problem) => {
+                self.error(
+                    Diagnostic::error("artifact", format!("\"source\": {problem}"))
+                        .at_opt(span_of("source"))
+                        .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, or s3://bucket/key"),
+                );
+                return false;
+            }
+        };
+        let mut usable = true;
+        if let Some(sha256) = &artifact.sha256 {
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                self.error(
+                    Diagnostic::error("artifact", "\"sha256\" must be 64 hexadecimal digits")
+                        .at_opt(span_of("sha256"))
+                        .help("give the artifact's sha256 as `sha256sum` prints it, or leave sha256 out and plan pins the digest it finds"),
+                );
+                usable = false;
+            }
+        }
+        use crate::artifact::{ArtifactSource, RemoteSource};
+        let is_http = matches!(source, ArtifactSource::Remote(RemoteSource::Http(_)));
+        let is_s3 = matches!(source, ArtifactSource::Remote(RemoteSource::S3 { .. }));
+        let http_only = [
+            ("headers", !artifact.headers.is_empty()),
+            ("username", artifact.username.is_some()),
+            ("password", artifact.password.is_some()),
+        ];
+        for (name, set) in http_only {
+            if set && !is_http {
+                self.error(
+                    Diagnostic::error(
+                        "artifact",
+                        format!("\"{name}\" applies only to an https:// or http:// source"),
+                    )
+                    .at_opt(span_of(name))
+                    .help("remove it, or point source at the repository's URL"),
+                );
+                usable = false;
+            }
+        }
+        if artifact.password.is_some() && artifact.username.is_none() {
+            self.error(
+                Diagnostic::error("artifact", "\"password\" needs \"username\" (basic auth)")
+                    .at_opt(span_of("password"))
+                    .help("set username too, or send a token with headers = { Authorization = \"Bearer ...\" }"),
+            );
+            usable = false;
+        }
+        if artifact.region.is_some() && !is_s3 {
+            self.error(
+                Diagnostic::error("artifact", "\"region\" applies only to an s3:// source")
+                    .at_opt(span_of("region"))
+                    .help("remove it"),
+            );
+            usable = false;
+        }
+        if usable && artifact.sha256.is_none() {
+            match self.local_artifact_digest(&artifact.base_dir.clone(), &artifact.source) {
+                Ok(digest) => artifact.sha256 = digest,
+                Err(message) => {
+                    self.error(
+                        Diagnostic::error("artifact", message)
+                            .at_opt(span_of("source"))
+                            .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, or s3://bucket/key"),
+                    );
+                    return false;
+                }
+            }
+        }
+        usable
+    }
+
     fn validate_service(&mut self, block: &RawBlock, service: &Service) {
         let Some(vm) = &service.vm else { return };
         let vm_block = block.body.blocks_of("vm").next();
@@ -2429,24 +2514,8 @@ impl Loader {
                 service.address = address.to_string();
                 if let Some(artifact) = service.artifact.as_mut() {
                     artifact.base_dir = scope.dir.clone();
-                    if artifact.sha256.is_none() {
-                        match self.local_artifact_digest(&scope.dir, &artifact.source) {
-                            Ok(digest) => artifact.sha256 = digest,
-                            Err(message) => {
-                                let span = block
-                                    .body
-                                    .blocks_of("artifact")
-                                    .next()
-                                    .and_then(|b| b.body.attr("source"))
-                                    .map(|a| a.span);
-                                self.error(
-                                    Diagnostic::error("artifact", message)
-                                        .at_opt(span)
-                                        .help("point source at a directory or .tar.gz relative to this configuration, or at a URL with sha256 set"),
-                                );
-                                return None;
-                            }
-                        }
+                    if !self.check_artifact(&block, artifact) {
+                        return None;
                     }
                 }
                 self.validate_service(&block, &service);

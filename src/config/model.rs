@@ -86,9 +86,25 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     pub source: String,
-    /// Configured, or computed at load time for a local artifact.
+    /// Configured; computed at load time for a local artifact; for a remote
+    /// one without it, pinned by plan (see `artifact::remote`).
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Request headers for an http(s) source (a repository token); values
+    /// are usually sensitive and are never serialized.
+    #[serde(default, skip_serializing)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Basic auth for an http(s) source.
+    #[serde(default, skip_serializing)]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// The AWS region of an s3 source's bucket (else the standard chain's).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `sha256` was not configured: plan resolved it from the source.
+    #[serde(skip)]
+    pub pinned_by_plan: bool,
     /// The directory `source` is relative to (the configuration's or module's).
     #[serde(skip)]
     pub base_dir: PathBuf,

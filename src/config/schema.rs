@@ -249,7 +249,17 @@ pub static SERVICE: Schema = closed(
     &[one("artifact", &ARTIFACT), one("vm", &VM), one("ecs", &ECS)],
 );
 
-pub static ARTIFACT: Schema = closed(&[req("source", Ty::String), opt("sha256", Ty::String)], &[]);
+pub static ARTIFACT: Schema = closed(
+    &[
+        req("source", Ty::String),
+        opt("sha256", Ty::String),
+        opt("headers", Ty::StringMap),
+        opt("username", Ty::String),
+        opt("password", Ty::String),
+        opt("region", Ty::String),
+    ],
+    &[],
+);
 
 pub static VM: Schema = closed(
     &[
@@ -543,6 +553,8 @@ pub fn accepts_sensitive(block_path: &[&str], attr: &str) -> bool {
         (block_path.last().copied(), attr),
         (Some("config_file"), "content")
             | (Some("container"), "secrets")
+            | (Some("artifact"), "headers")
+            | (Some("artifact"), "password")
             | (Some("validation"), "condition")
     )
 }

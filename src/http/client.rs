@@ -139,6 +139,80 @@ impl Client {
         read(request.send().await, timeout).await
     }
 
+    /// GET `url` and stream its body into `sink`, however large. `idle` bounds
+    /// connecting and every wait for the next bytes (a large artifact takes
+    /// as long as it takes, a stalled one fails). Redirects are followed;
+    /// reqwest drops the `Authorization` header when one leads to another
+    /// host. A body shorter than its `Content-Length` is an error.
+    pub async fn download(
+        &self,
+        url: &str,
+        request: &DownloadRequest,
+        idle: Duration,
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    ) -> Result<Downloaded, HttpError> {
+        let parsed = url::Url::parse(url).map_err(|e| HttpError::BadUrl(e.to_string()))?;
+        let mut builder = self.follow.get(parsed);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some((user, password)) = &request.basic_auth {
+            builder = builder.basic_auth(user, Some(password));
+        }
+        if let Some(etag) = &request.if_none_match {
+            builder = builder.header("If-None-Match", etag.as_str());
+        }
+        if let Some(date) = &request.if_modified_since {
+            builder = builder.header("If-Modified-Since", date.as_str());
+        }
+        let sent = tokio::time::timeout(idle, builder.send())
+            .await
+            .map_err(|_| HttpError::Timeout(idle))?;
+        let mut response = sent.map_err(|e| classify(&e, idle))?;
+        let status = response.status().as_u16();
+        if status == 304 {
+            return Ok(Downloaded::NotModified);
+        }
+        if !(200..300).contains(&status) {
+            return Ok(Downloaded::Refused { status });
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (etag, last_modified) = (header("etag"), header("last-modified"));
+        let expected = response.content_length();
+        let mut length = 0u64;
+        loop {
+            let chunk = tokio::time::timeout(idle, response.chunk())
+                .await
+                .map_err(|_| HttpError::Timeout(idle))?
+                .map_err(|e| match classify(&e, idle) {
+                    HttpError::Transport(text) => HttpError::Transport(format!(
+                        "the download broke off after {length} bytes: {text}"
+                    )),
+                    other => other,
+                })?;
+            let Some(chunk) = chunk else { break };
+            length += chunk.len() as u64;
+            sink(&chunk)
+                .map_err(|e| HttpError::Transport(format!("cannot store the body: {e}")))?;
+        }
+        if let Some(expected) = expected.filter(|&e| e != length) {
+            return Err(HttpError::Transport(format!(
+                "the connection closed after {length} of {expected} bytes"
+            )));
+        }
+        Ok(Downloaded::Complete {
+            etag,
+            last_modified,
+            length,
+        })
+    }
+
     /// POST `body` as `application/json` to `url`; redirects are not
     /// followed.
     pub async fn post_json(
@@ -156,6 +230,33 @@ impl Client {
             .timeout(timeout);
         read(request.send().await, timeout).await
     }
+}
+
+/// What a download sends besides the URL: extra headers (an artifact
+/// repository's token), basic auth, and the validators of a copy the caller
+/// already has (`If-None-Match` / `If-Modified-Since`).
+#[derive(Debug, Clone, Default)]
+pub struct DownloadRequest {
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<(String, String)>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+}
+
+/// How a download ended, when the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Downloaded {
+    /// 2xx: the whole body went to the sink. The validators let the next
+    /// download ask "has it changed?".
+    Complete {
+        etag: Option<String>,
+        last_modified: Option<String>,
+        length: u64,
+    },
+    /// 304: the copy the caller has is current.
+    NotModified,
+    /// Any other status; nothing went to the sink.
+    Refused { status: u16 },
 }
 
 /// The status and the body (at most [`MAX_BODY`] bytes) of an answer.

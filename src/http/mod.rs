@@ -1,6 +1,6 @@
 //! The one HTTP client of slipway. Gates' `http` checks, Prometheus
 //! queries, health `url`s checked from the runner and notification webhooks
-//! all go through [`Client`] (artifact downloads will too).
+//! and artifact downloads all go through [`Client`].
 //!
 //! - TLS is rustls with the crypto provider the AWS SDK already links
 //!   (aws-lc-rs), so no second TLS stack is compiled.
@@ -23,4 +23,4 @@ mod client;
 pub mod trust;
 
 #[cfg(feature = "aws")]
-pub use client::{Client, HttpError, Response, MAX_BODY};
+pub use client::{Client, DownloadRequest, Downloaded, HttpError, Response, MAX_BODY};

@@ -36,6 +36,31 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+impl Plan {
+    /// Artifacts this plan pinned that `now` (the same configuration planned
+    /// again) finds holding other bytes: a moved tag, a replaced file.
+    pub fn artifacts_moved(&self, now: &Plan) -> Vec<String> {
+        let mut moved = Vec::new();
+        for change in &self.deployments {
+            let Some(pinned) = &change.artifact else {
+                continue;
+            };
+            let current = now
+                .deployments
+                .iter()
+                .find(|c| c.address == change.address)
+                .and_then(|c| c.artifact.as_ref());
+            if let Some(current) = current.filter(|c| c.sha256 != pinned.sha256) {
+                moved.push(format!(
+                    "artifact {} of {} holds sha256 {} now, but the plan pinned {} (the tag moved or the file changed since the plan)",
+                    pinned.source, change.address, current.sha256, pinned.sha256
+                ));
+            }
+        }
+        moved
+    }
+}
+
 /// The saved state an environment's part of the plan was computed against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentBasis {
@@ -90,6 +115,10 @@ pub struct DeploymentChange {
     /// state, which the deployment takes over (see [`AdoptedService`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<AdoptedService>,
+    /// The artifact apply deploys to VM hosts, pinned to its digest: apply
+    /// sends exactly these bytes or refuses. Absent for ECS and destroys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactPin>,
 }
 
 /// A service that runs in ECS without a record in state (created outside
@@ -120,6 +149,19 @@ pub enum LiveService {
     Exists(AdoptedService),
     /// ECS could not be asked.
     Unknown(String),
+}
+
+/// An artifact pinned to the digest apply will deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactPin {
+    /// The source as written, without credentials or query.
+    pub source: String,
+    pub sha256: String,
+    /// The digest was not in the configuration: plan read it from the
+    /// source (a mutable URL or S3 key), and apply refuses if the source
+    /// holds other bytes by then.
+    #[serde(default)]
+    pub resolved_by_plan: bool,
 }
 
 /// One reason for a change. `diff` holds a unified diff where the reason is a

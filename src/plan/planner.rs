@@ -202,6 +202,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     version_before: Some(saved.version.clone()),
                     version_after: None,
                     adopt: None,
+                    artifact: None,
                     reasons: vec![Reason {
                         kind: ReasonKind::RemovedFromConfig,
                         summary: "no longer in the configuration: slipway stops tracking it (hosts and services are left running)".into(),
@@ -543,6 +544,17 @@ impl RolloutDigests {
     }
 }
 
+/// The artifact `deployment` sends to hosts, pinned to its digest (the
+/// configured sha256, a local artifact's, or what plan resolved).
+fn artifact_pin(config: &Config, deployment: &Deployment) -> Option<ArtifactPin> {
+    let artifact = deployment.service.artifact.as_ref()?;
+    Some(ArtifactPin {
+        source: config.mask(&crate::artifact::display_source(&artifact.source)),
+        sha256: artifact.sha256.as_ref()?.to_ascii_lowercase(),
+        resolved_by_plan: artifact.pinned_by_plan,
+    })
+}
+
 fn plan_deployment(
     config: &Config,
     deployment: &Deployment,
@@ -576,6 +588,11 @@ fn plan_deployment(
         action: Action::Create,
         version_before: saved.map(|s| s.version.clone()),
         version_after: Some(version.clone()),
+        artifact: if is_ecs {
+            None
+        } else {
+            artifact_pin(config, deployment)
+        },
         reasons: Vec::new(),
         adopt: None,
     };

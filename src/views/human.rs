@@ -126,6 +126,17 @@ fn write_deployment(out: &mut String, painter: &Painter, deployment: &Deployment
             )
         ),
     );
+    if let Some(pin) = deployment
+        .artifact
+        .as_ref()
+        .filter(|pin| pin.resolved_by_plan && deployment.action != Action::NoOp)
+    {
+        push_indented(
+            out,
+            DETAIL_INDENT,
+            &format!("artifact {} pinned to sha256 {}", pin.source, pin.sha256),
+        );
+    }
     for reason in &deployment.reasons {
         write_reason(out, painter, reason);
     }

@@ -146,6 +146,7 @@ fn api_staging_created() -> DeploymentChange {
         action: Action::Create,
         version_before: None,
         version_after: Some("2.3.0".to_string()),
+        artifact: None,
         reasons: vec![Reason {
             kind: ReasonKind::NewDeployment,
             summary: "new deployment: 2.3.0 to 3 hosts".to_string(),
@@ -179,6 +180,7 @@ fn myapp_prod_updated() -> DeploymentChange {
         action: Action::Update,
         version_before: Some("1.4.2".to_string()),
         version_after: Some("1.5.0".to_string()),
+        artifact: None,
         reasons: vec![
             Reason {
                 kind: ReasonKind::ArtifactVersion,
@@ -206,6 +208,7 @@ fn legacy_worker_destroyed() -> DeploymentChange {
         action: Action::Destroy,
         version_before: Some("0.9.1".to_string()),
         version_after: None,
+        artifact: None,
         reasons: vec![Reason {
             kind: ReasonKind::RemovedFromConfig,
             summary: "no longer in the configuration: slipway stops tracking it \
@@ -242,6 +245,7 @@ fn checkout_canary_updated() -> DeploymentChange {
         action: Action::Update,
         version_before: Some("2.4.0".to_string()),
         version_after: Some("2.5.0".to_string()),
+        artifact: None,
         reasons: vec![
             Reason {
                 kind: ReasonKind::ArtifactVersion,
@@ -271,6 +275,7 @@ fn docs_unchanged() -> DeploymentChange {
         action: Action::NoOp,
         version_before: Some("1.0.0".to_string()),
         version_after: Some("1.0.0".to_string()),
+        artifact: None,
         reasons: Vec::new(),
     }
 }

@@ -3,11 +3,14 @@
 //!
 //! Harnesses start real components on loopback: `sshd` (OpenSSH servers),
 //! `moto` (the AWS emulator, patched by `moto/launcher.py`), `prometheus` (a real
-//! Prometheus and a small metrics app); `support` has the quickstart sandbox and
-//! small helpers; `common` builds configurations and states for plan tests.
+//! Prometheus and a small metrics app), `tls` (a private CA and an https
+//! server), `artifact_repo` (an https artifact repository); `support` has the
+//! quickstart sandbox and small helpers; `common` builds configurations and
+//! states for plan tests.
 //!
 //! Run one area with a filter: `cargo test --test it apply_ssh::`.
 
+mod artifact_repo;
 mod common;
 mod moto;
 mod prometheus;
@@ -23,6 +26,7 @@ mod apply_notify;
 mod apply_resume;
 mod apply_ssh;
 mod apply_tls;
+mod artifact_sources;
 mod cli;
 mod confinement;
 mod diagnostics_corpus;

@@ -1,0 +1,101 @@
+//! An artifact repository on loopback: `server.py` beside this file serving
+//! the files of a directory over https with a certificate of a private CA
+//! ([`crate::tls::Pki`]), behind a bearer token, with ETags, a redirect and a
+//! truncating path (see `server.py`). Every request is logged, so a test can
+//! count downloads. Dropping the [`ArtifactRepo`] kills the server.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::tls::Pki;
+
+const SERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/artifact_repo/server.py"
+);
+
+/// The token every request must carry (`Authorization: Bearer TOKEN`).
+pub const TOKEN: &str = "repo-token-3f9a1c";
+
+pub struct ArtifactRepo {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl ArtifactRepo {
+    /// Serve an empty repository with `pki`'s server certificate.
+    pub fn start(pki: &Pki) -> ArtifactRepo {
+        let dir = tempfile::Builder::new()
+            .prefix("artifact-repo-")
+            .tempdir()
+            .expect("temporary directory");
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        let mut child = Command::new("python3")
+            .arg(SERVER)
+            .arg(pki.path("server.pem"))
+            .arg(pki.path("server.key"))
+            .arg(dir.path().join("files"))
+            .arg(dir.path().join("requests.log"))
+            .arg(TOKEN)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs tests/it/artifact_repo/server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server.py prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("server.py said {line:?} instead of its port"));
+        ArtifactRepo { port, dir, child }
+    }
+
+    /// Put `bytes` in the repository as `name` (replacing what was there:
+    /// a moved tag).
+    pub fn publish(&self, name: &str, bytes: &[u8]) {
+        let path = self.dir.path().join("files").join(name);
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes).unwrap();
+        std::fs::rename(partial, path).unwrap();
+    }
+
+    /// `https://127.0.0.1:PORT/KIND/NAME` (KIND: files, redirect, truncated).
+    pub fn url(&self, kind: &str, name: &str) -> String {
+        format!("https://127.0.0.1:{}/{kind}/{name}", self.port)
+    }
+
+    /// Every request so far, as "METHOD PATH STATUS".
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How many requests got a whole file (status 200 on /files/ or /truncated/).
+    pub fn downloads(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.ends_with(" 200"))
+            .count()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("requests.log")
+    }
+}
+
+impl Drop for ArtifactRepo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,111 @@
+"""An artifact repository on loopback for slipway's artifact-source tests.
+
+Usage: python3 server.py CERT KEY ROOT LOG [TOKEN]
+
+Serves HTTPS on a free 127.0.0.1 port with the certificate CERT (PEM) and its
+key KEY, and prints "port N" on its first line of output. Files come from the
+directory ROOT. With TOKEN, every request must carry
+"Authorization: Bearer TOKEN" (else 401). Every request is appended to the
+file LOG as "METHOD PATH STATUS".
+
+  GET /files/NAME      the file, with an ETag (its sha256) and Last-Modified;
+                       a matching If-None-Match answers 304
+  GET /redirect/NAME   302 to /files/NAME
+  GET /truncated/NAME  200 announcing the whole length, then half of the
+                       file, then the connection closes
+  GET (other)          404
+
+Loopback only; it never reaches the network.
+"""
+
+import email.utils
+import hashlib
+import os
+import ssl
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = None
+LOG = None
+TOKEN = None
+LOCK = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_request_line(self, status):
+        with LOCK, open(LOG, "a", encoding="utf-8") as log:
+            log.write("%s %s %d\n" % (self.command, self.path, status))
+
+    def plain(self, status, text, headers=()):
+        body = text.encode()
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.log_request_line(status)
+
+    def do_GET(self):
+        if TOKEN is not None and self.headers.get("Authorization") != "Bearer " + TOKEN:
+            self.plain(401, "unauthorized")
+            return
+        kind, _, name = self.path.lstrip("/").partition("/")
+        path = os.path.join(ROOT, os.path.basename(name))
+        if kind not in ("files", "redirect", "truncated") or not os.path.isfile(path):
+            self.plain(404, "not found")
+            return
+        if kind == "redirect":
+            self.plain(302, "moved", [("Location", "/files/" + name)])
+            return
+        with open(path, "rb") as f:
+            body = f.read()
+        etag = '"%s"' % hashlib.sha256(body).hexdigest()
+        if kind == "files" and self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.log_request_line(304)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.send_header(
+            "Last-Modified", email.utils.formatdate(os.path.getmtime(path), usegmt=True)
+        )
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if kind == "truncated":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.log_request_line(200)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+        self.log_request_line(200)
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    global ROOT, LOG, TOKEN
+    cert, key, ROOT, LOG = sys.argv[1:5]
+    TOKEN = sys.argv[5] if len(sys.argv) > 5 else None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    print("port %d" % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

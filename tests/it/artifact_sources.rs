@@ -1,0 +1,300 @@
+//! Remote artifact sources end to end: an https repository behind a token
+//! with a private CA, and S3 (moto), deployed to real sshd hosts. What the
+//! hosts run is read on the hosts; what was downloaded is read from the
+//! repository's request log.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::artifact_repo::{ArtifactRepo, TOKEN};
+use crate::moto::Moto;
+use crate::support::ssh_lab::Lab;
+use crate::tls::Pki;
+
+const ROLLOUT: &str = "strategy = \"all_at_once\"";
+const VERSION: &str = "version=1.0.0";
+
+/// The fixture app packed with a `BUILD` file saying `build`: each build is
+/// other bytes for the same version.
+fn app_archive(lab: &Lab, build: &str) -> (Vec<u8>, String) {
+    std::fs::write(lab.root.join("app/BUILD"), build).unwrap();
+    let bytes = slipway::artifact::pack_directory(&lab.root.join("app")).unwrap();
+    std::fs::remove_file(lab.root.join("app/BUILD")).unwrap();
+    let sha256 = slipway::artifact::sha256_hex(&bytes);
+    (bytes, sha256)
+}
+
+/// Point the service's artifact at `artifact_body` (the block's inside) and
+/// trust `ca_file`.
+fn use_artifact(lab: &Lab, artifact_body: &str, ca_file: Option<&Path>) {
+    let main = lab.root.join("main.hcl");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text = text.replace("    source = \"./app\"\n", artifact_body);
+    if let Some(ca_file) = ca_file {
+        text = text.replacen(
+            "slipway {\n",
+            &format!(
+                "slipway {{\n  ca_file = {:?}\n",
+                ca_file.display().to_string()
+            ),
+            1,
+        );
+    }
+    text.push_str("\nvariable \"repo_token\" {\n  type      = string\n  sensitive = true\n  default   = \"\"\n}\n");
+    std::fs::write(main, text).unwrap();
+}
+
+fn https_body(url: &str) -> String {
+    format!(
+        "    source  = {url:?}\n    headers = {{ Authorization = \"Bearer ${{var.repo_token}}\" }}\n"
+    )
+}
+
+/// slipway with the repository token in the environment, never on the
+/// command line.
+fn run(lab: &Lab, args: &[&str], token: &str) -> Output {
+    lab.command(args)
+        .env("SLIPWAY_VAR_repo_token", token)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What host `i`'s current release says its build is (`None`: no release).
+fn build_on(lab: &Lab, i: usize) -> Option<String> {
+    std::fs::read_to_string(lab.install_dir(i).join("current/BUILD")).ok()
+}
+
+#[test]
+fn an_https_artifact_behind_a_token_is_pinned_by_plan_downloaded_once_and_deployed() {
+    let Some(pki) = Pki::make() else { return };
+    let Some(lab) = Lab::start(2, "artifact-https-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    let repo = ArtifactRepo::start(&pki);
+    let (first, first_sha) = app_archive(&lab, "1");
+    repo.publish("app.tar.gz", &first);
+    // Through a redirect: the token must survive it (same host).
+    use_artifact(
+        &lab,
+        &https_body(&repo.url("redirect", "app.tar.gz")),
+        Some(&pki.ca_pem()),
+    );
+
+    let plan = run(&lab, &["plan", ".", "-var", VERSION], TOKEN);
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("pinned to sha256 {first_sha}")),
+        "plan shows the digest it pinned:\n{shown}"
+    );
+    assert!(!shown.contains(TOKEN), "the token leaked:\n{shown}");
+
+    let apply = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", VERSION],
+        TOKEN,
+    );
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    assert!(!text(&apply).contains(TOKEN));
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i}");
+    }
+    let state = lab.state();
+    let recorded = state.deployments.values().next().expect("a deployment");
+    assert_eq!(
+        recorded.artifact_sha256.as_deref(),
+        Some(first_sha.as_str())
+    );
+    let state_text = std::fs::read_to_string(lab.root.join(".slipway/state/lab.json")).unwrap();
+    assert!(!state_text.contains(TOKEN), "the token is in state");
+    assert_eq!(
+        repo.downloads(),
+        1,
+        "one download per digest: plan fetched it, apply asked and used the cache: {:?}",
+        repo.requests()
+    );
+
+    // Nothing changed at the source: no changes, and no new download.
+    let again = run(&lab, &["plan", ".", "-var", VERSION], TOKEN);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(repo.downloads(), 1, "{:?}", repo.requests());
+    assert!(repo.requests().iter().any(|r| r.ends_with(" 304")));
+
+    // The tag moved: same URL, other bytes. plan sees it as a change.
+    let (second, second_sha) = app_archive(&lab, "2");
+    repo.publish("app.tar.gz", &second);
+    let moved = run(
+        &lab,
+        &["plan", ".", "-var", VERSION, "-out", "moved.plan"],
+        TOKEN,
+    );
+    let shown = text(&moved);
+    assert_eq!(moved.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("artifact digest {first_sha} → {second_sha}")),
+        "{shown}"
+    );
+
+    // It moves again after the plan was saved: apply refuses the saved plan
+    // and no host changes.
+    let (third, _) = app_archive(&lab, "3");
+    repo.publish("app.tar.gz", &third);
+    let refused = run(
+        &lab,
+        &["apply", "moved.plan", "-auto-approve", "-var", VERSION],
+        TOKEN,
+    );
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("the plan pinned"), "{shown}");
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i} changed");
+    }
+}
+
+#[test]
+fn a_broken_source_fails_before_any_host_changes() {
+    let Some(pki) = Pki::make() else { return };
+    let Some(lab) = Lab::start(1, "artifact-broken-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    let repo = ArtifactRepo::start(&pki);
+    let (archive, sha256) = app_archive(&lab, "1");
+    repo.publish("app.tar.gz", &archive);
+    let cache = lab.root.join(".slipway/artifacts");
+
+    let mismatch = format!("has sha256 {sha256}, but {} was expected", "0".repeat(64));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            https_body(&repo.url("files", "app.tar.gz")),
+            "wrong-token",
+            "refused access (HTTP 401)",
+        ),
+        (
+            https_body(&repo.url("files", "missing.tar.gz")),
+            TOKEN,
+            "no such artifact (HTTP 404)",
+        ),
+        (
+            https_body(&repo.url("truncated", "app.tar.gz")),
+            TOKEN,
+            "bytes",
+        ),
+        (
+            format!(
+                "{}    sha256  = \"{}\"\n",
+                https_body(&repo.url("files", "app.tar.gz")),
+                "0".repeat(64)
+            ),
+            TOKEN,
+            &mismatch,
+        ),
+    ];
+    let original = std::fs::read_to_string(lab.root.join("main.hcl")).unwrap();
+    for (body, token, expected) in &cases {
+        std::fs::write(lab.root.join("main.hcl"), &original).unwrap();
+        use_artifact(&lab, body, Some(&pki.ca_pem()));
+        let apply = run(
+            &lab,
+            &["apply", ".", "-auto-approve", "-var", VERSION],
+            token,
+        );
+        let shown = text(&apply);
+        assert_eq!(apply.status.code(), Some(1), "{body}: {shown}");
+        assert!(
+            shown.contains(expected),
+            "{body}: expected {expected:?} in:\n{shown}"
+        );
+        assert!(
+            shown.contains("deployment.app"),
+            "names the deployment: {shown}"
+        );
+        assert!(!shown.contains(TOKEN), "{shown}");
+        assert_eq!(build_on(&lab, 0), None, "{body}: the host got a release");
+        let partial = std::fs::read_dir(cache.join("partial"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(
+            partial, 0,
+            "{body}: a partial download was left in the cache"
+        );
+        assert!(
+            !cache.join(format!("{}.tar.gz", "0".repeat(64))).exists(),
+            "nothing is cached under a digest it does not have"
+        );
+    }
+}
+
+#[test]
+fn an_s3_artifact_deploys_through_the_standard_aws_chain() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(lab) = Lab::start(1, "artifact-s3-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    let (archive, sha256) = app_archive(&lab, "s3-1");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let s3 = moto.s3().await;
+            s3.create_bucket().bucket("releases").send().await.unwrap();
+            s3.put_object()
+                .bucket("releases")
+                .key("app/1.0.0/app.tar.gz")
+                .body(archive.into())
+                .send()
+                .await
+                .unwrap();
+        });
+    use_artifact(
+        &lab,
+        "    source = \"s3://releases/app/1.0.0/app.tar.gz\"\n",
+        None,
+    );
+    let s3_run = |args: &[&str]| {
+        let mut command = lab.command(args);
+        moto.apply_env(&mut command);
+        command.output().unwrap()
+    };
+
+    let apply = s3_run(&["apply", ".", "-auto-approve", "-var", VERSION]);
+    let shown = text(&apply);
+    assert_eq!(apply.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains(&format!("pinned to sha256 {sha256}")),
+        "{shown}"
+    );
+    assert_eq!(build_on(&lab, 0).as_deref(), Some("s3-1"));
+    let again = s3_run(&["plan", ".", "-var", VERSION]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    // A key that does not exist: a clear error, the host keeps its release.
+    let main = lab.root.join("main.hcl");
+    let text_before = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        text_before.replace("1.0.0/app.tar.gz", "9.9.9/app.tar.gz"),
+    )
+    .unwrap();
+    let missing = s3_run(&["apply", ".", "-auto-approve", "-var", VERSION]);
+    let shown = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("no such key"), "{shown}");
+    assert!(
+        shown.contains("s3://releases/app/9.9.9/app.tar.gz"),
+        "{shown}"
+    );
+    assert_eq!(build_on(&lab, 0).as_deref(), Some("s3-1"));
+}
