@@ -905,10 +905,12 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let options = plan::PlanOptions {
+    let mut options = plan::PlanOptions {
         environments: (!args.environments.is_empty())
             .then(|| args.environments.iter().cloned().collect()),
+        ..Default::default()
     };
+    crate::apply::refresh::read_live(&config, &states, &mut options);
     if let Some(only) = &options.environments {
         let known = planner::environments_needed(&config);
         if let Some(unknown) = only.iter().find(|name| !known.contains(*name)) {
@@ -1251,7 +1253,11 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         );
         Ok(EXIT_OK)
     } else {
-        println!("State records every host's outcome; `slipway plan` shows where each stands.");
+        if is_ecs {
+            println!("State records the service as ECS runs it; `slipway plan -refresh` shows where it stands.");
+        } else {
+            println!("State records every host's outcome; `slipway plan` shows where each stands.");
+        }
         Ok(EXIT_ERROR)
     }
 }
@@ -1523,6 +1529,7 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
     let inputs = InputSources::from_process(args.vars.clone(), args.var_files.clone());
     let selection = |names: &[String]| plan::PlanOptions {
         environments: (!names.is_empty()).then(|| names.iter().cloned().collect()),
+        ..Default::default()
     };
     if !args.target.is_file() {
         let Some((config, sources)) = load_with_inputs(&args.target, &inputs, &[], args.no_color)
@@ -1606,6 +1613,7 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
             environments: carried
                 .environments
                 .map(|names| names.into_iter().collect()),
+            ..Default::default()
         },
     }))
 }
@@ -1691,7 +1699,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         sources,
         config_dir,
         saved_plan,
-        options,
+        mut options,
     }) = apply_input(args)?
     else {
         return Ok(EXIT_ERROR);
@@ -1723,6 +1731,11 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     // still hold (checked with its freshness), and apply sends exactly them.
     if !pin_artifacts(&mut config, &options, &config_dir)? {
         return Ok(EXIT_ERROR);
+    }
+    if saved_plan.is_none() {
+        // What ECS runs that state does not record: services to adopt, listener
+        // weights changed by hand (a saved plan carries what it read).
+        crate::apply::refresh::read_live(&config, &states, &mut options);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1901,7 +1914,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         );
     }
     if !summary.succeeded() {
-        println!("State records every host's outcome; `slipway plan` shows what remains.");
+        println!("{}", summary.closing_note());
     }
     Ok(if summary.succeeded() {
         EXIT_OK

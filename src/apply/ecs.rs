@@ -78,6 +78,9 @@ struct Job<'a> {
     /// The version before this apply, for baseline gates.
     baseline_version: Option<String>,
     apply_id: &'a str,
+    /// The plan says the listener's weights were changed outside slipway:
+    /// they are set back to the recorded ones before anything else.
+    restore_listener: bool,
 }
 
 impl Job<'_> {
@@ -135,6 +138,7 @@ async fn job<'a>(
         progress,
         apply_id: &options.apply_id,
         baseline_version: gates::baseline_version(recorder, address, &deployment.service.version),
+        restore_listener: false,
     })
 }
 
@@ -146,13 +150,34 @@ pub async fn apply_deployment(
     options: &ApplyOptions,
     progress: &Progress,
 ) -> Result<DeploymentOutcome, String> {
-    let job = job(config, &change.address, recorder, options, progress).await?;
+    let mut job = job(config, &change.address, recorder, options, progress).await?;
     let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
     let saved = recorder.deployment(&change.address);
     // The version the last apply, perhaps a killed one, moved this deployment to.
     let recorded_version = saved.as_ref().map(|d| d.version.clone());
+    // What the deployment goes back to when this apply rolls back: the record
+    // state had before it (version, verification, artifact).
+    let before = saved.clone().filter(|d| d.ecs.is_some());
+    // The record as it was, for a deployment refused before it changed anything.
+    let as_it_was = saved.clone();
     let mut previous = saved.and_then(|d| d.ecs);
+    if previous.is_none() {
+        if let Some(adopted) = &change.adopt {
+            job.event(&format!(
+                "adopting service {} (task definition {}, {} task(s)), which state did not know",
+                adopted.service,
+                requests::short_arn(&adopted.task_definition_arn),
+                adopted.desired_count
+            ));
+            previous = Some(adopted_record(adopted));
+        }
+    }
+    job.restore_listener = change
+        .reasons
+        .iter()
+        .any(|r| r.kind == crate::plan::ReasonKind::ListenerWeights);
+    let job = job;
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
         .start_deployment(config, deployment, &options.apply_id)
@@ -187,6 +212,7 @@ pub async fn apply_deployment(
                         rollback.apply_id
                     ),
                     status: DeploymentStatus::Failed,
+                    untouched: false,
                 })
             }
             Ok(_) if recorded_version.as_deref() == Some(&deployment.service.version) => {
@@ -201,6 +227,7 @@ pub async fn apply_deployment(
                         rollback.step, rollback.apply_id
                     ),
                     status: DeploymentStatus::RolledBack,
+                    untouched: false,
                 })
             }
             // Another version now: it is deployed from what serves after the rollback.
@@ -227,6 +254,7 @@ pub async fn apply_deployment(
                 Some(step) => wait_for_approval(&job, step).map_err(|message| Failure {
                     message,
                     status: DeploymentStatus::Failed,
+                    untouched: false,
                 }),
                 None => Ok(None),
             },
@@ -245,6 +273,7 @@ pub async fn apply_deployment(
         .await
     };
     let mut outcome = DeploymentOutcome::default();
+    let mut untouched = false;
     let status = match result {
         Ok(None) => DeploymentStatus::Deployed,
         Ok(Some(waiting)) => {
@@ -257,6 +286,7 @@ pub async fn apply_deployment(
                 .failures
                 .push(format!("{}: {}", change.address, failure.message));
             outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
+            untouched = failure.untouched;
             failure.status
         }
     };
@@ -264,6 +294,23 @@ pub async fn apply_deployment(
     recorder
         .finish_deployment(&change.address, status.clone(), verified, &[])
         .map_err(|e| e.to_string())?;
+    if untouched {
+        // Nothing changed in ECS: state keeps the record it had.
+        let address = change.address.clone();
+        recorder
+            .update(|state| match as_it_was {
+                Some(record) => {
+                    state.deployments.insert(address, record);
+                }
+                None => {
+                    state.deployments.remove(&address);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    if status == DeploymentStatus::RolledBack {
+        record_rolled_back(&job, before.as_ref()).map_err(|e| e.to_string())?;
+    }
     progress.done(&change.address);
     job.event(&match status {
         DeploymentStatus::Deployed => format!(
@@ -281,10 +328,60 @@ pub async fn apply_deployment(
     Ok(outcome)
 }
 
+/// After a rollback, state says what ECS runs: the version the deployment
+/// ran before this apply (`before`, its record then) with its verification.
+/// A deployment that had no service in state before (first deployment, or an
+/// adopted service) has no record afterwards: ECS runs what it ran before
+/// slipway, and the next plan says so (create, or adopt again).
+fn record_rolled_back(
+    job: &Job<'_>,
+    before: Option<&crate::state::DeploymentState>,
+) -> Result<(), crate::state::StateError> {
+    let address = job.address().to_string();
+    let new_version = job.deployment.service.version.clone();
+    let previous_version = before
+        .map(|d| d.version.clone())
+        .filter(|v| *v != new_version)
+        .or_else(|| job.baseline_version.clone());
+    let Some(before) = before else {
+        job.event("no record kept: ECS runs what it ran before this deployment");
+        return job.recorder.forget(&address);
+    };
+    job.recorder.update(|state| {
+        let Some(deployment) = state.deployments.get_mut(&address) else {
+            return;
+        };
+        if let Some(version) = previous_version {
+            if before.version == version {
+                deployment.artifact_sha256 = before.artifact_sha256.clone();
+                deployment.verified = before.verified;
+            }
+            deployment.version = version;
+        }
+    })
+}
+
+/// The state record of a service the plan adopts, as ECS ran it at plan time.
+fn adopted_record(adopted: &crate::plan::AdoptedService) -> EcsState {
+    EcsState {
+        cluster: adopted.cluster.clone(),
+        service_name: adopted.service.clone(),
+        task_definition: adopted.task_definition.clone(),
+        task_definition_arn: Some(adopted.task_definition_arn.clone()),
+        desired_count: adopted.desired_count,
+        weights: adopted.weights.clone(),
+        target_group: adopted.target_group.clone(),
+        canary: None,
+    }
+}
+
 /// Why a deployment failed and what that leaves it as.
 struct Failure {
     message: String,
     status: DeploymentStatus,
+    /// Refused before anything changed: state goes back to its record
+    /// before this apply.
+    untouched: bool,
 }
 
 /// Register the configured task definition unless the family's latest
@@ -383,6 +480,7 @@ fn record_ecs(job: &Job<'_>, ecs: Option<EcsState>) -> Result<(), Failure> {
         .map_err(|e| Failure {
             message: format!("could not record state: {e}"),
             status: DeploymentStatus::Failed,
+            untouched: false,
         })
 }
 
@@ -409,12 +507,24 @@ async fn rolling(
     let failed = |message: String| Failure {
         message,
         status: DeploymentStatus::Failed,
+        untouched: false,
+    };
+    let refused = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+        untouched: true,
     };
     let target_group = job.settings.target_groups.first().cloned();
     let exists = describe_service(job, &job.service_name)
         .await
         .map_err(failed)?
         .is_some_and(|s| s.status == "ACTIVE");
+    if exists && previous.is_none() {
+        return Err(refused(format!(
+            "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+            job.service_name, job.settings.cluster
+        )));
+    }
     if exists {
         job.ecs
             .update_service()
@@ -503,6 +613,7 @@ async fn rolling(
     Err(Failure {
         message,
         status: DeploymentStatus::RolledBack,
+        untouched: false,
     })
 }
 
@@ -521,15 +632,21 @@ async fn traffic_shift(
     let failed = |message: String| Failure {
         message,
         status: DeploymentStatus::Failed,
+        untouched: false,
+    };
+    let refused = |message: String| Failure {
+        message,
+        status: DeploymentStatus::Failed,
+        untouched: true,
     };
     let listener = job.settings.listener_arn.clone().ok_or_else(|| {
-        failed(format!(
+        refused(format!(
             "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
             scheduled.strategy
         ))
     })?;
     let [blue, green] = job.settings.target_groups.as_slice() else {
-        return Err(failed(format!(
+        return Err(refused(format!(
             "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
             scheduled.strategy,
             job.settings.target_groups.len()
@@ -537,7 +654,7 @@ async fn traffic_shift(
     };
     let groups = [blue.clone(), green.clone()];
     // Which side serves now, as the listener really is.
-    let live = listener_weights(job, &listener).await.map_err(failed)?;
+    let mut live = listener_weights(job, &listener).await.map_err(failed)?;
 
     // A traffic step a killed apply started and never recorded as finished:
     // the listener says whether it happened.
@@ -562,6 +679,32 @@ async fn traffic_shift(
             .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
             .max_by_key(|e| e.seq)
     });
+
+    // Weights changed outside slipway, as the plan showed: set back first.
+    if let Some(record) = previous
+        .as_ref()
+        .filter(|p| job.restore_listener && !p.weights.is_empty())
+        .filter(|p| !requests::weights_match(&live, &p.weights))
+    {
+        let percent = record.canary.as_ref().map_or(100, |c| c.percent);
+        let step = percents
+            .iter()
+            .position(|p| *p == percent)
+            .map_or(1, |i| i + 1);
+        shift_traffic(job, &listener, step, percent, record)
+            .await
+            .map_err(failed)?;
+        job.event(&format!(
+            "listener {} had weights {live:?} set outside slipway; set back to the recorded {:?}",
+            requests::short_arn(&listener),
+            record.weights
+        ));
+        live = record
+            .weights
+            .iter()
+            .map(|(group, weight)| (group.clone(), *weight as i32))
+            .collect();
+    }
 
     if let Some(serving) =
         already_serving(job, previous.as_ref(), &groups, &live, task_definition_arn)
@@ -604,6 +747,28 @@ async fn traffic_shift(
 
     // Start the new side beside the old one.
     match describe_service(job, &new_service).await.map_err(failed)? {
+        Some(existing) if existing.status == "ACTIVE" && previous.is_none() => {
+            return Err(refused(format!(
+                "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+                job.settings.cluster
+            )));
+        }
+        // The new side's name is taken by a service state knows nothing of
+        // (made outside slipway): slipway does not take it over.
+        Some(existing)
+            if existing.status == "ACTIVE"
+                && previous
+                    .as_ref()
+                    .and_then(|p| p.canary.as_ref())
+                    .is_none_or(|c| c.service_name != new_service) =>
+        {
+            return Err(refused(format!(
+                "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
+                job.settings.cluster,
+                scheduled.strategy,
+                previous.as_ref().map_or("", |p| p.service_name.as_str())
+            )));
+        }
         Some(existing) if existing.status == "ACTIVE" => {
             job.ecs
                 .update_service()
@@ -660,11 +825,35 @@ async fn traffic_shift(
     let shifted = async {
         wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
         let Some(old_slot) = old_slot else {
-            // Nothing serves yet: the new side takes all traffic at once.
+            // Nothing serves yet: the new side takes all traffic at once
+            // (the plan has one step, 100%), then that step's bake and
+            // the rollout's gates are judged like any step's.
+            let step_number = percents.len();
             let mut after = record.clone();
             after.weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
-            shift_traffic(job, &listener, percents.len(), 100, &after).await?;
+            shift_traffic(job, &listener, step_number, 100, &after).await?;
             record = after;
+            job.event(&format!(
+                "step {step_number}/{step_number}: 100% of traffic on {new_service} (nothing served before)"
+            ));
+            if let Some(bake) = scheduled
+                .steps
+                .last()
+                .and_then(|s| s.bake.as_ref())
+                .map(DurationText::get)
+                .filter(|b| !b.is_zero())
+            {
+                let what = format!("step {step_number}/{step_number}: bake");
+                job.progress.wait(job.address(), &what, bake).await;
+            }
+            if let Verdict::Failed(why) =
+                judge_service(job, &new_service, task_definition_arn).await?
+            {
+                return Err(why);
+            }
+            if let Some(rollout) = rollout {
+                judge_gates(job, rollout, step_number).await?;
+            }
             return Ok(None);
         };
         let old_group = groups[old_slot].clone();
@@ -744,7 +933,11 @@ async fn traffic_shift(
                     Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
                     _ => DeploymentStatus::Failed,
                 };
-                return Err(Failure { message, status });
+                return Err(Failure {
+                    message,
+                    status,
+                    untouched: false,
+                });
             }
             job.event(&format!(
                 "sending all traffic back and removing {new_service}"
@@ -756,6 +949,7 @@ async fn traffic_shift(
             Err(Failure {
                 message,
                 status: DeploymentStatus::RolledBack,
+                untouched: false,
             })
         }
     }

@@ -81,11 +81,29 @@ pub struct ApplySummary {
     pub paused: usize,
     /// Deployments not started because of the interrupt.
     pub not_started: Vec<String>,
+    /// ECS deployments this apply started.
+    pub ecs_deployments: usize,
 }
 
 impl ApplySummary {
     pub fn succeeded(&self) -> bool {
         self.deployments_failed == 0 && self.failures.is_empty() && !self.interrupted
+    }
+
+    /// The last line of a failed apply: where its outcome is recorded, in
+    /// the words of what it changed (hosts, ECS services, or both).
+    pub fn closing_note(&self) -> &'static str {
+        let hosts = self.hosts_deployed
+            + self.hosts_failed
+            + self.hosts_rolled_back
+            + self.hosts_not_rolled_back
+            > 0;
+        let services = self.ecs_deployments > 0;
+        match (hosts, services) {
+            (true, true) => "State records every host's outcome and each ECS service as it runs now; `slipway plan` shows what remains.",
+            (false, true) => "State records each ECS service as it runs now (after a rollback: the version it went back to); `slipway plan` shows what remains.",
+            _ => "State records every host's outcome; `slipway plan` shows what remains.",
+        }
     }
 
     /// Every deployment that failed paused (none rolled back or aborted).
@@ -171,6 +189,20 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
                             scheduled.address, gate.name
                         ));
                     }
+                }
+            }
+            if let (Some(adopted), Some(rollout)) = (&change.adopt, config.rollout_of(deployment)) {
+                let first_group = config
+                    .environment_of(deployment)
+                    .and_then(|e| deployment.ecs_settings(e))
+                    .and_then(|s| s.target_groups.first().cloned());
+                if rollout.strategy.moves_by_steps()
+                    && (adopted.target_group.is_none() || adopted.target_group != first_group)
+                {
+                    problems.push(format!(
+                        "{}: service {} exists but is not registered with the first of the deployment's target groups, so a {} rollout cannot start beside it; register it there, or adopt it with a rolling rollout first",
+                        scheduled.address, adopted.service, rollout.strategy
+                    ));
                 }
             }
             if let Some(problem) = config
@@ -260,6 +292,7 @@ pub async fn apply(
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallelism.max(1)));
     let mut failed_wave = false;
     let mut held_wave = false;
+    let ecs_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for wave in &plan.schedule.waves {
         if interrupted() {
             summary.interrupted = true;
@@ -298,6 +331,7 @@ pub async fn apply(
             let options = options.clone();
             let progress = progress.clone();
             let limit = limit.clone();
+            let ecs_started = ecs_started.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 if interrupted() {
@@ -328,6 +362,7 @@ pub async fn apply(
                         .map(|()| DeploymentOutcome::default())
                         .map_err(|e| e.to_string()),
                     _ if change.target == TargetKind::Ecs => {
+                        ecs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         ecs::apply_deployment(
                             &config, &change, &scheduled, &recorder, &options, &progress,
                         )
@@ -386,6 +421,7 @@ pub async fn apply(
         }
     }
     summary.duration = started.elapsed();
+    summary.ecs_deployments = ecs_started.load(std::sync::atomic::Ordering::Relaxed);
     for recorder in recorders.values() {
         if let Err(error) = recorder.finish(&options, plan, &summary) {
             summary

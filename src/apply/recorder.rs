@@ -521,6 +521,14 @@ impl Recorder {
                 .filter(|d| {
                     d.environment == state.environment && d.action != crate::plan::Action::NoOp
                 })
+                // A deployment that never started (an earlier wave failed,
+                // waits for an approval, or the apply was interrupted) was
+                // not applied.
+                .filter(|d| {
+                    ![&summary.skipped, &summary.held, &summary.not_started]
+                        .iter()
+                        .any(|list| list.contains(&d.address))
+                })
                 .map(|d| {
                     (
                         d.address.clone(),

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{Config, TransportKind};
-use crate::plan::{HostDrift, HostFound, Plan, Reason, ReasonKind, States};
+use crate::plan::{
+    AdoptedService, HostDrift, HostFound, LiveService, Plan, Reason, ReasonKind, States,
+};
 use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
@@ -260,6 +262,225 @@ async fn observe_service(
     })
 }
 
+/// What `plan` and `apply` read from AWS before planning, into `options`:
+/// the services of ECS deployments state has no service for
+/// ([`unrecorded_services`], adopted when they exist) and the listener
+/// weights of ECS deployments whose state records weights
+/// ([`recorded_listener_weights`], a change when someone moved them).
+pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::PlanOptions) {
+    options.live_services = unrecorded_services(config, states, options);
+    options.listener_weights = recorded_listener_weights(config, states, options);
+}
+
+/// The live weights of the listener of every ECS deployment (of the
+/// environments `only` names) whose state records weights, by address. A
+/// listener that cannot be read is left out (the plan then trusts state;
+/// apply reads the listener again before every change).
+pub fn recorded_listener_weights(
+    config: &Config,
+    states: &States,
+    only: &crate::plan::PlanOptions,
+) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let wanted: Vec<(&crate::config::Deployment, String)> = config
+        .deployments
+        .values()
+        .filter_map(|deployment| {
+            let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
+            let included = only
+                .environments
+                .as_ref()
+                .is_none_or(|names| names.contains(&state_name));
+            let records_weights = states
+                .get(&state_name)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.deployments.get(&deployment.address))
+                .and_then(|d| d.ecs.as_ref())
+                .is_some_and(|ecs| !ecs.weights.is_empty());
+            let listener = config
+                .environment_of(deployment)
+                .and_then(|e| deployment.ecs_settings(e))
+                .and_then(|s| s.listener_arn)?;
+            (included && records_weights).then_some((deployment, listener))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return BTreeMap::new();
+    };
+    runtime.block_on(async {
+        let mut found = BTreeMap::new();
+        for (deployment, listener) in wanted {
+            let Some(settings) = config
+                .environment_of(deployment)
+                .and_then(|e| deployment.ecs_settings(e))
+            else {
+                continue;
+            };
+            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
+                settings.region.as_deref(),
+                settings.endpoint.as_deref(),
+            ))
+            .await;
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+            if let Ok(weights) = super::ecs::read_listener_weights(&elb, &listener).await {
+                found.insert(
+                    deployment.address.clone(),
+                    weights
+                        .into_iter()
+                        .map(|(group, weight)| (group, weight.max(0) as u32))
+                        .collect(),
+                );
+            }
+        }
+        found
+    })
+}
+
+/// What ECS runs for every ECS deployment (of the environments `only`
+/// names, all when `None`) that state has no service for: a service of its
+/// name that exists is adopted by the plan (`crate::plan::AdoptedService`).
+/// Only services that are not known are read.
+pub fn unrecorded_services(
+    config: &Config,
+    states: &States,
+    only: &crate::plan::PlanOptions,
+) -> BTreeMap<String, LiveService> {
+    let wanted: Vec<&crate::config::Deployment> = config
+        .deployments
+        .values()
+        .filter(|deployment| {
+            let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
+            let included = only
+                .environments
+                .as_ref()
+                .is_none_or(|names| names.contains(&state_name));
+            let recorded = states
+                .get(&state_name)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.deployments.get(&deployment.address))
+                .is_some_and(|d| d.ecs.is_some());
+            let is_ecs = config.environment_of(deployment).is_some_and(|e| {
+                e.ecs_cluster.is_some() && (deployment.service.vm.is_none() || e.vm_hosts.is_none())
+            });
+            included && is_ecs && !recorded
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return wanted
+                .iter()
+                .map(|d| (d.address.clone(), LiveService::Unknown(error.to_string())))
+                .collect()
+        }
+    };
+    runtime.block_on(async {
+        let mut found = BTreeMap::new();
+        for deployment in wanted {
+            let Some(settings) = config
+                .environment_of(deployment)
+                .and_then(|e| deployment.ecs_settings(e))
+            else {
+                continue;
+            };
+            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
+                settings.region.as_deref(),
+                settings.endpoint.as_deref(),
+            ))
+            .await;
+            let observed = observe_unrecorded(
+                config,
+                &aws_sdk_ecs::Client::new(&sdk),
+                &aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+                &settings,
+            )
+            .await;
+            match observed {
+                Ok(Some(service)) => {
+                    found.insert(deployment.address.clone(), LiveService::Exists(service));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    found.insert(deployment.address.clone(), LiveService::Unknown(error));
+                }
+            }
+        }
+        found
+    })
+}
+
+/// The deployment's service as ECS runs it, `None` when ECS has no active
+/// service of that name.
+async fn observe_unrecorded(
+    config: &Config,
+    ecs: &aws_sdk_ecs::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    settings: &crate::config::EcsCluster,
+) -> Result<Option<AdoptedService>, String> {
+    let service = settings.service_name.clone().unwrap_or_default();
+    let described = ecs
+        .describe_services()
+        .cluster(&settings.cluster)
+        .services(&service)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    let Some(live) = described
+        .services()
+        .first()
+        .filter(|s| s.status() == Some("ACTIVE"))
+    else {
+        return Ok(None);
+    };
+    let task_definition_arn = live.task_definition().unwrap_or_default().to_string();
+    let definition = ecs
+        .describe_task_definition()
+        .task_definition(&task_definition_arn)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    let task_definition = definition
+        .task_definition()
+        .map(super::ecs::live_definition_json)
+        .map(|json| serde_json::from_str(&config.mask(&json.to_string())).unwrap_or(json))
+        .unwrap_or(serde_json::Value::Null);
+    let target_group = live
+        .load_balancers()
+        .iter()
+        .filter_map(|lb| lb.target_group_arn())
+        .find(|group| settings.target_groups.iter().any(|g| g == group))
+        .map(str::to_string);
+    let weights = match &settings.listener_arn {
+        Some(listener) => super::ecs::read_listener_weights(elb, listener)
+            .await?
+            .into_iter()
+            .map(|(group, weight)| (group, weight.max(0) as u32))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Ok(Some(AdoptedService {
+        cluster: settings.cluster.clone(),
+        service,
+        task_definition_arn,
+        task_definition,
+        desired_count: live.desired_count().max(0) as u32,
+        running_count: live.running_count().max(0) as u32,
+        target_group,
+        weights,
+    }))
+}
+
 /// Make state say what the hosts say: a host on another version than state
 /// records is recorded with that version (so the plan schedules it again); an
 /// unreachable host is recorded as failed.
@@ -466,17 +687,9 @@ fn service_drift(
                     recorded.desired_count
                 )));
             }
-            let live: BTreeMap<&String, &u32> = weights
-                .iter()
-                .filter(|(g, _)| recorded.weights.contains_key(*g))
-                .collect();
-            let expected: BTreeMap<&String, &u32> = recorded.weights.iter().collect();
-            if !recorded.weights.is_empty() && live != expected {
-                reasons.push(drift(format!(
-                    "drift: listener weights are {weights:?}, state recorded {:?}",
-                    recorded.weights
-                )));
-            }
+            // Listener weights are read before every plan: a difference is
+            // a `listener_weights` reason of the planner's, not drift.
+            let _ = weights;
             reasons
         }
     }

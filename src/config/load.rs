@@ -2160,9 +2160,28 @@ impl Loader {
         let environments: BTreeSet<String> = self.config.environments.keys().cloned().collect();
         let rollouts: BTreeSet<String> = self.config.rollouts.keys().cloned().collect();
         let deployments: BTreeSet<String> = pending.iter().map(|p| p.address.clone()).collect();
+        let mut ecs_spans: std::collections::BTreeMap<String, EcsSpans> = Default::default();
         for item in &pending {
             let block = &item.block;
             let attr = |name: &str| block.body.attr(name);
+            let own_ecs = |name: &str| {
+                block
+                    .body
+                    .blocks_of("ecs")
+                    .next()
+                    .and_then(|b| b.body.attr(name))
+                    .map(|a| a.span)
+            };
+            ecs_spans.insert(
+                item.address.clone(),
+                EcsSpans {
+                    header: block.header_span(),
+                    service_name: own_ecs("service_name"),
+                    listener_arn: own_ecs("listener_arn"),
+                    target_groups: own_ecs("target_groups"),
+                    rollout: attr("rollout").map(|a| a.span),
+                },
+            );
             let service = attr("service").and_then(|a| {
                 self.resolve_ref(
                     &a.edit_expr,
@@ -2340,10 +2359,168 @@ impl Loader {
                 },
             );
         }
+        self.validate_ecs_conflicts(&ecs_spans);
         if !self.diagnostics.has_errors() {
             // Outputs refer to deployments; with one missing they would only
             // repeat its error.
             self.load_root_outputs();
+        }
+    }
+
+    /// ECS deployments of one environment must not share a service (a canary's
+    /// second service, `NAME-green`, included), a listener that canaries move,
+    /// or a target group: in one wave they would race on it. A canary or
+    /// blue/green needs a container with a port to register with the
+    /// listener's target groups.
+    fn validate_ecs_conflicts(&mut self, spans: &std::collections::BTreeMap<String, EcsSpans>) {
+        struct Claim {
+            address: String,
+            span: Span,
+        }
+        use std::collections::BTreeMap;
+        let mut services: BTreeMap<(String, String, String), Claim> = BTreeMap::new();
+        let mut listeners: BTreeMap<(String, String), Claim> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, String), Claim> = BTreeMap::new();
+        let mut found = Vec::new();
+        for deployment in self.config.deployments.values() {
+            let Some(environment) = self.config.environments.get(&deployment.environment) else {
+                continue;
+            };
+            let (Some(spec), Some(settings)) = (
+                deployment.service.ecs.as_ref(),
+                deployment.ecs_settings(environment),
+            ) else {
+                continue;
+            };
+            if deployment.service.vm.is_some() && environment.vm_hosts.is_some() {
+                continue;
+            }
+            let Some(spans) = spans.get(&deployment.address) else {
+                continue;
+            };
+            let strategy = deployment
+                .rollout
+                .as_ref()
+                .and_then(|r| self.config.rollouts.get(r))
+                .map(|r| r.strategy);
+            let by_steps = strategy.is_some_and(|s| s.moves_by_steps());
+            let location = |span: Span| super::check::location(&self.sources, span);
+            let environment_name = deployment.environment.clone();
+            let name = settings.service_name.clone().unwrap_or_default();
+            let mut names = vec![name.clone()];
+            if by_steps {
+                names.push(format!("{name}-green"));
+            }
+            let service_span = spans.service_name.unwrap_or(spans.header);
+            for service in names {
+                let key = (
+                    environment_name.clone(),
+                    settings.cluster.clone(),
+                    service.clone(),
+                );
+                match services.get(&key) {
+                    Some(first) => found.push(
+                        Diagnostic::error(
+                            "ecs-conflict",
+                            format!(
+                                "{} and {} both use ECS service {service} in cluster {}: deployed in one wave they would race on one service",
+                                first.address, deployment.address, settings.cluster
+                            ),
+                        )
+                        .at(service_span)
+                        .label(format!("{} uses it at {}", first.address, location(first.span)))
+                        .help("give each deployment its own service_name in its ecs block (a canary or blue/green also uses NAME-green)"),
+                    ),
+                    None => {
+                        services.insert(
+                            key,
+                            Claim {
+                                address: deployment.address.clone(),
+                                span: service_span,
+                            },
+                        );
+                    }
+                }
+            }
+            if let (true, Some(listener)) = (by_steps, &settings.listener_arn) {
+                let span = spans.listener_arn.unwrap_or(spans.header);
+                let key = (environment_name.clone(), listener.clone());
+                match listeners.get(&key) {
+                    Some(first) => found.push(
+                        Diagnostic::error(
+                            "ecs-conflict",
+                            format!(
+                                "{} and {} both move the weights of listener {listener}: each rollout would undo the other's traffic steps",
+                                first.address, deployment.address
+                            ),
+                        )
+                        .at(span)
+                        .label(format!("{} uses it at {}", first.address, location(first.span)))
+                        .help("give each canary or blue/green deployment its own listener (listener_arn in its ecs block)"),
+                    ),
+                    None => {
+                        listeners.insert(
+                            key,
+                            Claim {
+                                address: deployment.address.clone(),
+                                span,
+                            },
+                        );
+                    }
+                }
+            }
+            let span = spans.target_groups.unwrap_or(spans.header);
+            let mut reported = BTreeSet::new();
+            for group in &settings.target_groups {
+                let key = (environment_name.clone(), group.clone());
+                match groups.get(&key) {
+                    Some(first)
+                        if first.address != deployment.address
+                            && reported.insert(first.address.clone()) =>
+                    {
+                        found.push(
+                        Diagnostic::error(
+                            "ecs-conflict",
+                            format!(
+                                "{} and {} both register their tasks with target group {group}: traffic meant for one would reach the other",
+                                first.address, deployment.address
+                            ),
+                        )
+                        .at(span)
+                        .label(format!("{} uses it at {}", first.address, location(first.span)))
+                        .help("give each deployment its own target_groups in its ecs block"),
+                    )
+                    }
+                    Some(_) => {}
+                    None => {
+                        groups.insert(
+                            key,
+                            Claim {
+                                address: deployment.address.clone(),
+                                span,
+                            },
+                        );
+                    }
+                }
+            }
+            if by_steps && spec.containers.iter().all(|c| c.port.is_none()) {
+                found.push(
+                    Diagnostic::error(
+                        "ecs-no-port",
+                        format!(
+                            "{} moves traffic on a listener with a {} rollout, but no container of {} has a port: its tasks could not be registered with the target groups",
+                            deployment.address,
+                            strategy.map(|s| s.to_string()).unwrap_or_default(),
+                            deployment.service.address
+                        ),
+                    )
+                    .at(spans.rollout.unwrap_or(spans.header))
+                    .help("set `port` on the container that serves traffic, or use a rolling rollout"),
+                );
+            }
+        }
+        for diagnostic in found {
+            self.error(diagnostic);
         }
     }
 
@@ -2621,6 +2798,17 @@ fn parse_type(expr: &hcl::Expression) -> Option<VarType> {
         "any" => VarType::Any,
         _ => return None,
     })
+}
+
+/// Where a deployment sets what ECS deployments must not share, for
+/// [`Loader::validate_ecs_conflicts`]: its own `ecs` block's attributes, else
+/// the deployment's header.
+struct EcsSpans {
+    header: Span,
+    service_name: Option<Span>,
+    listener_arn: Option<Span>,
+    target_groups: Option<Span>,
+    rollout: Option<Span>,
 }
 
 fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {

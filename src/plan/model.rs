@@ -174,10 +174,44 @@ pub struct DeploymentChange {
     pub version_before: Option<String>,
     pub version_after: Option<String>,
     pub reasons: Vec<Reason>,
+    /// ECS: a service of the deployment's name that exists in ECS but not in
+    /// state, which the deployment takes over (see [`AdoptedService`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<AdoptedService>,
     /// The artifact apply deploys to VM hosts, pinned to its digest: apply
     /// sends exactly these bytes or refuses. Absent for ECS and destroys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactPin>,
+}
+
+/// A service that runs in ECS without a record in state (created outside
+/// slipway, or before slipway's state began): the deployment adopts it. What
+/// it runs at plan time is what a failed deployment puts it back on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdoptedService {
+    pub cluster: String,
+    pub service: String,
+    pub task_definition_arn: String,
+    /// In the JSON shape of state, sensitive values masked.
+    pub task_definition: serde_json::Value,
+    pub desired_count: u32,
+    pub running_count: u32,
+    /// The deployment's target group the service is registered with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    /// The listener's weights by target group when the deployment has a listener.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<String, u32>,
+}
+
+/// What ECS said, at plan time, about the service of a deployment that state
+/// has no service for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveService {
+    /// It runs: the deployment adopts it.
+    Exists(AdoptedService),
+    /// ECS could not be asked.
+    Unknown(String),
 }
 
 /// An artifact pinned to the digest apply will deploy.
@@ -223,6 +257,11 @@ pub enum ReasonKind {
     RolloutUnfinished,
     RolloutPolicy,
     Drift,
+    /// A service that exists in ECS but not in state is taken over.
+    AdoptService,
+    /// ECS: the listener's weights differ from the weights state recorded
+    /// (changed behind slipway's back); apply sets them back first.
+    ListenerWeights,
 }
 
 /// The order apply follows: waves run one after another; the deployments of a

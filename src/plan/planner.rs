@@ -53,6 +53,14 @@ pub fn environments_needed(config: &Config) -> BTreeSet<String> {
 pub struct PlanOptions {
     /// Only deployments in these environments (state names); all when `None`.
     pub environments: Option<BTreeSet<String>>,
+    /// What ECS runs for ECS deployments that state has no service for, by
+    /// deployment address (read by the caller: `apply::refresh::unrecorded_services`).
+    /// A service found here is adopted; one missing is created.
+    pub live_services: BTreeMap<String, LiveService>,
+    /// The live weights of the listener of every ECS deployment whose state
+    /// records weights, by deployment address (read by the caller, as
+    /// `live_services`). Weights that differ from the record are a change.
+    pub listener_weights: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 impl PlanOptions {
@@ -89,7 +97,30 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         let Some(environment) = config.environment_of(deployment) else {
             continue;
         };
-        let (change, hosts) = plan_deployment(config, deployment, environment, saved, &digests);
+        let live = options.live_services.get(&deployment.address);
+        let (mut change, hosts) =
+            plan_deployment(config, deployment, environment, saved, live, &digests);
+        if let (Some(ecs), Some(weights)) = (
+            saved.and_then(|s| s.ecs.as_ref()),
+            options.listener_weights.get(&deployment.address),
+        ) {
+            if let Some(reason) = listener_weights_reason(ecs, weights) {
+                change.reasons.push(reason);
+                if change.action == Action::NoOp {
+                    change.action = Action::Update;
+                }
+            }
+        }
+        if let Some(LiveService::Unknown(error)) = live {
+            warnings.push(format!(
+                "{}: ECS could not be asked whether service {} already exists ({error}); apply reads it again and changes no service it did not create or adopt in the plan",
+                deployment.address,
+                deployment
+                    .ecs_settings(environment)
+                    .and_then(|c| c.service_name)
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(saved) = saved {
             if let Some(waiting) = saved
                 .waiting_approval()
@@ -170,6 +201,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     action: Action::Destroy,
                     version_before: Some(saved.version.clone()),
                     version_after: None,
+                    adopt: None,
                     artifact: None,
                     reasons: vec![Reason {
                         kind: ReasonKind::RemovedFromConfig,
@@ -530,6 +562,7 @@ fn plan_deployment(
     deployment: &Deployment,
     environment: &Environment,
     saved: Option<&DeploymentState>,
+    live: Option<&LiveService>,
     digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
     let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
@@ -563,7 +596,21 @@ fn plan_deployment(
             artifact_pin(config, deployment)
         },
         reasons: Vec::new(),
+        adopt: None,
     };
+    let adopted = match live {
+        Some(LiveService::Exists(service)) if is_ecs && saved.is_none_or(|s| s.ecs.is_none()) => {
+            Some(service)
+        }
+        _ => None,
+    };
+    if let Some(service) = adopted {
+        change
+            .reasons
+            .extend(adoption_reasons(config, deployment, environment, service));
+        change.adopt = Some(service.clone());
+        return (change, hosts);
+    }
     let Some(saved) = saved else {
         let what = if is_ecs {
             format!(
@@ -580,9 +627,19 @@ fn plan_deployment(
                 if hosts.len() == 1 { "" } else { "s" }
             )
         };
+        let steps = config
+            .rollout_of(deployment)
+            .filter(|r| is_ecs && r.strategy.moves_by_steps());
+        let how = match steps {
+            Some(rollout) => format!(
+                "; nothing serves yet, so the {} steps do not apply: the new service takes all traffic at once, then the rollout's bake and gates are judged before it is recorded verified (its approvals are not asked; a failure removes the service)",
+                rollout.strategy
+            ),
+            None => String::new(),
+        };
         change.reasons.push(Reason {
             kind: ReasonKind::NewDeployment,
-            summary: format!("new deployment: {version} to {what}"),
+            summary: format!("new deployment: {version} to {what}{how}"),
             diff: None,
         });
         return (change, hosts);
@@ -794,6 +851,117 @@ fn plan_deployment(
             .collect()
     };
     (change, targets)
+}
+
+/// A reason when the listener's `live` weights are not the ones state
+/// recorded for `ecs` (every recorded target group at its weight, any other
+/// at 0): someone changed them, and apply sets them back.
+fn listener_weights_reason(
+    ecs: &crate::state::EcsState,
+    live: &BTreeMap<String, u32>,
+) -> Option<Reason> {
+    if ecs.weights.is_empty() {
+        return None;
+    }
+    let recorded_match = ecs
+        .weights
+        .iter()
+        .all(|(group, weight)| live.get(group).copied().unwrap_or(0) == *weight);
+    let others_zero = live
+        .iter()
+        .filter(|(group, _)| !ecs.weights.contains_key(*group))
+        .all(|(_, weight)| *weight == 0);
+    if recorded_match && others_zero {
+        return None;
+    }
+    let show = |weights: &BTreeMap<String, u32>| -> String {
+        weights
+            .iter()
+            .map(|(group, weight)| format!("{} {weight}", target_group_name(group)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(Reason {
+        kind: ReasonKind::ListenerWeights,
+        summary: format!(
+            "listener weights changed outside slipway: {}, state recorded {}; apply sets them back to the recorded weights first",
+            show(live),
+            show(&ecs.weights)
+        ),
+        diff: None,
+    })
+}
+
+/// The name in a target group's ARN (`...:targetgroup/NAME/ID`), else the ARN.
+fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or(arn)
+}
+
+/// The last part of an ARN (`family:revision` of a task definition).
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// The reasons of a deployment that adopts `service`: what it runs now (and
+/// so what a failed deployment puts back), then what changes on it.
+fn adoption_reasons(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    service: &AdoptedService,
+) -> Vec<Reason> {
+    let strategy = config
+        .rollout_of(deployment)
+        .map_or(crate::config::Strategy::AllAtOnce, |r| r.strategy);
+    let after = if strategy.moves_by_steps() {
+        format!(
+            // The new side is `crate::ecs::slot_service_name(service, 1)`.
+            "; the new version starts beside it as {}-green and takes its traffic step by step; at the end {} is scaled down and deleted",
+            service.service,
+            service.service
+        )
+    } else {
+        String::new()
+    };
+    let mut reasons = vec![Reason {
+        kind: ReasonKind::AdoptService,
+        summary: format!(
+            "adopt existing service {}: task definition {}, {} task{} (not in state; on failure it goes back to {} with {} task{}){after}",
+            service.service,
+            short_arn(&service.task_definition_arn),
+            service.desired_count,
+            if service.desired_count == 1 { "" } else { "s" },
+            short_arn(&service.task_definition_arn),
+            service.desired_count,
+            if service.desired_count == 1 { "" } else { "s" },
+        ),
+        diff: None,
+    }];
+    if let Some(desired) = desired_task_definition(config, deployment) {
+        if desired != service.task_definition {
+            let before = serde_json::to_string_pretty(&service.task_definition).unwrap_or_default();
+            let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
+            reasons.push(Reason {
+                kind: ReasonKind::TaskDefinition,
+                summary: format!(
+                    "task definition changed: {}",
+                    changed_fields(&service.task_definition, &desired).join(", ")
+                ),
+                diff: unified_diff(&(before + "\n"), &(after + "\n"), "task definition"),
+            });
+        }
+    }
+    let count = desired_count(deployment, environment);
+    if count != service.desired_count && !strategy.moves_by_steps() {
+        reasons.push(Reason {
+            kind: ReasonKind::DesiredCount,
+            summary: format!("desired count {} → {count}", service.desired_count),
+            diff: None,
+        });
+    }
+    reasons
 }
 
 pub fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
@@ -1033,7 +1201,14 @@ fn scheduled(
                 )
                 .collect()
         }
+        TargetKind::Ecs if only_listener_weights(change) => {
+            vec![(1, StepKind::TrafficShift { percent: 100 })]
+        }
         TargetKind::Ecs => match rollout {
+            // Nothing serves yet: there is no traffic to move step by step.
+            Some(r) if r.strategy.moves_by_steps() && first_service(change) => {
+                vec![(1, StepKind::TrafficShift { percent: 100 })]
+            }
             Some(r) if r.strategy.moves_by_steps() => {
                 let steps = if r.steps.is_empty() {
                     vec![Percent::ALL]
@@ -1078,23 +1253,31 @@ fn scheduled(
     let rollout_gates: Vec<Gate> = rollout
         .map(|r| r.verify.iter().map(describe_gate).collect())
         .unwrap_or_default();
+    // Setting the listener back changes nothing that gates would judge.
+    let restore_only = change.target == TargetKind::Ecs && only_listener_weights(change);
     let steps = kinds
         .into_iter()
         .map(|(index, kind)| Step {
             index,
             kind,
-            bake: rollout.and_then(|r| r.bake.clone()),
+            bake: rollout
+                .and_then(|r| r.bake.clone())
+                .filter(|_| !restore_only),
             gates: health_gates
                 .iter()
                 .chain(rollout_gates.iter())
+                .filter(|_| !restore_only)
                 .cloned()
                 .collect(),
-            approval: rollout.and_then(|r| {
-                r.approvals
-                    .iter()
-                    .find(|a| a.after_step as usize == index)
-                    .map(|a| a.name.clone())
-            }),
+            approval: rollout
+                .filter(|_| !(change.target == TargetKind::Ecs && first_service(change)))
+                .filter(|_| !restore_only)
+                .and_then(|r| {
+                    r.approvals
+                        .iter()
+                        .find(|a| a.after_step as usize == index)
+                        .map(|a| a.name.clone())
+                }),
         })
         .collect();
     ScheduledDeployment {
@@ -1102,10 +1285,36 @@ fn scheduled(
         action: change.action,
         strategy: strategy.into(),
         steps,
-        rollback: describe_rollback(change, &on_failure),
+        rollback: describe_rollback(change, &on_failure, strategy),
         on_failure,
         needs_approval_before_start: environment.protected,
     }
+}
+
+/// An ECS deployment whose only change is a listener to set back (a changed
+/// rollout policy aside): apply sets the weights and nothing else.
+fn only_listener_weights(change: &DeploymentChange) -> bool {
+    change
+        .reasons
+        .iter()
+        .any(|r| r.kind == ReasonKind::ListenerWeights)
+        && change.reasons.iter().all(|r| {
+            matches!(
+                r.kind,
+                ReasonKind::ListenerWeights | ReasonKind::RolloutPolicy
+            )
+        })
+}
+
+/// An ECS deployment that creates its service: nothing served before it
+/// (no record in state, nothing adopted).
+fn first_service(change: &DeploymentChange) -> bool {
+    change.target == TargetKind::Ecs
+        && change.adopt.is_none()
+        && change
+            .reasons
+            .iter()
+            .any(|r| r.kind == ReasonKind::NewDeployment)
 }
 
 fn describe_gate(gate: &crate::config::Gate) -> Gate {
@@ -1257,7 +1466,11 @@ fn vm_rollback(
     ))
 }
 
-fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> String {
+fn describe_rollback(
+    change: &DeploymentChange,
+    on_failure: &OnFailure,
+    strategy: Strategy,
+) -> String {
     match on_failure {
         OnFailure::Pause => "on failure, stop and keep every host as it is; continue with `slipway apply` once the cause is fixed, or apply the previous version to roll back".into(),
         OnFailure::Abort => "on failure, stop without rolling back".into(),
@@ -1277,7 +1490,21 @@ fn describe_rollback(change: &DeploymentChange, on_failure: &OnFailure) -> Strin
             (TargetKind::Ecs, Some(previous)) => format!(
                 "on failure, send 100% of traffic back to {previous} and remove the new tasks (rolling: restore the previous task definition)"
             ),
-            (TargetKind::Ecs, None) => "on failure, remove the new service (there is no previous version)".into(),
+            (TargetKind::Ecs, None) => match &change.adopt {
+                Some(adopted) if strategy.moves_by_steps() => format!(
+                    "on failure, put {} back as it was before this apply: all traffic back to it (task definition {}, {} task(s), never changed) and the new service removed",
+                    adopted.service,
+                    short_arn(&adopted.task_definition_arn),
+                    adopted.desired_count
+                ),
+                Some(adopted) => format!(
+                    "on failure, put {} back as it was before this apply: task definition {}, {} task(s)",
+                    adopted.service,
+                    short_arn(&adopted.task_definition_arn),
+                    adopted.desired_count
+                ),
+                None => "on failure, remove the new service (there is no previous version)".into(),
+            },
         },
     }
 }

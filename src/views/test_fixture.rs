@@ -159,6 +159,7 @@ pub(super) fn plan_with_huge_diff(line_count: usize) -> Plan {
 
 fn api_staging_created() -> DeploymentChange {
     DeploymentChange {
+        adopt: None,
         address: "deployment.api-staging".to_string(),
         name: "api-staging".to_string(),
         service: "api".to_string(),
@@ -192,6 +193,7 @@ fn myapp_prod_updated() -> DeploymentChange {
  WORKERS=4
 ";
     DeploymentChange {
+        adopt: None,
         address: "deployment.myapp-prod".to_string(),
         name: "myapp-prod".to_string(),
         service: "myapp".to_string(),
@@ -219,6 +221,7 @@ fn myapp_prod_updated() -> DeploymentChange {
 
 fn legacy_worker_destroyed() -> DeploymentChange {
     DeploymentChange {
+        adopt: None,
         address: "deployment.legacy-worker-prod".to_string(),
         name: "legacy-worker-prod".to_string(),
         service: "legacy-worker".to_string(),
@@ -255,6 +258,7 @@ fn checkout_canary_updated() -> DeploymentChange {
        ]
 "#;
     DeploymentChange {
+        adopt: None,
         address: "deployment.checkout-prod".to_string(),
         name: "checkout-prod".to_string(),
         service: "checkout".to_string(),
@@ -284,6 +288,7 @@ fn checkout_canary_updated() -> DeploymentChange {
 
 fn docs_unchanged() -> DeploymentChange {
     DeploymentChange {
+        adopt: None,
         address: "deployment.docs-prod".to_string(),
         name: "docs-prod".to_string(),
         service: "docs".to_string(),

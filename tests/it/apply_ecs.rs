@@ -289,6 +289,137 @@ deployment "frontend-dev" {{
     }
 }
 
+impl Workshop {
+    /// A service made outside slipway, as a team had it before adopting
+    /// slipway: its own task definition family (`legacy-backend`, image
+    /// `image`), `count` tasks, registered with `target_group` when given.
+    /// Returns once ECS runs all its tasks; the value is the task
+    /// definition's ARN.
+    fn create_service_by_hand(
+        &self,
+        service: &str,
+        image: &str,
+        count: i32,
+        target_group: Option<&str>,
+    ) -> String {
+        use aws_sdk_ecs::types::{
+            AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType, LoadBalancer,
+            NetworkConfiguration, NetworkMode, PortMapping,
+        };
+        let arn = self.runtime.block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&self.moto.sdk_config().await);
+            let registered = ecs
+                .register_task_definition()
+                .family("legacy-backend")
+                .cpu("256")
+                .memory("512")
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .container_definitions(
+                    ContainerDefinition::builder()
+                        .name("app")
+                        .image(image)
+                        .essential(true)
+                        .port_mappings(PortMapping::builder().container_port(5000).build())
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("register the legacy task definition");
+            let arn = registered
+                .task_definition()
+                .unwrap()
+                .task_definition_arn()
+                .unwrap()
+                .to_string();
+            let mut request = ecs
+                .create_service()
+                .cluster(CLUSTER)
+                .service_name(service)
+                .task_definition(&arn)
+                .desired_count(count)
+                .launch_type(LaunchType::Fargate)
+                .network_configuration(
+                    NetworkConfiguration::builder()
+                        .awsvpc_configuration(
+                            AwsVpcConfiguration::builder()
+                                .set_subnets(Some(self.backend.subnets.clone()))
+                                .security_groups(&self.backend.security_group)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                );
+            if let Some(group) = target_group {
+                request = request.load_balancers(
+                    LoadBalancer::builder()
+                        .target_group_arn(group)
+                        .container_name("app")
+                        .container_port(5000)
+                        .build(),
+                );
+            }
+            request.send().await.expect("create the legacy service");
+            arn
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let deployments = self.service(service).unwrap_or_default();
+            if deployments.len() == 1 && deployments[0].2 == count {
+                return arn;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{service} never ran {count} tasks: {deployments:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// `(task definition ARN, desired count, running count, status)` of a
+    /// service as ECS describes it.
+    fn describe(&self, service: &str) -> (String, i32, i32, String) {
+        self.runtime.block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&self.moto.sdk_config().await);
+            let described = ecs
+                .describe_services()
+                .cluster(CLUSTER)
+                .services(service)
+                .send()
+                .await
+                .unwrap();
+            let s = &described.services()[0];
+            (
+                s.task_definition().unwrap_or_default().to_string(),
+                s.desired_count(),
+                s.running_count(),
+                s.status().unwrap_or_default().to_string(),
+            )
+        })
+    }
+}
+
+/// The plan entry (change and schedule) of `address` in a plan JSON document.
+fn planned<'a>(
+    plan: &'a serde_json::Value,
+    address: &str,
+) -> (&'a serde_json::Value, &'a serde_json::Value) {
+    let change = plan["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == address)
+        .unwrap_or_else(|| panic!("{address} in the plan: {plan:#}"));
+    let scheduled = plan["schedule"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["deployments"].as_array().unwrap())
+        .find(|d| d["address"] == address)
+        .unwrap_or_else(|| panic!("{address} scheduled: {plan:#}"));
+    (change, scheduled)
+}
+
 const ROLLING: &str = "strategy   = \"rolling\"\n  on_failure = \"rollback\"";
 const CANARY: &str =
     "strategy   = \"canary\"\n  steps      = [\"10%\", \"25%\", \"50%\", \"100%\"]\n  on_failure = \"rollback\"";
@@ -582,6 +713,7 @@ fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_serv
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(backend.status, DeploymentStatus::RolledBack, "{log}");
+    assert_eq!(backend.version, "1.0.0", "state names the version ECS runs");
     let ecs = backend.ecs.as_ref().unwrap();
     assert_eq!(ecs.service_name, "workshop-dev-backend");
     assert_eq!(ecs.weights[&blue], 100);
@@ -625,5 +757,429 @@ fn an_image_changed_by_hand_shows_up_in_plan_refresh() {
     assert!(
         summary.contains("registry.local/workshop-backend:hotfix"),
         "{summary}"
+    );
+}
+
+/// An account that is not empty: `workshop-dev-backend` runs 2 tasks of a
+/// task definition made outside slipway. The plan says it adopts the service
+/// (what it runs, what a failure puts back, and that the count changes); a
+/// failed rolling deployment puts it back on its task definition with its 2
+/// tasks, never deleting it, and state keeps no record of a deployment that
+/// does not run.
+#[test]
+fn an_existing_service_is_adopted_visibly_and_a_failed_deployment_puts_it_back() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let service = "workshop-dev-backend";
+    let legacy = workshop.create_service_by_hand(service, "registry.local/legacy:1", 2, None);
+
+    let (code, plan) = workshop.plan_json("2.0.0-broken", "1.0.0", &[]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    let reasons: Vec<&str> = change["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["summary"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons[0].starts_with(
+            "adopt existing service workshop-dev-backend: task definition legacy-backend:1, 2 tasks"
+        ),
+        "{reasons:#?}"
+    );
+    assert_eq!(change["reasons"][0]["kind"], "adopt_service");
+    assert_eq!(change["adopt"]["task_definition_arn"], legacy.as_str());
+    assert_eq!(change["adopt"]["desired_count"], 2);
+    let rollback = scheduled["rollback"].as_str().unwrap();
+    assert!(
+        rollback.contains("put workshop-dev-backend back as it was before this apply: task definition legacy-backend:1, 2 task(s)"),
+        "{rollback}"
+    );
+    assert!(!rollback.contains("remove the new service"), "{rollback}");
+
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:2.0.0-broken");
+    let failed = workshop.apply("2.0.0-broken", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("adopting service workshop-dev-backend"),
+        "{log}"
+    );
+    // ECS itself: the same service, back on its task definition and count.
+    let (task_definition, desired, running, status) = workshop.describe(service);
+    assert_eq!(status, "ACTIVE", "{log}");
+    assert_eq!(task_definition, legacy, "{log}");
+    assert_eq!((desired, running), (2, 2), "{log}");
+    only_running(&workshop, service, "registry.local/legacy:1");
+    // State says nothing runs from slipway there; the wording is ECS's.
+    let state = workshop.state();
+    assert!(
+        !state.deployments.contains_key("deployment.backend-dev"),
+        "{:#?}",
+        state.deployments.get("deployment.backend-dev")
+    );
+    assert!(!log.contains("every host"), "{log}");
+    assert!(log.contains("each ECS service as it runs now"), "{log}");
+    // The frontend waited for the backend: it never started, and history
+    // does not list it.
+    let last = state.history.last().unwrap();
+    assert_eq!(last.result, "rolled_back");
+    assert!(
+        !last.versions.contains_key("deployment.frontend-dev"),
+        "{:?}",
+        last.versions
+    );
+    assert!(workshop.service("workshop-dev-frontend").is_none());
+
+    // The next plan adopts it again, from what it runs.
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["adopt"]["task_definition_arn"], legacy.as_str());
+
+    // A deployment that works takes the service over: same service, new
+    // task definition, the configured count (2).
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    only_running(&workshop, service, "registry.local/workshop-backend:2.0.0");
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(ecs.service_name, service);
+}
+
+/// A canary over an adopted service registered with the blue target group:
+/// the plan says the service is replaced at the end; a failure sends all
+/// traffic back to it and removes only the new service.
+#[test]
+fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_it() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let service = "workshop-dev-backend";
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+    let legacy =
+        workshop.create_service_by_hand(service, "registry.local/legacy:1", 2, Some(&blue));
+
+    let (_, plan) = workshop.plan_json("2.0.0-broken", "1.0.0", &[]);
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    let adopt = change["reasons"][0]["summary"].as_str().unwrap();
+    assert!(
+        adopt.contains("adopt existing service workshop-dev-backend"),
+        "{adopt}"
+    );
+    assert!(
+        adopt.contains("at the end workshop-dev-backend is scaled down and deleted"),
+        "{adopt}"
+    );
+    assert_eq!(change["adopt"]["target_group"], blue.as_str());
+    assert!(
+        scheduled["rollback"]
+            .as_str()
+            .unwrap()
+            .contains("put workshop-dev-backend back"),
+        "{scheduled:#}"
+    );
+
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:2.0.0-broken");
+    let failed = workshop.apply("2.0.0-broken", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "{log}"
+    );
+    let (task_definition, desired, running, status) = workshop.describe(service);
+    assert_eq!(
+        (task_definition.as_str(), desired, running, status.as_str()),
+        (legacy.as_str(), 2, 2, "ACTIVE"),
+        "{log}"
+    );
+    assert!(
+        !workshop
+            .state()
+            .deployments
+            .contains_key("deployment.backend-dev"),
+        "{log}"
+    );
+}
+
+/// A first deployment under a canary: nothing serves yet, so the plan has
+/// one step (100%) with the rollout's gates, and apply judges them before it
+/// records the deployment verified. A failing gate removes the new service.
+#[test]
+fn a_first_canary_runs_its_gates_before_it_is_recorded_verified() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let marker = workshop.root.join("gate-fails");
+    workshop.write_config(&format!(
+        "{CANARY}\n\n  verify \"smoke\" {{\n    command {{\n      command = \"test ! -e {}\"\n      on      = \"runner\"\n    }}\n  }}",
+        marker.display()
+    ));
+    let (_, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    let steps = scheduled["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{scheduled:#}");
+    assert_eq!(steps[0]["percent"], 100);
+    assert_eq!(steps[0]["gates"][0]["name"], "smoke", "{scheduled:#}");
+    let reason = change["reasons"][0]["summary"].as_str().unwrap();
+    assert!(
+        reason.contains("nothing serves yet, so the canary steps do not apply"),
+        "{reason}"
+    );
+
+    std::fs::write(&marker, "").unwrap();
+    let failed = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("gate smoke"), "{log}");
+    assert!(workshop.service("workshop-dev-backend").is_none(), "{log}");
+    assert!(
+        !workshop
+            .state()
+            .deployments
+            .contains_key("deployment.backend-dev"),
+        "{log}"
+    );
+
+    std::fs::remove_file(&marker).unwrap();
+    let applied = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert!(backend.verified, "{log}");
+    let gates: Vec<(&str, usize, bool)> = backend
+        .gates
+        .iter()
+        .map(|g| (g.name.as_str(), g.step, g.passed))
+        .collect();
+    assert_eq!(gates, [("smoke", 1, true)], "{log}");
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(weights[&workshop.backend.blue_target_group_arn], 100);
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+}
+
+/// After a failed rolling update rolls back, state, plan and history say
+/// what ECS runs: the previous version, verified as it was; the frontend,
+/// held back by the failed wave, is not in history; the closing words are
+/// about services, not hosts.
+#[test]
+fn after_a_rollback_state_plan_and_history_report_what_ecs_runs() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.5.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let arn_before = workshop.describe("workshop-dev-backend").0;
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:1.6.0-broken");
+
+    let failed = workshop.apply("1.6.0-broken", "1.1.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    // ECS runs 1.5.0 again, on the task definition it ran before.
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.5.0",
+    );
+    let (arn, desired, _, _) = workshop.describe("workshop-dev-backend");
+    assert_eq!((arn.as_str(), desired), (arn_before.as_str(), 2), "{log}");
+    // State says so.
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.version, "1.5.0", "{log}");
+    assert_eq!(backend.status, DeploymentStatus::RolledBack);
+    assert!(backend.verified, "1.5.0 was verified before");
+    assert_eq!(
+        backend.ecs.as_ref().unwrap().task_definition_arn.as_deref(),
+        Some(arn_before.as_str())
+    );
+    // History: the apply rolled back; the frontend never started.
+    let last = state.history.last().unwrap();
+    assert_eq!(last.result, "rolled_back");
+    assert_eq!(
+        last.versions.keys().collect::<Vec<_>>(),
+        ["deployment.backend-dev"],
+        "{:?}",
+        last.versions
+    );
+    assert!(
+        log.contains("State records each ECS service as it runs now"),
+        "{log}"
+    );
+    assert!(!log.contains("every host"), "{log}");
+    // The plan starts from 1.5.0.
+    let (_, plan) = workshop.plan_json("1.6.0-broken", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["version_before"], "1.5.0", "{change:#}");
+    assert_eq!(
+        change["reasons"][0]["summary"], "version 1.5.0 → 1.6.0-broken",
+        "{change:#}"
+    );
+}
+
+/// Listener weights changed by hand (50/50, nothing behind green) are a
+/// change: the plan shows it with its reason and one step without gates,
+/// apply sets the recorded weights back, and a later rollout of a new version
+/// starts from the recorded weights too.
+#[test]
+fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+    let by_hand = || {
+        workshop.runtime.block_on(
+            workshop
+                .moto
+                .set_listener_weights(&listener, &[(&blue, 50), (&green, 50)]),
+        )
+    };
+    by_hand();
+
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["action"], "update");
+    let reason = &change["reasons"][0];
+    assert_eq!(reason["kind"], "listener_weights", "{change:#}");
+    let summary = reason["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("listener weights changed outside slipway")
+            && summary.contains("backend-blue 50, backend-green 50")
+            && summary.contains("state recorded backend-blue 100, backend-green 0"),
+        "{summary}"
+    );
+    let steps = scheduled["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{scheduled:#}");
+    assert_eq!(steps[0]["gates"].as_array().unwrap().len(), 0);
+
+    let applied = workshop.apply("1.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert!(log.contains("set outside slipway; set back"), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+
+    // Changed again, then a new version: set back first, then the canary.
+    by_hand();
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert!(
+        change["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "listener_weights"),
+        "{change:#}"
+    );
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert_eq!(
+        traffic_shifts(&log, "workshop-dev-backend-green"),
+        [10, 25, 50, 100],
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+}
+
+/// A canary cannot start beside an adopted service that is not registered
+/// with the first target group: apply refuses before changing anything.
+#[test]
+fn a_canary_beside_an_adopted_service_outside_the_target_groups_is_refused() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let service = "workshop-dev-backend";
+    let legacy = workshop.create_service_by_hand(service, "registry.local/legacy:1", 2, None);
+    let refused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("is not registered with the first of the deployment's target groups")
+            && log.contains("nothing was changed"),
+        "{log}"
+    );
+    let (task_definition, desired, running, status) = workshop.describe(service);
+    assert_eq!(
+        (task_definition.as_str(), desired, running, status.as_str()),
+        (legacy.as_str(), 2, 2, "ACTIVE"),
+        "{log}"
+    );
+    assert!(workshop.service("workshop-dev-backend-green").is_none());
+    assert!(workshop.service("workshop-dev-frontend").is_none());
+}
+
+/// The canary's second service name is taken by a service made outside
+/// slipway: apply refuses before changing anything, leaves that service as
+/// it is, and state keeps its record (1.0.0, deployed).
+#[test]
+fn a_canary_whose_green_name_is_taken_by_a_foreign_service_changes_nothing() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let foreign = "workshop-dev-backend-green";
+    let legacy = workshop.create_service_by_hand(foreign, "registry.local/legacy:1", 2, None);
+
+    let refused = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("exists in cluster workshop-dev but state has no record of it")
+            && log.contains("nothing was changed"),
+        "{log}"
+    );
+    let (task_definition, desired, running, status) = workshop.describe(foreign);
+    assert_eq!(
+        (task_definition.as_str(), desired, running, status.as_str()),
+        (legacy.as_str(), 2, 2, "ACTIVE"),
+        "{log}"
+    );
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(weights[&workshop.backend.blue_target_group_arn], 100);
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status),
+        ("1.0.0", &DeploymentStatus::Deployed),
+        "{log}"
     );
 }

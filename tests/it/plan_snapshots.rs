@@ -511,6 +511,7 @@ fn run_case(name: &str, case: &Case) {
     let options = PlanOptions {
         environments: (!case.environments.is_empty())
             .then(|| case.environments.iter().map(|e| e.to_string()).collect()),
+        ..PlanOptions::default()
     };
 
     let mut settings = insta::Settings::clone_current();
