@@ -22,6 +22,7 @@ use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawIn
 use super::model::*;
 use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
 use super::schema::{self, BlockSpec, Schema, Ty};
+use super::taint;
 use super::units::{parse_duration, parse_percent};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::encode;
@@ -163,6 +164,9 @@ struct ScopeValues {
     tainted: HashSet<String>,
     /// Output values (modules only; root outputs wait for deployments).
     outputs: hcl::Map<String, Value>,
+    /// Outputs marked `sensitive = true` (modules only): the caller's
+    /// `module.NAME.OUTPUT` is tainted.
+    sensitive_outputs: HashSet<String>,
     context_cache: std::cell::OnceCell<Context<'static>>,
 }
 
@@ -413,6 +417,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let errors_before = self.diagnostics.len();
@@ -477,8 +482,12 @@ impl Loader {
         }
         if in_module {
             for block in body.blocks_of("output") {
-                if let Some(value) = self.eval_output(block, &scope, &scope.context()) {
-                    scope.outputs.insert(block.label().to_string(), value.0);
+                if let Some((value, sensitive)) = self.eval_output(block, &scope, &scope.context())
+                {
+                    if sensitive {
+                        scope.sensitive_outputs.insert(block.label().to_string());
+                    }
+                    scope.outputs.insert(block.label().to_string(), value);
                 }
             }
         } else {
@@ -497,6 +506,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let Some(backend_block) = block.body.blocks_of("backend").next() else {
@@ -543,6 +553,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let body = RawBody {
@@ -625,7 +636,7 @@ impl Loader {
                 None => false,
             } || input.tainted_inputs.contains(&name);
             let value = match input.values.get(&name) {
-                Some(given) => match convert_input(&given.raw, var_type) {
+                Some(given) => match convert_input(&given.raw, var_type, sensitive) {
                     Ok(value) => value,
                     Err(message) => {
                         self.error(
@@ -698,7 +709,11 @@ impl Loader {
             };
             if sensitive {
                 scope.tainted.insert(format!("var.{name}"));
-                collect_strings(&value, &mut self.config.sensitive_values);
+                let mut texts = Vec::new();
+                collect_strings(&value, &mut texts);
+                for text in &texts {
+                    self.add_sensitive(text);
+                }
             }
             scope.vars.insert(name.clone(), value);
             for validation in block.body.blocks_of("validation") {
@@ -715,8 +730,21 @@ impl Loader {
             return;
         };
         let context = scope.context();
+        let message_refs = references(message.span.file, &message.edit_expr);
         let message = match message.expr.evaluate(&context) {
-            Ok(Value::String(s)) => s,
+            Ok(Value::String(s)) => {
+                if message_refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                    let value = Value::String(s.clone());
+                    let derived = self.register_derived(&value, &message.expr, scope, &context);
+                    if derived.texts.is_empty() {
+                        self.config.mask(&s)
+                    } else {
+                        format!("validation of variable \"{name}\" failed (its error_message is computed from a sensitive value, so it is not shown)")
+                    }
+                } else {
+                    s
+                }
+            }
             _ => format!("validation of variable \"{name}\" failed"),
         };
         match condition.expr.evaluate(&context) {
@@ -799,16 +827,21 @@ impl Loader {
                     scope.locals.insert(attr.name.clone(), Value::Null);
                     continue;
                 }
-                if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+                let context = scope.context();
+                let value = with_base_dir(&scope.dir, || attr.expr.evaluate(&context));
+                if let (true, Ok(value)) = (tainted, &value) {
+                    self.register_derived(value, &attr.expr, scope, &context);
+                }
+                if tainted {
                     scope.tainted.insert(format!("local.{}", attr.name));
                 }
-                let value = with_base_dir(&scope.dir, || attr.expr.evaluate(&scope.context()));
                 match value {
                     Ok(value) => {
                         scope.locals.insert(attr.name.clone(), value);
                     }
                     Err(error) => {
-                        self.eval_error(attr, &error);
+                        self.eval_error_in(attr, &error, tainted);
                         scope.locals.insert(attr.name.clone(), Value::Null);
                     }
                 }
@@ -907,7 +940,8 @@ impl Loader {
             if !self.check_references(&refs, scope) {
                 continue;
             }
-            if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+            let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+            if tainted {
                 tainted_inputs.insert(attr.name.clone());
             }
             match with_base_dir(&scope.dir, || attr.expr.evaluate(&context)) {
@@ -921,7 +955,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(error) => self.eval_error(attr, &error),
+                Err(error) => self.eval_error_in(attr, &error, tainted),
             }
         }
         let bodies = read_directory(&dir, &mut self.sources, &mut self.diagnostics);
@@ -948,6 +982,9 @@ impl Loader {
         }) else {
             return;
         };
+        for output in &module_scope.sensitive_outputs {
+            scope.tainted.insert(format!("module.{name}.{output}"));
+        }
         scope
             .modules
             .insert(name, Value::Object(module_scope.outputs));
@@ -958,7 +995,28 @@ impl Loader {
     // ---- evaluation helpers ------------------------------------------------------
 
     fn eval_error(&mut self, attr: &RawAttr, error: &hcl::eval::Error) {
-        let (message, help) = describe_eval_error(error.kind());
+        self.eval_error_in(attr, error, false);
+    }
+
+    /// An evaluation error; when the expression uses a sensitive value
+    /// (`tainted`), what failed is named but no value: error texts quote
+    /// the values they got, and those would be computed from the secret.
+    fn eval_error_in(&mut self, attr: &RawAttr, error: &hcl::eval::Error, tainted: bool) {
+        let (message, help) = if tainted {
+            let what = match error.kind() {
+                hcl::eval::ErrorKind::FuncCall(name, _) => format!("{name}() failed"),
+                _ => "the expression failed".to_string(),
+            };
+            (
+                format!(
+                    "{what} on a sensitive value (the details are not shown: they would repeat it)"
+                ),
+                "check this expression with a non-sensitive test value".to_string(),
+            )
+        } else {
+            let (message, help) = describe_eval_error(error.kind());
+            (self.config.mask(&message), help)
+        };
         self.error(
             Diagnostic::error(
                 "eval",
@@ -1080,6 +1138,74 @@ impl Loader {
         false
     }
 
+    /// `context` with every leaf of every sensitive name of `scope` replaced
+    /// by a marker of `variant` (see [`taint`]).
+    fn shadow_context<'a>(
+        scope: &ScopeValues,
+        context: &Context<'a>,
+        variant: usize,
+    ) -> (Context<'a>, taint::Markers) {
+        let mut markers = taint::Markers::default();
+        let mut roots = [
+            ("var", scope.vars.clone()),
+            ("local", scope.locals.clone()),
+            ("module", scope.modules.clone()),
+        ];
+        let mut names: Vec<&String> = scope.tainted.iter().collect();
+        names.sort();
+        for name in names {
+            let mut parts = name.split('.');
+            let Some(root) = parts.next() else { continue };
+            let Some((_, map)) = roots.iter_mut().find(|(r, _)| *r == root) else {
+                continue;
+            };
+            let Some(first) = parts.next() else { continue };
+            let rest: Vec<&str> = parts.collect();
+            if let Some(slot) = map.get_mut(first) {
+                shadow_at(slot, &rest, variant, &mut markers);
+            }
+        }
+        let mut shadow = context.clone();
+        for (root, map) in roots {
+            shadow.declare_var(root, Value::Object(map));
+        }
+        (shadow, markers)
+    }
+
+    /// Sensitivity as taint: `value` was computed by `expr` from sensitive
+    /// values. Whatever of it is not a plain copy of them becomes a
+    /// sensitive value too, masked wherever it would be shown or stored.
+    fn register_derived(
+        &mut self,
+        value: &Value,
+        expr: &hcl::Expression,
+        scope: &ScopeValues,
+        context: &Context,
+    ) -> taint::Derived {
+        let (first, markers0) = Self::shadow_context(scope, context, 0);
+        let (second, markers1) = Self::shadow_context(scope, context, 1);
+        let shadows = [first, second].map(|c| with_base_dir(&scope.dir, || expr.evaluate(&c)));
+        let derived = taint::judge(value, shadows, &[markers0, markers1]);
+        for text in &derived.texts {
+            self.add_sensitive(text);
+        }
+        derived
+    }
+
+    /// Mask `text` wherever it is shown or stored, and each line of it: a
+    /// line may be shown on its own (a diff, a host's error).
+    fn add_sensitive(&mut self, text: &str) {
+        let values = &mut self.config.sensitive_values;
+        let lines = text
+            .lines()
+            .filter(|l| l.len() < text.len() && !l.trim().is_empty());
+        for piece in std::iter::once(text).chain(lines) {
+            if !piece.is_empty() && !values.iter().any(|v| v == piece) {
+                values.push(piece.to_string());
+            }
+        }
+    }
+
     fn check_sensitive(
         &mut self,
         refs: &[Reference],
@@ -1152,18 +1278,22 @@ impl Loader {
             if !self.check_sensitive(&refs, scope, &path_refs, attr) {
                 continue;
             }
+            let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
             match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
                 Ok(Value::Null) if !spec.required => {
                     // As in Terraform, null means "not set".
                 }
                 Ok(value) => {
+                    if tainted {
+                        self.register_derived(&value, &attr.expr, scope, context);
+                    }
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
                         if self.check_text(attr, &json) {
                             object.insert(attr.name.clone(), json);
                         }
                     }
                 }
-                Err(error) => self.eval_error(attr, &error),
+                Err(error) => self.eval_error_in(attr, &error, tainted),
             }
         }
         for block in &body.blocks {
@@ -1310,10 +1440,16 @@ impl Loader {
                 return None;
             }
         }
+        let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
         match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
-            Ok(value) => Some((value, sensitive)),
+            Ok(value) => {
+                if tainted {
+                    self.register_derived(&value, &attr.expr, scope, context);
+                }
+                Some((value, sensitive))
+            }
             Err(error) => {
-                self.eval_error(attr, &error);
+                self.eval_error_in(attr, &error, tainted);
                 None
             }
         }
@@ -2413,9 +2549,33 @@ fn insert_block(
     }
 }
 
+/// Replace the value at `path` inside `value` by its shadow.
+fn shadow_at(value: &mut Value, path: &[&str], variant: usize, markers: &mut taint::Markers) {
+    match path.split_first() {
+        None => *value = taint::shadow(value, variant, markers),
+        Some((first, rest)) => {
+            if let Value::Object(map) = value {
+                if let Some(inner) = map.get_mut(*first) {
+                    shadow_at(inner, rest, variant, markers);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a reference reaches a sensitive name: the name itself, a part of
+/// it (`var.db.password`) or something holding it (`module.db`, `var`).
 fn is_tainted(reference: &Reference, tainted: &HashSet<String>) -> bool {
-    reference.path.len() >= 2
-        && tainted.contains(&format!("{}.{}", reference.path[0], reference.path[1]))
+    let path = reference.path.join(".");
+    tainted.iter().any(|name| {
+        *name == path
+            || path
+                .strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+            || name
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
@@ -2513,18 +2673,36 @@ fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
     }
 }
 
-fn convert_input(raw: &RawInput, var_type: VarType) -> Result<Value, String> {
+/// A value given from outside as the variable's type. The message for a value
+/// that is not one repeats it, unless it is `sensitive`.
+fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<Value, String> {
+    let shown = |text: &str| {
+        if sensitive {
+            "the sensitive value (not shown)".to_string()
+        } else {
+            format!("\"{text}\"")
+        }
+    };
     let value = match (raw, var_type) {
         (RawInput::Value(Value::Number(n)), VarType::String) => Value::String(n.to_string()),
         (RawInput::Value(Value::Bool(b)), VarType::String) => Value::String(b.to_string()),
         (RawInput::Value(value), _) => value.clone(),
         (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
         (RawInput::Text(text), _) => {
-            let expr: hcl::Expression = text
-                .parse()
-                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?;
-            expr.evaluate(&function_context())
-                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?
+            let expr: hcl::Expression = text.parse().map_err(|_| {
+                format!(
+                    "{} is not a valid {} value",
+                    shown(text),
+                    var_type.describe()
+                )
+            })?;
+            expr.evaluate(&function_context()).map_err(|_| {
+                format!(
+                    "{} is not a valid {} value",
+                    shown(text),
+                    var_type.describe()
+                )
+            })?
         }
     };
     check_var_type(&value, var_type)?;

@@ -15,6 +15,7 @@ pub mod load;
 pub mod model;
 pub mod raw;
 pub mod schema;
+pub mod taint;
 pub mod units;
 
 pub use inputs::InputSources;

@@ -492,7 +492,7 @@ pub fn desired_task_definition(
 ) -> Option<serde_json::Value> {
     let ecs = deployment.service.ecs.as_ref()?;
     let definition = task_definition(ecs);
-    serde_json::from_str(&config.mask(&definition.to_string())).ok()
+    Some(config.mask_json(definition))
 }
 
 /// Rollout digests, computed once per rollout rather than per deployment.

@@ -31,6 +31,7 @@ mod hostile_values;
 mod moto_harness;
 mod no_panic;
 mod plan_snapshots;
+mod secret_taint;
 mod ssh_identity_file;
 mod ssh_transport;
 mod state_commands;
