@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 
 use super::check::check_body;
 use super::confine;
-use super::eval::{function_context, references, to_json, type_name, with_base_dir, Reference};
+use super::eval::{
+    evaluate, function_context, references, to_json, type_name, with_base_dir, Reference,
+};
 use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawInput, ENV_PREFIX};
 use super::model::*;
 use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
@@ -731,7 +733,7 @@ impl Loader {
         };
         let context = scope.context();
         let message_refs = references(message.span.file, &message.edit_expr);
-        let message = match message.expr.evaluate(&context) {
+        let message = match evaluate(&message.expr, &context) {
             Ok(Value::String(s)) => {
                 if message_refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
                     let value = Value::String(s.clone());
@@ -747,7 +749,7 @@ impl Loader {
             }
             _ => format!("validation of variable \"{name}\" failed"),
         };
-        match condition.expr.evaluate(&context) {
+        match evaluate(&condition.expr, &context) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => self.error(
                 Diagnostic::error(
@@ -829,7 +831,7 @@ impl Loader {
                 }
                 let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
                 let context = scope.context();
-                let value = with_base_dir(&scope.dir, || attr.expr.evaluate(&context));
+                let value = with_base_dir(&scope.dir, || evaluate(&attr.expr, &context));
                 if let (true, Ok(value)) = (tainted, &value) {
                     self.register_derived(value, &attr.expr, scope, &context);
                 }
@@ -944,7 +946,7 @@ impl Loader {
             if tainted {
                 tainted_inputs.insert(attr.name.clone());
             }
-            match with_base_dir(&scope.dir, || attr.expr.evaluate(&context)) {
+            match with_base_dir(&scope.dir, || evaluate(&attr.expr, &context)) {
                 Ok(value) => {
                     values.insert(
                         attr.name.clone(),
@@ -1002,6 +1004,15 @@ impl Loader {
     /// (`tainted`), what failed is named but no value: error texts quote
     /// the values they got, and those would be computed from the secret.
     fn eval_error_in(&mut self, attr: &RawAttr, error: &hcl::eval::Error, tainted: bool) {
+        // A function's error points at its call (the first call of that
+        // function in the expression), other errors at the expression.
+        let span = match error.kind() {
+            hcl::eval::ErrorKind::FuncCall(name, _) => {
+                super::eval::call_span(attr.span.file, &attr.edit_expr, name.name.as_str())
+            }
+            _ => None,
+        }
+        .unwrap_or(attr.span);
         let (message, help) = if tainted {
             let what = match error.kind() {
                 hcl::eval::ErrorKind::FuncCall(name, _) => format!("{name}() failed"),
@@ -1022,7 +1033,7 @@ impl Loader {
                 "eval",
                 format!("cannot evaluate \"{}\": {message}", attr.name),
             )
-            .at(attr.span)
+            .at(span)
             .help(help),
         );
     }
@@ -1184,7 +1195,7 @@ impl Loader {
     ) -> taint::Derived {
         let (first, markers0) = Self::shadow_context(scope, context, 0);
         let (second, markers1) = Self::shadow_context(scope, context, 1);
-        let shadows = [first, second].map(|c| with_base_dir(&scope.dir, || expr.evaluate(&c)));
+        let shadows = [first, second].map(|c| with_base_dir(&scope.dir, || evaluate(expr, &c)));
         let derived = taint::judge(value, shadows, &[markers0, markers1]);
         for text in &derived.texts {
             self.add_sensitive(text);
@@ -1279,7 +1290,7 @@ impl Loader {
                 continue;
             }
             let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
-            match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+            match with_base_dir(&scope.dir, || evaluate(&attr.expr, context)) {
                 Ok(Value::Null) if !spec.required => {
                     // As in Terraform, null means "not set".
                 }
@@ -1441,7 +1452,7 @@ impl Loader {
             }
         }
         let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
-        match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+        match with_base_dir(&scope.dir, || evaluate(&attr.expr, context)) {
             Ok(value) => {
                 if tainted {
                     self.register_derived(&value, &attr.expr, scope, context);
@@ -2240,7 +2251,7 @@ impl Loader {
                 }
             }
             let desired_count = match attr("desired_count") {
-                Some(a) => match a.expr.evaluate(item.scope.cached_context()) {
+                Some(a) => match evaluate(&a.expr, item.scope.cached_context()) {
                     Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
                     _ => {
                         self.error(
@@ -2626,7 +2637,7 @@ fn describe_eval_error(kind: &hcl::eval::ErrorKind) -> (String, String) {
         ),
         K::FuncCall(name, message) => (
             format!("{name}(): {message}"),
-            "check the function's arguments".to_string(),
+            format!("see {name} in the functions section of docs/language.md"),
         ),
         other => (
             other.to_string(),

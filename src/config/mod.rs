@@ -10,6 +10,7 @@ pub mod check;
 pub mod choices;
 pub mod confine;
 pub mod eval;
+pub mod functions;
 pub mod inputs;
 pub mod load;
 pub mod model;

@@ -2,7 +2,7 @@
 //! function, an interpolation, a local, a `for` expression — is as secret as
 //! the value itself. Random secrets (quotes, newlines, `%`, `$`, unicode) go
 //! through a configuration that transforms them in every way the language
-//! allows, and every form slipway shows or stores (plan text, `-json`,
+//! allows (the function library included), and every form slipway shows or stores (plan text, `-json`,
 //! `-markdown`, the state it would write, error messages, and on a real apply
 //! with the local transport everything printed and every state file) is
 //! searched for the secret and each of its transformed forms.
@@ -31,6 +31,17 @@ const SECRET_CONFIG_FILE: &str = r#"
         FORMATTED=${format("%q|%s", var.secret, lower(var.secret))}
         JSON=${jsonencode({ s = var.secret, n = length(var.secret) })}
         CHOICE=${var.secret == "" ? "empty" : "not empty"}
+        B64=${base64encode(var.secret)}
+        SUBSTR=${substr(var.secret, 1, -1)}
+        PADDED=${format("%-40s|%5.3s", var.secret, var.secret)}
+        REGEX=${jsonencode(local.after_core)}
+        ELEMENT=${element(split("Zq9", var.secret), 1)}
+        TRY=${try(local.missing_map.x, upper(var.secret))}
+        COALESCE=${coalesce("", lower(var.secret))}
+        LOOKUP=${lookup({ k = upper(var.secret) }, "k", "none")}
+        ZIPPED=${jsonencode(zipmap(["k"], [upper(var.secret)]))}
+        SLICED=${join("", slice(split("", upper(var.secret)), 0, 2))}${join("", distinct(flatten([split("Zq9", upper(var.secret))])))}
+        STARTS=${startswith(var.secret, "Zq9") ? "yes" : "no"}
       EOT
     }
 "#;
@@ -44,6 +55,10 @@ variable "secret" {
 locals {
   shout = upper(var.secret)
   url   = "https://user:${lower(var.secret)}@db.internal"
+  missing_map = {}
+  # With a placeholder for the secret this pattern does not match: the
+  # local is judged as a whole.
+  after_core = regex("Zq9(?P<rest>.*)", var.secret)
 }
 "#;
 
@@ -63,7 +78,33 @@ fn forms(secret: &str) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(","),
         serde_json::to_string(secret).unwrap(),
+        base64(secret),
+        secret.chars().skip(1).collect(),
+        parts
+            .iter()
+            .map(|p| p.to_uppercase())
+            .collect::<Vec<_>>()
+            .join(""),
     ]
+}
+
+fn base64(text: &str) -> String {
+    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                DIGITS[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 /// Every way a form could be written: as is, JSON-escaped, with control
