@@ -16,6 +16,7 @@ pub mod load;
 pub mod model;
 pub mod raw;
 pub mod schema;
+pub mod secret_digest;
 pub mod taint;
 pub mod units;
 

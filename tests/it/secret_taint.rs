@@ -371,6 +371,41 @@ fn an_apply_prints_and_stores_no_form_of_the_secret() {
         let applied = quickstart.slipway(&["apply", ".", "-auto-approve", "-var", &var]);
         assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
         printed.push(text(&applied));
+        // Nothing changed: nothing to do (the digest in state matches).
+        let same = quickstart.slipway(&["plan", ".", "-var", &var]);
+        assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+        printed.push(text(&same));
+        // Only the secret rotated: every masked text is the same, and still
+        // the plan has a change, and apply delivers the new value.
+        let rotated_secret = format!("{secret}-rotated");
+        let rotated = format!("secret={rotated_secret}");
+        let plan = quickstart.slipway(&["plan", ".", "-var", &rotated]);
+        assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+        assert!(
+            text(&plan).contains(
+                "config file /opt/hello/config/secret.env changed (sensitive value changed)"
+            ),
+            "{}",
+            text(&plan)
+        );
+        printed.push(text(&plan));
+        let applied = quickstart.slipway(&["apply", ".", "-auto-approve", "-var", &rotated]);
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+        printed.push(text(&applied));
+        for host in quickstart.host_names() {
+            let on_host =
+                std::fs::read_to_string(quickstart.host_dir(&host).join("config/secret.env"))
+                    .unwrap();
+            assert!(
+                on_host.contains(&format!("COPY={rotated_secret}\n")),
+                "{host}: {on_host}"
+            );
+        }
+        let settled = quickstart.slipway(&["plan", ".", "-var", &rotated]);
+        assert_eq!(settled.status.code(), Some(0), "{}", text(&settled));
+        for output in &printed {
+            assert_no_secret("slipway's output", output, &rotated_secret);
+        }
         // A change beside the secret, with the secret rotated: the diff
         // shows the change, and neither secret.
         quickstart.edit_config("PLAIN=visible-line", "PLAIN=visible-line-2");
@@ -400,13 +435,18 @@ fn an_apply_prints_and_stores_no_form_of_the_secret() {
         assert!(!stored.is_empty());
         for (path, content) in &stored {
             assert_no_secret(&path.display().to_string(), content, secret);
+            assert_no_secret(&path.display().to_string(), content, &rotated_secret);
         }
+        // The hosts got the real texts, transformed forms included.
         let on_host =
             std::fs::read_to_string(quickstart.host_dir("host-1").join("config/secret.env"))
                 .unwrap();
-        assert!(on_host.contains(&format!("COPY={secret}\n")), "{on_host}");
         assert!(
-            on_host.contains(&format!("UPPER={}\n", secret.to_uppercase())),
+            on_host.contains(&format!("COPY={rotated_secret}\n")),
+            "{on_host}"
+        );
+        assert!(
+            on_host.contains(&format!("UPPER={}\n", rotated_secret.to_uppercase())),
             "{on_host}"
         );
     }
