@@ -345,7 +345,8 @@ pub const FUNCTION_NAMES: &[&str] = &[
 pub fn evaluate(expr: &hcl::Expression, context: &Context) -> Result<Value, hcl::eval::Error> {
     use hcl::eval::Evaluate;
     // Cheap test first: almost no expression calls try.
-    if !format!("{expr:?}").contains("try") {
+    let debug = format!("{expr:?}");
+    if !debug.contains("Identifier(try)") && !debug.contains("try(") {
         return expr.evaluate(context);
     }
     let mut edit = EditExpr::from(expr.clone());
@@ -628,6 +629,21 @@ mod tests {
         let expr: hcl::Expression = source.parse().map_err(|e: hcl::Error| e.to_string())?;
         expr.evaluate(&function_context())
             .map_err(|e| e.to_string())
+    }
+
+    /// Resolving try goes through the parsed form of the expression and back:
+    /// what does not call try evaluates exactly as before.
+    #[test]
+    fn resolving_try_keeps_the_rest_of_the_expression() {
+        let source = "<<-EOT\n    a=${\"x\"} $${literal} %%{ no }\n      indented ${try({}.a, \"t\")}\n    %{ if true }yes%{ endif }\n    %{ for i in [1, 2] }${i},%{ endfor }\n    EOT";
+        let expr: hcl::Expression = source.parse().unwrap();
+        let resolved = evaluate(&expr, &function_context()).unwrap();
+        let plain: hcl::Expression = source.replace("try({}.a, \"t\")", "\"t\"").parse().unwrap();
+        assert_eq!(resolved, plain.evaluate(&function_context()).unwrap());
+        assert_eq!(
+            resolved,
+            Value::from("a=x ${literal} %{ no }\n  indented t\nyes\n1,2,\n")
+        );
     }
 
     #[test]
