@@ -273,6 +273,7 @@ impl Recorder {
                     status: DeploymentStatus::InProgress,
                     verified: false,
                     config_files: Default::default(),
+                    sensitive_digests: Default::default(),
                     systemd_unit: None,
                     hosts: Default::default(),
                     ecs: None,
@@ -302,6 +303,8 @@ impl Recorder {
             entry.status = DeploymentStatus::InProgress;
             entry.verified = false;
             entry.config_files = desired_config_files(config, deployment);
+            entry.sensitive_digests =
+                crate::config::secret_digest::sensitive_file_digests(config, deployment);
             entry.systemd_unit = desired_systemd_unit(config, deployment);
             entry.updated_at = now;
         })

@@ -243,7 +243,7 @@ async fn observe_service(
     let task_definition = definition
         .task_definition()
         .map(super::ecs::live_definition_json)
-        .map(|json| serde_json::from_str(&config.mask(&json.to_string())).unwrap_or(json))
+        .map(|json| config.mask_json(json))
         .unwrap_or(serde_json::Value::Null);
     let weights = match listener {
         Some(listener) => super::ecs::read_listener_weights(elb, listener)
@@ -731,6 +731,7 @@ mod tests {
                 status: DeploymentStatus::Deployed,
                 verified: true,
                 config_files: Default::default(),
+                sensitive_digests: Default::default(),
                 systemd_unit: None,
                 hosts,
                 ecs: None,

@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use hcl::edit::expr::{Expression as EditExpr, TraversalOperator};
 use hcl::edit::visit::{self, Visit};
+use hcl::edit::visit_mut;
 use hcl::edit::Span as _;
 use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
 use hcl::Value;
@@ -226,60 +227,16 @@ fn fn_join(args: FuncArgs) -> Result<Value, String> {
 fn fn_split(args: FuncArgs) -> Result<Value, String> {
     let (separator, text) = (str_arg(&args, 0)?, str_arg(&args, 1)?);
     if separator.is_empty() {
-        return Err("split(separator, string): the separator must not be empty".into());
+        // As Terraform: one string per character.
+        return Ok(Value::Array(
+            text.chars().map(|c| Value::String(c.to_string())).collect(),
+        ));
     }
     Ok(Value::Array(
         text.split(separator)
             .map(|s| Value::String(s.to_string()))
             .collect(),
     ))
-}
-
-fn fn_format(args: FuncArgs) -> Result<Value, String> {
-    let spec = str_arg(&args, 0)?;
-    let mut values = args.iter().skip(1);
-    let mut out = String::new();
-    let mut chars = spec.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some(verb @ ('s' | 'd' | 'v' | 'q')) => {
-                let value = values
-                    .next()
-                    .ok_or_else(|| format!("format: not enough arguments for \"{spec}\""))?;
-                match verb {
-                    'd' => match value {
-                        Value::Number(n) if n.as_i64().is_some() => out.push_str(&n.to_string()),
-                        other => {
-                            return Err(format!("format: %d needs a whole number, got {other}"))
-                        }
-                    },
-                    'q' => out.push_str(
-                        &serde_json::to_string(&scalar_to_string(value)?).unwrap_or_default(),
-                    ),
-                    'v' => match value {
-                        Value::String(s) => out.push_str(s),
-                        other => out.push_str(&to_json(other).to_string()),
-                    },
-                    _ => out.push_str(&scalar_to_string(value)?),
-                }
-            }
-            Some(other) => {
-                return Err(format!(
-                    "format: unsupported verb %{other} (use %s, %d, %v, %q or %%)"
-                ))
-            }
-            None => return Err("format: the format ends with a lone %".into()),
-        }
-    }
-    if values.next().is_some() {
-        return Err(format!("format: too many arguments for \"{spec}\""));
-    }
-    Ok(Value::String(out))
 }
 
 fn fn_length(args: FuncArgs) -> Result<Value, String> {
@@ -340,27 +297,142 @@ fn fn_values(args: FuncArgs) -> Result<Value, String> {
 
 /// Names of every function the language offers, for suggestions.
 pub const FUNCTION_NAMES: &[&str] = &[
+    "base64decode",
+    "base64encode",
+    "coalesce",
     "concat",
     "contains",
+    "distinct",
+    "element",
+    "endswith",
     "file",
+    "flatten",
     "format",
     "join",
     "jsondecode",
     "jsonencode",
     "keys",
     "length",
+    "lookup",
     "lower",
     "merge",
+    "range",
+    "regex",
+    "regexall",
     "replace",
     "sha256",
     "shellquote",
+    "slice",
     "split",
+    "startswith",
+    "substr",
     "templatefile",
     "tostring",
     "trimspace",
+    "try",
     "upper",
     "values",
+    "zipmap",
 ];
+
+/// Evaluate `expr` in `context`, with `try(...)` as Terraform has it: its
+/// arguments are evaluated in order and the first that evaluates without an
+/// error is its value. (Other functions get their arguments evaluated first,
+/// so `try` cannot be one of them: its calls are resolved here, before the
+/// expression is evaluated.) Inside a `for` expression, an argument that uses
+/// the loop's variables is evaluated with the loop, and an error there is not
+/// caught.
+pub fn evaluate(expr: &hcl::Expression, context: &Context) -> Result<Value, hcl::eval::Error> {
+    use hcl::eval::Evaluate;
+    // Cheap test first: almost no expression calls try.
+    let debug = format!("{expr:?}");
+    if !debug.contains("Identifier(try)") && !debug.contains("try(") {
+        return expr.evaluate(context);
+    }
+    let mut edit = EditExpr::from(expr.clone());
+    let mut resolver = TryResolver {
+        context,
+        bound: Vec::new(),
+        error: None,
+    };
+    visit_mut::VisitMut::visit_expr_mut(&mut resolver, &mut edit);
+    if let Some(error) = resolver.error {
+        return Err(error);
+    }
+    hcl::Expression::from(edit).evaluate(context)
+}
+
+struct TryResolver<'a, 'b> {
+    context: &'a Context<'b>,
+    /// Names bound by the `for` expressions around the node visited.
+    bound: Vec<String>,
+    error: Option<hcl::eval::Error>,
+}
+
+impl visit_mut::VisitMut for TryResolver<'_, '_> {
+    fn visit_for_expr_mut(&mut self, node: &mut hcl::edit::expr::ForExpr) {
+        let before = self.bound.len();
+        if let Some(key) = &node.intro.key_var {
+            self.bound.push(key.as_str().to_string());
+        }
+        self.bound.push(node.intro.value_var.as_str().to_string());
+        visit_mut::visit_for_expr_mut(self, node);
+        self.bound.truncate(before);
+    }
+
+    fn visit_expr_mut(&mut self, node: &mut EditExpr) {
+        visit_mut::visit_expr_mut(self, node);
+        if self.error.is_some() {
+            return;
+        }
+        let EditExpr::FuncCall(call) = &*node else {
+            return;
+        };
+        if call.name.name.as_str() != "try" || !call.name.namespace.is_empty() {
+            return;
+        }
+        let args: Vec<&EditExpr> = call.args.iter().collect();
+        let loop_bound = args.iter().any(|arg| {
+            references(0, arg)
+                .iter()
+                .any(|r| self.bound.iter().any(|b| r.path.first() == Some(b)))
+        });
+        if loop_bound {
+            // Left to the runtime `try`, which gets values (see `evaluate`).
+            return;
+        }
+        let mut last = None;
+        for arg in args {
+            use hcl::eval::Evaluate;
+            match hcl::Expression::from(arg.clone()).evaluate(self.context) {
+                Ok(value) => {
+                    *node = EditExpr::from(hcl::Expression::from(value));
+                    return;
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        let message = match last {
+            None => "takes at least 1 argument, got 0: try(expression, ...)".to_string(),
+            Some(error) => format!(
+                "no argument of try() evaluated without an error (the last: {})",
+                error.kind()
+            ),
+        };
+        self.error = Some(hcl::eval::Error::from(hcl::eval::ErrorKind::FuncCall(
+            hcl::expr::FuncName::new("try"),
+            message,
+        )));
+    }
+}
+
+/// `try` inside a `for` expression, with its arguments already evaluated:
+/// the first (an error in one has already stopped the evaluation).
+fn fn_try(args: FuncArgs) -> Result<Value, String> {
+    args.first()
+        .cloned()
+        .ok_or_else(|| "takes at least 1 argument, got 0: try(expression, ...)".to_string())
+}
 
 /// A context holding the function library and no variables.
 pub fn function_context() -> Context<'static> {
@@ -412,13 +484,29 @@ fn build_function_context() -> Context<'static> {
             .params([P::String, P::String])
             .build(fn_split),
     );
-    context.declare_func(
-        "format",
-        FuncDef::builder()
-            .param(P::String)
-            .variadic_param(P::Any)
-            .build(fn_format),
-    );
+    // These check their own arguments (count and types), for messages that
+    // give the usage.
+    let own = |f: fn(FuncArgs) -> Result<Value, String>| {
+        FuncDef::builder().variadic_param(P::Any).build(f)
+    };
+    use super::functions as lib;
+    context.declare_func("format", own(lib::format));
+    context.declare_func("range", own(lib::range));
+    context.declare_func("substr", own(lib::substr));
+    context.declare_func("base64encode", own(lib::base64encode));
+    context.declare_func("base64decode", own(lib::base64decode));
+    context.declare_func("regex", own(lib::regex));
+    context.declare_func("regexall", own(lib::regexall));
+    context.declare_func("coalesce", own(lib::coalesce));
+    context.declare_func("lookup", own(lib::lookup));
+    context.declare_func("flatten", own(lib::flatten));
+    context.declare_func("distinct", own(lib::distinct));
+    context.declare_func("element", own(lib::element));
+    context.declare_func("slice", own(lib::slice));
+    context.declare_func("zipmap", own(lib::zipmap));
+    context.declare_func("startswith", own(lib::startswith));
+    context.declare_func("endswith", own(lib::endswith));
+    context.declare_func("try", own(fn_try));
     context.declare_func("length", FuncDef::builder().param(P::Any).build(fn_length));
     context.declare_func(
         "merge",
@@ -452,6 +540,26 @@ pub fn type_name(value: &Value) -> &'static str {
 
 pub fn to_json(value: &Value) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Where `expr` first calls the function `name` (for locating its errors),
+/// or `None` when it does not (or the call has no span).
+pub fn call_span(file: FileId, expr: &EditExpr, name: &str) -> Option<Span> {
+    struct Finder<'a> {
+        name: &'a str,
+        found: Option<std::ops::Range<usize>>,
+    }
+    impl Visit for Finder<'_> {
+        fn visit_func_call(&mut self, node: &hcl::edit::expr::FuncCall) {
+            if self.found.is_none() && node.name.name.as_str() == self.name {
+                self.found = node.span();
+            }
+            visit::visit_func_call(self, node);
+        }
+    }
+    let mut finder = Finder { name, found: None };
+    finder.visit_expr(expr);
+    finder.found.map(|range| Span::new(file, range))
 }
 
 /// A reference an expression makes: the root name and the attribute names that
@@ -523,6 +631,21 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// Resolving try goes through the parsed form of the expression and back:
+    /// what does not call try evaluates exactly as before.
+    #[test]
+    fn resolving_try_keeps_the_rest_of_the_expression() {
+        let source = "<<-EOT\n    a=${\"x\"} $${literal} %%{ no }\n      indented ${try({}.a, \"t\")}\n    %{ if true }yes%{ endif }\n    %{ for i in [1, 2] }${i},%{ endfor }\n    EOT";
+        let expr: hcl::Expression = source.parse().unwrap();
+        let resolved = evaluate(&expr, &function_context()).unwrap();
+        let plain: hcl::Expression = source.replace("try({}.a, \"t\")", "\"t\"").parse().unwrap();
+        assert_eq!(resolved, plain.evaluate(&function_context()).unwrap());
+        assert_eq!(
+            resolved,
+            Value::from("a=x ${literal} %{ no }\n  indented t\nyes\n1,2,\n")
+        );
+    }
+
     #[test]
     fn shellquote_gives_the_shell_back_the_bytes() {
         assert_eq!(eval(r#"shellquote("abc")"#), Ok(Value::from("'abc'")));
@@ -571,6 +694,7 @@ mod tests {
             Ok(Value::from("a-2-\"b\"%"))
         );
         assert!(eval(r#"format("%s")"#).is_err());
+        assert_eq!(eval(r#"split("", "aé")"#), Ok(hcl::value!(["a", "é"])));
         assert_eq!(
             eval(r#"sha256("abc")"#),
             Ok(Value::from(

@@ -17,11 +17,14 @@ use sha2::{Digest, Sha256};
 
 use super::check::check_body;
 use super::confine;
-use super::eval::{function_context, references, to_json, type_name, with_base_dir, Reference};
+use super::eval::{
+    evaluate, function_context, references, to_json, type_name, with_base_dir, Reference,
+};
 use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawInput, ENV_PREFIX};
 use super::model::*;
 use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
 use super::schema::{self, BlockSpec, Schema, Ty};
+use super::taint;
 use super::units::{parse_duration, parse_percent};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::encode;
@@ -187,6 +190,9 @@ struct ScopeValues {
     tainted: HashSet<String>,
     /// Output values (modules only; root outputs wait for deployments).
     outputs: hcl::Map<String, Value>,
+    /// Outputs marked `sensitive = true` (modules only): the caller's
+    /// `module.NAME.OUTPUT` is tainted.
+    sensitive_outputs: HashSet<String>,
     context_cache: std::cell::OnceCell<Context<'static>>,
 }
 
@@ -454,6 +460,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let errors_before = self.diagnostics.len();
@@ -518,8 +525,12 @@ impl Loader {
         }
         if in_module {
             for block in body.blocks_of("output") {
-                if let Some(value) = self.eval_output(block, &scope, &scope.context()) {
-                    scope.outputs.insert(block.label().to_string(), value.0);
+                if let Some((value, sensitive)) = self.eval_output(block, &scope, &scope.context())
+                {
+                    if sensitive {
+                        scope.sensitive_outputs.insert(block.label().to_string());
+                    }
+                    scope.outputs.insert(block.label().to_string(), value);
                 }
             }
         } else {
@@ -538,6 +549,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let Some(backend_block) = block.body.blocks_of("backend").next() else {
@@ -584,6 +596,7 @@ impl Loader {
             modules: hcl::Map::new(),
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
+            sensitive_outputs: HashSet::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let body = RawBody {
@@ -666,7 +679,7 @@ impl Loader {
                 None => false,
             } || input.tainted_inputs.contains(&name);
             let value = match input.values.get(&name) {
-                Some(given) => match convert_input(&given.raw, var_type) {
+                Some(given) => match convert_input(&given.raw, var_type, sensitive) {
                     Ok(value) => value,
                     Err(message) => {
                         self.error(
@@ -739,7 +752,11 @@ impl Loader {
             };
             if sensitive {
                 scope.tainted.insert(format!("var.{name}"));
-                collect_strings(&value, &mut self.config.sensitive_values);
+                let mut texts = Vec::new();
+                collect_strings(&value, &mut texts);
+                for text in &texts {
+                    self.add_sensitive(text);
+                }
             }
             if let (true, Some(given)) = (input.prefix.is_empty(), input.values.get(&name)) {
                 self.config.inputs.insert(
@@ -766,11 +783,24 @@ impl Loader {
             return;
         };
         let context = scope.context();
-        let message = match message.expr.evaluate(&context) {
-            Ok(Value::String(s)) => s,
+        let message_refs = references(message.span.file, &message.edit_expr);
+        let message = match evaluate(&message.expr, &context) {
+            Ok(Value::String(s)) => {
+                if message_refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                    let value = Value::String(s.clone());
+                    let derived = self.register_derived(&value, &message.expr, scope, &context);
+                    if derived.texts.is_empty() {
+                        self.config.mask(&s)
+                    } else {
+                        format!("validation of variable \"{name}\" failed (its error_message is computed from a sensitive value, so it is not shown)")
+                    }
+                } else {
+                    s
+                }
+            }
             _ => format!("validation of variable \"{name}\" failed"),
         };
-        match condition.expr.evaluate(&context) {
+        match evaluate(&condition.expr, &context) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => self.error(
                 Diagnostic::error(
@@ -850,16 +880,21 @@ impl Loader {
                     scope.locals.insert(attr.name.clone(), Value::Null);
                     continue;
                 }
-                if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+                let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+                let context = scope.context();
+                let value = with_base_dir(&scope.dir, || evaluate(&attr.expr, &context));
+                if let (true, Ok(value)) = (tainted, &value) {
+                    self.register_derived(value, &attr.expr, scope, &context);
+                }
+                if tainted {
                     scope.tainted.insert(format!("local.{}", attr.name));
                 }
-                let value = with_base_dir(&scope.dir, || attr.expr.evaluate(&scope.context()));
                 match value {
                     Ok(value) => {
                         scope.locals.insert(attr.name.clone(), value);
                     }
                     Err(error) => {
-                        self.eval_error(attr, &error);
+                        self.eval_error_in(attr, &error, tainted);
                         scope.locals.insert(attr.name.clone(), Value::Null);
                     }
                 }
@@ -958,10 +993,11 @@ impl Loader {
             if !self.check_references(&refs, scope) {
                 continue;
             }
-            if refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
+            let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+            if tainted {
                 tainted_inputs.insert(attr.name.clone());
             }
-            match with_base_dir(&scope.dir, || attr.expr.evaluate(&context)) {
+            match with_base_dir(&scope.dir, || evaluate(&attr.expr, &context)) {
                 Ok(value) => {
                     values.insert(
                         attr.name.clone(),
@@ -972,7 +1008,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(error) => self.eval_error(attr, &error),
+                Err(error) => self.eval_error_in(attr, &error, tainted),
             }
         }
         let bodies = read_directory(&dir, &mut self.sources, &mut self.diagnostics);
@@ -999,6 +1035,9 @@ impl Loader {
         }) else {
             return;
         };
+        for output in &module_scope.sensitive_outputs {
+            scope.tainted.insert(format!("module.{name}.{output}"));
+        }
         scope
             .modules
             .insert(name, Value::Object(module_scope.outputs));
@@ -1009,13 +1048,43 @@ impl Loader {
     // ---- evaluation helpers ------------------------------------------------------
 
     fn eval_error(&mut self, attr: &RawAttr, error: &hcl::eval::Error) {
-        let (message, help) = describe_eval_error(error.kind());
+        self.eval_error_in(attr, error, false);
+    }
+
+    /// An evaluation error; when the expression uses a sensitive value
+    /// (`tainted`), what failed is named but no value: error texts quote
+    /// the values they got, and those would be computed from the secret.
+    fn eval_error_in(&mut self, attr: &RawAttr, error: &hcl::eval::Error, tainted: bool) {
+        // A function's error points at its call (the first call of that
+        // function in the expression), other errors at the expression.
+        let span = match error.kind() {
+            hcl::eval::ErrorKind::FuncCall(name, _) => {
+                super::eval::call_span(attr.span.file, &attr.edit_expr, name.name.as_str())
+            }
+            _ => None,
+        }
+        .unwrap_or(attr.span);
+        let (message, help) = if tainted {
+            let what = match error.kind() {
+                hcl::eval::ErrorKind::FuncCall(name, _) => format!("{name}() failed"),
+                _ => "the expression failed".to_string(),
+            };
+            (
+                format!(
+                    "{what} on a sensitive value (the details are not shown: they would repeat it)"
+                ),
+                "check this expression with a non-sensitive test value".to_string(),
+            )
+        } else {
+            let (message, help) = describe_eval_error(error.kind());
+            (self.config.mask(&message), help)
+        };
         self.error(
             Diagnostic::error(
                 "eval",
                 format!("cannot evaluate \"{}\": {message}", attr.name),
             )
-            .at(attr.span)
+            .at(span)
             .help(help),
         );
     }
@@ -1131,6 +1200,74 @@ impl Loader {
         false
     }
 
+    /// `context` with every leaf of every sensitive name of `scope` replaced
+    /// by a marker of `variant` (see [`taint`]).
+    fn shadow_context<'a>(
+        scope: &ScopeValues,
+        context: &Context<'a>,
+        variant: usize,
+    ) -> (Context<'a>, taint::Markers) {
+        let mut markers = taint::Markers::default();
+        let mut roots = [
+            ("var", scope.vars.clone()),
+            ("local", scope.locals.clone()),
+            ("module", scope.modules.clone()),
+        ];
+        let mut names: Vec<&String> = scope.tainted.iter().collect();
+        names.sort();
+        for name in names {
+            let mut parts = name.split('.');
+            let Some(root) = parts.next() else { continue };
+            let Some((_, map)) = roots.iter_mut().find(|(r, _)| *r == root) else {
+                continue;
+            };
+            let Some(first) = parts.next() else { continue };
+            let rest: Vec<&str> = parts.collect();
+            if let Some(slot) = map.get_mut(first) {
+                shadow_at(slot, &rest, variant, &mut markers);
+            }
+        }
+        let mut shadow = context.clone();
+        for (root, map) in roots {
+            shadow.declare_var(root, Value::Object(map));
+        }
+        (shadow, markers)
+    }
+
+    /// Sensitivity as taint: `value` was computed by `expr` from sensitive
+    /// values. Whatever of it is not a plain copy of them becomes a
+    /// sensitive value too, masked wherever it would be shown or stored.
+    fn register_derived(
+        &mut self,
+        value: &Value,
+        expr: &hcl::Expression,
+        scope: &ScopeValues,
+        context: &Context,
+    ) -> taint::Derived {
+        let (first, markers0) = Self::shadow_context(scope, context, 0);
+        let (second, markers1) = Self::shadow_context(scope, context, 1);
+        let shadows = [first, second].map(|c| with_base_dir(&scope.dir, || evaluate(expr, &c)));
+        let derived = taint::judge(value, shadows, &[markers0, markers1]);
+        for text in &derived.texts {
+            self.add_sensitive(text);
+        }
+        derived
+    }
+
+    /// Mask `text` wherever it is shown or stored, and each line of it: a
+    /// line may be shown on its own (a diff, a host's error).
+    fn add_sensitive(&mut self, text: &str) {
+        let values = &mut self.config.sensitive_values;
+        let lines = text
+            .lines()
+            .filter(|l| l.len() < text.len() && !l.trim().is_empty());
+        for piece in std::iter::once(text).chain(lines) {
+            if !piece.is_empty() && !values.iter().any(|v| v == piece) {
+                values.push(piece.to_string());
+            }
+        }
+    }
+
     fn check_sensitive(
         &mut self,
         refs: &[Reference],
@@ -1203,18 +1340,22 @@ impl Loader {
             if !self.check_sensitive(&refs, scope, &path_refs, attr) {
                 continue;
             }
-            match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
+            let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+            match with_base_dir(&scope.dir, || evaluate(&attr.expr, context)) {
                 Ok(Value::Null) if !spec.required => {
                     // As in Terraform, null means "not set".
                 }
                 Ok(value) => {
+                    if tainted {
+                        self.register_derived(&value, &attr.expr, scope, context);
+                    }
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
                         if self.check_text(attr, &json) {
                             object.insert(attr.name.clone(), json);
                         }
                     }
                 }
-                Err(error) => self.eval_error(attr, &error),
+                Err(error) => self.eval_error_in(attr, &error, tainted),
             }
         }
         for block in &body.blocks {
@@ -1361,10 +1502,16 @@ impl Loader {
                 return None;
             }
         }
-        match with_base_dir(&scope.dir, || attr.expr.evaluate(context)) {
-            Ok(value) => Some((value, sensitive)),
+        let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+        match with_base_dir(&scope.dir, || evaluate(&attr.expr, context)) {
+            Ok(value) => {
+                if tainted {
+                    self.register_derived(&value, &attr.expr, scope, context);
+                }
+                Some((value, sensitive))
+            }
             Err(error) => {
-                self.eval_error(attr, &error);
+                self.eval_error_in(attr, &error, tainted);
                 None
             }
         }
@@ -2258,7 +2405,7 @@ impl Loader {
                 }
             }
             let desired_count = match attr("desired_count") {
-                Some(a) => match a.expr.evaluate(item.scope.cached_context()) {
+                Some(a) => match evaluate(&a.expr, item.scope.cached_context()) {
                     Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
                     _ => {
                         self.error(
@@ -2720,9 +2867,33 @@ fn insert_block(
     }
 }
 
+/// Replace the value at `path` inside `value` by its shadow.
+fn shadow_at(value: &mut Value, path: &[&str], variant: usize, markers: &mut taint::Markers) {
+    match path.split_first() {
+        None => *value = taint::shadow(value, variant, markers),
+        Some((first, rest)) => {
+            if let Value::Object(map) = value {
+                if let Some(inner) = map.get_mut(*first) {
+                    shadow_at(inner, rest, variant, markers);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a reference reaches a sensitive name: the name itself, a part of
+/// it (`var.db.password`) or something holding it (`module.db`, `var`).
 fn is_tainted(reference: &Reference, tainted: &HashSet<String>) -> bool {
-    reference.path.len() >= 2
-        && tainted.contains(&format!("{}.{}", reference.path[0], reference.path[1]))
+    let path = reference.path.join(".");
+    tainted.iter().any(|name| {
+        *name == path
+            || path
+                .strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+            || name
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
@@ -2773,7 +2944,7 @@ fn describe_eval_error(kind: &hcl::eval::ErrorKind) -> (String, String) {
         ),
         K::FuncCall(name, message) => (
             format!("{name}(): {message}"),
-            "check the function's arguments".to_string(),
+            format!("see {name} in the functions section of docs/language.md"),
         ),
         other => (
             other.to_string(),
@@ -2831,18 +3002,36 @@ fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
     }
 }
 
-fn convert_input(raw: &RawInput, var_type: VarType) -> Result<Value, String> {
+/// A value given from outside as the variable's type. The message for a value
+/// that is not one repeats it, unless it is `sensitive`.
+fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<Value, String> {
+    let shown = |text: &str| {
+        if sensitive {
+            "the sensitive value (not shown)".to_string()
+        } else {
+            format!("\"{text}\"")
+        }
+    };
     let value = match (raw, var_type) {
         (RawInput::Value(Value::Number(n)), VarType::String) => Value::String(n.to_string()),
         (RawInput::Value(Value::Bool(b)), VarType::String) => Value::String(b.to_string()),
         (RawInput::Value(value), _) => value.clone(),
         (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
         (RawInput::Text(text), _) => {
-            let expr: hcl::Expression = text
-                .parse()
-                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?;
-            expr.evaluate(&function_context())
-                .map_err(|_| format!("\"{text}\" is not a valid {} value", var_type.describe()))?
+            let expr: hcl::Expression = text.parse().map_err(|_| {
+                format!(
+                    "{} is not a valid {} value",
+                    shown(text),
+                    var_type.describe()
+                )
+            })?;
+            expr.evaluate(&function_context()).map_err(|_| {
+                format!(
+                    "{} is not a valid {} value",
+                    shown(text),
+                    var_type.describe()
+                )
+            })?
         }
     };
     check_var_type(&value, var_type)?;

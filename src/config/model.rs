@@ -595,16 +595,68 @@ impl Config {
     pub fn mask(&self, text: &str) -> String {
         mask_values(text, &self.sensitive_values)
     }
+
+    /// Mask every string of a JSON value (object keys included). Masking
+    /// the JSON text instead would miss a value JSON escapes (a quote, a
+    /// newline) and could break the document.
+    pub fn mask_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(self.mask(&text)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|item| self.mask_json(item)).collect())
+            }
+            Value::Object(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, item)| (self.mask(&key), self.mask_json(item)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
 }
 
-/// Replace every occurrence of each value with `(sensitive)`, longest first so a
-/// value containing another is masked whole.
+/// Replace every occurrence of each value with `(sensitive)`. Occurrences may
+/// overlap (`abc` and `bcd` in `abcd`): every stretch of text covered by any
+/// occurrence of any value becomes one `(sensitive)`, so no part of a value is
+/// left beside the mask of another.
 pub fn mask_values(text: &str, values: &[String]) -> String {
-    let mut sorted: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
-    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    let mut masked = text.to_string();
-    for value in sorted {
-        masked = masked.replace(value.as_str(), "(sensitive)");
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let mut from = 0;
+        while let Some(found) = text[from..].find(value.as_str()) {
+            let start = from + found;
+            covered.push((start, start + value.len()));
+            // The next occurrence may overlap this one: search again from the
+            // next character.
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
     }
+    if covered.is_empty() {
+        return text.to_string();
+    }
+    covered.sort_unstable();
+    let mut masked = String::with_capacity(text.len());
+    let mut shown_to = 0;
+    let mut current: Option<(usize, usize)> = None;
+    for (start, end) in covered {
+        match current {
+            Some((s, e)) if start <= e => current = Some((s, e.max(end))),
+            Some((s, e)) => {
+                masked.push_str(&text[shown_to..s]);
+                masked.push_str("(sensitive)");
+                shown_to = e;
+                current = Some((start, end));
+            }
+            None => current = Some((start, end)),
+        }
+    }
+    if let Some((s, e)) = current {
+        masked.push_str(&text[shown_to..s]);
+        masked.push_str("(sensitive)");
+        shown_to = e;
+    }
+    masked.push_str(&text[shown_to..]);
     masked
 }

@@ -527,7 +527,7 @@ pub fn desired_task_definition(
 ) -> Option<serde_json::Value> {
     let ecs = deployment.service.ecs.as_ref()?;
     let definition = task_definition(ecs);
-    serde_json::from_str(&config.mask(&definition.to_string())).ok()
+    Some(config.mask_json(definition))
 }
 
 /// Rollout digests, computed once per rollout rather than per deployment.
@@ -696,6 +696,23 @@ fn plan_deployment(
             destination,
         );
         reason(ReasonKind::ConfigFile, summary, diff, true);
+    }
+    // A file whose masked text is unchanged may still hold a changed secret:
+    // its digest in state tells (see config::secret_digest).
+    for (destination, content) in crate::config::secret_digest::sensitive_files(config, deployment)
+    {
+        let masked_equal = saved.config_files.get(destination) == files.get(destination);
+        let stored = saved.sensitive_digests.get(destination);
+        if masked_equal
+            && stored.and_then(|d| crate::config::secret_digest::matches(d, content)) == Some(false)
+        {
+            reason(
+                ReasonKind::ConfigFile,
+                format!("config file {destination} changed (sensitive value changed)"),
+                None,
+                true,
+            );
+        }
     }
     let unit = desired_systemd_unit(config, deployment);
     if unit != saved.systemd_unit {

@@ -285,6 +285,7 @@ mod tests {
                 status: DeploymentStatus::Deployed,
                 verified: true,
                 config_files: Default::default(),
+                sensitive_digests: Default::default(),
                 systemd_unit: None,
                 hosts: Default::default(),
                 ecs: None,

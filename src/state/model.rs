@@ -145,6 +145,11 @@ pub struct DeploymentState {
     /// Rendered config files by destination, sensitive values masked.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config_files: BTreeMap<String, String>,
+    /// For each config file that holds sensitive values, by destination: a
+    /// salted scrypt digest of its real text (`config::secret_digest`), so a
+    /// rotated secret is a change although the masked texts are equal.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sensitive_digests: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_unit: Option<String>,
     /// VM targets, keyed by host address.
@@ -612,6 +617,7 @@ mod approval_tests {
             status: DeploymentStatus::Partial,
             verified: false,
             config_files: BTreeMap::new(),
+            sensitive_digests: BTreeMap::new(),
             systemd_unit: None,
             hosts: BTreeMap::new(),
             ecs: None,

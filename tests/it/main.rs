@@ -36,6 +36,7 @@ mod moto_harness;
 mod no_panic;
 mod plan_snapshots;
 mod saved_plans;
+mod secret_taint;
 mod ssh_identity_file;
 mod ssh_transport;
 mod state_commands;
