@@ -372,3 +372,87 @@ fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
         killed_at.elapsed().as_secs_f64()
     );
 }
+
+/// `kill -9` of an apply while its ssh master is still logging in: the login
+/// goes on without slipway and the master it starts must end too. (Found by
+/// the random operation sequences: a watchdog started once a login had
+/// returned never saw a master whose login was under way when slipway died.)
+/// A proxy in front of the host's sshd holds every connection for two
+/// seconds before it passes it on, and the apply is killed in that time.
+#[test]
+fn no_ssh_master_outlives_an_apply_killed_while_it_logs_in() {
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+    let Some(mut lab) = Lab::start(1, "rollback-pairs-") else {
+        return;
+    };
+    let sshd = lab.address(0).to_string();
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    let (accepted, connection_seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for client in proxy.incoming().flatten() {
+            let _ = accepted.send(());
+            let sshd = sshd.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                let Ok(server) = TcpStream::connect(&sshd) else {
+                    return;
+                };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c, mut s) = (client, server);
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+                let _ = std::io::copy(&mut s, &mut c);
+            });
+        }
+    });
+    // The proxy stands for the host: its address, the host's key.
+    let key = lab.hosts.host_key(0);
+    let mut known_hosts = std::fs::OpenOptions::new()
+        .append(true)
+        .open(lab.hosts.known_hosts())
+        .unwrap();
+    writeln!(known_hosts, "[127.0.0.1]:{proxy_port} {key}").unwrap();
+    lab.hosts.hosts[0].address = format!("127.0.0.1:{proxy_port}");
+    lab.configure(&[0], "strategy = \"all_at_once\"");
+
+    let tmp = tempfile::Builder::new()
+        .prefix("slipway-tmp-")
+        .tempdir()
+        .unwrap();
+    let tmpdir = tmp.path().display().to_string();
+    let mut apply = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("TMPDIR", &tmpdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connection_seen
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the apply connects to the host");
+    std::thread::sleep(Duration::from_millis(500));
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    let killed_at = Instant::now();
+
+    // The login finishes about 1.5 s after the kill; the master it leaves
+    // must end soon after.
+    std::thread::sleep(Duration::from_secs(3));
+    loop {
+        let left = processes_naming(&tmpdir);
+        let dirs: Vec<String> = std::fs::read_dir(&tmpdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        if left.is_empty() && dirs.is_empty() {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "30s after kill -9, still running: {left:#?}; still there: {dirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
