@@ -456,3 +456,53 @@ fn no_ssh_master_outlives_an_apply_killed_while_it_logs_in() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A config file edited by hand on one host, `current` untouched: `plan
+/// -refresh` names that host (and only it) as drifted, and plans its update.
+/// (Found by the random operation sequences: refresh read only `current`,
+/// so a host serving a config no apply wrote looked in order.)
+#[test]
+fn plan_refresh_names_a_host_whose_config_file_was_edited() {
+    let Some(lab) = Lab::start(3, "rollback-pairs-") else {
+        return;
+    };
+    lab.configure(&[0, 1, 2], ROLLBACK_BY_TWO);
+    let applied = lab.apply("1.0.0");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let config = lab.install_dir(1).join("config/app.env");
+    let mut edited = std::fs::read_to_string(&config).unwrap();
+    edited.push_str("DEBUG=1\n");
+    std::fs::write(&config, edited).unwrap();
+
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", ".", "-json", "-var", "version=1.0.0"];
+        args.extend(extra);
+        let output = lab.slipway(&args);
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+        (output.status.code(), document)
+    };
+    assert_eq!(plan(&[]).0, Some(0), "without -refresh only state is read");
+    let (code, document) = plan(&["-refresh"]);
+    assert_eq!(code, Some(2), "{document:#}");
+    let drift: Vec<&str> = document["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "drift")
+        .map(|r| r["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(
+        drift[0].contains(lab.address(1)) && drift[0].contains("config files"),
+        "{drift:?}"
+    );
+    let scheduled: Vec<&str> = document["schedule"]["waves"][0]["deployments"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["hosts"].as_array().unwrap())
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert_eq!(scheduled, [lab.address(1)], "{document:#}");
+}
