@@ -506,3 +506,82 @@ fn plan_refresh_names_a_host_whose_config_file_was_edited() {
         .collect();
     assert_eq!(scheduled, [lab.address(1)], "{document:#}");
 }
+
+/// The pair a rollback goes back to is not pruned. Host 1's update to
+/// 2.0.0 is cut off by kill -9 in its health check (it is recorded in
+/// progress; the last pair it served well is 1.0.0). The rollout of 3.0.0
+/// then moves host 1 and fails on host 2: host 1 goes back to 1.0.0, which
+/// its update to 3.0.0 must not have pruned (`keep_releases = 1` keeps only
+/// the newest release, `current` and the one before the switch, 2.0.0).
+/// (Found by the random operation sequences: the rollback said "release
+/// 1.0.0 is not installed on this host" and left host 1 on 3.0.0.)
+#[test]
+fn a_release_a_rollback_needs_is_not_pruned() {
+    let Some(lab) = Lab::start(2, "rollback-pairs-") else {
+        return;
+    };
+    let main = lab.root.join("main.hcl");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace(
+        "    install_dir   = \"/opt/app\"\n",
+        "    install_dir   = \"/opt/app\"\n    keep_releases = 1\n",
+    );
+    assert!(hcl.contains("keep_releases = 1"));
+    std::fs::write(&main, hcl).unwrap();
+    lab.configure(
+        &[0, 1],
+        "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"rollback\"",
+    );
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    std::fs::write(lab.hosts.hosts[0].root.join("hold-health"), "").unwrap();
+    let mut killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = lab.hosts.hosts[0].root.join("health-held");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !held.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "host 1 never reached its health check"
+        );
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the apply ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    lab.release_health_check(0);
+    let record = lab.state().deployments["deployment.app"].hosts[lab.address(0)].clone();
+    assert_eq!(record.status, HostStatus::InProgress);
+
+    // 3.0.0 fails its health check on host 2 only.
+    let address = lab.address(1).to_string();
+    let check = lab.root.join("app/bin/check.sh");
+    let original = std::fs::read_to_string(&check).unwrap();
+    std::fs::write(
+        &check,
+        original.replacen(
+            "set -eu\n",
+            &format!("set -eu\nif [ \"${{SLIPWAY_HOST:-}}\" = '{address}' ]; then exit 1; fi\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let failed = lab.apply("3.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(!log.contains("is not installed"), "{log}");
+    lab.assert_on(0, "1.0.0");
+    let record = &lab.state().deployments["deployment.app"].hosts[lab.address(0)];
+    assert_eq!(
+        (record.version.as_str(), record.status),
+        ("1.0.0", HostStatus::RolledBack),
+        "{log}"
+    );
+}
