@@ -237,6 +237,8 @@ struct Sequence {
     /// then, which no later apply may change.
     removed: BTreeMap<usize, Seen>,
     seen: Vec<Seen>,
+    /// The host records state had after the previous operation.
+    records: BTreeMap<String, slipway::state::HostState>,
     last_log: String,
 }
 
@@ -263,6 +265,7 @@ impl Sequence {
             finished_before_interrupt: None,
             removed: BTreeMap::new(),
             seen: Vec::new(),
+            records: BTreeMap::new(),
             last_log: String::new(),
         };
         sequence.releases.insert("1.0.0".into(), Vec::new());
@@ -790,8 +793,17 @@ impl Sequence {
                 others.sort();
                 others.retain(|r| Some(r.as_str()) != self.seen[*i].release());
                 let to = if others.is_empty() || self.rng.chance(30) {
+                    // A hotfix made by hand: a copy of the release `current`
+                    // names, with code of its own.
                     let hotfix = format!("hotfix-{}", self.ops.len());
-                    std::fs::create_dir_all(dir.join("releases").join(&hotfix)).unwrap();
+                    let from = dir.join("current");
+                    let into = dir.join("releases").join(&hotfix);
+                    if from.join("bin").is_dir() {
+                        crate::support::copy_dir(&from, &into);
+                        std::fs::write(into.join("CODE"), format!("{hotfix}\n")).unwrap();
+                    } else {
+                        std::fs::create_dir_all(&into).unwrap();
+                    }
                     hotfix
                 } else {
                     self.rng.pick(&others)
@@ -887,6 +899,7 @@ impl Sequence {
         }
         self.check_refresh(&seen, deployment.as_ref())?;
         self.seen = seen;
+        self.records = deployment.map(|d| d.hosts).unwrap_or_default();
         Ok(())
     }
 
@@ -1058,7 +1071,14 @@ impl Sequence {
             let known = self.rollout.as_ref().unwrap().1.contains_key(&i);
             if record.rollout.as_deref() == Some(id.as_str()) && !known {
                 let base = self.files_pair(&before[i]);
-                if base.is_err() || self.tampered.contains_key(&i) {
+                // A host that was not settled when the rollout moved it (its
+                // update failed or was cut off) goes back to the last pair it
+                // served well, which state knows and the files may not show.
+                let settled = self.records.get(address).is_none_or(|r| {
+                    r.status == HostStatus::Deployed
+                        || (r.status == HostStatus::RolledBack && r.previous.is_some())
+                });
+                if base.is_err() || self.tampered.contains_key(&i) || !settled {
                     self.rollout_tainted.insert(i);
                 }
                 learned.push((i, base.ok().flatten()));
@@ -1100,6 +1120,14 @@ impl Sequence {
             let recorded = self.record_pair(record).map_err(at)?;
             let files = self.files_pair(s);
             match record.status {
+                // Rolled back to nothing (the rollout installed it first): the
+                // service is stopped.
+                HostStatus::RolledBack if record.previous.is_none() => {
+                    ensure(
+                        s.served.is_none(),
+                        at("rolled back to nothing, but the app answers".into()),
+                    )?;
+                }
                 // 2. A settled record is what the host has and serves.
                 HostStatus::Deployed | HostStatus::RolledBack => {
                     ensure(files == Ok(Some(recorded.clone())), at("files".into()))?;
@@ -1129,7 +1157,7 @@ impl Sequence {
                 HostStatus::Failed | HostStatus::InProgress | HostStatus::Pending => {}
             }
             // 3. Rolled back: on the pair from before the rollout.
-            if record.status == HostStatus::RolledBack {
+            if record.status == HostStatus::RolledBack && record.previous.is_some() {
                 if let Some((id, bases)) = &self.rollout {
                     if record.rollout.as_deref() == Some(id.as_str())
                         && !self.rollout_tainted.contains(&i)
