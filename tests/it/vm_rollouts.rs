@@ -585,3 +585,47 @@ fn a_release_a_rollback_needs_is_not_pruned() {
         "{log}"
     );
 }
+
+/// An update of the config alone (same version) killed after its first
+/// batch: the next apply updates the hosts still on the config before,
+/// rather than finding every host "deployed on 1.0.0" and doing nothing.
+/// (Found by the random operation sequences: the apply succeeded and plan
+/// showed no changes while half the hosts served the old config.)
+#[test]
+fn a_config_only_update_cut_off_part_way_is_finished_by_the_next_apply() {
+    let Some(lab) = Lab::start(4, "rollback-pairs-") else {
+        return;
+    };
+    lab.configure(&[0, 1, 2, 3], ROLLBACK_BY_TWO);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    let main = lab.root.join("main.hcl");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace(
+        "VERSION='${var.version}'\n",
+        "VERSION='${var.version}'\n        LEVEL=2\n",
+    );
+    assert!(hcl.contains("LEVEL=2"));
+    std::fs::write(&main, hcl).unwrap();
+    // Crash points 1-2: the first batch's updates start; 3-6: each is
+    // recorded finished (before and after the write).
+    let killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("SLIPWAY_TEST_CRASH_AT", "6")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed:\n{}", text(&killed));
+    let config =
+        |i: usize| std::fs::read_to_string(lab.install_dir(i).join("config/app.env")).unwrap();
+    assert!(config(0).contains("LEVEL=2") && !config(3).contains("LEVEL=2"));
+
+    let plan = lab.slipway(&["plan", ".", "-var", "version=1.0.0"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let resumed = lab.apply("1.0.0");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    for i in 0..4 {
+        assert!(config(i).contains("LEVEL=2"), "host {i}: {}", config(i));
+    }
+    let again = lab.slipway(&["plan", ".", "-var", "version=1.0.0"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}
