@@ -20,6 +20,7 @@ use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::Transport;
+use crate::vm::config_snapshot::{self, snapshot_name, ConfigSeen};
 use crate::vm::steps::{self, HostContext, HostRelease};
 
 /// What one host said about itself.
@@ -27,6 +28,10 @@ use crate::vm::steps::{self, HostContext, HostRelease};
 pub enum HostObservation {
     /// The release `current` points at (`None`: no `current`, nothing runs).
     Running(Option<String>),
+    /// `current` points at the release state records, but the config files
+    /// are not those of the pair state records (changed by hand, or written
+    /// by an update that was cut off before it switched `current`).
+    ConfigChanged(String),
     /// The host could not be reached or read.
     Unreachable(String),
 }
@@ -89,14 +94,14 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
         };
         // Every host at once, connections started under the same limit as
         // apply's.
-        let reads = saved.hosts.keys().map(|host| {
+        let reads = saved.hosts.iter().map(|(host, record)| {
             observe_host(
                 config,
                 deployment,
                 environment,
                 vm,
                 hosts,
-                host,
+                (host, Some(record)),
                 ssh.as_ref(),
                 &starts,
             )
@@ -118,7 +123,7 @@ async fn observe_host(
     environment: &crate::config::Environment,
     vm: &crate::config::VmSpec,
     hosts: &crate::config::VmHosts,
-    host: &str,
+    (host, recorded): (&str, Option<&crate::state::HostState>),
     ssh: Option<&SshOptions>,
     starts: &tokio::sync::Semaphore,
 ) -> HostObservation {
@@ -152,7 +157,7 @@ async fn observe_host(
         sudo: hosts.sudo,
     };
     let step = steps::read_host_release(vm, &ctx);
-    let observed = match transport.run(&step.script, Duration::from_secs(30)).await {
+    let mut observed = match transport.run(&step.script, Duration::from_secs(30)).await {
         Ok(output) if output.success() => match HostRelease::parse(&output.stdout) {
             Ok(release) => HostObservation::Running(release.current),
             Err(error) => {
@@ -162,6 +167,27 @@ async fn observe_host(
         Ok(output) => HostObservation::Unreachable(output.tail()),
         Err(error) => HostObservation::Unreachable(error.to_string()),
     };
+    // On the recorded release: are the config files the recorded pair's?
+    // (Compared with the snapshot saved when that pair was deployed; a host
+    // without one cannot tell, and is taken at its word.)
+    if let (HostObservation::Running(Some(release)), Some(record)) = (&observed, recorded) {
+        if *release == record.version && !vm.config_files.is_empty() {
+            let name = snapshot_name(&record.version, record.config_digest.as_deref());
+            let step = config_snapshot::compare(vm, &ctx, &name);
+            observed = match transport.run(&step.script, Duration::from_secs(30)).await {
+                Ok(output) if output.success() => match ConfigSeen::parse(&output.stdout) {
+                    Some(ConfigSeen::Differs) => HostObservation::ConfigChanged(release.clone()),
+                    Some(_) => observed,
+                    None => HostObservation::Unreachable(format!(
+                        "unreadable config comparison: {}",
+                        output.stdout.trim()
+                    )),
+                },
+                Ok(output) => HostObservation::Unreachable(output.tail()),
+                Err(error) => HostObservation::Unreachable(error.to_string()),
+            };
+        }
+    }
     transport.close().await;
     observed
 }
@@ -520,6 +546,11 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
                     Some(HostObservation::Running(None)) => {
                         record.status = HostStatus::Pending;
                     }
+                    // Its config must be written again: not yet done.
+                    Some(HostObservation::ConfigChanged(_)) => {
+                        record.previous = record.before_rollout(in_flight.as_deref());
+                        record.status = HostStatus::Pending;
+                    }
                     Some(HostObservation::Unreachable(_)) => {
                         // Failed, still knowing the pair it served well.
                         record.previous = record.before_rollout(in_flight.as_deref());
@@ -571,6 +602,14 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
                     format!("drift: {host} is unreachable ({error})"),
                     HostFound::Unreachable,
                 ),
+                HostObservation::ConfigChanged(version) => (
+                    format!(
+                        "drift: {host} runs {version} with config files that are not the ones state recorded for it (changed on the host?)"
+                    ),
+                    HostFound::ConfigChanged {
+                        version: version.clone(),
+                    },
+                ),
                 _ => continue,
             };
             plan.drift.push(HostDrift {
@@ -596,6 +635,7 @@ pub fn observations_of(plan: &Plan) -> Observations {
         let observation = match &drift.found {
             HostFound::Release { version } => HostObservation::Running(Some(version.clone())),
             HostFound::NoRelease => HostObservation::Running(None),
+            HostFound::ConfigChanged { version } => HostObservation::ConfigChanged(version.clone()),
             HostFound::Unreachable => {
                 HostObservation::Unreachable("unreachable when the plan was made".into())
             }
@@ -702,7 +742,7 @@ mod tests {
 
     fn states() -> States {
         let mut state = State::new("prod");
-        let hosts = ["a", "b", "c"]
+        let hosts = ["a", "b", "c", "d"]
             .iter()
             .map(|h| {
                 (
@@ -755,6 +795,7 @@ mod tests {
                     "c".to_string(),
                     HostObservation::Unreachable("refused".into()),
                 ),
+                ("d".to_string(), HostObservation::ConfigChanged("2".into())),
             ]),
         )]);
         let observations = Observations {
@@ -766,6 +807,11 @@ mod tests {
         assert_eq!(hosts["a"].version, "2");
         assert_eq!(hosts["b"].version, "1");
         assert_eq!(hosts["c"].status, HostStatus::Failed);
+        // Config files changed on the host: it must be updated again.
+        assert_eq!(
+            (hosts["d"].version.as_str(), hosts["d"].status),
+            ("2", HostStatus::Pending)
+        );
     }
 
     /// The drift a plan records folds into state as the observations it

@@ -843,7 +843,16 @@ async fn update_host_steps(
             &now,
         ));
     }
-    finish.push(steps::prune_releases(vm, &ctx));
+    // The release a rollback of this rollout would put back on the host (the
+    // pair state says it served before the rollout moved it) stays installed.
+    let rollback_to = job.recorder.read(|state| {
+        let saved = state.deployments.get(&job.deployment.address)?;
+        let record = saved.hosts.get(host)?;
+        record
+            .before_rollout(saved.rollout_id.as_deref())
+            .map(|pair| pair.version)
+    });
+    finish.push(steps::prune_releases(vm, &ctx, rollback_to.as_deref()));
     run_all(job, transport, &finish).await?;
     Ok(())
 }

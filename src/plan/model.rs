@@ -65,6 +65,9 @@ pub enum HostFound {
     Release { version: String },
     /// No `current`: nothing slipway installed runs.
     NoRelease,
+    /// `current` is the recorded release, but its config files are not those
+    /// of the recorded pair (changed on the host).
+    ConfigChanged { version: String },
     /// The host could not be reached or read.
     Unreachable,
 }

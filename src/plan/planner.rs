@@ -784,13 +784,14 @@ fn plan_deployment(
                 false,
             );
         }
+        let digest = desired_config_digest(config, deployment);
         let pending: Vec<&str> = hosts
             .iter()
             .filter(|h| {
                 saved
                     .hosts
                     .get(*h)
-                    .is_some_and(|s| s.status != HostStatus::Deployed || s.version != version)
+                    .is_some_and(|s| !on_pair(s, &version, &digest))
             })
             .map(String::as_str)
             .collect();
@@ -857,13 +858,14 @@ fn plan_deployment(
     let targets = if whole || is_ecs {
         hosts
     } else {
+        let digest = desired_config_digest(config, deployment);
         hosts
             .into_iter()
             .filter(|h| {
                 saved
                     .hosts
                     .get(h)
-                    .is_none_or(|s| s.status != HostStatus::Deployed || s.version != version)
+                    .is_none_or(|s| !on_pair(s, &version, &digest))
             })
             .collect()
     };
@@ -979,6 +981,26 @@ fn adoption_reasons(
         });
     }
     reasons
+}
+
+/// The config half of the release pair the configuration asks for (as state
+/// records it: [`crate::state::config_digest`]).
+fn desired_config_digest(config: &Config, deployment: &Deployment) -> String {
+    crate::state::config_digest(
+        &desired_config_files(config, deployment),
+        desired_systemd_unit(config, deployment).as_deref(),
+    )
+}
+
+/// Whether a host's record says it is deployed on the pair (`version`, config
+/// `digest`). A record without a config digest (written before pairs were
+/// recorded) is judged by its version. An update of the config alone that
+/// stopped part-way leaves hosts on the version with the config before: those
+/// are not on the pair.
+fn on_pair(record: &crate::state::HostState, version: &str, digest: &str) -> bool {
+    record.status == HostStatus::Deployed
+        && record.version == version
+        && record.config_digest.as_deref().is_none_or(|d| d == digest)
 }
 
 pub fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {

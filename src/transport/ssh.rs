@@ -314,14 +314,16 @@ impl SshTransport {
             check_path(&path.display().to_string()).map_err(error)?;
         }
         let port = target.port.or(options.port);
-        let control_dir = options
+        let base = options
             .control_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        std::fs::create_dir_all(&control_dir).map_err(|e| {
+        // This process's directory, watched from before its first master
+        // starts: the masters end soon after slipway, however it ends.
+        let control_dir = super::watchdog::control_dir(&base).map_err(|e| {
             error(format!(
-                "cannot create the control socket directory {}: {e}",
-                control_dir.display()
+                "cannot create the control socket directory under {}: {e}",
+                base.display()
             ))
         })?;
 
@@ -371,8 +373,6 @@ impl SshTransport {
             };
             let failure = match result {
                 Ok(Ok(session)) => {
-                    // The master ends soon after slipway, however it ends.
-                    super::watchdog::watch(session.control_socket());
                     let mut transport = SshTransport {
                         host: host.to_string(),
                         root: "/".to_string(),

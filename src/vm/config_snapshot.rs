@@ -99,6 +99,58 @@ pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
     }
 }
 
+/// What [`compare`] says of a host's config files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSeen {
+    /// Byte for byte the files of the snapshot.
+    Same,
+    /// A file differs from the snapshot's, or is missing.
+    Differs,
+    /// The host has no snapshot of that pair: nothing to compare with.
+    Unknown,
+}
+
+/// Compare the config files on the host with those of snapshot `name` (the
+/// pair state records for the host), reading only: prints `same`,
+/// `differs` or `unknown` (no such snapshot).
+pub fn compare(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
+    let snapshot = snapshot_dir(vm, ctx, name);
+    let lines = vec![
+        "set -eu".to_string(),
+        format!("snapshot={}", quote(&snapshot)),
+        "if [ ! -f \"$snapshot/manifest\" ]; then".to_string(),
+        "  echo unknown".to_string(),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        "i=0".to_string(),
+        "while IFS= read -r destination; do".to_string(),
+        "  i=$((i + 1))".to_string(),
+        "  if ! cmp -s \"$destination\" \"$snapshot/$i\"; then".to_string(),
+        "    echo differs".to_string(),
+        "    exit 0".to_string(),
+        "  fi".to_string(),
+        "done < \"$snapshot/manifest\"".to_string(),
+        "echo same".to_string(),
+    ];
+    RemoteStep {
+        phase: Phase::Marker,
+        name: "config_snapshot.compare".into(),
+        script: lines.join("\n"),
+    }
+}
+
+impl ConfigSeen {
+    /// Read [`compare`]'s output.
+    pub fn parse(output: &str) -> Option<ConfigSeen> {
+        match output.trim() {
+            "same" => Some(ConfigSeen::Same),
+            "differs" => Some(ConfigSeen::Differs),
+            "unknown" => Some(ConfigSeen::Unknown),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +252,38 @@ mod tests {
         }
         // A version without a snapshot leaves files alone.
         sh(&restore(&vm, &context(&root, "2"), "0.9").script);
+    }
+
+    #[test]
+    fn compare_says_whether_the_files_are_the_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let vm = spec();
+        let paths: Vec<std::path::PathBuf> = vm
+            .config_files
+            .iter()
+            .map(|f| dir.path().join(f.destination.trim_start_matches('/')))
+            .collect();
+        for path in &paths {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "v1\n").unwrap();
+        }
+        let ctx = context(&root, "1");
+        sh(&save(&vm, &ctx, "1+d").script);
+        let seen = |name: &str| {
+            let output = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(compare(&vm, &ctx, name).script)
+                .output()
+                .unwrap();
+            assert!(output.status.success());
+            ConfigSeen::parse(&String::from_utf8_lossy(&output.stdout))
+        };
+        assert_eq!(seen("1+d"), Some(ConfigSeen::Same));
+        assert_eq!(seen("0.9+d"), Some(ConfigSeen::Unknown));
+        std::fs::write(&paths[1], "v1\n# by hand\n").unwrap();
+        assert_eq!(seen("1+d"), Some(ConfigSeen::Differs));
+        std::fs::remove_file(&paths[1]).unwrap();
+        assert_eq!(seen("1+d"), Some(ConfigSeen::Differs));
     }
 }

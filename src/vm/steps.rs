@@ -965,9 +965,12 @@ impl HostRelease {
 
 /// Remove old releases: keep the newest `keep_releases` release directories (by
 /// modification time, which is when a release was installed) and never remove the
-/// one `current` or the previous record points at. Also keeps the newest
-/// `keep_releases` uploaded artifacts and removes unpacking leftovers.
-pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+/// one `current` or the previous record points at, nor `rollback_to`: the release
+/// a rollback of the rollout in flight would put back (state's record of the pair
+/// the host served before the rollout moved it, which need not be what `current`
+/// pointed at before this update). Also keeps the newest `keep_releases` uploaded
+/// artifacts and removes unpacking leftovers.
+pub fn prune_releases(vm: &VmSpec, ctx: &HostContext, rollback_to: Option<&str>) -> RemoteStep {
     let keep = vm.keep_releases;
     let mut lines = vec![
         "set -eu".to_string(),
@@ -980,6 +983,7 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         "if [ -n \"$previous\" ]; then".to_string(),
         "  previous=$(cd \"$previous\" 2>/dev/null && pwd -P || true)".to_string(),
         "fi".to_string(),
+        format!("rollback_to={}", quote(rollback_to.unwrap_or(""))),
         "if [ -d releases ]; then".to_string(),
         "  kept=0".to_string(),
         "  ls -t releases | while IFS= read -r name; do".to_string(),
@@ -988,6 +992,7 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
         "    if [ -L \"releases/$name\" ] || [ ! -d \"releases/$name\" ]; then continue; fi".to_string(),
         "    kept=$((kept + 1))".to_string(),
         format!("    [ \"$kept\" -gt {keep} ] || continue"),
+        "    [ \"$name\" != \"$rollback_to\" ] || continue".to_string(),
         "    real=$(cd \"releases/$name\" && pwd -P)".to_string(),
         "    if [ \"$real\" = \"$current\" ] || [ \"$real\" = \"$previous\" ]; then".to_string(),
         "      continue".to_string(),
@@ -1287,7 +1292,7 @@ mod tests {
         steps.extend(smoke(vm, ctx));
         steps.extend(hooks(vm, ctx, Phase::Register));
         steps.push(write_release_marker(vm, ctx, SHA, TIME));
-        steps.push(prune_releases(vm, ctx));
+        steps.push(prune_releases(vm, ctx, Some("0.9.0 $(touch PWNED)")));
         let target = RollbackTarget {
             version: "0.9.0 $(touch PWNED)".into(),
             sha256: Some(SHA.into()),
@@ -1590,6 +1595,7 @@ mod tests {
         if [ -n "$previous" ]; then
           previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
         fi
+        rollback_to='0.9.0 $(touch PWNED)'
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
@@ -1598,6 +1604,7 @@ mod tests {
             if [ -L "releases/$name" ] || [ ! -d "releases/$name" ]; then continue; fi
             kept=$((kept + 1))
             [ "$kept" -gt 3 ] || continue
+            [ "$name" != "$rollback_to" ] || continue
             real=$(cd "releases/$name" && pwd -P)
             if [ "$real" = "$current" ] || [ "$real" = "$previous" ]; then
               continue
@@ -1843,6 +1850,7 @@ mod tests {
         if [ -n "$previous" ]; then
           previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
         fi
+        rollback_to='0.9.0 $(touch PWNED)'
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
@@ -1851,6 +1859,7 @@ mod tests {
             if [ -L "releases/$name" ] || [ ! -d "releases/$name" ]; then continue; fi
             kept=$((kept + 1))
             [ "$kept" -gt 2 ] || continue
+            [ "$name" != "$rollback_to" ] || continue
             real=$(cd "releases/$name" && pwd -P)
             if [ "$real" = "$current" ] || [ "$real" = "$previous" ]; then
               continue
@@ -2523,7 +2532,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
                 apply_id: "apply-1".into(),
             })
         );
-        assert_eq!(host.ok(&prune_releases(vm, &ctx)), "");
+        assert_eq!(host.ok(&prune_releases(vm, &ctx, None)), "");
 
         // Second apply: v2 over 1.0.0.
         let ctx2 = host.ctx(v2, "apply-2");
@@ -2641,7 +2650,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
     }
 
     #[test]
-    fn local_prune_keeps_the_newest_and_the_current_and_previous() {
+    fn local_prune_keeps_the_newest_the_current_the_previous_and_the_rollback_release() {
         let host = Host::new(VmSpec {
             keep_releases: 2,
             ..exec_vm()
@@ -2672,7 +2681,14 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             age(artifacts.join(name), 10 + minutes as u64);
         }
 
-        let output = host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b")));
+        // The release a rollback would put back is kept too.
+        let output = host.ok(&prune_releases(
+            vm,
+            &host.ctx("r2", "apply-b"),
+            Some("r3 x"),
+        ));
+        assert_eq!(output, "");
+        let output = host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None));
         assert_eq!(output, "slipway: removed release r3 x\n");
         let mut left: Vec<String> = std::fs::read_dir(dir.join("releases"))
             .unwrap()
@@ -2687,7 +2703,10 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         kept.sort();
         assert_eq!(kept, ["b.tar.gz", "c.tar.gz"]);
         // Nothing to do a second time.
-        assert_eq!(host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"))), "");
+        assert_eq!(
+            host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None)),
+            ""
+        );
         host.assert_nothing_injected();
     }
 
@@ -2749,6 +2768,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
                 ..vm.clone()
             },
             &ctx,
+            None,
         ));
         assert_eq!(pruned, "");
         assert!(outside.join("victim").exists() && releases.join("old").exists());
@@ -2760,7 +2780,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             check_layout(vm, &ctx),
             install_release(vm, &ctx, &sha),
             switch_current(vm, &ctx),
-            prune_releases(vm, &ctx),
+            prune_releases(vm, &ctx, None),
             write_release_marker(vm, &ctx, &sha, TIME),
         ] {
             let error = host.fails(&step);

@@ -42,3 +42,4 @@ mod ssh_transport;
 mod state_commands;
 mod state_s3;
 mod vm_rollouts;
+mod vm_sequences;
