@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the integration tests start (tests/it): OpenSSH
-# for the sshd hosts, Prometheus for the metric gates, moto for the AWS tests.
+# for the sshd hosts, Prometheus for the metric gates, moto for the AWS tests,
+# an OCI registry and skopeo for image artifacts.
 # Idempotent: installs only what is missing. Needs root (apt-get, pip).
 # .ci/run calls it; run it once on a new machine before `cargo test`. Without
 # these components the tests that need them fail, naming what to install
@@ -23,6 +24,11 @@ mkdir -p /run/sshd
 
 # openssl makes the private certificate authority of the TLS tests.
 command -v openssl >/dev/null || apt_install openssl
+
+# An OCI registry (the CNCF distribution registry) and skopeo to push images
+# into it (tests/it/registry): no container daemon, nothing leaves loopback.
+{ command -v docker-registry >/dev/null && command -v skopeo >/dev/null; } \
+  || apt_install docker-registry skopeo
 
 # moto (tests/it/moto): a moto server on loopback, its ECS model patched by
 # tests/it/moto/launcher.py, which is written against this exact version.

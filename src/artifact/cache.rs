@@ -85,6 +85,16 @@ impl Cache {
         })
     }
 
+    /// A temporary directory beside the cache (for unpacking), removed when
+    /// dropped.
+    pub fn scratch_dir(&self) -> io::Result<tempfile::TempDir> {
+        let partial_dir = self.dir.join("partial");
+        std::fs::create_dir_all(&partial_dir)?;
+        tempfile::Builder::new()
+            .prefix("unpack-")
+            .tempdir_in(partial_dir)
+    }
+
     /// What `source` last resolved to, if it was fetched before.
     pub fn source_record(&self, source: &str) -> Option<SourceRecord> {
         let text = std::fs::read_to_string(self.record_path(source)).ok()?;

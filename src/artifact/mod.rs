@@ -11,6 +11,8 @@
 
 pub mod cache;
 #[cfg(feature = "aws")]
+pub mod oci;
+#[cfg(feature = "aws")]
 pub mod remote;
 
 use std::io::{self, Write};
@@ -36,15 +38,20 @@ pub enum RemoteSource {
     Http(String),
     /// `s3://bucket/key`.
     S3 { bucket: String, key: String },
+    /// `oci://registry/repository:tag` or `...@sha256:digest`: an image
+    /// flattened into an archive (see [`oci`]).
+    Oci(String),
 }
 
 /// Why a source cannot be used, found without fetching anything.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    #[error("the scheme {0}:// is not a source slipway can fetch; use https://, http://, s3://bucket/key or a local path")]
+    #[error("the scheme {0}:// is not a source slipway can fetch; use https://, http://, s3://bucket/key, oci://registry/repository:tag or a local path")]
     UnknownScheme(String),
     #[error("an s3 source is s3://BUCKET/KEY, with both a bucket and a key")]
     IncompleteS3,
+    #[error("an image source is oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST")]
+    IncompleteOci,
 }
 
 /// Resolve `source` as written in configuration against `base` (the directory
@@ -69,6 +76,10 @@ pub fn classify(base: &Path, source: &str) -> Result<ArtifactSource, SourceError
             }
             _ => Err(SourceError::IncompleteS3),
         },
+        "oci" if rest.contains('/') && !rest.starts_with('/') => Ok(ArtifactSource::Remote(
+            RemoteSource::Oci(source.to_string()),
+        )),
+        "oci" => Err(SourceError::IncompleteOci),
         other => Err(SourceError::UnknownScheme(other.to_string())),
     }
 }
@@ -236,18 +247,16 @@ pub async fn prepare(
             problem,
         })?;
     if let ArtifactSource::Remote(_) = source {
-        let fetcher =
-            remote::Fetcher::new(crate::http::Client::for_config(config).map_err(|e| {
-                ArtifactError::Fetch {
-                    source_text: display_source(&spec.source),
-                    problem: e.to_string(),
-                }
-            })?);
+        let http = crate::http::Client::for_config(config).map_err(|e| ArtifactError::Fetch {
+            source_text: display_source(&spec.source),
+            problem: e.to_string(),
+        })?;
+        let fetcher = remote::Fetcher::new(http, config.ca_file.as_deref());
         return match expected {
             Some(expected) => fetcher.fetch_pinned(spec, expected, &cache).await,
             None => {
-                let sha256 = fetcher.resolve(spec, &cache).await?;
-                fetcher.fetch_pinned(spec, &sha256, &cache).await
+                let resolved = fetcher.resolve(spec, &cache).await?;
+                fetcher.fetch_pinned(spec, &resolved.sha256, &cache).await
             }
         };
     }

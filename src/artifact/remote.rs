@@ -34,7 +34,19 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Downloads remote artifacts; one per apply or plan.
 pub struct Fetcher {
     http: crate::http::Client,
+    /// The configuration's `ca_file`, for registries (oci-client builds its
+    /// own TLS configuration).
+    ca_file: Option<std::path::PathBuf>,
     s3_clients: tokio::sync::Mutex<BTreeMap<Option<String>, aws_sdk_s3::Client>>,
+}
+
+/// What a remote source holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The sha256 of the archive apply sends (for an image: flattened).
+    pub sha256: String,
+    /// For an image: its manifest digest (`sha256:...`).
+    pub image_digest: Option<String>,
 }
 
 /// What a download brought.
@@ -45,9 +57,10 @@ enum Fetched {
 }
 
 impl Fetcher {
-    pub fn new(http: crate::http::Client) -> Fetcher {
+    pub fn new(http: crate::http::Client, ca_file: Option<&std::path::Path>) -> Fetcher {
         Fetcher {
             http,
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
             s3_clients: tokio::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -58,16 +71,40 @@ impl Fetcher {
         &self,
         artifact: &Artifact,
         cache: &Cache,
-    ) -> Result<String, ArtifactError> {
+    ) -> Result<Resolved, ArtifactError> {
         let source = remote_source(artifact)?;
+        if let RemoteSource::Oci(_) = source {
+            let image = self.pull_image(artifact, cache).await?;
+            return Ok(Resolved {
+                sha256: image.sha256,
+                image_digest: Some(image.manifest_digest),
+            });
+        }
         let known = cache.source_record(&artifact.source);
-        match self
+        let sha256 = match self
             .download(artifact, &source, known.as_ref(), cache)
             .await?
         {
-            Fetched::NotModified => Ok(known.map(|k| k.sha256).unwrap_or_default()),
-            Fetched::Stored(record) => Ok(record.sha256),
-        }
+            Fetched::NotModified => known.map(|k| k.sha256).unwrap_or_default(),
+            Fetched::Stored(record) => record.sha256,
+        };
+        Ok(Resolved {
+            sha256,
+            image_digest: None,
+        })
+    }
+
+    async fn pull_image(
+        &self,
+        artifact: &Artifact,
+        cache: &Cache,
+    ) -> Result<super::oci::PulledImage, ArtifactError> {
+        super::oci::pull(artifact, self.ca_file.as_deref(), cache)
+            .await
+            .map_err(|e| ArtifactError::Fetch {
+                source_text: display_source(&artifact.source),
+                problem: e.to_string(),
+            })
     }
 
     /// The artifact with digest `expected`: from `cache`, or downloaded and
@@ -90,10 +127,16 @@ impl Fetcher {
             });
         }
         let source = remote_source(artifact)?;
-        let Fetched::Stored(record) = self.download(artifact, &source, None, cache).await? else {
-            unreachable!("an unconditional download is never 'not modified'")
+        let actual = if let RemoteSource::Oci(_) = source {
+            self.pull_image(artifact, cache).await?.sha256
+        } else {
+            let Fetched::Stored(record) = self.download(artifact, &source, None, cache).await?
+            else {
+                unreachable!("an unconditional download is never 'not modified'")
+            };
+            record.sha256
         };
-        let sha256 = check_digest(&artifact.source, Some(expected), record.sha256)?;
+        let sha256 = check_digest(&artifact.source, Some(expected), actual)?;
         Ok(PreparedArtifact {
             path: cache.path_of(&sha256),
             sha256,
@@ -156,6 +199,7 @@ impl Fetcher {
                     } => (etag, last_modified),
                 }
             }
+            RemoteSource::Oci(_) => unreachable!("images are pulled by artifact::oci"),
             RemoteSource::S3 { bucket, key } => {
                 let client = self.s3_client(artifact.region.as_deref()).await;
                 let mut request = client.get_object().bucket(bucket).key(key);
@@ -266,9 +310,9 @@ pub async fn pin_remote_artifacts(
     }
     let http = crate::http::Client::for_config(config)
         .map_err(|e| vec![format!("cannot fetch artifacts: {e}")])?;
-    let fetcher = Fetcher::new(http);
+    let fetcher = Fetcher::new(http, config.ca_file.as_deref());
     let cache = Cache::new(cache_dir);
-    let mut resolved: BTreeMap<String, Result<String, String>> = BTreeMap::new();
+    let mut resolved: BTreeMap<String, Result<Resolved, String>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (address, sources) in &wanted {
         for source in sources {
@@ -285,13 +329,14 @@ pub async fn pin_remote_artifacts(
                 resolved.insert(source.clone(), outcome);
             }
             match &resolved[source] {
-                Ok(sha256) => {
+                Ok(found) => {
                     let pinned = config
                         .deployments
                         .get_mut(address)
                         .and_then(|d| d.service.artifact.as_mut())
                         .expect("selected above");
-                    pinned.sha256 = Some(sha256.clone());
+                    pinned.sha256 = Some(found.sha256.clone());
+                    pinned.image_digest = found.image_digest.clone();
                     pinned.pinned_by_plan = true;
                 }
                 Err(message) => errors.push(format!("{address}: {message}")),

@@ -2013,7 +2013,7 @@ impl Loader {
                 self.error(
                     Diagnostic::error("artifact", format!("\"source\": {problem}"))
                         .at_opt(span_of("source"))
-                        .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, or s3://bucket/key"),
+                        .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, s3://bucket/key or oci://registry/repository:tag"),
                 );
                 return false;
             }
@@ -2032,29 +2032,47 @@ impl Loader {
         use crate::artifact::{ArtifactSource, RemoteSource};
         let is_http = matches!(source, ArtifactSource::Remote(RemoteSource::Http(_)));
         let is_s3 = matches!(source, ArtifactSource::Remote(RemoteSource::S3 { .. }));
-        let http_only = [
-            ("headers", !artifact.headers.is_empty()),
+        let is_oci = matches!(source, ArtifactSource::Remote(RemoteSource::Oci(_)));
+        if !artifact.headers.is_empty() && !is_http {
+            self.error(
+                Diagnostic::error(
+                    "artifact",
+                    "\"headers\" applies only to an https:// or http:// source",
+                )
+                .at_opt(span_of("headers"))
+                .help("remove it, or point source at the repository's URL"),
+            );
+            usable = false;
+        }
+        for (name, set) in [
             ("username", artifact.username.is_some()),
             ("password", artifact.password.is_some()),
-        ];
-        for (name, set) in http_only {
-            if set && !is_http {
+        ] {
+            if set && !is_http && !is_oci {
                 self.error(
                     Diagnostic::error(
                         "artifact",
-                        format!("\"{name}\" applies only to an https:// or http:// source"),
+                        format!("\"{name}\" applies only to an https://, http:// or oci:// source"),
                     )
                     .at_opt(span_of(name))
-                    .help("remove it, or point source at the repository's URL"),
+                    .help("remove it; s3 sources use the standard AWS credentials"),
                 );
                 usable = false;
             }
+        }
+        if is_oci && artifact.sha256.is_some() {
+            self.error(
+                Diagnostic::error("artifact", "\"sha256\" does not apply to an image: the archive is its layers flattened")
+                    .at_opt(span_of("sha256"))
+                    .help("pin the image in the reference instead: oci://REGISTRY/REPOSITORY@sha256:MANIFEST_DIGEST"),
+            );
+            usable = false;
         }
         if artifact.password.is_some() && artifact.username.is_none() {
             self.error(
                 Diagnostic::error("artifact", "\"password\" needs \"username\" (basic auth)")
                     .at_opt(span_of("password"))
-                    .help("set username too, or send a token with headers = { Authorization = \"Bearer ...\" }"),
+                    .help("set username too (an https source can send a token in headers = { Authorization = \"Bearer ...\" })"),
             );
             usable = false;
         }
@@ -2073,7 +2091,7 @@ impl Loader {
                     self.error(
                         Diagnostic::error("artifact", message)
                             .at_opt(span_of("source"))
-                            .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, or s3://bucket/key"),
+                            .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, s3://bucket/key or oci://registry/repository:tag"),
                     );
                     return false;
                 }

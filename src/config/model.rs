@@ -123,6 +123,9 @@ pub struct Artifact {
     /// `sha256` was not configured: plan resolved it from the source.
     #[serde(skip)]
     pub pinned_by_plan: bool,
+    /// For an OCI image: the manifest digest plan resolved the tag to.
+    #[serde(skip)]
+    pub image_digest: Option<String>,
     /// The directory `source` is relative to (the configuration's or module's).
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -22,5 +22,13 @@
 mod client;
 pub mod trust;
 
+/// Make aws-lc-rs the process's rustls crypto provider, for libraries that
+/// build their own rustls configuration (oci-client); slipway's own client
+/// passes its provider explicitly. Idempotent.
+#[cfg(feature = "aws")]
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 #[cfg(feature = "aws")]
 pub use client::{Client, DownloadRequest, Downloaded, HttpError, Response, MAX_BODY};

@@ -228,6 +228,10 @@ pub struct ArtifactPin {
     /// holds other bytes by then.
     #[serde(default)]
     pub resolved_by_plan: bool,
+    /// For an OCI image: the manifest digest the reference resolved to (the
+    /// archive is its layers flattened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// One reason for a change. `diff` holds a unified diff where the reason is a

@@ -554,6 +554,7 @@ fn artifact_pin(config: &Config, deployment: &Deployment) -> Option<ArtifactPin>
         source: config.mask(&crate::artifact::display_source(&artifact.source)),
         sha256: artifact.sha256.as_ref()?.to_ascii_lowercase(),
         resolved_by_plan: artifact.pinned_by_plan,
+        image_digest: artifact.image_digest.clone(),
     })
 }
 

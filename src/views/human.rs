@@ -134,7 +134,13 @@ fn write_deployment(out: &mut String, painter: &Painter, deployment: &Deployment
         push_indented(
             out,
             DETAIL_INDENT,
-            &format!("artifact {} pinned to sha256 {}", pin.source, pin.sha256),
+            &match &pin.image_digest {
+                Some(image) => format!(
+                    "artifact {} pinned to image {image}, flattened to sha256 {}",
+                    pin.source, pin.sha256
+                ),
+                None => format!("artifact {} pinned to sha256 {}", pin.source, pin.sha256),
+            },
         );
     }
     for reason in &deployment.reasons {

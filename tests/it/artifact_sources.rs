@@ -1,5 +1,6 @@
 //! Remote artifact sources end to end: an https repository behind a token
-//! with a private CA, and S3 (moto), deployed to real sshd hosts. What the
+//! with a private CA, S3 (moto), and an OCI registry, deployed to real sshd
+//! hosts. What the
 //! hosts run is read on the hosts; what was downloaded is read from the
 //! repository's request log.
 
@@ -8,6 +9,7 @@ use std::process::Output;
 
 use crate::artifact_repo::{ArtifactRepo, TOKEN};
 use crate::moto::Moto;
+use crate::registry::{Entry, Registry};
 use crate::support::ssh_lab::Lab;
 use crate::tls::Pki;
 
@@ -297,4 +299,85 @@ fn an_s3_artifact_deploys_through_the_standard_aws_chain() {
         "{shown}"
     );
     assert_eq!(build_on(&lab, 0).as_deref(), Some("s3-1"));
+}
+
+#[test]
+fn an_oci_image_is_pulled_flattened_with_its_whiteouts_and_deployed() {
+    let Some(pki) = Pki::make() else { return };
+    let Some(registry) = Registry::start(&pki) else {
+        return;
+    };
+    let Some(lab) = Lab::start(2, "artifact-oci-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    // The app in the bottom layer with files the top layer removes again.
+    let mut base = Entry::tree(&lab.root.join("app"));
+    base.push(Entry::file("BUILD", "base"));
+    base.push(Entry::file("junk/big.log", "left by the build"));
+    base.push(Entry::file("etc/stale.conf", "old"));
+    let top = vec![
+        Entry::file("BUILD", "oci-1"),
+        Entry::file(".wh.junk", ""),
+        Entry::file("etc/.wh.stale.conf", ""),
+        Entry::file("etc/app.conf", "new"),
+    ];
+    let manifest = registry.push("team/app", "1.0", &[base, top]);
+    let source = format!("oci://{}/team/app:1.0", registry.host());
+    use_artifact(
+        &lab,
+        &format!(
+            "    source   = {source:?}\n    username = {:?}\n    password = var.repo_token\n",
+            crate::registry::USER
+        ),
+        Some(&pki.ca_pem()),
+    );
+
+    let apply = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", VERSION],
+        crate::registry::PASSWORD,
+    );
+    let shown = text(&apply);
+    assert_eq!(apply.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains(&format!("pinned to image {manifest}")),
+        "{shown}"
+    );
+    assert!(!shown.contains(crate::registry::PASSWORD), "{shown}");
+    for i in 0..2 {
+        let current = lab.install_dir(i).join("current");
+        assert_eq!(build_on(&lab, i).as_deref(), Some("oci-1"), "host {i}");
+        assert!(!current.join("junk").exists(), "host {i}: whiteout ignored");
+        assert!(!current.join("etc/stale.conf").exists(), "host {i}");
+        assert_eq!(
+            std::fs::read_to_string(current.join("etc/app.conf")).unwrap(),
+            "new"
+        );
+    }
+
+    // Unchanged image: no changes. A wrong password or a missing tag: a
+    // clear error, the hosts keep what they run.
+    let again = run(
+        &lab,
+        &["plan", ".", "-var", VERSION],
+        crate::registry::PASSWORD,
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let refused = run(&lab, &["plan", ".", "-var", VERSION], "wrong-password");
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("refused the credentials"), "{shown}");
+    let main = lab.root.join("main.hcl");
+    let config = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, config.replace("team/app:1.0", "team/app:9.9")).unwrap();
+    let missing = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", VERSION],
+        crate::registry::PASSWORD,
+    );
+    let shown = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("team/app:9.9"), "{shown}");
+    assert_eq!(build_on(&lab, 0).as_deref(), Some("oci-1"));
 }

@@ -4,7 +4,8 @@
 //! Harnesses start real components on loopback: `sshd` (OpenSSH servers),
 //! `moto` (the AWS emulator, patched by `moto/launcher.py`), `prometheus` (a real
 //! Prometheus and a small metrics app), `tls` (a private CA and an https
-//! server), `artifact_repo` (an https artifact repository); `support` has the
+//! server), `artifact_repo` (an https artifact repository), `registry` (an OCI
+//! registry and skopeo); `support` has the
 //! quickstart sandbox and small helpers; `common` builds configurations and
 //! states for plan tests.
 //!
@@ -14,6 +15,7 @@ mod artifact_repo;
 mod common;
 mod moto;
 mod prometheus;
+mod registry;
 mod sshd;
 mod support;
 mod tls;

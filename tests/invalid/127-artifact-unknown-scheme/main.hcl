@@ -1,7 +1,7 @@
 service "myapp" {
   version = "1.0.0"
   artifact {
-    source = "oci://registry.example.com/myapp:1.0"
+    source = "ftp://files.example.com/myapp-1.0.tar.gz"
   }
   vm { install_dir = "/opt/myapp" }
 }
