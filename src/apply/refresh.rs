@@ -849,6 +849,7 @@ mod tests {
                 version_after: Some("2".into()),
                 reasons: Vec::new(),
                 artifact: None,
+                adopt: None,
             }],
             schedule: Default::default(),
             outputs: Vec::new(),
