@@ -4,9 +4,8 @@
 //! truncating path (see `server.py`). Every request is logged, so a test can
 //! count downloads. Dropping the [`ArtifactRepo`] kills the server.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use crate::tls::Pki;
 
@@ -32,28 +31,16 @@ impl ArtifactRepo {
             .tempdir()
             .expect("temporary directory");
         std::fs::create_dir_all(dir.path().join("files")).unwrap();
-        let mut child = Command::new("python3")
-            .arg(SERVER)
-            .arg(pki.path("server.pem"))
-            .arg(pki.path("server.key"))
-            .arg(dir.path().join("files"))
-            .arg(dir.path().join("requests.log"))
-            .arg(TOKEN)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs tests/it/artifact_repo/server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server.py prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("server.py said {line:?} instead of its port"));
+        let (server_pem, server_key) = (pki.path("server.pem"), pki.path("server.key"));
+        let (files, log) = (dir.path().join("files"), dir.path().join("requests.log"));
+        let args = [
+            server_pem.as_os_str(),
+            server_key.as_os_str(),
+            files.as_os_str(),
+            log.as_os_str(),
+            std::ffi::OsStr::new(TOKEN),
+        ];
+        let (child, port) = crate::support::spawn_python_server(SERVER, &args);
         ArtifactRepo { port, dir, child }
     }
 

@@ -115,3 +115,30 @@ pub fn missing_component(what: &str, install: &str) {
     }
     eprintln!("note: skipping because {ALLOW_SKIP} is set: {what} ({install} to run this test)");
 }
+
+/// Run `script` (a Python server beside a harness) with `args`: it prints
+/// `port N` on its first line once it listens. Returns the child (its
+/// stdout taken) and the port.
+pub fn spawn_python_server(script: &str, args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{script} prints its port: {e}"));
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{script} said {line:?} instead of its port"));
+    (child, port)
+}

@@ -17,7 +17,6 @@
 //! `None` (the test skips) only under `SLIPWAY_TEST_ALLOW_SKIP` (see
 //! [`crate::support::missing_component`]). Nothing here leaves loopback.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -153,29 +152,15 @@ impl HttpsServer {
     /// other than `/health` to it.
     pub fn start(pki: &Pki, upstream: Option<&str>) -> HttpsServer {
         let received = pki.path(&format!("received-{}.jsonl", uuid_like()));
-        let mut command = Command::new("python3");
-        command
-            .arg(SERVER)
-            .arg(pki.path("server.pem"))
-            .arg(pki.path("server.key"))
-            .arg(&received)
-            .args(upstream)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command
-            .spawn()
-            .expect("python3 runs tests/it/tls/server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server.py prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("server.py said {line:?} instead of its port"));
+        let server_pem = pki.path("server.pem");
+        let server_key = pki.path("server.key");
+        let mut args = vec![
+            server_pem.as_os_str(),
+            server_key.as_os_str(),
+            received.as_os_str(),
+        ];
+        args.extend(upstream.map(std::ffi::OsStr::new));
+        let (child, port) = crate::support::spawn_python_server(SERVER, &args);
         HttpsServer {
             port,
             received,
