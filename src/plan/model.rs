@@ -72,31 +72,6 @@ pub enum HostFound {
     Unreachable,
 }
 
-impl Plan {
-    /// Artifacts this plan pinned that `now` (the same configuration planned
-    /// again) finds holding other bytes: a moved tag, a replaced file.
-    pub fn artifacts_moved(&self, now: &Plan) -> Vec<String> {
-        let mut moved = Vec::new();
-        for change in &self.deployments {
-            let Some(pinned) = &change.artifact else {
-                continue;
-            };
-            let current = now
-                .deployments
-                .iter()
-                .find(|c| c.address == change.address)
-                .and_then(|c| c.artifact.as_ref());
-            if let Some(current) = current.filter(|c| c.sha256 != pinned.sha256) {
-                moved.push(format!(
-                    "artifact {} of {} holds sha256 {} now, but the plan pinned {} (the tag moved or the file changed since the plan)",
-                    pinned.source, change.address, current.sha256, pinned.sha256
-                ));
-            }
-        }
-        moved
-    }
-}
-
 /// The saved state an environment's part of the plan was computed against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentBasis {
