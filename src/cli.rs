@@ -873,7 +873,7 @@ fn pin_artifacts(
         .build()?;
     let pinned = runtime.block_on(crate::artifact::remote::pin_remote_artifacts(
         config,
-        options.environments.as_ref(),
+        options,
         &config_dir.join(ARTIFACT_CACHE),
     ));
     match pinned {
@@ -1711,12 +1711,7 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     names.extend(backend.environments()?);
     names.sort();
     names.dedup();
-    names.retain(|name| {
-        options
-            .environments
-            .as_ref()
-            .is_none_or(|only| only.contains(name))
-    });
+    names.retain(|name| options.includes(name));
     let mut locks = Vec::new();
     for name in &names {
         locks.push(take_lock(

@@ -298,6 +298,21 @@ pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::Pl
     options.listener_weights = recorded_listener_weights(config, states, options);
 }
 
+/// Whether `only` plans `deployment`'s environment, and the deployment's
+/// record in that environment's state.
+fn planned_record<'a>(
+    deployment: &crate::config::Deployment,
+    states: &'a States,
+    only: &crate::plan::PlanOptions,
+) -> (bool, Option<&'a crate::state::DeploymentState>) {
+    let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
+    let record = states
+        .get(&state_name)
+        .and_then(Option::as_ref)
+        .and_then(|s| s.deployments.get(&deployment.address));
+    (only.includes(&state_name), record)
+}
+
 /// The live weights of the listener of every ECS deployment (of the
 /// environments `only` names) whose state records weights, by address. A
 /// listener that cannot be read is left out (the plan then trusts state;
@@ -311,15 +326,8 @@ pub fn recorded_listener_weights(
         .deployments
         .values()
         .filter_map(|deployment| {
-            let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
-            let included = only
-                .environments
-                .as_ref()
-                .is_none_or(|names| names.contains(&state_name));
-            let records_weights = states
-                .get(&state_name)
-                .and_then(Option::as_ref)
-                .and_then(|s| s.deployments.get(&deployment.address))
+            let (included, record) = planned_record(deployment, states, only);
+            let records_weights = record
                 .and_then(|d| d.ecs.as_ref())
                 .is_some_and(|ecs| !ecs.weights.is_empty());
             let listener = config
@@ -380,16 +388,8 @@ pub fn unrecorded_services(
         .deployments
         .values()
         .filter(|deployment| {
-            let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
-            let included = only
-                .environments
-                .as_ref()
-                .is_none_or(|names| names.contains(&state_name));
-            let recorded = states
-                .get(&state_name)
-                .and_then(Option::as_ref)
-                .and_then(|s| s.deployments.get(&deployment.address))
-                .is_some_and(|d| d.ecs.is_some());
+            let (included, record) = planned_record(deployment, states, only);
+            let recorded = record.is_some_and(|d| d.ecs.is_some());
             let is_ecs = config.environment_of(deployment).is_some_and(|e| {
                 e.ecs_cluster.is_some() && (deployment.service.vm.is_none() || e.vm_hosts.is_none())
             });

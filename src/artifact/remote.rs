@@ -275,13 +275,13 @@ impl Fetcher {
 }
 
 /// Pin every remote artifact without a configured `sha256` that a VM
-/// deployment of `environments` (all when `None`) sends to hosts: its
+/// deployment of the environments `options` plans sends to hosts: its
 /// `sha256` becomes the digest its source holds now, marked as pinned by plan.
 /// Each source is fetched once. An error names the artifact and the
 /// deployments that use it; nothing else is changed then.
 pub async fn pin_remote_artifacts(
     config: &mut crate::config::Config,
-    environments: Option<&std::collections::BTreeSet<String>>,
+    options: &crate::plan::PlanOptions,
     cache_dir: &std::path::Path,
 ) -> Result<(), Vec<String>> {
     let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -289,7 +289,7 @@ pub async fn pin_remote_artifacts(
         let Some(environment) = config.environment_of(deployment) else {
             continue;
         };
-        let selected = environments.is_none_or(|only| only.contains(&environment.name));
+        let selected = options.includes(&environment.name);
         let on_hosts = environment.vm_hosts.is_some() && deployment.service.vm.is_some();
         let Some(artifact) = deployment.service.artifact.as_ref() else {
             continue;

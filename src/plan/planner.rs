@@ -64,7 +64,8 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
-    fn includes(&self, state_name: &str) -> bool {
+    /// Whether the environment with this state name is planned.
+    pub fn includes(&self, state_name: &str) -> bool {
         self.environments
             .as_ref()
             .is_none_or(|only| only.contains(state_name))
