@@ -284,27 +284,29 @@ pub async fn pin_remote_artifacts(
     options: &crate::plan::PlanOptions,
     cache_dir: &std::path::Path,
 ) -> Result<(), Vec<String>> {
-    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for deployment in config.deployments.values() {
-        let Some(environment) = config.environment_of(deployment) else {
-            continue;
-        };
-        let selected = options.includes(&environment.name);
-        let on_hosts = environment.vm_hosts.is_some() && deployment.service.vm.is_some();
-        let Some(artifact) = deployment.service.artifact.as_ref() else {
-            continue;
-        };
-        let remote = matches!(
-            classify(&artifact.base_dir, &artifact.source),
-            Ok(ArtifactSource::Remote(_))
-        );
-        if selected && on_hosts && remote && artifact.sha256.is_none() {
-            wanted
-                .entry(deployment.address.clone())
-                .or_default()
-                .push(artifact.source.clone());
-        }
-    }
+    let wanted: Vec<String> = config
+        .deployments
+        .values()
+        .filter(|deployment| {
+            let Some(environment) = config.environment_of(deployment) else {
+                return false;
+            };
+            let on_hosts = environment.vm_hosts.is_some() && deployment.service.vm.is_some();
+            let unpinned_remote = deployment
+                .service
+                .artifact
+                .as_ref()
+                .is_some_and(|artifact| {
+                    artifact.sha256.is_none()
+                        && matches!(
+                            classify(&artifact.base_dir, &artifact.source),
+                            Ok(ArtifactSource::Remote(_))
+                        )
+                });
+            options.includes(&environment.name) && on_hosts && unpinned_remote
+        })
+        .map(|deployment| deployment.address.clone())
+        .collect();
     if wanted.is_empty() {
         return Ok(());
     }
@@ -312,35 +314,34 @@ pub async fn pin_remote_artifacts(
         .map_err(|e| vec![format!("cannot fetch artifacts: {e}")])?;
     let fetcher = Fetcher::new(http, config.ca_file.as_deref());
     let cache = Cache::new(cache_dir);
+    // Each source is fetched once, however many deployments send it.
     let mut resolved: BTreeMap<String, Result<Resolved, String>> = BTreeMap::new();
     let mut errors = Vec::new();
-    for (address, sources) in &wanted {
-        for source in sources {
-            let artifact = config.deployments[address]
-                .service
-                .artifact
-                .clone()
-                .expect("selected above");
-            if !resolved.contains_key(source) {
-                let outcome = fetcher
-                    .resolve(&artifact, &cache)
-                    .await
-                    .map_err(|e| config.mask(&e.to_string()));
-                resolved.insert(source.clone(), outcome);
+    for address in &wanted {
+        let artifact = config.deployments[address]
+            .service
+            .artifact
+            .clone()
+            .expect("selected above");
+        if !resolved.contains_key(&artifact.source) {
+            let outcome = fetcher
+                .resolve(&artifact, &cache)
+                .await
+                .map_err(|e| config.mask(&e.to_string()));
+            resolved.insert(artifact.source.clone(), outcome);
+        }
+        match &resolved[&artifact.source] {
+            Ok(found) => {
+                let pinned = config
+                    .deployments
+                    .get_mut(address)
+                    .and_then(|d| d.service.artifact.as_mut())
+                    .expect("selected above");
+                pinned.sha256 = Some(found.sha256.clone());
+                pinned.image_digest = found.image_digest.clone();
+                pinned.pinned_by_plan = true;
             }
-            match &resolved[source] {
-                Ok(found) => {
-                    let pinned = config
-                        .deployments
-                        .get_mut(address)
-                        .and_then(|d| d.service.artifact.as_mut())
-                        .expect("selected above");
-                    pinned.sha256 = Some(found.sha256.clone());
-                    pinned.image_digest = found.image_digest.clone();
-                    pinned.pinned_by_plan = true;
-                }
-                Err(message) => errors.push(format!("{address}: {message}")),
-            }
+            Err(message) => errors.push(format!("{address}: {message}")),
         }
     }
     if errors.is_empty() {
