@@ -146,6 +146,13 @@ fn an_https_artifact_behind_a_token_is_pinned_by_plan_downloaded_once_and_deploy
         "{shown}"
     );
 
+    let saved = std::fs::read_to_string(lab.root.join("moved.plan")).unwrap();
+    assert!(!saved.contains(TOKEN), "the token is in the saved plan");
+    assert!(
+        saved.contains(&second_sha),
+        "the saved plan pins the digest"
+    );
+
     // It moves again after the plan was saved: apply refuses the saved plan
     // and no host changes.
     let (third, _) = app_archive(&lab, "3");
