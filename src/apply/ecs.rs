@@ -1267,6 +1267,93 @@ pub async fn reject_deployment(
     Ok(DeploymentOutcome::default())
 }
 
+/// `slipway rollback` of an ECS deployment (see [`crate::plan::rollback`]):
+/// the service that serves now and the release's task definition are looked
+/// up first, and nothing changes unless both exist. Then state records the
+/// rollback as started; an unfinished rollout's new side gets no more
+/// traffic and is removed; the service is updated to the release's task
+/// definition (its desired count kept) and waited for until it is stable.
+pub async fn roll_back_to_release(
+    config: &Config,
+    plan: &crate::plan::rollback::RollbackPlan,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let crate::plan::rollback::RollbackTarget::Ecs { now, to } = &plan.target else {
+        return Err(format!("{}: not an ECS deployment", plan.address));
+    };
+    let job = job(config, &plan.address, recorder, options, progress).await?;
+    let unchanged = |why: String| format!("nothing was changed: {why}");
+    let arn = to.task_definition_arn.clone().ok_or_else(|| {
+        unchanged(format!(
+            "state names no task definition for release {}",
+            plan.to.version
+        ))
+    })?;
+    match describe_service(&job, &now.service_name)
+        .await
+        .map_err(&unchanged)?
+    {
+        Some(service) if service.status == "ACTIVE" => {}
+        _ => {
+            return Err(unchanged(format!(
+                "service {} is not in cluster {}; `slipway plan -refresh` shows what runs",
+                now.service_name, now.cluster
+            )))
+        }
+    }
+    job.ecs
+        .describe_task_definition()
+        .task_definition(&arn)
+        .send()
+        .await
+        .map_err(|e| {
+            unchanged(format!(
+                "task definition {} of release {} cannot be read: {}",
+                requests::short_arn(&arn),
+                plan.to.version,
+                error_text(&e)
+            ))
+        })?;
+    super::rollback::record_start(recorder, plan, options).map_err(|e| e.to_string())?;
+    if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
+        job.event(&format!(
+            "sending all traffic back to {} and removing {}",
+            now.service_name, canary.service_name
+        ));
+        set_listener_weights(&job, &listener, &to.weights).await?;
+        delete_service(&job, &canary.service_name).await?;
+        let mut record = (**now).clone();
+        record.weights = to.weights.clone();
+        record.canary = None;
+        record_ecs(&job, Some(record)).map_err(|f| f.message)?;
+    }
+    let desired = now.desired_count as i32;
+    job.ecs
+        .update_service()
+        .cluster(&now.cluster)
+        .service(&now.service_name)
+        .task_definition(&arn)
+        .desired_count(desired)
+        .send()
+        .await
+        .map_err(|e| format!("updating service {}: {}", now.service_name, error_text(&e)))?;
+    job.event(&format!(
+        "service {} updated to {} ({})",
+        now.service_name,
+        requests::short_arn(&arn),
+        plan.to.version
+    ));
+    record_ecs(&job, Some((**to).clone())).map_err(|f| f.message)?;
+    wait_until_stable(&job, &now.service_name, &arn, desired).await?;
+    progress.done(&plan.address);
+    Ok(DeploymentOutcome {
+        rolled_back: true,
+        ..DeploymentOutcome::default()
+    })
+}
+
 /// After `step`: the shared approval check with this job's deployment.
 fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, String> {
     super::wait_for_approval(

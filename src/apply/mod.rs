@@ -26,6 +26,7 @@ pub mod notifications;
 pub mod progress;
 pub mod recorder;
 pub mod refresh;
+pub mod rollback;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -346,8 +347,12 @@ pub async fn apply(
                     .filter(|saved| change.version_after.as_ref() == Some(&saved.version));
                 let waiting = saved.as_ref().and_then(|s| s.waiting_approval().cloned());
                 let rejected = saved.as_ref().and_then(|s| s.rejected().cloned());
+                let rolled_back = recorder
+                    .deployment(&change.address)
+                    .and_then(|s| s.rolled_back_from)
+                    .filter(|r| change.version_after.as_ref() == Some(&r.version));
                 let notifier = match (&waiting, &rejected) {
-                    (None, None) => {
+                    (None, None) if rolled_back.is_none() => {
                         notifications::started(&config, &change, &options, &progress).await
                     }
                     _ => None,
@@ -357,6 +362,9 @@ pub async fn apply(
                     _ if rejected.is_some() => {
                         Err(rejected.as_ref().map_or_else(String::new, rejected_message))
                     }
+                    _ if rolled_back.is_some() => Err(rolled_back
+                        .as_ref()
+                        .map_or_else(String::new, crate::state::rolled_back_message)),
                     Action::Destroy => recorder
                         .forget(&change.address)
                         .map(|()| DeploymentOutcome::default())

@@ -82,6 +82,10 @@ pub enum HostChange {
     /// A rollback could not put the host back: the record keeps what it
     /// runs and says the rollback failed.
     RollbackFailed,
+    /// `slipway rollback` switched the host to this verified release pair:
+    /// the record says it serves it (deployed, moved by the rollback in
+    /// flight) and remembers the pair it left as `previous`.
+    Restored(crate::state::PreviousRelease),
 }
 
 /// Change one host's record of deployment `address` (see [`HostChange`]).
@@ -166,6 +170,15 @@ fn put_host(
                 },
             }
         }
+        HostChange::Restored(pair) => HostState {
+            version: pair.version,
+            artifact_sha256: pair.artifact_sha256,
+            config_digest: pair.config_digest,
+            status: HostStatus::Deployed,
+            updated_at: now.clone(),
+            rollout,
+            previous: before.map(|b| b.pair()),
+        },
         HostChange::RollbackFailed => {
             let Some(before) = before else { return };
             HostState {
@@ -279,6 +292,8 @@ impl Recorder {
                     ecs: None,
                     approvals: Vec::new(),
                     gates: Vec::new(),
+                    releases: Vec::new(),
+                    rolled_back_from: None,
                     updated_at: now.clone(),
                 });
             entry.service = deployment.service.address.clone();
@@ -291,6 +306,15 @@ impl Recorder {
             if entry.version != deployment.service.version {
                 // Approvals are given for one version.
                 entry.approvals.clear();
+            }
+            // apply refuses the version a rollback took off; another version
+            // ends that refusal.
+            if entry
+                .rolled_back_from
+                .as_ref()
+                .is_some_and(|r| r.version != deployment.service.version)
+            {
+                entry.rolled_back_from = None;
             }
             entry.version = deployment.service.version.clone();
             entry.artifact_sha256 = deployment
@@ -462,9 +486,14 @@ impl Recorder {
         let now = now_rfc3339();
         self.update(|state| {
             if let Some(deployment) = state.deployments.get_mut(address) {
+                let finished = status == DeploymentStatus::Deployed && verified;
                 deployment.status = status;
                 deployment.verified = verified;
                 deployment.hosts.retain(|host, _| hosts.contains(host));
+                if finished {
+                    let apply_id = deployment.rollout_id.clone().unwrap_or_default();
+                    deployment.remember_verified_release(&apply_id, &now);
+                }
                 deployment.updated_at = now;
             }
         })

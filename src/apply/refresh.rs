@@ -777,6 +777,8 @@ mod tests {
                 ecs: None,
                 approvals: Vec::new(),
                 gates: Vec::new(),
+                releases: Vec::new(),
+                rolled_back_from: None,
                 updated_at: "t".into(),
             },
         );

@@ -1068,7 +1068,14 @@ async fn roll_back_rollout(
             version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
         };
         let seq = job.recorder.begin_step(&record, |_| {}).ok();
-        let result = roll_back_host(job, host, transport, target.as_ref()).await;
+        let result = roll_back_host(
+            job,
+            host,
+            transport,
+            target.as_ref(),
+            HostChange::RolledBack,
+        )
+        .await;
         let journal = match &result {
             Ok(_) => "rolled_back",
             Err(_) => "failed",
@@ -1101,14 +1108,15 @@ async fn roll_back_rollout(
     }
 }
 
-/// Put one host back on `target` (see [`steps::rollback`]) and record it as
-/// rolled back; then check its health and re-register it. `Ok(Some(why))`:
+/// Put one host back on `target` (see [`steps::rollback`]) and record it
+/// (`record_as`); then check its health and re-register it. `Ok(Some(why))`:
 /// back on its pair, but its health check or re-registration failed.
 async fn roll_back_host(
     job: &Job<'_>,
     host: &str,
     transport: &Transport,
     target: Option<&PreviousRelease>,
+    record_as: HostChange,
 ) -> Result<Option<String>, HostFailure> {
     let address = &job.deployment.address;
     let mut ctx = context(job, host, transport);
@@ -1139,7 +1147,7 @@ async fn roll_back_host(
     )
     .await?;
     job.recorder
-        .set_host(address, host, None, HostChange::RolledBack)
+        .set_host(address, host, None, record_as)
         .map_err(|e| HostFailure {
             host: host.to_string(),
             step: "record state".into(),
@@ -1174,4 +1182,236 @@ async fn roll_back_host(
         }
     }
     Ok(None)
+}
+
+/// `slipway rollback` of a VM deployment (see [`crate::plan::rollback`]):
+/// every host the plan switches is first asked whether it keeps the release
+/// and its configuration, and nothing changes unless all of them do (and all
+/// can be reached). Then state records the rollback as started and the hosts
+/// are switched, `options.parallelism` at a time, each taken out of its
+/// target group first, checked and put back; an interrupt stops it between
+/// hosts. Returns what happened to each host; the caller records the end.
+pub async fn roll_back_to_release(
+    config: &Config,
+    plan: &crate::plan::rollback::RollbackPlan,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let (deployment, vm, hosts) = vm_parts(config, &plan.address)?;
+    let address = plan.address.as_str();
+    let job = Job::new(
+        config,
+        deployment,
+        (vm, hosts),
+        None,
+        options,
+        progress,
+        recorder,
+    )
+    .await;
+    let ssh_options = if hosts.transport == TransportKind::Ssh {
+        Some(SshOptions::from_config(hosts, &config.root)?)
+    } else {
+        None
+    };
+    let pair = plan.pair();
+    let target = RollbackTarget {
+        version: pair.version.clone(),
+        sha256: pair.artifact_sha256.clone(),
+        config_snapshot: config_snapshot::snapshot_name(
+            &pair.version,
+            pair.config_digest.as_deref(),
+        ),
+    };
+    let switching: Vec<&str> = plan
+        .hosts_to_switch()
+        .iter()
+        .map(|h| h.host.as_str())
+        .collect();
+    let starts = tokio::sync::Semaphore::new(8);
+    progress.status(
+        address,
+        &format!(
+            "asking {} host(s) whether they keep release {}",
+            switching.len(),
+            pair.version
+        ),
+    );
+    let connections = super::join_all(
+        switching
+            .iter()
+            .map(|host| connect(&job, host, ssh_options.as_ref(), &starts))
+            .collect(),
+    )
+    .await;
+    let mut transports = BTreeMap::new();
+    let mut refusals = Vec::new();
+    for (host, connection) in switching.iter().zip(connections) {
+        match connection {
+            Ok(transport) => {
+                transports.insert(host.to_string(), transport);
+            }
+            Err(message) => refusals.push(format!("{host}: cannot connect ({message})")),
+        }
+    }
+    let checks = super::join_all(
+        transports
+            .iter()
+            .map(|(host, transport)| {
+                let mut ctx = context(&job, host, transport);
+                ctx.version = pair.version.clone();
+                let check = ctx
+                    .validate()
+                    .map(|()| steps::rollback_check(vm, &ctx, &target));
+                let job = &job;
+                async move {
+                    match check {
+                        Ok(step) => run_all(job, transport, &[step])
+                            .await
+                            .map_err(|failure| failure.to_string()),
+                        Err(error) => Err(format!("{host}: {error}")),
+                    }
+                }
+            })
+            .collect(),
+    )
+    .await;
+    refusals.extend(checks.into_iter().filter_map(Result::err));
+    if !refusals.is_empty() {
+        for transport in transports.into_values() {
+            transport.close().await;
+        }
+        progress.done(address);
+        return Err(format!(
+            "nothing was changed: not every host can go back to {}:\n  {}",
+            pair.version,
+            refusals.join("\n  ")
+        ));
+    }
+    super::rollback::record_start(recorder, plan, options).map_err(|e| e.to_string())?;
+    progress.event(
+        address,
+        &format!(
+            "rolling back {} host(s) to {}, {} at a time",
+            switching.len(),
+            pair.version,
+            options.parallelism.max(1)
+        ),
+    );
+    let limit = tokio::sync::Semaphore::new(options.parallelism.max(1));
+    let results = super::join_all(
+        transports
+            .iter()
+            .map(|(host, transport)| switch_host(&job, host, transport, &pair, &limit))
+            .collect(),
+    )
+    .await;
+    let mut outcome = DeploymentOutcome::default();
+    for (host, result) in transports.keys().zip(results) {
+        match result {
+            Ok(None) => outcome.hosts_rolled_back += 1,
+            Ok(Some(unhealthy)) => {
+                outcome.hosts_rolled_back += 1;
+                outcome.failures.push(format!("{address}: {unhealthy}"));
+            }
+            Err(failure) if !failure.changed => {
+                outcome.interrupted = true;
+                outcome
+                    .failures
+                    .push(format!("{address}: {host}: {}", failure.message));
+            }
+            Err(failure) => {
+                let _ = recorder.set_host(address, host, None, HostChange::RollbackFailed);
+                let line = format!("rollback of {failure}; NOT rolled back");
+                progress.event(address, &line);
+                outcome.failures.push(format!("{address}: {line}"));
+                outcome.hosts_not_rolled_back += 1;
+            }
+        }
+    }
+    for transport in transports.into_values() {
+        transport.close().await;
+    }
+    progress.done(address);
+    Ok(outcome)
+}
+
+/// One host of `slipway rollback`: journaled, out of its target group,
+/// switched to `pair` (recorded as restored), checked and back in.
+/// `Err` with `changed: false`: an interrupt came before it started.
+async fn switch_host(
+    job: &Job<'_>,
+    host: &str,
+    transport: &Transport,
+    pair: &PreviousRelease,
+    limit: &tokio::sync::Semaphore,
+) -> Result<Option<String>, HostFailure> {
+    let _permit = limit.acquire().await;
+    if super::interrupted() {
+        return Err(HostFailure {
+            host: host.to_string(),
+            step: "rollback".into(),
+            message: "interrupted before its turn: not rolled back".into(),
+            changed: false,
+        });
+    }
+    let address = job.deployment.address.as_str();
+    let record = StepRecord {
+        apply_id: &job.options.apply_id,
+        deployment: address,
+        step: 1,
+        host: Some(host),
+        action: "rollback",
+        version: &pair.version,
+    };
+    let seq = job.recorder.begin_step(&record, |_| {}).ok();
+    let mut result = Ok(None);
+    if let Some(group) = &job.target_group {
+        if let Err(message) = group.deregister(host).await {
+            result = Err(load_balancer_failure(
+                host,
+                "load balancer deregister",
+                message,
+            ));
+        }
+    }
+    if result.is_ok() {
+        result = roll_back_host(
+            job,
+            host,
+            transport,
+            Some(pair),
+            HostChange::Restored(pair.clone()),
+        )
+        .await;
+    }
+    if let Some(seq) = seq {
+        let apply_id = job.options.apply_id.clone();
+        let version = pair.version.clone();
+        let switched = result.is_ok();
+        let _ = job.recorder.end_step(
+            seq,
+            if switched { "rolled_back" } else { "failed" },
+            |state| {
+                // The host's release is known now: what earlier applies left
+                // unfinished on it is settled.
+                if !switched {
+                    return;
+                }
+                let unfinished: Vec<u64> = state
+                    .uncertain_steps()
+                    .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
+                    .map(|e| e.seq)
+                    .collect();
+                for seq in unfinished {
+                    state.finish_journal_entry(
+                        seq,
+                        format!("superseded: rolled back to {version} by {apply_id}"),
+                    );
+                }
+            },
+        );
+    }
+    result
 }

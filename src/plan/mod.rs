@@ -9,6 +9,7 @@ pub mod document;
 pub mod model;
 pub mod planner;
 pub mod render;
+pub mod rollback;
 pub mod saved;
 
 pub use model::*;

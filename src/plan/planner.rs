@@ -147,6 +147,17 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     crate::state::rejected_message(rejected)
                 ));
             }
+            if let Some(rolled_back) = saved
+                .rolled_back_from
+                .as_ref()
+                .filter(|r| r.version == deployment.service.version)
+            {
+                warnings.push(format!(
+                    "{}: {}",
+                    deployment.address,
+                    crate::state::rolled_back_message(rolled_back)
+                ));
+            }
             let journaled = states
                 .get(&state_name)
                 .and_then(Option::as_ref)

@@ -165,7 +165,76 @@ pub struct DeploymentState {
     /// they saw. Cleared when a new version starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateResult>,
+    /// The releases this deployment finished and verified, oldest first, at
+    /// most [`RELEASES_KEPT`]: what `slipway rollback` can put back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<VerifiedRelease>,
+    /// Set by `slipway rollback`: the version it took the deployment off.
+    /// apply does not deploy that version again (configure another one);
+    /// cleared when another version is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<RollbackRecord>,
     pub updated_at: String,
+}
+
+/// At most this many verified releases are kept per deployment.
+pub const RELEASES_KEPT: usize = 10;
+
+/// A release a deployment served on every target after passing its gates:
+/// enough to put it back without building or transferring anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedRelease {
+    pub version: String,
+    /// VM: the artifact's sha256 on the hosts (the release marker names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    /// VM: the configuration half of the release pair ([`config_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+    /// VM: the rendered config files (sensitive values masked) and systemd
+    /// unit, so state can say again what the hosts serve after a rollback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_files: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
+    /// ECS: the task definition the service ran, and how it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsState>,
+    /// The apply that finished it, and when.
+    pub apply_id: String,
+    pub verified_at: String,
+}
+
+impl VerifiedRelease {
+    /// The same version with the same artifact, configuration and task
+    /// definition (when and by which apply it was verified aside).
+    pub fn same_release(&self, other: &VerifiedRelease) -> bool {
+        self.version == other.version
+            && self.artifact_sha256 == other.artifact_sha256
+            && self.config_digest == other.config_digest
+            && self.ecs.as_ref().map(|e| &e.task_definition_arn)
+                == other.ecs.as_ref().map(|e| &e.task_definition_arn)
+    }
+}
+
+/// What `slipway rollback` did to a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRecord {
+    /// The version it took the deployment off.
+    pub version: String,
+    /// The version it put back.
+    pub to_version: String,
+    pub by: String,
+    pub at: String,
+    pub apply_id: String,
+}
+
+/// Why apply does not deploy a version `slipway rollback` took off.
+pub fn rolled_back_message(record: &RollbackRecord) -> String {
+    format!(
+        "version {} was rolled back to {} by {} at {} (`slipway rollback`); apply does not deploy it again: configure another version",
+        record.version, record.to_version, record.by, record.at
+    )
 }
 
 /// One verification gate judged after one step.
@@ -349,6 +418,38 @@ impl DeploymentState {
         record.decided_by = Some(who.to_string());
         record.decided_at = Some(at.to_string());
         Ok(record.clone())
+    }
+
+    /// Remember what the deployment serves now as a verified release (call
+    /// when a rollout of `version` finished on every target and passed its
+    /// gates). The same release verified again moves to the end; at most
+    /// [`RELEASES_KEPT`] are kept.
+    pub fn remember_verified_release(&mut self, apply_id: &str, at: &str) {
+        let release = VerifiedRelease {
+            version: self.version.clone(),
+            artifact_sha256: self
+                .hosts
+                .values()
+                .find(|h| h.version == self.version && h.status == HostStatus::Deployed)
+                .and_then(|h| h.artifact_sha256.clone())
+                .or_else(|| self.artifact_sha256.clone()),
+            config_digest: self
+                .ecs
+                .is_none()
+                .then(|| config_digest(&self.config_files, self.systemd_unit.as_deref())),
+            config_files: self.config_files.clone(),
+            systemd_unit: self.systemd_unit.clone(),
+            ecs: self.ecs.clone().map(|ecs| EcsState {
+                canary: None,
+                ..ecs
+            }),
+            apply_id: apply_id.to_string(),
+            verified_at: at.to_string(),
+        };
+        self.releases.retain(|r| !r.same_release(&release));
+        self.releases.push(release);
+        let excess = self.releases.len().saturating_sub(RELEASES_KEPT);
+        self.releases.drain(..excess);
     }
 
     /// Whether approval `name` was given for `version`.
@@ -633,6 +734,8 @@ mod approval_tests {
                 decided_at: None,
             }],
             gates: Vec::new(),
+            releases: Vec::new(),
+            rolled_back_from: None,
             updated_at: "t0".into(),
         }
     }

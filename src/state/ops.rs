@@ -317,6 +317,8 @@ mod tests {
             ecs: None,
             approvals: Vec::new(),
             gates: Vec::new(),
+            releases: Vec::new(),
+            rolled_back_from: None,
             updated_at: "2026-01-02T03:04:05Z".to_string(),
         }
     }

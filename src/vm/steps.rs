@@ -1028,36 +1028,11 @@ pub struct RollbackTarget {
     pub config_snapshot: String,
 }
 
-/// Put a host back on the release pair `target` it served before the rollout
-/// moved it, whichever apply moved it: check that the release and (when the
-/// service has config files) its config snapshot are on the host — if not,
-/// fail before changing anything —, stop what runs, point `current` at
-/// `releases/VERSION` (atomic rename), put that release's config files back,
-/// rewrite the release marker to name it (when its sha256 is known) and
-/// start. Running it again changes nothing more. Without a target (nothing
-/// ran there before the rollout) only the stop runs.
-///
-/// `ctx.version` must be the target's version: the start and stop commands
-/// see it as `SLIPWAY_VERSION`; `time` (RFC 3339) goes into the marker. The
-/// systemd unit file is not put back.
-pub fn rollback(
-    vm: &VmSpec,
-    ctx: &HostContext,
-    target: Option<&RollbackTarget>,
-    time: &str,
-) -> Vec<RemoteStep> {
-    let mut steps = Vec::new();
-    let stop = stop_line(vm, ctx).map(|line| {
-        RemoteStep::new(
-            Phase::Rollback,
-            "rollback.stop",
-            when_installed(vm, ctx, line, "nothing is installed, nothing to stop"),
-        )
-    });
-    let Some(target) = target else {
-        steps.extend(stop);
-        return steps;
-    };
+/// The first step of [`rollback`]: fail, changing nothing, unless the
+/// release `target` names and (when the service has config files) its config
+/// snapshot are on the host. `slipway rollback` runs it on every host before
+/// it changes any.
+pub fn rollback_check(vm: &VmSpec, ctx: &HostContext, target: &RollbackTarget) -> RemoteStep {
     let release = quote(&format!("releases/{}", target.version));
     let snapshot = quote(&format!(".slipway/config/{}", target.config_snapshot));
     let mut check = vec![
@@ -1090,7 +1065,41 @@ pub fn rollback(
             "fi".to_string(),
         ]);
     }
-    steps.push(RemoteStep::new(Phase::Rollback, "rollback.check", check));
+    RemoteStep::new(Phase::Rollback, "rollback.check", check)
+}
+
+/// Put a host back on the release pair `target` it served before the rollout
+/// moved it, whichever apply moved it: check that the release and (when the
+/// service has config files) its config snapshot are on the host — if not,
+/// fail before changing anything —, stop what runs, point `current` at
+/// `releases/VERSION` (atomic rename), put that release's config files back,
+/// rewrite the release marker to name it (when its sha256 is known) and
+/// start. Running it again changes nothing more. Without a target (nothing
+/// ran there before the rollout) only the stop runs.
+///
+/// `ctx.version` must be the target's version: the start and stop commands
+/// see it as `SLIPWAY_VERSION`; `time` (RFC 3339) goes into the marker. The
+/// systemd unit file is not put back.
+pub fn rollback(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    target: Option<&RollbackTarget>,
+    time: &str,
+) -> Vec<RemoteStep> {
+    let mut steps = Vec::new();
+    let stop = stop_line(vm, ctx).map(|line| {
+        RemoteStep::new(
+            Phase::Rollback,
+            "rollback.stop",
+            when_installed(vm, ctx, line, "nothing is installed, nothing to stop"),
+        )
+    });
+    let Some(target) = target else {
+        steps.extend(stop);
+        return steps;
+    };
+    let release = quote(&format!("releases/{}", target.version));
+    steps.push(rollback_check(vm, ctx, target));
     steps.extend(stop);
     steps.push(RemoteStep::new(
         Phase::Rollback,

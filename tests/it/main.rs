@@ -37,6 +37,7 @@ mod hostile_values;
 mod moto_harness;
 mod no_panic;
 mod plan_snapshots;
+mod rollback_command;
 mod saved_plans;
 mod secret_taint;
 mod ssh_identity_file;

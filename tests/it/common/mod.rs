@@ -183,6 +183,8 @@ pub fn applied_deployment(config: &Config, deployment: &Deployment) -> Deploymen
         ecs,
         approvals: Vec::new(),
         gates: Vec::new(),
+        releases: Vec::new(),
+        rolled_back_from: None,
         updated_at: FIXTURE_TIME.to_string(),
     }
 }

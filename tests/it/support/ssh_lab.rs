@@ -124,6 +124,63 @@ impl Lab {
     }
 }
 
+/// What the rollout tests observe on a host of a lab.
+impl Lab {
+    /// What host `i` has: where `current` points, the config file's bytes,
+    /// the release marker's version and apply id.
+    pub fn observed(&self, i: usize) -> (String, String, String, String) {
+        let dir = self.install_dir(i);
+        let current = std::fs::read_link(dir.join("current"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("(no current: {e})"));
+        let config = std::fs::read_to_string(dir.join("config/app.env")).unwrap_or_default();
+        let marker: serde_json::Value = std::fs::read_to_string(dir.join(".slipway/release.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        (
+            current,
+            config,
+            marker["version"].as_str().unwrap_or("").to_string(),
+            marker["apply_id"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    /// The config file the fixture renders for `version`.
+    pub fn config_of(&self, version: &str) -> String {
+        format!(
+            "BASE_PORT={}\nGREETING='{GREETING}'\nVERSION='{version}'\n",
+            self.base_port
+        )
+    }
+
+    /// Host `i` serves `version`'s pair: `current`, config bytes, marker and
+    /// what the app answers (the app reads VERSION from the config file).
+    pub fn assert_on(&self, i: usize, version: &str) {
+        let (current, config, marker, _) = self.observed(i);
+        assert_eq!(
+            (current.as_str(), config.as_str(), marker.as_str()),
+            (
+                format!("releases/{version}").as_str(),
+                self.config_of(version).as_str(),
+                version
+            ),
+            "host {} is not on {version}'s pair",
+            self.address(i)
+        );
+        assert_eq!(
+            super::http_get(self.base_port + i as u16, "/"),
+            format!("{GREETING} (version {version}, {})", self.address(i)),
+            "what host {} serves",
+            self.address(i)
+        );
+    }
+
+    pub fn app_pid(&self, i: usize) -> String {
+        std::fs::read_to_string(self.install_dir(i).join("run/app.pid")).unwrap_or_default()
+    }
+}
+
 impl Drop for Lab {
     /// No held health check and no app process outlives the lab.
     fn drop(&mut self) {
