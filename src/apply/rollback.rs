@@ -118,6 +118,18 @@ pub fn record_end(
                 && !(killed.contains(&e.apply_id) && e.finished_at.is_some())
         });
         if let Some(deployment) = state.deployments.get_mut(&plan.address) {
+            if status == DeploymentStatus::Deployed {
+                // What serves now is the newest release: a rollback from
+                // the next version goes back to it.
+                if let Some(at) = deployment
+                    .releases
+                    .iter()
+                    .position(|r| r.same_release(&plan.to))
+                {
+                    let release = deployment.releases.remove(at);
+                    deployment.releases.push(release);
+                }
+            }
             deployment.verified = status == DeploymentStatus::Deployed;
             deployment.status = status;
             deployment.updated_at = now.clone();

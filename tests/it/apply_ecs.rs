@@ -1183,3 +1183,155 @@ fn a_canary_whose_green_name_is_taken_by_a_foreign_service_changes_nothing() {
         "{log}"
     );
 }
+
+/// The task definition ARN state records for the backend.
+fn backend_arn(workshop: &Workshop) -> String {
+    workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap()
+        .task_definition_arn
+        .unwrap()
+}
+
+fn rollback_backend(workshop: &Workshop, backend: &str) -> Output {
+    let b = format!("backend_version={backend}");
+    workshop.slipway(&[
+        "rollback",
+        "backend-dev",
+        ".",
+        "-auto-approve",
+        "-var",
+        &b,
+        "-var",
+        "frontend_version=1.0.0",
+    ])
+}
+
+/// 1.0.0 then 1.1.0 rolled out; `slipway rollback` puts the service back on
+/// 1.0.0's task definition (the same revision, none registered) and ECS runs
+/// only 1.0.0; the frontend is not touched. apply then refuses 1.1.0.
+#[test]
+fn rollback_puts_a_rolling_service_back_on_the_previous_task_definition() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let arn_v1 = backend_arn(&workshop);
+    let second = workshop.apply("1.1.0", "1.0.0");
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let frontend = workshop.service("workshop-dev-frontend");
+
+    let rolled = rollback_backend(&workshop, "1.1.0");
+    let log = text(&rolled);
+    assert_eq!(rolled.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("deployment.backend-dev: 1.1.0 -> 1.0.0"),
+        "{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let live = workshop.runtime.block_on(async {
+        aws_sdk_ecs::Client::new(&workshop.moto.sdk_config().await)
+            .describe_services()
+            .cluster(CLUSTER)
+            .services("workshop-dev-backend")
+            .send()
+            .await
+            .unwrap()
+            .services()[0]
+            .task_definition()
+            .unwrap()
+            .to_string()
+    });
+    assert_eq!(live, arn_v1, "the same revision, not a new one");
+    assert_eq!(workshop.service("workshop-dev-frontend"), frontend);
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status, backend.verified),
+        ("1.0.0", &DeploymentStatus::Deployed, true)
+    );
+    assert_eq!(backend_arn(&workshop), arn_v1);
+    assert_eq!(state.history.last().unwrap().operation, "rollback");
+
+    let refused = workshop.apply("1.1.0", "1.0.0");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("was rolled back to 1.0.0"),
+        "{}",
+        text(&refused)
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+}
+
+/// After a finished canary (green serves 2.0.0), rollback updates green to
+/// 1.0.0's task definition. Then 3.0.0 stops at 10 % on blue: rollback sends
+/// all traffic to green, removes blue and leaves green on 1.0.0, the release
+/// that served before 3.0.0.
+#[test]
+fn rollback_after_a_canary_and_during_one() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let listener = workshop.backend.listener_arn.clone();
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    for version in ["1.0.0", "2.0.0"] {
+        let applied = workshop.apply(version, "1.0.0");
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    }
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    let rolled = rollback_backend(&workshop, "2.0.0");
+    assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled));
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100));
+
+    workshop.write_config(&format!(
+        "{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}"
+    ));
+    let paused = workshop.apply("3.0.0", "1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (10, 90));
+
+    let rolled = rollback_backend(&workshop, "3.0.0");
+    let log = text(&rolled);
+    assert_eq!(rolled.status.code(), Some(0), "{log}");
+    assert!(log.contains("3.0.0 -> 1.0.0"), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend").is_none(),
+        "the new side is removed"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.version, "1.0.0");
+    assert!(backend.ecs.as_ref().unwrap().canary.is_none());
+    assert_eq!(backend.status, DeploymentStatus::Deployed);
+}

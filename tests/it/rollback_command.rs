@@ -9,7 +9,7 @@
 use crate::support::ssh_lab::Lab;
 use crate::support::text;
 
-use slipway::state::{DeploymentStatus, HostStatus};
+use slipway::state::{Backend, DeploymentStatus, HostStatus};
 
 const ALL_AT_ONCE: &str = "strategy   = \"all_at_once\"\n  on_failure = \"rollback\"";
 
@@ -258,4 +258,69 @@ fn a_rollback_killed_part_way_is_finished_by_running_it_again() {
     assert!(state.journal.is_empty(), "{:?}", state.journal);
     let refused = lab.apply("2.0.0");
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+}
+
+/// On a protected environment rollback needs `-approve NAME` like apply
+/// (without it, and without a terminal, nothing changes); a deployment with
+/// one verified release has nothing to go back to, and says what to do.
+#[test]
+fn rollback_asks_for_protected_environments_and_explains_an_empty_history() {
+    let quickstart = crate::support::quickstart::Quickstart::new();
+    quickstart.edit_config(
+        "environment \"local\" {\n",
+        "environment \"local\" {\n  protected = true\n",
+    );
+    let apply = |version: &str| {
+        let var = format!("version={version}");
+        quickstart.slipway(&[
+            "apply",
+            ".",
+            "-auto-approve",
+            "-approve",
+            "local",
+            "-var",
+            &var,
+        ])
+    };
+    let first = apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let nothing = quickstart.slipway(&["rollback", "hello", ".", "-auto-approve"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
+    assert!(
+        text(&nothing).contains("has no verified release before 1.0.0")
+            && text(&nothing).contains("nothing was changed"),
+        "{}",
+        text(&nothing)
+    );
+    let second = apply("2.0.0");
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let before = quickstart.backend().read("local").unwrap().unwrap();
+
+    let refused = quickstart.slipway(&["rollback", "hello", ".", "-auto-approve"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("environment local is protected: approve it with -approve local"),
+        "{}",
+        text(&refused)
+    );
+    let after = quickstart.backend().read("local").unwrap().unwrap();
+    assert_eq!(after.deployments, before.deployments);
+    assert_eq!(after.serial, before.serial);
+
+    let approved = quickstart.slipway(&[
+        "rollback",
+        "hello",
+        ".",
+        "-auto-approve",
+        "-approve",
+        "local",
+    ]);
+    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved));
+    for port in quickstart.base_port..quickstart.base_port + 3 {
+        assert!(
+            crate::support::http_get(port, "/").contains("1.0.0"),
+            "{}",
+            crate::support::http_get(port, "/")
+        );
+    }
 }
