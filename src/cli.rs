@@ -2072,13 +2072,13 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     }
     if !summary.held.is_empty() {
         println!(
-            "  not started (an earlier wave waits for approval): {}",
+            "  not started (waits for a deployment that waits for approval): {}",
             summary.held.join(", ")
         );
     }
     if !summary.skipped.is_empty() {
         println!(
-            "  not started (an earlier wave failed): {}",
+            "  not started (waits for a deployment that failed): {}",
             summary.skipped.join(", ")
         );
     }

@@ -52,6 +52,22 @@ impl DeploymentGraph {
         DeploymentGraph { graph, nodes }
     }
 
+    /// Every deployment `address` waits for, directly or through others
+    /// (`depends_on` and `promote_from`), sorted; empty for an unknown one.
+    pub fn upstream(&self, address: &str) -> BTreeSet<String> {
+        let Some(start) = self.nodes.get(address) else {
+            return BTreeSet::new();
+        };
+        let mut found = BTreeSet::new();
+        let mut walk = petgraph::visit::Bfs::new(petgraph::visit::Reversed(&self.graph), *start);
+        while let Some(node) = walk.next(petgraph::visit::Reversed(&self.graph)) {
+            if node != *start {
+                found.insert(self.graph[node].clone());
+            }
+        }
+        found
+    }
+
     /// Every cycle, each as the sorted addresses of its members.
     pub fn cycles(&self) -> Vec<Vec<String>> {
         let mut cycles: Vec<Vec<String>> = tarjan_scc(&self.graph)

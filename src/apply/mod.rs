@@ -29,13 +29,13 @@ pub mod refresh;
 pub mod rollback;
 pub mod vm;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::plan::{Action, Plan, TargetKind};
+use crate::plan::{Action, Plan, ScheduledDeployment, TargetKind};
 
 pub use progress::Progress;
 pub use recorder::Recorder;
@@ -69,11 +69,11 @@ pub struct ApplySummary {
     pub duration: Duration,
     /// One line per failure, naming the deployment, host and step.
     pub failures: Vec<String>,
-    /// Deployments not started because an earlier wave failed.
+    /// Deployments not started because one they wait for failed.
     pub skipped: Vec<String>,
     /// Deployments stopped at an approval, one line each saying how to go on.
     pub waiting: Vec<String>,
-    /// Deployments not started because an earlier wave waits for an approval.
+    /// Deployments not started because one they wait for stopped at an approval.
     pub held: Vec<String>,
     /// An interrupt stopped the apply before its end; `slipway apply` goes on.
     pub interrupted: bool,
@@ -279,6 +279,37 @@ fn still_waiting(
     }
 }
 
+/// Why a scheduled deployment does not start.
+enum Blocked {
+    /// A deployment it waits for failed (or was not started for that reason).
+    Failed,
+    /// A deployment it waits for stopped at an approval.
+    Held,
+}
+
+/// Whether `scheduled` may start, given the deployments that failed and
+/// those held at an approval so far. A plan that records what each
+/// deployment waits for (`after`) stops only those; an older one (or an
+/// abnormal end, recorded as the empty address) stops every later wave.
+fn blocked_by(
+    scheduled: &ScheduledDeployment,
+    failed: &BTreeSet<String>,
+    held: &BTreeSet<String>,
+) -> Option<Blocked> {
+    let waits_for = |set: &BTreeSet<String>| match &scheduled.after {
+        _ if set.contains("") => !set.is_empty(),
+        Some(after) => after.iter().any(|a| set.contains(a)),
+        None => !set.is_empty(),
+    };
+    if waits_for(failed) {
+        Some(Blocked::Failed)
+    } else if waits_for(held) {
+        Some(Blocked::Held)
+    } else {
+        None
+    }
+}
+
 /// Run the plan. `recorders` holds the locked state of every environment the
 /// plan touches.
 pub async fn apply(
@@ -291,8 +322,10 @@ pub async fn apply(
     let started = Instant::now();
     let mut summary = ApplySummary::default();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallelism.max(1)));
-    let mut failed_wave = false;
-    let mut held_wave = false;
+    // Deployments that failed, or stopped at an approval, and those not
+    // started because of them: what waits for one of them does not start.
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut held: BTreeSet<String> = BTreeSet::new();
     let ecs_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for wave in &plan.schedule.waves {
         if interrupted() {
@@ -302,20 +335,21 @@ pub async fn apply(
                 .extend(wave.deployments.iter().map(|d| d.address.clone()));
             continue;
         }
-        if failed_wave {
-            summary
-                .skipped
-                .extend(wave.deployments.iter().map(|d| d.address.clone()));
-            continue;
-        }
-        if held_wave {
-            summary
-                .held
-                .extend(wave.deployments.iter().map(|d| d.address.clone()));
-            continue;
-        }
         let mut tasks = tokio::task::JoinSet::new();
         for scheduled in &wave.deployments {
+            match blocked_by(scheduled, &failed, &held) {
+                Some(Blocked::Failed) => {
+                    summary.skipped.push(scheduled.address.clone());
+                    failed.insert(scheduled.address.clone());
+                    continue;
+                }
+                Some(Blocked::Held) => {
+                    summary.held.push(scheduled.address.clone());
+                    held.insert(scheduled.address.clone());
+                    continue;
+                }
+                None => {}
+            }
             let Some(change) = plan.deployment(&scheduled.address).cloned() else {
                 continue;
             };
@@ -390,7 +424,7 @@ pub async fn apply(
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((_, Ok(outcome))) => {
+                Ok((address, Ok(outcome))) => {
                     summary.hosts_deployed += outcome.hosts_deployed;
                     summary.hosts_failed += outcome.hosts_failed;
                     summary.hosts_rolled_back += outcome.hosts_rolled_back;
@@ -399,31 +433,32 @@ pub async fn apply(
                     if outcome.interrupted {
                         summary.interrupted = true;
                         summary.failures.extend(outcome.failures);
-                        held_wave = true;
+                        held.insert(address);
                     } else if let Some(waiting) = outcome.waiting_approval {
                         summary.waiting.push(waiting);
                         summary.failures.extend(outcome.failures);
-                        held_wave = true;
+                        held.insert(address);
                     } else if outcome.failures.is_empty() {
                         summary.deployments_succeeded += 1;
                     } else {
                         summary.deployments_failed += 1;
                         summary.paused += usize::from(outcome.paused);
                         summary.failures.extend(outcome.failures);
-                        failed_wave = true;
+                        failed.insert(address);
                     }
                 }
                 Ok((address, Err(error))) => {
                     summary.deployments_failed += 1;
                     summary.failures.push(format!("{address}: {error}"));
-                    failed_wave = true;
+                    failed.insert(address);
                 }
                 Err(error) => {
                     summary.deployments_failed += 1;
                     summary
                         .failures
                         .push(format!("a deployment task ended abnormally: {error}"));
-                    failed_wave = true;
+                    // Which one is unknown: nothing later starts.
+                    failed.insert(String::new());
                 }
             }
         }

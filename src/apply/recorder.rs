@@ -553,7 +553,7 @@ impl Recorder {
                 .filter(|d| {
                     d.environment == state.environment && d.action != crate::plan::Action::NoOp
                 })
-                // A deployment that never started (an earlier wave failed,
+                // A deployment that never started (one it waits for failed,
                 // waits for an approval, or the apply was interrupted) was
                 // not applied.
                 .filter(|d| {

@@ -272,6 +272,13 @@ pub struct ScheduledDeployment {
     pub rollback: String,
     /// The environment is protected: apply needs an explicit approval first.
     pub needs_approval_before_start: bool,
+    /// The scheduled deployments this one waits for, directly or through
+    /// others (`depends_on`, `promote_from`): when one of them fails or
+    /// stops at an approval, this one does not start; deployments that do
+    /// not wait for it still run. Absent in plans saved before 1.1 recorded
+    /// it: then a failure stops every later wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<String>>,
 }
 
 crate::config::choices::choice! {

@@ -1164,7 +1164,7 @@ fn schedule(
     }
     Schedule {
         waves: waves
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(index, addresses)| Wave {
                 index: index + 1,
@@ -1176,6 +1176,13 @@ fn schedule(
                             &changes[address],
                             targets.get(address).map_or(&[][..], Vec::as_slice),
                             continuing.contains(address),
+                        );
+                        scheduled.after = Some(
+                            graph
+                                .upstream(address)
+                                .into_iter()
+                                .filter(|a| waves.iter().flatten().any(|s| s == a))
+                                .collect(),
                         );
                         if scheduled.on_failure == OnFailure::Rollback {
                             if let Some(text) = rollbacks.get(address) {
@@ -1220,6 +1227,7 @@ fn scheduled(
             on_failure: OnFailure::Abort,
             rollback: "nothing to roll back: only the record in state is removed".into(),
             needs_approval_before_start: false,
+            after: None,
         };
     };
     let kinds: Vec<(usize, StepKind)> = match change.target {
@@ -1340,6 +1348,7 @@ fn scheduled(
         rollback: describe_rollback(change, &on_failure, strategy),
         on_failure,
         needs_approval_before_start: environment.protected,
+        after: None,
     }
 }
 

@@ -249,6 +249,9 @@ fn write_wave(out: &mut String, painter: &Painter, wave: &Wave) {
     for deployment in &wave.deployments {
         out.push('\n');
         write_scheduled_deployment(out, painter, deployment);
+        if let Some(words) = super::dependency_words(deployment, wave.index > 1) {
+            push_indented(out, "      ", &words);
+        }
     }
 }
 

@@ -385,6 +385,10 @@ fn schedule_section(schedule: &Schedule) -> Section<'static> {
         ));
         for deployment in &wave.deployments {
             write_scheduled_deployment(&mut body, deployment);
+            if let Some(words) = super::dependency_words(deployment, wave.index > 1) {
+                body.push_str(&escape_text(&words));
+                body.push_str("\n\n");
+            }
         }
     }
     Section {

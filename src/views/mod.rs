@@ -19,7 +19,7 @@ pub mod outputs;
 #[cfg(test)]
 mod test_fixture;
 
-use crate::plan::model::{Action, Plan, ScheduledStrategy, StepKind, Summary};
+use crate::plan::model::{Action, Plan, ScheduledDeployment, ScheduledStrategy, StepKind, Summary};
 
 /// Which view [`render`] produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,22 @@ fn describe_step_kind(kind: &StepKind) -> String {
 
 /// The rollback sentence without the `on failure, ` it may start with, for
 /// showing after the failure policy: `on failure (rollback): switch every …`.
+/// What a failure elsewhere means for `deployment` (in a wave after the
+/// first when `later_wave`): the deployments it waits for, or that it runs
+/// whatever another one does. `None` for a plan that does not record it.
+fn dependency_words(deployment: &ScheduledDeployment, later_wave: bool) -> Option<String> {
+    match deployment.after.as_deref()? {
+        [] if later_wave => {
+            Some("waits for no other deployment: runs even if another one fails".to_string())
+        }
+        [] => None,
+        after => Some(format!(
+            "waits for {}: not started if one of them fails",
+            after.join(", ")
+        )),
+    }
+}
+
 fn failure_consequence(rollback: &str) -> &str {
     rollback.strip_prefix("on failure, ").unwrap_or(rollback)
 }

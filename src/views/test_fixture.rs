@@ -337,6 +337,7 @@ fn api_staging_schedule() -> ScheduledDeployment {
                    (there is no previous release)"
             .to_string(),
         needs_approval_before_start: false,
+        after: Some(Vec::new()),
     }
 }
 
@@ -360,6 +361,7 @@ fn myapp_prod_schedule() -> ScheduledDeployment {
                    (previous release), restart, check health and re-register"
             .to_string(),
         needs_approval_before_start: true,
+        after: Some(Vec::new()),
     }
 }
 
@@ -378,6 +380,7 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
         on_failure: OnFailure::Abort,
         rollback: "nothing to roll back: only the record in state is removed".to_string(),
         needs_approval_before_start: false,
+        after: Some(Vec::new()),
     }
 }
 
@@ -424,5 +427,6 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
                    (rolling: restore the previous task definition)"
             .to_string(),
         needs_approval_before_start: true,
+        after: Some(Vec::new()),
     }
 }

@@ -514,3 +514,105 @@ fn a_bake_through_a_pipe_prints_a_heartbeat_with_the_time_left() {
     );
     quickstart.assert_serving("1.0.0");
 }
+
+/// Five deployments on the local transport: `bad` fails its health check in
+/// the first wave, beside `base`. The plan says which later deployments wait
+/// for which; apply then still runs `after-base` (it waits only for `base`)
+/// and does not start `after-bad` nor `chained` (which waits for `after-bad`).
+#[test]
+fn a_failed_deployment_stops_only_the_deployments_that_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(root.join("app/README"), "an artifact\n").unwrap();
+    let service = |name: &str, health: &str| {
+        format!(
+            "service \"{name}\" {{\n  version = var.version\n  artifact {{\n    source = \"./app\"\n  }}\n  vm {{\n    install_dir   = \"/opt/{name}\"\n    start_command = \"true\"\n    health \"check\" {{\n      command  = \"{health}\"\n      retries  = 1\n      interval = \"100ms\"\n    }}\n  }}\n}}\n"
+        )
+    };
+    let deployment = |name: &str, after: &[&str]| {
+        let list: Vec<String> = after.iter().map(|a| format!("deployment.{a}")).collect();
+        format!(
+            "deployment \"{name}\" {{\n  service     = service.{name}\n  environment = environment.local\n  rollout     = rollout.once\n  depends_on  = [{}]\n}}\n",
+            list.join(", ")
+        )
+    };
+    let mut config = String::from(
+        "slipway {\n  backend \"local\" { path = \".slipway/state\" }\n}\n\nvariable \"version\" {\n  type = string\n}\n\nenvironment \"local\" {\n  vm_hosts {\n    transport = \"local\"\n    root      = \".slipway/hosts\"\n    hosts     = [\"host-1\"]\n  }\n}\n\nrollout \"once\" {\n  strategy   = \"all_at_once\"\n  on_failure = \"rollback\"\n}\n",
+    );
+    for name in ["base", "after-base", "after-bad", "chained"] {
+        config.push_str(&service(name, "true"));
+    }
+    config.push_str(&service("bad", "false"));
+    config.push_str(&deployment("bad", &[]));
+    config.push_str(&deployment("base", &[]));
+    config.push_str(&deployment("after-base", &["base"]));
+    config.push_str(&deployment("after-bad", &["bad"]));
+    config.push_str(&deployment("chained", &["after-bad"]));
+    std::fs::write(root.join("main.hcl"), config).unwrap();
+    let slipway = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(args)
+            .current_dir(root)
+            .stdin(std::process::Stdio::null())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+
+    let plan = slipway(&["plan", ".", "-json", "-var", "version=1.0.0"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let after = |address: &str| -> Vec<String> {
+        json["schedule"]["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["deployments"].as_array().unwrap())
+            .find(|d| d["address"] == address)
+            .unwrap()["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(after("deployment.after-base"), ["deployment.base"]);
+    assert_eq!(
+        after("deployment.chained"),
+        ["deployment.after-bad", "deployment.bad"]
+    );
+    let human = text(&slipway(&["plan", ".", "-var", "version=1.0.0"]));
+    assert!(
+        human.contains("waits for deployment.base: not started if one of them fails"),
+        "{human}"
+    );
+
+    let applied = slipway(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"]);
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "not started (waits for a deployment that failed): deployment.after-bad, deployment.chained"
+        ),
+        "{log}"
+    );
+    let state = LocalBackend::new(root.join(".slipway/state"))
+        .read("local")
+        .unwrap()
+        .unwrap();
+    let status = |address: &str| state.deployments.get(address).map(|d| d.status.clone());
+    assert_eq!(status("deployment.base"), Some(DeploymentStatus::Deployed));
+    assert_eq!(
+        status("deployment.after-base"),
+        Some(DeploymentStatus::Deployed)
+    );
+    assert_ne!(status("deployment.bad"), Some(DeploymentStatus::Deployed));
+    assert_eq!(status("deployment.after-bad"), None, "never started");
+    assert_eq!(status("deployment.chained"), None, "never started");
+    // On the host: the independent deployment is installed, the skipped ones are not.
+    let host = root.join(".slipway/hosts/host-1/opt");
+    assert!(host.join("after-base/current").exists());
+    assert!(!host.join("after-bad").exists());
+    assert!(!host.join("chained").exists());
+}
