@@ -432,7 +432,8 @@ pub struct RollbackArgs {
     /// Approve a protected environment without the prompt: -approve NAME.
     #[arg(long = "approve", value_name = "ENVIRONMENT")]
     pub approve: Vec<String>,
-    /// Ask no question; with it, a needed confirmation or approval is an error.
+    /// -input=false: never ask; confirmation and a protected environment must come from
+    /// -auto-approve and -approve, or rollback stops before changing anything.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub input: Option<bool>,
     /// Hosts switched at the same time.

@@ -279,6 +279,31 @@ fn still_waiting(
     }
 }
 
+/// Why a promotion the plan left to apply does not hold now, if it does
+/// not: the source's state must record its version deployed and verified.
+fn not_promoted(
+    promotion: &crate::plan::PendingPromotion,
+    source: Option<&Recorder>,
+) -> Option<String> {
+    let saved = source.and_then(|r| r.deployment(&promotion.from));
+    let why = match &saved {
+        None => "it has no record".to_string(),
+        Some(s) if s.version != promotion.version => format!("it has {} recorded", s.version),
+        Some(s) if s.status != crate::state::DeploymentStatus::Deployed || !s.verified => format!(
+            "{} is {} there, not deployed and verified",
+            promotion.version,
+            format!("{:?}", s.status).to_lowercase()
+        ),
+        Some(_) => return None,
+    };
+    Some(format!(
+        "not promoted: the plan {}, but {why}; nothing was changed",
+        promotion
+            .describe()
+            .replacen("promoted when", "promotes it when", 1)
+    ))
+}
+
 /// Why a scheduled deployment does not start.
 enum Blocked {
     /// A deployment it waits for failed (or was not started for that reason).
@@ -361,6 +386,11 @@ pub async fn apply(
                 summary.deployments_failed += 1;
                 continue;
             };
+            // The state of a promotion's source, read when this one starts.
+            let promotion_source = change
+                .promotion
+                .as_ref()
+                .map(|p| (p.clone(), recorders.get(&p.environment).cloned()));
             let scheduled = scheduled.clone();
             let config = config.clone();
             let options = options.clone();
@@ -385,13 +415,17 @@ pub async fn apply(
                     .deployment(&change.address)
                     .and_then(|s| s.rolled_back_from)
                     .filter(|r| change.version_after.as_ref() == Some(&r.version));
+                let unpromoted = promotion_source
+                    .as_ref()
+                    .and_then(|(promotion, source)| not_promoted(promotion, source.as_deref()));
                 let notifier = match (&waiting, &rejected) {
-                    (None, None) if rolled_back.is_none() => {
+                    (None, None) if rolled_back.is_none() && unpromoted.is_none() => {
                         notifications::started(&config, &change, &options, &progress).await
                     }
                     _ => None,
                 };
                 let outcome = match change.action {
+                    _ if unpromoted.is_some() => Err(unpromoted.unwrap_or_default()),
                     _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
                     _ if rejected.is_some() => {
                         Err(rejected.as_ref().map_or_else(String::new, rejected_message))

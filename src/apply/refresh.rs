@@ -840,6 +840,7 @@ mod tests {
             environments: Vec::new(),
             inputs: None,
             deployments: vec![crate::plan::DeploymentChange {
+                promotion: None,
                 address: "deployment.web".into(),
                 name: "web".into(),
                 service: "service.web".into(),

@@ -160,6 +160,33 @@ pub struct DeploymentChange {
     /// sends exactly these bytes or refuses. Absent for ECS and destroys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactPin>,
+    /// `promote_from` is satisfied in this apply: the source deployment is
+    /// in the same plan and moves to this version first. Apply starts this
+    /// deployment only when state then records the source deployed and
+    /// verified with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PendingPromotion>,
+}
+
+/// A promotion the plan leaves to apply (see [`DeploymentChange::promotion`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPromotion {
+    /// The `promote_from` deployment's address.
+    pub from: String,
+    /// Its environment's state name.
+    pub environment: String,
+    /// The version it must verify first.
+    pub version: String,
+}
+
+impl PendingPromotion {
+    /// "promoted when deployment.X verifies V in this apply".
+    pub fn describe(&self) -> String {
+        format!(
+            "promoted when {} verifies {} in this apply",
+            self.from, self.version
+        )
+    }
 }
 
 /// A service that runs in ECS without a record in state (created outside

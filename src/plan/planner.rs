@@ -85,6 +85,8 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     // What a VM rollback would put back, when state says more than "the
     // previous version" (see `vm_rollback`).
     let mut rollbacks: BTreeMap<String, String> = BTreeMap::new();
+    // Deployments that change and may need a promotion check.
+    let mut promoting = Vec::new();
 
     for deployment in config.deployments.values() {
         let state_name = environment_state_name(&deployment.environment);
@@ -170,7 +172,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             }
         }
         if matches!(change.action, Action::Create | Action::Update) {
-            check_promotion(config, deployment, states, &mut diagnostics);
+            promoting.push(deployment);
         }
         let unfinished = saved.is_some_and(|saved| {
             saved.version == deployment.service.version
@@ -204,6 +206,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             changes.insert(
                 address.clone(),
                 DeploymentChange {
+                    promotion: None,
                     address: address.clone(),
                     name: address.rsplit('.').next().unwrap_or(address).to_string(),
                     service: saved.service.clone(),
@@ -222,6 +225,12 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     }],
                 },
             );
+        }
+    }
+    for deployment in promoting {
+        let pending = check_promotion(config, deployment, states, &changes, &mut diagnostics);
+        if let Some(change) = changes.get_mut(&deployment.address) {
+            change.promotion = pending;
         }
     }
     if diagnostics.has_errors() {
@@ -435,18 +444,19 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
     warnings
 }
 
+/// `promote_from`: the version must be deployed and verified upstream. When
+/// state says so, `None`. When the upstream deployment is in this plan and
+/// moves to the version first, the promotion is left to apply (`Some`: the
+/// pipeline in one apply). Otherwise an error.
 fn check_promotion(
     config: &Config,
     deployment: &Deployment,
     states: &States,
+    changes: &BTreeMap<String, DeploymentChange>,
     diagnostics: &mut Diagnostics,
-) {
-    let Some(source) = &deployment.promote_from else {
-        return;
-    };
-    let Some(source_deployment) = config.deployments.get(&source.address) else {
-        return;
-    };
+) -> Option<PendingPromotion> {
+    let source = deployment.promote_from.as_ref()?;
+    let source_deployment = config.deployments.get(&source.address)?;
     let version = &deployment.service.version;
     let source_state_name = environment_state_name(&source_deployment.environment);
     let recorded = states
@@ -472,22 +482,40 @@ fn check_promotion(
         )),
         Some(_) => None,
     };
-    if let Some(problem) = problem {
-        diagnostics.push(
-            Diagnostic::error(
-                "promotion",
-                format!("{} cannot get version {version}: {problem}", deployment.address),
-            )
-            .at(source.span)
-            .label("versions must pass here first")
-            .help(format!(
-                "apply {} with {version} first (its state must record it as deployed and verified); \
-                 plan one environment at a time with -environment {}",
-                source.address,
-                environment_state_name(&source_deployment.environment)
-            )),
-        );
+    let problem = problem?;
+    let moves_first = changes.get(&source.address).is_some_and(|c| {
+        matches!(c.action, Action::Create | Action::Update)
+            && c.version_after.as_deref() == Some(version.as_str())
+    });
+    if moves_first {
+        return Some(PendingPromotion {
+            from: source.address.clone(),
+            environment: source_state_name,
+            version: version.clone(),
+        });
     }
+    let in_plan = changes.contains_key(&source.address);
+    let together = if in_plan {
+        String::new()
+    } else {
+        format!(
+            ", or plan both together (add -environment {}): apply then promotes when it verifies",
+            environment_state_name(&source_deployment.environment)
+        )
+    };
+    diagnostics.push(
+        Diagnostic::error(
+            "promotion",
+            format!("{} cannot get version {version}: {problem}", deployment.address),
+        )
+        .at(source.span)
+        .label("versions must pass here first")
+        .help(format!(
+            "apply {} with {version} first (its state must record it as deployed and verified){together}",
+            source.address
+        )),
+    );
+    None
 }
 
 fn sha(text: &str) -> String {
@@ -590,6 +618,7 @@ fn plan_deployment(
     };
     let version = deployment.service.version.clone();
     let mut change = DeploymentChange {
+        promotion: None,
         address: deployment.address.clone(),
         name: deployment.name.clone(),
         service: deployment.service.address.clone(),

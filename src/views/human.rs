@@ -143,6 +143,9 @@ fn write_deployment(out: &mut String, painter: &Painter, deployment: &Deployment
             },
         );
     }
+    if let Some(promotion) = &deployment.promotion {
+        push_indented(out, DETAIL_INDENT, &promotion.describe());
+    }
     for reason in &deployment.reasons {
         write_reason(out, painter, reason);
     }

@@ -332,6 +332,10 @@ fn deployment_details(deployment: &DeploymentChange, diffs_left_out: &[usize]) -
     context.push('.');
 
     let mut body = format!("{context}\n\n");
+    if let Some(promotion) = &deployment.promotion {
+        body.push_str(&escape_text(&promotion.describe()));
+        body.push_str(".\n\n");
+    }
     for (index, reason) in deployment.reasons.iter().enumerate() {
         write_reason(&mut body, reason, !diffs_left_out.contains(&index));
     }

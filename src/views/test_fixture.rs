@@ -159,6 +159,7 @@ pub(super) fn plan_with_huge_diff(line_count: usize) -> Plan {
 
 fn api_staging_created() -> DeploymentChange {
     DeploymentChange {
+        promotion: None,
         adopt: None,
         address: "deployment.api-staging".to_string(),
         name: "api-staging".to_string(),
@@ -193,6 +194,7 @@ fn myapp_prod_updated() -> DeploymentChange {
  WORKERS=4
 ";
     DeploymentChange {
+        promotion: None,
         adopt: None,
         address: "deployment.myapp-prod".to_string(),
         name: "myapp-prod".to_string(),
@@ -221,6 +223,7 @@ fn myapp_prod_updated() -> DeploymentChange {
 
 fn legacy_worker_destroyed() -> DeploymentChange {
     DeploymentChange {
+        promotion: None,
         adopt: None,
         address: "deployment.legacy-worker-prod".to_string(),
         name: "legacy-worker-prod".to_string(),
@@ -258,6 +261,7 @@ fn checkout_canary_updated() -> DeploymentChange {
        ]
 "#;
     DeploymentChange {
+        promotion: None,
         adopt: None,
         address: "deployment.checkout-prod".to_string(),
         name: "checkout-prod".to_string(),
@@ -288,6 +292,7 @@ fn checkout_canary_updated() -> DeploymentChange {
 
 fn docs_unchanged() -> DeploymentChange {
     DeploymentChange {
+        promotion: None,
         adopt: None,
         address: "deployment.docs-prod".to_string(),
         name: "docs-prod".to_string(),

@@ -515,21 +515,78 @@ fn a_bake_through_a_pipe_prints_a_heartbeat_with_the_time_left() {
     quickstart.assert_serving("1.0.0");
 }
 
+/// A configuration directory of its own, with an `app` artifact, for tests
+/// that write their configuration whole; slipway runs in it.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(config: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/README"), "an artifact\n").unwrap();
+        std::fs::write(dir.path().join("main.hcl"), config).unwrap();
+        Project { dir }
+    }
+
+    fn slipway(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn state(&self, environment: &str) -> slipway::state::State {
+        LocalBackend::new(self.dir.path().join(".slipway/state"))
+            .read(environment)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The scheduled deployment `address` of a `plan -json` document.
+    fn scheduled<'a>(plan: &'a serde_json::Value, address: &str) -> &'a serde_json::Value {
+        plan["schedule"]["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["deployments"].as_array().unwrap())
+            .find(|d| d["address"] == address)
+            .unwrap_or_else(|| panic!("{address} scheduled: {plan:#}"))
+    }
+}
+
+/// A service `name` installed in `/opt/name` whose health check runs
+/// `health` (a shell command), on the local transport.
+fn local_service(name: &str, health: &str) -> String {
+    format!(
+        "service \"{name}\" {{\n  version = var.version\n  artifact {{\n    source = \"./app\"\n  }}\n  vm {{\n    install_dir   = \"/opt/{name}\"\n    start_command = \"true\"\n    health \"check\" {{\n      command  = \"{health}\"\n      retries  = 1\n      interval = \"100ms\"\n    }}\n  }}\n}}\n"
+    )
+}
+
+/// The local state backend, a `version` variable and environment `name`
+/// with one local host, and an all-at-once rollout `once`.
+fn local_preamble(environments: &[&str]) -> String {
+    let mut text = String::from(
+        "slipway {\n  backend \"local\" { path = \".slipway/state\" }\n}\n\nvariable \"version\" {\n  type = string\n}\n\nrollout \"once\" {\n  strategy   = \"all_at_once\"\n  on_failure = \"rollback\"\n}\n",
+    );
+    for name in environments {
+        text.push_str(&format!(
+            "\nenvironment \"{name}\" {{\n  vm_hosts {{\n    transport = \"local\"\n    root      = \".slipway/hosts-{name}\"\n    hosts     = [\"host-1\"]\n  }}\n}}\n"
+        ));
+    }
+    text
+}
+
 /// Five deployments on the local transport: `bad` fails its health check in
 /// the first wave, beside `base`. The plan says which later deployments wait
 /// for which; apply then still runs `after-base` (it waits only for `base`)
 /// and does not start `after-bad` nor `chained` (which waits for `after-bad`).
 #[test]
 fn a_failed_deployment_stops_only_the_deployments_that_wait_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join("app")).unwrap();
-    std::fs::write(root.join("app/README"), "an artifact\n").unwrap();
-    let service = |name: &str, health: &str| {
-        format!(
-            "service \"{name}\" {{\n  version = var.version\n  artifact {{\n    source = \"./app\"\n  }}\n  vm {{\n    install_dir   = \"/opt/{name}\"\n    start_command = \"true\"\n    health \"check\" {{\n      command  = \"{health}\"\n      retries  = 1\n      interval = \"100ms\"\n    }}\n  }}\n}}\n"
-        )
-    };
     let deployment = |name: &str, after: &[&str]| {
         let list: Vec<String> = after.iter().map(|a| format!("deployment.{a}")).collect();
         format!(
@@ -537,58 +594,37 @@ fn a_failed_deployment_stops_only_the_deployments_that_wait_for_it() {
             list.join(", ")
         )
     };
-    let mut config = String::from(
-        "slipway {\n  backend \"local\" { path = \".slipway/state\" }\n}\n\nvariable \"version\" {\n  type = string\n}\n\nenvironment \"local\" {\n  vm_hosts {\n    transport = \"local\"\n    root      = \".slipway/hosts\"\n    hosts     = [\"host-1\"]\n  }\n}\n\nrollout \"once\" {\n  strategy   = \"all_at_once\"\n  on_failure = \"rollback\"\n}\n",
-    );
+    let mut config = local_preamble(&["local"]);
     for name in ["base", "after-base", "after-bad", "chained"] {
-        config.push_str(&service(name, "true"));
+        config.push_str(&local_service(name, "true"));
     }
-    config.push_str(&service("bad", "false"));
+    config.push_str(&local_service("bad", "false"));
     config.push_str(&deployment("bad", &[]));
     config.push_str(&deployment("base", &[]));
     config.push_str(&deployment("after-base", &["base"]));
     config.push_str(&deployment("after-bad", &["bad"]));
     config.push_str(&deployment("chained", &["after-bad"]));
-    std::fs::write(root.join("main.hcl"), config).unwrap();
-    let slipway = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(args)
-            .current_dir(root)
-            .stdin(std::process::Stdio::null())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let project = Project::new(&config);
 
-    let plan = slipway(&["plan", ".", "-json", "-var", "version=1.0.0"]);
+    let plan = project.slipway(&["plan", ".", "-json", "-var", "version=1.0.0"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let after = |address: &str| -> Vec<String> {
-        json["schedule"]["waves"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|w| w["deployments"].as_array().unwrap())
-            .find(|d| d["address"] == address)
-            .unwrap()["after"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(after("deployment.after-base"), ["deployment.base"]);
+    let after = |address: &str| Project::scheduled(&json, address)["after"].clone();
+    assert_eq!(
+        after("deployment.after-base"),
+        serde_json::json!(["deployment.base"])
+    );
     assert_eq!(
         after("deployment.chained"),
-        ["deployment.after-bad", "deployment.bad"]
+        serde_json::json!(["deployment.after-bad", "deployment.bad"])
     );
-    let human = text(&slipway(&["plan", ".", "-var", "version=1.0.0"]));
+    let human = text(&project.slipway(&["plan", ".", "-var", "version=1.0.0"]));
     assert!(
         human.contains("waits for deployment.base: not started if one of them fails"),
         "{human}"
     );
 
-    let applied = slipway(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"]);
+    let applied = project.slipway(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"]);
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(1), "{log}");
     assert!(
@@ -597,10 +633,7 @@ fn a_failed_deployment_stops_only_the_deployments_that_wait_for_it() {
         ),
         "{log}"
     );
-    let state = LocalBackend::new(root.join(".slipway/state"))
-        .read("local")
-        .unwrap()
-        .unwrap();
+    let state = project.state("local");
     let status = |address: &str| state.deployments.get(address).map(|d| d.status.clone());
     assert_eq!(status("deployment.base"), Some(DeploymentStatus::Deployed));
     assert_eq!(
@@ -611,8 +644,75 @@ fn a_failed_deployment_stops_only_the_deployments_that_wait_for_it() {
     assert_eq!(status("deployment.after-bad"), None, "never started");
     assert_eq!(status("deployment.chained"), None, "never started");
     // On the host: the independent deployment is installed, the skipped ones are not.
-    let host = root.join(".slipway/hosts/host-1/opt");
+    let host = project.dir.path().join(".slipway/hosts-local/host-1/opt");
     assert!(host.join("after-base/current").exists());
     assert!(!host.join("after-bad").exists());
     assert!(!host.join("chained").exists());
+}
+
+/// dev → prod with `promote_from`, as one pipeline: a plan of the whole
+/// configuration exits 2 (not 1) and marks prod "promoted when
+/// deployment.dev verifies V in this apply"; one apply deploys dev, then
+/// prod. When dev fails its health check, prod is not started and keeps
+/// its version. A plan of prod alone still refuses an unverified version.
+#[test]
+fn a_whole_configuration_plan_promotes_in_the_same_apply() {
+    let mut config = local_preamble(&["dev", "prod"]);
+    // The health check fails while the file `broken` exists beside main.hcl.
+    let health = "test ! -e $SLIPWAY_CONFIG_DIR/broken";
+    config.push_str(&local_service("app", health).replace("$SLIPWAY_CONFIG_DIR", "{config_dir}"));
+    config.push_str(
+        "deployment \"dev\" {\n  service     = service.app\n  environment = environment.dev\n  rollout     = rollout.once\n}\n\ndeployment \"prod\" {\n  service      = service.app\n  environment  = environment.prod\n  rollout      = rollout.once\n  promote_from = deployment.dev\n}\n",
+    );
+    let project = Project::new("");
+    let config_dir = project.dir.path().display().to_string();
+    std::fs::write(
+        project.dir.path().join("main.hcl"),
+        config.replace("{config_dir}", &config_dir),
+    )
+    .unwrap();
+
+    let plan = project.slipway(&["plan", ".", "-var", "version=1.0.0"]);
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("promoted when deployment.dev verifies 1.0.0 in this apply"),
+        "{shown}"
+    );
+    let alone = project.slipway(&["plan", ".", "-environment", "prod", "-var", "version=1.0.0"]);
+    assert_eq!(alone.status.code(), Some(1), "{}", text(&alone));
+    assert!(
+        text(&alone).contains("has never been applied"),
+        "{}",
+        text(&alone)
+    );
+
+    let applied = project.slipway(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    for environment in ["dev", "prod"] {
+        let state = project.state(environment);
+        let record = &state.deployments[&format!("deployment.{environment}")];
+        assert_eq!(
+            (record.version.as_str(), &record.status, record.verified),
+            ("1.0.0", &DeploymentStatus::Deployed, true)
+        );
+    }
+
+    std::fs::write(project.dir.path().join("broken"), "").unwrap();
+    let failed = project.slipway(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"]);
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("not started (waits for a deployment that failed): deployment.prod"),
+        "{log}"
+    );
+    let prod = project.state("prod");
+    assert_eq!(prod.deployments["deployment.prod"].version, "1.0.0");
+    let marker = project
+        .dir
+        .path()
+        .join(".slipway/hosts-prod/host-1/opt/app/current");
+    assert!(std::fs::read_link(marker)
+        .unwrap()
+        .ends_with("releases/1.0.0"));
 }

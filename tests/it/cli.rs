@@ -617,13 +617,33 @@ fn plan_exits_1_on_errors() {
         out.stderr
     );
 
-    // A refused promotion.
+    // A refused promotion: qa planned without dev, which never ran 2.4.1.
     let work = Workspace::of("vm-myapp");
-    let out = work.run(&["plan", "vm-myapp", "-var-file", VM_MYAPP_VARS]);
+    let out = work.run(&[
+        "plan",
+        "vm-myapp",
+        "-var-file",
+        VM_MYAPP_VARS,
+        "-environment",
+        "qa",
+    ]);
     out.assert_code(1);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("error[promotion]"), "{}", out.stderr);
-    assert!(out.stderr.contains("3 errors; nothing was changed."));
+    assert!(
+        out.stderr.contains("1 error; nothing was changed."),
+        "{}",
+        out.stderr
+    );
+    // The whole pipeline in one plan is no error: each stage is promoted in the apply.
+    let out = work.run(&["plan", "vm-myapp", "-var-file", VM_MYAPP_VARS]);
+    out.assert_code(2);
+    assert!(
+        out.stdout
+            .contains("promoted when deployment.myapp-dev verifies 2.4.1 in this apply"),
+        "{}",
+        out.stdout
+    );
 
     // An environment that does not exist.
     let out = work.run(&[
@@ -800,11 +820,26 @@ fn output_is_never_coloured_off_a_terminal_or_with_no_color() {
         assert!(out.code == 0 || out.code == 2, "{args:?}: {}", out.stderr);
         assert!(!has_ansi(&out.all()), "{args:?}: {}", out.all());
     }
-    // Diagnostics on stderr too.
+    // Diagnostics on stderr too (a promotion refused for qa alone).
     let work = Workspace::of("vm-myapp");
     for args in [
-        &["plan", "vm-myapp", "-var-file", VM_MYAPP_VARS][..],
-        &["plan", "vm-myapp", "-var-file", VM_MYAPP_VARS, "-no-color"],
+        &[
+            "plan",
+            "vm-myapp",
+            "-var-file",
+            VM_MYAPP_VARS,
+            "-environment",
+            "qa",
+        ][..],
+        &[
+            "plan",
+            "vm-myapp",
+            "-var-file",
+            VM_MYAPP_VARS,
+            "-environment",
+            "qa",
+            "-no-color",
+        ],
         &["validate", "vm-myapp"],
     ] {
         let out = work.run(args);
@@ -1553,7 +1588,14 @@ fn a_sensitive_value_is_never_printed() {
     let out = run_env(
         fresh.cwd(),
         &[("SLIPWAY_VAR_db_password", SECRET)],
-        &["plan", "vm-myapp", "-var-file", "release.vars.hcl"],
+        &[
+            "plan",
+            "vm-myapp",
+            "-var-file",
+            "release.vars.hcl",
+            "-environment",
+            "production",
+        ],
     );
     out.assert_code(1);
     assert!(out.stderr.contains("error[promotion]"), "{}", out.stderr);

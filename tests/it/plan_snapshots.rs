@@ -352,12 +352,12 @@ cases! {
         expect: Expect::Changes(schedules_only_pending_quickstart_hosts),
     };
     vm_myapp_fresh: Case {
-        description: "vm-myapp, nothing applied: promote_from refuses qa, staging and production",
+        description: "vm-myapp, nothing applied: dev, qa, staging and production in one apply, each promoted when the one before verifies",
         example: Example::VmMyapp,
         vars: &[],
         states: None,
         environments: &[],
-        expect: Expect::Refused(refuses_every_promotion_of_a_fresh_chain),
+        expect: Expect::Changes(promotes_the_fresh_chain_in_one_apply),
     };
     vm_myapp_fresh_dev: Case {
         description: "vm-myapp, nothing applied, -environment dev",
@@ -424,12 +424,12 @@ cases! {
         expect: Expect::Changes(promotes_to_production_only),
     };
     ecs_workshop_fresh: Case {
-        description: "ecs-workshop, nothing applied: prod refuses versions dev has not verified",
+        description: "ecs-workshop, nothing applied: prod is promoted in the apply once dev verifies",
         example: Example::EcsWorkshop,
         vars: &[],
         states: None,
         environments: &[],
-        expect: Expect::Refused(refuses_both_prod_promotions),
+        expect: Expect::Changes(promotes_both_prod_deployments_after_dev),
     };
     ecs_workshop_fresh_dev: Case {
         description: "ecs-workshop, nothing applied, -environment dev",
@@ -456,12 +456,12 @@ cases! {
         expect: Expect::Changes(updates_dev_backend_task_definition),
     };
     ecs_workshop_new_backend_prod: Case {
-        description: "ecs-workshop at 1.4.0, backend 1.5.0 planned everywhere: prod refuses it",
+        description: "ecs-workshop at 1.4.0, backend 1.5.0 planned everywhere: prod gets it once dev verifies it in the apply",
         example: Example::EcsWorkshop,
         vars: &["backend_version=1.5.0"],
         states: Some("ecs-workshop-applied"),
         environments: &[],
-        expect: Expect::Refused(refuses_backend_prod_only),
+        expect: Expect::Changes(promotes_backend_prod_in_the_apply),
     };
     ecs_workshop_promote: Case {
         description: "ecs-workshop: 1.5.0 verified in dev, prod on 1.4.0 with its frontend scaled to 3",
@@ -800,15 +800,52 @@ fn schedules_only_pending_quickstart_hosts(plan: &Plan) {
     assert_eq!(step_indices(plan, "deployment.hello"), [2]);
 }
 
-fn refuses_every_promotion_of_a_fresh_chain(diagnostics: &Diagnostics) {
-    let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages.len(), 3, "{messages:?}");
+/// The deployment's pending promotion as (from, version).
+fn promotion_of(plan: &Plan, address: &str) -> Option<(String, String)> {
+    change(plan, address)
+        .promotion
+        .as_ref()
+        .map(|p| (p.from.clone(), p.version.clone()))
+}
+
+/// The addresses of each wave.
+fn wave_addresses(plan: &Plan) -> Vec<Vec<&str>> {
+    plan.schedule
+        .waves
+        .iter()
+        .map(|w| w.deployments.iter().map(|d| d.address.as_str()).collect())
+        .collect()
+}
+
+fn promotes_the_fresh_chain_in_one_apply(plan: &Plan) {
+    assert_eq!(plan.summary.create, 4);
+    assert_eq!(promotion_of(plan, "deployment.myapp-dev"), None);
     for (target, source) in [("qa", "dev"), ("staging", "qa"), ("production", "staging")] {
-        let expected = format!(
-            "deployment.myapp-{target} cannot get version 2.4.1: deployment.myapp-{source} has never been applied"
+        assert_eq!(
+            promotion_of(plan, &format!("deployment.myapp-{target}")),
+            Some((format!("deployment.myapp-{source}"), "2.4.1".to_string()))
         );
-        assert!(messages.contains(&expected.as_str()), "{messages:?}");
     }
+    assert_eq!(
+        wave_addresses(plan),
+        [
+            ["deployment.myapp-dev"],
+            ["deployment.myapp-qa"],
+            ["deployment.myapp-staging"],
+            ["deployment.myapp-production"]
+        ]
+    );
+    let production = &plan.schedule.waves[3].deployments[0];
+    assert_eq!(
+        production.after.as_deref(),
+        Some(
+            &strings(&[
+                "deployment.myapp-dev",
+                "deployment.myapp-qa",
+                "deployment.myapp-staging"
+            ])[..]
+        )
+    );
 }
 
 fn creates_myapp_dev_only(plan: &Plan) {
@@ -959,15 +996,36 @@ fn promotes_to_production_only(plan: &Plan) {
     assert_eq!(plan.environments[0].state_serial, Some(3));
 }
 
-fn refuses_both_prod_promotions(diagnostics: &Diagnostics) {
-    let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages
-        .iter()
-        .any(|m| m.starts_with("deployment.backend-prod")));
-    assert!(messages
-        .iter()
-        .any(|m| m.starts_with("deployment.frontend-prod")));
+fn promotes_both_prod_deployments_after_dev(plan: &Plan) {
+    assert_eq!(plan.summary.create, 4);
+    for service in ["backend", "frontend"] {
+        assert_eq!(
+            promotion_of(plan, &format!("deployment.{service}-prod")),
+            Some((format!("deployment.{service}-dev"), "1.4.0".to_string()))
+        );
+        assert_eq!(
+            promotion_of(plan, &format!("deployment.{service}-dev")),
+            None
+        );
+    }
+}
+
+fn promotes_backend_prod_in_the_apply(plan: &Plan) {
+    assert_eq!(
+        change(plan, "deployment.backend-dev").action,
+        Action::Update
+    );
+    assert_eq!(
+        change(plan, "deployment.backend-prod").action,
+        Action::Update
+    );
+    assert_eq!(
+        promotion_of(plan, "deployment.backend-prod"),
+        Some(("deployment.backend-dev".to_string(), "1.5.0".to_string()))
+    );
+    let waves = wave_addresses(plan);
+    let position = |address: &str| waves.iter().position(|w| w.contains(&address));
+    assert!(position("deployment.backend-dev") < position("deployment.backend-prod"));
 }
 
 fn creates_dev_backend_then_frontend(plan: &Plan) {
@@ -1005,14 +1063,6 @@ fn updates_dev_backend_task_definition(plan: &Plan) {
     // Secrets stay ARNs.
     assert!(!diff.contains("postgres://"), "{diff}");
     assert_eq!(change(plan, "deployment.frontend-dev").action, Action::NoOp);
-}
-
-fn refuses_backend_prod_only(diagnostics: &Diagnostics) {
-    let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(
-        messages,
-        ["deployment.backend-prod cannot get version 1.5.0: deployment.backend-dev has 1.4.0 recorded, not 1.5.0"]
-    );
 }
 
 fn promotes_prod_with_canary(plan: &Plan) {
