@@ -1178,6 +1178,7 @@ fn approve(args: &ApprovalArgs) -> anyhow::Result<u8> {
     let backend = state_backend(&args.dir)?;
     let environment =
         environment_tracking(backend.as_ref(), &address, args.environment.as_deref())?;
+    let who = crate::state::lock::Approver::of(backend.as_ref());
     let lock = take_lock(backend.as_ref(), &environment, "approve", args.lock_timeout)?;
     let decided = ops::decide_approval(
         backend.as_ref(),
@@ -1185,6 +1186,7 @@ fn approve(args: &ApprovalArgs) -> anyhow::Result<u8> {
         &address,
         args.gate.as_deref(),
         crate::state::ApprovalStatus::Approved,
+        &who,
     );
     lock.release()?;
     let record = decided.map_err(|message| anyhow!("{message}; nothing was changed"))?;
@@ -1216,6 +1218,7 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
             .is_some_and(|e| e.ecs_cluster.is_some());
     let backend: std::sync::Arc<dyn Backend> =
         open_backend(&args.config.dir, &config.backend)?.into();
+    let who = crate::state::lock::Approver::of(backend.as_ref());
     let lock = take_lock(backend.as_ref(), &environment, "reject", args.lock_timeout)?;
     let record = ops::decide_approval(
         backend.as_ref(),
@@ -1223,6 +1226,7 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         &address,
         args.gate.as_deref(),
         crate::state::ApprovalStatus::Rejected,
+        &who,
     )
     .map_err(|message| anyhow!("{message}; nothing was changed"))?;
     println!(

@@ -127,7 +127,8 @@ impl RollbackPlan {
             RollbackTarget::Ecs { now, to } => {
                 let short = |arn: &Option<String>| {
                     arn.as_deref()
-                        .map_or("(unknown)", crate::ecs::short_arn)
+                        // `family:revision`, as apply's messages say it.
+                        .map_or("(unknown)", |arn| arn.rsplit('/').next().unwrap_or(arn))
                         .to_string()
                 };
                 text.push_str(&format!(
@@ -213,8 +214,9 @@ pub fn plan_rollback(
                 task_definition: then.task_definition.clone(),
                 task_definition_arn: then.task_definition_arn.clone(),
                 weights: match (&now.canary, &now.target_group) {
+                    // All traffic to the serving side, none to the new one.
                     (Some(canary), Some(group)) => {
-                        crate::ecs::step_weights(&canary.target_group, group, 100)
+                        [(canary.target_group.clone(), 0), (group.clone(), 100)].into()
                     }
                     _ => now.weights.clone(),
                 },

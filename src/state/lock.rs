@@ -561,10 +561,68 @@ pub fn current_user() -> String {
     non_empty_env("USER").unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Who gives or refuses an approval, as recorded in state: the local user
-/// name, labelled as unverified (`$USER` is whatever the environment says).
-pub fn approver() -> String {
-    format!("{} (local user, not verified)", current_user())
+/// Who gives or refuses an approval: what state records, and the names a
+/// rollout's `approvers` list may give them by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// As recorded in state and history, labelled with how it was learned.
+    pub recorded: String,
+    /// What an `approvers` entry may say to mean them.
+    pub names: Vec<String>,
+}
+
+impl Approver {
+    /// The identity the backend can vouch for (S3: the AWS caller identity
+    /// of the credentials that write state), otherwise the local user name
+    /// labelled as unverified (`$USER` is whatever the environment says).
+    pub fn of(backend: &dyn super::Backend) -> Approver {
+        match backend.verified_identity() {
+            Some(Ok(arn)) => Approver::aws(&arn),
+            Some(Err(why)) => Approver::local(&format!(
+                "local user, not verified: the AWS caller identity could not be read: {why}"
+            )),
+            None => Approver::local("local user, not verified"),
+        }
+    }
+
+    fn local(label: &str) -> Approver {
+        let user = current_user();
+        Approver {
+            recorded: format!("{user} ({label})"),
+            names: vec![user],
+        }
+    }
+
+    /// An AWS caller identity. An `approvers` entry may name it by its ARN,
+    /// by an IAM user's name (`arn:aws:iam::ACCOUNT:user/NAME`), or, for an
+    /// assumed role (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`), by
+    /// the role's name or ARN; never by the session name, which whoever
+    /// assumes the role chooses.
+    pub fn aws(arn: &str) -> Approver {
+        let mut names = vec![arn.to_string()];
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        if let [_, partition, _service, _region, account, resource] = parts.as_slice() {
+            if let Some(path) = resource.strip_prefix("user/") {
+                if let Some(name) = path.rsplit('/').next() {
+                    names.push(name.to_string());
+                }
+            } else if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                if let Some((role, _session)) = rest.rsplit_once('/') {
+                    names.push(role.to_string());
+                    names.push(format!("arn:{partition}:iam::{account}:role/{role}"));
+                }
+            }
+        }
+        Approver {
+            recorded: format!("{arn} (AWS caller identity)"),
+            names,
+        }
+    }
+
+    /// Whether an `approvers` list (empty: anyone) lets this approver decide.
+    pub fn may_decide(&self, approvers: &[String]) -> bool {
+        approvers.is_empty() || approvers.iter().any(|a| self.names.contains(a))
+    }
 }
 
 fn current_host() -> String {
@@ -781,5 +839,34 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod approver_tests {
+    use super::Approver;
+
+    #[test]
+    fn aws_identities_are_named_by_arn_user_or_role_never_by_session() {
+        let user = Approver::aws("arn:aws:iam::123456789012:user/ops/alice");
+        assert!(user.may_decide(&["alice".into()]));
+        assert!(user.may_decide(&["arn:aws:iam::123456789012:user/ops/alice".into()]));
+        assert!(!user.may_decide(&["ops".into()]));
+        assert_eq!(
+            user.recorded,
+            "arn:aws:iam::123456789012:user/ops/alice (AWS caller identity)"
+        );
+
+        let role = Approver::aws("arn:aws:sts::123456789012:assumed-role/ReleaseManager/alice");
+        assert!(role.may_decide(&["ReleaseManager".into()]));
+        assert!(role.may_decide(&["arn:aws:iam::123456789012:role/ReleaseManager".into()]));
+        assert!(
+            !role.may_decide(&["alice".into()]),
+            "the session name is chosen by the caller"
+        );
+
+        let root = Approver::aws("arn:aws:iam::123456789012:root");
+        assert!(!root.may_decide(&["root".into()]));
+        assert!(root.may_decide(&[]), "an empty list lets anyone decide");
     }
 }

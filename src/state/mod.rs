@@ -56,6 +56,12 @@ pub trait Backend: Send + Sync {
     /// Remove the lock of `environment` left behind by a process that is gone.
     /// `lock_id` must match the id of the current lock.
     fn force_unlock(&self, environment: &str, lock_id: &str) -> Result<(), StateError>;
+    /// Who the credentials this backend writes with belong to, when it can
+    /// tell (S3: the AWS caller identity's ARN); `None` when it cannot
+    /// (the local backend), `Some(Err)` when asking failed.
+    fn verified_identity(&self) -> Option<Result<String, String>> {
+        None
+    }
 }
 
 /// Everything that can go wrong while storing, reading or locking state.

@@ -379,7 +379,7 @@ impl DeploymentState {
         address: &str,
         gate: Option<&str>,
         decision: ApprovalStatus,
-        who: &str,
+        who: &super::lock::Approver,
         at: &str,
     ) -> Result<ApprovalRecord, String> {
         let version = self.version.clone();
@@ -407,7 +407,8 @@ impl DeploymentState {
                 record.name
             ));
         }
-        if !record.approvers.is_empty() && !record.approvers.iter().any(|a| a == who) {
+        if !who.may_decide(&record.approvers) {
+            let who = &who.recorded;
             return Err(format!(
                 "approval \"{}\" of {address} may be decided by {} only, not by {who}",
                 record.name,
@@ -415,7 +416,7 @@ impl DeploymentState {
             ));
         }
         record.status = decision;
-        record.decided_by = Some(who.to_string());
+        record.decided_by = Some(who.recorded.clone());
         record.decided_at = Some(at.to_string());
         Ok(record.clone())
     }
@@ -706,6 +707,14 @@ impl State {
 #[cfg(test)]
 mod approval_tests {
     use super::*;
+    use crate::state::lock::Approver;
+
+    fn person(name: &str) -> Approver {
+        Approver {
+            recorded: name.to_string(),
+            names: vec![name.to_string()],
+        }
+    }
 
     fn waiting(approvers: &[&str]) -> DeploymentState {
         DeploymentState {
@@ -748,7 +757,7 @@ mod approval_tests {
                 "deployment.web",
                 None,
                 ApprovalStatus::Approved,
-                "bob",
+                &person("bob"),
                 "t1",
             )
             .unwrap_err();
@@ -762,7 +771,7 @@ mod approval_tests {
                 "deployment.web",
                 Some("qa"),
                 ApprovalStatus::Approved,
-                "alice",
+                &person("alice"),
                 "t1",
             )
             .unwrap_err();
@@ -772,7 +781,7 @@ mod approval_tests {
                 "deployment.web",
                 None,
                 ApprovalStatus::Approved,
-                "alice",
+                &person("alice"),
                 "t1",
             )
             .unwrap();
@@ -787,7 +796,7 @@ mod approval_tests {
                 "deployment.web",
                 None,
                 ApprovalStatus::Rejected,
-                "alice",
+                &person("alice"),
                 "t2",
             )
             .unwrap_err();
@@ -802,7 +811,7 @@ mod approval_tests {
                 "deployment.web",
                 None,
                 ApprovalStatus::Rejected,
-                "carol",
+                &person("carol"),
                 "t1",
             )
             .unwrap();

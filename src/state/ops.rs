@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::state::lock::{approver, current_user, lock_with_timeout, now_rfc3339};
+use crate::state::lock::{current_user, lock_with_timeout, now_rfc3339};
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, HistoryEntry, LineageMismatch,
     LockInfo, OlderSerial, State, StateError,
@@ -102,6 +102,7 @@ pub fn decide_approval(
     address: &str,
     gate: Option<&str>,
     decision: ApprovalStatus,
+    who: &crate::state::lock::Approver,
 ) -> Result<ApprovalRecord, String> {
     let mut state = backend
         .read(environment)
@@ -111,8 +112,7 @@ pub fn decide_approval(
         .deployments
         .get_mut(address)
         .ok_or_else(|| format!("{address} is not in the state of environment {environment}"))?;
-    let who = approver();
-    let record = deployment.decide_approval(address, gate, decision, &who, &now_rfc3339())?;
+    let record = deployment.decide_approval(address, gate, decision, who, &now_rfc3339())?;
     let (operation, result) = match decision {
         ApprovalStatus::Approved => ("approve", "approved"),
         _ => ("reject", "rejected"),

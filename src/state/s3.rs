@@ -74,6 +74,8 @@ pub struct S3Backend {
 
 struct Inner {
     client: Client,
+    /// Asks who the credentials belong to (approvals record it).
+    sts: aws_sdk_sts::Client,
     bucket: String,
     prefix: String,
     endpoint: Option<String>,
@@ -176,9 +178,27 @@ impl S3Backend {
             // path, not by bucket host name.
             config = config.endpoint_url(endpoint).force_path_style(true);
         }
+        let mut sts = aws_sdk_sts::config::Builder::from(sdk_config)
+            .region(
+                settings
+                    .region
+                    .clone()
+                    .map(Region::new)
+                    .or_else(|| sdk_config.region().cloned()),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            );
+        if let Some(endpoint) = &endpoint {
+            sts = sts.endpoint_url(endpoint);
+        }
         Ok(S3Backend {
             inner: Arc::new(Inner {
                 client: Client::from_conf(config.build()),
+                sts: aws_sdk_sts::Client::from_conf(sts.build()),
                 bucket: settings.bucket.clone(),
                 prefix: settings.prefix.clone(),
                 endpoint,
@@ -717,6 +737,23 @@ impl Backend for S3Backend {
                 detail: "the store did not confirm the removal; try again".to_string(),
             }),
         }
+    }
+
+    fn verified_identity(&self) -> Option<Result<String, String>> {
+        let sts = self.inner.sts.clone();
+        let answer = self.inner.run(async move {
+            sts.get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| crate::aws::error_text(&e))
+                .and_then(|output| {
+                    output
+                        .arn()
+                        .map(str::to_string)
+                        .ok_or_else(|| "the answer names no ARN".to_string())
+                })
+        });
+        Some(answer.map_err(|e| e.to_string()).and_then(|inner| inner))
     }
 }
 

@@ -716,3 +716,42 @@ fn a_whole_configuration_plan_promotes_in_the_same_apply() {
         .unwrap()
         .ends_with("releases/1.0.0"));
 }
+
+/// An `approvers` list with the local backend: the user it names may
+/// decide (before, the recorded label was compared with the list, so no one
+/// ever could), another user may not, and state records the name labelled
+/// as a local, unverified user.
+#[test]
+fn a_listed_local_user_may_approve_and_another_may_not() {
+    let quickstart = Quickstart::new();
+    quickstart.edit_config(
+        "  on_failure = \"rollback\"\n}",
+        "  on_failure = \"rollback\"\n\n  approval \"release-manager\" {\n    after_step = 1\n    approvers  = [\"alice\"]\n  }\n}",
+    );
+    let paused = quickstart.apply("1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let approve_as = |user: &str| {
+        quickstart
+            .command_exactly(&["approve", "hello", "."])
+            .env("USER", user)
+            .output()
+            .unwrap()
+    };
+    let refused = approve_as("mallory");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused)
+            .contains("may be decided by alice only, not by mallory (local user, not verified)"),
+        "{}",
+        text(&refused)
+    );
+    let approved = approve_as("alice");
+    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved));
+    let state = quickstart.state();
+    assert_eq!(
+        state.deployments["deployment.hello"].approvals[0]
+            .decided_by
+            .as_deref(),
+        Some("alice (local user, not verified)")
+    );
+}

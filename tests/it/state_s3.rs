@@ -770,3 +770,58 @@ fn state_push_of_another_lineage_is_refused() {
     assert_eq!(replaced.lineage, foreign.lineage);
     assert_eq!(replaced.serial, foreign.serial + 1);
 }
+
+/// With state in S3, an approval records the AWS caller identity of the
+/// credentials (moto answers `arn:aws:sts::123456789012:user/moto`), and an
+/// `approvers` list is matched against it, not against `$USER`: USER=moto
+/// cannot pass for another list, and the IAM user name `moto` may decide.
+#[test]
+fn approvals_with_state_in_s3_record_and_check_the_aws_caller_identity() {
+    let Some(moto) = start_moto() else {
+        return;
+    };
+    // A quickstart in its own bucket whose rollout waits after step 1 for an
+    // approval `approvers` may give, applied up to that approval.
+    let paused_for = |bucket: &str, approvers: &str| {
+        let quickstart = Quickstart::new(&moto, bucket);
+        quickstart.edit_config(
+            "  on_failure = \"rollback\"\n}",
+            &format!("  on_failure = \"rollback\"\n\n  approval \"release-manager\" {{\n    after_step = 1\n    approvers  = [{approvers}]\n  }}\n}}"),
+        );
+        let paused = quickstart.apply("1.0.0");
+        assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+        quickstart
+    };
+    let approve_as = |quickstart: &Quickstart, user: &str| {
+        let mut run = quickstart
+            .sandbox
+            .command_exactly(&["approve", "hello", "."]);
+        moto.apply_env(&mut run);
+        run.env("USER", user);
+        run.output().unwrap()
+    };
+
+    let listed_elsewhere = paused_for("slipway-approvals-1", "\"someone-else\"");
+    let refused = approve_as(&listed_elsewhere, "someone-else");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(
+            "may be decided by someone-else only, not by arn:aws:sts::123456789012:user/moto (AWS caller identity)"
+        ),
+        "{}",
+        text(&refused)
+    );
+
+    let listed = paused_for("slipway-approvals-2", "\"moto\"");
+    let approved = approve_as(&listed, "someone-else");
+    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved));
+    let state = listed.state();
+    let record = &state.deployments["deployment.hello"].approvals[0];
+    assert_eq!(
+        record.decided_by.as_deref(),
+        Some("arn:aws:sts::123456789012:user/moto (AWS caller identity)")
+    );
+    let entry = state.history.last().unwrap();
+    assert_eq!(entry.operation, "approve");
+    assert_eq!(entry.approvals[0].decided_by, record.decided_by);
+}
