@@ -487,7 +487,7 @@ async fn observe_unrecorded(
     let task_definition = definition
         .task_definition()
         .map(super::ecs::live_definition_json)
-        .map(|json| serde_json::from_str(&config.mask(&json.to_string())).unwrap_or(json))
+        .map(|json| config.mask_json(json))
         .unwrap_or(serde_json::Value::Null);
     let target_group = live
         .load_balancers()
