@@ -89,9 +89,9 @@ impl HostOutput {
                 shown.push('\n');
             }
             shown.push_str(&format!(
-                "({withheld} line(s) the host printed are not shown: its config files hold \
-                 sensitive values, also ones the configuration no longer knows, and what a \
-                 host prints can repeat them; run the command on the host to see them)"
+                "({withheld} line(s) the host printed are not shown: there are sensitive \
+                 values, and a host's output can repeat its config files, also values the \
+                 configuration no longer knows; run the command on the host to see them)"
             ));
         }
         config.mask(&shown)
@@ -176,9 +176,9 @@ mod tests {
         );
         assert_eq!(
             HostOutput::OwnLinesOnly.failure(&config, &output("TOKEN=x\n", "")),
-            "exit status 1: (1 line(s) the host printed are not shown: its config files hold \
-             sensitive values, also ones the configuration no longer knows, and what a host \
-             prints can repeat them; run the command on the host to see them)"
+            "exit status 1: (1 line(s) the host printed are not shown: there are sensitive \
+             values, and a host's output can repeat its config files, also values the \
+             configuration no longer knows; run the command on the host to see them)"
         );
     }
 }
