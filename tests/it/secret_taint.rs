@@ -754,3 +754,107 @@ fn over_ssh_a_failing_rollback_after_a_rotation_shows_no_form_of_the_old_secret(
         );
     }
 }
+
+/// A configuration that drops its last sensitive value mid-rollout: 2.0.0
+/// no longer has the secret (nor its config file), moves host-1 and stops at
+/// an approval; after the approval, host-2's health check prints the file
+/// 1.0.0 left there and fails, and the rollback puts both hosts back on
+/// 1.0.0's pair (old secret). The configuration knows no sensitive value any
+/// more, but state still says the deployment's files held one: nothing
+/// printed, stored or sent holds a form of the old secret.
+#[test]
+fn a_secret_dropped_mid_rollout_stays_out_of_host_output() {
+    let old_secret = "s3cr\"et'Zq9$HOME%d{x}";
+    let receiver = crate::support::webhook::Receiver::start();
+    let quickstart = Quickstart::with_hosts(2);
+    let notify = |quickstart: &Quickstart| {
+        quickstart.edit_config(
+            "  on_failure = \"rollback\"\n}",
+            &format!(
+                "  on_failure = \"rollback\"\n\n  notify \"hook\" {{\n    webhook = \"{}\"\n  }}\n}}",
+                receiver.url
+            ),
+        );
+    };
+    let original = std::fs::read_to_string(quickstart.root.join("main.hcl")).unwrap();
+    std::fs::write(
+        quickstart.root.join("main.hcl"),
+        with_secret_file(&original),
+    )
+    .unwrap();
+    notify(&quickstart);
+    let mut printed = Vec::new();
+    let secret_var = format!("secret={old_secret}");
+    let first = quickstart.slipway(&[
+        "apply",
+        ".",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+        "-var",
+        &secret_var,
+    ]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    printed.push(text(&first));
+
+    // 2.0.0: no sensitive variable at all; host-2's health check prints
+    // what 1.0.0 left in config/secret.env and fails.
+    std::fs::write(quickstart.root.join("main.hcl"), &original).unwrap();
+    notify(&quickstart);
+    quickstart.edit_config(
+        "  on_failure = \"rollback\"\n",
+        "  on_failure = \"rollback\"\n\n  approval \"release-manager\" {\n    after_step = 1\n  }\n",
+    );
+    quickstart.edit_config("retries  = 10", "retries  = 3");
+    quickstart.edit_config(
+        "command  = \"sh current/bin/check.sh\"",
+        "command  = \"if [ \\\"$SLIPWAY_HOST\\\" = host-2 ]; then cat config/secret.env >&2; exit 1; fi; sh current/bin/check.sh\"",
+    );
+    let paused = quickstart.apply("2.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    assert!(
+        text(&paused).contains("waits for approval"),
+        "{}",
+        text(&paused)
+    );
+    printed.push(text(&paused));
+    let approve = quickstart.slipway_exactly(&["approve", "hello", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let failed = quickstart.apply("2.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    printed.push(log.clone());
+    assert!(log.contains("host-2: health.http failed"), "{log}");
+    assert!(
+        log.contains("line(s) the host printed are not shown"),
+        "{log}"
+    );
+    // On the hosts: both back on 1.0.0's pair, old secret included.
+    for host in ["host-1", "host-2"] {
+        let on_host =
+            std::fs::read_to_string(quickstart.host_dir(host).join("config/secret.env")).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n")),
+            "{host}: {on_host}"
+        );
+        assert_eq!(
+            std::fs::read_link(quickstart.host_dir(host).join("current")).unwrap(),
+            PathBuf::from("releases/1.0.0"),
+            "{host}"
+        );
+    }
+    for args in [
+        ["state", "show", "deployment.hello", "."],
+        ["state", "history", "deployment.hello", "."],
+    ] {
+        let out = quickstart.slipway_exactly(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        printed.push(text(&out));
+    }
+    assert_nowhere(
+        &printed,
+        &quickstart.root.join(".slipway/state"),
+        &receiver.raw(),
+        &[old_secret],
+    );
+}
