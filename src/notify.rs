@@ -620,6 +620,113 @@ mod tests {
         payload(&notify(format, &[]), &event, &sensitive).to_string()
     }
 
+    mod encoders {
+        //! Every string of an event, whatever it holds, arrives byte-exact in
+        //! its own field of the body serde_json reads back; in the Slack
+        //! format, a value can add no mrkdwn control sequence (`<...>`).
+        use super::*;
+        use proptest::prelude::*;
+
+        fn strings() -> impl Strategy<Value = String> {
+            prop_oneof![any::<String>(), "[a-z\"\\\\<>&|*_`\n\u{0}\u{1b}é✓]{0,16}"]
+        }
+
+        fn event_parts() -> impl Strategy<Value = (EventContext, Details)> {
+            (
+                proptest::collection::vec(strings(), 10),
+                proptest::collection::vec(strings(), 0..3),
+            )
+                .prop_map(|(s, approvers)| {
+                    (
+                        EventContext {
+                            deployment: s[0].clone(),
+                            environment: s[1].clone(),
+                            service: s[2].clone(),
+                            rollout: Some(s[3].clone()),
+                            version: Some(s[4].clone()),
+                            previous_version: Some(s[5].clone()),
+                            apply_id: s[6].clone(),
+                        },
+                        Details {
+                            message: Some(s[7].clone()),
+                            approval: Some(s[8].clone()),
+                            step: Some(2),
+                            approvers,
+                        },
+                    )
+                })
+        }
+
+        fn body(context: &EventContext, details: &Details, format: Option<NotifyFormat>) -> Value {
+            let event = Event {
+                kind: EventKind::ApprovalWaiting,
+                context,
+                details,
+                duration: Duration::from_millis(1500),
+                time: "2024-05-02T09:30:00Z",
+            };
+            let text = payload(&notify(format, &[]), &event, &[]).to_string();
+            serde_json::from_str(&text).expect("the body is JSON")
+        }
+
+        fn unescape_slack(text: &str) -> String {
+            text.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn the_event_document_holds_every_value_exactly((context, details) in event_parts()) {
+                let document = body(&context, &details, None);
+                prop_assert_eq!(&document["deployment"], &json!(context.deployment));
+                prop_assert_eq!(&document["environment"], &json!(context.environment));
+                prop_assert_eq!(&document["service"], &json!(context.service));
+                prop_assert_eq!(&document["rollout"], &json!(context.rollout));
+                prop_assert_eq!(&document["version"], &json!(context.version));
+                prop_assert_eq!(&document["previous_version"], &json!(context.previous_version));
+                prop_assert_eq!(&document["apply_id"], &json!(context.apply_id));
+                prop_assert_eq!(&document["message"], &json!(details.message));
+                prop_assert_eq!(&document["approval"], &json!(details.approval));
+                prop_assert_eq!(&document["approvers"], &json!(details.approvers));
+                prop_assert_eq!(document.as_object().unwrap().len(), 15);
+            }
+
+            #[test]
+            fn slack_fields_hold_every_value_and_no_control_sequence((context, details) in event_parts()) {
+                let document = body(&context, &details, Some(NotifyFormat::Slack));
+                let fields = document["blocks"][1]["fields"].as_array().unwrap();
+                let mut expected = vec![
+                    ("Deployment", context.deployment.clone()),
+                    ("Environment", context.environment.clone()),
+                    ("Version", context.version.clone().unwrap()),
+                    ("Previous version", context.previous_version.clone().unwrap()),
+                    ("Approval", details.approval.clone().unwrap()),
+                ];
+                if !details.approvers.is_empty() {
+                    expected.push(("Approvers", details.approvers.join(", ")));
+                }
+                prop_assert_eq!(fields.len(), expected.len());
+                for (field, (name, value)) in fields.iter().zip(expected) {
+                    let text = field["text"].as_str().unwrap();
+                    let head = format!("*{name}*\n");
+                    prop_assert!(text.starts_with(&head), "{}", text);
+                    prop_assert!(!text.contains(['<', '>']), "{}", text);
+                    prop_assert_eq!(unescape_slack(&text[head.len()..]), value);
+                }
+                let section = document["blocks"][0]["text"]["text"].as_str().unwrap();
+                prop_assert!(!section.contains(['<', '>']), "{}", section);
+                let message = details.message.as_deref().unwrap();
+                if message.chars().count() <= 2500 {
+                    let shown = format!("*\n{}", slack_escape(message));
+                    prop_assert!(section.ends_with(&shown), "{}", section);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_event_document_is_versioned_json_with_every_field() {
         assert_eq!(

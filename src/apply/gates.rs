@@ -115,7 +115,11 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
     if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
         return Some(judge_metric(gate, ctx).await);
     }
-    let result = judge_check(gate, ctx.config).await?;
+    let shown = super::host_output::HostOutput::for_deployment(
+        ctx.config,
+        ctx.recorder.deployment(&ctx.deployment.address).as_ref(),
+    );
+    let result = judge_check(gate, ctx.config, shown).await?;
     let summary = match &result {
         Ok(()) => "pass".to_string(),
         Err(message) => format!("fail: {message}"),
@@ -128,7 +132,11 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
 }
 
 /// An http gate, or a command gate with `on = "runner"`.
-async fn judge_check(gate: &Gate, config: &Config) -> Option<Result<(), String>> {
+async fn judge_check(
+    gate: &Gate,
+    config: &Config,
+    shown: super::host_output::HostOutput,
+) -> Option<Result<(), String>> {
     if let Some(http) = &gate.http {
         let timeout = http
             .timeout
@@ -165,7 +173,15 @@ async fn judge_check(gate: &Gate, config: &Config) -> Option<Result<(), String>>
             result
                 .map_err(|failure| failure.message)
                 .and_then(|body| match &json {
-                    Some((path, expected)) => json_path_matches(&body, path, expected.as_ref()),
+                    // The value found comes from the service, which may
+                    // repeat a secret the configuration no longer knows
+                    // (see `host_output`).
+                    Some((path, expected)) => json_path_matches(
+                        &body,
+                        path,
+                        expected.as_ref(),
+                        shown == super::host_output::HostOutput::Shown,
+                    ),
                     None => Ok(()),
                 }),
         );
@@ -493,10 +509,12 @@ pub fn json_path<'a>(document: &'a serde_json::Value, path: &str) -> Option<&'a 
 
 /// Judge a body against `json_path`: the value must exist and, when
 /// `expected` is given, equal it (a string `"200"` also matches the number 200).
+/// A different value is named in the error only with `show_found`.
 pub fn json_path_matches(
     body: &str,
     path: &str,
     expected: Option<&serde_json::Value>,
+    show_found: bool,
 ) -> Result<(), String> {
     let document: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
@@ -517,7 +535,14 @@ pub fn json_path_matches(
     if same {
         Ok(())
     } else {
-        Err(format!("{path} is {found}, expected {expected}"))
+        Err(if show_found {
+            format!("{path} is {found}, expected {expected}")
+        } else {
+            format!(
+                "{path} is not {expected} (the value found is not shown: the service's config \
+                 files hold sensitive values, which its answers can repeat)"
+            )
+        })
     }
 }
 
@@ -529,28 +554,38 @@ mod json_path_tests {
     fn json_paths_find_values_and_compare_loosely() {
         let body = r#"{"status": "ok", "checks": [{"name": "db", "ok": true}], "code": 200}"#;
         assert_eq!(
-            json_path_matches(body, "$.status", Some(&serde_json::json!("ok"))),
+            json_path_matches(body, "$.status", Some(&serde_json::json!("ok")), true),
             Ok(())
         );
         assert_eq!(
-            json_path_matches(body, "checks[0].ok", Some(&serde_json::json!(true))),
+            json_path_matches(body, "checks[0].ok", Some(&serde_json::json!(true)), true),
             Ok(())
         );
         assert_eq!(
-            json_path_matches(body, "code", Some(&serde_json::json!("200"))),
+            json_path_matches(body, "code", Some(&serde_json::json!("200")), true),
             Ok(())
         );
-        assert_eq!(json_path_matches(body, "checks.0.name", None), Ok(()));
+        assert_eq!(json_path_matches(body, "checks.0.name", None, true), Ok(()));
         assert_eq!(
-            json_path_matches(body, "$.status", Some(&serde_json::json!("degraded"))),
+            json_path_matches(body, "$.status", Some(&serde_json::json!("degraded")), true),
             Err("$.status is \"ok\", expected \"degraded\"".to_string())
         );
-        assert!(json_path_matches(body, "missing.key", None)
+        assert!(json_path_matches(body, "missing.key", None, true)
             .unwrap_err()
             .contains("not in the body"));
-        assert!(json_path_matches("<html>", "status", None)
+        assert!(json_path_matches("<html>", "status", None, true)
             .unwrap_err()
             .contains("not JSON"));
+        // With sensitive values about, the value found is not repeated.
+        let hidden = json_path_matches(
+            r#"{"status": "token=hunter2"}"#,
+            "$.status",
+            Some(&serde_json::json!("ok")),
+            false,
+        )
+        .unwrap_err();
+        assert!(hidden.starts_with("$.status is not \"ok\""), "{hidden}");
+        assert!(!hidden.contains("hunter2"), "{hidden}");
     }
 }
 
@@ -596,7 +631,12 @@ mod tests {
             "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
         ));
         let url = format!("http://127.0.0.1:{port}/health");
-        let result = judge_check(&http_gate(&url, 3), &Config::default()).await;
+        let result = judge_check(
+            &http_gate(&url, 3),
+            &Config::default(),
+            crate::apply::host_output::HostOutput::Shown,
+        )
+        .await;
         assert_eq!(
             result,
             Some(Err(format!("GET {url} answered 500, expected 200")))
@@ -608,9 +648,13 @@ mod tests {
     async fn a_request_without_an_answer_is_repeated_retries_times() {
         let (port, count) = counting_server(None);
         let url = format!("http://127.0.0.1:{port}/health");
-        let result = judge_check(&http_gate(&url, 2), &Config::default())
-            .await
-            .unwrap();
+        let result = judge_check(
+            &http_gate(&url, 2),
+            &Config::default(),
+            crate::apply::host_output::HostOutput::Shown,
+        )
+        .await
+        .unwrap();
         let error = result.unwrap_err();
         assert!(error.starts_with(&format!("GET {url}: ")), "{error}");
         assert_eq!(count.load(Ordering::SeqCst), 3, "the request and 2 retries");

@@ -22,6 +22,7 @@
 pub mod alb;
 pub mod ecs;
 pub mod gates;
+pub mod host_output;
 pub mod notifications;
 pub mod progress;
 pub mod recorder;

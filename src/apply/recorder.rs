@@ -327,8 +327,16 @@ impl Recorder {
             entry.status = DeploymentStatus::InProgress;
             entry.verified = false;
             entry.config_files = desired_config_files(config, deployment);
-            entry.sensitive_digests =
-                crate::config::secret_digest::sensitive_file_digests(config, deployment);
+            // Digests of files that no longer hold a sensitive value stay:
+            // the hosts keep those files in the snapshots a rollback
+            // restores, so what they print stays withheld
+            // (`super::host_output`). The planner compares only the
+            // digests of files that hold one now.
+            entry
+                .sensitive_digests
+                .extend(crate::config::secret_digest::sensitive_file_digests(
+                    config, deployment,
+                ));
             entry.systemd_unit = desired_systemd_unit(config, deployment);
             entry.updated_at = now;
         })

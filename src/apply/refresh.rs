@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::host_output::HostOutput;
 use crate::config::{Config, TransportKind};
 use crate::plan::{
     AdoptedService, HostDrift, HostFound, LiveService, Plan, Reason, ReasonKind, States,
@@ -19,7 +20,7 @@ use crate::plan::{
 use crate::state::HostStatus;
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
-use crate::transport::Transport;
+use crate::transport::{CommandOutput, Transport};
 use crate::vm::config_snapshot::{self, snapshot_name, ConfigSeen};
 use crate::vm::steps::{self, HostContext, HostRelease};
 
@@ -94,9 +95,10 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
         };
         // Every host at once, connections started under the same limit as
         // apply's.
+        let rule = HostOutput::for_deployment(config, Some(saved));
         let reads = saved.hosts.iter().map(|(host, record)| {
             observe_host(
-                config,
+                (config, rule),
                 deployment,
                 environment,
                 vm,
@@ -118,7 +120,7 @@ pub async fn observe(config: &Config, states: &States) -> Observations {
 /// marker only says what the last update wrote).
 #[allow(clippy::too_many_arguments)]
 async fn observe_host(
-    config: &Config,
+    (config, rule): (&Config, HostOutput),
     deployment: &crate::config::Deployment,
     environment: &crate::config::Environment,
     vm: &crate::config::VmSpec,
@@ -164,7 +166,7 @@ async fn observe_host(
                 HostObservation::Unreachable(format!("unreadable release marker: {error}"))
             }
         },
-        Ok(output) => HostObservation::Unreachable(output.tail()),
+        Ok(output) => HostObservation::Unreachable(rule.failure(config, &output)),
         Err(error) => HostObservation::Unreachable(error.to_string()),
     };
     // On the recorded release: are the config files the recorded pair's?
@@ -180,10 +182,16 @@ async fn observe_host(
                     Some(_) => observed,
                     None => HostObservation::Unreachable(format!(
                         "unreadable config comparison: {}",
-                        output.stdout.trim()
+                        rule.lines(
+                            config,
+                            &CommandOutput {
+                                stderr: String::new(),
+                                ..output
+                            }
+                        )
                     )),
                 },
-                Ok(output) => HostObservation::Unreachable(output.tail()),
+                Ok(output) => HostObservation::Unreachable(rule.failure(config, &output)),
                 Err(error) => HostObservation::Unreachable(error.to_string()),
             };
         }
@@ -479,7 +487,7 @@ async fn observe_unrecorded(
     let task_definition = definition
         .task_definition()
         .map(super::ecs::live_definition_json)
-        .map(|json| serde_json::from_str(&config.mask(&json.to_string())).unwrap_or(json))
+        .map(|json| config.mask_json(json))
         .unwrap_or(serde_json::Value::Null);
     let target_group = live
         .load_balancers()

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
+use super::host_output::HostOutput;
 use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
@@ -79,6 +80,9 @@ struct Job<'a> {
     target_group: Option<TargetGroup>,
     /// The configuration half of the release pair this deployment installs.
     config_digest: String,
+    /// What of a host's output messages may show (decided before this apply
+    /// records anything).
+    host_output: HostOutput,
 }
 
 impl<'a> Job<'a> {
@@ -111,6 +115,10 @@ impl<'a> Job<'a> {
             config_digest: crate::state::model::config_digest(
                 &desired_config_files(config, deployment),
                 desired_systemd_unit(config, deployment).as_deref(),
+            ),
+            host_output: HostOutput::for_deployment(
+                config,
+                recorder.deployment(&deployment.address).as_ref(),
             ),
         }
     }
@@ -565,8 +573,7 @@ async fn run_within(
     }
     Err(failure(
         &failed,
-        job.config
-            .mask(&format!("exit status {}: {}", output.status, output.tail())),
+        job.host_output.failure(job.config, &output),
     ))
 }
 
@@ -883,7 +890,7 @@ async fn health_check(
             (Some(_), _) => match steps::health_command(check, job.vm, ctx) {
                 Some(step) => match transport.run(&step.script, timeout).await {
                     Ok(output) if output.success() => Ok(()),
-                    Ok(output) => Err(format!("exit status {}: {}", output.status, output.tail())),
+                    Ok(output) => Err(job.host_output.failure(job.config, &output)),
                     Err(error) => Err(error.to_string()),
                 },
                 None => Ok(()),
@@ -954,13 +961,10 @@ async fn judge_gates(
                         .await
                         .map_err(|e| e.to_string())?;
                     if !output.success() {
-                        let why = format!("fail on {host}: {}", output.tail());
+                        let shown = job.host_output.lines(job.config, &output);
+                        let why = format!("fail on {host}: {shown}");
                         gates::record(gate_ctx, gate, false, &why, Vec::new());
-                        return Err(format!(
-                            "gate \"{}\" failed on {host}: {}",
-                            gate.name,
-                            job.config.mask(&output.tail())
-                        ));
+                        return Err(format!("gate \"{}\" failed on {host}: {shown}", gate.name));
                     }
                 }
             }

@@ -141,9 +141,11 @@ impl Client {
 
     /// GET `url` and stream its body into `sink`, however large. `idle` bounds
     /// connecting and every wait for the next bytes (a large artifact takes
-    /// as long as it takes, a stalled one fails). Redirects are followed;
-    /// reqwest drops the `Authorization` header when one leads to another
-    /// host. A body shorter than its `Content-Length` is an error.
+    /// as long as it takes, a stalled one fails). Up to [`MAX_REDIRECTS`]
+    /// redirects are followed here, not by reqwest: the request's headers
+    /// and basic auth (credentials) go only to the origin (scheme, host and
+    /// port) of `url`, never to another one a redirect leads to. A body
+    /// shorter than its `Content-Length` is an error.
     pub async fn download(
         &self,
         url: &str,
@@ -151,24 +153,47 @@ impl Client {
         idle: Duration,
         sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
     ) -> Result<Downloaded, HttpError> {
-        let parsed = url::Url::parse(url).map_err(|e| HttpError::BadUrl(e.to_string()))?;
-        let mut builder = self.follow.get(parsed);
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        if let Some((user, password)) = &request.basic_auth {
-            builder = builder.basic_auth(user, Some(password));
-        }
-        if let Some(etag) = &request.if_none_match {
-            builder = builder.header("If-None-Match", etag.as_str());
-        }
-        if let Some(date) = &request.if_modified_since {
-            builder = builder.header("If-Modified-Since", date.as_str());
-        }
-        let sent = tokio::time::timeout(idle, builder.send())
-            .await
-            .map_err(|_| HttpError::Timeout(idle))?;
-        let mut response = sent.map_err(|e| classify(&e, idle))?;
+        let first = url::Url::parse(url).map_err(|e| HttpError::BadUrl(e.to_string()))?;
+        let mut next = first.clone();
+        let mut redirects = 0;
+        let mut response = loop {
+            let mut builder = self.exact.get(next.clone());
+            if next.origin() == first.origin() {
+                for (name, value) in &request.headers {
+                    builder = builder.header(name.as_str(), value.as_str());
+                }
+                if let Some((user, password)) = &request.basic_auth {
+                    builder = builder.basic_auth(user, Some(password));
+                }
+            }
+            if let Some(etag) = &request.if_none_match {
+                builder = builder.header("If-None-Match", etag.as_str());
+            }
+            if let Some(date) = &request.if_modified_since {
+                builder = builder.header("If-Modified-Since", date.as_str());
+            }
+            let sent = tokio::time::timeout(idle, builder.send())
+                .await
+                .map_err(|_| HttpError::Timeout(idle))?;
+            let response = sent.map_err(|e| classify(&e, idle))?;
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308));
+            let Some(location) = location else {
+                break response;
+            };
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(HttpError::BadUrl(format!(
+                    "more than {MAX_REDIRECTS} redirects"
+                )));
+            }
+            next = next
+                .join(location)
+                .map_err(|e| HttpError::BadUrl(format!("a redirect to an invalid URL ({e})")))?;
+        };
         let status = response.status().as_u16();
         if status == 304 {
             return Ok(Downloaded::NotModified);
@@ -459,6 +484,84 @@ fn system_roots() -> Result<rustls::RootCertStore, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on loopback that answers each of `answers` in turn (one
+    /// connection each) and returns the requests it read.
+    fn serve(answers: Vec<String>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = [0u8; 8192];
+                let n = stream.read(&mut request).unwrap();
+                requests.push(String::from_utf8_lossy(&request[..n]).to_string());
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            requests
+        });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn a_download_sends_its_credentials_only_to_its_own_origin() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody";
+        let (elsewhere, other) = serve(vec![ok.to_string()]);
+        let redirect = |to: String| {
+            format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        };
+        let (port, own) = serve(vec![
+            redirect("/files/app.tar.gz".into()),
+            redirect(format!("http://127.0.0.1:{elsewhere}/blob")),
+        ]);
+        let request = DownloadRequest {
+            headers: vec![("PRIVATE-TOKEN".into(), "tok-3c1f9e".into())],
+            basic_auth: Some(("deploy".into(), "pw-3c1f9e".into())),
+            if_none_match: Some("\"v1\"".into()),
+            if_modified_since: None,
+        };
+        let mut body = Vec::new();
+        let downloaded = Client::new(None)
+            .unwrap()
+            .download(
+                &format!("http://127.0.0.1:{port}/redirect/app.tar.gz"),
+                &request,
+                Duration::from_secs(10),
+                &mut |chunk| {
+                    body.extend_from_slice(chunk);
+                    Ok(())
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(downloaded, Downloaded::Complete { length: 4, .. }),
+            "{downloaded:?}"
+        );
+        assert_eq!(body, b"body");
+        let own = own.join().unwrap();
+        assert!(own[1].starts_with("GET /files/app.tar.gz "), "{}", own[1]);
+        for request in &own {
+            assert!(request.contains("tok-3c1f9e"), "{request}");
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("authorization: basic"),
+                "{request}"
+            );
+        }
+        let other = other.join().unwrap();
+        assert!(other[0].starts_with("GET /blob "), "{}", other[0]);
+        assert!(!other[0].contains("tok-3c1f9e"), "{}", other[0]);
+        assert!(
+            !other[0].to_ascii_lowercase().contains("authorization"),
+            "{}",
+            other[0]
+        );
+        assert!(other[0].contains("\"v1\""), "{}", other[0]);
+    }
 
     #[tokio::test]
     async fn a_refused_connection_is_transient_and_does_not_name_the_url() {

@@ -183,7 +183,7 @@ fn table_row(plan: &Plan, deployment: &DeploymentChange) -> String {
     };
     format!(
         "| {} | {} | {} | {} | {} |\n",
-        table_cell(&code_span(&deployment.address)),
+        code_cell(&deployment.address),
         action,
         table_cell(&escape_text(&version_change(
             deployment.version_before.as_deref(),
@@ -470,13 +470,9 @@ fn outputs_section(outputs: &[OutputValue]) -> Section<'static> {
         } else {
             let json =
                 serde_json::to_string(&output.value).unwrap_or_else(|_| output.value.to_string());
-            code_span(&json)
+            code_cell(&json)
         };
-        body.push_str(&format!(
-            "| {} | {} |\n",
-            table_cell(&code_span(&output.name)),
-            table_cell(&value)
-        ));
+        body.push_str(&format!("| {} | {} |\n", code_cell(&output.name), value));
     }
     Section {
         label: "the outputs".to_string(),
@@ -509,11 +505,15 @@ fn fenced(language: &str, content: &str) -> String {
     block
 }
 
-/// Inline code that shows `text` verbatim, even when it holds backticks.
+/// Inline code that shows `text` verbatim, even when it holds backticks or
+/// begins and ends with a space (CommonMark strips one from each end of a
+/// span, so such text gets one more); `text` is one line and not empty.
 fn code_span(text: &str) -> String {
-    let text = text.replace('\n', " ");
+    let text = text.replace(['\n', '\r'], " ");
     let ticks = "`".repeat(longest_backtick_run(&text) + 1);
-    if text.starts_with('`') || text.ends_with('`') {
+    let stripped_by_commonmark =
+        text.starts_with(' ') && text.ends_with(' ') && !text.chars().all(|c| c == ' ');
+    if text.starts_with('`') || text.ends_with('`') || stripped_by_commonmark {
         format!("{ticks} {text} {ticks}")
     } else {
         format!("{ticks}{text}{ticks}")
@@ -524,9 +524,55 @@ fn longest_backtick_run(text: &str) -> usize {
     text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
-/// Makes `cell` safe inside a table row: pipes escaped, one line.
+/// A table cell that shows `text` as code. A table row is split at every `|`
+/// that is not the second half of a backslash escape (`\\` is one too), and
+/// then each `\|` of a cell loses its backslash, also inside a code span: so
+/// a `|` after an odd number of backslashes cannot be written in a code span
+/// there. Such text is written as `<code>` with every ASCII punctuation
+/// character a numeric character reference instead.
+fn code_cell(text: &str) -> String {
+    let span = code_span(text);
+    let mut backslashes = 0;
+    let mut writable = true;
+    for c in span.chars() {
+        match c {
+            '\\' => backslashes += 1,
+            '|' if backslashes % 2 == 1 => writable = false,
+            _ => backslashes = 0,
+        }
+        if c != '\\' {
+            backslashes = 0;
+        }
+    }
+    if writable {
+        return table_cell(&span);
+    }
+    let mut code = String::from("<code>");
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => code.push(' '),
+            c if c.is_ascii_punctuation() => code.push_str(&format!("&#{};", u32::from(c))),
+            c => code.push(c),
+        }
+    }
+    code.push_str("</code>");
+    code
+}
+
+/// Makes `cell` (text, not code: see [`code_cell`]) safe inside a table
+/// row: pipes escaped, one line, and spaces at either end written as
+/// references, since a cell is trimmed.
 fn table_cell(cell: &str) -> String {
-    cell.replace('|', "\\|").replace('\n', " ")
+    let cell = cell.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let body = cell.trim_matches([' ', '\t']);
+    if body.len() == cell.len() {
+        return cell;
+    }
+    let reference = |c: char| format!("&#{};", u32::from(c));
+    let start = cell.len() - cell.trim_start_matches([' ', '\t']).len();
+    let lead: String = cell[..start].chars().map(reference).collect();
+    let trail: String = cell[start + body.len()..].chars().map(reference).collect();
+    format!("{lead}{body}{trail}")
 }
 
 /// Escapes the characters that would otherwise start Markdown or HTML markup.
@@ -535,7 +581,7 @@ fn escape_text(text: &str) -> String {
     for character in text.chars() {
         if matches!(
             character,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~'
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~' | '&'
         ) {
             escaped.push('\\');
         }
@@ -572,6 +618,225 @@ fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{code_span, fenced, render, render_within, COMMENT_LIMIT};
+
+    /// Property tests of the encoders against a model of how GitHub reads
+    /// markdown (cmark-gfm): values are either refused at validate time
+    /// (`encode::text::forbidden_in_line`) or arrive byte-exact, and no value
+    /// can open or close a table cell, a code span or an HTML comment.
+    mod encoders {
+        use super::super::{code_cell, code_span, escape_html, escape_text, fenced, table_cell};
+        use proptest::prelude::*;
+
+        /// The cells of a table row as cmark-gfm splits them: at every `|`
+        /// that is not the second half of a backslash escape (a backslash
+        /// and any ASCII punctuation, `\\` included); then each cell loses
+        /// the backslash of every `\|` and is trimmed.
+        fn gfm_cells(row: &str) -> Vec<String> {
+            let inner = row.trim().strip_prefix('|').expect("a row starts with |");
+            let mut cells = Vec::new();
+            let mut cell = String::new();
+            let mut chars = inner.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if chars.peek().is_some_and(|n| n.is_ascii_punctuation()) => {
+                        cell.push(c);
+                        cell.push(chars.next().unwrap());
+                    }
+                    '|' => cells.push(std::mem::take(&mut cell)),
+                    c => cell.push(c),
+                }
+            }
+            assert!(cell.trim().is_empty(), "a row ends with |: {row:?}");
+            cells
+                .into_iter()
+                .map(|cell| {
+                    cell.replace("\\|", "|")
+                        .trim_matches([' ', '\t'])
+                        .to_string()
+                })
+                .collect()
+        }
+
+        /// The text of a CommonMark code span that is all of `text`: the
+        /// opening backtick run must be closed by the first run of the same
+        /// length, at the very end; line endings become spaces, and one
+        /// space is stripped from each end when both ends have one (and
+        /// not everything is a space).
+        fn code_span_text(text: &str) -> Option<String> {
+            let open = text.chars().take_while(|c| *c == '`').count();
+            if open == 0 {
+                return None;
+            }
+            let rest = &text[open..];
+            let mut runs = rest.char_indices().peekable();
+            let mut closing = None;
+            while let Some((at, c)) = runs.next() {
+                if c != '`' {
+                    continue;
+                }
+                let mut length = 1;
+                while runs.next_if(|(_, c)| *c == '`').is_some() {
+                    length += 1;
+                }
+                if length == open {
+                    closing = Some(at);
+                    break;
+                }
+            }
+            let closing = closing?;
+            if closing + open != rest.len() {
+                return None;
+            }
+            let content = rest[..closing].replace(['\n', '\r'], " ");
+            let strip = content.starts_with(' ')
+                && content.ends_with(' ')
+                && !content.chars().all(|c| c == ' ');
+            Some(if strip {
+                content[1..content.len() - 1].to_string()
+            } else {
+                content
+            })
+        }
+
+        /// Inline text with backslash escapes only: every ASCII punctuation
+        /// character that markdown could read as markup must be escaped, so
+        /// none of them opens anything (`<` an HTML tag or comment, a
+        /// backtick a code span). `None` when one is bare.
+        fn escaped_text(text: &str) -> Option<String> {
+            let mut out = String::new();
+            let mut chars = text.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(n) if n.is_ascii_punctuation() => out.push(n),
+                        Some(n) => {
+                            out.push('\\');
+                            out.push(n);
+                        }
+                        None => out.push('\\'),
+                    },
+                    '&' => {
+                        let end = chars.as_str().find(';')?;
+                        let code = chars.as_str()[..end].strip_prefix('#')?.parse().ok()?;
+                        out.push(char::from_u32(code)?);
+                        chars = chars.as_str()[end + 1..].chars();
+                    }
+                    '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~' => return None,
+                    c => out.push(c),
+                }
+            }
+            Some(out)
+        }
+
+        /// `<code>` text whose markup characters are all numeric references.
+        fn html_code_text(text: &str) -> Option<String> {
+            let inner = text.strip_prefix("<code>")?.strip_suffix("</code>")?;
+            decode_references(inner)
+        }
+
+        /// HTML text: no `<`, `>` or `"` of its own; `&` only as a reference.
+        fn decode_references(text: &str) -> Option<String> {
+            if text.contains(['<', '>', '"']) {
+                return None;
+            }
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(at) = rest.find('&') {
+                out.push_str(&rest[..at]);
+                let end = rest[at..].find(';')? + at;
+                let name = &rest[at + 1..end];
+                out.push(match name {
+                    "amp" => '&',
+                    "lt" => '<',
+                    "gt" => '>',
+                    "quot" => '"',
+                    _ => char::from_u32(name.strip_prefix('#')?.parse().ok()?)?,
+                });
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            Some(out)
+        }
+
+        fn refused(value: &str) -> bool {
+            crate::encode::text::forbidden_in_line(value).is_some()
+        }
+
+        /// Any text, with the characters that matter here often.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[a-z|`\\\\ *_<>!&#;\\-]{0,12}",
+                "[ `|\\\\]{1,8}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn code_in_a_table_cell_is_its_own_cell_and_exact(text in value()) {
+                prop_assume!(!text.is_empty() && !refused(&text));
+                let row = format!("| {} | next |", code_cell(&text));
+                let cells = gfm_cells(&row);
+                prop_assert_eq!(cells.len(), 2, "{}", row);
+                prop_assert_eq!(&cells[1], "next");
+                let shown = code_span_text(&cells[0]).or_else(|| html_code_text(&cells[0]));
+                prop_assert_eq!(shown.as_deref(), Some(text.as_str()), "{}", row);
+            }
+
+            #[test]
+            fn text_in_a_table_cell_is_its_own_cell_and_exact(text in value()) {
+                prop_assume!(!refused(&text));
+                let row = format!("| {} | next |", table_cell(&escape_text(&text)));
+                let cells = gfm_cells(&row);
+                prop_assert_eq!(cells.len(), 2, "{}", row);
+                prop_assert_eq!(&cells[1], "next");
+                prop_assert_eq!(escaped_text(&cells[0]), Some(text.clone()), "{}", row);
+            }
+
+            #[test]
+            fn escaped_text_opens_nothing(text in value()) {
+                prop_assume!(!refused(&text));
+                prop_assert_eq!(escaped_text(&escape_text(&text)), Some(text.clone()));
+            }
+
+            #[test]
+            fn a_code_span_is_closed_only_at_its_end(text in value()) {
+                prop_assume!(!text.is_empty() && !refused(&text));
+                let span = code_span(&text);
+                prop_assert_eq!(code_span_text(&span), Some(text.clone()), "{}", span);
+            }
+
+            #[test]
+            fn html_text_holds_no_markup(text in value()) {
+                let html = escape_html(&text);
+                prop_assert_eq!(decode_references(&html), Some(text.clone()));
+                prop_assert!(!html.contains("<!--") && !html.contains("-->"));
+            }
+
+            #[test]
+            fn a_fenced_block_is_closed_only_by_its_own_fence(
+                lines in proptest::collection::vec(value(), 0..6)
+            ) {
+                let content = lines.join("\n");
+                prop_assume!(crate::encode::text::forbidden_in_content(&content).is_none());
+                let block = fenced("diff", &content);
+                let fence = block.lines().next().unwrap().trim_end_matches("diff");
+                // A line closes the fence when it is, after at most three
+                // spaces, a run of at least as many backticks and spaces.
+                let closes = |line: &str| {
+                    let indent = line.len() - line.trim_start_matches(' ').len();
+                    let rest = line.trim_start_matches(' ');
+                    let ticks = rest.len() - rest.trim_start_matches('`').len();
+                    indent <= 3 && ticks >= fence.len() && rest[ticks..].trim_matches(' ').is_empty()
+                };
+                let body: Vec<&str> = block.lines().collect();
+                let first_close = body.iter().skip(1).position(|l| closes(l)).map(|i| i + 1);
+                prop_assert_eq!(first_close, Some(body.len() - 1), "{}", block);
+            }
+        }
+    }
     use crate::views::test_fixture::{
         plan_with_huge_diff, representative_plan, snapshot_settings, unchanged_plan,
     };

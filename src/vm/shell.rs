@@ -183,6 +183,62 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any value is refused at validate time (one with a NUL byte, which
+        /// no shell word holds: even `encode::text::forbidden_in_content`,
+        /// the loosest check of a value that reaches a script, refuses it) or
+        /// reaches the command byte-exact, as a quoted argument and as an
+        /// environment variable of [`env_prefix`].
+        #[test]
+        fn any_value_is_refused_or_reaches_the_command_exactly(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::arbitrary::any::<String>(),
+                    "['\"\\\\$`\n\r\t ;&|()<>*?~#!=%{}é✓\u{0}\u{1b}-]{0,12}",
+                ],
+                1..4,
+            )
+        ) {
+            if values.iter().any(|v| v.contains('\0')) {
+                // Refused everywhere at validate time.
+                let refused = values.iter().any(|v| {
+                    crate::encode::text::forbidden_in_content(v).is_some()
+                        && crate::encode::text::forbidden_in_line(v).is_some()
+                });
+                proptest::prop_assert!(refused);
+                return Ok(());
+            }
+            let vars: Vec<(String, &str)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("SLIPWAY_TEST_{i}"), v.as_str()))
+                .collect();
+            let named: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            let read_back = (0..values.len())
+                .map(|i| format!("\"$SLIPWAY_TEST_{i}\""))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let script = format!(
+                "printf '%s\\0' {}; {} /bin/sh -c {}",
+                join(&values.iter().map(String::as_str).collect::<Vec<_>>()),
+                env_prefix(&named),
+                quote(&format!("printf '%s\\0' {read_back}")),
+            );
+            let output = Command::new("/bin/sh").arg("-c").arg(&script).output().expect("run /bin/sh");
+            proptest::prop_assert!(output.status.success(), "{:?}", script);
+            let mut expected = Vec::new();
+            for _ in 0..2 {
+                for value in &values {
+                    expected.extend_from_slice(value.as_bytes());
+                    expected.push(0);
+                }
+            }
+            proptest::prop_assert_eq!(output.stdout, expected, "{:?}", script);
+        }
+    }
+
     #[test]
     #[should_panic(expected = "not a shell identifier")]
     fn env_prefix_refuses_a_bad_name() {

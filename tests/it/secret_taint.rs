@@ -5,7 +5,11 @@
 //! allows (the function library included), and every form slipway shows or stores (plan text, `-json`,
 //! `-markdown`, the state it would write, error messages, and on a real apply
 //! with the local transport everything printed and every state file) is
-//! searched for the secret and each of its transformed forms.
+//! searched for the secret and each of its transformed forms. After a
+//! rotation, a failing rollback that restores the old secret's config files
+//! on a host that prints them (local transport and a real sshd host) leaves
+//! no form of the old secret in anything printed, stored or sent to a
+//! webhook receiver.
 
 use std::path::{Path, PathBuf};
 
@@ -450,4 +454,407 @@ fn an_apply_prints_and_stores_no_form_of_the_secret() {
             "{on_host}"
         );
     }
+}
+
+/// How the rollback of the test below meets the old secret on the host.
+#[derive(Debug, Clone, Copy)]
+enum OldSecretMeets {
+    /// The health check after the rollback prints the restored config files
+    /// (old secret) and fails.
+    TheHealthCheckAfterTheRollback,
+    /// The start command, run by the rollback on the restored config files,
+    /// prints them and fails: the rollback itself fails.
+    TheRollbacksStartCommand,
+}
+
+/// A rotation, then a failing apply whose rollback puts back the old
+/// secret's config files, and a host that prints them: nothing slipway
+/// prints (apply, `plan -refresh`, `state show`, `state history`), stores (state, history,
+/// journal, backups) or sends to a webhook (a real receiver on loopback)
+/// holds any form of the old secret, which the configuration no longer
+/// knows, or of the new one. On the host the rollback did restore the old
+/// secret's file, and the host did print it.
+#[test]
+fn a_failing_rollback_after_a_rotation_shows_no_form_of_the_old_secret() {
+    let old_secret = "s3cr\"et'Zq9$HOME%d{x}";
+    let new_secret = "n3w-Zq9-r0t@ted";
+    for meets in [
+        OldSecretMeets::TheHealthCheckAfterTheRollback,
+        OldSecretMeets::TheRollbacksStartCommand,
+    ] {
+        let receiver = crate::support::webhook::Receiver::start();
+        let quickstart = Quickstart::with_hosts(1);
+        let main = std::fs::read_to_string(quickstart.root.join("main.hcl")).unwrap();
+        std::fs::write(quickstart.root.join("main.hcl"), with_secret_file(&main)).unwrap();
+        quickstart.edit_config(
+            "  on_failure = \"rollback\"\n}",
+            &format!(
+                "  on_failure = \"rollback\"\n\n  notify \"hook\" {{\n    webhook = \"{}\"\n  }}\n}}",
+                receiver.url
+            ),
+        );
+        let mut printed = Vec::new();
+        let apply = |version: &str, secret: &str| {
+            let (version, secret) = (format!("version={version}"), format!("secret={secret}"));
+            quickstart.slipway(&[
+                "apply",
+                ".",
+                "-auto-approve",
+                "-var",
+                &version,
+                "-var",
+                &secret,
+            ])
+        };
+        let first = apply("1.0.0", old_secret);
+        assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+        printed.push(text(&first));
+        let secret_file = quickstart.host_dir("host-1").join("config/secret.env");
+        let on_host = std::fs::read_to_string(&secret_file).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n")),
+            "{on_host}"
+        );
+
+        // 2.0.0 with the rotated secret: its health check prints the config
+        // files and fails, so the rollout rolls host-1 back to 1.0.0's pair.
+        quickstart.edit_config("retries  = 10", "retries  = 0");
+        quickstart.edit_config(
+            "command  = \"sh current/bin/check.sh\"",
+            "command  = \"cat config/secret.env >&2; cat config/secret.env; exit 1\"",
+        );
+        if let OldSecretMeets::TheRollbacksStartCommand = meets {
+            // Only 2.0.0's config file has the line the start command looks
+            // for; on the restored one it prints the file and fails.
+            quickstart.edit_config("PLAIN=visible-line\n", "PLAIN=visible-line\nROTATION=2\n");
+            quickstart.edit_config(
+                "start_command = \"sh current/bin/start.sh config/hello.env\"",
+                "start_command = \"grep -q ROTATION=2 config/secret.env || { cat config/secret.env >&2; exit 1; }; sh current/bin/start.sh config/hello.env\"",
+            );
+        }
+        let failed = apply("2.0.0", new_secret);
+        let log = text(&failed);
+        assert_eq!(failed.status.code(), Some(1), "{meets:?}: {log}");
+        printed.push(log.clone());
+        match meets {
+            OldSecretMeets::TheHealthCheckAfterTheRollback => assert!(
+                log.contains("host-1: rolled back to 1.0.0, but health.http failed"),
+                "{log}"
+            ),
+            OldSecretMeets::TheRollbacksStartCommand => assert!(
+                log.contains("rollback of host-1: rollback.start failed")
+                    && log.contains("NOT rolled back"),
+                "{log}"
+            ),
+        }
+        // The host printed lines; they were counted, not shown.
+        assert!(
+            log.contains("line(s) the host printed are not shown"),
+            "{log}"
+        );
+        // On the host: the rollback restored the old secret's file.
+        let on_host = std::fs::read_to_string(&secret_file).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n"))
+                && on_host.contains(&format!("UPPER={}\n", old_secret.to_uppercase())),
+            "{meets:?}: {on_host}"
+        );
+        let new_secret_var = format!("secret={new_secret}");
+        let refreshed = quickstart.slipway(&[
+            "plan",
+            ".",
+            "-refresh",
+            "-var",
+            "version=2.0.0",
+            "-var",
+            &new_secret_var,
+        ]);
+        printed.push(text(&refreshed));
+        for args in [
+            ["state", "show", "deployment.hello", "."],
+            ["state", "history", "deployment.hello", "."],
+        ] {
+            let out = quickstart.slipway_exactly(&args);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            printed.push(text(&out));
+        }
+        assert_nowhere(
+            &printed,
+            &quickstart.root.join(".slipway/state"),
+            &receiver.raw(),
+            &[old_secret, new_secret],
+        );
+    }
+}
+
+/// No form of any of `secrets` in what slipway printed, in any file under
+/// the state directory (states, backups: history and journal are in them),
+/// or in a webhook body; and a `failed` event was among the bodies.
+fn assert_nowhere(printed: &[String], state_dir: &Path, bodies: &[String], secrets: &[&str]) {
+    let mut stored = Vec::new();
+    files_under(state_dir, &mut stored);
+    assert!(!stored.is_empty());
+    assert!(
+        bodies.iter().any(|b| b.contains("\"failed\"")),
+        "a failed event was sent: {bodies:#?}"
+    );
+    for secret in secrets {
+        for output in printed {
+            assert_no_secret("slipway's output", output, secret);
+        }
+        for (path, content) in &stored {
+            assert_no_secret(&path.display().to_string(), content, secret);
+        }
+        for body in bodies {
+            assert_no_secret("a webhook body", body, secret);
+        }
+    }
+}
+
+/// The same over SSH, on a real sshd host: after a rotation, 2.0.0's health
+/// check prints the config files and fails; the rollback restores 1.0.0's
+/// files (old secret) and the health check after it prints them and fails,
+/// and so does the start command in a second round that makes the rollback
+/// itself fail. Nothing printed, stored or sent holds a form of either secret.
+#[test]
+fn over_ssh_a_failing_rollback_after_a_rotation_shows_no_form_of_the_old_secret() {
+    let old_secret = "s3cr\"et'Zq9$HOME%d{x}";
+    let new_secret = "n3w-Zq9-r0t@ted";
+    for meets in [
+        OldSecretMeets::TheHealthCheckAfterTheRollback,
+        OldSecretMeets::TheRollbacksStartCommand,
+    ] {
+        let Some(lab) = crate::support::ssh_lab::Lab::start(1, "secret-rollback-") else {
+            return;
+        };
+        let receiver = crate::support::webhook::Receiver::start();
+        let edit = |from: &str, to: &str| {
+            let path = lab.root.join("main.hcl");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(from), "main.hcl has {from:?}");
+            std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+        };
+        let anchor = "    config_file \"app.env\" {";
+        edit(
+            anchor,
+            &format!(
+                "{}\n{anchor}",
+                SECRET_CONFIG_FILE.replace("/opt/hello/", "/opt/app/")
+            ),
+        );
+        edit(
+            "variable \"version\" {",
+            &format!("{SECRET_DECLARATIONS}\nvariable \"version\" {{"),
+        );
+        lab.configure(
+            &[0],
+            &format!(
+                "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"rollback\"\n\n  notify \"hook\" {{\n    webhook = \"{}\"\n  }}",
+                receiver.url
+            ),
+        );
+        let mut printed = Vec::new();
+        let apply = |version: &str, secret: &str| {
+            let (version, secret) = (format!("version={version}"), format!("secret={secret}"));
+            lab.slipway(&[
+                "apply",
+                ".",
+                "-auto-approve",
+                "-var",
+                &version,
+                "-var",
+                &secret,
+            ])
+        };
+        let first = apply("1.0.0", old_secret);
+        assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+        printed.push(text(&first));
+        let secret_file = lab.install_dir(0).join("config/secret.env");
+        let on_host = std::fs::read_to_string(&secret_file).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n")),
+            "{on_host}"
+        );
+
+        edit("retries  = 3", "retries  = 0");
+        edit(
+            "command  = \"sh current/bin/check.sh\"",
+            "command  = \"cat config/secret.env >&2; cat config/secret.env; exit 1\"",
+        );
+        if let OldSecretMeets::TheRollbacksStartCommand = meets {
+            edit("PLAIN=visible-line\n", "PLAIN=visible-line\nROTATION=2\n");
+            edit(
+                "start_command = \"sh current/bin/start.sh config/app.env\"",
+                "start_command = \"grep -q ROTATION=2 config/secret.env || { cat config/secret.env >&2; exit 1; }; sh current/bin/start.sh config/app.env\"",
+            );
+        }
+        let failed = apply("2.0.0", new_secret);
+        let log = text(&failed);
+        assert_eq!(failed.status.code(), Some(1), "{meets:?}: {log}");
+        printed.push(log.clone());
+        let host = lab.address(0).to_string();
+        match meets {
+            OldSecretMeets::TheHealthCheckAfterTheRollback => assert!(
+                log.contains(&format!(
+                    "{host}: rolled back to 1.0.0, but health.http failed"
+                )),
+                "{log}"
+            ),
+            OldSecretMeets::TheRollbacksStartCommand => assert!(
+                log.contains(&format!("rollback of {host}: rollback.start failed"))
+                    && log.contains("NOT rolled back"),
+                "{log}"
+            ),
+        }
+        assert!(
+            log.contains("line(s) the host printed are not shown"),
+            "{log}"
+        );
+        // On the host: the rollback restored the old secret's file, and
+        // `current` points at 1.0.0 again.
+        let on_host = std::fs::read_to_string(&secret_file).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n"))
+                && on_host.contains(&format!("UPPER={}\n", old_secret.to_uppercase())),
+            "{meets:?}: {on_host}"
+        );
+        assert_eq!(
+            std::fs::read_link(lab.install_dir(0).join("current")).unwrap(),
+            PathBuf::from("releases/1.0.0")
+        );
+        let new_secret_var = format!("secret={new_secret}");
+        let refreshed = lab.slipway(&[
+            "plan",
+            ".",
+            "-refresh",
+            "-var",
+            "version=2.0.0",
+            "-var",
+            &new_secret_var,
+        ]);
+        printed.push(text(&refreshed));
+        for args in [
+            ["state", "show", "deployment.app", "."],
+            ["state", "history", "deployment.app", "."],
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
+                .args(args)
+                .current_dir(&lab.root)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            printed.push(text(&out));
+        }
+        assert_nowhere(
+            &printed,
+            &lab.root.join(".slipway/state"),
+            &receiver.raw(),
+            &[old_secret, new_secret],
+        );
+    }
+}
+
+/// A configuration that drops its last sensitive value mid-rollout: 2.0.0
+/// no longer has the secret (nor its config file), moves host-1 and stops at
+/// an approval; after the approval, host-2's health check prints the file
+/// 1.0.0 left there and fails, and the rollback puts both hosts back on
+/// 1.0.0's pair (old secret). The configuration knows no sensitive value any
+/// more, but state still says the deployment's files held one: nothing
+/// printed, stored or sent holds a form of the old secret.
+#[test]
+fn a_secret_dropped_mid_rollout_stays_out_of_host_output() {
+    let old_secret = "s3cr\"et'Zq9$HOME%d{x}";
+    let receiver = crate::support::webhook::Receiver::start();
+    let quickstart = Quickstart::with_hosts(2);
+    let notify = |quickstart: &Quickstart| {
+        quickstart.edit_config(
+            "  on_failure = \"rollback\"\n}",
+            &format!(
+                "  on_failure = \"rollback\"\n\n  notify \"hook\" {{\n    webhook = \"{}\"\n  }}\n}}",
+                receiver.url
+            ),
+        );
+    };
+    let original = std::fs::read_to_string(quickstart.root.join("main.hcl")).unwrap();
+    std::fs::write(
+        quickstart.root.join("main.hcl"),
+        with_secret_file(&original),
+    )
+    .unwrap();
+    notify(&quickstart);
+    let mut printed = Vec::new();
+    let secret_var = format!("secret={old_secret}");
+    let first = quickstart.slipway(&[
+        "apply",
+        ".",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+        "-var",
+        &secret_var,
+    ]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    printed.push(text(&first));
+
+    // 2.0.0: no sensitive variable at all; host-2's health check prints
+    // what 1.0.0 left in config/secret.env and fails.
+    std::fs::write(quickstart.root.join("main.hcl"), &original).unwrap();
+    notify(&quickstart);
+    quickstart.edit_config(
+        "  on_failure = \"rollback\"\n",
+        "  on_failure = \"rollback\"\n\n  approval \"release-manager\" {\n    after_step = 1\n  }\n",
+    );
+    quickstart.edit_config("retries  = 10", "retries  = 3");
+    quickstart.edit_config(
+        "command  = \"sh current/bin/check.sh\"",
+        "command  = \"if [ \\\"$SLIPWAY_HOST\\\" = host-2 ]; then cat config/secret.env >&2; exit 1; fi; sh current/bin/check.sh\"",
+    );
+    let paused = quickstart.apply("2.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    assert!(
+        text(&paused).contains("waits for approval"),
+        "{}",
+        text(&paused)
+    );
+    printed.push(text(&paused));
+    let approve = quickstart.slipway_exactly(&["approve", "hello", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let failed = quickstart.apply("2.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    printed.push(log.clone());
+    assert!(log.contains("host-2: health.http failed"), "{log}");
+    assert!(
+        log.contains("line(s) the host printed are not shown"),
+        "{log}"
+    );
+    // On the hosts: both back on 1.0.0's pair, old secret included.
+    for host in ["host-1", "host-2"] {
+        let on_host =
+            std::fs::read_to_string(quickstart.host_dir(host).join("config/secret.env")).unwrap();
+        assert!(
+            on_host.contains(&format!("COPY={old_secret}\n")),
+            "{host}: {on_host}"
+        );
+        assert_eq!(
+            std::fs::read_link(quickstart.host_dir(host).join("current")).unwrap(),
+            PathBuf::from("releases/1.0.0"),
+            "{host}"
+        );
+    }
+    for args in [
+        ["state", "show", "deployment.hello", "."],
+        ["state", "history", "deployment.hello", "."],
+    ] {
+        let out = quickstart.slipway_exactly(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        printed.push(text(&out));
+    }
+    assert_nowhere(
+        &printed,
+        &quickstart.root.join(".slipway/state"),
+        &receiver.raw(),
+        &[old_secret],
+    );
 }

@@ -1,11 +1,12 @@
 //! Small helpers shared by the end-to-end tests: copying an example, the text
 //! a command printed, a plain HTTP GET on loopback, what to do when a real
-//! component is missing; and in [`quickstart`], a sandbox around
-//! `examples/quickstart`.
+//! component is missing; in [`quickstart`], a sandbox around
+//! `examples/quickstart`; in [`webhook`], a receiver of notifications.
 
 pub mod http1;
 pub mod quickstart;
 pub mod ssh_lab;
+pub mod webhook;
 
 use std::path::Path;
 use std::process::Output;
