@@ -73,7 +73,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes a plan shows: deploy to hosts in the scheduled order.
     #[command(
-        after_help = "Examples:\n  slipway apply examples/quickstart                 # shows the plan, asks for yes\n  slipway apply examples/quickstart -auto-approve   # no question (CI)\n  slipway plan -out release.plan && slipway apply release.plan\n\nA protected environment also needs -approve ENVIRONMENT (or typing its name at the prompt).\nA rollout with an `approval` block stops after that step; `slipway approve DEPLOYMENT`\nthen `slipway apply` continue from the next step, `slipway reject DEPLOYMENT` rolls back.\nExit codes: 0 success, nothing to do, or paused at an approval; 1 error or failed deployment."
+        after_help = "Examples:\n  slipway apply examples/quickstart                 # shows the plan, asks for yes\n  slipway apply examples/quickstart -auto-approve   # no question (CI)\n  slipway plan -out release.plan && slipway apply release.plan\n  slipway apply -json -auto-approve | jq -c .   # one JSON object per line (docs/apply-json.md)\n\nA protected environment also needs -approve ENVIRONMENT (or typing its name at the prompt).\nA rollout with an `approval` block stops after that step; `slipway approve DEPLOYMENT`\nthen `slipway apply` continue from the next step, `slipway reject DEPLOYMENT` rolls back.\nExit codes: 0 success, nothing to do, or paused at an approval; 1 error or failed deployment."
     )]
     Apply(ApplyArgs),
     /// Render a plan saved with `plan -out FILE`.
@@ -272,6 +272,11 @@ pub struct ApplyArgs {
     /// that plan shows, drift repairs included (not with a saved plan).
     #[arg(long)]
     pub refresh: bool,
+    /// Machine-readable output: one JSON object per line on stdout (the plan, every
+    /// progress event and heartbeat, the end), as docs/apply-json.md describes. Needs
+    /// -auto-approve: it never asks.
+    #[arg(long)]
+    pub json: bool,
     #[arg(long = "no-color")]
     pub no_color: bool,
 }
@@ -1841,11 +1846,16 @@ fn plan_to_apply(
                 problems.join("\n  - ")
             );
         }
-        println!(
-            "Applying the saved plan {}: {}",
-            args.target.display(),
-            saved_plan.summary.line()
-        );
+        if args.json {
+            let fields = serde_json::json!({ "plan": &saved_plan, "saved_plan": args.target });
+            println!("{}", apply_json_line("plan", fields));
+        } else {
+            println!(
+                "Applying the saved plan {}: {}",
+                args.target.display(),
+                saved_plan.summary.line()
+            );
+        }
         return Ok(Some(saved_plan));
     }
     let mut planned_from = states.clone();
@@ -1867,12 +1877,52 @@ fn plan_to_apply(
     if let Some(observations) = &observations {
         crate::apply::refresh::add_drift_reasons(&mut plan, states, observations);
     }
-    let color = use_color(args.no_color);
-    print!("{}", views::render(&plan, ViewFormat::Human { color }));
+    if args.json {
+        println!(
+            "{}",
+            apply_json_line("plan", serde_json::json!({ "plan": &plan }))
+        );
+    } else {
+        let color = use_color(args.no_color);
+        print!("{}", views::render(&plan, ViewFormat::Human { color }));
+    }
     Ok(Some(plan))
 }
 
+/// A line of `apply -json` before the apply's own clock starts (the plan, the
+/// start, nothing to apply): at elapsed 0.
+fn apply_json_line(kind: &str, fields: serde_json::Value) -> String {
+    crate::apply::progress::json_line(kind, std::time::Duration::ZERO, fields)
+}
+
+/// The end of an apply as `apply -json` reports it (`apply_complete`).
+fn summary_json(
+    summary: &crate::apply::ApplySummary,
+    result: &str,
+    exit_code: u8,
+) -> serde_json::Value {
+    serde_json::json!({
+        "result": result,
+        "exit_code": exit_code,
+        "deployments_succeeded": summary.deployments_succeeded,
+        "deployments_failed": summary.deployments_failed,
+        "hosts_deployed": summary.hosts_deployed,
+        "hosts_failed": summary.hosts_failed,
+        "hosts_rolled_back": summary.hosts_rolled_back,
+        "hosts_not_rolled_back": summary.hosts_not_rolled_back,
+        "failures": summary.failures,
+        "waiting_approval": summary.waiting,
+        "held": summary.held,
+        "skipped": summary.skipped,
+        "not_started": summary.not_started,
+        "duration_seconds": (summary.duration.as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
+
 fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
+    if args.json && !args.auto_approve {
+        bail!("apply -json never asks: pass -auto-approve (and -approve ENV for protected environments); nothing was changed");
+    }
     let Some(ApplyInput {
         mut config,
         sources,
@@ -1939,9 +1989,22 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
             let mut settled = state.clone();
             settled.settle_journal();
             backend.write(&mut settled)?;
-            println!("Recorded the interrupted apply of environment {name} in its history.");
+            if !args.json {
+                println!("Recorded the interrupted apply of environment {name} in its history.");
+            }
         }
-        println!("Nothing to apply.");
+        if args.json {
+            let summary = crate::apply::ApplySummary::default();
+            println!(
+                "{}",
+                apply_json_line(
+                    "apply_complete",
+                    summary_json(&summary, "no_changes", EXIT_OK)
+                )
+            );
+        } else {
+            println!("Nothing to apply.");
+        }
         return Ok(EXIT_OK);
     }
     let unsupported = crate::apply::unsupported(&config, &plan);
@@ -2004,10 +2067,16 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
         artifact_cache: config_dir.join(ARTIFACT_CACHE),
     };
-    println!("\nApplying (apply id {}).", apply_options.apply_id);
-    let progress = std::sync::Arc::new(crate::apply::Progress::new(
-        std::io::stderr().is_terminal() && !args.no_color,
-    ));
+    let progress = if args.json {
+        let fields = serde_json::json!({ "apply_id": &apply_options.apply_id });
+        println!("{}", apply_json_line("apply_start", fields));
+        std::sync::Arc::new(crate::apply::Progress::json())
+    } else {
+        println!("\nApplying (apply id {}).", apply_options.apply_id);
+        std::sync::Arc::new(crate::apply::Progress::new(
+            std::io::stderr().is_terminal() && !args.no_color,
+        ))
+    };
     let config = std::sync::Arc::new(config);
     // The first Ctrl-C (or SIGTERM) stops the apply in order: see below.
     crate::state::lock::stop_gracefully_on_interrupt(true);
@@ -2020,6 +2089,23 @@ fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     ));
     drop(locks);
     crate::state::lock::stop_gracefully_on_interrupt(false);
+    if args.json {
+        let (result, code) = if summary.interrupted {
+            ("interrupted", EXIT_INTERRUPTED)
+        } else if !summary.succeeded() && summary.only_paused() {
+            ("paused", EXIT_ERROR)
+        } else if !summary.succeeded() {
+            ("failed", EXIT_ERROR)
+        } else if !summary.waiting.is_empty() {
+            ("waiting_approval", EXIT_OK)
+        } else {
+            ("succeeded", EXIT_OK)
+        };
+        let fields = summary_json(&summary, result, code);
+        let line = crate::apply::progress::json_line("apply_complete", summary.duration, fields);
+        println!("{line}");
+        return Ok(code);
+    }
     if summary.interrupted {
         println!(
             "\nApply interrupted: no new step was started after the interrupt; the steps in flight finished and are recorded ({} host(s) deployed, {} failed), and the lock is released. Run `slipway apply` again to continue the rollout; `slipway plan` shows what remains.",

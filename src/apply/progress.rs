@@ -1,8 +1,9 @@
 //! Progress of an apply: live spinners per deployment on a terminal (indicatif),
-//! one plain line per event otherwise (CI logs), and during waits (bakes, gate
-//! intervals, ECS deployments) a heartbeat line at least every [`HEARTBEAT`] so
-//! a CI log never goes silent. Never prints secrets: callers pass step names and
-//! host names, not scripts. Decides nothing about the apply.
+//! one plain line per event otherwise (CI logs), or with `apply -json` one JSON
+//! object per line ([`json_line`], documented in `docs/apply-json.md`); during
+//! waits (bakes, gate intervals, ECS deployments) a heartbeat at least every
+//! [`HEARTBEAT`] so a CI log never goes silent. Never prints secrets: callers
+//! pass step names and host names, not scripts. Decides nothing about the apply.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 pub struct Progress {
     live: Option<MultiProgress>,
+    /// `apply -json`: JSON lines instead of text (never spinners).
+    json: bool,
     bars: Mutex<HashMap<String, ProgressBar>>,
     /// Without a terminal: when each deployment last printed a line.
     last_line: Mutex<HashMap<String, Instant>>,
@@ -28,10 +31,29 @@ impl Progress {
         let live = live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
             live,
+            json: false,
             bars: Mutex::new(HashMap::new()),
             last_line: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
+    }
+
+    /// `apply -json`: every event, heartbeat and end of a deployment as one
+    /// JSON object per line on stdout.
+    pub fn json() -> Progress {
+        Progress {
+            json: true,
+            ..Progress::new(false)
+        }
+    }
+
+    /// Print one JSON line of `kind` about `deployment` (see [`json_line`]).
+    fn emit(&self, kind: &str, deployment: &str, message: Option<&str>) {
+        let mut fields = serde_json::json!({ "deployment": deployment });
+        if let Some(message) = message {
+            fields["message"] = message.into();
+        }
+        println!("{}", json_line(kind, self.started.elapsed(), fields));
     }
 
     fn stamp(&self) -> String {
@@ -40,6 +62,11 @@ impl Progress {
 
     /// A line that stays in the log.
     pub fn event(&self, subject: &str, message: &str) {
+        if self.json {
+            self.lock_last_line()
+                .insert(subject.to_string(), Instant::now());
+            return self.emit("progress", subject, Some(message));
+        }
         let line = self.line(subject, message);
         match &self.live {
             Some(multi) => {
@@ -81,7 +108,11 @@ impl Progress {
     pub fn status(&self, deployment: &str, message: &str) {
         let Some(multi) = &self.live else {
             if self.heartbeat_due(deployment) {
-                println!("{}", self.line(deployment, message));
+                if self.json {
+                    self.emit("status", deployment, Some(message));
+                } else {
+                    println!("{}", self.line(deployment, message));
+                }
             }
             return;
         };
@@ -116,6 +147,9 @@ impl Progress {
 
     /// The deployment is done; its spinner goes away.
     pub fn done(&self, deployment: &str) {
+        if self.json {
+            self.emit("deployment_done", deployment, None);
+        }
         if let Some(bar) = self
             .bars
             .lock()
@@ -125,6 +159,26 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// One line of `apply -json`: `type`, `@timestamp` (RFC 3339, UTC),
+/// `elapsed_seconds` since the apply began, then `fields`. Text is escaped as
+/// JSON; no field holds a secret (callers pass what the text output shows).
+pub fn json_line(kind: &str, elapsed: Duration, fields: serde_json::Value) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("type".into(), kind.into());
+    line.insert(
+        "@timestamp".into(),
+        crate::state::lock::now_rfc3339().into(),
+    );
+    line.insert(
+        "elapsed_seconds".into(),
+        ((elapsed.as_secs_f64() * 10.0).round() / 10.0).into(),
+    );
+    if let serde_json::Value::Object(fields) = fields {
+        line.extend(fields);
+    }
+    serde_json::Value::Object(line).to_string()
 }
 
 /// A duration as people write it, to the second above a minute: `2m10s`, `45s`, `1.5s`.

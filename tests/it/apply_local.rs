@@ -515,6 +515,106 @@ fn a_bake_through_a_pipe_prints_a_heartbeat_with_the_time_left() {
     quickstart.assert_serving("1.0.0");
 }
 
+/// `apply -json` through a pipe: every stdout line is one JSON object; the
+/// plan comes first, then the start, progress events and heartbeats (`status`,
+/// at least every 10 s during a bake) of the deployment, its end, and last the
+/// outcome with the exit code. Without -auto-approve it refuses, changing
+/// nothing; a failing apply ends with its failures.
+#[test]
+fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
+    let quickstart = Quickstart::new();
+    quickstart.edit_config(
+        "  batches    = [1, \"100%\"]\n",
+        "  batches    = [\"100%\"]\n  bake       = \"11s\"\n",
+    );
+    let refused = quickstart.slipway(&["apply", ".", "-json", "-var", "version=1.0.0"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("pass -auto-approve"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        quickstart.backend().read("local").unwrap().is_none(),
+        "nothing ran"
+    );
+
+    let lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"))
+            })
+            .collect()
+    };
+    let applied = quickstart.slipway(&[
+        "apply",
+        ".",
+        "-json",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+    ]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let events = lines(&applied);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"plan"), "{kinds:?}");
+    assert_eq!(events[0]["plan"]["summary"]["create"], 1);
+    assert_eq!(kinds[1], "apply_start");
+    assert_eq!(kinds.last(), Some(&"apply_complete"), "{kinds:?}");
+    let outcome = events.last().unwrap();
+    assert_eq!(outcome["result"], "succeeded");
+    assert_eq!(outcome["exit_code"], 0);
+    assert_eq!(outcome["hosts_deployed"], 3);
+    assert!(kinds.contains(&"deployment_done"), "{kinds:?}");
+    let about_hello = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind && e["deployment"] == "deployment.hello")
+            .count()
+    };
+    assert!(about_hello("progress") >= 3, "{kinds:?}");
+    assert!(
+        about_hello("status") >= 1,
+        "an 11 s bake has a heartbeat: {kinds:?}"
+    );
+    for event in &events {
+        assert!(
+            event["@timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{event}"
+        );
+        assert!(event["elapsed_seconds"].is_number(), "{event}");
+    }
+    quickstart.assert_serving("1.0.0");
+
+    quickstart.break_health_check();
+    let failed = quickstart.slipway(&[
+        "apply",
+        ".",
+        "-json",
+        "-auto-approve",
+        "-var",
+        "version=2.0.0",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let outcome = lines(&failed).pop().unwrap();
+    assert_eq!(outcome["type"], "apply_complete");
+    assert_eq!(
+        (outcome["result"].as_str(), outcome["exit_code"].as_u64()),
+        (Some("failed"), Some(1))
+    );
+    assert!(
+        outcome["failures"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "{outcome}"
+    );
+    quickstart.assert_serving("1.0.0");
+}
+
 /// A configuration directory of its own, with an `app` artifact, for tests
 /// that write their configuration whole; slipway runs in it.
 struct Project {
