@@ -276,25 +276,13 @@ impl Recorder {
             let entry = state
                 .deployments
                 .entry(deployment.address.clone())
-                .or_insert_with(|| DeploymentState {
-                    service: deployment.service.address.clone(),
-                    version: deployment.service.version.clone(),
-                    artifact_sha256: None,
-                    rollout: None,
-                    rollout_digest: None,
-                    rollout_id: None,
-                    status: DeploymentStatus::InProgress,
-                    verified: false,
-                    config_files: Default::default(),
-                    sensitive_digests: Default::default(),
-                    systemd_unit: None,
-                    hosts: Default::default(),
-                    ecs: None,
-                    approvals: Vec::new(),
-                    gates: Vec::new(),
-                    releases: Vec::new(),
-                    rolled_back_from: None,
-                    updated_at: now.clone(),
+                .or_insert_with(|| {
+                    DeploymentState::new(
+                        &deployment.service.address,
+                        &deployment.service.version,
+                        DeploymentStatus::InProgress,
+                        &now,
+                    )
                 });
             entry.service = deployment.service.address.clone();
             if !entry.continues_rollout(&deployment.service.version) {

@@ -148,20 +148,22 @@ fn vm_parts<'a>(
     Ok((deployment, vm, hosts))
 }
 
-/// `slipway reject`: every host a rollout stopped at an approval has moved
-/// to its version goes back to the release it served before (a host that had
-/// none stops the service), and state records it.
-pub async fn reject_deployment(
-    config: &Config,
+/// The job of a command that moves hosts between releases they keep
+/// (`reject`, `rollback`): no artifact to send; with the SSH options when
+/// the hosts are reached over SSH.
+async fn job_without_artifact<'a>(
+    config: &'a Config,
     address: &str,
-    recorder: &Recorder,
-    options: &ApplyOptions,
-    progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+    options: &'a ApplyOptions,
+    progress: &'a Progress,
+    recorder: &'a Recorder,
+) -> Result<(Job<'a>, Option<SshOptions>), String> {
     let (deployment, vm, hosts) = vm_parts(config, address)?;
-    let saved = recorder
-        .deployment(address)
-        .ok_or_else(|| format!("{address} is not in state"))?;
+    let ssh_options = if hosts.transport == TransportKind::Ssh {
+        Some(SshOptions::from_config(hosts, &config.root)?)
+    } else {
+        None
+    };
     let job = Job::new(
         config,
         deployment,
@@ -172,11 +174,25 @@ pub async fn reject_deployment(
         recorder,
     )
     .await;
-    let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
-    } else {
-        None
-    };
+    Ok((job, ssh_options))
+}
+
+/// `slipway reject`: every host a rollout stopped at an approval has moved
+/// to its version goes back to the release it served before (a host that had
+/// none stops the service), and state records it.
+pub async fn reject_deployment(
+    config: &Config,
+    address: &str,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<DeploymentOutcome, String> {
+    let saved = recorder
+        .deployment(address)
+        .ok_or_else(|| format!("{address} is not in state"))?;
+    let (job, ssh_options) =
+        job_without_artifact(config, address, options, progress, recorder).await?;
+    let hosts = job.hosts;
     let starts = tokio::sync::Semaphore::new(8);
     let mut outcome = DeploymentOutcome::default();
     progress.event(
@@ -1202,23 +1218,10 @@ pub async fn roll_back_to_release(
     options: &ApplyOptions,
     progress: &Progress,
 ) -> Result<DeploymentOutcome, String> {
-    let (deployment, vm, hosts) = vm_parts(config, &plan.address)?;
     let address = plan.address.as_str();
-    let job = Job::new(
-        config,
-        deployment,
-        (vm, hosts),
-        None,
-        options,
-        progress,
-        recorder,
-    )
-    .await;
-    let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
-    } else {
-        None
-    };
+    let (job, ssh_options) =
+        job_without_artifact(config, address, options, progress, recorder).await?;
+    let vm = job.vm;
     let pair = plan.pair();
     let target = RollbackTarget {
         version: pair.version.clone(),

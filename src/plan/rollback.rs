@@ -287,7 +287,6 @@ fn releases_known(saved: &DeploymentState) -> String {
 mod tests {
     use super::*;
     use crate::state::{HostState, RollbackRecord, RELEASES_KEPT};
-    use std::collections::BTreeMap;
 
     fn host(version: &str, status: HostStatus) -> HostState {
         HostState {
@@ -308,24 +307,8 @@ mod tests {
     /// in that order.
     fn deployment(version: &str, releases: &[&str]) -> DeploymentState {
         let mut saved = DeploymentState {
-            service: "service.web".into(),
-            version: String::new(),
-            artifact_sha256: None,
-            rollout: None,
-            rollout_digest: None,
-            rollout_id: None,
-            status: DeploymentStatus::Deployed,
             verified: true,
-            config_files: BTreeMap::new(),
-            sensitive_digests: BTreeMap::new(),
-            systemd_unit: None,
-            hosts: BTreeMap::new(),
-            ecs: None,
-            approvals: Vec::new(),
-            gates: Vec::new(),
-            releases: Vec::new(),
-            rolled_back_from: None,
-            updated_at: "t".into(),
+            ..DeploymentState::new("service.web", "", DeploymentStatus::Deployed, "t")
         };
         for release in releases {
             saved.version = release.to_string();

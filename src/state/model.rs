@@ -318,6 +318,36 @@ pub fn rejected_message(record: &ApprovalRecord) -> String {
 }
 
 impl DeploymentState {
+    /// A record of `service` at `version` with `status`, written `at`, and
+    /// nothing else yet: no hosts, files, service, approvals or releases.
+    pub fn new(
+        service: &str,
+        version: &str,
+        status: DeploymentStatus,
+        at: &str,
+    ) -> DeploymentState {
+        DeploymentState {
+            service: service.to_string(),
+            version: version.to_string(),
+            artifact_sha256: None,
+            rollout: None,
+            rollout_digest: None,
+            rollout_id: None,
+            status,
+            verified: false,
+            config_files: BTreeMap::new(),
+            sensitive_digests: BTreeMap::new(),
+            systemd_unit: None,
+            hosts: BTreeMap::new(),
+            ecs: None,
+            approvals: Vec::new(),
+            gates: Vec::new(),
+            releases: Vec::new(),
+            rolled_back_from: None,
+            updated_at: at.to_string(),
+        }
+    }
+
     /// Whether an apply of `version` goes on with the rollout recorded here
     /// (keeps [`DeploymentState::rollout_id`]) rather than beginning a new
     /// one: the rollout moves to the same version and did not finish — it
@@ -718,19 +748,6 @@ mod approval_tests {
 
     fn waiting(approvers: &[&str]) -> DeploymentState {
         DeploymentState {
-            service: "service.web".into(),
-            version: "2.0.0".into(),
-            artifact_sha256: None,
-            rollout: None,
-            rollout_digest: None,
-            rollout_id: None,
-            status: DeploymentStatus::Partial,
-            verified: false,
-            config_files: BTreeMap::new(),
-            sensitive_digests: BTreeMap::new(),
-            systemd_unit: None,
-            hosts: BTreeMap::new(),
-            ecs: None,
             approvals: vec![ApprovalRecord {
                 name: "release-manager".into(),
                 after_step: 1,
@@ -742,10 +759,7 @@ mod approval_tests {
                 decided_by: None,
                 decided_at: None,
             }],
-            gates: Vec::new(),
-            releases: Vec::new(),
-            rolled_back_from: None,
-            updated_at: "t0".into(),
+            ..DeploymentState::new("service.web", "2.0.0", DeploymentStatus::Partial, "t0")
         }
     }
 

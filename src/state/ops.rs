@@ -302,24 +302,13 @@ mod tests {
 
     fn deployment(version: &str) -> DeploymentState {
         DeploymentState {
-            service: "service.web".to_string(),
-            version: version.to_string(),
-            artifact_sha256: None,
-            rollout: None,
-            rollout_digest: None,
-            rollout_id: None,
-            status: DeploymentStatus::Deployed,
             verified: true,
-            config_files: Default::default(),
-            sensitive_digests: Default::default(),
-            systemd_unit: None,
-            hosts: Default::default(),
-            ecs: None,
-            approvals: Vec::new(),
-            gates: Vec::new(),
-            releases: Vec::new(),
-            rolled_back_from: None,
-            updated_at: "2026-01-02T03:04:05Z".to_string(),
+            ..DeploymentState::new(
+                "service.web",
+                version,
+                DeploymentStatus::Deployed,
+                "2026-01-02T03:04:05Z",
+            )
         }
     }
 

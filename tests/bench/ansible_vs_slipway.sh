@@ -56,17 +56,8 @@ stop_ansible_masters() {
 
 cleanup() {
     set +e
-    stop_apps
     stop_ansible_masters
-    rm -f "$work/hosts/hold"
-    if [ -n "$harness_pid" ]; then
-        wait "$harness_pid"
-    fi
-    if [ "${KEEP:-0}" != 0 ]; then
-        echo "kept $work"
-    else
-        rm -rf "$work"
-    fi
+    finish_lab
 }
 trap cleanup EXIT
 

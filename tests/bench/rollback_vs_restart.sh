@@ -35,20 +35,7 @@ results="$work/results.txt"
 # shellcheck source=tests/bench/lib/lab.sh
 . tests/bench/lib/lab.sh
 
-cleanup() {
-    set +e
-    stop_apps
-    rm -f "$work/hosts/hold"
-    if [ -n "$harness_pid" ]; then
-        wait "$harness_pid"
-    fi
-    if [ "${KEEP:-0}" != 0 ]; then
-        echo "kept $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
+trap finish_lab EXIT
 
 echo "== building slipway (release) and the host harness"
 if [ -z "${SLIPWAY_BIN:-}" ]; then

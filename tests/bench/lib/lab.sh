@@ -35,6 +35,22 @@ stop_apps() {
     return 0
 }
 
+# At exit: stop the apps and the host harness, and remove the work directory
+# (kept with KEEP=1).
+finish_lab() {
+    set +e
+    stop_apps
+    rm -f "$work/hosts/hold"
+    if [ -n "$harness_pid" ]; then
+        wait "$harness_pid"
+    fi
+    if [ "${KEEP:-0}" != 0 ]; then
+        echo "kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+
 # Start HOSTS sshd hosts and wait until they are ready; pick HOSTS free
 # consecutive ports for the apps (host i listens on base_port + i).
 start_hosts() {
