@@ -361,9 +361,17 @@ impl Sequence {
     /// steps go on without it (sshd does not stop a command whose client
     /// went away), so a host may still change for a moment after the kill;
     /// what state says of such a host is "uncertain", and the checks look
-    /// once it is still. (The app servers themselves run on.)
+    /// once it is still. (The app servers themselves run on.) A host's
+    /// script is known by its working directory (inside the host's root)
+    /// or by the `SLIPWAY_HOST_ROOT` its sshd gives every session: a chain
+    /// of steps runs from the login directory, and a step that works with
+    /// absolute paths (config files, their snapshot) never enters the root.
     fn wait_for_quiet_hosts(&self) -> Result<(), String> {
         let roots: Vec<PathBuf> = (0..HOSTS).map(|i| self.host_root(i)).collect();
+        let settings: Vec<Vec<u8>> = roots
+            .iter()
+            .map(|root| format!("SLIPWAY_HOST_ROOT={}", root.display()).into_bytes())
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let mut busy = Vec::new();
@@ -374,7 +382,13 @@ impl Sequence {
                 let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
                     continue;
                 };
-                if !roots.iter().any(|root| cwd.starts_with(root)) {
+                let in_session = std::fs::read(entry.path().join("environ"))
+                    .map(|raw| {
+                        raw.split(|b| *b == 0)
+                            .any(|setting| settings.iter().any(|s| s == setting))
+                    })
+                    .unwrap_or(false);
+                if !in_session && !roots.iter().any(|root| cwd.starts_with(root)) {
                     continue;
                 }
                 let line = std::fs::read(entry.path().join("cmdline"))
