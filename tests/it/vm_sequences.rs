@@ -900,23 +900,22 @@ impl Sequence {
         }
         self.check_removed(&seen, deployment.as_ref())?;
         if let Some(state) = &state {
-            // At most one uncertain step per host and killed apply. Known
-            // defect, not fixed: an apply that updates a host to another
-            // version leaves open the uncertain step a killed apply left for
-            // that host (it is closed only when the same version is deployed
-            // again), so two applies killed in a row leave two uncertain
-            // steps for one host, where ARCHITECTURE.md promises at most one.
-            let mut per_host: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            // At most one uncertain step per host, whichever applies were
+            // killed: an apply first settles what a killed one left open on
+            // a host before it journals a step of its own there.
+            let mut per_host: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for entry in state.uncertain_steps() {
                 if let Some(host) = &entry.host {
-                    *per_host
-                        .entry((entry.apply_id.as_str(), host.as_str()))
-                        .or_default() += 1;
+                    per_host.entry(host.as_str()).or_default().push(format!(
+                        "{} (apply {})",
+                        entry.describe(),
+                        entry.apply_id
+                    ));
                 }
             }
             ensure(
-                per_host.values().all(|&n| n <= 1),
-                format!("more than one uncertain step for a host: {per_host:?}"),
+                per_host.values().all(|steps| steps.len() <= 1),
+                format!("more than one uncertain step for a host: {per_host:#?}"),
             )?;
         }
         self.check_refresh(&seen, deployment.as_ref())?;
