@@ -772,3 +772,75 @@ fn a_host_left_uncertain_by_two_killed_applies_is_rechecked_once_and_rolled_back
         "{results:?}"
     );
 }
+
+/// An update of the config alone (same version) killed right after it
+/// journaled host 1's update: host 1 still runs 1.0.0 with the config
+/// before, and has no snapshot of the pair state records for it (in
+/// progress). `plan -refresh` cannot tell which config it has and says so
+/// (drift, `config_unknown`), rather than taking the record at its word;
+/// host 2, not reached, is not named. The next apply puts it right.
+#[test]
+fn refresh_says_it_cannot_tell_the_config_of_a_host_whose_update_was_cut_off() {
+    let Some(lab) = Lab::start(2, "rollback-pairs-") else {
+        return;
+    };
+    lab.configure(&[0, 1], ONE_BY_ONE);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let main = lab.root.join("main.hcl");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace(
+        "VERSION='${var.version}'\n",
+        "VERSION='${var.version}'\n        LEVEL=2\n",
+    );
+    std::fs::write(&main, hcl).unwrap();
+    // Crash point 1: host 1's update is journaled as started.
+    let killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("SLIPWAY_TEST_CRASH_AT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed:\n{}", text(&killed));
+    lab.assert_on(0, "1.0.0");
+    let host1 = lab.address(0).to_string();
+    let record = lab.state().deployments["deployment.app"].hosts[host1.as_str()].clone();
+    assert_eq!(
+        (record.version.as_str(), record.status),
+        ("1.0.0", HostStatus::InProgress)
+    );
+
+    let refreshed = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
+    let plan: serde_json::Value = serde_json::from_slice(&refreshed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&refreshed)));
+    let drift: Vec<String> = plan["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "drift")
+        .map(|r| r["summary"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    assert!(
+        drift[0].starts_with(&format!(
+            "drift: {host1} runs 1.0.0, but which config files it has cannot be told"
+        )),
+        "{drift:#?}"
+    );
+    assert_eq!(
+        plan["drift"],
+        serde_json::json!([{
+            "deployment": "deployment.app",
+            "host": host1,
+            "found": "config_unknown",
+            "version": "1.0.0"
+        }])
+    );
+
+    let resumed = lab.apply("1.0.0");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    for i in 0..2 {
+        let config = std::fs::read_to_string(lab.install_dir(i).join("config/app.env")).unwrap();
+        assert!(config.contains("LEVEL=2"), "host {i}: {config}");
+    }
+    let again = lab.slipway(&["plan", ".", "-refresh", "-var", "version=1.0.0"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}

@@ -22,7 +22,9 @@
 //! 2. State tells the truth: after every operation that ends (kill -9
 //!    included) each host's record in state equals the host's observed pair or
 //!    is marked uncertain, and `plan -refresh` names exactly the hosts whose
-//!    observed pair differs from state, no more, no fewer.
+//!    observed pair differs from state, or whose config it cannot tell (an
+//!    unfinished update's pair without its config snapshot), no more, no
+//!    fewer.
 //! 3. Rollback means the previous pair: a rollback puts every touched host
 //!    back on the pair it served before the rollout began, whichever apply
 //!    moved it; a host it cannot reach is named and recorded as such, never as
@@ -470,6 +472,22 @@ impl Sequence {
             .get(digest)
             .filter(|p| p.0 == previous.version)
             .cloned()
+    }
+
+    /// Whether host `i` holds the config snapshot of the pair `record`
+    /// names (`.slipway/config/VERSION+DIGEST`, saved by an update right
+    /// after it wrote the config files).
+    fn has_snapshot(&self, i: usize, record: &slipway::state::HostState) -> bool {
+        let name = match &record.config_digest {
+            Some(digest) => format!("{}+{digest}", record.version),
+            None => record.version.clone(),
+        };
+        self.lab
+            .install_dir(i)
+            .join(".slipway/config")
+            .join(name)
+            .join("manifest")
+            .is_file()
     }
 
     // ----- running slipway -----
@@ -1276,8 +1294,6 @@ impl Sequence {
             }
         }
         let mut expected = BTreeSet::new();
-        // Hosts refresh may name or not.
-        let mut either = BTreeSet::new();
         let mut expected_unreachable = BTreeSet::new();
         for (address, record) in &d.hosts {
             let i = self.index_of(address);
@@ -1291,29 +1307,20 @@ impl Sequence {
                 Ok(p) => s.config.as_deref() != Some(self.config_of(&p).as_str()),
                 Err(_) => false,
             };
-            if release_differs {
-                expected.insert(address.clone());
-            } else if config_differs && record.status == HostStatus::InProgress {
-                // Known defect, not fixed: refresh compares the config files
-                // with the snapshot of the recorded pair, which an update cut
-                // off before it wrote the config has not saved yet ("cannot
-                // tell"); such a host, recorded in progress (uncertain) and
-                // still on the config before, is not named.
-                either.insert(address.clone());
-            } else if config_differs {
+            // On the recorded release, a record no finished step wrote
+            // (in progress, failed) whose pair has no config snapshot on
+            // the host: an update cut off before it saved the snapshot.
+            // Refresh cannot tell which config the host has, and says so.
+            let cannot_tell = !record.status.is_settled() && !self.has_snapshot(i, record);
+            if release_differs || config_differs || cannot_tell {
                 expected.insert(address.clone());
             }
         }
-        let named_ok = expected.is_subset(&named)
-            && named
-                .iter()
-                .all(|h| expected.contains(h) || either.contains(h));
-        if named_ok && unreachable == expected_unreachable {
+        if named == expected && unreachable == expected_unreachable {
             return Ok(());
         }
         let details: Vec<String> = named
             .symmetric_difference(&expected)
-            .filter(|address| !either.contains(*address))
             .map(|address| {
                 let record = &d.hosts[address];
                 let s = &seen[self.index_of(address)];
