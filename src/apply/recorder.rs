@@ -33,7 +33,8 @@ use crate::state::{
 /// SIGKILL at its Nth crash point, so tests can stop an apply at a chosen
 /// step rather than at a chosen time. Crash points are: right after a journal
 /// entry is written as started, right before one is written as finished (the
-/// step's work is done but not recorded) and right after that.
+/// step's work is done but not recorded) and right after that; a re-check,
+/// written once ([`Recorder::record_recheck`]), has the last two.
 const CRASH_AT_VARIABLE: &str = "SLIPWAY_TEST_CRASH_AT";
 
 fn crash_point() {
@@ -190,6 +191,32 @@ fn put_host(
     };
     deployment.hosts.insert(host.to_string(), record);
     deployment.updated_at = now;
+}
+
+/// Append `record` to the journal as started now (and, with `finished`,
+/// finished at once with that result); returns its number. Beyond
+/// [`JOURNAL_LIMIT`] entries the oldest finished one is dropped.
+fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Option<&str>) -> u64 {
+    if state.journal.len() >= JOURNAL_LIMIT {
+        if let Some(oldest) = state.journal.iter().position(|e| e.finished_at.is_some()) {
+            state.journal.remove(oldest);
+        }
+    }
+    let seq = state.journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+    let now = now_rfc3339();
+    state.journal.push(JournalEntry {
+        apply_id: record.apply_id.to_string(),
+        seq,
+        deployment: record.deployment.to_string(),
+        step: record.step,
+        host: record.host.map(str::to_string),
+        action: record.action.to_string(),
+        version: record.version.to_string(),
+        started_at: now.clone(),
+        finished_at: finished.map(|_| now),
+        result: finished.map(str::to_string),
+    });
+    seq
 }
 
 /// What a journal entry is about, before it gets its number and times.
@@ -370,27 +397,33 @@ impl Recorder {
         let mut seq = 0;
         self.update(|state| {
             change(state);
-            if state.journal.len() >= JOURNAL_LIMIT {
-                if let Some(oldest) = state.journal.iter().position(|e| e.finished_at.is_some()) {
-                    state.journal.remove(oldest);
-                }
-            }
-            seq = state.journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
-            state.journal.push(JournalEntry {
-                apply_id: record.apply_id.to_string(),
-                seq,
-                deployment: record.deployment.to_string(),
-                step: record.step,
-                host: record.host.map(str::to_string),
-                action: record.action.to_string(),
-                version: record.version.to_string(),
-                started_at: now_rfc3339(),
-                finished_at: None,
-                result: None,
-            });
+            seq = push_journal_entry(state, record, None);
         })?;
         crash_point();
         Ok(seq)
+    }
+
+    /// Record a re-check of `settled` (the seq of a step a killed apply
+    /// left open, and what the re-check found): in one write, `record` (a
+    /// `recheck`, which changes nothing on the host) is journaled already
+    /// finished with `result`, `settled` is closed with its verdict, and
+    /// `change` is made. A re-check so never leaves a second open entry for
+    /// its host; killed before this write, the next apply re-checks again.
+    pub fn record_recheck(
+        &self,
+        record: &StepRecord<'_>,
+        result: &str,
+        (settled, verdict): (u64, &str),
+        change: impl FnOnce(&mut State),
+    ) -> Result<(), StateError> {
+        crash_point();
+        self.update(|state| {
+            change(state);
+            state.finish_journal_entry(settled, verdict.to_string());
+            push_journal_entry(state, record, Some(result));
+        })?;
+        crash_point();
+        Ok(())
     }
 
     /// Record that journal entry `seq` finished with `result`, together with
@@ -421,6 +454,26 @@ impl Recorder {
     ) -> Result<(), StateError> {
         self.end_step(seq, result, |state| {
             put_host(state, address, host, sha256, change)
+        })
+    }
+
+    /// The journal entries of `address`/`host` that applies other than
+    /// `this_apply` (killed ones: one runs at a time) started and never
+    /// finished, oldest first. An apply settles them before it journals a
+    /// step of its own on the host.
+    pub fn open_host_steps(
+        &self,
+        address: &str,
+        host: &str,
+        this_apply: &str,
+    ) -> Vec<JournalEntry> {
+        self.read(|state| {
+            state
+                .uncertain_steps()
+                .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
+                .filter(|e| e.apply_id != this_apply)
+                .cloned()
+                .collect()
         })
     }
 

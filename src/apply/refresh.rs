@@ -33,6 +33,12 @@ pub enum HostObservation {
     /// are not those of the pair state records (changed by hand, or written
     /// by an update that was cut off before it switched `current`).
     ConfigChanged(String),
+    /// `current` points at the release state records, but the host has no
+    /// config snapshot of the recorded pair and the record is not one a
+    /// finished step wrote (in progress, failed): an update cut off before
+    /// it saved the snapshot. Which config files the host has cannot be
+    /// told, so the host is not taken to be on the recorded pair.
+    ConfigUnknown(String),
     /// The host could not be reached or read.
     Unreachable(String),
 }
@@ -170,15 +176,21 @@ async fn observe_host(
         Err(error) => HostObservation::Unreachable(error.to_string()),
     };
     // On the recorded release: are the config files the recorded pair's?
-    // (Compared with the snapshot saved when that pair was deployed; a host
-    // without one cannot tell, and is taken at its word.)
+    // (Compared with the snapshot saved when that pair was deployed. Without
+    // one, a record a finished step wrote is taken at its word (a host
+    // deployed before snapshots were saved); an unfinished update's record
+    // is not: it may have stopped before it wrote the files.)
     if let (HostObservation::Running(Some(release)), Some(record)) = (&observed, recorded) {
         if *release == record.version && !vm.config_files.is_empty() {
             let name = snapshot_name(&record.version, record.config_digest.as_deref());
             let step = config_snapshot::compare(vm, &ctx, &name);
+            let finished = record.status.is_settled();
             observed = match transport.run(&step.script, Duration::from_secs(30)).await {
                 Ok(output) if output.success() => match ConfigSeen::parse(&output.stdout) {
                     Some(ConfigSeen::Differs) => HostObservation::ConfigChanged(release.clone()),
+                    Some(ConfigSeen::Unknown) if !finished => {
+                        HostObservation::ConfigUnknown(release.clone())
+                    }
                     Some(_) => observed,
                     None => HostObservation::Unreachable(format!(
                         "unreadable config comparison: {}",
@@ -555,7 +567,7 @@ pub fn fold_into_states(states: &mut States, observations: &Observations) {
                         record.status = HostStatus::Pending;
                     }
                     // Its config must be written again: not yet done.
-                    Some(HostObservation::ConfigChanged(_)) => {
+                    Some(HostObservation::ConfigChanged(_) | HostObservation::ConfigUnknown(_)) => {
                         record.previous = record.before_rollout(in_flight.as_deref());
                         record.status = HostStatus::Pending;
                     }
@@ -618,6 +630,21 @@ pub fn add_drift_reasons(plan: &mut Plan, recorded: &States, observations: &Obse
                         version: version.clone(),
                     },
                 ),
+                HostObservation::ConfigUnknown(version) => {
+                    let status = saved
+                        .and_then(|d| d.hosts.get(host))
+                        .and_then(|h| serde_json::to_value(h.status).ok())
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    (
+                        format!(
+                            "drift: {host} runs {version}, but which config files it has cannot be told: its update to the recorded pair did not finish (recorded {status}) and saved no snapshot of them"
+                        ),
+                        HostFound::ConfigUnknown {
+                            version: version.clone(),
+                        },
+                    )
+                }
                 _ => continue,
             };
             plan.drift.push(HostDrift {
@@ -644,6 +671,7 @@ pub fn observations_of(plan: &Plan) -> Observations {
             HostFound::Release { version } => HostObservation::Running(Some(version.clone())),
             HostFound::NoRelease => HostObservation::Running(None),
             HostFound::ConfigChanged { version } => HostObservation::ConfigChanged(version.clone()),
+            HostFound::ConfigUnknown { version } => HostObservation::ConfigUnknown(version.clone()),
             HostFound::Unreachable => {
                 HostObservation::Unreachable("unreachable when the plan was made".into())
             }
@@ -892,5 +920,41 @@ mod tests {
         let mut from_plan = recorded.clone();
         fold_into_states(&mut from_plan, &observations_of(&plan));
         assert_eq!(from_plan, folded);
+
+        // A host whose config cannot be told is drift, planned again, and
+        // reads back from the plan as the same observation.
+        let mut recorded = states();
+        if let Some(state) = recorded.get_mut("prod").and_then(Option::as_mut) {
+            let host = state
+                .deployments
+                .get_mut("deployment.web")
+                .and_then(|d| d.hosts.get_mut("d"))
+                .unwrap();
+            host.status = HostStatus::InProgress;
+        }
+        let observations = Observations {
+            hosts: BTreeMap::from([(
+                "deployment.web".to_string(),
+                BTreeMap::from([("d".to_string(), HostObservation::ConfigUnknown("2".into()))]),
+            )]),
+            ..Observations::default()
+        };
+        plan.drift.clear();
+        plan.deployments[0].reasons.clear();
+        add_drift_reasons(&mut plan, &recorded, &observations);
+        assert_eq!(
+            plan.deployments[0].reasons[0].summary,
+            "drift: d runs 2, but which config files it has cannot be told: its update to the recorded pair did not finish (recorded in_progress) and saved no snapshot of them"
+        );
+        assert_eq!(
+            plan.drift[0].found,
+            HostFound::ConfigUnknown {
+                version: "2".into()
+            }
+        );
+        assert_eq!(observations_of(&plan), observations);
+        fold_into_states(&mut recorded, &observations);
+        let host = &recorded["prod"].as_ref().unwrap().deployments["deployment.web"].hosts["d"];
+        assert_eq!(host.status, HostStatus::Pending);
     }
 }

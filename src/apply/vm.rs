@@ -616,60 +616,19 @@ async fn update_host(
         action,
         version,
     };
-    if let Some(uncertain) = job
-        .recorder
-        .uncertain_host_step(address, host)
-        .filter(|e| e.action == "deploy" && &e.version == version)
-    {
-        let seq = job
-            .recorder
-            .begin_step(&record("recheck"), |_| {})
-            .map_err(state_error)?;
-        let done = finished_by(job, transport, &uncertain, sha.as_deref()).await;
-        let verdict = if done {
-            "deployed (release marker)"
-        } else {
-            "not done (release marker)"
-        };
-        let close_uncertain = |state: &mut crate::state::State| {
-            state.finish_journal_entry(
-                uncertain.seq,
-                format!("{verdict}, re-checked by {}", job.options.apply_id),
-            )
-        };
-        if done {
-            job.recorder
-                .end_step(seq, "already_deployed", |state| {
-                    close_uncertain(state);
-                    if let Some(record) = state
-                        .deployments
-                        .get_mut(address.as_str())
-                        .and_then(|d| d.hosts.get_mut(host))
-                    {
-                        record.status = HostStatus::Deployed;
-                        record.updated_at = crate::state::lock::now_rfc3339();
-                    }
-                })
-                .map_err(state_error)?;
-            job.progress.event(
-                address,
-                &format!(
-                    "{host}: re-checked, not updated again: on {version} (the interrupted apply {} had finished it)",
-                    uncertain.apply_id
-                ),
-            );
-            return Ok(());
-        }
-        job.recorder
-            .end_step(seq, "not_done", close_uncertain)
-            .map_err(state_error)?;
+    // What killed applies left open on the host is settled first: at most
+    // one step per host is ever uncertain.
+    let settled = settle_killed_steps(job, host, &record("recheck"), transport)
+        .await
+        .map_err(state_error)?;
+    if let Some(killed_apply) = settled {
         job.progress.event(
             address,
             &format!(
-                "{host}: re-checked: apply {} had not finished it, updating it again",
-                uncertain.apply_id
+                "{host}: re-checked, not updated again: on {version} (the interrupted apply {killed_apply} had finished it)"
             ),
         );
+        return Ok(());
     }
     // What the host serves before this update, as far as state knows.
     let serving = job
@@ -731,9 +690,106 @@ fn killed_rollback_step(
     })
 }
 
+/// Settle the steps killed applies started on `host` and never finished,
+/// before this apply journals a step of its own there (`recheck` is that
+/// step's record, with the action `recheck`), so that a host never has more
+/// than one uncertain step:
+///
+/// - an update is re-checked on the host ([`finished_by`]) and closed with
+///   what its release marker says; a finished one records the host deployed
+///   on the pair that update installed (it is what the host serves, and what
+///   a new rollout keeps as the pair to go back to);
+/// - any other step (a rollback: its marker is rewritten before its service
+///   starts, so the host cannot tell whether it finished) is closed as
+///   superseded: the step this apply runs next decides what the host serves.
+///
+/// Returns the killed apply whose update had put the host on exactly the
+/// pair this apply deploys (version, artifact, config): nothing to do there
+/// but record it. `Err`: state could not be written.
+async fn settle_killed_steps(
+    job: &Job<'_>,
+    host: &str,
+    recheck: &StepRecord<'_>,
+    transport: &Transport,
+) -> Result<Option<String>, crate::state::StateError> {
+    let address = job.deployment.address.as_str();
+    let this_apply = job.options.apply_id.as_str();
+    let mut on_this_pair = None;
+    for open in job.recorder.open_host_steps(address, host, this_apply) {
+        if open.action != "deploy" {
+            let verdict =
+                format!("superseded: not re-checked, {this_apply} runs its own step on the host");
+            job.recorder
+                .update(|state| state.finish_journal_entry(open.seq, verdict))?;
+            job.progress.event(
+                address,
+                &format!(
+                    "{host}: the {} {} of interrupted apply {} may or may not have happened; this apply takes the host over",
+                    open.action, open.version, open.apply_id
+                ),
+            );
+            continue;
+        }
+        // The artifact the killed update installed: state recorded it with
+        // the host's move.
+        let record = job.recorder.host(address, host);
+        let installed = record.as_ref().filter(|r| r.version == open.version);
+        let sha256 = installed.and_then(|r| r.artifact_sha256.clone());
+        let done = finished_by(job, transport, &open, sha256.as_deref()).await;
+        let this_pair = done
+            && installed.is_some_and(|r| {
+                r.version == job.deployment.service.version
+                    && r.config_digest.as_deref() == Some(job.config_digest.as_str())
+                    && r.artifact_sha256.as_deref() == job.artifact.map(|a| a.sha256.as_str())
+            });
+        let (result, verdict) = match (done, this_pair) {
+            (true, true) => ("already_deployed", "deployed (release marker)"),
+            (true, false) => ("done", "deployed (release marker)"),
+            (false, _) => ("not_done", "not done (release marker)"),
+        };
+        let verdict = format!("{verdict}, re-checked by {this_apply}");
+        job.recorder
+            .record_recheck(recheck, result, (open.seq, &verdict), |state| {
+                if !done {
+                    return;
+                }
+                if let Some(record) = state
+                    .deployments
+                    .get_mut(address)
+                    .and_then(|d| d.hosts.get_mut(host))
+                    .filter(|r| r.version == open.version)
+                    .filter(|r| matches!(r.status, HostStatus::InProgress | HostStatus::Failed))
+                {
+                    record.status = HostStatus::Deployed;
+                    record.updated_at = crate::state::lock::now_rfc3339();
+                }
+            })?;
+        if this_pair {
+            on_this_pair = Some(open.apply_id.clone());
+        } else if done {
+            job.progress.event(
+                address,
+                &format!(
+                    "{host}: re-checked: apply {} had finished its update to {}",
+                    open.apply_id, open.version
+                ),
+            );
+        } else {
+            job.progress.event(
+                address,
+                &format!(
+                    "{host}: re-checked: apply {} had not finished its update to {}",
+                    open.apply_id, open.version
+                ),
+            );
+        }
+    }
+    Ok(on_this_pair)
+}
+
 /// Whether the update `uncertain` (started by a killed apply) finished on the
 /// host: its release marker, written as an update's last step, names that
-/// apply, this version and this artifact.
+/// apply, its version and (when given) its artifact.
 async fn finished_by(
     job: &Job<'_>,
     transport: &Transport,
@@ -1087,6 +1143,12 @@ async fn roll_back_rollout(
             action: "rollback",
             version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
         };
+        // What killed applies left open on the host is settled first.
+        let recheck = StepRecord {
+            action: "recheck",
+            ..record.clone()
+        };
+        let _ = settle_killed_steps(job, host, &recheck, transport).await;
         let seq = job.recorder.begin_step(&record, |_| {}).ok();
         let result = roll_back_host(
             job,
@@ -1344,8 +1406,9 @@ pub async fn roll_back_to_release(
     Ok(outcome)
 }
 
-/// One host of `slipway rollback`: journaled, out of its target group,
-/// switched to `pair` (recorded as restored), checked and back in.
+/// One host of `slipway rollback`: what killed applies left open on it
+/// settled, journaled, out of its target group, switched to `pair` (recorded
+/// as restored), checked and back in.
 /// `Err` with `changed: false`: an interrupt came before it started.
 async fn switch_host(
     job: &Job<'_>,
@@ -1372,6 +1435,13 @@ async fn switch_host(
         action: "rollback",
         version: &pair.version,
     };
+    // What killed applies (or rollbacks) left open on the host is settled
+    // first: at most one uncertain step per host.
+    let recheck = StepRecord {
+        action: "recheck",
+        ..record.clone()
+    };
+    let _ = settle_killed_steps(job, host, &recheck, transport).await;
     let seq = job.recorder.begin_step(&record, |_| {}).ok();
     let mut result = Ok(None);
     if let Some(group) = &job.target_group {
@@ -1394,31 +1464,12 @@ async fn switch_host(
         .await;
     }
     if let Some(seq) = seq {
-        let apply_id = job.options.apply_id.clone();
-        let version = pair.version.clone();
-        let switched = result.is_ok();
-        let _ = job.recorder.end_step(
-            seq,
-            if switched { "rolled_back" } else { "failed" },
-            |state| {
-                // The host's release is known now: what earlier applies left
-                // unfinished on it is settled.
-                if !switched {
-                    return;
-                }
-                let unfinished: Vec<u64> = state
-                    .uncertain_steps()
-                    .filter(|e| e.deployment == address && e.host.as_deref() == Some(host))
-                    .map(|e| e.seq)
-                    .collect();
-                for seq in unfinished {
-                    state.finish_journal_entry(
-                        seq,
-                        format!("superseded: rolled back to {version} by {apply_id}"),
-                    );
-                }
-            },
-        );
+        let journal = if result.is_ok() {
+            "rolled_back"
+        } else {
+            "failed"
+        };
+        let _ = job.recorder.end_step(seq, journal, |_| {});
     }
     result
 }

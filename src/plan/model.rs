@@ -68,6 +68,10 @@ pub enum HostFound {
     /// `current` is the recorded release, but its config files are not those
     /// of the recorded pair (changed on the host).
     ConfigChanged { version: String },
+    /// `current` is the recorded release, but which config files the host
+    /// has cannot be told: the update to the recorded pair did not finish
+    /// and saved no snapshot of them.
+    ConfigUnknown { version: String },
     /// The host could not be reached or read.
     Unreachable,
 }

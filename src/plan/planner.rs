@@ -311,9 +311,20 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             .filter(not_done)
             .map(|e| e.describe())
             .collect();
+        // Closed by a later apply that could not tell whether it happened.
+        let superseded = |e: &&&crate::state::JournalEntry| {
+            e.result
+                .as_deref()
+                .is_some_and(|r| r.starts_with("superseded"))
+        };
+        let taken_over: Vec<String> = entries
+            .iter()
+            .filter(superseded)
+            .map(|e| e.describe())
+            .collect();
         let done: Vec<String> = entries
             .iter()
-            .filter(|e| e.finished_at.is_some() && !not_done(e))
+            .filter(|e| e.finished_at.is_some() && !not_done(e) && !superseded(e))
             .map(|e| {
                 format!(
                     "{} ({})",
@@ -339,6 +350,12 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
             text.push_str(&format!(
                 "\nFound not done when a later apply re-checked them:{}",
                 list(&rechecked)
+            ));
+        }
+        if !taken_over.is_empty() {
+            text.push_str(&format!(
+                "\nNot known done, taken over by a later apply that ran its own step on the host:{}",
+                list(&taken_over)
             ));
         }
         if uncertain.is_empty() {
@@ -1653,6 +1670,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("No step is uncertain"), "{text}");
+        // A step a later apply closed without being able to tell whether it
+        // happened is not known done.
+        state.journal[1].action = "rollback".into();
+        state.journal[1].result =
+            Some("superseded: not re-checked, a2 runs its own step on the host".into());
+        let text = &interrupted_apply_warnings("prod", &state)[0];
+        assert!(
+            text.contains(
+                "Not known done, taken over by a later apply that ran its own step on the host:\n  - deployment.web step 2 on h2: rollback 2.0.0\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("(superseded"), "{text}");
+        state.journal[1].action = "deploy".into();
         // Many hosts make many lines, not one long one.
         state.journal = (1..=40)
             .map(|n| entry(n, &format!("host-{n}.example.com"), true))

@@ -572,3 +572,218 @@ fn a_config_only_update_cut_off_part_way_is_finished_by_the_next_apply() {
     let again = lab.slipway(&["plan", ".", "-var", "version=1.0.0"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
+
+const ONE_BY_ONE: &str =
+    "strategy   = \"rolling\"\n  batches    = [1]\n  on_failure = \"rollback\"";
+
+/// Two applies of different versions killed in a row on the same host: the
+/// first (2.0.0) after host 1's update finished but before it was recorded,
+/// the second (3.0.0) right after it journaled its own update of host 1.
+/// The second first re-checks what the first left open there (its release
+/// marker: done), so the host never has two uncertain steps, and its record
+/// says it served 2.0.0's pair when the 3.0.0 rollout moved it. When 3.0.0
+/// then fails on host 2, the rollback puts host 1 back on 2.0.0's pair, the
+/// one it really served before that rollout, and host 2 on 1.0.0's.
+#[test]
+fn a_host_left_uncertain_by_two_killed_applies_is_rechecked_once_and_rolled_back_to_what_it_served()
+{
+    let Some(lab) = Lab::start(2, "rollback-pairs-") else {
+        return;
+    };
+    lab.configure(&[0, 1], ONE_BY_ONE);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let kill_at = |version: &str, point: &str| {
+        let var = format!("version={version}");
+        let killed = lab
+            .command(&["apply", ".", "-auto-approve", "-var", &var])
+            .env("SLIPWAY_TEST_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.code(), None, "killed:\n{}", text(&killed));
+    };
+    let host1 = lab.address(0).to_string();
+    let open_on = |state: &slipway::state::State, host: &str| -> Vec<(String, String)> {
+        state
+            .uncertain_steps()
+            .filter(|e| e.host.as_deref() == Some(host))
+            .map(|e| (e.apply_id.clone(), e.version.clone()))
+            .collect()
+    };
+
+    // Crash point 1: host 1's update is journaled as started; 2: it is done
+    // (marker written) and not yet recorded.
+    kill_at("2.0.0", "2");
+    lab.assert_on(0, "2.0.0");
+    let state = lab.state();
+    let open = open_on(&state, &host1);
+    assert_eq!(open.len(), 1, "{:?}", state.journal);
+    let (killed_first, _) = open[0].clone();
+
+    // Crash points 1-2: the re-check of host 1 is about to be recorded, and
+    // is; 3: the update of host 1 to 3.0.0 is journaled as started.
+    kill_at("3.0.0", "3");
+    lab.assert_on(0, "2.0.0");
+    let state = lab.state();
+    let open = open_on(&state, &host1);
+    assert_eq!(
+        open.len(),
+        1,
+        "one uncertain step on host 1: {:#?}",
+        state.journal
+    );
+    assert_eq!(open[0].1, "3.0.0");
+    let killed_second = open[0].0.clone();
+    assert_ne!(killed_second, killed_first);
+    let settled = state
+        .journal
+        .iter()
+        .find(|e| e.apply_id == killed_first && e.action == "deploy")
+        .unwrap();
+    assert_eq!(
+        settled.result.as_deref(),
+        Some(format!("deployed (release marker), re-checked by {killed_second}").as_str()),
+        "{:#?}",
+        state.journal
+    );
+    assert!(
+        state.journal.iter().any(|e| e.apply_id == killed_second
+            && e.action == "recheck"
+            && e.result.as_deref() == Some("done")),
+        "{:#?}",
+        state.journal
+    );
+    let record = &state.deployments["deployment.app"].hosts[host1.as_str()];
+    assert_eq!(
+        (record.version.as_str(), record.status),
+        ("3.0.0", HostStatus::InProgress)
+    );
+    assert_eq!(
+        record.previous.as_ref().map(|p| p.version.as_str()),
+        Some("2.0.0"),
+        "host 1 served 2.0.0 when the 3.0.0 rollout moved it"
+    );
+    // plan says what the next apply does about it.
+    let plan = lab.slipway(&["plan", ".", "-var", "version=3.0.0"]);
+    let plan_text = text(&plan);
+    assert!(
+        plan_text.contains(&format!(
+            "reads {host1}'s release marker: if it names apply {killed_second} and 3.0.0"
+        )),
+        "{plan_text}"
+    );
+
+    // 3.0.0 fails its health check on host 2.
+    let address = lab.address(1).to_string();
+    let check = lab.root.join("app/bin/check.sh");
+    let original = std::fs::read_to_string(&check).unwrap();
+    std::fs::write(
+        &check,
+        original.replacen(
+            "set -eu\n",
+            &format!("set -eu\nif [ \"${{SLIPWAY_HOST:-}}\" = '{address}' ]; then exit 1; fi\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let failed = lab.apply("3.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{host1}: re-checked: apply {killed_second} had not finished its update to 3.0.0"
+        )),
+        "{log}"
+    );
+    lab.assert_on(0, "2.0.0");
+    lab.assert_on(1, "1.0.0");
+    let state = lab.state();
+    assert!(state.journal.is_empty(), "{:#?}", state.journal);
+    let results: Vec<(&str, &str)> = state
+        .history
+        .iter()
+        .rev()
+        .take(3)
+        .map(|h| (h.apply_id.as_str(), h.result.as_str()))
+        .collect();
+    assert_eq!(
+        &results[1..],
+        [
+            (killed_second.as_str(), "interrupted"),
+            (killed_first.as_str(), "interrupted")
+        ],
+        "{results:?}"
+    );
+}
+
+/// An update of the config alone (same version) killed right after it
+/// journaled host 1's update: host 1 still runs 1.0.0 with the config
+/// before, and has no snapshot of the pair state records for it (in
+/// progress). `plan -refresh` cannot tell which config it has and says so
+/// (drift, `config_unknown`), rather than taking the record at its word;
+/// host 2, not reached, is not named. The next apply puts it right.
+#[test]
+fn refresh_says_it_cannot_tell_the_config_of_a_host_whose_update_was_cut_off() {
+    let Some(lab) = Lab::start(2, "rollback-pairs-") else {
+        return;
+    };
+    lab.configure(&[0, 1], ONE_BY_ONE);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let main = lab.root.join("main.hcl");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace(
+        "VERSION='${var.version}'\n",
+        "VERSION='${var.version}'\n        LEVEL=2\n",
+    );
+    std::fs::write(&main, hcl).unwrap();
+    // Crash point 1: host 1's update is journaled as started.
+    let killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
+        .env("SLIPWAY_TEST_CRASH_AT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed:\n{}", text(&killed));
+    lab.assert_on(0, "1.0.0");
+    let host1 = lab.address(0).to_string();
+    let record = lab.state().deployments["deployment.app"].hosts[host1.as_str()].clone();
+    assert_eq!(
+        (record.version.as_str(), record.status),
+        ("1.0.0", HostStatus::InProgress)
+    );
+
+    let refreshed = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
+    let plan: serde_json::Value = serde_json::from_slice(&refreshed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&refreshed)));
+    let drift: Vec<String> = plan["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "drift")
+        .map(|r| r["summary"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    assert!(
+        drift[0].starts_with(&format!(
+            "drift: {host1} runs 1.0.0, but which config files it has cannot be told"
+        )),
+        "{drift:#?}"
+    );
+    assert_eq!(
+        plan["drift"],
+        serde_json::json!([{
+            "deployment": "deployment.app",
+            "host": host1,
+            "found": "config_unknown",
+            "version": "1.0.0"
+        }])
+    );
+
+    let resumed = lab.apply("1.0.0");
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    for i in 0..2 {
+        let config = std::fs::read_to_string(lab.install_dir(i).join("config/app.env")).unwrap();
+        assert!(config.contains("LEVEL=2"), "host {i}: {config}");
+    }
+    let again = lab.slipway(&["plan", ".", "-refresh", "-var", "version=1.0.0"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}

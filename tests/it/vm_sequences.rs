@@ -22,7 +22,9 @@
 //! 2. State tells the truth: after every operation that ends (kill -9
 //!    included) each host's record in state equals the host's observed pair or
 //!    is marked uncertain, and `plan -refresh` names exactly the hosts whose
-//!    observed pair differs from state, no more, no fewer.
+//!    observed pair differs from state, or whose config it cannot tell (an
+//!    unfinished update's pair without its config snapshot), no more, no
+//!    fewer.
 //! 3. Rollback means the previous pair: a rollback puts every touched host
 //!    back on the pair it served before the rollout began, whichever apply
 //!    moved it; a host it cannot reach is named and recorded as such, never as
@@ -361,9 +363,17 @@ impl Sequence {
     /// steps go on without it (sshd does not stop a command whose client
     /// went away), so a host may still change for a moment after the kill;
     /// what state says of such a host is "uncertain", and the checks look
-    /// once it is still. (The app servers themselves run on.)
+    /// once it is still. (The app servers themselves run on.) A host's
+    /// script is known by its working directory (inside the host's root)
+    /// or by the `SLIPWAY_HOST_ROOT` its sshd gives every session: a chain
+    /// of steps runs from the login directory, and a step that works with
+    /// absolute paths (config files, their snapshot) never enters the root.
     fn wait_for_quiet_hosts(&self) -> Result<(), String> {
         let roots: Vec<PathBuf> = (0..HOSTS).map(|i| self.host_root(i)).collect();
+        let settings: Vec<Vec<u8>> = roots
+            .iter()
+            .map(|root| format!("SLIPWAY_HOST_ROOT={}", root.display()).into_bytes())
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let mut busy = Vec::new();
@@ -374,7 +384,13 @@ impl Sequence {
                 let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
                     continue;
                 };
-                if !roots.iter().any(|root| cwd.starts_with(root)) {
+                let in_session = std::fs::read(entry.path().join("environ"))
+                    .map(|raw| {
+                        raw.split(|b| *b == 0)
+                            .any(|setting| settings.iter().any(|s| s == setting))
+                    })
+                    .unwrap_or(false);
+                if !in_session && !roots.iter().any(|root| cwd.starts_with(root)) {
                     continue;
                 }
                 let line = std::fs::read(entry.path().join("cmdline"))
@@ -456,6 +472,22 @@ impl Sequence {
             .get(digest)
             .filter(|p| p.0 == previous.version)
             .cloned()
+    }
+
+    /// Whether host `i` holds the config snapshot of the pair `record`
+    /// names (`.slipway/config/VERSION+DIGEST`, saved by an update right
+    /// after it wrote the config files).
+    fn has_snapshot(&self, i: usize, record: &slipway::state::HostState) -> bool {
+        let name = match &record.config_digest {
+            Some(digest) => format!("{}+{digest}", record.version),
+            None => record.version.clone(),
+        };
+        self.lab
+            .install_dir(i)
+            .join(".slipway/config")
+            .join(name)
+            .join("manifest")
+            .is_file()
     }
 
     // ----- running slipway -----
@@ -886,23 +918,22 @@ impl Sequence {
         }
         self.check_removed(&seen, deployment.as_ref())?;
         if let Some(state) = &state {
-            // At most one uncertain step per host and killed apply. Known
-            // defect, not fixed: an apply that updates a host to another
-            // version leaves open the uncertain step a killed apply left for
-            // that host (it is closed only when the same version is deployed
-            // again), so two applies killed in a row leave two uncertain
-            // steps for one host, where ARCHITECTURE.md promises at most one.
-            let mut per_host: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            // At most one uncertain step per host, whichever applies were
+            // killed: an apply first settles what a killed one left open on
+            // a host before it journals a step of its own there.
+            let mut per_host: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for entry in state.uncertain_steps() {
                 if let Some(host) = &entry.host {
-                    *per_host
-                        .entry((entry.apply_id.as_str(), host.as_str()))
-                        .or_default() += 1;
+                    per_host.entry(host.as_str()).or_default().push(format!(
+                        "{} (apply {})",
+                        entry.describe(),
+                        entry.apply_id
+                    ));
                 }
             }
             ensure(
-                per_host.values().all(|&n| n <= 1),
-                format!("more than one uncertain step for a host: {per_host:?}"),
+                per_host.values().all(|steps| steps.len() <= 1),
+                format!("more than one uncertain step for a host: {per_host:#?}"),
             )?;
         }
         self.check_refresh(&seen, deployment.as_ref())?;
@@ -1157,8 +1188,12 @@ impl Sequence {
                         files == Ok(Some(recorded.clone())) || files == Ok(before.clone()),
                         at("files, after a failed rollback".into()),
                     )?;
+                    // Named so by the rollback that could not reach it: the
+                    // host was down then (a host started again since keeps
+                    // that record until an apply reaches it).
+                    let written_now = self.records.get(address) != Some(record);
                     ensure(
-                        self.down.contains(&i),
+                        !written_now || self.down.contains(&i),
                         at("not rolled back, though it could be reached".into()),
                     )?;
                 }
@@ -1263,8 +1298,6 @@ impl Sequence {
             }
         }
         let mut expected = BTreeSet::new();
-        // Hosts refresh may name or not.
-        let mut either = BTreeSet::new();
         let mut expected_unreachable = BTreeSet::new();
         for (address, record) in &d.hosts {
             let i = self.index_of(address);
@@ -1278,29 +1311,20 @@ impl Sequence {
                 Ok(p) => s.config.as_deref() != Some(self.config_of(&p).as_str()),
                 Err(_) => false,
             };
-            if release_differs {
-                expected.insert(address.clone());
-            } else if config_differs && record.status == HostStatus::InProgress {
-                // Known defect, not fixed: refresh compares the config files
-                // with the snapshot of the recorded pair, which an update cut
-                // off before it wrote the config has not saved yet ("cannot
-                // tell"); such a host, recorded in progress (uncertain) and
-                // still on the config before, is not named.
-                either.insert(address.clone());
-            } else if config_differs {
+            // On the recorded release, a record no finished step wrote
+            // (in progress, failed) whose pair has no config snapshot on
+            // the host: an update cut off before it saved the snapshot.
+            // Refresh cannot tell which config the host has, and says so.
+            let cannot_tell = !record.status.is_settled() && !self.has_snapshot(i, record);
+            if release_differs || config_differs || cannot_tell {
                 expected.insert(address.clone());
             }
         }
-        let named_ok = expected.is_subset(&named)
-            && named
-                .iter()
-                .all(|h| expected.contains(h) || either.contains(h));
-        if named_ok && unreachable == expected_unreachable {
+        if named == expected && unreachable == expected_unreachable {
             return Ok(());
         }
         let details: Vec<String> = named
             .symmetric_difference(&expected)
-            .filter(|address| !either.contains(*address))
             .map(|address| {
                 let record = &d.hosts[address];
                 let s = &seen[self.index_of(address)];
