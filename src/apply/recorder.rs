@@ -83,6 +83,11 @@ pub enum HostChange {
     /// A rollback could not put the host back: the record keeps what it
     /// runs and says the rollback failed.
     RollbackFailed,
+    /// A rollback of the host begins: until it is recorded rolled back (or
+    /// restored, or failed), the record keeps the pair it names but is no
+    /// longer settled (in progress), so a kill in between never leaves a
+    /// record that says "deployed" on a host that may have moved.
+    RollingBack,
     /// `slipway rollback` switched the host to this verified release pair:
     /// the record says it serves it (deployed, moved by the rollback in
     /// flight) and remembers the pair it left as `previous`.
@@ -180,6 +185,14 @@ fn put_host(
             rollout,
             previous: before.map(|b| b.pair()),
         },
+        HostChange::RollingBack => {
+            let Some(before) = before else { return };
+            HostState {
+                status: HostStatus::InProgress,
+                updated_at: now.clone(),
+                ..before
+            }
+        }
         HostChange::RollbackFailed => {
             let Some(before) = before else { return };
             HostState {
@@ -384,6 +397,22 @@ impl Recorder {
                 host,
                 sha256,
                 HostChange::Moved(HostStatus::InProgress),
+            )
+        })
+    }
+
+    /// Record that a rollback of `record`'s host starts: the host's record
+    /// is unsettled ([`HostChange::RollingBack`]) in the same write as the
+    /// journal entry. Returns the entry's number for [`Recorder::end_step`].
+    pub fn begin_host_rollback(&self, record: &StepRecord<'_>) -> Result<u64, StateError> {
+        let host = record.host.unwrap_or_default();
+        self.begin_step(record, |state| {
+            put_host(
+                state,
+                record.deployment,
+                host,
+                None,
+                HostChange::RollingBack,
             )
         })
     }

@@ -1149,7 +1149,7 @@ async fn roll_back_rollout(
             ..record.clone()
         };
         let _ = settle_killed_steps(job, host, &recheck, transport).await;
-        let seq = job.recorder.begin_step(&record, |_| {}).ok();
+        let seq = job.recorder.begin_host_rollback(&record).ok();
         let result = roll_back_host(
             job,
             host,
@@ -1442,7 +1442,7 @@ async fn switch_host(
         ..record.clone()
     };
     let _ = settle_killed_steps(job, host, &recheck, transport).await;
-    let seq = job.recorder.begin_step(&record, |_| {}).ok();
+    let seq = job.recorder.begin_host_rollback(&record).ok();
     let mut result = Ok(None);
     if let Some(group) = &job.target_group {
         if let Err(message) = group.deregister(host).await {

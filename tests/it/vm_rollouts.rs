@@ -787,3 +787,47 @@ fn refresh_says_it_cannot_tell_the_config_of_a_host_whose_update_was_cut_off() {
     let again = lab.slipway(&["plan", ".", "-refresh", "-var", "version=1.0.0"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
+
+/// A rollout's rollback killed (SIGKILL) right after it journaled the
+/// rollback of its host: that host's record is in progress, not "deployed"
+/// on the version it may already have left, and the next apply finishes the
+/// rollback (the host back on 1.0.0, as it shows).
+#[test]
+fn a_host_whose_rollback_was_cut_off_is_not_recorded_as_settled() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(mut lab) = Lab::start(2, "rollback-cut-") else {
+        return;
+    };
+    lab.configure(
+        &[0, 1],
+        "strategy   = \"all_at_once\"\n  on_failure = \"rollback\"",
+    );
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // Host 2 cannot be reached: the step fails after host 1 moved to 2.0.0
+    // (crash points 1-3), and the rollback of host 1 begins (crash point 4).
+    lab.hosts.stop_host(1);
+    let killed = lab
+        .command(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"])
+        .env("SLIPWAY_TEST_CRASH_AT", "4")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed));
+    let state = lab.state();
+    let open: Vec<_> = state.uncertain_steps().collect();
+    assert_eq!(open.len(), 1, "{:?}", state.journal);
+    assert_eq!(
+        (open[0].action.as_str(), open[0].host.as_deref()),
+        ("rollback", Some(lab.address(0)))
+    );
+    let record = &state.deployments["deployment.app"].hosts[lab.address(0)];
+    assert_eq!(record.status, HostStatus::InProgress, "{record:?}");
+
+    lab.hosts.start_host(1);
+    let finished = lab.apply("2.0.0");
+    let log = text(&finished);
+    assert_eq!(finished.status.code(), Some(1), "{log}");
+    assert!(log.contains("finished the rollback"), "{log}");
+    lab.assert_on(0, "1.0.0");
+    lab.assert_on(1, "1.0.0");
+}
