@@ -824,18 +824,22 @@ impl Sequence {
                     .unwrap_or_default();
                 others.sort();
                 others.retain(|r| Some(r.as_str()) != self.seen[*i].release());
-                let to = if others.is_empty() || self.rng.chance(30) {
+                let from = dir.join("current");
+                if others.is_empty() && !from.join("bin").is_dir() {
+                    // Nothing installed to copy and no other release: a hand
+                    // hotfix needs code (a `current` naming an empty directory
+                    // makes every stop fail, which slipway reports and does not
+                    // get past: fail-safe, and not what this operation models).
+                    return Ok(None);
+                }
+                let to = if others.is_empty() || (self.rng.chance(30) && from.join("bin").is_dir())
+                {
                     // A hotfix made by hand: a copy of the release `current`
                     // names, with code of its own.
                     let hotfix = format!("hotfix-{}", self.ops.len());
-                    let from = dir.join("current");
                     let into = dir.join("releases").join(&hotfix);
-                    if from.join("bin").is_dir() {
-                        crate::support::copy_dir(&from, &into);
-                        std::fs::write(into.join("CODE"), format!("{hotfix}\n")).unwrap();
-                    } else {
-                        std::fs::create_dir_all(&into).unwrap();
-                    }
+                    crate::support::copy_dir(&from, &into);
+                    std::fs::write(into.join("CODE"), format!("{hotfix}\n")).unwrap();
                     hotfix
                 } else {
                     self.rng.pick(&others)
