@@ -389,31 +389,27 @@ impl Recorder {
         record: &StepRecord<'_>,
         sha256: Option<&str>,
     ) -> Result<u64, StateError> {
-        let host = record.host.unwrap_or_default();
-        self.begin_step(record, |state| {
-            put_host(
-                state,
-                record.deployment,
-                host,
-                sha256,
-                HostChange::Moved(HostStatus::InProgress),
-            )
-        })
+        self.begin_with_host(record, sha256, HostChange::Moved(HostStatus::InProgress))
     }
 
     /// Record that a rollback of `record`'s host starts: the host's record
     /// is unsettled ([`HostChange::RollingBack`]) in the same write as the
     /// journal entry. Returns the entry's number for [`Recorder::end_step`].
     pub fn begin_host_rollback(&self, record: &StepRecord<'_>) -> Result<u64, StateError> {
+        self.begin_with_host(record, None, HostChange::RollingBack)
+    }
+
+    /// The journal entry of `record` and `change` to its host's record, in
+    /// one write.
+    fn begin_with_host(
+        &self,
+        record: &StepRecord<'_>,
+        sha256: Option<&str>,
+        change: HostChange,
+    ) -> Result<u64, StateError> {
         let host = record.host.unwrap_or_default();
         self.begin_step(record, |state| {
-            put_host(
-                state,
-                record.deployment,
-                host,
-                None,
-                HostChange::RollingBack,
-            )
+            put_host(state, record.deployment, host, sha256, change)
         })
     }
 
