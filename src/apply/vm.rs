@@ -18,8 +18,8 @@ use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
 use crate::config::{
-    BatchSize, Config, Deployment, DurationText, Gate, HealthCheck, OnFailure, TransportKind,
-    VmHosts, VmSpec,
+    BatchSize, Config, Deployment, DurationText, Gate, HookWhen, OnFailure, TransportKind, VmHosts,
+    VmSpec,
 };
 use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
@@ -65,6 +65,13 @@ impl std::fmt::Display for HostFailure {
     }
 }
 
+/// How one host of a batch went: not reached, or its update's result (with
+/// the connection it opened for it, to keep for the rest of the apply).
+enum BatchHost {
+    Unreachable(String),
+    Ran(Option<Transport>, Result<(), HostFailure>),
+}
+
 /// Everything a host update needs, shared by the hosts of a deployment.
 struct Job<'a> {
     config: &'a Config,
@@ -83,6 +90,10 @@ struct Job<'a> {
     /// What of a host's output messages may show (decided before this apply
     /// records anything).
     host_output: HostOutput,
+    /// The certificates of `slipway { ca_file }`, which a health check's GET
+    /// on a host trusts besides the host's own (validation read them
+    /// already).
+    ca_pem: Option<String>,
 }
 
 impl<'a> Job<'a> {
@@ -120,7 +131,34 @@ impl<'a> Job<'a> {
                 config,
                 recorder.deployment(&deployment.address).as_ref(),
             ),
+            ca_pem: config
+                .ca_file
+                .as_ref()
+                .and_then(|file| std::fs::read_to_string(file).ok()),
         }
+    }
+
+    /// The service's health checks on a host, each with all its attempts.
+    fn health_checks(&self, ctx: &HostContext) -> Vec<RemoteStep> {
+        self.vm
+            .health
+            .iter()
+            .map(|check| steps::health_check(check, self.vm, ctx, self.ca_pem.as_deref()))
+            .collect()
+    }
+
+    /// `failure` with the attempts a failed health check made added to its
+    /// message.
+    fn with_attempts(&self, mut failure: HostFailure) -> HostFailure {
+        let check = failure
+            .step
+            .strip_prefix("health.")
+            .and_then(|name| self.vm.health.iter().find(|c| c.name == name));
+        if let Some(check) = check {
+            let attempts = check.retries.unwrap_or(3) + 1;
+            failure.message = format!("{} after {attempts} attempt(s)", failure.message);
+        }
+        failure
     }
 }
 
@@ -313,24 +351,41 @@ pub async fn apply_deployment(
             address,
             &format!("step {}/{total_steps}: {}", step.index, batch.join(", ")),
         );
-        // The batch's connections start together (at most `starts` at once).
-        let unconnected: Vec<&String> = batch
-            .iter()
-            .filter(|h| !transports.contains_key(*h))
-            .collect();
-        let connections = super::join_all(
-            unconnected
+        // Each host of the batch connects (at most `starts` connections
+        // start at once) and goes on with its update as soon as its own
+        // connection is open: no host waits for the batch's slowest login.
+        let connected = &transports;
+        let results = super::join_all(
+            batch
                 .iter()
-                .map(|host| connect(&job, host, ssh_options.as_ref(), &starts))
+                .map(|host| async {
+                    match connected.get(host) {
+                        Some(transport) => BatchHost::Ran(
+                            None,
+                            update_host(&job, host, step.index, transport).await,
+                        ),
+                        None => match connect(&job, host, ssh_options.as_ref(), &starts).await {
+                            Ok(transport) => {
+                                let result = update_host(&job, host, step.index, &transport).await;
+                                BatchHost::Ran(Some(transport), result)
+                            }
+                            Err(message) => BatchHost::Unreachable(message),
+                        },
+                    }
+                })
                 .collect(),
         )
         .await;
-        for (host, connection) in unconnected.into_iter().zip(connections) {
-            match connection {
-                Ok(transport) => {
-                    transports.insert(host.clone(), transport);
+        let mut failures_in_step = 0;
+        for (host, result) in batch.iter().zip(results) {
+            let result = match result {
+                BatchHost::Ran(transport, result) => {
+                    if let Some(transport) = transport {
+                        transports.insert(host.clone(), transport);
+                    }
+                    result
                 }
-                Err(message) => {
+                BatchHost::Unreachable(message) => {
                     // Not reached, so not moved: its record keeps its pair.
                     let _ = recorder.set_host(address, host, None, HostChange::Unreachable);
                     let failure = HostFailure {
@@ -341,20 +396,10 @@ pub async fn apply_deployment(
                     };
                     outcome.failures.push(format!("{address}: {failure}"));
                     outcome.hosts_failed += 1;
+                    failures_in_step += 1;
+                    continue;
                 }
-            }
-        }
-        let mut running = Vec::new();
-        for host in batch.iter().filter(|h| transports.contains_key(*h)) {
-            running.push(update_host(&job, host, step.index, &transports[host]));
-        }
-        let results = super::join_all(running).await;
-        let mut failures_in_step = batch.len() - results.len();
-        for (host, result) in batch
-            .iter()
-            .filter(|h| transports.contains_key(*h))
-            .zip(results)
-        {
+            };
             match result {
                 Ok(()) => outcome.hosts_deployed += 1,
                 Err(failure) => {
@@ -362,7 +407,6 @@ pub async fn apply_deployment(
                     outcome.failures.push(format!("{address}: {failure}"));
                     outcome.hosts_failed += 1;
                     failures_in_step += 1;
-                    let _ = host;
                 }
             }
         }
@@ -547,20 +591,52 @@ fn context(job: &Job, host: &str, transport: &Transport) -> HostContext {
     }
 }
 
-/// Run `steps` in order in one session ([`steps::chain`]), each with its own
-/// time limit; a failure names the step that failed.
+/// [`context`] once the host's root is known (one session to learn it, if
+/// none has yet). Should that session fail, the context assumes `/`, which
+/// the transport checks before anything runs.
+async fn learned_context(job: &Job<'_>, host: &str, transport: &Transport) -> HostContext {
+    let _ = transport.learn_root().await;
+    context(job, host, transport)
+}
+
+/// The steps `build` makes for the host run in one session ([`run_all`]),
+/// a host's first: if that session learned that the host's root is not the
+/// one they were built for (it then ran nothing), they are built again and
+/// run. Returns the context they ran with and what they printed.
+async fn run_for_host(
+    job: &Job<'_>,
+    host: &str,
+    transport: &Transport,
+    build: impl Fn(&HostContext) -> Vec<RemoteStep>,
+) -> Result<(HostContext, String), HostFailure> {
+    let mut ctx = context(job, host, transport);
+    let mut result = run_all(job, transport, &build(&ctx)).await;
+    if result.is_err() && transport.root() != ctx.host_root {
+        ctx = context(job, host, transport);
+        result = run_all(job, transport, &build(&ctx)).await;
+    }
+    result.map(|stdout| (ctx, stdout))
+}
+
+/// Run `steps` in order in one session ([`steps::chain`]), within the sum of
+/// their time limits; a failure names the step that failed. Returns what the
+/// session printed on standard output.
 async fn run_all(
     job: &Job<'_>,
     transport: &Transport,
     steps: &[RemoteStep],
-) -> Result<(), HostFailure> {
+) -> Result<String, HostFailure> {
     let Some(chained) = steps::chain(steps) else {
-        return Ok(());
+        return Ok(String::new());
     };
-    let limit = STEP_TIMEOUT * u32::try_from(steps.len()).unwrap_or(u32::MAX);
+    let limit = steps
+        .iter()
+        .map(|step| step.time_limit.unwrap_or(STEP_TIMEOUT))
+        .sum();
     run_within(job, transport, &chained, limit)
         .await
-        .map(|_| ())
+        .map(|output| output.stdout)
+        .map_err(|failure| job.with_attempts(failure))
 }
 
 async fn run_within(
@@ -575,10 +651,17 @@ async fn run_within(
         message,
         changed: true,
     };
-    let mut output = transport
-        .run(&step.script, limit)
-        .await
-        .map_err(|e| failure(&step.name, job.config.mask(&e.to_string())))?;
+    let mut output = transport.run(&step.script, limit).await.map_err(|e| {
+        // A chain whose connection went names the step that was running.
+        let running = match &e {
+            TransportError::Run { stderr, .. } => steps::started_step(stderr),
+            _ => None,
+        };
+        failure(
+            running.as_deref().unwrap_or(&step.name),
+            job.config.mask(&e.to_string()),
+        )
+    })?;
     if output.success() {
         return Ok(output);
     }
@@ -796,7 +879,7 @@ async fn finished_by(
     uncertain: &JournalEntry,
     sha256: Option<&str>,
 ) -> bool {
-    let ctx = context(job, transport.host(), transport);
+    let ctx = learned_context(job, transport.host(), transport).await;
     let step = steps::read_release_marker(job.vm, &ctx);
     match transport.run(&step.script, STEP_TIMEOUT).await {
         Ok(output) if output.success() => match ReleaseMarker::parse(&output.stdout) {
@@ -830,15 +913,27 @@ async fn update_host_steps(
             .status(&job.deployment.address, &format!("{host}: {what}"))
     };
 
-    // Steps that need nothing from here in between run as one session each
-    // (run_all): the checks, delivering the release, and the switch itself.
+    // Steps that need nothing from here in between run as one session
+    // (run_all). Without a load balancer to deregister from and rejoin, a
+    // host update is at most three: the checks (ending with whether the
+    // artifact is there), the upload when it is not, and everything from
+    // the switch to the release marker.
     progress("connecting and checking");
-    let mut checks = vec![steps::check_connection(&ctx), steps::check_layout(vm, &ctx)];
-    checks.extend(steps::prechecks(vm, &ctx));
-    checks.extend(steps::hooks(vm, &ctx, Phase::BeforeStop));
+    if let Some(artifact) = job.artifact {
+        steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
+    }
+    let checks = |ctx: &HostContext| {
+        let mut checks = vec![steps::check_connection(ctx), steps::check_layout(vm, ctx)];
+        checks.extend(steps::prechecks(vm, ctx));
+        checks.extend(steps::hooks(vm, ctx, Phase::BeforeStop));
+        if let Some(artifact) = job.artifact {
+            checks.push(steps::artifact_status(vm, ctx, &artifact.sha256));
+        }
+        checks
+    };
     // Up to the stop of the running release, a failure leaves what the
     // host serves as it was.
-    run_all(job, transport, &checks)
+    let (ctx, checked) = run_for_host(job, host, transport, checks)
         .await
         .map_err(HostFailure::unchanged)?;
     if let Some(group) = &job.target_group {
@@ -847,21 +942,13 @@ async fn update_host_steps(
             load_balancer_failure(host, "load balancer deregister", message).unchanged()
         })?;
     }
-    run_all(job, transport, &steps::hooks(vm, &ctx, Phase::Deregister))
-        .await
-        .map_err(HostFailure::unchanged)?;
-    let mut switch = Vec::new();
+    let mut switch = steps::hooks(vm, &ctx, Phase::Deregister);
     if let Some(artifact) = job.artifact {
-        steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
-        let present = transport
-            .run(
-                &steps::artifact_status(vm, &ctx, &artifact.sha256).script,
-                STEP_TIMEOUT,
-            )
-            .await
-            .map(|o| o.success())
-            .unwrap_or(false);
-        if !present {
+        if !steps::artifact_present(&checked) {
+            // Deregister hooks run before the transfer, as they always did.
+            run_all(job, transport, &std::mem::take(&mut switch))
+                .await
+                .map_err(HostFailure::unchanged)?;
             progress("transferring the artifact");
             let remote = steps::artifact_upload_path(vm, &ctx, &artifact.sha256);
             transport
@@ -891,27 +978,8 @@ async fn update_host_steps(
     switch.push(steps::switch_current(vm, &ctx));
     switch.extend(steps::start(vm, &ctx));
     switch.extend(steps::hooks(vm, &ctx, Phase::AfterStart));
-    progress(&format!("switching to {}", ctx.version));
-    run_all(job, transport, &switch).await.map_err(|failure| {
-        // Verifying and unpacking the release come before the stop.
-        if failure.step == "artifact.verify" || failure.step == "install" {
-            failure.unchanged()
-        } else {
-            failure
-        }
-    })?;
-    progress("health checks");
-    for check in &vm.health {
-        health_check(job, transport, &ctx, check).await?;
-    }
-    run_all(job, transport, &steps::smoke(vm, &ctx)).await?;
-    if let Some(group) = &job.target_group {
-        progress("joining the load balancer");
-        group
-            .register(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
-    }
+    switch.extend(job.health_checks(&ctx));
+    switch.extend(steps::smoke(vm, &ctx));
     let mut finish = steps::hooks(vm, &ctx, Phase::Register);
     if let Some(artifact) = job.artifact {
         let now = crate::state::lock::now_rfc3339();
@@ -932,71 +1000,38 @@ async fn update_host_steps(
             .map(|pair| pair.version)
     });
     finish.push(steps::prune_releases(vm, &ctx, rollback_to.as_deref()));
-    run_all(job, transport, &finish).await?;
+    if job.target_group.is_none() {
+        switch.append(&mut finish);
+    }
+    progress(&format!("switching to {}", ctx.version));
+    run_all(job, transport, &switch).await.map_err(|failure| {
+        // Running the deregister hooks, verifying and unpacking the release
+        // come before the stop.
+        if failure.step == "artifact.verify"
+            || failure.step == "install"
+            || failure.step.starts_with("hook.") && is_deregister_hook(vm, &failure.step)
+        {
+            failure.unchanged()
+        } else {
+            failure
+        }
+    })?;
+    if let Some(group) = &job.target_group {
+        progress("joining the load balancer");
+        group
+            .register(host)
+            .await
+            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
+        run_all(job, transport, &finish).await?;
+    }
     Ok(())
 }
 
-/// A health check with its retries: a command on the host, or an HTTP GET
-/// from the machine running apply.
-async fn health_check(
-    job: &Job<'_>,
-    transport: &Transport,
-    ctx: &HostContext,
-    check: &HealthCheck,
-) -> Result<(), HostFailure> {
-    let retries = check.retries.unwrap_or(3);
-    let interval = check
-        .interval
-        .as_ref()
-        .map_or(Duration::from_secs(5), DurationText::get);
-    let timeout = check
-        .timeout
-        .as_ref()
-        .map_or(Duration::from_secs(10), DurationText::get);
-    let mut last = String::new();
-    for attempt in 0..=retries {
-        if attempt > 0 {
-            tokio::time::sleep(interval).await;
-        }
-        let outcome = match (&check.command, &check.url) {
-            (Some(_), _) => match steps::health_command(check, job.vm, ctx) {
-                Some(step) => match transport.run(&step.script, timeout).await {
-                    Ok(output) if output.success() => Ok(()),
-                    Ok(output) => Err(job.host_output.failure(job.config, &output)),
-                    Err(error) => Err(error.to_string()),
-                },
-                None => Ok(()),
-            },
-            (None, Some(url)) => match crate::http::Client::for_config(job.config) {
-                Ok(client) => gates::http_check(
-                    &client,
-                    url,
-                    check.expect_status.unwrap_or(200),
-                    timeout,
-                    None,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|failure| failure.message),
-                Err(error) => Err(format!("GET {url}: {error}")),
-            },
-            (None, None) => Ok(()),
-        };
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(message) => last = message,
-        }
-    }
-    Err(HostFailure {
-        host: transport.host().to_string(),
-        step: format!("health.{}", check.name),
-        message: format!(
-            "{} after {} attempt(s)",
-            job.config.mask(&last),
-            retries + 1
-        ),
-        changed: true,
-    })
+/// Whether `step` (`hook.NAME`) names one of the service's deregister hooks.
+fn is_deregister_hook(vm: &VmSpec, step: &str) -> bool {
+    vm.hooks
+        .iter()
+        .any(|hook| hook.when == HookWhen::Deregister && step == format!("hook.{}", hook.name))
 }
 
 /// The rollout's gates after a step: http from here, commands on the step's
@@ -1017,27 +1052,17 @@ async fn judge_gates(
                 let Some(transport) = transports.get(host) else {
                     continue;
                 };
-                let ctx = context(job, host, transport);
-                let check = HealthCheck {
-                    name: gate.name.clone(),
-                    url: None,
-                    command: Some(command.command.clone()),
-                    expect_status: None,
-                    timeout: None,
-                    retries: None,
-                    interval: None,
-                };
-                if let Some(step) = steps::health_command(&check, job.vm, &ctx) {
-                    let output = transport
-                        .run(&step.script, STEP_TIMEOUT)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if !output.success() {
-                        let shown = job.host_output.lines(job.config, &output);
-                        let why = format!("fail on {host}: {shown}");
-                        gates::record(gate_ctx, gate, false, &why, Vec::new());
-                        return Err(format!("gate \"{}\" failed on {host}: {shown}", gate.name));
-                    }
+                let ctx = learned_context(job, host, transport).await;
+                let step = steps::gate_command(&gate.name, &command.command, job.vm, &ctx);
+                let output = transport
+                    .run(&step.script, STEP_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !output.success() {
+                    let shown = job.host_output.lines(job.config, &output);
+                    let why = format!("fail on {host}: {shown}");
+                    gates::record(gate_ctx, gate, false, &why, Vec::new());
+                    return Err(format!("gate \"{}\" failed on {host}: {shown}", gate.name));
                 }
             }
             gates::record(gate_ctx, gate, true, "pass", Vec::new());
@@ -1201,7 +1226,7 @@ async fn roll_back_host(
     record_as: HostChange,
 ) -> Result<Option<String>, HostFailure> {
     let address = &job.deployment.address;
-    let mut ctx = context(job, host, transport);
+    let mut ctx = learned_context(job, host, transport).await;
     if let Some(target) = target {
         // The restored release's commands see its own version.
         ctx.version = target.version.clone();
@@ -1247,13 +1272,11 @@ async fn roll_back_host(
         address,
         &format!("{host}: rolled back to {}", target.version),
     );
-    for check in &job.vm.health {
-        if let Err(failure) = health_check(job, transport, &ctx, check).await {
-            return Ok(Some(format!(
-                "{host}: rolled back to {}, but {} failed: {}",
-                target.version, failure.step, failure.message
-            )));
-        }
+    if let Err(failure) = run_all(job, transport, &job.health_checks(&ctx)).await {
+        return Ok(Some(format!(
+            "{host}: rolled back to {}, but {} failed: {}",
+            target.version, failure.step, failure.message
+        )));
     }
     if let Some(group) = &job.target_group {
         if let Err(message) = group.register(host).await {
@@ -1328,19 +1351,24 @@ pub async fn roll_back_to_release(
         transports
             .iter()
             .map(|(host, transport)| {
-                let mut ctx = context(&job, host, transport);
-                ctx.version = pair.version.clone();
-                let check = ctx
-                    .validate()
-                    .map(|()| steps::rollback_check(vm, &ctx, &target));
                 let job = &job;
+                let target = &target;
+                let version = pair.version.clone();
                 async move {
-                    match check {
-                        Ok(step) => run_all(job, transport, &[step])
-                            .await
-                            .map_err(|failure| failure.to_string()),
-                        Err(error) => Err(format!("{host}: {error}")),
-                    }
+                    let mut ctx = context(job, host, transport);
+                    ctx.version = version.clone();
+                    ctx.validate().map_err(|error| format!("{host}: {error}"))?;
+                    let check = |ctx: &HostContext| {
+                        let ctx = HostContext {
+                            version: version.clone(),
+                            ..ctx.clone()
+                        };
+                        vec![steps::rollback_check(vm, &ctx, target)]
+                    };
+                    run_for_host(job, host, transport, check)
+                        .await
+                        .map(|_| ())
+                        .map_err(|failure| failure.to_string())
                 }
             })
             .collect(),

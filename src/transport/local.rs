@@ -85,6 +85,7 @@ impl LocalTransport {
         let failed = |e: std::io::Error| TransportError::Run {
             host: self.host.clone(),
             detail: e.to_string(),
+            stderr: String::new(),
         };
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")

@@ -59,6 +59,7 @@ pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         phase: Phase::Configure,
         name: "config_snapshot.save".into(),
         script: lines.join("\n"),
+        time_limit: None,
     }
 }
 
@@ -96,6 +97,7 @@ pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         phase: Phase::Rollback,
         name: "rollback.config".into(),
         script: lines.join("\n"),
+        time_limit: None,
     }
 }
 
@@ -136,6 +138,7 @@ pub fn compare(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         phase: Phase::Marker,
         name: "config_snapshot.compare".into(),
         script: lines.join("\n"),
+        time_limit: None,
     }
 }
 

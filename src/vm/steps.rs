@@ -18,7 +18,7 @@
 //! | 8 | [`install_systemd_unit`] |
 //! | 9 | [`switch_current`], [`start`] |
 //! | 10 | [`hooks`] with [`Phase::AfterStart`] |
-//! | 11 | [`health_command`] for each command check, [`smoke`] |
+//! | 11 | [`health_check`] for each check (command or url, all attempts on the host), [`smoke`] |
 //! | 12 | [`hooks`] with [`Phase::Register`] |
 //! | 13 | [`write_release_marker`], [`prune_releases`] |
 //! | on failure | [`rollback`] |
@@ -42,7 +42,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::shell::{env_prefix, quote};
-use crate::config::{ConfigFile, HealthCheck, HookWhen, SystemdUnit, VmSpec};
+use std::time::Duration;
+
+use crate::config::{ConfigFile, DurationText, HealthCheck, HookWhen, SystemdUnit, VmSpec};
 
 /// The file in a release directory that says it was unpacked completely.
 const COMPLETE: &str = ".slipway-complete";
@@ -196,6 +198,9 @@ pub struct RemoteStep {
     /// What the step does, e.g. `precheck.java`, `config_file.app.properties`.
     pub name: String,
     pub script: String,
+    /// How long the step may run: `None` for the runner's limit for one
+    /// step; a health check sets its own (all its attempts).
+    pub time_limit: Option<Duration>,
 }
 
 impl RemoteStep {
@@ -204,6 +209,7 @@ impl RemoteStep {
             phase,
             name: name.into(),
             script: lines.join("\n"),
+            time_limit: None,
         }
     }
 }
@@ -211,6 +217,11 @@ impl RemoteStep {
 /// What a [`chain`] prints on standard error, followed by the step's name,
 /// when one of its steps fails.
 pub const FAILED_STEP_MARKER: &str = "slipway-failed-step: ";
+
+/// What a [`chain`] prints on standard error, followed by the step's name,
+/// as each of its steps starts: if the connection goes mid-chain, the last
+/// one says which step was running ([`started_step`]).
+pub const STARTED_STEP_MARKER: &str = "slipway-step: ";
 
 /// `steps` as one script, run in one session: each step's script runs in a
 /// subshell of its own (its `set -e`, `cd` and variables stay inside), in
@@ -231,6 +242,10 @@ pub fn chain(steps: &[RemoteStep]) -> Option<RemoteStep> {
             for step in steps {
                 // The name only ever reaches the shell quoted: a label may
                 // hold any character.
+                script.push_str(&format!(
+                    "printf '%s\\n' {} >&2\n",
+                    quote(&format!("{STARTED_STEP_MARKER}{}", step.name))
+                ));
                 script.push_str(&format!("(\n{}\n)\n", step.script));
                 script.push_str(&format!(
                     "status=$?\nif [ \"$status\" -ne 0 ]; then printf '%s\\n' {} >&2; exit \"$status\"; fi\n",
@@ -238,6 +253,8 @@ pub fn chain(steps: &[RemoteStep]) -> Option<RemoteStep> {
                 ));
             }
             Some(RemoteStep {
+                // The runner adds up the steps' own limits.
+                time_limit: None,
                 phase: first.phase,
                 name: steps
                     .iter()
@@ -251,19 +268,32 @@ pub fn chain(steps: &[RemoteStep]) -> Option<RemoteStep> {
 }
 
 /// The step a [`chain`] stopped at, from its standard error, and that
-/// standard error without the marker line.
+/// standard error without the marker lines.
+/// When the chain ended without saying (killed by a signal), the step that
+/// had started last.
 pub fn failed_step(stderr: &str) -> Option<(String, String)> {
-    let line = stderr
+    let name = stderr
         .lines()
         .rev()
-        .find(|line| line.starts_with(FAILED_STEP_MARKER))?;
-    let name = line[FAILED_STEP_MARKER.len()..].to_string();
+        .find_map(|line| line.strip_prefix(FAILED_STEP_MARKER))
+        .map(str::to_string)
+        .or_else(|| started_step(stderr))?;
     let rest = stderr
         .lines()
-        .filter(|l| *l != line)
+        .filter(|l| !l.starts_with(FAILED_STEP_MARKER) && !l.starts_with(STARTED_STEP_MARKER))
         .collect::<Vec<_>>()
         .join("\n");
     Some((name, rest))
+}
+
+/// The step of a [`chain`] that had started last, from what the chain had
+/// printed on standard error when its session ended early.
+pub fn started_step(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(STARTED_STEP_MARKER))
+        .map(str::to_string)
 }
 
 /// What `.slipway/release.json` on a host holds: the release the last successful
@@ -503,8 +533,13 @@ pub fn artifact_upload_path(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> Str
     under(&artifacts_dir(vm, ctx), &format!("{sha256}.tar.gz"))
 }
 
-/// Exits 0 when the artifact is already on the host with the right sha256 (the upload
-/// can be skipped), 1 otherwise.
+/// The line [`artifact_status`] prints when the artifact is on the host.
+pub const ARTIFACT_PRESENT: &str = "slipway-artifact: present";
+
+/// Prints [`ARTIFACT_PRESENT`] when the artifact is already on the host with
+/// the right sha256 (the upload can be skipped), nothing otherwise; exits 0
+/// either way, so it can end the chain of checks ([`artifact_present`] reads
+/// the answer).
 pub fn artifact_status(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteStep {
     let file = quote(&artifact_upload_path(vm, ctx, sha256));
     let lines = vec![
@@ -513,11 +548,16 @@ pub fn artifact_status(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
             "if [ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {} ]; then",
             quote(sha256)
         ),
-        "  exit 0".to_string(),
+        format!("  echo {}", quote(ARTIFACT_PRESENT)),
         "fi".to_string(),
-        "exit 1".to_string(),
     ];
     RemoteStep::new(Phase::Transfer, "artifact.status", lines)
+}
+
+/// Whether the standard output of a session that ran [`artifact_status`]
+/// says the artifact is on the host.
+pub fn artifact_present(stdout: &str) -> bool {
+    stdout.lines().any(|line| line == ARTIFACT_PRESENT)
 }
 
 /// Check the uploaded artifact's sha256; fails with both digests otherwise.
@@ -830,15 +870,165 @@ pub fn switch_current(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     RemoteStep::new(Phase::Switch, "switch", lines)
 }
 
-/// One step for a health check with a `command`; `None` for a `url` check, which the
-/// runner makes itself. Timeouts and retries are the runner's.
-pub fn health_command(check: &HealthCheck, vm: &VmSpec, ctx: &HostContext) -> Option<RemoteStep> {
-    let command = check.command.as_ref()?;
-    Some(RemoteStep::new(
+/// How long a health check may take at most, every attempt timing out and
+/// every wait between attempts counted: a time limit for the session it runs
+/// in.
+pub fn health_time_limit(check: &HealthCheck) -> Duration {
+    let (timeout, retries, interval) = health_timing(check);
+    (timeout + interval) * (retries + 1)
+}
+
+/// A check's (timeout of one attempt, further attempts, wait between
+/// attempts), defaults filled in.
+fn health_timing(check: &HealthCheck) -> (Duration, u32, Duration) {
+    let timeout = check
+        .timeout
+        .as_ref()
+        .map_or(Duration::from_secs(10), DurationText::get);
+    let interval = check
+        .interval
+        .as_ref()
+        .map_or(Duration::from_secs(5), DurationText::get);
+    (timeout, check.retries.unwrap_or(3), interval)
+}
+
+/// Seconds as `sleep` and `timeout` take them: `0.5`, `10`.
+fn seconds(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(1000) {
+        (millis / 1000).to_string()
+    } else {
+        format!("{}.{:03}", millis / 1000, millis % 1000)
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
+/// One health check with all its attempts, on the host: the `command`, or a
+/// GET of the `url` made on the host itself (with `curl`, or `wget` where
+/// there is no curl), so `localhost` in it is the host. Each attempt is
+/// limited to the check's `timeout` (with `timeout` from coreutils or
+/// busybox); a failed one is tried again after `interval`, `retries` times.
+/// The step passes with the first attempt that does; otherwise it prints
+/// what the last attempt printed on standard error and exits with its
+/// status. `ca_pem` (the certificates of `slipway { ca_file }`) is trusted by
+/// a `url` check besides the host's own store.
+///
+/// Retrying on the host rather than from the runner keeps a host's whole
+/// check in the session that started the service: no round trip per attempt.
+pub fn health_check(
+    check: &HealthCheck,
+    vm: &VmSpec,
+    ctx: &HostContext,
+    ca_pem: Option<&str>,
+) -> RemoteStep {
+    let (timeout, retries, interval) = health_timing(check);
+    let limit = seconds(timeout);
+    let mut lines = vec![
+        "if ! command -v timeout >/dev/null 2>&1; then".to_string(),
+        format!(
+            "  {}",
+            complain(
+                "timeout (coreutils) is not installed on this host; health checks need it",
+                &[]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+    ];
+    match (&check.command, &check.url) {
+        (Some(command), _) => {
+            let line = user_command(vm, ctx, command, false);
+            lines.push(format!(
+                "attempt() {{ out=$(timeout -k 2 {limit} /bin/sh -c {} 2>&1); status=$?; }}",
+                quote(&line)
+            ));
+        }
+        (None, Some(url)) => {
+            lines.extend(http_get_lines(
+                url,
+                check.expect_status.unwrap_or(200),
+                &limit,
+                ca_pem,
+            ));
+        }
+        (None, None) => lines.push("attempt() { out=; status=0; }".to_string()),
+    }
+    lines.extend([
+        "tries=0".to_string(),
+        "while :; do".to_string(),
+        "  tries=$((tries + 1))".to_string(),
+        "  attempt".to_string(),
+        "  [ \"$status\" -eq 0 ] && exit 0".to_string(),
+        "  if [ \"$status\" -eq 124 ]; then".to_string(),
+        format!("    out=\"$out${{out:+\n}}slipway: no answer within {limit}s\""),
+        "  fi".to_string(),
+        format!("  if [ \"$tries\" -gt {retries} ]; then"),
+        "    printf '%s\\n' \"$out\" >&2".to_string(),
+        "    exit \"$status\"".to_string(),
+        "  fi".to_string(),
+        format!("  sleep {}", seconds(interval)),
+        "done".to_string(),
+    ]);
+    let mut step = RemoteStep::new(Phase::Health, format!("health.{}", check.name), lines);
+    step.time_limit = Some(health_time_limit(check));
+    step
+}
+
+/// Lines defining `attempt` for a `url` health check: one GET made on the
+/// host, which passes when it answers with `expect_status`.
+fn http_get_lines(url: &str, expect_status: u16, limit: &str, ca_pem: Option<&str>) -> Vec<String> {
+    let url = quote(url);
+    let mut lines = vec![
+        "work=$(mktemp -d)".to_string(),
+        "trap 'rm -rf \"$work\"' EXIT".to_string(),
+    ];
+    let (curl_ca, wget_ca) = match ca_pem {
+        Some(pem) => {
+            lines.push("cat > \"$work/ca.pem\" <<'SLIPWAY_CA_PEM'".to_string());
+            lines.push(pem.trim_end().to_string());
+            lines.push("SLIPWAY_CA_PEM".to_string());
+            (
+                " --cacert \"$work/ca.pem\"",
+                " --ca-certificate=\"$work/ca.pem\"",
+            )
+        }
+        None => ("", ""),
+    };
+    lines.extend([
+        "attempt() {".to_string(),
+        "  if command -v curl >/dev/null 2>&1; then".to_string(),
+        format!(
+            "    code=$(curl -sS -o /dev/null -w '%{{http_code}}' --max-time {limit}{curl_ca} --url {url} 2>\"$work/err\")"
+        ),
+        "  elif command -v wget >/dev/null 2>&1; then".to_string(),
+        format!("    timeout -k 2 {limit} wget -S -O /dev/null{wget_ca} -- {url} 2>\"$work/err\""),
+        "    code=$(sed -n 's/^ *HTTP\\/[0-9.]* \\([0-9][0-9][0-9]\\).*/\\1/p' \"$work/err\" | tail -n 1)"
+            .to_string(),
+        "  else".to_string(),
+        format!(
+            "    out={}; status=1; return",
+            quote("slipway: neither curl nor wget is installed on this host; a health check with url needs one (or check with command)")
+        ),
+        "  fi".to_string(),
+        format!("  if [ \"$code\" = {expect_status} ]; then out=; status=0"),
+        format!(
+            "  elif [ -n \"$code\" ] && [ \"$code\" != 000 ]; then out=\"slipway: answered with HTTP status $code, expected {expect_status}\"; status=1"
+        ),
+        "  else out=$(tail -n 5 \"$work/err\"); status=1; fi".to_string(),
+        "}".to_string(),
+    ]);
+    lines
+}
+
+/// A verification gate's `command` on one host: one attempt, in the install
+/// directory with the `SLIPWAY_*` variables.
+pub fn gate_command(name: &str, command: &str, vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
+    RemoteStep::new(
         Phase::Health,
-        format!("health.{}", check.name),
+        format!("gate.{name}"),
         vec![user_command(vm, ctx, command, false)],
-    ))
+    )
 }
 
 /// One step per `smoke` test, in order.
@@ -1296,7 +1486,7 @@ mod tests {
         steps.extend(
             vm.health
                 .iter()
-                .filter_map(|check| health_command(check, vm, ctx)),
+                .map(|check| health_check(check, vm, ctx, None)),
         );
         steps.extend(smoke(vm, ctx));
         steps.extend(hooks(vm, ctx, Phase::Register));
@@ -1328,12 +1518,14 @@ mod tests {
         assert_eq!(chained.name, "one, it's two");
         assert_eq!(chained.phase, Phase::Install);
         insta::assert_snapshot!(chained.script, @r#"
+        printf '%s\n' 'slipway-step: one' >&2
         (
         set -eu
         echo one
         )
         status=$?
         if [ "$status" -ne 0 ]; then printf '%s\n' 'slipway-failed-step: one' >&2; exit "$status"; fi
+        printf '%s\n' 'slipway-step: it'\''s two' >&2
         (
         echo two
         )
@@ -1439,9 +1631,8 @@ mod tests {
         # transfer artifact.status
         set -eu
         if [ -f /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
-          exit 0
+          echo 'slipway-artifact: present'
         fi
-        exit 1
 
         # transfer artifact.verify
         set -eu
@@ -1568,8 +1759,63 @@ mod tests {
         # start start
         sudo -n systemctl start myapp.service
 
+        # health health.http
+        if ! command -v timeout >/dev/null 2>&1; then
+          printf 'slipway: timeout (coreutils) is not installed on this host; health checks need it\n' >&2
+          exit 1
+        fi
+        work=$(mktemp -d)
+        trap 'rm -rf "$work"' EXIT
+        attempt() {
+          if command -v curl >/dev/null 2>&1; then
+            code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --url http://localhost:8080/health 2>"$work/err")
+          elif command -v wget >/dev/null 2>&1; then
+            timeout -k 2 10 wget -S -O /dev/null -- http://localhost:8080/health 2>"$work/err"
+            code=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$work/err" | tail -n 1)
+          else
+            out='slipway: neither curl nor wget is installed on this host; a health check with url needs one (or check with command)'; status=1; return
+          fi
+          if [ "$code" = 200 ]; then out=; status=0
+          elif [ -n "$code" ] && [ "$code" != 000 ]; then out="slipway: answered with HTTP status $code, expected 200"; status=1
+          else out=$(tail -n 5 "$work/err"); status=1; fi
+        }
+        tries=0
+        while :; do
+          tries=$((tries + 1))
+          attempt
+          [ "$status" -eq 0 ] && exit 0
+          if [ "$status" -eq 124 ]; then
+            out="$out${out:+
+        }slipway: no answer within 10s"
+          fi
+          if [ "$tries" -gt 3 ]; then
+            printf '%s\n' "$out" >&2
+            exit "$status"
+          fi
+          sleep 5
+        done
+
         # health health.db
-        cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'curl -fsS localhost:8080/health/db'
+        if ! command -v timeout >/dev/null 2>&1; then
+          printf 'slipway: timeout (coreutils) is not installed on this host; health checks need it\n' >&2
+          exit 1
+        fi
+        attempt() { out=$(timeout -k 2 10 /bin/sh -c 'cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c '\''curl -fsS localhost:8080/health/db'\''' 2>&1); status=$?; }
+        tries=0
+        while :; do
+          tries=$((tries + 1))
+          attempt
+          [ "$status" -eq 0 ] && exit 0
+          if [ "$status" -eq 124 ]; then
+            out="$out${out:+
+        }slipway: no answer within 10s"
+          fi
+          if [ "$tries" -gt 3 ]; then
+            printf '%s\n' "$out" >&2
+            exit "$status"
+          fi
+          sleep 5
+        done
 
         # smoke smoke.status
         cd /opt/myapp && env SLIPWAY_HOST=prod-vm-01.internal SLIPWAY_HOST_INDEX=0 SLIPWAY_INSTALL_DIR=/opt/myapp SLIPWAY_HOST_ROOT=/ SLIPWAY_VERSION=1.4.0 SLIPWAY_ENVIRONMENT=production SLIPWAY_DEPLOYMENT=myapp-prod /bin/sh -c 'curl -fsS localhost:8080/api/v1/status | grep -q running'
@@ -1745,9 +1991,8 @@ mod tests {
         # transfer artifact.status
         set -eu
         if [ -f /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
-          exit 0
+          echo 'slipway-artifact: present'
         fi
-        exit 1
 
         # transfer artifact.verify
         set -eu
@@ -1830,7 +2075,26 @@ mod tests {
         cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'echo "started $SLIPWAY_VERSION"'
 
         # health health.http
-        cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/check.sh'
+        if ! command -v timeout >/dev/null 2>&1; then
+          printf 'slipway: timeout (coreutils) is not installed on this host; health checks need it\n' >&2
+          exit 1
+        fi
+        attempt() { out=$(timeout -k 2 10 /bin/sh -c 'cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c '\''sh current/bin/check.sh'\''' 2>&1); status=$?; }
+        tries=0
+        while :; do
+          tries=$((tries + 1))
+          attempt
+          [ "$status" -eq 0 ] && exit 0
+          if [ "$status" -eq 124 ]; then
+            out="$out${out:+
+        }slipway: no answer within 10s"
+          fi
+          if [ "$tries" -gt 3 ]; then
+            printf '%s\n' "$out" >&2
+            exit "$status"
+          fi
+          sleep 5
+        done
 
         # marker marker.write
         set -eu
@@ -2019,7 +2283,14 @@ mod tests {
         assert!(hooks(&vm, &ssh_ctx(), Phase::Stop).is_empty());
         assert!(hooks(&vm, &ssh_ctx(), Phase::AfterStart).is_empty());
         assert_eq!(hooks(&vm, &ssh_ctx(), Phase::BeforeStop).len(), 1);
-        assert_eq!(health_command(&vm.health[0], &vm, &ssh_ctx()), None);
+        // A url check is a GET made on the host, all attempts in one step.
+        let url_check = health_check(&vm.health[0], &vm, &ssh_ctx(), None);
+        assert!(
+            url_check.script.contains("curl -sS"),
+            "{}",
+            url_check.script
+        );
+        assert_eq!(url_check.time_limit, Some(health_time_limit(&vm.health[0])));
         let bare = VmSpec {
             systemd_unit: None,
             start_command: None,
@@ -2242,6 +2513,117 @@ mod tests {
         }
     }
 
+    // ---- Health checks with all their attempts, on a real shell ----
+
+    fn timed_check(
+        command: Option<&str>,
+        url: Option<&str>,
+        retries: u32,
+        timeout: &str,
+    ) -> HealthCheck {
+        HealthCheck {
+            retries: Some(retries),
+            interval: Some(DurationText::parse("100ms").unwrap()),
+            timeout: Some(DurationText::parse(timeout).unwrap()),
+            ..health("probe", url, command)
+        }
+    }
+
+    /// Run a health check's step where `Host` runs the others; its output.
+    fn run_health(check: &HealthCheck) -> std::process::Output {
+        let host = Host::new(exec_vm());
+        let ctx = host.ctx("1.0.0", "apply-1");
+        std::fs::create_dir_all(host.install_dir()).unwrap();
+        let step = health_check(check, &host.vm, &ctx, None);
+        host.run(&step)
+    }
+
+    #[test]
+    fn a_health_command_is_tried_again_on_the_host_and_passes_with_the_first_attempt_that_does() {
+        // Fails twice, then passes: three attempts, within retries = 3.
+        let count = "n=$(cat tries 2>/dev/null || echo 0); n=$((n + 1)); echo $n > tries; echo \"attempt $n\"; [ $n -ge 3 ]";
+        let output = run_health(&timed_check(Some(count), None, 3, "5s"));
+        assert!(output.status.success(), "{output:?}");
+        // With one retry it fails, showing the last attempt's output and status.
+        let output = run_health(&timed_check(
+            Some(&format!("{count} || exit 7")),
+            None,
+            1,
+            "5s",
+        ));
+        assert_eq!(output.status.code(), Some(7), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim(), "attempt 2", "{stderr}");
+    }
+
+    #[test]
+    fn a_health_attempt_that_does_not_answer_in_time_is_stopped_and_said_so() {
+        let started = std::time::Instant::now();
+        let output = run_health(&timed_check(
+            Some("echo waiting; sleep 30"),
+            None,
+            1,
+            "300ms",
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(output.status.code(), Some(124), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim(),
+            "waiting\nslipway: no answer within 0.3s",
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_health_url_is_fetched_on_the_host_until_it_answers_with_the_expected_status() {
+        use std::io::{Read, Write};
+        // 503 twice, then 200: a server on loopback that counts requests.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().take(5).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let status = if n < 2 {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/health");
+        let output = run_health(&timed_check(None, Some(&url), 3, "5s"));
+        assert!(output.status.success(), "{output:?}");
+        // Two more requests, both 200: expecting 204 fails and says what came.
+        let check = HealthCheck {
+            expect_status: Some(204),
+            ..timed_check(None, Some(&url), 1, "5s")
+        };
+        let output = run_health(&check);
+        server.join().unwrap();
+        assert!(!output.status.success(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim(),
+            "slipway: answered with HTTP status 200, expected 204",
+            "{stderr}"
+        );
+        // Nothing listens any more: curl's own message.
+        let output = run_health(&timed_check(None, Some(&url), 0, "5s"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("curl: (7)"), "{stderr}");
+    }
+
     // ---- Running the local-transport scripts with a real shell ----
 
     const START_SH: &str = r#"set -eu
@@ -2387,12 +2769,12 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         /// Upload (as the runner would), verify and install a release.
         fn deliver(&self, ctx: &HostContext, archive: &Path, sha: &str) {
             let vm = &self.vm;
-            if !self.run(&artifact_status(vm, ctx, sha)).status.success() {
+            if !artifact_present(&self.ok(&artifact_status(vm, ctx, sha))) {
                 let upload = PathBuf::from(artifact_upload_path(vm, ctx, sha));
                 std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
                 std::fs::copy(archive, upload).unwrap();
             }
-            assert!(self.run(&artifact_status(vm, ctx, sha)).status.success());
+            assert!(artifact_present(&self.ok(&artifact_status(vm, ctx, sha))));
             self.ok(&verify_artifact(vm, ctx, sha));
             self.ok(&install_release(vm, ctx, sha));
         }
@@ -2442,7 +2824,9 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             .ok(&stop(vm, &ctx).unwrap())
             .contains("nothing is installed yet"));
         let (archive1, sha1) = host.artifact("one", "1.0.0");
-        assert!(!host.run(&artifact_status(vm, &ctx, &sha1)).status.success());
+        assert!(!artifact_present(
+            &host.ok(&artifact_status(vm, &ctx, &sha1))
+        ));
         host.deliver(&ctx, &archive1, &sha1);
         assert_eq!(host.read("releases/1.0.0/VERSION"), "1.0.0");
         assert!(host
@@ -2525,7 +2909,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             host.ok(&step);
         }
         for check in &vm.health {
-            host.ok(&health_command(check, vm, &ctx).unwrap());
+            host.ok(&health_check(check, vm, &ctx, None));
         }
         for step in smoke(vm, &ctx) {
             host.ok(&step);
@@ -2570,10 +2954,9 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         std::fs::write(artifact_upload_path(vm, &ctx2, &other), "not it").unwrap();
         let refused = host.fails(&verify_artifact(vm, &ctx2, &other));
         assert!(refused.contains(&format!("expected {other}")), "{refused}");
-        assert!(!host
-            .run(&artifact_status(vm, &ctx2, &other))
-            .status
-            .success());
+        assert!(!artifact_present(
+            &host.ok(&artifact_status(vm, &ctx2, &other))
+        ));
 
         // Roll back to 1.0.0's pair, whichever apply switched: the release,
         // its saved config and the marker come back; twice changes nothing more.

@@ -823,3 +823,44 @@ fn ctrl_c_to_the_whole_process_group_mid_batch_stops_in_order_and_apply_continue
     }
     lab.assert_serving("2.0.0");
 }
+
+/// The sessions each host's update takes, counted in the hosts' own sshd
+/// logs: a regression in round trips shows here. Steps that need nothing
+/// from the runner in between share a session, so without a load balancer an
+/// update is the checks (ending with whether the artifact is there), the
+/// upload, and one session from the stop to the release marker with the
+/// health check's attempts on the host; two when the artifact is already
+/// there. The test bed adds one: each host
+/// here has a root of its own (`SLIPWAY_HOST_ROOT`), which the first session
+/// learns while running nothing; on a host whose root is `/` it runs the
+/// checks at once.
+#[test]
+fn a_host_update_takes_at_most_three_sessions_plus_one_to_learn_a_test_bed_root() {
+    let Some(lab) = start_lab(3, ROLLING_ROLLBACK) else {
+        return;
+    };
+    let sessions = |lab: &Lab| -> Vec<usize> { (0..3).map(|i| lab.hosts.sessions(i)).collect() };
+    let before = sessions(&lab);
+    let first = lab.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    lab.assert_serving("1.0.0");
+    let fresh: Vec<usize> = sessions(&lab)
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_eq!(fresh, [4, 4, 4], "sessions per host, fresh install");
+
+    let before = sessions(&lab);
+    let second = lab.apply("2.0.0");
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    lab.assert_serving("2.0.0");
+    let upgrade: Vec<usize> = sessions(&lab)
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a - b)
+        .collect();
+    // The fixture's artifact is the same for both versions (the version is
+    // a variable of its config file): it is on the hosts, nothing is sent.
+    assert_eq!(upgrade, [3, 3, 3], "sessions per host, upgrade");
+}

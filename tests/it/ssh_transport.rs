@@ -42,7 +42,11 @@ fn options(hosts: &SshHosts) -> SshOptions {
 async fn connect(host: &str, options: &SshOptions) -> SshTransport {
     let starts = Semaphore::new(4);
     match SshTransport::connect(host, options, &starts).await {
-        Ok(t) => t,
+        Ok(t) => {
+            // Scripts here are not built for a root: learn it first.
+            t.learn_root().await.unwrap();
+            t
+        }
         Err(e) => panic!("connect to {host}: {e}"),
     }
 }
@@ -91,6 +95,53 @@ async fn runs_a_script_on_each_host() {
         assert!(out.success());
         t.close().await;
     }
+}
+
+/// A host's root is learned with its first session, not by a session of its
+/// own: until then scripts are built for `/`, and a session on a host whose
+/// root is another runs nothing, says which root it is, and the next runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_session_learns_the_root_and_runs_nothing_built_for_another() {
+    let Some(hosts) = start(1) else { return };
+    let host = &hosts.hosts[0];
+    let starts = Semaphore::new(1);
+    let t = SshTransport::connect(&host.address, &options(&hosts), &starts)
+        .await
+        .unwrap();
+    assert_eq!(t.root(), None);
+    let witness = host.root.join("witness");
+    let script = format!("echo ran > {}", witness.display());
+    match t.run(&script).await {
+        Err(TransportError::RootDiffers { host: named, root }) => {
+            assert_eq!(named, host.address);
+            assert_eq!(root, host.root.display().to_string());
+        }
+        other => panic!("expected the root to differ, got {other:?}"),
+    }
+    assert!(!witness.exists(), "the guarded script ran");
+    assert_eq!(t.root(), Some(host.root.to_str().unwrap()));
+    // Known now: sessions run as they are.
+    assert!(t.run(&script).await.unwrap().success());
+    assert_eq!(std::fs::read_to_string(&witness).unwrap(), "ran\n");
+    // An upload, too, runs nothing while the root is unknown.
+    let fresh = SshTransport::connect(&host.address, &options(&hosts), &starts)
+        .await
+        .unwrap();
+    let local = hosts.dir().join("upload.txt");
+    std::fs::write(&local, "bytes").unwrap();
+    let remote = host.root.join("uploaded.txt");
+    assert!(matches!(
+        fresh.upload(&local, remote.to_str().unwrap()).await,
+        Err(TransportError::RootDiffers { .. })
+    ));
+    assert!(!remote.exists());
+    fresh
+        .upload(&local, remote.to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&remote).unwrap(), "bytes");
+    t.close().await;
+    fresh.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,6 +284,7 @@ async fn host_key_policies() {
         ..strict.clone()
     };
     let t = SshTransport::connect(host, &accept, &starts).await.unwrap();
+    t.learn_root().await.unwrap();
     assert!(t.run("true").await.unwrap().success());
     t.close().await;
     // The entry may be hashed (HashKnownHosts): look it up the way ssh does.
@@ -308,7 +360,7 @@ async fn a_host_that_goes_away_gives_a_run_error() {
 
     hosts.stop_host(0);
     match a.run("echo still here").await {
-        Err(TransportError::Run { host, detail }) => {
+        Err(TransportError::Run { host, detail, .. }) => {
             assert_eq!(host, first);
             eprintln!("after the host stopped: {detail}");
         }
@@ -342,6 +394,7 @@ async fn concurrent_connects_are_bounded() {
         let starts = starts.clone();
         tasks.spawn(async move {
             let t = SshTransport::connect(&host, &options, &starts).await?;
+            t.learn_root().await?;
             let out = t.run(&format!("echo {i}")).await?;
             t.close().await;
             Ok::<_, TransportError>((i, out.stdout))

@@ -158,6 +158,17 @@ impl SshHosts {
         format!("{} {}", words.next().unwrap(), words.next().unwrap())
     }
 
+    /// How many sessions (commands run, uploads) host `i` (0-based) has
+    /// started so far: sshd logs a line for each.
+    pub fn sessions(&self, i: usize) -> usize {
+        let log = self.conf_dir(i + 1).join("sshd.log");
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Starting session: command"))
+            .count()
+    }
+
     /// Stop host `i` (0-based) as if the machine went away: its server and every
     /// session it runs are killed, so connections to it break.
     pub fn stop_host(&mut self, i: usize) {
@@ -199,6 +210,7 @@ impl SshHosts {
              PermitRootLogin prohibit-password\n\
              Subsystem sftp internal-sftp\n\
              MaxStartups 100:30:200\n\
+             LogLevel VERBOSE\n\
              SetEnv SLIPWAY_HOST_ROOT={root} SHLVL=1\n",
             address = address(n),
             port = self.port,
