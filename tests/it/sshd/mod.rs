@@ -20,6 +20,12 @@
 //! [`crate::support::missing_component`]). [`SshHosts::stop_host`] kills a host's server and every
 //! session it runs (as if the machine went away), [`SshHosts::start_host`] starts it
 //! again on the same address. Dropping [`SshHosts`] stops everything.
+//!
+//! [`SshHosts::start_with`] takes [`HostOptions`], opt-in settings for the
+//! benchmarks (tests/bench): a `BASH_ENV` file that every session's shell sources
+//! (a login shell that costs what a real host's does) and session logging
+//! (`LogLevel VERBOSE`, one `Starting session:` line per session, every log line
+//! prefixed with the time it was read).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -55,16 +61,34 @@ pub struct HostInfo {
     pub root: PathBuf,
 }
 
+/// Opt-in settings of [`SshHosts::start_with`]; the default is what
+/// [`SshHosts::start`] does.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// A file every session's shell sources (sshd sets `BASH_ENV` to it; the
+    /// user's login shell, bash, sources it for each command it runs).
+    pub bash_env: Option<PathBuf>,
+    /// `LogLevel VERBOSE` (a `Starting session:` line per session), each line of
+    /// `sshd.log` prefixed with the Unix time, in seconds, it was logged at.
+    pub log_sessions: bool,
+}
+
 pub struct SshHosts {
     pub hosts: Vec<HostInfo>,
     pub port: u16,
     dir: tempfile::TempDir,
     servers: Vec<Option<Child>>,
+    options: HostOptions,
 }
 
 impl SshHosts {
     /// Start `count` hosts and wait until each accepts connections.
     pub fn start(count: usize) -> Option<SshHosts> {
+        SshHosts::start_with(count, HostOptions::default())
+    }
+
+    /// [`SshHosts::start`] with opt-in [`HostOptions`].
+    pub fn start_with(count: usize, options: HostOptions) -> Option<SshHosts> {
         assert!(
             (1..=200).contains(&count),
             "between 1 and 200 hosts, not {count}"
@@ -106,6 +130,7 @@ impl SshHosts {
             port: 0,
             dir,
             servers: Vec::new(),
+            options,
         };
         // A port another process took between the check and sshd's bind makes
         // sshd exit: try the next one.
@@ -181,13 +206,23 @@ impl SshHosts {
         );
     }
 
+    /// Host `i`'s (0-based) sshd log.
+    pub fn log_file(&self, i: usize) -> PathBuf {
+        self.conf_dir(i + 1).join("sshd.log")
+    }
+
+    /// The process id of host `i`'s (0-based) server, while it runs.
+    pub fn server_pid(&self, i: usize) -> Option<u32> {
+        self.servers[i].as_ref().map(Child::id)
+    }
+
     fn conf_dir(&self, n: usize) -> PathBuf {
         self.dir.path().join(format!("host-{n}.d"))
     }
 
     fn write_config(&self, n: usize) {
         let conf = self.conf_dir(n);
-        let text = format!(
+        let mut text = format!(
             "ListenAddress {address}:{port}\n\
              HostKey {conf}/host_key\n\
              PidFile {conf}/sshd.pid\n\
@@ -199,13 +234,22 @@ impl SshHosts {
              PermitRootLogin prohibit-password\n\
              Subsystem sftp internal-sftp\n\
              MaxStartups 100:30:200\n\
-             SetEnv SLIPWAY_HOST_ROOT={root} SHLVL=1\n",
+             SetEnv SLIPWAY_HOST_ROOT={root} SHLVL=1{bash_env}\n",
             address = address(n),
             port = self.port,
             conf = conf.display(),
             dir = self.dir.path().display(),
             root = self.dir.path().join(format!("host-{n}")).display(),
+            bash_env = self
+                .options
+                .bash_env
+                .as_ref()
+                .map(|file| format!(" BASH_ENV={}", file.display()))
+                .unwrap_or_default(),
         );
+        if self.options.log_sessions {
+            text.push_str("LogLevel VERBOSE\n");
+        }
         std::fs::write(conf.join("sshd_config"), text).unwrap();
     }
 
@@ -217,16 +261,25 @@ impl SshHosts {
             .append(true)
             .open(conf.join("sshd.log"))
             .unwrap();
-        let child = Command::new(SSHD)
+        let stamped = self.options.log_sessions;
+        let mut child = Command::new(SSHD)
             .arg("-D")
             .arg("-e")
             .arg("-f")
             .arg(conf.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(if stamped {
+                Stdio::piped()
+            } else {
+                Stdio::from(log.try_clone().unwrap())
+            })
             .spawn()
             .expect("start sshd");
+        if let Some(stderr) = child.stderr.take() {
+            // sshd -e writes no times: prefix each line with the time it was read.
+            std::thread::spawn(move || stamp_lines(stderr, log));
+        }
         self.servers[i] = Some(child);
     }
 
@@ -268,6 +321,19 @@ impl SshHosts {
 impl Drop for SshHosts {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+/// Copy `from` to `to` line by line, each line prefixed with the Unix time
+/// (seconds, microsecond precision) it was read at; ends with `from`.
+fn stamp_lines(from: impl std::io::Read, mut to: std::fs::File) {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = writeln!(to, "{}.{:06} {line}", now.as_secs(), now.subsec_micros());
     }
 }
 
