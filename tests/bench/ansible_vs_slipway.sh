@@ -311,7 +311,8 @@ for line in open(sys.argv[1]):
     if words[0] in tools:               # tool version run wall cpu
         table[("wall",) + tuple(words[:2])].append(float(words[3]))
         table[("cpu",) + tuple(words[:2])].append(float(words[4]))
-    elif words[0] in ("hostcpu", "machinecpu", "sessions", "connections", "span", "load"):
+    elif words[0] in ("hostcpu", "machinecpu", "sessions", "connections", "span", "load",
+                      "login", "insession", "between"):
         table[(words[0], words[1], words[2])].append(float(words[4]))
     elif words[0] == "slipway-apply":
         table[("wall", "slipway-apply", words[1])].append(float(words[3]))
@@ -360,7 +361,14 @@ for version in versions + (None,):
     if apply is not None:
         words.append("slipway's own clock %.2f s" % apply)
     print("%-7s %s" % ({"1.0.0": "fresh", "2.0.0": "upgrade", None: "total"}[version], "; ".join(words)))
-spans = ["%s %s %s ms" % (t, {"1.0.0": "fresh", "2.0.0": "upgrade"}[v], fmt(mean("span", t, v), "%.0f"))
-         for t in have for v in versions]
-print("per host, first login to last session start (mean): " + ", ".join(spans))
+print()
+print("a host's time, from its sshd log (ms, mean over the hosts): login = TCP connection to key")
+print("accepted; in sessions = the sessions' time, summed; between = from a session's end to the")
+print("next one's start, summed; span = first login to last session start")
+print("%-8s %-8s %8s %12s %9s %8s" % ("tool", "phase", "login", "in sessions", "between", "span"))
+for tool in have:
+    for version in versions:
+        print("%-8s %-8s %8s %12s %9s %8s" % (
+            tool, {"1.0.0": "fresh", "2.0.0": "upgrade"}[version],
+            *(fmt(mean(what, tool, version), "%.0f") for what in ("login", "insession", "between", "span"))))
 PY

@@ -391,41 +391,51 @@ sessions_mark() {
 
 # Count, per host, the sessions ("Starting session:") and connections
 # ("Accepted publickey") logged since sessions_mark; append to results
-# "sessions NAME mean min max", "connections NAME mean min max" and "span
-# NAME mean" (ms from a host's first connection to its last session start,
-# mean over the hosts), and keep the lines in logs/sshd NAME.log.
+# "sessions NAME mean min max" and "connections NAME mean min max", and, as
+# means over the hosts in ms, "span NAME" (first connection to last session
+# start), "login NAME" (TCP connection to accepted key), "insession NAME"
+# (the sessions' time, summed) and "between NAME" (the time between a
+# session's end and the next one's start, summed); keep the lines in
+# logs/sshd NAME.log.
 sessions_count() {
     local name=$1
     paste "$work/logs/.sessions-mark" <(printf '%s\n' "${sshd_logs[@]}") >"$work/logs/.sessions-logs"
     "$PYTHON" - "$name" "$work/logs/sshd $name.log" "$work/logs/.sessions-logs" >>"$results" <<'PY'
 import statistics, sys
 name, out, logs = sys.argv[1], sys.argv[2], sys.argv[3]
-sessions, connections, spans = [], [], []
+counts = {"sessions": [], "connections": []}
+times = {"span": [], "login": [], "insession": [], "between": []}
 with open(out, "w") as kept:
     for index, line in enumerate(open(logs)):
         offset, path = line.rstrip("\n").split("\t", 1)
         with open(path, "rb") as log:
             log.seek(int(offset))
             text = log.read().decode(errors="replace")
-        s = c = 0
-        first = last = None
+        events = []
         for entry in text.splitlines():
             kept.write("%d %s\n" % (index, entry))
-            stamp = entry.split(" ", 1)[0]
-            if "Accepted publickey" in entry:
-                c += 1
-                if first is None:
-                    first = float(stamp)
-            elif "Starting session:" in entry:
-                s += 1
-                last = float(stamp)
-        sessions.append(s)
-        connections.append(c)
-        if first is not None and last is not None:
-            spans.append((last - first) * 1000)
-for what, counts in (("sessions", sessions), ("connections", connections)):
-    print("%s %s %.2f %d %d" % (what, name, statistics.mean(counts), min(counts), max(counts)))
-print("span %s %.0f" % (name, statistics.mean(spans) if spans else 0))
+            stamp, _, message = entry.partition(" ")
+            try:
+                events.append((float(stamp), message))
+            except ValueError:
+                pass
+        def at(prefix):
+            return [t for t, m in events if m.startswith(prefix)]
+        accepted, starts, closes = at("Accepted publickey"), at("Starting session:"), at("Close session:")
+        connects = at("Connection from")
+        counts["sessions"].append(len(starts))
+        counts["connections"].append(len(accepted))
+        if accepted and starts:
+            times["span"].append((starts[-1] - accepted[0]) * 1000)
+        if connects and accepted:
+            times["login"].append((accepted[0] - connects[0]) * 1000)
+        if starts and len(starts) == len(closes):
+            times["insession"].append(sum(c - s for s, c in zip(starts, closes)) * 1000)
+            times["between"].append(sum(s - c for c, s in zip(closes, starts[1:])) * 1000)
+for what, values in counts.items():
+    print("%s %s %.2f %d %d" % (what, name, statistics.mean(values), min(values), max(values)))
+for what, values in times.items():
+    print("%s %s %.0f" % (what, name, statistics.mean(values) if values else 0))
 PY
 }
 
