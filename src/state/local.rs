@@ -264,6 +264,76 @@ mod tests {
 
     use crate::state::{DeploymentState, DeploymentStatus, HistoryEntry, STATE_VERSION};
 
+    /// The cost of one state write against the size of the fleet the state
+    /// records, in the middle of an apply (a host record and a journal entry
+    /// per host). A benchmark, not a test: it asserts nothing about time.
+    /// `cargo test --release --lib state_write_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn state_write_cost() {
+        use crate::state::{HostState, HostStatus, JournalEntry, PreviousRelease};
+        const AT: &str = "2026-12-06T21:00:00Z";
+        const SHA: &str = "3f1c0e6c2d9f4a0b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817";
+        for hosts in [10, 50, 200, 1000] {
+            let (dir, backend) = backend();
+            let mut state = State::new("production");
+            let mut deployment =
+                DeploymentState::new("web", "2.0.0", DeploymentStatus::InProgress, AT);
+            for i in 0..hosts {
+                let host = format!("web-{i:04}.prod.internal");
+                deployment.hosts.insert(
+                    host.clone(),
+                    HostState {
+                        version: "2.0.0".into(),
+                        artifact_sha256: Some(SHA.into()),
+                        status: HostStatus::Deployed,
+                        updated_at: AT.into(),
+                        config_digest: Some(SHA.into()),
+                        rollout: Some("apply-20261206T210000Z-1a2b3c".into()),
+                        previous: Some(PreviousRelease {
+                            version: "1.0.0".into(),
+                            artifact_sha256: Some(SHA.into()),
+                            config_digest: Some(SHA.into()),
+                        }),
+                    },
+                );
+                state.journal.push(JournalEntry {
+                    apply_id: "apply-20261206T210000Z-1a2b3c".into(),
+                    seq: i as u64 + 1,
+                    deployment: "deployment.web".into(),
+                    step: i / 10 + 1,
+                    host: Some(host),
+                    action: "deploy".into(),
+                    version: "2.0.0".into(),
+                    started_at: AT.into(),
+                    finished_at: Some(AT.into()),
+                    result: Some("deployed".into()),
+                });
+            }
+            state
+                .deployments
+                .insert("deployment.web".into(), deployment);
+            backend.write(&mut state).unwrap();
+            let writes = 50;
+            let started = std::time::Instant::now();
+            for _ in 0..writes {
+                encode_state(&state).unwrap();
+            }
+            let encode = started.elapsed() / writes;
+            let started = std::time::Instant::now();
+            for _ in 0..writes {
+                backend.write(&mut state).unwrap();
+            }
+            let write = started.elapsed() / writes;
+            let size = fs::metadata(dir.path().join("state/production.json"))
+                .unwrap()
+                .len();
+            eprintln!(
+                "{hosts:>5} hosts: {size:>8} bytes; encode {encode:>10.2?}; whole write {write:>10.2?}"
+            );
+        }
+    }
+
     fn backend() -> (tempfile::TempDir, LocalBackend) {
         let dir = tempfile::tempdir().expect("temp dir");
         // A directory that does not exist yet: the backend must create it.

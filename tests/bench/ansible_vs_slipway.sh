@@ -5,17 +5,44 @@
 # with the test harness (tests/it/sshd, through the ignored test `bench_hosts` in
 # tests/it/apply_ssh.rs), then deploys the fixture app of tests/ssh_fixtures as
 # 1.0.0 and then 2.0.0 to all of them, in rolling batches of BATCH hosts, three
-# ways, each from clean hosts:
+# ways, each from clean hosts, and checks after each that every host answers
+# with the new version:
 #
 #   slipway  `slipway apply`, rollout `batches = [BATCH]`
 #   ansible  `ansible-playbook tests/bench/ansible/deploy.yml`, `serial: BATCH`, forks = BATCH
 #   direct   tests/bench/ansible/direct.sh: the same remote commands run from bash
-#            over one multiplexed ssh connection per host, nothing else: the
-#            commands' own time
+#            over one multiplexed ssh connection per host in the fewest sessions
+#            the steps allow (at most 3 per host): the physical limit
+#
+# The hosts behave more like real ones than bare sshd on loopback (both on by
+# default, the same for every tool):
+#
+#   HOST_RC=realistic|none   every ssh session's shell sources a startup file
+#                            like a real ~/.bashrc (a version manager's init
+#                            that starts an interpreter, PATH edits, `command -v`
+#                            lookups; about 100 ms of CPU; its cost is measured
+#                            and printed); `none`: a bare shell
+#   OWN_OPT=1|0              each host sees its own /opt (a mount namespace per
+#                            host's sshd, its root's opt bind-mounted there) and
+#                            no SLIPWAY_HOST_ROOT: the host's root is /, as on
+#                            a machine of its own; 0: the test harness's
+#                            per-host root; needs root and unshare
+#   NETEM_DELAY=10ms|none    network delay each way (tc netem on lo, only for
+#                            the hosts' addresses and SSH port; 127.0.0.1 is not
+#                            touched), so 20 ms round trip by default; needs root
+#                            and tc (skipped with a note otherwise); removed at exit
+#
+# Reported per tool and phase (fresh, upgrade): wall time, CPU of the tool, of
+# the hosts' sshd and sessions, and of the whole machine; SSH sessions and
+# connections per host (counted in the hosts' sshd logs); overhead per host
+# against direct ((tool - direct) / hosts); and the ratios.
 #
 # Usage:
 #   tests/bench/ansible_vs_slipway.sh                 # 50 hosts, batches of 10, 3 runs
 #   HOSTS=10 RUNS=1 tests/bench/ansible_vs_slipway.sh # a quick check
+#   HOSTS=100 RUNS=1 tests/bench/ansible_vs_slipway.sh
+#   HOSTS=200 RUNS=1 TOOLS="slipway direct" tests/bench/ansible_vs_slipway.sh
+#                         (200 is the harness's limit; ansible takes long there)
 #   KEEP=1 ...            keep the temporary directory (logs, configs, results)
 #   ANSIBLE_VENV=DIR ...  use (or create) the virtualenv with ansible-core in DIR
 #                         (otherwise one is made in the temporary directory, every run)
@@ -34,6 +61,12 @@ HOSTS=${HOSTS:-50}
 BATCH=${BATCH:-10}
 RUNS=${RUNS:-3}
 TOOLS=${TOOLS:-slipway ansible direct}
+HOST_RC=${HOST_RC:-realistic}
+OWN_OPT=${OWN_OPT:-1}
+export OWN_OPT
+NETEM_DELAY=${NETEM_DELAY:-10ms}
+case $HOST_RC in realistic | none) ;; *) echo "HOST_RC is realistic or none, not $HOST_RC" >&2; exit 2 ;; esac
+case $NETEM_DELAY in none | [0-9]*ms | [0-9]*us) ;; *) echo "NETEM_DELAY is a delay like 10ms, or none, not $NETEM_DELAY" >&2; exit 2 ;; esac
 wants() { case " $TOOLS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PYTHON=${PYTHON:-/usr/bin/python3}
 
@@ -56,10 +89,13 @@ stop_ansible_masters() {
 
 cleanup() {
     set +e
+    delay_stop
     stop_ansible_masters
     finish_lab
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 # --- build -------------------------------------------------------------------
 echo "== building slipway (release) and the host harness"
@@ -80,7 +116,49 @@ if wants ansible && [ ! -x "$venv/bin/ansible-playbook" ]; then
 fi
 
 # --- hosts -----------------------------------------------------------------------
+LOG_SESSIONS=1
+HOST_RC_FILE=
+rc_note="none (a bare shell)"
+if [ "$HOST_RC" = realistic ]; then
+    HOST_RC_FILE="$work/hosts/bashrc"
+    write_realistic_rc "$HOST_RC_FILE"
+    read -r rc_cpu rc_wall < <(rc_cost "$HOST_RC_FILE")
+    rc_note="realistic: $rc_cpu ms CPU, $rc_wall ms wall per shell (load $(cut -d' ' -f1 /proc/loadavg))"
+fi
+echo "== host rc: $rc_note"
 start_hosts
+
+netem_note=none
+if [ "$NETEM_DELAY" != none ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v tc >/dev/null; then
+        echo "note: no network delay (NETEM_DELAY needs root and tc)" >&2
+        netem_note="none (needs root and tc)"
+    elif delay_start "$NETEM_DELAY" >"$work/logs/delay.txt"; then
+        netem_note=$(cat "$work/logs/delay.txt")
+    else
+        netem_note="none (could not add it)"
+    fi
+fi
+# One session to host 1 over an open connection, and TCP connects (the delay
+# applies to the hosts, not to 127.0.0.1).
+probe_ssh() {
+    local sock="$work/hosts/probe.sock" host_ip start
+    host_ip=$(cut -f 3 "$hosts_tsv" | head -n 1)
+    local opts=(-p "$SSH_PORT" -i "$IDENTITY_FILE" -o IdentitiesOnly=yes -o BatchMode=yes
+        -o "UserKnownHostsFile=$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -S "$sock")
+    start=$(now)
+    ssh "${opts[@]}" -M -o ControlPersist=yes -fN "$host_ip"
+    local login
+    login=$(since "$start")
+    start=$(now)
+    for _ in 1 2 3 4 5; do ssh "${opts[@]}" "$host_ip" true; done
+    local session
+    session=$(awk -v a="$(since "$start")" 'BEGIN { printf "%.0f", a / 5 * 1000 }')
+    ssh "${opts[@]}" -O exit "$host_ip" 2>/dev/null
+    echo "ssh login to host 1 $(awk -v a="$login" 'BEGIN { printf "%.0f", a * 1000 }') ms, one session over it $session ms"
+}
+echo "== network delay: $netem_note; $(connect_times)"
+echo "== $(probe_ssh)"
 
 # --- slipway configuration -----------------------------------------------------------
 cfg="$work/slipway"
@@ -161,17 +239,36 @@ echo "== machine"
     echo "ansible: ${ansible_version%%$'\n'*}"
     echo "slipway: $("$slipway" --version 2>/dev/null) at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes to src/')"
     echo "hosts: $HOSTS, batches of $BATCH, runs: $RUNS, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "host rc: $rc_note"
+    echo "network delay: $netem_note; $(connect_times)"
 } | tee "$work/machine.txt"
 
 # --- runs ------------------------------------------------------------------------------------
+# One timed phase: NAME ("TOOL VERSION RUN") and the command. Besides timed's
+# wall and tool CPU, records the load average before it, the CPU of the hosts'
+# sshd and sessions and of the whole machine, and marks the sshd logs so that
+# count_sessions NAME counts this phase's sessions.
+phase() {
+    local name=$1 host0 machine0
+    shift
+    echo "load $name $(cut -d' ' -f1 /proc/loadavg)" >>"$results"
+    sessions_mark
+    host0=$(hosts_cpu)
+    machine0=$(machine_cpu)
+    timed "$name" "$@"
+    awk -v n="$name" -v a="$(hosts_cpu)" -v b="$host0" -v c="$(machine_cpu)" -v d="$machine0" \
+        'BEGIN { printf "hostcpu %s %.2f\nmachinecpu %s %.2f\n", n, a - b, n, c - d }' >>"$results"
+}
+
 for run in $(seq "$RUNS"); do
     echo "== run $run"
     if wants slipway; then
         reset_hosts
-        timed "slipway 1.0.0 $run" slipway_apply 1.0.0
-        check_serving 1.0.0
-        timed "slipway 2.0.0 $run" slipway_apply 2.0.0
-        check_serving 2.0.0
+        for version in 1.0.0 2.0.0; do
+            phase "slipway $version $run" slipway_apply "$version"
+            check_serving "$version"
+            sessions_count "slipway $version $run"
+        done
         for version in 1.0.0 2.0.0; do
             # slipway's own clock: from its first event to the last "step N/M
             # done" (the batches), and the whole apply ("Apply complete: ...; Xs.").
@@ -186,24 +283,20 @@ for run in $(seq "$RUNS"); do
 
     if wants ansible; then
         reset_hosts
-        timed "ansible 1.0.0 $run" ansible_deploy 1.0.0
-        stop_ansible_masters
-        check_serving 1.0.0
-        timed "ansible 2.0.0 $run" ansible_deploy 2.0.0
-        stop_ansible_masters
-        check_serving 2.0.0
+        for version in 1.0.0 2.0.0; do
+            phase "ansible $version $run" ansible_deploy "$version"
+            stop_ansible_masters
+            check_serving "$version"
+            sessions_count "ansible $version $run"
+        done
     fi
 
     if wants direct; then
         reset_hosts
-        timed "direct 1.0.0 $run" direct_deploy 1.0.0
-        check_serving 1.0.0
-        timed "direct 2.0.0 $run" direct_deploy 2.0.0
-        check_serving 2.0.0
         for version in 1.0.0 2.0.0; do
-            # The batches' own time (the sum of the batch lines) for the overhead.
-            awk -v name="batches $version $run" '/^batch / { sum += $3 } END { printf "%s %.3f\n", name, sum }' \
-                "$work/logs/direct $version $run.log" >>"$results"
+            phase "direct $version $run" direct_deploy "$version"
+            check_serving "$version"
+            sessions_count "direct $version $run"
         done
     fi
 done
@@ -214,46 +307,75 @@ if [ -n "${RESULTS_DIR:-}" ]; then
     mkdir -p "$RESULTS_DIR"
     cp -R "$results" "$work/machine.txt" "$work/logs" "$RESULTS_DIR/"
 fi
-echo "== summary (seconds: mean, min-max over $RUNS run(s))"
-"$PYTHON" - "$results" "$HOSTS" <<'PY'
+echo "== summary ($HOSTS hosts, batches of $BATCH; host rc: $rc_note; network delay: $netem_note)"
+"$PYTHON" - "$results" "$HOSTS" "$RUNS" <<'PY'
 import collections, statistics, sys
-wall = collections.defaultdict(list)
-cpu = collections.defaultdict(list)
+tools = ("slipway", "ansible", "direct")
+versions = ("1.0.0", "2.0.0")
+table = collections.defaultdict(list)   # (what, tool, version) -> values over runs
 for line in open(sys.argv[1]):
     words = line.split()
-    wall[(words[0], words[1])].append(float(words[3]))
-    if len(words) > 4:
-        cpu[(words[0], words[1])].append(float(words[4]))
-hosts = int(sys.argv[2])
-versions = ("1.0.0", "2.0.0")
-def mean(tool, version=None, table=wall):
+    if words[0] in tools:               # tool version run wall cpu
+        table[("wall",) + tuple(words[:2])].append(float(words[3]))
+        table[("cpu",) + tuple(words[:2])].append(float(words[4]))
+    elif words[0] in ("hostcpu", "machinecpu", "sessions", "connections", "span", "load",
+                      "login", "insession", "between"):
+        table[(words[0], words[1], words[2])].append(float(words[4]))
+    elif words[0] == "slipway-apply":
+        table[("wall", "slipway-apply", words[1])].append(float(words[3]))
+hosts, runs = int(sys.argv[2]), int(sys.argv[3])
+def mean(what, tool, version=None):
     if version is None:
-        return sum(mean(tool, v, table) for v in versions)
-    return statistics.mean(table[(tool, version)])
-def show(tool, version, table=wall):
-    t = table[(tool, version)]
-    spread = " sd %.2f" % statistics.stdev(t) if len(t) > 1 else ""
-    return "%7.2f (%.2f-%.2f%s)" % (statistics.mean(t), min(t), max(t), spread)
-print("%-16s %-30s %-30s %8s %10s" % ("wall", "1.0.0 (fresh)", "2.0.0 (upgrade)", "total", "cpu total"))
-for tool in ("slipway", "ansible", "direct", "batches", "slipway-apply", "slipway-batches"):
-    if not wall[(tool, versions[0])]:
-        continue
-    c = "%10.2f" % mean(tool, table=cpu) if cpu[(tool, versions[0])] else ""
-    print("%-16s %-30s %-30s %8.2f %s" % (tool, show(tool, "1.0.0"), show(tool, "2.0.0"), mean(tool), c))
+        parts = [mean(what, tool, v) for v in versions]
+        return None if None in parts else sum(parts)
+    values = table.get((what, tool, version))
+    return statistics.mean(values) if values else None
+def fmt(value, spec):
+    return spec % value if value is not None else "-"
+have = [t for t in tools if table.get(("wall", t, versions[0]))]
+print("%-8s %-8s %8s %9s %9s %9s %9s %9s %10s %6s" % (
+    "tool", "phase", "wall s", "tool cpu", "host cpu", "mach cpu", "sess/host", "conn/host",
+    "ovh/host", "load"))
+for tool in have:
+    for version in versions + (None,):
+        phase = {"1.0.0": "fresh", "2.0.0": "upgrade", None: "total"}[version]
+        wall = mean("wall", tool, version)
+        direct = mean("wall", "direct", version) if "direct" in have else None
+        overhead = (wall - direct) / hosts * 1000 if direct is not None else None
+        sessions = mean("sessions", tool, version)
+        connections = mean("connections", tool, version)
+        load = mean("load", tool, version) if version else None
+        print("%-8s %-8s %8s %9s %9s %9s %9s %9s %10s %6s" % (
+            tool, phase, fmt(wall, "%.2f"), fmt(mean("cpu", tool, version), "%.2f"),
+            fmt(mean("hostcpu", tool, version), "%.2f"), fmt(mean("machinecpu", tool, version), "%.2f"),
+            fmt(sessions, "%.1f"), fmt(connections, "%.1f"),
+            fmt(overhead, "%+.0f ms") if tool != "direct" else "", fmt(load, "%.2f")))
 print()
-print("direct = the same remote commands from bash (one ssh master per host, in the sessions slipway runs them in);")
-print("batches = direct's batches alone; slipway-apply / slipway-batches = slipway's own clock")
-print("(apply without config load and plan / its batches alone).")
-have = lambda tool: bool(wall[(tool, versions[0])])
+print("wall: mean over %d run(s); tool cpu: the tool and the processes it waited for; host cpu:" % runs)
+print("the hosts' sshd and every session (shell, rc file, commands); mach cpu: the whole machine,")
+print("other processes included; sess/host, conn/host: from the sshd logs (totals: both phases);")
+print("ovh/host: (tool - direct) / hosts; load: 1-minute load average before the phase.")
 for version in versions + (None,):
     words = []
-    if have("ansible") and have("slipway"):
-        words.append("ansible / slipway = %5.1fx" % (mean("ansible", version) / mean("slipway", version)))
-    if have("ansible") and have("direct"):
-        words.append("ansible / direct = %4.1fx" % (mean("ansible", version) / mean("direct", version)))
-    if have("slipway") and have("batches"):
-        s, b = mean("slipway", version), mean("batches", version)
-        words.append("slipway overhead per host = (%.2f - %.2f) / %d = %4.0f ms"
-                     % (s, b, hosts, (s - b) / hosts * 1000))
-    print("%-6s %s" % (version or "total", "; ".join(words)))
+    w = {t: mean("wall", t, version) for t in have}
+    if "slipway" in w and "direct" in w:
+        words.append("slipway / direct = %.2fx" % (w["slipway"] / w["direct"]))
+    if "ansible" in w and "slipway" in w:
+        words.append("ansible / slipway = %.1fx" % (w["ansible"] / w["slipway"]))
+    if "ansible" in w and "direct" in w:
+        words.append("ansible / direct = %.1fx" % (w["ansible"] / w["direct"]))
+    apply = mean("wall", "slipway-apply", version)
+    if apply is not None:
+        words.append("slipway's own clock %.2f s" % apply)
+    print("%-7s %s" % ({"1.0.0": "fresh", "2.0.0": "upgrade", None: "total"}[version], "; ".join(words)))
+print()
+print("a host's time, from its sshd log (ms, mean over the hosts): login = TCP connection to key")
+print("accepted; in sessions = the sessions' time, summed; between = from a session's end to the")
+print("next one's start, summed; span = first login to last session start")
+print("%-8s %-8s %8s %12s %9s %8s" % ("tool", "phase", "login", "in sessions", "between", "span"))
+for tool in have:
+    for version in versions:
+        print("%-8s %-8s %8s %12s %9s %8s" % (
+            tool, {"1.0.0": "fresh", "2.0.0": "upgrade"}[version],
+            *(fmt(mean(what, tool, version), "%.0f") for what in ("login", "insession", "between", "span"))))
 PY

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sshd::SshHosts;
+use crate::sshd::{HostOptions, SshHosts};
 use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
 
 /// One host first, then half of the hosts per batch: 1, 2, 2 on five hosts.
@@ -641,8 +641,14 @@ fn plan_refresh_reports_hosts_changed_behind_slipways_back() {
 /// when `SLIPWAY_BENCH_OWNER` names a process id, while that process runs, so
 /// that a benchmark killed without cleaning up does not leave sshd servers
 /// behind; at most six hours in any case). Writes `hosts.tsv` (index, address,
-/// IP, port, root), `ssh.env` (port, identity file, known_hosts file) and then
-/// `ready` into that directory.
+/// IP, port, root), `ssh.env` (port, identity file, known_hosts file),
+/// `servers.tsv` (index, sshd log file, sshd process id) and then `ready` into
+/// that directory.
+///
+/// Opt-in, for a test bed closer to real hosts: `SLIPWAY_BENCH_RC=FILE` makes
+/// every session's shell source FILE (`BASH_ENV`, as a real `~/.bashrc` costs
+/// each ssh session), and `SLIPWAY_BENCH_LOG_SESSIONS=1` logs a line per
+/// session, each with its time, into the sshd logs (see [`HostOptions`]).
 #[test]
 #[ignore = "benchmark helper, run by tests/bench/ansible_vs_slipway.sh"]
 fn bench_hosts() {
@@ -654,7 +660,31 @@ fn bench_hosts() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(50);
-    let hosts = SshHosts::start(count).expect("the benchmark needs OpenSSH's sshd");
+    let options = HostOptions {
+        bash_env: std::env::var_os("SLIPWAY_BENCH_RC")
+            .filter(|file| !file.is_empty())
+            .map(PathBuf::from),
+        log_sessions: std::env::var("SLIPWAY_BENCH_LOG_SESSIONS").is_ok_and(|v| v == "1"),
+        own_opt: std::env::var("SLIPWAY_BENCH_OWN_OPT").is_ok_and(|v| v == "1"),
+    };
+    if let Some(file) = &options.bash_env {
+        assert!(
+            file.is_absolute() && file.is_file(),
+            "SLIPWAY_BENCH_RC must name an existing file by its absolute path, not {}",
+            file.display()
+        );
+    }
+    let hosts = SshHosts::start_with(count, options).expect("the benchmark needs OpenSSH's sshd");
+    let servers: String = (0..hosts.hosts.len())
+        .map(|i| {
+            format!(
+                "{i}\t{}\t{}\n",
+                hosts.log_file(i).display(),
+                hosts.server_pid(i).unwrap_or(0)
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("servers.tsv"), servers).unwrap();
     let mut table = String::new();
     for (i, host) in hosts.hosts.iter().enumerate() {
         let (ip, port) = host.address.split_once(':').unwrap();

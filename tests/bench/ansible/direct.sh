@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The baseline of tests/bench/ansible_vs_slipway.sh: the remote commands of a
-# slipway host update, run directly from bash, with nothing around them. Each
-# host gets one multiplexed ssh connection (ssh -M) and runs the steps of
-# src/vm/steps.rs in the sessions slipway's SSH transport runs them in: the root
-# probe; the connection check; the artifact status; the upload; sha256 check,
-# unpack into releases/VERSION, stop, config file, config snapshot, switch
-# `current` and start as one session; the health check; release marker and
-# prune as one session. The hosts of a batch run in parallel, the batches one
-# after another.
+# The baseline of tests/bench/ansible_vs_slipway.sh, the physical limit: the
+# remote commands of a slipway host update (src/vm/steps.rs), run directly from
+# bash in the fewest ssh sessions the steps allow, with nothing around them.
+# Each host gets one multiplexed ssh connection (ssh -M) and at most three
+# sessions:
+#
+#   1. the connection check (user, tools) and the artifact status;
+#   2. the upload, only when the artifact is absent;
+#   3. sha256 check (after an upload), unpack into releases/VERSION, stop,
+#      config file, config snapshot, switch `current`, start, the health check
+#      with its retries (3, 0.5 s apart, as in main.hcl) on the host, release
+#      marker and prune.
+#
+# No root probe: the host roots come from hosts.tsv. The hosts of a batch run
+# in parallel, the batches one after another.
 #
 # Usage: direct.sh HOSTS_TSV SSH_ENV BATCH VERSION ARTIFACT SHA256 BASE_PORT SOCKET_DIR
 # Prints, on stdout, one line per batch: "batch N SECONDS", then "total SECONDS".
@@ -34,14 +40,19 @@ update_host() {
     run() { ssh "${ssh_opts[@]}" -S "$sock" "$ip" "$1"; }
 
     ssh "${ssh_opts[@]}" -M -S "$sock" -o ControlPersist=yes -fN "$ip"
-    run 'printf "%s" "${SLIPWAY_HOST_ROOT:-/}"' >/dev/null
-    run 'set -eu; id -un >/dev/null; for t in tar gzip sha256sum readlink cmp; do command -v $t >/dev/null; done'
-    local verify=
-    if ! run "[ -f $art ] && [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]"; then
+    # 1. Connection check and artifact status.
+    local status verify=
+    status=$(run "set -eu; id -un >/dev/null
+         for t in tar gzip sha256sum readlink cmp; do
+         command -v \$t >/dev/null || { echo \"\$t is not installed\" >&2; exit 1; }; done
+         if [ -f $art ] && [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]; then echo present; else echo absent; fi")
+    # 2. Upload, when absent.
+    if [ "$status" = absent ]; then
         run "set -e; mkdir -p $dir/.slipway/artifacts; cat > $art.partial; [ \$(wc -c < $art.partial) -eq $size ]; mv -f $art.partial $art" <"$artifact"
         verify="(set -eu; [ \"\$(sha256sum < $art | cut -c 1-64)\" = $sha ]) || exit 1;"
     fi
-    # Install, stop, config file, config snapshot, switch `current`, start: one session.
+    # 3. Install, stop, config file, config snapshot, switch `current`, start,
+    # health check (4 attempts), release marker, prune.
     run "$verify
          (set -eu; r=$dir/releases; [ -f \$r/$version/.slipway-complete ] && exit 0; rm -rf \$r/.tmp-$version;
          mkdir -p \$r/.tmp-$version; tar -xzf $art --no-same-owner -C \$r/.tmp-$version;
@@ -54,13 +65,12 @@ update_host() {
          cp -p $dir/config/app.env \$s.tmp/1; echo $dir/config/app.env > \$s.tmp/manifest; rm -rf \$s; mv \$s.tmp \$s) || exit 1
          (set -eu; cd $dir; printf '%s\n%s\n' \"\$(readlink current || true)\" direct > .slipway/previous;
          ln -sfn releases/$version current.tmp; mv -T current.tmp current) || exit 1
-         (cd $dir && SLIPWAY_HOST=$address SLIPWAY_HOST_INDEX=$index SLIPWAY_VERSION=$version sh current/bin/start.sh config/app.env) || exit 1" >/dev/null
-    run "cd $dir && sh current/bin/check.sh"
-    # Release marker and pruning: one session.
-    run "(set -eu; printf '%s\n' '{\"version\":\"$version\",\"sha256\":\"$sha\"}' > $dir/.slipway/release.json.tmp;
+         (cd $dir && SLIPWAY_HOST=$address SLIPWAY_HOST_INDEX=$index SLIPWAY_VERSION=$version sh current/bin/start.sh config/app.env) || exit 1
+         (cd $dir; a=0; until sh current/bin/check.sh; do a=\$((a + 1)); [ \$a -le 3 ] || exit 1; sleep 0.5; done) || exit 1
+         (set -eu; printf '%s\n' '{\"version\":\"$version\",\"sha256\":\"$sha\"}' > $dir/.slipway/release.json.tmp;
          mv -f $dir/.slipway/release.json.tmp $dir/.slipway/release.json) || exit 1
          (set -eu; cd $dir/releases; ls -t | tail -n +4 | while read -r n; do
-         [ \"\$(readlink ../current)\" = releases/\$n ] || rm -rf \"\$n\"; done) || exit 1"
+         [ \"\$(readlink ../current)\" = releases/\$n ] || rm -rf \"\$n\"; done) || exit 1" >/dev/null
     ssh "${ssh_opts[@]}" -S "$sock" -O exit "$ip" 2>/dev/null
 }
 

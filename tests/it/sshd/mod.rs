@@ -20,6 +20,12 @@
 //! [`crate::support::missing_component`]). [`SshHosts::stop_host`] kills a host's server and every
 //! session it runs (as if the machine went away), [`SshHosts::start_host`] starts it
 //! again on the same address. Dropping [`SshHosts`] stops everything.
+//!
+//! [`SshHosts::start_with`] takes [`HostOptions`], opt-in settings for the
+//! benchmarks (tests/bench): a `BASH_ENV` file that every session's shell sources
+//! (a login shell that costs what a real host's does) and time-stamped session
+//! logs (every host logs at `LogLevel VERBOSE`, one `Starting session:` line
+//! per session; [`SshHosts::sessions`] counts them).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -55,16 +61,42 @@ pub struct HostInfo {
     pub root: PathBuf,
 }
 
+/// Opt-in settings of [`SshHosts::start_with`]; the default is what
+/// [`SshHosts::start`] does.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// A file every session's shell sources (sshd sets `BASH_ENV` to it; the
+    /// user's login shell, bash, sources it for each command it runs).
+    pub bash_env: Option<PathBuf>,
+    /// Each line of `sshd.log` prefixed with the Unix time, in seconds, it
+    /// was logged at (every host logs at `LogLevel VERBOSE`: a `Starting
+    /// session:` line per session).
+    pub log_sessions: bool,
+    /// Each host sees its own `/opt` (its root's `opt`, bind-mounted over
+    /// `/opt` in a mount namespace of its server's own) and its sessions get
+    /// no `SLIPWAY_HOST_ROOT`: a service installed under `/opt` finds the
+    /// host's root at `/`, as on a machine of its own. Needs root and
+    /// `unshare` (util-linux). The files stay where a test looks for them,
+    /// under `HostInfo::root`.
+    pub own_opt: bool,
+}
+
 pub struct SshHosts {
     pub hosts: Vec<HostInfo>,
     pub port: u16,
     dir: tempfile::TempDir,
     servers: Vec<Option<Child>>,
+    options: HostOptions,
 }
 
 impl SshHosts {
     /// Start `count` hosts and wait until each accepts connections.
     pub fn start(count: usize) -> Option<SshHosts> {
+        SshHosts::start_with(count, HostOptions::default())
+    }
+
+    /// [`SshHosts::start`] with opt-in [`HostOptions`].
+    pub fn start_with(count: usize, options: HostOptions) -> Option<SshHosts> {
         assert!(
             (1..=200).contains(&count),
             "between 1 and 200 hosts, not {count}"
@@ -106,6 +138,7 @@ impl SshHosts {
             port: 0,
             dir,
             servers: Vec::new(),
+            options,
         };
         // A port another process took between the check and sshd's bind makes
         // sshd exit: try the next one.
@@ -192,6 +225,16 @@ impl SshHosts {
         );
     }
 
+    /// Host `i`'s (0-based) sshd log.
+    pub fn log_file(&self, i: usize) -> PathBuf {
+        self.conf_dir(i + 1).join("sshd.log")
+    }
+
+    /// The process id of host `i`'s (0-based) server, while it runs.
+    pub fn server_pid(&self, i: usize) -> Option<u32> {
+        self.servers[i].as_ref().map(Child::id)
+    }
+
     fn conf_dir(&self, n: usize) -> PathBuf {
         self.dir.path().join(format!("host-{n}.d"))
     }
@@ -211,12 +254,25 @@ impl SshHosts {
              Subsystem sftp internal-sftp\n\
              MaxStartups 100:30:200\n\
              LogLevel VERBOSE\n\
-             SetEnv SLIPWAY_HOST_ROOT={root} SHLVL=1\n",
+             SetEnv {root}SHLVL=1{bash_env}\n",
             address = address(n),
             port = self.port,
             conf = conf.display(),
             dir = self.dir.path().display(),
-            root = self.dir.path().join(format!("host-{n}")).display(),
+            root = if self.options.own_opt {
+                String::new()
+            } else {
+                format!(
+                    "SLIPWAY_HOST_ROOT={} ",
+                    self.dir.path().join(format!("host-{n}")).display()
+                )
+            },
+            bash_env = self
+                .options
+                .bash_env
+                .as_ref()
+                .map(|file| format!(" BASH_ENV={}", file.display()))
+                .unwrap_or_default(),
         );
         std::fs::write(conf.join("sshd_config"), text).unwrap();
     }
@@ -229,16 +285,38 @@ impl SshHosts {
             .append(true)
             .open(conf.join("sshd.log"))
             .unwrap();
-        let child = Command::new(SSHD)
+        let stamped = self.options.log_sessions;
+        let mut command = if self.options.own_opt {
+            // unshare and sh exec: the child is the server itself.
+            let mut command = Command::new("unshare");
+            command
+                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+                .arg("mkdir -p \"$1/opt\" && mount --bind \"$1/opt\" /opt && shift && exec \"$@\"")
+                .arg("sh")
+                .arg(self.dir.path().join(format!("host-{}", i + 1)))
+                .arg(SSHD);
+            command
+        } else {
+            Command::new(SSHD)
+        };
+        let mut child = command
             .arg("-D")
             .arg("-e")
             .arg("-f")
             .arg(conf.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(if stamped {
+                Stdio::piped()
+            } else {
+                Stdio::from(log.try_clone().unwrap())
+            })
             .spawn()
             .expect("start sshd");
+        if let Some(stderr) = child.stderr.take() {
+            // sshd -e writes no times: prefix each line with the time it was read.
+            std::thread::spawn(move || stamp_lines(stderr, log));
+        }
         self.servers[i] = Some(child);
     }
 
@@ -280,6 +358,19 @@ impl SshHosts {
 impl Drop for SshHosts {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+/// Copy `from` to `to` line by line, each line prefixed with the Unix time
+/// (seconds, microsecond precision) it was read at; ends with `from`.
+fn stamp_lines(from: impl std::io::Read, mut to: std::fs::File) {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = writeln!(to, "{}.{:06} {line}", now.as_secs(), now.subsec_micros());
     }
 }
 
