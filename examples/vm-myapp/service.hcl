@@ -86,6 +86,10 @@ service "myapp" {
       url           = "http://localhost:${local.app_port}/health/db"
       expect_status = 200
     }
+    # The release being deployed answers, not the one before it.
+    health "version" {
+      command = "curl -fsS http://localhost:${local.app_port}/version | grep -qxF \"$SLIPWAY_VERSION\""
+    }
 
     # Then these, before the host goes back into the load balancer.
     smoke "status" {
