@@ -22,6 +22,10 @@ mkdir -p /run/sshd
 # loopback; the packages' system services are not used.
 [ -x /usr/bin/prometheus ] || apt_install prometheus prometheus-pushgateway
 
+# curl: a health check's url is fetched on the host (here, every test host is
+# this machine), with curl.
+command -v curl >/dev/null || apt_install curl
+
 # openssl makes the private certificate authority of the TLS tests.
 command -v openssl >/dev/null || apt_install openssl
 
