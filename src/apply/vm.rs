@@ -636,7 +636,6 @@ async fn run_all(
     run_within(job, transport, &chained, limit)
         .await
         .map(|output| output.stdout)
-        .map_err(|failure| job.with_attempts(failure))
 }
 
 async fn run_within(
@@ -670,10 +669,12 @@ async fn run_within(
         failed = name;
         output.stderr = rest;
     }
-    Err(failure(
+    // A health check that ran out of attempts says how many it made (not
+    // one whose connection went: that one did not make them all).
+    Err(job.with_attempts(failure(
         &failed,
         job.host_output.failure(job.config, &output),
-    ))
+    )))
 }
 
 async fn update_host(

@@ -322,6 +322,11 @@ fn a_failing_health_check_on_the_first_host_rolls_back_to_the_previous_version()
         log.contains("health: always failing"),
         "the host's own words are shown:\n{log}"
     );
+    // The fixture's check: retries = 3, all made on the host.
+    assert!(
+        log.contains("health: always failing after 4 attempt(s)"),
+        "the failure says how many attempts were made:\n{log}"
+    );
     for i in 1..5 {
         assert!(
             !log.contains(&format!("{}: on 3.0.0", lab.address(i))),
@@ -869,28 +874,16 @@ fn a_host_update_takes_at_most_three_sessions_plus_one_to_learn_a_test_bed_root(
     let Some(lab) = start_lab(3, ROLLING_ROLLBACK) else {
         return;
     };
-    let sessions = |lab: &Lab| -> Vec<usize> { (0..3).map(|i| lab.hosts.sessions(i)).collect() };
-    let before = sessions(&lab);
-    let first = lab.apply("1.0.0");
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
-    lab.assert_serving("1.0.0");
-    let fresh: Vec<usize> = sessions(&lab)
-        .iter()
-        .zip(&before)
-        .map(|(a, b)| a - b)
-        .collect();
-    assert_eq!(fresh, [4, 4, 4], "sessions per host, fresh install");
-
-    let before = sessions(&lab);
-    let second = lab.apply("2.0.0");
-    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
-    lab.assert_serving("2.0.0");
-    let upgrade: Vec<usize> = sessions(&lab)
-        .iter()
-        .zip(&before)
-        .map(|(a, b)| a - b)
-        .collect();
+    // The sessions each host started for an apply of `version`.
+    let sessions_of_apply = |version: &str| -> Vec<usize> {
+        let before: Vec<usize> = (0..3).map(|i| lab.hosts.sessions(i)).collect();
+        let apply = lab.apply(version);
+        assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+        lab.assert_serving(version);
+        (0..3).map(|i| lab.hosts.sessions(i) - before[i]).collect()
+    };
+    assert_eq!(sessions_of_apply("1.0.0"), [4, 4, 4], "fresh install");
     // The fixture's artifact is the same for both versions (the version is
     // a variable of its config file): it is on the hosts, nothing is sent.
-    assert_eq!(upgrade, [3, 3, 3], "sessions per host, upgrade");
+    assert_eq!(sessions_of_apply("2.0.0"), [3, 3, 3], "upgrade");
 }
