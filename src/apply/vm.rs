@@ -155,7 +155,7 @@ impl<'a> Job<'a> {
             .strip_prefix("health.")
             .and_then(|name| self.vm.health.iter().find(|c| c.name == name));
         if let Some(check) = check {
-            let attempts = check.retries.unwrap_or(3) + 1;
+            let attempts = steps::health_attempts(check);
             failure.message = format!("{} after {attempts} attempt(s)", failure.message);
         }
         failure
@@ -1010,7 +1010,7 @@ async fn update_host_steps(
         // come before the stop.
         if failure.step == "artifact.verify"
             || failure.step == "install"
-            || failure.step.starts_with("hook.") && is_deregister_hook(vm, &failure.step)
+            || is_deregister_hook(vm, &failure.step)
         {
             failure.unchanged()
         } else {

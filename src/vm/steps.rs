@@ -878,6 +878,12 @@ pub fn health_time_limit(check: &HealthCheck) -> Duration {
     (timeout + interval) * (retries + 1)
 }
 
+/// How many attempts a health check makes at most: the first and its
+/// `retries`.
+pub fn health_attempts(check: &HealthCheck) -> u32 {
+    health_timing(check).1 + 1
+}
+
 /// A check's (timeout of one attempt, further attempts, wait between
 /// attempts), defaults filled in.
 fn health_timing(check: &HealthCheck) -> (Duration, u32, Duration) {
