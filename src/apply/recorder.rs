@@ -1,10 +1,14 @@
 //! The recorder: the one writer of an environment's state during an apply.
 //!
-//! Every change (a host starting, finishing, failing, rolling back) goes
-//! through [`Recorder::update`], which changes the state in memory and writes it
-//! atomically through the backend before returning, so a crash at any moment
-//! leaves a state that says what happened up to that moment. It never holds a
-//! secret: rendered texts arrive masked.
+//! Every change (a host starting, finishing, failing, rolling back) changes
+//! the state in memory and is written through the backend before the call
+//! returns, so a crash at any moment leaves a state that says what happened up
+//! to that moment. A host step names the records it touched (its host's
+//! record, its journal entries) and the backend may store just those
+//! ([`crate::state::Backend::append`]), so that the write does not grow with
+//! the fleet; every other change writes the whole state
+//! ([`Recorder::update`]). It never holds a secret: rendered texts arrive
+//! masked.
 //!
 //! It also keeps the apply's journal ([`crate::state::JournalEntry`]): a step is
 //! written as started, in the same atomic write as the host or traffic record
@@ -26,7 +30,7 @@ use crate::state::model::config_digest;
 use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostStatus, JournalEntry, State, StateError, JOURNAL_LIMIT,
+    HostStatus, JournalEntry, State, StateError, Touched,
 };
 
 /// Test-only: with `SLIPWAY_TEST_CRASH_AT=N` the process kills itself with
@@ -208,16 +212,11 @@ fn put_host(
 
 /// Append `record` to the journal as started now (and, with `finished`,
 /// finished at once with that result); returns its number. Beyond
-/// [`JOURNAL_LIMIT`] entries the oldest finished one is dropped.
+/// [`crate::state::JOURNAL_LIMIT`] entries the oldest finished one is dropped.
 fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Option<&str>) -> u64 {
-    if state.journal.len() >= JOURNAL_LIMIT {
-        if let Some(oldest) = state.journal.iter().position(|e| e.finished_at.is_some()) {
-            state.journal.remove(oldest);
-        }
-    }
     let seq = state.journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
     let now = now_rfc3339();
-    state.journal.push(JournalEntry {
+    state.push_journal(JournalEntry {
         apply_id: record.apply_id.to_string(),
         seq,
         deployment: record.deployment.to_string(),
@@ -230,6 +229,15 @@ fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Opti
         result: finished.map(str::to_string),
     });
     seq
+}
+
+/// A change to the record of `host` of deployment `address` and, given,
+/// to journal entry `seq`.
+fn host_touched(address: &str, host: &str, seq: Option<u64>) -> Touched {
+    Touched {
+        hosts: vec![(address.to_string(), host.to_string())],
+        journal: seq.into_iter().collect(),
+    }
 }
 
 /// What a journal entry is about, before it gets its number and times.
@@ -245,38 +253,67 @@ pub struct StepRecord<'a> {
 
 pub struct Recorder {
     backend: std::sync::Arc<dyn Backend>,
-    state: Mutex<State>,
+    state: Mutex<Written>,
     started_at: String,
+}
+
+/// The state as this apply knows it, and whether the backend holds all of it.
+struct Written {
+    state: State,
+    /// A write failed: the state in memory may hold a change the backend
+    /// does not, which a delta of later changes would not carry, so the
+    /// next write is whole.
+    whole_write_due: bool,
 }
 
 impl Recorder {
     pub fn new(backend: std::sync::Arc<dyn Backend>, state: State) -> Recorder {
         Recorder {
             backend,
-            state: Mutex::new(state),
+            state: Mutex::new(Written {
+                state,
+                whole_write_due: false,
+            }),
             started_at: now_rfc3339(),
         }
     }
 
-    /// Change the state and write it before returning.
-    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
-        let mut state = self
-            .state
+    fn written(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        change(&mut state);
-        self.backend.write(&mut state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Change the state and write it (whole) before returning.
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let mut written = self.written();
+        change(&mut written.state);
+        let result = self.backend.write(&mut written.state);
+        written.whole_write_due = result.is_err();
+        result
+    }
+
+    /// Change records of the state, only those `change` says it touched,
+    /// and write them before returning. A backend may store just those
+    /// records ([`Backend::append`]), so the write does not grow with the
+    /// fleet. `change` must name every record it changes: a record it
+    /// changes and does not name is lost on the next read.
+    fn update_records(&self, change: impl FnOnce(&mut State) -> Touched) -> Result<(), StateError> {
+        let mut written = self.written();
+        let touched = change(&mut written.state);
+        let result = if written.whole_write_due {
+            self.backend.write(&mut written.state)
+        } else {
+            self.backend.append(&mut written.state, &touched)
+        };
+        written.whole_write_due = result.is_err();
+        result
     }
 
     /// What `look` finds in the state as it is now, read in place: the
     /// state (a whole environment) is not copied.
     pub fn read<T>(&self, look: impl FnOnce(&State) -> T) -> T {
-        look(
-            &self
-                .state
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        look(&self.written().state)
     }
 
     /// The deployment's record, if any.
@@ -378,7 +415,10 @@ impl Recorder {
         sha256: Option<&str>,
         change: HostChange,
     ) -> Result<(), StateError> {
-        self.update(|state| put_host(state, address, host, sha256, change))
+        self.update_records(|state| {
+            put_host(state, address, host, sha256, change);
+            host_touched(address, host, None)
+        })
     }
 
     /// Record that the rollout moves `record`'s host (in progress) and, in
@@ -408,9 +448,14 @@ impl Recorder {
         change: HostChange,
     ) -> Result<u64, StateError> {
         let host = record.host.unwrap_or_default();
-        self.begin_step(record, |state| {
-            put_host(state, record.deployment, host, sha256, change)
-        })
+        let mut seq = 0;
+        self.update_records(|state| {
+            put_host(state, record.deployment, host, sha256, change);
+            seq = push_journal_entry(state, record, None);
+            host_touched(record.deployment, host, Some(seq))
+        })?;
+        crash_point();
+        Ok(seq)
     }
 
     /// Record that `record` starts, together with `change`, in one write.
@@ -434,6 +479,8 @@ impl Recorder {
     /// finished with `result`, `settled` is closed with its verdict, and
     /// `change` is made. A re-check so never leaves a second open entry for
     /// its host; killed before this write, the next apply re-checks again.
+    ///
+    /// `change` may change only the record of `record`'s host.
     pub fn record_recheck(
         &self,
         record: &StepRecord<'_>,
@@ -442,10 +489,17 @@ impl Recorder {
         change: impl FnOnce(&mut State),
     ) -> Result<(), StateError> {
         crash_point();
-        self.update(|state| {
+        self.update_records(|state| {
             change(state);
             state.finish_journal_entry(settled, verdict.to_string());
-            push_journal_entry(state, record, Some(result));
+            let seq = push_journal_entry(state, record, Some(result));
+            let mut touched = host_touched(
+                record.deployment,
+                record.host.unwrap_or_default(),
+                Some(seq),
+            );
+            touched.journal.push(settled);
+            touched
         })?;
         crash_point();
         Ok(())
@@ -468,6 +522,20 @@ impl Recorder {
         Ok(())
     }
 
+    /// [`Recorder::end_step`] that changes nothing else.
+    pub fn end_journal_step(&self, seq: u64, result: &str) -> Result<(), StateError> {
+        crash_point();
+        self.update_records(|state| {
+            state.finish_journal_entry(seq, result.to_string());
+            Touched {
+                hosts: Vec::new(),
+                journal: vec![seq],
+            }
+        })?;
+        crash_point();
+        Ok(())
+    }
+
     /// [`Recorder::end_step`] that also changes the host's record.
     pub fn end_host_step(
         &self,
@@ -477,9 +545,14 @@ impl Recorder {
         sha256: Option<&str>,
         change: HostChange,
     ) -> Result<(), StateError> {
-        self.end_step(seq, result, |state| {
-            put_host(state, address, host, sha256, change)
-        })
+        crash_point();
+        self.update_records(|state| {
+            put_host(state, address, host, sha256, change);
+            state.finish_journal_entry(seq, result.to_string());
+            host_touched(address, host, Some(seq))
+        })?;
+        crash_point();
+        Ok(())
     }
 
     /// The journal entries of `address`/`host` that applies other than
@@ -676,5 +749,162 @@ impl Recorder {
                 },
             });
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::state::{GateResult, LocalBackend, PreviousRelease};
+
+    /// A small deterministic generator, so that a failing sequence can be
+    /// replayed from its seed.
+    struct Dice(u64);
+
+    impl Dice {
+        fn roll(&mut self, sides: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % sides as u64) as usize
+        }
+    }
+
+    const ADDRESS: &str = "deployment.web";
+    const HOSTS: [&str; 5] = ["h0", "h1", "h2", "h3", "h4"];
+
+    fn recorder(backend: &LocalBackend) -> Recorder {
+        let state = backend.read("prod").expect("read").expect("a state");
+        Recorder::new(Arc::new(backend.clone()), state)
+    }
+
+    /// Random sequences of the recorder's writes, small (appended) and
+    /// whole, with restarts as after a kill (a new backend and recorder
+    /// reading what is stored): after every write, what a fresh read of the
+    /// backend returns is the recorder's state.
+    #[test]
+    fn what_is_read_back_after_any_sequence_of_writes_is_what_was_recorded() {
+        for seed in 1..=12u64 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut state = State::new("prod");
+            let mut deployment = DeploymentState::new(
+                "web",
+                "1.0.0",
+                DeploymentStatus::Deployed,
+                "2026-12-06T00:00:00Z",
+            );
+            deployment.rollout_id = Some("apply-0".into());
+            state.deployments.insert(ADDRESS.into(), deployment);
+            LocalBackend::new(dir.path())
+                .write(&mut state)
+                .expect("first write");
+
+            let mut dice = Dice(seed);
+            let mut recorder = recorder(&LocalBackend::new(dir.path()));
+            let mut open: Vec<(u64, &str)> = Vec::new();
+            let mut appended = 0;
+            for n in 0..300 {
+                let host = HOSTS[dice.roll(HOSTS.len())];
+                let version = ["1.0.0", "2.0.0"][dice.roll(2)];
+                let apply_id = format!("apply-{seed}-{}", n / 40);
+                let record = StepRecord {
+                    apply_id: &apply_id,
+                    deployment: ADDRESS,
+                    step: n / 10 + 1,
+                    host: Some(host),
+                    action: "deploy",
+                    version,
+                };
+                let sha = format!("{n:064}");
+                match dice.roll(9) {
+                    0 | 1 => {
+                        let seq = recorder.begin_host_step(&record, Some(&sha)).unwrap();
+                        open.push((seq, host));
+                    }
+                    2 | 3 if !open.is_empty() => {
+                        let (seq, host) = open.remove(dice.roll(open.len()));
+                        let change = [
+                            HostChange::Moved(HostStatus::Deployed),
+                            HostChange::FailedUnchanged(Some(PreviousRelease {
+                                version: "1.0.0".into(),
+                                artifact_sha256: None,
+                                config_digest: None,
+                            })),
+                            HostChange::RolledBack,
+                        ][dice.roll(3)]
+                        .clone();
+                        recorder
+                            .end_host_step(seq, "deployed", (ADDRESS, host), Some(&sha), change)
+                            .unwrap();
+                    }
+                    4 => {
+                        let seq = recorder.begin_host_rollback(&record).unwrap();
+                        recorder.end_journal_step(seq, "rolled_back").unwrap();
+                    }
+                    5 => {
+                        let change = [
+                            HostChange::Unreachable,
+                            HostChange::RollbackFailed,
+                            HostChange::RollingBack,
+                        ][dice.roll(3)]
+                        .clone();
+                        recorder.set_host(ADDRESS, host, None, change).unwrap();
+                    }
+                    6 if !open.is_empty() => {
+                        let (seq, host) = open.remove(0);
+                        let recheck = StepRecord {
+                            action: "recheck",
+                            host: Some(host),
+                            ..record.clone()
+                        };
+                        recorder
+                            .record_recheck(&recheck, "done", (seq, "deployed"), |state| {
+                                if let Some(r) = state
+                                    .deployments
+                                    .get_mut(ADDRESS)
+                                    .and_then(|d| d.hosts.get_mut(host))
+                                {
+                                    r.status = HostStatus::Deployed;
+                                }
+                            })
+                            .unwrap();
+                    }
+                    7 => recorder
+                        .record_gate(
+                            ADDRESS,
+                            GateResult {
+                                name: "errors".into(),
+                                kind: "command".into(),
+                                step: n % 3,
+                                version: version.into(),
+                                passed: true,
+                                summary: format!("write {n}"),
+                                evaluations: Vec::new(),
+                                judged_at: "2026-12-06T00:00:01Z".into(),
+                            },
+                        )
+                        .unwrap(),
+                    _ => {
+                        // A kill: what was stored is all a new apply knows.
+                        recorder = self::recorder(&LocalBackend::new(dir.path()));
+                        open.clear();
+                    }
+                }
+                let stored = LocalBackend::new(dir.path())
+                    .read("prod")
+                    .expect("read")
+                    .expect("a state");
+                recorder.read(|state| {
+                    assert_eq!(&stored, state, "seed {seed}, write {n}");
+                });
+                if dir.path().join("prod.json.journal").exists() {
+                    appended += 1;
+                }
+            }
+            assert!(appended > 100, "seed {seed}: most writes were appended");
+        }
     }
 }

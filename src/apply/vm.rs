@@ -1189,7 +1189,7 @@ async fn roll_back_rollout(
             Err(_) => "failed",
         };
         if let Some(seq) = seq {
-            let _ = job.recorder.end_step(seq, journal, |_| {});
+            let _ = job.recorder.end_journal_step(seq, journal);
         }
         match result {
             Ok(None) => outcome.hosts_rolled_back += 1,
@@ -1498,7 +1498,7 @@ async fn switch_host(
         } else {
             "failed"
         };
-        let _ = job.recorder.end_step(seq, journal, |_| {});
+        let _ = job.recorder.end_journal_step(seq, journal);
     }
     result
 }

@@ -1,34 +1,98 @@
 //! State kept in a directory on this machine.
 //!
 //! Each environment has `<dir>/<environment>.json` (the state),
-//! `<dir>/<environment>.json.backup` (the state before the last write) and,
-//! while someone works on it, `<dir>/<environment>.lock`. Writes go to a
-//! temporary file that is synced and then renamed over the target, so a crash
-//! leaves either the old or the new file, never half of one. This backend does
-//! not share state between machines; use a remote backend for that.
+//! `<dir>/<environment>.json.backup` (the state before the last whole write)
+//! and, while someone works on it, `<dir>/<environment>.lock`. Whole writes go
+//! to a temporary file that is synced and then renamed over the target, so a
+//! crash leaves either the old or the new file, never half of one.
+//!
+//! A write of a few records ([`Backend::append`], an apply's host steps) is
+//! appended instead, as one line, to `<dir>/<environment>.json.journal` and
+//! synced: its cost does not grow with the fleet. The journal's first line
+//! names the state file it continues (serial and SHA-256); a read replays the
+//! lines on top of that file. A line cut short by a crash was never
+//! acknowledged and is ignored. The journal is folded into the state file
+//! (a whole write, after which the journal is removed) by every whole write,
+//! and by an append once the journal is larger than the state file, so an
+//! apply that ends in order leaves no journal, and replaying one never costs
+//! more than reading the state twice.
+//!
+//! This backend does not share state between machines; use a remote backend
+//! for that.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use crate::state::lock::{acquire_lock_file, force_remove_lock_file, read_lock_file};
 use crate::state::{
     decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo, State,
-    StateError,
+    StateDelta, StateError, Touched,
 };
 
 const STATE_EXTENSION: &str = "json";
 
+/// An append folds the journal into the state file once the journal is
+/// larger than the state file or than this, whichever is larger.
+const FOLD_AT_LEAST: u64 = 256 * 1024;
+
+/// One line of a state journal.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JournalLine {
+    /// The first line: the state file the deltas continue.
+    Base {
+        serial: u64,
+        sha256: String,
+    },
+    Delta(StateDelta),
+}
+
+/// What an append did.
+enum Appended {
+    Yes,
+    /// The journal cannot take it (none can be started, its last line is
+    /// cut short, or it is due to be folded): write the whole state.
+    FoldInstead,
+}
+
 /// State files in one local directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LocalBackend {
     /// Directory holding the state files; created on the first write or lock.
     pub dir: PathBuf,
+    /// Environments whose journal this backend started after its last whole
+    /// write of their state file: the only journals it appends to. Any
+    /// other journal (a killed apply's, or one a crash kept after its fold)
+    /// is folded first, so a delta is never appended to a journal that does
+    /// not continue the state file.
+    started_journals: Arc<Mutex<BTreeSet<String>>>,
 }
+
+impl PartialEq for LocalBackend {
+    fn eq(&self, other: &LocalBackend) -> bool {
+        self.dir == other.dir
+    }
+}
+
+impl Eq for LocalBackend {}
 
 impl LocalBackend {
     pub fn new(dir: impl Into<PathBuf>) -> LocalBackend {
-        LocalBackend { dir: dir.into() }
+        LocalBackend {
+            dir: dir.into(),
+            started_journals: Arc::default(),
+        }
+    }
+
+    fn started_journals(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.started_journals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `<dir>/<environment>.json`
@@ -43,6 +107,14 @@ impl LocalBackend {
         Ok(self
             .dir
             .join(format!("{environment}.{STATE_EXTENSION}.backup")))
+    }
+
+    /// `<dir>/<environment>.json.journal`
+    pub fn journal_path(&self, environment: &str) -> Result<PathBuf, StateError> {
+        validate_environment_name(environment)?;
+        Ok(self
+            .dir
+            .join(format!("{environment}.{STATE_EXTENSION}.journal")))
     }
 
     /// `<dir>/<environment>.lock`
@@ -125,15 +197,22 @@ impl Backend for LocalBackend {
                 })
             }
         };
-        decode_state(&contents, Some(environment), &path, || {
+        let mut state = decode_state(&contents, Some(environment), &path, || {
             self.readable_backup(environment)
-        })
-        .map(Some)
+        })?;
+        replay_journal(
+            &self.journal_path(environment)?,
+            &path,
+            &contents,
+            &mut state,
+        )?;
+        Ok(Some(state))
     }
 
     fn write(&self, state: &mut State) -> Result<(), StateError> {
         let path = self.state_path(&state.environment)?;
         let backup = self.backup_path(&state.environment)?;
+        let journal = self.journal_path(&state.environment)?;
         self.create_dir()?;
 
         let previous_serial = state.serial;
@@ -146,7 +225,33 @@ impl Backend for LocalBackend {
             // The file on disk did not change, so neither does the serial.
             state.serial = previous_serial;
         }
-        written
+        written?;
+        // The file now holds everything the journal did.
+        self.started_journals().remove(&state.environment);
+        remove_journal(&journal)
+    }
+
+    fn append(&self, state: &mut State, touched: &Touched) -> Result<(), StateError> {
+        let path = self.state_path(&state.environment)?;
+        let journal = self.journal_path(&state.environment)?;
+        let previous_serial = state.serial;
+        state.serial = previous_serial.saturating_add(1);
+        let delta = StateDelta::capture(state, touched);
+        let ours = self.started_journals().contains(&state.environment);
+        match append_delta(&journal, &path, previous_serial, &delta, ours) {
+            Ok(Appended::Yes) => {
+                self.started_journals().insert(state.environment.clone());
+                Ok(())
+            }
+            Ok(Appended::FoldInstead) => {
+                state.serial = previous_serial;
+                self.write(state)
+            }
+            Err(error) => {
+                state.serial = previous_serial;
+                Err(error)
+            }
+        }
     }
 
     fn import(&self, state: &State) -> Result<(), StateError> {
@@ -155,7 +260,9 @@ impl Backend for LocalBackend {
         self.create_dir()?;
         let contents = encode_state(state)?;
         back_up_current(&path, &backup)?;
-        write_atomically(&path, &contents)
+        write_atomically(&path, &contents)?;
+        self.started_journals().remove(&state.environment);
+        remove_journal(&self.journal_path(&state.environment)?)
     }
 
     fn lock(&self, environment: &str, operation: &str) -> Result<LockGuard, StateError> {
@@ -171,6 +278,203 @@ impl Backend for LocalBackend {
     fn force_unlock(&self, environment: &str, lock_id: &str) -> Result<(), StateError> {
         force_remove_lock_file(&self.lock_path(environment)?, environment, lock_id)
     }
+}
+
+/// Append `delta` to the journal at `journal`, synced; a new journal starts
+/// with the state file at `path` it continues, whose serial is
+/// `base_serial`. An existing journal is appended to only when it is `ours`
+/// (started by this backend since its last whole write).
+fn append_delta(
+    journal: &Path,
+    path: &Path,
+    base_serial: u64,
+    delta: &StateDelta,
+    ours: bool,
+) -> Result<Appended, StateError> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let io_error = |action: &'static str| {
+        move |source| StateError::Io {
+            action,
+            path: journal.to_path_buf(),
+            source,
+        }
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(journal)
+        .map_err(io_error("open state journal"))?;
+    let length = file
+        .metadata()
+        .map_err(io_error("read state journal"))?
+        .len();
+    let state_length = match fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
+        // Nothing to continue: the first write of a state is whole.
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Appended::FoldInstead),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read state file",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if length > 0 && !ours {
+        return Ok(Appended::FoldInstead);
+    }
+    let mut lines = Vec::new();
+    if length == 0 {
+        let contents = fs::read(path).map_err(|source| StateError::Io {
+            action: "read state file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        push_line(
+            &mut lines,
+            &JournalLine::Base {
+                serial: base_serial,
+                sha256: hex::encode(Sha256::digest(&contents)),
+            },
+        );
+    } else {
+        let mut last = [0u8];
+        file.seek(SeekFrom::End(-1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(io_error("read state journal"))?;
+        if last[0] != b'\n' || length > state_length.max(FOLD_AT_LEAST) {
+            return Ok(Appended::FoldInstead);
+        }
+    }
+    push_line(&mut lines, &JournalLine::Delta(delta.clone()));
+    file.write_all(&lines)
+        .map_err(io_error("append to state journal"))?;
+    file.sync_data().map_err(io_error("sync state journal"))?;
+    if length == 0 {
+        // The journal's name must survive a crash too.
+        if let Some(dir) = journal.parent() {
+            sync_directory(dir)?;
+        }
+    }
+    Ok(Appended::Yes)
+}
+
+fn push_line(lines: &mut Vec<u8>, line: &JournalLine) {
+    // A line of ours always serialises: no map with non-string keys.
+    serde_json::to_writer(&mut *lines, line).expect("a journal line serialises");
+    lines.push(b'\n');
+}
+
+/// Remove the journal at `journal` after its deltas were folded into the
+/// state file. A journal whose removal a crash undoes is harmless: its base
+/// no longer matches the state file, and its deltas are not newer.
+fn remove_journal(journal: &Path) -> Result<(), StateError> {
+    match fs::remove_file(journal) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io {
+            action: "remove the state journal (the state file was written)",
+            path: journal.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Put the deltas of the journal at `journal`, if any, into `state`, read
+/// from `contents` of the state file at `path`.
+fn replay_journal(
+    journal: &Path,
+    path: &Path,
+    contents: &[u8],
+    state: &mut State,
+) -> Result<(), StateError> {
+    let text = match fs::read(journal) {
+        Ok(text) => text,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "read state journal",
+                path: journal.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let problem = |problem: String, advice: &'static str| StateError::Journal {
+        journal: journal.to_path_buf(),
+        state: path.to_path_buf(),
+        problem,
+        advice,
+    };
+    const REPAIR: &str = "Repair the line by hand, or move the journal away and run \
+         `slipway plan -refresh` to see what the hosts serve";
+    // The piece after the last newline was cut short by a crash before the
+    // write returned: that step never started.
+    let mut complete: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    complete.pop();
+    let mut lines = Vec::with_capacity(complete.len());
+    for (index, line) in complete.iter().enumerate() {
+        let line: JournalLine = serde_json::from_slice(line).map_err(|error| {
+            problem(
+                format!("has an unreadable line {}: {error}", index + 1),
+                REPAIR,
+            )
+        })?;
+        lines.push(line);
+    }
+    let mut lines = lines.into_iter();
+    let base = match lines.next() {
+        None => return Ok(()),
+        Some(JournalLine::Base { serial, sha256 }) => (serial, sha256),
+        Some(JournalLine::Delta(_)) => {
+            return Err(problem(
+                "does not start with the state file it continues".into(),
+                REPAIR,
+            ))
+        }
+    };
+    let deltas: Vec<StateDelta> = lines
+        .map(|line| match line {
+            JournalLine::Delta(delta) => Ok(delta),
+            JournalLine::Base { .. } => Err(problem(
+                "names the state file it continues twice".into(),
+                REPAIR,
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let continues_this_file =
+        base.0 == state.serial && base.1 == hex::encode(Sha256::digest(contents));
+    if !continues_this_file {
+        if deltas.iter().all(|delta| delta.serial <= state.serial) {
+            // Already folded into the file; a crash kept it from being removed.
+            return Ok(());
+        }
+        return Err(problem(
+            format!(
+                "continues a state file with serial {}, not this one (serial {}): the \
+                 state file was replaced, probably by a copy or a checkout, after an \
+                 apply was killed",
+                base.0, state.serial
+            ),
+            "Put back the state file the journal continues, or, if this state file is \
+             the one to keep, move the journal away and run `slipway plan -refresh` to \
+             see what the hosts serve",
+        ));
+    }
+    for delta in deltas {
+        if delta.serial != state.serial + 1 {
+            return Err(problem(
+                format!(
+                    "skips from serial {} to {}: a step is missing",
+                    state.serial, delta.serial
+                ),
+                REPAIR,
+            ));
+        }
+        state.apply_delta(&delta);
+    }
+    Ok(())
 }
 
 /// Copy the current state file to `backup`, atomically.
@@ -328,10 +632,229 @@ mod tests {
             let size = fs::metadata(dir.path().join("state/production.json"))
                 .unwrap()
                 .len();
+            // A host step's write as an apply makes it: one host's record and
+            // its journal entry. Enough of them that the journal is folded
+            // into the state file several times, and those folds are counted.
+            let appends: u32 = 2000;
+            let started = std::time::Instant::now();
+            for n in 0..appends {
+                let i = n as usize % hosts;
+                let host = format!("web-{i:04}.prod.internal");
+                let deployment = state.deployments.get_mut("deployment.web").unwrap();
+                let record = deployment.hosts.get_mut(&host).unwrap();
+                record.status = if n % 2 == 0 {
+                    HostStatus::InProgress
+                } else {
+                    HostStatus::Deployed
+                };
+                record.updated_at = format!("2026-12-06T21:{:02}:{:02}Z", n / 60 % 60, n % 60);
+                let entry = &mut state.journal[i];
+                entry.result = Some(format!("step {n}"));
+                let touched = Touched {
+                    hosts: vec![("deployment.web".into(), host)],
+                    journal: vec![entry.seq],
+                };
+                backend.append(&mut state, &touched).unwrap();
+            }
+            let append = started.elapsed() / appends;
+            assert_eq!(backend.read("production").unwrap().as_ref(), Some(&state));
             eprintln!(
-                "{hosts:>5} hosts: {size:>8} bytes; encode {encode:>10.2?}; whole write {write:>10.2?}"
+                "{hosts:>5} hosts: {size:>8} bytes; encode {encode:>10.2?}; whole write \
+                 {write:>10.2?}; host step (appended, folds included) {append:>10.2?}"
             );
         }
+    }
+
+    /// A state with deployment `deployment.web` on hosts a, b and c, and a
+    /// journal entry per host; written whole.
+    fn fleet_state(backend: &LocalBackend) -> State {
+        let mut state = sample_state("prod");
+        let deployment = state.deployments.get_mut("deployment.web").unwrap();
+        for (seq, host) in ["a", "b", "c"].into_iter().enumerate() {
+            deployment.hosts.insert(
+                host.into(),
+                crate::state::HostState {
+                    version: "1.4.2".into(),
+                    artifact_sha256: Some("ab12".into()),
+                    status: crate::state::HostStatus::Deployed,
+                    updated_at: "2026-01-02T03:04:05Z".into(),
+                    config_digest: None,
+                    rollout: None,
+                    previous: None,
+                },
+            );
+            state.journal.push(crate::state::JournalEntry {
+                apply_id: "apply-1".into(),
+                seq: seq as u64 + 1,
+                deployment: "deployment.web".into(),
+                step: 1,
+                host: Some(host.into()),
+                action: "deploy".into(),
+                version: "1.4.2".into(),
+                started_at: "2026-01-02T03:04:00Z".into(),
+                finished_at: None,
+                result: None,
+            });
+        }
+        backend.write(&mut state).expect("write");
+        state
+    }
+
+    /// Move `host` to `version` and finish its journal entry; append that.
+    fn append_host_step(backend: &LocalBackend, state: &mut State, host: &str, version: &str) {
+        let deployment = state.deployments.get_mut("deployment.web").unwrap();
+        deployment.hosts.get_mut(host).unwrap().version = version.into();
+        deployment.updated_at = format!("2026-01-03T00:00:00Z {host} {version}");
+        let entry = state
+            .journal
+            .iter_mut()
+            .find(|e| e.host.as_deref() == Some(host))
+            .unwrap();
+        entry.finished_at = Some("2026-01-03T00:00:00Z".into());
+        entry.result = Some(format!("deployed {version}"));
+        let touched = Touched {
+            hosts: vec![("deployment.web".into(), host.into())],
+            journal: vec![entry.seq],
+        };
+        backend.append(state, &touched).expect("append");
+    }
+
+    #[test]
+    fn appended_records_read_back_without_rewriting_the_state_file() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        let file_before = read_text(&backend.state_path("prod").unwrap());
+        append_host_step(&backend, &mut state, "a", "2.0.0");
+        append_host_step(&backend, &mut state, "c", "2.0.0");
+        append_host_step(&backend, &mut state, "a", "2.0.1");
+        assert_eq!(state.serial, 4, "every append increments the serial");
+        assert_eq!(backend.read("prod").unwrap().as_ref(), Some(&state));
+        assert_eq!(
+            read_text(&backend.state_path("prod").unwrap()),
+            file_before,
+            "the state file is not rewritten"
+        );
+        let journal = read_text(&backend.journal_path("prod").unwrap());
+        assert_eq!(
+            journal.lines().count(),
+            4,
+            "a base line and a line per append"
+        );
+        assert!(journal.starts_with("{\"base\":{\"serial\":1,"), "{journal}");
+        assert_eq!(backend.environments().unwrap(), ["prod"]);
+    }
+
+    #[test]
+    fn a_whole_write_folds_the_journal_into_the_state_file_and_removes_it() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        append_host_step(&backend, &mut state, "b", "2.0.0");
+        state.history.clear();
+        backend.write(&mut state).expect("write");
+        assert!(!backend.journal_path("prod").unwrap().exists());
+        let file: State =
+            serde_json::from_str(&read_text(&backend.state_path("prod").unwrap())).unwrap();
+        assert_eq!(file, state);
+        assert_eq!(backend.read("prod").unwrap(), Some(state));
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_ignored_and_the_next_append_folds() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        append_host_step(&backend, &mut state, "a", "2.0.0");
+        let acknowledged = state.clone();
+        let journal = backend.journal_path("prod").unwrap();
+        let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(b"{\"delta\":{\"serial\":3,\"hos").unwrap();
+        assert_eq!(backend.read("prod").unwrap(), Some(acknowledged));
+
+        append_host_step(&backend, &mut state, "b", "2.0.0");
+        assert!(
+            !journal.exists(),
+            "appending after a cut line folds instead"
+        );
+        assert_eq!(backend.read("prod").unwrap(), Some(state));
+    }
+
+    #[test]
+    fn a_journal_a_crash_kept_after_its_fold_is_ignored() {
+        let (dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        append_host_step(&backend, &mut state, "a", "2.0.0");
+        let journal = backend.journal_path("prod").unwrap();
+        let kept = dir.path().join("kept");
+        fs::copy(&journal, &kept).unwrap();
+        backend.write(&mut state).expect("fold");
+        fs::rename(&kept, &journal).unwrap();
+        assert_eq!(backend.read("prod").unwrap(), Some(state.clone()));
+        // And the next append does not continue it: a journal that does not
+        // continue the state file is never appended to.
+        append_host_step(&backend, &mut state, "b", "2.0.0");
+        assert_eq!(backend.read("prod").unwrap(), Some(state));
+    }
+
+    #[test]
+    fn a_journal_of_a_state_file_replaced_by_hand_is_refused_and_left_as_is() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        let path = backend.state_path("prod").unwrap();
+        let checked_in = read_text(&path);
+        append_host_step(&backend, &mut state, "a", "2.0.0");
+        // The file is put back to an older copy with the same serial and
+        // different contents (another branch), then the journal is read.
+        let journal = backend.journal_path("prod").unwrap();
+        let journal_text = read_text(&journal);
+        let mut other: State = serde_json::from_str(&checked_in).unwrap();
+        other.history.clear();
+        fs::write(&path, encode_state(&other).unwrap()).unwrap();
+        let error = backend.read("prod").expect_err("a stray journal");
+        let message = error.to_string();
+        assert!(matches!(error, StateError::Journal { .. }), "{message}");
+        assert!(message.contains("prod.json.journal"), "{message}");
+        assert!(message.contains("the state file was replaced"), "{message}");
+        assert!(message.contains("move the journal away"), "{message}");
+        assert_eq!(
+            read_text(&journal),
+            journal_text,
+            "the journal is left as is"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_line_before_the_last_is_an_error_naming_the_journal() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        append_host_step(&backend, &mut state, "a", "2.0.0");
+        let journal = backend.journal_path("prod").unwrap();
+        let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(b"not json\n").unwrap();
+        let message = backend.read("prod").expect_err("corrupt").to_string();
+        assert!(message.contains("unreadable line 3"), "{message}");
+        assert!(message.contains("Nothing was changed"), "{message}");
+    }
+
+    #[test]
+    fn a_journal_larger_than_the_state_file_is_folded_by_the_next_append() {
+        let (_dir, backend) = backend();
+        let mut state = fleet_state(&backend);
+        let journal = backend.journal_path("prod").unwrap();
+        let mut folds = 0;
+        for n in 0..3000 {
+            append_host_step(
+                &backend,
+                &mut state,
+                ["a", "b", "c"][n % 3],
+                &format!("{n}"),
+            );
+            if !journal.exists() {
+                folds += 1;
+            }
+            let length = fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
+            assert!(length <= FOLD_AT_LEAST + 1024, "{length}");
+        }
+        assert!(folds >= 1, "the journal was folded");
+        assert_eq!(backend.read("prod").unwrap(), Some(state));
     }
 
     fn backend() -> (tempfile::TempDir, LocalBackend) {

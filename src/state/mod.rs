@@ -12,6 +12,7 @@
 //! applying do that), does not talk to deployment targets, and never holds
 //! secrets: it stores whatever [`State`] it is given.
 
+pub mod delta;
 pub mod local;
 pub mod lock;
 pub mod model;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use delta::{HostRow, StateDelta, Touched};
 pub use local::LocalBackend;
 pub use lock::{lock_with_timeout, LockGuard, LockInfo};
 pub use model::*;
@@ -43,6 +45,17 @@ pub trait Backend: Send + Sync {
     /// write that would replace a state someone else wrote after this backend
     /// last read or wrote it.
     fn write(&self, state: &mut State) -> Result<(), StateError>;
+    /// Persist a write that changed only the records `touched` names (a
+    /// host's record, journal entries), with the same guarantees as
+    /// [`Backend::write`]: the serial is incremented and, once this
+    /// returns, a read gives `state`. A backend that can store just those
+    /// records does ([`LocalBackend`] appends a [`StateDelta`] to a file
+    /// beside the state), so a step's write does not grow with the fleet;
+    /// the default writes the whole state.
+    fn append(&self, state: &mut State, touched: &Touched) -> Result<(), StateError> {
+        let _ = touched;
+        self.write(state)
+    }
     /// Store `state` exactly as given, serial included, with the same
     /// atomicity and conflict checks as [`Backend::write`]. For copying state
     /// between backends (`slipway init -migrate-state`), where the copy must
@@ -176,6 +189,19 @@ pub enum StateError {
         action: &'static str,
         location: String,
         detail: String,
+    },
+
+    #[error(
+        "the state journal {} (the steps recorded since {} was last written whole) \
+         {problem}. Nothing was changed. {advice}",
+        journal.display(),
+        state.display()
+    )]
+    Journal {
+        journal: PathBuf,
+        state: PathBuf,
+        problem: String,
+        advice: &'static str,
     },
 
     #[error(transparent)]

@@ -13,6 +13,17 @@
 //!   when it saw no state), so a write based on an old read is refused with
 //!   [`StateError::Conflict`] instead of replacing someone else's newer state.
 //!
+//! An apply's host steps ([`Backend::append`]) are not written as the whole
+//! state object: each is a small object `<prefix><environment>.json.journal/
+//! <serial>`, created with `If-None-Match: *` and holding a
+//! [`crate::state::StateDelta`] and the ETag of the state object it continues.
+//! A read lists them and replays those that continue the object it read, in
+//! serial order. A whole write (a deployment's start and end, gates, the end
+//! of the apply, or after [`FOLD_EVERY`] deltas or once they outweigh the
+//! state) folds them: the state object is written, then the delta objects are
+//! deleted; one a failed delete leaves behind continues an object that is no
+//! longer there and is ignored.
+//!
 //! Credentials and region come from aws-config's standard chain (environment,
 //! profile, SSO, instance metadata...), with `region` and `profile` of the
 //! backend block taking precedence. S3 keeps no `.backup` object: enable
@@ -41,8 +52,35 @@ use aws_sdk_s3::Client;
 use crate::state::lock::{encode_lock, Acquiring};
 use crate::state::{
     decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo, State,
-    StateError,
+    StateDelta, StateError, Touched,
 };
+
+/// A whole write folds the delta objects once there are this many.
+const FOLD_EVERY: u32 = 256;
+
+/// How many delta objects a read fetches at once.
+const FETCH_AT_ONCE: usize = 16;
+
+/// One delta object: a host step's records and the state object they continue.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DeltaObject {
+    /// The ETag of the state object the delta applies to.
+    continues: String,
+    delta: StateDelta,
+}
+
+/// The delta objects of one environment this backend knows of.
+#[derive(Debug, Clone, Default)]
+struct KnownJournal {
+    /// Every delta object listed by the last read or created since: the
+    /// next whole write deletes them.
+    keys: Vec<String>,
+    /// How many of them continue the state object, and their size.
+    continuing: u32,
+    bytes: u64,
+    /// The size of the state object.
+    state_bytes: u64,
+}
 
 /// The settings of a `backend "s3"` block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,6 +120,8 @@ struct Inner {
     bridge: Bridge,
     /// What this backend last saw of each environment's state object.
     seen: Mutex<HashMap<String, Seen>>,
+    /// The delta objects of each environment it knows of.
+    journals: Mutex<HashMap<String, KnownJournal>>,
 }
 
 /// The state object of one environment as this backend last saw it.
@@ -204,6 +244,7 @@ impl S3Backend {
                 endpoint,
                 bridge,
                 seen: Mutex::new(HashMap::new()),
+                journals: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -212,6 +253,11 @@ impl S3Backend {
     pub fn state_key(&self, environment: &str) -> Result<String, StateError> {
         validate_environment_name(environment)?;
         Ok(format!("{}{environment}.json", self.inner.prefix))
+    }
+
+    /// `<prefix><environment>.json.journal/`: where its delta objects are.
+    pub fn journal_prefix(&self, environment: &str) -> Result<String, StateError> {
+        Ok(format!("{}.journal/", self.state_key(environment)?))
     }
 
     /// `<prefix><environment>.json.lock`
@@ -249,6 +295,147 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .get(environment)
             .cloned()
+    }
+
+    fn journal(&self, environment: &str) -> KnownJournal {
+        self.journals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(environment)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn remember_journal(&self, environment: &str, journal: KnownJournal) {
+        self.journals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(environment.to_string(), journal);
+    }
+
+    /// Every key under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let owned_prefix = prefix.to_string();
+        let keys = self.run(async move {
+            let mut keys = Vec::new();
+            let mut token = None;
+            loop {
+                let output = client
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(&owned_prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(Failure::from_sdk)?;
+                keys.extend(
+                    output
+                        .contents()
+                        .iter()
+                        .filter_map(|object| object.key().map(str::to_string)),
+                );
+                match output.next_continuation_token() {
+                    Some(next) if output.is_truncated() == Some(true) => {
+                        token = Some(next.to_string());
+                    }
+                    _ => break,
+                }
+            }
+            Ok::<_, Failure>(keys)
+        })?;
+        let mut keys =
+            keys.map_err(|failure| failure.into_state_error("list", self.location(prefix)))?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The contents of the objects at `keys`, in the same order, fetched
+    /// [`FETCH_AT_ONCE`] at a time; `None` for one that is gone.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StateError> {
+        let mut contents = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(FETCH_AT_ONCE) {
+            let client = self.client.clone();
+            let bucket = self.bucket.clone();
+            let chunk_keys = chunk.to_vec();
+            let fetched = self.run(async move {
+                let mut fetches = tokio::task::JoinSet::new();
+                for (index, key) in chunk_keys.into_iter().enumerate() {
+                    let client = client.clone();
+                    let bucket = bucket.clone();
+                    fetches.spawn(async move {
+                        let result = async {
+                            let output = client
+                                .get_object()
+                                .bucket(bucket)
+                                .key(&key)
+                                .send()
+                                .await
+                                .map_err(Failure::from_sdk)?;
+                            let body = output
+                                .body
+                                .collect()
+                                .await
+                                .map_err(|error| Failure::other(error_chain(&error)))?;
+                            Ok::<_, Failure>(body.into_bytes().to_vec())
+                        }
+                        .await;
+                        (index, key, result)
+                    });
+                }
+                let mut fetched = Vec::new();
+                while let Some(joined) = fetches.join_next().await {
+                    fetched.push(joined.expect("a fetch task does not panic"));
+                }
+                fetched
+            })?;
+            let mut ordered: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
+            for (index, key, result) in fetched {
+                match result {
+                    Ok(body) => ordered[index] = Some(body),
+                    Err(failure) if failure.is_missing_key() => {}
+                    Err(failure) => {
+                        return Err(
+                            failure.into_state_error("read state delta", self.location(&key))
+                        )
+                    }
+                }
+            }
+            contents.extend(ordered);
+        }
+        Ok(contents)
+    }
+
+    /// Delete the objects at `keys` (1,000 to a request); `false` when some
+    /// could not be.
+    fn delete_all(&self, keys: &[String]) -> bool {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        keys.chunks(1000).all(|chunk| {
+            let objects: Result<Vec<ObjectIdentifier>, _> = chunk
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect();
+            let Ok(delete) = objects.and_then(|objects| {
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+            }) else {
+                return false;
+            };
+            let client = self.client.clone();
+            let bucket = self.bucket.clone();
+            let deleted = self.run(async move {
+                client
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+            });
+            matches!(deleted, Ok(Ok(output)) if output.errors().is_empty())
+        })
     }
 
     /// The object at `key` and its ETag, or `None` when there is none.
@@ -404,13 +591,14 @@ impl Inner {
     /// Store `state` as it is, on condition of what this backend saw last.
     fn store(&self, state: &State) -> Result<(), StateError> {
         let environment = state.environment.as_str();
-        let key = format!("{}{environment}.json", self.prefix);
+        let key = self.state_key_of(environment);
         let contents = encode_state(state)?;
         // Never read: expect no state, so an unseen state is never replaced.
         let condition = match self.last_seen(environment) {
             Some(Seen::ETag(etag)) => Condition::ETag(etag),
             Some(Seen::Absent) | None => Condition::Absent,
         };
+        let state_bytes = contents.len() as u64;
         let written = self.put(&key, contents.clone(), condition)?;
         let etag = match written {
             Ok(etag) => etag,
@@ -447,7 +635,19 @@ impl Inner {
                     .remove(environment);
             }
         }
+        let journal = self.journal(environment);
+        self.remember_journal(
+            environment,
+            KnownJournal {
+                state_bytes,
+                ..journal
+            },
+        );
         Ok(())
+    }
+
+    fn state_key_of(&self, environment: &str) -> String {
+        format!("{}{environment}.json", self.prefix)
     }
 }
 
@@ -546,6 +746,97 @@ impl Failure {
     }
 }
 
+impl S3Backend {
+    /// Put the deltas of `state`'s environment that continue the state
+    /// object read (ETag `etag`) into `state`, in serial order. Returns what
+    /// the journal holds.
+    fn replay_journal(
+        &self,
+        state: &mut State,
+        etag: Option<String>,
+    ) -> Result<KnownJournal, StateError> {
+        let prefix = self.journal_prefix(&state.environment)?;
+        let keys = self.inner.list(&prefix)?;
+        let mut journal = KnownJournal::default();
+        if keys.is_empty() {
+            return Ok(journal);
+        }
+        let contents = self.inner.get_many(&keys)?;
+        let state_location = self
+            .inner
+            .location(&self.inner.state_key_of(&state.environment));
+        let problem = |problem: String, advice: &'static str| StateError::Journal {
+            journal: PathBuf::from(self.inner.location(&prefix)),
+            state: PathBuf::from(&state_location),
+            problem,
+            advice,
+        };
+        for (key, contents) in keys.iter().zip(contents) {
+            let Some(contents) = contents else { continue };
+            let object: DeltaObject = serde_json::from_slice(&contents).map_err(|error| {
+                problem(
+                    format!("has an unreadable object {key}: {error}"),
+                    "Repair or delete that object by hand, then run `slipway plan -refresh` \
+                     to see what the hosts serve",
+                )
+            })?;
+            let delta = object.delta;
+            if etag.as_deref() == Some(object.continues.as_str()) {
+                if delta.serial != state.serial + 1 {
+                    return Err(problem(
+                        format!(
+                            "skips from serial {} to {}: a step is missing",
+                            state.serial, delta.serial
+                        ),
+                        "Run `slipway plan -refresh` to see what the hosts serve, and repair \
+                         the state with `slipway state pull` and `slipway state push`",
+                    ));
+                }
+                state.apply_delta(&delta);
+                journal.continuing += 1;
+                journal.bytes += contents.len() as u64;
+            } else if delta.serial > state.serial {
+                return Err(problem(
+                    format!(
+                        "has a step (serial {}) recorded on top of another state object, not \
+                         this one (serial {}): the state object was replaced after an apply \
+                         was killed",
+                        delta.serial, state.serial
+                    ),
+                    "Put back the state object the steps continue (with bucket versioning, \
+                     an earlier version), or, if this state is the one to keep, delete the \
+                     objects under the journal prefix and run `slipway plan -refresh` to see \
+                     what the hosts serve",
+                ));
+            }
+            // Otherwise already folded into the state object; a failed delete left it.
+        }
+        journal.keys = keys;
+        Ok(journal)
+    }
+
+    /// After a whole write: delete the delta objects it holds. One a delete
+    /// misses is harmless (it continues a state object that is gone) and is
+    /// tried again at the next whole write.
+    fn fold_journal(&self, environment: &str) {
+        let mut journal = self.inner.journal(environment);
+        if self.inner.delete_all(&journal.keys) {
+            journal.keys.clear();
+        }
+        journal.continuing = 0;
+        journal.bytes = 0;
+        self.inner.remember_journal(environment, journal);
+    }
+}
+
+/// The ETag of what was seen, if it was an object with one.
+fn etag_of(seen: &Option<Seen>) -> Option<String> {
+    match seen {
+        Some(Seen::ETag(etag)) => Some(etag.clone()),
+        _ => None,
+    }
+}
+
 impl Backend for S3Backend {
     fn describe(&self) -> String {
         let mut text = format!("s3://{}/{}", self.inner.bucket, self.inner.prefix);
@@ -556,42 +847,7 @@ impl Backend for S3Backend {
     }
 
     fn environments(&self) -> Result<Vec<String>, StateError> {
-        let client = self.inner.client.clone();
-        let bucket = self.inner.bucket.clone();
-        let prefix = self.inner.prefix.clone();
-        let keys = self.inner.run(async move {
-            let mut keys = Vec::new();
-            let mut token = None;
-            loop {
-                let output = client
-                    .list_objects_v2()
-                    .bucket(&bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                    .map_err(Failure::from_sdk)?;
-                keys.extend(
-                    output
-                        .contents()
-                        .iter()
-                        .filter_map(|object| object.key().map(str::to_string)),
-                );
-                match output.next_continuation_token() {
-                    Some(next) if output.is_truncated() == Some(true) => {
-                        token = Some(next.to_string());
-                    }
-                    _ => break,
-                }
-            }
-            Ok::<_, Failure>(keys)
-        })?;
-        let keys = keys.map_err(|failure| {
-            failure.into_state_error(
-                "list",
-                format!("s3://{}/{}", self.inner.bucket, self.inner.prefix),
-            )
-        })?;
+        let keys = self.inner.list(&self.inner.prefix)?;
         let mut environments: Vec<String> = keys
             .iter()
             .filter_map(|key| key.strip_prefix(self.inner.prefix.as_str()))
@@ -623,7 +879,17 @@ impl Backend for S3Backend {
             }
         }
         let location = PathBuf::from(self.inner.location(&key));
-        decode_state(&contents, Some(environment), &location, || None).map(Some)
+        let mut state = decode_state(&contents, Some(environment), &location, || None)?;
+        let journal =
+            self.replay_journal(&mut state, etag_of(&self.inner.last_seen(environment)))?;
+        self.inner.remember_journal(
+            environment,
+            KnownJournal {
+                state_bytes: contents.len() as u64,
+                ..journal
+            },
+        );
+        Ok(Some(state))
     }
 
     fn write(&self, state: &mut State) -> Result<(), StateError> {
@@ -635,12 +901,65 @@ impl Backend for S3Backend {
             // The stored state did not change, so neither does the serial.
             state.serial = previous_serial;
         }
-        written
+        written?;
+        self.fold_journal(&state.environment);
+        Ok(())
+    }
+
+    fn append(&self, state: &mut State, touched: &Touched) -> Result<(), StateError> {
+        let environment = state.environment.clone();
+        let prefix = self.journal_prefix(&environment)?;
+        let journal = self.inner.journal(&environment);
+        let Some(continues) = etag_of(&self.inner.last_seen(&environment)) else {
+            return self.write(state);
+        };
+        if journal.continuing >= FOLD_EVERY || journal.bytes > journal.state_bytes {
+            return self.write(state);
+        }
+        let previous_serial = state.serial;
+        state.serial = previous_serial.saturating_add(1);
+        let object = DeltaObject {
+            continues,
+            delta: StateDelta::capture(state, touched),
+        };
+        let key = format!("{prefix}{:020}", state.serial);
+        let contents = serde_json::to_vec(&object).expect("a state delta serialises");
+        let created = match self.inner.put(&key, contents.clone(), Condition::Absent) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(failure)) if failure.is_conflict() => {
+                // A retried request whose first attempt did land finds its own
+                // write: that is success, not a conflict.
+                match self.inner.get(&key, "read state delta") {
+                    Ok(Some((current, _))) if current == contents => Ok(()),
+                    Ok(_) => Err(StateError::Conflict {
+                        environment: environment.clone(),
+                        location: self.inner.location(&key),
+                    }),
+                    Err(error) => Err(error),
+                }
+            }
+            Ok(Err(failure)) => {
+                Err(failure.into_state_error("write state delta", self.inner.location(&key)))
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = created {
+            state.serial = previous_serial;
+            return Err(error);
+        }
+        let mut journal = journal;
+        journal.keys.push(key);
+        journal.continuing += 1;
+        journal.bytes += contents.len() as u64;
+        self.inner.remember_journal(&environment, journal);
+        Ok(())
     }
 
     fn import(&self, state: &State) -> Result<(), StateError> {
         validate_environment_name(&state.environment)?;
-        self.inner.store(state)
+        self.inner.store(state)?;
+        self.fold_journal(&state.environment);
+        Ok(())
     }
 
     fn lock(&self, environment: &str, operation: &str) -> Result<LockGuard, StateError> {

@@ -521,6 +521,185 @@ fn a_write_based_on_an_old_etag_is_refused_and_nothing_is_lost() {
     assert_eq!(first.environments().unwrap(), ["prod"]);
 }
 
+/// Keys under `prefix` in `bucket`.
+fn keys(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
+    block_on(async {
+        let output = moto
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        output
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    })
+}
+
+fn put_object(moto: &Moto, bucket: &str, key: &str, contents: Vec<u8>) {
+    block_on(async {
+        moto.s3()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(contents.into())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// A state with deployment.web on hosts h0..h3, written whole.
+fn fleet_state(backend: &S3Backend) -> State {
+    let mut state = State::new("prod");
+    let mut deployment = slipway::state::DeploymentState::new(
+        "web",
+        "1.0.0",
+        DeploymentStatus::InProgress,
+        "2026-12-07T00:00:00Z",
+    );
+    for i in 0..4 {
+        deployment.hosts.insert(
+            format!("h{i}"),
+            slipway::state::HostState {
+                version: "1.0.0".into(),
+                artifact_sha256: None,
+                status: HostStatus::Deployed,
+                updated_at: "2026-12-07T00:00:00Z".into(),
+                config_digest: None,
+                rollout: None,
+                previous: None,
+            },
+        );
+    }
+    state
+        .deployments
+        .insert("deployment.web".into(), deployment);
+    backend.write(&mut state).unwrap();
+    state
+}
+
+/// Move host `h{i}` to `version`: one host step's write.
+fn host_step(backend: &S3Backend, state: &mut State, i: usize, version: &str) {
+    let host = format!("h{i}");
+    let deployment = state.deployments.get_mut("deployment.web").unwrap();
+    let record = deployment.hosts.get_mut(&host).unwrap();
+    record.version = version.into();
+    record.status = HostStatus::InProgress;
+    deployment.updated_at = format!("2026-12-07T00:00:0{i}Z");
+    let touched = slipway::state::Touched {
+        hosts: vec![("deployment.web".into(), host)],
+        journal: Vec::new(),
+    };
+    backend.append(state, &touched).unwrap();
+}
+
+#[test]
+fn host_steps_in_s3_are_small_objects_every_reader_replays_and_a_whole_write_folds() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "deltas");
+    let apply = s3_backend(&moto, "deltas", "app/");
+    let mut state = fleet_state(&apply);
+    let whole = object(&moto, "deltas", "app/prod.json").unwrap();
+
+    for (i, version) in [(0, "2.0.0"), (2, "2.0.0"), (0, "2.0.1")] {
+        host_step(&apply, &mut state, i, version);
+    }
+    assert_eq!(state.serial, 4);
+    assert_eq!(
+        keys(&moto, "deltas", "app/prod.json.journal/"),
+        [2, 3, 4].map(|serial| format!("app/prod.json.journal/{serial:020}")),
+        "one small object per step"
+    );
+    assert_eq!(
+        object(&moto, "deltas", "app/prod.json").unwrap(),
+        whole,
+        "the state object is not rewritten"
+    );
+    assert_eq!(apply.environments().unwrap(), ["prod"]);
+
+    // Any reader (plan, another apply after a kill) sees every step.
+    let reader = s3_backend(&moto, "deltas", "app/");
+    assert_eq!(reader.read("prod").unwrap().as_ref(), Some(&state));
+
+    // A new apply after a kill goes on appending to what it read.
+    let mut resumed = reader.read("prod").unwrap().unwrap();
+    host_step(&reader, &mut resumed, 3, "2.0.0");
+    assert_eq!(
+        s3_backend(&moto, "deltas", "app/").read("prod").unwrap(),
+        Some(resumed.clone())
+    );
+
+    // A whole write folds the steps into the state object and deletes them.
+    resumed
+        .deployments
+        .get_mut("deployment.web")
+        .unwrap()
+        .status = DeploymentStatus::Deployed;
+    reader.write(&mut resumed).unwrap();
+    assert_eq!(
+        keys(&moto, "deltas", "app/prod.json.journal/"),
+        Vec::<String>::new()
+    );
+    let folded: State =
+        serde_json::from_slice(&object(&moto, "deltas", "app/prod.json").unwrap()).unwrap();
+    assert_eq!(folded, resumed);
+    assert_eq!(
+        s3_backend(&moto, "deltas", "app/").read("prod").unwrap(),
+        Some(resumed)
+    );
+}
+
+#[test]
+fn steps_on_top_of_a_replaced_state_object_are_refused_and_leftovers_of_a_fold_ignored() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "stray");
+    let apply = s3_backend(&moto, "stray", "");
+    let mut state = fleet_state(&apply);
+    host_step(&apply, &mut state, 1, "2.0.0");
+    let step = keys(&moto, "stray", "prod.json.journal/").remove(0);
+    let step_bytes = object(&moto, "stray", &step).unwrap();
+
+    // A leftover of a fold (its delete failed) continues an object that is
+    // gone and is older than the state: ignored.
+    apply.write(&mut state).unwrap();
+    put_object(&moto, "stray", &step, step_bytes.clone());
+    assert_eq!(
+        s3_backend(&moto, "stray", "").read("prod").unwrap(),
+        Some(state.clone())
+    );
+
+    // The state object replaced by hand with an older copy after a killed
+    // apply's step: the step is newer than it and continues another object.
+    let mut older: State =
+        serde_json::from_slice(&object(&moto, "stray", "prod.json").unwrap()).unwrap();
+    older.serial = 1;
+    put_object(
+        &moto,
+        "stray",
+        "prod.json",
+        serde_json::to_vec(&older).unwrap(),
+    );
+    let error = s3_backend(&moto, "stray", "")
+        .read("prod")
+        .expect_err("a step on top of another state object");
+    let message = error.to_string();
+    assert!(matches!(error, StateError::Journal { .. }), "{message}");
+    assert!(
+        message.contains("s3://stray/prod.json.journal/"),
+        "{message}"
+    );
+    assert!(message.contains("was replaced"), "{message}");
+    assert!(message.contains("Nothing was changed"), "{message}");
+    assert_eq!(object(&moto, "stray", &step).unwrap(), step_bytes);
+}
+
 // ---------------------------------------------------------------------------
 // 4. a killed apply, and an interrupted one
 // ---------------------------------------------------------------------------
