@@ -1004,3 +1004,70 @@ fn approvals_with_state_in_s3_record_and_check_the_aws_caller_identity() {
     assert_eq!(entry.operation, "approve");
     assert_eq!(entry.approvals[0].decided_by, record.decided_by);
 }
+
+/// The cost of one host step's state write with state in S3 (moto on
+/// loopback), whole and appended, against the number of hosts the state
+/// records. A benchmark, not a test: it asserts nothing about time.
+/// `cargo test --test it s3_state_write_cost -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn s3_state_write_cost() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "cost");
+    for hosts in [10usize, 200, 1000] {
+        let backend = s3_backend(&moto, "cost", &format!("{hosts}/"));
+        let mut state = State::new("prod");
+        let mut deployment = slipway::state::DeploymentState::new(
+            "web",
+            "2.0.0",
+            DeploymentStatus::InProgress,
+            "2026-12-07T00:00:00Z",
+        );
+        for i in 0..hosts {
+            deployment.hosts.insert(
+                format!("web-{i:04}.prod.internal"),
+                slipway::state::HostState {
+                    version: "2.0.0".into(),
+                    artifact_sha256: Some(format!("{i:064}")),
+                    status: HostStatus::Deployed,
+                    updated_at: "2026-12-07T00:00:00Z".into(),
+                    config_digest: Some(format!("{i:064}")),
+                    rollout: Some("apply-20261207T000000Z-1a2b3c".into()),
+                    previous: None,
+                },
+            );
+        }
+        state
+            .deployments
+            .insert("deployment.web".into(), deployment);
+        backend.write(&mut state).unwrap();
+        let steps = 100u32;
+        let started = Instant::now();
+        for _ in 0..steps {
+            backend.write(&mut state).unwrap();
+        }
+        let whole = started.elapsed() / steps;
+        let started = Instant::now();
+        for n in 0..steps {
+            let host = format!("web-{:04}.prod.internal", n as usize % hosts);
+            let deployment = state.deployments.get_mut("deployment.web").unwrap();
+            deployment.hosts.get_mut(&host).unwrap().status = HostStatus::InProgress;
+            let touched = slipway::state::Touched {
+                hosts: vec![("deployment.web".into(), host)],
+                journal: Vec::new(),
+            };
+            backend.append(&mut state, &touched).unwrap();
+        }
+        let appended = started.elapsed() / steps;
+        let started = Instant::now();
+        let read = s3_backend(&moto, "cost", &format!("{hosts}/"))
+            .read("prod")
+            .unwrap();
+        let read_time = started.elapsed();
+        assert_eq!(read.as_ref(), Some(&state));
+        eprintln!(
+            "{hosts:>5} hosts: whole write {whole:>10.2?}; host step appended {appended:>10.2?}; \
+             read with {steps} steps to replay {read_time:>10.2?}"
+        );
+    }
+}
