@@ -22,6 +22,10 @@ mkdir -p /run/sshd
 # loopback; the packages' system services are not used.
 [ -x /usr/bin/prometheus ] || apt_install prometheus prometheus-pushgateway
 
+# iproute2 (ip): test hosts with a network namespace of their own, reached over
+# veth pairs (tests/it/sshd, HostOptions::own_network).
+command -v ip >/dev/null || apt_install iproute2
+
 # curl: a health check's url is fetched on the host (here, every test host is
 # this machine), with curl.
 command -v curl >/dev/null || apt_install curl

@@ -671,6 +671,7 @@ fn bench_hosts() {
             .map(PathBuf::from),
         log_sessions: std::env::var("SLIPWAY_BENCH_LOG_SESSIONS").is_ok_and(|v| v == "1"),
         own_opt: std::env::var("SLIPWAY_BENCH_OWN_OPT").is_ok_and(|v| v == "1"),
+        own_network: false,
     };
     if let Some(file) = &options.bash_env {
         assert!(

@@ -33,6 +33,7 @@ mod cli;
 mod confinement;
 mod diagnostics_corpus;
 mod fuzz_regressions;
+mod host_network;
 mod hostile_values;
 mod moto_harness;
 mod no_panic;

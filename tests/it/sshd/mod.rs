@@ -25,7 +25,10 @@
 //! benchmarks (tests/bench): a `BASH_ENV` file that every session's shell sources
 //! (a login shell that costs what a real host's does) and time-stamped session
 //! logs (every host logs at `LogLevel VERBOSE`, one `Starting session:` line
-//! per session; [`SshHosts::sessions`] counts them).
+//! per session; [`SshHosts::sessions`] counts them), a mount namespace per
+//! host with its own `/opt`, and a network namespace per host
+//! ([`HostOptions::own_network`]: the host listens on an address of its own,
+//! reached over a veth pair, and its `localhost` is its own).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -59,6 +62,8 @@ pub struct HostInfo {
     pub address: String,
     /// The host's own directory (`SLIPWAY_HOST_ROOT` in its sessions).
     pub root: PathBuf,
+    /// With [`HostOptions::own_network`]: the host's network namespace.
+    pub netns: Option<String>,
 }
 
 /// Opt-in settings of [`SshHosts::start_with`]; the default is what
@@ -79,6 +84,156 @@ pub struct HostOptions {
     /// `unshare` (util-linux). The files stay where a test looks for them,
     /// under `HostInfo::root`.
     pub own_opt: bool,
+    /// Each host is its own machine on the network too: its server runs in a
+    /// network namespace of its own, reached over a veth pair at an address
+    /// of 198.18.0.0/15 (the range set aside for benchmarking networks, used
+    /// only inside this machine), so `localhost` on a host is that host and
+    /// every host can listen on the same port. Needs root and `ip`
+    /// (iproute2). [`HostInfo::netns`] names the namespace, for a test to
+    /// look at the host from inside (`ip netns exec`).
+    pub own_network: bool,
+}
+
+/// The network namespaces and veth pairs of one [`SshHosts`] with
+/// [`HostOptions::own_network`]: block `block` of 198.18.0.0/15.
+#[derive(Debug)]
+struct OwnNetwork {
+    block: usize,
+    count: usize,
+    /// Where the block is claimed: removed with the namespaces.
+    claim: PathBuf,
+}
+
+/// Where blocks are claimed: a file per block holding its owner's pid.
+const NETWORK_CLAIMS: &str = "/run/slipway-test-networks";
+
+/// Blocks of 512 addresses (a /31 per host) in 198.18.0.0/15.
+const NETWORK_BLOCKS: usize = 256;
+
+impl OwnNetwork {
+    /// Claim a free block (one whose owner is gone is cleaned up and taken)
+    /// and give each of `count` hosts its namespace and veth pair.
+    fn create(count: usize) -> Result<OwnNetwork, String> {
+        std::fs::create_dir_all(NETWORK_CLAIMS).map_err(|e| format!("{NETWORK_CLAIMS}: {e}"))?;
+        let start = std::process::id() as usize;
+        for attempt in 0..NETWORK_BLOCKS {
+            let block = (start + attempt) % NETWORK_BLOCKS;
+            let claim = Path::new(NETWORK_CLAIMS).join(block.to_string());
+            let claimed = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim);
+            if claimed.is_err() {
+                let owner = std::fs::read_to_string(&claim).unwrap_or_default();
+                let alive = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if alive || owner.trim().is_empty() {
+                    continue;
+                }
+                // Its owner was killed before it could clean up.
+                let _ = run_ip_script(&teardown_script(block, 200));
+                let _ = std::fs::remove_file(&claim);
+                if std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&claim)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            std::fs::write(&claim, std::process::id().to_string())
+                .map_err(|e| format!("{}: {e}", claim.display()))?;
+            let network = OwnNetwork {
+                block,
+                count,
+                claim,
+            };
+            let script: String = (1..=count)
+                .map(|n| {
+                    format!(
+                        "ip netns add {ns}\n\
+                         ip link add {runner} type veth peer name {host} netns {ns}\n\
+                         ip addr add {runner_address}/31 dev {runner}\n\
+                         ip link set {runner} up\n\
+                         ip -n {ns} addr add {host_address}/31 dev {host}\n\
+                         ip -n {ns} link set {host} up\n\
+                         ip -n {ns} link set lo up\n",
+                        ns = network.netns(n),
+                        runner = format!("slw{block}r{n}"),
+                        host = format!("slw{block}h{n}"),
+                        runner_address = network_address(block, n, 0),
+                        host_address = network.address(n),
+                    )
+                })
+                .collect();
+            run_ip_script(&script)?;
+            return Ok(network);
+        }
+        Err(format!(
+            "all {NETWORK_BLOCKS} blocks of test host addresses are taken (see {NETWORK_CLAIMS})"
+        ))
+    }
+
+    /// Host `n`'s (from 1) namespace.
+    fn netns(&self, n: usize) -> String {
+        format!("slw{}n{n}", self.block)
+    }
+
+    /// Host `n`'s (from 1) address, in its namespace.
+    fn address(&self, n: usize) -> String {
+        network_address(self.block, n, 1)
+    }
+}
+
+impl Drop for OwnNetwork {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the veth pair, and the pair.
+        let _ = run_ip_script(&teardown_script(self.block, self.count));
+        let _ = std::fs::remove_file(&self.claim);
+    }
+}
+
+/// 198.18.0.0 + 512 * block + 2 * n + end: end 0 is the runner's side of host
+/// `n`'s veth pair, 1 the host's.
+fn network_address(block: usize, n: usize, end: usize) -> String {
+    let base: u32 = (198 << 24) | (18 << 16);
+    let address = base + (512 * block + 2 * n + end) as u32;
+    std::net::Ipv4Addr::from(address).to_string()
+}
+
+/// Remove the namespaces of hosts 1..=`count` of `block` that exist, with
+/// every process still in them (a service a test deployed, which left its
+/// server's process tree when it went into the background): a namespace
+/// lives, and its address stays taken, while a process is in it.
+fn teardown_script(block: usize, count: usize) -> String {
+    (1..=count)
+        .map(|n| {
+            format!(
+                "ip netns pids slw{block}n{n} 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true\n\
+                 ip netns del slw{block}n{n} 2>/dev/null || true\n"
+            )
+        })
+        .collect()
+}
+
+fn run_ip_script(script: &str) -> Result<(), String> {
+    let output = Command::new("/bin/sh")
+        .arg("-ec")
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("/bin/sh: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "setting up the hosts' networks failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
 }
 
 pub struct SshHosts {
@@ -87,6 +242,8 @@ pub struct SshHosts {
     dir: tempfile::TempDir,
     servers: Vec<Option<Child>>,
     options: HostOptions,
+    /// Dropped after the servers (declared after them).
+    network: Option<OwnNetwork>,
 }
 
 impl SshHosts {
@@ -133,22 +290,42 @@ impl SshHosts {
             keygen(&conf.join("host_key"), &format!("host-{n}"));
         }
 
+        let network = if options.own_network {
+            match OwnNetwork::create(count) {
+                Ok(network) => Some(network),
+                Err(problem) => {
+                    crate::support::missing_component(
+                        &format!("test hosts with networks of their own: {problem}"),
+                        "run as root, with iproute2 (apt-get install iproute2)",
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         let mut hosts = SshHosts {
             hosts: Vec::new(),
             port: 0,
             dir,
             servers: Vec::new(),
             options,
+            network,
         };
         // A port another process took between the check and sshd's bind makes
         // sshd exit: try the next one.
         for _ in 0..20 {
-            let port = free_port(count);
+            let port = if hosts.network.is_some() {
+                next_port()
+            } else {
+                free_port(count)
+            };
             hosts.port = port;
             hosts.hosts = (1..=count)
                 .map(|n| HostInfo {
-                    address: format!("{}:{port}", address(n)),
+                    address: format!("{}:{port}", hosts.address(n)),
                     root: hosts.dir.path().join(format!("host-{n}")),
+                    netns: hosts.network.as_ref().map(|network| network.netns(n)),
                 })
                 .collect();
             for n in 1..=count {
@@ -235,6 +412,14 @@ impl SshHosts {
         self.servers[i].as_ref().map(Child::id)
     }
 
+    /// Host `n`'s (from 1) address: `127.0.0.(10+n)`, or its own network's.
+    fn address(&self, n: usize) -> String {
+        match &self.network {
+            Some(network) => network.address(n),
+            None => address(n),
+        }
+    }
+
     fn conf_dir(&self, n: usize) -> PathBuf {
         self.dir.path().join(format!("host-{n}.d"))
     }
@@ -255,7 +440,7 @@ impl SshHosts {
              MaxStartups 100:30:200\n\
              LogLevel VERBOSE\n\
              SetEnv {root}SHLVL=1{bash_env}\n",
-            address = address(n),
+            address = self.address(n),
             port = self.port,
             conf = conf.display(),
             dir = self.dir.path().display(),
@@ -286,19 +471,34 @@ impl SshHosts {
             .open(conf.join("sshd.log"))
             .unwrap();
         let stamped = self.options.log_sessions;
-        let mut command = if self.options.own_opt {
-            // unshare and sh exec: the child is the server itself.
-            let mut command = Command::new("unshare");
+        // `ip netns exec`, unshare and sh exec: the child is the server itself.
+        let mut command = match &self.network {
+            Some(network) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &network.netns(i + 1)]);
+                command
+            }
+            None => Command::new(if self.options.own_opt {
+                "unshare"
+            } else {
+                SSHD
+            }),
+        };
+        if self.network.is_some() {
+            command.arg(if self.options.own_opt {
+                "unshare"
+            } else {
+                SSHD
+            });
+        }
+        if self.options.own_opt {
             command
                 .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
                 .arg("mkdir -p \"$1/opt\" && mount --bind \"$1/opt\" /opt && shift && exec \"$@\"")
                 .arg("sh")
                 .arg(self.dir.path().join(format!("host-{}", i + 1)))
                 .arg(SSHD);
-            command
-        } else {
-            Command::new(SSHD)
-        };
+        }
         let mut child = command
             .arg("-D")
             .arg("-e")
@@ -322,7 +522,9 @@ impl SshHosts {
 
     /// Wait (bounded) until host `i` accepts TCP connections.
     fn wait_listening(&mut self, i: usize) -> bool {
-        let target: SocketAddr = format!("{}:{}", address(i + 1), self.port).parse().unwrap();
+        let target: SocketAddr = format!("{}:{}", self.address(i + 1), self.port)
+            .parse()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut pause = Duration::from_millis(2);
         while Instant::now() < deadline {
@@ -343,7 +545,14 @@ impl SshHosts {
 
     fn write_known_hosts(&self) {
         let text: String = (0..self.hosts.len())
-            .map(|i| format!("[{}]:{} {}\n", address(i + 1), self.port, self.host_key(i)))
+            .map(|i| {
+                format!(
+                    "[{}]:{} {}\n",
+                    self.address(i + 1),
+                    self.port,
+                    self.host_key(i)
+                )
+            })
             .collect();
         std::fs::write(self.known_hosts(), text).unwrap();
     }
