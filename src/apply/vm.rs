@@ -971,6 +971,7 @@ async fn update_host_steps(
         vm,
         &ctx,
         &config_snapshot::snapshot_name(&ctx.version, Some(&job.config_digest)),
+        job.unit_text.as_deref(),
     ));
     if let (Some(unit), Some(text)) = (&vm.systemd_unit, &job.unit_text) {
         let systemd = matches!(transport, Transport::Ssh(_));
@@ -1248,10 +1249,11 @@ async fn roll_back_host(
         })?;
     }
     let now = crate::state::lock::now_rfc3339();
+    let systemd = matches!(transport, Transport::Ssh(_));
     run_all(
         job,
         transport,
-        &steps::rollback(job.vm, &ctx, steps_target.as_ref(), &now),
+        &steps::rollback(job.vm, &ctx, steps_target.as_ref(), &now, systemd),
     )
     .await?;
     job.recorder

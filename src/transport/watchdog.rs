@@ -17,7 +17,10 @@
 //! asks every master in the directory to exit (`ssh -S SOCKET -O exit`) and
 //! removes its temporary directory (socket and log), again each second for a
 //! while, so that a master that was still logging in when slipway died (its
-//! socket appears later) ends too; then it removes the directory. A watchdog
+//! socket appears later) ends too; then it removes the directory. It waits
+//! only for masters whose `ssh` still runs (seen with `ps`): the directory of
+//! a login that failed (a host that was down) is removed at once, not waited
+//! for until the grace time ends. A watchdog
 //! started per master, once its login returned, missed exactly that master:
 //! a `kill -9` during a login left it running for good.
 //!
@@ -55,8 +58,18 @@ const SCRIPT: &str = r#"(
       rm -rf -- "${socket%/master}"
     done
     left=
+    running=$(ps -A -ww -o args= 2>/dev/null) || running=
     for dir in "$2"/.ssh-connection*; do
-      [ -e "$dir" ] && left=1
+      [ -e "$dir" ] || continue
+      case $running in
+        "") ;;
+        *"$dir/"*) ;;
+        *)
+          rm -rf -- "$dir"
+          continue
+          ;;
+      esac
+      left=1
     done
     [ -n "$left" ] && [ "$waited" -lt "$3" ] || break
     sleep 1
@@ -114,8 +127,10 @@ mod tests {
     /// Stand-ins for masters: sockets the watchdog watches (that never
     /// answer `-O exit`), one there from the start and one that appears only
     /// after the watched process ended (a master still logging in when
-    /// slipway was killed). Both, and the directory, are removed once the
-    /// process is gone.
+    /// slipway was killed: a process naming its directory runs), and the
+    /// directory of a login that failed (no socket, no process). All, and
+    /// the directory, are removed once the process is gone, well within the
+    /// grace time.
     #[test]
     fn the_watchdog_removes_every_master_even_one_that_comes_late() {
         let tmp = tempfile::tempdir().unwrap();
@@ -135,6 +150,13 @@ mod tests {
         watch(&watched, parent.id());
         std::fs::rename(&early, watched.join(".ssh-connection-early")).unwrap();
         std::fs::rename(&late, watched.join(".ssh-connection-late")).unwrap();
+        std::fs::create_dir(watched.join(".ssh-connection-failed")).unwrap();
+        std::fs::write(watched.join(".ssh-connection-failed/log"), "timed out\n").unwrap();
+        let mut logging_in = Command::new("/bin/sh")
+            .args(["-c", "sleep 6"])
+            .arg(watched.join(".ssh-connection-late/log"))
+            .spawn()
+            .unwrap();
         assert!(watched.exists(), "the watched process still runs");
         parent.wait().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2500));
@@ -146,6 +168,10 @@ mod tests {
             std::os::unix::net::UnixListener::bind(watched.join(".ssh-connection-late/master"))
                 .unwrap(),
         );
+        assert!(
+            !watched.join(".ssh-connection-failed").exists(),
+            "a failed login is not waited for"
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while watched.exists() {
             assert!(
@@ -155,5 +181,7 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        let _ = logging_in.kill();
+        let _ = logging_in.wait();
     }
 }

@@ -10,10 +10,13 @@
 
 use super::shell::quote;
 use super::steps::{
-    confinement_functions, host_path, install_dir, refuse_managed_links, HostContext, Phase,
-    RemoteStep,
+    confinement_functions, host_path, install_dir, refuse_managed_links, systemd_unit_path,
+    systemd_unit_script, HostContext, Phase, RemoteStep,
 };
-use crate::config::VmSpec;
+use crate::config::{SystemdUnit, VmSpec};
+
+/// The file of a snapshot holding the release pair's systemd unit.
+const UNIT_FILE: &str = "systemd.unit";
 
 /// The snapshot directory's name for a release pair: `VERSION+DIGEST`, or
 /// `VERSION` for a pair recorded without a config digest (snapshots saved
@@ -32,8 +35,10 @@ fn snapshot_dir(vm: &VmSpec, ctx: &HostContext, name: &str) -> String {
     )
 }
 
-/// Save the config files just written, as snapshot `name` ([`snapshot_name`]).
-pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
+/// Save the config files just written, as snapshot `name` ([`snapshot_name`]),
+/// and `unit_text`, the systemd unit the release pair runs with, as its
+/// `systemd.unit`.
+pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str, unit_text: Option<&str>) -> RemoteStep {
     let snapshot = snapshot_dir(vm, ctx, name);
     let mut lines = vec!["set -eu".to_string()];
     lines.extend(refuse_managed_links(vm, ctx));
@@ -51,6 +56,12 @@ pub fn save(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         ));
         lines.push(format!(
             "printf '%s\\n' {destination} >> \"$snapshot.tmp/manifest\""
+        ));
+    }
+    if let Some(text) = unit_text {
+        lines.push(format!(
+            "printf %s {} > \"$snapshot.tmp/{UNIT_FILE}\"",
+            quote(text)
         ));
     }
     lines.push("rm -rf \"$snapshot\"".to_string());
@@ -101,6 +112,38 @@ pub fn restore(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
     }
 }
 
+/// Put back the systemd unit saved with snapshot `name` (when, with
+/// `systemd`, systemd is reloaded); does nothing (and says so) when the
+/// snapshot has none. Written as apply writes a unit
+/// ([`super::steps::install_systemd_unit`]): atomically, and only when it
+/// differs.
+pub fn restore_systemd_unit(
+    vm: &VmSpec,
+    unit: &SystemdUnit,
+    ctx: &HostContext,
+    name: &str,
+    systemd: bool,
+) -> RemoteStep {
+    let saved = quote(&format!("{}/{UNIT_FILE}", snapshot_dir(vm, ctx, name)));
+    let stage = vec![
+        format!("if [ ! -f {saved} ]; then"),
+        format!(
+            "  printf 'slipway: no saved systemd unit for %s, %s left as it is\\n' {} {}",
+            quote(name),
+            quote(&unit.name)
+        ),
+        "  exit 0".to_string(),
+        "fi".to_string(),
+        format!("cp {saved} \"$staged\""),
+    ];
+    RemoteStep {
+        phase: Phase::Rollback,
+        name: "rollback.systemd_unit".into(),
+        script: systemd_unit_script(vm, unit, ctx, stage, systemd).join("\n"),
+        time_limit: None,
+    }
+}
+
 /// What [`compare`] says of a host's config files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSeen {
@@ -132,8 +175,20 @@ pub fn compare(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         "    exit 0".to_string(),
         "  fi".to_string(),
         "done < \"$snapshot/manifest\"".to_string(),
-        "echo same".to_string(),
     ];
+    let mut lines = lines;
+    if let Some(unit) = &vm.systemd_unit {
+        lines.extend([
+            format!(
+                "if [ -f \"$snapshot/{UNIT_FILE}\" ] && ! cmp -s {} \"$snapshot/{UNIT_FILE}\"; then",
+                quote(&systemd_unit_path(ctx, unit))
+            ),
+            "  echo differs".to_string(),
+            "  exit 0".to_string(),
+            "fi".to_string(),
+        ]);
+    }
+    lines.push("echo same".to_string());
     RemoteStep {
         phase: Phase::Marker,
         name: "config_snapshot.compare".into(),
@@ -221,7 +276,7 @@ mod tests {
 
     #[test]
     fn scripts_quote_every_path() {
-        let text = save(&spec(), &context("/", "1.0"), "1.0").script;
+        let text = save(&spec(), &context("/", "1.0"), "1.0", None).script;
         assert!(
             text.contains("cp -p '/etc/app/b'\\''s.conf' \"$snapshot.tmp/2\""),
             "{text}"
@@ -245,9 +300,9 @@ mod tests {
             }
         };
         write("v1\n");
-        sh(&save(&vm, &context(&root, "1"), "1").script);
+        sh(&save(&vm, &context(&root, "1"), "1", None).script);
         write("v2\n");
-        sh(&save(&vm, &context(&root, "2"), "2").script);
+        sh(&save(&vm, &context(&root, "2"), "2", None).script);
         sh(&restore(&vm, &context(&root, "2"), "1").script);
         for file in &vm.config_files {
             let path = dir.path().join(file.destination.trim_start_matches('/'));
@@ -255,6 +310,74 @@ mod tests {
         }
         // A version without a snapshot leaves files alone.
         sh(&restore(&vm, &context(&root, "2"), "0.9").script);
+    }
+
+    #[test]
+    fn the_systemd_unit_of_a_pair_is_saved_restored_and_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let unit = SystemdUnit {
+            name: "app $(touch PWNED).service".into(),
+            exec_start: "/bin/true".into(),
+            exec_stop: None,
+            user: None,
+            environment: Default::default(),
+            restart: None,
+            after: vec![],
+        };
+        let vm = VmSpec {
+            systemd_unit: Some(unit.clone()),
+            ..spec()
+        };
+        for file in &vm.config_files {
+            let path = dir.path().join(file.destination.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "v1\n").unwrap();
+        }
+        let unit_file = dir.path().join("etc/systemd/system").join(&unit.name);
+        std::fs::create_dir_all(unit_file.parent().unwrap()).unwrap();
+        let ctx = context(&root, "1");
+        let v1 = "[Service]\nExecStart=/bin/true '$(x)'\n";
+        sh(&save(&vm, &ctx, "1+d", Some(v1)).script);
+        let seen = || {
+            let output = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(compare(&vm, &ctx, "1+d").script)
+                .output()
+                .unwrap();
+            ConfigSeen::parse(&String::from_utf8_lossy(&output.stdout))
+        };
+
+        // The next release pair came with another unit.
+        std::fs::write(&unit_file, "[Service]\nExecStart=/bin/false\n").unwrap();
+        assert_eq!(
+            seen(),
+            Some(ConfigSeen::Differs),
+            "the unit is part of the pair"
+        );
+        for _ in 0..2 {
+            sh(&restore_systemd_unit(&vm, &unit, &ctx, "1+d", false).script);
+            assert_eq!(std::fs::read_to_string(&unit_file).unwrap(), v1);
+            assert_eq!(seen(), Some(ConfigSeen::Same));
+        }
+
+        // A snapshot saved without a unit (before units were saved) leaves
+        // the unit as it is, and says so.
+        sh(&save(&vm, &ctx, "0.9", None).script);
+        std::fs::write(&unit_file, "by hand\n").unwrap();
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(restore_systemd_unit(&vm, &unit, &ctx, "0.9", false).script)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("no saved systemd unit for 0.9"),
+            "{output:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&unit_file).unwrap(), "by hand\n");
+        assert!(!dir.path().join("PWNED").exists());
+        assert!(!std::path::Path::new("PWNED").exists());
     }
 
     #[test]
@@ -272,7 +395,7 @@ mod tests {
             std::fs::write(path, "v1\n").unwrap();
         }
         let ctx = context(&root, "1");
-        sh(&save(&vm, &ctx, "1+d").script);
+        sh(&save(&vm, &ctx, "1+d", None).script);
         let seen = |name: &str| {
             let output = std::process::Command::new("/bin/sh")
                 .arg("-c")

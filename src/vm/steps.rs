@@ -717,6 +717,25 @@ pub fn install_systemd_unit(
     text: &str,
     systemd: bool,
 ) -> RemoteStep {
+    let stage = vec![format!("printf %s {} > \"$staged\"", quote(text))];
+    RemoteStep::new(
+        Phase::Unit,
+        format!("systemd_unit.{}", unit.name),
+        systemd_unit_script(vm, unit, ctx, stage, systemd),
+    )
+}
+
+/// The script that writes `/etc/systemd/system/UNIT` (under the host's root)
+/// with what the lines `stage` put into the file `$staged` (they may `exit 0`
+/// to write nothing), when it differs from what is there, then, with
+/// `systemd`, reloads systemd.
+pub(crate) fn systemd_unit_script(
+    vm: &VmSpec,
+    unit: &SystemdUnit,
+    ctx: &HostContext,
+    stage: Vec<String>,
+    systemd: bool,
+) -> Vec<String> {
     let sudo = root(ctx);
     let state = quote(&state_dir(vm, ctx));
     let unit_dir = quote(&host_path(ctx, "/etc/systemd/system"));
@@ -735,7 +754,9 @@ pub fn install_systemd_unit(
         ),
         "tmp=".to_string(),
         format!("trap 'rm -f \"$staged\"; [ -z \"$tmp\" ] || {sudo}rm -f \"$tmp\"' EXIT"),
-        format!("printf %s {} > \"$staged\"", quote(text)),
+    ]);
+    lines.extend(stage);
+    lines.extend([
         format!("if [ ! -L {unit_dir}/{name} ] && cmp -s \"$staged\" {unit_dir}/{name}; then"),
         format!(
             "  printf {} {unit_dir}/{name}",
@@ -767,7 +788,16 @@ pub fn install_systemd_unit(
     if systemd {
         lines.push(format!("{sudo}systemctl daemon-reload"));
     }
-    RemoteStep::new(Phase::Unit, format!("systemd_unit.{}", unit.name), lines)
+    lines
+}
+
+/// Where the systemd unit `unit` is, under the host's root.
+pub(crate) fn systemd_unit_path(ctx: &HostContext, unit: &SystemdUnit) -> String {
+    format!(
+        "{}/{}",
+        host_path(ctx, "/etc/systemd/system").trim_end_matches('/'),
+        unit.name
+    )
 }
 
 /// The line that stops the service, if the service says how.
@@ -1273,14 +1303,17 @@ pub fn rollback_check(vm: &VmSpec, ctx: &HostContext, target: &RollbackTarget) -
 /// start. Running it again changes nothing more. Without a target (nothing
 /// ran there before the rollout) only the stop runs.
 ///
+/// With a systemd unit, the unit file saved with the config snapshot is put
+/// back too (and, with `systemd`, systemd reloaded) before the start.
+///
 /// `ctx.version` must be the target's version: the start and stop commands
-/// see it as `SLIPWAY_VERSION`; `time` (RFC 3339) goes into the marker. The
-/// systemd unit file is not put back.
+/// see it as `SLIPWAY_VERSION`; `time` (RFC 3339) goes into the marker.
 pub fn rollback(
     vm: &VmSpec,
     ctx: &HostContext,
     target: Option<&RollbackTarget>,
     time: &str,
+    systemd: bool,
 ) -> Vec<RemoteStep> {
     let mut steps = Vec::new();
     let stop = stop_line(vm, ctx).map(|line| {
@@ -1313,6 +1346,15 @@ pub fn rollback(
         ctx,
         &target.config_snapshot,
     ));
+    if let Some(unit) = &vm.systemd_unit {
+        steps.push(super::config_snapshot::restore_systemd_unit(
+            vm,
+            unit,
+            ctx,
+            &target.config_snapshot,
+            systemd,
+        ));
+    }
     if let Some(sha256) = &target.sha256 {
         let mut marker = write_release_marker(vm, ctx, sha256, time);
         marker.phase = Phase::Rollback;
@@ -1503,7 +1545,7 @@ mod tests {
             sha256: Some(SHA.into()),
             config_snapshot: "0.9.0 $(touch PWNED)+ab".into(),
         };
-        steps.extend(rollback(vm, ctx, Some(&target), TIME));
+        steps.extend(rollback(vm, ctx, Some(&target), TIME, true));
         steps
     }
 
@@ -1939,6 +1981,42 @@ mod tests {
           mv -fT "$tmp" "$destination"
         done < "$snapshot/manifest"
 
+        # rollback rollback.systemd_unit
+        set -eu
+        for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
+          if [ -L "$managed" ]; then
+            printf 'slipway: %s is a symbolic link; slipway does not write or delete through one\n' "$managed" >&2
+            exit 1
+          fi
+        done
+        inside() { [ "$2" = / ] && return 0; case "$1/" in "$2"/*) return 0 ;; esac; return 1; }
+        mkdir -p /opt/myapp/.slipway
+        umask 077
+        staged=$(mktemp /opt/myapp/.slipway/.myapp.service.unit.XXXXXX)
+        tmp=
+        trap 'rm -f "$staged"; [ -z "$tmp" ] || sudo -n rm -f "$tmp"' EXIT
+        if [ ! -f '/opt/myapp/.slipway/config/0.9.0 $(touch PWNED)+ab/systemd.unit' ]; then
+          printf 'slipway: no saved systemd unit for %s, %s left as it is\n' '0.9.0 $(touch PWNED)+ab' myapp.service
+          exit 0
+        fi
+        cp '/opt/myapp/.slipway/config/0.9.0 $(touch PWNED)+ab/systemd.unit' "$staged"
+        if [ ! -L /etc/systemd/system/myapp.service ] && cmp -s "$staged" /etc/systemd/system/myapp.service; then
+          printf 'slipway: %s is unchanged\n' /etc/systemd/system/myapp.service
+          exit 0
+        fi
+        umask 022
+        sudo -n mkdir -p /etc/systemd/system
+        if ! inside "$(cd /etc/systemd/system && pwd -P)" "$(cd / && pwd -P)"; then
+          printf 'slipway: %s leads outside %s (a symbolic link?); not writing through it\n' /etc/systemd/system / >&2
+          exit 1
+        fi
+        tmp=$(sudo -n mktemp /etc/systemd/system/.myapp.service.slipway-XXXXXX)
+        sudo -n cp "$staged" "$tmp"
+        sudo -n chmod 0644 "$tmp"
+        sudo -n mv -fT "$tmp" /etc/systemd/system/myapp.service
+        tmp=
+        sudo -n systemctl daemon-reload
+
         # rollback rollback.marker
         set -eu
         for managed in /opt/myapp/.slipway /opt/myapp/.slipway/artifacts /opt/myapp/.slipway/config /opt/myapp/releases; do
@@ -2310,7 +2388,7 @@ mod tests {
             sha256: None,
             config_snapshot: "1.0.0+ab".into(),
         };
-        let names: Vec<String> = rollback(&bare, &ssh_ctx(), Some(&target), TIME)
+        let names: Vec<String> = rollback(&bare, &ssh_ctx(), Some(&target), TIME, true)
             .into_iter()
             .map(|s| s.name)
             .collect();
@@ -2318,7 +2396,7 @@ mod tests {
             names,
             ["rollback.check", "rollback.switch", "rollback.config"]
         );
-        assert!(rollback(&bare, &ssh_ctx(), None, TIME).is_empty());
+        assert!(rollback(&bare, &ssh_ctx(), None, TIME, true).is_empty());
     }
 
     #[test]
@@ -2973,7 +3051,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             config_snapshot: "1.0.0+d1".into(),
         };
         // Without the saved config, nothing is changed.
-        let refused = host.fails(&rollback(vm, &restore, Some(&target), TIME)[0]);
+        let refused = host.fails(&rollback(vm, &restore, Some(&target), TIME, false)[0]);
         assert!(
             refused.contains("no saved configuration for release 1.0.0"),
             "{refused}"
@@ -2981,10 +3059,12 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         assert_eq!(host.current(), Path::new(&format!("releases/{v2}")));
         let config = host.root.join("etc/hello $(touch PWNED)/app.conf");
         std::fs::write(&config, "v1 config\n").unwrap();
-        host.ok(&crate::vm::config_snapshot::save(vm, &restore, "1.0.0+d1"));
+        host.ok(&crate::vm::config_snapshot::save(
+            vm, &restore, "1.0.0+d1", None,
+        ));
         std::fs::write(&config, "v2 config\n").unwrap();
         for _ in 0..2 {
-            for step in rollback(vm, &restore, Some(&target), TIME) {
+            for step in rollback(vm, &restore, Some(&target), TIME, false) {
                 host.ok(&step);
             }
             assert_eq!(host.current(), Path::new("releases/1.0.0"));
@@ -3017,7 +3097,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             ..target
         };
         let refused =
-            host.fails(&rollback(vm, &host.ctx("0.1.0", "apply-4"), Some(&gone), TIME)[0]);
+            host.fails(&rollback(vm, &host.ctx("0.1.0", "apply-4"), Some(&gone), TIME, false)[0]);
         assert!(
             refused.contains("release 0.1.0 is not installed"),
             "{refused}"
@@ -3039,7 +3119,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         host.deliver(&ctx, &archive, &sha);
         host.ok(&switch_current(vm, &ctx));
         host.ok(&start(vm, &ctx).unwrap());
-        let steps = rollback(vm, &ctx, None, TIME);
+        let steps = rollback(vm, &ctx, None, TIME, false);
         let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["rollback.stop"]);
         host.ok(&steps[0]);
