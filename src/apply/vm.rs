@@ -974,8 +974,13 @@ async fn update_host_steps(
         job.unit_text.as_deref(),
     ));
     if let (Some(unit), Some(text)) = (&vm.systemd_unit, &job.unit_text) {
-        let systemd = matches!(transport, Transport::Ssh(_));
-        switch.push(steps::install_systemd_unit(vm, unit, &ctx, text, systemd));
+        switch.push(steps::install_systemd_unit(
+            vm,
+            unit,
+            &ctx,
+            text,
+            transport.runs_systemd(),
+        ));
     }
     switch.push(steps::switch_current(vm, &ctx));
     switch.extend(steps::start(vm, &ctx));
@@ -1249,11 +1254,16 @@ async fn roll_back_host(
         })?;
     }
     let now = crate::state::lock::now_rfc3339();
-    let systemd = matches!(transport, Transport::Ssh(_));
     run_all(
         job,
         transport,
-        &steps::rollback(job.vm, &ctx, steps_target.as_ref(), &now, systemd),
+        &steps::rollback(
+            job.vm,
+            &ctx,
+            steps_target.as_ref(),
+            &now,
+            transport.runs_systemd(),
+        ),
     )
     .await?;
     job.recorder

@@ -49,6 +49,17 @@ pub struct Touched {
     pub journal: Vec<u64>,
 }
 
+/// Why stored deltas cannot be replayed on a state ([`State::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayError {
+    /// A delta that continues the state (serial `serial`) has serial
+    /// `next`, not the one after: a step is missing.
+    Gap { serial: u64, next: u64 },
+    /// A delta newer than the state (serial `serial`) was stored on top of
+    /// another state: the state was replaced after an apply was killed.
+    Replaced { serial: u64, newer: u64 },
+}
+
 impl StateDelta {
     /// The records `touched` names, as `state` has them now. A host of a
     /// deployment the state does not have is left out (no change can have
@@ -104,6 +115,38 @@ impl State {
             }
         }
         self.serial = delta.serial;
+    }
+
+    /// Replay stored deltas on this state, in serial order, each with
+    /// whether it continues this state (it was stored on top of the state
+    /// as read: same file or object). One that does must have the next
+    /// serial. One that does not is skipped when it is not newer than the
+    /// state (a fold wrote it into the state already and a crash kept it
+    /// from being removed); when it is newer, the state was replaced under
+    /// it. Returns how many were applied.
+    pub fn replay<'a>(
+        &mut self,
+        deltas: impl IntoIterator<Item = (bool, &'a StateDelta)>,
+    ) -> Result<usize, ReplayError> {
+        let mut applied = 0;
+        for (continues, delta) in deltas {
+            if continues {
+                if delta.serial != self.serial + 1 {
+                    return Err(ReplayError::Gap {
+                        serial: self.serial,
+                        next: delta.serial,
+                    });
+                }
+                self.apply_delta(delta);
+                applied += 1;
+            } else if delta.serial > self.serial {
+                return Err(ReplayError::Replaced {
+                    serial: self.serial,
+                    newer: delta.serial,
+                });
+            }
+        }
+        Ok(applied)
     }
 
     /// Append `entry` to the journal; beyond [`JOURNAL_LIMIT`] entries the
@@ -199,6 +242,37 @@ mod tests {
         let mut replayed = before.clone();
         replayed.apply_delta(&serde_json::from_str(&text).unwrap());
         assert_eq!(replayed, after);
+    }
+
+    #[test]
+    fn replay_applies_what_continues_skips_what_was_folded_and_refuses_the_rest() {
+        let delta = |serial| StateDelta {
+            serial,
+            hosts: Vec::new(),
+            journal: Vec::new(),
+        };
+        let mut state = state();
+        state.serial = 4;
+        let (folded, next, after) = (delta(3), delta(5), delta(6));
+        let applied = state
+            .replay([(false, &folded), (true, &next), (true, &after)])
+            .unwrap();
+        assert_eq!((applied, state.serial), (2, 6));
+
+        let mut state = self::state();
+        state.serial = 4;
+        assert_eq!(
+            state.replay([(true, &after)]),
+            Err(ReplayError::Gap { serial: 4, next: 6 })
+        );
+        assert_eq!(
+            state.replay([(false, &next)]),
+            Err(ReplayError::Replaced {
+                serial: 4,
+                newer: 5
+            })
+        );
+        assert_eq!(state.serial, 4);
     }
 
     #[test]

@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 
 use crate::state::lock::{acquire_lock_file, force_remove_lock_file, read_lock_file};
 use crate::state::{
-    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo, State,
-    StateDelta, StateError, Touched,
+    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo,
+    ReplayError, State, StateDelta, StateError, Touched,
 };
 
 const STATE_EXTENSION: &str = "json";
@@ -445,36 +445,24 @@ fn replay_journal(
         .collect::<Result<_, _>>()?;
     let continues_this_file =
         base.0 == state.serial && base.1 == hex::encode(Sha256::digest(contents));
-    if !continues_this_file {
-        if deltas.iter().all(|delta| delta.serial <= state.serial) {
-            // Already folded into the file; a crash kept it from being removed.
-            return Ok(());
-        }
-        return Err(problem(
+    match state.replay(deltas.iter().map(|delta| (continues_this_file, delta))) {
+        Ok(_) => Ok(()),
+        Err(ReplayError::Gap { serial, next }) => Err(problem(
+            format!("skips from serial {serial} to {next}: a step is missing"),
+            REPAIR,
+        )),
+        Err(ReplayError::Replaced { serial, .. }) => Err(problem(
             format!(
-                "continues a state file with serial {}, not this one (serial {}): the \
+                "continues a state file with serial {}, not this one (serial {serial}): the \
                  state file was replaced, probably by a copy or a checkout, after an \
                  apply was killed",
-                base.0, state.serial
+                base.0
             ),
             "Put back the state file the journal continues, or, if this state file is \
              the one to keep, move the journal away and run `slipway plan -refresh` to \
              see what the hosts serve",
-        ));
+        )),
     }
-    for delta in deltas {
-        if delta.serial != state.serial + 1 {
-            return Err(problem(
-                format!(
-                    "skips from serial {} to {}: a step is missing",
-                    state.serial, delta.serial
-                ),
-                REPAIR,
-            ));
-        }
-        state.apply_delta(&delta);
-    }
-    Ok(())
 }
 
 /// Copy the current state file to `backup`, atomically.

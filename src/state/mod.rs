@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use delta::{HostRow, StateDelta, Touched};
+pub use delta::{HostRow, ReplayError, StateDelta, Touched};
 pub use local::LocalBackend;
 pub use lock::{lock_with_timeout, LockGuard, LockInfo};
 pub use model::*;

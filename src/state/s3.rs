@@ -51,8 +51,8 @@ use aws_sdk_s3::Client;
 
 use crate::state::lock::{encode_lock, Acquiring};
 use crate::state::{
-    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo, State,
-    StateDelta, StateError, Touched,
+    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo,
+    ReplayError, State, StateDelta, StateError, Touched,
 };
 
 /// A whole write folds the delta objects once there are this many.
@@ -599,26 +599,13 @@ impl Inner {
             Some(Seen::Absent) | None => Condition::Absent,
         };
         let state_bytes = contents.len() as u64;
-        let written = self.put(&key, contents.clone(), condition)?;
-        let etag = match written {
-            Ok(etag) => etag,
-            Err(failure) if failure.is_conflict() => {
-                // A retried request whose first attempt did land finds its own
-                // write: that is success, not a conflict.
-                match self.get(&key, "read state object")? {
-                    Some((current, etag)) if current == contents => etag,
-                    _ => {
-                        return Err(StateError::Conflict {
-                            environment: environment.to_string(),
-                            location: self.location(&key),
-                        })
-                    }
-                }
-            }
-            Err(failure) => {
-                return Err(failure.into_state_error("write state object", self.location(&key)))
-            }
-        };
+        let etag = self.put_own(
+            environment,
+            &key,
+            contents,
+            condition,
+            ("write state object", "read state object"),
+        )?;
         let etag = match etag {
             Some(etag) => Some(etag),
             // A store that returns no ETag: ask for it.
@@ -644,6 +631,32 @@ impl Inner {
             },
         );
         Ok(())
+    }
+
+    /// Put `contents` at `key` (of `environment`'s state) on `condition`,
+    /// returning the ETag the store gave it. A refused condition is a
+    /// [`StateError::Conflict`], unless what is there is `contents`: a
+    /// retried request whose first attempt did land finds its own write, and
+    /// that is success. `actions` name the write and the read in messages.
+    fn put_own(
+        &self,
+        environment: &str,
+        key: &str,
+        contents: Vec<u8>,
+        condition: Condition,
+        (write, read): (&'static str, &'static str),
+    ) -> Result<Option<String>, StateError> {
+        match self.put(key, contents.clone(), condition)? {
+            Ok(etag) => Ok(etag),
+            Err(failure) if failure.is_conflict() => match self.get(key, read)? {
+                Some((current, etag)) if current == contents => Ok(etag),
+                _ => Err(StateError::Conflict {
+                    environment: environment.to_string(),
+                    location: self.location(key),
+                }),
+            },
+            Err(failure) => Err(failure.into_state_error(write, self.location(key))),
+        }
     }
 
     fn state_key_of(&self, environment: &str) -> String {
@@ -771,6 +784,7 @@ impl S3Backend {
             problem,
             advice,
         };
+        let mut objects = Vec::with_capacity(keys.len());
         for (key, contents) in keys.iter().zip(contents) {
             let Some(contents) = contents else { continue };
             let object: DeltaObject = serde_json::from_slice(&contents).map_err(|error| {
@@ -780,36 +794,37 @@ impl S3Backend {
                      to see what the hosts serve",
                 )
             })?;
-            let delta = object.delta;
-            if etag.as_deref() == Some(object.continues.as_str()) {
-                if delta.serial != state.serial + 1 {
-                    return Err(problem(
-                        format!(
-                            "skips from serial {} to {}: a step is missing",
-                            state.serial, delta.serial
-                        ),
-                        "Run `slipway plan -refresh` to see what the hosts serve, and repair \
-                         the state with `slipway state pull` and `slipway state push`",
-                    ));
-                }
-                state.apply_delta(&delta);
+            let continues = etag.as_deref() == Some(object.continues.as_str());
+            if continues {
                 journal.continuing += 1;
                 journal.bytes += contents.len() as u64;
-            } else if delta.serial > state.serial {
+            }
+            objects.push((continues, object.delta));
+        }
+        // One that does not continue this object and is not newer was folded
+        // into it already; a failed delete left it.
+        match state.replay(objects.iter().map(|(continues, delta)| (*continues, delta))) {
+            Ok(_) => {}
+            Err(ReplayError::Gap { serial, next }) => {
+                return Err(problem(
+                    format!("skips from serial {serial} to {next}: a step is missing"),
+                    "Run `slipway plan -refresh` to see what the hosts serve, and repair \
+                     the state with `slipway state pull` and `slipway state push`",
+                ))
+            }
+            Err(ReplayError::Replaced { serial, newer }) => {
                 return Err(problem(
                     format!(
-                        "has a step (serial {}) recorded on top of another state object, not \
-                         this one (serial {}): the state object was replaced after an apply \
-                         was killed",
-                        delta.serial, state.serial
+                        "has a step (serial {newer}) recorded on top of another state object, \
+                         not this one (serial {serial}): the state object was replaced after \
+                         an apply was killed"
                     ),
                     "Put back the state object the steps continue (with bucket versioning, \
                      an earlier version), or, if this state is the one to keep, delete the \
                      objects under the journal prefix and run `slipway plan -refresh` to see \
                      what the hosts serve",
-                ));
+                ))
             }
-            // Otherwise already folded into the state object; a failed delete left it.
         }
         journal.keys = keys;
         Ok(journal)
@@ -924,25 +939,14 @@ impl Backend for S3Backend {
         };
         let key = format!("{prefix}{:020}", state.serial);
         let contents = serde_json::to_vec(&object).expect("a state delta serialises");
-        let created = match self.inner.put(&key, contents.clone(), Condition::Absent) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(failure)) if failure.is_conflict() => {
-                // A retried request whose first attempt did land finds its own
-                // write: that is success, not a conflict.
-                match self.inner.get(&key, "read state delta") {
-                    Ok(Some((current, _))) if current == contents => Ok(()),
-                    Ok(_) => Err(StateError::Conflict {
-                        environment: environment.clone(),
-                        location: self.inner.location(&key),
-                    }),
-                    Err(error) => Err(error),
-                }
-            }
-            Ok(Err(failure)) => {
-                Err(failure.into_state_error("write state delta", self.inner.location(&key)))
-            }
-            Err(error) => Err(error),
-        };
+        let bytes = contents.len() as u64;
+        let created = self.inner.put_own(
+            &environment,
+            &key,
+            contents,
+            Condition::Absent,
+            ("write state delta", "read state delta"),
+        );
         if let Err(error) = created {
             state.serial = previous_serial;
             return Err(error);
@@ -950,7 +954,7 @@ impl Backend for S3Backend {
         let mut journal = journal;
         journal.keys.push(key);
         journal.continuing += 1;
-        journal.bytes += contents.len() as u64;
+        journal.bytes += bytes;
         self.inner.remember_journal(&environment, journal);
         Ok(())
     }

@@ -79,6 +79,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Whether the host's service units are managed with `systemctl`
+    /// (`daemon-reload` after a unit file changes): over SSH. The local
+    /// transport writes unit files under the host's directory and runs no
+    /// `systemctl`.
+    pub fn runs_systemd(&self) -> bool {
+        matches!(self, Transport::Ssh(_))
+    }
+
     pub fn host(&self) -> &str {
         match self {
             Transport::Local(t) => t.host(),

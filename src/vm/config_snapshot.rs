@@ -160,7 +160,7 @@ pub enum ConfigSeen {
 /// `differs` or `unknown` (no such snapshot).
 pub fn compare(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
     let snapshot = snapshot_dir(vm, ctx, name);
-    let lines = vec![
+    let mut lines = vec![
         "set -eu".to_string(),
         format!("snapshot={}", quote(&snapshot)),
         "if [ ! -f \"$snapshot/manifest\" ]; then".to_string(),
@@ -176,7 +176,6 @@ pub fn compare(vm: &VmSpec, ctx: &HostContext, name: &str) -> RemoteStep {
         "  fi".to_string(),
         "done < \"$snapshot/manifest\"".to_string(),
     ];
-    let mut lines = lines;
     if let Some(unit) = &vm.systemd_unit {
         lines.extend([
             format!(
