@@ -65,6 +65,15 @@ fn crash_point() {
     }
 }
 
+/// `write`, which writes a journal entry as finished, between the two crash
+/// points of a finish: the step's work is done but not recorded, and it is.
+fn around_finish(write: impl FnOnce() -> Result<(), StateError>) -> Result<(), StateError> {
+    crash_point();
+    write()?;
+    crash_point();
+    Ok(())
+}
+
 /// What a host's record becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostChange {
@@ -488,21 +497,20 @@ impl Recorder {
         (settled, verdict): (u64, &str),
         change: impl FnOnce(&mut State),
     ) -> Result<(), StateError> {
-        crash_point();
-        self.update_records(|state| {
-            change(state);
-            state.finish_journal_entry(settled, verdict.to_string());
-            let seq = push_journal_entry(state, record, Some(result));
-            let mut touched = host_touched(
-                record.deployment,
-                record.host.unwrap_or_default(),
-                Some(seq),
-            );
-            touched.journal.push(settled);
-            touched
-        })?;
-        crash_point();
-        Ok(())
+        around_finish(|| {
+            self.update_records(|state| {
+                change(state);
+                state.finish_journal_entry(settled, verdict.to_string());
+                let seq = push_journal_entry(state, record, Some(result));
+                let mut touched = host_touched(
+                    record.deployment,
+                    record.host.unwrap_or_default(),
+                    Some(seq),
+                );
+                touched.journal.push(settled);
+                touched
+            })
+        })
     }
 
     /// Record that journal entry `seq` finished with `result`, together with
@@ -513,27 +521,25 @@ impl Recorder {
         result: &str,
         change: impl FnOnce(&mut State),
     ) -> Result<(), StateError> {
-        crash_point();
-        self.update(|state| {
-            change(state);
-            state.finish_journal_entry(seq, result.to_string());
-        })?;
-        crash_point();
-        Ok(())
+        around_finish(|| {
+            self.update(|state| {
+                change(state);
+                state.finish_journal_entry(seq, result.to_string());
+            })
+        })
     }
 
     /// [`Recorder::end_step`] that changes nothing else.
     pub fn end_journal_step(&self, seq: u64, result: &str) -> Result<(), StateError> {
-        crash_point();
-        self.update_records(|state| {
-            state.finish_journal_entry(seq, result.to_string());
-            Touched {
-                hosts: Vec::new(),
-                journal: vec![seq],
-            }
-        })?;
-        crash_point();
-        Ok(())
+        around_finish(|| {
+            self.update_records(|state| {
+                state.finish_journal_entry(seq, result.to_string());
+                Touched {
+                    hosts: Vec::new(),
+                    journal: vec![seq],
+                }
+            })
+        })
     }
 
     /// [`Recorder::end_step`] that also changes the host's record.
@@ -545,14 +551,13 @@ impl Recorder {
         sha256: Option<&str>,
         change: HostChange,
     ) -> Result<(), StateError> {
-        crash_point();
-        self.update_records(|state| {
-            put_host(state, address, host, sha256, change);
-            state.finish_journal_entry(seq, result.to_string());
-            host_touched(address, host, Some(seq))
-        })?;
-        crash_point();
-        Ok(())
+        around_finish(|| {
+            self.update_records(|state| {
+                put_host(state, address, host, sha256, change);
+                state.finish_journal_entry(seq, result.to_string());
+                host_touched(address, host, Some(seq))
+            })
+        })
     }
 
     /// The journal entries of `address`/`host` that applies other than

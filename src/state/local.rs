@@ -238,7 +238,7 @@ impl Backend for LocalBackend {
         state.serial = previous_serial.saturating_add(1);
         let delta = StateDelta::capture(state, touched);
         let ours = self.started_journals().contains(&state.environment);
-        match append_delta(&journal, &path, previous_serial, &delta, ours) {
+        match append_delta(&journal, &path, previous_serial, delta, ours) {
             Ok(Appended::Yes) => {
                 self.started_journals().insert(state.environment.clone());
                 Ok(())
@@ -288,7 +288,7 @@ fn append_delta(
     journal: &Path,
     path: &Path,
     base_serial: u64,
-    delta: &StateDelta,
+    delta: StateDelta,
     ours: bool,
 ) -> Result<Appended, StateError> {
     use std::io::{Read, Seek, SeekFrom};
@@ -348,7 +348,7 @@ fn append_delta(
             return Ok(Appended::FoldInstead);
         }
     }
-    push_line(&mut lines, &JournalLine::Delta(delta.clone()));
+    push_line(&mut lines, &JournalLine::Delta(delta));
     file.write_all(&lines)
         .map_err(io_error("append to state journal"))?;
     file.sync_data().map_err(io_error("sync state journal"))?;
