@@ -119,11 +119,7 @@ impl OwnNetwork {
         for attempt in 0..NETWORK_BLOCKS {
             let block = (start + attempt) % NETWORK_BLOCKS;
             let claim = Path::new(NETWORK_CLAIMS).join(block.to_string());
-            let claimed = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&claim);
-            if claimed.is_err() {
+            if !claim_new(&claim) {
                 let owner = std::fs::read_to_string(&claim).unwrap_or_default();
                 let alive = owner
                     .trim()
@@ -135,12 +131,7 @@ impl OwnNetwork {
                 // Its owner was killed before it could clean up.
                 let _ = run_ip_script(&teardown_script(block, 200));
                 let _ = std::fs::remove_file(&claim);
-                if std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&claim)
-                    .is_err()
-                {
+                if !claim_new(&claim) {
                     continue;
                 }
             }
@@ -194,6 +185,15 @@ impl Drop for OwnNetwork {
         let _ = run_ip_script(&teardown_script(self.block, self.count));
         let _ = std::fs::remove_file(&self.claim);
     }
+}
+
+/// Create the claim file `claim`; `false` when it exists (or cannot be made).
+fn claim_new(claim: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(claim)
+        .is_ok()
 }
 
 /// 198.18.0.0 + 512 * block + 2 * n + end: end 0 is the runner's side of host
