@@ -73,6 +73,10 @@ struct Job<'a> {
     wait_timeout: Duration,
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
+    scaling: aws_sdk_applicationautoscaling::Client,
+    /// An autoscaling target governs the serving service's count: a
+    /// rollback keeps the rollout's count rather than the recorded one.
+    autoscaled: bool,
     recorder: &'a Recorder,
     progress: &'a Progress,
     /// The version before this apply, for baseline gates.
@@ -133,6 +137,8 @@ async fn job<'a>(
             .map_or(DEFAULT_WAIT_TIMEOUT, DurationText::get),
         ecs: aws_sdk_ecs::Client::new(&sdk),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+        scaling: aws_sdk_applicationautoscaling::Client::new(&sdk),
+        autoscaled: false,
         settings,
         recorder,
         progress,
@@ -177,11 +183,23 @@ pub async fn apply_deployment(
         .reasons
         .iter()
         .any(|r| r.kind == crate::plan::ReasonKind::ListenerWeights);
+    // The count the plan decided (`plan::capacity`); plans without one
+    // count from the configuration.
+    if let Some(capacity) = &change.capacity {
+        job.desired = capacity.tasks as i32;
+    }
+    let serving = previous
+        .as_ref()
+        .map_or_else(|| job.service_name.clone(), |p| p.service_name.clone());
+    let suspension = scaling_to_suspend(&mut job, &serving).await?;
     let job = job;
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
         .start_deployment(config, deployment, &options.apply_id)
         .map_err(|e| e.to_string())?;
+    if let Some(suspension) = &suspension {
+        suspend_scaling(&job, suspension).await?;
+    }
     progress.event(
         &change.address,
         &format!(
@@ -273,6 +291,14 @@ pub async fn apply_deployment(
         .await
     };
     let mut outcome = DeploymentOutcome::default();
+    if let Some(suspension) = &suspension {
+        if let Err(message) = restore_scaling(&job, suspension).await {
+            job.event(&message);
+            outcome
+                .failures
+                .push(format!("{}: {message}", change.address));
+        }
+    }
     let mut untouched = false;
     let status = match result {
         Ok(None) => DeploymentStatus::Deployed,
@@ -496,6 +522,112 @@ fn on_failure(rollout: Option<&Rollout>) -> OnFailure {
     rollout.map_or(OnFailure::Rollback, |r| r.on_failure)
 }
 
+// ---- autoscaling -----------------------------------------------------------
+
+/// The autoscaling to suspend for this rollout, if a target governs the
+/// serving service (`serving`), and the rollout's count raised to what
+/// autoscaling holds now: never below the target's minimum or the live
+/// count, whatever the plan counted. A suspension a killed apply left in
+/// state is taken over: what it recorded as before is what is restored.
+async fn scaling_to_suspend(
+    job: &mut Job<'_>,
+    serving: &str,
+) -> Result<Option<crate::state::ScalingSuspension>, String> {
+    let address = job.address().to_string();
+    let left = job
+        .recorder
+        .read(|state| state.scaling_suspended.get(&address).cloned());
+    let resource = super::scaling::resource_id(&job.settings.cluster, serving);
+    let live = super::scaling::read_target(&job.scaling, &resource)
+        .await
+        .map_err(|e| {
+            format!("{e}; slipway asks Application Auto Scaling (DescribeScalableTargets) before changing a service, so that it never sets a count below what autoscaling holds")
+        })?;
+    let suspension = match (left, live) {
+        (Some(left), _) => left,
+        (None, Some((target, before))) => crate::state::ScalingSuspension {
+            resource_id: resource,
+            min_capacity: target.min,
+            max_capacity: target.max,
+            before,
+        },
+        (None, None) => return Ok(None),
+    };
+    job.autoscaled = true;
+    let live_count = describe_service(job, serving)
+        .await?
+        .filter(|s| s.status == "ACTIVE")
+        .map_or(0, |s| s.desired_count);
+    let floor = live_count.max(suspension.min_capacity as i32);
+    if floor > job.desired {
+        job.event(&format!(
+            "{serving} runs {live_count} task(s) under autoscaling (min {}, max {}); the rollout uses {floor}, not the planned {}",
+            suspension.min_capacity, suspension.max_capacity, job.desired
+        ));
+        job.desired = floor;
+    }
+    Ok(Some(suspension))
+}
+
+/// Record the suspension, then suspend: a kill after either leaves a
+/// record the next apply restores from.
+async fn suspend_scaling(
+    job: &Job<'_>,
+    suspension: &crate::state::ScalingSuspension,
+) -> Result<(), String> {
+    let address = job.address().to_string();
+    job.recorder
+        .update(|state| {
+            state.scaling_suspended.insert(address, suspension.clone());
+        })
+        .map_err(|e| format!("could not record state: {e}"))?;
+    super::scaling::suspend(&job.scaling, suspension).await?;
+    job.event(&format!(
+        "autoscaling of {} suspended while the rollout runs (min {}, max {})",
+        suspension.resource_id, suspension.min_capacity, suspension.max_capacity
+    ));
+    Ok(())
+}
+
+/// Restore the suspended autoscaling on the service that serves now (state's
+/// record says which; the suspended one when nothing is recorded), then
+/// remove the record. When the serving service changed (a canary or
+/// blue/green ended on the other side), the target moves to it.
+async fn restore_scaling(
+    job: &Job<'_>,
+    suspension: &crate::state::ScalingSuspension,
+) -> Result<(), String> {
+    let serving = job
+        .recorder
+        .deployment(job.address())
+        .and_then(|d| d.ecs)
+        .map(|e| super::scaling::resource_id(&e.cluster, &e.service_name))
+        .unwrap_or_else(|| suspension.resource_id.clone());
+    super::scaling::restore(&job.scaling, suspension, &serving)
+        .await
+        .map_err(|e| {
+            format!(
+                "autoscaling of {} is still suspended ({e}); the next apply of this deployment restores it",
+                suspension.resource_id
+            )
+        })?;
+    let address = job.address().to_string();
+    job.recorder
+        .update(|state| {
+            state.scaling_suspended.remove(&address);
+        })
+        .map_err(|e| format!("could not record state: {e}"))?;
+    job.event(&if serving == suspension.resource_id {
+        format!("autoscaling of {serving} restored")
+    } else {
+        format!(
+            "autoscaling target moved from {} to {serving} with its policies and scheduled actions, and restored",
+            suspension.resource_id
+        )
+    });
+    Ok(())
+}
+
 // ---- rolling ---------------------------------------------------------------
 
 async fn rolling(
@@ -579,6 +711,14 @@ async fn rolling(
         .and_then(|p| p.task_definition_arn.clone().map(|arn| (p, arn)))
     {
         Some((previous, previous_arn)) => {
+            // Under autoscaling the count stays where the rollout had it
+            // (never below what autoscaling kept); otherwise it goes back
+            // to the recorded one.
+            let back_to = if job.autoscaled {
+                job.desired.max(previous.desired_count as i32)
+            } else {
+                previous.desired_count as i32
+            };
             job.event(&format!(
                 "rolling back to {}",
                 requests::short_arn(&previous_arn)
@@ -588,18 +728,13 @@ async fn rolling(
                 .cluster(&job.settings.cluster)
                 .service(&job.service_name)
                 .task_definition(&previous_arn)
-                .desired_count(previous.desired_count as i32)
+                .desired_count(back_to)
                 .send()
                 .await
                 .map_err(|e| failed(format!("{message}; rollback failed: {}", error_text(&e))))?;
-            wait_until_stable(
-                job,
-                &job.service_name,
-                &previous_arn,
-                previous.desired_count as i32,
-            )
-            .await
-            .map_err(|e| failed(format!("{message}; rollback did not become stable: {e}")))?;
+            wait_until_stable(job, &job.service_name, &previous_arn, back_to)
+                .await
+                .map_err(|e| failed(format!("{message}; rollback did not become stable: {e}")))?;
             record_ecs(job, Some(previous.clone()))?;
         }
         None => {
@@ -1283,7 +1418,14 @@ pub async fn roll_back_to_release(
     let crate::plan::rollback::RollbackTarget::Ecs { now, to } = &plan.target else {
         return Err(format!("{}: not an ECS deployment", plan.address));
     };
-    let job = job(config, &plan.address, recorder, options, progress).await?;
+    let mut job = job(config, &plan.address, recorder, options, progress).await?;
+    // The count it runs now; under autoscaling, never below what
+    // autoscaling holds, and its scaling suspended while the rollback runs.
+    job.desired = now.desired_count as i32;
+    let suspension = scaling_to_suspend(&mut job, &now.service_name)
+        .await
+        .map_err(|e| format!("nothing was changed: {e}"))?;
+    let job = job;
     let unchanged = |why: String| format!("nothing was changed: {why}");
     let arn = to.task_definition_arn.clone().ok_or_else(|| {
         unchanged(format!(
@@ -1317,41 +1459,64 @@ pub async fn roll_back_to_release(
             ))
         })?;
     super::rollback::record_start(recorder, plan, options).map_err(|e| e.to_string())?;
-    if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
-        job.event(&format!(
-            "sending all traffic back to {} and removing {}",
-            now.service_name, canary.service_name
-        ));
-        set_listener_weights(&job, &listener, &to.weights).await?;
-        delete_service(&job, &canary.service_name).await?;
-        let mut record = (**now).clone();
-        record.weights = to.weights.clone();
-        record.canary = None;
-        record_ecs(&job, Some(record)).map_err(|f| f.message)?;
+    if let Some(suspension) = &suspension {
+        suspend_scaling(&job, suspension).await?;
     }
-    let desired = now.desired_count as i32;
-    job.ecs
-        .update_service()
-        .cluster(&now.cluster)
-        .service(&now.service_name)
-        .task_definition(&arn)
-        .desired_count(desired)
-        .send()
-        .await
-        .map_err(|e| format!("updating service {}: {}", now.service_name, error_text(&e)))?;
-    job.event(&format!(
-        "service {} updated to {} ({})",
-        now.service_name,
-        requests::short_arn(&arn),
-        plan.to.version
-    ));
-    record_ecs(&job, Some((**to).clone())).map_err(|f| f.message)?;
-    wait_until_stable(&job, &now.service_name, &arn, desired).await?;
+    let result = switch_to_release(&job, now, to, &arn, &plan.to.version).await;
+    if let Some(suspension) = &suspension {
+        let restored = restore_scaling(&job, suspension).await;
+        if let (Ok(()), Err(message)) = (&result, restored) {
+            return Err(message);
+        }
+    }
+    result?;
     progress.done(&plan.address);
     Ok(DeploymentOutcome {
         rolled_back: true,
         ..DeploymentOutcome::default()
     })
+}
+
+/// The changes of `slipway rollback` of an ECS deployment: the unfinished
+/// canary's side removed, the serving service on the release's task
+/// definition (`arn`) at the job's count, and state recording it.
+async fn switch_to_release(
+    job: &Job<'_>,
+    now: &EcsState,
+    to: &EcsState,
+    arn: &str,
+    version: &str,
+) -> Result<(), String> {
+    if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
+        job.event(&format!(
+            "sending all traffic back to {} and removing {}",
+            now.service_name, canary.service_name
+        ));
+        set_listener_weights(job, &listener, &to.weights).await?;
+        delete_service(job, &canary.service_name).await?;
+        let mut record = now.clone();
+        record.weights = to.weights.clone();
+        record.canary = None;
+        record_ecs(job, Some(record)).map_err(|f| f.message)?;
+    }
+    job.ecs
+        .update_service()
+        .cluster(&now.cluster)
+        .service(&now.service_name)
+        .task_definition(arn)
+        .desired_count(job.desired)
+        .send()
+        .await
+        .map_err(|e| format!("updating service {}: {}", now.service_name, error_text(&e)))?;
+    job.event(&format!(
+        "service {} updated to {} ({version})",
+        now.service_name,
+        requests::short_arn(arn),
+    ));
+    let mut record = to.clone();
+    record.desired_count = job.desired.max(0) as u32;
+    record_ecs(job, Some(record)).map_err(|f| f.message)?;
+    wait_until_stable(job, &now.service_name, arn, job.desired).await
 }
 
 /// After `step`: the shared approval check with this job's deployment.

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod recorder;
 pub mod refresh;
 pub mod rollback;
+pub mod scaling;
 pub mod vm;
 
 use std::collections::{BTreeMap, BTreeSet};

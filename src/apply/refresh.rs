@@ -319,6 +319,85 @@ async fn observe_service(
 pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::PlanOptions) {
     options.live_services = unrecorded_services(config, states, options);
     options.listener_weights = recorded_listener_weights(config, states, options);
+    options.live_capacity = live_capacity(config, states, options);
+}
+
+/// The desired count and autoscaling target of the serving service of every
+/// ECS deployment (of the environments `only` names), by address: the
+/// service state records, or the configured name. A deployment whose
+/// service or target cannot be read is left out: the plan counts from the
+/// configuration, and apply reads both again before changing anything.
+pub fn live_capacity(
+    config: &Config,
+    states: &States,
+    only: &crate::plan::PlanOptions,
+) -> BTreeMap<String, crate::plan::LiveCapacity> {
+    let wanted: Vec<(
+        &crate::config::Deployment,
+        crate::config::EcsCluster,
+        String,
+    )> = config
+        .deployments
+        .values()
+        .filter_map(|deployment| {
+            let (included, record) = planned_record(deployment, states, only);
+            let environment = config.environment_of(deployment)?;
+            let is_ecs = environment.ecs_cluster.is_some()
+                && (deployment.service.vm.is_none() || environment.vm_hosts.is_none());
+            let settings = deployment.ecs_settings(environment)?;
+            let serving = record
+                .and_then(|d| d.ecs.as_ref())
+                .map(|e| e.service_name.clone())
+                .or_else(|| settings.service_name.clone())?;
+            (included && is_ecs).then_some((deployment, settings, serving))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return BTreeMap::new();
+    };
+    runtime.block_on(async {
+        let mut found = BTreeMap::new();
+        for (deployment, settings, serving) in wanted {
+            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
+                settings.region.as_deref(),
+                settings.endpoint.as_deref(),
+            ))
+            .await;
+            let scaling = aws_sdk_applicationautoscaling::Client::new(&sdk);
+            let resource = super::scaling::resource_id(&settings.cluster, &serving);
+            let Ok(target) = super::scaling::read_target(&scaling, &resource).await else {
+                continue;
+            };
+            let Ok(described) = aws_sdk_ecs::Client::new(&sdk)
+                .describe_services()
+                .cluster(&settings.cluster)
+                .services(&serving)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let desired_count = described
+                .services()
+                .iter()
+                .find(|s| s.status() == Some("ACTIVE"))
+                .map(|s| s.desired_count().max(0) as u32);
+            found.insert(
+                deployment.address.clone(),
+                crate::plan::LiveCapacity {
+                    desired_count,
+                    scaling: target.map(|(target, _)| target),
+                },
+            );
+        }
+        found
+    })
 }
 
 /// Whether `only` plans `deployment`'s environment, and the deployment's
@@ -880,6 +959,7 @@ mod tests {
             inputs: None,
             deployments: vec![crate::plan::DeploymentChange {
                 promotion: None,
+                capacity: None,
                 address: "deployment.web".into(),
                 name: "web".into(),
                 service: "service.web".into(),

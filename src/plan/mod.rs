@@ -5,6 +5,7 @@
 //! document back (format version first), [`saved`] writes and checks
 //! saved plan files. No module here touches hosts or AWS.
 
+pub mod capacity;
 pub mod document;
 pub mod model;
 pub mod planner;

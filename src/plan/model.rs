@@ -12,7 +12,7 @@ pub use crate::config::choices::{OnFailure, Strategy};
 pub use crate::config::units::DurationText;
 
 /// Version of the plan JSON document. Readers reject other major versions.
-pub const FORMAT_VERSION: &str = "1.1";
+pub const FORMAT_VERSION: &str = "1.2";
 
 /// Everything `plan` decided, in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +170,51 @@ pub struct DeploymentChange {
     /// verified with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PendingPromotion>,
+    /// ECS: how many tasks the rollout runs and may need at its peak, and
+    /// the autoscaling target that governs the count (see
+    /// [`PlannedCapacity`]). Absent for VM deployments, destroys and plans
+    /// of format 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<PlannedCapacity>,
+}
+
+/// How many tasks an ECS rollout runs (`crate::plan::capacity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedCapacity {
+    /// The desired count the rollout gives the service (and, for a canary
+    /// or blue/green, the new side).
+    pub tasks: u32,
+    /// The configuration's `desired_count` (1 when not set). Not used while
+    /// an autoscaling target governs the service.
+    pub configured: u32,
+    /// The serving service's desired count when the plan was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<u32>,
+    /// The Application Auto Scaling target on the service's desired count.
+    /// Apply suspends its scaling while the rollout runs and restores it
+    /// afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingTarget>,
+    /// The most tasks the deployment runs at once during the rollout: the
+    /// serving tasks plus the new ones (a rolling update starts up to 200%).
+    pub peak_tasks: u32,
+}
+
+/// An Application Auto Scaling target on an ECS service's desired count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalingTarget {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// What ECS and Application Auto Scaling said, at plan time, about the
+/// serving service of an ECS deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCapacity {
+    /// The service's desired count; `None` when no such service runs.
+    pub desired_count: Option<u32>,
+    /// The scalable target on it, if one is registered.
+    pub scaling: Option<ScalingTarget>,
 }
 
 /// A promotion the plan leaves to apply (see [`DeploymentChange::promotion`]).
@@ -275,6 +320,10 @@ pub enum ReasonKind {
     /// ECS: the listener's weights differ from the weights state recorded
     /// (changed behind slipway's back); apply sets them back first.
     ListenerWeights,
+    /// ECS: how many tasks the rollout runs, at most how many at once, and
+    /// the autoscaling it respects. Says what happens; never a change by
+    /// itself.
+    Capacity,
 }
 
 /// The order apply follows: waves run one after another; the deployments of a

@@ -61,6 +61,11 @@ pub struct PlanOptions {
     /// records weights, by deployment address (read by the caller, as
     /// `live_services`). Weights that differ from the record are a change.
     pub listener_weights: BTreeMap<String, BTreeMap<String, u32>>,
+    /// The desired count and autoscaling target of the serving service of
+    /// ECS deployments, by deployment address (read by the caller:
+    /// `apply::refresh::live_capacity`). Without an entry the plan counts
+    /// from the configuration and state; apply reads them again.
+    pub live_capacity: BTreeMap<String, LiveCapacity>,
 }
 
 impl PlanOptions {
@@ -101,8 +106,15 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             continue;
         };
         let live = options.live_services.get(&deployment.address);
-        let (mut change, hosts) =
-            plan_deployment(config, deployment, environment, saved, live, &digests);
+        let live_capacity = options.live_capacity.get(&deployment.address);
+        let (mut change, hosts) = plan_deployment(
+            config,
+            deployment,
+            environment,
+            saved,
+            (live, live_capacity),
+            &digests,
+        );
         if let (Some(ecs), Some(weights)) = (
             saved.and_then(|s| s.ecs.as_ref()),
             options.listener_weights.get(&deployment.address),
@@ -113,6 +125,39 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     change.action = Action::Update;
                 }
             }
+        }
+        if let Some(left) = states
+            .get(&state_name)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.scaling_suspended.get(&deployment.address))
+        {
+            change.reasons.push(Reason {
+                kind: ReasonKind::Capacity,
+                summary: format!(
+                    "autoscaling of {} was left suspended by an interrupted apply: apply restores it",
+                    left.resource_id
+                ),
+                diff: None,
+            });
+            if change.action == Action::NoOp {
+                change.action = Action::Update;
+            }
+        }
+        if change.target == TargetKind::Ecs
+            && matches!(change.action, Action::Create | Action::Update)
+        {
+            let replaces = saved.is_some_and(|s| s.ecs.is_some()) || change.adopt.is_some();
+            let capacity = super::capacity::planned_capacity(
+                desired_count(deployment, environment),
+                live_capacity,
+                replaces,
+            );
+            change.reasons.push(Reason {
+                kind: ReasonKind::Capacity,
+                summary: super::capacity::describe(&capacity),
+                diff: None,
+            });
+            change.capacity = Some(capacity);
         }
         if let Some(LiveService::Unknown(error)) = live {
             warnings.push(format!(
@@ -217,6 +262,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                     version_before: Some(saved.version.clone()),
                     version_after: None,
                     adopt: None,
+                    capacity: None,
                     artifact: None,
                     reasons: vec![Reason {
                         kind: ReasonKind::RemovedFromConfig,
@@ -620,7 +666,7 @@ fn plan_deployment(
     deployment: &Deployment,
     environment: &Environment,
     saved: Option<&DeploymentState>,
-    live: Option<&LiveService>,
+    (live, live_capacity): (Option<&LiveService>, Option<&LiveCapacity>),
     digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
     let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
@@ -656,6 +702,7 @@ fn plan_deployment(
         },
         reasons: Vec::new(),
         adopt: None,
+        capacity: None,
     };
     let adopted = match live {
         Some(LiveService::Exists(service)) if is_ecs && saved.is_none_or(|s| s.ecs.is_none()) => {
@@ -664,9 +711,13 @@ fn plan_deployment(
         _ => None,
     };
     if let Some(service) = adopted {
-        change
-            .reasons
-            .extend(adoption_reasons(config, deployment, environment, service));
+        change.reasons.extend(adoption_reasons(
+            config,
+            deployment,
+            environment,
+            service,
+            live_capacity,
+        ));
         change.adopt = Some(service.clone());
         return (change, hosts);
     }
@@ -809,11 +860,20 @@ fn plan_deployment(
                     true,
                 );
             }
-            let count = desired_count(deployment, environment);
-            if count != ecs_state.desired_count {
+            // The count ECS has now (state's when it was not read).
+            let before = live_capacity
+                .and_then(|l| l.desired_count)
+                .unwrap_or(ecs_state.desired_count);
+            let count = super::capacity::planned_capacity(
+                desired_count(deployment, environment),
+                live_capacity,
+                true,
+            )
+            .tasks;
+            if count != before {
                 reason(
                     ReasonKind::DesiredCount,
-                    format!("desired count {} → {count}", ecs_state.desired_count),
+                    format!("desired count {before} → {count}"),
                     None,
                     false,
                 );
@@ -989,6 +1049,7 @@ fn adoption_reasons(
     deployment: &Deployment,
     environment: &Environment,
     service: &AdoptedService,
+    live_capacity: Option<&LiveCapacity>,
 ) -> Vec<Reason> {
     let strategy = config
         .rollout_of(deployment)
@@ -1031,7 +1092,12 @@ fn adoption_reasons(
             });
         }
     }
-    let count = desired_count(deployment, environment);
+    let count = super::capacity::planned_capacity(
+        desired_count(deployment, environment),
+        live_capacity,
+        true,
+    )
+    .tasks;
     if count != service.desired_count && !strategy.moves_by_steps() {
         reasons.push(Reason {
             kind: ReasonKind::DesiredCount,
@@ -1333,7 +1399,10 @@ fn scheduled(
             _ => vec![(
                 1,
                 StepKind::ServiceUpdate {
-                    desired_count: desired_count(deployment, environment),
+                    desired_count: change
+                        .capacity
+                        .as_ref()
+                        .map_or_else(|| desired_count(deployment, environment), |c| c.tasks),
                 },
             )],
         },
@@ -1399,7 +1468,8 @@ fn scheduled(
 }
 
 /// An ECS deployment whose only change is a listener to set back (a changed
-/// rollout policy aside): apply sets the weights and nothing else.
+/// rollout policy and what the rollout runs with aside): apply sets the
+/// weights and nothing else.
 fn only_listener_weights(change: &DeploymentChange) -> bool {
     change
         .reasons
@@ -1408,7 +1478,7 @@ fn only_listener_weights(change: &DeploymentChange) -> bool {
         && change.reasons.iter().all(|r| {
             matches!(
                 r.kind,
-                ReasonKind::ListenerWeights | ReasonKind::RolloutPolicy
+                ReasonKind::ListenerWeights | ReasonKind::RolloutPolicy | ReasonKind::Capacity
             )
         })
 }

@@ -32,6 +32,41 @@ pub struct State {
     /// when an apply ends in order; see [`JournalEntry`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<JournalEntry>,
+    /// ECS autoscaling that an apply suspended for a rollout, by deployment
+    /// address, with how it was before. Written before the suspension and
+    /// removed once it is restored: an entry left by a killed apply is
+    /// restored by the next apply of that deployment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scaling_suspended: BTreeMap<String, ScalingSuspension>,
+}
+
+/// An Application Auto Scaling target slipway suspended (see
+/// [`State::scaling_suspended`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalingSuspension {
+    /// The target's resource id, `service/CLUSTER/SERVICE`.
+    pub resource_id: String,
+    pub min_capacity: u32,
+    pub max_capacity: u32,
+    /// Its suspended state before slipway suspended it: what is restored.
+    pub before: SuspendedScaling,
+}
+
+/// Which kinds of scaling a target has suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SuspendedScaling {
+    pub dynamic_scaling_in: bool,
+    pub dynamic_scaling_out: bool,
+    pub scheduled_scaling: bool,
+}
+
+impl SuspendedScaling {
+    /// Everything suspended: what a rollout sets.
+    pub const ALL: SuspendedScaling = SuspendedScaling {
+        dynamic_scaling_in: true,
+        dynamic_scaling_out: true,
+        scheduled_scaling: true,
+    };
 }
 
 /// At most this many journal entries are kept; beyond it the oldest finished
@@ -663,6 +698,7 @@ impl State {
             deployments: BTreeMap::new(),
             history: Vec::new(),
             journal: Vec::new(),
+            scaling_suspended: BTreeMap::new(),
         }
     }
 

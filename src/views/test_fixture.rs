@@ -160,6 +160,7 @@ pub(super) fn plan_with_huge_diff(line_count: usize) -> Plan {
 fn api_staging_created() -> DeploymentChange {
     DeploymentChange {
         promotion: None,
+        capacity: None,
         adopt: None,
         address: "deployment.api-staging".to_string(),
         name: "api-staging".to_string(),
@@ -195,6 +196,7 @@ fn myapp_prod_updated() -> DeploymentChange {
 ";
     DeploymentChange {
         promotion: None,
+        capacity: None,
         adopt: None,
         address: "deployment.myapp-prod".to_string(),
         name: "myapp-prod".to_string(),
@@ -224,6 +226,7 @@ fn myapp_prod_updated() -> DeploymentChange {
 fn legacy_worker_destroyed() -> DeploymentChange {
     DeploymentChange {
         promotion: None,
+        capacity: None,
         adopt: None,
         address: "deployment.legacy-worker-prod".to_string(),
         name: "legacy-worker-prod".to_string(),
@@ -262,6 +265,7 @@ fn checkout_canary_updated() -> DeploymentChange {
 "#;
     DeploymentChange {
         promotion: None,
+        capacity: None,
         adopt: None,
         address: "deployment.checkout-prod".to_string(),
         name: "checkout-prod".to_string(),
@@ -293,6 +297,7 @@ fn checkout_canary_updated() -> DeploymentChange {
 fn docs_unchanged() -> DeploymentChange {
     DeploymentChange {
         promotion: None,
+        capacity: None,
         adopt: None,
         address: "deployment.docs-prod".to_string(),
         name: "docs-prod".to_string(),

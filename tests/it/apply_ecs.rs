@@ -1335,3 +1335,205 @@ fn rollback_after_a_canary_and_during_one() {
     assert!(backend.ecs.as_ref().unwrap().canary.is_none());
     assert_eq!(backend.status, DeploymentStatus::Deployed);
 }
+
+// ---- autoscaling -----------------------------------------------------------
+
+impl Workshop {
+    /// Set a service's desired count behind slipway's back, as autoscaling
+    /// or an operator would.
+    fn set_desired_count_by_hand(&self, service: &str, count: i32) {
+        self.runtime.block_on(async {
+            self.moto
+                .ecs()
+                .await
+                .update_service()
+                .cluster(CLUSTER)
+                .service(service)
+                .desired_count(count)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("UpdateService {service}: {e:?}"));
+        });
+    }
+
+    fn scalable_target(&self, service: &str) -> Option<moto::ScalableTarget> {
+        self.runtime
+            .block_on(self.moto.scalable_target(CLUSTER, service))
+    }
+
+    fn put_under_autoscaling(&self, service: &str, min: i32, max: i32) {
+        self.runtime.block_on(
+            self.moto
+                .put_service_under_autoscaling(CLUSTER, service, min, max),
+        );
+    }
+}
+
+fn reason_summaries(change: &serde_json::Value) -> Vec<String> {
+    change["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["summary"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A service under Application Auto Scaling (min 3, max 6, 4 tasks; the
+/// configuration asks for 2), as real accounts have them. The plan keeps
+/// autoscaling's count and shows the peak; apply never sets fewer tasks, on
+/// success or on rollback; the target, its policy and its scheduled action
+/// are as they were afterwards (read from Application Auto Scaling itself);
+/// a count lowered below the minimum by hand is raised to it.
+#[test]
+fn autoscaling_owns_the_count_and_a_rollout_never_goes_below_it() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let service = "workshop-dev-backend";
+    let legacy = workshop.create_service_by_hand(service, "registry.local/legacy:1", 4, None);
+    workshop.put_under_autoscaling(service, 3, 6);
+    let untouched = workshop.scalable_target(service).expect("the target");
+    assert_eq!(untouched.suspended, [false; 3]);
+
+    let (code, plan) = workshop.plan_json("2.0.0-broken", "1.0.0", &[]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, scheduled) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(
+        change["capacity"],
+        serde_json::json!({
+            "tasks": 4, "configured": 2, "live": 4,
+            "scaling": {"min": 3, "max": 6}, "peak_tasks": 8
+        }),
+        "{change:#}"
+    );
+    assert_eq!(scheduled["steps"][0]["desired_count"], 4, "{scheduled:#}");
+    let reasons = reason_summaries(change);
+    assert!(
+        reasons.contains(&"4 tasks, the count autoscaling keeps (min 3, max 6; the configured 2 is not used); up to 8 at once during the rollout; autoscaling is suspended while it runs and restored after".to_string()),
+        "{reasons:#?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.starts_with("desired count")),
+        "{reasons:#?}"
+    );
+
+    // A rollout whose tasks fail goes back to the legacy task definition
+    // with autoscaling's 4 tasks, and autoscaling is as it was.
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:2.0.0-broken");
+    let failed = workshop.apply("2.0.0-broken", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    let resource = format!("service/{CLUSTER}/{service}");
+    assert!(
+        log.contains(&format!(
+            "autoscaling of {resource} suspended while the rollout runs (min 3, max 6)"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("autoscaling of {resource} restored")),
+        "{log}"
+    );
+    let (task_definition, desired, running, _) = workshop.describe(service);
+    assert_eq!(task_definition, legacy, "{log}");
+    assert_eq!((desired, running), (4, 4), "{log}");
+    assert_eq!(
+        workshop.scalable_target(service),
+        Some(untouched.clone()),
+        "{log}"
+    );
+
+    // A rollout that works runs the new version on 4 tasks.
+    workshop.moto.clear_failing_tasks();
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    only_running(&workshop, service, "registry.local/workshop-backend:2.0.0");
+    assert_eq!(workshop.describe(service).1, 4, "{log}");
+    assert_eq!(
+        workshop.scalable_target(service),
+        Some(untouched.clone()),
+        "{log}"
+    );
+    assert!(workshop.state().scaling_suspended.is_empty());
+
+    // Autoscaling scaled out to 5: nothing to change, and the next rollout
+    // keeps 5.
+    workshop.set_desired_count_by_hand(service, 5);
+    let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+    let (_, plan) = workshop.plan_json("2.1.0", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["capacity"]["tasks"], 5, "{change:#}");
+    let applied = workshop.apply("2.1.0", "1.0.0");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert_eq!(workshop.describe(service).1, 5);
+
+    // Lowered by hand below the minimum: the plan raises it to 3.
+    workshop.set_desired_count_by_hand(service, 2);
+    let (code, plan) = workshop.plan_json("2.1.0", "1.0.0", &[]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    let reasons = reason_summaries(change);
+    assert!(
+        reasons.contains(&"desired count 2 → 3".to_string()),
+        "{reasons:#?}"
+    );
+    let applied = workshop.apply("2.1.0", "1.0.0");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert_eq!(workshop.describe(service).1, 3);
+    assert_eq!(workshop.scalable_target(service), Some(untouched.clone()));
+
+    // Autoscaling scales out to 5; `slipway rollback` to 2.0.0 keeps 5.
+    workshop.set_desired_count_by_hand(service, 5);
+    let rolled = rollback_backend(&workshop, "2.1.0");
+    let log = text(&rolled);
+    assert_eq!(rolled.status.code(), Some(0), "{log}");
+    only_running(&workshop, service, "registry.local/workshop-backend:2.0.0");
+    assert_eq!(workshop.describe(service).1, 5, "{log}");
+    assert_eq!(workshop.scalable_target(service), Some(untouched), "{log}");
+    assert!(workshop.state().scaling_suspended.is_empty(), "{log}");
+}
+
+/// A canary of a service under autoscaling: the new side starts with the
+/// count autoscaling holds (not the configured one), and when it serves,
+/// the scalable target, its policy and its scheduled action govern it; the
+/// old service's target is gone with it.
+#[test]
+fn after_a_canary_autoscaling_governs_the_service_that_serves() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = "workshop-dev-backend";
+    let green = "workshop-dev-backend-green";
+    workshop.put_under_autoscaling(blue, 2, 5);
+    workshop.set_desired_count_by_hand(blue, 3);
+    let before = workshop.scalable_target(blue).expect("the target");
+
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert_eq!(change["capacity"]["tasks"], 3, "{change:#}");
+    assert_eq!(change["capacity"]["peak_tasks"], 6, "{change:#}");
+
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    only_running(&workshop, green, "registry.local/workshop-backend:2.0.0");
+    assert_eq!(workshop.describe(green).1, 3, "{log}");
+    assert!(workshop.service(blue).is_none(), "{log}");
+    assert_eq!(workshop.scalable_target(green), Some(before), "{log}");
+    assert_eq!(workshop.scalable_target(blue), None, "{log}");
+    assert!(
+        log.contains(&format!(
+            "autoscaling target moved from service/{CLUSTER}/{blue} to service/{CLUSTER}/{green}"
+        )),
+        "{log}"
+    );
+    assert!(workshop.state().scaling_suspended.is_empty());
+    let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+}

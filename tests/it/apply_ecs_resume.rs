@@ -566,3 +566,51 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
         assert_eq!(results, ["rolled_back", "interrupted"], "point {point}");
     }
 }
+
+/// A canary of a service under autoscaling, killed at its first traffic
+/// step: the target stays suspended in Application Auto Scaling and state
+/// says so; the plan names it as a change; the next apply finishes the
+/// canary and leaves the target, unsuspended, on the service that serves.
+#[test]
+fn autoscaling_suspended_by_a_killed_apply_is_restored_by_the_next_one() {
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    canary.runtime.block_on(
+        canary
+            .moto
+            .put_service_under_autoscaling(CLUSTER, BLUE_SERVICE, 1, 4),
+    );
+    let scalable = |service: &str| {
+        canary
+            .runtime
+            .block_on(canary.moto.scalable_target(CLUSTER, service))
+    };
+    let before = scalable(BLUE_SERVICE).expect("the target");
+
+    let killed = canary.apply_crashing_at("2.0.0", 1);
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed));
+    let suspended = scalable(BLUE_SERVICE).expect("the target");
+    assert_eq!(suspended.suspended, [true; 3], "{}", text(&killed));
+    let resource = format!("service/{CLUSTER}/{BLUE_SERVICE}");
+    let recorded = canary.state().scaling_suspended[ADDRESS].clone();
+    assert_eq!(recorded.resource_id, resource);
+    assert_eq!(recorded.before, Default::default());
+
+    let plan = canary.plan("2.0.0");
+    let shown = text(&plan);
+    assert!(
+        shown.contains(&format!(
+            "autoscaling of {resource} was left suspended by an interrupted apply: apply restores it"
+        )),
+        "{shown}"
+    );
+
+    let resumed = canary.apply("2.0.0");
+    let log = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{log}");
+    assert_eq!(canary.blue_green(), (0, 100), "{log}");
+    assert_eq!(scalable(GREEN_SERVICE), Some(before), "{log}");
+    assert_eq!(scalable(BLUE_SERVICE), None, "{log}");
+    assert!(canary.state().scaling_suspended.is_empty(), "{log}");
+}

@@ -1054,8 +1054,19 @@ fn updates_dev_backend_task_definition(plan: &Plan) {
     let backend = change(plan, "deployment.backend-dev");
     assert_eq!(
         reason_kinds(plan, "deployment.backend-dev"),
-        [ReasonKind::ArtifactVersion, ReasonKind::TaskDefinition]
+        [
+            ReasonKind::ArtifactVersion,
+            ReasonKind::TaskDefinition,
+            ReasonKind::Capacity
+        ]
     );
+    // Nothing was read from ECS: the configured count, and the serving
+    // tasks beside the new ones at the peak.
+    let capacity = backend
+        .capacity
+        .as_ref()
+        .expect("an ECS update has a capacity");
+    assert_eq!((capacity.tasks, capacity.peak_tasks), (1, 2));
     let task = &backend.reasons[1];
     assert!(task.summary.contains("image"), "{}", task.summary);
     let diff = task.diff.as_deref().expect("a diff");

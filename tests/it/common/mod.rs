@@ -200,6 +200,7 @@ pub fn applied_state(config: &Config, environment: &str) -> State {
         deployments: BTreeMap::new(),
         history: Vec::new(),
         journal: Vec::new(),
+        scaling_suspended: BTreeMap::new(),
     };
     for deployment in config.deployments.values() {
         if environment_state_name(&deployment.environment) == environment {

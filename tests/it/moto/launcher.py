@@ -63,6 +63,14 @@ then writes, two steps that two threads of its server can interleave, so two
 creates of one lock object could both succeed; under the lock tests of
 tests/state_s3.rs that happened.
 
+Application Auto Scaling (patch_application_autoscaling), two moto bugs that
+hide what real accounts do:
+- DescribeScalingPolicies matched a policy's resource id as a substring of the
+  one asked for, so `service/C/api-green` also listed `service/C/api`'s
+  policies; it matches exactly, as AWS does.
+- DeregisterScalableTarget left the target's scaling policies and scheduled
+  actions behind; AWS deletes them with the target.
+
 Other services (ELBv2, EC2, ...) are moto's, unchanged.
 """
 
@@ -104,6 +112,38 @@ def patch_s3():
 
     S3Response.put_object = atomic(S3Response.put_object)
     S3Response.delete_object = atomic(S3Response.delete_object)
+
+
+def patch_application_autoscaling():
+    """Exact resource ids and deregistration as in AWS (see the module doc)."""
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+
+    describe_policies = ApplicationAutoscalingBackend.describe_scaling_policies
+
+    def describe_scaling_policies(self, service_namespace, resource_id, scalable_dimension,
+                                  max_results, next_token):
+        next_page, policies = describe_policies(
+            self, service_namespace, resource_id, scalable_dimension, max_results, next_token)
+        if resource_id:
+            policies = [p for p in policies if p.resource_id == resource_id]
+        return next_page, policies
+
+    deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister_scalable_target(self, namespace, r_id, dimension):
+        deregister(self, namespace, r_id, dimension)
+        for key, policy in list(self.policies.items()):
+            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (
+                    namespace, r_id, dimension):
+                policy.delete_alarms(self.account_id, self.region_name)
+                del self.policies[key]
+        self.scheduled_actions = [
+            a for a in self.scheduled_actions
+            if (a.service_namespace, a.resource_id, a.scalable_dimension) != (namespace, r_id, dimension)
+        ]
+
+    ApplicationAutoscalingBackend.describe_scaling_policies = describe_scaling_policies
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
 
 
 def patch_ecs():
@@ -523,6 +563,7 @@ def main():
     os.environ.setdefault("MOTO_PORT", str(args.port))
     patch_ecs()
     patch_s3()
+    patch_application_autoscaling()
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import run_simple

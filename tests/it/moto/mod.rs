@@ -435,6 +435,138 @@ impl Moto {
         }
     }
 
+    pub async fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        aws_sdk_applicationautoscaling::Client::new(&self.sdk_config().await)
+    }
+
+    /// Put an ECS service under Application Auto Scaling, as a team would
+    /// outside slipway: a scalable target on its desired count (`min`,
+    /// `max`, nothing suspended), a target-tracking policy on CPU named
+    /// `cpu-60` and a scheduled action named `nightly`.
+    pub async fn put_service_under_autoscaling(
+        &self,
+        cluster: &str,
+        service: &str,
+        min: i32,
+        max: i32,
+    ) {
+        use aws_sdk_applicationautoscaling::types::{
+            MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension,
+            ScalableTargetAction, ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
+        };
+        let client = self.autoscaling().await;
+        let resource = format!("service/{cluster}/{service}");
+        client
+            .register_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(&resource)
+            .min_capacity(min)
+            .max_capacity(max)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("RegisterScalableTarget {resource}: {e:?}"));
+        client
+            .put_scaling_policy()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(&resource)
+            .policy_name("cpu-60")
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .target_tracking_scaling_policy_configuration(
+                TargetTrackingScalingPolicyConfiguration::builder()
+                    .target_value(60.0)
+                    .predefined_metric_specification(
+                        PredefinedMetricSpecification::builder()
+                            .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutScalingPolicy {resource}: {e:?}"));
+        client
+            .put_scheduled_action()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(&resource)
+            .scheduled_action_name("nightly")
+            .schedule("cron(0 2 * * ? *)")
+            .scalable_target_action(
+                ScalableTargetAction::builder()
+                    .min_capacity(min)
+                    .max_capacity(max)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutScheduledAction {resource}: {e:?}"));
+    }
+
+    /// The scalable target on `service`'s desired count as Application
+    /// Auto Scaling has it: its bounds, whether dynamic scaling in, out and
+    /// scheduled scaling are suspended, and the names of its scaling
+    /// policies and scheduled actions. `None` when none is registered.
+    pub async fn scalable_target(&self, cluster: &str, service: &str) -> Option<ScalableTarget> {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let client = self.autoscaling().await;
+        let resource = format!("service/{cluster}/{service}");
+        let targets = client
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_ids(&resource)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeScalableTargets {resource}: {e:?}"));
+        let target = targets.scalable_targets().iter().find(|t| {
+            t.resource_id() == resource
+                && t.scalable_dimension() == &ScalableDimension::EcsServiceDesiredCount
+        })?;
+        let suspended = target.suspended_state();
+        let policies = client
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(&resource)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeScalingPolicies {resource}: {e:?}"));
+        let actions = client
+            .describe_scheduled_actions()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(&resource)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeScheduledActions {resource}: {e:?}"));
+        Some(ScalableTarget {
+            min: target.min_capacity(),
+            max: target.max_capacity(),
+            suspended: [
+                suspended
+                    .and_then(|s| s.dynamic_scaling_in_suspended())
+                    .unwrap_or(false),
+                suspended
+                    .and_then(|s| s.dynamic_scaling_out_suspended())
+                    .unwrap_or(false),
+                suspended
+                    .and_then(|s| s.scheduled_scaling_suspended())
+                    .unwrap_or(false),
+            ],
+            policies: policies
+                .scaling_policies()
+                .iter()
+                .map(|p| p.policy_name().to_string())
+                .collect(),
+            scheduled_actions: actions
+                .scheduled_actions()
+                .iter()
+                .map(|a| a.scheduled_action_name().to_string())
+                .collect(),
+        })
+    }
+
     /// The server's log so far (every request, and tracebacks of moto errors).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
@@ -511,6 +643,18 @@ impl Moto {
         }
         false
     }
+}
+
+/// A scalable target as Application Auto Scaling has it (see
+/// [`Moto::scalable_target`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalableTarget {
+    pub min: i32,
+    pub max: i32,
+    /// Dynamic scaling in, dynamic scaling out, scheduled scaling.
+    pub suspended: [bool; 3],
+    pub policies: Vec<String>,
+    pub scheduled_actions: Vec<String>,
 }
 
 impl Drop for Moto {
