@@ -646,42 +646,75 @@ async fn rolling(
         status: DeploymentStatus::Failed,
         untouched: true,
     };
-    let target_group = job.settings.target_groups.first().cloned();
-    let exists = describe_service(job, &job.service_name)
+    let mut previous = previous;
+    // A canary or blue/green left in flight (stopped at an approval, or its
+    // rollout changed since): its new side is given up first, all traffic
+    // back on the side that serves.
+    if let Some(in_flight) = previous.clone().filter(|p| p.canary.is_some()) {
+        if let Some(canary) = &in_flight.canary {
+            job.event(&format!(
+                "the {}% of traffic on {} left by an unfinished rollout goes back to {}, and {} is removed, before the rolling update",
+                canary.percent, canary.service_name, in_flight.service_name, canary.service_name
+            ));
+        }
+        previous = roll_back_traffic(job, Some(&in_flight), 1, false, None)
+            .await
+            .map_err(failed)?;
+    }
+    // Weights changed outside slipway, as the plan showed: set back first.
+    if let (true, Some(listener), Some(record)) = (
+        job.restore_listener,
+        job.settings.listener_arn.as_deref(),
+        previous.as_ref().filter(|p| !p.weights.is_empty()),
+    ) {
+        shift_traffic(job, listener, 1, 100, record)
+            .await
+            .map_err(failed)?;
+        job.event(&format!(
+            "listener {} set back to the recorded {:?}",
+            requests::short_arn(listener),
+            record.weights
+        ));
+    }
+    // The service that serves is updated in place, whatever its name (after
+    // a canary, the new side kept its name and the rollout's service name may
+    // not be it); its target group and recorded weights are kept.
+    let service = previous
+        .as_ref()
+        .map_or_else(|| job.service_name.clone(), |p| p.service_name.clone());
+    let target_group = previous
+        .as_ref()
+        .and_then(|p| p.target_group.clone())
+        .or_else(|| job.settings.target_groups.first().cloned());
+    let exists = describe_service(job, &service)
         .await
         .map_err(failed)?
         .is_some_and(|s| s.status == "ACTIVE");
     if exists && previous.is_none() {
         return Err(refused(format!(
             "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
-            job.service_name, job.settings.cluster
+            service, job.settings.cluster
         )));
     }
     if exists {
         job.ecs
             .update_service()
             .cluster(&job.settings.cluster)
-            .service(&job.service_name)
+            .service(&service)
             .task_definition(task_definition_arn)
             .desired_count(job.desired)
             .send()
             .await
-            .map_err(|e| {
-                failed(format!(
-                    "updating service {}: {}",
-                    job.service_name,
-                    error_text(&e)
-                ))
-            })?;
+            .map_err(|e| failed(format!("updating service {}: {}", service, error_text(&e))))?;
         job.event(&format!(
             "service {} updated to {}",
-            job.service_name,
+            service,
             requests::short_arn(task_definition_arn)
         ));
     } else {
         create_service(
             job,
-            &job.service_name,
+            &service,
             task_definition_arn,
             target_group.as_deref(),
             true,
@@ -689,12 +722,15 @@ async fn rolling(
         .await
         .map_err(failed)?;
     }
-    let mut record = ecs_record(job, &job.service_name, task_definition_arn);
+    let mut record = ecs_record(job, &service, task_definition_arn);
     record.target_group = target_group;
+    record.weights = previous
+        .as_ref()
+        .map(|p| p.weights.clone())
+        .unwrap_or_default();
     record_ecs(job, Some(record.clone()))?;
 
-    let mut result =
-        wait_until_stable(job, &job.service_name, task_definition_arn, job.desired).await;
+    let mut result = wait_until_stable(job, &service, task_definition_arn, job.desired).await;
     if result.is_ok() {
         if let Some(rollout) = rollout {
             result = judge_gates(job, rollout, 1).await;
@@ -726,20 +762,20 @@ async fn rolling(
             job.ecs
                 .update_service()
                 .cluster(&job.settings.cluster)
-                .service(&job.service_name)
+                .service(&service)
                 .task_definition(&previous_arn)
                 .desired_count(back_to)
                 .send()
                 .await
                 .map_err(|e| failed(format!("{message}; rollback failed: {}", error_text(&e))))?;
-            wait_until_stable(job, &job.service_name, &previous_arn, back_to)
+            wait_until_stable(job, &service, &previous_arn, back_to)
                 .await
                 .map_err(|e| failed(format!("{message}; rollback did not become stable: {e}")))?;
             record_ecs(job, Some(previous.clone()))?;
         }
         None => {
             job.event("removing the new service (there is no previous version)");
-            delete_service(job, &job.service_name)
+            delete_service(job, &service)
                 .await
                 .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
             record_ecs(job, None)?;

@@ -290,11 +290,8 @@ deployment "frontend-dev" {{
 }
 
 impl Workshop {
-    /// A service made outside slipway, as a team had it before adopting
-    /// slipway: its own task definition family (`legacy-backend`, image
-    /// `image`), `count` tasks, registered with `target_group` when given.
-    /// Returns once ECS runs all its tasks; the value is the task
-    /// definition's ARN.
+    /// A service made outside slipway (see [`moto::Moto::create_service_by_hand`]),
+    /// task definition family `legacy-backend`; the value is its ARN.
     fn create_service_by_hand(
         &self,
         service: &str,
@@ -302,78 +299,14 @@ impl Workshop {
         count: i32,
         target_group: Option<&str>,
     ) -> String {
-        use aws_sdk_ecs::types::{
-            AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType, LoadBalancer,
-            NetworkConfiguration, NetworkMode, PortMapping,
-        };
-        let arn = self.runtime.block_on(async {
-            let ecs = aws_sdk_ecs::Client::new(&self.moto.sdk_config().await);
-            let registered = ecs
-                .register_task_definition()
-                .family("legacy-backend")
-                .cpu("256")
-                .memory("512")
-                .network_mode(NetworkMode::Awsvpc)
-                .requires_compatibilities(Compatibility::Fargate)
-                .container_definitions(
-                    ContainerDefinition::builder()
-                        .name("app")
-                        .image(image)
-                        .essential(true)
-                        .port_mappings(PortMapping::builder().container_port(5000).build())
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("register the legacy task definition");
-            let arn = registered
-                .task_definition()
-                .unwrap()
-                .task_definition_arn()
-                .unwrap()
-                .to_string();
-            let mut request = ecs
-                .create_service()
-                .cluster(CLUSTER)
-                .service_name(service)
-                .task_definition(&arn)
-                .desired_count(count)
-                .launch_type(LaunchType::Fargate)
-                .network_configuration(
-                    NetworkConfiguration::builder()
-                        .awsvpc_configuration(
-                            AwsVpcConfiguration::builder()
-                                .set_subnets(Some(self.backend.subnets.clone()))
-                                .security_groups(&self.backend.security_group)
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                );
-            if let Some(group) = target_group {
-                request = request.load_balancers(
-                    LoadBalancer::builder()
-                        .target_group_arn(group)
-                        .container_name("app")
-                        .container_port(5000)
-                        .build(),
-                );
-            }
-            request.send().await.expect("create the legacy service");
-            arn
-        });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let deployments = self.service(service).unwrap_or_default();
-            if deployments.len() == 1 && deployments[0].2 == count {
-                return arn;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{service} never ran {count} tasks: {deployments:?}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        self.runtime.block_on(self.moto.create_service_by_hand(
+            CLUSTER,
+            &self.backend,
+            ("legacy-backend", image),
+            service,
+            count,
+            target_group,
+        ))
     }
 
     /// `(task definition ARN, desired count, running count, status)` of a
@@ -1535,5 +1468,79 @@ fn after_a_canary_autoscaling_governs_the_service_that_serves() {
     );
     assert!(workshop.state().scaling_suspended.is_empty());
     let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+}
+
+/// After a canary the new side serves under its `-green` name. A rolling
+/// update then updates that service in place: no second service beside it,
+/// traffic where it was. A canary stopped at its approval and then followed
+/// by a rolling update is given up first: its traffic goes back and its new
+/// side is removed. (Found by `ecs_sequences`: the rolling update created a
+/// service of the configured name beside the one serving, behind the target
+/// group without traffic, and state recorded it as serving.)
+#[test]
+fn a_rolling_update_after_a_canary_updates_the_service_that_serves() {
+    let Some(workshop) = Workshop::start(CANARY) else {
+        return;
+    };
+    let (blue, green) = ("workshop-dev-backend", "workshop-dev-backend-green");
+    let listener = workshop.backend.listener_arn.clone();
+    let (blue_group, green_group) = (
+        workshop.backend.blue_target_group_arn.clone(),
+        workshop.backend.green_target_group_arn.clone(),
+    );
+    for version in ["1.0.0", "2.0.0"] {
+        let applied = workshop.apply(version, "1.0.0");
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    }
+    only_running(&workshop, green, "registry.local/workshop-backend:2.0.0");
+
+    workshop.write_config(ROLLING);
+    let applied = workshop.apply("3.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    only_running(&workshop, green, "registry.local/workshop-backend:3.0.0");
+    assert!(workshop.service(blue).is_none(), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!(
+        (weights[&blue_group], weights[&green_group]),
+        (0, 100),
+        "{log}"
+    );
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(ecs.service_name, green);
+    assert_eq!(ecs.target_group.as_deref(), Some(green_group.as_str()));
+    let (code, plan) = workshop.plan_json("3.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+
+    // A canary stopped at its approval (10 % on the blue side), then a
+    // rolling update of another version.
+    workshop.write_config(&format!(
+        "{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}"
+    ));
+    let paused = workshop.apply("4.0.0", "1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue_group], weights[&green_group]), (10, 90));
+    workshop.write_config(ROLLING);
+    let applied = workshop.apply("5.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("the 10% of traffic on workshop-dev-backend left by an unfinished rollout goes back to workshop-dev-backend-green"),
+        "{log}"
+    );
+    only_running(&workshop, green, "registry.local/workshop-backend:5.0.0");
+    assert!(workshop.service(blue).is_none(), "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!(
+        (weights[&blue_group], weights[&green_group]),
+        (0, 100),
+        "{log}"
+    );
+    let (code, plan) = workshop.plan_json("5.0.0", "1.0.0", &[]);
     assert_eq!(code, Some(0), "{plan:#}");
 }

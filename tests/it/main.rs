@@ -32,6 +32,7 @@ mod artifact_sources;
 mod cli;
 mod confinement;
 mod diagnostics_corpus;
+mod ecs_sequences;
 mod fuzz_regressions;
 mod host_network;
 mod hostile_values;

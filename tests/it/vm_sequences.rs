@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 use slipway::state::{config_digest, Backend, DeploymentState, HostStatus, LocalBackend, State};
 
 use crate::support::http_get;
+use crate::support::sequences::{run_settings, Rng};
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
 
 /// sshd hosts started per sequence; the environment lists 6 to all of them.
@@ -91,31 +92,6 @@ fn pair(version: &str, flavor: &str) -> Pair {
 
 /// A host's release marker's apply id and its app's pid.
 type MarkerAndPid = (Option<String>, Option<String>);
-
-/// splitmix64: small, seedable, the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -1527,28 +1503,14 @@ sys.exit(0 if ok else "%s: unexpected answer" % url)
 PY
 "#;
 
-fn seed_from_time() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    Rng(nanos ^ u64::from(std::process::id())).next()
-}
-
 /// Random operation sequences on 10 sshd hosts (8 listed at first), each
 /// checked after every operation; see the module's documentation.
 #[test]
 fn random_operation_sequences_keep_the_vm_invariants() {
-    let seconds: u64 = std::env::var("SLIPWAY_SEQ_SECONDS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(240);
-    let mut seed = match std::env::var("SLIPWAY_SEQ_SEED") {
-        Ok(text) => text.trim().parse().expect("SLIPWAY_SEQ_SEED is a number"),
-        Err(_) => seed_from_time(),
-    };
+    let (mut seed, run_for) = run_settings(240);
+    let seconds = run_for.as_secs();
     eprintln!("operation sequences: first seed {seed} (SLIPWAY_SEQ_SEED), {seconds}s");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + run_for;
     let (mut sequences, mut steps) = (0, 0);
     while sequences == 0 || Instant::now() < deadline {
         let Some(lab) = Lab::start(HOSTS, "vm-sequences-") else {

@@ -435,6 +435,94 @@ impl Moto {
         }
     }
 
+    /// A service made outside slipway, as a team had it before adopting
+    /// slipway: a Fargate task definition of its own (`family`, one
+    /// container `app` running `image`, port 5000), `count` tasks in `alb`'s
+    /// subnets, registered with `target_group` when given. Returns once ECS
+    /// runs all its tasks; the value is the task definition's ARN.
+    pub async fn create_service_by_hand(
+        &self,
+        cluster: &str,
+        alb: &AlbFixture,
+        (family, image): (&str, &str),
+        service: &str,
+        count: i32,
+        target_group: Option<&str>,
+    ) -> String {
+        use aws_sdk_ecs::types::{
+            AwsVpcConfiguration, Compatibility, ContainerDefinition, LaunchType, LoadBalancer,
+            NetworkConfiguration, NetworkMode, PortMapping,
+        };
+        let ecs = self.ecs().await;
+        let registered = ecs
+            .register_task_definition()
+            .family(family)
+            .cpu("256")
+            .memory("512")
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .essential(true)
+                    .port_mappings(PortMapping::builder().container_port(5000).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register the task definition");
+        let arn = registered
+            .task_definition()
+            .unwrap()
+            .task_definition_arn()
+            .unwrap()
+            .to_string();
+        let mut request = ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(service)
+            .task_definition(&arn)
+            .desired_count(count)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .set_subnets(Some(alb.subnets.clone()))
+                            .security_groups(&alb.security_group)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            );
+        if let Some(group) = target_group {
+            request = request.load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn(group)
+                    .container_name("app")
+                    .container_port(5000)
+                    .build(),
+            );
+        }
+        request.send().await.expect("create the service");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let deployments = self
+                .service_deployments(cluster, service)
+                .await
+                .unwrap_or_default();
+            if deployments.len() == 1 && deployments[0].2 == count {
+                return arn;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{service} never ran {count} tasks: {deployments:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
         aws_sdk_applicationautoscaling::Client::new(&self.sdk_config().await)
     }

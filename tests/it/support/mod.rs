@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod quickstart;
+pub mod sequences;
 pub mod ssh_lab;
 pub mod webhook;
 
