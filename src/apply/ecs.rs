@@ -917,54 +917,29 @@ async fn traffic_shift(
     let new_group = groups[new_slot].clone();
 
     // Start the new side beside the old one.
-    match describe_service(job, &new_service).await.map_err(failed)? {
-        Some(existing) if existing.status == "ACTIVE" && previous.is_none() => {
-            return Err(refused(format!(
-                "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
-                job.settings.cluster
-            )));
-        }
-        // The new side's name is taken by a service state knows nothing of
-        // (made outside slipway): slipway does not take it over.
-        Some(existing)
-            if existing.status == "ACTIVE"
-                && previous
-                    .as_ref()
-                    .and_then(|p| p.canary.as_ref())
-                    .is_none_or(|c| c.service_name != new_service) =>
-        {
-            return Err(refused(format!(
-                "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
-                job.settings.cluster,
-                scheduled.strategy,
-                previous.as_ref().map_or("", |p| p.service_name.as_str())
-            )));
-        }
-        Some(existing) if existing.status == "ACTIVE" => {
-            job.ecs
-                .update_service()
-                .cluster(&job.settings.cluster)
-                .service(&new_service)
-                .task_definition(task_definition_arn)
-                .desired_count(job.desired)
-                .send()
-                .await
-                .map_err(|e| {
-                    failed(format!(
-                        "updating service {new_service}: {}",
-                        error_text(&e)
-                    ))
-                })?;
-        }
-        _ => create_service(
-            job,
-            &new_service,
-            task_definition_arn,
-            Some(&new_group),
-            false,
-        )
+    let existing = describe_service(job, &new_service)
         .await
-        .map_err(failed)?,
+        .map_err(failed)?
+        .filter(|s| s.status == "ACTIVE");
+    if existing.is_some() && previous.is_none() {
+        return Err(refused(format!(
+            "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+            job.settings.cluster
+        )));
+    }
+    // The new side's name is taken by a service state knows nothing of
+    // (made outside slipway): slipway does not take it over.
+    let recorded_new_side = previous
+        .as_ref()
+        .and_then(|p| p.canary.as_ref())
+        .is_some_and(|c| c.service_name == new_service);
+    if existing.is_some() && !recorded_new_side {
+        return Err(refused(format!(
+            "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
+            job.settings.cluster,
+            scheduled.strategy,
+            previous.as_ref().map_or("", |p| p.service_name.as_str())
+        )));
     }
     let mut record = previous
         .clone()
@@ -977,16 +952,50 @@ async fn traffic_shift(
         .filter(|c| c.task_definition_arn == task_definition_arn && c.service_name == new_service)
         .map_or(0, |c| c.percent);
     if previous.is_some() {
+        // Recorded before the new side is made: a kill in between leaves a
+        // record of it, so the next apply takes it over (or makes it)
+        // rather than refusing it as a service state does not know.
         record.canary = Some(CanaryState {
             service_name: new_service.clone(),
             target_group: new_group.clone(),
             task_definition_arn: task_definition_arn.to_string(),
             percent: reached,
         });
+        record_ecs(job, Some(record.clone()))?;
     } else {
         record.target_group = Some(new_group.clone());
     }
-    record_ecs(job, Some(record.clone()))?;
+    if existing.is_some() {
+        job.ecs
+            .update_service()
+            .cluster(&job.settings.cluster)
+            .service(&new_service)
+            .task_definition(task_definition_arn)
+            .desired_count(job.desired)
+            .send()
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "updating service {new_service}: {}",
+                    error_text(&e)
+                ))
+            })?;
+    } else {
+        create_service(
+            job,
+            &new_service,
+            task_definition_arn,
+            Some(&new_group),
+            false,
+        )
+        .await
+        .map_err(failed)?;
+    }
+    if previous.is_none() {
+        // Nothing served before: recorded once it exists (a kill before
+        // that leaves a service the next plan adopts, visibly).
+        record_ecs(job, Some(record.clone()))?;
+    }
 
     // The step in flight, for the rollback's journal entry.
     let mut current_step = percents

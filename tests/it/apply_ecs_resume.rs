@@ -614,3 +614,45 @@ fn autoscaling_suspended_by_a_killed_apply_is_restored_by_the_next_one() {
     assert_eq!(scalable(BLUE_SERVICE), None, "{log}");
     assert!(canary.state().scaling_suspended.is_empty(), "{log}");
 }
+
+/// A canary killed after it recorded its new side and before ECS made it
+/// (the record comes first, so the window has a record): the next apply
+/// makes the new side and finishes the rollout; nothing is refused as a
+/// service state does not know, and nothing is left behind.
+#[test]
+fn a_canary_killed_before_its_new_side_existed_is_finished_by_the_next_apply() {
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    // The state such a kill leaves: the new side recorded at 0 %, and no
+    // such service in ECS.
+    let mut state = canary.state();
+    let ecs = state
+        .deployments
+        .get_mut(ADDRESS)
+        .and_then(|d| d.ecs.as_mut())
+        .expect("the ECS record");
+    ecs.canary = Some(slipway::state::CanaryState {
+        service_name: GREEN_SERVICE.to_string(),
+        target_group: canary.alb.green_target_group_arn.clone(),
+        task_definition_arn: "arn:aws:ecs:us-east-1:123456789012:task-definition/backend-dev:2"
+            .to_string(),
+        percent: 0,
+    });
+    canary.backend().write(&mut state).unwrap();
+    assert!(canary.images(GREEN_SERVICE).is_none());
+
+    let applied = canary.apply("2.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert_eq!(canary.blue_green(), (0, 100), "{log}");
+    assert_eq!(
+        canary.images(GREEN_SERVICE),
+        Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
+        "{log}"
+    );
+    assert!(canary.images(BLUE_SERVICE).is_none(), "{log}");
+    let ecs = canary.state().deployments[ADDRESS].ecs.clone().unwrap();
+    assert_eq!(ecs.service_name, GREEN_SERVICE);
+    assert!(ecs.canary.is_none());
+}
