@@ -23,18 +23,19 @@
 //!    its own task definition.
 //! 9. Capacity never drops: under autoscaling, no operation of slipway
 //!    leaves the serving service with fewer tasks than it had before, or
-//!    below the target's minimum; after an operation that ended, the
-//!    target (with its policy and scheduled action) is on the serving
-//!    service and nothing of it is suspended; a suspension a kill left
-//!    behind is in state and `plan` shows it.
+//!    below the target's minimum; once an apply or rollback has ended in
+//!    order (with no kill since), the target (with its policy and scheduled
+//!    action) is on the serving service and nothing of it is suspended; a
+//!    suspension a kill left behind is in state and `plan` shows it.
 //! 10. Traffic tells the truth: the listener's weights equal the recorded
 //!    ones, or `plan` shows the difference as a `listener_weights` change.
 //! 2. State tells the truth (as far as ECS goes): a deployment recorded
 //!    deployed or rolled back runs, in ECS, the task definition state
 //!    records, on the service state records.
-//! 7. Nothing left behind: after an operation that ended, the only active
-//!    services of the deployment are the serving one and the new side of a
-//!    canary state records as in flight; the state lock is free.
+//! 7. Nothing left behind: once an apply or rollback has ended in order
+//!    (with no kill since), the only active services of the deployment are
+//!    the serving one and the new side of a canary state records as in
+//!    flight; the state lock is free, or held by a killed process.
 //!
 //! `SLIPWAY_SEQ_SEED=N` replays a sequence a failure printed;
 //! `SLIPWAY_SEQ_SECONDS=S` runs sequences for S seconds (default 90).
@@ -117,6 +118,9 @@ struct Sequence {
     version: String,
     next_version: u32,
     autoscaled: bool,
+    /// An apply was killed since the last apply or rollback that ended in
+    /// order.
+    unsettled: bool,
     ops: Vec<String>,
     last_log: String,
 }
@@ -180,6 +184,7 @@ impl Sequence {
             version: "1.0.0".into(),
             next_version: 1,
             autoscaled: false,
+            unsettled: false,
             ops: Vec::new(),
             last_log: String::new(),
         };
@@ -447,6 +452,9 @@ deployment "backend-dev" {{
         let serving_before = self.serving();
         let mut ended = true;
         let mut by_slipway = true;
+        // An apply or rollback that ends in order restores any autoscaling
+        // it (or a killed apply before it) suspended.
+        let restores_scaling = matches!(op, Op::Apply(_) | Op::Rollback);
         match &op {
             Op::Apply(version) => {
                 self.version = version.clone();
@@ -523,14 +531,24 @@ deployment "backend-dev" {{
                 self.write_config();
             }
         }
-        self.check(&before, &serving_before, ended, by_slipway)
+        if !ended {
+            self.unsettled = true;
+        } else if restores_scaling {
+            self.unsettled = false;
+        }
+        let settled = !self.unsettled;
+        self.check(&before, &serving_before, settled, by_slipway)
     }
 
+    /// The rules after an operation. `settled`: no apply was killed since
+    /// the last apply or rollback that ended in order, so nothing may be
+    /// left behind and no autoscaling may stay suspended; otherwise `plan`
+    /// must show what was left.
     fn check(
         &mut self,
         before: &Observed,
         serving_before: &str,
-        ended: bool,
+        settled: bool,
         by_slipway: bool,
     ) -> Result<(), String> {
         let now = self.observe();
@@ -598,7 +616,7 @@ deployment "backend-dev" {{
         }
 
         // 7. Nothing left behind.
-        if ended {
+        if settled {
             let mut expected = vec![serving.clone()];
             if let Some(canary) = ecs.as_ref().and_then(|e| e.canary.as_ref()) {
                 expected.push(canary.service_name.clone());
@@ -629,12 +647,12 @@ deployment "backend-dev" {{
             .as_ref()
             .is_some_and(|s| s.scaling_suspended.contains_key(ADDRESS));
         if self.autoscaled {
-            if ended && suspended_left {
+            if settled && suspended_left {
                 return Err(
-                    "slipway ended in order but state says autoscaling is still suspended".into(),
+                    "an apply ended in order but state says autoscaling is still suspended".into(),
                 );
             }
-            if ended && !suspended_left {
+            if settled && !suspended_left {
                 let target = now.targets.get(&serving).ok_or_else(|| {
                     format!(
                         "no scalable target on the serving service {serving}: {:?}",
