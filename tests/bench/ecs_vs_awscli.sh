@@ -3,6 +3,9 @@
 # against moto (tests/it/moto/launcher.py, behind a request counter), by
 #   - slipway, rolling rollout            (apply -parallelism N)
 #   - slipway, canary 10/25/50/100 %, bake 0s
+#   - slipway, the same canary of services under Application Auto Scaling
+#     (a scalable target, min 1 max 4, with a target-tracking policy, put on
+#     each service after it was created)
 #   - the AWS CLI v1: register-task-definition + update-service +
 #     wait services-stable per service, N background jobs
 # Each run of each case starts from POST /moto-api/reset, recreates the fixtures,
@@ -106,6 +109,38 @@ if ok < n:
 PY
 }
 
+# Put every service of cluster bench under Application Auto Scaling ($1 = put),
+# or check that the target of each serving service (NAME-green after one
+# canary) is there, unsuspended, with its policy ($1 = check).
+autoscaling() {
+  "$PY" - "$EP" "$1" "$N" <<'PY'
+import sys, boto3
+ep, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ecs = boto3.client("ecs", endpoint_url=ep, region_name="us-east-1")
+aas = boto3.client("application-autoscaling", endpoint_url=ep, region_name="us-east-1")
+arns = [a for page in ecs.get_paginator("list_services").paginate(cluster="bench") for a in page["serviceArns"]]
+names = [a.rsplit("/", 1)[-1] for a in arns]
+dimension = dict(ServiceNamespace="ecs", ScalableDimension="ecs:service:DesiredCount")
+if what == "put":
+    for name in names:
+        rid = f"service/bench/{name}"
+        aas.register_scalable_target(ResourceId=rid, MinCapacity=1, MaxCapacity=4, **dimension)
+        aas.put_scaling_policy(PolicyName="cpu-60", ResourceId=rid, PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={"TargetValue": 60.0, "PredefinedMetricSpecification":
+                {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}, **dimension)
+else:
+    ok = 0
+    for name in names:
+        rid = f"service/bench/{name}"
+        targets = aas.describe_scalable_targets(ResourceIds=[rid], **dimension)["ScalableTargets"]
+        policies = aas.describe_scaling_policies(ResourceId=rid, **dimension)["ScalingPolicies"]
+        suspended = targets and any(targets[0].get("SuspendedState", {}).values())
+        ok += bool(name.endswith("-green") and targets and not suspended and len(policies) == 1)
+    if ok < n:
+        sys.exit(f"only {ok} of {n} serving services have their scalable target, unsuspended, with its policy")
+PY
+}
+
 aws_ecs() { "$AWS" --endpoint-url "$EP" --output text ecs "$@" > /dev/null; }
 
 cli_register() {  # name version
@@ -137,7 +172,7 @@ parallel() {  # function; one job per line of $DIR/services.txt (name blue subne
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 for run in $(seq 1 "$RUNS"); do
-  for case in slipway-rolling slipway-canary awscli-rolling; do
+  for case in slipway-rolling slipway-canary slipway-canary-autoscaled awscli-rolling; do
     DIR="$WORK/$run-$case"
     fresh "$DIR"
     if [ "$case" = awscli-rolling ]; then
@@ -150,11 +185,13 @@ for s in f["services"]: print(s["name"], s["blue"], ",".join(f["subnets"]), f["s
     else
       conf="$DIR/${case#slipway-}"
       t0=$(now); slipway_apply "$conf" v1; t1=$(now); check v1
+      [ "$case" != slipway-canary-autoscaled ] || autoscaling put
       curl -fsS -X DELETE -o /dev/null "$EP/bench/counts"
       t2=$(now); slipway_apply "$conf" v2; t3=$(now)
     fi
     curl -fsS "$EP/bench/counts" > "$DIR/counts.json"
     check v2
+    [ "$case" != slipway-canary-autoscaled ] || autoscaling check
     printf '%s\t%s\t%s\t%s\t%s\n' "$case" "$run" "$(elapsed "$t0" "$t1")" "$(elapsed "$t2" "$t3")" "$DIR/counts.json" >> "$RESULTS"
     echo "run $run $case: create $(elapsed "$t0" "$t1") s, update $(elapsed "$t2" "$t3") s" >&2
   done

@@ -5,7 +5,8 @@
 Creates cluster `bench`, one VPC (two subnets, a security group) and, per
 service bench-01..bench-N, an ALB with an HTTP listener forwarding to two `ip`
 target groups (blue weight 100, green 0). Writes OUTDIR/fixtures.json and the
-configurations OUTDIR/rolling/main.hcl and OUTDIR/canary/main.hcl.
+configurations OUTDIR/rolling/main.hcl, OUTDIR/canary/main.hcl and
+OUTDIR/canary-autoscaled/main.hcl.
 """
 import json
 import os
@@ -42,6 +43,9 @@ with open(os.path.join(outdir, "fixtures.json"), "w") as f:
 ROLLOUTS = {
     "rolling": 'strategy   = "rolling"\n  on_failure = "rollback"',
     "canary": 'strategy   = "canary"\n  steps      = ["10%", "25%", "50%", "100%"]\n  bake       = "0s"\n  on_failure = "rollback"',
+    # The same canary, for services the benchmark puts under Application
+    # Auto Scaling after creating them.
+    "canary-autoscaled": 'strategy   = "canary"\n  steps      = ["10%", "25%", "50%", "100%"]\n  bake       = "0s"\n  on_failure = "rollback"',
 }
 for kind, body in ROLLOUTS.items():
     parts = [f'''slipway {{
