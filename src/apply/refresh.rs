@@ -52,6 +52,9 @@ pub enum ServiceObservation {
         /// In the JSON shape of state, sensitive values masked.
         task_definition: serde_json::Value,
         desired_count: u32,
+        /// An Application Auto Scaling target governs the desired count, so
+        /// a count other than the recorded one is autoscaling's, not drift.
+        autoscaled: bool,
         /// Listener weights by target group, when the deployment has a listener.
         weights: BTreeMap<String, u32>,
     },
@@ -245,8 +248,11 @@ async fn observe_services(
         .await;
         let observation = observe_service(
             config,
-            &aws_sdk_ecs::Client::new(&sdk),
-            &aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            (
+                &aws_sdk_ecs::Client::new(&sdk),
+                &aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+                &aws_sdk_applicationautoscaling::Client::new(&sdk),
+            ),
             &recorded.cluster,
             &recorded.service_name,
             settings.listener_arn.as_deref(),
@@ -260,8 +266,11 @@ async fn observe_services(
 
 async fn observe_service(
     config: &Config,
-    ecs: &aws_sdk_ecs::Client,
-    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    (ecs, elb, scaling): (
+        &aws_sdk_ecs::Client,
+        &aws_sdk_elasticloadbalancingv2::Client,
+        &aws_sdk_applicationautoscaling::Client,
+    ),
     cluster: &str,
     service: &str,
     listener: Option<&str>,
@@ -302,11 +311,16 @@ async fn observe_service(
             .collect(),
         None => BTreeMap::new(),
     };
+    let autoscaled =
+        super::scaling::read_target(scaling, &super::scaling::resource_id(cluster, service))
+            .await?
+            .is_some();
     Ok(ServiceObservation::Running {
         service: service.to_string(),
         task_definition_arn,
         task_definition,
         desired_count: live.desired_count().max(0) as u32,
+        autoscaled,
         weights,
     })
 }
@@ -798,6 +812,7 @@ fn service_drift(
             task_definition_arn,
             task_definition,
             desired_count,
+            autoscaled,
             weights,
         } => {
             let mut reasons = Vec::new();
@@ -839,7 +854,7 @@ fn service_drift(
                     ),
                 });
             }
-            if *desired_count != recorded.desired_count {
+            if *desired_count != recorded.desired_count && !autoscaled {
                 reasons.push(drift(format!(
                     "drift: service {service} has desired count {desired_count}, state recorded {}",
                     recorded.desired_count

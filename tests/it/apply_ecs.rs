@@ -1275,18 +1275,8 @@ impl Workshop {
     /// Set a service's desired count behind slipway's back, as autoscaling
     /// or an operator would.
     fn set_desired_count_by_hand(&self, service: &str, count: i32) {
-        self.runtime.block_on(async {
-            self.moto
-                .ecs()
-                .await
-                .update_service()
-                .cluster(CLUSTER)
-                .service(service)
-                .desired_count(count)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("UpdateService {service}: {e:?}"));
-        });
+        self.runtime
+            .block_on(self.moto.set_desired_count(CLUSTER, service, count));
     }
 
     fn scalable_target(&self, service: &str) -> Option<moto::ScalableTarget> {
@@ -1397,6 +1387,16 @@ fn autoscaling_owns_the_count_and_a_rollout_never_goes_below_it() {
     workshop.set_desired_count_by_hand(service, 5);
     let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
     assert_eq!(code, Some(0), "{plan:#}");
+    // Nor is it drift: the count is autoscaling's.
+    let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &["-refresh"]);
+    assert_eq!(code, Some(0), "{plan:#}");
+    let backend = plan["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "deployment.backend-dev")
+        .unwrap();
+    assert_eq!(backend["reasons"], serde_json::json!([]), "{backend:#}");
     let (_, plan) = workshop.plan_json("2.1.0", "1.0.0", &[]);
     let (change, _) = planned(&plan, "deployment.backend-dev");
     assert_eq!(change["capacity"]["tasks"], 5, "{change:#}");

@@ -491,19 +491,8 @@ deployment "backend-dev" {{
             Op::CountByHand(count) => {
                 by_slipway = false;
                 let serving = self.serving();
-                self.runtime.block_on(async {
-                    self.moto
-                        .ecs()
-                        .await
-                        .update_service()
-                        .cluster(CLUSTER)
-                        .service(&serving)
-                        .desired_count(*count)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| format!("UpdateService {serving}: {e:?}"))
-                })?;
+                self.runtime
+                    .block_on(self.moto.set_desired_count(CLUSTER, &serving, *count));
             }
             Op::WeightsByHand => {
                 by_slipway = false;

@@ -523,6 +523,20 @@ impl Moto {
         }
     }
 
+    /// Set a service's desired count behind slipway's back, as autoscaling
+    /// or an operator would.
+    pub async fn set_desired_count(&self, cluster: &str, service: &str, count: i32) {
+        self.ecs()
+            .await
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .desired_count(count)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UpdateService {service}: {e:?}"));
+    }
+
     pub async fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
         aws_sdk_applicationautoscaling::Client::new(&self.sdk_config().await)
     }
