@@ -665,7 +665,10 @@ deployment "backend-dev" {{
                     ));
                 }
                 let desired = now.services.get(&serving).map_or(0, |s| s.desired);
-                if desired < target.min {
+                // A count set by hand may be anything (autoscaling brings it
+                // back); one slipway set is never below the minimum.
+                let untouched = before.services.get(&serving).map(|s| s.desired) == Some(desired);
+                if by_slipway && !untouched && desired < target.min {
                     return Err(format!(
                         "{serving} runs {desired} task(s), below the minimum {}",
                         target.min
