@@ -538,6 +538,26 @@ async fn scaling_to_suspend(
         .recorder
         .read(|state| state.scaling_suspended.get(&address).cloned());
     let resource = super::scaling::resource_id(&job.settings.cluster, serving);
+    // A killed apply was moving the target to the service that serves now
+    // (a canary had ended): the move is finished first, and what it
+    // recorded as before is restored there.
+    let left = match left {
+        Some(left) if left.resource_id != resource => {
+            super::scaling::restore(&job.scaling, &left, &resource).await?;
+            job.event(&format!(
+                "the autoscaling target an interrupted apply was moving from {} to {resource} is moved, and restored",
+                left.resource_id
+            ));
+            let address = job.address().to_string();
+            job.recorder
+                .update(|state| {
+                    state.scaling_suspended.remove(&address);
+                })
+                .map_err(|e| format!("could not record state: {e}"))?;
+            None
+        }
+        left => left,
+    };
     let live = super::scaling::read_target(&job.scaling, &resource)
         .await
         .map_err(|e| {

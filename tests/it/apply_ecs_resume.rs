@@ -656,3 +656,77 @@ fn a_canary_killed_before_its_new_side_existed_is_finished_by_the_next_apply() {
     assert_eq!(ecs.service_name, GREEN_SERVICE);
     assert!(ecs.canary.is_none());
 }
+
+/// An apply killed while it moved the autoscaling target to the service
+/// that serves after a canary (the target already registered there, still
+/// suspended; state still names the old service, which is gone): the next
+/// apply finishes the move instead of failing on the old service, then
+/// runs its own canary, and the target ends on the service that serves,
+/// unsuspended, with its policy.
+#[test]
+fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() {
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    let scalable = |service: &str| {
+        canary
+            .runtime
+            .block_on(canary.moto.scalable_target(CLUSTER, service))
+    };
+    canary.runtime.block_on(
+        canary
+            .moto
+            .put_service_under_autoscaling(CLUSTER, BLUE_SERVICE, 1, 4),
+    );
+    let before = scalable(BLUE_SERVICE).expect("the target");
+    let moved = canary.apply("2.0.0");
+    assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));
+    assert_eq!(scalable(GREEN_SERVICE), Some(before.clone()));
+
+    // What a kill after the move's first registration leaves: the target on
+    // the serving service suspended, and state still naming the old one.
+    let green = format!("service/{CLUSTER}/{GREEN_SERVICE}");
+    canary.runtime.block_on(async {
+        use aws_sdk_applicationautoscaling::types::{
+            ScalableDimension, ServiceNamespace, SuspendedState,
+        };
+        canary
+            .moto
+            .autoscaling()
+            .await
+            .register_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(&green)
+            .suspended_state(
+                SuspendedState::builder()
+                    .dynamic_scaling_in_suspended(true)
+                    .dynamic_scaling_out_suspended(true)
+                    .scheduled_scaling_suspended(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("suspend the target");
+    });
+    let mut state = canary.state();
+    state.scaling_suspended.insert(
+        ADDRESS.to_string(),
+        slipway::state::ScalingSuspension {
+            resource_id: format!("service/{CLUSTER}/{BLUE_SERVICE}"),
+            min_capacity: 1,
+            max_capacity: 4,
+            before: Default::default(),
+        },
+    );
+    canary.backend().write(&mut state).unwrap();
+
+    let applied = canary.apply("3.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert!(log.contains("an interrupted apply was moving"), "{log}");
+    assert_eq!(canary.blue_green(), (100, 0), "{log}");
+    assert_eq!(scalable(BLUE_SERVICE), Some(before), "{log}");
+    assert_eq!(scalable(GREEN_SERVICE), None, "{log}");
+    assert!(canary.state().scaling_suspended.is_empty(), "{log}");
+}
