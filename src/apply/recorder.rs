@@ -33,14 +33,20 @@ use crate::state::{
     HostStatus, JournalEntry, State, StateError, Touched,
 };
 
-/// Test-only: with `SLIPWAY_TEST_CRASH_AT=N` the process kills itself with
+/// Test-only, and only in debug builds (the tests'; a release build has no
+/// such hook): with `SLIPWAY_TEST_CRASH_AT=N` the process kills itself with
 /// SIGKILL at its Nth crash point, so tests can stop an apply at a chosen
 /// step rather than at a chosen time. Crash points are: right after a journal
 /// entry is written as started, right before one is written as finished (the
 /// step's work is done but not recorded) and right after that; a re-check,
 /// written once ([`Recorder::record_recheck`]), has the last two.
+#[cfg(debug_assertions)]
 const CRASH_AT_VARIABLE: &str = "SLIPWAY_TEST_CRASH_AT";
 
+#[cfg(not(debug_assertions))]
+fn crash_point() {}
+
+#[cfg(debug_assertions)]
 fn crash_point() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
