@@ -244,6 +244,13 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             continue;
         }
         warnings.extend(interrupted_apply_warnings(state_name, state));
+        warnings.extend(
+            state
+                .scaling_suspended
+                .iter()
+                .filter(|(address, _)| !config.deployments.contains_key(*address))
+                .map(|(address, left)| suspended_scaling_left_warning(address, left)),
+        );
         for (address, saved) in &state.deployments {
             if config.deployments.contains_key(address) {
                 continue;
@@ -338,6 +345,21 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
 /// killed (its journal has no history entry: which steps are known done,
 /// which one is uncertain, what apply will do) or one stopped by an interrupt
 /// (its history entry says "interrupted").
+/// Autoscaling an interrupted apply left suspended for a deployment that is
+/// no longer in the configuration: no apply of it will restore it, so the
+/// plan says how to.
+fn suspended_scaling_left_warning(address: &str, left: &crate::state::ScalingSuspension) -> String {
+    let flag = |on: bool| if on { "true" } else { "false" };
+    format!(
+        "{address}: autoscaling of {} was left suspended by an interrupted apply, and {address} is no longer in the configuration, so no apply restores it; restore it with `aws application-autoscaling register-scalable-target --service-namespace ecs --scalable-dimension ecs:service:DesiredCount --resource-id {} --suspended-state DynamicScalingInSuspended={},DynamicScalingOutSuspended={},ScheduledScalingSuspended={}`, then `slipway state rm {address}`",
+        left.resource_id,
+        left.resource_id,
+        flag(left.before.dynamic_scaling_in),
+        flag(left.before.dynamic_scaling_out),
+        flag(left.before.scheduled_scaling),
+    )
+}
+
 pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State) -> Vec<String> {
     let mut warnings = Vec::new();
     for apply_id in state.interrupted_applies() {
@@ -1689,6 +1711,23 @@ fn describe_rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autoscaling_left_suspended_for_a_removed_deployment_is_told_how_to_restore() {
+        let left = crate::state::ScalingSuspension {
+            resource_id: "service/prod/api".into(),
+            min_capacity: 2,
+            max_capacity: 8,
+            before: crate::state::SuspendedScaling {
+                scheduled_scaling: true,
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            suspended_scaling_left_warning("deployment.api", &left),
+            "deployment.api: autoscaling of service/prod/api was left suspended by an interrupted apply, and deployment.api is no longer in the configuration, so no apply restores it; restore it with `aws application-autoscaling register-scalable-target --service-namespace ecs --scalable-dimension ecs:service:DesiredCount --resource-id service/prod/api --suspended-state DynamicScalingInSuspended=false,DynamicScalingOutSuspended=false,ScheduledScalingSuspended=true`, then `slipway state rm deployment.api`"
+        );
+    }
 
     #[test]
     fn a_killed_apply_is_described_with_its_done_and_uncertain_steps() {

@@ -85,6 +85,8 @@ pub fn remove_deployment(
     let Some(removed) = state.deployments.remove(address) else {
         return Ok(None);
     };
+    // Autoscaling it left suspended is no longer slipway's to restore.
+    state.scaling_suspended.remove(address);
     state.history.push(entry(
         "state-rm",
         [(address.to_string(), removed.version.clone())].into(),
@@ -378,11 +380,28 @@ mod tests {
             None
         );
         assert_eq!(backend.read("prod").unwrap().unwrap().serial, 2);
+        let mut state = backend.read("prod").unwrap().unwrap();
+        state.scaling_suspended.insert(
+            "deployment.web".into(),
+            crate::state::ScalingSuspension {
+                resource_id: "service/prod/web".into(),
+                min_capacity: 1,
+                max_capacity: 2,
+                before: Default::default(),
+            },
+        );
+        backend.write(&mut state).unwrap();
         let (removed, serial) = remove_deployment(&backend, "prod", "deployment.web")
             .unwrap()
             .expect("removed");
+        assert!(backend
+            .read("prod")
+            .unwrap()
+            .unwrap()
+            .scaling_suspended
+            .is_empty());
         assert_eq!(removed.version, "1.0.0");
-        assert_eq!(serial, 3);
+        assert_eq!(serial, 4); // 2 applied, 3 the suspension written above, 4 the removal
         let state = backend.read("prod").unwrap().unwrap();
         assert!(state.deployments.is_empty());
         let last = state.history.last().unwrap();
