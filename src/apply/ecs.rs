@@ -1376,6 +1376,28 @@ fn resolve_interrupted_shift(
             ));
             Ok(false)
         }
+        // The listener is neither as recorded nor as the step set it: it
+        // was changed by hand. When the plan showed that and apply is to set
+        // the recorded weights back, the step is closed as not done and the
+        // weights are set back first, as the plan said.
+        InterruptedShift::Drifted if job.restore_listener => {
+            job.recorder
+                .update(|state| {
+                    state.finish_journal_entry(
+                        uncertain.seq,
+                        format!(
+                            "not done (the listener was changed outside slipway; re-read by {})",
+                            job.apply_id
+                        ),
+                    )
+                })
+                .map_err(|e| format!("could not record state: {e}"))?;
+            job.event(&format!(
+                "{step}: the listener was changed outside slipway since the interrupted apply {}; it is set back to the recorded weights",
+                uncertain.apply_id
+            ));
+            Ok(false)
+        }
         InterruptedShift::Drifted => Err(format!(
             "listener {} does not look as recorded: state says {:?}, the interrupted apply {} was setting {intended:?} ({step}), the listener has {live:?}; run `slipway plan -refresh` and check who changed it",
             requests::short_arn(listener),

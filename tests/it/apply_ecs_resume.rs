@@ -730,3 +730,51 @@ fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() 
     assert_eq!(scalable(GREEN_SERVICE), None, "{log}");
     assert!(canary.state().scaling_suspended.is_empty(), "{log}");
 }
+
+/// Weights set by hand, then an apply killed as it began to set them back
+/// (its traffic step recorded as started, the listener untouched): the
+/// listener is neither as recorded nor as that step set it. The plan shows
+/// the weights as a change that apply sets back, and the next apply does
+/// so and goes on, rather than refusing the deployment for good. (Found by
+/// `ecs_sequences`, seed 2288368271119455115.)
+#[test]
+fn weights_changed_by_hand_under_an_interrupted_step_are_set_back_as_planned() {
+    let Some(canary) = deployed_on_blue() else {
+        return;
+    };
+    let (blue, green) = (
+        canary.alb.blue_target_group_arn.clone(),
+        canary.alb.green_target_group_arn.clone(),
+    );
+    let by_hand = || {
+        canary.runtime.block_on(
+            canary
+                .moto
+                .set_listener_weights(&canary.alb.listener_arn, &[(&blue, 50), (&green, 50)]),
+        )
+    };
+    by_hand();
+    let killed = canary.apply_crashing_at("2.0.0", 1);
+    assert_eq!(killed.status.signal(), Some(9), "{}", text(&killed));
+    assert_eq!(canary.blue_green(), (50, 50), "{}", text(&killed));
+
+    let plan = canary.plan("2.0.0");
+    assert!(
+        text(&plan).contains("listener weights changed outside slipway"),
+        "{}",
+        text(&plan)
+    );
+    let applied = canary.apply("2.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("the listener was changed outside slipway"),
+        "{log}"
+    );
+    assert_eq!(canary.blue_green(), (0, 100), "{log}");
+    assert_eq!(
+        canary.images(GREEN_SERVICE),
+        Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
+        "{log}"
+    );
+}
