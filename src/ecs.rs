@@ -223,14 +223,28 @@ pub fn load_balanced_container(spec: &EcsSpec) -> Option<(String, u16)> {
         .find_map(|c| c.port.map(|port| (c.name.clone(), port)))
 }
 
-/// The ECS service of a traffic slot. A canary or blue/green rollout keeps
-/// two services, one per target group: slot 0 is the configured service
-/// name, slot 1 the same name with `-green`.
+/// The ECS service of a traffic slot for a first rollout, when nothing
+/// serves yet: slot 0 is the configured service name, slot 1 the same name
+/// with `-green`.
 pub fn slot_service_name(base: &str, slot: usize) -> String {
     if slot == 0 {
         base.to_string()
     } else {
         format!("{base}-green")
+    }
+}
+
+/// The temporary service a canary or blue/green rollout runs the new
+/// version in, beside `serving` (which keeps its name for good): the
+/// configured name with `-green`, or the configured name itself when the
+/// serving service is the `-green` one (a service an earlier slipway
+/// alternated names on).
+pub fn canary_service_name(configured: &str, serving: &str) -> String {
+    let green = slot_service_name(configured, 1);
+    if serving == green {
+        configured.to_string()
+    } else {
+        green
     }
 }
 
@@ -559,6 +573,12 @@ mod tests {
     fn slots_alternate_between_two_service_names() {
         assert_eq!(slot_service_name("web", 0), "web");
         assert_eq!(slot_service_name("web", 1), "web-green");
+    }
+
+    #[test]
+    fn the_canary_is_named_beside_the_serving_service_never_as_it() {
+        assert_eq!(canary_service_name("web", "web"), "web-green");
+        assert_eq!(canary_service_name("web", "web-green"), "web");
     }
 
     #[test]

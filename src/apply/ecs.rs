@@ -7,12 +7,18 @@
 //!   it with backoff until only the new deployment runs at the desired count
 //!   (`crate::ecs::judge`). On failure with `on_failure = "rollback"`, the
 //!   service goes back to the previous task definition revision.
-//! - **canary** / **blue_green**: two services, one per target group of the
-//!   listener (`crate::ecs::slot_service_name`). The new one starts beside the
-//!   old one; once stable, the listener's weights move step by step, each
-//!   after checking the listener and the new target group as they really
-//!   are, then bake and gates; at 100% the old service is scaled down and
-//!   deleted. Rollback sends all traffic back and deletes the new service.
+//! - **canary** / **blue_green**: the serving service keeps its name, its
+//!   target group and its autoscaling target for good. The new version
+//!   starts beside it in a temporary service behind the listener's other
+//!   target group (`crate::ecs::canary_service_name`); once stable, the
+//!   listener's weights move step by step, each after checking the listener
+//!   and the new target group as they really are, then bake and gates. At
+//!   100% the serving service is updated in place while the canary carries
+//!   the traffic, takes all of it back, and the canary is removed (a
+//!   `promote` journal entry). Rollback sends all traffic back (after setting
+//!   the serving service's task definition back, if its update had begun)
+//!   and deletes the temporary service. A first rollout, with nothing
+//!   serving, creates the configured service and gives it all traffic.
 //!
 //! Every change is recorded in state as it happens ([`Recorder`]). Each
 //! listener change is also a journal entry: a `traffic` step (version and
@@ -847,9 +853,41 @@ async fn traffic_shift(
     // Which side serves now, as the listener really is.
     let mut live = listener_weights(job, &listener).await.map_err(failed)?;
 
+    let mut previous = previous;
+    // A killed apply was bringing the serving service to another task
+    // definition (the configuration changed since): that is undone first,
+    // the serving service back on its own task definition with all traffic.
+    if let Some(stale) = previous.clone().filter(|p| {
+        p.canary
+            .as_ref()
+            .is_some_and(|c| c.promoted && c.task_definition_arn != task_definition_arn)
+    }) {
+        job.event(&format!(
+            "an interrupted apply was bringing {} to {}; it goes back to {} with all traffic first",
+            stale.service_name,
+            stale
+                .canary
+                .as_ref()
+                .map_or("", |c| requests::short_arn(&c.task_definition_arn)),
+            stale
+                .task_definition_arn
+                .as_deref()
+                .map_or("its recorded task definition", requests::short_arn),
+        ));
+        previous = roll_back_traffic(job, Some(&stale), 1, false, None)
+            .await
+            .map_err(failed)?;
+        live = listener_weights(job, &listener).await.map_err(failed)?;
+    }
+    // Every step passed in a killed apply, which was bringing the serving
+    // service to this task definition: only that is left to finish.
+    let promoting = previous
+        .as_ref()
+        .and_then(|p| p.canary.as_ref())
+        .is_some_and(|c| c.promoted);
+
     // A traffic step a killed apply started and never recorded as finished:
     // the listener says whether it happened.
-    let mut previous = previous;
     let mut shifted_by_killed_apply = None;
     if let Some(uncertain) = killed_steps
         .iter()
@@ -919,7 +957,7 @@ async fn traffic_shift(
         Some(group) => groups.iter().position(|g| g == group),
         None => None,
     };
-    if let (Some(old), Some(previous)) = (old_slot, previous.as_ref()) {
+    if let (Some(old), Some(previous), false) = (old_slot, previous.as_ref(), promoting) {
         let serving = live.get(&groups[old]).copied().unwrap_or(0);
         if !previous.weights.is_empty()
             && previous.weights.get(&groups[old]) != Some(&(serving as u32))
@@ -933,7 +971,14 @@ async fn traffic_shift(
         }
     }
     let new_slot = old_slot.map_or(0, |old| 1 - old);
-    let new_service = requests::slot_service_name(&job.service_name, new_slot);
+    // The serving service keeps its name; the new version runs beside it in
+    // a temporary service. A first rollout's service is the configured name.
+    let new_service = match (previous.as_ref(), old_slot) {
+        (Some(serving), Some(_)) => {
+            requests::canary_service_name(&job.service_name, &serving.service_name)
+        }
+        _ => requests::slot_service_name(&job.service_name, new_slot),
+    };
     let new_group = groups[new_slot].clone();
 
     // Start the new side beside the old one.
@@ -980,26 +1025,19 @@ async fn traffic_shift(
             target_group: new_group.clone(),
             task_definition_arn: task_definition_arn.to_string(),
             percent: reached,
+            promoted: promoting,
         });
         record_ecs(job, Some(record.clone()))?;
     } else {
         record.target_group = Some(new_group.clone());
     }
-    if existing.is_some() {
-        job.ecs
-            .update_service()
-            .cluster(&job.settings.cluster)
-            .service(&new_service)
-            .task_definition(task_definition_arn)
-            .desired_count(job.desired)
-            .send()
+    if promoting {
+        // Every step had passed: the temporary service, if the killed apply
+        // had not removed it yet, carries the traffic as it is.
+    } else if existing.is_some() {
+        update_service(job, &new_service, task_definition_arn, job.desired)
             .await
-            .map_err(|e| {
-                failed(format!(
-                    "updating service {new_service}: {}",
-                    error_text(&e)
-                ))
-            })?;
+            .map_err(failed)?;
     } else {
         create_service(
             job,
@@ -1023,7 +1061,9 @@ async fn traffic_shift(
         .position(|p| *p > reached)
         .map_or(percents.len(), |i| i + 1);
     let shifted = async {
-        wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
+        if !promoting {
+            wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
+        }
         let Some(old_slot) = old_slot else {
             // Nothing serves yet: the new side takes all traffic at once
             // (the plan has one step, 100%), then that step's bake and
@@ -1058,6 +1098,9 @@ async fn traffic_shift(
         };
         let old_group = groups[old_slot].clone();
         for (index, percent) in percents.iter().enumerate() {
+            if promoting {
+                break;
+            }
             let step_number = index + 1;
             let check_only = *percent == reached
                 && unchecked.is_some_and(|e| e.step == step_number && e.traffic_percent() == Some(reached));
@@ -1109,6 +1152,7 @@ async fn traffic_shift(
                 return Ok(Some(waiting));
             }
         }
+        promote(job, &listener, &mut record, &old_group, task_definition_arn, percents.len()).await?;
         Ok(None)
     }
     .await;
@@ -1116,15 +1160,12 @@ async fn traffic_shift(
     match shifted {
         Ok(Some(waiting)) => Ok(Some(waiting)),
         Ok(None) => {
-            if let Some(old_slot) = old_slot {
-                let old_service = requests::slot_service_name(&job.service_name, old_slot);
-                job.event(&format!("removing the old service {old_service}"));
-                delete_service(job, &old_service).await.map_err(failed)?;
+            if old_slot.is_none() {
+                let mut done = ecs_record(job, &new_service, task_definition_arn);
+                done.target_group = Some(new_group);
+                done.weights = record.weights.clone();
+                record_ecs(job, Some(done))?;
             }
-            let mut done = ecs_record(job, &new_service, task_definition_arn);
-            done.target_group = Some(new_group);
-            done.weights = record.weights.clone();
-            record_ecs(job, Some(done))?;
             Ok(None)
         }
         Err(message) => {
@@ -1153,6 +1194,113 @@ async fn traffic_shift(
             })
         }
     }
+}
+
+/// The end of a canary or blue/green whose steps all passed. The serving
+/// service keeps its name, its target group and its autoscaling target:
+/// while the canary carries all the traffic it is updated in place to the
+/// canary's task definition, then takes all the traffic back (`serving_group`
+/// at 100), and the canary is removed. `record` is marked `promoted` before
+/// anything changes, so a kill anywhere in between leaves a record the next
+/// apply finishes from (each part is idempotent), and a rollback knows to
+/// set the serving service's task definition back. One `promote` journal
+/// entry of `step`, finished together with the record of what serves.
+async fn promote(
+    job: &Job<'_>,
+    listener: &str,
+    record: &mut EcsState,
+    serving_group: &str,
+    task_definition_arn: &str,
+    step: usize,
+) -> Result<(), String> {
+    let Some(canary) = record.canary.clone() else {
+        return Ok(());
+    };
+    if !canary.promoted {
+        let mut marked = record.clone();
+        if let Some(canary) = &mut marked.canary {
+            canary.promoted = true;
+        }
+        record_ecs(job, Some(marked.clone())).map_err(|f| f.message)?;
+        *record = marked;
+    }
+    let serving = record.service_name.clone();
+    let mut done = ecs_record(job, &serving, task_definition_arn);
+    done.target_group = Some(serving_group.to_string());
+    done.weights = requests::step_weights(&canary.target_group, serving_group, 100);
+    let seq = job
+        .recorder
+        .begin_step(
+            &StepRecord {
+                apply_id: job.apply_id,
+                deployment: job.address(),
+                step,
+                host: None,
+                action: "promote",
+                version: &job.deployment.service.version,
+            },
+            |_| {},
+        )
+        .map_err(|e| format!("could not record state: {e}"))?;
+    let work = async {
+        job.event(&format!(
+            "updating {serving} to {} while {} carries all the traffic",
+            requests::short_arn(task_definition_arn),
+            canary.service_name
+        ));
+        update_service(job, &serving, task_definition_arn, job.desired).await?;
+        wait_until_stable(job, &serving, task_definition_arn, job.desired).await?;
+        // All traffic is on the canary, or already back (a killed apply got
+        // that far); anything else was changed by hand.
+        let live = listener_weights(job, listener).await?;
+        if !requests::weights_match(&live, &record.weights)
+            && !requests::weights_match(&live, &done.weights)
+        {
+            return Err(format!(
+                "listener {} changed during the rollout: expected weights {:?}, found {live:?}",
+                requests::short_arn(listener),
+                record.weights
+            ));
+        }
+        check_before_shift(job, listener, &BTreeMap::new(), serving_group).await?;
+        set_listener_weights(job, listener, &done.weights).await?;
+        job.event(&format!(
+            "all traffic back on {serving}, which now runs {}",
+            requests::short_arn(task_definition_arn)
+        ));
+        delete_service(job, &canary.service_name).await
+    }
+    .await;
+    let address = job.address();
+    let ended = match &work {
+        Ok(()) => job.recorder.end_step(seq, "done", |state| {
+            put_ecs(state, address, Some(done.clone()))
+        }),
+        Err(_) => job.recorder.end_step(seq, "failed", |_| {}),
+    };
+    work?;
+    ended.map_err(|e| format!("could not record state: {e}"))?;
+    *record = done;
+    Ok(())
+}
+
+/// Update `service` to `task_definition_arn` at `count` tasks.
+async fn update_service(
+    job: &Job<'_>,
+    service: &str,
+    task_definition_arn: &str,
+    count: i32,
+) -> Result<(), String> {
+    job.ecs
+        .update_service()
+        .cluster(&job.settings.cluster)
+        .service(service)
+        .task_definition(task_definition_arn)
+        .desired_count(count)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("updating service {service}: {}", error_text(&e)))
 }
 
 /// The rollback journal entry's version when the rollout was the first one:
@@ -1258,7 +1406,26 @@ async fn roll_back_traffic(
             |_| {},
         )
         .map_err(|e| format!("could not record state: {e}"))?;
+    // The serving service was being brought to the new version: it goes
+    // back to its recorded task definition before it takes traffic again.
+    let set_back = record
+        .filter(|r| r.canary.as_ref().is_some_and(|c| c.promoted))
+        .and_then(|r| r.task_definition_arn.clone().map(|arn| (r, arn)));
     let work = async {
+        if let Some((serving, arn)) = &set_back {
+            let count = if job.autoscaled {
+                job.desired.max(serving.desired_count as i32)
+            } else {
+                serving.desired_count as i32
+            };
+            job.event(&format!(
+                "setting {} back to {}",
+                serving.service_name,
+                requests::short_arn(arn)
+            ));
+            update_service(job, &serving.service_name, arn, count).await?;
+            wait_until_stable(job, &serving.service_name, arn, count).await?;
+        }
         if let (Some(listener), Some(weights)) = (&job.settings.listener_arn, &weights) {
             set_listener_weights(job, listener, weights).await?;
         }

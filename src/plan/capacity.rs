@@ -10,15 +10,28 @@
 
 use super::model::{LiveCapacity, PlannedCapacity, ScalingTarget};
 
+/// What the new version runs beside while a rollout replaces what serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// Nothing serves yet: the new tasks are all there is.
+    Nothing,
+    /// A rolling update of the serving service: its old tasks and the new
+    /// ones.
+    InPlace,
+    /// A canary or blue/green: the new version's temporary service beside
+    /// the serving one, which is then updated in place while the temporary
+    /// service still runs (the serving count, plus the new tasks twice).
+    SideBySide,
+}
+
 /// The capacity of a rollout whose configuration asks for `configured`
 /// tasks. `live` is what was read for the serving service (`None`: not
-/// read). `replaces` says whether something serves that the new version
-/// runs beside until it takes over (a rolling update of an existing
-/// service, or a canary or blue/green beside the old side).
+/// read). `replacement` says what the new version runs beside until it
+/// takes over.
 pub fn planned_capacity(
     configured: u32,
     live: Option<&LiveCapacity>,
-    replaces: bool,
+    replacement: Replacement,
 ) -> PlannedCapacity {
     let live_count = live.and_then(|l| l.desired_count);
     let scaling = live.and_then(|l| l.scaling);
@@ -30,17 +43,18 @@ pub fn planned_capacity(
         ),
         None => configured,
     };
-    let serving = if replaces {
-        live_count.unwrap_or(tasks)
-    } else {
-        0
+    let serving = live_count.unwrap_or(tasks);
+    let peak_tasks = match replacement {
+        Replacement::Nothing => tasks,
+        Replacement::InPlace => serving + tasks,
+        Replacement::SideBySide => serving + 2 * tasks,
     };
     PlannedCapacity {
         tasks,
         configured,
         live: live_count,
         scaling,
-        peak_tasks: serving + tasks,
+        peak_tasks,
     }
 }
 
@@ -110,13 +124,13 @@ mod tests {
 
     #[test]
     fn without_autoscaling_the_configured_count_is_the_count() {
-        let planned = planned_capacity(2, Some(&live(Some(5), None)), true);
+        let planned = planned_capacity(2, Some(&live(Some(5), None)), Replacement::InPlace);
         assert_eq!((planned.tasks, planned.peak_tasks), (2, 7));
         assert_eq!(
             describe(&planned),
             "2 tasks (configured); up to 7 at once during the rollout"
         );
-        let first = planned_capacity(1, None, false);
+        let first = planned_capacity(1, None, Replacement::Nothing);
         assert_eq!((first.tasks, first.peak_tasks), (1, 1));
         assert_eq!(describe(&first), "1 task (configured)");
     }
@@ -124,21 +138,33 @@ mod tests {
     #[test]
     fn autoscaling_keeps_the_live_count_and_never_goes_below_its_minimum() {
         // The finding: min 3, max 6, 4 running, 1 configured.
-        let kept = planned_capacity(1, Some(&live(Some(4), Some((3, 6)))), true);
+        let kept = planned_capacity(1, Some(&live(Some(4), Some((3, 6)))), Replacement::InPlace);
         assert_eq!((kept.tasks, kept.peak_tasks), (4, 8));
         assert_eq!(
             describe(&kept),
             "4 tasks, the count autoscaling keeps (min 3, max 6; the configured 1 is not used); up to 8 at once during the rollout; autoscaling is suspended while it runs and restored after"
         );
-        let raised = planned_capacity(1, Some(&live(Some(2), Some((3, 6)))), true);
+        let raised = planned_capacity(1, Some(&live(Some(2), Some((3, 6)))), Replacement::InPlace);
         assert_eq!((raised.tasks, raised.peak_tasks), (3, 5));
         assert!(describe(&raised).starts_with("3 tasks, raised from 2 to the autoscaling minimum"));
         // Above the maximum (the maximum lowered by hand): not lowered by slipway.
-        let above = planned_capacity(1, Some(&live(Some(9), Some((3, 6)))), true);
+        // A canary: the temporary service's tasks, then the serving
+        // service updated in place beside it.
+        let canary = planned_capacity(
+            1,
+            Some(&live(Some(4), Some((3, 6)))),
+            Replacement::SideBySide,
+        );
+        assert_eq!((canary.tasks, canary.peak_tasks), (4, 12));
+        let above = planned_capacity(1, Some(&live(Some(9), Some((3, 6)))), Replacement::InPlace);
         assert_eq!(above.tasks, 9);
         // A service that does not run yet: the configured count within bounds.
         for (configured, expected) in [(1, 3), (4, 4), (10, 6)] {
-            let new = planned_capacity(configured, Some(&live(None, Some((3, 6)))), false);
+            let new = planned_capacity(
+                configured,
+                Some(&live(None, Some((3, 6)))),
+                Replacement::Nothing,
+            );
             assert_eq!(
                 (new.tasks, new.peak_tasks),
                 (expected, expected),
@@ -156,7 +182,7 @@ mod tests {
                         let planned = planned_capacity(
                             configured,
                             Some(&live(Some(count), Some((min, max)))),
-                            true,
+                            Replacement::SideBySide,
                         );
                         assert!(
                             planned.tasks >= count && planned.tasks >= min,

@@ -12,7 +12,7 @@ pub use crate::config::choices::{OnFailure, Strategy};
 pub use crate::config::units::DurationText;
 
 /// Version of the plan JSON document. Readers reject other major versions.
-pub const FORMAT_VERSION: &str = "1.2";
+pub const FORMAT_VERSION: &str = "1.3";
 
 /// Everything `plan` decided, in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,6 +359,22 @@ pub struct ScheduledDeployment {
     /// it: then a failure stops every later wave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Vec<String>>,
+    /// What the rollout does after its last step has passed. Absent when
+    /// the steps are all of it (and in plans saved before 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_with: Option<RolloutEnd>,
+}
+
+/// What a rollout does after its last step has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RolloutEnd {
+    /// ECS canary or blue/green: `service`, which serves and keeps its name
+    /// (and so its autoscaling target, alarms and dashboards), is updated
+    /// to the new version in place while `temporary` carries all the
+    /// traffic; then it takes all the traffic back and `temporary` is
+    /// removed.
+    UpdateInPlace { service: String, temporary: String },
 }
 
 crate::config::choices::choice! {

@@ -90,6 +90,9 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
     // What a VM rollback would put back, when state says more than "the
     // previous version" (see `vm_rollback`).
     let mut rollbacks: BTreeMap<String, String> = BTreeMap::new();
+    // The ECS service that serves each deployment now (state's, or the one
+    // the plan adopts): a canary ends by updating it in place.
+    let mut serving: BTreeMap<String, String> = BTreeMap::new();
     // Deployments that change and may need a promotion check.
     let mut promoting = Vec::new();
 
@@ -146,11 +149,19 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         if change.target == TargetKind::Ecs
             && matches!(change.action, Action::Create | Action::Update)
         {
-            let replaces = saved.is_some_and(|s| s.ecs.is_some()) || change.adopt.is_some();
+            let serves = saved.is_some_and(|s| s.ecs.is_some()) || change.adopt.is_some();
+            let moves_by_steps = config
+                .rollout_of(deployment)
+                .is_some_and(|r| r.strategy.moves_by_steps());
+            let replacement = match (serves, moves_by_steps) {
+                (false, _) => super::capacity::Replacement::Nothing,
+                (true, false) => super::capacity::Replacement::InPlace,
+                (true, true) => super::capacity::Replacement::SideBySide,
+            };
             let capacity = super::capacity::planned_capacity(
                 desired_count(deployment, environment),
                 live_capacity,
-                replaces,
+                replacement,
             );
             change.reasons.push(Reason {
                 kind: ReasonKind::Capacity,
@@ -235,6 +246,13 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                 rollbacks.insert(deployment.address.clone(), text);
             }
         }
+        if let Some(service) = saved
+            .and_then(|s| s.ecs.as_ref())
+            .map(|e| e.service_name.clone())
+            .or_else(|| change.adopt.as_ref().map(|a| a.service.clone()))
+        {
+            serving.insert(deployment.address.clone(), service);
+        }
         targets.insert(deployment.address.clone(), hosts);
         changes.insert(deployment.address.clone(), change);
     }
@@ -290,7 +308,13 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         return Err(diagnostics);
     }
 
-    let schedule = schedule(config, &changes, &targets, &continuing, &rollbacks);
+    let schedule = schedule(
+        config,
+        &changes,
+        &targets,
+        &continuing,
+        (&rollbacks, &serving),
+    );
     let mut ordered: Vec<DeploymentChange> = Vec::new();
     for wave in &schedule.waves {
         for scheduled in &wave.deployments {
@@ -889,7 +913,7 @@ fn plan_deployment(
             let count = super::capacity::planned_capacity(
                 desired_count(deployment, environment),
                 live_capacity,
-                true,
+                super::capacity::Replacement::InPlace,
             )
             .tasks;
             if count != before {
@@ -1023,6 +1047,17 @@ fn listener_weights_reason(
     if ecs.weights.is_empty() {
         return None;
     }
+    // A rollout killed while it brought the serving service to the new
+    // version: all traffic on either side is a point that rollout passes.
+    if let Some(canary) = ecs.canary.as_ref().filter(|c| c.promoted) {
+        let all_on = |group: &str| {
+            live.iter()
+                .all(|(g, w)| if g == group { *w == 100 } else { *w == 0 })
+        };
+        if all_on(&canary.target_group) || ecs.target_group.as_deref().is_some_and(all_on) {
+            return None;
+        }
+    }
     let recorded_match = ecs
         .weights
         .iter()
@@ -1078,10 +1113,10 @@ fn adoption_reasons(
         .map_or(crate::config::Strategy::AllAtOnce, |r| r.strategy);
     let after = if strategy.moves_by_steps() {
         format!(
-            // The new side is `crate::ecs::slot_service_name(service, 1)`.
-            "; the new version starts beside it as {}-green and takes its traffic step by step; at the end {} is scaled down and deleted",
+            "; the new version starts beside it in a temporary service, {}, and takes its traffic step by step; at the end {} is updated to it in place, takes all traffic back and keeps its name, and {} is removed",
+            crate::ecs::canary_service_name(&service.service, &service.service),
             service.service,
-            service.service
+            crate::ecs::canary_service_name(&service.service, &service.service),
         )
     } else {
         String::new()
@@ -1117,7 +1152,7 @@ fn adoption_reasons(
     let count = super::capacity::planned_capacity(
         desired_count(deployment, environment),
         live_capacity,
-        true,
+        super::capacity::Replacement::InPlace,
     )
     .tasks;
     if count != service.desired_count && !strategy.moves_by_steps() {
@@ -1275,7 +1310,7 @@ fn schedule(
     changes: &BTreeMap<String, DeploymentChange>,
     targets: &BTreeMap<String, Vec<String>>,
     continuing: &BTreeSet<String>,
-    rollbacks: &BTreeMap<String, String>,
+    (rollbacks, serving): (&BTreeMap<String, String>, &BTreeMap<String, String>),
 ) -> Schedule {
     let graph = DeploymentGraph::build(config);
     let mut waves: Vec<Vec<String>> = graph
@@ -1310,6 +1345,7 @@ fn schedule(
                             &changes[address],
                             targets.get(address).map_or(&[][..], Vec::as_slice),
                             continuing.contains(address),
+                            serving.get(address).map(String::as_str),
                         );
                         scheduled.after = Some(
                             graph
@@ -1340,6 +1376,7 @@ fn scheduled(
     change: &DeploymentChange,
     hosts: &[String],
     continues: bool,
+    serving: Option<&str>,
 ) -> ScheduledDeployment {
     let deployment = config.deployments.get(&change.address);
     let rollout = deployment.and_then(|d| config.rollout_of(d));
@@ -1362,6 +1399,7 @@ fn scheduled(
             rollback: "nothing to roll back: only the record in state is removed".into(),
             needs_approval_before_start: false,
             after: None,
+            ends_with: None,
         };
     };
     let kinds: Vec<(usize, StepKind)> = match change.target {
@@ -1486,7 +1524,37 @@ fn scheduled(
         on_failure,
         needs_approval_before_start: environment.protected,
         after: None,
+        ends_with: rollout_end(deployment, environment, change, strategy, serving),
     }
+}
+
+/// How an ECS canary or blue/green that moves traffic ends: the serving
+/// service updated in place beside the temporary one (see
+/// [`RolloutEnd::UpdateInPlace`]). `None` for everything else: a rolling
+/// update, a first rollout (its new service is the one that serves), a
+/// listener set back alone.
+fn rollout_end(
+    deployment: &Deployment,
+    environment: &Environment,
+    change: &DeploymentChange,
+    strategy: Strategy,
+    serving: Option<&str>,
+) -> Option<RolloutEnd> {
+    let serving = serving?;
+    if change.target != TargetKind::Ecs
+        || !strategy.moves_by_steps()
+        || first_service(change)
+        || only_listener_weights(change)
+    {
+        return None;
+    }
+    let configured = deployment
+        .ecs_settings(environment)
+        .and_then(|c| c.service_name)?;
+    Some(RolloutEnd::UpdateInPlace {
+        service: serving.to_string(),
+        temporary: crate::ecs::canary_service_name(&configured, serving),
+    })
 }
 
 /// An ECS deployment whose only change is a listener to set back (a changed
@@ -1691,7 +1759,7 @@ fn describe_rollback(
             ),
             (TargetKind::Ecs, None) => match &change.adopt {
                 Some(adopted) if strategy.moves_by_steps() => format!(
-                    "on failure, put {} back as it was before this apply: all traffic back to it (task definition {}, {} task(s), never changed) and the new service removed",
+                    "on failure, put {} back as it was before this apply: all traffic back to it (task definition {}, {} task(s), set back if the final in-place update had begun) and the new service removed",
                     adopted.service,
                     short_arn(&adopted.task_definition_arn),
                     adopted.desired_count

@@ -662,6 +662,13 @@ pub struct CanaryState {
     pub target_group: String,
     pub task_definition_arn: String,
     pub percent: u32,
+    /// Every step passed and the serving service is being brought to the
+    /// canary's task definition (set before that update is asked for):
+    /// what is left is that update, all traffic back to the serving
+    /// service, and removing the canary. While set, the listener may send
+    /// all traffic to either side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

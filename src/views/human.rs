@@ -8,7 +8,8 @@
 use owo_colors::{OwoColorize, Style};
 
 use super::{
-    action_outcome, describe_step_kind, failure_consequence, strategy_words, summary_sentence,
+    action_outcome, describe_rollout_end, describe_step_kind, failure_consequence, strategy_words,
+    summary_sentence,
 };
 use crate::plan::model::{
     Action, DeploymentChange, OutputValue, Plan, Reason, ScheduledDeployment, Step, TargetKind,
@@ -285,6 +286,9 @@ fn write_scheduled_deployment(
     }
     for step in &deployment.steps {
         write_step(out, painter, step);
+    }
+    if let Some(end) = &deployment.ends_with {
+        push_indented(out, STEP_INDENT, &describe_rollout_end(end));
     }
     let failure_line = if deployment.rollback.is_empty() {
         format!("on failure: {}", deployment.on_failure)

@@ -19,8 +19,8 @@
 use std::borrow::Cow;
 
 use super::{
-    action_outcome, count_noun, describe_step_kind, failure_consequence, strategy_words,
-    summary_sentence,
+    action_outcome, count_noun, describe_rollout_end, describe_step_kind, failure_consequence,
+    strategy_words, summary_sentence,
 };
 use crate::plan::model::{
     Action, DeploymentChange, OutputValue, Plan, Reason, Schedule, ScheduledDeployment, Step,
@@ -426,6 +426,10 @@ fn write_scheduled_deployment(body: &mut String, deployment: &ScheduledDeploymen
     }
     if !deployment.steps.is_empty() {
         body.push('\n');
+    }
+    if let Some(end) = &deployment.ends_with {
+        body.push_str(&escape_text(&describe_rollout_end(end)));
+        body.push_str("\n\n");
     }
     body.push_str(&format!(
         "**On failure** ({})",

@@ -19,7 +19,9 @@ pub mod outputs;
 #[cfg(test)]
 mod test_fixture;
 
-use crate::plan::model::{Action, Plan, ScheduledDeployment, ScheduledStrategy, StepKind, Summary};
+use crate::plan::model::{
+    Action, Plan, RolloutEnd, ScheduledDeployment, ScheduledStrategy, StepKind, Summary,
+};
 
 /// Which view [`render`] produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,15 @@ fn describe_step_kind(kind: &StepKind) -> String {
             count_noun(*desired_count as usize, "task")
         ),
         StepKind::Remove => "remove".to_string(),
+    }
+}
+
+/// What a rollout does after its last step, as one line.
+fn describe_rollout_end(end: &RolloutEnd) -> String {
+    match end {
+        RolloutEnd::UpdateInPlace { service, temporary } => format!(
+            "then: {service} is updated to the new version in place while {temporary} carries all traffic, takes all traffic back (keeping its name, autoscaling target and alarms), and {temporary} is removed"
+        ),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::plan::model::{
     Action, DeploymentChange, DurationText, EnvironmentBasis, Gate, InputVariable, OnFailure,
-    OutputValue, Plan, PlanInputs, Reason, ReasonKind, Schedule, ScheduledDeployment,
+    OutputValue, Plan, PlanInputs, Reason, ReasonKind, RolloutEnd, Schedule, ScheduledDeployment,
     ScheduledStrategy, Step, StepKind, Summary, TargetKind, Wave, FORMAT_VERSION,
 };
 
@@ -348,6 +348,7 @@ fn api_staging_schedule() -> ScheduledDeployment {
             .to_string(),
         needs_approval_before_start: false,
         after: Some(Vec::new()),
+        ends_with: None,
     }
 }
 
@@ -372,6 +373,7 @@ fn myapp_prod_schedule() -> ScheduledDeployment {
             .to_string(),
         needs_approval_before_start: true,
         after: Some(Vec::new()),
+        ends_with: None,
     }
 }
 
@@ -391,6 +393,7 @@ fn legacy_worker_schedule() -> ScheduledDeployment {
         rollback: "nothing to roll back: only the record in state is removed".to_string(),
         needs_approval_before_start: false,
         after: Some(Vec::new()),
+        ends_with: None,
     }
 }
 
@@ -438,5 +441,9 @@ fn checkout_canary_schedule() -> ScheduledDeployment {
             .to_string(),
         needs_approval_before_start: true,
         after: Some(Vec::new()),
+        ends_with: Some(RolloutEnd::UpdateInPlace {
+            service: "checkout-prod".to_string(),
+            temporary: "checkout-prod-green".to_string(),
+        }),
     }
 }

@@ -500,36 +500,62 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
         .map(|s| s["percent"].as_u64().unwrap() as u32)
         .collect();
     assert_eq!(planned, [10, 25, 50, 100]);
+    // The plan says how the rollout ends: the serving service keeps its name.
+    let scheduled = plan["schedule"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["deployments"].as_array().unwrap().clone())
+        .find(|d| d["address"] == "deployment.backend-dev")
+        .unwrap();
+    assert_eq!(
+        scheduled["ends_with"],
+        serde_json::json!({
+            "kind": "update_in_place",
+            "service": "workshop-dev-backend",
+            "temporary": "workshop-dev-backend-green"
+        })
+    );
 
     let applied = workshop.apply("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
+    // The new version ran in the temporary service for every step...
     let observed = traffic_shifts(&log, "workshop-dev-backend-green");
     assert_eq!(observed, planned, "{log}");
+    // The service that served keeps its name, its target group and all
+    // traffic, and now runs 2.0.0; the temporary one is gone.
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
     only_running(
         &workshop,
-        "workshop-dev-backend-green",
+        "workshop-dev-backend",
         "registry.local/workshop-backend:2.0.0",
     );
     assert!(
-        workshop.service("workshop-dev-backend").is_none(),
-        "the old service is gone"
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "the temporary service is gone:\n{log}"
     );
     let ecs = workshop.state().deployments["deployment.backend-dev"]
         .ecs
         .clone()
         .unwrap();
-    assert_eq!(ecs.service_name, "workshop-dev-backend-green");
-    assert_eq!(ecs.target_group.as_deref(), Some(green.as_str()));
+    assert_eq!(ecs.service_name, "workshop-dev-backend");
+    assert_eq!(ecs.target_group.as_deref(), Some(blue.as_str()));
     assert!(ecs.canary.is_none());
     let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
     assert_eq!(code, Some(0), "{plan:#}");
 
-    // The next canary goes back to the blue side.
+    // The next canary runs beside it under the same temporary name, and the
+    // serving service keeps its name again.
     let again = workshop.apply("3.0.0", "1.0.0");
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let log = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{log}");
+    assert_eq!(
+        traffic_shifts(&log, "workshop-dev-backend-green"),
+        planned,
+        "{log}"
+    );
     let weights = workshop.weights(&listener);
     assert_eq!((weights[&blue], weights[&green]), (100, 0));
     only_running(
@@ -537,6 +563,7 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
         "workshop-dev-backend",
         "registry.local/workshop-backend:3.0.0",
     );
+    assert!(workshop.service("workshop-dev-backend-green").is_none());
 }
 
 #[test]
@@ -577,17 +604,17 @@ fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected
     let observed = traffic_shifts(&log, "workshop-dev-backend-green");
     assert_eq!(observed, [25, 50, 100], "{log}");
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
     assert!(
-        workshop.service("workshop-dev-backend").is_none(),
-        "the old service is gone"
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "the temporary service is gone"
     );
 
-    // 3.0.0 stops at 10 % on the blue side; reject sends everything back.
+    // 3.0.0 stops at 10 % on the green side again; reject sends everything back.
     let paused = workshop.apply("3.0.0", "1.0.0");
     assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (10, 90));
+    assert_eq!((weights[&blue], weights[&green]), (90, 10));
     let reject = workshop.slipway(&[
         "reject",
         "deployment.backend-dev",
@@ -600,20 +627,93 @@ fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected
     let log = text(&reject);
     assert_eq!(reject.status.code(), Some(0), "{log}");
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
     assert!(
-        workshop.service("workshop-dev-backend").is_none(),
+        workshop.service("workshop-dev-backend-green").is_none(),
         "the rejected side is removed"
     );
     only_running(
         &workshop,
-        "workshop-dev-backend-green",
+        "workshop-dev-backend",
         "registry.local/workshop-backend:2.0.0",
     );
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(backend.status, slipway::state::DeploymentStatus::RolledBack);
     assert!(backend.ecs.as_ref().unwrap().canary.is_none());
+}
+
+/// Every step passed, then the serving service's own update to the new
+/// version fails (its new tasks exit while the temporary service's keep
+/// running): the rollback sets the serving service back to the task
+/// definition it ran, only then gives it all traffic back, and removes the
+/// temporary service. ECS runs 1.0.0 under the serving name afterwards, and
+/// state says so.
+#[test]
+fn a_canary_whose_final_in_place_update_fails_sets_the_serving_service_back() {
+    let rollout =
+        format!("{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 4\n  }}");
+    let Some(workshop) = Workshop::start(&rollout) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (blue, green) = (
+        workshop.backend.blue_target_group_arn.clone(),
+        workshop.backend.green_target_group_arn.clone(),
+    );
+    let listener = workshop.backend.listener_arn.clone();
+    let paused = workshop.apply("2.0.0", "1.0.0");
+    assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (0, 100));
+
+    // From now on new 2.0.0 tasks fail; the temporary service's run on.
+    workshop.moto.fail_new_tasks("workshop-backend:2.0.0");
+    let approve = workshop.slipway(&["approve", "backend-dev", "."]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
+    let failed = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("updating workshop-dev-backend to backend-dev:2 while workshop-dev-backend-green carries all the traffic"),
+        "{log}"
+    );
+    let set_back = log
+        .find("setting workshop-dev-backend back to backend-dev:1")
+        .unwrap_or_else(|| panic!("the serving service is set back first:\n{log}"));
+    let removed = log
+        .find("service workshop-dev-backend-green deleted")
+        .unwrap_or_else(|| panic!("the temporary service is removed:\n{log}"));
+    assert!(set_back < removed, "{log}");
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    assert!(
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "{log}"
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status),
+        ("1.0.0", &DeploymentStatus::RolledBack),
+        "{log}"
+    );
+    let ecs = backend.ecs.as_ref().unwrap();
+    assert_eq!(ecs.service_name, "workshop-dev-backend");
+    assert!(ecs.canary.is_none(), "{ecs:?}");
+    assert!(
+        ecs.task_definition_arn
+            .as_deref()
+            .unwrap()
+            .ends_with("backend-dev:1"),
+        "{ecs:?}"
+    );
 }
 
 #[test]
@@ -786,8 +886,10 @@ fn an_existing_service_is_adopted_visibly_and_a_failed_deployment_puts_it_back()
 }
 
 /// A canary over an adopted service registered with the blue target group:
-/// the plan says the service is replaced at the end; a failure sends all
-/// traffic back to it and removes only the new service.
+/// the plan says the service is updated in place at the end and keeps its
+/// name; a failure sends all traffic back to it and removes only the new
+/// service; a canary that passes leaves the adopted service, under its own
+/// name, running the new version.
 #[test]
 fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_it() {
     let Some(workshop) = Workshop::start(CANARY) else {
@@ -808,7 +910,8 @@ fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_
         "{adopt}"
     );
     assert!(
-        adopt.contains("at the end workshop-dev-backend is scaled down and deleted"),
+        adopt.contains("in a temporary service, workshop-dev-backend-green,")
+            && adopt.contains("at the end workshop-dev-backend is updated to it in place, takes all traffic back and keeps its name"),
         "{adopt}"
     );
     assert_eq!(change["adopt"]["target_group"], blue.as_str());
@@ -844,6 +947,29 @@ fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_
             .deployments
             .contains_key("deployment.backend-dev"),
         "{log}"
+    );
+
+    // A canary that passes: the adopted service keeps its name and its
+    // target group, and runs the new version.
+    let applied = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{log}");
+    assert_eq!(
+        traffic_shifts(&log, "workshop-dev-backend-green"),
+        [10, 25, 50, 100],
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    only_running(&workshop, service, "registry.local/workshop-backend:2.0.0");
+    assert!(workshop.service("workshop-dev-backend-green").is_none());
+    let ecs = workshop.state().deployments["deployment.backend-dev"]
+        .ecs
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (ecs.service_name.as_str(), ecs.target_group.as_deref()),
+        (service, Some(blue.as_str()))
     );
 }
 
@@ -1044,7 +1170,7 @@ fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
         "{log}"
     );
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
 }
 
 /// A canary cannot start beside an adopted service that is not registered
@@ -1208,10 +1334,11 @@ fn rollback_puts_a_rolling_service_back_on_the_previous_task_definition() {
     assert_eq!(code, Some(0), "{plan:#}");
 }
 
-/// After a finished canary (green serves 2.0.0), rollback updates green to
-/// 1.0.0's task definition. Then 3.0.0 stops at 10 % on blue: rollback sends
-/// all traffic to green, removes blue and leaves green on 1.0.0, the release
-/// that served before 3.0.0.
+/// After a finished canary (the service serves 2.0.0 under its own name),
+/// rollback updates it to 1.0.0's task definition. Then 3.0.0 stops at 10 %
+/// on the temporary service: rollback sends all traffic back, removes the
+/// temporary service and leaves the service on 1.0.0, the release that
+/// served before 3.0.0.
 #[test]
 fn rollback_after_a_canary_and_during_one() {
     let Some(workshop) = Workshop::start(CANARY) else {
@@ -1226,18 +1353,18 @@ fn rollback_after_a_canary_and_during_one() {
     }
     only_running(
         &workshop,
-        "workshop-dev-backend-green",
+        "workshop-dev-backend",
         "registry.local/workshop-backend:2.0.0",
     );
     let rolled = rollback_backend(&workshop, "2.0.0");
     assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled));
     only_running(
         &workshop,
-        "workshop-dev-backend-green",
+        "workshop-dev-backend",
         "registry.local/workshop-backend:1.0.0",
     );
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100));
+    assert_eq!((weights[&blue], weights[&green]), (100, 0));
 
     workshop.write_config(&format!(
         "{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}"
@@ -1245,21 +1372,21 @@ fn rollback_after_a_canary_and_during_one() {
     let paused = workshop.apply("3.0.0", "1.0.0");
     assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (10, 90));
+    assert_eq!((weights[&blue], weights[&green]), (90, 10));
 
     let rolled = rollback_backend(&workshop, "3.0.0");
     let log = text(&rolled);
     assert_eq!(rolled.status.code(), Some(0), "{log}");
     assert!(log.contains("3.0.0 -> 1.0.0"), "{log}");
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (0, 100), "{log}");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
     assert!(
-        workshop.service("workshop-dev-backend").is_none(),
+        workshop.service("workshop-dev-backend-green").is_none(),
         "the new side is removed"
     );
     only_running(
         &workshop,
-        "workshop-dev-backend-green",
+        "workshop-dev-backend",
         "registry.local/workshop-backend:1.0.0",
     );
     let state = workshop.state();
@@ -1431,9 +1558,9 @@ fn autoscaling_owns_the_count_and_a_rollout_never_goes_below_it() {
 }
 
 /// A canary of a service under autoscaling: the new side starts with the
-/// count autoscaling holds (not the configured one), and when it serves,
-/// the scalable target, its policy and its scheduled action govern it; the
-/// old service's target is gone with it.
+/// count autoscaling holds (not the configured one); afterwards the service
+/// that serves is the same one, under its own name, so the scalable target,
+/// its policy and its scheduled action govern it as before, never moved.
 #[test]
 fn after_a_canary_autoscaling_governs_the_service_that_serves() {
     let Some(workshop) = Workshop::start(CANARY) else {
@@ -1450,20 +1577,25 @@ fn after_a_canary_autoscaling_governs_the_service_that_serves() {
     let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
     let (change, _) = planned(&plan, "deployment.backend-dev");
     assert_eq!(change["capacity"]["tasks"], 3, "{change:#}");
-    assert_eq!(change["capacity"]["peak_tasks"], 6, "{change:#}");
+    // 3 serving, 3 in the temporary service, and up to 3 more while the
+    // serving service is updated in place beside it.
+    assert_eq!(change["capacity"]["peak_tasks"], 9, "{change:#}");
 
     let applied = workshop.apply("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
-    only_running(&workshop, green, "registry.local/workshop-backend:2.0.0");
-    assert_eq!(workshop.describe(green).1, 3, "{log}");
-    assert!(workshop.service(blue).is_none(), "{log}");
-    assert_eq!(workshop.scalable_target(green), Some(before), "{log}");
-    assert_eq!(workshop.scalable_target(blue), None, "{log}");
     assert!(
-        log.contains(&format!(
-            "autoscaling target moved from service/{CLUSTER}/{blue} to service/{CLUSTER}/{green}"
-        )),
+        log.contains(&format!("service {green} created with backend-dev:2")),
+        "{log}"
+    );
+    only_running(&workshop, blue, "registry.local/workshop-backend:2.0.0");
+    assert_eq!(workshop.describe(blue).1, 3, "{log}");
+    assert!(workshop.service(green).is_none(), "{log}");
+    assert_eq!(workshop.scalable_target(blue), Some(before), "{log}");
+    assert_eq!(workshop.scalable_target(green), None, "{log}");
+    assert!(!log.contains("autoscaling target moved"), "{log}");
+    assert!(
+        log.contains(&format!("autoscaling of service/{CLUSTER}/{blue} restored")),
         "{log}"
     );
     assert!(workshop.state().scaling_suspended.is_empty());
@@ -1471,13 +1603,14 @@ fn after_a_canary_autoscaling_governs_the_service_that_serves() {
     assert_eq!(code, Some(0), "{plan:#}");
 }
 
-/// After a canary the new side serves under its `-green` name. A rolling
-/// update then updates that service in place: no second service beside it,
-/// traffic where it was. A canary stopped at its approval and then followed
-/// by a rolling update is given up first: its traffic goes back and its new
-/// side is removed. (Found by `ecs_sequences`: the rolling update created a
-/// service of the configured name beside the one serving, behind the target
-/// group without traffic, and state recorded it as serving.)
+/// After a canary the service that serves is the one it always was. A
+/// rolling update then updates that service in place: no second service
+/// beside it, traffic where it was. A canary stopped at its approval and
+/// then followed by a rolling update is given up first: its traffic goes
+/// back and its temporary service is removed. (Found by `ecs_sequences`
+/// when a canary alternated the serving service's name: the rolling update
+/// created a service of the configured name beside the one serving, behind
+/// the target group without traffic, and state recorded it as serving.)
 #[test]
 fn a_rolling_update_after_a_canary_updates_the_service_that_serves() {
     let Some(workshop) = Workshop::start(CANARY) else {
@@ -1493,52 +1626,52 @@ fn a_rolling_update_after_a_canary_updates_the_service_that_serves() {
         let applied = workshop.apply(version, "1.0.0");
         assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     }
-    only_running(&workshop, green, "registry.local/workshop-backend:2.0.0");
+    only_running(&workshop, blue, "registry.local/workshop-backend:2.0.0");
 
     workshop.write_config(ROLLING);
     let applied = workshop.apply("3.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
-    only_running(&workshop, green, "registry.local/workshop-backend:3.0.0");
-    assert!(workshop.service(blue).is_none(), "{log}");
+    only_running(&workshop, blue, "registry.local/workshop-backend:3.0.0");
+    assert!(workshop.service(green).is_none(), "{log}");
     let weights = workshop.weights(&listener);
     assert_eq!(
         (weights[&blue_group], weights[&green_group]),
-        (0, 100),
+        (100, 0),
         "{log}"
     );
     let ecs = workshop.state().deployments["deployment.backend-dev"]
         .ecs
         .clone()
         .unwrap();
-    assert_eq!(ecs.service_name, green);
-    assert_eq!(ecs.target_group.as_deref(), Some(green_group.as_str()));
+    assert_eq!(ecs.service_name, blue);
+    assert_eq!(ecs.target_group.as_deref(), Some(blue_group.as_str()));
     let (code, plan) = workshop.plan_json("3.0.0", "1.0.0", &[]);
     assert_eq!(code, Some(0), "{plan:#}");
 
-    // A canary stopped at its approval (10 % on the blue side), then a
-    // rolling update of another version.
+    // A canary stopped at its approval (10 % on the temporary service),
+    // then a rolling update of another version.
     workshop.write_config(&format!(
         "{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}"
     ));
     let paused = workshop.apply("4.0.0", "1.0.0");
     assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
     let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue_group], weights[&green_group]), (10, 90));
+    assert_eq!((weights[&blue_group], weights[&green_group]), (90, 10));
     workshop.write_config(ROLLING);
     let applied = workshop.apply("5.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
     assert!(
-        log.contains("the 10% of traffic on workshop-dev-backend left by an unfinished rollout goes back to workshop-dev-backend-green"),
+        log.contains("the 10% of traffic on workshop-dev-backend-green left by an unfinished rollout goes back to workshop-dev-backend"),
         "{log}"
     );
-    only_running(&workshop, green, "registry.local/workshop-backend:5.0.0");
-    assert!(workshop.service(blue).is_none(), "{log}");
+    only_running(&workshop, blue, "registry.local/workshop-backend:5.0.0");
+    assert!(workshop.service(green).is_none(), "{log}");
     let weights = workshop.weights(&listener);
     assert_eq!(
         (weights[&blue_group], weights[&green_group]),
-        (0, 100),
+        (100, 0),
         "{log}"
     );
     let (code, plan) = workshop.plan_json("5.0.0", "1.0.0", &[]);

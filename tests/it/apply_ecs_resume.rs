@@ -4,13 +4,16 @@
 //! with SIGKILL at each of its crash points (chosen by count through the
 //! test-only `SLIPWAY_TEST_CRASH_AT`, never by time) leaves a state that
 //! `plan` reads truthfully and that `apply` finishes: every weight shift
-//! made once, the listener at 100 % on the new side, the old service gone.
-//! An apply killed while rolling back a failing canary has its rollback
-//! finished by the next apply.
+//! made once, then the serving service (same name, same target group) on
+//! the new version with all traffic, the temporary service gone. An apply
+//! killed while rolling back a failing canary has its rollback finished by
+//! the next apply.
 //!
 //! Crash points of the canary apply (three per journal entry: started; work
-//! done but not recorded; recorded): one traffic entry per step, nothing
-//! else, so twelve. Every case starts from its own moto server.
+//! done but not recorded; recorded): one traffic entry per step, then the
+//! `promote` entry (the serving service updated in place, traffic back, the
+//! temporary service removed), so fifteen. Every case starts from its own
+//! moto server.
 
 use crate::moto;
 use crate::support::{latest_results, text, traffic_shifts};
@@ -28,7 +31,9 @@ const BLUE_SERVICE: &str = "resume-dev-backend";
 const GREEN_SERVICE: &str = "resume-dev-backend-green";
 const STEPS: [u32; 4] = [10, 25, 50, 100];
 /// Three crash points per traffic step.
-const CRASH_POINTS: usize = 3 * STEPS.len();
+const TRAFFIC_CRASH_POINTS: usize = 3 * STEPS.len();
+/// And three for the promotion at the end.
+const CRASH_POINTS: usize = TRAFFIC_CRASH_POINTS + 3;
 
 const CANARY: &str =
     "strategy   = \"canary\"\n  steps      = [\"10%\", \"25%\", \"50%\", \"100%\"]\n  on_failure = \"rollback\"";
@@ -368,16 +373,30 @@ fn kill_and_resume(point: usize) {
         "point {point}: {log}"
     );
 
-    assert_eq!(canary.blue_green(), (0, 100), "point {point}: {log}");
-    assert_eq!(
-        canary.images(GREEN_SERVICE),
-        Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
-        "point {point}"
+    assert!(
+        log.contains(&format!(
+            "updating {BLUE_SERVICE} to backend-dev:2 while {GREEN_SERVICE} carries all the traffic"
+        )),
+        "point {point}: {log}"
     );
+    assert_finished_on_the_serving_service(&canary, point, &log);
+    assert_history_and_empty_plan(&canary, point, &killed_id);
+}
+
+/// After the resumed apply: the service that served before runs 2.0.0 under
+/// its own name with all traffic, the temporary one is gone, and state says
+/// so with an empty journal.
+fn assert_finished_on_the_serving_service(canary: &Canary, point: usize, log: &str) {
+    assert_eq!(canary.blue_green(), (100, 0), "point {point}: {log}");
     assert_eq!(
         canary.images(BLUE_SERVICE),
+        Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
+        "point {point}: {log}"
+    );
+    assert_eq!(
+        canary.images(GREEN_SERVICE),
         None,
-        "point {point}: the old service is gone"
+        "point {point}: the temporary service is gone: {log}"
     );
     let state = canary.state();
     assert!(
@@ -392,10 +411,10 @@ fn kill_and_resume(point: usize) {
         "point {point}"
     );
     let ecs = deployment.ecs.as_ref().expect("an ECS record");
-    assert_eq!(ecs.service_name, GREEN_SERVICE);
+    assert_eq!(ecs.service_name, BLUE_SERVICE);
     assert_eq!(
         ecs.target_group.as_deref(),
-        Some(canary.alb.green_target_group_arn.as_str())
+        Some(canary.alb.blue_target_group_arn.as_str())
     );
     assert!(ecs.canary.is_none(), "point {point}: {ecs:?}");
     let live: BTreeMap<String, u32> = canary
@@ -407,6 +426,11 @@ fn kill_and_resume(point: usize) {
         ecs.weights, live,
         "point {point}: state matches the listener"
     );
+}
+
+/// The deployment ended once, and nothing is left to do.
+fn assert_history_and_empty_plan(canary: &Canary, point: usize, killed_id: &str) {
+    let state = canary.state();
     // The deployment ended once: the killed apply is in history as
     // interrupted (with the version, not a share), then the resumed one.
     let history: Vec<(&str, &str, Option<&str>)> = state
@@ -424,7 +448,7 @@ fn kill_and_resume(point: usize) {
     assert_eq!(
         history[1..],
         [
-            (killed_id.as_str(), "interrupted", Some("2.0.0")),
+            (killed_id, "interrupted", Some("2.0.0")),
             (resume_id, "succeeded", Some("2.0.0")),
         ],
         "point {point}"
@@ -460,9 +484,90 @@ fn a_canary_killed_around_its_third_shift_is_resumed() {
 }
 
 #[test]
-fn a_canary_killed_around_its_last_shift_is_resumed_and_has_no_later_crash_point() {
-    for point in 10..=CRASH_POINTS {
+fn a_canary_killed_around_its_last_shift_is_resumed() {
+    for point in 10..=TRAFFIC_CRASH_POINTS {
         kill_and_resume(point);
+    }
+}
+
+/// Killed around the promotion (every step passed): as it began (the record
+/// says so, nothing changed yet), with all of it done but not recorded, and
+/// recorded. `plan` shows no listener drift (all traffic on either side is a
+/// point the promotion passes), and the next apply finishes it without a
+/// traffic step or a second temporary service.
+#[test]
+fn a_canary_killed_around_its_promotion_is_finished_and_has_no_later_crash_point() {
+    for point in TRAFFIC_CRASH_POINTS + 1..=CRASH_POINTS {
+        let Some(canary) = deployed_on_blue() else {
+            return;
+        };
+        let killed = canary.apply_crashing_at("2.0.0", point);
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "point {point}: {}",
+            text(&killed)
+        );
+        let state = canary.state();
+        let killed_id = state.journal[0].apply_id.clone();
+        let actions: Vec<(&str, bool)> = state
+            .journal
+            .iter()
+            .map(|e| (e.action.as_str(), e.finished_at.is_some()))
+            .collect();
+        let promoted_recorded = point == CRASH_POINTS;
+        assert_eq!(
+            actions,
+            [
+                ("traffic", true),
+                ("traffic", true),
+                ("traffic", true),
+                ("traffic", true),
+                ("promote", promoted_recorded)
+            ],
+            "point {point}"
+        );
+        let (serving, temporary) = if point == TRAFFIC_CRASH_POINTS + 1 {
+            // Begun: all traffic on the temporary service, the serving one
+            // on 1.0.0.
+            assert_eq!(canary.blue_green(), (0, 100), "point {point}");
+            ("1.0.0", true)
+        } else {
+            assert_eq!(canary.blue_green(), (100, 0), "point {point}");
+            ("2.0.0", false)
+        };
+        assert_eq!(
+            canary.images(BLUE_SERVICE),
+            Some(vec![format!("registry.local/workshop-backend:{serving}")]),
+            "point {point}"
+        );
+        assert_eq!(
+            canary.images(GREEN_SERVICE).is_some(),
+            temporary,
+            "point {point}"
+        );
+
+        let plan = canary.plan("2.0.0");
+        let plan_text = text(&plan);
+        assert_eq!(plan.status.code(), Some(2), "point {point}: {plan_text}");
+        assert!(
+            !plan_text.contains("listener weights changed outside slipway"),
+            "point {point}: {plan_text}"
+        );
+
+        let resumed = canary.apply("2.0.0");
+        let log = text(&resumed);
+        assert_eq!(resumed.status.code(), Some(0), "point {point}: {log}");
+        assert!(
+            traffic_shifts(&log, GREEN_SERVICE).is_empty(),
+            "point {point}: {log}"
+        );
+        assert!(
+            !log.contains(&format!("service {GREEN_SERVICE} created")),
+            "point {point}: {log}"
+        );
+        assert_finished_on_the_serving_service(&canary, point, &log);
+        assert_history_and_empty_plan(&canary, point, &killed_id);
     }
     // Past the last crash point the apply runs to its end.
     let Some(canary) = deployed_on_blue() else {
@@ -472,7 +577,7 @@ fn a_canary_killed_around_its_last_shift_is_resumed_and_has_no_later_crash_point
     let log = text(&whole);
     assert_eq!(whole.status.code(), Some(0), "{log}");
     assert_eq!(traffic_shifts(&log, GREEN_SERVICE), STEPS, "{log}");
-    assert_eq!(canary.blue_green(), (0, 100));
+    assert_eq!(canary.blue_green(), (100, 0));
 }
 
 #[test]
@@ -609,9 +714,9 @@ fn autoscaling_suspended_by_a_killed_apply_is_restored_by_the_next_one() {
     let resumed = canary.apply("2.0.0");
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{log}");
-    assert_eq!(canary.blue_green(), (0, 100), "{log}");
-    assert_eq!(scalable(GREEN_SERVICE), Some(before), "{log}");
-    assert_eq!(scalable(BLUE_SERVICE), None, "{log}");
+    assert_eq!(canary.blue_green(), (100, 0), "{log}");
+    assert_eq!(scalable(BLUE_SERVICE), Some(before), "{log}");
+    assert_eq!(scalable(GREEN_SERVICE), None, "{log}");
     assert!(canary.state().scaling_suspended.is_empty(), "{log}");
 }
 
@@ -638,6 +743,7 @@ fn a_canary_killed_before_its_new_side_existed_is_finished_by_the_next_apply() {
         task_definition_arn: "arn:aws:ecs:us-east-1:123456789012:task-definition/backend-dev:2"
             .to_string(),
         percent: 0,
+        promoted: false,
     });
     canary.backend().write(&mut state).unwrap();
     assert!(canary.images(GREEN_SERVICE).is_none());
@@ -645,24 +751,25 @@ fn a_canary_killed_before_its_new_side_existed_is_finished_by_the_next_apply() {
     let applied = canary.apply("2.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
-    assert_eq!(canary.blue_green(), (0, 100), "{log}");
+    assert_eq!(canary.blue_green(), (100, 0), "{log}");
     assert_eq!(
-        canary.images(GREEN_SERVICE),
+        canary.images(BLUE_SERVICE),
         Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
         "{log}"
     );
-    assert!(canary.images(BLUE_SERVICE).is_none(), "{log}");
+    assert!(canary.images(GREEN_SERVICE).is_none(), "{log}");
     let ecs = canary.state().deployments[ADDRESS].ecs.clone().unwrap();
-    assert_eq!(ecs.service_name, GREEN_SERVICE);
+    assert_eq!(ecs.service_name, BLUE_SERVICE);
     assert!(ecs.canary.is_none());
 }
 
-/// An apply killed while it moved the autoscaling target to the service
-/// that serves after a canary (the target already registered there, still
-/// suspended; state still names the old service, which is gone): the next
-/// apply finishes the move instead of failing on the old service, then
-/// runs its own canary, and the target ends on the service that serves,
-/// unsuspended, with its policy.
+/// An apply of an earlier slipway, which moved the autoscaling target to
+/// the service that served after a canary (the name alternated then),
+/// killed mid-move: the target already registered on the serving service,
+/// still suspended, and state's suspension naming the service it came from,
+/// which is gone. The next apply finishes the move instead of failing on
+/// the old service, then runs its own canary, and the target ends on the
+/// service that serves, unsuspended, with its policy.
 #[test]
 fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() {
     let Some(canary) = deployed_on_blue() else {
@@ -679,13 +786,10 @@ fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() 
             .put_service_under_autoscaling(CLUSTER, BLUE_SERVICE, 1, 4),
     );
     let before = scalable(BLUE_SERVICE).expect("the target");
-    let moved = canary.apply("2.0.0");
-    assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));
-    assert_eq!(scalable(GREEN_SERVICE), Some(before.clone()));
 
     // What a kill after the move's first registration leaves: the target on
-    // the serving service suspended, and state still naming the old one.
-    let green = format!("service/{CLUSTER}/{GREEN_SERVICE}");
+    // the serving service suspended, and state naming the one it came from.
+    let serving = format!("service/{CLUSTER}/{BLUE_SERVICE}");
     canary.runtime.block_on(async {
         use aws_sdk_applicationautoscaling::types::{
             ScalableDimension, ServiceNamespace, SuspendedState,
@@ -697,7 +801,7 @@ fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() 
             .register_scalable_target()
             .service_namespace(ServiceNamespace::Ecs)
             .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-            .resource_id(&green)
+            .resource_id(&serving)
             .suspended_state(
                 SuspendedState::builder()
                     .dynamic_scaling_in_suspended(true)
@@ -713,7 +817,7 @@ fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() 
     state.scaling_suspended.insert(
         ADDRESS.to_string(),
         slipway::state::ScalingSuspension {
-            resource_id: format!("service/{CLUSTER}/{BLUE_SERVICE}"),
+            resource_id: format!("service/{CLUSTER}/{GREEN_SERVICE}"),
             min_capacity: 1,
             max_capacity: 4,
             before: Default::default(),
@@ -721,7 +825,7 @@ fn an_autoscaling_target_move_cut_off_by_a_kill_is_finished_by_the_next_apply() 
     );
     canary.backend().write(&mut state).unwrap();
 
-    let applied = canary.apply("3.0.0");
+    let applied = canary.apply("2.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
     assert!(log.contains("an interrupted apply was moving"), "{log}");
@@ -771,9 +875,9 @@ fn weights_changed_by_hand_under_an_interrupted_step_are_set_back_as_planned() {
         log.contains("the listener was changed outside slipway"),
         "{log}"
     );
-    assert_eq!(canary.blue_green(), (0, 100), "{log}");
+    assert_eq!(canary.blue_green(), (100, 0), "{log}");
     assert_eq!(
-        canary.images(GREEN_SERVICE),
+        canary.images(BLUE_SERVICE),
         Some(vec!["registry.local/workshop-backend:2.0.0".to_string()]),
         "{log}"
     );

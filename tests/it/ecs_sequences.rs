@@ -36,6 +36,11 @@
 //!    (with no kill since), the only active services of the deployment are
 //!    the serving one and the new side of a canary state records as in
 //!    flight; the state lock is free, or held by a killed process.
+//! 11. The service keeps its identity: the service state records as
+//!    serving is always the adopted one, `seq-dev-backend`, whatever ran;
+//!    a CloudWatch alarm made on that name before slipway (as real
+//!    accounts have them) watches, once settled, the active service state
+//!    gives all the traffic.
 //!
 //! `SLIPWAY_SEQ_SEED=N` replays a sequence a failure printed;
 //! `SLIPWAY_SEQ_SECONDS=S` runs sequences for S seconds (default 90).
@@ -102,7 +107,12 @@ struct Observed {
     weights: BTreeMap<String, i32>,
     targets: BTreeMap<String, moto::ScalableTarget>,
     legacy_definition_active: bool,
+    /// The `ServiceName` dimension of the alarm made before slipway.
+    alarm_service: Option<String>,
 }
+
+/// The alarm made on the adopted service's name before slipway ran.
+const ALARM: &str = "seq-dev-backend-cpu-high";
 
 struct Sequence {
     seed: u64,
@@ -163,6 +173,33 @@ impl Sequence {
                     None,
                 )
                 .await;
+            aws_sdk_cloudwatch::Client::new(&moto.sdk_config().await)
+                .put_metric_alarm()
+                .alarm_name(ALARM)
+                .namespace("AWS/ECS")
+                .metric_name("CPUUtilization")
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("ClusterName")
+                        .value(CLUSTER)
+                        .build(),
+                )
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("ServiceName")
+                        .value(SERVICE)
+                        .build(),
+                )
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+                .period(60)
+                .evaluation_periods(3)
+                .threshold(80.0)
+                .comparison_operator(
+                    aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+                )
+                .send()
+                .await
+                .expect("put the alarm");
             (alb, legacy, bystander)
         });
         let dir = tempfile::tempdir().unwrap();
@@ -378,11 +415,24 @@ deployment "backend-dev" {{
                     targets.insert(name.to_string(), target);
                 }
             }
+            let alarm_service = aws_sdk_cloudwatch::Client::new(&self.moto.sdk_config().await)
+                .describe_alarms()
+                .alarm_names(ALARM)
+                .send()
+                .await
+                .expect("describe the alarm")
+                .metric_alarms()
+                .iter()
+                .flat_map(|a| a.dimensions())
+                .find(|d| d.name() == Some("ServiceName"))
+                .and_then(|d| d.value())
+                .map(str::to_string);
             Observed {
                 services,
                 weights: self.moto.listener_weights(&self.alb.listener_arn).await,
                 targets,
                 legacy_definition_active,
+                alarm_service,
             }
         })
     }
@@ -414,7 +464,8 @@ deployment "backend-dev" {{
                     Op::Apply(format!("{version}-fail"))
                 }
                 38..=49 => {
-                    let point = 1 + self.rng.below(9) as u32;
+                    // Up to the promotion's: four traffic steps and the end.
+                    let point = 1 + self.rng.below(15) as u32;
                     Op::KillAtCrashPoint(self.new_version(), point)
                 }
                 50..=57 => {
@@ -631,6 +682,40 @@ deployment "backend-dev" {{
             }
         }
 
+        // 11. The service keeps its identity.
+        if serving != SERVICE {
+            return Err(format!(
+                "state records {serving} as serving; the service was {SERVICE} and must keep its name"
+            ));
+        }
+        let settled_record = record.as_ref().is_some_and(|r| {
+            matches!(
+                r.status,
+                DeploymentStatus::Deployed | DeploymentStatus::RolledBack
+            )
+        }) && ecs.as_ref().is_some_and(|e| e.canary.is_none());
+        if settled && settled_record {
+            let watched = now
+                .alarm_service
+                .clone()
+                .ok_or("the alarm made before slipway is gone")?;
+            // What the listener does is rule 10's: here, state gives the
+            // watched service all the traffic.
+            let group = ecs.as_ref().and_then(|e| e.target_group.clone());
+            let all_traffic = ecs.as_ref().is_some_and(|e| {
+                group
+                    .as_ref()
+                    .is_some_and(|g| e.weights.get(g).copied() == Some(100))
+            });
+            if watched != serving || !now.services.contains_key(&watched) || !all_traffic {
+                return Err(format!(
+                    "the alarm watches {watched}; state records {serving} serving, active services are {:?}, recorded weights {:?}",
+                    now.services.keys().collect::<Vec<_>>(),
+                    ecs.as_ref().map(|e| &e.weights)
+                ));
+            }
+        }
+
         // 9. Capacity and autoscaling.
         let suspended_left = state
             .as_ref()
@@ -685,7 +770,21 @@ deployment "backend-dev" {{
 
         // 10 (and a suspension left behind): plan shows what differs.
         let recorded_weights = ecs.as_ref().map(|e| e.weights.clone()).unwrap_or_default();
+        // A rollout killed while it brought the serving service to the new
+        // version passes through all traffic on either side.
+        let all_on = |group: &str| {
+            now.weights
+                .iter()
+                .all(|(g, w)| *w == if g == group { 100 } else { 0 })
+        };
+        let promoting_point = ecs.as_ref().is_some_and(|e| {
+            e.canary.as_ref().is_some_and(|c| {
+                c.promoted
+                    && (all_on(&c.target_group) || e.target_group.as_deref().is_some_and(all_on))
+            })
+        });
         let weights_differ = !recorded_weights.is_empty()
+            && !promoting_point
             && recorded_weights.iter().any(|(group, weight)| {
                 now.weights.get(group).copied().unwrap_or(0) != *weight as i32
             });
