@@ -223,30 +223,7 @@ pub fn load_balanced_container(spec: &EcsSpec) -> Option<(String, u16)> {
         .find_map(|c| c.port.map(|port| (c.name.clone(), port)))
 }
 
-/// The ECS service of a traffic slot for a first rollout, when nothing
-/// serves yet: slot 0 is the configured service name, slot 1 the same name
-/// with `-green`.
-pub fn slot_service_name(base: &str, slot: usize) -> String {
-    if slot == 0 {
-        base.to_string()
-    } else {
-        format!("{base}-green")
-    }
-}
-
-/// The temporary service a canary or blue/green rollout runs the new
-/// version in, beside `serving` (which keeps its name for good): the
-/// configured name with `-green`, or the configured name itself when the
-/// serving service is the `-green` one (a service an earlier slipway
-/// alternated names on).
-pub fn canary_service_name(configured: &str, serving: &str) -> String {
-    let green = slot_service_name(configured, 1);
-    if serving == green {
-        configured.to_string()
-    } else {
-        green
-    }
-}
+pub use crate::plan::planner::{canary_service_name, slot_service_name};
 
 /// Listener weights that send `percent` of the traffic to `new` and the rest
 /// to `old`.

@@ -1114,9 +1114,9 @@ fn adoption_reasons(
     let after = if strategy.moves_by_steps() {
         format!(
             "; the new version starts beside it in a temporary service, {}, and takes its traffic step by step; at the end {} is updated to it in place, takes all traffic back and keeps its name, and {} is removed",
-            crate::ecs::canary_service_name(&service.service, &service.service),
+            canary_service_name(&service.service, &service.service),
             service.service,
-            crate::ecs::canary_service_name(&service.service, &service.service),
+            canary_service_name(&service.service, &service.service),
         )
     } else {
         String::new()
@@ -1528,6 +1528,31 @@ fn scheduled(
     }
 }
 
+/// The ECS service of a traffic slot for a first rollout, when nothing
+/// serves yet: slot 0 is the configured service name, slot 1 the same name
+/// with `-green`.
+pub fn slot_service_name(base: &str, slot: usize) -> String {
+    if slot == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-green")
+    }
+}
+
+/// The temporary service a canary or blue/green rollout runs the new
+/// version in, beside `serving` (which keeps its name for good): the
+/// configured name with `-green`, or the configured name itself when the
+/// serving service is the `-green` one (a service an earlier slipway
+/// alternated names on).
+pub fn canary_service_name(configured: &str, serving: &str) -> String {
+    let green = slot_service_name(configured, 1);
+    if serving == green {
+        configured.to_string()
+    } else {
+        green
+    }
+}
+
 /// How an ECS canary or blue/green that moves traffic ends: the serving
 /// service updated in place beside the temporary one (see
 /// [`RolloutEnd::UpdateInPlace`]). `None` for everything else: a rolling
@@ -1553,7 +1578,7 @@ fn rollout_end(
         .and_then(|c| c.service_name)?;
     Some(RolloutEnd::UpdateInPlace {
         service: serving.to_string(),
-        temporary: crate::ecs::canary_service_name(&configured, serving),
+        temporary: canary_service_name(&configured, serving),
     })
 }
 
