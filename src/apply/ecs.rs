@@ -683,7 +683,7 @@ async fn rolling(
                 canary.percent, canary.service_name, in_flight.service_name, canary.service_name
             ));
         }
-        previous = roll_back_traffic(job, Some(&in_flight), 1, false, None)
+        previous = roll_back_traffic(job, Some(&in_flight), 1, false, SendBack::Withdraw, None)
             .await
             .map_err(failed)?;
     }
@@ -874,7 +874,7 @@ async fn traffic_shift(
                 .as_deref()
                 .map_or("its recorded task definition", requests::short_arn),
         ));
-        previous = roll_back_traffic(job, Some(&stale), 1, false, None)
+        previous = roll_back_traffic(job, Some(&stale), 1, false, SendBack::Withdraw, None)
             .await
             .map_err(failed)?;
         live = listener_weights(job, &listener).await.map_err(failed)?;
@@ -1184,9 +1184,16 @@ async fn traffic_shift(
                 "sending all traffic back and removing {new_service}"
             ));
             let first_rollout = previous.is_none();
-            roll_back_traffic(job, Some(&record), current_step, first_rollout, None)
-                .await
-                .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+            roll_back_traffic(
+                job,
+                Some(&record),
+                current_step,
+                first_rollout,
+                SendBack::Rollback,
+                None,
+            )
+            .await
+            .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
             Err(Failure {
                 message,
                 status: DeploymentStatus::RolledBack,
@@ -1345,8 +1352,36 @@ async fn shift_traffic(
     ended.map_err(|e| format!("could not record state: {e}"))
 }
 
+/// Why all traffic goes back to the serving side; it names the journal entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendBack {
+    /// A step failed: a `rollback` entry. The next apply finishes a killed
+    /// apply's rollback and, of the same version, deploys nothing.
+    Rollback,
+    /// An unfinished rollout is given up before another one starts: a
+    /// `withdraw` entry. A killed apply's is simply done again by the next
+    /// apply, which then goes on with its own rollout.
+    Withdraw,
+}
+
+impl SendBack {
+    fn journal_action(self) -> &'static str {
+        match self {
+            SendBack::Rollback => "rollback",
+            SendBack::Withdraw => "withdraw",
+        }
+    }
+
+    fn finished_result(self) -> &'static str {
+        match self {
+            SendBack::Rollback => "rolled_back",
+            SendBack::Withdraw => "done",
+        }
+    }
+}
+
 /// Send all traffic back to the side that served before the rollout and
-/// remove the new service, journaled as one `rollback` entry of `step`.
+/// remove the new service, journaled as one entry of `step` (`why`).
 /// `record` is the ECS record as state has it now (the new side in
 /// `canary`); when `first_rollout`, nothing served before and the new service
 /// is all there is. Returns the record of what serves afterwards, which is
@@ -1357,6 +1392,7 @@ async fn roll_back_traffic(
     record: Option<&EcsState>,
     step: usize,
     first_rollout: bool,
+    why: SendBack,
     interrupted: Option<&JournalEntry>,
 ) -> Result<Option<EcsState>, String> {
     let mut weights = None;
@@ -1400,7 +1436,7 @@ async fn roll_back_traffic(
                 deployment: job.address(),
                 step,
                 host: None,
-                action: "rollback",
+                action: why.journal_action(),
                 version: &version,
             },
             |_| {},
@@ -1437,7 +1473,7 @@ async fn roll_back_traffic(
     .await;
     let address = job.address();
     let ended = match &work {
-        Ok(()) => job.recorder.end_step(seq, "rolled_back", |state| {
+        Ok(()) => job.recorder.end_step(seq, why.finished_result(), |state| {
             put_ecs(state, address, restored.clone());
             if let Some(entry) = interrupted {
                 state.finish_journal_entry(
@@ -1465,7 +1501,15 @@ async fn finish_killed_rollback(
         return Ok(record.cloned());
     }
     let first_rollout = rollback.version == NO_PREVIOUS_VERSION;
-    roll_back_traffic(job, record, rollback.step, first_rollout, Some(rollback)).await
+    roll_back_traffic(
+        job,
+        record,
+        rollback.step,
+        first_rollout,
+        SendBack::Rollback,
+        Some(rollback),
+    )
+    .await
 }
 
 /// Settle `uncertain`, a traffic step a killed apply started and never
@@ -1629,6 +1673,12 @@ pub async fn reject_deployment(
             "{address}: no new version runs beside the old one (the rolling update finished); deploy the previous version to go back"
         ));
     };
+    if canary.promoted {
+        return Err(format!(
+            "{address}: every step of the rollout had passed and {} was being updated to the new version when its apply stopped; nothing was changed: `slipway apply` finishes it, `slipway rollback` goes back to the previous release",
+            record.service_name
+        ));
+    }
     let (Some(listener), Some(old_group)) = (
         job.settings.listener_arn.clone(),
         record.target_group.clone(),

@@ -199,6 +199,23 @@ deployment "frontend-dev" {{
         self.slipway(&["apply", ".", "-auto-approve", "-var", &b, "-var", &f])
     }
 
+    /// An apply that kills itself with SIGKILL at its `point`th crash point
+    /// (the test-only hook of debug builds).
+    fn apply_crashing_at(&self, backend: &str, frontend: &str, point: usize) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["apply", ".", "-auto-approve", "-var"])
+            .arg(format!("backend_version={backend}"))
+            .arg("-var")
+            .arg(format!("frontend_version={frontend}"))
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1")
+            .env("SLIPWAY_TEST_CRASH_AT", point.to_string())
+            .envs(self.moto.env())
+            .output()
+            .unwrap()
+    }
+
     fn plan_json(
         &self,
         backend: &str,
@@ -1676,4 +1693,65 @@ fn a_rolling_update_after_a_canary_updates_the_service_that_serves() {
     );
     let (code, plan) = workshop.plan_json("5.0.0", "1.0.0", &[]);
     assert_eq!(code, Some(0), "{plan:#}");
+}
+
+/// A rolling update that gives up a canary stopped at its approval, killed
+/// as it began doing so and after it had (traffic back, temporary service
+/// removed, not recorded): the next apply of the same version gives it up
+/// again if need be and deploys the version, rather than taking the killed
+/// apply for one that was rolling back a failure and ending "rolled back".
+#[test]
+fn a_rolling_update_killed_while_it_gives_up_a_canary_is_deployed_by_the_next_apply() {
+    for point in [1, 2] {
+        let Some(workshop) = Workshop::start(CANARY) else {
+            return;
+        };
+        let (blue, green) = ("workshop-dev-backend", "workshop-dev-backend-green");
+        let first = workshop.apply("1.0.0", "1.0.0");
+        assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+        workshop.write_config(&format!(
+            "{CANARY}\n\n  approval \"release-manager\" {{\n    after_step = 1\n  }}"
+        ));
+        let paused = workshop.apply("2.0.0", "1.0.0");
+        assert_eq!(paused.status.code(), Some(0), "{}", text(&paused));
+        workshop.write_config(ROLLING);
+
+        let killed = workshop.apply_crashing_at("3.0.0", "1.0.0", point);
+        assert_eq!(
+            killed.status.code(),
+            None,
+            "point {point}: {}",
+            text(&killed)
+        );
+        let journal: Vec<String> = workshop
+            .state()
+            .journal
+            .iter()
+            .map(|e| e.action.clone())
+            .collect();
+        assert_eq!(journal, ["withdraw"], "point {point}");
+
+        let applied = workshop.apply("3.0.0", "1.0.0");
+        let log = text(&applied);
+        assert_eq!(applied.status.code(), Some(0), "point {point}: {log}");
+        assert!(!log.contains("rolled back"), "point {point}: {log}");
+        only_running(&workshop, blue, "registry.local/workshop-backend:3.0.0");
+        assert!(workshop.service(green).is_none(), "point {point}: {log}");
+        let weights = workshop.weights(&workshop.backend.listener_arn);
+        assert_eq!(
+            (
+                weights[&workshop.backend.blue_target_group_arn],
+                weights[&workshop.backend.green_target_group_arn]
+            ),
+            (100, 0),
+            "point {point}: {log}"
+        );
+        let state = workshop.state();
+        let backend = &state.deployments["deployment.backend-dev"];
+        assert_eq!(
+            (backend.version.as_str(), &backend.status),
+            ("3.0.0", &DeploymentStatus::Deployed),
+            "point {point}: {log}"
+        );
+    }
 }
