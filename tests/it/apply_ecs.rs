@@ -1351,6 +1351,61 @@ fn rollback_puts_a_rolling_service_back_on_the_previous_task_definition() {
     assert_eq!(code, Some(0), "{plan:#}");
 }
 
+/// `slipway rollback` whose UpdateService fails after it recorded its start
+/// (a missing permission, say): ECS still runs 1.1.0, and state must not say
+/// otherwise; the next plan does not claim 1.0.0 serves, and the same
+/// `slipway rollback`, once the cause is gone, finishes it.
+#[test]
+fn a_rollback_whose_service_update_fails_says_so_and_can_be_run_again() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    for version in ["1.0.0", "1.1.0"] {
+        let applied = workshop.apply(version, "1.0.0");
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    }
+    let arn_v2 = backend_arn(&workshop);
+    workshop.moto.refuse_updates(Some("workshop-dev-backend"));
+    let failed = rollback_backend(&workshop, "1.1.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("refused by the test"), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.1.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_ne!(backend.status, DeploymentStatus::Deployed, "{log}");
+    assert!(!backend.verified, "{log}");
+    assert_eq!(
+        backend.ecs.as_ref().unwrap().task_definition_arn.as_deref(),
+        Some(arn_v2.as_str()),
+        "state names the task definition ECS still runs: {log}"
+    );
+    assert_eq!(state.history.last().unwrap().result, "failed");
+
+    workshop.moto.refuse_updates(None);
+    let again = rollback_backend(&workshop, "1.1.0");
+    let log = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status, backend.verified),
+        ("1.0.0", &DeploymentStatus::Deployed, true),
+        "{log}"
+    );
+    let (code, plan) = workshop.plan_json("1.0.0", "1.0.0", &[]);
+    assert_eq!(code, Some(0), "{plan:#}");
+}
+
 /// After a finished canary (the service serves 2.0.0 under its own name),
 /// rollback updates it to 1.0.0's task definition. Then 3.0.0 stops at 10 %
 /// on the temporary service: rollback sends all traffic back, removes the

@@ -49,6 +49,10 @@ application (the same one `python -m moto.server` runs):
   ECS's message; creating a service whose name is ACTIVE is refused; updating
   a deleted one is refused (ServiceNotActiveException). Services with a
   CODE_DEPLOY or EXTERNAL deployment controller keep moto's behaviour.
+- `POST /slipway-test/refuse-updates {"service": "NAME"}` makes every
+  update-service of that service fail with a ClientException (as a
+  permissions or throttling failure would), until it is cleared (null, DELETE,
+  or `POST /moto-api/reset`): for the failure after a rollback began.
 - list-tasks honours `serviceName` and lists only desiredStatus RUNNING tasks
   unless told otherwise, as ECS does.
 - Two moto bugs that break the Rust SDK or awsvpc tasks: containers of a task
@@ -87,6 +91,7 @@ from datetime import timedelta
 PINNED = "5.2.6"
 LOCK = threading.RLock()  # moto's server is threaded; the simulation is not
 FAIL = {"image_substring": None}  # the global switch for failing new tasks
+REFUSE_UPDATES = {"service": None}  # update-service of this service name is refused
 
 
 def task_delay():
@@ -440,6 +445,9 @@ def patch_ecs():
             now = sync(self)
             props = dict(props)
             service = self._get_service(props.get("cluster", "default"), props["service"].split("/")[-1])
+            if REFUSE_UPDATES["service"] is not None and service.name == REFUSE_UPDATES["service"]:
+                from moto.core.exceptions import JsonRESTError
+                raise JsonRESTError("ClientException", f"update-service of {service.name} refused by the test")
             if service.deployment_controller.get("type", "ECS") != "ECS" or not hasattr(service, "_sim"):
                 return original_update(self, props)  # CODE_DEPLOY / EXTERNAL: moto's own
             if service.status != "ACTIVE":
@@ -525,6 +533,21 @@ def test_endpoints(app):
         if path == "/moto-api/reset" and method == "POST":
             with LOCK:
                 FAIL["image_substring"] = None
+                REFUSE_UPDATES["service"] = None
+        if path == "/slipway-test/refuse-updates":
+            if method == "DELETE":
+                value = None
+            elif method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                try:
+                    value = json.loads(environ["wsgi.input"].read(length) or b"{}").get("service")
+                except (ValueError, AttributeError):
+                    return respond(start_response, "400 Bad Request", {"error": 'expected {"service": "..."}'})
+            else:
+                return respond(start_response, "405 Method Not Allowed", {"error": "POST or DELETE"})
+            with LOCK:
+                REFUSE_UPDATES["service"] = value
+            return respond(start_response, "200 OK", REFUSE_UPDATES)
         if path == "/slipway-test/ping":
             import moto
             return respond(start_response, "200 OK", {"moto": moto.__version__, "launcher": "slipway"})

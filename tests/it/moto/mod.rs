@@ -159,6 +159,13 @@ impl Moto {
     }
 
     /// Undo [`Moto::fail_new_tasks`]: tasks launched from now on start again.
+    /// Make every UpdateService of `service` fail (a ClientException), as a
+    /// missing permission or throttling would; `None` clears it.
+    pub fn refuse_updates(&self, service: Option<&str>) {
+        let body = serde_json::json!({ "service": service }).to_string();
+        self.post("/slipway-test/refuse-updates", &body);
+    }
+
     pub fn clear_failing_tasks(&self) {
         self.post(
             "/slipway-test/fail-new-tasks",
