@@ -110,8 +110,9 @@ PY
 }
 
 # Put every service of cluster bench under Application Auto Scaling ($1 = put),
-# or check that the target of each serving service (NAME-green after one
-# canary) is there, unsuspended, with its policy ($1 = check).
+# or check that the target of each serving service (which keeps its name
+# through a canary; no temporary NAME-green is left) is there, unsuspended,
+# with its policy ($1 = check).
 autoscaling() {
   "$PY" - "$EP" "$1" "$N" <<'PY'
 import sys, boto3
@@ -135,7 +136,9 @@ else:
         targets = aas.describe_scalable_targets(ResourceIds=[rid], **dimension)["ScalableTargets"]
         policies = aas.describe_scaling_policies(ResourceId=rid, **dimension)["ScalingPolicies"]
         suspended = targets and any(targets[0].get("SuspendedState", {}).values())
-        ok += bool(name.endswith("-green") and targets and not suspended and len(policies) == 1)
+        if name.endswith("-green"):
+            sys.exit(f"the temporary service {name} is left after the canary")
+        ok += bool(targets and not suspended and len(policies) == 1)
     if ok < n:
         sys.exit(f"only {ok} of {n} serving services have their scalable target, unsuspended, with its policy")
 PY
