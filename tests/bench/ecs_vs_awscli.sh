@@ -120,7 +120,10 @@ ep, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ecs = boto3.client("ecs", endpoint_url=ep, region_name="us-east-1")
 aas = boto3.client("application-autoscaling", endpoint_url=ep, region_name="us-east-1")
 arns = [a for page in ecs.get_paginator("list_services").paginate(cluster="bench") for a in page["serviceArns"]]
-names = [a.rsplit("/", 1)[-1] for a in arns]
+# moto lists deleted (INACTIVE) services too; ECS does not.
+names = [s["serviceName"] for i in range(0, len(arns), 10)
+         for s in ecs.describe_services(cluster="bench", services=arns[i:i + 10])["services"]
+         if s["status"] == "ACTIVE"]
 dimension = dict(ServiceNamespace="ecs", ScalableDimension="ecs:service:DesiredCount")
 if what == "put":
     for name in names:

@@ -1190,6 +1190,81 @@ fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
     assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
 }
 
+/// Listener weights changed by hand *during* an apply, while step 1 bakes:
+/// the next step's check reads the listener as it is, sees it is not as the
+/// rollout left it, and the rollout rolls back instead of moving weights it
+/// did not set. Afterwards ECS, the listener and state agree.
+#[test]
+fn listener_weights_changed_during_a_canary_stop_it_and_roll_it_back() {
+    let Some(workshop) = Workshop::start(&format!("{CANARY}\n  bake       = \"3s\"")) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let blue = workshop.backend.blue_target_group_arn.clone();
+    let green = workshop.backend.green_target_group_arn.clone();
+    let listener = workshop.backend.listener_arn.clone();
+
+    let running = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "apply",
+            ".",
+            "-auto-approve",
+            "-var",
+            "backend_version=2.0.0",
+        ])
+        .args(["-var", "frontend_version=1.0.0"])
+        .current_dir(&workshop.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .envs(workshop.moto.env())
+        .spawn()
+        .unwrap();
+    // Step 1 is made (10 % on green) and bakes: change the weights then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while workshop.weights(&listener)[&green] != 10 {
+        assert!(std::time::Instant::now() < deadline, "step 1 never came");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    workshop.runtime.block_on(
+        workshop
+            .moto
+            .set_listener_weights(&listener, &[(&blue, 50), (&green, 50)]),
+    );
+    let output = running.wait_with_output().unwrap();
+    let log = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("changed during the rollout"), "{log}");
+    assert_eq!(
+        traffic_shifts(&log, "workshop-dev-backend-green"),
+        [10],
+        "{log}"
+    );
+    let weights = workshop.weights(&listener);
+    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
+    assert!(
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (backend.version.as_str(), &backend.status),
+        ("1.0.0", &DeploymentStatus::RolledBack),
+        "{log}"
+    );
+    let ecs = backend.ecs.as_ref().unwrap();
+    assert!(ecs.canary.is_none(), "{ecs:?}");
+    assert_eq!((ecs.weights[&blue], ecs.weights[&green]), (100, 0));
+}
+
 /// A canary cannot start beside an adopted service that is not registered
 /// with the first target group: apply refuses before changing anything.
 #[test]

@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
 
 use crate::moto;
-use crate::support::sequences::{run_settings, Rng};
+use crate::support::sequences::{run, OperationSequence, Rng};
 use crate::support::text;
 
 const CLUSTER: &str = "seq-dev";
@@ -869,45 +869,39 @@ deployment "backend-dev" {{
 
 /// Random operation sequences against moto, each checked after every
 /// operation; see the module's documentation.
+impl OperationSequence for Sequence {
+    type Op = Op;
+
+    fn start(seed: u64) -> Option<Self> {
+        Sequence::start(seed)
+    }
+
+    fn first(&mut self) -> Op {
+        Op::Apply(self.new_version())
+    }
+
+    fn choose(&mut self) -> Op {
+        Sequence::choose(self)
+    }
+
+    fn step(&mut self, op: Op) -> Result<(), String> {
+        Sequence::step(self, op)
+    }
+
+    fn converge(&mut self) -> Result<(), String> {
+        Sequence::converge(self)
+    }
+
+    fn steps_taken(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn fail(&self, error: &str) -> ! {
+        Sequence::fail(self, error)
+    }
+}
+
 #[test]
 fn random_operation_sequences_keep_the_ecs_invariants() {
-    let (mut seed, run_for) = run_settings(90);
-    eprintln!(
-        "ECS operation sequences: first seed {seed} (SLIPWAY_SEQ_SEED), {}s",
-        run_for.as_secs()
-    );
-    let deadline = Instant::now() + run_for;
-    let (mut sequences, mut steps) = (0, 0);
-    while sequences == 0 || Instant::now() < deadline {
-        let Some(mut sequence) = Sequence::start(seed) else {
-            return;
-        };
-        let first = Op::Apply(sequence.new_version());
-        if let Err(error) = sequence.step(first) {
-            sequence.fail(&error);
-        }
-        for _ in 0..STEPS_PER_SEQUENCE {
-            if Instant::now() >= deadline && (sequences > 0 || sequence.ops.len() >= 6) {
-                break;
-            }
-            let op = sequence.choose();
-            if let Err(error) = sequence.step(op) {
-                sequence.fail(&error);
-            }
-        }
-        if let Err(error) = sequence.converge() {
-            sequence.fail(&error);
-        }
-        steps += sequence.ops.len();
-        sequences += 1;
-        eprintln!(
-            "sequence {sequences} (seed {seed}): {} steps, all invariants held",
-            sequence.ops.len()
-        );
-        seed = Rng(seed).next();
-    }
-    eprintln!(
-        "ECS operation sequences: {sequences} sequences, {steps} steps in {}s or less",
-        run_for.as_secs()
-    );
+    run::<Sequence>("ECS", 90, STEPS_PER_SEQUENCE);
 }

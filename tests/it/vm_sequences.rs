@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use slipway::state::{config_digest, Backend, DeploymentState, HostStatus, LocalBackend, State};
 
 use crate::support::http_get;
-use crate::support::sequences::{run_settings, Rng};
+use crate::support::sequences::{run, OperationSequence, Rng};
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
 
 /// sshd hosts started per sequence; the environment lists 6 to all of them.
@@ -1505,42 +1505,39 @@ PY
 
 /// Random operation sequences on 10 sshd hosts (8 listed at first), each
 /// checked after every operation; see the module's documentation.
+impl OperationSequence for Sequence {
+    type Op = Op;
+
+    fn start(seed: u64) -> Option<Self> {
+        Some(Sequence::new(seed, Lab::start(HOSTS, "vm-sequences-")?))
+    }
+
+    fn first(&mut self) -> Op {
+        Op::Apply(self.target.clone())
+    }
+
+    fn choose(&mut self) -> Op {
+        Sequence::choose(self)
+    }
+
+    fn step(&mut self, op: Op) -> Result<(), String> {
+        Sequence::step(self, op)
+    }
+
+    fn converge(&mut self) -> Result<(), String> {
+        Sequence::converge(self)
+    }
+
+    fn steps_taken(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn fail(&self, error: &str) -> ! {
+        Sequence::fail(self, error)
+    }
+}
+
 #[test]
 fn random_operation_sequences_keep_the_vm_invariants() {
-    let (mut seed, run_for) = run_settings(240);
-    let seconds = run_for.as_secs();
-    eprintln!("operation sequences: first seed {seed} (SLIPWAY_SEQ_SEED), {seconds}s");
-    let deadline = Instant::now() + run_for;
-    let (mut sequences, mut steps) = (0, 0);
-    while sequences == 0 || Instant::now() < deadline {
-        let Some(lab) = Lab::start(HOSTS, "vm-sequences-") else {
-            return;
-        };
-        let mut sequence = Sequence::new(seed, lab);
-        let first = Op::Apply(sequence.target.clone());
-        if let Err(error) = sequence.step(first) {
-            sequence.fail(&error);
-        }
-        for _ in 0..STEPS_PER_SEQUENCE {
-            // Past the time: stop (the first sequence after a few steps).
-            if Instant::now() >= deadline && (sequences > 0 || sequence.ops.len() >= 6) {
-                break;
-            }
-            let op = sequence.choose();
-            if let Err(error) = sequence.step(op) {
-                sequence.fail(&error);
-            }
-        }
-        if let Err(error) = sequence.converge() {
-            sequence.fail(&error);
-        }
-        steps += sequence.ops.len();
-        sequences += 1;
-        eprintln!(
-            "sequence {sequences} (seed {seed}): {} steps, all invariants held",
-            sequence.ops.len()
-        );
-        seed = Rng(seed).next();
-    }
-    eprintln!("operation sequences: {sequences} sequences, {steps} steps in {seconds}s or less");
+    run::<Sequence>("VM", 240, STEPS_PER_SEQUENCE);
 }

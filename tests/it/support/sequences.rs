@@ -49,3 +49,69 @@ pub fn run_settings(default_seconds: u64) -> (u64, Duration) {
     };
     (seed, Duration::from_secs(seconds))
 }
+
+/// One random operation sequence on a test bed of its own: what
+/// [`run`] drives.
+pub trait OperationSequence: Sized {
+    type Op;
+    /// A fresh test bed for `seed`; `None` when one of its real components
+    /// is missing and the test is skipped.
+    fn start(seed: u64) -> Option<Self>;
+    /// The operation every sequence begins with (a first deployment).
+    fn first(&mut self) -> Self::Op;
+    /// The next operation, picked at random.
+    fn choose(&mut self) -> Self::Op;
+    /// Run `op`, then check every rule against the bed itself.
+    fn step(&mut self, op: Self::Op) -> Result<(), String>;
+    /// A last deployment that must converge.
+    fn converge(&mut self) -> Result<(), String>;
+    /// The operations run so far.
+    fn steps_taken(&self) -> usize;
+    /// Fail the test with `error`, the seed and the operations that led to it.
+    fn fail(&self, error: &str) -> !;
+}
+
+/// Run sequences of `S` for the time [`run_settings`] chooses (at least one,
+/// of at least six operations), each of up to `steps_per_sequence`
+/// operations and a converging deployment, seeds following the first.
+pub fn run<S: OperationSequence>(what: &str, default_seconds: u64, steps_per_sequence: usize) {
+    let (mut seed, run_for) = run_settings(default_seconds);
+    let seconds = run_for.as_secs();
+    eprintln!("{what} operation sequences: first seed {seed} (SLIPWAY_SEQ_SEED), {seconds}s");
+    let deadline = std::time::Instant::now() + run_for;
+    let (mut sequences, mut steps) = (0, 0);
+    while sequences == 0 || std::time::Instant::now() < deadline {
+        let Some(mut sequence) = S::start(seed) else {
+            return;
+        };
+        let first = sequence.first();
+        if let Err(error) = sequence.step(first) {
+            sequence.fail(&error);
+        }
+        for _ in 0..steps_per_sequence {
+            // Past the time: stop (the first sequence after a few steps).
+            if std::time::Instant::now() >= deadline
+                && (sequences > 0 || sequence.steps_taken() >= 6)
+            {
+                break;
+            }
+            let op = sequence.choose();
+            if let Err(error) = sequence.step(op) {
+                sequence.fail(&error);
+            }
+        }
+        if let Err(error) = sequence.converge() {
+            sequence.fail(&error);
+        }
+        steps += sequence.steps_taken();
+        sequences += 1;
+        eprintln!(
+            "sequence {sequences} (seed {seed}): {} steps, all invariants held",
+            sequence.steps_taken()
+        );
+        seed = Rng(seed).next();
+    }
+    eprintln!(
+        "{what} operation sequences: {sequences} sequences, {steps} steps in {seconds}s or less"
+    );
+}
