@@ -1217,10 +1217,9 @@ fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         );
     };
     let environment = planner::environment_state_name(&deployment.environment);
-    let is_ecs = deployment.service.ecs.is_some()
-        && config
-            .environment_of(deployment)
-            .is_some_and(|e| e.ecs_cluster.is_some());
+    let is_ecs = config
+        .environment_of(deployment)
+        .is_some_and(|e| e.ecs_cluster.is_some() && deployment.runs_on_ecs(e));
     let backend: std::sync::Arc<dyn Backend> =
         open_backend(&args.config.dir, &config.backend)?.into();
     let who = crate::state::lock::Approver::of(backend.as_ref());

@@ -60,7 +60,7 @@ use crate::ecs::{
 };
 use crate::plan::planner::desired_task_definition;
 use crate::plan::{DeploymentChange, ScheduledDeployment, Step, StepKind};
-use crate::state::{CanaryState, DeploymentStatus, EcsState, JournalEntry, State};
+use crate::state::{CanaryState, DeploymentStatus, EcsState, JournalAction, JournalEntry, State};
 
 /// How long apply waits for a deployment to become stable by default.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -222,7 +222,7 @@ pub async fn apply_deployment(
     if let Some(rollback) = killed_steps
         .iter()
         .max_by_key(|e| e.seq)
-        .filter(|e| e.action == "rollback")
+        .filter(|e| e.action == JournalAction::Rollback)
     {
         job.event(&format!(
             "the interrupted apply {} was rolling back after step {} failed: finishing its rollback",
@@ -850,90 +850,22 @@ async fn traffic_shift(
         )));
     };
     let groups = [blue.clone(), green.clone()];
-    // Which side serves now, as the listener really is.
-    let mut live = listener_weights(job, &listener).await.map_err(failed)?;
-
-    let mut previous = previous;
-    // A killed apply was bringing the serving service to another task
-    // definition (the configuration changed since): that is undone first,
-    // the serving service back on its own task definition with all traffic.
-    if let Some(stale) = previous.clone().filter(|p| {
-        p.canary
-            .as_ref()
-            .is_some_and(|c| c.promoted && c.task_definition_arn != task_definition_arn)
-    }) {
-        job.event(&format!(
-            "an interrupted apply was bringing {} to {}; it goes back to {} with all traffic first",
-            stale.service_name,
-            stale
-                .canary
-                .as_ref()
-                .map_or("", |c| requests::short_arn(&c.task_definition_arn)),
-            stale
-                .task_definition_arn
-                .as_deref()
-                .map_or("its recorded task definition", requests::short_arn),
-        ));
-        previous = roll_back_traffic(job, Some(&stale), 1, false, SendBack::Withdraw, None)
-            .await
-            .map_err(failed)?;
-        live = listener_weights(job, &listener).await.map_err(failed)?;
-    }
-    // Every step passed in a killed apply, which was bringing the serving
-    // service to this task definition: only that is left to finish.
-    let promoting = previous
-        .as_ref()
-        .and_then(|p| p.canary.as_ref())
-        .is_some_and(|c| c.promoted);
-
-    // A traffic step a killed apply started and never recorded as finished:
-    // the listener says whether it happened.
-    let mut shifted_by_killed_apply = None;
-    if let Some(uncertain) = killed_steps
-        .iter()
-        .rfind(|e| e.action == "traffic" && e.finished_at.is_none())
-    {
-        if resolve_interrupted_shift(job, &listener, &groups, &live, previous.as_mut(), uncertain)
-            .map_err(failed)?
-        {
-            shifted_by_killed_apply = Some(uncertain);
-        }
-    }
-    // The last step a killed apply shifted was never checked (bake, gates,
-    // approval): it is checked before the rollout goes on.
-    let unchecked = shifted_by_killed_apply.or_else(|| {
-        killed_steps
-            .iter()
-            .filter(|e| e.action == "traffic")
-            .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
-            .max_by_key(|e| e.seq)
-    });
-
-    // Weights changed outside slipway, as the plan showed: set back first.
-    if let Some(record) = previous
-        .as_ref()
-        .filter(|p| job.restore_listener && !p.weights.is_empty())
-        .filter(|p| !requests::weights_match(&live, &p.weights))
-    {
-        let percent = record.canary.as_ref().map_or(100, |c| c.percent);
-        let step = percents
-            .iter()
-            .position(|p| *p == percent)
-            .map_or(1, |i| i + 1);
-        shift_traffic(job, &listener, step, percent, record)
-            .await
-            .map_err(failed)?;
-        job.event(&format!(
-            "listener {} had weights {live:?} set outside slipway; set back to the recorded {:?}",
-            requests::short_arn(&listener),
-            record.weights
-        ));
-        live = record
-            .weights
-            .iter()
-            .map(|(group, weight)| (group.clone(), *weight as i32))
-            .collect();
-    }
+    let LeftOver {
+        previous,
+        live,
+        promoting,
+        unchecked,
+    } = settle_left_over(
+        job,
+        &listener,
+        &groups,
+        previous,
+        task_definition_arn,
+        percents,
+        killed_steps,
+    )
+    .await
+    .map_err(failed)?;
 
     if let Some(serving) =
         already_serving(job, previous.as_ref(), &groups, &live, task_definition_arn)
@@ -1243,7 +1175,7 @@ async fn promote(
                 deployment: job.address(),
                 step,
                 host: None,
-                action: "promote",
+                action: JournalAction::Promote,
                 version: &job.deployment.service.version,
             },
             |_| {},
@@ -1310,6 +1242,120 @@ async fn update_service(
         .map_err(|e| format!("updating service {service}: {}", error_text(&e)))
 }
 
+/// What a killed apply or a hand change left, settled before a canary or
+/// blue/green goes on (see [`settle_left_over`]).
+struct LeftOver<'a> {
+    /// The record to go on from.
+    previous: Option<EcsState>,
+    /// The listener's weights as they are now.
+    live: BTreeMap<String, i32>,
+    /// Every step had passed in a killed apply, which was bringing the
+    /// serving service to this task definition: only that is left.
+    promoting: bool,
+    /// The last step a killed apply shifted, never checked (bake, gates,
+    /// approval): it is checked before the rollout goes on.
+    unchecked: Option<&'a JournalEntry>,
+}
+
+/// Before a canary or blue/green of `task_definition_arn` goes on from
+/// `previous`: a promotion a killed apply began for another task definition
+/// is undone; an uncertain traffic step of a killed apply is settled from
+/// the listener; weights changed by hand, as the plan showed, are set back.
+async fn settle_left_over<'a>(
+    job: &Job<'_>,
+    listener: &str,
+    groups: &[String; 2],
+    previous: Option<EcsState>,
+    task_definition_arn: &str,
+    percents: &[u32],
+    killed_steps: &'a [JournalEntry],
+) -> Result<LeftOver<'a>, String> {
+    // Which side serves now, as the listener really is.
+    let mut live = listener_weights(job, listener).await?;
+
+    let mut previous = previous;
+    // A killed apply was bringing the serving service to another task
+    // definition (the configuration changed since): that is undone first,
+    // the serving service back on its own task definition with all traffic.
+    if let Some(stale) = previous.clone().filter(|p| {
+        p.canary
+            .as_ref()
+            .is_some_and(|c| c.promoted && c.task_definition_arn != task_definition_arn)
+    }) {
+        job.event(&format!(
+            "an interrupted apply was bringing {} to {}; it goes back to {} with all traffic first",
+            stale.service_name,
+            stale
+                .canary
+                .as_ref()
+                .map_or("", |c| requests::short_arn(&c.task_definition_arn)),
+            stale
+                .task_definition_arn
+                .as_deref()
+                .map_or("its recorded task definition", requests::short_arn),
+        ));
+        previous = roll_back_traffic(job, Some(&stale), 1, false, SendBack::Withdraw, None).await?;
+        live = listener_weights(job, listener).await?;
+    }
+    // Every step passed in a killed apply, which was bringing the serving
+    // service to this task definition: only that is left to finish.
+    let promoting = previous
+        .as_ref()
+        .and_then(|p| p.canary.as_ref())
+        .is_some_and(|c| c.promoted);
+
+    // A traffic step a killed apply started and never recorded as finished:
+    // the listener says whether it happened.
+    let mut shifted_by_killed_apply = None;
+    if let Some(uncertain) = killed_steps
+        .iter()
+        .rfind(|e| e.action == JournalAction::Traffic && e.finished_at.is_none())
+    {
+        if resolve_interrupted_shift(job, listener, groups, &live, previous.as_mut(), uncertain)? {
+            shifted_by_killed_apply = Some(uncertain);
+        }
+    }
+    // The last step a killed apply shifted was never checked (bake, gates,
+    // approval): it is checked before the rollout goes on.
+    let unchecked = shifted_by_killed_apply.or_else(|| {
+        killed_steps
+            .iter()
+            .filter(|e| e.action == JournalAction::Traffic)
+            .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
+            .max_by_key(|e| e.seq)
+    });
+
+    // Weights changed outside slipway, as the plan showed: set back first.
+    if let Some(record) = previous
+        .as_ref()
+        .filter(|p| job.restore_listener && !p.weights.is_empty())
+        .filter(|p| !requests::weights_match(&live, &p.weights))
+    {
+        let percent = record.canary.as_ref().map_or(100, |c| c.percent);
+        let step = percents
+            .iter()
+            .position(|p| *p == percent)
+            .map_or(1, |i| i + 1);
+        shift_traffic(job, listener, step, percent, record).await?;
+        job.event(&format!(
+            "listener {} had weights {live:?} set outside slipway; set back to the recorded {:?}",
+            requests::short_arn(listener),
+            record.weights
+        ));
+        live = record
+            .weights
+            .iter()
+            .map(|(group, weight)| (group.clone(), *weight as i32))
+            .collect();
+    }
+    Ok(LeftOver {
+        previous,
+        live,
+        promoting,
+        unchecked,
+    })
+}
+
 /// The rollback journal entry's version when the rollout was the first one:
 /// nothing served before, so rolling back removes the new service.
 const NO_PREVIOUS_VERSION: &str = "(none)";
@@ -1331,7 +1377,7 @@ async fn shift_traffic(
         deployment: job.address(),
         step,
         host: None,
-        action: "traffic",
+        action: JournalAction::Traffic,
         version: &version,
     };
     let seq = job
@@ -1365,10 +1411,10 @@ enum SendBack {
 }
 
 impl SendBack {
-    fn journal_action(self) -> &'static str {
+    fn journal_action(self) -> JournalAction {
         match self {
-            SendBack::Rollback => "rollback",
-            SendBack::Withdraw => "withdraw",
+            SendBack::Rollback => JournalAction::Rollback,
+            SendBack::Withdraw => JournalAction::Withdraw,
         }
     }
 

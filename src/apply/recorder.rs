@@ -30,7 +30,7 @@ use crate::state::model::config_digest;
 use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostStatus, JournalEntry, State, StateError, Touched,
+    HostStatus, JournalAction, JournalEntry, State, StateError, Touched,
 };
 
 /// Test-only, and only in debug builds (the tests'; a release build has no
@@ -237,7 +237,7 @@ fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Opti
         deployment: record.deployment.to_string(),
         step: record.step,
         host: record.host.map(str::to_string),
-        action: record.action.to_string(),
+        action: record.action,
         version: record.version.to_string(),
         started_at: now.clone(),
         finished_at: finished.map(|_| now),
@@ -262,7 +262,7 @@ pub struct StepRecord<'a> {
     pub deployment: &'a str,
     pub step: usize,
     pub host: Option<&'a str>,
-    pub action: &'a str,
+    pub action: JournalAction,
     pub version: &'a str,
 }
 
@@ -826,7 +826,7 @@ mod tests {
                     deployment: ADDRESS,
                     step: n / 10 + 1,
                     host: Some(host),
-                    action: "deploy",
+                    action: JournalAction::Deploy,
                     version,
                 };
                 let sha = format!("{n:064}");
@@ -867,7 +867,7 @@ mod tests {
                     6 if !open.is_empty() => {
                         let (seq, host) = open.remove(0);
                         let recheck = StepRecord {
-                            action: "recheck",
+                            action: JournalAction::Recheck,
                             host: Some(host),
                             ..record.clone()
                         };

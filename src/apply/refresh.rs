@@ -325,93 +325,149 @@ async fn observe_service(
     })
 }
 
-/// What `plan` and `apply` read from AWS before planning, into `options`:
-/// the services of ECS deployments state has no service for
-/// ([`unrecorded_services`], adopted when they exist) and the listener
-/// weights of ECS deployments whose state records weights
-/// ([`recorded_listener_weights`], a change when someone moved them).
+/// What `plan` and `apply` read from AWS before planning, into `options`,
+/// for every ECS deployment of the environments `options` names, in one pass
+/// (one SDK configuration per deployment):
+///
+/// - `live_services`: when state has no service for it, the service of its
+///   name as ECS runs it (adopted by the plan when it exists;
+///   `LiveService::Unknown` when ECS could not be asked);
+/// - `listener_weights`: when state records weights, the listener's live
+///   weights (a change when someone moved them; left out when the listener
+///   cannot be read: the plan trusts state, and apply reads it again before
+///   every change);
+/// - `live_capacity`: the serving service's desired count and autoscaling
+///   target (the service state records, else the configured name; left out
+///   when either cannot be read: the plan counts from the configuration, and
+///   apply reads both again before changing anything).
 pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::PlanOptions) {
-    options.live_services = unrecorded_services(config, states, options);
-    options.listener_weights = recorded_listener_weights(config, states, options);
-    options.live_capacity = live_capacity(config, states, options);
-}
-
-/// The desired count and autoscaling target of the serving service of every
-/// ECS deployment (of the environments `only` names), by address: the
-/// service state records, or the configured name. A deployment whose
-/// service or target cannot be read is left out: the plan counts from the
-/// configuration, and apply reads both again before changing anything.
-pub fn live_capacity(
-    config: &Config,
-    states: &States,
-    only: &crate::plan::PlanOptions,
-) -> BTreeMap<String, crate::plan::LiveCapacity> {
+    options.live_services = BTreeMap::new();
+    options.listener_weights = BTreeMap::new();
+    options.live_capacity = BTreeMap::new();
     let wanted: Vec<(
         &crate::config::Deployment,
         crate::config::EcsCluster,
-        String,
+        Option<&crate::state::EcsState>,
     )> = config
         .deployments
         .values()
         .filter_map(|deployment| {
-            let (included, record) = planned_record(deployment, states, only);
+            let (included, record) = planned_record(deployment, states, options);
             let environment = config.environment_of(deployment)?;
-            let is_ecs = environment.ecs_cluster.is_some()
-                && (deployment.service.vm.is_none() || environment.vm_hosts.is_none());
+            let is_ecs = environment.ecs_cluster.is_some() && deployment.runs_on_ecs(environment);
             let settings = deployment.ecs_settings(environment)?;
-            let serving = record
-                .and_then(|d| d.ecs.as_ref())
-                .map(|e| e.service_name.clone())
-                .or_else(|| settings.service_name.clone())?;
-            (included && is_ecs).then_some((deployment, settings, serving))
+            (included && is_ecs)
+                .then(|| (deployment, settings, record.and_then(|d| d.ecs.as_ref())))
         })
         .collect();
     if wanted.is_empty() {
-        return BTreeMap::new();
+        return;
     }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    else {
-        return BTreeMap::new();
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            options.live_services = wanted
+                .iter()
+                .filter(|(_, _, recorded)| recorded.is_none())
+                .map(|(d, _, _)| (d.address.clone(), LiveService::Unknown(error.to_string())))
+                .collect();
+            return;
+        }
     };
     runtime.block_on(async {
-        let mut found = BTreeMap::new();
-        for (deployment, settings, serving) in wanted {
+        for (deployment, settings, recorded) in wanted {
+            let address = deployment.address.clone();
             let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
                 settings.region.as_deref(),
                 settings.endpoint.as_deref(),
             ))
             .await;
+            let ecs = aws_sdk_ecs::Client::new(&sdk);
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+            // The serving service's count, when this pass has read it.
+            let mut count_read = None;
+            match recorded {
+                None => match observe_unrecorded(config, &ecs, &elb, &settings).await {
+                    Ok(Some(service)) => {
+                        count_read = Some(Some(service.desired_count));
+                        options
+                            .live_services
+                            .insert(address.clone(), LiveService::Exists(service));
+                    }
+                    Ok(None) => count_read = Some(None),
+                    Err(error) => {
+                        options
+                            .live_services
+                            .insert(address.clone(), LiveService::Unknown(error));
+                    }
+                },
+                Some(record) if !record.weights.is_empty() => {
+                    if let Some(listener) = &settings.listener_arn {
+                        if let Ok(weights) = super::ecs::read_listener_weights(&elb, listener).await
+                        {
+                            options.listener_weights.insert(
+                                address.clone(),
+                                weights
+                                    .into_iter()
+                                    .map(|(group, weight)| (group, weight.max(0) as u32))
+                                    .collect(),
+                            );
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+            let Some(serving) = recorded
+                .map(|e| e.service_name.clone())
+                .or_else(|| settings.service_name.clone())
+            else {
+                continue;
+            };
             let scaling = aws_sdk_applicationautoscaling::Client::new(&sdk);
             let resource = super::scaling::resource_id(&settings.cluster, &serving);
             let Ok(target) = super::scaling::read_target(&scaling, &resource).await else {
                 continue;
             };
-            let Ok(described) = aws_sdk_ecs::Client::new(&sdk)
-                .describe_services()
-                .cluster(&settings.cluster)
-                .services(&serving)
-                .send()
-                .await
-            else {
-                continue;
+            let desired_count = match count_read {
+                Some(count) => count,
+                None => match live_desired_count(&ecs, &settings.cluster, &serving).await {
+                    Ok(count) => count,
+                    Err(()) => continue,
+                },
             };
-            let desired_count = described
-                .services()
-                .iter()
-                .find(|s| s.status() == Some("ACTIVE"))
-                .map(|s| s.desired_count().max(0) as u32);
-            found.insert(
-                deployment.address.clone(),
+            options.live_capacity.insert(
+                address,
                 crate::plan::LiveCapacity {
                     desired_count,
                     scaling: target.map(|(target, _)| target),
                 },
             );
         }
-        found
-    })
+    });
+}
+
+/// The desired count of `service` when it is active (`None` when it is
+/// not); `Err` when ECS could not be asked.
+async fn live_desired_count(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<u32>, ()> {
+    let described = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .map_err(|_| ())?;
+    Ok(described
+        .services()
+        .iter()
+        .find(|s| s.status() == Some("ACTIVE"))
+        .map(|s| s.desired_count().max(0) as u32))
 }
 
 /// Whether `only` plans `deployment`'s environment, and the deployment's
@@ -427,139 +483,6 @@ fn planned_record<'a>(
         .and_then(Option::as_ref)
         .and_then(|s| s.deployments.get(&deployment.address));
     (only.includes(&state_name), record)
-}
-
-/// The live weights of the listener of every ECS deployment (of the
-/// environments `only` names) whose state records weights, by address. A
-/// listener that cannot be read is left out (the plan then trusts state;
-/// apply reads the listener again before every change).
-pub fn recorded_listener_weights(
-    config: &Config,
-    states: &States,
-    only: &crate::plan::PlanOptions,
-) -> BTreeMap<String, BTreeMap<String, u32>> {
-    let wanted: Vec<(&crate::config::Deployment, String)> = config
-        .deployments
-        .values()
-        .filter_map(|deployment| {
-            let (included, record) = planned_record(deployment, states, only);
-            let records_weights = record
-                .and_then(|d| d.ecs.as_ref())
-                .is_some_and(|ecs| !ecs.weights.is_empty());
-            let listener = config
-                .environment_of(deployment)
-                .and_then(|e| deployment.ecs_settings(e))
-                .and_then(|s| s.listener_arn)?;
-            (included && records_weights).then_some((deployment, listener))
-        })
-        .collect();
-    if wanted.is_empty() {
-        return BTreeMap::new();
-    }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return BTreeMap::new();
-    };
-    runtime.block_on(async {
-        let mut found = BTreeMap::new();
-        for (deployment, listener) in wanted {
-            let Some(settings) = config
-                .environment_of(deployment)
-                .and_then(|e| deployment.ecs_settings(e))
-            else {
-                continue;
-            };
-            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
-                settings.region.as_deref(),
-                settings.endpoint.as_deref(),
-            ))
-            .await;
-            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-            if let Ok(weights) = super::ecs::read_listener_weights(&elb, &listener).await {
-                found.insert(
-                    deployment.address.clone(),
-                    weights
-                        .into_iter()
-                        .map(|(group, weight)| (group, weight.max(0) as u32))
-                        .collect(),
-                );
-            }
-        }
-        found
-    })
-}
-
-/// What ECS runs for every ECS deployment (of the environments `only`
-/// names, all when `None`) that state has no service for: a service of its
-/// name that exists is adopted by the plan (`crate::plan::AdoptedService`).
-/// Only services that are not known are read.
-pub fn unrecorded_services(
-    config: &Config,
-    states: &States,
-    only: &crate::plan::PlanOptions,
-) -> BTreeMap<String, LiveService> {
-    let wanted: Vec<&crate::config::Deployment> = config
-        .deployments
-        .values()
-        .filter(|deployment| {
-            let (included, record) = planned_record(deployment, states, only);
-            let recorded = record.is_some_and(|d| d.ecs.is_some());
-            let is_ecs = config.environment_of(deployment).is_some_and(|e| {
-                e.ecs_cluster.is_some() && (deployment.service.vm.is_none() || e.vm_hosts.is_none())
-            });
-            included && is_ecs && !recorded
-        })
-        .collect();
-    if wanted.is_empty() {
-        return BTreeMap::new();
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            return wanted
-                .iter()
-                .map(|d| (d.address.clone(), LiveService::Unknown(error.to_string())))
-                .collect()
-        }
-    };
-    runtime.block_on(async {
-        let mut found = BTreeMap::new();
-        for deployment in wanted {
-            let Some(settings) = config
-                .environment_of(deployment)
-                .and_then(|e| deployment.ecs_settings(e))
-            else {
-                continue;
-            };
-            let sdk = crate::aws::sdk_config(&crate::aws::Target::new(
-                settings.region.as_deref(),
-                settings.endpoint.as_deref(),
-            ))
-            .await;
-            let observed = observe_unrecorded(
-                config,
-                &aws_sdk_ecs::Client::new(&sdk),
-                &aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-                &settings,
-            )
-            .await;
-            match observed {
-                Ok(Some(service)) => {
-                    found.insert(deployment.address.clone(), LiveService::Exists(service));
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    found.insert(deployment.address.clone(), LiveService::Unknown(error));
-                }
-            }
-        }
-        found
-    })
 }
 
 /// The deployment's service as ECS runs it, `None` when ECS has no active

@@ -24,7 +24,7 @@ use crate::config::{
 use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
 use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
-use crate::state::{DeploymentStatus, HostStatus, JournalEntry, PreviousRelease};
+use crate::state::{DeploymentStatus, HostStatus, JournalAction, JournalEntry, PreviousRelease};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::{CommandOutput, Transport, TransportError};
@@ -702,7 +702,7 @@ async fn update_host(
     };
     // What killed applies left open on the host is settled first: at most
     // one step per host is ever uncertain.
-    let settled = settle_killed_steps(job, host, &record("recheck"), transport)
+    let settled = settle_killed_steps(job, host, &record(JournalAction::Recheck), transport)
         .await
         .map_err(state_error)?;
     if let Some(killed_apply) = settled {
@@ -727,7 +727,7 @@ async fn update_host(
         .map(|r| r.pair());
     let seq = job
         .recorder
-        .begin_host_step(&record("deploy"), sha.as_deref())
+        .begin_host_step(&record(JournalAction::Deploy), sha.as_deref())
         .map_err(state_error)?;
     let result = update_host_steps(job, host, transport).await;
     let (change, outcome) = match &result {
@@ -760,13 +760,13 @@ fn killed_rollback_step(
         state
             .journal
             .iter()
-            .filter(|e| e.deployment == address && e.action == "rollback")
+            .filter(|e| e.deployment == address && e.action == JournalAction::Rollback)
             .filter(|e| killed.contains(&e.apply_id))
             .find(|e| {
                 state.journal.iter().any(|d| {
                     d.apply_id == e.apply_id
                         && d.deployment == address
-                        && d.action == "deploy"
+                        && d.action == JournalAction::Deploy
                         && d.version == version
                 })
             })
@@ -800,7 +800,7 @@ async fn settle_killed_steps(
     let this_apply = job.options.apply_id.as_str();
     let mut on_this_pair = None;
     for open in job.recorder.open_host_steps(address, host, this_apply) {
-        if open.action != "deploy" {
+        if open.action != JournalAction::Deploy {
             let verdict =
                 format!("superseded: not re-checked, {this_apply} runs its own step on the host");
             job.recorder
@@ -1172,12 +1172,12 @@ async fn roll_back_rollout(
             deployment: address,
             step,
             host: Some(host),
-            action: "rollback",
+            action: JournalAction::Rollback,
             version: target.as_ref().map_or("(none)", |t| t.version.as_str()),
         };
         // What killed applies left open on the host is settled first.
         let recheck = StepRecord {
-            action: "recheck",
+            action: JournalAction::Recheck,
             ..record.clone()
         };
         let _ = settle_killed_steps(job, host, &recheck, transport).await;
@@ -1473,13 +1473,13 @@ async fn switch_host(
         deployment: address,
         step: 1,
         host: Some(host),
-        action: "rollback",
+        action: JournalAction::Rollback,
         version: &pair.version,
     };
     // What killed applies (or rollbacks) left open on the host is settled
     // first: at most one uncertain step per host.
     let recheck = StepRecord {
-        action: "recheck",
+        action: JournalAction::Recheck,
         ..record.clone()
     };
     let _ = settle_killed_steps(job, host, &recheck, transport).await;

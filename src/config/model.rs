@@ -543,6 +543,14 @@ pub struct DeploymentEcs {
 }
 
 impl Deployment {
+    /// Whether this deployment runs on ECS in `environment` rather than on
+    /// VM hosts: its service has no VM install, or the environment has no
+    /// VM hosts. (Validation makes sure such an environment has an
+    /// `ecs_cluster`.)
+    pub fn runs_on_ecs(&self, environment: &Environment) -> bool {
+        self.service.vm.is_none() || environment.vm_hosts.is_none()
+    }
+
     /// The environment's `ecs_cluster` with this deployment's own settings
     /// applied; the ECS service name defaults to the deployment's name.
     pub fn ecs_settings(&self, environment: &Environment) -> Option<EcsCluster> {

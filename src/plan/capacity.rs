@@ -5,7 +5,7 @@
 //! count. With one, autoscaling owns the count: the rollout keeps the count
 //! it finds (the configured one is not used), raised to the target's minimum
 //! and never lowered. Pure: the caller reads the live values
-//! (`apply::refresh::live_capacity`); apply suspends and restores the
+//! (`apply::refresh::read_live`); apply suspends and restores the
 //! scaling (`apply::scaling`). It does not decide anything about traffic.
 
 use super::model::{LiveCapacity, PlannedCapacity, ScalingTarget};

@@ -16,7 +16,7 @@ use crate::config::{BatchSize, Config, Deployment, Environment, Rollout};
 use crate::config::{CommandOn, Direction, Percent};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::DeploymentGraph;
-use crate::state::model::{DeploymentState, DeploymentStatus, HostStatus, State};
+use crate::state::model::{DeploymentState, DeploymentStatus, HostStatus, JournalAction, State};
 
 /// Saved state by environment name (`None`: nothing saved yet).
 pub type States = BTreeMap<String, Option<State>>;
@@ -54,7 +54,7 @@ pub struct PlanOptions {
     /// Only deployments in these environments (state names); all when `None`.
     pub environments: Option<BTreeSet<String>>,
     /// What ECS runs for ECS deployments that state has no service for, by
-    /// deployment address (read by the caller: `apply::refresh::unrecorded_services`).
+    /// deployment address (read by the caller: `apply::refresh::read_live`).
     /// A service found here is adopted; one missing is created.
     pub live_services: BTreeMap<String, LiveService>,
     /// The live weights of the listener of every ECS deployment whose state
@@ -63,7 +63,7 @@ pub struct PlanOptions {
     pub listener_weights: BTreeMap<String, BTreeMap<String, u32>>,
     /// The desired count and autoscaling target of the serving service of
     /// ECS deployments, by deployment address (read by the caller:
-    /// `apply::refresh::live_capacity`). Without an entry the plan counts
+    /// `apply::refresh::read_live`). Without an entry the plan counts
     /// from the configuration and state; apply reads them again.
     pub live_capacity: BTreeMap<String, LiveCapacity>,
 }
@@ -468,11 +468,11 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
         let rolling_back: Vec<&&crate::state::JournalEntry> = entries
             .iter()
             .filter(|e| {
-                e.action == "rollback"
+                e.action == JournalAction::Rollback
                     && !entries.iter().any(|later| {
                         later.deployment == e.deployment
                             && later.seq > e.seq
-                            && later.action != "rollback"
+                            && later.action != JournalAction::Rollback
                     })
             })
             .collect();
@@ -498,10 +498,10 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
         }
         let checks: Vec<String> = uncertain
             .iter()
-            .map(|e| match (&e.host, e.action.as_str()) {
-                (Some(host), "deploy") => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
+            .map(|e| match (&e.host, e.action) {
+                (Some(host), JournalAction::Deploy) => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
                 (Some(host), _) => format!("counts {host} as not done"),
-                (None, "traffic") => match e.traffic_percent() {
+                (None, JournalAction::Traffic) => match e.traffic_percent() {
                     Some(percent) => format!(
                         "reads the listener of {}: if it sends {percent}% to {} as step {} meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step {} runs again",
                         e.deployment,
@@ -715,7 +715,7 @@ fn plan_deployment(
     (live, live_capacity): (Option<&LiveService>, Option<&LiveCapacity>),
     digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
-    let is_ecs = deployment.service.vm.is_none() || environment.vm_hosts.is_none();
+    let is_ecs = deployment.runs_on_ecs(environment);
     let hosts: Vec<String> = if is_ecs {
         Vec::new()
     } else {
@@ -1831,7 +1831,7 @@ mod tests {
             deployment: "deployment.web".into(),
             step: seq as usize,
             host: Some(host.into()),
-            action: "deploy".into(),
+            action: JournalAction::Deploy,
             version: "2.0.0".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
@@ -1874,7 +1874,7 @@ mod tests {
         assert!(text.contains("No step is uncertain"), "{text}");
         // A step a later apply closed without being able to tell whether it
         // happened is not known done.
-        state.journal[1].action = "rollback".into();
+        state.journal[1].action = JournalAction::Rollback;
         state.journal[1].result =
             Some("superseded: not re-checked, a2 runs its own step on the host".into());
         let text = &interrupted_apply_warnings("prod", &state)[0];
@@ -1885,7 +1885,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("(superseded"), "{text}");
-        state.journal[1].action = "deploy".into();
+        state.journal[1].action = JournalAction::Deploy;
         // Many hosts make many lines, not one long one.
         state.journal = (1..=40)
             .map(|n| entry(n, &format!("host-{n}.example.com"), true))
@@ -1899,7 +1899,7 @@ mod tests {
 
     fn traffic_entry(
         seq: u64,
-        action: &str,
+        action: JournalAction,
         version: &str,
         finished: bool,
     ) -> crate::state::JournalEntry {
@@ -1909,7 +1909,7 @@ mod tests {
             deployment: "deployment.api".into(),
             step: seq as usize,
             host: None,
-            action: action.into(),
+            action,
             version: version.into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
@@ -1921,8 +1921,8 @@ mod tests {
     fn a_killed_canary_is_described_with_its_shifts_and_the_listener_check() {
         let mut state = crate::state::State::new("prod");
         state.journal = vec![
-            traffic_entry(1, "traffic", "2.0.0 10%", true),
-            traffic_entry(2, "traffic", "2.0.0 25%", false),
+            traffic_entry(1, JournalAction::Traffic, "2.0.0 10%", true),
+            traffic_entry(2, JournalAction::Traffic, "2.0.0 25%", false),
         ];
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
@@ -1944,8 +1944,8 @@ mod tests {
     fn a_killed_canary_rollback_is_described_as_a_rollback_to_finish() {
         let mut state = crate::state::State::new("prod");
         state.journal = vec![
-            traffic_entry(1, "traffic", "2.0.0 10%", true),
-            traffic_entry(2, "rollback", "1.0.0", false),
+            traffic_entry(1, JournalAction::Traffic, "2.0.0 10%", true),
+            traffic_entry(2, JournalAction::Rollback, "1.0.0", false),
         ];
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(
@@ -1970,7 +1970,7 @@ mod tests {
         // finished it, then went on with another version) is over.
         state
             .journal
-            .push(traffic_entry(3, "traffic", "3.0.0 10%", false));
+            .push(traffic_entry(3, JournalAction::Traffic, "3.0.0 10%", false));
         let text = &interrupted_apply_warnings("prod", &state)[0];
         assert!(!text.contains("was rolling back"), "{text}");
         assert!(

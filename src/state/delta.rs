@@ -173,7 +173,7 @@ mod tests {
             deployment: "deployment.web".into(),
             step: 1,
             host: Some(format!("h{seq}")),
-            action: "deploy".into(),
+            action: crate::state::JournalAction::Deploy,
             version: "2.0.0".into(),
             started_at: "2026-12-06T00:00:00Z".into(),
             finished_at: finished.then(|| "2026-12-06T00:00:01Z".into()),

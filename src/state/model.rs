@@ -89,8 +89,7 @@ pub struct JournalEntry {
     /// The host, for a VM step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// deploy | recheck | rollback | traffic
-    pub action: String,
+    pub action: JournalAction,
     /// The version the step moves to; for `traffic`, followed by the share
     /// of traffic the step sends to it ("2.0.0 25%", see
     /// [`JournalEntry::traffic_version`]).
@@ -102,6 +101,28 @@ pub struct JournalEntry {
     /// or a short reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+}
+
+crate::config::choices::choice! {
+    /// What a journal entry's step does.
+    pub enum JournalAction {
+        /// Update a VM host to `version`.
+        Deploy = "deploy",
+        /// Read the outcome of a step a killed apply left uncertain.
+        Recheck = "recheck",
+        /// Put back what served before, after a step failed (VM hosts, or
+        /// all of an ECS listener's traffic).
+        Rollback = "rollback",
+        /// An ECS canary or blue/green step: `version` is the version and the
+        /// share of traffic it gets.
+        Traffic = "traffic",
+        /// The end of an ECS canary or blue/green: the serving service updated
+        /// in place, all traffic back to it, the temporary service removed.
+        Promote = "promote",
+        /// An unfinished ECS canary or blue/green given up before another
+        /// rollout starts.
+        Withdraw = "withdraw",
+    }
 }
 
 impl JournalEntry {
@@ -127,7 +148,7 @@ impl JournalEntry {
 
     /// The share of traffic a `traffic` step sends to its version.
     pub fn traffic_percent(&self) -> Option<u32> {
-        if self.action != "traffic" {
+        if self.action != JournalAction::Traffic {
             return None;
         }
         let (_, share) = self.version.rsplit_once(' ')?;
@@ -754,7 +775,7 @@ impl State {
                 .collect();
             let versions = steps
                 .iter()
-                .filter(|e| e.action == "deploy" || e.action == "traffic")
+                .filter(|e| matches!(e.action, JournalAction::Deploy | JournalAction::Traffic))
                 .map(|e| (e.deployment.clone(), e.version_moved_to().to_string()))
                 .collect();
             let started_at = steps
@@ -891,7 +912,7 @@ mod journal_tests {
             deployment: "deployment.web".into(),
             step: seq as usize,
             host: Some(host.into()),
-            action: "deploy".into(),
+            action: JournalAction::Deploy,
             version: "2.0.0".into(),
             started_at: format!("2026-01-01T00:00:0{seq}Z"),
             finished_at: finished.then(|| "2026-01-01T00:00:09Z".to_string()),
@@ -930,7 +951,7 @@ mod journal_tests {
     fn a_traffic_step_carries_its_share_and_history_keeps_the_version_only() {
         let mut traffic = entry("killed", 1, "h1", false);
         traffic.host = None;
-        traffic.action = "traffic".into();
+        traffic.action = JournalAction::Traffic;
         traffic.version = JournalEntry::traffic_version("2.0.0", 25);
         assert_eq!(traffic.version, "2.0.0 25%");
         assert_eq!(traffic.traffic_percent(), Some(25));

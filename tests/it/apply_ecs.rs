@@ -1857,7 +1857,7 @@ fn a_rolling_update_killed_while_it_gives_up_a_canary_is_deployed_by_the_next_ap
             .state()
             .journal
             .iter()
-            .map(|e| e.action.clone())
+            .map(|e| e.action.as_str().to_string())
             .collect();
         assert_eq!(journal, ["withdraw"], "point {point}");
 

@@ -280,7 +280,7 @@ fn kill_and_resume(point: usize) {
     assert!(state
         .journal
         .iter()
-        .all(|e| e.action == "traffic" && e.host.is_none() && e.deployment == ADDRESS));
+        .all(|e| e.action.as_str() == "traffic" && e.host.is_none() && e.deployment == ADDRESS));
     let uncertain: Vec<usize> = state.uncertain_steps().map(|e| e.step).collect();
     let expected_uncertain = match moment {
         Moment::Recorded => vec![],

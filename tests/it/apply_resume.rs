@@ -139,7 +139,7 @@ fn an_apply_killed_at_any_step_is_reported_by_plan_and_finished_by_apply() {
         let done: Vec<String> = state
             .journal
             .iter()
-            .filter(|e| e.finished_at.is_some() && e.action == "deploy")
+            .filter(|e| e.finished_at.is_some() && e.action.as_str() == "deploy")
             .filter_map(|e| e.host.clone())
             .collect();
         let uncertain: Vec<String> = state

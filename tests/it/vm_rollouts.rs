@@ -643,7 +643,7 @@ fn a_host_left_uncertain_by_two_killed_applies_is_rechecked_once_and_rolled_back
     let settled = state
         .journal
         .iter()
-        .find(|e| e.apply_id == killed_first && e.action == "deploy")
+        .find(|e| e.apply_id == killed_first && e.action.as_str() == "deploy")
         .unwrap();
     assert_eq!(
         settled.result.as_deref(),
@@ -653,7 +653,7 @@ fn a_host_left_uncertain_by_two_killed_applies_is_rechecked_once_and_rolled_back
     );
     assert!(
         state.journal.iter().any(|e| e.apply_id == killed_second
-            && e.action == "recheck"
+            && e.action.as_str() == "recheck"
             && e.result.as_deref() == Some("done")),
         "{:#?}",
         state.journal
