@@ -1167,20 +1167,12 @@ async fn promote(
     let mut done = ecs_record(job, &serving, task_definition_arn);
     done.target_group = Some(serving_group.to_string());
     done.weights = requests::step_weights(&canary.target_group, serving_group, 100);
-    let seq = job
-        .recorder
-        .begin_step(
-            &StepRecord {
-                apply_id: job.apply_id,
-                deployment: job.address(),
-                step,
-                host: None,
-                action: JournalAction::Promote,
-                version: &job.deployment.service.version,
-            },
-            |_| {},
-        )
-        .map_err(|e| format!("could not record state: {e}"))?;
+    let seq = begin_ecs_step(
+        job,
+        step,
+        JournalAction::Promote,
+        &job.deployment.service.version,
+    )?;
     let work = async {
         job.event(&format!(
             "updating {serving} to {} while {} carries all the traffic",
@@ -1221,6 +1213,29 @@ async fn promote(
     ended.map_err(|e| format!("could not record state: {e}"))?;
     *record = done;
     Ok(())
+}
+
+/// Record that `action` of rollout step `step` starts (a journal entry of
+/// this deployment, no host); returns the entry's number.
+fn begin_ecs_step(
+    job: &Job<'_>,
+    step: usize,
+    action: JournalAction,
+    version: &str,
+) -> Result<u64, String> {
+    job.recorder
+        .begin_step(
+            &StepRecord {
+                apply_id: job.apply_id,
+                deployment: job.address(),
+                step,
+                host: None,
+                action,
+                version,
+            },
+            |_| {},
+        )
+        .map_err(|e| format!("could not record state: {e}"))
 }
 
 /// Update `service` to `task_definition_arn` at `count` tasks.
@@ -1372,18 +1387,7 @@ async fn shift_traffic(
     after: &EcsState,
 ) -> Result<(), String> {
     let version = JournalEntry::traffic_version(&job.deployment.service.version, percent);
-    let record = StepRecord {
-        apply_id: job.apply_id,
-        deployment: job.address(),
-        step,
-        host: None,
-        action: JournalAction::Traffic,
-        version: &version,
-    };
-    let seq = job
-        .recorder
-        .begin_step(&record, |_| {})
-        .map_err(|e| format!("could not record state: {e}"))?;
+    let seq = begin_ecs_step(job, step, JournalAction::Traffic, &version)?;
     let result = set_listener_weights(job, listener, &after.weights).await;
     let address = job.address();
     let ended = match &result {
@@ -1474,20 +1478,7 @@ async fn roll_back_traffic(
             .clone()
             .unwrap_or_else(|| "previous".to_string())
     };
-    let seq = job
-        .recorder
-        .begin_step(
-            &StepRecord {
-                apply_id: job.apply_id,
-                deployment: job.address(),
-                step,
-                host: None,
-                action: why.journal_action(),
-                version: &version,
-            },
-            |_| {},
-        )
-        .map_err(|e| format!("could not record state: {e}"))?;
+    let seq = begin_ecs_step(job, step, why.journal_action(), &version)?;
     // The serving service was being brought to the new version: it goes
     // back to its recorded task definition before it takes traffic again.
     let set_back = record

@@ -528,6 +528,23 @@ def test_endpoints(app):
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 
+    def switch(environ, start_response, table, key):
+        """Set a test switch: POST {key: value} sets it (null clears it), DELETE clears it."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "DELETE":
+            value = None
+        elif method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                value = json.loads(environ["wsgi.input"].read(length) or b"{}").get(key)
+            except (ValueError, AttributeError):
+                return respond(start_response, "400 Bad Request", {"error": f'expected {{"{key}": "..."}}'})
+        else:
+            return respond(start_response, "405 Method Not Allowed", {"error": "POST or DELETE"})
+        with LOCK:
+            table[key] = value
+        return respond(start_response, "200 OK", table)
+
     def wsgi(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/moto-api/reset" and method == "POST":
@@ -535,36 +552,12 @@ def test_endpoints(app):
                 FAIL["image_substring"] = None
                 REFUSE_UPDATES["service"] = None
         if path == "/slipway-test/refuse-updates":
-            if method == "DELETE":
-                value = None
-            elif method == "POST":
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                try:
-                    value = json.loads(environ["wsgi.input"].read(length) or b"{}").get("service")
-                except (ValueError, AttributeError):
-                    return respond(start_response, "400 Bad Request", {"error": 'expected {"service": "..."}'})
-            else:
-                return respond(start_response, "405 Method Not Allowed", {"error": "POST or DELETE"})
-            with LOCK:
-                REFUSE_UPDATES["service"] = value
-            return respond(start_response, "200 OK", REFUSE_UPDATES)
+            return switch(environ, start_response, REFUSE_UPDATES, "service")
         if path == "/slipway-test/ping":
             import moto
             return respond(start_response, "200 OK", {"moto": moto.__version__, "launcher": "slipway"})
         if path == "/slipway-test/fail-new-tasks":
-            if method == "DELETE":
-                value = None
-            elif method == "POST":
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                try:
-                    value = json.loads(environ["wsgi.input"].read(length) or b"{}").get("image_substring")
-                except (ValueError, AttributeError):
-                    return respond(start_response, "400 Bad Request", {"error": 'expected {"image_substring": "..."}'})
-            else:
-                return respond(start_response, "405 Method Not Allowed", {"error": "POST or DELETE"})
-            with LOCK:
-                FAIL["image_substring"] = value
-            return respond(start_response, "200 OK", FAIL)
+            return switch(environ, start_response, FAIL, "image_substring")
         if path.startswith("/slipway-test/"):
             return respond(start_response, "404 Not Found", {"error": f"no such test endpoint: {path}"})
         return app(environ, start_response)
