@@ -773,14 +773,7 @@ async fn rolling(
         .and_then(|p| p.task_definition_arn.clone().map(|arn| (p, arn)))
     {
         Some((previous, previous_arn)) => {
-            // Under autoscaling the count stays where the rollout had it
-            // (never below what autoscaling kept); otherwise it goes back
-            // to the recorded one.
-            let back_to = if job.autoscaled {
-                job.desired.max(previous.desired_count as i32)
-            } else {
-                previous.desired_count as i32
-            };
+            let back_to = count_to_go_back_to(job, previous.desired_count);
             job.event(&format!(
                 "rolling back to {}",
                 requests::short_arn(&previous_arn)
@@ -1238,6 +1231,17 @@ fn begin_ecs_step(
         .map_err(|e| format!("could not record state: {e}"))
 }
 
+/// The count a service goes back to on a rollback from the `recorded` one:
+/// under autoscaling it stays where the rollout had it (never below what
+/// autoscaling kept); otherwise it goes back to the recorded one.
+fn count_to_go_back_to(job: &Job<'_>, recorded: u32) -> i32 {
+    if job.autoscaled {
+        job.desired.max(recorded as i32)
+    } else {
+        recorded as i32
+    }
+}
+
 /// Update `service` to `task_definition_arn` at `count` tasks.
 async fn update_service(
     job: &Job<'_>,
@@ -1486,11 +1490,7 @@ async fn roll_back_traffic(
         .and_then(|r| r.task_definition_arn.clone().map(|arn| (r, arn)));
     let work = async {
         if let Some((serving, arn)) = &set_back {
-            let count = if job.autoscaled {
-                job.desired.max(serving.desired_count as i32)
-            } else {
-                serving.desired_count as i32
-            };
+            let count = count_to_go_back_to(job, serving.desired_count);
             job.event(&format!(
                 "setting {} back to {}",
                 serving.service_name,

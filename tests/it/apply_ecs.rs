@@ -374,6 +374,30 @@ const ROLLING: &str = "strategy   = \"rolling\"\n  on_failure = \"rollback\"";
 const CANARY: &str =
     "strategy   = \"canary\"\n  steps      = [\"10%\", \"25%\", \"50%\", \"100%\"]\n  on_failure = \"rollback\"";
 
+/// The backend settled on its serving service, which kept its name: all
+/// traffic on blue, no temporary service, and `workshop-dev-backend` runs
+/// only `version`.
+fn assert_backend_serves(workshop: &Workshop, version: &str, log: &str) {
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(
+        (
+            weights[&workshop.backend.blue_target_group_arn],
+            weights[&workshop.backend.green_target_group_arn]
+        ),
+        (100, 0),
+        "{log}"
+    );
+    assert!(
+        workshop.service("workshop-dev-backend-green").is_none(),
+        "the temporary service is gone:\n{log}"
+    );
+    only_running(
+        workshop,
+        "workshop-dev-backend",
+        &format!("registry.local/workshop-backend:{version}"),
+    );
+}
+
 fn only_running(workshop: &Workshop, service: &str, image: &str) {
     let deployments = workshop
         .service(service)
@@ -643,17 +667,7 @@ fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected
     ]);
     let log = text(&reject);
     assert_eq!(reject.status.code(), Some(0), "{log}");
-    let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
-    assert!(
-        workshop.service("workshop-dev-backend-green").is_none(),
-        "the rejected side is removed"
-    );
-    only_running(
-        &workshop,
-        "workshop-dev-backend",
-        "registry.local/workshop-backend:2.0.0",
-    );
+    assert_backend_serves(&workshop, "2.0.0", &log);
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(backend.status, slipway::state::DeploymentStatus::RolledBack);
@@ -1242,17 +1256,7 @@ fn listener_weights_changed_during_a_canary_stop_it_and_roll_it_back() {
         [10],
         "{log}"
     );
-    let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
-    assert!(
-        workshop.service("workshop-dev-backend-green").is_none(),
-        "{log}"
-    );
-    only_running(
-        &workshop,
-        "workshop-dev-backend",
-        "registry.local/workshop-backend:1.0.0",
-    );
+    assert_backend_serves(&workshop, "1.0.0", &log);
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(
@@ -1525,17 +1529,7 @@ fn rollback_after_a_canary_and_during_one() {
     let log = text(&rolled);
     assert_eq!(rolled.status.code(), Some(0), "{log}");
     assert!(log.contains("3.0.0 -> 1.0.0"), "{log}");
-    let weights = workshop.weights(&listener);
-    assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
-    assert!(
-        workshop.service("workshop-dev-backend-green").is_none(),
-        "the new side is removed"
-    );
-    only_running(
-        &workshop,
-        "workshop-dev-backend",
-        "registry.local/workshop-backend:1.0.0",
-    );
+    assert_backend_serves(&workshop, "1.0.0", &log);
     let state = workshop.state();
     let backend = &state.deployments["deployment.backend-dev"];
     assert_eq!(backend.version, "1.0.0");
