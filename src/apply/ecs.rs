@@ -1186,7 +1186,7 @@ async fn promote(
                 record.weights
             ));
         }
-        check_before_shift(job, listener, &BTreeMap::new(), serving_group).await?;
+        check_targets_healthy(job, serving_group).await?;
         set_listener_weights(job, listener, &done.weights).await?;
         job.event(&format!(
             "all traffic back on {serving}, which now runs {}",
@@ -1887,6 +1887,11 @@ async fn check_before_shift(
             requests::short_arn(listener)
         ));
     }
+    check_targets_healthy(job, new_group).await
+}
+
+/// No target of `new_group` may be unhealthy before it gets more traffic.
+async fn check_targets_healthy(job: &Job<'_>, new_group: &str) -> Result<(), String> {
     let health = job
         .elb
         .describe_target_health()
