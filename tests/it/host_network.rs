@@ -189,17 +189,7 @@ deployment "app" {{
     /// What host `i` serves on its own `localhost`, asked from inside its
     /// network namespace.
     fn served_on_host(&self, i: usize) -> String {
-        let netns = self.hosts.hosts[i].netns.as_deref().expect("own network");
-        let output = Command::new("ip")
-            .args(["netns", "exec", netns, "curl", "-sS", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{}/version", self.port))
-            .output()
-            .unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout).trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
+        self.hosts.http_get_on_host(i, self.port, "/version")
     }
 
     fn installed_version(&self, i: usize) -> Option<String> {

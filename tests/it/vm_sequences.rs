@@ -51,13 +51,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use slipway::state::{config_digest, Backend, DeploymentState, HostStatus, LocalBackend, State};
 
-use crate::support::http_get;
+use crate::sshd::HostOptions;
 use crate::support::sequences::{run, OperationSequence, Rng};
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
 
@@ -270,14 +270,14 @@ impl Sequence {
         assert!(text.contains("FLAVOR="), "the fixture changed: {text}");
         std::fs::write(&main, text).unwrap();
         for i in 0..HOSTS {
-            let port = self.lab.base_port + i as u16;
-            std::fs::write(self.host_root(i).join("app-port"), port.to_string()).unwrap();
+            std::fs::create_dir_all(self.lab_file(i, "")).unwrap();
         }
         self.configure();
     }
 
-    fn host_root(&self, i: usize) -> PathBuf {
-        self.lab.hosts.hosts[i].root.clone()
+    /// A file of the test's own on host `i`: `/opt/.lab/NAME` there.
+    fn lab_file(&self, i: usize, name: &str) -> PathBuf {
+        self.lab.hosts.hosts[i].root.join("opt/.lab").join(name)
     }
 
     fn configure(&self) {
@@ -321,7 +321,7 @@ impl Sequence {
 
     fn observe(&self, i: usize) -> Seen {
         let dir = self.lab.install_dir(i);
-        let served = http_get(self.lab.base_port + i as u16, "/");
+        let served = self.lab.hosts.http_get_on_host(i, self.lab.base_port, "/");
         Seen {
             current: std::fs::read_link(dir.join("current"))
                 .ok()
@@ -339,41 +339,48 @@ impl Sequence {
     /// steps go on without it (sshd does not stop a command whose client
     /// went away), so a host may still change for a moment after the kill;
     /// what state says of such a host is "uncertain", and the checks look
-    /// once it is still. (The app servers themselves run on.) A host's
-    /// script is known by its working directory (inside the host's root)
-    /// or by the `SLIPWAY_HOST_ROOT` its sshd gives every session: a chain
-    /// of steps runs from the login directory, and a step that works with
-    /// absolute paths (config files, their snapshot) never enters the root.
+    /// once it is still. Every process of a host runs in its network
+    /// namespace: any there but its sshd listener and the app servers is a
+    /// session still at work.
     fn wait_for_quiet_hosts(&self) -> Result<(), String> {
-        let roots: Vec<PathBuf> = (0..HOSTS).map(|i| self.host_root(i)).collect();
-        let settings: Vec<Vec<u8>> = roots
+        use std::os::unix::fs::MetadataExt;
+        let namespaces: Vec<String> = self
+            .lab
+            .hosts
+            .hosts
             .iter()
-            .map(|root| format!("SLIPWAY_HOST_ROOT={}", root.display()).into_bytes())
+            .map(|host| {
+                let name = host.netns.as_deref().expect("hosts with their own network");
+                let inode = std::fs::metadata(format!("/run/netns/{name}"))
+                    .expect("the host's network namespace")
+                    .ino();
+                format!("net:[{inode}]")
+            })
+            .collect();
+        let listeners: Vec<u32> = (0..HOSTS)
+            .filter_map(|i| self.lab.hosts.server_pid(i))
             .collect();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let mut busy = Vec::new();
             for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
-                    continue;
-                }
-                let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                     continue;
                 };
-                let in_session = std::fs::read(entry.path().join("environ"))
-                    .map(|raw| {
-                        raw.split(|b| *b == 0)
-                            .any(|setting| settings.iter().any(|s| s == setting))
-                    })
-                    .unwrap_or(false);
-                if !in_session && !roots.iter().any(|root| cwd.starts_with(root)) {
+                let Ok(namespace) = std::fs::read_link(entry.path().join("ns/net")) else {
                     continue;
-                }
+                };
+                let Some(host) = namespaces
+                    .iter()
+                    .position(|n| Path::new(n) == namespace.as_path())
+                else {
+                    continue;
+                };
                 let line = std::fs::read(entry.path().join("cmdline"))
                     .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
                     .unwrap_or_default();
-                if !line.contains("server.py") && !line.is_empty() {
-                    busy.push(format!("{}: {line}", cwd.display()));
+                if !listeners.contains(&pid) && !line.contains("server.py") && !line.is_empty() {
+                    busy.push(format!("host {}: {pid}: {line}", host + 1));
                 }
             }
             if busy.is_empty() {
@@ -582,13 +589,13 @@ impl Sequence {
     }
 
     fn hold(&self, i: usize) {
-        let _ = std::fs::remove_file(self.host_root(i).join("health-held"));
-        std::fs::write(self.host_root(i).join("hold-health"), "").unwrap();
+        let _ = std::fs::remove_file(self.lab_file(i, "health-held"));
+        std::fs::write(self.lab_file(i, "hold-health"), "").unwrap();
     }
 
     /// Wait until host `i` is held in its health check, or the apply ended.
     fn wait_held(&self, i: usize, child: &mut Child) -> bool {
-        let held = self.host_root(i).join("health-held");
+        let held = self.lab_file(i, "health-held");
         let deadline = Instant::now() + COMMAND_LIMIT;
         loop {
             if held.exists() {
@@ -602,8 +609,8 @@ impl Sequence {
     }
 
     fn release(&self, i: usize) {
-        let _ = std::fs::remove_file(self.host_root(i).join("hold-health"));
-        let _ = std::fs::remove_file(self.host_root(i).join("health-held"));
+        let _ = std::fs::remove_file(self.lab_file(i, "hold-health"));
+        let _ = std::fs::remove_file(self.lab_file(i, "health-held"));
     }
 
     // ----- choosing operations -----
@@ -1441,13 +1448,14 @@ fn processes_naming(needle: &str) -> Vec<String> {
     found
 }
 
-/// The app's start script: as the fixture's, but the port is the host's own
-/// (`app-port` in its root) and the answer names the code release too.
+/// The app's start script: as the fixture's, but every host listens on the
+/// same port (each is its own machine on the network) and the answer names
+/// the code release too.
 const START_SH: &str = r#"#!/bin/sh
 set -eu
 config=$1
 . "./$config"   # BASE_PORT, GREETING, VERSION, FLAVOR
-port=$(cat "$SLIPWAY_HOST_ROOT/app-port")
+port=$BASE_PORT
 release=$(cd "$(dirname "$0")/.." && pwd)
 code=$(cat "$release/CODE")
 mkdir -p run
@@ -1473,16 +1481,16 @@ while [ ! -f run/app.ready ]; do
 done
 "#;
 
-/// The health check: held while `hold-health` exists in the host's root;
+/// The health check: held while `/opt/.lab/hold-health` exists on the host;
 /// fails on the hosts the release's `FAIL` file lists.
 const CHECK_SH: &str = r#"#!/bin/sh
 set -eu
 port=$(cat run/app.port)
-root=${SLIPWAY_HOST_ROOT:-}
-if [ -n "$root" ] && [ -f "$root/hold-health" ]; then
-    : >"$root/health-held"
+lab=/opt/.lab
+if [ -f "$lab/hold-health" ]; then
+    : >"$lab/health-held"
     waited=0
-    while [ -f "$root/hold-health" ] && [ "$waited" -lt 1200 ]; do
+    while [ -f "$lab/hold-health" ] && [ "$waited" -lt 1200 ]; do
         sleep 0.1
         waited=$((waited + 1))
     done
@@ -1509,7 +1517,15 @@ impl OperationSequence for Sequence {
     type Op = Op;
 
     fn start(seed: u64) -> Option<Self> {
-        Some(Sequence::new(seed, Lab::start(HOSTS, "vm-sequences-")?))
+        let hosts = HostOptions {
+            own_opt: true,
+            own_network: true,
+            ..HostOptions::default()
+        };
+        Some(Sequence::new(
+            seed,
+            Lab::start_with(HOSTS, "vm-sequences-", hosts)?,
+        ))
     }
 
     fn first(&mut self) -> Op {

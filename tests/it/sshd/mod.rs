@@ -402,6 +402,29 @@ impl SshHosts {
         );
     }
 
+    /// What host `i` (0-based, with [`HostOptions::own_network`]) answers
+    /// on its own `localhost` at `port` and `path`, asked from inside its
+    /// network namespace: the body, or `(nothing on port PORT: why)`.
+    pub fn http_get_on_host(&self, i: usize, port: u16, path: &str) -> String {
+        let netns = self.hosts[i]
+            .netns
+            .as_deref()
+            .expect("a host with its own network");
+        let output = Command::new("ip")
+            .args(["netns", "exec", netns, "curl", "-sS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("run ip netns exec curl");
+        if output.status.success() {
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        } else {
+            format!(
+                "(nothing on port {port}: {})",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+        }
+    }
+
     /// Host `i`'s (0-based) sshd log.
     pub fn log_file(&self, i: usize) -> PathBuf {
         self.conf_dir(i + 1).join("sshd.log")

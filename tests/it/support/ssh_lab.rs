@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use slipway::state::{Backend, LocalBackend, State};
 
-use crate::sshd::SshHosts;
+use crate::sshd::{HostOptions, SshHosts};
 
 /// The environment every lab deploys to.
 pub const ENVIRONMENT: &str = "lab";
@@ -30,7 +30,12 @@ impl Lab {
     /// Start `count` hosts and copy the fixture configuration (no environment
     /// yet: see [`Lab::configure`]); `None` when the test may skip without sshd.
     pub fn start(count: usize, prefix: &str) -> Option<Lab> {
-        let hosts = SshHosts::start(count)?;
+        Lab::start_with(count, prefix, HostOptions::default())
+    }
+
+    /// [`Lab::start`] on hosts started with `options`.
+    pub fn start_with(count: usize, prefix: &str, options: HostOptions) -> Option<Lab> {
+        let hosts = SshHosts::start_with(count, options)?;
         let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
         let root = dir.path().join("config");
         super::copy_dir(
