@@ -26,6 +26,10 @@ mkdir -p /run/sshd
 # veth pairs (tests/it/sshd, HostOptions::own_network).
 command -v ip >/dev/null || apt_install iproute2
 
+# unshare (util-linux): every test host's sshd runs in a mount namespace of its
+# own, with its own /opt (tests/it/sshd).
+command -v unshare >/dev/null || apt_install util-linux
+
 # curl: a health check's url is fetched on the host (here, every test host is
 # this machine), with curl.
 command -v curl >/dev/null || apt_install curl

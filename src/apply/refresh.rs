@@ -157,9 +157,6 @@ async fn observe_host(
         Ok(transport) => transport,
         Err(error) => return HostObservation::Unreachable(error),
     };
-    if let Err(error) = transport.learn_root().await {
-        return HostObservation::Unreachable(error.to_string());
-    }
     let ctx = HostContext {
         host: host.to_string(),
         host_index: 0,

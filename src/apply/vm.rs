@@ -591,31 +591,17 @@ fn context(job: &Job, host: &str, transport: &Transport) -> HostContext {
     }
 }
 
-/// [`context`] once the host's root is known (one session to learn it, if
-/// none has yet). Should that session fail, the context assumes `/`, which
-/// the transport checks before anything runs.
-async fn learned_context(job: &Job<'_>, host: &str, transport: &Transport) -> HostContext {
-    let _ = transport.learn_root().await;
-    context(job, host, transport)
-}
-
-/// The steps `build` makes for the host run in one session ([`run_all`]),
-/// a host's first: if that session learned that the host's root is not the
-/// one they were built for (it then ran nothing), they are built again and
-/// run. Returns the context they ran with and what they printed.
+/// The steps `build` makes for the host, run in one session ([`run_all`]).
+/// Returns the context they ran with and what they printed.
 async fn run_for_host(
     job: &Job<'_>,
     host: &str,
     transport: &Transport,
     build: impl Fn(&HostContext) -> Vec<RemoteStep>,
 ) -> Result<(HostContext, String), HostFailure> {
-    let mut ctx = context(job, host, transport);
-    let mut result = run_all(job, transport, &build(&ctx)).await;
-    if result.is_err() && transport.root() != ctx.host_root {
-        ctx = context(job, host, transport);
-        result = run_all(job, transport, &build(&ctx)).await;
-    }
-    result.map(|stdout| (ctx, stdout))
+    let ctx = context(job, host, transport);
+    let stdout = run_all(job, transport, &build(&ctx)).await?;
+    Ok((ctx, stdout))
 }
 
 /// Run `steps` in order in one session ([`steps::chain`]), within the sum of
@@ -880,7 +866,7 @@ async fn finished_by(
     uncertain: &JournalEntry,
     sha256: Option<&str>,
 ) -> bool {
-    let ctx = learned_context(job, transport.host(), transport).await;
+    let ctx = context(job, transport.host(), transport);
     let step = steps::read_release_marker(job.vm, &ctx);
     match transport.run(&step.script, STEP_TIMEOUT).await {
         Ok(output) if output.success() => match ReleaseMarker::parse(&output.stdout) {
@@ -1059,7 +1045,7 @@ async fn judge_gates(
                 let Some(transport) = transports.get(host) else {
                     continue;
                 };
-                let ctx = learned_context(job, host, transport).await;
+                let ctx = context(job, host, transport);
                 let step = steps::gate_command(&gate.name, &command.command, job.vm, &ctx);
                 let output = transport
                     .run(&step.script, STEP_TIMEOUT)
@@ -1233,7 +1219,7 @@ async fn roll_back_host(
     record_as: HostChange,
 ) -> Result<Option<String>, HostFailure> {
     let address = &job.deployment.address;
-    let mut ctx = learned_context(job, host, transport).await;
+    let mut ctx = context(job, host, transport);
     if let Some(target) = target {
         // The restored release's commands see its own version.
         ctx.version = target.version.clone();

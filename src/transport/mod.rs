@@ -63,11 +63,6 @@ pub enum TransportError {
         remote: String,
         detail: String,
     },
-    /// A session found the host's root was not the `/` it was built for
-    /// (see [`ssh::SshTransport::run`]): it ran nothing, and the root is
-    /// now known.
-    #[error("{host}: its root (SLIPWAY_HOST_ROOT) is {root}, not /: nothing was run")]
-    RootDiffers { host: String, root: String },
     #[error("{host} did not answer within {seconds}s")]
     Timeout { host: String, seconds: u64 },
 }
@@ -95,24 +90,11 @@ impl Transport {
     }
 
     /// The directory host paths are under: the host's own directory with the
-    /// local transport; over SSH the host's `SLIPWAY_HOST_ROOT`, normally `/`.
-    /// Over SSH, until a session has learned it, `/` is assumed: every session
-    /// checks that assumption on the host before it runs anything (see
-    /// [`ssh::SshTransport::run`]), so a script built for the wrong root never
-    /// runs.
+    /// local transport, `/` over SSH.
     pub fn root(&self) -> String {
         match self {
             Transport::Local(t) => t.root().display().to_string(),
-            Transport::Ssh(t) => t.root().unwrap_or("/").to_string(),
-        }
-    }
-
-    /// Make sure [`Transport::root`] is the host's own: over SSH, ask the host
-    /// when no session has told it yet (one session).
-    pub async fn learn_root(&self) -> Result<(), TransportError> {
-        match self {
-            Transport::Local(_) => Ok(()),
-            Transport::Ssh(t) => t.learn_root().await,
+            Transport::Ssh(_) => "/".to_string(),
         }
     }
 

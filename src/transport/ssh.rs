@@ -259,13 +259,6 @@ fn bastion_config(
     Ok(GeneratedConfig(path))
 }
 
-/// What a session runs first while the host's root is unknown: it stops the
-/// session with [`ROOT_GUARD_STATUS`], naming the root after
-/// [`ROOT_GUARD_MARKER`] on standard error, unless the root is `/`.
-const ROOT_GUARD: &str = "case \"${SLIPWAY_HOST_ROOT:-/}\" in\n  /) ;;\n  /*) printf 'slipway-host-root: %s\\n' \"$SLIPWAY_HOST_ROOT\" >&2; exit 125 ;;\nesac";
-const ROOT_GUARD_MARKER: &str = "slipway-host-root: ";
-const ROOT_GUARD_STATUS: i32 = 125;
-
 fn timeout_seconds(timeout: Duration) -> u64 {
     // ssh takes whole seconds, and 0 would mean "no timeout".
     timeout.as_secs_f64().ceil().max(1.0) as u64
@@ -282,10 +275,6 @@ enum Failure {
 /// One connected host.
 pub struct SshTransport {
     host: String,
-    /// The host's `SLIPWAY_HOST_ROOT`, or `/`: the directory host paths are
-    /// under (a test bed gives each host on one machine its own root). Unset
-    /// until a session has learned it; see [`SshTransport::run`].
-    root: std::sync::OnceLock<String>,
     session: Session,
     _config: Option<GeneratedConfig>,
 }
@@ -383,7 +372,6 @@ impl SshTransport {
                 Ok(Ok(session)) => {
                     return Ok(SshTransport {
                         host: host.to_string(),
-                        root: std::sync::OnceLock::new(),
                         session,
                         _config: config,
                     });
@@ -416,75 +404,12 @@ impl SshTransport {
         }
     }
 
-    /// The directory host paths are under (see the field), once a session
-    /// has learned it.
-    pub fn root(&self) -> Option<&str> {
-        self.root.get().map(String::as_str)
-    }
-
-    /// Learn the host's root, if no session has yet: one session.
-    pub async fn learn_root(&self) -> Result<(), TransportError> {
-        match self.run(":").await {
-            Ok(_) | Err(TransportError::RootDiffers { .. }) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// `script` as a session runs it: while the root is unknown, behind a
-    /// guard that stops it unless the host's root is `/` (what the script was
-    /// built for).
-    fn guarded(&self, script: &str) -> String {
-        if self.root.get().is_some() {
-            return script.to_string();
-        }
-        format!("{ROOT_GUARD}\n{script}")
-    }
-
-    /// Learn the root from a session that ran [`SshTransport::guarded`]: the
-    /// guard's answer when it stopped the session, `/` otherwise.
-    fn learn_from(&self, status: i32, stderr: &str) -> Result<(), TransportError> {
-        if self.root.get().is_some() {
-            return Ok(());
-        }
-        let reported = stderr
-            .lines()
-            .find_map(|line| line.strip_prefix(ROOT_GUARD_MARKER))
-            .filter(|root| root.starts_with('/'));
-        match reported {
-            Some(root) if status == ROOT_GUARD_STATUS => {
-                let _ = self.root.set(root.to_string());
-                Err(TransportError::RootDiffers {
-                    host: self.host.clone(),
-                    root: root.to_string(),
-                })
-            }
-            _ => {
-                let _ = self.root.set("/".to_string());
-                Ok(())
-            }
-        }
-    }
-
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// Run `script` with `/bin/sh -c` on the host, stdin empty.
-    ///
-    /// The host's root is learned with the first session rather than by a
-    /// session of its own: scripts are built for `/` until then, and the
-    /// session runs behind a guard that checks the host's `SLIPWAY_HOST_ROOT`
-    /// first. Where it is not `/`, nothing runs, the root is now known, and
-    /// the error is [`TransportError::RootDiffers`]: build the script again
-    /// and run it.
     pub async fn run(&self, script: &str) -> Result<CommandOutput, TransportError> {
-        let script = self.guarded(script);
-        let output = self.run_as_is(&script).await?;
-        self.learn_from(output.status, &output.stderr)?;
-        Ok(output)
-    }
-
-    async fn run_as_is(&self, script: &str) -> Result<CommandOutput, TransportError> {
         let failed = |detail: String| TransportError::Run {
             host: self.host.clone(),
             detail,
@@ -573,7 +498,7 @@ impl SshTransport {
             d = quote(&parent),
             r = quote(remote),
         );
-        let command = format!("/bin/sh -c {}", quote(&self.guarded(&script)));
+        let command = format!("/bin/sh -c {}", quote(&script));
         let mut child = match self
             .session
             .raw_command(&command)
@@ -609,7 +534,6 @@ impl SshTransport {
             Ok(status) => status,
             Err(e) => return Err(error(self.explain(e).await)),
         };
-        self.learn_from(status.code().unwrap_or(-1), &stderr)?;
         if !status.success() {
             let output = CommandOutput {
                 status: status.code().unwrap_or(-1),

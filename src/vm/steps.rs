@@ -800,15 +800,23 @@ pub(crate) fn systemd_unit_path(ctx: &HostContext, unit: &SystemdUnit) -> String
     )
 }
 
-/// The line that stops the service, if the service says how.
+/// The line that stops the service, if the service says how. When it fails
+/// and `current` names a directory slipway did not install (no completion
+/// marker: a release made by hand), the failure says so and what to do.
 fn stop_line(vm: &VmSpec, ctx: &HostContext) -> Option<String> {
-    if let Some(unit) = &vm.systemd_unit {
-        Some(format!("{}systemctl stop {}", root(ctx), quote(&unit.name)))
+    let line = if let Some(unit) = &vm.systemd_unit {
+        format!("{}systemctl stop {}", root(ctx), quote(&unit.name))
     } else {
-        vm.stop_command
-            .as_ref()
-            .map(|command| user_command(vm, ctx, command, false))
-    }
+        user_command(vm, ctx, vm.stop_command.as_ref()?, false)
+    };
+    let current = quote(&under(&install_dir(vm, ctx), "current"));
+    let explain = complain(
+        "current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it",
+        &[&format!("\"$(readlink {current} || echo {current})\""), COMPLETE],
+    );
+    Some(format!(
+        "{line} || {{ status=$?; if [ ! -f {current}/{COMPLETE} ]; then {explain}; fi; exit $status; }}"
+    ))
 }
 
 /// The line that starts the service, if the service says how.
@@ -1671,7 +1679,7 @@ mod tests {
         # stop stop
         set -eu
         if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
-          sudo -n systemctl stop myapp.service
+          sudo -n systemctl stop myapp.service || { status=$?; if [ ! -f /opt/myapp/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /opt/myapp/current || echo /opt/myapp/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed yet, nothing to stop'
         fi
@@ -1941,7 +1949,7 @@ mod tests {
         # rollback rollback.stop
         set -eu
         if [ -L /opt/myapp/current ] || [ -e /opt/myapp/current ]; then
-          sudo -n systemctl stop myapp.service
+          sudo -n systemctl stop myapp.service || { status=$?; if [ ! -f /opt/myapp/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /opt/myapp/current || echo /opt/myapp/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed, nothing to stop'
         fi
@@ -2067,7 +2075,7 @@ mod tests {
         # stop stop
         set -eu
         if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
-          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh'
+          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh' || { status=$?; if [ ! -f /tmp/x/host-1/opt/hello/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /tmp/x/host-1/opt/hello/current || echo /tmp/x/host-1/opt/hello/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed yet, nothing to stop'
         fi
@@ -2250,7 +2258,7 @@ mod tests {
         # rollback rollback.stop
         set -eu
         if [ -L /tmp/x/host-1/opt/hello/current ] || [ -e /tmp/x/host-1/opt/hello/current ]; then
-          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh'
+          cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh' || { status=$?; if [ ! -f /tmp/x/host-1/opt/hello/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /tmp/x/host-1/opt/hello/current || echo /tmp/x/host-1/opt/hello/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed, nothing to stop'
         fi

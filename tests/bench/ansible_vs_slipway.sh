@@ -22,11 +22,6 @@
 #                            that starts an interpreter, PATH edits, `command -v`
 #                            lookups; about 100 ms of CPU; its cost is measured
 #                            and printed); `none`: a bare shell
-#   OWN_OPT=1|0              each host sees its own /opt (a mount namespace per
-#                            host's sshd, its root's opt bind-mounted there) and
-#                            no SLIPWAY_HOST_ROOT: the host's root is /, as on
-#                            a machine of its own; 0: the test harness's
-#                            per-host root; needs root and unshare
 #   NETEM_DELAY=10ms|none    network delay each way (tc netem on lo, only for
 #                            the hosts' addresses and SSH port; 127.0.0.1 is not
 #                            touched), so 20 ms round trip by default; needs root
@@ -62,8 +57,6 @@ BATCH=${BATCH:-10}
 RUNS=${RUNS:-3}
 TOOLS=${TOOLS:-slipway ansible direct}
 HOST_RC=${HOST_RC:-realistic}
-OWN_OPT=${OWN_OPT:-1}
-export OWN_OPT
 NETEM_DELAY=${NETEM_DELAY:-10ms}
 case $HOST_RC in realistic | none) ;; *) echo "HOST_RC is realistic or none, not $HOST_RC" >&2; exit 2 ;; esac
 case $NETEM_DELAY in none | [0-9]*ms | [0-9]*us) ;; *) echo "NETEM_DELAY is a delay like 10ms, or none, not $NETEM_DELAY" >&2; exit 2 ;; esac

@@ -101,17 +101,11 @@ impl Lab {
         assert_eq!(self.served(), expected, "every host serves {version}");
     }
 
-    /// Make host `i`'s health check wait (see `ssh_fixtures/app/bin/check.sh`).
-    fn hold_health_check(&self, i: usize) {
-        std::fs::write(self.hosts.hosts[i].root.join("hold-health"), "").unwrap();
-    }
-
     /// Wait until host `i`'s health check is being held; panics with the apply's
     /// output when `apply` ends first.
     fn wait_until_held(&self, i: usize, apply: &mut Child) {
-        let held = self.hosts.hosts[i].root.join("health-held");
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !held.exists() {
+        while !self.health_check_held(i) {
             if let Ok(Some(_)) = apply.try_wait() {
                 self.release_health_check(i);
                 panic!(
@@ -670,7 +664,6 @@ fn bench_hosts() {
             .filter(|file| !file.is_empty())
             .map(PathBuf::from),
         log_sessions: std::env::var("SLIPWAY_BENCH_LOG_SESSIONS").is_ok_and(|v| v == "1"),
-        own_opt: std::env::var("SLIPWAY_BENCH_OWN_OPT").is_ok_and(|v| v == "1"),
         own_network: false,
     };
     if let Some(file) = &options.bash_env {
@@ -866,12 +859,9 @@ fn ctrl_c_to_the_whole_process_group_mid_batch_stops_in_order_and_apply_continue
 /// update is the checks (ending with whether the artifact is there), the
 /// upload, and one session from the stop to the release marker with the
 /// health check's attempts on the host; two when the artifact is already
-/// there. The test bed adds one: each host
-/// here has a root of its own (`SLIPWAY_HOST_ROOT`), which the first session
-/// learns while running nothing; on a host whose root is `/` it runs the
-/// checks at once.
+/// there.
 #[test]
-fn a_host_update_takes_at_most_three_sessions_plus_one_to_learn_a_test_bed_root() {
+fn a_host_update_takes_at_most_three_sessions() {
     let Some(lab) = start_lab(3, ROLLING_ROLLBACK) else {
         return;
     };
@@ -883,8 +873,8 @@ fn a_host_update_takes_at_most_three_sessions_plus_one_to_learn_a_test_bed_root(
         lab.assert_serving(version);
         (0..3).map(|i| lab.hosts.sessions(i) - before[i]).collect()
     };
-    assert_eq!(sessions_of_apply("1.0.0"), [4, 4, 4], "fresh install");
+    assert_eq!(sessions_of_apply("1.0.0"), [3, 3, 3], "fresh install");
     // The fixture's artifact is the same for both versions (the version is
     // a variable of its config file): it is on the hosts, nothing is sent.
-    assert_eq!(sessions_of_apply("2.0.0"), [3, 3, 3], "upgrade");
+    assert_eq!(sessions_of_apply("2.0.0"), [2, 2, 2], "upgrade");
 }

@@ -67,7 +67,6 @@ impl World {
         let hosts = SshHosts::start_with(
             count,
             HostOptions {
-                own_opt: true,
                 own_network: true,
                 ..HostOptions::default()
             },

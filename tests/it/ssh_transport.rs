@@ -42,11 +42,7 @@ fn options(hosts: &SshHosts) -> SshOptions {
 async fn connect(host: &str, options: &SshOptions) -> SshTransport {
     let starts = Semaphore::new(4);
     match SshTransport::connect(host, options, &starts).await {
-        Ok(t) => {
-            // Scripts here are not built for a root: learn it first.
-            t.learn_root().await.unwrap();
-            t
-        }
+        Ok(t) => t,
         Err(e) => panic!("connect to {host}: {e}"),
     }
 }
@@ -81,15 +77,20 @@ fn established_to(address: &str) -> usize {
 async fn runs_a_script_on_each_host() {
     let Some(hosts) = start(5) else { return };
     let options = options(&hosts);
-    for host in &hosts.hosts {
+    name_each_host_in_its_opt(&hosts);
+    for (i, host) in hosts.hosts.iter().enumerate() {
         let t = connect(&host.address, &options).await;
         assert_eq!(t.host(), host.address);
         let out = t
-            .run("echo out; echo err >&2; printf '%s' \"$SLIPWAY_HOST_ROOT\" > root.txt; cat root.txt; exit 3")
+            .run("echo out; echo err >&2; cat /opt/host-name; exit 3")
             .await
             .unwrap();
         assert_eq!(out.status, 3, "{out:?}");
-        assert_eq!(out.stdout, format!("out\n{}", host.root.display()));
+        assert_eq!(
+            out.stdout,
+            format!("out\nhost {i}\n"),
+            "the host's own /opt"
+        );
         assert_eq!(out.stderr, "err\n");
         let out = t.run("true").await.unwrap();
         assert!(out.success());
@@ -97,51 +98,13 @@ async fn runs_a_script_on_each_host() {
     }
 }
 
-/// A host's root is learned with its first session, not by a session of its
-/// own: until then scripts are built for `/`, and a session on a host whose
-/// root is another runs nothing, says which root it is, and the next runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_session_learns_the_root_and_runs_nothing_built_for_another() {
-    let Some(hosts) = start(1) else { return };
-    let host = &hosts.hosts[0];
-    let starts = Semaphore::new(1);
-    let t = SshTransport::connect(&host.address, &options(&hosts), &starts)
-        .await
-        .unwrap();
-    assert_eq!(t.root(), None);
-    let witness = host.root.join("witness");
-    let script = format!("echo ran > {}", witness.display());
-    match t.run(&script).await {
-        Err(TransportError::RootDiffers { host: named, root }) => {
-            assert_eq!(named, host.address);
-            assert_eq!(root, host.root.display().to_string());
-        }
-        other => panic!("expected the root to differ, got {other:?}"),
+/// Each host is a machine of its own to its sessions: its `/opt` is its
+/// own (`host N` in `/opt/host-name`, written from outside under its root).
+fn name_each_host_in_its_opt(hosts: &SshHosts) {
+    for (i, host) in hosts.hosts.iter().enumerate() {
+        std::fs::create_dir_all(host.root.join("opt")).unwrap();
+        std::fs::write(host.root.join("opt/host-name"), format!("host {i}\n")).unwrap();
     }
-    assert!(!witness.exists(), "the guarded script ran");
-    assert_eq!(t.root(), Some(host.root.to_str().unwrap()));
-    // Known now: sessions run as they are.
-    assert!(t.run(&script).await.unwrap().success());
-    assert_eq!(std::fs::read_to_string(&witness).unwrap(), "ran\n");
-    // An upload, too, runs nothing while the root is unknown.
-    let fresh = SshTransport::connect(&host.address, &options(&hosts), &starts)
-        .await
-        .unwrap();
-    let local = hosts.dir().join("upload.txt");
-    std::fs::write(&local, "bytes").unwrap();
-    let remote = host.root.join("uploaded.txt");
-    assert!(matches!(
-        fresh.upload(&local, remote.to_str().unwrap()).await,
-        Err(TransportError::RootDiffers { .. })
-    ));
-    assert!(!remote.exists());
-    fresh
-        .upload(&local, remote.to_str().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(std::fs::read_to_string(&remote).unwrap(), "bytes");
-    t.close().await;
-    fresh.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +193,7 @@ async fn hostile_values_arrive_literally() {
     let Some(hosts) = start(1) else { return };
     let host = &hosts.hosts[0];
     let t = connect(&host.address, &options(&hosts)).await;
-    let canary = host.root.join("pwned");
+    let canary = host.root.join("opt/pwned");
     let values = [
         "$(rm -rf /)".to_string(),
         "'; reboot".to_string(),
@@ -244,7 +207,7 @@ async fn hostile_values_arrive_literally() {
     for value in &values {
         let out = t
             .run(&format!(
-                "cd \"$SLIPWAY_HOST_ROOT\" && printf '%s' {}",
+                "mkdir -p /opt && cd /opt && printf '%s' {}",
                 quote(value)
             ))
             .await
@@ -284,7 +247,6 @@ async fn host_key_policies() {
         ..strict.clone()
     };
     let t = SshTransport::connect(host, &accept, &starts).await.unwrap();
-    t.learn_root().await.unwrap();
     assert!(t.run("true").await.unwrap().success());
     t.close().await;
     // The entry may be hashed (HashKnownHosts): look it up the way ssh does.
@@ -394,7 +356,6 @@ async fn concurrent_connects_are_bounded() {
         let starts = starts.clone();
         tasks.spawn(async move {
             let t = SshTransport::connect(&host, &options, &starts).await?;
-            t.learn_root().await?;
             let out = t.run(&format!("echo {i}")).await?;
             t.close().await;
             Ok::<_, TransportError>((i, out.stdout))
@@ -418,9 +379,10 @@ async fn connects_through_a_bastion() {
         ..options(&hosts)
     };
     let target = hosts.hosts[1].clone();
+    name_each_host_in_its_opt(&hosts);
     let t = connect(&target.address, &options).await;
-    let out = t.run("echo \"$SLIPWAY_HOST_ROOT\"").await.unwrap();
-    assert_eq!(out.stdout.lines().next(), target.root.to_str());
+    let out = t.run("cat /opt/host-name").await.unwrap();
+    assert_eq!(out.stdout, "host 1\n", "the session runs on the target");
 
     // The connection runs through the bastion: without it, it breaks.
     hosts.stop_host(0);

@@ -12,6 +12,7 @@
 use crate::support::ssh_lab::Lab;
 use crate::support::text;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -263,7 +264,7 @@ fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
         .tempdir()
         .unwrap();
     let tmpdir = tmp.path().display().to_string();
-    std::fs::write(lab.hosts.hosts[1].root.join("hold-health"), "").unwrap();
+    lab.hold_health_check(1);
     let mut apply = lab
         .command(&["apply", ".", "-auto-approve", "-var", "version=1.0.0"])
         .env("TMPDIR", &tmpdir)
@@ -271,9 +272,8 @@ fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let held = lab.hosts.hosts[1].root.join("health-held");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !held.exists() {
+    while !lab.health_check_held(1) {
         assert!(
             Instant::now() < deadline,
             "host 2 never reached its health check"
@@ -291,7 +291,7 @@ fn no_ssh_master_outlives_an_apply_killed_with_sigkill() {
     apply.kill().unwrap();
     apply.wait().unwrap();
     let killed_at = Instant::now();
-    let _ = std::fs::remove_file(lab.hosts.hosts[1].root.join("hold-health"));
+    lab.release_health_check(1);
 
     loop {
         let left = processes_naming(&tmpdir);
@@ -477,16 +477,15 @@ fn a_release_a_rollback_needs_is_not_pruned() {
     let first = lab.apply("1.0.0");
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
 
-    std::fs::write(lab.hosts.hosts[0].root.join("hold-health"), "").unwrap();
+    lab.hold_health_check(0);
     let mut killed = lab
         .command(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let held = lab.hosts.hosts[0].root.join("health-held");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !held.exists() {
+    while !lab.health_check_held(0) {
         assert!(
             Instant::now() < deadline,
             "host 1 never reached its health check"
@@ -834,5 +833,74 @@ fn a_host_whose_rollback_was_cut_off_is_not_recorded_as_settled() {
     assert_eq!(finished.status.code(), Some(1), "{log}");
     assert!(log.contains("finished the rollback"), "{log}");
     lab.assert_on(0, "1.0.0");
+    lab.assert_on(1, "1.0.0");
+}
+
+/// `current` pointed by hand at a directory slipway did not install (a
+/// hotfix copied in, without slipway's completion marker and here without a
+/// stop script): `plan -refresh` names the host as drifted, and the apply
+/// that would repair it does not pretend the hand-made release is stopped.
+/// Its stop command fails, the host is left as it is, and the failure says
+/// what `current` names and what to do. Once `current` is put back by hand,
+/// the next apply repairs the host. (The random operation sequences found
+/// the bare `sh: cannot open current/bin/stop.sh` there.)
+#[test]
+fn a_current_made_by_hand_is_drift_and_its_failed_stop_says_what_to_do() {
+    let Some(lab) = Lab::start(2, "hand-made-current-") else {
+        return;
+    };
+    lab.configure(&[0, 1], ROLLBACK_BY_TWO);
+    let applied = lab.apply("1.0.0");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let dir = lab.install_dir(1);
+    std::fs::create_dir_all(dir.join("releases/1.0.0-hotfix")).unwrap();
+    std::fs::remove_file(dir.join("current")).unwrap();
+    std::os::unix::fs::symlink("releases/1.0.0-hotfix", dir.join("current")).unwrap();
+
+    let plan = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let document: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let drift: Vec<&str> = document["deployments"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "drift")
+        .map(|r| r["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert!(drift[0].contains(lab.address(1)), "{drift:?}");
+
+    let repair = lab.slipway(&[
+        "apply",
+        ".",
+        "-refresh",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+    ]);
+    let log = text(&repair);
+    assert_ne!(repair.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("current points at releases/1.0.0-hotfix, which slipway did not install"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("current")).unwrap(),
+        Path::new("releases/1.0.0-hotfix"),
+        "the hand-made release is left as it is"
+    );
+    lab.assert_on(0, "1.0.0");
+
+    std::fs::remove_file(dir.join("current")).unwrap();
+    std::os::unix::fs::symlink("releases/1.0.0", dir.join("current")).unwrap();
+    let repaired = lab.slipway(&[
+        "apply",
+        ".",
+        "-refresh",
+        "-auto-approve",
+        "-var",
+        "version=1.0.0",
+    ]);
+    assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
     lab.assert_on(1, "1.0.0");
 }

@@ -1518,7 +1518,6 @@ impl OperationSequence for Sequence {
 
     fn start(seed: u64) -> Option<Self> {
         let hosts = HostOptions {
-            own_opt: true,
             own_network: true,
             ..HostOptions::default()
         };

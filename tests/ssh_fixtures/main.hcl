@@ -24,8 +24,8 @@ service "app" {
   }
 
   vm {
-    # Over SSH this is the host's /opt/app; the harness gives every host its
-    # own root (SLIPWAY_HOST_ROOT), so it is <host root>/opt/app here.
+    # Each test host has its own /opt (the harness's mount namespace per
+    # host), so this is <host's directory>/opt/app as the tests see it.
     install_dir   = "/opt/app"
     start_command = "sh current/bin/start.sh config/app.env"
     stop_command  = "sh current/bin/stop.sh"

@@ -66,7 +66,6 @@ start_hosts() {
     : >"$work/hosts/hold"
     SLIPWAY_BENCH_DIR="$work/hosts" SLIPWAY_BENCH_HOSTS=$HOSTS SLIPWAY_BENCH_OWNER=$$ \
         SLIPWAY_BENCH_RC="${HOST_RC_FILE:-}" SLIPWAY_BENCH_LOG_SESSIONS="${LOG_SESSIONS:-0}" \
-        SLIPWAY_BENCH_OWN_OPT="${OWN_OPT:-0}" \
         cargo test --locked --test it apply_ssh::bench_hosts -- --ignored --exact \
         >"$work/logs/harness.log" 2>&1 &
     harness_pid=$!
@@ -116,7 +115,7 @@ reset_hosts() {
     stop_apps
     local root
     for root in "${roots[@]}"; do
-        # Emptied, not removed: with OWN_OPT=1 it is the host's /opt (a
+        # Emptied, not removed: it is the host's /opt (a
         # bind mount's source).
         if [ -d "$root/opt" ]; then
             find "$root/opt" -mindepth 1 -delete

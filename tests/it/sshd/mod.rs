@@ -9,13 +9,18 @@
 //!   current user, root included; no passwords);
 //! - `authorized_keys`: that public key, used by every host;
 //! - `known_hosts`: every host's key under `[127.0.0.N]:PORT`;
-//! - `host-N/`: host N's root directory (sshd sets `SLIPWAY_HOST_ROOT` to it in
-//!   every session, as all hosts share this machine's filesystem; it also sets
-//!   `SHLVL=1`, which keeps a bash login shell from sourcing the machine's
-//!   `~/.bashrc` for every command, as bash does for ssh sessions otherwise), and
-//!   `host-N.d/`: its host key, `sshd_config`, pid file and log (`sshd.log`).
+//! - `host-N/`: host N's own directory. Each host's server runs in a mount
+//!   namespace of its own where `host-N/opt` is bind-mounted over `/opt`, so a
+//!   service installed under `/opt` lands in the host's own directory, as on a
+//!   machine of its own, and a test finds it under `host-N/opt` (the rest of
+//!   the filesystem is this machine's: a test deploys under `/opt` only).
+//!   sshd sets `SHLVL=1` in every session, which keeps a bash login shell from
+//!   sourcing the machine's `~/.bashrc` for every command, as bash does for ssh
+//!   sessions otherwise.
+//! - `host-N.d/`: its host key, `sshd_config`, pid file and log (`sshd.log`).
 //!
-//! Without an sshd binary, `start` fails the test naming what to install; it
+//! Without an sshd binary, or without root (the mount namespaces need it), `start`
+//! fails the test naming what to install or how to run; it
 //! returns `None` (the test skips) only under `SLIPWAY_TEST_ALLOW_SKIP` (see
 //! [`crate::support::missing_component`]). [`SshHosts::stop_host`] kills a host's server and every
 //! session it runs (as if the machine went away), [`SshHosts::start_host`] starts it
@@ -25,8 +30,7 @@
 //! benchmarks (tests/bench): a `BASH_ENV` file that every session's shell sources
 //! (a login shell that costs what a real host's does) and time-stamped session
 //! logs (every host logs at `LogLevel VERBOSE`, one `Starting session:` line
-//! per session; [`SshHosts::sessions`] counts them), a mount namespace per
-//! host with its own `/opt`, and a network namespace per host
+//! per session; [`SshHosts::sessions`] counts them), and a network namespace per host
 //! ([`HostOptions::own_network`]: the host listens on an address of its own,
 //! reached over a veth pair, and its `localhost` is its own).
 #![allow(dead_code)]
@@ -60,7 +64,7 @@ fn next_port() -> u16 {
 pub struct HostInfo {
     /// `127.0.0.N:PORT`, as a `vm_hosts` host string.
     pub address: String,
-    /// The host's own directory (`SLIPWAY_HOST_ROOT` in its sessions).
+    /// The host's own directory: its `opt` is the host's `/opt`.
     pub root: PathBuf,
     /// With [`HostOptions::own_network`]: the host's network namespace.
     pub netns: Option<String>,
@@ -77,13 +81,6 @@ pub struct HostOptions {
     /// was logged at (every host logs at `LogLevel VERBOSE`: a `Starting
     /// session:` line per session).
     pub log_sessions: bool,
-    /// Each host sees its own `/opt` (its root's `opt`, bind-mounted over
-    /// `/opt` in a mount namespace of its server's own) and its sessions get
-    /// no `SLIPWAY_HOST_ROOT`: a service installed under `/opt` finds the
-    /// host's root at `/`, as on a machine of its own. Needs root and
-    /// `unshare` (util-linux). The files stay where a test looks for them,
-    /// under `HostInfo::root`.
-    pub own_opt: bool,
     /// Each host is its own machine on the network too: its server runs in a
     /// network namespace of its own, reached over a veth pair at an address
     /// of 198.18.0.0/15 (the range set aside for benchmarking networks, used
@@ -258,7 +255,14 @@ impl SshHosts {
             (1..=200).contains(&count),
             "between 1 and 200 hosts, not {count}"
         );
-        for tool in [SSHD, "ssh", "ssh-keygen"] {
+        if !running_as_root() {
+            crate::support::missing_component(
+                "test hosts need root: each host's sshd runs in a mount namespace of its own",
+                "run the tests as root",
+            );
+            return None;
+        }
+        for tool in [SSHD, "ssh", "ssh-keygen", "unshare"] {
             if !installed(tool) {
                 crate::support::missing_component(
                     &format!("{tool} is not installed"),
@@ -462,19 +466,11 @@ impl SshHosts {
              Subsystem sftp internal-sftp\n\
              MaxStartups 100:30:200\n\
              LogLevel VERBOSE\n\
-             SetEnv {root}SHLVL=1{bash_env}\n",
+             SetEnv SHLVL=1{bash_env}\n",
             address = self.address(n),
             port = self.port,
             conf = conf.display(),
             dir = self.dir.path().display(),
-            root = if self.options.own_opt {
-                String::new()
-            } else {
-                format!(
-                    "SLIPWAY_HOST_ROOT={} ",
-                    self.dir.path().join(format!("host-{n}")).display()
-                )
-            },
             bash_env = self
                 .options
                 .bash_env
@@ -498,30 +494,17 @@ impl SshHosts {
         let mut command = match &self.network {
             Some(network) => {
                 let mut command = Command::new("ip");
-                command.args(["netns", "exec", &network.netns(i + 1)]);
+                command.args(["netns", "exec", &network.netns(i + 1), "unshare"]);
                 command
             }
-            None => Command::new(if self.options.own_opt {
-                "unshare"
-            } else {
-                SSHD
-            }),
+            None => Command::new("unshare"),
         };
-        if self.network.is_some() {
-            command.arg(if self.options.own_opt {
-                "unshare"
-            } else {
-                SSHD
-            });
-        }
-        if self.options.own_opt {
-            command
-                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-                .arg("mkdir -p \"$1/opt\" && mount --bind \"$1/opt\" /opt && shift && exec \"$@\"")
-                .arg("sh")
-                .arg(self.dir.path().join(format!("host-{}", i + 1)))
-                .arg(SSHD);
-        }
+        command
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg("mkdir -p \"$1/opt\" && mount --bind \"$1/opt\" /opt && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(self.dir.path().join(format!("host-{}", i + 1)))
+            .arg(SSHD);
         let mut child = command
             .arg("-D")
             .arg("-e")
@@ -609,6 +592,14 @@ fn stamp_lines(from: impl std::io::Read, mut to: std::fs::File) {
 /// `127.0.0.(10+n)`.
 fn address(n: usize) -> String {
     format!("127.0.0.{}", 10 + n)
+}
+
+/// Whether the tests run as root (uid 0), as the mount namespaces need.
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
 fn installed(tool: &str) -> bool {

@@ -123,9 +123,27 @@ impl Lab {
         self.hosts.hosts[i].root.join("opt/app")
     }
 
-    /// Let host `i`'s health check go on (see `ssh_fixtures/app/bin/check.sh`).
+    /// A file of the tests' own on host `i`: `/opt/.lab/NAME` there.
+    pub fn lab_file(&self, i: usize, name: &str) -> PathBuf {
+        self.hosts.hosts[i].root.join("opt/.lab").join(name)
+    }
+
+    /// Make host `i`'s health check wait (see `ssh_fixtures/app/bin/check.sh`).
+    pub fn hold_health_check(&self, i: usize) {
+        let _ = std::fs::remove_file(self.lab_file(i, "health-held"));
+        std::fs::create_dir_all(self.lab_file(i, "")).unwrap();
+        std::fs::write(self.lab_file(i, "hold-health"), "").unwrap();
+    }
+
+    /// Whether host `i`'s health check is being held.
+    pub fn health_check_held(&self, i: usize) -> bool {
+        self.lab_file(i, "health-held").exists()
+    }
+
+    /// Let host `i`'s health check go on.
     pub fn release_health_check(&self, i: usize) {
-        let _ = std::fs::remove_file(self.hosts.hosts[i].root.join("hold-health"));
+        let _ = std::fs::remove_file(self.lab_file(i, "hold-health"));
+        let _ = std::fs::remove_file(self.lab_file(i, "health-held"));
     }
 }
 

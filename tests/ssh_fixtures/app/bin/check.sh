@@ -2,17 +2,17 @@
 # Health check: GET /health on this host's port must answer "ok".
 # Usage: sh current/bin/check.sh   (from the install directory)
 #
-# For tests: while the file hold-health exists in the host's root
-# (SLIPWAY_HOST_ROOT), the check creates health-held there and waits (at most
-# two minutes), so that a test can act while a host is in the middle of its update.
+# For tests: while the file /opt/.lab/hold-health exists on the host, the check
+# creates health-held beside it and waits (at most two minutes), so that a test
+# can act while a host is in the middle of its update.
 set -eu
 port=$(cat run/app.port)
 
-root=${SLIPWAY_HOST_ROOT:-}
-if [ -n "$root" ] && [ -f "$root/hold-health" ]; then
-    : >"$root/health-held"
+lab=/opt/.lab
+if [ -f "$lab/hold-health" ]; then
+    : >"$lab/health-held"
     waited=0
-    while [ -f "$root/hold-health" ] && [ "$waited" -lt 1200 ]; do
+    while [ -f "$lab/hold-health" ] && [ "$waited" -lt 1200 ]; do
         sleep 0.1
         waited=$((waited + 1))
     done
