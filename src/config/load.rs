@@ -310,7 +310,7 @@ impl Loader {
         }
         let classified = crate::artifact::classify(base, source).map_err(|e| e.to_string())?;
         let digest = crate::artifact::local_digest(&classified)
-            .map_err(|e| format!("cannot read artifact \"{source}\": {e}"))?;
+            .map_err(|e| format!("cannot read artifact {}: {e}", excerpt(source)))?;
         self.artifact_digests.insert(key, digest.clone());
         Ok(digest)
     }
@@ -1937,7 +1937,7 @@ impl Loader {
                     &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
                 if !STATISTICS.contains(&statistic.as_str()) {
                     self.error(
-                        Diagnostic::error("verify", format!("unknown statistic \"{statistic}\""))
+                        Diagnostic::error("verify", format!("unknown statistic {}", excerpt(statistic)))
                             .at_opt(check_span("cloudwatch", "statistic"))
                             .help(match did_you_mean(statistic, STATISTICS.iter().copied()) {
                                 Some(known) => format!("did you mean \"{known}\"?"),
@@ -1984,10 +1984,15 @@ impl Loader {
                 let names = crate::notify::EVENT_NAMES;
                 let message = match did_you_mean(event, names) {
                     Some(suggestion) => format!(
-                        "notify \"{}\": \"{event}\" is not an event; did you mean \"{suggestion}\"?",
-                        notify.name
+                        "notify \"{}\": {} is not an event; did you mean \"{suggestion}\"?",
+                        notify.name,
+                        excerpt(event)
                     ),
-                    None => format!("notify \"{}\": \"{event}\" is not an event", notify.name),
+                    None => format!(
+                        "notify \"{}\": {} is not an event",
+                        notify.name,
+                        excerpt(event)
+                    ),
                 };
                 self.error(
                     Diagnostic::error("notify", message)
@@ -3175,9 +3180,9 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
                 "invalid-value",
                 match did_you_mean(s, options.iter().copied()) {
                     Some(suggestion) => {
-                        format!("\"{s}\" is not allowed; did you mean \"{suggestion}\"?")
+                        format!("{} is not allowed; did you mean \"{suggestion}\"?", excerpt(s))
                     }
-                    None => format!("\"{s}\" is not allowed"),
+                    None => format!("{} is not allowed", excerpt(s)),
                 },
             )),
             _ => Err(wrong(ty, value)),
