@@ -11,6 +11,8 @@
 //! - a config file's destination is strictly inside one of them, and not in
 //!   the parts of `install_dir` slipway keeps for itself (`.slipway`,
 //!   `releases`, `current` itself);
+//! - a VM service's version names its release directory
+//!   (`install_dir/releases/VERSION`): one plain file name ([`release_name`]);
 //! - with the local transport, a host name is one plain directory name and
 //!   `root` a relative path that stays inside the configuration's directory.
 //!
@@ -168,6 +170,40 @@ pub fn destination(
 
 /// A host name with the local transport: one directory name (not `.`, `..`,
 /// no `/`, no control characters).
+/// The longest version a release directory can be named after: the config
+/// snapshot of a release is `VERSION+` and 16 hex digits, and a file name
+/// has at most 255 bytes.
+pub const MAX_VERSION_BYTES: usize = 200;
+
+/// A VM service's version as the name of its release directory: not empty,
+/// not starting with `.`, without `/` or control characters, at most
+/// [`MAX_VERSION_BYTES`] bytes.
+pub fn release_name(version: &str) -> Result<(), String> {
+    let shown = excerpt(version);
+    if version.is_empty() {
+        return Err("the version cannot be empty: it names the release directory".to_string());
+    }
+    if version.starts_with('.') {
+        return Err(format!(
+            "{shown} starts with \".\": it names the release directory"
+        ));
+    }
+    if version.contains('/') {
+        return Err(format!(
+            "{shown} holds \"/\": it names the release directory"
+        ));
+    }
+    if let Some(c) = version.chars().find(|c| c.is_control()) {
+        return Err(format!("{shown} holds {}", describe_char(c)));
+    }
+    if version.len() > MAX_VERSION_BYTES {
+        return Err(format!(
+            "{shown} is longer than {MAX_VERSION_BYTES} bytes: it names the release directory"
+        ));
+    }
+    Ok(())
+}
+
 pub fn local_host(host: &str) -> Result<(), String> {
     let shown = excerpt(host);
     if host.is_empty() || host == "." || host == ".." {

@@ -1937,12 +1937,17 @@ impl Loader {
                     &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
                 if !STATISTICS.contains(&statistic.as_str()) {
                     self.error(
-                        Diagnostic::error("verify", format!("unknown statistic {}", excerpt(statistic)))
-                            .at_opt(check_span("cloudwatch", "statistic"))
-                            .help(match did_you_mean(statistic, STATISTICS.iter().copied()) {
+                        Diagnostic::error(
+                            "verify",
+                            format!("unknown statistic {}", excerpt(statistic)),
+                        )
+                        .at_opt(check_span("cloudwatch", "statistic"))
+                        .help(
+                            match did_you_mean(statistic, STATISTICS.iter().copied()) {
                                 Some(known) => format!("did you mean \"{known}\"?"),
                                 None => format!("one of {}", STATISTICS.join(", ")),
-                            }),
+                            },
+                        ),
                     );
                 }
             }
@@ -2107,6 +2112,13 @@ impl Loader {
 
     fn validate_service(&mut self, block: &RawBlock, service: &Service) {
         let Some(vm) = &service.vm else { return };
+        if let Err(problem) = confine::release_name(&service.version) {
+            self.error(
+                Diagnostic::error("version", format!("\"version\": {problem}"))
+                    .at_opt(block.body.attr("version").map(|a| a.span))
+                    .help("a VM service's version names its release directory: a file name such as \"2.4.1\""),
+            );
+        }
         let vm_block = block.body.blocks_of("vm").next();
         let vm_attr = |name: &str| vm_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
         // Confinement: the directories the service writes to (see `confine`).
@@ -3180,7 +3192,10 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
                 "invalid-value",
                 match did_you_mean(s, options.iter().copied()) {
                     Some(suggestion) => {
-                        format!("{} is not allowed; did you mean \"{suggestion}\"?", excerpt(s))
+                        format!(
+                            "{} is not allowed; did you mean \"{suggestion}\"?",
+                            excerpt(s)
+                        )
                     }
                     None => format!("{} is not allowed", excerpt(s)),
                 },

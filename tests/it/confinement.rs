@@ -347,3 +347,52 @@ fn a_local_root_that_is_a_link_out_of_the_configuration_is_refused() {
     );
     assert_eq!(tree(outside.path()), before, "nothing written outside");
 }
+
+#[test]
+fn a_version_that_cannot_name_a_release_directory_is_refused_at_validate_with_its_location() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        r#"
+variable "version" { type = string }
+
+service "app" {
+  version = var.version
+  vm {
+    install_dir   = "/opt/app"
+    start_command = "true"
+  }
+}
+
+environment "prod" {
+  vm_hosts {
+    transport = "local"
+    root      = ".slipway/hosts"
+    hosts     = ["host-1"]
+  }
+}
+
+deployment "app" {
+  service     = service.app
+  environment = environment.prod
+}
+"#,
+    )
+    .unwrap();
+    let long = "9".repeat(100_000);
+    for version in ["$(touch x)/1", ".hidden", long.as_str()] {
+        let flag = format!("version={version}");
+        let output = slipway(&dir, &["apply", ".", "-auto-approve", "-var", &flag], &[]);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(log.contains("main.hcl:5:"), "located at version:\n{log}");
+        assert!(
+            log.len() < 5_000,
+            "the message repeats the value: {} bytes",
+            log.len()
+        );
+        assert!(!dir.join(".slipway").exists(), "nothing was written");
+    }
+}
