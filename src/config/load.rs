@@ -2507,6 +2507,28 @@ impl Loader {
                 );
                 continue;
             }
+            let local = environment
+                .vm_hosts
+                .as_ref()
+                .is_some_and(|hosts| hosts.transport == TransportKind::Local);
+            if local
+                && service
+                    .vm
+                    .as_ref()
+                    .is_some_and(|vm| vm.systemd_unit.is_some())
+            {
+                self.error(
+                    Diagnostic::error(
+                        "systemd-unit",
+                        format!(
+                            "{service_address} has a systemd_unit, but {environment_address} uses the local transport, which has no systemd: starting and stopping the unit would run systemctl on this machine"
+                        ),
+                    )
+                    .at_opt(attr("environment").map(|a| a.span))
+                    .help("with transport = \"local\", start and stop the service with start_command and stop_command"),
+                );
+                continue;
+            }
             let strategy = rollout
                 .as_ref()
                 .and_then(|address| self.config.rollouts.get(address))

@@ -396,3 +396,74 @@ deployment "app" {
         assert!(!dir.join(".slipway").exists(), "nothing was written");
     }
 }
+
+#[test]
+fn a_systemd_unit_on_the_local_transport_is_refused_and_no_systemctl_runs_on_this_machine() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        r#"
+service "app" {
+  version = "1.0.0"
+  vm {
+    install_dir = "/opt/app"
+    systemd_unit "sshd.service" {
+      exec_start = "/opt/app/current/bin/run"
+    }
+  }
+}
+
+environment "local" {
+  vm_hosts {
+    transport = "local"
+    root      = ".slipway/hosts"
+    hosts     = ["host-1"]
+  }
+}
+
+deployment "app" {
+  service     = service.app
+  environment = environment.local
+}
+"#,
+    )
+    .unwrap();
+    // A systemctl that records being run, first on the PATH.
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let ran = work.path().join("systemctl-ran");
+    std::fs::write(
+        bin.join("systemctl"),
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", ran.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in ["validate", "apply"] {
+        let args: &[&str] = if command == "apply" {
+            &["apply", ".", "-auto-approve"]
+        } else {
+            &["validate", "."]
+        };
+        let output = slipway(&dir, args, &[("PATH", path.as_str())]);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains("main.hcl:22:") && log.contains("local transport"),
+            "located at the deployment's environment:\n{log}"
+        );
+        assert!(!ran.exists(), "systemctl ran on this machine");
+        assert!(!dir.join(".slipway").exists(), "nothing was written");
+    }
+}
