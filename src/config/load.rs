@@ -1350,7 +1350,7 @@ impl Loader {
                         self.register_derived(&value, &attr.expr, scope, context);
                     }
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
-                        if self.check_text(attr, &json) {
+                        if self.check_text(attr, &json) && self.check_command_size(attr, &json) {
                             object.insert(attr.name.clone(), json);
                         }
                     }
@@ -1426,6 +1426,36 @@ impl Loader {
             } else {
                 "this value is one line of text: tab is the only control character it may hold"
             }),
+        );
+        false
+    }
+
+    /// A command runs as the argument of `/bin/sh -c` on a host, which
+    /// Linux limits in size: a longer one is refused here rather than fail
+    /// every host at apply.
+    fn check_command_size(&mut self, attr: &RawAttr, json: &serde_json::Value) -> bool {
+        let is_command = matches!(
+            attr.name.as_str(),
+            "command" | "start_command" | "stop_command"
+        );
+        let serde_json::Value::String(command) = json else {
+            return true;
+        };
+        if !is_command || command.len() <= crate::vm::steps::MAX_COMMAND_BYTES {
+            return true;
+        }
+        self.error(
+            Diagnostic::error(
+                "command-size",
+                format!(
+                    "\"{}\" is {} bytes long, more than the {} a command may have",
+                    attr.name,
+                    command.len(),
+                    crate::vm::steps::MAX_COMMAND_BYTES
+                ),
+            )
+            .at(attr.span)
+            .help("put a long script into the artifact and run it from the command"),
         );
         false
     }

@@ -450,6 +450,11 @@ pub fn check_layout(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     RemoteStep::new(Phase::Connect, "layout", lines)
 }
 
+/// The longest command slipway runs: a command is the argument of
+/// `/bin/sh -c` on the host, and Linux limits one argument to 128 KiB.
+/// Validation refuses longer ones.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
 /// The line that runs a user command: in the install directory, with the
 /// `SLIPWAY_*` variables, through `/bin/sh -c`. With `create_dir` the install
 /// directory is created first (commands that may run before the first install).

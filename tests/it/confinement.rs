@@ -467,3 +467,32 @@ deployment "app" {
         assert!(!dir.join(".slipway").exists(), "nothing was written");
     }
 }
+
+#[test]
+fn a_command_longer_than_one_argument_may_be_is_refused_at_validate_with_its_location() {
+    let quickstart = Quickstart::with_hosts(1);
+    quickstart.edit_config(
+        "start_command = \"sh current/bin/start.sh config/hello.env\"",
+        "start_command = \"sh current/bin/start.sh config/hello.env # ${var.note}\"",
+    );
+    quickstart.edit_config(
+        "variable \"base_port\" {",
+        "variable \"note\" {\n  type    = string\n  default = \"\"\n}\n\nvariable \"base_port\" {",
+    );
+    let vars = quickstart.root.parent().unwrap().join("note.vars.hcl");
+    std::fs::write(&vars, format!("note = \"{}\"\n", "n".repeat(100 * 1024))).unwrap();
+    let vars = vars.display().to_string();
+    let output = quickstart.slipway(&["apply", ".", "-auto-approve", "-var-file", &vars]);
+    let log = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{}", &log[..log.len().min(3000)]);
+    assert!(
+        log.contains("main.hcl:") && log.contains("\"start_command\" is 102"),
+        "{}",
+        &log[..log.len().min(3000)]
+    );
+    assert!(log.len() < 5_000, "the message repeats the command");
+    assert!(
+        !quickstart.root.join(".slipway").exists(),
+        "nothing was written"
+    );
+}
