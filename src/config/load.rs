@@ -2192,7 +2192,7 @@ impl Loader {
                     .at_opt(file_attr("destination"))
                     .help(format!(
                         "write it under install_dir ({}) or add its directory to config_dirs",
-                        vm.install_dir
+                        crate::encode::text::short(&vm.install_dir)
                     )),
                 );
             }
