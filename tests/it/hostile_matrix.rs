@@ -211,7 +211,7 @@ enum Arrival {
     FileContent(&'static str),
     /// The config file `/opt/unit/config/app` + value + `.env` exists.
     Destination,
-    /// The config file `/etc/unit` + value + `/extra.conf` exists.
+    /// The config file `/opt/unit-conf` + value + `/extra.conf` exists.
     ConfigDir,
     /// The systemd unit's setting (over SSH only), `%%` undone.
     UnitSetting(&'static str),
@@ -383,8 +383,8 @@ const ATTRIBUTES: &[Attribute] = &[
     attr(
         "service.vm.config_dirs",
         VmSsh,
-        "\"/etc/unit\"",
-        "\"/etc/unit${var.value}\"",
+        "\"/opt/unit-conf\"",
+        "\"/opt/unit-conf${var.value}\"",
         ConfigDir,
     ),
     attr(
@@ -1409,12 +1409,14 @@ deployment "app" {
 }
 "#;
 
-/// How a fixture is rendered: for planning (every block) or for applying
-/// (without what reaches outside), and over which transport.
+/// How a fixture is rendered: for planning (every block), for applying
+/// (without what reaches outside), or for applying without the systemd unit
+/// (over SSH to a host whose `/etc` is this machine's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Render {
     Plan,
     Apply,
+    ApplyWithoutUnit,
 }
 
 fn fixture_text(fixture: Fixture, render: Render) -> String {
@@ -1422,8 +1424,9 @@ fn fixture_text(fixture: Fixture, render: Render) -> String {
         VmSsh | VmLocal => {
             let ssh = fixture == VmSsh;
             let planned = render == Render::Plan;
+            let unit = ssh && render != Render::ApplyWithoutUnit;
             VM_FIXTURE
-                .replace("UNIT_BLOCK", if ssh { UNIT_BLOCK } else { UNIT_COMMANDS })
+                .replace("UNIT_BLOCK", if unit { UNIT_BLOCK } else { UNIT_COMMANDS })
                 .replace("VM_HOSTS", if ssh { SSH_HOSTS } else { LOCAL_HOSTS })
                 .replace("LOAD_BALANCER", if planned { LOAD_BALANCER } else { "" })
                 .replace("GATED_SERVICE", if planned { GATED_SERVICE } else { "" })
@@ -1929,6 +1932,8 @@ struct ApplyLab {
     canary: PathBuf,
     host_root: PathBuf,
     overrides: Vec<(&'static str, String)>,
+    /// With the systemd unit only where the host's `/etc` is its own.
+    render: Render,
     _hosts: Option<SshHosts>,
 }
 
@@ -1946,8 +1951,13 @@ impl ApplyLab {
         let canary = work.path().join("canary");
         std::fs::create_dir(&canary).unwrap();
         std::fs::write(canary.join("keep"), "canary\n").unwrap();
-        let (host_root, overrides, hosts) = match transport {
-            Transport::Local => (config.join(".slipway/hosts/host-1"), Vec::new(), None),
+        let (host_root, overrides, hosts, render) = match transport {
+            Transport::Local => (
+                config.join(".slipway/hosts/host-1"),
+                Vec::new(),
+                None,
+                Render::Apply,
+            ),
             Transport::Ssh => {
                 // A systemctl that only records its arguments: the test host
                 // has no systemd.
@@ -2000,7 +2010,20 @@ impl ApplyLab {
                     ),
                     ("environment.vm_hosts.connect_timeout", quoted("5s")),
                 ];
-                (hosts.hosts[0].root.clone(), overrides, Some(hosts))
+                // The unit file goes to /etc/systemd/system: only where the
+                // host's root is its own directory (the harness gives its
+                // sessions SLIPWAY_HOST_ROOT), never this machine's /etc.
+                let sshd_config = std::fs::read_to_string(hosts.dir().join("host-1.d/sshd_config"))
+                    .unwrap_or_default();
+                let render = if sshd_config.contains("SLIPWAY_HOST_ROOT") {
+                    Render::Apply
+                } else {
+                    eprintln!(
+                        "note: the sshd host's /etc is this machine's: no systemd unit over SSH"
+                    );
+                    Render::ApplyWithoutUnit
+                };
+                (hosts.hosts[0].root.clone(), overrides, Some(hosts), render)
             }
         };
         write_config_dir(&config, "");
@@ -2013,6 +2036,7 @@ impl ApplyLab {
             canary,
             host_root,
             overrides,
+            render,
             _hosts: hosts,
         })
     }
@@ -2024,7 +2048,6 @@ impl ApplyLab {
         text.starts_with("opt/cmd")
             || text == "opt"
             || text.starts_with("opt/unit")
-            || text.starts_with("etc/unit")
             || text.starts_with("etc/systemd")
     }
 
@@ -2055,7 +2078,7 @@ impl ApplyLab {
         value: &str,
         route: Route,
     ) -> Output {
-        let rendered = render(self.fixture(), Render::Apply, hostile, &self.overrides);
+        let rendered = render(self.fixture(), self.render, hostile, &self.overrides);
         std::fs::write(self.config.join("main.hcl"), rendered.text).unwrap();
         let round = format!("round={round}");
         slipway_with(
@@ -2111,7 +2134,7 @@ impl ApplyLab {
                 Destination => read(&format!("/opt/unit/config/app{value}.env"))
                     .map(|_| value.as_bytes().to_vec())
                     .map_err(|e| e.to_string()),
-                ConfigDir => read(&format!("/etc/unit{value}/extra.conf"))
+                ConfigDir => read(&format!("/opt/unit-conf{value}/extra.conf"))
                     .map(|_| value.as_bytes().to_vec())
                     .map_err(|e| e.to_string()),
                 UnitSetting(key) => setting(key)
@@ -2159,7 +2182,12 @@ impl ApplyLab {
 
 /// Every applicable attribute that takes `value` alone (given in a var
 /// file: step 1 shows the verdict does not depend on the route).
-fn accepted_alone(fixture: Fixture, value: &str, dir: &Path) -> BTreeSet<&'static str> {
+fn accepted_alone(
+    fixture: Fixture,
+    mode: Render,
+    value: &str,
+    dir: &Path,
+) -> BTreeSet<&'static str> {
     write_config_dir(dir, "");
     let vars = dir.join("vars");
     let canary = dir.join("canary");
@@ -2168,7 +2196,7 @@ fn accepted_alone(fixture: Fixture, value: &str, dir: &Path) -> BTreeSet<&'stati
     ATTRIBUTES
         .iter()
         .filter(|a| a.arrival != PlanOnly)
-        .filter(|a| fixture_text(fixture, Render::Apply).contains(&token(a.path)))
+        .filter(|a| fixture_text(fixture, mode).contains(&token(a.path)))
         .filter(|a| {
             matches!(
                 front_end_in(fixture, dir, &vars, &canary, a, value, Route::VarFile),
@@ -2207,7 +2235,7 @@ fn apply_matrix(transport: Transport) {
             let text = value_text(value, &lab.canary, route != Route::VarFile);
             let hostile = accepted
                 .entry(text.clone())
-                .or_insert_with(|| accepted_alone(lab.fixture(), &text, scratch.path()))
+                .or_insert_with(|| accepted_alone(lab.fixture(), lab.render, &text, scratch.path()))
                 .clone();
             if hostile.is_empty() {
                 continue;
@@ -2259,6 +2287,14 @@ fn apply_matrix(transport: Transport) {
                 }
             }
         }
+    }
+    if lab.transport == Transport::Ssh && lab.render == Render::Apply {
+        let calls =
+            std::fs::read_to_string(lab.work.path().join("systemctl.log")).unwrap_or_default();
+        assert!(
+            calls.contains("daemon-reload") && calls.contains("start unit.service"),
+            "the unit was installed and started over SSH: {calls}"
+        );
     }
     eprintln!(
         "hostile matrix, apply over {transport:?}: {applies} applies, {combinations} (attribute, value, route) combinations, in {:.1}s",
