@@ -21,7 +21,10 @@
 //!    each (`validate` for the ECS and S3 fixtures, whose plan reads AWS).
 //!    A refusal (exit 1) is located in the configuration at the attribute
 //!    (or at an attribute its local flows into) or in the var file, and
-//!    repeats no megabyte; an acceptance plans. Either way no raw control
+//!    repeats no megabyte: `-var` and `SLIPWAY_VAR_*` values have no file of
+//!    their own, and slipway locates their refusals at the attribute that
+//!    uses the variable, as it does a var file's value (the var file itself
+//!    is named only when the file is at fault); an acceptance plans. Either way no raw control
 //!    byte is printed and no file changes (no state, nothing in the
 //!    configuration or canary directory). With `SLIPWAY_MATRIX_FULL=1` every
 //!    route runs and the verdicts must not depend on the route; without it
