@@ -484,7 +484,12 @@ fn a_command_longer_than_one_argument_may_be_is_refused_at_validate_with_its_loc
     let vars = vars.display().to_string();
     let output = quickstart.slipway(&["apply", ".", "-auto-approve", "-var-file", &vars]);
     let log = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{}", &log[..log.len().min(3000)]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        &log[..log.len().min(3000)]
+    );
     assert!(
         log.contains("main.hcl:") && log.contains("\"start_command\" is 102"),
         "{}",
