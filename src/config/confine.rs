@@ -11,6 +11,8 @@
 //! - a config file's destination is strictly inside one of them, and not in
 //!   the parts of `install_dir` slipway keeps for itself (`.slipway`,
 //!   `releases`, `current` itself);
+//! - a VM service's version names its release directory
+//!   (`install_dir/releases/VERSION`): one plain file name ([`release_name`]);
 //! - with the local transport, a host name is one plain directory name and
 //!   `root` a relative path that stays inside the configuration's directory.
 //!
@@ -76,8 +78,17 @@ const PSEUDO_FILE_SYSTEMS: &[&str] = &["/proc", "/sys", "/dev"];
 /// The names under `install_dir` that slipway manages itself.
 const RESERVED: &[&str] = &[".slipway", "releases", "current"];
 
+/// The longest component of a path slipway writes to: a file name has at
+/// most 255 bytes, and slipway's temporary files beside a file add 16.
+pub const MAX_COMPONENT_BYTES: usize = 200;
+
+/// The longest path of a service's directory or file.
+pub const MAX_PATH_BYTES: usize = 2048;
+
 /// An absolute path without `.`/`..` components, empty components or control
-/// characters, returned without a trailing `/` (the root stays `/`).
+/// characters, at most [`MAX_PATH_BYTES`] long with components of at most
+/// [`MAX_COMPONENT_BYTES`], returned without a trailing `/` (the root stays
+/// `/`).
 pub fn absolute_path(path: &str) -> Result<String, String> {
     let shown = excerpt(path);
     if let Some(c) = forbidden_in_line(path).or_else(|| path.chars().find(|c| *c == '\t')) {
@@ -97,8 +108,16 @@ pub fn absolute_path(path: &str) -> Result<String, String> {
                     "{shown} has a \"{part}\" component; write the path it means"
                 ))
             }
+            _ if part.len() > MAX_COMPONENT_BYTES => {
+                return Err(format!(
+                    "{shown} has a component longer than {MAX_COMPONENT_BYTES} bytes"
+                ))
+            }
             _ => {}
         }
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!("{shown} is longer than {MAX_PATH_BYTES} bytes"));
     }
     Ok(if trimmed.is_empty() {
         "/".to_string()
@@ -166,8 +185,42 @@ pub fn destination(
     ))
 }
 
+/// The longest version a release directory can be named after: the config
+/// snapshot of a release is `VERSION+` and 16 hex digits, and a file name
+/// has at most 255 bytes.
+pub const MAX_VERSION_BYTES: usize = 200;
+
+/// A VM service's version as the name of its release directory: not empty,
+/// not starting with `.`, without `/` or control characters, at most
+/// [`MAX_VERSION_BYTES`] bytes.
+pub fn release_name(version: &str) -> Result<(), String> {
+    let shown = excerpt(version);
+    if version.is_empty() {
+        return Err("the version cannot be empty: it names the release directory".to_string());
+    }
+    if version.starts_with('.') {
+        return Err(format!(
+            "{shown} starts with \".\": it names the release directory"
+        ));
+    }
+    if version.contains('/') {
+        return Err(format!(
+            "{shown} holds \"/\": it names the release directory"
+        ));
+    }
+    if let Some(c) = version.chars().find(|c| c.is_control()) {
+        return Err(format!("{shown} holds {}", describe_char(c)));
+    }
+    if version.len() > MAX_VERSION_BYTES {
+        return Err(format!(
+            "{shown} is longer than {MAX_VERSION_BYTES} bytes: it names the release directory"
+        ));
+    }
+    Ok(())
+}
+
 /// A host name with the local transport: one directory name (not `.`, `..`,
-/// no `/`, no control characters).
+/// no `/`, no control characters, at most [`MAX_COMPONENT_BYTES`] bytes).
 pub fn local_host(host: &str) -> Result<(), String> {
     let shown = excerpt(host);
     if host.is_empty() || host == "." || host == ".." {
@@ -182,6 +235,11 @@ pub fn local_host(host: &str) -> Result<(), String> {
         return Err(format!(
             "{shown} cannot name a host's directory with the local transport: it holds {}",
             describe_char(c)
+        ));
+    }
+    if host.len() > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "{shown} cannot name a host's directory with the local transport: it is longer than {MAX_COMPONENT_BYTES} bytes"
         ));
     }
     Ok(())
@@ -209,12 +267,38 @@ pub fn local_root(root: &str) -> Result<(), String> {
             "{shown} is the configuration's directory itself: name a directory inside it, such as \".slipway/hosts\""
         ));
     }
+    if root.split('/').any(|part| part.len() > MAX_COMPONENT_BYTES) {
+        return Err(format!(
+            "{shown} has a component longer than {MAX_COMPONENT_BYTES} bytes"
+        ));
+    }
+    if root.len() > MAX_PATH_BYTES {
+        return Err(format!("{shown} is longer than {MAX_PATH_BYTES} bytes"));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_longer_than_a_file_name_may_be_are_refused() {
+        let long = "m".repeat(MAX_COMPONENT_BYTES + 1);
+        let fits = "m".repeat(MAX_COMPONENT_BYTES);
+        assert!(absolute_path(&format!("/opt/{fits}")).is_ok());
+        for problem in [
+            absolute_path(&format!("/opt/{long}")).unwrap_err(),
+            absolute_path(&"/opt".repeat(MAX_PATH_BYTES)).unwrap_err(),
+            service_dir(&format!("/opt/app{long}")).unwrap_err(),
+            destination(&format!("/opt/app/{long}.env"), Some("/opt/app"), &[]).unwrap_err(),
+            local_host(&long).unwrap_err(),
+            local_root(&format!(".slipway/{long}")).unwrap_err(),
+        ] {
+            assert!(problem.len() < 300, "the message repeats the value");
+            assert!(problem.contains("longer than"), "{problem}");
+        }
+    }
 
     #[test]
     fn absolute_paths() {

@@ -310,7 +310,7 @@ impl Loader {
         }
         let classified = crate::artifact::classify(base, source).map_err(|e| e.to_string())?;
         let digest = crate::artifact::local_digest(&classified)
-            .map_err(|e| format!("cannot read artifact \"{source}\": {e}"))?;
+            .map_err(|e| format!("cannot read artifact {}: {e}", excerpt(source)))?;
         self.artifact_digests.insert(key, digest.clone());
         Ok(digest)
     }
@@ -1350,7 +1350,7 @@ impl Loader {
                         self.register_derived(&value, &attr.expr, scope, context);
                     }
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
-                        if self.check_text(attr, &json) {
+                        if self.check_text(attr, &json) && self.check_command_size(attr, &json) {
                             object.insert(attr.name.clone(), json);
                         }
                     }
@@ -1426,6 +1426,36 @@ impl Loader {
             } else {
                 "this value is one line of text: tab is the only control character it may hold"
             }),
+        );
+        false
+    }
+
+    /// A command runs as the argument of `/bin/sh -c` on a host, which
+    /// Linux limits in size: a longer one is refused here rather than fail
+    /// every host at apply.
+    fn check_command_size(&mut self, attr: &RawAttr, json: &serde_json::Value) -> bool {
+        let is_command = matches!(
+            attr.name.as_str(),
+            "command" | "start_command" | "stop_command"
+        );
+        let serde_json::Value::String(command) = json else {
+            return true;
+        };
+        if !is_command || command.len() <= crate::vm::steps::MAX_COMMAND_BYTES {
+            return true;
+        }
+        self.error(
+            Diagnostic::error(
+                "command-size",
+                format!(
+                    "\"{}\" is {} bytes long, more than the {} a command may have",
+                    attr.name,
+                    command.len(),
+                    crate::vm::steps::MAX_COMMAND_BYTES
+                ),
+            )
+            .at(attr.span)
+            .help("put a long script into the artifact and run it from the command"),
         );
         false
     }
@@ -1937,12 +1967,17 @@ impl Loader {
                     &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
                 if !STATISTICS.contains(&statistic.as_str()) {
                     self.error(
-                        Diagnostic::error("verify", format!("unknown statistic \"{statistic}\""))
-                            .at_opt(check_span("cloudwatch", "statistic"))
-                            .help(match did_you_mean(statistic, STATISTICS.iter().copied()) {
+                        Diagnostic::error(
+                            "verify",
+                            format!("unknown statistic {}", excerpt(statistic)),
+                        )
+                        .at_opt(check_span("cloudwatch", "statistic"))
+                        .help(
+                            match did_you_mean(statistic, STATISTICS.iter().copied()) {
                                 Some(known) => format!("did you mean \"{known}\"?"),
                                 None => format!("one of {}", STATISTICS.join(", ")),
-                            }),
+                            },
+                        ),
                     );
                 }
             }
@@ -1984,10 +2019,15 @@ impl Loader {
                 let names = crate::notify::EVENT_NAMES;
                 let message = match did_you_mean(event, names) {
                     Some(suggestion) => format!(
-                        "notify \"{}\": \"{event}\" is not an event; did you mean \"{suggestion}\"?",
-                        notify.name
+                        "notify \"{}\": {} is not an event; did you mean \"{suggestion}\"?",
+                        notify.name,
+                        excerpt(event)
                     ),
-                    None => format!("notify \"{}\": \"{event}\" is not an event", notify.name),
+                    None => format!(
+                        "notify \"{}\": {} is not an event",
+                        notify.name,
+                        excerpt(event)
+                    ),
                 };
                 self.error(
                     Diagnostic::error("notify", message)
@@ -2102,6 +2142,13 @@ impl Loader {
 
     fn validate_service(&mut self, block: &RawBlock, service: &Service) {
         let Some(vm) = &service.vm else { return };
+        if let Err(problem) = confine::release_name(&service.version) {
+            self.error(
+                Diagnostic::error("version", format!("\"version\": {problem}"))
+                    .at_opt(block.body.attr("version").map(|a| a.span))
+                    .help("a VM service's version names its release directory: a file name such as \"2.4.1\""),
+            );
+        }
         let vm_block = block.body.blocks_of("vm").next();
         let vm_attr = |name: &str| vm_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
         // Confinement: the directories the service writes to (see `confine`).
@@ -2145,7 +2192,7 @@ impl Loader {
                     .at_opt(file_attr("destination"))
                     .help(format!(
                         "write it under install_dir ({}) or add its directory to config_dirs",
-                        vm.install_dir
+                        crate::encode::text::short(&vm.install_dir)
                     )),
                 );
             }
@@ -2487,6 +2534,28 @@ impl Loader {
                     )
                     .at_opt(span)
                     .help("give the service a vm block for vm_hosts environments, or an ecs block for ecs_cluster environments"),
+                );
+                continue;
+            }
+            let local = environment
+                .vm_hosts
+                .as_ref()
+                .is_some_and(|hosts| hosts.transport == TransportKind::Local);
+            if local
+                && service
+                    .vm
+                    .as_ref()
+                    .is_some_and(|vm| vm.systemd_unit.is_some())
+            {
+                self.error(
+                    Diagnostic::error(
+                        "systemd-unit",
+                        format!(
+                            "{service_address} has a systemd_unit, but {environment_address} uses the local transport, which has no systemd: starting and stopping the unit would run systemctl on this machine"
+                        ),
+                    )
+                    .at_opt(attr("environment").map(|a| a.span))
+                    .help("with transport = \"local\", start and stop the service with start_command and stop_command"),
                 );
                 continue;
             }
@@ -3175,9 +3244,12 @@ fn typed_json(value: &Value, ty: Ty) -> Result<serde_json::Value, TypeProblem> {
                 "invalid-value",
                 match did_you_mean(s, options.iter().copied()) {
                     Some(suggestion) => {
-                        format!("\"{s}\" is not allowed; did you mean \"{suggestion}\"?")
+                        format!(
+                            "{} is not allowed; did you mean \"{suggestion}\"?",
+                            excerpt(s)
+                        )
                     }
-                    None => format!("\"{s}\" is not allowed"),
+                    None => format!("{} is not allowed", excerpt(s)),
                 },
             )),
             _ => Err(wrong(ty, value)),

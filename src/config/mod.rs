@@ -40,9 +40,13 @@ pub fn unusable_identity_file(hosts: &VmHosts, root: &std::path::Path) -> Option
         None => root.join(written),
     };
     let shown = if path.as_os_str() == written {
-        format!("identity_file {written:?}")
+        format!("identity_file {}", crate::encode::text::excerpt(written))
     } else {
-        format!("identity_file {written:?} ({})", path.display())
+        format!(
+            "identity_file {} ({})",
+            crate::encode::text::excerpt(written),
+            crate::encode::text::short(&path.display().to_string())
+        )
     };
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -54,5 +58,24 @@ pub fn unusable_identity_file(hosts: &VmHosts, root: &std::path::Path) -> Option
             Ok(_) => None,
             Err(e) => Some(format!("{shown} cannot be read: {e}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_identity_file_is_named_by_an_excerpt() {
+        let written = format!("id{}", "m".repeat(1 << 20));
+        let hosts: VmHosts = serde_json::from_value(serde_json::json!({
+            "hosts": ["web-1"],
+            "identity_file": written,
+        }))
+        .unwrap();
+        let problem = unusable_identity_file(&hosts, std::path::Path::new("/nonexistent"))
+            .expect("a missing key is a problem");
+        assert!(problem.len() < 500, "{} bytes", problem.len());
+        assert!(problem.starts_with("identity_file \"idmmm"), "{problem}");
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::encode::text::excerpt;
+
 /// Parse `500ms`, `30s`, `5m`, `1h30m`, `2d`. A bare `0` means no wait.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -26,12 +28,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!(
-                "\"{text}\" is not a duration: expected a number at \"{rest}\""
+                "{} is not a duration: expected a number at {}",
+                excerpt(text),
+                excerpt(rest)
             ));
         }
         let number: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("\"{text}\": number too large"))?;
+            .map_err(|_| format!("{}: number too large", excerpt(text)))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -44,10 +48,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86400)),
-            "" => return Err(format!("\"{text}\" is missing a unit (ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "{} is missing a unit (ms, s, m, h or d)",
+                    excerpt(text)
+                ))
+            }
             other => {
                 return Err(format!(
-                    "\"{text}\" has an unknown unit \"{other}\" (use ms, s, m, h or d)"
+                    "{} has an unknown unit {} (use ms, s, m, h or d)",
+                    excerpt(text),
+                    excerpt(other)
                 ))
             }
         };
@@ -60,14 +71,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_percent(text: &str) -> Result<u32, String> {
     let Some(number) = text.trim().strip_suffix('%') else {
         return Err(format!(
-            "\"{text}\" is not a percentage: write it like \"25%\""
+            "{} is not a percentage: write it like \"25%\"",
+            excerpt(text)
         ));
     };
     let value: u32 = number.trim().parse().map_err(|_| {
-        format!("\"{text}\" is not a percentage: write a whole number followed by %")
+        format!(
+            "{} is not a percentage: write a whole number followed by %",
+            excerpt(text)
+        )
     })?;
     if value > 100 {
-        return Err(format!("\"{text}\" is more than 100%"));
+        return Err(format!("{} is more than 100%", excerpt(text)));
     }
     Ok(value)
 }
@@ -204,5 +219,18 @@ mod tests {
         assert_eq!(serde_json::to_string(&share).unwrap(), "\"25%\"");
         assert!(serde_json::from_str::<Percent>("\"101%\"").is_err());
         assert_eq!(Percent::new(101), None);
+    }
+
+    #[test]
+    fn hostile_text_is_shown_escaped_and_bounded() {
+        let long = format!("\u{1b}[2J{}", "m".repeat(1 << 20));
+        for problem in [
+            parse_duration(&long).unwrap_err(),
+            parse_percent(&long).unwrap_err(),
+        ] {
+            assert!(problem.len() < 300, "{} bytes", problem.len());
+            assert!(!problem.contains('\u{1b}'), "{problem}");
+            assert!(problem.contains("\\u{1b}[2J"), "{problem}");
+        }
     }
 }

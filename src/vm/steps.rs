@@ -77,13 +77,8 @@ impl HostContext {
     /// file name. The scripts quote these values anyway; this keeps them from pointing
     /// outside the install directory.
     pub fn validate(&self) -> Result<(), StepError> {
-        let version = &self.version;
-        if version.is_empty()
-            || version.starts_with('.')
-            || version.contains('/')
-            || version.chars().any(char::is_control)
-        {
-            return Err(StepError::Version(version.clone()));
+        if let Err(problem) = crate::config::confine::release_name(&self.version) {
+            return Err(StepError::Version(problem));
         }
         if !self.host_root.starts_with('/') {
             return Err(StepError::HostRoot(self.host_root.clone()));
@@ -98,7 +93,7 @@ impl HostContext {
 /// A value the scripts cannot use safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
-    #[error("version {0:?} cannot name a release directory: it must be a file name that does not start with \".\" and has no \"/\" or control characters")]
+    #[error("the version cannot name a release directory: {0}")]
     Version(String),
     #[error("host root {0:?} is not an absolute path")]
     HostRoot(String),
@@ -454,6 +449,11 @@ pub fn check_layout(vm: &VmSpec, ctx: &HostContext) -> RemoteStep {
     lines.extend(refuse_managed_links(vm, ctx));
     RemoteStep::new(Phase::Connect, "layout", lines)
 }
+
+/// The longest command slipway runs: a command is the argument of
+/// `/bin/sh -c` on the host, and Linux limits one argument to 128 KiB.
+/// Validation refuses longer ones.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 /// The line that runs a user command: in the install directory, with the
 /// `SLIPWAY_*` variables, through `/bin/sh -c`. With `create_dir` the install
@@ -2341,12 +2341,25 @@ mod tests {
     #[test]
     fn validate_and_check_sha256() {
         assert_eq!(ssh_ctx().validate(), Ok(()));
-        for version in ["", ".", "..", ".hidden", "1/2", "../x", "1\n2"] {
+        let long = "9".repeat(201);
+        for version in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "1/2",
+            "../x",
+            "1\n2",
+            long.as_str(),
+        ] {
             let ctx = HostContext {
                 version: version.into(),
                 ..ssh_ctx()
             };
-            assert_eq!(ctx.validate(), Err(StepError::Version(version.into())));
+            assert!(
+                matches!(ctx.validate(), Err(StepError::Version(_))),
+                "{version:?}"
+            );
         }
         let spaced = HostContext {
             version: "1.0 beta $(x)".into(),

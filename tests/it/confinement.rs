@@ -347,3 +347,157 @@ fn a_local_root_that_is_a_link_out_of_the_configuration_is_refused() {
     );
     assert_eq!(tree(outside.path()), before, "nothing written outside");
 }
+
+#[test]
+fn a_version_that_cannot_name_a_release_directory_is_refused_at_validate_with_its_location() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        r#"
+variable "version" { type = string }
+
+service "app" {
+  version = var.version
+  vm {
+    install_dir   = "/opt/app"
+    start_command = "true"
+  }
+}
+
+environment "prod" {
+  vm_hosts {
+    transport = "local"
+    root      = ".slipway/hosts"
+    hosts     = ["host-1"]
+  }
+}
+
+deployment "app" {
+  service     = service.app
+  environment = environment.prod
+}
+"#,
+    )
+    .unwrap();
+    let long = "9".repeat(100_000);
+    for version in ["$(touch x)/1", ".hidden", long.as_str()] {
+        let flag = format!("version={version}");
+        let output = slipway(&dir, &["apply", ".", "-auto-approve", "-var", &flag], &[]);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(log.contains("main.hcl:5:"), "located at version:\n{log}");
+        assert!(
+            log.len() < 5_000,
+            "the message repeats the value: {} bytes",
+            log.len()
+        );
+        assert!(!dir.join(".slipway").exists(), "nothing was written");
+    }
+}
+
+#[test]
+fn a_systemd_unit_on_the_local_transport_is_refused_and_no_systemctl_runs_on_this_machine() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.hcl"),
+        r#"
+service "app" {
+  version = "1.0.0"
+  vm {
+    install_dir = "/opt/app"
+    systemd_unit "sshd.service" {
+      exec_start = "/opt/app/current/bin/run"
+    }
+  }
+}
+
+environment "local" {
+  vm_hosts {
+    transport = "local"
+    root      = ".slipway/hosts"
+    hosts     = ["host-1"]
+  }
+}
+
+deployment "app" {
+  service     = service.app
+  environment = environment.local
+}
+"#,
+    )
+    .unwrap();
+    // A systemctl that records being run, first on the PATH.
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let ran = work.path().join("systemctl-ran");
+    std::fs::write(
+        bin.join("systemctl"),
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", ran.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in ["validate", "apply"] {
+        let args: &[&str] = if command == "apply" {
+            &["apply", ".", "-auto-approve"]
+        } else {
+            &["validate", "."]
+        };
+        let output = slipway(&dir, args, &[("PATH", path.as_str())]);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        assert!(
+            log.contains("main.hcl:22:") && log.contains("local transport"),
+            "located at the deployment's environment:\n{log}"
+        );
+        assert!(!ran.exists(), "systemctl ran on this machine");
+        assert!(!dir.join(".slipway").exists(), "nothing was written");
+    }
+}
+
+#[test]
+fn a_command_longer_than_one_argument_may_be_is_refused_at_validate_with_its_location() {
+    let quickstart = Quickstart::with_hosts(1);
+    quickstart.edit_config(
+        "start_command = \"sh current/bin/start.sh config/hello.env\"",
+        "start_command = \"sh current/bin/start.sh config/hello.env # ${var.note}\"",
+    );
+    quickstart.edit_config(
+        "variable \"base_port\" {",
+        "variable \"note\" {\n  type    = string\n  default = \"\"\n}\n\nvariable \"base_port\" {",
+    );
+    let vars = quickstart.root.parent().unwrap().join("note.vars.hcl");
+    std::fs::write(&vars, format!("note = \"{}\"\n", "n".repeat(100 * 1024))).unwrap();
+    let vars = vars.display().to_string();
+    let output = quickstart.slipway(&["apply", ".", "-auto-approve", "-var-file", &vars]);
+    let log = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        &log[..log.len().min(3000)]
+    );
+    assert!(
+        log.contains("main.hcl:") && log.contains("\"start_command\" is 102"),
+        "{}",
+        &log[..log.len().min(3000)]
+    );
+    assert!(log.len() < 5_000, "the message repeats the command");
+    assert!(
+        !quickstart.root.join(".slipway").exists(),
+        "nothing was written"
+    );
+}

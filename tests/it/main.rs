@@ -35,6 +35,7 @@ mod diagnostics_corpus;
 mod ecs_sequences;
 mod fuzz_regressions;
 mod host_network;
+mod hostile_matrix;
 mod hostile_values;
 mod moto_harness;
 mod no_panic;
