@@ -789,14 +789,12 @@ deployment "app" {
 }
 "#;
 
-/// How a fixture is rendered: for planning (every block), for applying
-/// (without what reaches outside), or for applying without the systemd unit
-/// (over SSH to a host whose `/etc` is this machine's).
+/// How a fixture is rendered: for planning (every block), or for applying
+/// (without what reaches outside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Render {
     Plan,
     Apply,
-    ApplyWithoutUnit,
 }
 
 fn fixture_text(fixture: Fixture, render: Render) -> String {
@@ -804,7 +802,7 @@ fn fixture_text(fixture: Fixture, render: Render) -> String {
         VmSsh | VmLocal => {
             let ssh = fixture == VmSsh;
             let planned = render == Render::Plan;
-            let unit = ssh && render != Render::ApplyWithoutUnit;
+            let unit = ssh;
             VM_FIXTURE
                 .replace("UNIT_BLOCK", if unit { UNIT_BLOCK } else { UNIT_COMMANDS })
                 .replace("VM_HOSTS", if ssh { SSH_HOSTS } else { LOCAL_HOSTS })
@@ -1313,7 +1311,6 @@ struct ApplyLab {
     host_root: PathBuf,
     overrides: Vec<(&'static str, String)>,
     /// With the systemd unit only where the host's `/etc` is its own.
-    render: Render,
     _hosts: Option<SshHosts>,
 }
 
@@ -1331,13 +1328,8 @@ impl ApplyLab {
         let canary = work.path().join("canary");
         std::fs::create_dir(&canary).unwrap();
         std::fs::write(canary.join("keep"), "canary\n").unwrap();
-        let (host_root, overrides, hosts, render) = match transport {
-            Transport::Local => (
-                config.join(".slipway/hosts/host-1"),
-                Vec::new(),
-                None,
-                Render::Apply,
-            ),
+        let (host_root, overrides, hosts) = match transport {
+            Transport::Local => (config.join(".slipway/hosts/host-1"), Vec::new(), None),
             Transport::Ssh => {
                 // A systemctl that only records its arguments: the test host
                 // has no systemd.
@@ -1390,20 +1382,9 @@ impl ApplyLab {
                     ),
                     ("environment.vm_hosts.connect_timeout", quoted("5s")),
                 ];
-                // The unit file goes to /etc/systemd/system: only where the
-                // host's root is its own directory (the harness gives its
-                // sessions SLIPWAY_HOST_ROOT), never this machine's /etc.
-                let sshd_config = std::fs::read_to_string(hosts.dir().join("host-1.d/sshd_config"))
-                    .unwrap_or_default();
-                let render = if sshd_config.contains("SLIPWAY_HOST_ROOT") {
-                    Render::Apply
-                } else {
-                    eprintln!(
-                        "note: the sshd host's /etc is this machine's: no systemd unit over SSH"
-                    );
-                    Render::ApplyWithoutUnit
-                };
-                (hosts.hosts[0].root.clone(), overrides, Some(hosts), render)
+                // The unit file goes to /etc/systemd/system, which is the
+                // host's own (see the harness), never this machine's.
+                (hosts.hosts[0].root.clone(), overrides, Some(hosts))
             }
         };
         write_config_dir(&config, "");
@@ -1416,7 +1397,6 @@ impl ApplyLab {
             canary,
             host_root,
             overrides,
-            render,
             _hosts: hosts,
         })
     }
@@ -1458,7 +1438,7 @@ impl ApplyLab {
         value: &str,
         route: Route,
     ) -> Output {
-        let rendered = render(self.fixture(), self.render, hostile, &self.overrides);
+        let rendered = render(self.fixture(), Render::Apply, hostile, &self.overrides);
         std::fs::write(self.config.join("main.hcl"), rendered.text).unwrap();
         let round = format!("round={round}");
         slipway_with(
@@ -1615,7 +1595,9 @@ fn apply_matrix(transport: Transport) {
             let text = value_text(value, &lab.canary, route != Route::VarFile);
             let hostile = accepted
                 .entry(text.clone())
-                .or_insert_with(|| accepted_alone(lab.fixture(), lab.render, &text, scratch.path()))
+                .or_insert_with(|| {
+                    accepted_alone(lab.fixture(), Render::Apply, &text, scratch.path())
+                })
                 .clone();
             if hostile.is_empty() {
                 continue;
@@ -1668,7 +1650,7 @@ fn apply_matrix(transport: Transport) {
             }
         }
     }
-    if lab.transport == Transport::Ssh && lab.render == Render::Apply {
+    if lab.transport == Transport::Ssh {
         let calls =
             std::fs::read_to_string(lab.work.path().join("systemctl.log")).unwrap_or_default();
         assert!(

@@ -10,10 +10,12 @@
 //! - `authorized_keys`: that public key, used by every host;
 //! - `known_hosts`: every host's key under `[127.0.0.N]:PORT`;
 //! - `host-N/`: host N's own directory. Each host's server runs in a mount
-//!   namespace of its own where `host-N/opt` is bind-mounted over `/opt`, so a
-//!   service installed under `/opt` lands in the host's own directory, as on a
-//!   machine of its own, and a test finds it under `host-N/opt` (the rest of
-//!   the filesystem is this machine's: a test deploys under `/opt` only).
+//!   namespace of its own where `host-N/opt` is bind-mounted over `/opt` and
+//!   `host-N/etc/systemd/system` over `/etc/systemd/system`, so a service
+//!   installed under `/opt`, and its unit file, land in the host's own
+//!   directory, as on a machine of its own, and a test finds them there (the
+//!   rest of the filesystem is this machine's: a test deploys under `/opt`
+//!   only).
 //!   sshd sets `SHLVL=1` in every session, which keeps a bash login shell from
 //!   sourcing the machine's `~/.bashrc` for every command, as bash does for ssh
 //!   sessions otherwise.
@@ -59,12 +61,24 @@ fn next_port() -> u16 {
     port
 }
 
+/// What a host's server runs first, in its own mount namespace, with the
+/// host's directory as `$1`: that directory's `opt` over `/opt`, and its
+/// `etc/systemd/system` over `/etc/systemd/system` (where a unit file goes),
+/// then the server (`$2...`).
+const OWN_DIRECTORIES: &str = "set -e\n\
+    mkdir -p \"$1/opt\" \"$1/etc/systemd/system\" /etc/systemd/system\n\
+    mount --bind \"$1/opt\" /opt\n\
+    mount --bind \"$1/etc/systemd/system\" /etc/systemd/system\n\
+    shift\n\
+    exec \"$@\"";
+
 /// One host as a test sees it.
 #[derive(Debug, Clone)]
 pub struct HostInfo {
     /// `127.0.0.N:PORT`, as a `vm_hosts` host string.
     pub address: String,
-    /// The host's own directory: its `opt` is the host's `/opt`.
+    /// The host's own directory: its `opt` is the host's `/opt`, its
+    /// `etc/systemd/system` the host's `/etc/systemd/system`.
     pub root: PathBuf,
     /// With [`HostOptions::own_network`]: the host's network namespace.
     pub netns: Option<String>,
@@ -501,7 +515,7 @@ impl SshHosts {
         };
         command
             .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-            .arg("mkdir -p \"$1/opt\" && mount --bind \"$1/opt\" /opt && shift && exec \"$@\"")
+            .arg(OWN_DIRECTORIES)
             .arg("sh")
             .arg(self.dir.path().join(format!("host-{}", i + 1)))
             .arg(SSHD);
