@@ -29,8 +29,14 @@ fn hash(text: &str, salt: &[u8], log_n: u8, r: u32, p: u32) -> Option<Vec<u8>> {
 
 /// A new digest of `text`, with a fresh random salt.
 pub fn digest(text: &str) -> String {
-    let salt = *uuid::Uuid::new_v4().as_bytes();
-    let hashed = hash(text, &salt, LOG_N, R, P).unwrap_or_default();
+    digest_with_salt(text, uuid::Uuid::new_v4().as_bytes())
+}
+
+/// A digest of `text` with the given salt: for a document that must come
+/// out the same when made twice (a saved plan's secrets, salted with its
+/// configuration digest and the secret's name), where [`digest`] would not.
+pub fn digest_with_salt(text: &str, salt: &[u8]) -> String {
+    let hashed = hash(text, salt, LOG_N, R, P).unwrap_or_default();
     format!(
         "scrypt${LOG_N}${R}${P}${}${}",
         hex::encode(salt),
@@ -106,6 +112,14 @@ mod tests {
         // Salted: the same text digests differently each time.
         assert_ne!(digest("password=hunter2\n"), stored);
         assert_eq!(matches("md5$abc", "x"), None);
+        let salted = digest_with_salt("password=hunter2\n", b"plan-salt");
+        assert_eq!(salted, digest_with_salt("password=hunter2\n", b"plan-salt"));
+        assert_ne!(
+            salted,
+            digest_with_salt("password=hunter2\n", b"other-salt")
+        );
+        assert_eq!(matches(&salted, "password=hunter2\n"), Some(true));
+        assert_eq!(matches(&salted, "password=hunter3\n"), Some(false));
         assert_eq!(matches("scrypt$30$8$1$00$00", "x"), None);
     }
 }

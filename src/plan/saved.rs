@@ -15,7 +15,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{InputVariable, Plan, PlanInputs};
+use super::model::{InputSecret, InputVariable, Plan, PlanInputs};
 use super::planner::{PlanOptions, States};
 use crate::config::{Config, SavedInputs};
 
@@ -95,7 +95,57 @@ pub fn plan_inputs(config: &Config, options: &PlanOptions) -> PlanInputs {
                 }
             })
             .collect(),
+        secrets: config
+            .secret_values
+            .iter()
+            .map(|(name, value)| InputSecret {
+                name: name.clone(),
+                digest: crate::config::secret_digest::digest_with_salt(
+                    value,
+                    format!("{salt}\0{name}").as_bytes(),
+                ),
+            })
+            .collect(),
     }
+}
+
+/// How the secrets read for this apply differ from the ones the plan was
+/// made with (compared by digest; no value is shown); empty when the same.
+/// A secret rotated since the plan refuses it: the plan's config files and
+/// its "sensitive value changed" verdicts were made with the old value.
+pub fn check_secrets(inputs: &PlanInputs, config: &Config) -> Vec<String> {
+    let describe = |name: &str| match config.secrets.get(name) {
+        Some(spec) => spec.describe(),
+        None => format!("secret \"{name}\""),
+    };
+    let mut problems = Vec::new();
+    for saved in &inputs.secrets {
+        match config.secret_values.get(&saved.name) {
+            None => problems.push(format!(
+                "{}: the plan was made with its value, but this apply does not use it: make a new plan",
+                describe(&saved.name)
+            )),
+            Some(value) => {
+                if crate::config::secret_digest::matches(&saved.digest, value) != Some(true) {
+                    problems.push(format!(
+                        "{}: the store now holds another value than the plan was made with (compared by \
+                         digest; neither value is shown), so it changed after the plan: make a new plan \
+                         with `slipway plan -out FILE` and apply that",
+                        describe(&saved.name)
+                    ));
+                }
+            }
+        }
+    }
+    for name in config.secret_values.keys() {
+        if !inputs.secrets.iter().any(|s| &s.name == name) {
+            problems.push(format!(
+                "{}: this apply uses it, but the plan was made without it: make a new plan",
+                describe(name)
+            ));
+        }
+    }
+    problems
 }
 
 /// Hex SHA-256 over the salt, the variable's name and its value as JSON.
@@ -401,6 +451,7 @@ mod tests {
                     salt: None,
                 },
             ],
+            secrets: Vec::new(),
         }
     }
 
