@@ -73,12 +73,11 @@ async fn read(spec: &SecretSpec, sdk: &aws_config::SdkConfig) -> Result<String, 
 }
 
 /// The secrets the deployments of the environments `selected` (state names;
-/// all when `None`) use, each read once; or a diagnostic for each that
-/// could not be read. Secrets no selected deployment uses are not read.
-pub fn read_for(
-    config: &Config,
+/// all when `None`) use, each with the addresses of those deployments.
+fn secrets_used<'a>(
+    config: &'a Config,
     selected: Option<&BTreeSet<String>>,
-) -> Result<SecretValues, Diagnostics> {
+) -> Vec<(&'a SecretSpec, Vec<&'a str>)> {
     let mut users: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for deployment in config.deployments.values() {
         let state_name = crate::plan::planner::environment_state_name(&deployment.environment);
@@ -92,10 +91,20 @@ pub fn read_for(
                 .push(deployment.address.as_str());
         }
     }
-    let wanted: Vec<(&SecretSpec, Vec<&str>)> = users
+    users
         .into_iter()
         .filter_map(|(name, users)| config.secrets.get(name).map(|spec| (spec, users)))
-        .collect();
+        .collect()
+}
+
+/// The secrets the deployments of the environments `selected` (state names;
+/// all when `None`) use, each read once; or a diagnostic for each that
+/// could not be read. Secrets no selected deployment uses are not read.
+pub fn read_for(
+    config: &Config,
+    selected: Option<&BTreeSet<String>>,
+) -> Result<SecretValues, Diagnostics> {
+    let wanted = secrets_used(config, selected);
     if wanted.is_empty() {
         return Ok(SecretValues::new());
     }
@@ -179,11 +188,71 @@ fn read_error(spec: &SecretSpec, users: &[&str], problem: ReadProblem) -> Diagno
     Diagnostic::error(
         "secret-read",
         format!(
-            "cannot read {} for {}: {reason}; nothing was changed",
+            "cannot read {} for {}: {reason}",
             spec.describe(),
             users.join(", ")
         ),
     )
     .at(spec.span)
     .help(help)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_secrets_of_the_selected_environments_deployments_are_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut main = String::new();
+        for name in ["a", "b", "c"] {
+            main.push_str(&format!(
+                "secret \"{name}\" {{\n  ssm_parameter = \"/{name}\"\n}}\n\n\
+                 environment \"{name}\" {{\n  vm_hosts {{\n    transport = \"local\"\n    root = \"hosts\"\n    hosts = [\"{name}\"]\n  }}\n}}\n\n"
+            ));
+        }
+        // a and b use their own secret, c uses a's; nothing uses secret c.
+        for (service, secret) in [("a", "a"), ("b", "b"), ("c", "a")] {
+            main.push_str(&format!(
+                "service \"{service}\" {{\n  version = \"1\"\n  vm {{\n    install_dir = \"/opt/{service}\"\n    \
+                 config_file \"f\" {{\n      destination = \"/opt/{service}/f\"\n      content = secret.{secret}\n    }}\n  }}\n}}\n\n\
+                 deployment \"{service}\" {{\n  service = service.{service}\n  environment = environment.{service}\n}}\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join("main.hcl"), main).unwrap();
+        let loaded = crate::config::load(dir.path(), &Default::default());
+        let config = loaded.config.expect("loads");
+        let wanted = |selected: Option<&[&str]>| -> Vec<(String, Vec<String>)> {
+            let selected: Option<BTreeSet<String>> =
+                selected.map(|names| names.iter().map(|n| n.to_string()).collect());
+            secrets_used(&config, selected.as_ref())
+                .into_iter()
+                .map(|(spec, users)| {
+                    (
+                        spec.name.clone(),
+                        users.into_iter().map(str::to_string).collect(),
+                    )
+                })
+                .collect()
+        };
+        let pair = |name: &str, users: &[&str]| {
+            (
+                name.to_string(),
+                users.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            wanted(None),
+            [
+                pair("a", &["deployment.a", "deployment.c"]),
+                pair("b", &["deployment.b"])
+            ]
+        );
+        assert_eq!(wanted(Some(&["b"])), [pair("b", &["deployment.b"])]);
+        assert_eq!(wanted(Some(&["c"])), [pair("a", &["deployment.c"])]);
+        // Nothing to read: no request, no runtime.
+        assert!(read_for(&config, Some(&BTreeSet::new()))
+            .unwrap()
+            .is_empty());
+    }
 }

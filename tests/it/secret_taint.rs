@@ -92,7 +92,7 @@ fn forms(secret: &str) -> Vec<String> {
     ]
 }
 
-fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
@@ -138,7 +138,7 @@ fn spellings(form: &str) -> Vec<String> {
 }
 
 /// Fail if `haystack` (named `what`) holds any spelling of any form.
-fn assert_no_secret(what: &str, haystack: &str, secret: &str) {
+pub(crate) fn assert_no_secret(what: &str, haystack: &str, secret: &str) {
     for form in forms(secret) {
         for spelling in spellings(&form) {
             assert!(
@@ -340,7 +340,7 @@ deployment "app" {
 }
 
 /// Collect the text of every file under `dir`.
-fn files_under(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+pub(crate) fn files_under(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

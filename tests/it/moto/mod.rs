@@ -1,4 +1,5 @@
-//! A real moto server on loopback, for tests that need AWS (ECS, ELBv2, S3, EC2).
+//! A real moto server on loopback, for tests that need AWS (ECS, ELBv2, S3, EC2,
+//! Secrets Manager, SSM Parameter Store).
 //!
 //! [`Moto::start`] starts `launcher.py` beside this file: moto's own server with
 //! its ECS model patched so that services deploy like real ECS (deployments turn
@@ -246,6 +247,14 @@ impl Moto {
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config().await)
     }
 
     /// A VPC (`10.N.0.0/16`) with a subnet in `us-east-1a` and one in
