@@ -845,9 +845,9 @@ impl Loader {
                 continue;
             }
             let name = block.label().to_string();
-            let Some(spec) = self.secret_spec(block, scope) else {
-                continue;
-            };
+            // A block with errors (reported) still defines secret.NAME, so
+            // its references are not reported as undefined as well.
+            let spec = self.secret_spec(block, scope);
             let value = match self.secrets_read.get(&name).cloned() {
                 Some(value) => {
                     self.add_sensitive(&value);
@@ -863,7 +863,9 @@ impl Loader {
             scope
                 .secret_sources
                 .insert(format!("secret.{name}"), BTreeSet::from([name.clone()]));
-            self.config.secrets.insert(name, spec);
+            if let Some(spec) = spec {
+                self.config.secrets.insert(name, spec);
+            }
         }
     }
 

@@ -341,6 +341,15 @@ fn a_rotated_secret_is_a_change_and_a_plan_saved_before_it_is_refused() {
     );
 }
 
+/// A configuration edit (from, to), environment variables, and what the
+/// error must say besides the file and "nothing was changed".
+type BadCase = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn a_secret_that_cannot_be_read_or_used_changes_nothing_and_says_which() {
     let Some(bed) = Bed::start("secret-errors-") else {
@@ -352,8 +361,7 @@ fn a_secret_that_cannot_be_read_or_used_changes_nothing_and_says_which() {
     let good = std::fs::read_to_string(&main).unwrap();
     let state_before = std::fs::read(bed.state_dir().join("lab.json")).unwrap();
     let file_before = bed.secrets_file();
-    // (block edit, environment, what the error says besides the block)
-    let cases: [(&str, &str, &[(&str, &str)], &[&str]); 5] = [
+    let cases: [BadCase; 5] = [
         (
             "aws_secrets_manager = \"lab/db\"",
             "aws_secrets_manager = \"lab/missing\"",
