@@ -7,7 +7,9 @@
 //! (`secret_taint`'s search). A rotated secret is a change in plan, which
 //! apply then puts on the host; a plan saved before the rotation is refused.
 //! A secret that cannot be read or used is an error naming the block and
-//! the deployment, and nothing on the host or in state changes; a secret no
+//! the deployment (a missing secret or parameter, access denied, an
+//! unreachable endpoint, a JSON key that is absent, a secret that is not
+//! JSON), and nothing on the host or in state changes; a secret no
 //! deployment uses is not read.
 
 use std::path::{Path, PathBuf};
@@ -434,5 +436,40 @@ fn a_secret_that_cannot_be_read_or_used_changes_nothing_and_says_which() {
             );
             assert_eq!(bed.secrets_file(), file_before, "{to}: host unchanged");
         }
+    }
+
+    // Access denied: credentials that may read the parameter, not the secret.
+    std::fs::write(&main, &good).unwrap();
+    let (key_id, key_secret) = bed
+        .moto
+        .enforce_iam_with_user("slipway-reader", &["ssm:GetParameter"]);
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", key_secret.as_str()),
+    ];
+    for command in [
+        &["plan", ".", "-var", VERSION][..],
+        &["apply", ".", "-auto-approve", "-var", VERSION][..],
+    ] {
+        let out = bed.run(command, &credentials);
+        let shown = unwrapped(&text(&out));
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        for part in [
+            "cannot read secret \"db_password\" (Secrets Manager secret \"lab/db\", key \"password\") for deployment.app",
+            "AccessDenied",
+            "secretsmanager:GetSecretValue",
+            "nothing was changed",
+        ] {
+            assert!(shown.contains(part), "{part:?} in {shown}");
+        }
+        assert!(
+            !shown.contains("api_token"),
+            "the parameter was read: {shown}"
+        );
+        assert_eq!(
+            std::fs::read(bed.state_dir().join("lab.json")).unwrap(),
+            state_before
+        );
+        assert_eq!(bed.secrets_file(), file_before);
     }
 }

@@ -735,6 +735,59 @@ impl Moto {
         }
     }
 
+    /// An IAM user whose only policy allows `actions` on every resource,
+    /// and its access key pair (id, secret). From then on the server checks
+    /// every request (moto's `reset-auth`): only the users it knows, with
+    /// their policies, get answers; the harness's test credentials do not.
+    pub fn enforce_iam_with_user(&self, name: &str, actions: &[&str]) -> (String, String) {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": "*" }],
+        })
+        .to_string();
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)]);
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "only-these"),
+            ("PolicyDocument", &policy),
+        ]);
+        let key = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        let field = |tag: &str| {
+            let open = format!("<{tag}>");
+            let start = key.find(&open).expect("an access key") + open.len();
+            let end = start + key[start..].find('<').expect("a closing tag");
+            key[start..end].to_string()
+        };
+        let pair = (field("AccessKeyId"), field("SecretAccessKey"));
+        let answer = http1::post(
+            &format!("{}/moto-api/reset-auth", self.endpoint),
+            &[],
+            "0",
+            Duration::from_secs(10),
+        )
+        .expect("reset-auth");
+        assert_eq!(answer.status, 200, "reset-auth: {}", answer.body);
+        pair
+    }
+
+    fn iam(&self, params: &[(&str, &str)]) -> String {
+        let mut form = vec![("Version", "2010-05-08")];
+        form.extend_from_slice(params);
+        let auth = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/iam/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        match http1::post_form(
+            &format!("{}/", self.endpoint),
+            &[("Authorization", auth)],
+            &form,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("IAM {params:?}: HTTP {}: {}", answer.status, answer.body),
+            Err(e) => panic!("IAM {params:?}: {e}"),
+        }
+    }
+
     fn ec2_count_vpcs(&self) -> usize {
         self.ec2(&[("Action", "DescribeVpcs")])
             .matches("<vpcId>")
