@@ -3676,6 +3676,47 @@ output "token" {
     }
 
     #[test]
+    fn a_template_loop_over_a_secret_is_tainted_and_a_loop_variable_named_secret_is_not() {
+        // The directive's collection is what makes the text secret: before
+        // it counted as a reference, this text was shown and stored as is.
+        let looped = MAIN.replace(
+            "content     = \"${local.db_line}\\nPLAIN=1\\n\"",
+            "content     = \"X=%{ for p in split(\"Zq9\", secret.db) }${upper(p)}%{ endfor }\\n\"",
+        );
+        assert_ne!(looped, MAIN);
+        let dir = directory(&looped);
+        let loaded = load_dir(dir.path(), &[("db", "alpha-Zq9-omega")]);
+        let found = located(&loaded);
+        let config = loaded.config.unwrap_or_else(|| panic!("{found:?}"));
+        let deployment = &config.deployments["deployment.a"];
+        let file = &deployment.service.vm.as_ref().unwrap().config_files[0].content;
+        assert_eq!(file, "X=ALPHA--OMEGA\n");
+        assert_eq!(config.mask(file), "(sensitive)\n");
+        assert_eq!(deployment.secrets.iter().collect::<Vec<_>>(), ["db"]);
+        // A command that loops over it is refused.
+        let command = MAIN.replace(
+            "install_dir = \"/opt/a\"",
+            "install_dir = \"/opt/a\"\n    start_command = \"run %{ for p in [secret.db] }${p}%{ endfor }\"",
+        );
+        let dir = directory(&command);
+        let found = located(&load_dir(dir.path(), &[]));
+        assert!(
+            found
+                .iter()
+                .any(|d| d.contains("sensitive value secret.db is used in \"start_command\"")),
+            "{found:?}"
+        );
+        // `secret` as a for variable is the loop's value, not a secret block.
+        let named = MAIN.replace(
+            "install_dir = \"/opt/a\"",
+            "install_dir = \"/opt/a\"\n    start_command = join(\" \", [for secret in [\"x\", \"y\"] : secret])",
+        );
+        let dir = directory(&named);
+        let loaded = load_dir(dir.path(), &[]);
+        assert!(loaded.config.is_some(), "{:?}", located(&loaded));
+    }
+
+    #[test]
     fn malformed_secret_blocks_are_located() {
         let cases: [(&str, &str, &str); 8] = [
             (

@@ -48,6 +48,12 @@ const SECRET_CONFIG_FILE: &str = r#"
         STARTS=${startswith(var.secret, "Zq9") ? "yes" : "no"}
       EOT
     }
+
+    # The secret only in a template directive's collection.
+    config_file "directive.env" {
+      destination = "/opt/hello/config/directive.env"
+      content     = "DIRECTIVE=%{ for part in split("Zq9", var.secret) }${upper(part)};%{ endfor }\n"
+    }
 "#;
 
 const SECRET_DECLARATIONS: &str = r#"
@@ -89,6 +95,8 @@ fn forms(secret: &str) -> Vec<String> {
             .map(|p| p.to_uppercase())
             .collect::<Vec<_>>()
             .join(""),
+        // A template `%{ for }` directive over the secret.
+        parts.iter().map(|p| p.to_uppercase() + ";").collect(),
     ]
 }
 
