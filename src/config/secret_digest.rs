@@ -9,7 +9,10 @@
 //! milliseconds), and each digest has its own random salt, so a state file
 //! is no table to look secrets up in and guessing one costs a scrypt run per
 //! guess. Plan recomputes the digest with the stored salt and parameters and
-//! compares; nothing of it is ever shown.
+//! compares; nothing of it is ever shown. A saved plan's digests of the
+//! `secret` blocks it read use the same format with a salt of its own
+//! ([`digest_with_salt`]: the configuration digest's start and the name), so
+//! the same plan made twice is the same document.
 
 use crate::config::{Config, Deployment};
 use std::collections::BTreeMap;
@@ -44,7 +47,7 @@ pub fn digest_with_salt(text: &str, salt: &[u8]) -> String {
     )
 }
 
-/// Whether `stored` (made by [`digest`]) is a digest of `text`; `None` when
+/// Whether `stored` (made by [`digest`] or [`digest_with_salt`]) is a digest of `text`; `None` when
 /// `stored` cannot be read (a format this version does not know, or costs
 /// beyond what it accepts).
 pub fn matches(stored: &str, text: &str) -> Option<bool> {
