@@ -5,7 +5,8 @@
 //! printed (plan in every format, apply) or wrote (state, history, journal,
 //! backups, a saved plan) holds a value or a form computed from it
 //! (`secret_taint`'s search). A rotated secret is a change in plan, which
-//! apply then puts on the host; a plan saved before the rotation is refused.
+//! apply then puts on the host; a plan saved before the rotation is refused;
+//! `version_stage` reads the version before it.
 //! A secret that cannot be read or used is an error naming the block and
 //! the deployment (a missing secret or parameter, access denied, an
 //! unreachable endpoint, a JSON key that is absent, a secret that is not
@@ -330,6 +331,19 @@ fn a_rotated_secret_is_a_change_and_a_plan_saved_before_it_is_refused() {
     );
     let settled = bed.run(&["plan", ".", "-var", VERSION], &[]);
     assert_eq!(settled.status.code(), Some(0), "{}", text(&settled));
+
+    // version_stage: the version before the rotation, back on the host.
+    bed.edit(
+        "  json_key            = \"password\"\n",
+        "  json_key            = \"password\"\n  version_stage       = \"AWSPREVIOUS\"\n",
+    );
+    let previous = bed.run(&["apply", ".", "-auto-approve", "-var", VERSION], &[]);
+    assert_eq!(previous.status.code(), Some(0), "{}", text(&previous));
+    printed.push(text(&previous));
+    assert_eq!(
+        bed.secrets_file().as_deref(),
+        Some(expected_file(DB_PASSWORD, API_TOKEN_ROTATED).as_str())
+    );
     assert_nowhere(
         &printed,
         &[&bed.state_dir()],
