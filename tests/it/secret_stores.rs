@@ -11,7 +11,8 @@
 //! the deployment (a missing secret or parameter, access denied, an
 //! unreachable endpoint, a JSON key that is absent, a secret that is not
 //! JSON), and nothing on the host or in state changes; a secret no
-//! deployment uses is not read.
+//! deployment uses, or only another environment's (`-environment`), is not
+//! read.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -486,4 +487,59 @@ fn a_secret_that_cannot_be_read_or_used_changes_nothing_and_says_which() {
         );
         assert_eq!(bed.secrets_file(), file_before);
     }
+}
+
+/// Another environment's deployment uses a secret that does not exist:
+/// `-environment lab` neither reads it nor fails; a plan of everything
+/// fails naming that deployment only.
+#[test]
+fn a_plan_for_one_environment_reads_only_the_secrets_its_deployments_use() {
+    let Some(bed) = Bed::start("secret-selection-") else {
+        return;
+    };
+    std::fs::write(
+        bed.lab.root.join("other.hcl"),
+        r#"
+secret "elsewhere" {
+  aws_secrets_manager = "other/not-there"
+}
+
+service "other" {
+  version = "1.0.0"
+  vm {
+    install_dir = "/opt/other"
+    config_file "other.env" {
+      destination = "/opt/other/other.env"
+      content     = "TOKEN=${secret.elsewhere}\n"
+    }
+  }
+}
+
+environment "other" {
+  vm_hosts {
+    transport = "local"
+    root      = "other-hosts"
+    hosts     = ["h"]
+  }
+}
+
+deployment "other" {
+  service     = service.other
+  environment = environment.other
+}
+"#,
+    )
+    .unwrap();
+    let one = bed.run(&["plan", ".", "-var", VERSION, "-environment", "lab"], &[]);
+    assert_eq!(one.status.code(), Some(2), "{}", text(&one));
+    let all = bed.run(&["plan", ".", "-var", VERSION], &[]);
+    let shown = unwrapped(&text(&all));
+    assert_eq!(all.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(
+            "cannot read secret \"elsewhere\" (Secrets Manager secret \"other/not-there\") for deployment.other:"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("deployment.app"), "{shown}");
 }
