@@ -40,10 +40,11 @@ pub async fn sdk_config(target: &Target) -> SdkConfig {
 
 /// The message of an SDK error with its service error code and message, not
 /// the bare "service error" the SDK's `Display` prints.
-pub fn error_text<E, R>(error: &aws_sdk_ecs::error::SdkError<E, R>) -> String
+pub fn error_text<E>(
+    error: &aws_sdk_ecs::error::SdkError<E, aws_sdk_ecs::config::http::HttpResponse>,
+) -> String
 where
     E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_ecs::error::SdkError;
     match error {
@@ -52,7 +53,11 @@ where
             match (inner.code(), inner.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 (Some(code), None) => code.to_string(),
-                _ => inner.to_string(),
+                _ => {
+                    let raw = service.raw();
+                    unparsed_error_text(raw.status().as_u16(), raw.body().bytes())
+                        .unwrap_or_else(|| format!("{inner} (HTTP {})", raw.status().as_u16()))
+                }
             }
         }
         SdkError::TimeoutError(_) => "the AWS request timed out".to_string(),
@@ -70,5 +75,44 @@ where
             }
             text
         }
+    }
+}
+
+/// An error answer the SDK could not read as its protocol's (no code): an
+/// XML `<Code>`/`<Message>` body (what a proxy or an emulator may answer
+/// to a JSON service, e.g. an access denial), as `HTTP STATUS CODE:
+/// MESSAGE`; `None` when the body has no code.
+fn unparsed_error_text(status: u16, body: Option<&[u8]>) -> Option<String> {
+    let body = std::str::from_utf8(body?).ok()?;
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = start + body[start..].find(&format!("</{name}>"))?;
+        Some(body[start..end].trim().to_string())
+    };
+    let code = tag("Code").filter(|c| !c.is_empty())?;
+    Some(match tag("Message").filter(|m| !m.is_empty()) {
+        Some(message) => format!("HTTP {status} {code}: {message}"),
+        None => format!("HTTP {status} {code}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_xml_error_body_gives_its_code_and_message() {
+        let body = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: u is not authorized</Message></Error></ErrorResponse>";
+        assert_eq!(
+            unparsed_error_text(403, Some(body)).as_deref(),
+            Some("HTTP 403 AccessDenied: User: u is not authorized")
+        );
+        assert_eq!(
+            unparsed_error_text(403, Some(b"<Error><Code>Throttled</Code></Error>")).as_deref(),
+            Some("HTTP 403 Throttled")
+        );
+        assert_eq!(unparsed_error_text(500, Some(b"{}")), None);
+        assert_eq!(unparsed_error_text(500, None), None);
     }
 }

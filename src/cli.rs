@@ -4,7 +4,7 @@
 //! library, renders results, and chooses exit codes. Commands accept
 //! Terraform-style single-dash flags (`-out`, `-no-color`) as well as `--out`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -928,7 +928,17 @@ fn pin_artifacts(
 }
 
 fn plan_command(args: &PlanArgs) -> anyhow::Result<u8> {
-    let Some((mut config, sources)) = load_config_with_sources(&args.config) else {
+    let inputs =
+        InputSources::from_process(args.config.vars.clone(), args.config.var_files.clone());
+    let selected: Option<BTreeSet<String>> =
+        (!args.environments.is_empty()).then(|| args.environments.iter().cloned().collect());
+    let Some((mut config, sources)) = load_with_inputs(
+        &args.config.dir,
+        &inputs,
+        &[],
+        selected.as_ref(),
+        args.config.no_color,
+    ) else {
         return Ok(EXIT_ERROR);
     };
     let backend = open_backend(&args.config.dir, &config.backend)?;
@@ -1715,7 +1725,9 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
         ..Default::default()
     };
     if !args.target.is_file() {
-        let Some((config, sources)) = load_with_inputs(&args.target, &inputs, &[], args.no_color)
+        let selected = selection(&args.environments).environments;
+        let Some((config, sources)) =
+            load_with_inputs(&args.target, &inputs, &[], selected.as_ref(), args.no_color)
         else {
             return Ok(None);
         };
@@ -1758,7 +1770,9 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
     }
     let Some(carried) = saved_plan.inputs.clone() else {
         // Format 1.0: the values must be given again, as to plan.
-        let Some((config, sources)) = load_with_inputs(&config_dir, &inputs, &[], args.no_color)
+        let selected = selection(&args.environments).environments;
+        let Some((config, sources)) =
+            load_with_inputs(&config_dir, &inputs, &[], selected.as_ref(), args.no_color)
         else {
             return Ok(None);
         };
@@ -1779,11 +1793,21 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
         return Err(refuse(missing));
     }
     let values = saved::saved_values(&carried);
-    let Some((config, sources)) = load_with_inputs(&config_dir, &inputs, &[values], args.no_color)
-    else {
+    let selected: Option<BTreeSet<String>> = carried
+        .environments
+        .as_ref()
+        .map(|names| names.iter().cloned().collect());
+    let Some((config, sources)) = load_with_inputs(
+        &config_dir,
+        &inputs,
+        &[values],
+        selected.as_ref(),
+        args.no_color,
+    ) else {
         return Ok(None);
     };
-    let problems = saved::check_inputs(&carried, &config);
+    let mut problems = saved::check_inputs(&carried, &config);
+    problems.extend(saved::check_secrets(&carried, &config));
     if !problems.is_empty() {
         return Err(refuse(problems));
     }
@@ -1801,24 +1825,53 @@ fn apply_input(args: &ApplyArgs) -> anyhow::Result<Option<ApplyInput>> {
     }))
 }
 
-/// Load `dir` (with a saved plan's values underneath, when given), printing
-/// diagnostics; `None` when it has errors.
+/// Load `dir` (with a saved plan's values underneath, when given) for plan
+/// or apply, printing diagnostics; `None` when it has errors.
+///
+/// The secrets that the deployments of the `selected` environments (all
+/// when `None`) use are read from their stores once, between two loads: the
+/// first says which deployments use which `secret` block, the second
+/// evaluates with the values read. A secret that cannot be read is an
+/// error before any state is locked or host touched; one that no selected
+/// deployment uses is not read.
 fn load_with_inputs(
     dir: &Path,
     inputs: &InputSources,
     saved_values: &[config::SavedInputs],
+    selected: Option<&BTreeSet<String>>,
     no_color: bool,
 ) -> Option<(Config, diagnostics::SourceMap)> {
-    let loaded = match saved_values.first() {
-        Some(values) => config::load_with_saved(dir, inputs, values),
-        None => config::load(dir, inputs),
+    let saved = saved_values.first().cloned().unwrap_or_default();
+    let print = |loaded: &config::Loaded| {
+        if !loaded.diagnostics.is_empty() {
+            eprint!(
+                "{}",
+                diagnostics::render(&loaded.sources, &loaded.diagnostics, stderr_color(no_color))
+            );
+        }
     };
-    if !loaded.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            diagnostics::render(&loaded.sources, &loaded.diagnostics, stderr_color(no_color))
-        );
-    }
+    let first = config::load_with_saved(dir, inputs, &saved);
+    let Some(config) = &first.config else {
+        print(&first);
+        return None;
+    };
+    let secrets = match crate::secret_store::read_for(config, selected) {
+        Ok(secrets) => secrets,
+        Err(found) => {
+            print(&first);
+            eprint!(
+                "{}",
+                diagnostics::render(&first.sources, &found, stderr_color(no_color))
+            );
+            return None;
+        }
+    };
+    let loaded = if secrets.is_empty() {
+        first
+    } else {
+        config::load_with_secrets(dir, inputs, &saved, &secrets)
+    };
+    print(&loaded);
     Some((loaded.config?, loaded.sources))
 }
 

@@ -23,6 +23,8 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
+#[cfg(feature = "aws")]
+pub mod secret_store;
 pub mod state;
 pub mod transport;
 pub mod views;

@@ -42,7 +42,9 @@ impl HostOutput {
     /// The rule for a deployment of `config` whose state record (before this
     /// apply changed it) is `recorded`.
     pub fn for_deployment(config: &Config, recorded: Option<&DeploymentState>) -> HostOutput {
-        let sensitive_now = !config.sensitive_values.is_empty();
+        // A `secret` block counts even when this command did not read it
+        // (`slipway rollback` reads none): its value may be on the hosts.
+        let sensitive_now = !config.sensitive_values.is_empty() || !config.secrets.is_empty();
         let sensitive_before = recorded.is_some_and(|d| !d.sensitive_digests.is_empty());
         if sensitive_now || sensitive_before {
             HostOutput::OwnLinesOnly

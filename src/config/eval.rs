@@ -570,35 +570,61 @@ pub struct Reference {
     pub span: Span,
 }
 
-/// Every reference in an expression, in source order. Names bound by `for`
-/// expressions are included; callers only look at the roots they know.
+/// Every reference in an expression, in source order, the collections of
+/// `for` expressions and template `%{ for }` directives included. Names a
+/// `for` binds (`[for secret in var.list : secret.arn]`) are not references
+/// inside it.
 pub fn references(file: FileId, expr: &EditExpr) -> Vec<Reference> {
     struct Collector {
         file: FileId,
         found: Vec<Reference>,
+        /// Names bound by the `for` expressions and directives around.
+        bound: Vec<String>,
+    }
+    impl Collector {
+        fn is_bound(&self, name: &str) -> bool {
+            self.bound.iter().any(|b| b == name)
+        }
+
+        /// Visit `inside` with the `for` variables bound.
+        fn with_bound(
+            &mut self,
+            key_var: Option<&str>,
+            value_var: &str,
+            inside: impl FnOnce(&mut Collector),
+        ) {
+            let before = self.bound.len();
+            self.bound.extend(key_var.map(str::to_string));
+            self.bound.push(value_var.to_string());
+            inside(self);
+            self.bound.truncate(before);
+        }
     }
     impl Visit for Collector {
         fn visit_expr(&mut self, node: &EditExpr) {
             match node {
+                EditExpr::Variable(name) if self.is_bound(name.as_str()) => {}
                 EditExpr::Variable(name) => self.found.push(Reference {
                     path: vec![name.as_str().to_string()],
                     span: Span::new(self.file, node.span().unwrap_or(0..0)),
                 }),
                 EditExpr::Traversal(traversal) => {
                     if let EditExpr::Variable(root) = &traversal.expr {
-                        let mut path = vec![root.as_str().to_string()];
-                        for operator in &traversal.operators {
-                            match operator.value() {
-                                TraversalOperator::GetAttr(ident) => {
-                                    path.push(ident.as_str().to_string())
+                        if !self.is_bound(root.as_str()) {
+                            let mut path = vec![root.as_str().to_string()];
+                            for operator in &traversal.operators {
+                                match operator.value() {
+                                    TraversalOperator::GetAttr(ident) => {
+                                        path.push(ident.as_str().to_string())
+                                    }
+                                    _ => break,
                                 }
-                                _ => break,
                             }
+                            self.found.push(Reference {
+                                path,
+                                span: Span::new(self.file, node.span().unwrap_or(0..0)),
+                            });
                         }
-                        self.found.push(Reference {
-                            path,
-                            span: Span::new(self.file, node.span().unwrap_or(0..0)),
-                        });
                         for operator in &traversal.operators {
                             if let TraversalOperator::Index(index) = operator.value() {
                                 self.visit_expr(index);
@@ -608,13 +634,43 @@ pub fn references(file: FileId, expr: &EditExpr) -> Vec<Reference> {
                         visit::visit_expr(self, node);
                     }
                 }
+                EditExpr::ForExpr(for_expr) => {
+                    let intro = &for_expr.intro;
+                    self.visit_expr(&intro.collection_expr);
+                    self.with_bound(
+                        intro.key_var.as_ref().map(|k| k.as_str()),
+                        intro.value_var.as_str(),
+                        |inner| {
+                            if let Some(key_expr) = &for_expr.key_expr {
+                                inner.visit_expr(key_expr);
+                            }
+                            inner.visit_expr(&for_expr.value_expr);
+                            if let Some(cond) = &for_expr.cond {
+                                inner.visit_expr(&cond.expr);
+                            }
+                        },
+                    );
+                }
                 _ => visit::visit_expr(self, node),
             }
+        }
+
+        // hcl-edit's own walk of a `%{ for }` directive skips its
+        // collection: a template looping over a secret would not be
+        // tainted.
+        fn visit_for_template_expr(&mut self, node: &hcl::edit::template::ForTemplateExpr) {
+            self.visit_expr(&node.collection_expr);
+            self.with_bound(
+                node.key_var.as_ref().map(|k| k.as_str()),
+                node.value_var.as_str(),
+                |inner| inner.visit_template(&node.template),
+            );
         }
     }
     let mut collector = Collector {
         file,
         found: Vec::new(),
+        bound: Vec::new(),
     };
     collector.visit_expr(expr);
     collector.found
@@ -643,6 +699,31 @@ mod tests {
         assert_eq!(
             resolved,
             Value::from("a=x ${literal} %{ no }\n  indented t\nyes\n1,2,\n")
+        );
+    }
+
+    #[test]
+    fn references_include_for_collections_and_not_the_names_a_for_binds() {
+        let paths = |source: &str| -> Vec<String> {
+            let expr: EditExpr = source.parse().unwrap();
+            references(0, &expr)
+                .into_iter()
+                .map(|r| r.path.join("."))
+                .collect()
+        };
+        assert_eq!(paths("[for secret in var.list : secret.arn]"), ["var.list"]);
+        assert_eq!(
+            paths("{ for k, v in local.m : k => upper(v) if v != var.x }"),
+            ["local.m", "var.x"]
+        );
+        assert_eq!(
+            paths(r#""%{ for p in split(",", var.pw) }${p}${local.sep}%{ endfor }""#),
+            ["var.pw", "local.sep"]
+        );
+        // Outside the loop the name is a reference again.
+        assert_eq!(
+            paths("concat([for v in var.a : v], [v.x])"),
+            ["var.a", "v.x"]
         );
     }
 
@@ -757,6 +838,7 @@ mod tests {
         assert!(paths.contains(&vec!["local".into(), "b".into(), "c".into()]));
         assert!(paths.contains(&vec!["deployment".into(), "x".into(), "version".into()]));
         assert!(paths.contains(&vec!["env".into(), "list".into()]));
-        assert!(paths.contains(&vec!["k".into()]));
+        // `k` is the loop's own name, not a reference.
+        assert!(!paths.contains(&vec!["k".into()]));
     }
 }

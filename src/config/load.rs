@@ -24,6 +24,7 @@ use super::inputs::{parse_var_flag, InputSources, InputValue, InputValues, RawIn
 use super::model::*;
 use super::raw::{read_directory, read_sources, RawAttr, RawBlock, RawBody};
 use super::schema::{self, BlockSpec, Schema, Ty};
+use super::secrets::{SecretSource, SecretSpec, SecretValues};
 use super::taint;
 use super::units::{parse_duration, parse_percent};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, FileId, SourceMap, Span};
@@ -75,7 +76,26 @@ pub fn load_backend_only(dir: &Path) -> Result<Backend, (SourceMap, Diagnostics)
 }
 
 pub fn load(dir: &Path, inputs: &InputSources) -> Loaded {
-    load_with(dir, inputs, &SavedInputs::new(), |sources, diagnostics| {
+    load_with(
+        dir,
+        inputs,
+        &SavedInputs::new(),
+        &SecretValues::new(),
+        |sources, diagnostics| read_directory(dir, sources, diagnostics),
+    )
+}
+
+/// [`load_with_saved`] with the values of `secret` blocks read from their
+/// stores: `secret.NAME` is the value given here, or the empty string for a
+/// secret not given (not read). The caller reads the secrets that the
+/// deployments it plans use (`Deployment::secrets` of a first load).
+pub fn load_with_secrets(
+    dir: &Path,
+    inputs: &InputSources,
+    saved: &SavedInputs,
+    secrets: &SecretValues,
+) -> Loaded {
+    load_with(dir, inputs, saved, secrets, |sources, diagnostics| {
         read_directory(dir, sources, diagnostics)
     })
 }
@@ -87,9 +107,7 @@ pub type SavedInputs = std::collections::BTreeMap<String, serde_json::Value>;
 /// count as given (origin `the saved plan`), below `SLIPWAY_VAR_*`, var
 /// files and `-var`, which the caller compares with them afterwards.
 pub fn load_with_saved(dir: &Path, inputs: &InputSources, saved: &SavedInputs) -> Loaded {
-    load_with(dir, inputs, saved, |sources, diagnostics| {
-        read_directory(dir, sources, diagnostics)
-    })
+    load_with_secrets(dir, inputs, saved, &SecretValues::new())
 }
 
 /// The names of the variables `inputs` gives a value (var files read, not
@@ -108,9 +126,13 @@ pub fn supplied_input_names(dir: &Path, inputs: &InputSources) -> BTreeSet<Strin
 /// in diagnostics; `dir` is what relative paths in the configuration (module
 /// sources, `file()`, local artifacts) resolve against.
 pub fn load_sources(dir: &Path, files: &[(PathBuf, Vec<u8>)], inputs: &InputSources) -> Loaded {
-    load_with(dir, inputs, &SavedInputs::new(), |sources, diagnostics| {
-        read_sources(files, sources, diagnostics)
-    })
+    load_with(
+        dir,
+        inputs,
+        &SavedInputs::new(),
+        &SecretValues::new(),
+        |sources, diagnostics| read_sources(files, sources, diagnostics),
+    )
 }
 
 /// The pipeline behind [`load`] and [`load_sources`]; `read` supplies the
@@ -119,10 +141,12 @@ fn load_with(
     dir: &Path,
     inputs: &InputSources,
     saved: &SavedInputs,
+    secrets: &SecretValues,
     read: impl FnOnce(&mut SourceMap, &mut Diagnostics) -> Vec<(FileId, RawBody)>,
 ) -> Loaded {
     super::eval::reset_caches();
     let mut loader = Loader::new(dir);
+    loader.secrets_read = secrets.clone();
     let values = loader.collect_inputs(inputs, saved);
     let bodies = read(&mut loader.sources, &mut loader.diagnostics);
     if bodies.is_empty() && !loader.diagnostics.has_errors() {
@@ -139,6 +163,7 @@ fn load_with(
             body,
             values,
             tainted_inputs: HashSet::new(),
+            input_sources: HashMap::new(),
             depth: 0,
             call_span: None,
         });
@@ -193,6 +218,11 @@ struct ScopeValues {
     /// Outputs marked `sensitive = true` (modules only): the caller's
     /// `module.NAME.OUTPUT` is tainted.
     sensitive_outputs: HashSet<String>,
+    /// `secret.NAME` values (root only; a module's is empty).
+    secrets: hcl::Map<String, Value>,
+    /// For each tainted name (and `output.NAME` of a module), the `secret`
+    /// blocks its value comes from: which deployments use which secret.
+    secret_sources: HashMap<String, BTreeSet<String>>,
     context_cache: std::cell::OnceCell<Context<'static>>,
 }
 
@@ -208,6 +238,7 @@ impl ScopeValues {
         context.declare_var("var", Value::Object(self.vars.clone()));
         context.declare_var("local", Value::Object(self.locals.clone()));
         context.declare_var("module", Value::Object(self.modules.clone()));
+        context.declare_var("secret", Value::Object(self.secrets.clone()));
         context.declare_var(
             "path",
             hcl::value!({ module = (self.dir.display().to_string()) }),
@@ -223,6 +254,8 @@ struct ScopeInput {
     values: InputValues,
     /// Module variables whose input value is sensitive.
     tainted_inputs: HashSet<String>,
+    /// The secrets each such input comes from.
+    input_sources: HashMap<String, BTreeSet<String>>,
     depth: usize,
     call_span: Option<Span>,
 }
@@ -251,6 +284,9 @@ struct Loader {
     output_deployments: Option<Vec<String>>,
     /// Var files read: their values count in the digest, their paths do not.
     var_files: HashSet<FileId>,
+    /// The values of `secret` blocks read for this load (see
+    /// [`load_with_secrets`]).
+    secrets_read: SecretValues,
 }
 
 /// Variable types the language knows.
@@ -294,6 +330,7 @@ impl Loader {
             output_deployments: None,
             artifact_digests: HashMap::new(),
             var_files: HashSet::new(),
+            secrets_read: SecretValues::new(),
         }
     }
 
@@ -461,6 +498,8 @@ impl Loader {
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
             sensitive_outputs: HashSet::new(),
+            secrets: hcl::Map::new(),
+            secret_sources: HashMap::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let errors_before = self.diagnostics.len();
@@ -470,6 +509,7 @@ impl Loader {
             // missing would only repeat the same problem in other words.
             return None;
         }
+        self.load_secret_blocks(body, in_module, &mut scope);
         self.load_locals(body, &mut scope);
         for block in body.blocks_of("module") {
             self.load_module(block, &input, &mut scope);
@@ -529,6 +569,13 @@ impl Loader {
                 {
                     if sensitive {
                         scope.sensitive_outputs.insert(block.label().to_string());
+                        if let Some(attr) = block.body.attr("value") {
+                            let refs = references(attr.span.file, &attr.edit_expr);
+                            let sources = secret_sources_of(&refs, &scope);
+                            scope
+                                .secret_sources
+                                .insert(format!("output.{}", block.label()), sources);
+                        }
                     }
                     scope.outputs.insert(block.label().to_string(), value);
                 }
@@ -550,6 +597,8 @@ impl Loader {
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
             sensitive_outputs: HashSet::new(),
+            secrets: hcl::Map::new(),
+            secret_sources: HashMap::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let Some(backend_block) = block.body.blocks_of("backend").next() else {
@@ -597,6 +646,8 @@ impl Loader {
             tainted: HashSet::new(),
             outputs: hcl::Map::new(),
             sensitive_outputs: HashSet::new(),
+            secrets: hcl::Map::new(),
+            secret_sources: HashMap::new(),
             context_cache: std::cell::OnceCell::new(),
         };
         let body = RawBody {
@@ -750,6 +801,11 @@ impl Loader {
                     }
                 },
             };
+            if let Some(sources) = input.input_sources.get(&name) {
+                scope
+                    .secret_sources
+                    .insert(format!("var.{name}"), sources.clone());
+            }
             if sensitive {
                 scope.tainted.insert(format!("var.{name}"));
                 let mut texts = Vec::new();
@@ -775,6 +831,122 @@ impl Loader {
         }
     }
 
+    /// `secret "NAME"` blocks (root only): what each names, checked, into
+    /// `Config::secrets`; `secret.NAME` in scope, tainted, with the value
+    /// read for it or the empty string. Their attributes may use `var.*`.
+    fn load_secret_blocks(&mut self, body: &RawBody, in_module: bool, scope: &mut ScopeValues) {
+        for block in body.blocks_of("secret") {
+            if in_module {
+                self.error(
+                    Diagnostic::error("module-secret-block", "a module cannot have a secret block")
+                        .at(block.header_span())
+                        .help("declare the secret in the root configuration and pass secret.NAME to the module as an input"),
+                );
+                continue;
+            }
+            let name = block.label().to_string();
+            // A block with errors (reported) still defines secret.NAME, so
+            // its references are not reported as undefined as well.
+            let spec = self.secret_spec(block, scope);
+            let value = match self.secrets_read.get(&name).cloned() {
+                Some(value) => {
+                    self.add_sensitive(&value);
+                    self.config
+                        .secret_values
+                        .insert(name.clone(), value.clone());
+                    value
+                }
+                None => String::new(),
+            };
+            scope.secrets.insert(name.clone(), Value::String(value));
+            scope.tainted.insert(format!("secret.{name}"));
+            scope
+                .secret_sources
+                .insert(format!("secret.{name}"), BTreeSet::from([name.clone()]));
+            if let Some(spec) = spec {
+                self.config.secrets.insert(name, spec);
+            }
+        }
+    }
+
+    /// A `secret` block's settings, or `None` with the problems reported
+    /// where they are: exactly one store, names not empty, `json_key` and
+    /// `version_stage` only for Secrets Manager.
+    fn secret_spec(&mut self, block: &RawBlock, scope: &ScopeValues) -> Option<SecretSpec> {
+        let name = block.label();
+        let json = self.eval_block(block, &schema::SECRET, scope, &scope.context())?;
+        let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let span_of = |key: &str| block.body.attr(key).map(|a| a.span);
+        let name_span_of = |key: &str| block.body.attr(key).map(|a| a.name_span);
+        let errors_before = self.diagnostics.len();
+        for key in [
+            "aws_secrets_manager",
+            "ssm_parameter",
+            "json_key",
+            "region",
+            "version_stage",
+        ] {
+            if text(key).is_some_and(|v| v.trim().is_empty()) {
+                self.error(
+                    Diagnostic::error("secret", format!("secret \"{name}\": {key} is empty"))
+                        .at_opt(span_of(key))
+                        .help(match key {
+                            "aws_secrets_manager" => "write the secret's name or ARN, e.g. aws_secrets_manager = \"prod/db\"",
+                            "ssm_parameter" => "write the parameter's name, e.g. ssm_parameter = \"/prod/db/password\"",
+                            _ => "give it a value, or remove it",
+                        }),
+                );
+            }
+        }
+        let source = match (text("aws_secrets_manager"), text("ssm_parameter")) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    Diagnostic::error(
+                        "secret",
+                        format!("secret \"{name}\" names two stores: aws_secrets_manager and ssm_parameter"),
+                    )
+                    .at_opt(name_span_of("ssm_parameter"))
+                    .help("a secret block reads one value: keep one of them, and declare another secret block for the other"),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.error(
+                    Diagnostic::error("secret", format!("secret \"{name}\" names no store"))
+                        .at(block.header_span())
+                        .help("add aws_secrets_manager = \"NAME or ARN\" (Secrets Manager) or ssm_parameter = \"/NAME\" (SSM Parameter Store)"),
+                );
+                return None;
+            }
+            (Some(secret_id), None) => SecretSource::SecretsManager {
+                secret_id,
+                version_stage: text("version_stage"),
+            },
+            (None, Some(parameter)) => {
+                for key in ["json_key", "version_stage"] {
+                    if text(key).is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "secret",
+                                format!("secret \"{name}\": {key} applies to Secrets Manager secrets, not to an SSM parameter"),
+                            )
+                            .at_opt(name_span_of(key))
+                            .help(format!("remove {key}: a parameter's value is used whole (keep one value per parameter)")),
+                        );
+                    }
+                }
+                SecretSource::SsmParameter { name: parameter }
+            }
+        };
+        (self.diagnostics.len() == errors_before).then(|| SecretSpec {
+            name: name.to_string(),
+            source,
+            json_key: text("json_key"),
+            region: text("region"),
+            span: block.header_span(),
+        })
+    }
+
     fn check_validation(&mut self, name: &str, validation: &RawBlock, scope: &ScopeValues) {
         let (Some(condition), Some(message)) = (
             validation.body.attr("condition"),
@@ -788,7 +960,7 @@ impl Loader {
             Ok(Value::String(s)) => {
                 if message_refs.iter().any(|r| is_tainted(r, &scope.tainted)) {
                     let value = Value::String(s.clone());
-                    let derived = self.register_derived(&value, &message.expr, scope, &context);
+                    let derived = self.register_derived(&value, message, scope, &context);
                     if derived.texts.is_empty() {
                         self.config.mask(&s)
                     } else {
@@ -884,10 +1056,14 @@ impl Loader {
                 let context = scope.context();
                 let value = with_base_dir(&scope.dir, || evaluate(&attr.expr, &context));
                 if let (true, Ok(value)) = (tainted, &value) {
-                    self.register_derived(value, &attr.expr, scope, &context);
+                    self.register_derived(value, attr, scope, &context);
                 }
                 if tainted {
                     scope.tainted.insert(format!("local.{}", attr.name));
+                    let sources = secret_sources_of(refs, scope);
+                    scope
+                        .secret_sources
+                        .insert(format!("local.{}", attr.name), sources);
                 }
                 match value {
                     Ok(value) => {
@@ -987,6 +1163,7 @@ impl Loader {
         }
         let mut values = InputValues::new();
         let mut tainted_inputs = HashSet::new();
+        let mut input_sources = HashMap::new();
         let context = scope.context();
         for attr in block.body.attrs.iter().filter(|a| a.name != "source") {
             let refs = references(attr.span.file, &attr.edit_expr);
@@ -996,6 +1173,7 @@ impl Loader {
             let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
             if tainted {
                 tainted_inputs.insert(attr.name.clone());
+                input_sources.insert(attr.name.clone(), secret_sources_of(&refs, scope));
             }
             match with_base_dir(&scope.dir, || evaluate(&attr.expr, &context)) {
                 Ok(value) => {
@@ -1030,6 +1208,7 @@ impl Loader {
             body: merge_bodies(bodies.into_iter().map(|(_, b)| b)),
             values,
             tainted_inputs,
+            input_sources,
             depth: input.depth + 1,
             call_span: Some(block.header_span()),
         }) else {
@@ -1037,6 +1216,11 @@ impl Loader {
         };
         for output in &module_scope.sensitive_outputs {
             scope.tainted.insert(format!("module.{name}.{output}"));
+            if let Some(sources) = module_scope.secret_sources.get(&format!("output.{output}")) {
+                scope
+                    .secret_sources
+                    .insert(format!("module.{name}.{output}"), sources.clone());
+            }
         }
         scope
             .modules
@@ -1126,6 +1310,16 @@ impl Loader {
                     "module",
                     "call it with module \"NAME\" { source = \"./modules/...\" }",
                 ),
+                "secret" if !scope.prefix.is_empty() => (
+                    Vec::new(),
+                    "secret",
+                    "a module has no secret blocks: declare the secret in the root configuration and pass secret.NAME to the module as an input",
+                ),
+                "secret" => (
+                    scope.secrets.keys().map(String::as_str).collect(),
+                    "secret",
+                    "declare it with secret \"NAME\" { aws_secrets_manager = \"NAME or ARN\" } or { ssm_parameter = \"/NAME\" }",
+                ),
                 _ => continue,
             };
             let Some(name) = reference.path.get(1) else {
@@ -1212,6 +1406,7 @@ impl Loader {
             ("var", scope.vars.clone()),
             ("local", scope.locals.clone()),
             ("module", scope.modules.clone()),
+            ("secret", scope.secrets.clone()),
         ];
         let mut names: Vec<&String> = scope.tainted.iter().collect();
         names.sort();
@@ -1234,16 +1429,27 @@ impl Loader {
         (shadow, markers)
     }
 
-    /// Sensitivity as taint: `value` was computed by `expr` from sensitive
+    /// Sensitivity as taint: `value` was computed by `attr` from sensitive
     /// values. Whatever of it is not a plain copy of them becomes a
     /// sensitive value too, masked wherever it would be shown or stored.
+    /// A value computed from a secret that was not read (`secret.NAME` is
+    /// then the empty string) is nothing to hide: what it computes from the
+    /// placeholder (`length` gives `0`) would only mask unrelated text.
     fn register_derived(
         &mut self,
         value: &Value,
-        expr: &hcl::Expression,
+        attr: &RawAttr,
         scope: &ScopeValues,
         context: &Context,
     ) -> taint::Derived {
+        let refs = references(attr.span.file, &attr.edit_expr);
+        if secret_sources_of(&refs, scope)
+            .iter()
+            .any(|name| !self.secrets_read.contains_key(name))
+        {
+            return taint::Derived::default();
+        }
+        let expr = &attr.expr;
         let (first, markers0) = Self::shadow_context(scope, context, 0);
         let (second, markers1) = Self::shadow_context(scope, context, 1);
         let shadows = [first, second].map(|c| with_base_dir(&scope.dir, || evaluate(expr, &c)));
@@ -1347,7 +1553,7 @@ impl Loader {
                 }
                 Ok(value) => {
                     if tainted {
-                        self.register_derived(&value, &attr.expr, scope, context);
+                        self.register_derived(&value, attr, scope, context);
                     }
                     if let Some(json) = self.check_type(&value, spec.ty, attr) {
                         if self.check_text(attr, &json) && self.check_command_size(attr, &json) {
@@ -1536,7 +1742,7 @@ impl Loader {
         match with_base_dir(&scope.dir, || evaluate(&attr.expr, context)) {
             Ok(value) => {
                 if tainted {
-                    self.register_derived(&value, &attr.expr, scope, context);
+                    self.register_derived(&value, attr, scope, context);
                 }
                 Some((value, sensitive))
             }
@@ -2519,6 +2725,7 @@ impl Loader {
             let Some(service) = self.evaluate_service(&service_address, &environment, block) else {
                 continue;
             };
+            let secrets = self.service_secrets(&service_address);
             let target_ok = (service.vm.is_some() && environment.vm_hosts.is_some())
                 || (service.ecs.is_some() && environment.ecs_cluster.is_some());
             if !target_ok {
@@ -2590,6 +2797,7 @@ impl Loader {
                     desired_count,
                     ecs,
                     span: block.header_span(),
+                    secrets,
                 },
             );
         }
@@ -2756,6 +2964,24 @@ impl Loader {
         for diagnostic in found {
             self.error(diagnostic);
         }
+    }
+
+    /// The `secret` blocks a service's expressions take values from.
+    fn service_secrets(&self, address: &str) -> BTreeSet<String> {
+        fn walk(body: &RawBody, scope: &ScopeValues, out: &mut BTreeSet<String>) {
+            for attr in &body.attrs {
+                let refs = references(attr.span.file, &attr.edit_expr);
+                out.extend(secret_sources_of(&refs, scope));
+            }
+            for block in &body.blocks {
+                walk(&block.body, scope, out);
+            }
+        }
+        let mut found = BTreeSet::new();
+        if let Some(template) = self.services.get(address) {
+            walk(&template.block.body, &template.scope, &mut found);
+        }
+        found
     }
 
     fn evaluate_service(
@@ -2968,19 +3194,37 @@ fn shadow_at(value: &mut Value, path: &[&str], variant: usize, markers: &mut tai
     }
 }
 
+/// The `secret` blocks the tainted names `refs` reach take their values from.
+fn secret_sources_of(refs: &[Reference], scope: &ScopeValues) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for reference in refs {
+        for name in &scope.tainted {
+            if reaches(reference, name) {
+                if let Some(sources) = scope.secret_sources.get(name) {
+                    found.extend(sources.iter().cloned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether `reference` is the tainted `name`, a part of it, or holds it.
+fn reaches(reference: &Reference, name: &str) -> bool {
+    let path = reference.path.join(".");
+    path == name
+        || path
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('.'))
+        || name
+            .strip_prefix(path.as_str())
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Whether a reference reaches a sensitive name: the name itself, a part of
 /// it (`var.db.password`) or something holding it (`module.db`, `var`).
 fn is_tainted(reference: &Reference, tainted: &HashSet<String>) -> bool {
-    let path = reference.path.join(".");
-    tainted.iter().any(|name| {
-        *name == path
-            || path
-                .strip_prefix(name.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-            || name
-                .strip_prefix(path.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-    })
+    tainted.iter().any(|name| reaches(reference, name))
 }
 
 fn collect_strings(value: &Value, out: &mut Vec<String>) {
@@ -3293,5 +3537,330 @@ mod tests {
         assert_eq!(normal("a/./b/../c"), "a/c");
         assert_eq!(normal("/a/../../b"), "/b");
         assert_eq!(normal("."), ".");
+    }
+}
+
+#[cfg(test)]
+mod secret_block_tests {
+    use super::*;
+
+    /// Two environments: `a` runs a service taking `secret.db` through a
+    /// local, `b` one taking `secret.token` through a module input and
+    /// output; `unused` is used by nothing.
+    const MAIN: &str = r#"
+secret "db" {
+  aws_secrets_manager = "prod/db"
+  json_key            = "password"
+  region              = "eu-west-1"
+}
+
+secret "token" {
+  ssm_parameter = "/prod/token"
+}
+
+secret "unused" {
+  aws_secrets_manager = "prod/unused"
+  version_stage       = "AWSPREVIOUS"
+}
+
+locals {
+  db_line = "DB=${upper(secret.db)}"
+}
+
+module "wrap" {
+  source = "./wrap"
+  token  = secret.token
+}
+
+service "a" {
+  version = "1.0.0"
+  vm {
+    install_dir = "/opt/a"
+    config_file "a.env" {
+      destination = "/opt/a/a.env"
+      content     = "${local.db_line}\nPLAIN=1\n"
+    }
+  }
+}
+
+service "b" {
+  version = "1.0.0"
+  vm {
+    install_dir = "/opt/b"
+    config_file "b.env" {
+      destination = "/opt/b/b.env"
+      content     = "TOKEN=${module.wrap.token}\n"
+    }
+  }
+}
+
+environment "a" {
+  vm_hosts {
+    transport = "local"
+    root      = "hosts"
+    hosts     = ["h1"]
+  }
+}
+
+environment "b" {
+  vm_hosts {
+    transport = "local"
+    root      = "hosts"
+    hosts     = ["h2"]
+  }
+}
+
+deployment "a" {
+  service     = service.a
+  environment = environment.a
+}
+
+deployment "b" {
+  service     = service.b
+  environment = environment.b
+}
+"#;
+
+    const MODULE: &str = r#"
+variable "token" {
+  type = string
+}
+
+output "token" {
+  value     = "t:${var.token}"
+  sensitive = true
+}
+"#;
+
+    fn directory(main: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.hcl"), main).unwrap();
+        std::fs::create_dir(dir.path().join("wrap")).unwrap();
+        std::fs::write(dir.path().join("wrap/main.hcl"), MODULE).unwrap();
+        dir
+    }
+
+    fn load_dir(dir: &Path, secrets: &[(&str, &str)]) -> Loaded {
+        let secrets: SecretValues = secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load_with_secrets(dir, &InputSources::default(), &SavedInputs::new(), &secrets)
+    }
+
+    /// Each diagnostic as `file:line:col message`.
+    fn located(loaded: &Loaded) -> Vec<String> {
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let span = d.span.expect("located");
+                let (line, column) = loaded.sources.line_column(span.file, span.start);
+                let file = loaded.sources.file(span.file).path.file_name().unwrap();
+                format!("{}:{line}:{column} {}", file.to_string_lossy(), d.message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_deployment_knows_the_secrets_it_uses_through_locals_and_modules() {
+        let dir = directory(MAIN);
+        let loaded = load_dir(dir.path(), &[]);
+        let config = loaded.config.expect("loads");
+        let used = |address: &str| -> Vec<String> {
+            config.deployments[address]
+                .secrets
+                .iter()
+                .cloned()
+                .collect()
+        };
+        assert_eq!(used("deployment.a"), ["db"]);
+        assert_eq!(used("deployment.b"), ["token"]);
+        assert_eq!(
+            config.secrets.keys().collect::<Vec<_>>(),
+            ["db", "token", "unused"]
+        );
+        assert_eq!(
+            config.secrets["db"].source,
+            SecretSource::SecretsManager {
+                secret_id: "prod/db".into(),
+                version_stage: None
+            }
+        );
+        assert_eq!(config.secrets["db"].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(config.secrets["db"].json_key.as_deref(), Some("password"));
+        // Not read: the empty string, and nothing to mask or digest.
+        assert!(config.secret_values.is_empty());
+        assert!(config.sensitive_values.is_empty());
+    }
+
+    #[test]
+    fn values_read_are_sensitive_and_masked_in_what_is_computed_from_them() {
+        let dir = directory(MAIN);
+        let loaded = load_dir(
+            dir.path(),
+            &[("db", "hunter2-Zq9"), ("token", "tok-Zq9-en")],
+        );
+        let config = loaded.config.expect("loads");
+        let file_of = |address: &str| {
+            config.deployments[address]
+                .service
+                .vm
+                .as_ref()
+                .unwrap()
+                .config_files[0]
+                .content
+                .clone()
+        };
+        assert_eq!(file_of("deployment.a"), "DB=HUNTER2-ZQ9\nPLAIN=1\n");
+        assert_eq!(file_of("deployment.b"), "TOKEN=t:tok-Zq9-en\n");
+        assert_eq!(
+            config.mask(&file_of("deployment.a")),
+            "(sensitive)\nPLAIN=1\n"
+        );
+        assert_eq!(
+            config.mask(&file_of("deployment.b")),
+            "TOKEN=t:(sensitive)\n"
+        );
+        assert_eq!(config.secret_values.len(), 2);
+        // Not part of the configuration digest: a rotation is judged by the
+        // digests of the files holding it, and a saved plan by its own.
+        let unread = load_dir(dir.path(), &[]).config.unwrap();
+        assert_eq!(config.digest, unread.digest);
+    }
+
+    #[test]
+    fn a_secret_may_not_flow_into_a_command() {
+        let main = MAIN.replace(
+            "install_dir = \"/opt/a\"",
+            "install_dir = \"/opt/a\"\n    start_command = \"run ${secret.token}\"",
+        );
+        let dir = directory(&main);
+        let loaded = load_dir(dir.path(), &[]);
+        assert!(loaded.config.is_none());
+        let found = located(&loaded);
+        assert!(
+            found.iter().any(|d| d.contains(
+                "sensitive value secret.token is used in \"start_command\", which would be printed"
+            )),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_template_loop_over_a_secret_is_tainted_and_a_loop_variable_named_secret_is_not() {
+        // The directive's collection is what makes the text secret: before
+        // it counted as a reference, this text was shown and stored as is.
+        let looped = MAIN.replace(
+            "content     = \"${local.db_line}\\nPLAIN=1\\n\"",
+            "content     = \"X=%{ for p in split(\"Zq9\", secret.db) }${upper(p)}%{ endfor }\\n\"",
+        );
+        assert_ne!(looped, MAIN);
+        let dir = directory(&looped);
+        let loaded = load_dir(dir.path(), &[("db", "alpha-Zq9-omega")]);
+        let found = located(&loaded);
+        let config = loaded.config.unwrap_or_else(|| panic!("{found:?}"));
+        let deployment = &config.deployments["deployment.a"];
+        let file = &deployment.service.vm.as_ref().unwrap().config_files[0].content;
+        assert_eq!(file, "X=ALPHA--OMEGA\n");
+        assert_eq!(config.mask(file), "(sensitive)\n");
+        assert_eq!(deployment.secrets.iter().collect::<Vec<_>>(), ["db"]);
+        // A command that loops over it is refused.
+        let command = MAIN.replace(
+            "install_dir = \"/opt/a\"",
+            "install_dir = \"/opt/a\"\n    start_command = \"run %{ for p in [secret.db] }${p}%{ endfor }\"",
+        );
+        let dir = directory(&command);
+        let found = located(&load_dir(dir.path(), &[]));
+        assert!(
+            found
+                .iter()
+                .any(|d| d.contains("sensitive value secret.db is used in \"start_command\"")),
+            "{found:?}"
+        );
+        // `secret` as a for variable is the loop's value, not a secret block.
+        let named = MAIN.replace(
+            "install_dir = \"/opt/a\"",
+            "install_dir = \"/opt/a\"\n    start_command = join(\" \", [for secret in [\"x\", \"y\"] : secret])",
+        );
+        let dir = directory(&named);
+        let loaded = load_dir(dir.path(), &[]);
+        assert!(loaded.config.is_some(), "{:?}", located(&loaded));
+    }
+
+    #[test]
+    fn malformed_secret_blocks_are_located() {
+        let cases: [(&str, &str, &str); 8] = [
+            (
+                "secret \"x\" {\n  aws_secrets_manager = \"a\"\n  ssm_parameter = \"/b\"\n}\n",
+                "main.hcl:3:3",
+                "secret \"x\" names two stores",
+            ),
+            (
+                "secret \"x\" {\n  region = \"eu-west-1\"\n}\n",
+                "main.hcl:1:1",
+                "secret \"x\" names no store",
+            ),
+            (
+                "secret \"x\" {\n  aws_secrets_manager = \"\"\n}\n",
+                "main.hcl:2:25",
+                "secret \"x\": aws_secrets_manager is empty",
+            ),
+            (
+                "secret \"x\" {\n  ssm_parameter = \" \"\n}\n",
+                "main.hcl:2:19",
+                "secret \"x\": ssm_parameter is empty",
+            ),
+            (
+                "secret \"x\" {\n  ssm_parameter = \"/b\"\n  json_key = \"k\"\n}\n",
+                "main.hcl:3:3",
+                "secret \"x\": json_key applies to Secrets Manager secrets, not to an SSM parameter",
+            ),
+            (
+                "secret \"x\" {\n  ssm_parameter = \"/b\"\n  version_stage = \"AWSCURRENT\"\n}\n",
+                "main.hcl:3:3",
+                "secret \"x\": version_stage applies to Secrets Manager secrets",
+            ),
+            (
+                "secret \"x\" {\n  aws_secrets_manager = \"a\"\n  json_kee = \"k\"\n}\n",
+                "main.hcl:3:3",
+                "json_kee",
+            ),
+            (
+                "secret \"x\" {\n  aws_secrets_manager = \"a\"\n}\nlocals {\n  y = secret.z\n}\n",
+                "main.hcl:5:7",
+                "undefined secret \"secret.z\"",
+            ),
+        ];
+        for (text, at, message) in cases {
+            let dir = directory(text);
+            let loaded = load_dir(dir.path(), &[]);
+            assert!(loaded.config.is_none(), "{text}");
+            let found = located(&loaded);
+            assert!(
+                found
+                    .iter()
+                    .any(|d| d.starts_with(&format!("{at} ")) && d.contains(message)),
+                "{text}: expected {at} {message:?}, found {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_module_cannot_declare_a_secret() {
+        let dir = directory("module \"wrap\" {\n  source = \"./wrap\"\n  token = \"x\"\n}\n");
+        std::fs::write(
+            dir.path().join("wrap/secret.hcl"),
+            "secret \"s\" {\n  ssm_parameter = \"/s\"\n}\n",
+        )
+        .unwrap();
+        let loaded = load_dir(dir.path(), &[]);
+        let found = located(&loaded);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.starts_with("secret.hcl:1:1 a module cannot have a secret block")),
+            "{found:?}"
+        );
     }
 }

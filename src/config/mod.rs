@@ -4,7 +4,8 @@
 //! Stages: [`raw`] parses files keeping spans, [`check`] compares blocks with the
 //! [`schema`], [`load`] evaluates expressions (functions in [`eval`]) and
 //! validates. Everything is reported as diagnostics with file, line and column.
-//! Nothing here reads state or touches the network.
+//! Nothing here reads state or touches the network: [`secrets`] says what a
+//! `secret` block names, and the values read elsewhere come in as data.
 
 pub mod check;
 pub mod choices;
@@ -17,12 +18,16 @@ pub mod model;
 pub mod raw;
 pub mod schema;
 pub mod secret_digest;
+pub mod secrets;
 pub mod taint;
 pub mod units;
 
 pub use inputs::InputSources;
-pub use load::{load, load_backend_only, load_sources, load_with_saved, Loaded, SavedInputs};
+pub use load::{
+    load, load_backend_only, load_sources, load_with_saved, load_with_secrets, Loaded, SavedInputs,
+};
 pub use model::*;
+pub use secrets::{SecretSource, SecretSpec, SecretValues};
 
 /// Why an SSH `vm_hosts` block's `identity_file` cannot be used — it does not
 /// exist, is not a file, or cannot be read — or `None` when it can (or is not

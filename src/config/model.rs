@@ -42,6 +42,12 @@ pub struct Config {
     pub inputs: BTreeMap<String, InputRecord>,
     /// Values of sensitive variables, for masking rendered texts. Never printed.
     pub sensitive_values: Vec<String>,
+    /// The root configuration's `secret` blocks, by name (what they name,
+    /// never a value).
+    pub secrets: BTreeMap<String, super::secrets::SecretSpec>,
+    /// The values of the secrets read for this load, by name: a saved plan
+    /// keeps a salted digest of each (`plan::saved`). Never printed.
+    pub secret_values: super::secrets::SecretValues,
 }
 
 /// A root variable's value given from outside the configuration.
@@ -527,6 +533,10 @@ pub struct Deployment {
     /// The deployment's own ECS settings (`ecs { ... }` in the deployment).
     pub ecs: Option<DeploymentEcs>,
     pub span: Span,
+    /// The `secret` blocks whose values its service uses, directly or
+    /// through locals, module inputs and module outputs: the secrets a run
+    /// that plans this deployment reads.
+    pub secrets: std::collections::BTreeSet<String>,
 }
 
 /// ECS settings a deployment sets for itself, overriding its environment's.

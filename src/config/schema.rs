@@ -161,6 +161,7 @@ pub static ROOT: Schema = closed(
     &[
         one("slipway", &SLIPWAY),
         named("variable", &VARIABLE),
+        named("secret", &SECRET),
         BlockSpec {
             name: "locals",
             labels: &[],
@@ -220,6 +221,19 @@ pub static VARIABLE: Schema = closed(
         repeatable: true,
         schema: &VALIDATION,
     }],
+);
+
+/// `secret "NAME"`: exactly one of the two sources (checked by the loader,
+/// which also refuses `json_key` and `version_stage` on a parameter).
+pub static SECRET: Schema = closed(
+    &[
+        opt("aws_secrets_manager", Ty::String),
+        opt("ssm_parameter", Ty::String),
+        opt("json_key", Ty::String),
+        opt("region", Ty::String),
+        opt("version_stage", Ty::String),
+    ],
+    &[],
 );
 
 pub static VALIDATION: Schema = closed(

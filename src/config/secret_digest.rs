@@ -9,7 +9,10 @@
 //! milliseconds), and each digest has its own random salt, so a state file
 //! is no table to look secrets up in and guessing one costs a scrypt run per
 //! guess. Plan recomputes the digest with the stored salt and parameters and
-//! compares; nothing of it is ever shown.
+//! compares; nothing of it is ever shown. A saved plan's digests of the
+//! `secret` blocks it read use the same format with a salt of its own
+//! ([`digest_with_salt`]: the configuration digest's start and the name), so
+//! the same plan made twice is the same document.
 
 use crate::config::{Config, Deployment};
 use std::collections::BTreeMap;
@@ -29,8 +32,14 @@ fn hash(text: &str, salt: &[u8], log_n: u8, r: u32, p: u32) -> Option<Vec<u8>> {
 
 /// A new digest of `text`, with a fresh random salt.
 pub fn digest(text: &str) -> String {
-    let salt = *uuid::Uuid::new_v4().as_bytes();
-    let hashed = hash(text, &salt, LOG_N, R, P).unwrap_or_default();
+    digest_with_salt(text, uuid::Uuid::new_v4().as_bytes())
+}
+
+/// A digest of `text` with the given salt: for a document that must come
+/// out the same when made twice (a saved plan's secrets, salted with its
+/// configuration digest and the secret's name), where [`digest`] would not.
+pub fn digest_with_salt(text: &str, salt: &[u8]) -> String {
+    let hashed = hash(text, salt, LOG_N, R, P).unwrap_or_default();
     format!(
         "scrypt${LOG_N}${R}${P}${}${}",
         hex::encode(salt),
@@ -38,7 +47,7 @@ pub fn digest(text: &str) -> String {
     )
 }
 
-/// Whether `stored` (made by [`digest`]) is a digest of `text`; `None` when
+/// Whether `stored` (made by [`digest`] or [`digest_with_salt`]) is a digest of `text`; `None` when
 /// `stored` cannot be read (a format this version does not know, or costs
 /// beyond what it accepts).
 pub fn matches(stored: &str, text: &str) -> Option<bool> {
@@ -106,6 +115,14 @@ mod tests {
         // Salted: the same text digests differently each time.
         assert_ne!(digest("password=hunter2\n"), stored);
         assert_eq!(matches("md5$abc", "x"), None);
+        let salted = digest_with_salt("password=hunter2\n", b"plan-salt");
+        assert_eq!(salted, digest_with_salt("password=hunter2\n", b"plan-salt"));
+        assert_ne!(
+            salted,
+            digest_with_salt("password=hunter2\n", b"other-salt")
+        );
+        assert_eq!(matches(&salted, "password=hunter2\n"), Some(true));
+        assert_eq!(matches(&salted, "password=hunter3\n"), Some(false));
         assert_eq!(matches("scrypt$30$8$1$00$00", "x"), None);
     }
 }

@@ -12,7 +12,7 @@ pub use crate::config::choices::{OnFailure, Strategy};
 pub use crate::config::units::DurationText;
 
 /// Version of the plan JSON document. Readers reject other major versions.
-pub const FORMAT_VERSION: &str = "1.3";
+pub const FORMAT_VERSION: &str = "1.4";
 
 /// Everything `plan` decided, in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +95,20 @@ pub struct PlanInputs {
     /// (`-var`, var files, `SLIPWAY_VAR_*`), sorted by name. A variable that
     /// kept its default is not listed.
     pub variables: Vec<InputVariable>,
+    /// The `secret` blocks read for the plan, sorted by name, each only as a
+    /// digest of its value (format 1.4; empty: none read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<InputSecret>,
+}
+
+/// A secret the plan was made with: its name and a salted scrypt digest of
+/// its value (`config::secret_digest`, salted with the start of the
+/// configuration digest and the name), so apply can tell whether the store
+/// still holds the same value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSecret {
+    pub name: String,
+    pub digest: String,
 }
 
 /// One input variable's value as the plan was made with it.

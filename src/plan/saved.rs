@@ -15,7 +15,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{InputVariable, Plan, PlanInputs};
+use super::model::{InputSecret, InputVariable, Plan, PlanInputs};
 use super::planner::{PlanOptions, States};
 use crate::config::{Config, SavedInputs};
 
@@ -95,7 +95,76 @@ pub fn plan_inputs(config: &Config, options: &PlanOptions) -> PlanInputs {
                 }
             })
             .collect(),
+        secrets: secret_digests(config, &salt),
     }
+}
+
+/// A digest of each secret read, salted with `salt` and its name. scrypt
+/// costs tens of milliseconds (more in a debug build) and 16 MiB each, so
+/// they are computed a few at a time in parallel.
+fn secret_digests(config: &Config, salt: &str) -> Vec<InputSecret> {
+    let secrets: Vec<(&String, &String)> = config.secret_values.iter().collect();
+    let at_once = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut digests = Vec::with_capacity(secrets.len());
+    for chunk in secrets.chunks(at_once) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(name, value)| {
+                    scope.spawn(move || InputSecret {
+                        name: name.to_string(),
+                        digest: crate::config::secret_digest::digest_with_salt(
+                            value,
+                            format!("{salt}\0{name}").as_bytes(),
+                        ),
+                    })
+                })
+                .collect();
+            for thread in running {
+                digests.push(thread.join().expect("a digest thread does not panic"));
+            }
+        });
+    }
+    digests
+}
+
+/// How the secrets read for this apply differ from the ones the plan was
+/// made with (compared by digest; no value is shown); empty when the same.
+/// A secret rotated since the plan refuses it: the plan's config files and
+/// its "sensitive value changed" verdicts were made with the old value.
+pub fn check_secrets(inputs: &PlanInputs, config: &Config) -> Vec<String> {
+    let describe = |name: &str| match config.secrets.get(name) {
+        Some(spec) => spec.describe(),
+        None => format!("secret \"{name}\""),
+    };
+    let mut problems = Vec::new();
+    for saved in &inputs.secrets {
+        match config.secret_values.get(&saved.name) {
+            None => problems.push(format!(
+                "{}: the plan was made with its value, but this apply does not use it: make a new plan",
+                describe(&saved.name)
+            )),
+            Some(value) => {
+                if crate::config::secret_digest::matches(&saved.digest, value) != Some(true) {
+                    problems.push(format!(
+                        "{}: the store now holds another value than the plan was made with (compared by \
+                         digest; neither value is shown), so it changed after the plan: make a new plan \
+                         with `slipway plan -out FILE` and apply that",
+                        describe(&saved.name)
+                    ));
+                }
+            }
+        }
+    }
+    for name in config.secret_values.keys() {
+        if !inputs.secrets.iter().any(|s| &s.name == name) {
+            problems.push(format!(
+                "{}: this apply uses it, but the plan was made without it: make a new plan",
+                describe(name)
+            ));
+        }
+    }
+    problems
 }
 
 /// Hex SHA-256 over the salt, the variable's name and its value as JSON.
@@ -206,13 +275,25 @@ pub fn how_to_apply(plan: &Plan, path: &str) -> String {
         .filter(|v| v.sensitive)
         .map(|v| format!("-var {}=...", v.name))
         .collect();
-    if sensitive.is_empty() {
+    let line = if sensitive.is_empty() {
         format!("Apply it with: slipway apply {path} (it carries its -var values and -environment)")
     } else {
         format!(
             "Apply it with: slipway apply {path} {} (it carries its other -var values and -environment; \
              sensitive values are given again and checked against the plan)",
             sensitive.join(" ")
+        )
+    };
+    let secrets = plan
+        .inputs
+        .as_ref()
+        .map_or(0, |inputs| inputs.secrets.len());
+    if secrets == 0 {
+        line
+    } else {
+        format!(
+            "{line}. Apply reads its {secrets} secret(s) again and refuses the plan if a store \
+             now holds another value"
         )
     }
 }
@@ -401,6 +482,7 @@ mod tests {
                     salt: None,
                 },
             ],
+            secrets: Vec::new(),
         }
     }
 
@@ -509,6 +591,56 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains("version"), "{line}");
+    }
+
+    /// A configuration loaded with these secret values (and a digest).
+    fn read_secrets(values: &[(&str, &str)]) -> Config {
+        Config {
+            digest: "0123456789abcdef0123456789abcdef0123".into(),
+            secret_values: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_plans_secrets_are_digests_that_match_only_the_same_values() {
+        let config = read_secrets(&[("db", "hunter2-Zq9"), ("token", "tok-Zq9")]);
+        let inputs = plan_inputs(&config, &PlanOptions::default());
+        let names: Vec<&str> = inputs.secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["db", "token"]);
+        let document = serde_json::to_string(&inputs).unwrap();
+        assert!(!document.contains("hunter2") && !document.contains("tok-Zq9"));
+        // The same plan made twice is the same document.
+        assert_eq!(inputs, plan_inputs(&config, &PlanOptions::default()));
+        // The two digests differ even for equal values (salted by name).
+        let same = read_secrets(&[("db", "x-Zq9"), ("token", "x-Zq9")]);
+        let twins = plan_inputs(&same, &PlanOptions::default()).secrets;
+        assert_ne!(twins[0].digest, twins[1].digest);
+
+        assert!(check_secrets(&inputs, &config).is_empty());
+        let rotated = read_secrets(&[("db", "hunter3-Zq9"), ("token", "tok-Zq9")]);
+        let problems = check_secrets(&inputs, &rotated);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("secret \"db\": the store now holds another value"),
+            "{problems:?}"
+        );
+        assert!(!problems[0].contains("hunter"));
+        let fewer = read_secrets(&[("token", "tok-Zq9")]);
+        let problems = check_secrets(&inputs, &fewer);
+        assert!(
+            problems[0].contains("this apply does not use it"),
+            "{problems:?}"
+        );
+        let more = read_secrets(&[("db", "hunter2-Zq9"), ("token", "tok-Zq9"), ("new", "n")]);
+        let problems = check_secrets(&inputs, &more);
+        assert!(
+            problems[0].contains("the plan was made without it"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub(super) fn representative_plan() -> Plan {
                     salt: Some("3f9a2c7e41b85d06e1c4a9f27b3d8e50".to_string()),
                 },
             ],
+            secrets: Vec::new(),
         }),
         deployments: vec![
             api_staging_created(),

@@ -42,6 +42,7 @@ mod no_panic;
 mod plan_snapshots;
 mod rollback_command;
 mod saved_plans;
+mod secret_stores;
 mod secret_taint;
 mod ssh_identity_file;
 mod ssh_transport;

@@ -48,6 +48,12 @@ const SECRET_CONFIG_FILE: &str = r#"
         STARTS=${startswith(var.secret, "Zq9") ? "yes" : "no"}
       EOT
     }
+
+    # The secret only in a template directive's collection.
+    config_file "directive.env" {
+      destination = "/opt/hello/config/directive.env"
+      content     = "DIRECTIVE=%{ for part in split("Zq9", var.secret) }${upper(part)};%{ endfor }\n"
+    }
 "#;
 
 const SECRET_DECLARATIONS: &str = r#"
@@ -89,10 +95,12 @@ fn forms(secret: &str) -> Vec<String> {
             .map(|p| p.to_uppercase())
             .collect::<Vec<_>>()
             .join(""),
+        // A template `%{ for }` directive over the secret.
+        parts.iter().map(|p| p.to_uppercase() + ";").collect(),
     ]
 }
 
-fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
@@ -138,7 +146,7 @@ fn spellings(form: &str) -> Vec<String> {
 }
 
 /// Fail if `haystack` (named `what`) holds any spelling of any form.
-fn assert_no_secret(what: &str, haystack: &str, secret: &str) {
+pub(crate) fn assert_no_secret(what: &str, haystack: &str, secret: &str) {
     for form in forms(secret) {
         for spelling in spellings(&form) {
             assert!(
@@ -340,7 +348,7 @@ deployment "app" {
 }
 
 /// Collect the text of every file under `dir`.
-fn files_under(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+pub(crate) fn files_under(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

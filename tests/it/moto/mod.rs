@@ -1,4 +1,5 @@
-//! A real moto server on loopback, for tests that need AWS (ECS, ELBv2, S3, EC2).
+//! A real moto server on loopback, for tests that need AWS (ECS, ELBv2, S3, EC2,
+//! Secrets Manager, SSM Parameter Store).
 //!
 //! [`Moto::start`] starts `launcher.py` beside this file: moto's own server with
 //! its ECS model patched so that services deploy like real ECS (deployments turn
@@ -246,6 +247,14 @@ impl Moto {
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config().await)
     }
 
     /// A VPC (`10.N.0.0/16`) with a subnet in `us-east-1a` and one in
@@ -723,6 +732,59 @@ impl Moto {
             Ok(answer) if answer.status < 400 => answer.body,
             Ok(answer) => panic!("EC2 {params:?}: HTTP {}: {}", answer.status, answer.body),
             Err(e) => panic!("EC2 {params:?}: {e}"),
+        }
+    }
+
+    /// An IAM user whose only policy allows `actions` on every resource,
+    /// and its access key pair (id, secret). From then on the server checks
+    /// every request (moto's `reset-auth`): only the users it knows, with
+    /// their policies, get answers; the harness's test credentials do not.
+    pub fn enforce_iam_with_user(&self, name: &str, actions: &[&str]) -> (String, String) {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": "*" }],
+        })
+        .to_string();
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)]);
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "only-these"),
+            ("PolicyDocument", &policy),
+        ]);
+        let key = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        let field = |tag: &str| {
+            let open = format!("<{tag}>");
+            let start = key.find(&open).expect("an access key") + open.len();
+            let end = start + key[start..].find('<').expect("a closing tag");
+            key[start..end].to_string()
+        };
+        let pair = (field("AccessKeyId"), field("SecretAccessKey"));
+        let answer = http1::post(
+            &format!("{}/moto-api/reset-auth", self.endpoint),
+            &[],
+            "0",
+            Duration::from_secs(10),
+        )
+        .expect("reset-auth");
+        assert_eq!(answer.status, 200, "reset-auth: {}", answer.body);
+        pair
+    }
+
+    fn iam(&self, params: &[(&str, &str)]) -> String {
+        let mut form = vec![("Version", "2010-05-08")];
+        form.extend_from_slice(params);
+        let auth = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/iam/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        match http1::post_form(
+            &format!("{}/", self.endpoint),
+            &[("Authorization", auth)],
+            &form,
+            Duration::from_secs(30),
+        ) {
+            Ok(answer) if answer.status < 400 => answer.body,
+            Ok(answer) => panic!("IAM {params:?}: HTTP {}: {}", answer.status, answer.body),
+            Err(e) => panic!("IAM {params:?}: {e}"),
         }
     }
 
