@@ -14,7 +14,7 @@
 //! installed (except under CI, where that is an error).
 
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
-use crate::support::{http_get, latest_results, text};
+use crate::support::{drift_summaries, http_get, latest_results, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -600,13 +600,7 @@ fn plan_refresh_reports_hosts_changed_behind_slipways_back() {
         .find(|d| d["address"] == "deployment.app")
         .unwrap();
     assert_eq!(change["action"], "update", "{change:#}");
-    let drift: Vec<&str> = change["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "drift")
-        .map(|r| r["summary"].as_str().unwrap())
-        .collect();
+    let drift = drift_summaries(change);
     assert_eq!(drift.len(), 2, "{change:#}");
     assert!(
         drift

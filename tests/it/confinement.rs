@@ -432,19 +432,8 @@ deployment "app" {
     .unwrap();
     // A systemctl that records being run, first on the PATH.
     let bin = work.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     let ran = work.path().join("systemctl-ran");
-    std::fs::write(
-        bin.join("systemctl"),
-        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", ran.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        bin.join("systemctl"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    crate::support::recording_stand_in(&bin, "systemctl", &ran);
     let path = format!(
         "{}:{}",
         bin.display(),

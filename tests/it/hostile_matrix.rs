@@ -1334,19 +1334,8 @@ impl ApplyLab {
                 // A systemctl that only records its arguments: the test host
                 // has no systemd.
                 let bin = work.path().join("bin");
-                std::fs::create_dir(&bin).unwrap();
                 let log = work.path().join("systemctl.log");
-                std::fs::write(
-                    bin.join("systemctl"),
-                    format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
-                )
-                .unwrap();
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(
-                    bin.join("systemctl"),
-                    std::fs::Permissions::from_mode(0o755),
-                )
-                .unwrap();
+                crate::support::recording_stand_in(&bin, "systemctl", &log);
                 let bash_env = work.path().join("bash_env");
                 std::fs::write(
                     &bash_env,

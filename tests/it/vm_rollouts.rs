@@ -10,7 +10,7 @@
 //! slipway starts (ssh masters) outlives it, even after `kill -9`.
 
 use crate::support::ssh_lab::Lab;
-use crate::support::text;
+use crate::support::{drift_summaries, text};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -428,13 +428,7 @@ fn plan_refresh_names_a_host_whose_config_file_was_edited() {
     assert_eq!(plan(&[]).0, Some(0), "without -refresh only state is read");
     let (code, document) = plan(&["-refresh"]);
     assert_eq!(code, Some(2), "{document:#}");
-    let drift: Vec<&str> = document["deployments"][0]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "drift")
-        .map(|r| r["summary"].as_str().unwrap())
-        .collect();
+    let drift = drift_summaries(&document["deployments"][0]);
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert!(
         drift[0].contains(lab.address(1)) && drift[0].contains("config files"),
@@ -758,13 +752,7 @@ fn refresh_says_it_cannot_tell_the_config_of_a_host_whose_update_was_cut_off() {
     let refreshed = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
     let plan: serde_json::Value = serde_json::from_slice(&refreshed.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&refreshed)));
-    let drift: Vec<String> = plan["deployments"][0]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "drift")
-        .map(|r| r["summary"].as_str().unwrap().to_string())
-        .collect();
+    let drift = drift_summaries(&plan["deployments"][0]);
     assert_eq!(drift.len(), 1, "{drift:#?}");
     assert!(
         drift[0].starts_with(&format!(
@@ -860,13 +848,7 @@ fn a_current_made_by_hand_is_drift_and_its_failed_stop_says_what_to_do() {
     let plan = lab.slipway(&["plan", ".", "-refresh", "-json", "-var", "version=1.0.0"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let document: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let drift: Vec<&str> = document["deployments"][0]["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["kind"] == "drift")
-        .map(|r| r["summary"].as_str().unwrap())
-        .collect();
+    let drift = drift_summaries(&document["deployments"][0]);
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert!(drift[0].contains(lab.address(1)), "{drift:?}");
 

@@ -144,3 +144,29 @@ pub fn spawn_python_server(script: &str, args: &[&std::ffi::OsStr]) -> (std::pro
         .unwrap_or_else(|| panic!("{script} said {line:?} instead of its port"));
     (child, port)
 }
+
+/// The summaries of a deployment change's `drift` reasons, from `plan
+/// -json` (`change` is one entry of its `deployments`).
+pub fn drift_summaries(change: &serde_json::Value) -> Vec<String> {
+    change["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "drift")
+        .map(|r| r["summary"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A stand-in for the command `name` in `bin`, which only appends its
+/// arguments to `log`, one line per run (put `bin` first on the PATH).
+pub fn recording_stand_in(bin: &Path, name: &str, log: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).unwrap();
+    let file = bin.join(name);
+    std::fs::write(
+        &file,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
