@@ -14,15 +14,16 @@
 //! before the first master, watches it: a small `sh` loop in a process group
 //! of its own (a Ctrl-C at the terminal does not reach it) that checks once a
 //! second whether slipway's process still exists. When slipway is gone it
-//! asks every master in the directory to exit (`ssh -S SOCKET -O exit`) and
-//! removes its temporary directory (socket and log), again each second for a
-//! while, so that a master that was still logging in when slipway died (its
-//! socket appears later) ends too; then it removes the directory. It waits
-//! only for masters whose `ssh` still runs (seen with `ps`): the directory of
-//! a login that failed (a host that was down) is removed at once, not waited
-//! for until the grace time ends. A watchdog
-//! started per master, once its login returned, missed exactly that master:
-//! a `kill -9` during a login left it running for good.
+//! asks every master in the directory to exit (`ssh -S SOCKET -O exit`),
+//! ends every process whose arguments name one of its connection
+//! directories, and removes them, again each second until three seconds in
+//! a row find nothing; then it removes the directory. So a master that was
+//! still logging in when slipway died ends too, and so does an `ssh` that
+//! slipway had forked but not yet started when it was killed (its directory
+//! may already be gone: it is known by its arguments). A watchdog started
+//! per master, once its login returned, missed a master still logging in;
+//! one that waited for a login's socket missed an `ssh` that started after
+//! it had looked.
 //!
 //! It runs nothing on hosts and knows nothing of deployments.
 
@@ -36,8 +37,14 @@ const GRACE_SECONDS: u32 = 60;
 
 /// The watchdog loop: `$1` slipway's pid, `$2` the directory of its masters
 /// (each in a `.ssh-connection*` directory of the `openssh` crate, socket
-/// `master`), `$3` how long to keep looking once slipway is gone. Run in the
-/// background by an `sh` that exits at once, so that the loop is not
+/// `master`), `$3` how long at most to keep looking once slipway is gone.
+/// Once slipway is gone, each second: every master with a socket is asked
+/// to exit, every process whose arguments name one of the connection
+/// directories (a login in progress, a master that lost its socket, an
+/// `ssh` that started after slipway died) is ended, and the connection
+/// directories are removed; after three quiet seconds in a row the
+/// directory goes too. Without `ps` it waits for sockets instead. Run in
+/// the background by an `sh` that exits at once, so that the loop is not
 /// slipway's child (no zombie while slipway runs) and is reparented when
 /// slipway dies.
 const SCRIPT: &str = r#"(
@@ -47,31 +54,34 @@ const SCRIPT: &str = r#"(
     sleep 1
   done
   waited=0
-  while :; do
+  quiet=0
+  while [ "$waited" -lt "$3" ]; do
+    found=
     for socket in "$2"/.ssh-connection*/master; do
       [ -S "$socket" ] || continue
+      found=1
       if command -v timeout >/dev/null 2>&1; then
         timeout 10 ssh -S "$socket" -O exit slipway-watchdog >/dev/null 2>&1
       else
         ssh -S "$socket" -O exit slipway-watchdog >/dev/null 2>&1
       fi
-      rm -rf -- "${socket%/master}"
     done
-    left=
-    running=$(ps -A -ww -o args= 2>/dev/null) || running=
-    for dir in "$2"/.ssh-connection*; do
-      [ -e "$dir" ] || continue
-      case $running in
-        "") ;;
-        *"$dir/"*) ;;
-        *)
-          rm -rf -- "$dir"
-          continue
-          ;;
-      esac
-      left=1
-    done
-    [ -n "$left" ] && [ "$waited" -lt "$3" ] || break
+    if running=$(ps -A -ww -o pid=,args= 2>/dev/null) && [ -n "$running" ]; then
+      ours=$(printf '%s\n' "$running" | while read -r pid args; do
+        case $args in *"$2/.ssh-connection"*/*) echo "$pid" ;; esac
+      done)
+      for pid in $ours; do
+        found=1
+        kill "$pid" 2>/dev/null
+      done
+      rm -rf -- "$2"/.ssh-connection*
+    else
+      for dir in "$2"/.ssh-connection*; do
+        [ -e "$dir" ] && found=1
+      done
+    fi
+    if [ -n "$found" ]; then quiet=0; else quiet=$((quiet + 1)); fi
+    [ "$quiet" -lt 3 ] || break
     sleep 1
     waited=$((waited + 1))
   done
@@ -124,64 +134,61 @@ fn watch(dir: &Path, pid: u32) {
 mod tests {
     use super::*;
 
-    /// Stand-ins for masters: sockets the watchdog watches (that never
-    /// answer `-O exit`), one there from the start and one that appears only
-    /// after the watched process ended (a master still logging in when
-    /// slipway was killed: a process naming its directory runs), and the
-    /// directory of a login that failed (no socket, no process). All, and
-    /// the directory, are removed once the process is gone, well within the
+    /// Stand-ins for masters: a socket that never answers `-O exit`, a
+    /// login in progress when the watched process ends (a process naming its
+    /// connection directory), the directory of a login that failed (no
+    /// process), and an `ssh` that starts only after the watchdog first
+    /// looked, its directory already gone (slipway killed between forking
+    /// it and its start). All end, and the directory goes, well within the
     /// grace time.
     #[test]
-    fn the_watchdog_removes_every_master_even_one_that_comes_late() {
+    fn the_watchdog_ends_every_master_even_one_that_starts_late() {
+        use std::time::{Duration, Instant};
         let tmp = tempfile::tempdir().unwrap();
         let dir = control_dir(tmp.path()).unwrap();
         assert_eq!(control_dir(tmp.path()).unwrap(), dir, "one per process");
-        let early = dir.join(".ssh-connection-early");
-        let late = dir.join(".ssh-connection-late");
-        std::fs::create_dir(&early).unwrap();
-        std::fs::create_dir(&late).unwrap();
-        // The socket file stays after the listener is closed: nobody answers.
-        drop(std::os::unix::net::UnixListener::bind(early.join("master")).unwrap());
 
         // A process that ends soon stands for slipway.
         let watched = tmp.path().join("watched");
         std::fs::create_dir(&watched).unwrap();
         let mut parent = Command::new("sleep").arg("1").spawn().unwrap();
         watch(&watched, parent.id());
-        std::fs::rename(&early, watched.join(".ssh-connection-early")).unwrap();
-        std::fs::rename(&late, watched.join(".ssh-connection-late")).unwrap();
+        let stale = watched.join(".ssh-connection-stale");
+        std::fs::create_dir(&stale).unwrap();
+        // The socket file stays after the listener is closed: nobody answers.
+        drop(std::os::unix::net::UnixListener::bind(stale.join("master")).unwrap());
+        std::fs::create_dir(watched.join(".ssh-connection-login")).unwrap();
         std::fs::create_dir(watched.join(".ssh-connection-failed")).unwrap();
         std::fs::write(watched.join(".ssh-connection-failed/log"), "timed out\n").unwrap();
-        let mut logging_in = Command::new("/bin/sh")
-            .args(["-c", "sleep 6"])
-            .arg(watched.join(".ssh-connection-late/log"))
-            .spawn()
-            .unwrap();
+        let stand_in = |connection: &str| {
+            Command::new("/bin/sh")
+                .args(["-c", "sleep 30"])
+                .arg(watched.join(connection).join("master"))
+                .spawn()
+                .unwrap()
+        };
+        let mut logging_in = stand_in(".ssh-connection-login");
         assert!(watched.exists(), "the watched process still runs");
         parent.wait().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2500));
-        assert!(
-            watched.exists(),
-            "the directory stays while a master may still come"
-        );
-        drop(
-            std::os::unix::net::UnixListener::bind(watched.join(".ssh-connection-late/master"))
-                .unwrap(),
-        );
-        assert!(
-            !watched.join(".ssh-connection-failed").exists(),
-            "a failed login is not waited for"
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while watched.join(".ssh-connection-login").exists() {
+            assert!(Instant::now() < deadline, "the watchdog never looked");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut late = stand_in(".ssh-connection-late");
+        for (name, process) in [("the login", &mut logging_in), ("the late ssh", &mut late)] {
+            while process.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "{name} was not ended");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         while watched.exists() {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "the watchdog did not remove {}",
                 watched.display()
             );
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = logging_in.kill();
-        let _ = logging_in.wait();
     }
 }
