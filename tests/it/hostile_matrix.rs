@@ -274,6 +274,12 @@ const ATTRIBUTES: &[Attribute] = &[
     attr("variable.description", VmSsh, "\"d\"", "var.value", PlanOnly),
     attr("variable.validation.error_message", VmSsh, "\"bad: ${var.value}\"", "\"bad: ${var.value}\"", PlanOnly),
     // module and output
+    // secret (blocks no deployment uses: checked, never read)
+    attr("secret.aws_secrets_manager", VmSsh, "\"prod/db\"", "var.value", PlanOnly),
+    attr("secret.json_key", VmSsh, "null", "var.value", PlanOnly),
+    attr("secret.version_stage", VmSsh, "null", "var.value", PlanOnly),
+    attr("secret.region", VmSsh, "null", "var.value", PlanOnly),
+    attr("secret.ssm_parameter", VmSsh, "\"/prod/db\"", "var.value", PlanOnly),
     attr("module.source", VmSsh, "\"./labels\"", "\"./labels${var.value}\"", PlanOnly),
     attr("output.description", VmSsh, "null", "var.value", PlanOnly),
     attr("output.value", VmSsh, "\"o\"", "var.value", PlanOnly),
@@ -544,6 +550,7 @@ service "cmd" {
 }
 
 GATED_SERVICE
+SECRET_BLOCKS
 
 environment "lab" {
   description = @{environment.description}
@@ -620,6 +627,20 @@ const LOAD_BALANCER: &str = r#"load_balancer {
       region           = @{environment.vm_hosts.load_balancer.region}
       endpoint         = @{environment.vm_hosts.load_balancer.endpoint}
     }"#;
+
+/// Secret blocks that no deployment uses: validated, never read from a
+/// store (plan reads only the secrets a planned deployment uses).
+const SECRET_BLOCKS: &str = r#"secret "from_secrets_manager" {
+  aws_secrets_manager = @{secret.aws_secrets_manager}
+  json_key            = @{secret.json_key}
+  version_stage       = @{secret.version_stage}
+  region              = @{secret.region}
+}
+
+secret "from_ssm" {
+  ssm_parameter = @{secret.ssm_parameter}
+}
+"#;
 
 const GATED_SERVICE: &str = r#"service "gated" {
   version = "1.0.0"
@@ -808,6 +829,7 @@ fn fixture_text(fixture: Fixture, render: Render) -> String {
                 .replace("VM_HOSTS", if ssh { SSH_HOSTS } else { LOCAL_HOSTS })
                 .replace("LOAD_BALANCER", if planned { LOAD_BALANCER } else { "" })
                 .replace("GATED_SERVICE", if planned { GATED_SERVICE } else { "" })
+                .replace("SECRET_BLOCKS", if planned { SECRET_BLOCKS } else { "" })
                 .replace(
                     "GATED_DEPLOYMENT",
                     if planned { GATED_DEPLOYMENT } else { "" },
