@@ -905,16 +905,39 @@ async fn update_host_steps(
     // host update is at most three: the checks (ending with whether the
     // artifact is there), the upload when it is not, and everything from
     // the switch to the release marker.
-    progress("connecting and checking");
     if let Some(artifact) = job.artifact {
         steps::check_sha256(&artifact.sha256).map_err(|e| invalid(e.to_string()))?;
     }
+    // With `delivery = "pull"` the host downloads the artifact at the end of
+    // its checks, while it still serves: no transfer session, and nothing
+    // sent from here.
+    let download = match (job.artifact, &job.deployment.service.artifact) {
+        (Some(prepared), Some(spec)) => match &prepared.host_pull {
+            Some(pull) => Some(
+                pull.download_for_host(&spec.source)
+                    .await
+                    .map_err(|e| invalid(job.config.mask(&e.to_string())))?,
+            ),
+            None => None,
+        },
+        _ => None,
+    };
+    progress(if download.is_some() {
+        "connecting, checking and downloading the artifact"
+    } else {
+        "connecting and checking"
+    });
     let checks = |ctx: &HostContext| {
         let mut checks = vec![steps::check_connection(ctx), steps::check_layout(vm, ctx)];
         checks.extend(steps::prechecks(vm, ctx));
         checks.extend(steps::hooks(vm, ctx, Phase::BeforeStop));
         if let Some(artifact) = job.artifact {
-            checks.push(steps::artifact_status(vm, ctx, &artifact.sha256));
+            checks.push(match &download {
+                Some(download) => {
+                    steps::pull_artifact(vm, ctx, &artifact.sha256, download, job.ca_pem.as_deref())
+                }
+                None => steps::artifact_status(vm, ctx, &artifact.sha256),
+            });
         }
         checks
     };
@@ -931,7 +954,9 @@ async fn update_host_steps(
     }
     let mut switch = steps::hooks(vm, &ctx, Phase::Deregister);
     if let Some(artifact) = job.artifact {
-        if !steps::artifact_present(&checked) {
+        if download.is_some() {
+            switch.push(steps::verify_artifact(vm, &ctx, &artifact.sha256));
+        } else if !steps::artifact_present(&checked) {
             // Deregister hooks run before the transfer, as they always did.
             run_all(job, transport, &std::mem::take(&mut switch))
                 .await

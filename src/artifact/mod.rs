@@ -164,11 +164,91 @@ pub fn local_digest(source: &ArtifactSource) -> io::Result<Option<String>> {
     }
 }
 
-/// A local artifact ready to upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An artifact ready to deploy: the checked file in the runner's cache (the
+/// runner uploads it), and, when hosts download it themselves, where from.
+#[derive(Debug, Clone)]
 pub struct PreparedArtifact {
     pub path: PathBuf,
     pub sha256: String,
+    /// Set when the artifact's `delivery` is `pull`.
+    pub host_pull: Option<HostPull>,
+}
+
+/// Where hosts download a `pull` artifact from.
+#[derive(Debug, Clone)]
+pub enum HostPull {
+    /// An http(s) URL that needs no credentials.
+    Url(String),
+    /// An s3 object: each host gets its own presigned GET URL, made just
+    /// before its update, so hosts need no AWS credentials.
+    #[cfg(feature = "aws")]
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        key: String,
+    },
+}
+
+/// How long a presigned URL for one host's download stays valid: the host
+/// starts its download within seconds of the signature.
+#[cfg(feature = "aws")]
+const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// What one host's download needs: the URL (sensitive: a presigned URL is a
+/// credential for its lifetime) and what errors show instead of it.
+#[derive(Clone)]
+pub struct HostDownload {
+    pub url: String,
+    /// The source as errors may show it: without credentials or query.
+    pub shown_source: String,
+}
+
+impl std::fmt::Debug for HostDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostDownload")
+            .field("url", &"(not shown)")
+            .field("shown_source", &self.shown_source)
+            .finish()
+    }
+}
+
+impl HostPull {
+    /// The URL one host downloads from now (for s3, freshly presigned).
+    pub async fn download_for_host(&self, source: &str) -> Result<HostDownload, ArtifactError> {
+        let shown_source = display_source(source);
+        let url = match self {
+            HostPull::Url(url) => url.clone(),
+            #[cfg(feature = "aws")]
+            HostPull::S3 {
+                client,
+                bucket,
+                key,
+            } => {
+                let fail = |problem: String| ArtifactError::Fetch {
+                    source_text: shown_source.clone(),
+                    problem,
+                };
+                let presigning =
+                    aws_sdk_s3::presigning::PresigningConfig::expires_in(PRESIGNED_URL_LIFETIME)
+                        .map_err(|e| fail(format!("cannot presign a URL: {e}")))?;
+                client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .presigned(presigning)
+                    .await
+                    .map_err(|e| {
+                        fail(format!(
+                            "cannot presign a URL for the hosts: {}",
+                            crate::aws::error_text(&e)
+                        ))
+                    })?
+                    .uri()
+                    .to_string()
+            }
+        };
+        Ok(HostDownload { url, shown_source })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +307,11 @@ pub fn prepare_local(
         }
     };
     check_digest(source_text, expected, sha256.clone())?;
-    Ok(PreparedArtifact { path, sha256 })
+    Ok(PreparedArtifact {
+        path,
+        sha256,
+        host_pull: None,
+    })
 }
 
 /// The file to upload for `spec`, with exactly the digest `expected` when
@@ -252,13 +336,17 @@ pub async fn prepare(
             problem: e.to_string(),
         })?;
         let fetcher = remote::Fetcher::new(http, config.ca_file.as_deref());
-        return match expected {
-            Some(expected) => fetcher.fetch_pinned(spec, expected, &cache).await,
+        let mut prepared = match expected {
+            Some(expected) => fetcher.fetch_pinned(spec, expected, &cache).await?,
             None => {
                 let resolved = fetcher.resolve(spec, &cache).await?;
-                fetcher.fetch_pinned(spec, &resolved.sha256, &cache).await
+                fetcher.fetch_pinned(spec, &resolved.sha256, &cache).await?
             }
         };
+        if spec.delivery() == crate::config::ArtifactDelivery::Pull {
+            prepared.host_pull = Some(fetcher.host_pull(spec).await?);
+        }
+        return Ok(prepared);
     }
     let source_text = spec.source.clone();
     let expected = expected.map(str::to_string);

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use super::cache::{Cache, SourceRecord};
 use super::{
-    check_digest, classify, display_source, ArtifactError, ArtifactSource, PreparedArtifact,
-    RemoteSource,
+    check_digest, classify, display_source, ArtifactError, ArtifactSource, HostPull,
+    PreparedArtifact, RemoteSource,
 };
 use crate::config::Artifact;
 use crate::http::{DownloadRequest, Downloaded};
@@ -124,6 +124,7 @@ impl Fetcher {
             return Ok(PreparedArtifact {
                 path,
                 sha256: expected.to_ascii_lowercase(),
+                host_pull: None,
             });
         }
         let source = remote_source(artifact)?;
@@ -140,7 +141,24 @@ impl Fetcher {
         Ok(PreparedArtifact {
             path: cache.path_of(&sha256),
             sha256,
+            host_pull: None,
         })
+    }
+
+    /// Where hosts download `artifact` from when its delivery is `pull`.
+    pub async fn host_pull(&self, artifact: &Artifact) -> Result<HostPull, ArtifactError> {
+        match remote_source(artifact)? {
+            RemoteSource::Http(url) => Ok(HostPull::Url(url)),
+            RemoteSource::S3 { bucket, key } => Ok(HostPull::S3 {
+                client: self.s3_client(artifact.region.as_deref()).await,
+                bucket,
+                key,
+            }),
+            RemoteSource::Oci(_) => Err(ArtifactError::Fetch {
+                source_text: display_source(&artifact.source),
+                problem: "hosts cannot pull an image: the runner sends it flattened".into(),
+            }),
+        }
     }
 
     /// Download `source` into `cache`; with `known`, ask the server first

@@ -117,6 +117,17 @@ choice! {
 }
 
 choice! {
+    /// How a VM service's artifact reaches its hosts.
+    pub enum ArtifactDelivery {
+        /// The runner sends it over SSH to every host.
+        Push = "push",
+        /// Every host downloads it from the source itself (an https URL, or
+        /// a presigned URL for an s3 object) and checks its sha256.
+        Pull = "pull",
+    }
+}
+
+choice! {
     /// When a VM hook runs in a host's update.
     pub enum HookWhen {
         BeforeStop = "before_stop",

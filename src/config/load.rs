@@ -2330,6 +2330,9 @@ impl Loader {
             );
             usable = false;
         }
+        if !self.check_delivery(&source, artifact, span_of("delivery")) {
+            usable = false;
+        }
         if usable && artifact.sha256.is_none() {
             match self.local_artifact_digest(&artifact.base_dir.clone(), &artifact.source) {
                 Ok(digest) => artifact.sha256 = digest,
@@ -2344,6 +2347,54 @@ impl Loader {
             }
         }
         usable
+    }
+
+    /// Check a configured `delivery` against the source and set the
+    /// source's default when none is configured: hosts pull an https URL
+    /// without credentials and an s3 object (through a presigned URL); the
+    /// runner pushes a local path, an image (flattened on the runner) and an
+    /// https URL that needs credentials (they never leave the runner).
+    fn check_delivery(
+        &mut self,
+        source: &crate::artifact::ArtifactSource,
+        artifact: &mut Artifact,
+        span: Option<Span>,
+    ) -> bool {
+        use crate::artifact::{ArtifactSource, RemoteSource};
+        let refusal = match source {
+            ArtifactSource::LocalDirectory(_) | ArtifactSource::LocalFile(_) => Some((
+                "hosts cannot download a path on the machine running slipway",
+                "remove delivery: the runner sends a local artifact to every host",
+            )),
+            ArtifactSource::Remote(RemoteSource::Oci(_)) => Some((
+                "an image is flattened into one archive on the runner, which the registry does not hold, so hosts cannot pull it",
+                "remove delivery: the runner sends the flattened image to every host",
+            )),
+            ArtifactSource::Remote(RemoteSource::Http(_)) if artifact.has_credentials() => Some((
+                "the artifact's headers and username / password stay on the runner, and hosts would need them",
+                "remove delivery (the runner downloads the artifact and sends it), or serve it at a URL hosts can read without credentials",
+            )),
+            ArtifactSource::Remote(_) => None,
+        };
+        match (artifact.delivery, refusal) {
+            (Some(ArtifactDelivery::Pull), Some((problem, help))) => {
+                self.error(
+                    Diagnostic::error("artifact", format!("\"delivery\" = \"pull\": {problem}"))
+                        .at_opt(span)
+                        .help(help),
+                );
+                false
+            }
+            (Some(_), _) => true,
+            (None, refusal) => {
+                artifact.delivery = Some(if refusal.is_some() {
+                    ArtifactDelivery::Push
+                } else {
+                    ArtifactDelivery::Pull
+                });
+                true
+            }
+        }
     }
 
     fn validate_service(&mut self, block: &RawBlock, service: &Service) {
@@ -3861,6 +3912,137 @@ output "token" {
                 .iter()
                 .any(|d| d.starts_with("secret.hcl:1:1 a module cannot have a secret block")),
             "{found:?}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod artifact_delivery_tests {
+    use super::*;
+
+    /// A one-service configuration whose artifact block is `artifact`.
+    fn load_artifact(artifact: &str) -> Loaded {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/run.sh"), "true\n").unwrap();
+        let main = format!(
+            r#"
+service "app" {{
+  version = "1.0.0"
+  artifact {{
+{artifact}
+  }}
+  vm {{
+    install_dir = "/opt/app"
+  }}
+}}
+
+environment "prod" {{
+  vm_hosts {{
+    transport = "local"
+    root      = "hosts"
+    hosts     = ["h1"]
+  }}
+}}
+
+deployment "app" {{
+  service     = service.app
+  environment = environment.prod
+}}
+"#
+        );
+        std::fs::write(dir.path().join("main.hcl"), main).unwrap();
+        load_with_secrets(
+            dir.path(),
+            &InputSources::default(),
+            &SavedInputs::new(),
+            &SecretValues::new(),
+        )
+    }
+
+    fn delivery(artifact: &str) -> ArtifactDelivery {
+        let loaded = load_artifact(artifact);
+        let config = loaded.config.unwrap_or_else(|| {
+            panic!(
+                "{artifact}: {:?}",
+                loaded.diagnostics.iter().collect::<Vec<_>>()
+            )
+        });
+        config.deployments["deployment.app"]
+            .service
+            .artifact
+            .as_ref()
+            .unwrap()
+            .delivery()
+    }
+
+    /// The one error loading `artifact` gives, as `line:column message`.
+    fn refusal(artifact: &str) -> String {
+        let loaded = load_artifact(artifact);
+        assert!(loaded.config.is_none(), "{artifact} loaded");
+        let errors: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let span = d.span.expect("located");
+                let (line, column) = loaded.sources.line_column(span.file, span.start);
+                format!("{line}:{column} {}", d.message)
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].clone()
+    }
+
+    #[test]
+    fn each_source_gets_the_delivery_that_needs_nothing_more_from_its_hosts() {
+        use ArtifactDelivery::{Pull, Push};
+        assert_eq!(delivery(r#"source = "./app""#), Push);
+        assert_eq!(
+            delivery(r#"source = "https://repo.example/app.tar.gz""#),
+            Pull
+        );
+        assert_eq!(delivery(r#"source = "s3://releases/app.tar.gz""#), Pull);
+        assert_eq!(
+            delivery(r#"source = "oci://registry.example/app:1.0""#),
+            Push
+        );
+        assert_eq!(
+            delivery(
+                r#"source = "https://repo.example/app.tar.gz"
+headers = { Authorization = "Bearer x" }"#
+            ),
+            Push,
+            "credentials stay on the runner"
+        );
+        assert_eq!(
+            delivery(
+                r#"source = "https://repo.example/app.tar.gz"
+delivery = "push""#
+            ),
+            Push
+        );
+    }
+
+    #[test]
+    fn a_pull_hosts_cannot_make_is_refused_at_the_attribute() {
+        let local = refusal("source = \"./app\"\ndelivery = \"pull\"");
+        assert!(
+            local.starts_with("6:12 \"delivery\" = \"pull\": hosts cannot download a path"),
+            "{local}"
+        );
+        let image = refusal("source = \"oci://registry.example/app:1.0\"\ndelivery = \"pull\"");
+        assert!(image.contains("an image is flattened"), "{image}");
+        let credentials = refusal(
+            "source = \"https://repo.example/app.tar.gz\"\nusername = \"ci\"\npassword = \"x\"\ndelivery = \"pull\"",
+        );
+        assert!(
+            credentials.starts_with("8:12 ") && credentials.contains("stay on the runner"),
+            "{credentials}"
+        );
+        let word = refusal("source = \"./app\"\ndelivery = \"download\"");
+        assert!(
+            word.starts_with("6:12 ") && word.contains("\"download\" is not allowed"),
+            "{word}"
         );
     }
 }

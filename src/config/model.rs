@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostics::Span;
 
 pub use super::choices::{
-    Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType, NetworkMode, NoData,
-    NotifyFormat, OnFailure, Strategy, TransportKind,
+    ArtifactDelivery, Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType,
+    NetworkMode, NoData, NotifyFormat, OnFailure, Strategy, TransportKind,
 };
 pub use super::units::{DurationText, Percent};
 
@@ -126,6 +126,10 @@ pub struct Artifact {
     /// The AWS region of an s3 source's bucket (else the standard chain's).
     #[serde(default)]
     pub region: Option<String>,
+    /// How hosts get the artifact: as configured, and after validation
+    /// always set (the source's default when not configured).
+    #[serde(default)]
+    pub delivery: Option<ArtifactDelivery>,
     /// `sha256` was not configured: plan resolved it from the source.
     #[serde(skip)]
     pub pinned_by_plan: bool,
@@ -135,6 +139,20 @@ pub struct Artifact {
     /// The directory `source` is relative to (the configuration's or module's).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+impl Artifact {
+    /// How hosts get this artifact (validation sets the source's default
+    /// when the configuration does not say).
+    pub fn delivery(&self) -> ArtifactDelivery {
+        self.delivery.unwrap_or(ArtifactDelivery::Push)
+    }
+
+    /// Whether the artifact carries credentials for its source (`headers`,
+    /// `username`), which never leave the runner.
+    pub fn has_credentials(&self) -> bool {
+        !self.headers.is_empty() || self.username.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,8 @@
 //! value's type against it. This module does not evaluate anything.
 
 use super::choices::{
-    Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType, NetworkMode, NoData,
-    NotifyFormat, OnFailure, Strategy, TransportKind,
+    ArtifactDelivery, Baseline, CommandOn, Direction, HookWhen, HostKeyPolicy, LaunchType,
+    NetworkMode, NoData, NotifyFormat, OnFailure, Strategy, TransportKind,
 };
 
 /// The type an attribute's value must have.
@@ -271,6 +271,7 @@ pub static ARTIFACT: Schema = closed(
         opt("username", Ty::String),
         opt("password", Ty::String),
         opt("region", Ty::String),
+        opt("delivery", Ty::OneOf(ArtifactDelivery::NAMES)),
     ],
     &[],
 );

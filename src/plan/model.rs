@@ -12,7 +12,7 @@ pub use crate::config::choices::{OnFailure, Strategy};
 pub use crate::config::units::DurationText;
 
 /// Version of the plan JSON document. Readers reject other major versions.
-pub const FORMAT_VERSION: &str = "1.4";
+pub const FORMAT_VERSION: &str = "1.5";
 
 /// Everything `plan` decided, in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +297,14 @@ pub struct ArtifactPin {
     /// archive is its layers flattened).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// How hosts get it: `push` (the runner sends it) or `pull` (each host
+    /// downloads it from the source and checks its sha256). Format 1.5.
+    #[serde(default = "push")]
+    pub delivery: crate::config::ArtifactDelivery,
+}
+
+fn push() -> crate::config::ArtifactDelivery {
+    crate::config::ArtifactDelivery::Push
 }
 
 /// One reason for a change. `diff` holds a unified diff where the reason is a

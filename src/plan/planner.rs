@@ -704,6 +704,7 @@ fn artifact_pin(config: &Config, deployment: &Deployment) -> Option<ArtifactPin>
         sha256: artifact.sha256.as_ref()?.to_ascii_lowercase(),
         resolved_by_plan: artifact.pinned_by_plan,
         image_digest: artifact.image_digest.clone(),
+        delivery: artifact.delivery(),
     })
 }
 

@@ -144,6 +144,18 @@ fn write_deployment(out: &mut String, painter: &Painter, deployment: &Deployment
             },
         );
     }
+    if let Some(pin) = deployment.artifact.as_ref().filter(|pin| {
+        pin.delivery == crate::config::ArtifactDelivery::Pull && deployment.action != Action::NoOp
+    }) {
+        push_indented(
+            out,
+            DETAIL_INDENT,
+            &format!(
+                "hosts download artifact {} themselves and check its sha256 (delivery = \"pull\")",
+                pin.source
+            ),
+        );
+    }
     if let Some(promotion) = &deployment.promotion {
         push_indented(out, DETAIL_INDENT, &promotion.describe());
     }

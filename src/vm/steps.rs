@@ -585,6 +585,110 @@ pub fn verify_artifact(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
     RemoteStep::new(Phase::Transfer, "artifact.verify", lines)
 }
 
+/// The host downloads the artifact itself (`delivery = "pull"`) into
+/// [`artifact_upload_path`], with curl or else wget, and keeps it only when
+/// its sha256 is `sha256`: into a temporary file beside it first, so a
+/// broken or wrong download is never used. Does nothing when the host has
+/// the artifact already. The URL (a presigned one is a credential) reaches
+/// the download tool on its standard input, never in a command line, and no
+/// message shows it; `ca_pem` (`slipway { ca_file }`) is trusted besides the
+/// host's own certificate authorities.
+pub fn pull_artifact(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    sha256: &str,
+    download: &crate::artifact::HostDownload,
+    ca_pem: Option<&str>,
+) -> RemoteStep {
+    let file = quote(&artifact_upload_path(vm, ctx, sha256));
+    let expected = quote(sha256);
+    let shown = quote(&download.shown_source);
+    let url = url_for_host_tool(&download.url);
+    let mut lines = vec![
+        "set -eu".to_string(),
+        format!(
+            "if [ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {expected} ]; then exit 0; fi"
+        ),
+        format!("mkdir -p {}", quote(&artifacts_dir(vm, ctx))),
+        format!("part={file}.pull.$$"),
+        "trap 'rm -f \"$part\" \"$part.ca\"' EXIT".to_string(),
+    ];
+    let (curl_ca, wget_ca) = match ca_pem {
+        Some(pem) => {
+            lines.push("cat > \"$part.ca\" <<'SLIPWAY_CA_PEM'".to_string());
+            lines.push(pem.trim_end().to_string());
+            lines.push("SLIPWAY_CA_PEM".to_string());
+            (" --cacert \"$part.ca\"", " --ca-certificate=\"$part.ca\"")
+        }
+        None => ("", ""),
+    };
+    let failed = complain(
+        "the host could not download artifact %s (the error above): check that the host reaches the source, or set delivery = \"push\" in the artifact block",
+        &[&shown],
+    );
+    lines.extend([
+        "if command -v curl >/dev/null 2>&1; then".to_string(),
+        format!(
+            "  if ! curl -q -sS -f -L --max-redirs 5 --proto =https,http --proto-redir =https,http --connect-timeout 60 --speed-limit 1 --speed-time 60{curl_ca} -o \"$part\" -K - <<'SLIPWAY_URL'"
+        ),
+        format!("url = \"{url}\""),
+        "SLIPWAY_URL".to_string(),
+        "  then".to_string(),
+        format!("    {failed}"),
+        "    exit 1".to_string(),
+        "  fi".to_string(),
+        "elif command -v wget >/dev/null 2>&1; then".to_string(),
+        format!(
+            "  if ! wget -q --max-redirect=5 --tries=1 --timeout=60{wget_ca} -O \"$part\" -i - <<'SLIPWAY_URL'"
+        ),
+        url,
+        "SLIPWAY_URL".to_string(),
+        "  then".to_string(),
+        format!("    {failed}"),
+        "    exit 1".to_string(),
+        "  fi".to_string(),
+        "else".to_string(),
+        format!(
+            "  {}",
+            complain(
+                "the host has neither curl nor wget to download artifact %s: install one, or set delivery = \"push\" in the artifact block",
+                &[&shown]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        "actual=$(sha256sum < \"$part\" | cut -c 1-64)".to_string(),
+        format!("if [ \"$actual\" != {expected} ]; then"),
+        format!(
+            "  {}",
+            complain(
+                "artifact %s as the host downloaded it has sha256 %s, but the plan pinned %s: the source changed since, or serves this host other bytes",
+                &[&shown, "\"$actual\"", &expected]
+            )
+        ),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        format!("mv -f \"$part\" {file}"),
+    ]);
+    RemoteStep::new(Phase::Transfer, "artifact.pull", lines)
+}
+
+/// `url` as one line both curl's config (inside double quotes) and wget's
+/// URL list read literally: every byte that is not printable ASCII, and the
+/// space, `"` and `\`, percent-encoded (which a URL means the same way), so
+/// no value can end the here-document it is written into.
+fn url_for_host_tool(url: &str) -> String {
+    let mut line = String::with_capacity(url.len());
+    for byte in url.bytes() {
+        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' {
+            line.push(byte as char);
+        } else {
+            line.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    line
+}
+
 /// Unpack the artifact into `INSTALL_DIR/releases/VERSION`: into a temporary directory
 /// first, marked complete and given to `run_as`, then renamed into place. Does
 /// nothing when the release is already installed completely. The archive's top level
@@ -2903,6 +3007,167 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
     fn mode(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// A real HTTP server on loopback that answers every request with
+    /// `status` and `body`, counting the requests.
+    fn serve(status: u16, body: Vec<u8>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        (port, count)
+    }
+
+    fn download(url: String) -> crate::artifact::HostDownload {
+        crate::artifact::HostDownload {
+            url,
+            shown_source: "https://repo.example/app.tar.gz".into(),
+        }
+    }
+
+    #[test]
+    fn a_host_pull_keeps_only_the_pinned_bytes_and_never_shows_the_url() {
+        let host = Host::new(exec_vm());
+        let vm = &host.vm;
+        let ctx = host.ctx("1.0.0", "apply-1");
+        let (archive, sha) = host.artifact("one", "1.0.0");
+        let bytes = std::fs::read(&archive).unwrap();
+        let (port, asked) = serve(200, bytes.clone());
+        // A query as a presigned URL has, with values that would end the
+        // here-document or the quoted string if written as they are.
+        let url = format!(
+            "http://127.0.0.1:{port}/app.tar.gz?X-Amz-Signature=s3cr3t&q=\"\nSLIPWAY_URL\ntouch PWNED\n\\"
+        );
+        let step = pull_artifact(vm, &ctx, &sha, &download(url), None);
+        for line in step.script.lines() {
+            if line.contains("s3cr3t") {
+                assert!(
+                    line.starts_with("url = \"") || line.starts_with("http://"),
+                    "the URL is only in the tool's input: {line}"
+                );
+            }
+        }
+        host.ok(&step);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        host.ok(&verify_artifact(vm, &ctx, &sha));
+        assert!(artifact_present(&host.ok(&artifact_status(vm, &ctx, &sha))));
+        // Present already: no second download.
+        host.ok(&step);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        host.assert_nothing_injected();
+
+        // Other bytes than the pin: refused, nothing kept.
+        let (other_port, _) = serve(200, b"other bytes".to_vec());
+        let wrong = "f".repeat(64);
+        let refused = host.fails(&pull_artifact(
+            vm,
+            &ctx,
+            &wrong,
+            &download(format!(
+                "http://127.0.0.1:{other_port}/app.tar.gz?token=s3cr3t"
+            )),
+            None,
+        ));
+        assert!(
+            refused.contains(
+                "artifact https://repo.example/app.tar.gz as the host downloaded it has sha256"
+            ),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cr3t"), "{refused}");
+        let (missing_port, _) = serve(404, b"no".to_vec());
+        let missing = host.fails(&pull_artifact(
+            vm,
+            &ctx,
+            &wrong,
+            &download(format!(
+                "http://127.0.0.1:{missing_port}/app.tar.gz?token=s3cr3t"
+            )),
+            None,
+        ));
+        assert!(
+            missing
+                .contains("the host could not download artifact https://repo.example/app.tar.gz"),
+            "{missing}"
+        );
+        assert!(!missing.contains("s3cr3t"), "{missing}");
+        let artifacts = PathBuf::from(artifacts_dir(vm, &ctx));
+        let mut kept: Vec<String> = std::fs::read_dir(&artifacts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, [format!("{sha}.tar.gz")], "no partial download left");
+    }
+
+    #[test]
+    fn a_host_without_curl_or_wget_is_told_what_to_do() {
+        let host = Host::new(exec_vm());
+        let ctx = host.ctx("1.0.0", "apply-1");
+        let bin = host.tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for tool in ["sha256sum", "cut", "mkdir", "rm", "mv", "cat"] {
+            let found = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}"))
+                .output()
+                .unwrap();
+            let path = String::from_utf8(found.stdout).unwrap();
+            std::os::unix::fs::symlink(path.trim(), bin.join(tool)).unwrap();
+        }
+        let step = pull_artifact(
+            &host.vm,
+            &ctx,
+            SHA,
+            &download("http://127.0.0.1:9/app.tar.gz".into()),
+            None,
+        );
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&step.script)
+            .env("PATH", &bin)
+            .current_dir(host.tmp.path().join("cwd"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("neither curl nor wget") && stderr.contains("delivery = \"push\""),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_url_reaches_the_download_tool_as_one_literal_line() {
+        assert_eq!(
+            url_for_host_tool("https://h/a b?x=\"1\"&y=\\\n\u{7f}é"),
+            "https://h/a%20b?x=%221%22&y=%5C%0A%7F%C3%A9"
+        );
+        let plain =
+            "https://h.example:8443/p/app-1.0.tar.gz?X-Amz-Credential=a%2Fb&X-Amz-Signature=0f";
+        assert_eq!(url_for_host_tool(plain), plain);
     }
 
     #[test]

@@ -72,14 +72,6 @@ results="$work/results.txt"
 # shellcheck source=tests/bench/lib/lab.sh
 . tests/bench/lib/lab.sh
 
-stop_ansible_masters() {
-    local socket
-    for socket in "$work/ansible/cp"/*; do
-        [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit localhost 2>/dev/null
-    done
-    return 0
-}
-
 cleanup() {
     set +e
     delay_stop
@@ -102,10 +94,8 @@ slipway=${SLIPWAY_BIN:-$target_dir/release/slipway}
 
 # --- ansible-core --------------------------------------------------------------
 venv=${ANSIBLE_VENV:-$work/venv}
-if wants ansible && [ ! -x "$venv/bin/ansible-playbook" ]; then
-    echo "== installing ansible-core into $venv"
-    "$PYTHON" -m venv "$venv"
-    "$venv/bin/pip" install --quiet ansible-core
+if wants ansible; then
+    install_ansible
 fi
 
 # --- hosts -----------------------------------------------------------------------
@@ -175,43 +165,11 @@ slipway_apply() {
 }
 
 # --- ansible configuration -------------------------------------------------------------
-inventory="$work/ansible/inventory.ini"
-{
-    echo "[app]"
-    while IFS=$'\t' read -r index address ip port root; do
-        echo "host-$((index + 1)) ansible_host=$ip ansible_port=$port host_index=$index host_root=$root slipway_host=$address"
-    done <"$hosts_tsv"
-    echo
-    echo "[app:vars]"
-    echo "ansible_user=$(id -un)"
-    echo "ansible_python_interpreter=/usr/bin/python3"
-    echo "ansible_ssh_private_key_file=$IDENTITY_FILE"
-} >"$inventory"
-cat >"$work/ansible/ansible.cfg" <<EOF
-[defaults]
-forks = $BATCH
-gathering = explicit
-host_key_checking = True
-retry_files_enabled = False
-interpreter_python = /usr/bin/python3
-local_tmp = $work/ansible/local-tmp
-remote_tmp = $work/ansible/remote-tmp
-
-[ssh_connection]
-pipelining = True
-control_path_dir = $work/ansible/cp
-ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes -o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes
-EOF
+write_ansible_config
 
 ansible_deploy() {
-    env ANSIBLE_CONFIG="$work/ansible/ansible.cfg" \
-        ANSIBLE_LOCAL_TEMP="$work/ansible/local-tmp" \
-        ANSIBLE_REMOTE_TEMP="$work/ansible/remote-tmp" \
-        ANSIBLE_NOCOLOR=1 ANSIBLE_HOME="$work/ansible/home" \
-        "$venv/bin/ansible-playbook" -i "$inventory" tests/bench/ansible/deploy.yml \
-        -e "version=$1" -e "artifact=$work/artifacts/app-$1.tar.gz" \
-        -e "artifact_sha256=${sha[$1]}" -e "base_port=$base_port" -e "batch=$BATCH" \
-        </dev/null
+    ansible_playbook -e "version=$1" -e "artifact=$work/artifacts/app-$1.tar.gz" \
+        -e "artifact_sha256=${sha[$1]}"
 }
 
 direct_deploy() {

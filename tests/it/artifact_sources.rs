@@ -170,6 +170,151 @@ fn an_https_artifact_behind_a_token_is_pinned_by_plan_downloaded_once_and_deploy
     }
 }
 
+/// The files under host `i`'s `.slipway/artifacts/` (the download's
+/// temporary files included).
+fn artifact_files_on(lab: &Lab, i: usize) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lab.install_dir(i).join(".slipway/artifacts"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn hosts_pull_an_https_artifact_themselves_and_keep_only_the_pinned_bytes() {
+    let Some(pki) = Pki::make() else { return };
+    let Some(lab) = Lab::start(2, "artifact-pull-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    let repo = ArtifactRepo::start_open(&pki);
+    let (first, first_sha) = app_archive(&lab, "1");
+    repo.publish("app.tar.gz", &first);
+    // No credentials: hosts pull by default. A precheck on each host plays
+    // the repository moving under the apply when `republish` holds a file.
+    let republish = lab.root.join("republish.tar.gz");
+    let main = lab.root.join("main.hcl");
+    let mut config = std::fs::read_to_string(&main).unwrap();
+    config = config.replace(
+        "    stop_command  = \"sh current/bin/stop.sh\"\n",
+        &format!(
+            "    stop_command  = \"sh current/bin/stop.sh\"\n\n    precheck \"repository\" {{\n      command = \"if [ -f {from} ]; then cp {from} {to}/app.tar.gz; fi; if [ -f {from}.gone ]; then rm -f {to}/app.tar.gz; fi\"\n    }}\n",
+            from = republish.display(),
+            to = repo.files_dir().display(),
+        ),
+    );
+    std::fs::write(&main, config).unwrap();
+    use_artifact(
+        &lab,
+        &format!("    source = {:?}\n", repo.url("redirect", "app.tar.gz")),
+        Some(&pki.ca_pem()),
+    );
+
+    let plan = run(&lab, &["plan", ".", "-var", VERSION], "");
+    let shown = text(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("hosts download artifact https://127.0.0.1:")
+            && shown.contains("themselves"),
+        "plan says the hosts pull:\n{shown}"
+    );
+    let plan_json = run(&lab, &["plan", ".", "-var", VERSION, "-json"], "");
+    let document: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    assert_eq!(
+        document["deployments"][0]["artifact"]["delivery"], "pull",
+        "{document}"
+    );
+
+    let before: Vec<usize> = (0..2).map(|i| lab.hosts.sessions(i)).collect();
+    let apply = run(&lab, &["apply", ".", "-auto-approve", "-var", VERSION], "");
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    for (i, sessions_before) in before.iter().enumerate() {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i}");
+        assert_eq!(
+            artifact_files_on(&lab, i),
+            [format!("{first_sha}.tar.gz")],
+            "host {i} keeps the pinned archive and nothing else"
+        );
+        // Checks with the download, then the switch: no upload session.
+        assert_eq!(
+            lab.hosts.sessions(i) - sessions_before,
+            2,
+            "host {i}: the runner sent no artifact"
+        );
+    }
+    assert_eq!(
+        repo.downloads_by("curl/"),
+        2,
+        "each host downloaded it once, through the redirect: {:?}",
+        repo.requests()
+    );
+
+    // The source moves during the apply: the runner checked build 2, the
+    // hosts get build 3. Each host refuses it and keeps build 1.
+    let (second, second_sha) = app_archive(&lab, "2");
+    repo.publish("app.tar.gz", &second);
+    let (third, third_sha) = app_archive(&lab, "3");
+    std::fs::write(&republish, &third).unwrap();
+    let moved = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", "version=2.0.0"],
+        "",
+    );
+    let shown = text(&moved);
+    assert_eq!(moved.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "as the host downloaded it has sha256 {third_sha}, but the plan pinned {second_sha}"
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("artifact.pull"), "names the step: {shown}");
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i} changed");
+        assert_eq!(
+            artifact_files_on(&lab, i),
+            [format!("{first_sha}.tar.gz")],
+            "host {i}: the wrong download is not kept"
+        );
+    }
+
+    // The source is gone when the hosts ask: a clear error, hosts unchanged.
+    std::fs::remove_file(&republish).unwrap();
+    std::fs::write(format!("{}.gone", republish.display()), "").unwrap();
+    repo.publish("app.tar.gz", &second);
+    let gone = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", "version=2.0.0"],
+        "",
+    );
+    let shown = text(&gone);
+    assert_eq!(gone.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("the host could not download artifact https://127.0.0.1:"),
+        "{shown}"
+    );
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i} changed");
+    }
+
+    // Back in place: the hosts pull build 2.
+    std::fs::remove_file(format!("{}.gone", republish.display())).unwrap();
+    repo.publish("app.tar.gz", &second);
+    let fixed = run(
+        &lab,
+        &["apply", ".", "-auto-approve", "-var", "version=2.0.0"],
+        "",
+    );
+    assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("2"), "host {i}");
+    }
+}
+
 #[test]
 fn a_broken_source_fails_before_any_host_changes() {
     let Some(pki) = Pki::make() else { return };
@@ -247,7 +392,7 @@ fn a_broken_source_fails_before_any_host_changes() {
 #[test]
 fn an_s3_artifact_deploys_through_the_standard_aws_chain() {
     let Some(moto) = Moto::start() else { return };
-    let Some(lab) = Lab::start(1, "artifact-s3-") else {
+    let Some(lab) = Lab::start(2, "artifact-s3-") else {
         return;
     };
     lab.configure(&lab.all_hosts(), ROLLOUT);
@@ -285,7 +430,24 @@ fn an_s3_artifact_deploys_through_the_standard_aws_chain() {
         shown.contains(&format!("pinned to sha256 {sha256}")),
         "{shown}"
     );
-    assert_eq!(build_on(&lab, 0).as_deref(), Some("s3-1"));
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("s3-1"), "host {i}");
+    }
+    // Each host downloaded it through a presigned URL of its own (the
+    // runner's SDK signs headers, never the query).
+    let presigned_gets = |moto: &Moto| {
+        moto.log()
+            .lines()
+            .filter(|l| {
+                l.contains("GET /releases/app/1.0.0/app.tar.gz?") && l.contains("X-Amz-Signature=")
+            })
+            .count()
+    };
+    assert_eq!(presigned_gets(&moto), 2, "{}", moto.log());
+    assert!(
+        !shown.contains("X-Amz-Signature"),
+        "a presigned URL is a credential: {shown}"
+    );
     let again = s3_run(&["plan", ".", "-var", VERSION]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 
@@ -306,6 +468,25 @@ fn an_s3_artifact_deploys_through_the_standard_aws_chain() {
         "{shown}"
     );
     assert_eq!(build_on(&lab, 0).as_deref(), Some("s3-1"));
+
+    // delivery = "push": the runner sends it, no host asks S3.
+    std::fs::write(
+        &main,
+        text_before.replace(
+            "    source = \"s3://releases/app/1.0.0/app.tar.gz\"\n",
+            "    source = \"s3://releases/app/1.0.0/app.tar.gz\"\n    delivery = \"push\"\n",
+        ),
+    )
+    .unwrap();
+    let pushed = s3_run(&["apply", ".", "-auto-approve", "-var", "version=2.0.0"]);
+    assert_eq!(pushed.status.code(), Some(0), "{}", text(&pushed));
+    assert_eq!(presigned_gets(&moto), 2, "{}", moto.log());
+    for i in 0..2 {
+        assert!(
+            lab.install_dir(i).join("releases/2.0.0/BUILD").exists(),
+            "host {i}"
+        );
+    }
 }
 
 #[test]

@@ -292,6 +292,7 @@ const ATTRIBUTES: &[Attribute] = &[
     attr("service.artifact.username", VmSsh, "null", "var.value", PlanOnly),
     attr("service.artifact.password", VmSsh, "null", "var.value", PlanOnly),
     attr("service.artifact.region", VmSsh, "null", "var.value", PlanOnly),
+    attr("service.artifact.delivery", VmSsh, "null", "var.value", PlanOnly),
     attr("service.vm.install_dir", VmSsh, "\"/opt/cmd\"", "\"/opt/cmd${var.value}\"", InstallDir),
     attr("service.vm.run_as", VmSsh, "null", "var.value", PlanOnly),
     attr("service.vm.config_dirs", VmSsh, "\"/opt/unit-conf\"", "\"/opt/unit-conf${var.value}\"", ConfigDir),
@@ -520,6 +521,7 @@ service "cmd" {
     username = @{service.artifact.username}
     password = @{service.artifact.password}
     region   = @{service.artifact.region}
+    delivery = @{service.artifact.delivery}
   }
   vm {
     install_dir   = local.cmd_dir

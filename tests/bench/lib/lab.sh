@@ -476,3 +476,67 @@ PY
 machine_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
+
+# --- ansible-core ---------------------------------------------------------------------------
+
+# ansible-core in the virtualenv $venv (made when it has none).
+install_ansible() {
+    if [ ! -x "$venv/bin/ansible-playbook" ]; then
+        echo "== installing ansible-core into $venv"
+        "$PYTHON" -m venv "$venv"
+        "$venv/bin/pip" install --quiet ansible-core
+    fi
+}
+
+# The inventory of the hosts and an ansible.cfg under $work/ansible, with
+# BATCH forks and one multiplexed ssh connection per host, as slipway uses.
+write_ansible_config() {
+    inventory="$work/ansible/inventory.ini"
+    mkdir -p "$work/ansible/cp" "$work/ansible/local-tmp" "$work/ansible/remote-tmp"
+    {
+        echo "[app]"
+        while IFS=$'\t' read -r index address ip port root; do
+            echo "host-$((index + 1)) ansible_host=$ip ansible_port=$port host_index=$index host_root=$root slipway_host=$address"
+        done <"$hosts_tsv"
+        echo
+        echo "[app:vars]"
+        echo "ansible_user=$(id -un)"
+        echo "ansible_python_interpreter=/usr/bin/python3"
+        echo "ansible_ssh_private_key_file=$IDENTITY_FILE"
+    } >"$inventory"
+    cat >"$work/ansible/ansible.cfg" <<EOF
+[defaults]
+forks = $BATCH
+gathering = explicit
+host_key_checking = True
+retry_files_enabled = False
+interpreter_python = /usr/bin/python3
+local_tmp = $work/ansible/local-tmp
+remote_tmp = $work/ansible/remote-tmp
+
+[ssh_connection]
+pipelining = True
+control_path_dir = $work/ansible/cp
+ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes -o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes
+EOF
+}
+
+# tests/bench/ansible/deploy.yml on the hosts, with the extra variables given
+# (-e NAME=VALUE ...) besides base_port and batch.
+ansible_playbook() {
+    env ANSIBLE_CONFIG="$work/ansible/ansible.cfg" \
+        ANSIBLE_LOCAL_TEMP="$work/ansible/local-tmp" \
+        ANSIBLE_REMOTE_TEMP="$work/ansible/remote-tmp" \
+        ANSIBLE_NOCOLOR=1 ANSIBLE_HOME="$work/ansible/home" \
+        "$venv/bin/ansible-playbook" -i "$inventory" tests/bench/ansible/deploy.yml \
+        -e "base_port=$base_port" -e "batch=$BATCH" "$@" </dev/null
+}
+
+# End ansible's ssh masters (ControlPersist keeps them after a playbook).
+stop_ansible_masters() {
+    local socket
+    for socket in "$work/ansible/cp"/*; do
+        [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit localhost 2>/dev/null
+    done
+    return 0
+}

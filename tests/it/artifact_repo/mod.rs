@@ -24,8 +24,18 @@ pub struct ArtifactRepo {
 }
 
 impl ArtifactRepo {
-    /// Serve an empty repository with `pki`'s server certificate.
+    /// Serve an empty repository with `pki`'s server certificate, behind
+    /// [`TOKEN`].
     pub fn start(pki: &Pki) -> ArtifactRepo {
+        ArtifactRepo::serve(pki, Some(TOKEN))
+    }
+
+    /// Serve an empty repository anyone may read (no token).
+    pub fn start_open(pki: &Pki) -> ArtifactRepo {
+        ArtifactRepo::serve(pki, None)
+    }
+
+    fn serve(pki: &Pki, token: Option<&str>) -> ArtifactRepo {
         let dir = tempfile::Builder::new()
             .prefix("artifact-repo-")
             .tempdir()
@@ -33,13 +43,13 @@ impl ArtifactRepo {
         std::fs::create_dir_all(dir.path().join("files")).unwrap();
         let (server_pem, server_key) = (pki.path("server.pem"), pki.path("server.key"));
         let (files, log) = (dir.path().join("files"), dir.path().join("requests.log"));
-        let args = [
+        let mut args = vec![
             server_pem.as_os_str(),
             server_key.as_os_str(),
             files.as_os_str(),
             log.as_os_str(),
-            std::ffi::OsStr::new(TOKEN),
         ];
+        args.extend(token.map(std::ffi::OsStr::new));
         let (child, port) = crate::support::spawn_python_server(SERVER, &args);
         ArtifactRepo { port, dir, child }
     }
@@ -73,6 +83,25 @@ impl ArtifactRepo {
             .iter()
             .filter(|r| r.ends_with(" 200"))
             .count()
+    }
+
+    /// The whole downloads (status 200) made with a User-Agent starting with
+    /// `agent` (`curl/`: a host's own download).
+    pub fn downloads_by(&self, agent: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("requests.log.agents"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| {
+                let mut fields = line.splitn(4, ' ');
+                let status = fields.nth(2);
+                status == Some("200") && fields.next().is_some_and(|a| a.starts_with(agent))
+            })
+            .count()
+    }
+
+    /// The directory the repository serves `/files/NAME` from.
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.path().join("files")
     }
 
     fn log_path(&self) -> PathBuf {

@@ -6,7 +6,8 @@ Serves HTTPS on a free 127.0.0.1 port with the certificate CERT (PEM) and its
 key KEY, and prints "port N" on its first line of output. Files come from the
 directory ROOT. With TOKEN, every request must carry
 "Authorization: Bearer TOKEN" (else 401). Every request is appended to the
-file LOG as "METHOD PATH STATUS".
+file LOG as "METHOD PATH STATUS", and to LOG.agents as
+"METHOD PATH STATUS USER-AGENT" (who downloaded: slipway, or curl on a host).
 
   GET /files/NAME      the file, with an ETag (its sha256) and Last-Modified;
                        a matching If-None-Match answers 304
@@ -38,6 +39,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_request_line(self, status):
         with LOCK, open(LOG, "a", encoding="utf-8") as log:
             log.write("%s %s %d\n" % (self.command, self.path, status))
+        with LOCK, open(LOG + ".agents", "a", encoding="utf-8") as log:
+            agent = self.headers.get("User-Agent", "-").replace("\n", " ")
+            log.write("%s %s %d %s\n" % (self.command, self.path, status, agent))
 
     def plain(self, status, text, headers=()):
         body = text.encode()
