@@ -2020,15 +2020,33 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
 
 /// The service as ECS describes it, `None` when ECS does not know it.
 async fn describe_service(job: &Job<'_>, service: &str) -> Result<Option<ServiceSnapshot>, String> {
-    let output = job
-        .ecs
-        .describe_services()
-        .cluster(&job.settings.cluster)
-        .services(service)
-        .send()
+    let described = describe_one_service(&job.ecs, &job.settings.cluster, service)
         .await
         .map_err(|e| format!("describing service {service}: {}", error_text(&e)))?;
-    Ok(output.services().first().map(snapshot))
+    Ok(described.as_ref().map(snapshot))
+}
+
+/// The entry DescribeServices returns for `service` in `cluster` (any
+/// status), `None` when ECS does not know it: the one DescribeServices call,
+/// for apply and for what `plan` and `-refresh` read.
+pub(super) async fn describe_one_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<
+    Option<aws_sdk_ecs::types::Service>,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::describe_services::DescribeServicesError,
+        aws_sdk_ecs::config::http::HttpResponse,
+    >,
+> {
+    let output = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await?;
+    Ok(output.services().first().cloned())
 }
 
 pub fn snapshot(service: &aws_sdk_ecs::types::Service) -> ServiceSnapshot {
