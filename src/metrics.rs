@@ -17,18 +17,9 @@
 //! waiting between evaluations (`super::gates` does both), or masking (callers
 //! mask texts that contain configuration values).
 
+use crate::config::placeholders::for_each_placeholder;
 use crate::config::{Direction, Gate, NoData};
 use crate::state::{DeploymentStatus, State};
-
-/// The placeholders a metric query may use.
-pub const PLACEHOLDERS: &[&str] = &[
-    "version",
-    "baseline_version",
-    "hosts",
-    "environment",
-    "service",
-    "deployment",
-];
 
 /// What the placeholders of a query stand for in one step of one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,18 +33,6 @@ pub struct QueryContext {
     pub environment: String,
     pub service: String,
     pub deployment: String,
-}
-
-/// The `{{name}}` placeholders of `query` that are not in [`PLACEHOLDERS`].
-pub fn unknown_placeholders(query: &str) -> Vec<String> {
-    let mut unknown = Vec::new();
-    for_each_placeholder(query, |name| {
-        if !PLACEHOLDERS.contains(&name) && !unknown.iter().any(|u| u == name) {
-            unknown.push(name.to_string());
-        }
-        None
-    });
-    unknown
 }
 
 /// `query` with its placeholders filled in for measuring `measured` (the
@@ -82,28 +61,6 @@ pub fn render_query(query: &str, ctx: &QueryContext, measured: &str) -> String {
             _ => return None,
         })
     })
-}
-
-/// Walk the `{{ name }}` placeholders of `text`; `replace` returns the
-/// replacement or `None` to keep the placeholder. Returns the new text.
-fn for_each_placeholder(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else {
-            break;
-        };
-        let name = rest[start + 2..start + 2 + len].trim();
-        out.push_str(&rest[..start]);
-        let whole = &rest[start..start + 2 + len + 2];
-        match replace(name) {
-            Some(value) => out.push_str(&value),
-            None => out.push_str(whole),
-        }
-        rest = &rest[start + 2 + len + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn escape_string(value: &str) -> String {
@@ -498,6 +455,7 @@ pub fn baseline_version(state: &State, address: &str, new_version: &str) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::placeholders::unknown_placeholders;
 
     fn ctx() -> QueryContext {
         QueryContext {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+pub use crate::config::events::EventKind;
 use crate::config::model::mask_values;
 use crate::config::{Config, Notify, NotifyFormat};
 use crate::plan::DeploymentChange;
@@ -26,77 +27,14 @@ use crate::plan::DeploymentChange;
 /// Version of the JSON event document; raised on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Names accepted in a notify block's `on` list, in the order they happen.
-pub const EVENT_NAMES: [&str; 5] = [
-    "started",
-    "approval_waiting",
-    "succeeded",
-    "failed",
-    "rolled_back",
-];
-
-/// Older names still accepted in `on` lists.
-pub const EVENT_ALIASES: [(&str, EventKind); 1] =
-    [("approval_required", EventKind::ApprovalWaiting)];
-
-/// What happened to a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// Apply starts changing the deployment.
-    Started,
-    /// Apply stopped at an approval and waits for a decision.
-    ApprovalWaiting,
-    /// Every target runs the new version and passed its checks.
-    Succeeded,
-    /// The deployment failed (a `rolled_back` event follows when it was undone).
-    Failed,
-    /// The deployment failed and its targets are back on the previous version.
-    RolledBack,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 5] = [
-        EventKind::Started,
-        EventKind::ApprovalWaiting,
-        EventKind::Succeeded,
-        EventKind::Failed,
-        EventKind::RolledBack,
-    ];
-
-    /// The name used in payloads and in `on` lists.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Started => "started",
-            EventKind::ApprovalWaiting => "approval_waiting",
-            EventKind::Succeeded => "succeeded",
-            EventKind::Failed => "failed",
-            EventKind::RolledBack => "rolled_back",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
-    /// An event named in an `on` list: its name, or an older name
-    /// ([`EVENT_ALIASES`]).
-    pub fn from_on(name: &str) -> Option<EventKind> {
-        EventKind::parse(name).or_else(|| {
-            EVENT_ALIASES
-                .iter()
-                .find(|(alias, _)| *alias == name)
-                .map(|(_, kind)| *kind)
-        })
-    }
-
-    fn emoji(self) -> &'static str {
-        match self {
-            EventKind::Started => ":rocket:",
-            EventKind::ApprovalWaiting => ":hourglass_flowing_sand:",
-            EventKind::Succeeded => ":white_check_mark:",
-            EventKind::Failed => ":x:",
-            EventKind::RolledBack => ":leftwards_arrow_with_hook:",
-        }
+/// The Slack emoji that opens a message about `kind`.
+fn emoji(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Started => ":rocket:",
+        EventKind::ApprovalWaiting => ":hourglass_flowing_sand:",
+        EventKind::Succeeded => ":white_check_mark:",
+        EventKind::Failed => ":x:",
+        EventKind::RolledBack => ":leftwards_arrow_with_hook:",
     }
 }
 
@@ -186,7 +124,7 @@ pub fn event_json(event: &Event) -> Value {
 /// notifications and clients without blocks, and `blocks` with the details.
 pub fn slack_json(event: &Event) -> Value {
     let context = event.context;
-    let headline = format!("{} {}", event.kind.emoji(), slack_escape(&headline(event)));
+    let headline = format!("{} {}", emoji(event.kind), slack_escape(&headline(event)));
     let mut section = format!("*{headline}*");
     if let Some(text) = &event.details.message {
         section.push('\n');
@@ -216,7 +154,7 @@ pub fn slack_json(event: &Event) -> Value {
         human_duration(event.duration)
     );
     json!({
-        "text": format!("{} {}", event.kind.emoji(), headline_plain(event)),
+        "text": format!("{} {}", emoji(event.kind), headline_plain(event)),
         "blocks": [
             { "type": "section", "text": { "type": "mrkdwn", "text": section } },
             { "type": "section", "fields": fields },
@@ -255,27 +193,6 @@ pub fn mask_json(value: Value, sensitive: &[String]) -> Value {
         ),
         other => other,
     }
-}
-
-/// Whether `url` can receive notifications: an absolute `http` or `https`
-/// URL with a host. The error says what is wrong.
-pub fn check_webhook(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase => {
-            "the URL has no scheme; a webhook starts with https:// or http://".to_string()
-        }
-        other => format!("not a URL ({other})"),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the scheme is \"{}\"; a webhook is an http or https URL",
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
-    }
-    Ok(())
 }
 
 /// A webhook URL as it may be shown: scheme, host and port only. Webhook
@@ -823,38 +740,6 @@ mod tests {
             .map(EventKind::as_str)
             .collect();
         assert_eq!(wanted, ["failed", "rolled_back"]);
-    }
-
-    #[test]
-    fn event_names_round_trip() {
-        for kind in EventKind::ALL {
-            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
-        }
-        assert_eq!(
-            EventKind::ALL.map(EventKind::as_str),
-            EVENT_NAMES,
-            "EVENT_NAMES lists every kind in order"
-        );
-        assert_eq!(EventKind::parse("approval_required"), None);
-        assert_eq!(
-            EventKind::from_on("approval_required"),
-            Some(EventKind::ApprovalWaiting)
-        );
-        assert_eq!(EventKind::from_on("step_completed"), None);
-    }
-
-    #[test]
-    fn webhooks_must_be_http_urls_with_a_host() {
-        assert!(check_webhook("https://hooks.slack.com/services/T0/B0/X").is_ok());
-        assert!(check_webhook("http://127.0.0.1:9000/hook").is_ok());
-        assert!(check_webhook("ftp://example.com/x")
-            .unwrap_err()
-            .contains("\"ftp\""));
-        assert!(check_webhook("hooks.slack.com/services")
-            .unwrap_err()
-            .contains("no scheme"));
-        assert!(check_webhook("").is_err());
-        assert!(check_webhook("http://").is_err());
     }
 
     #[test]

@@ -173,18 +173,7 @@ pub async fn apply_deployment(
     let before = saved.clone().filter(|d| d.ecs.is_some());
     // The record as it was, for a deployment refused before it changed anything.
     let as_it_was = saved.clone();
-    let mut previous = saved.and_then(|d| d.ecs);
-    if previous.is_none() {
-        if let Some(adopted) = &change.adopt {
-            job.event(&format!(
-                "adopting service {} (task definition {}, {} task(s)), which state did not know",
-                adopted.service,
-                requests::short_arn(&adopted.task_definition_arn),
-                adopted.desired_count
-            ));
-            previous = Some(adopted_record(adopted));
-        }
-    }
+    let mut previous = recorded_or_adopted(&job, change, saved.and_then(|d| d.ecs));
     job.restore_listener = change
         .reasons
         .iter()
@@ -215,86 +204,30 @@ pub async fn apply_deployment(
             scheduled.strategy
         ),
     );
-    // A killed apply was rolling this deployment back (its last step for it
-    // was a rollback): the rollback is finished first; of the same version,
-    // nothing new is deployed.
-    let mut rolled_back_for_killed_apply = None;
-    if let Some(rollback) = killed_steps
-        .iter()
-        .max_by_key(|e| e.seq)
-        .filter(|e| e.action == JournalAction::Rollback)
-    {
-        job.event(&format!(
-            "the interrupted apply {} was rolling back after step {} failed: finishing its rollback",
-            rollback.apply_id, rollback.step
-        ));
-        match finish_killed_rollback(&job, previous.as_ref(), rollback).await {
-            Err(message) => {
-                rolled_back_for_killed_apply = Some(Failure {
-                    message: format!(
-                        "finishing the rollback of the interrupted apply {}: {message}",
-                        rollback.apply_id
-                    ),
-                    status: DeploymentStatus::Failed,
-                    untouched: false,
-                })
-            }
-            Ok(_) if recorded_version.as_deref() == Some(&deployment.service.version) => {
-                let what = if rollback.finished_at.is_some() {
-                    "which had rolled back; nothing new is deployed"
-                } else {
-                    "which was rolling back; this apply finished the rollback"
-                };
-                rolled_back_for_killed_apply = Some(Failure {
-                    message: format!(
-                        "step {} failed in the interrupted apply {}, {what}",
-                        rollback.step, rollback.apply_id
-                    ),
-                    status: DeploymentStatus::RolledBack,
-                    untouched: false,
-                })
-            }
-            // Another version now: it is deployed from what serves after the rollback.
-            Ok(restored) => previous = restored,
-        }
-    }
+    let rolled_back_for_killed_apply = finish_rollback_of_killed_apply(
+        &job,
+        &killed_steps,
+        &mut previous,
+        recorded_version.as_deref(),
+    )
+    .await;
     let task_definition_arn = match rolled_back_for_killed_apply {
         Some(_) => String::new(),
         None => ensure_task_definition(&job).await?,
     };
-    let traffic_steps: Vec<u32> = scheduled
-        .steps
-        .iter()
-        .filter_map(|s| match s.kind {
-            StepKind::TrafficShift { percent } => Some(percent),
-            _ => None,
-        })
-        .collect();
-    let result = if let Some(failure) = rolled_back_for_killed_apply {
-        Err(failure)
-    } else if traffic_steps.is_empty() {
-        match rolling(&job, rollout, previous, &task_definition_arn).await {
-            Ok(()) => match scheduled.steps.first() {
-                Some(step) => wait_for_approval(&job, step).map_err(|message| Failure {
-                    message,
-                    status: DeploymentStatus::Failed,
-                    untouched: false,
-                }),
-                None => Ok(None),
-            },
-            Err(failure) => Err(failure),
+    let result = match rolled_back_for_killed_apply {
+        Some(failure) => Err(failure),
+        None => {
+            run_rollout(
+                &job,
+                rollout,
+                scheduled,
+                previous,
+                &task_definition_arn,
+                &killed_steps,
+            )
+            .await
         }
-    } else {
-        traffic_shift(
-            &job,
-            rollout,
-            scheduled,
-            previous,
-            &task_definition_arn,
-            &traffic_steps,
-            &killed_steps,
-        )
-        .await
     };
     let mut outcome = DeploymentOutcome::default();
     if let Some(suspension) = &suspension {
@@ -305,6 +238,139 @@ pub async fn apply_deployment(
                 .push(format!("{}: {message}", change.address));
         }
     }
+    record_outcome(
+        &job,
+        result,
+        outcome,
+        (as_it_was, before.as_ref()),
+        &task_definition_arn,
+    )
+}
+
+/// The record a rollout starts from: state's, or, when state has none, the
+/// service the plan adopts (as ECS ran it at plan time).
+fn recorded_or_adopted(
+    job: &Job<'_>,
+    change: &DeploymentChange,
+    recorded: Option<EcsState>,
+) -> Option<EcsState> {
+    if recorded.is_some() {
+        return recorded;
+    }
+    let adopted = change.adopt.as_ref()?;
+    job.event(&format!(
+        "adopting service {} (task definition {}, {} task(s)), which state did not know",
+        adopted.service,
+        requests::short_arn(&adopted.task_definition_arn),
+        adopted.desired_count
+    ));
+    Some(adopted_record(adopted))
+}
+
+/// A killed apply was rolling this deployment back (its last step for it
+/// was a rollback): the rollback is finished first; of the same version,
+/// nothing new is deployed (`Some`: how the deployment ends). For another
+/// version, `previous` becomes what serves after the rollback and the
+/// rollout goes on from there (`None`).
+async fn finish_rollback_of_killed_apply(
+    job: &Job<'_>,
+    killed_steps: &[JournalEntry],
+    previous: &mut Option<EcsState>,
+    recorded_version: Option<&str>,
+) -> Option<Failure> {
+    let rollback = killed_steps
+        .iter()
+        .max_by_key(|e| e.seq)
+        .filter(|e| e.action == JournalAction::Rollback)?;
+    job.event(&format!(
+        "the interrupted apply {} was rolling back after step {} failed: finishing its rollback",
+        rollback.apply_id, rollback.step
+    ));
+    match finish_killed_rollback(job, previous.as_ref(), rollback).await {
+        Err(message) => Some(Failure {
+            message: format!(
+                "finishing the rollback of the interrupted apply {}: {message}",
+                rollback.apply_id
+            ),
+            status: DeploymentStatus::Failed,
+            untouched: false,
+        }),
+        Ok(_) if recorded_version == Some(job.deployment.service.version.as_str()) => {
+            let what = if rollback.finished_at.is_some() {
+                "which had rolled back; nothing new is deployed"
+            } else {
+                "which was rolling back; this apply finished the rollback"
+            };
+            Some(Failure {
+                message: format!(
+                    "step {} failed in the interrupted apply {}, {what}",
+                    rollback.step, rollback.apply_id
+                ),
+                status: DeploymentStatus::RolledBack,
+                untouched: false,
+            })
+        }
+        // Another version now: it is deployed from what serves after the rollback.
+        Ok(restored) => {
+            *previous = restored;
+            None
+        }
+    }
+}
+
+/// The rollout itself: a rolling update (then the approval of its one step,
+/// if any), or a canary or blue/green by traffic steps. `Some`: waiting for
+/// that approval.
+async fn run_rollout(
+    job: &Job<'_>,
+    rollout: Option<&Rollout>,
+    scheduled: &ScheduledDeployment,
+    previous: Option<EcsState>,
+    task_definition_arn: &str,
+    killed_steps: &[JournalEntry],
+) -> Result<Option<String>, Failure> {
+    let traffic_steps: Vec<u32> = scheduled
+        .steps
+        .iter()
+        .filter_map(|s| match s.kind {
+            StepKind::TrafficShift { percent } => Some(percent),
+            _ => None,
+        })
+        .collect();
+    if traffic_steps.is_empty() {
+        rolling(job, rollout, previous, task_definition_arn).await?;
+        return match scheduled.steps.first() {
+            Some(step) => wait_for_approval(job, step).map_err(Failure::failed),
+            None => Ok(None),
+        };
+    }
+    traffic_shift(
+        job,
+        rollout,
+        scheduled,
+        previous,
+        task_definition_arn,
+        &traffic_steps,
+        killed_steps,
+    )
+    .await
+}
+
+/// Record how the deployment ended: its status (deployed, waiting for
+/// approval, failed, rolled back) into `outcome` and state; a deployment
+/// refused before anything changed gets back its record as it was
+/// (`as_it_was`); a rolled back one the version it ran before (`before`).
+fn record_outcome(
+    job: &Job<'_>,
+    result: Result<Option<String>, Failure>,
+    mut outcome: DeploymentOutcome,
+    (as_it_was, before): (
+        Option<crate::state::DeploymentState>,
+        Option<&crate::state::DeploymentState>,
+    ),
+    task_definition_arn: &str,
+) -> Result<DeploymentOutcome, String> {
+    let address = job.address().to_string();
     let mut untouched = false;
     let status = match result {
         Ok(None) => DeploymentStatus::Deployed,
@@ -316,20 +382,20 @@ pub async fn apply_deployment(
             job.event(&format!("failed: {}", failure.message));
             outcome
                 .failures
-                .push(format!("{}: {}", change.address, failure.message));
+                .push(format!("{address}: {}", failure.message));
             outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
             untouched = failure.untouched;
             failure.status
         }
     };
     let verified = status == DeploymentStatus::Deployed;
-    recorder
-        .finish_deployment(&change.address, status.clone(), verified, &[])
+    job.recorder
+        .finish_deployment(&address, status.clone(), verified, &[])
         .map_err(|e| e.to_string())?;
     if untouched {
         // Nothing changed in ECS: state keeps the record it had.
-        let address = change.address.clone();
-        recorder
+        let address = address.clone();
+        job.recorder
             .update(|state| match as_it_was {
                 Some(record) => {
                     state.deployments.insert(address, record);
@@ -341,14 +407,14 @@ pub async fn apply_deployment(
             .map_err(|e| e.to_string())?;
     }
     if status == DeploymentStatus::RolledBack {
-        record_rolled_back(&job, before.as_ref()).map_err(|e| e.to_string())?;
+        record_rolled_back(job, before).map_err(|e| e.to_string())?;
     }
-    progress.done(&change.address);
+    job.progress.done(&address);
     job.event(&match status {
         DeploymentStatus::Deployed => format!(
             "deployed {} ({}, {} task(s))",
-            deployment.service.version,
-            requests::short_arn(&task_definition_arn),
+            job.deployment.service.version,
+            requests::short_arn(task_definition_arn),
             job.desired
         ),
         DeploymentStatus::RolledBack => "rolled back".to_string(),
@@ -414,6 +480,26 @@ struct Failure {
     /// Refused before anything changed: state goes back to its record
     /// before this apply.
     untouched: bool,
+}
+
+impl Failure {
+    /// A failure after something may have changed.
+    fn failed(message: String) -> Failure {
+        Failure {
+            message,
+            status: DeploymentStatus::Failed,
+            untouched: false,
+        }
+    }
+
+    /// Refused before anything changed.
+    fn refused(message: String) -> Failure {
+        Failure {
+            message,
+            status: DeploymentStatus::Failed,
+            untouched: true,
+        }
+    }
 }
 
 /// Register the configured task definition unless the family's latest
@@ -662,16 +748,6 @@ async fn rolling(
     previous: Option<EcsState>,
     task_definition_arn: &str,
 ) -> Result<(), Failure> {
-    let failed = |message: String| Failure {
-        message,
-        status: DeploymentStatus::Failed,
-        untouched: false,
-    };
-    let refused = |message: String| Failure {
-        message,
-        status: DeploymentStatus::Failed,
-        untouched: true,
-    };
     let mut previous = previous;
     // A canary or blue/green left in flight (stopped at an approval, or its
     // rollout changed since): its new side is given up first, all traffic
@@ -685,7 +761,7 @@ async fn rolling(
         }
         previous = roll_back_traffic(job, Some(&in_flight), 1, false, SendBack::Withdraw, None)
             .await
-            .map_err(failed)?;
+            .map_err(Failure::failed)?;
     }
     // Weights changed outside slipway, as the plan showed: set back first.
     if let (true, Some(listener), Some(record)) = (
@@ -695,7 +771,7 @@ async fn rolling(
     ) {
         shift_traffic(job, listener, 1, 100, record)
             .await
-            .map_err(failed)?;
+            .map_err(Failure::failed)?;
         job.event(&format!(
             "listener {} set back to the recorded {:?}",
             requests::short_arn(listener),
@@ -714,10 +790,10 @@ async fn rolling(
         .or_else(|| job.settings.target_groups.first().cloned());
     let exists = describe_service(job, &service)
         .await
-        .map_err(failed)?
+        .map_err(Failure::failed)?
         .is_some_and(|s| s.status == "ACTIVE");
     if exists && previous.is_none() {
-        return Err(refused(format!(
+        return Err(Failure::refused(format!(
             "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
             service, job.settings.cluster
         )));
@@ -731,7 +807,9 @@ async fn rolling(
             .desired_count(job.desired)
             .send()
             .await
-            .map_err(|e| failed(format!("updating service {}: {}", service, error_text(&e))))?;
+            .map_err(|e| {
+                Failure::failed(format!("updating service {}: {}", service, error_text(&e)))
+            })?;
         job.event(&format!(
             "service {} updated to {}",
             service,
@@ -746,7 +824,7 @@ async fn rolling(
             true,
         )
         .await
-        .map_err(failed)?;
+        .map_err(Failure::failed)?;
     }
     let mut record = ecs_record(job, &service, task_definition_arn);
     record.target_group = target_group;
@@ -766,7 +844,7 @@ async fn rolling(
         return Ok(());
     };
     if on_failure(rollout) != OnFailure::Rollback {
-        return Err(failed(message));
+        return Err(Failure::failed(message));
     }
     match previous
         .as_ref()
@@ -786,17 +864,21 @@ async fn rolling(
                 .desired_count(back_to)
                 .send()
                 .await
-                .map_err(|e| failed(format!("{message}; rollback failed: {}", error_text(&e))))?;
+                .map_err(|e| {
+                    Failure::failed(format!("{message}; rollback failed: {}", error_text(&e)))
+                })?;
             wait_until_stable(job, &service, &previous_arn, back_to)
                 .await
-                .map_err(|e| failed(format!("{message}; rollback did not become stable: {e}")))?;
+                .map_err(|e| {
+                    Failure::failed(format!("{message}; rollback did not become stable: {e}"))
+                })?;
             record_ecs(job, Some(previous.clone()))?;
         }
         None => {
             job.event("removing the new service (there is no previous version)");
             delete_service(job, &service)
                 .await
-                .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+                .map_err(|e| Failure::failed(format!("{message}; rollback failed: {e}")))?;
             record_ecs(job, None)?;
         }
     }
@@ -809,6 +891,29 @@ async fn rolling(
 
 // ---- canary and blue/green -------------------------------------------------
 
+/// One canary or blue/green run: what it shifts traffic between, the new
+/// side beside what serves, and where a stopped rollout left it.
+struct Shift<'a> {
+    rollout: Option<&'a Rollout>,
+    scheduled: &'a ScheduledDeployment,
+    task_definition_arn: &'a str,
+    percents: &'a [u32],
+    listener: String,
+    groups: [String; 2],
+    /// The slot of the target group that serves now; `None`: nothing serves.
+    old_slot: Option<usize>,
+    new_slot: usize,
+    new_service: String,
+    new_group: String,
+    /// The share of traffic a stopped rollout of this task definition had
+    /// reached on the new side (0 for a new rollout).
+    reached: u32,
+    /// Every step had passed in a killed apply: only the promotion is left.
+    promoting: bool,
+    /// The last step a killed apply shifted and never checked.
+    unchecked: Option<&'a JournalEntry>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn traffic_shift(
     job: &Job<'_>,
@@ -819,30 +924,7 @@ async fn traffic_shift(
     percents: &[u32],
     killed_steps: &[JournalEntry],
 ) -> Result<Option<String>, Failure> {
-    let failed = |message: String| Failure {
-        message,
-        status: DeploymentStatus::Failed,
-        untouched: false,
-    };
-    let refused = |message: String| Failure {
-        message,
-        status: DeploymentStatus::Failed,
-        untouched: true,
-    };
-    let listener = job.settings.listener_arn.clone().ok_or_else(|| {
-        refused(format!(
-            "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
-            scheduled.strategy
-        ))
-    })?;
-    let [blue, green] = job.settings.target_groups.as_slice() else {
-        return Err(refused(format!(
-            "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
-            scheduled.strategy,
-            job.settings.target_groups.len()
-        )));
-    };
-    let groups = [blue.clone(), green.clone()];
+    let (listener, groups) = listener_and_groups(job, scheduled)?;
     let LeftOver {
         previous,
         live,
@@ -858,12 +940,12 @@ async fn traffic_shift(
         killed_steps,
     )
     .await
-    .map_err(failed)?;
+    .map_err(Failure::failed)?;
 
     if let Some(serving) =
         already_serving(job, previous.as_ref(), &groups, &live, task_definition_arn)
             .await
-            .map_err(failed)?
+            .map_err(Failure::failed)?
     {
         job.event(&format!(
             "{} already runs {} and has all traffic; nothing to shift",
@@ -874,26 +956,9 @@ async fn traffic_shift(
         return Ok(None);
     }
 
-    let old_live = previous
-        .as_ref()
-        .filter(|p| p.canary.is_none() || p.target_group.is_some())
-        .and_then(|p| p.target_group.clone());
-    let old_slot = match &old_live {
-        Some(group) => groups.iter().position(|g| g == group),
-        None => None,
-    };
-    if let (Some(old), Some(previous), false) = (old_slot, previous.as_ref(), promoting) {
-        let serving = live.get(&groups[old]).copied().unwrap_or(0);
-        if !previous.weights.is_empty()
-            && previous.weights.get(&groups[old]) != Some(&(serving as u32))
-        {
-            return Err(failed(format!(
-                "listener {} does not look as recorded: state says {:?}, the listener has {:?}; run `slipway plan -refresh` and check who changed it",
-                requests::short_arn(&listener),
-                previous.weights,
-                live
-            )));
-        }
+    let old_slot = serving_slot(previous.as_ref(), &groups);
+    if !promoting {
+        check_serving_weights(previous.as_ref(), &listener, &groups, old_slot, &live)?;
     }
     let new_slot = old_slot.map_or(0, |old| 1 - old);
     // The serving service keeps its name; the new version runs beside it in
@@ -904,36 +969,6 @@ async fn traffic_shift(
         }
         _ => requests::slot_service_name(&job.service_name, new_slot),
     };
-    let new_group = groups[new_slot].clone();
-
-    // Start the new side beside the old one.
-    let existing = describe_service(job, &new_service)
-        .await
-        .map_err(failed)?
-        .filter(|s| s.status == "ACTIVE");
-    if existing.is_some() && previous.is_none() {
-        return Err(refused(format!(
-            "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
-            job.settings.cluster
-        )));
-    }
-    // The new side's name is taken by a service state knows nothing of
-    // (made outside slipway): slipway does not take it over.
-    let recorded_new_side = previous
-        .as_ref()
-        .and_then(|p| p.canary.as_ref())
-        .is_some_and(|c| c.service_name == new_service);
-    if existing.is_some() && !recorded_new_side {
-        return Err(refused(format!(
-            "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
-            job.settings.cluster,
-            scheduled.strategy,
-            previous.as_ref().map_or("", |p| p.service_name.as_str())
-        )));
-    }
-    let mut record = previous
-        .clone()
-        .unwrap_or_else(|| ecs_record(job, &new_service, task_definition_arn));
     // A rollout of this task definition that stopped (at an approval, or
     // killed) goes on after the share of traffic it had reached.
     let reached = previous
@@ -941,160 +976,329 @@ async fn traffic_shift(
         .and_then(|p| p.canary.as_ref())
         .filter(|c| c.task_definition_arn == task_definition_arn && c.service_name == new_service)
         .map_or(0, |c| c.percent);
-    if previous.is_some() {
-        // Recorded before the new side is made: a kill in between leaves a
-        // record of it, so the next apply takes it over (or makes it)
-        // rather than refusing it as a service state does not know.
-        record.canary = Some(CanaryState {
-            service_name: new_service.clone(),
-            target_group: new_group.clone(),
-            task_definition_arn: task_definition_arn.to_string(),
-            percent: reached,
-            promoted: promoting,
-        });
-        record_ecs(job, Some(record.clone()))?;
-    } else {
-        record.target_group = Some(new_group.clone());
-    }
-    if promoting {
-        // Every step had passed: the temporary service, if the killed apply
-        // had not removed it yet, carries the traffic as it is.
-    } else if existing.is_some() {
-        update_service(job, &new_service, task_definition_arn, job.desired)
-            .await
-            .map_err(failed)?;
-    } else {
-        create_service(
-            job,
-            &new_service,
-            task_definition_arn,
-            Some(&new_group),
-            false,
-        )
-        .await
-        .map_err(failed)?;
-    }
-    if previous.is_none() {
-        // Nothing served before: recorded once it exists (a kill before
-        // that leaves a service the next plan adopts, visibly).
-        record_ecs(job, Some(record.clone()))?;
-    }
+    let shift = Shift {
+        rollout,
+        scheduled,
+        task_definition_arn,
+        percents,
+        listener,
+        new_group: groups[new_slot].clone(),
+        groups,
+        old_slot,
+        new_slot,
+        new_service,
+        reached,
+        promoting,
+        unchecked,
+    };
+    let mut record = start_new_side(job, &shift, previous.as_ref()).await?;
 
     // The step in flight, for the rollback's journal entry.
     let mut current_step = percents
         .iter()
         .position(|p| *p > reached)
         .map_or(percents.len(), |i| i + 1);
-    let shifted = async {
-        if !promoting {
-            wait_until_stable(job, &new_service, task_definition_arn, job.desired).await?;
-        }
-        let Some(old_slot) = old_slot else {
-            // Nothing serves yet: the new side takes all traffic at once
-            // (the plan has one step, 100%), then that step's bake and
-            // the rollout's gates are judged like any step's.
-            let step_number = percents.len();
-            let mut after = record.clone();
-            after.weights = requests::step_weights(&groups[1 - new_slot], &new_group, 100);
-            shift_traffic(job, &listener, step_number, 100, &after).await?;
-            record = after;
-            job.event(&format!(
-                "step {step_number}/{step_number}: 100% of traffic on {new_service} (nothing served before)"
-            ));
-            if let Some(bake) = scheduled
-                .steps
-                .last()
-                .and_then(|s| s.bake.as_ref())
-                .map(DurationText::get)
-                .filter(|b| !b.is_zero())
-            {
-                let what = format!("step {step_number}/{step_number}: bake");
-                job.progress.wait(job.address(), &what, bake).await;
-            }
-            if let Verdict::Failed(why) =
-                judge_service(job, &new_service, task_definition_arn).await?
-            {
-                return Err(why);
-            }
-            if let Some(rollout) = rollout {
-                judge_gates(job, rollout, step_number).await?;
-            }
-            return Ok(None);
-        };
-        let old_group = groups[old_slot].clone();
-        for (index, percent) in percents.iter().enumerate() {
-            if promoting {
-                break;
-            }
-            let step_number = index + 1;
-            let check_only = *percent == reached
-                && unchecked.is_some_and(|e| e.step == step_number && e.traffic_percent() == Some(reached));
-            if *percent <= reached && !check_only {
-                continue;
-            }
-            current_step = step_number;
-            if check_only {
-                job.event(&format!(
-                    "step {step_number}/{}: {percent}% on {new_service} since the interrupted apply; checking it before going on",
-                    percents.len()
-                ));
-            } else {
-                check_before_shift(job, &listener, &record.weights, &new_group).await?;
-                let mut after = record.clone();
-                after.weights = requests::step_weights(&old_group, &new_group, *percent);
-                if let Some(canary) = &mut after.canary {
-                    canary.percent = *percent;
-                }
-                shift_traffic(job, &listener, step_number, *percent, &after).await?;
-                record = after;
-                job.event(&format!(
-                    "step {step_number}/{}: {percent}% of traffic on {new_service}",
-                    percents.len()
-                ));
-            }
-            let step = scheduled.steps.get(index);
-            if let Some(bake) = step
-                .and_then(|s| s.bake.as_ref())
-                .map(DurationText::get)
-                .filter(|b| !b.is_zero())
-            {
-                let what = format!("step {step_number}/{}: bake", percents.len());
-                job.progress.wait(job.address(), &what, bake).await;
-            }
-            if let Verdict::Failed(why) =
-                judge_service(job, &new_service, task_definition_arn).await?
-            {
-                return Err(why);
-            }
-            if let Some(rollout) = rollout {
-                judge_gates(job, rollout, step_number).await?;
-            }
-            if let Some(waiting) = step
-                .map(|s| wait_for_approval(job, s))
-                .transpose()?
-                .flatten()
-            {
-                return Ok(Some(waiting));
-            }
-        }
-        promote(job, &listener, &mut record, &old_group, task_definition_arn, percents.len()).await?;
-        Ok(None)
-    }
-    .await;
+    let shifted = shift_steps(job, &shift, &mut record, &mut current_step).await;
+    finish_traffic_shift(
+        job,
+        &shift,
+        previous.is_none(),
+        &record,
+        current_step,
+        shifted,
+    )
+    .await
+}
 
+/// The listener and the two target groups (blue, green) a canary or
+/// blue/green needs; refused before anything changes without them.
+fn listener_and_groups(
+    job: &Job<'_>,
+    scheduled: &ScheduledDeployment,
+) -> Result<(String, [String; 2]), Failure> {
+    let listener = job.settings.listener_arn.clone().ok_or_else(|| {
+        Failure::refused(format!(
+            "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
+            scheduled.strategy
+        ))
+    })?;
+    let [blue, green] = job.settings.target_groups.as_slice() else {
+        return Err(Failure::refused(format!(
+            "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
+            scheduled.strategy,
+            job.settings.target_groups.len()
+        )));
+    };
+    Ok((listener, [blue.clone(), green.clone()]))
+}
+
+/// The slot of the target group the recorded service serves from, `None`
+/// when nothing serves (no record, or a first rollout's record without a
+/// target group).
+fn serving_slot(previous: Option<&EcsState>, groups: &[String; 2]) -> Option<usize> {
+    let old_live = previous
+        .filter(|p| p.canary.is_none() || p.target_group.is_some())
+        .and_then(|p| p.target_group.clone());
+    match &old_live {
+        Some(group) => groups.iter().position(|g| g == group),
+        None => None,
+    }
+}
+
+/// The serving group's live weight is the recorded one; otherwise someone
+/// changed the listener and the rollout does not go on.
+fn check_serving_weights(
+    previous: Option<&EcsState>,
+    listener: &str,
+    groups: &[String; 2],
+    old_slot: Option<usize>,
+    live: &BTreeMap<String, i32>,
+) -> Result<(), Failure> {
+    let (Some(old), Some(previous)) = (old_slot, previous) else {
+        return Ok(());
+    };
+    let serving = live.get(&groups[old]).copied().unwrap_or(0);
+    if !previous.weights.is_empty() && previous.weights.get(&groups[old]) != Some(&(serving as u32))
+    {
+        return Err(Failure::failed(format!(
+            "listener {} does not look as recorded: state says {:?}, the listener has {:?}; run `slipway plan -refresh` and check who changed it",
+            requests::short_arn(listener),
+            previous.weights,
+            live
+        )));
+    }
+    Ok(())
+}
+
+/// Start the new side beside the old one (or take over the one a stopped
+/// rollout recorded), recording it before it is made when something serves
+/// and once it exists when nothing did. Returns the record to go on from.
+async fn start_new_side(
+    job: &Job<'_>,
+    shift: &Shift<'_>,
+    previous: Option<&EcsState>,
+) -> Result<EcsState, Failure> {
+    let new_service = &shift.new_service;
+    let existing = describe_service(job, new_service)
+        .await
+        .map_err(Failure::failed)?
+        .filter(|s| s.status == "ACTIVE");
+    if existing.is_some() && previous.is_none() {
+        return Err(Failure::refused(format!(
+            "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
+            job.settings.cluster
+        )));
+    }
+    // The new side's name is taken by a service state knows nothing of
+    // (made outside slipway): slipway does not take it over.
+    let recorded_new_side = previous
+        .and_then(|p| p.canary.as_ref())
+        .is_some_and(|c| c.service_name == *new_service);
+    if existing.is_some() && !recorded_new_side {
+        return Err(Failure::refused(format!(
+            "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
+            job.settings.cluster,
+            shift.scheduled.strategy,
+            previous.map_or("", |p| p.service_name.as_str())
+        )));
+    }
+    let mut record = previous
+        .cloned()
+        .unwrap_or_else(|| ecs_record(job, new_service, shift.task_definition_arn));
+    if previous.is_some() {
+        // Recorded before the new side is made: a kill in between leaves a
+        // record of it, so the next apply takes it over (or makes it)
+        // rather than refusing it as a service state does not know.
+        record.canary = Some(CanaryState {
+            service_name: new_service.clone(),
+            target_group: shift.new_group.clone(),
+            task_definition_arn: shift.task_definition_arn.to_string(),
+            percent: shift.reached,
+            promoted: shift.promoting,
+        });
+        record_ecs(job, Some(record.clone()))?;
+    } else {
+        record.target_group = Some(shift.new_group.clone());
+    }
+    if shift.promoting {
+        // Every step had passed: the temporary service, if the killed apply
+        // had not removed it yet, carries the traffic as it is.
+    } else if existing.is_some() {
+        update_service(job, new_service, shift.task_definition_arn, job.desired)
+            .await
+            .map_err(Failure::failed)?;
+    } else {
+        create_service(
+            job,
+            new_service,
+            shift.task_definition_arn,
+            Some(&shift.new_group),
+            false,
+        )
+        .await
+        .map_err(Failure::failed)?;
+    }
+    if previous.is_none() {
+        // Nothing served before: recorded once it exists (a kill before
+        // that leaves a service the next plan adopts, visibly).
+        record_ecs(job, Some(record.clone()))?;
+    }
+    Ok(record)
+}
+
+/// The new side, once stable, takes its traffic: all at once when nothing
+/// served before, else step by step and then the promotion. `record` follows
+/// every shift; `current_step` is the step in flight. `Some` when a step
+/// waits for approval.
+async fn shift_steps(
+    job: &Job<'_>,
+    shift: &Shift<'_>,
+    record: &mut EcsState,
+    current_step: &mut usize,
+) -> Result<Option<String>, String> {
+    if !shift.promoting {
+        wait_until_stable(
+            job,
+            &shift.new_service,
+            shift.task_definition_arn,
+            job.desired,
+        )
+        .await?;
+    }
+    let Some(old_slot) = shift.old_slot else {
+        return shift_all_at_once(job, shift, record).await;
+    };
+    let percents = shift.percents;
+    let new_service = &shift.new_service;
+    let old_group = shift.groups[old_slot].clone();
+    for (index, percent) in percents.iter().enumerate() {
+        if shift.promoting {
+            break;
+        }
+        let step_number = index + 1;
+        let check_only = *percent == shift.reached
+            && shift.unchecked.is_some_and(|e| {
+                e.step == step_number && e.traffic_percent() == Some(shift.reached)
+            });
+        if *percent <= shift.reached && !check_only {
+            continue;
+        }
+        *current_step = step_number;
+        if check_only {
+            job.event(&format!(
+                "step {step_number}/{}: {percent}% on {new_service} since the interrupted apply; checking it before going on",
+                percents.len()
+            ));
+        } else {
+            check_before_shift(job, &shift.listener, &record.weights, &shift.new_group).await?;
+            let mut after = record.clone();
+            after.weights = requests::step_weights(&old_group, &shift.new_group, *percent);
+            if let Some(canary) = &mut after.canary {
+                canary.percent = *percent;
+            }
+            shift_traffic(job, &shift.listener, step_number, *percent, &after).await?;
+            *record = after;
+            job.event(&format!(
+                "step {step_number}/{}: {percent}% of traffic on {new_service}",
+                percents.len()
+            ));
+        }
+        let step = shift.scheduled.steps.get(index);
+        judge_step(job, shift, step, step_number).await?;
+        if let Some(waiting) = step
+            .map(|s| wait_for_approval(job, s))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Some(waiting));
+        }
+    }
+    promote(
+        job,
+        &shift.listener,
+        record,
+        &old_group,
+        shift.task_definition_arn,
+        percents.len(),
+    )
+    .await?;
+    Ok(None)
+}
+
+/// Nothing serves yet: the new side takes all traffic at once (the plan has
+/// one step, 100%), then that step's bake and the rollout's gates are
+/// judged like any step's.
+async fn shift_all_at_once(
+    job: &Job<'_>,
+    shift: &Shift<'_>,
+    record: &mut EcsState,
+) -> Result<Option<String>, String> {
+    let step_number = shift.percents.len();
+    let mut after = record.clone();
+    after.weights =
+        requests::step_weights(&shift.groups[1 - shift.new_slot], &shift.new_group, 100);
+    shift_traffic(job, &shift.listener, step_number, 100, &after).await?;
+    *record = after;
+    job.event(&format!(
+        "step {step_number}/{step_number}: 100% of traffic on {} (nothing served before)",
+        shift.new_service
+    ));
+    judge_step(job, shift, shift.scheduled.steps.last(), step_number).await?;
+    Ok(None)
+}
+
+/// After the traffic of step `step_number` moved: its bake, then the new
+/// service's health and the rollout's gates.
+async fn judge_step(
+    job: &Job<'_>,
+    shift: &Shift<'_>,
+    step: Option<&Step>,
+    step_number: usize,
+) -> Result<(), String> {
+    if let Some(bake) = step
+        .and_then(|s| s.bake.as_ref())
+        .map(DurationText::get)
+        .filter(|b| !b.is_zero())
+    {
+        let what = format!("step {step_number}/{}: bake", shift.percents.len());
+        job.progress.wait(job.address(), &what, bake).await;
+    }
+    if let Verdict::Failed(why) =
+        judge_service(job, &shift.new_service, shift.task_definition_arn).await?
+    {
+        return Err(why);
+    }
+    if let Some(rollout) = shift.rollout {
+        judge_gates(job, rollout, step_number).await?;
+    }
+    Ok(())
+}
+
+/// What the steps' outcome leaves: a first rollout that took all traffic is
+/// recorded as the service that serves; a failure is left as it is (`pause`,
+/// `abort`) or sends all traffic back and removes the new side.
+async fn finish_traffic_shift(
+    job: &Job<'_>,
+    shift: &Shift<'_>,
+    first_rollout: bool,
+    record: &EcsState,
+    current_step: usize,
+    shifted: Result<Option<String>, String>,
+) -> Result<Option<String>, Failure> {
+    let new_service = &shift.new_service;
     match shifted {
         Ok(Some(waiting)) => Ok(Some(waiting)),
         Ok(None) => {
-            if old_slot.is_none() {
-                let mut done = ecs_record(job, &new_service, task_definition_arn);
-                done.target_group = Some(new_group);
+            if shift.old_slot.is_none() {
+                let mut done = ecs_record(job, new_service, shift.task_definition_arn);
+                done.target_group = Some(shift.new_group.clone());
                 done.weights = record.weights.clone();
                 record_ecs(job, Some(done))?;
             }
             Ok(None)
         }
         Err(message) => {
-            if on_failure(rollout) != OnFailure::Rollback {
+            if on_failure(shift.rollout) != OnFailure::Rollback {
                 let status = match &record.canary {
                     Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
                     _ => DeploymentStatus::Failed,
@@ -1108,17 +1312,16 @@ async fn traffic_shift(
             job.event(&format!(
                 "sending all traffic back and removing {new_service}"
             ));
-            let first_rollout = previous.is_none();
             roll_back_traffic(
                 job,
-                Some(&record),
+                Some(record),
                 current_step,
                 first_rollout,
                 SendBack::Rollback,
                 None,
             )
             .await
-            .map_err(|e| failed(format!("{message}; rollback failed: {e}")))?;
+            .map_err(|e| Failure::failed(format!("{message}; rollback failed: {e}")))?;
             Err(Failure {
                 message,
                 status: DeploymentStatus::RolledBack,
@@ -2020,15 +2223,33 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
 
 /// The service as ECS describes it, `None` when ECS does not know it.
 async fn describe_service(job: &Job<'_>, service: &str) -> Result<Option<ServiceSnapshot>, String> {
-    let output = job
-        .ecs
-        .describe_services()
-        .cluster(&job.settings.cluster)
-        .services(service)
-        .send()
+    let described = describe_one_service(&job.ecs, &job.settings.cluster, service)
         .await
         .map_err(|e| format!("describing service {service}: {}", error_text(&e)))?;
-    Ok(output.services().first().map(snapshot))
+    Ok(described.as_ref().map(snapshot))
+}
+
+/// The entry DescribeServices returns for `service` in `cluster` (any
+/// status), `None` when ECS does not know it: the one DescribeServices call,
+/// for apply and for what `plan` and `-refresh` read.
+pub(super) async fn describe_one_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<
+    Option<aws_sdk_ecs::types::Service>,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::describe_services::DescribeServicesError,
+        aws_sdk_ecs::config::http::HttpResponse,
+    >,
+> {
+    let output = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await?;
+    Ok(output.services().first().cloned())
 }
 
 pub fn snapshot(service: &aws_sdk_ecs::types::Service) -> ServiceSnapshot {

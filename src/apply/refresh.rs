@@ -272,40 +272,15 @@ async fn observe_service(
     service: &str,
     listener: Option<&str>,
 ) -> Result<ServiceObservation, String> {
-    let described = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(|e| crate::aws::error_text(&e))?;
-    let Some(live) = described
-        .services()
-        .first()
-        .filter(|s| s.status() == Some("ACTIVE"))
-    else {
+    let Some(live) = active_service(ecs, cluster, service).await? else {
         return Ok(ServiceObservation::Missing {
             service: service.to_string(),
         });
     };
     let task_definition_arn = live.task_definition().unwrap_or_default().to_string();
-    let definition = ecs
-        .describe_task_definition()
-        .task_definition(&task_definition_arn)
-        .send()
-        .await
-        .map_err(|e| crate::aws::error_text(&e))?;
-    let task_definition = definition
-        .task_definition()
-        .map(super::ecs::live_definition_json)
-        .map(|json| config.mask_json(json))
-        .unwrap_or(serde_json::Value::Null);
+    let task_definition = live_task_definition(config, ecs, &task_definition_arn).await?;
     let weights = match listener {
-        Some(listener) => super::ecs::read_listener_weights(elb, listener)
-            .await?
-            .into_iter()
-            .map(|(group, weight)| (group, weight.max(0) as u32))
-            .collect(),
+        Some(listener) => live_weights(elb, listener).await?,
         None => BTreeMap::new(),
     };
     let autoscaled =
@@ -320,6 +295,52 @@ async fn observe_service(
         autoscaled,
         weights,
     })
+}
+
+/// `service` as ECS runs it, `None` when ECS does not know it or it is no
+/// longer active; the one DescribeServices reader of `-refresh` and
+/// [`read_live`].
+async fn active_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<aws_sdk_ecs::types::Service>, String> {
+    let described = super::ecs::describe_one_service(ecs, cluster, service)
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    Ok(described.filter(|s| s.status() == Some("ACTIVE")))
+}
+
+/// The task definition `arn` in the JSON shape of state, sensitive values
+/// masked (`null` when ECS describes none).
+async fn live_task_definition(
+    config: &Config,
+    ecs: &aws_sdk_ecs::Client,
+    arn: &str,
+) -> Result<serde_json::Value, String> {
+    let definition = ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error_text(&e))?;
+    Ok(definition
+        .task_definition()
+        .map(super::ecs::live_definition_json)
+        .map(|json| config.mask_json(json))
+        .unwrap_or(serde_json::Value::Null))
+}
+
+/// The listener's weights by target group (a negative weight read as 0).
+async fn live_weights(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener: &str,
+) -> Result<BTreeMap<String, u32>, String> {
+    Ok(super::ecs::read_listener_weights(elb, listener)
+        .await?
+        .into_iter()
+        .map(|(group, weight)| (group, weight.max(0) as u32))
+        .collect())
 }
 
 /// What `plan` and `apply` read from AWS before planning, into `options`,
@@ -403,15 +424,8 @@ pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::Pl
                 },
                 Some(record) if !record.weights.is_empty() => {
                     if let Some(listener) = &settings.listener_arn {
-                        if let Ok(weights) = super::ecs::read_listener_weights(&elb, listener).await
-                        {
-                            options.listener_weights.insert(
-                                address.clone(),
-                                weights
-                                    .into_iter()
-                                    .map(|(group, weight)| (group, weight.max(0) as u32))
-                                    .collect(),
-                            );
+                        if let Ok(weights) = live_weights(&elb, listener).await {
+                            options.listener_weights.insert(address.clone(), weights);
                         }
                     }
                 }
@@ -430,9 +444,9 @@ pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::Pl
             };
             let desired_count = match count_read {
                 Some(count) => count,
-                None => match live_desired_count(&ecs, &settings.cluster, &serving).await {
-                    Ok(count) => count,
-                    Err(()) => continue,
+                None => match active_service(&ecs, &settings.cluster, &serving).await {
+                    Ok(live) => live.map(|s| s.desired_count().max(0) as u32),
+                    Err(_) => continue,
                 },
             };
             options.live_capacity.insert(
@@ -444,27 +458,6 @@ pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::Pl
             );
         }
     });
-}
-
-/// The desired count of `service` when it is active (`None` when it is
-/// not); `Err` when ECS could not be asked.
-async fn live_desired_count(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-) -> Result<Option<u32>, ()> {
-    let described = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(|_| ())?;
-    Ok(described
-        .services()
-        .iter()
-        .find(|s| s.status() == Some("ACTIVE"))
-        .map(|s| s.desired_count().max(0) as u32))
 }
 
 /// Whether `only` plans `deployment`'s environment, and the deployment's
@@ -491,32 +484,11 @@ async fn observe_unrecorded(
     settings: &crate::config::EcsCluster,
 ) -> Result<Option<AdoptedService>, String> {
     let service = settings.service_name.clone().unwrap_or_default();
-    let described = ecs
-        .describe_services()
-        .cluster(&settings.cluster)
-        .services(&service)
-        .send()
-        .await
-        .map_err(|e| crate::aws::error_text(&e))?;
-    let Some(live) = described
-        .services()
-        .first()
-        .filter(|s| s.status() == Some("ACTIVE"))
-    else {
+    let Some(live) = active_service(ecs, &settings.cluster, &service).await? else {
         return Ok(None);
     };
     let task_definition_arn = live.task_definition().unwrap_or_default().to_string();
-    let definition = ecs
-        .describe_task_definition()
-        .task_definition(&task_definition_arn)
-        .send()
-        .await
-        .map_err(|e| crate::aws::error_text(&e))?;
-    let task_definition = definition
-        .task_definition()
-        .map(super::ecs::live_definition_json)
-        .map(|json| config.mask_json(json))
-        .unwrap_or(serde_json::Value::Null);
+    let task_definition = live_task_definition(config, ecs, &task_definition_arn).await?;
     let target_group = live
         .load_balancers()
         .iter()
@@ -524,11 +496,7 @@ async fn observe_unrecorded(
         .find(|group| settings.target_groups.iter().any(|g| g == group))
         .map(str::to_string);
     let weights = match &settings.listener_arn {
-        Some(listener) => super::ecs::read_listener_weights(elb, listener)
-            .await?
-            .into_iter()
-            .map(|(group, weight)| (group, weight.max(0) as u32))
-            .collect(),
+        Some(listener) => live_weights(elb, listener).await?,
         None => BTreeMap::new(),
     };
     Ok(Some(AdoptedService {

@@ -174,7 +174,7 @@ fn load_with(
     if !loader.diagnostics.has_errors() {
         loader
             .diagnostics
-            .extend(crate::graph::cycle_diagnostics(&loader.config));
+            .extend(super::cycles::cycle_diagnostics(&loader.config));
     }
     let has_errors = loader.diagnostics.has_errors();
     loader.diagnostics.sort();
@@ -1095,7 +1095,7 @@ impl Loader {
                     }
                 }
             }
-            for cycle in crate::graph::dependency_cycles(&edges) {
+            for cycle in super::cycles::dependency_cycles(&edges) {
                 for member in &cycle[..cycle.len() - 1] {
                     let Some(attr) = pending
                         .iter()
@@ -2127,18 +2127,19 @@ impl Loader {
                     .help("e.g. max = 0.01, or baseline = \"previous_version\" with a tolerance"),
                 );
             }
-            for name in crate::metrics::unknown_placeholders(&prometheus.query) {
-                let help = match did_you_mean(&name, crate::metrics::PLACEHOLDERS.iter().copied()) {
-                    Some(known) => format!("did you mean {{{{{known}}}}}?"),
-                    None => format!(
-                        "known placeholders: {}",
-                        crate::metrics::PLACEHOLDERS
-                            .iter()
-                            .map(|p| format!("{{{{{p}}}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                };
+            for name in super::placeholders::unknown_placeholders(&prometheus.query) {
+                let help =
+                    match did_you_mean(&name, super::placeholders::PLACEHOLDERS.iter().copied()) {
+                        Some(known) => format!("did you mean {{{{{known}}}}}?"),
+                        None => format!(
+                            "known placeholders: {}",
+                            super::placeholders::PLACEHOLDERS
+                                .iter()
+                                .map(|p| format!("{{{{{p}}}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
                 self.error(
                     Diagnostic::error(
                         "verify",
@@ -2208,7 +2209,7 @@ impl Loader {
                 .blocks_of("notify")
                 .find(|b| b.label() == notify.name);
             let span = |name: &str| notify_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
-            if let Err(problem) = crate::notify::check_webhook(&notify.webhook) {
+            if let Err(problem) = super::events::check_webhook(&notify.webhook) {
                 self.error(
                     Diagnostic::error(
                         "notify",
@@ -2219,10 +2220,10 @@ impl Loader {
                 );
             }
             for event in &notify.on {
-                if crate::notify::EventKind::from_on(event).is_some() {
+                if super::events::EventKind::from_on(event).is_some() {
                     continue;
                 }
-                let names = crate::notify::EVENT_NAMES;
+                let names = super::events::EVENT_NAMES;
                 let message = match did_you_mean(event, names) {
                     Some(suggestion) => format!(
                         "notify \"{}\": {} is not an event; did you mean \"{suggestion}\"?",

@@ -10,11 +10,14 @@
 pub mod check;
 pub mod choices;
 pub mod confine;
+pub mod cycles;
 pub mod eval;
+pub mod events;
 pub mod functions;
 pub mod inputs;
 pub mod load;
 pub mod model;
+pub mod placeholders;
 pub mod raw;
 pub mod schema;
 pub mod secret_digest;

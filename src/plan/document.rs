@@ -1,15 +1,25 @@
-//! Reading a plan JSON document back (saved plans, `show`), with its format
+//! The plan JSON document: writing it ([`encode`], for `plan -json` and saved
+//! plans alike) and reading it back (saved plans, `show`), with its format
 //! version checked first.
 //!
-//! The document is the serde form of [`Plan`] (written by `views::json`). Its
+//! The document is the serde form of [`Plan`], pretty-printed with fields in
+//! declaration order. Its
 //! `format_version` is `MAJOR.MINOR`: a new minor version only adds fields, so
 //! readers accept any minor version of their major version and ignore fields
 //! they do not know; a different major version is rejected. The format is
-//! described field by field in `docs/plan-json.md`. Nothing here renders.
+//! described field by field in `docs/plan-json.md`. The other views of a plan
+//! are `crate::views`.
 
 use serde::Deserialize;
 
 use super::model::{Plan, FORMAT_VERSION};
+
+/// The plan as its JSON document, pretty-printed and ending with a newline.
+pub fn encode(plan: &Plan) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(plan)?;
+    text.push('\n');
+    Ok(text)
+}
 
 /// Why a JSON document could not be read as a plan.
 #[derive(Debug, thiserror::Error)]

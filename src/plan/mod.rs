@@ -1,8 +1,8 @@
 //! Planning: the pure step from configuration and saved state to a [`Plan`].
 //!
 //! [`model`] is the plan as data, [`planner`] computes it, [`render`] derives the
-//! texts plan diffs (systemd unit, task definition), [`document`] reads a plan JSON
-//! document back (format version first), [`saved`] writes and checks
+//! texts plan diffs (systemd unit, task definition), [`document`] writes the plan JSON
+//! document and reads it back (format version first), [`saved`] writes and checks
 //! saved plan files. No module here touches hosts or AWS.
 
 pub mod capacity;

@@ -109,124 +109,38 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             continue;
         };
         let live = options.live_services.get(&deployment.address);
-        let live_capacity = options.live_capacity.get(&deployment.address);
+        let capacity = deployment.runs_on_ecs(environment).then(|| {
+            ecs_capacity(
+                config,
+                deployment,
+                environment,
+                saved,
+                live,
+                options.live_capacity.get(&deployment.address),
+            )
+        });
         let (mut change, hosts) = plan_deployment(
             config,
             deployment,
             environment,
             saved,
-            (live, live_capacity),
+            (live, capacity.as_ref()),
             &digests,
         );
-        if let (Some(ecs), Some(weights)) = (
-            saved.and_then(|s| s.ecs.as_ref()),
+        let state = states.get(&state_name).and_then(Option::as_ref);
+        recorded_ecs_reasons(
+            &mut change,
+            saved,
+            state,
             options.listener_weights.get(&deployment.address),
-        ) {
-            if let Some(reason) = listener_weights_reason(ecs, weights) {
-                change.reasons.push(reason);
-                if change.action == Action::NoOp {
-                    change.action = Action::Update;
-                }
-            }
-        }
-        if let Some(left) = states
-            .get(&state_name)
-            .and_then(Option::as_ref)
-            .and_then(|s| s.scaling_suspended.get(&deployment.address))
-        {
-            change.reasons.push(Reason {
-                kind: ReasonKind::Capacity,
-                summary: format!(
-                    "autoscaling of {} was left suspended by an interrupted apply: apply restores it",
-                    left.resource_id
-                ),
-                diff: None,
-            });
-            if change.action == Action::NoOp {
-                change.action = Action::Update;
-            }
-        }
-        if change.target == TargetKind::Ecs
-            && matches!(change.action, Action::Create | Action::Update)
-        {
-            let serves = saved.is_some_and(|s| s.ecs.is_some()) || change.adopt.is_some();
-            let moves_by_steps = config
-                .rollout_of(deployment)
-                .is_some_and(|r| r.strategy.moves_by_steps());
-            let replacement = match (serves, moves_by_steps) {
-                (false, _) => super::capacity::Replacement::Nothing,
-                (true, false) => super::capacity::Replacement::InPlace,
-                (true, true) => super::capacity::Replacement::SideBySide,
-            };
-            let capacity = super::capacity::planned_capacity(
-                desired_count(deployment, environment),
-                live_capacity,
-                replacement,
-            );
-            change.reasons.push(Reason {
-                kind: ReasonKind::Capacity,
-                summary: super::capacity::describe(&capacity),
-                diff: None,
-            });
-            change.capacity = Some(capacity);
-        }
-        if let Some(LiveService::Unknown(error)) = live {
-            warnings.push(format!(
-                "{}: ECS could not be asked whether service {} already exists ({error}); apply reads it again and changes no service it did not create or adopt in the plan",
-                deployment.address,
-                deployment
-                    .ecs_settings(environment)
-                    .and_then(|c| c.service_name)
-                    .unwrap_or_default()
-            ));
-        }
-        if let Some(saved) = saved {
-            if let Some(waiting) = saved
-                .waiting_approval()
-                .filter(|w| w.version == deployment.service.version)
-            {
-                warnings.push(format!(
-                    "{} (asked {})",
-                    crate::state::approval_instructions(
-                        &deployment.address,
-                        &waiting.name,
-                        waiting.after_step
-                    ),
-                    waiting.requested_at
-                ));
-            }
-            if let Some(rejected) = saved
-                .rejected()
-                .filter(|r| r.version == deployment.service.version)
-            {
-                warnings.push(format!(
-                    "{}: {}",
-                    deployment.address,
-                    crate::state::rejected_message(rejected)
-                ));
-            }
-            if let Some(rolled_back) = saved
-                .rolled_back_from
-                .as_ref()
-                .filter(|r| r.version == deployment.service.version)
-            {
-                warnings.push(format!(
-                    "{}: {}",
-                    deployment.address,
-                    crate::state::rolled_back_message(rolled_back)
-                ));
-            }
-            let journaled = states
-                .get(&state_name)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.journal.iter().any(|e| e.deployment == deployment.address));
-            if saved.status == DeploymentStatus::InProgress && !journaled {
-                warnings.push(format!(
-                    "{}: an earlier apply did not finish (state says in progress); the plan treats unfinished hosts as pending",
-                    deployment.address
-                ));
-            }
-        }
+        );
+        carry_capacity(&mut change, capacity);
+        warnings.extend(deployment_warnings(
+            deployment,
+            environment,
+            (saved, state),
+            live,
+        ));
         if matches!(change.action, Action::Create | Action::Update) {
             promoting.push(deployment);
         }
@@ -273,29 +187,7 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             if config.deployments.contains_key(address) {
                 continue;
             }
-            changes.insert(
-                address.clone(),
-                DeploymentChange {
-                    promotion: None,
-                    address: address.clone(),
-                    name: address.rsplit('.').next().unwrap_or(address).to_string(),
-                    service: saved.service.clone(),
-                    environment: state_name.clone(),
-                    rollout: saved.rollout.clone(),
-                    target: if saved.ecs.is_some() { TargetKind::Ecs } else { TargetKind::Vm },
-                    action: Action::Destroy,
-                    version_before: Some(saved.version.clone()),
-                    version_after: None,
-                    adopt: None,
-                    capacity: None,
-                    artifact: None,
-                    reasons: vec![Reason {
-                        kind: ReasonKind::RemovedFromConfig,
-                        summary: "no longer in the configuration: slipway stops tracking it (hosts and services are left running)".into(),
-                        diff: None,
-                    }],
-                },
-            );
+            changes.insert(address.clone(), removed_change(address, saved, state_name));
         }
     }
     for deployment in promoting {
@@ -315,6 +207,172 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         &continuing,
         (&rollbacks, &serving),
     );
+    let ordered = in_schedule_order(&schedule, changes);
+    let outputs = output_values(config);
+    Ok(Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        slipway_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_digest: config.digest.clone(),
+        environments: environment_bases(config, states, options),
+        inputs: Some(super::saved::plan_inputs(config, options)),
+        summary: summarize(&ordered),
+        deployments: ordered,
+        schedule,
+        outputs,
+        warnings,
+        drift: Vec::new(),
+    })
+}
+
+/// A creating or updating ECS change carries its capacity (the
+/// deployment's [`ecs_capacity`]), with the plan's sentence for it.
+fn carry_capacity(change: &mut DeploymentChange, capacity: Option<PlannedCapacity>) {
+    let Some(capacity) =
+        capacity.filter(|_| matches!(change.action, Action::Create | Action::Update))
+    else {
+        return;
+    };
+    change.reasons.push(Reason {
+        kind: ReasonKind::Capacity,
+        summary: super::capacity::describe(&capacity),
+        diff: None,
+    });
+    change.capacity = Some(capacity);
+}
+
+/// What state says about an ECS deployment that is a change however the
+/// configuration stands: listener weights that differ from the recorded
+/// ones (`live_weights`, as read), autoscaling an interrupted apply left
+/// suspended (`state` is the deployment's environment's state).
+fn recorded_ecs_reasons(
+    change: &mut DeploymentChange,
+    saved: Option<&DeploymentState>,
+    state: Option<&State>,
+    live_weights: Option<&BTreeMap<String, u32>>,
+) {
+    if let (Some(ecs), Some(weights)) = (saved.and_then(|s| s.ecs.as_ref()), live_weights) {
+        if let Some(reason) = listener_weights_reason(ecs, weights) {
+            change.reasons.push(reason);
+            if change.action == Action::NoOp {
+                change.action = Action::Update;
+            }
+        }
+    }
+    if let Some(left) = state.and_then(|s| s.scaling_suspended.get(&change.address)) {
+        change.reasons.push(Reason {
+            kind: ReasonKind::Capacity,
+            summary: format!(
+                "autoscaling of {} was left suspended by an interrupted apply: apply restores it",
+                left.resource_id
+            ),
+            diff: None,
+        });
+        if change.action == Action::NoOp {
+            change.action = Action::Update;
+        }
+    }
+}
+
+/// What the plan says about a deployment beside its change: an ECS service
+/// that could not be looked up (`live`), and from its record (`saved`, in
+/// `state`) an approval it waits for, a rejected or rolled back version
+/// configured again, an apply that did not finish.
+fn deployment_warnings(
+    deployment: &Deployment,
+    environment: &Environment,
+    (saved, state): (Option<&DeploymentState>, Option<&State>),
+    live: Option<&LiveService>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(LiveService::Unknown(error)) = live {
+        warnings.push(format!(
+            "{}: ECS could not be asked whether service {} already exists ({error}); apply reads it again and changes no service it did not create or adopt in the plan",
+            deployment.address,
+            deployment
+                .ecs_settings(environment)
+                .and_then(|c| c.service_name)
+                .unwrap_or_default()
+        ));
+    }
+    let Some(saved) = saved else {
+        return warnings;
+    };
+    if let Some(waiting) = saved
+        .waiting_approval()
+        .filter(|w| w.version == deployment.service.version)
+    {
+        warnings.push(format!(
+            "{} (asked {})",
+            crate::state::approval_instructions(
+                &deployment.address,
+                &waiting.name,
+                waiting.after_step
+            ),
+            waiting.requested_at
+        ));
+    }
+    if let Some(rejected) = saved
+        .rejected()
+        .filter(|r| r.version == deployment.service.version)
+    {
+        warnings.push(format!(
+            "{}: {}",
+            deployment.address,
+            crate::state::rejected_message(rejected)
+        ));
+    }
+    if let Some(rolled_back) = saved
+        .rolled_back_from
+        .as_ref()
+        .filter(|r| r.version == deployment.service.version)
+    {
+        warnings.push(format!(
+            "{}: {}",
+            deployment.address,
+            crate::state::rolled_back_message(rolled_back)
+        ));
+    }
+    let journaled =
+        state.is_some_and(|s| s.journal.iter().any(|e| e.deployment == deployment.address));
+    if saved.status == DeploymentStatus::InProgress && !journaled {
+        warnings.push(format!(
+            "{}: an earlier apply did not finish (state says in progress); the plan treats unfinished hosts as pending",
+            deployment.address
+        ));
+    }
+    warnings
+}
+
+/// The change of a deployment state records and the configuration no
+/// longer has: slipway stops tracking it.
+fn removed_change(address: &str, saved: &DeploymentState, state_name: &str) -> DeploymentChange {
+    DeploymentChange {
+        promotion: None,
+        address: address.to_string(),
+        name: address.rsplit('.').next().unwrap_or(address).to_string(),
+        service: saved.service.clone(),
+        environment: state_name.to_string(),
+        rollout: saved.rollout.clone(),
+        target: if saved.ecs.is_some() { TargetKind::Ecs } else { TargetKind::Vm },
+        action: Action::Destroy,
+        version_before: Some(saved.version.clone()),
+        version_after: None,
+        adopt: None,
+        capacity: None,
+        artifact: None,
+        reasons: vec![Reason {
+            kind: ReasonKind::RemovedFromConfig,
+            summary: "no longer in the configuration: slipway stops tracking it (hosts and services are left running)".into(),
+            diff: None,
+        }],
+    }
+}
+
+/// The changes in the order the schedule runs them, then the others.
+fn in_schedule_order(
+    schedule: &Schedule,
+    mut changes: BTreeMap<String, DeploymentChange>,
+) -> Vec<DeploymentChange> {
     let mut ordered: Vec<DeploymentChange> = Vec::new();
     for wave in &schedule.waves {
         for scheduled in &wave.deployments {
@@ -324,9 +382,13 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
         }
     }
     ordered.extend(changes.into_values());
+    ordered
+}
 
+/// How many changes of each action the plan has.
+fn summarize(changes: &[DeploymentChange]) -> Summary {
     let mut summary = Summary::default();
-    for change in &ordered {
+    for change in changes {
         match change.action {
             Action::Create => summary.create += 1,
             Action::Update => summary.update += 1,
@@ -334,7 +396,17 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             Action::Destroy => summary.destroy += 1,
         }
     }
-    let environments = environments_needed(config)
+    summary
+}
+
+/// The state (serial, lineage) of every environment the plan covers, which
+/// a saved plan is checked against.
+fn environment_bases(
+    config: &Config,
+    states: &States,
+    options: &PlanOptions,
+) -> Vec<EnvironmentBasis> {
+    environments_needed(config)
         .into_iter()
         .chain(states.keys().cloned())
         .collect::<BTreeSet<_>>()
@@ -348,27 +420,9 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
                 name,
             }
         })
-        .collect();
-    let outputs = output_values(config);
-    Ok(Plan {
-        format_version: FORMAT_VERSION.to_string(),
-        slipway_version: env!("CARGO_PKG_VERSION").to_string(),
-        config_digest: config.digest.clone(),
-        environments,
-        inputs: Some(super::saved::plan_inputs(config, options)),
-        deployments: ordered,
-        schedule,
-        outputs,
-        summary,
-        warnings,
-        drift: Vec::new(),
-    })
+        .collect()
 }
 
-/// What plan says about applies of `state` that did not end in order: one
-/// killed (its journal has no history entry: which steps are known done,
-/// which one is uncertain, what apply will do) or one stopped by an interrupt
-/// (its history entry says "interrupted").
 /// Autoscaling an interrupted apply left suspended for a deployment that is
 /// no longer in the configuration: no apply of it will restore it, so the
 /// plan says how to.
@@ -384,143 +438,16 @@ fn suspended_scaling_left_warning(address: &str, left: &crate::state::ScalingSus
     )
 }
 
+/// What plan says about applies of `state` that did not end in order: one
+/// killed (its journal has no history entry: which steps are known done,
+/// which one is uncertain, what apply will do) or one stopped by an interrupt
+/// (its history entry says "interrupted").
 pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for apply_id in state.interrupted_applies() {
-        let entries: Vec<&crate::state::JournalEntry> = state
-            .journal
-            .iter()
-            .filter(|e| e.apply_id == apply_id)
-            .collect();
-        let started = entries.first().map_or("", |e| e.started_at.as_str());
-        let not_done = |e: &&&crate::state::JournalEntry| {
-            e.result
-                .as_deref()
-                .is_some_and(|r| r.starts_with("not done"))
-        };
-        let rechecked: Vec<String> = entries
-            .iter()
-            .filter(not_done)
-            .map(|e| e.describe())
-            .collect();
-        // Closed by a later apply that could not tell whether it happened.
-        let superseded = |e: &&&crate::state::JournalEntry| {
-            e.result
-                .as_deref()
-                .is_some_and(|r| r.starts_with("superseded"))
-        };
-        let taken_over: Vec<String> = entries
-            .iter()
-            .filter(superseded)
-            .map(|e| e.describe())
-            .collect();
-        let done: Vec<String> = entries
-            .iter()
-            .filter(|e| e.finished_at.is_some() && !not_done(e) && !superseded(e))
-            .map(|e| {
-                format!(
-                    "{} ({})",
-                    e.describe(),
-                    e.result.as_deref().unwrap_or("done")
-                )
-            })
-            .collect();
-        let uncertain: Vec<&&crate::state::JournalEntry> =
-            entries.iter().filter(|e| e.finished_at.is_none()).collect();
-        // One line per step, so that a long rollout stays readable.
-        let list =
-            |items: &[String]| -> String { items.iter().map(|i| format!("\n  - {i}")).collect() };
-        let mut text = format!(
-            "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end."
-        );
-        if done.is_empty() {
-            text.push_str("\nNo step is known done.");
-        } else {
-            text.push_str(&format!("\nKnown done:{}", list(&done)));
-        }
-        if !rechecked.is_empty() {
-            text.push_str(&format!(
-                "\nFound not done when a later apply re-checked them:{}",
-                list(&rechecked)
-            ));
-        }
-        if !taken_over.is_empty() {
-            text.push_str(&format!(
-                "\nNot known done, taken over by a later apply that ran its own step on the host:{}",
-                list(&taken_over)
-            ));
-        }
-        if uncertain.is_empty() {
-            text.push_str("\nNo step is uncertain.");
-        } else {
-            let described: Vec<String> = uncertain
-                .iter()
-                .map(|e| format!("{} (started {})", e.describe(), e.started_at))
-                .collect();
-            text.push_str(&format!(
-                "\nUncertain (started, may or may not have happened):{}",
-                list(&described)
-            ));
-        }
-        text.push('\n');
-        // A deployment whose last step in that apply is a rollback was being
-        // rolled back when the apply was killed.
-        let rolling_back: Vec<&&crate::state::JournalEntry> = entries
-            .iter()
-            .filter(|e| {
-                e.action == JournalAction::Rollback
-                    && !entries.iter().any(|later| {
-                        later.deployment == e.deployment
-                            && later.seq > e.seq
-                            && later.action != JournalAction::Rollback
-                    })
-            })
-            .collect();
-        if !rolling_back.is_empty() {
-            let mut what = Vec::new();
-            if rolling_back.iter().any(|e| e.host.is_some()) {
-                what.push("every host it moved and did not put back returns to the release it served before");
-            }
-            if rolling_back.iter().any(|e| e.host.is_none()) {
-                what.push("all traffic goes back to the ECS service that served before and the new service is removed");
-            }
-            let apply_does = if rolling_back.iter().all(|e| e.finished_at.is_some()) {
-                "That apply had rolled back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) records the rollback's end".to_string()
-            } else {
-                format!(
-                    "That apply was rolling back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) finishes the rollback: {}",
-                    what.join("; ")
-                )
-            };
-            text.push_str(&format!("{apply_does}, and nothing new is deployed"));
-            warnings.push(text);
-            continue;
-        }
-        let checks: Vec<String> = uncertain
-            .iter()
-            .map(|e| match (&e.host, e.action) {
-                (Some(host), JournalAction::Deploy) => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
-                (Some(host), _) => format!("counts {host} as not done"),
-                (None, JournalAction::Traffic) => match e.traffic_percent() {
-                    Some(percent) => format!(
-                        "reads the listener of {}: if it sends {percent}% to {} as step {} meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step {} runs again",
-                        e.deployment,
-                        e.version_moved_to(),
-                        e.step,
-                        e.step
-                    ),
-                    None => format!("reads the listener of {} as it is now", e.deployment),
-                },
-                (None, _) => format!("reads {} as it runs now (live services and listener weights)", e.deployment),
-            })
-            .collect();
-        text.push_str("`slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) ");
-        if !checks.is_empty() {
-            text.push_str(&format!("first:{}\nthen ", list(&checks)));
-        }
-        text.push_str("continues the same rollout with the steps that remain; a step known done is not run again.");
-        warnings.push(text);
-    }
+    let mut warnings: Vec<String> = state
+        .interrupted_applies()
+        .into_iter()
+        .map(|apply_id| killed_apply_warning(environment, state, &apply_id))
+        .collect();
     if let Some(last) = state
         .history
         .last()
@@ -551,6 +478,146 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
         }
     }
     warnings
+}
+
+/// What plan says about the killed apply `apply_id` of `state`: the steps
+/// known done, re-checked, taken over and uncertain, and what the next apply
+/// does about them.
+fn killed_apply_warning(environment: &str, state: &crate::state::State, apply_id: &str) -> String {
+    let entries: Vec<&crate::state::JournalEntry> = state
+        .journal
+        .iter()
+        .filter(|e| e.apply_id == apply_id)
+        .collect();
+    let started = entries.first().map_or("", |e| e.started_at.as_str());
+    let not_done = |e: &&&crate::state::JournalEntry| {
+        e.result
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not done"))
+    };
+    let rechecked: Vec<String> = entries
+        .iter()
+        .filter(not_done)
+        .map(|e| e.describe())
+        .collect();
+    // Closed by a later apply that could not tell whether it happened.
+    let superseded = |e: &&&crate::state::JournalEntry| {
+        e.result
+            .as_deref()
+            .is_some_and(|r| r.starts_with("superseded"))
+    };
+    let taken_over: Vec<String> = entries
+        .iter()
+        .filter(superseded)
+        .map(|e| e.describe())
+        .collect();
+    let done: Vec<String> = entries
+        .iter()
+        .filter(|e| e.finished_at.is_some() && !not_done(e) && !superseded(e))
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e.describe(),
+                e.result.as_deref().unwrap_or("done")
+            )
+        })
+        .collect();
+    let uncertain: Vec<&&crate::state::JournalEntry> =
+        entries.iter().filter(|e| e.finished_at.is_none()).collect();
+    // One line per step, so that a long rollout stays readable.
+    let list =
+        |items: &[String]| -> String { items.iter().map(|i| format!("\n  - {i}")).collect() };
+    let mut text = format!(
+        "environment {environment}: apply {apply_id} (started {started}) was interrupted and did not record its end."
+    );
+    if done.is_empty() {
+        text.push_str("\nNo step is known done.");
+    } else {
+        text.push_str(&format!("\nKnown done:{}", list(&done)));
+    }
+    if !rechecked.is_empty() {
+        text.push_str(&format!(
+            "\nFound not done when a later apply re-checked them:{}",
+            list(&rechecked)
+        ));
+    }
+    if !taken_over.is_empty() {
+        text.push_str(&format!(
+            "\nNot known done, taken over by a later apply that ran its own step on the host:{}",
+            list(&taken_over)
+        ));
+    }
+    if uncertain.is_empty() {
+        text.push_str("\nNo step is uncertain.");
+    } else {
+        let described: Vec<String> = uncertain
+            .iter()
+            .map(|e| format!("{} (started {})", e.describe(), e.started_at))
+            .collect();
+        text.push_str(&format!(
+            "\nUncertain (started, may or may not have happened):{}",
+            list(&described)
+        ));
+    }
+    text.push('\n');
+    // A deployment whose last step in that apply is a rollback was being
+    // rolled back when the apply was killed.
+    let rolling_back: Vec<&&crate::state::JournalEntry> = entries
+        .iter()
+        .filter(|e| {
+            e.action == JournalAction::Rollback
+                && !entries.iter().any(|later| {
+                    later.deployment == e.deployment
+                        && later.seq > e.seq
+                        && later.action != JournalAction::Rollback
+                })
+        })
+        .collect();
+    if !rolling_back.is_empty() {
+        let mut what = Vec::new();
+        if rolling_back.iter().any(|e| e.host.is_some()) {
+            what.push(
+                "every host it moved and did not put back returns to the release it served before",
+            );
+        }
+        if rolling_back.iter().any(|e| e.host.is_none()) {
+            what.push("all traffic goes back to the ECS service that served before and the new service is removed");
+        }
+        let apply_does = if rolling_back.iter().all(|e| e.finished_at.is_some()) {
+            "That apply had rolled back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) records the rollback's end".to_string()
+        } else {
+            format!(
+                "That apply was rolling back after a failed step: `slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) finishes the rollback: {}",
+                what.join("; ")
+            )
+        };
+        text.push_str(&format!("{apply_does}, and nothing new is deployed"));
+        return text;
+    }
+    let checks: Vec<String> = uncertain
+        .iter()
+        .map(|e| match (&e.host, e.action) {
+            (Some(host), JournalAction::Deploy) => format!("reads {host}'s release marker: if it names apply {apply_id} and {}, the update had finished and is only recorded, otherwise {host} is updated again", e.version),
+            (Some(host), _) => format!("counts {host} as not done"),
+            (None, JournalAction::Traffic) => match e.traffic_percent() {
+                Some(percent) => format!(
+                    "reads the listener of {}: if it sends {percent}% to {} as step {} meant to, the shift had happened and is only recorded; if it still has the weights state recorded, step {} runs again",
+                    e.deployment,
+                    e.version_moved_to(),
+                    e.step,
+                    e.step
+                ),
+                None => format!("reads the listener of {} as it is now", e.deployment),
+            },
+            (None, _) => format!("reads {} as it runs now (live services and listener weights)", e.deployment),
+        })
+        .collect();
+    text.push_str("`slipway apply` (once that apply's lock is released with `slipway force-unlock`, or taken over because its process is gone from this machine) ");
+    if !checks.is_empty() {
+        text.push_str(&format!("first:{}\nthen ", list(&checks)));
+    }
+    text.push_str("continues the same rollout with the steps that remain; a step known done is not run again.");
+    text
 }
 
 /// `promote_from`: the version must be deployed and verified upstream. When
@@ -708,12 +775,44 @@ fn artifact_pin(config: &Config, deployment: &Deployment) -> Option<ArtifactPin>
     })
 }
 
+/// How many tasks an ECS deployment runs ([`super::capacity`]), computed once
+/// per deployment: the planner's count for its desired-count reasons and the
+/// capacity a creating or updating plan carries. The new version replaces a
+/// service that serves (state records one, or the plan adopts the live one)
+/// in place, or beside it for a rollout that moves by steps.
+fn ecs_capacity(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    saved: Option<&DeploymentState>,
+    live: Option<&LiveService>,
+    live_capacity: Option<&LiveCapacity>,
+) -> PlannedCapacity {
+    let serves =
+        saved.is_some_and(|s| s.ecs.is_some()) || matches!(live, Some(LiveService::Exists(_)));
+    let moves_by_steps = config
+        .rollout_of(deployment)
+        .is_some_and(|r| r.strategy.moves_by_steps());
+    let replacement = match (serves, moves_by_steps) {
+        (false, _) => super::capacity::Replacement::Nothing,
+        (true, false) => super::capacity::Replacement::InPlace,
+        (true, true) => super::capacity::Replacement::SideBySide,
+    };
+    super::capacity::planned_capacity(
+        desired_count(deployment, environment),
+        live_capacity,
+        replacement,
+    )
+}
+
+/// `capacity` is the deployment's [`ecs_capacity`], `None` for a VM
+/// deployment.
 fn plan_deployment(
     config: &Config,
     deployment: &Deployment,
     environment: &Environment,
     saved: Option<&DeploymentState>,
-    (live, live_capacity): (Option<&LiveService>, Option<&LiveCapacity>),
+    (live, capacity): (Option<&LiveService>, Option<&PlannedCapacity>),
     digests: &RolloutDigests,
 ) -> (DeploymentChange, Vec<String>) {
     let is_ecs = deployment.runs_on_ecs(environment);
@@ -727,30 +826,7 @@ fn plan_deployment(
             .unwrap_or_default()
     };
     let version = deployment.service.version.clone();
-    let mut change = DeploymentChange {
-        promotion: None,
-        address: deployment.address.clone(),
-        name: deployment.name.clone(),
-        service: deployment.service.address.clone(),
-        environment: environment.name.clone(),
-        rollout: deployment.rollout.clone(),
-        target: if is_ecs {
-            TargetKind::Ecs
-        } else {
-            TargetKind::Vm
-        },
-        action: Action::Create,
-        version_before: saved.map(|s| s.version.clone()),
-        version_after: Some(version.clone()),
-        artifact: if is_ecs {
-            None
-        } else {
-            artifact_pin(config, deployment)
-        },
-        reasons: Vec::new(),
-        adopt: None,
-        capacity: None,
-    };
+    let mut change = new_change(config, deployment, environment, saved, is_ecs);
     let adopted = match live {
         Some(LiveService::Exists(service)) if is_ecs && saved.is_none_or(|s| s.ecs.is_none()) => {
             Some(service)
@@ -758,231 +834,41 @@ fn plan_deployment(
         _ => None,
     };
     if let Some(service) = adopted {
-        change.reasons.extend(adoption_reasons(
-            config,
-            deployment,
-            environment,
-            service,
-            live_capacity,
-        ));
+        change
+            .reasons
+            .extend(adoption_reasons(config, deployment, service, capacity));
         change.adopt = Some(service.clone());
         return (change, hosts);
     }
     let Some(saved) = saved else {
-        let what = if is_ecs {
-            format!(
-                "ECS service {}",
-                deployment
-                    .ecs_settings(environment)
-                    .and_then(|c| c.service_name)
-                    .unwrap_or_default()
-            )
-        } else {
-            format!(
-                "{} host{}",
-                hosts.len(),
-                if hosts.len() == 1 { "" } else { "s" }
-            )
-        };
-        let steps = config
-            .rollout_of(deployment)
-            .filter(|r| is_ecs && r.strategy.moves_by_steps());
-        let how = match steps {
-            Some(rollout) => format!(
-                "; nothing serves yet, so the {} steps do not apply: the new service takes all traffic at once, then the rollout's bake and gates are judged before it is recorded verified (its approvals are not asked; a failure removes the service)",
-                rollout.strategy
-            ),
-            None => String::new(),
-        };
-        change.reasons.push(Reason {
-            kind: ReasonKind::NewDeployment,
-            summary: format!("new deployment: {version} to {what}{how}"),
-            diff: None,
-        });
+        change.reasons.push(new_deployment_reason(
+            config,
+            deployment,
+            environment,
+            is_ecs,
+            &hosts,
+        ));
         return (change, hosts);
     };
 
-    let mut whole = false;
-    let mut reason = |kind, summary: String, diff: Option<String>, affects_all: bool| {
-        whole |= affects_all;
-        change.reasons.push(Reason {
-            kind,
-            summary,
-            diff,
-        });
-    };
-    if saved.version != version {
-        reason(
-            ReasonKind::ArtifactVersion,
-            format!("version {} → {version}", saved.version),
-            None,
-            true,
-        );
-    }
-    let digest = deployment
-        .service
-        .artifact
-        .as_ref()
-        .and_then(|a| a.sha256.clone());
-    if saved.artifact_sha256 != digest && saved.version == version {
-        reason(
-            ReasonKind::ArtifactDigest,
-            format!(
-                "artifact digest {} → {}",
-                saved.artifact_sha256.as_deref().unwrap_or("(none)"),
-                digest.as_deref().unwrap_or("(none)")
-            ),
-            None,
-            true,
-        );
-    }
-    let files = desired_config_files(config, deployment);
-    let destinations: BTreeSet<&String> = files.keys().chain(saved.config_files.keys()).collect();
-    for destination in destinations {
-        let before = saved.config_files.get(destination);
-        let after = files.get(destination);
-        let summary = match (before, after) {
-            (None, Some(_)) => format!("config file {destination} added"),
-            (Some(_), None) => format!("config file {destination} removed"),
-            (Some(b), Some(a)) if b != a => format!("config file {destination} changed"),
-            _ => continue,
-        };
-        let diff = unified_diff(
-            before.map_or("", String::as_str),
-            after.map_or("", String::as_str),
-            destination,
-        );
-        reason(ReasonKind::ConfigFile, summary, diff, true);
-    }
-    // A file whose masked text is unchanged may still hold a changed secret:
-    // its digest in state tells (see config::secret_digest).
-    for (destination, content) in crate::config::secret_digest::sensitive_files(config, deployment)
-    {
-        let masked_equal = saved.config_files.get(destination) == files.get(destination);
-        let stored = saved.sensitive_digests.get(destination);
-        if masked_equal
-            && stored.and_then(|d| crate::config::secret_digest::matches(d, content)) == Some(false)
-        {
-            reason(
-                ReasonKind::ConfigFile,
-                format!("config file {destination} changed (sensitive value changed)"),
-                None,
-                true,
-            );
-        }
-    }
-    let unit = desired_systemd_unit(config, deployment);
-    if unit != saved.systemd_unit {
-        let name = deployment
-            .service
-            .vm
-            .as_ref()
-            .and_then(|v| v.systemd_unit.as_ref())
-            .map_or("systemd unit", |u| u.name.as_str());
-        let diff = unified_diff(
-            saved.systemd_unit.as_deref().unwrap_or(""),
-            unit.as_deref().unwrap_or(""),
-            name,
-        );
-        reason(
-            ReasonKind::SystemdUnit,
-            format!("systemd unit {name} changed"),
-            diff,
-            true,
-        );
-    }
+    let mut found = Reasons::default();
+    artifact_reasons(&mut found, deployment, saved);
+    config_reasons(&mut found, config, deployment, saved);
     if is_ecs {
-        if let (Some(desired), Some(ecs_state)) =
-            (desired_task_definition(config, deployment), &saved.ecs)
-        {
-            if desired != ecs_state.task_definition {
-                let before =
-                    serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
-                let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
-                let fields = changed_fields(&ecs_state.task_definition, &desired);
-                reason(
-                    ReasonKind::TaskDefinition,
-                    format!("task definition changed: {}", fields.join(", ")),
-                    unified_diff(&(before + "\n"), &(after + "\n"), "task definition"),
-                    true,
-                );
-            }
-            // The count ECS has now (state's when it was not read).
-            let before = live_capacity
-                .and_then(|l| l.desired_count)
-                .unwrap_or(ecs_state.desired_count);
-            let count = super::capacity::planned_capacity(
-                desired_count(deployment, environment),
-                live_capacity,
-                super::capacity::Replacement::InPlace,
-            )
-            .tasks;
-            if count != before {
-                reason(
-                    ReasonKind::DesiredCount,
-                    format!("desired count {before} → {count}"),
-                    None,
-                    false,
-                );
-            }
-        }
+        ecs_reasons(&mut found, config, deployment, saved, capacity);
     } else {
-        let desired: BTreeSet<&String> = hosts.iter().collect();
-        let recorded: BTreeSet<&String> = saved.hosts.keys().collect();
-        let added: Vec<&str> = desired.difference(&recorded).map(|h| h.as_str()).collect();
-        let removed: Vec<&str> = recorded.difference(&desired).map(|h| h.as_str()).collect();
-        if !added.is_empty() {
-            reason(
-                ReasonKind::HostsAdded,
-                format!("hosts added: {}", added.join(", ")),
-                None,
-                false,
-            );
-        }
-        if !removed.is_empty() {
-            reason(
-                ReasonKind::HostsRemoved,
-                format!(
-                    "hosts removed (slipway stops tracking them): {}",
-                    removed.join(", ")
-                ),
-                None,
-                false,
-            );
-        }
-        let digest = desired_config_digest(config, deployment);
-        let pending: Vec<&str> = hosts
-            .iter()
-            .filter(|h| {
-                saved
-                    .hosts
-                    .get(*h)
-                    .is_some_and(|s| !on_pair(s, &version, &digest))
-            })
-            .map(String::as_str)
-            .collect();
-        if !pending.is_empty() && saved.version == version {
-            reason(
-                ReasonKind::HostsPending,
-                format!(
-                    "{} of {} hosts not yet on {version}: {}",
-                    pending.len(),
-                    hosts.len(),
-                    pending.join(", ")
-                ),
-                None,
-                false,
-            );
-        }
+        host_reasons(&mut found, config, deployment, saved, &hosts);
     }
     if saved.rollout_digest.as_deref() != Some(&*digests.rollout(config, deployment)) {
-        reason(
+        found.push(
             ReasonKind::RolloutPolicy,
             "rollout policy changed".into(),
             None,
             false,
         );
     }
+    let whole = found.whole;
+    change.reasons = found.list;
     let nothing_on_targets = change
         .reasons
         .iter()
@@ -1036,6 +922,295 @@ fn plan_deployment(
             .collect()
     };
     (change, targets)
+}
+
+/// The change of a deployment before its reasons are known: a create, until
+/// the reasons say otherwise.
+fn new_change(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    saved: Option<&DeploymentState>,
+    is_ecs: bool,
+) -> DeploymentChange {
+    DeploymentChange {
+        promotion: None,
+        address: deployment.address.clone(),
+        name: deployment.name.clone(),
+        service: deployment.service.address.clone(),
+        environment: environment.name.clone(),
+        rollout: deployment.rollout.clone(),
+        target: if is_ecs {
+            TargetKind::Ecs
+        } else {
+            TargetKind::Vm
+        },
+        action: Action::Create,
+        version_before: saved.map(|s| s.version.clone()),
+        version_after: Some(deployment.service.version.clone()),
+        artifact: if is_ecs {
+            None
+        } else {
+            artifact_pin(config, deployment)
+        },
+        reasons: Vec::new(),
+        adopt: None,
+        capacity: None,
+    }
+}
+
+/// The reason of a deployment state has no record of: what it creates.
+fn new_deployment_reason(
+    config: &Config,
+    deployment: &Deployment,
+    environment: &Environment,
+    is_ecs: bool,
+    hosts: &[String],
+) -> Reason {
+    let version = &deployment.service.version;
+    let what = if is_ecs {
+        format!(
+            "ECS service {}",
+            deployment
+                .ecs_settings(environment)
+                .and_then(|c| c.service_name)
+                .unwrap_or_default()
+        )
+    } else {
+        format!(
+            "{} host{}",
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
+        )
+    };
+    let steps = config
+        .rollout_of(deployment)
+        .filter(|r| is_ecs && r.strategy.moves_by_steps());
+    let how = match steps {
+        Some(rollout) => format!(
+            "; nothing serves yet, so the {} steps do not apply: the new service takes all traffic at once, then the rollout's bake and gates are judged before it is recorded verified (its approvals are not asked; a failure removes the service)",
+            rollout.strategy
+        ),
+        None => String::new(),
+    };
+    Reason {
+        kind: ReasonKind::NewDeployment,
+        summary: format!("new deployment: {version} to {what}{how}"),
+        diff: None,
+    }
+}
+
+/// The reasons found for a recorded deployment, in the order found, and
+/// whether one of them affects every target (not only the pending hosts).
+#[derive(Default)]
+struct Reasons {
+    list: Vec<Reason>,
+    whole: bool,
+}
+
+impl Reasons {
+    fn push(&mut self, kind: ReasonKind, summary: String, diff: Option<String>, affects_all: bool) {
+        self.whole |= affects_all;
+        self.list.push(Reason {
+            kind,
+            summary,
+            diff,
+        });
+    }
+}
+
+/// A new version, or the same version with another artifact digest.
+fn artifact_reasons(found: &mut Reasons, deployment: &Deployment, saved: &DeploymentState) {
+    let version = &deployment.service.version;
+    if saved.version != *version {
+        found.push(
+            ReasonKind::ArtifactVersion,
+            format!("version {} → {version}", saved.version),
+            None,
+            true,
+        );
+    }
+    let digest = deployment
+        .service
+        .artifact
+        .as_ref()
+        .and_then(|a| a.sha256.clone());
+    if saved.artifact_sha256 != digest && saved.version == *version {
+        found.push(
+            ReasonKind::ArtifactDigest,
+            format!(
+                "artifact digest {} → {}",
+                saved.artifact_sha256.as_deref().unwrap_or("(none)"),
+                digest.as_deref().unwrap_or("(none)")
+            ),
+            None,
+            true,
+        );
+    }
+}
+
+/// Config files added, removed or changed (a sensitive value's digest
+/// included), and the systemd unit.
+fn config_reasons(
+    found: &mut Reasons,
+    config: &Config,
+    deployment: &Deployment,
+    saved: &DeploymentState,
+) {
+    let files = desired_config_files(config, deployment);
+    let destinations: BTreeSet<&String> = files.keys().chain(saved.config_files.keys()).collect();
+    for destination in destinations {
+        let before = saved.config_files.get(destination);
+        let after = files.get(destination);
+        let summary = match (before, after) {
+            (None, Some(_)) => format!("config file {destination} added"),
+            (Some(_), None) => format!("config file {destination} removed"),
+            (Some(b), Some(a)) if b != a => format!("config file {destination} changed"),
+            _ => continue,
+        };
+        let diff = unified_diff(
+            before.map_or("", String::as_str),
+            after.map_or("", String::as_str),
+            destination,
+        );
+        found.push(ReasonKind::ConfigFile, summary, diff, true);
+    }
+    // A file whose masked text is unchanged may still hold a changed secret:
+    // its digest in state tells (see config::secret_digest).
+    for (destination, content) in crate::config::secret_digest::sensitive_files(config, deployment)
+    {
+        let masked_equal = saved.config_files.get(destination) == files.get(destination);
+        let stored = saved.sensitive_digests.get(destination);
+        if masked_equal
+            && stored.and_then(|d| crate::config::secret_digest::matches(d, content)) == Some(false)
+        {
+            found.push(
+                ReasonKind::ConfigFile,
+                format!("config file {destination} changed (sensitive value changed)"),
+                None,
+                true,
+            );
+        }
+    }
+    let unit = desired_systemd_unit(config, deployment);
+    if unit != saved.systemd_unit {
+        let name = deployment
+            .service
+            .vm
+            .as_ref()
+            .and_then(|v| v.systemd_unit.as_ref())
+            .map_or("systemd unit", |u| u.name.as_str());
+        let diff = unified_diff(
+            saved.systemd_unit.as_deref().unwrap_or(""),
+            unit.as_deref().unwrap_or(""),
+            name,
+        );
+        found.push(
+            ReasonKind::SystemdUnit,
+            format!("systemd unit {name} changed"),
+            diff,
+            true,
+        );
+    }
+}
+
+/// The task definition and the desired count of a recorded ECS service
+/// (`capacity`: the deployment's [`ecs_capacity`]).
+fn ecs_reasons(
+    found: &mut Reasons,
+    config: &Config,
+    deployment: &Deployment,
+    saved: &DeploymentState,
+    capacity: Option<&PlannedCapacity>,
+) {
+    if let (Some(desired), Some(ecs_state)) =
+        (desired_task_definition(config, deployment), &saved.ecs)
+    {
+        if desired != ecs_state.task_definition {
+            let before =
+                serde_json::to_string_pretty(&ecs_state.task_definition).unwrap_or_default();
+            let after = serde_json::to_string_pretty(&desired).unwrap_or_default();
+            let fields = changed_fields(&ecs_state.task_definition, &desired);
+            found.push(
+                ReasonKind::TaskDefinition,
+                format!("task definition changed: {}", fields.join(", ")),
+                unified_diff(&(before + "\n"), &(after + "\n"), "task definition"),
+                true,
+            );
+        }
+        if let Some(capacity) = capacity {
+            // The count ECS has now (state's when it was not read).
+            let before = capacity.live.unwrap_or(ecs_state.desired_count);
+            let count = capacity.tasks;
+            if count != before {
+                found.push(
+                    ReasonKind::DesiredCount,
+                    format!("desired count {before} → {count}"),
+                    None,
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// Hosts added to or removed from the environment, and hosts not yet on the
+/// version's release pair.
+fn host_reasons(
+    found: &mut Reasons,
+    config: &Config,
+    deployment: &Deployment,
+    saved: &DeploymentState,
+    hosts: &[String],
+) {
+    let version = &deployment.service.version;
+    let desired: BTreeSet<&String> = hosts.iter().collect();
+    let recorded: BTreeSet<&String> = saved.hosts.keys().collect();
+    let added: Vec<&str> = desired.difference(&recorded).map(|h| h.as_str()).collect();
+    let removed: Vec<&str> = recorded.difference(&desired).map(|h| h.as_str()).collect();
+    if !added.is_empty() {
+        found.push(
+            ReasonKind::HostsAdded,
+            format!("hosts added: {}", added.join(", ")),
+            None,
+            false,
+        );
+    }
+    if !removed.is_empty() {
+        found.push(
+            ReasonKind::HostsRemoved,
+            format!(
+                "hosts removed (slipway stops tracking them): {}",
+                removed.join(", ")
+            ),
+            None,
+            false,
+        );
+    }
+    let digest = desired_config_digest(config, deployment);
+    let pending: Vec<&str> = hosts
+        .iter()
+        .filter(|h| {
+            saved
+                .hosts
+                .get(*h)
+                .is_some_and(|s| !on_pair(s, version, &digest))
+        })
+        .map(String::as_str)
+        .collect();
+    if !pending.is_empty() && saved.version == *version {
+        found.push(
+            ReasonKind::HostsPending,
+            format!(
+                "{} of {} hosts not yet on {version}: {}",
+                pending.len(),
+                hosts.len(),
+                pending.join(", ")
+            ),
+            None,
+            false,
+        );
+    }
 }
 
 /// A reason when the listener's `live` weights are not the ones state
@@ -1105,9 +1280,8 @@ fn short_arn(arn: &str) -> &str {
 fn adoption_reasons(
     config: &Config,
     deployment: &Deployment,
-    environment: &Environment,
     service: &AdoptedService,
-    live_capacity: Option<&LiveCapacity>,
+    capacity: Option<&PlannedCapacity>,
 ) -> Vec<Reason> {
     let strategy = config
         .rollout_of(deployment)
@@ -1150,18 +1324,14 @@ fn adoption_reasons(
             });
         }
     }
-    let count = super::capacity::planned_capacity(
-        desired_count(deployment, environment),
-        live_capacity,
-        super::capacity::Replacement::InPlace,
-    )
-    .tasks;
-    if count != service.desired_count && !strategy.moves_by_steps() {
-        reasons.push(Reason {
-            kind: ReasonKind::DesiredCount,
-            summary: format!("desired count {} → {count}", service.desired_count),
-            diff: None,
-        });
+    if let Some(count) = capacity.map(|c| c.tasks) {
+        if count != service.desired_count && !strategy.moves_by_steps() {
+            reasons.push(Reason {
+                kind: ReasonKind::DesiredCount,
+                summary: format!("desired count {} → {count}", service.desired_count),
+                diff: None,
+            });
+        }
     }
     reasons
 }
@@ -1403,7 +1573,64 @@ fn scheduled(
             ends_with: None,
         };
     };
-    let kinds: Vec<(usize, StepKind)> = match change.target {
+    let kinds = step_kinds(change, deployment, environment, rollout, hosts, continues);
+    let health_gates = health_gates(deployment);
+    let rollout_gates: Vec<Gate> = rollout
+        .map(|r| r.verify.iter().map(describe_gate).collect())
+        .unwrap_or_default();
+    // Setting the listener back changes nothing that gates would judge.
+    let restore_only = change.target == TargetKind::Ecs && only_listener_weights(change);
+    let steps = kinds
+        .into_iter()
+        .map(|(index, kind)| Step {
+            index,
+            kind,
+            bake: rollout
+                .and_then(|r| r.bake.clone())
+                .filter(|_| !restore_only),
+            gates: health_gates
+                .iter()
+                .chain(rollout_gates.iter())
+                .filter(|_| !restore_only)
+                .cloned()
+                .collect(),
+            approval: rollout
+                .filter(|_| !(change.target == TargetKind::Ecs && first_service(change)))
+                .filter(|_| !restore_only)
+                .and_then(|r| {
+                    r.approvals
+                        .iter()
+                        .find(|a| a.after_step as usize == index)
+                        .map(|a| a.name.clone())
+                }),
+        })
+        .collect();
+    ScheduledDeployment {
+        address: change.address.clone(),
+        action: change.action,
+        strategy: strategy.into(),
+        steps,
+        rollback: describe_rollback(change, &on_failure, strategy),
+        on_failure,
+        needs_approval_before_start: environment.protected,
+        after: None,
+        ends_with: rollout_end(deployment, environment, change, strategy, serving),
+    }
+}
+
+/// The steps of `change` by number: host batches of a VM rollout (only the
+/// hosts that remain; `continues` keeps the batches of the whole
+/// environment), traffic shares of a canary or blue/green, or one service
+/// update.
+fn step_kinds(
+    change: &DeploymentChange,
+    deployment: &Deployment,
+    environment: &Environment,
+    rollout: Option<&Rollout>,
+    hosts: &[String],
+    continues: bool,
+) -> Vec<(usize, StepKind)> {
+    match change.target {
         TargetKind::Vm => {
             let all: Vec<String> = match &environment.vm_hosts {
                 Some(vm_hosts) if continues => vm_hosts.hosts.clone(),
@@ -1467,8 +1694,12 @@ fn scheduled(
                 },
             )],
         },
-    };
-    let health_gates: Vec<Gate> = deployment
+    }
+}
+
+/// The VM service's health checks, as the plan lists them.
+fn health_gates(deployment: &Deployment) -> Vec<Gate> {
+    deployment
         .service
         .vm
         .iter()
@@ -1485,48 +1716,7 @@ fn scheduled(
                 _ => String::new(),
             },
         })
-        .collect();
-    let rollout_gates: Vec<Gate> = rollout
-        .map(|r| r.verify.iter().map(describe_gate).collect())
-        .unwrap_or_default();
-    // Setting the listener back changes nothing that gates would judge.
-    let restore_only = change.target == TargetKind::Ecs && only_listener_weights(change);
-    let steps = kinds
-        .into_iter()
-        .map(|(index, kind)| Step {
-            index,
-            kind,
-            bake: rollout
-                .and_then(|r| r.bake.clone())
-                .filter(|_| !restore_only),
-            gates: health_gates
-                .iter()
-                .chain(rollout_gates.iter())
-                .filter(|_| !restore_only)
-                .cloned()
-                .collect(),
-            approval: rollout
-                .filter(|_| !(change.target == TargetKind::Ecs && first_service(change)))
-                .filter(|_| !restore_only)
-                .and_then(|r| {
-                    r.approvals
-                        .iter()
-                        .find(|a| a.after_step as usize == index)
-                        .map(|a| a.name.clone())
-                }),
-        })
-        .collect();
-    ScheduledDeployment {
-        address: change.address.clone(),
-        action: change.action,
-        strategy: strategy.into(),
-        steps,
-        rollback: describe_rollback(change, &on_failure, strategy),
-        on_failure,
-        needs_approval_before_start: environment.protected,
-        after: None,
-        ends_with: rollout_end(deployment, environment, change, strategy, serving),
-    }
+        .collect()
 }
 
 /// The ECS service of a traffic slot for a first rollout, when nothing

@@ -36,12 +36,12 @@ pub enum SavedPlanError {
 }
 
 pub fn write(path: &Path, plan: &Plan) -> Result<(), SavedPlanError> {
-    let text = serde_json::to_string_pretty(plan).map_err(|e| SavedPlanError::Invalid {
+    let text = super::document::encode(plan).map_err(|e| SavedPlanError::Invalid {
         path: path.display().to_string(),
         detail: e.to_string(),
     })?;
     let temp = path.with_extension("tmp");
-    std::fs::write(&temp, text + "\n")
+    std::fs::write(&temp, text)
         .and_then(|()| std::fs::rename(&temp, path))
         .map_err(|source| SavedPlanError::Write {
             path: path.display().to_string(),

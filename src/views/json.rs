@@ -1,15 +1,13 @@
-//! The plan as a JSON document: the serde form of [`Plan`], pretty-printed
-//! with fields in declaration order (`docs/plan-json.md` describes it field by
-//! field). Reading it back, with the format version check, is
+//! The plan as a JSON document (`docs/plan-json.md` describes it field by
+//! field): the document saved plans are, [`crate::plan::document::encode`].
+//! Reading it back, with the format version check, is
 //! [`crate::plan::document::parse`].
 
 use crate::plan::model::Plan;
 
 /// Renders the plan as pretty-printed JSON ending with a newline.
 pub fn render(plan: &Plan) -> String {
-    let mut text = serde_json::to_string_pretty(plan).expect("a plan always serializes to JSON");
-    text.push('\n');
-    text
+    crate::plan::document::encode(plan).expect("a plan always serializes to JSON")
 }
 
 #[cfg(test)]
