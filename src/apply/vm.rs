@@ -954,9 +954,9 @@ async fn update_host_steps(
     }
     let mut switch = steps::hooks(vm, &ctx, Phase::Deregister);
     if let Some(artifact) = job.artifact {
-        if download.is_some() {
-            switch.push(steps::verify_artifact(vm, &ctx, &artifact.sha256));
-        } else if !steps::artifact_present(&checked) {
+        // A pulled artifact was checked by the download itself, which keeps
+        // only the pinned bytes.
+        if download.is_none() && !steps::artifact_present(&checked) {
             // Deregister hooks run before the transfer, as they always did.
             run_all(job, transport, &std::mem::take(&mut switch))
                 .await
