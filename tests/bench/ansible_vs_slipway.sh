@@ -83,14 +83,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # --- build -------------------------------------------------------------------
-echo "== building slipway (release) and the host harness"
-if [ -z "${SLIPWAY_BIN:-}" ]; then
-    cargo build --release --locked --bin slipway 2>&1 | tail -n 1
-fi
-cargo test --locked --test it --no-run 2>&1 | tail -n 1
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-slipway=${SLIPWAY_BIN:-$target_dir/release/slipway}
+build_slipway
 
 # --- ansible-core --------------------------------------------------------------
 venv=${ANSIBLE_VENV:-$work/venv}

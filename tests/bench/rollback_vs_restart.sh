@@ -37,14 +37,7 @@ results="$work/results.txt"
 
 trap finish_lab EXIT
 
-echo "== building slipway (release) and the host harness"
-if [ -z "${SLIPWAY_BIN:-}" ]; then
-    cargo build --release --locked --bin slipway 2>&1 | tail -n 1
-fi
-cargo test --locked --test it --no-run 2>&1 | tail -n 1
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-slipway=${SLIPWAY_BIN:-$target_dir/release/slipway}
+build_slipway
 
 start_hosts
 cfg="$work/slipway"

@@ -477,6 +477,22 @@ machine_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
 
+# --- builds --------------------------------------------------------------------------------
+
+# slipway in release (unless SLIPWAY_BIN names one) and the host harness;
+# sets slipway to the binary measured.
+build_slipway() {
+    echo "== building slipway (release) and the host harness"
+    if [ -z "${SLIPWAY_BIN:-}" ]; then
+        cargo build --release --locked --bin slipway 2>&1 | tail -n 1
+    fi
+    cargo test --locked --test it --no-run 2>&1 | tail -n 1
+    local target_dir
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    slipway=${SLIPWAY_BIN:-$target_dir/release/slipway}
+}
+
 # --- ansible-core ---------------------------------------------------------------------------
 
 # ansible-core in the virtualenv $venv (made when it has none).
