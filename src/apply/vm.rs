@@ -881,6 +881,20 @@ async fn finished_by(
     }
 }
 
+/// What one host needs to download the artifact itself (`delivery =
+/// "pull"`; for s3, a URL presigned now); `None` when the runner sends it.
+async fn host_download(
+    job: &Job<'_>,
+) -> Result<Option<artifact::HostDownload>, artifact::ArtifactError> {
+    let (Some(prepared), Some(spec)) = (job.artifact, &job.deployment.service.artifact) else {
+        return Ok(None);
+    };
+    let Some(pull) = &prepared.host_pull else {
+        return Ok(None);
+    };
+    pull.download_for_host(&spec.source).await.map(Some)
+}
+
 async fn update_host_steps(
     job: &Job<'_>,
     host: &str,
@@ -911,17 +925,9 @@ async fn update_host_steps(
     // With `delivery = "pull"` the host downloads the artifact at the end of
     // its checks, while it still serves: no transfer session, and nothing
     // sent from here.
-    let download = match (job.artifact, &job.deployment.service.artifact) {
-        (Some(prepared), Some(spec)) => match &prepared.host_pull {
-            Some(pull) => Some(
-                pull.download_for_host(&spec.source)
-                    .await
-                    .map_err(|e| invalid(job.config.mask(&e.to_string())))?,
-            ),
-            None => None,
-        },
-        _ => None,
-    };
+    let download = host_download(job)
+        .await
+        .map_err(|e| invalid(job.config.mask(&e.to_string())))?;
     progress(if download.is_some() {
         "connecting, checking and downloading the artifact"
     } else {
