@@ -881,6 +881,29 @@ async fn finished_by(
     }
 }
 
+/// The first session of a host update: the connection, the layout,
+/// prechecks, `before_stop` hooks, then whether the artifact is on the host
+/// or, with `download`, the host's own download of it.
+fn host_checks(
+    job: &Job<'_>,
+    ctx: &HostContext,
+    download: Option<&artifact::HostDownload>,
+) -> Vec<RemoteStep> {
+    let vm = job.vm;
+    let mut checks = vec![steps::check_connection(ctx), steps::check_layout(vm, ctx)];
+    checks.extend(steps::prechecks(vm, ctx));
+    checks.extend(steps::hooks(vm, ctx, Phase::BeforeStop));
+    if let Some(artifact) = job.artifact {
+        checks.push(match download {
+            Some(download) => {
+                steps::pull_artifact(vm, ctx, &artifact.sha256, download, job.ca_pem.as_deref())
+            }
+            None => steps::artifact_status(vm, ctx, &artifact.sha256),
+        });
+    }
+    checks
+}
+
 /// What one host needs to download the artifact itself (`delivery =
 /// "pull"`; for s3, a URL presigned now); `None` when the runner sends it.
 async fn host_download(
@@ -933,20 +956,7 @@ async fn update_host_steps(
     } else {
         "connecting and checking"
     });
-    let checks = |ctx: &HostContext| {
-        let mut checks = vec![steps::check_connection(ctx), steps::check_layout(vm, ctx)];
-        checks.extend(steps::prechecks(vm, ctx));
-        checks.extend(steps::hooks(vm, ctx, Phase::BeforeStop));
-        if let Some(artifact) = job.artifact {
-            checks.push(match &download {
-                Some(download) => {
-                    steps::pull_artifact(vm, ctx, &artifact.sha256, download, job.ca_pem.as_deref())
-                }
-                None => steps::artifact_status(vm, ctx, &artifact.sha256),
-            });
-        }
-        checks
-    };
+    let checks = |ctx: &HostContext| host_checks(job, ctx, download.as_ref());
     // Up to the stop of the running release, a failure leaves what the
     // host serves as it was.
     let (ctx, checked) = run_for_host(job, host, transport, checks)
