@@ -4016,6 +4016,11 @@ headers = { Authorization = "Bearer x" }"#
             "credentials stay on the runner"
         );
         assert_eq!(
+            delivery(r#"source = "https://ci:token@repo.example/app.tar.gz""#),
+            Push,
+            "so do credentials in the URL"
+        );
+        assert_eq!(
             delivery(
                 r#"source = "https://repo.example/app.tar.gz"
 delivery = "push""#

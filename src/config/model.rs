@@ -149,9 +149,15 @@ impl Artifact {
     }
 
     /// Whether the artifact carries credentials for its source (`headers`,
-    /// `username`), which never leave the runner.
+    /// `username`, or a `user:password@` in the URL), which never leave the
+    /// runner.
     pub fn has_credentials(&self) -> bool {
-        !self.headers.is_empty() || self.username.is_some()
+        let authority = self
+            .source
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("");
+        !self.headers.is_empty() || self.username.is_some() || authority.contains('@')
     }
 }
 
