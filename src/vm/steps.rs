@@ -536,6 +536,15 @@ pub fn artifact_upload_path(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> Str
 /// The line [`artifact_status`] prints when the artifact is on the host.
 pub const ARTIFACT_PRESENT: &str = "slipway-artifact: present";
 
+/// The shell test that holds when `file` (quoted) exists with the sha256
+/// `sha256`.
+fn holds_artifact(file: &str, sha256: &str) -> String {
+    format!(
+        "[ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {} ]",
+        quote(sha256)
+    )
+}
+
 /// Prints [`ARTIFACT_PRESENT`] when the artifact is already on the host with
 /// the right sha256 (the upload can be skipped), nothing otherwise; exits 0
 /// either way, so it can end the chain of checks ([`artifact_present`] reads
@@ -544,10 +553,7 @@ pub fn artifact_status(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
     let file = quote(&artifact_upload_path(vm, ctx, sha256));
     let lines = vec![
         "set -eu".to_string(),
-        format!(
-            "if [ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {} ]; then",
-            quote(sha256)
-        ),
+        format!("if {}; then", holds_artifact(&file, sha256)),
         format!("  echo {}", quote(ARTIFACT_PRESENT)),
         "fi".to_string(),
     ];
@@ -606,22 +612,12 @@ pub fn pull_artifact(
     let url = url_for_host_tool(&download.url);
     let mut lines = vec![
         "set -eu".to_string(),
-        format!(
-            "if [ -f {file} ] && [ \"$(sha256sum < {file} | cut -c 1-64)\" = {expected} ]; then exit 0; fi"
-        ),
+        format!("if {}; then exit 0; fi", holds_artifact(&file, sha256)),
         format!("mkdir -p {}", quote(&artifacts_dir(vm, ctx))),
         format!("part={file}.pull.$$"),
         "trap 'rm -f \"$part\" \"$part.ca\"' EXIT".to_string(),
     ];
-    let (curl_ca, wget_ca) = match ca_pem {
-        Some(pem) => {
-            lines.push("cat > \"$part.ca\" <<'SLIPWAY_CA_PEM'".to_string());
-            lines.push(pem.trim_end().to_string());
-            lines.push("SLIPWAY_CA_PEM".to_string());
-            (" --cacert \"$part.ca\"", " --ca-certificate=\"$part.ca\"")
-        }
-        None => ("", ""),
-    };
+    let (curl_ca, wget_ca) = trust_ca_pem(&mut lines, ca_pem, "\"$part.ca\"");
     let failed = complain(
         "the host could not download artifact %s (the error above): check that the host reaches the source, or set delivery = \"push\" in the artifact block",
         &[&shown],
@@ -1123,6 +1119,22 @@ pub fn health_check(
     step
 }
 
+/// With `ca_pem` (the certificates of `slipway { ca_file }`), lines writing
+/// it to `file` (a shell word) and the curl and wget options that trust it
+/// besides the host's own; empty options otherwise.
+fn trust_ca_pem(lines: &mut Vec<String>, ca_pem: Option<&str>, file: &str) -> (String, String) {
+    let Some(pem) = ca_pem else {
+        return (String::new(), String::new());
+    };
+    lines.push(format!("cat > {file} <<'SLIPWAY_CA_PEM'"));
+    lines.push(pem.trim_end().to_string());
+    lines.push("SLIPWAY_CA_PEM".to_string());
+    (
+        format!(" --cacert {file}"),
+        format!(" --ca-certificate={file}"),
+    )
+}
+
 /// Lines defining `attempt` for a `url` health check: one GET made on the
 /// host, which passes when it answers with `expect_status`.
 fn http_get_lines(url: &str, expect_status: u16, limit: &str, ca_pem: Option<&str>) -> Vec<String> {
@@ -1131,18 +1143,7 @@ fn http_get_lines(url: &str, expect_status: u16, limit: &str, ca_pem: Option<&st
         "work=$(mktemp -d)".to_string(),
         "trap 'rm -rf \"$work\"' EXIT".to_string(),
     ];
-    let (curl_ca, wget_ca) = match ca_pem {
-        Some(pem) => {
-            lines.push("cat > \"$work/ca.pem\" <<'SLIPWAY_CA_PEM'".to_string());
-            lines.push(pem.trim_end().to_string());
-            lines.push("SLIPWAY_CA_PEM".to_string());
-            (
-                " --cacert \"$work/ca.pem\"",
-                " --ca-certificate=\"$work/ca.pem\"",
-            )
-        }
-        None => ("", ""),
-    };
+    let (curl_ca, wget_ca) = trust_ca_pem(&mut lines, ca_pem, "\"$work/ca.pem\"");
     lines.extend([
         "attempt() {".to_string(),
         "  if command -v curl >/dev/null 2>&1; then".to_string(),
