@@ -152,12 +152,9 @@ impl Artifact {
     /// `username`, or a `user:password@` in the URL), which never leave the
     /// runner.
     pub fn has_credentials(&self) -> bool {
-        let authority = self
-            .source
-            .split_once("://")
-            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-            .unwrap_or("");
-        !self.headers.is_empty() || self.username.is_some() || authority.contains('@')
+        let in_url = url::Url::parse(&self.source)
+            .is_ok_and(|url| !url.username().is_empty() || url.password().is_some());
+        !self.headers.is_empty() || self.username.is_some() || in_url
     }
 }
 
