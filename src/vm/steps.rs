@@ -598,7 +598,9 @@ pub fn verify_artifact(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteSt
 /// the artifact already. The URL (a presigned one is a credential) reaches
 /// the download tool on its standard input, never in a command line, and no
 /// message shows it; `ca_pem` (`slipway { ca_file }`) is trusted besides the
-/// host's own certificate authorities.
+/// host's own certificate authorities. The download stops when the session
+/// that runs it goes ([`session_watch_functions`]): a killed slipway leaves
+/// no download running on its hosts, and the temporary file is removed.
 pub fn pull_artifact(
     vm: &VmSpec,
     ctx: &HostContext,
@@ -614,35 +616,39 @@ pub fn pull_artifact(
         "set -eu".to_string(),
         format!("if {}; then exit 0; fi", holds_artifact(&file, sha256)),
         format!("mkdir -p {}", quote(&artifacts_dir(vm, ctx))),
+        // What a download cut short with its host (a reboot, a kill -9)
+        // left: the temporary files of shells that are gone.
+        format!("for old in {file}.pull.*; do"),
+        "  [ -e \"$old\" ] || continue".to_string(),
+        "  pid=${old##*.pull.}; pid=${pid%.ca}".to_string(),
+        "  case $pid in ''|*[!0-9]*) continue ;; esac".to_string(),
+        "  kill -0 \"$pid\" 2>/dev/null || rm -f \"$old\"".to_string(),
+        "done".to_string(),
         format!("part={file}.pull.$$"),
         "trap 'rm -f \"$part\" \"$part.ca\"' EXIT".to_string(),
+        // A message to a session that is gone fails instead of ending the
+        // shell before its EXIT trap removes the temporary file.
+        "trap '' PIPE".to_string(),
     ];
     let (curl_ca, wget_ca) = trust_ca_pem(&mut lines, ca_pem, "\"$part.ca\"");
     let failed = complain(
         "the host could not download artifact %s (the error above): check that the host reaches the source, or set delivery = \"push\" in the artifact block",
         &[&shown],
     );
+    lines.extend(session_watch_functions());
     lines.extend([
         "if command -v curl >/dev/null 2>&1; then".to_string(),
         format!(
-            "  if ! curl -q -sS -f -L --max-redirs 5 --proto =https,http --proto-redir =https,http --connect-timeout 60 --speed-limit 1 --speed-time 60{curl_ca} -o \"$part\" -K - <<'SLIPWAY_URL'"
+            "  curl -q -sS -f -L --max-redirs 5 --proto =https,http --proto-redir =https,http --connect-timeout 60 --speed-limit 1 --speed-time 60{curl_ca} -o \"$part\" -K - <<'SLIPWAY_URL' &"
         ),
         format!("url = \"{url}\""),
         "SLIPWAY_URL".to_string(),
-        "  then".to_string(),
-        format!("    {failed}"),
-        "    exit 1".to_string(),
-        "  fi".to_string(),
         "elif command -v wget >/dev/null 2>&1; then".to_string(),
         format!(
-            "  if ! wget -q --max-redirect=5 --tries=1 --timeout=60{wget_ca} -O \"$part\" -i - <<'SLIPWAY_URL'"
+            "  wget -q --max-redirect=5 --tries=1 --timeout=60{wget_ca} -O \"$part\" -i - <<'SLIPWAY_URL' &"
         ),
         url,
         "SLIPWAY_URL".to_string(),
-        "  then".to_string(),
-        format!("    {failed}"),
-        "    exit 1".to_string(),
-        "  fi".to_string(),
         "else".to_string(),
         format!(
             "  {}",
@@ -653,6 +659,15 @@ pub fn pull_artifact(
         ),
         "  exit 1".to_string(),
         "fi".to_string(),
+        "download=$!".to_string(),
+        "stop_when_session_ends \"$download\" >/dev/null 2>&1 &".to_string(),
+        "watcher=$!".to_string(),
+        "if ! wait \"$download\"; then".to_string(),
+        "  kill \"$watcher\" 2>/dev/null || true".to_string(),
+        format!("  {failed}"),
+        "  exit 1".to_string(),
+        "fi".to_string(),
+        "kill \"$watcher\" 2>/dev/null || true".to_string(),
         "actual=$(sha256sum < \"$part\" | cut -c 1-64)".to_string(),
         format!("if [ \"$actual\" != {expected} ]; then"),
         format!(
@@ -667,6 +682,34 @@ pub fn pull_artifact(
         format!("mv -f \"$part\" {file}"),
     ]);
     RemoteStep::new(Phase::Transfer, "artifact.pull", lines)
+}
+
+/// Shell functions that end a long-running command of a step when the
+/// session that started it goes (slipway killed, its connection lost): sshd
+/// sends no signal to a command without a terminal whose client went away,
+/// and the local transport's shell outlives a killed slipway too.
+/// `stop_when_session_ends PID` checks once a second, while PID runs,
+/// whether this shell's parent (slipway or sshd) or the parent of its
+/// session's leader (sshd, when a login shell stands between) changed, and
+/// ends PID when one did. Reads `/proc`; where there is none, it watches
+/// nothing and the command runs to its end.
+fn session_watch_functions() -> Vec<String> {
+    vec![
+        "parent_of() { line=$(cat \"/proc/$1/stat\" 2>/dev/null) || return 0; set -- ${line##*) }; printf '%s' \"${2:-}\"; }".to_string(),
+        "session_of() { line=$(cat \"/proc/$1/stat\" 2>/dev/null) || return 0; set -- ${line##*) }; printf '%s' \"${4:-}\"; }".to_string(),
+        "session_leader=$(session_of $$)".to_string(),
+        "shell_parent=$(parent_of $$)".to_string(),
+        "leader_parent=$(parent_of \"$session_leader\")".to_string(),
+        "stop_when_session_ends() {".to_string(),
+        "  while kill -0 \"$1\" 2>/dev/null; do".to_string(),
+        "    if [ \"$(parent_of $$)\" != \"$shell_parent\" ] || [ \"$(parent_of \"$session_leader\")\" != \"$leader_parent\" ]; then".to_string(),
+        "      kill \"$1\" 2>/dev/null".to_string(),
+        "      return 0".to_string(),
+        "    fi".to_string(),
+        "    sleep 1".to_string(),
+        "  done".to_string(),
+        "}".to_string(),
+    ]
 }
 
 /// `url` as one line both curl's config (inside double quotes) and wget's
@@ -3062,6 +3105,20 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             "http://127.0.0.1:{port}/app.tar.gz?X-Amz-Signature=s3cr3t&q=\"\nSLIPWAY_URL\ntouch PWNED\n\\"
         );
         let step = pull_artifact(vm, &ctx, &sha, &download(url), None);
+        // What a download cut short with its host left is removed; the file
+        // of a download still running (a live shell's pid) is kept.
+        let artifacts = PathBuf::from(artifacts_dir(vm, &ctx));
+        std::fs::create_dir_all(&artifacts).unwrap();
+        let dead_pid = (400_000..500_000u32)
+            .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            .unwrap();
+        let upload = artifact_upload_path(vm, &ctx, &sha);
+        let left = PathBuf::from(format!("{upload}.pull.{dead_pid}"));
+        let left_ca = PathBuf::from(format!("{upload}.pull.{dead_pid}.ca"));
+        let running = PathBuf::from(format!("{upload}.pull.{}", std::process::id()));
+        for file in [&left, &left_ca, &running] {
+            std::fs::write(file, "part").unwrap();
+        }
         for line in step.script.lines() {
             if line.contains("s3cr3t") {
                 assert!(
@@ -3072,6 +3129,12 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         }
         host.ok(&step);
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            !left.exists() && !left_ca.exists(),
+            "a dead download's files"
+        );
+        assert!(running.exists(), "a running download's file");
+        std::fs::remove_file(&running).unwrap();
         host.ok(&verify_artifact(vm, &ctx, &sha));
         assert!(artifact_present(&host.ok(&artifact_status(vm, &ctx, &sha))));
         // Present already: no second download.
@@ -3114,13 +3177,90 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             "{missing}"
         );
         assert!(!missing.contains("s3cr3t"), "{missing}");
-        let artifacts = PathBuf::from(artifacts_dir(vm, &ctx));
         let mut kept: Vec<String> = std::fs::read_dir(&artifacts)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         kept.sort();
         assert_eq!(kept, [format!("{sha}.tar.gz")], "no partial download left");
+    }
+
+    #[test]
+    fn a_download_stops_when_the_shell_that_started_it_is_killed() {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let host = Host::new(exec_vm());
+        let ctx = host.ctx("1.0.0", "apply-1");
+        // A source that announces 10 MB and sends 1 KiB every 50 ms: the
+        // download would take minutes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client_left = std::sync::Arc::new(AtomicBool::new(false));
+        let left = client_left.clone();
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for _ in 0..10_000 {
+                if stream.write_all(&[b'x'; 1024]).is_err() {
+                    left.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let step = pull_artifact(
+            &host.vm,
+            &ctx,
+            SHA,
+            &download(format!("http://127.0.0.1:{port}/app.tar.gz")),
+            None,
+        );
+        let script = host.tmp.path().join("pull.sh");
+        std::fs::write(&script, &step.script).unwrap();
+        // The step's shell is the child of this one, as a step's shell is
+        // the child of slipway (local transport) or of sshd.
+        let mut parent = Command::new("/bin/sh")
+            .arg("-c")
+            .arg("/bin/sh \"$1\" </dev/null >/dev/null 2>&1 & wait")
+            .arg("sh")
+            .arg(&script)
+            .current_dir(host.tmp.path().join("cwd"))
+            .spawn()
+            .unwrap();
+        let artifacts = PathBuf::from(artifacts_dir(&host.vm, &ctx));
+        let partial = || -> Vec<PathBuf> {
+            std::fs::read_dir(&artifacts)
+                .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !partial()
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        {
+            assert!(std::time::Instant::now() < deadline, "the download began");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let in_flight = partial();
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !(client_left.load(Ordering::SeqCst) && partial().is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the download goes on after its shell's parent was killed: source still sending = {}, files {:?} (in flight: {in_flight:?})",
+                !client_left.load(Ordering::SeqCst),
+                partial()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     #[test]

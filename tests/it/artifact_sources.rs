@@ -315,6 +315,134 @@ fn hosts_pull_an_https_artifact_themselves_and_keep_only_the_pinned_bytes() {
     }
 }
 
+/// The fixture app with `BUILD` and 2 MiB of random bytes (`ballast`), so a
+/// slow source takes half a minute to send it.
+fn heavy_app_archive(lab: &Lab, build: &str) -> (Vec<u8>, String) {
+    let mut rng = crate::support::sequences::Rng(0x5eed);
+    let ballast: Vec<u8> = (0..2 * 1024 * 1024 / 8)
+        .flat_map(|_| rng.next().to_le_bytes())
+        .collect();
+    std::fs::write(lab.root.join("app/ballast"), ballast).unwrap();
+    let archive = app_archive(lab, build);
+    std::fs::remove_file(lab.root.join("app/ballast")).unwrap();
+    archive
+}
+
+/// Processes on this machine (every sshd host runs here) whose command line
+/// holds `needle`.
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(format!("{}: {line}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Invariant 7 for host pulls: slipway killed (kill -9) at a random moment
+/// while its hosts download leaves no download running on them and no
+/// temporary file; the next apply deploys the pinned bytes.
+#[test]
+fn a_slipway_killed_while_hosts_download_leaves_no_download_running() {
+    let Some(pki) = Pki::make() else { return };
+    let Some(lab) = Lab::start(2, "artifact-pull-kill-") else {
+        return;
+    };
+    lab.configure(&lab.all_hosts(), ROLLOUT);
+    let repo = ArtifactRepo::start_open(&pki);
+    let (archive, sha) = heavy_app_archive(&lab, "1");
+    repo.publish("app.tar.gz", &archive);
+    use_artifact(
+        &lab,
+        &format!("    source = {:?}\n", repo.url("slow", "app.tar.gz")),
+        Some(&pki.ca_pem()),
+    );
+    repo.set_slow(true);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = crate::support::sequences::Rng(seed);
+    let mut apply = lab
+        .command(&["apply", ".", "-auto-approve", "-var", VERSION])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial_on = |i: usize| -> Vec<String> {
+        artifact_files_on(&lab, i)
+            .into_iter()
+            .filter(|name| name.contains(".pull."))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (0..2).all(|i| partial_on(i).is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no host began to download (seed {seed})"
+        );
+        assert!(apply.try_wait().unwrap().is_none(), "apply ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let wait = rng.below(1500) as u64;
+    std::thread::sleep(std::time::Duration::from_millis(wait));
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    let downloading: Vec<usize> = (0..2).filter(|&i| !partial_on(i).is_empty()).collect();
+
+    // Within seconds: no download on any host, no temporary file, and the
+    // source saw each host go away before the end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // A host's download names its temporary file (hosts see their
+        // install directory at another path than this machine does).
+        let running = processes_naming(&format!("{sha}.tar.gz.pull."));
+        let left: Vec<String> = (0..2).flat_map(partial_on).collect();
+        let abandoned = repo
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /slow/") && r.ends_with(" 499"))
+            .count();
+        if running.is_empty() && left.is_empty() && abandoned >= downloading.len() {
+            assert_eq!(
+                repo.downloads_by("curl/"),
+                0,
+                "no host finished its download: {:?}",
+                repo.requests()
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {seed}, killed {wait} ms after the first download began: still running {running:?}, files left {left:?}, downloads abandoned {abandoned} of {downloading:?}; requests {:?}",
+            repo.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i), None, "host {i} got no release");
+    }
+
+    // The source at full speed again: the next apply deploys the pinned
+    // bytes, and the hosts keep nothing else.
+    repo.set_slow(false);
+    let again = run(&lab, &["apply", ".", "-auto-approve", "-var", VERSION], "");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    for i in 0..2 {
+        assert_eq!(build_on(&lab, i).as_deref(), Some("1"), "host {i}");
+        assert_eq!(
+            artifact_files_on(&lab, i),
+            [format!("{sha}.tar.gz")],
+            "host {i}"
+        );
+    }
+}
+
 #[test]
 fn a_broken_source_fails_before_any_host_changes() {
     let Some(pki) = Pki::make() else { return };

@@ -63,7 +63,8 @@ impl ArtifactRepo {
         std::fs::rename(partial, path).unwrap();
     }
 
-    /// `https://127.0.0.1:PORT/KIND/NAME` (KIND: files, redirect, truncated).
+    /// `https://127.0.0.1:PORT/KIND/NAME` (KIND: files, redirect, truncated,
+    /// slow).
     pub fn url(&self, kind: &str, name: &str) -> String {
         format!("https://127.0.0.1:{}/{kind}/{name}", self.port)
     }
@@ -97,6 +98,17 @@ impl ArtifactRepo {
                 status == Some("200") && fields.next().is_some_and(|a| a.starts_with(agent))
             })
             .count()
+    }
+
+    /// While `slow` holds, `/slow/NAME` sends hosts (curl) the body at
+    /// 64 KiB/s, and logs a host that goes away before the end with 499.
+    pub fn set_slow(&self, slow: bool) {
+        let marker = self.dir.path().join("slow");
+        if slow {
+            std::fs::write(marker, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(marker);
+        }
     }
 
     /// The directory the repository serves `/files/NAME` from.

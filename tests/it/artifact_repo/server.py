@@ -14,6 +14,10 @@ file LOG as "METHOD PATH STATUS", and to LOG.agents as
   GET /redirect/NAME   302 to /files/NAME
   GET /truncated/NAME  200 announcing the whole length, then half of the
                        file, then the connection closes
+  GET /slow/NAME       as /files/NAME; but while a file "slow" exists beside
+                       ROOT, a client whose User-Agent starts with "curl/" (a
+                       host pulling) gets the body at 64 KiB/s, and a client
+                       that goes away before the end is logged with status 499
   GET (other)          404
 
 Loopback only; it never reaches the network.
@@ -25,6 +29,7 @@ import os
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = None
@@ -61,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         kind, _, name = self.path.lstrip("/").partition("/")
         path = os.path.join(ROOT, os.path.basename(name))
-        if kind not in ("files", "redirect", "truncated") or not os.path.isfile(path):
+        if kind not in ("files", "redirect", "truncated", "slow") or not os.path.isfile(path):
             self.plain(404, "not found")
             return
         if kind == "redirect":
@@ -70,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         with open(path, "rb") as f:
             body = f.read()
         etag = '"%s"' % hashlib.sha256(body).hexdigest()
-        if kind == "files" and self.headers.get("If-None-Match") == etag:
+        if kind in ("files", "slow") and self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.send_header("ETag", etag)
             self.send_header("Connection", "close")
@@ -92,7 +97,20 @@ class Handler(BaseHTTPRequestHandler):
             self.log_request_line(200)
             self.close_connection = True
             return
-        self.wfile.write(body)
+        agent = self.headers.get("User-Agent", "")
+        slow_marker = os.path.join(os.path.dirname(ROOT), "slow")
+        if kind == "slow" and agent.startswith("curl/") and os.path.exists(slow_marker):
+            try:
+                for start in range(0, len(body), 16384):
+                    self.wfile.write(body[start : start + 16384])
+                    self.wfile.flush()
+                    time.sleep(0.25)
+            except (OSError, ssl.SSLError):
+                self.log_request_line(499)
+                self.close_connection = True
+                return
+        else:
+            self.wfile.write(body)
         self.log_request_line(200)
 
     def log_message(self, *args):
