@@ -60,7 +60,10 @@ use crate::ecs::{
 };
 use crate::plan::planner::desired_task_definition;
 use crate::plan::{DeploymentChange, ScheduledDeployment, Step, StepKind};
-use crate::state::{CanaryState, DeploymentStatus, EcsState, JournalAction, JournalEntry, State};
+use crate::state::{
+    CanaryState, DeploymentStatus, EcsState, JournalAction, JournalEntry, State, StepOutcome,
+    StepResult,
+};
 
 /// How long apply waits for a deployment to become stable by default.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -1400,10 +1403,10 @@ async fn promote(
     .await;
     let address = job.address();
     let ended = match &work {
-        Ok(()) => job.recorder.end_step(seq, "done", |state| {
+        Ok(()) => job.recorder.end_step(seq, StepOutcome::Done, |state| {
             put_ecs(state, address, Some(done.clone()))
         }),
-        Err(_) => job.recorder.end_step(seq, "failed", |_| {}),
+        Err(_) => job.recorder.end_step(seq, StepOutcome::Failed, |_| {}),
     };
     work?;
     ended.map_err(|e| format!("could not record state: {e}"))?;
@@ -1543,7 +1546,7 @@ async fn settle_left_over<'a>(
         killed_steps
             .iter()
             .filter(|e| e.action == JournalAction::Traffic)
-            .filter(|e| e.result.as_deref().is_some_and(|r| r.starts_with("done")))
+            .filter(|e| e.result.as_ref().is_some_and(|r| r.is(StepOutcome::Done)))
             .max_by_key(|e| e.seq)
     });
 
@@ -1598,12 +1601,14 @@ async fn shift_traffic(
     let result = set_listener_weights(job, listener, &after.weights).await;
     let address = job.address();
     let ended = match &result {
-        Ok(()) => job.recorder.end_step(seq, "done", |state| {
+        Ok(()) => job.recorder.end_step(seq, StepOutcome::Done, |state| {
             put_ecs(state, address, Some(after.clone()))
         }),
-        Err(_) => job
-            .recorder
-            .end_step(seq, "failed: the listener was not changed", |_| {}),
+        Err(_) => job.recorder.end_step(
+            seq,
+            StepResult::noted(StepOutcome::Failed, "the listener was not changed"),
+            |_| {},
+        ),
     };
     result?;
     ended.map_err(|e| format!("could not record state: {e}"))
@@ -1629,10 +1634,10 @@ impl SendBack {
         }
     }
 
-    fn finished_result(self) -> &'static str {
+    fn finished_result(self) -> StepOutcome {
         match self {
-            SendBack::Rollback => "rolled_back",
-            SendBack::Withdraw => "done",
+            SendBack::Rollback => StepOutcome::RolledBack,
+            SendBack::Withdraw => StepOutcome::Done,
         }
     }
 }
@@ -1718,11 +1723,14 @@ async fn roll_back_traffic(
             if let Some(entry) = interrupted {
                 state.finish_journal_entry(
                     entry.seq,
-                    format!("rolled_back (finished by {})", job.apply_id),
+                    StepResult::noted(
+                        StepOutcome::RolledBack,
+                        format!("finished by {}", job.apply_id),
+                    ),
                 );
             }
         }),
-        Err(_) => job.recorder.end_step(seq, "failed", |_| {}),
+        Err(_) => job.recorder.end_step(seq, StepOutcome::Failed, |_| {}),
     };
     work?;
     ended.map_err(|e| format!("could not record state: {e}"))?;
@@ -1801,7 +1809,10 @@ fn resolve_interrupted_shift(
                 .update(|state| {
                     state.finish_journal_entry(
                         uncertain.seq,
-                        format!("done (listener re-read by {})", job.apply_id),
+                        StepResult::noted(
+                            StepOutcome::Done,
+                            format!("listener re-read by {}", job.apply_id),
+                        ),
                     );
                     put_ecs(state, address, Some(recorded));
                 })
@@ -1817,7 +1828,10 @@ fn resolve_interrupted_shift(
                 .update(|state| {
                     state.finish_journal_entry(
                         uncertain.seq,
-                        format!("not done (listener re-read by {})", job.apply_id),
+                        StepResult::noted(
+                            StepOutcome::NotDone,
+                            format!("listener re-read by {}", job.apply_id),
+                        ),
                     )
                 })
                 .map_err(|e| format!("could not record state: {e}"))?;
@@ -1836,9 +1850,12 @@ fn resolve_interrupted_shift(
                 .update(|state| {
                     state.finish_journal_entry(
                         uncertain.seq,
-                        format!(
-                            "not done (the listener was changed outside slipway; re-read by {})",
-                            job.apply_id
+                        StepResult::noted(
+                            StepOutcome::NotDone,
+                            format!(
+                                "the listener was changed outside slipway; re-read by {}",
+                                job.apply_id
+                            ),
                         ),
                     )
                 })

@@ -30,7 +30,7 @@ use crate::state::model::config_digest;
 use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostStatus, JournalAction, JournalEntry, State, StateError, Touched,
+    HostStatus, JournalAction, JournalEntry, State, StateError, StepResult, Touched,
 };
 
 /// Test-only, and only in debug builds (the tests'; a release build has no
@@ -228,7 +228,11 @@ fn put_host(
 /// Append `record` to the journal as started now (and, with `finished`,
 /// finished at once with that result); returns its number. Beyond
 /// [`crate::state::JOURNAL_LIMIT`] entries the oldest finished one is dropped.
-fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Option<&str>) -> u64 {
+fn push_journal_entry(
+    state: &mut State,
+    record: &StepRecord<'_>,
+    finished: Option<StepResult>,
+) -> u64 {
     let seq = state.journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
     let now = now_rfc3339();
     state.push_journal(JournalEntry {
@@ -240,8 +244,8 @@ fn push_journal_entry(state: &mut State, record: &StepRecord<'_>, finished: Opti
         action: record.action,
         version: record.version.to_string(),
         started_at: now.clone(),
-        finished_at: finished.map(|_| now),
-        result: finished.map(str::to_string),
+        finished_at: finished.as_ref().map(|_| now),
+        result: finished,
     });
     seq
 }
@@ -499,14 +503,14 @@ impl Recorder {
     pub fn record_recheck(
         &self,
         record: &StepRecord<'_>,
-        result: &str,
-        (settled, verdict): (u64, &str),
+        result: StepResult,
+        (settled, verdict): (u64, StepResult),
         change: impl FnOnce(&mut State),
     ) -> Result<(), StateError> {
         around_finish(|| {
             self.update_records(|state| {
                 change(state);
-                state.finish_journal_entry(settled, verdict.to_string());
+                state.finish_journal_entry(settled, verdict);
                 let seq = push_journal_entry(state, record, Some(result));
                 let mut touched = host_touched(
                     record.deployment,
@@ -524,22 +528,27 @@ impl Recorder {
     pub fn end_step(
         &self,
         seq: u64,
-        result: &str,
+        result: impl Into<StepResult>,
         change: impl FnOnce(&mut State),
     ) -> Result<(), StateError> {
         around_finish(|| {
             self.update(|state| {
                 change(state);
-                state.finish_journal_entry(seq, result.to_string());
+                state.finish_journal_entry(seq, result.into());
             })
         })
     }
 
     /// [`Recorder::end_step`] that changes nothing else.
-    pub fn end_journal_step(&self, seq: u64, result: &str) -> Result<(), StateError> {
+    pub fn end_journal_step(
+        &self,
+        seq: u64,
+        result: impl Into<StepResult>,
+    ) -> Result<(), StateError> {
+        let result = result.into();
         around_finish(|| {
             self.update_records(|state| {
-                state.finish_journal_entry(seq, result.to_string());
+                state.finish_journal_entry(seq, result.clone());
                 Touched {
                     hosts: Vec::new(),
                     journal: vec![seq],
@@ -552,7 +561,7 @@ impl Recorder {
     pub fn end_host_step(
         &self,
         seq: u64,
-        result: &str,
+        result: impl Into<StepResult>,
         (address, host): (&str, &str),
         sha256: Option<&str>,
         change: HostChange,
@@ -560,7 +569,7 @@ impl Recorder {
         around_finish(|| {
             self.update_records(|state| {
                 put_host(state, address, host, sha256, change);
-                state.finish_journal_entry(seq, result.to_string());
+                state.finish_journal_entry(seq, result.into());
                 host_touched(address, host, Some(seq))
             })
         })
@@ -872,15 +881,20 @@ mod tests {
                             ..record.clone()
                         };
                         recorder
-                            .record_recheck(&recheck, "done", (seq, "deployed"), |state| {
-                                if let Some(r) = state
-                                    .deployments
-                                    .get_mut(ADDRESS)
-                                    .and_then(|d| d.hosts.get_mut(host))
-                                {
-                                    r.status = HostStatus::Deployed;
-                                }
-                            })
+                            .record_recheck(
+                                &recheck,
+                                "done".into(),
+                                (seq, "deployed".into()),
+                                |state| {
+                                    if let Some(r) = state
+                                        .deployments
+                                        .get_mut(ADDRESS)
+                                        .and_then(|d| d.hosts.get_mut(host))
+                                    {
+                                        r.status = HostStatus::Deployed;
+                                    }
+                                },
+                            )
                             .unwrap();
                     }
                     7 => recorder

@@ -24,7 +24,10 @@ use crate::config::{
 use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
 use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
-use crate::state::{DeploymentStatus, HostStatus, JournalAction, JournalEntry, PreviousRelease};
+use crate::state::{
+    DeploymentStatus, HostStatus, JournalAction, JournalEntry, PreviousRelease, StepOutcome,
+    StepResult,
+};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshOptions, SshTransport};
 use crate::transport::{CommandOutput, Transport, TransportError};
@@ -717,12 +720,19 @@ async fn update_host(
         .map_err(state_error)?;
     let result = update_host_steps(job, host, transport).await;
     let (change, outcome) = match &result {
-        Ok(()) => (HostChange::Moved(HostStatus::Deployed), "deployed"),
+        Ok(()) => (
+            HostChange::Moved(HostStatus::Deployed),
+            StepResult::from(StepOutcome::Deployed),
+        ),
         // It still serves what it did: the record says so.
-        Err(failure) if !failure.changed => {
-            (HostChange::FailedUnchanged(serving), "failed, unchanged")
-        }
-        Err(_) => (HostChange::Moved(HostStatus::Failed), "failed"),
+        Err(failure) if !failure.changed => (
+            HostChange::FailedUnchanged(serving),
+            StepResult::noted(StepOutcome::Failed, "unchanged"),
+        ),
+        Err(_) => (
+            HostChange::Moved(HostStatus::Failed),
+            StepResult::from(StepOutcome::Failed),
+        ),
     };
     job.recorder
         .end_host_step(seq, outcome, (address, host), sha.as_deref(), change)
@@ -787,8 +797,10 @@ async fn settle_killed_steps(
     let mut on_this_pair = None;
     for open in job.recorder.open_host_steps(address, host, this_apply) {
         if open.action != JournalAction::Deploy {
-            let verdict =
-                format!("superseded: not re-checked, {this_apply} runs its own step on the host");
+            let verdict = StepResult::noted(
+                StepOutcome::Superseded,
+                format!("not re-checked, {this_apply} runs its own step on the host"),
+            );
             job.recorder
                 .update(|state| state.finish_journal_entry(open.seq, verdict))?;
             job.progress.event(
@@ -813,13 +825,16 @@ async fn settle_killed_steps(
                     && r.artifact_sha256.as_deref() == job.artifact.map(|a| a.sha256.as_str())
             });
         let (result, verdict) = match (done, this_pair) {
-            (true, true) => ("already_deployed", "deployed (release marker)"),
-            (true, false) => ("done", "deployed (release marker)"),
-            (false, _) => ("not_done", "not done (release marker)"),
+            (true, true) => (StepOutcome::AlreadyDeployed, StepOutcome::Deployed),
+            (true, false) => (StepOutcome::Done, StepOutcome::Deployed),
+            (false, _) => (StepOutcome::NotDone, StepOutcome::NotDone),
         };
-        let verdict = format!("{verdict}, re-checked by {this_apply}");
+        let verdict = StepResult::noted(
+            verdict,
+            format!("release marker; re-checked by {this_apply}"),
+        );
         job.recorder
-            .record_recheck(recheck, result, (open.seq, &verdict), |state| {
+            .record_recheck(recheck, result.into(), (open.seq, verdict), |state| {
                 if !done {
                     return;
                 }
@@ -1218,8 +1233,8 @@ async fn roll_back_rollout(
         )
         .await;
         let journal = match &result {
-            Ok(_) => "rolled_back",
-            Err(_) => "failed",
+            Ok(_) => StepOutcome::RolledBack,
+            Err(_) => StepOutcome::Failed,
         };
         if let Some(seq) = seq {
             let _ = job.recorder.end_journal_step(seq, journal);
@@ -1533,9 +1548,9 @@ async fn switch_host(
     }
     if let Some(seq) = seq {
         let journal = if result.is_ok() {
-            "rolled_back"
+            StepOutcome::RolledBack
         } else {
-            "failed"
+            StepOutcome::Failed
         };
         let _ = job.recorder.end_journal_step(seq, journal);
     }

@@ -16,7 +16,9 @@ use crate::config::{BatchSize, Config, Deployment, Environment, Rollout};
 use crate::config::{CommandOn, Direction, Percent};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::DeploymentGraph;
-use crate::state::model::{DeploymentState, DeploymentStatus, HostStatus, JournalAction, State};
+use crate::state::model::{
+    DeploymentState, DeploymentStatus, HostStatus, JournalAction, State, StepOutcome,
+};
 
 /// Saved state by environment name (`None`: nothing saved yet).
 pub type States = BTreeMap<String, Option<State>>;
@@ -490,22 +492,14 @@ fn killed_apply_warning(environment: &str, state: &crate::state::State, apply_id
         .filter(|e| e.apply_id == apply_id)
         .collect();
     let started = entries.first().map_or("", |e| e.started_at.as_str());
-    let not_done = |e: &&&crate::state::JournalEntry| {
-        e.result
-            .as_deref()
-            .is_some_and(|r| r.starts_with("not done"))
-    };
+    let not_done = |e: &&&crate::state::JournalEntry| e.ended_as(StepOutcome::NotDone);
     let rechecked: Vec<String> = entries
         .iter()
         .filter(not_done)
         .map(|e| e.describe())
         .collect();
     // Closed by a later apply that could not tell whether it happened.
-    let superseded = |e: &&&crate::state::JournalEntry| {
-        e.result
-            .as_deref()
-            .is_some_and(|r| r.starts_with("superseded"))
-    };
+    let superseded = |e: &&&crate::state::JournalEntry| e.ended_as(StepOutcome::Superseded);
     let taken_over: Vec<String> = entries
         .iter()
         .filter(superseded)
@@ -515,11 +509,11 @@ fn killed_apply_warning(environment: &str, state: &crate::state::State, apply_id
         .iter()
         .filter(|e| e.finished_at.is_some() && !not_done(e) && !superseded(e))
         .map(|e| {
-            format!(
-                "{} ({})",
-                e.describe(),
-                e.result.as_deref().unwrap_or("done")
-            )
+            let result = e
+                .result
+                .as_ref()
+                .map_or_else(|| StepOutcome::Done.to_string(), ToString::to_string);
+            format!("{} ({result})", e.describe())
         })
         .collect();
     let uncertain: Vec<&&crate::state::JournalEntry> =
@@ -2026,7 +2020,7 @@ mod tests {
             version: "2.0.0".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
-            result: finished.then(|| "deployed".to_string()),
+            result: finished.then(|| "deployed".into()),
         };
         state.journal = vec![entry(1, "h1", true), entry(2, "h2", false)];
         let warnings = interrupted_apply_warnings("prod", &state);
@@ -2104,7 +2098,7 @@ mod tests {
             version: version.into(),
             started_at: "2026-01-01T00:00:00Z".into(),
             finished_at: finished.then(|| "2026-01-01T00:00:05Z".to_string()),
-            result: finished.then(|| "done".to_string()),
+            result: finished.then(|| "done".into()),
         }
     }
 

@@ -637,7 +637,7 @@ mod tests {
                 };
                 record.updated_at = format!("2026-12-06T21:{:02}:{:02}Z", n / 60 % 60, n % 60);
                 let entry = &mut state.journal[i];
-                entry.result = Some(format!("step {n}"));
+                entry.result = Some(format!("step {n}").into());
                 let touched = Touched {
                     hosts: vec![("deployment.web".into(), host)],
                     journal: vec![entry.seq],
@@ -699,7 +699,7 @@ mod tests {
             .find(|e| e.host.as_deref() == Some(host))
             .unwrap();
         entry.finished_at = Some("2026-01-03T00:00:00Z".into());
-        entry.result = Some(format!("deployed {version}"));
+        entry.result = Some(format!("deployed {version}").into());
         let touched = Touched {
             hosts: vec![("deployment.web".into(), host.into())],
             journal: vec![entry.seq],

@@ -97,10 +97,137 @@ pub struct JournalEntry {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
-    /// deployed | already_deployed | failed | rolled_back | abandoned | done,
-    /// or a short reason.
+    /// How the step ended (see [`StepResult`]); none while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
+    pub result: Option<StepResult>,
+}
+
+crate::config::choices::choice! {
+    /// How a journal entry's step ended: what later applies and `plan`
+    /// decide on.
+    pub enum StepOutcome {
+        /// The host was updated (or a re-check found the killed apply's update
+        /// finished).
+        Deployed = "deployed",
+        /// A re-check found the host on the very pair this apply deploys.
+        AlreadyDeployed = "already_deployed",
+        /// The step happened: a traffic shift, a promotion, a withdrawal, or
+        /// what a re-check found finished.
+        Done = "done",
+        /// A re-check found the step had not happened: it runs again.
+        NotDone = "not done",
+        /// The step failed.
+        Failed = "failed",
+        /// What served before was put back.
+        RolledBack = "rolled_back",
+        /// Closed by a later apply without a re-check: that apply's own step
+        /// on the host decides what the host serves.
+        Superseded = "superseded",
+    }
+}
+
+/// How a journal entry's step ended: its [`StepOutcome`] and a note for
+/// people (what found it, who settled it). Written as one text, `OUTCOME` or
+/// `OUTCOME (NOTE)`, as state files always had it. Read leniently: a text
+/// that starts with no known outcome (a newer slipway's, or one edited by
+/// hand) is kept whole as the note, with no outcome, and written back as it
+/// was; older spellings (`not_done`, `failed, unchanged`, `superseded: ...`)
+/// read as their outcome and note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct StepResult {
+    pub outcome: Option<StepOutcome>,
+    pub note: Option<String>,
+}
+
+impl StepOutcome {
+    /// Every outcome, in the order of [`StepOutcome::NAMES`].
+    pub const ALL: [StepOutcome; 7] = [
+        StepOutcome::Deployed,
+        StepOutcome::AlreadyDeployed,
+        StepOutcome::Done,
+        StepOutcome::NotDone,
+        StepOutcome::Failed,
+        StepOutcome::RolledBack,
+        StepOutcome::Superseded,
+    ];
+}
+
+impl StepResult {
+    /// `outcome` with `note`.
+    pub fn noted(outcome: StepOutcome, note: impl Into<String>) -> StepResult {
+        StepResult {
+            outcome: Some(outcome),
+            note: Some(note.into()),
+        }
+    }
+
+    /// Whether the step ended as `outcome`.
+    pub fn is(&self, outcome: StepOutcome) -> bool {
+        self.outcome == Some(outcome)
+    }
+}
+
+impl From<StepOutcome> for StepResult {
+    fn from(outcome: StepOutcome) -> StepResult {
+        StepResult {
+            outcome: Some(outcome),
+            note: None,
+        }
+    }
+}
+
+impl From<String> for StepResult {
+    fn from(text: String) -> StepResult {
+        // Earlier spellings of an outcome, before the words above.
+        const ALIASES: [(&str, StepOutcome); 1] = [("not_done", StepOutcome::NotDone)];
+        let known = StepOutcome::ALL
+            .iter()
+            .map(|outcome| (outcome.as_str(), *outcome))
+            .chain(ALIASES);
+        for (word, outcome) in known {
+            let Some(rest) = text.strip_prefix(word) else {
+                continue;
+            };
+            if rest.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let note = match rest.strip_prefix(" (").and_then(|r| r.strip_suffix(')')) {
+                Some(inner) if !inner.contains(['(', ')']) => inner,
+                _ => rest.trim_start_matches([',', ':', ' ']),
+            };
+            return StepResult {
+                outcome: Some(outcome),
+                note: (!note.is_empty()).then(|| note.to_string()),
+            };
+        }
+        StepResult {
+            outcome: None,
+            note: Some(text),
+        }
+    }
+}
+
+impl From<&str> for StepResult {
+    fn from(text: &str) -> StepResult {
+        StepResult::from(text.to_string())
+    }
+}
+
+impl From<StepResult> for String {
+    fn from(result: StepResult) -> String {
+        result.to_string()
+    }
+}
+
+impl std::fmt::Display for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.outcome, &self.note) {
+            (Some(outcome), None) => write!(f, "{outcome}"),
+            (Some(outcome), Some(note)) => write!(f, "{outcome} ({note})"),
+            (None, note) => f.write_str(note.as_deref().unwrap_or_default()),
+        }
+    }
 }
 
 crate::config::choices::choice! {
@@ -126,6 +253,11 @@ crate::config::choices::choice! {
 }
 
 impl JournalEntry {
+    /// Whether the step ended, as `outcome`.
+    pub fn ended_as(&self, outcome: StepOutcome) -> bool {
+        self.result.as_ref().is_some_and(|r| r.is(outcome))
+    }
+
     /// What the step was, for messages: "step 2, host-3: deploy 1.1.0".
     pub fn describe(&self) -> String {
         match &self.host {
@@ -732,7 +864,7 @@ impl State {
 
     /// Write journal entry `seq` as finished now, with `result`; an entry
     /// already finished keeps what it says.
-    pub fn finish_journal_entry(&mut self, seq: u64, result: String) {
+    pub fn finish_journal_entry(&mut self, seq: u64, result: StepResult) {
         if let Some(entry) = self
             .journal
             .iter_mut()
@@ -905,6 +1037,59 @@ mod approval_tests {
 mod journal_tests {
     use super::*;
 
+    #[test]
+    fn a_step_result_is_read_by_its_outcome_and_written_back_as_read() {
+        assert_eq!(
+            StepOutcome::ALL.map(StepOutcome::as_str).as_slice(),
+            StepOutcome::NAMES
+        );
+        let read = |text: &str| -> StepResult {
+            serde_json::from_value(serde_json::Value::String(text.into())).unwrap()
+        };
+        let written = |result: &StepResult| serde_json::to_value(result).unwrap();
+        for (text, outcome, note) in [
+            ("deployed", Some(StepOutcome::Deployed), None),
+            ("already_deployed", Some(StepOutcome::AlreadyDeployed), None),
+            (
+                "not done (listener re-read by a2)",
+                Some(StepOutcome::NotDone),
+                Some("listener re-read by a2"),
+            ),
+            (
+                "deployed (release marker; re-checked by a2)",
+                Some(StepOutcome::Deployed),
+                Some("release marker; re-checked by a2"),
+            ),
+            // Something a newer slipway wrote, or a hand: kept as it was.
+            ("paused by hand", None, Some("paused by hand")),
+            ("deployedish", None, Some("deployedish")),
+        ] {
+            let result = read(text);
+            assert_eq!(result.outcome, outcome, "{text}");
+            assert_eq!(result.note.as_deref(), note, "{text}");
+            assert_eq!(written(&result), text, "written back as read");
+        }
+        // What earlier versions wrote reads as its outcome.
+        for (text, outcome, note) in [
+            ("not_done", StepOutcome::NotDone, None),
+            ("failed, unchanged", StepOutcome::Failed, Some("unchanged")),
+            (
+                "superseded: not re-checked, a2 runs its own step on the host",
+                StepOutcome::Superseded,
+                Some("not re-checked, a2 runs its own step on the host"),
+            ),
+            (
+                "not done (release marker), re-checked by a2",
+                StepOutcome::NotDone,
+                Some("(release marker), re-checked by a2"),
+            ),
+        ] {
+            let result = read(text);
+            assert!(result.is(outcome), "{text}");
+            assert_eq!(result.note.as_deref(), note, "{text}");
+        }
+    }
+
     fn entry(apply_id: &str, seq: u64, host: &str, finished: bool) -> JournalEntry {
         JournalEntry {
             apply_id: apply_id.into(),
@@ -916,7 +1101,7 @@ mod journal_tests {
             version: "2.0.0".into(),
             started_at: format!("2026-01-01T00:00:0{seq}Z"),
             finished_at: finished.then(|| "2026-01-01T00:00:09Z".to_string()),
-            result: finished.then(|| "deployed".to_string()),
+            result: finished.then(|| "deployed".into()),
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway::state::{DeploymentStatus, HostStatus};
+use slipway::state::{DeploymentStatus, HostStatus, StepOutcome};
 
 const ROLLBACK_BY_TWO: &str =
     "strategy   = \"rolling\"\n  batches    = [2]\n  on_failure = \"rollback\"";
@@ -639,15 +639,17 @@ fn a_host_left_uncertain_by_two_killed_applies_is_rechecked_once_and_rolled_back
         .find(|e| e.apply_id == killed_first && e.action.as_str() == "deploy")
         .unwrap();
     assert_eq!(
-        settled.result.as_deref(),
-        Some(format!("deployed (release marker), re-checked by {killed_second}").as_str()),
+        settled.result.as_ref().map(ToString::to_string),
+        Some(format!(
+            "deployed (release marker; re-checked by {killed_second})"
+        )),
         "{:#?}",
         state.journal
     );
     assert!(
         state.journal.iter().any(|e| e.apply_id == killed_second
             && e.action.as_str() == "recheck"
-            && e.result.as_deref() == Some("done")),
+            && e.ended_as(StepOutcome::Done)),
         "{:#?}",
         state.journal
     );
