@@ -97,28 +97,8 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_OK);
     }
-    let interactive = args.input != Some(false) && std::io::stdin().is_terminal();
-    if environment_config.protected && !args.approve.contains(&environment) {
-        if !interactive {
-            bail!("environment {environment} is protected: approve it with -approve {environment}; nothing was changed");
-        }
-        let answer = prompt(&format!(
-            "Environment {environment} is protected. Type its name to approve: "
-        ))?;
-        if answer != environment {
-            println!("Rollback cancelled: {environment} was not approved. Nothing was changed.");
-            return Ok(EXIT_ERROR);
-        }
-    }
-    if !args.auto_approve {
-        if !interactive {
-            bail!("rollback needs confirmation: pass -auto-approve, or run it from a terminal without -input=false; nothing was changed");
-        }
-        let answer = prompt("Do you want to roll back? Only 'yes' will be accepted: ")?;
-        if answer != "yes" {
-            println!("Rollback cancelled. Nothing was changed.");
-            return Ok(EXIT_ERROR);
-        }
+    if !approved_and_confirmed(args, &environment, environment_config.protected)? {
+        return Ok(EXIT_ERROR);
     }
     let recorder = crate::apply::Recorder::new(backend.clone(), state.clone());
     let options = crate::apply::ApplyOptions {
@@ -184,4 +164,39 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// A protected environment is approved (-approve, or typing its name) and
+/// the rollback confirmed (-auto-approve, or "yes"). `false` after printing
+/// that the rollback was cancelled; an error when an answer is needed and
+/// may not be asked for.
+fn approved_and_confirmed(
+    args: &RollbackArgs,
+    environment: &str,
+    protected: bool,
+) -> anyhow::Result<bool> {
+    let interactive = args.input != Some(false) && std::io::stdin().is_terminal();
+    if protected && !args.approve.iter().any(|name| name == environment) {
+        if !interactive {
+            bail!("environment {environment} is protected: approve it with -approve {environment}; nothing was changed");
+        }
+        let answer = prompt(&format!(
+            "Environment {environment} is protected. Type its name to approve: "
+        ))?;
+        if answer != environment {
+            println!("Rollback cancelled: {environment} was not approved. Nothing was changed.");
+            return Ok(false);
+        }
+    }
+    if !args.auto_approve {
+        if !interactive {
+            bail!("rollback needs confirmation: pass -auto-approve, or run it from a terminal without -input=false; nothing was changed");
+        }
+        let answer = prompt("Do you want to roll back? Only 'yes' will be accepted: ")?;
+        if answer != "yes" {
+            println!("Rollback cancelled. Nothing was changed.");
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
