@@ -420,16 +420,10 @@ fn finish_without_changes(
 ) -> anyhow::Result<u8> {
     // An apply killed after its last step left a journal: record it.
     for (name, state) in states {
-        let Some(state) = state.as_ref().filter(|s| !s.journal.is_empty()) else {
+        let Some(state) = state.as_ref().filter(|_| names.contains(name)) else {
             continue;
         };
-        if !names.contains(name) {
-            continue;
-        }
-        let mut settled = state.clone();
-        settled.settle_journal();
-        backend.write(&mut settled)?;
-        if !args.json {
+        if crate::state::ops::settle_journal(backend, state)? && !args.json {
             println!("Recorded the interrupted apply of environment {name} in its history.");
         }
     }

@@ -141,15 +141,7 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         Err(error) => ("failed", vec![format!("{address}: {error}")]),
     };
     recorder.update(|state| {
-        if let Some(entry) = state
-            .history
-            .iter_mut()
-            .rev()
-            .find(|e| e.operation == "reject")
-        {
-            entry.result = result.to_string();
-            entry.finished_at = Some(crate::state::lock::now_rfc3339());
-        }
+        ops::finish_rejection(state, result, &crate::state::lock::now_rfc3339());
     })?;
     drop(lock);
     for failure in &failures {

@@ -123,13 +123,10 @@ pub(super) fn take_lock(
     operation: &str,
     timeout: Duration,
 ) -> anyhow::Result<LockGuard> {
-    if let Some(holder) = backend.current_lock(environment)? {
-        if crate::state::lock::holder_is_gone(&holder) {
-            backend.force_unlock(environment, &holder.id)?;
-            eprintln!(
-                "Took over the lock of environment {environment}: its holder ({holder}) no longer runs on this machine."
-            );
-        }
+    if let Some(holder) = crate::state::lock::take_over_if_gone(backend, environment)? {
+        eprintln!(
+            "Took over the lock of environment {environment}: its holder ({holder}) no longer runs on this machine."
+        );
     }
     Ok(lock_with_timeout(
         backend,
