@@ -257,6 +257,22 @@ pub fn holder_is_gone(holder: &LockInfo) -> bool {
         && process_is_gone(holder.pid)
 }
 
+/// Remove the lock of `environment` when its holder provably no longer runs
+/// ([`holder_is_gone`]), so that it can be taken: the holder whose lock was
+/// removed, or `None` when there is no lock or its holder may still run.
+pub fn take_over_if_gone(
+    backend: &dyn Backend,
+    environment: &str,
+) -> Result<Option<LockInfo>, StateError> {
+    match backend.current_lock(environment)? {
+        Some(holder) if holder_is_gone(&holder) => {
+            backend.force_unlock(environment, &holder.id)?;
+            Ok(Some(holder))
+        }
+        _ => Ok(None),
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn process_is_gone(pid: u32) -> bool {
     if pid == 0 || !Path::new("/proc/self").exists() {
@@ -802,6 +818,36 @@ mod tests {
         }
         holder.host = format!("{}-elsewhere", holder.host);
         assert!(!holder_is_gone(&holder), "another machine proves nothing");
+    }
+
+    #[test]
+    fn only_a_lock_whose_holder_is_gone_is_taken_over() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = crate::state::LocalBackend::new(dir.path().join("state"));
+        assert_eq!(take_over_if_gone(&backend, "prod").expect("no lock"), None);
+        // This process runs: its lock stays.
+        let guard = backend.lock("prod", "apply").expect("lock");
+        assert_eq!(take_over_if_gone(&backend, "prod").expect("live"), None);
+        assert_eq!(
+            backend.current_lock("prod").expect("read"),
+            Some(guard.info().clone())
+        );
+        drop(guard);
+        if !(cfg!(target_os = "linux") && current_host() != "unknown") {
+            return;
+        }
+        // A holder on this machine whose process has ended and been waited for.
+        let mut holder = LockInfo::for_this_process("prod", "apply");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        holder.pid = child.id();
+        child.wait().expect("wait");
+        let path = backend.lock_path("prod").expect("lock path");
+        fs::write(&path, encode_lock(&holder).expect("encode")).expect("write lock");
+        assert_eq!(
+            take_over_if_gone(&backend, "prod").expect("take over"),
+            Some(holder)
+        );
+        assert_eq!(backend.current_lock("prod").expect("read"), None);
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn decide_approval(
     let record = deployment.decide_approval(address, gate, decision, who, &now_rfc3339())?;
     let (operation, result) = match decision {
         ApprovalStatus::Approved => ("approve", "approved"),
-        _ => ("reject", "rejected"),
+        _ => (REJECT, "rejected"),
     };
     let mut entry = entry(
         operation,
@@ -128,6 +128,37 @@ pub fn decide_approval(
     state.history.push(entry);
     backend.write(&mut state).map_err(|e| e.to_string())?;
     Ok(record)
+}
+
+/// The history operation of a refused approval ([`decide_approval`]).
+const REJECT: &str = "reject";
+
+/// Record how the rollback a rejection started ended: the newest `reject`
+/// entry of the history (the one [`decide_approval`] added) gets `result`
+/// and `finished_at`. Nothing changes when the history has no such entry.
+pub fn finish_rejection(state: &mut State, result: &str, finished_at: &str) {
+    if let Some(entry) = state
+        .history
+        .iter_mut()
+        .rev()
+        .find(|e| e.operation == REJECT)
+    {
+        entry.result = result.to_string();
+        entry.finished_at = Some(finished_at.to_string());
+    }
+}
+
+/// Record in the history the applies a killed process left in the journal
+/// of `state` ([`State::settle_journal`]), and write the state; `false`,
+/// writing nothing, when its journal is empty. The caller holds the lock.
+pub fn settle_journal(backend: &dyn Backend, state: &State) -> Result<bool, StateError> {
+    if state.journal.is_empty() {
+        return Ok(false);
+    }
+    let mut settled = state.clone();
+    settled.settle_journal();
+    backend.write(&mut settled)?;
+    Ok(true)
 }
 
 /// A history entry for a state command, finished now.
@@ -369,6 +400,65 @@ mod tests {
             backend.read("prod").unwrap().unwrap().lineage,
             other.lineage
         );
+    }
+
+    #[test]
+    fn a_killed_applys_journal_is_settled_into_history_and_written() {
+        let (_dir, backend) = backend();
+        let mut state = applied(&backend, "prod");
+        assert!(!settle_journal(&backend, &state).expect("empty journal"));
+        assert_eq!(backend.read("prod").unwrap().unwrap().serial, 2);
+        state.journal.push(crate::state::JournalEntry {
+            apply_id: "killed".into(),
+            seq: 1,
+            deployment: "deployment.web".into(),
+            step: 1,
+            host: Some("h1".into()),
+            action: crate::state::JournalAction::Deploy,
+            version: "2.0.0".into(),
+            started_at: "2026-01-03T00:00:01Z".into(),
+            finished_at: None,
+            result: None,
+        });
+        assert!(settle_journal(&backend, &state).expect("settle"));
+        let stored = backend.read("prod").unwrap().unwrap();
+        assert_eq!(stored.serial, 3);
+        assert!(stored.journal.is_empty());
+        let last = stored.history.last().unwrap();
+        assert_eq!(
+            (last.apply_id.as_str(), last.result.as_str()),
+            ("killed", "interrupted")
+        );
+        assert_eq!(last.versions["deployment.web"], "2.0.0");
+    }
+
+    #[test]
+    fn the_end_of_a_rejection_goes_to_the_newest_reject_entry_only() {
+        let versions = || -> std::collections::BTreeMap<String, String> {
+            [("deployment.web".to_string(), "2.0.0".to_string())].into()
+        };
+        let mut earlier = entry("reject", versions());
+        earlier.result = "rolled_back".into();
+        let mut rejected = entry("reject", versions());
+        rejected.result = "rejected".into();
+        let mut approved = entry("approve", versions());
+        approved.result = "approved".into();
+        let mut state = State::new("prod");
+        state.history = vec![earlier.clone(), rejected.clone(), approved.clone()];
+        finish_rejection(&mut state, "failed", "2026-02-03T04:05:06Z");
+        assert_eq!(state.history[0], earlier);
+        assert_eq!(state.history[1].result, "failed");
+        assert_eq!(
+            state.history[1].finished_at.as_deref(),
+            Some("2026-02-03T04:05:06Z")
+        );
+        assert_eq!(state.history[1].apply_id, rejected.apply_id);
+        assert_eq!(state.history[2], approved);
+
+        let mut without = State::new("prod");
+        without.history = vec![approved.clone()];
+        finish_rejection(&mut without, "failed", "2026-02-03T04:05:06Z");
+        assert_eq!(without.history, [approved]);
     }
 
     #[test]
