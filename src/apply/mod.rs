@@ -37,7 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::plan::{Action, Plan, ScheduledDeployment, TargetKind};
+use crate::plan::{
+    Action, DeploymentChange, PendingPromotion, Plan, ScheduledDeployment, TargetKind,
+};
 
 pub use progress::Progress;
 pub use recorder::Recorder;
@@ -401,102 +403,20 @@ pub async fn apply(
             let ecs_started = ecs_started.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                if interrupted() {
-                    let outcome = DeploymentOutcome {
-                        interrupted: true,
-                        ..DeploymentOutcome::default()
-                    };
-                    return (change.address.clone(), Ok(outcome));
-                }
-                let saved = recorder
-                    .deployment(&change.address)
-                    .filter(|saved| change.version_after.as_ref() == Some(&saved.version));
-                let waiting = saved.as_ref().and_then(|s| s.waiting_approval().cloned());
-                let rejected = saved.as_ref().and_then(|s| s.rejected().cloned());
-                let rolled_back = recorder
-                    .deployment(&change.address)
-                    .and_then(|s| s.rolled_back_from)
-                    .filter(|r| change.version_after.as_ref() == Some(&r.version));
-                let unpromoted = promotion_source
-                    .as_ref()
-                    .and_then(|(promotion, source)| not_promoted(promotion, source.as_deref()));
-                let notifier = match (&waiting, &rejected) {
-                    (None, None) if rolled_back.is_none() && unpromoted.is_none() => {
-                        notifications::started(&config, &change, &options, &progress).await
-                    }
-                    _ => None,
+                let run = DeploymentRun {
+                    config: &config,
+                    scheduled: &scheduled,
+                    recorder: &recorder,
+                    options: &options,
+                    progress: &progress,
+                    ecs_started: &ecs_started,
                 };
-                let outcome = match change.action {
-                    _ if unpromoted.is_some() => Err(unpromoted.unwrap_or_default()),
-                    _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
-                    _ if rejected.is_some() => {
-                        Err(rejected.as_ref().map_or_else(String::new, rejected_message))
-                    }
-                    _ if rolled_back.is_some() => Err(rolled_back
-                        .as_ref()
-                        .map_or_else(String::new, crate::state::rolled_back_message)),
-                    Action::Destroy => recorder
-                        .forget(&change.address)
-                        .map(|()| DeploymentOutcome::default())
-                        .map_err(|e| e.to_string()),
-                    _ if change.target == TargetKind::Ecs => {
-                        ecs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        ecs::apply_deployment(
-                            &config, &change, &scheduled, &recorder, &options, &progress,
-                        )
-                        .await
-                    }
-                    _ => {
-                        vm::apply_deployment(
-                            &config, &change, &scheduled, &recorder, &options, &progress,
-                        )
-                        .await
-                    }
-                };
-                notifications::finished(&config, notifier.as_ref(), &outcome, &recorder, &progress)
-                    .await;
+                let outcome = run_deployment(run, &change, promotion_source).await;
                 (change.address.clone(), outcome)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((address, Ok(outcome))) => {
-                    summary.hosts_deployed += outcome.hosts_deployed;
-                    summary.hosts_failed += outcome.hosts_failed;
-                    summary.hosts_rolled_back += outcome.hosts_rolled_back;
-                    summary.hosts_not_rolled_back += outcome.hosts_not_rolled_back;
-                    summary.deployments_rolled_back += usize::from(outcome.rolled_back);
-                    if outcome.interrupted {
-                        summary.interrupted = true;
-                        summary.failures.extend(outcome.failures);
-                        held.insert(address);
-                    } else if let Some(waiting) = outcome.waiting_approval {
-                        summary.waiting.push(waiting);
-                        summary.failures.extend(outcome.failures);
-                        held.insert(address);
-                    } else if outcome.failures.is_empty() {
-                        summary.deployments_succeeded += 1;
-                    } else {
-                        summary.deployments_failed += 1;
-                        summary.paused += usize::from(outcome.paused);
-                        summary.failures.extend(outcome.failures);
-                        failed.insert(address);
-                    }
-                }
-                Ok((address, Err(error))) => {
-                    summary.deployments_failed += 1;
-                    summary.failures.push(format!("{address}: {error}"));
-                    failed.insert(address);
-                }
-                Err(error) => {
-                    summary.deployments_failed += 1;
-                    summary
-                        .failures
-                        .push(format!("a deployment task ended abnormally: {error}"));
-                    // Which one is unknown: nothing later starts.
-                    failed.insert(String::new());
-                }
-            }
+            count_deployment(&mut summary, (&mut failed, &mut held), joined);
         }
     }
     summary.duration = started.elapsed();
@@ -509,4 +429,127 @@ pub async fn apply(
         }
     }
     summary
+}
+
+/// What one deployment's task shares with the apply.
+struct DeploymentRun<'a> {
+    config: &'a Arc<Config>,
+    scheduled: &'a ScheduledDeployment,
+    recorder: &'a Arc<Recorder>,
+    options: &'a ApplyOptions,
+    progress: &'a Arc<Progress>,
+    /// How many ECS deployments started (the summary says so).
+    ecs_started: &'a std::sync::atomic::AtomicUsize,
+}
+
+/// Run one deployment of the plan: nothing when apply was interrupted
+/// before it started; what state says stops it (an approval still awaited,
+/// a rejection, a rollback, a promotion's source not on the version), or
+/// its removal, or its rollout on ECS or VM hosts, with its notifications.
+async fn run_deployment(
+    run: DeploymentRun<'_>,
+    change: &DeploymentChange,
+    promotion_source: Option<(PendingPromotion, Option<Arc<Recorder>>)>,
+) -> Result<DeploymentOutcome, String> {
+    let DeploymentRun {
+        config,
+        scheduled,
+        recorder,
+        options,
+        progress,
+        ecs_started,
+    } = run;
+    if interrupted() {
+        return Ok(DeploymentOutcome {
+            interrupted: true,
+            ..DeploymentOutcome::default()
+        });
+    }
+    let saved = recorder
+        .deployment(&change.address)
+        .filter(|saved| change.version_after.as_ref() == Some(&saved.version));
+    let waiting = saved.as_ref().and_then(|s| s.waiting_approval().cloned());
+    let rejected = saved.as_ref().and_then(|s| s.rejected().cloned());
+    let rolled_back = recorder
+        .deployment(&change.address)
+        .and_then(|s| s.rolled_back_from)
+        .filter(|r| change.version_after.as_ref() == Some(&r.version));
+    let unpromoted = promotion_source
+        .as_ref()
+        .and_then(|(promotion, source)| not_promoted(promotion, source.as_deref()));
+    let notifier = match (&waiting, &rejected) {
+        (None, None) if rolled_back.is_none() && unpromoted.is_none() => {
+            notifications::started(config, change, options, progress).await
+        }
+        _ => None,
+    };
+    let outcome = match change.action {
+        _ if unpromoted.is_some() => Err(unpromoted.unwrap_or_default()),
+        _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
+        _ if rejected.is_some() => {
+            Err(rejected.as_ref().map_or_else(String::new, rejected_message))
+        }
+        _ if rolled_back.is_some() => Err(rolled_back
+            .as_ref()
+            .map_or_else(String::new, crate::state::rolled_back_message)),
+        Action::Destroy => recorder
+            .forget(&change.address)
+            .map(|()| DeploymentOutcome::default())
+            .map_err(|e| e.to_string()),
+        _ if change.target == TargetKind::Ecs => {
+            ecs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ecs::apply_deployment(config, change, scheduled, recorder, options, progress).await
+        }
+        _ => vm::apply_deployment(config, change, scheduled, recorder, options, progress).await,
+    };
+    notifications::finished(config, notifier.as_ref(), &outcome, recorder, progress).await;
+    outcome
+}
+
+/// Add how one deployment's task ended to `summary`; a deployment that
+/// failed goes into `failed`, one interrupted or stopped at an approval into
+/// `held` (what waits for it does not start).
+fn count_deployment(
+    summary: &mut ApplySummary,
+    (failed, held): (&mut BTreeSet<String>, &mut BTreeSet<String>),
+    joined: Result<(String, Result<DeploymentOutcome, String>), tokio::task::JoinError>,
+) {
+    match joined {
+        Ok((address, Ok(outcome))) => {
+            summary.hosts_deployed += outcome.hosts_deployed;
+            summary.hosts_failed += outcome.hosts_failed;
+            summary.hosts_rolled_back += outcome.hosts_rolled_back;
+            summary.hosts_not_rolled_back += outcome.hosts_not_rolled_back;
+            summary.deployments_rolled_back += usize::from(outcome.rolled_back);
+            if outcome.interrupted {
+                summary.interrupted = true;
+                summary.failures.extend(outcome.failures);
+                held.insert(address);
+            } else if let Some(waiting) = outcome.waiting_approval {
+                summary.waiting.push(waiting);
+                summary.failures.extend(outcome.failures);
+                held.insert(address);
+            } else if outcome.failures.is_empty() {
+                summary.deployments_succeeded += 1;
+            } else {
+                summary.deployments_failed += 1;
+                summary.paused += usize::from(outcome.paused);
+                summary.failures.extend(outcome.failures);
+                failed.insert(address);
+            }
+        }
+        Ok((address, Err(error))) => {
+            summary.deployments_failed += 1;
+            summary.failures.push(format!("{address}: {error}"));
+            failed.insert(address);
+        }
+        Err(error) => {
+            summary.deployments_failed += 1;
+            summary
+                .failures
+                .push(format!("a deployment task ended abnormally: {error}"));
+            // Which one is unknown: nothing later starts.
+            failed.insert(String::new());
+        }
+    }
 }

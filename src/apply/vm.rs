@@ -23,7 +23,7 @@ use crate::config::{
 };
 use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
-use crate::plan::{DeploymentChange, ScheduledDeployment, StepKind};
+use crate::plan::{DeploymentChange, ScheduledDeployment, Step as ScheduledStep, StepKind};
 use crate::state::{
     DeploymentStatus, HostStatus, JournalAction, JournalEntry, PreviousRelease, StepOutcome,
     StepResult,
@@ -263,6 +263,9 @@ pub async fn reject_deployment(
     Ok(outcome)
 }
 
+/// Run one VM deployment's rollout as the plan scheduled it: host batches,
+/// with bake, gates and approvals after each, and what `on_failure` says
+/// when a step fails.
 pub async fn apply_deployment(
     config: &Config,
     change: &DeploymentChange,
@@ -273,23 +276,7 @@ pub async fn apply_deployment(
 ) -> Result<DeploymentOutcome, String> {
     let (deployment, vm, hosts) = vm_parts(config, &change.address)?;
     let address = deployment.address.as_str();
-
-    let artifact = match &deployment.service.artifact {
-        Some(spec) => {
-            progress.status(address, "preparing the artifact");
-            let expected = change
-                .artifact
-                .as_ref()
-                .map(|pin| pin.sha256.clone())
-                .or_else(|| spec.sha256.clone());
-            let prepared =
-                artifact::prepare(config, spec, expected.as_deref(), &options.artifact_cache)
-                    .await
-                    .map_err(|e| config.mask(&e.to_string()))?;
-            Some(prepared)
-        }
-        None => None,
-    };
+    let artifact = prepare_artifact(config, change, deployment, options, progress).await?;
     let job = Job::new(
         config,
         deployment,
@@ -315,14 +302,15 @@ pub async fn apply_deployment(
         ),
     );
 
-    let mut transports: BTreeMap<String, Transport> = BTreeMap::new();
-    let starts = tokio::sync::Semaphore::new(8);
-    let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
-    } else {
-        None
+    let mut reach = HostReach {
+        transports: BTreeMap::new(),
+        starts: tokio::sync::Semaphore::new(8),
+        ssh_options: if hosts.transport == TransportKind::Ssh {
+            Some(SshOptions::from_config(hosts, &config.root)?)
+        } else {
+            None
+        },
     };
-    let rollout = config.rollout_of(deployment);
     let mut outcome = DeploymentOutcome::default();
     // A resumed rollout keeps its step numbers: the last one is the total.
     let total_steps = scheduled.steps.last().map_or(0, |s| s.index);
@@ -354,65 +342,8 @@ pub async fn apply_deployment(
             address,
             &format!("step {}/{total_steps}: {}", step.index, batch.join(", ")),
         );
-        // Each host of the batch connects (at most `starts` connections
-        // start at once) and goes on with its update as soon as its own
-        // connection is open: no host waits for the batch's slowest login.
-        let connected = &transports;
-        let results = super::join_all(
-            batch
-                .iter()
-                .map(|host| async {
-                    match connected.get(host) {
-                        Some(transport) => BatchHost::Ran(
-                            None,
-                            update_host(&job, host, step.index, transport).await,
-                        ),
-                        None => match connect(&job, host, ssh_options.as_ref(), &starts).await {
-                            Ok(transport) => {
-                                let result = update_host(&job, host, step.index, &transport).await;
-                                BatchHost::Ran(Some(transport), result)
-                            }
-                            Err(message) => BatchHost::Unreachable(message),
-                        },
-                    }
-                })
-                .collect(),
-        )
-        .await;
-        let mut failures_in_step = 0;
-        for (host, result) in batch.iter().zip(results) {
-            let result = match result {
-                BatchHost::Ran(transport, result) => {
-                    if let Some(transport) = transport {
-                        transports.insert(host.clone(), transport);
-                    }
-                    result
-                }
-                BatchHost::Unreachable(message) => {
-                    // Not reached, so not moved: its record keeps its pair.
-                    let _ = recorder.set_host(address, host, None, HostChange::Unreachable);
-                    let failure = HostFailure {
-                        host: host.clone(),
-                        step: "connect".into(),
-                        message,
-                        changed: false,
-                    };
-                    outcome.failures.push(format!("{address}: {failure}"));
-                    outcome.hosts_failed += 1;
-                    failures_in_step += 1;
-                    continue;
-                }
-            };
-            match result {
-                Ok(()) => outcome.hosts_deployed += 1,
-                Err(failure) => {
-                    progress.event(address, &format!("{failure}"));
-                    outcome.failures.push(format!("{address}: {failure}"));
-                    outcome.hosts_failed += 1;
-                    failures_in_step += 1;
-                }
-            }
-        }
+        let failures_in_step = run_batch(&job, &mut reach, step.index, batch, &mut outcome).await;
+        let rollout = config.rollout_of(deployment);
         let allowed = allowed_failures(rollout.and_then(|r| r.max_failures.as_ref()), batch.len());
         if failures_in_step > allowed {
             failed_step = Some(step.index);
@@ -427,124 +358,301 @@ pub async fn apply_deployment(
                 ),
             );
         }
-        if let Some(bake) = step.bake.as_ref().map(DurationText::get) {
-            if !bake.is_zero() {
-                let what = format!("step {}/{total_steps}: bake", step.index);
-                progress.wait(address, &what, bake).await;
-            }
-        }
-        if let Some(rollout) = rollout {
-            let gate_ctx = gates::GateContext {
-                config,
-                deployment,
-                baseline_version: baseline_version.as_deref(),
-                step: step.index,
-                hosts: batch,
-                recorder,
-                progress,
-            };
-            if let Err(message) = judge_gates(&job, &rollout.verify, &gate_ctx, &transports).await {
-                progress.event(address, &format!("step {}: {message}", step.index));
-                outcome
-                    .failures
-                    .push(format!("{address}: step {}: {message}", step.index));
+        let checks = BatchChecks {
+            baseline_version: baseline_version.as_deref(),
+            total_steps,
+        };
+        match finish_batch(&job, &reach, step, batch, checks, &mut outcome).await? {
+            BatchEnd::Continue => {}
+            BatchEnd::Failed => {
                 failed_step = Some(step.index);
                 break;
             }
-        }
-        progress.event(
-            address,
-            &format!(
-                "step {}/{total_steps} done: {}",
-                step.index,
-                batch.join(", ")
-            ),
-        );
-        if let Some(waiting_for) = super::wait_for_approval(
-            config,
-            deployment,
-            step,
-            recorder,
-            progress,
-            &options.apply_id,
-        )? {
-            outcome.waiting_approval = Some(waiting_for);
-            waiting = true;
-            break;
+            BatchEnd::WaitingApproval => {
+                waiting = true;
+                break;
+            }
         }
     }
 
-    let result = if let Some(step) = failed_step {
-        match scheduled.on_failure {
-            OnFailure::Rollback => {
-                let status = roll_back_rollout(
-                    &job,
-                    &mut transports,
-                    ssh_options.as_ref(),
-                    &starts,
-                    step,
-                    &mut outcome,
-                )
-                .await;
-                // Every host the rollout moved is back or named as not
-                // rolled back: none stays counted as deployed.
-                outcome.hosts_deployed = 0;
-                status
-            }
-            OnFailure::Pause => {
-                progress.event(
-                    address,
-                    "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
-                );
-                outcome.paused = true;
-                // The rollout is unfinished, whichever hosts it reached.
-                DeploymentStatus::Partial
-            }
-            OnFailure::Abort => DeploymentStatus::Failed,
+    let result = match failed_step {
+        Some(step) => after_failed_step(&job, &mut reach, scheduled, step, &mut outcome).await,
+        None if waiting || outcome.interrupted || !outcome.failures.is_empty() => {
+            DeploymentStatus::Partial
         }
-    } else if waiting || outcome.interrupted || !outcome.failures.is_empty() {
-        DeploymentStatus::Partial
-    } else {
-        DeploymentStatus::Deployed
+        None => DeploymentStatus::Deployed,
     };
     let verified = result == DeploymentStatus::Deployed;
     recorder
         .finish_deployment(address, result.clone(), verified, &hosts.hosts)
         .map_err(|e| e.to_string())?;
-    for transport in transports.into_values() {
+    for transport in reach.transports.into_values() {
         transport.close().await;
     }
     progress.done(address);
     progress.event(
         address,
-        &match result {
-            DeploymentStatus::Deployed => format!(
-                "deployed {} to {} host(s)",
-                deployment.service.version, outcome.hosts_deployed
-            ),
-            DeploymentStatus::RolledBack => {
-                format!("rolled back {} host(s)", outcome.hosts_rolled_back)
-            }
-            DeploymentStatus::Partial if outcome.interrupted => format!(
-                "interrupted: {} host(s) moved to {} by this apply; `slipway apply` continues the rollout",
-                outcome.hosts_deployed, deployment.service.version
-            ),
-            DeploymentStatus::Partial if waiting => format!(
-                "waiting for approval: {} host(s) moved to {} so far",
-                outcome.hosts_deployed, deployment.service.version
-            ),
-            DeploymentStatus::Partial => format!(
-                "partial: {} host(s) on {}, {} failed",
-                outcome.hosts_deployed, deployment.service.version, outcome.hosts_failed
-            ),
-            _ if outcome.hosts_not_rolled_back > 0 => format!(
-                "failed: {} host(s) rolled back, {} NOT rolled back",
-                outcome.hosts_rolled_back, outcome.hosts_not_rolled_back
-            ),
-            _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
-        },
+        &deployment_ended(&result, &outcome, waiting, &deployment.service.version),
     );
     Ok(outcome)
+}
+
+/// The deployment's artifact, fetched (or found in the cache) and checked
+/// against the digest the plan pinned; `None` for a service without one.
+async fn prepare_artifact(
+    config: &Config,
+    change: &DeploymentChange,
+    deployment: &Deployment,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> Result<Option<PreparedArtifact>, String> {
+    let Some(spec) = &deployment.service.artifact else {
+        return Ok(None);
+    };
+    progress.status(&deployment.address, "preparing the artifact");
+    let expected = change
+        .artifact
+        .as_ref()
+        .map(|pin| pin.sha256.clone())
+        .or_else(|| spec.sha256.clone());
+    artifact::prepare(config, spec, expected.as_deref(), &options.artifact_cache)
+        .await
+        .map(Some)
+        .map_err(|e| config.mask(&e.to_string()))
+}
+
+/// How a rollout reaches its hosts: the connections it opened (kept for
+/// later steps and a rollback), at most 8 logins starting at once, and the
+/// SSH options (none with the local transport).
+struct HostReach {
+    transports: BTreeMap<String, Transport>,
+    starts: tokio::sync::Semaphore,
+    ssh_options: Option<SshOptions>,
+}
+
+/// Update the hosts of one batch (step `step`) at once, each as soon as its
+/// own connection is open, and count into `outcome`. Returns how many hosts
+/// of the batch failed (an unreachable one included).
+async fn run_batch(
+    job: &Job<'_>,
+    reach: &mut HostReach,
+    step: usize,
+    batch: &[String],
+    outcome: &mut DeploymentOutcome,
+) -> usize {
+    let address = job.deployment.address.as_str();
+    // Each host of the batch connects (at most `starts` connections start
+    // at once) and goes on with its update as soon as its own connection is
+    // open: no host waits for the batch's slowest login.
+    let connected = &reach.transports;
+    let (ssh_options, starts) = (reach.ssh_options.as_ref(), &reach.starts);
+    let results = super::join_all(
+        batch
+            .iter()
+            .map(|host| async move {
+                match connected.get(host) {
+                    Some(transport) => {
+                        BatchHost::Ran(None, update_host(job, host, step, transport).await)
+                    }
+                    None => match connect(job, host, ssh_options, starts).await {
+                        Ok(transport) => {
+                            let result = update_host(job, host, step, &transport).await;
+                            BatchHost::Ran(Some(transport), result)
+                        }
+                        Err(message) => BatchHost::Unreachable(message),
+                    },
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let mut failures_in_step = 0;
+    for (host, result) in batch.iter().zip(results) {
+        let result = match result {
+            BatchHost::Ran(transport, result) => {
+                if let Some(transport) = transport {
+                    reach.transports.insert(host.clone(), transport);
+                }
+                result
+            }
+            BatchHost::Unreachable(message) => {
+                // Not reached, so not moved: its record keeps its pair.
+                let _ = job
+                    .recorder
+                    .set_host(address, host, None, HostChange::Unreachable);
+                let failure = HostFailure {
+                    host: host.clone(),
+                    step: "connect".into(),
+                    message,
+                    changed: false,
+                };
+                outcome.failures.push(format!("{address}: {failure}"));
+                outcome.hosts_failed += 1;
+                failures_in_step += 1;
+                continue;
+            }
+        };
+        match result {
+            Ok(()) => outcome.hosts_deployed += 1,
+            Err(failure) => {
+                job.progress.event(address, &format!("{failure}"));
+                outcome.failures.push(format!("{address}: {failure}"));
+                outcome.hosts_failed += 1;
+                failures_in_step += 1;
+            }
+        }
+    }
+    failures_in_step
+}
+
+/// What [`finish_batch`] needs besides the batch: the previous version's
+/// metrics label for gates with a baseline, and the rollout's last step
+/// number for progress.
+#[derive(Clone, Copy)]
+struct BatchChecks<'a> {
+    baseline_version: Option<&'a str>,
+    total_steps: usize,
+}
+
+/// How a batch that updated its hosts within `max_failures` ends.
+enum BatchEnd {
+    Continue,
+    /// A verification gate failed: the step failed.
+    Failed,
+    /// The rollout stops at an approval after this step.
+    WaitingApproval,
+}
+
+/// After a batch updated its hosts: its bake, its verification gates, and
+/// the approval that may follow the step.
+async fn finish_batch(
+    job: &Job<'_>,
+    reach: &HostReach,
+    step: &ScheduledStep,
+    batch: &[String],
+    checks: BatchChecks<'_>,
+    outcome: &mut DeploymentOutcome,
+) -> Result<BatchEnd, String> {
+    let (config, deployment, progress) = (job.config, job.deployment, job.progress);
+    let address = deployment.address.as_str();
+    let total_steps = checks.total_steps;
+    if let Some(bake) = step.bake.as_ref().map(DurationText::get) {
+        if !bake.is_zero() {
+            let what = format!("step {}/{total_steps}: bake", step.index);
+            progress.wait(address, &what, bake).await;
+        }
+    }
+    if let Some(rollout) = config.rollout_of(deployment) {
+        let gate_ctx = gates::GateContext {
+            config,
+            deployment,
+            baseline_version: checks.baseline_version,
+            step: step.index,
+            hosts: batch,
+            recorder: job.recorder,
+            progress,
+        };
+        if let Err(message) = judge_gates(job, &rollout.verify, &gate_ctx, &reach.transports).await
+        {
+            progress.event(address, &format!("step {}: {message}", step.index));
+            outcome
+                .failures
+                .push(format!("{address}: step {}: {message}", step.index));
+            return Ok(BatchEnd::Failed);
+        }
+    }
+    progress.event(
+        address,
+        &format!(
+            "step {}/{total_steps} done: {}",
+            step.index,
+            batch.join(", ")
+        ),
+    );
+    if let Some(waiting_for) = super::wait_for_approval(
+        config,
+        deployment,
+        step,
+        job.recorder,
+        progress,
+        &job.options.apply_id,
+    )? {
+        outcome.waiting_approval = Some(waiting_for);
+        return Ok(BatchEnd::WaitingApproval);
+    }
+    Ok(BatchEnd::Continue)
+}
+
+/// What `on_failure` makes of a rollout whose step `step` failed: the
+/// status the deployment ends with.
+async fn after_failed_step(
+    job: &Job<'_>,
+    reach: &mut HostReach,
+    scheduled: &ScheduledDeployment,
+    step: usize,
+    outcome: &mut DeploymentOutcome,
+) -> DeploymentStatus {
+    match scheduled.on_failure {
+        OnFailure::Rollback => {
+            let status = roll_back_rollout(
+                job,
+                &mut reach.transports,
+                reach.ssh_options.as_ref(),
+                &reach.starts,
+                step,
+                outcome,
+            )
+            .await;
+            // Every host the rollout moved is back or named as not
+            // rolled back: none stays counted as deployed.
+            outcome.hosts_deployed = 0;
+            status
+        }
+        OnFailure::Pause => {
+            job.progress.event(
+                &job.deployment.address,
+                "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
+            );
+            outcome.paused = true;
+            // The rollout is unfinished, whichever hosts it reached.
+            DeploymentStatus::Partial
+        }
+        OnFailure::Abort => DeploymentStatus::Failed,
+    }
+}
+
+/// The line that tells how a deployment's rollout to `version` ended.
+fn deployment_ended(
+    result: &DeploymentStatus,
+    outcome: &DeploymentOutcome,
+    waiting: bool,
+    version: &str,
+) -> String {
+    match result {
+        DeploymentStatus::Deployed => {
+            format!("deployed {version} to {} host(s)", outcome.hosts_deployed)
+        }
+        DeploymentStatus::RolledBack => {
+            format!("rolled back {} host(s)", outcome.hosts_rolled_back)
+        }
+        DeploymentStatus::Partial if outcome.interrupted => format!(
+            "interrupted: {} host(s) moved to {version} by this apply; `slipway apply` continues the rollout",
+            outcome.hosts_deployed
+        ),
+        DeploymentStatus::Partial if waiting => format!(
+            "waiting for approval: {} host(s) moved to {version} so far",
+            outcome.hosts_deployed
+        ),
+        DeploymentStatus::Partial => format!(
+            "partial: {} host(s) on {version}, {} failed",
+            outcome.hosts_deployed, outcome.hosts_failed
+        ),
+        _ if outcome.hosts_not_rolled_back > 0 => format!(
+            "failed: {} host(s) rolled back, {} NOT rolled back",
+            outcome.hosts_rolled_back, outcome.hosts_not_rolled_back
+        ),
+        _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
+    }
 }
 
 fn allowed_failures(max: Option<&BatchSize>, batch: usize) -> usize {
