@@ -662,7 +662,7 @@ fn describe_backend_config(config_dir: &Path, backend: &BackendConfig) -> String
 }
 
 fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    config::units::parse_duration(text)
+    config::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Take the lock of `environment`, waiting up to `timeout` (saying so once).
