@@ -1831,7 +1831,7 @@ impl Loader {
                     );
                 }
                 let checked = if local {
-                    confine::local_host(host)
+                    confine::local_host(host).map_err(|e| e.to_string())
                 } else {
                     encode::ssh::parse_target(host).map(|_| ())
                 };
