@@ -1833,7 +1833,9 @@ impl Loader {
                 let checked = if local {
                     confine::local_host(host).map_err(|e| e.to_string())
                 } else {
-                    encode::ssh::parse_target(host).map(|_| ())
+                    encode::ssh::parse_target(host)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 };
                 if let Err(problem) = checked {
                     self.error(
@@ -1852,21 +1854,23 @@ impl Loader {
             }
             // Values that reach the ssh command line or the ssh config written
             // for a bastion: checked against their grammars, never escaped.
-            let mut check =
-                |name: &str, value: Option<&String>, result: Result<(), String>, help: &str| {
-                    if value.is_some() {
-                        if let Err(problem) = result {
-                            self.error(
-                                Diagnostic::error(
-                                    "invalid-ssh-value",
-                                    format!("\"{name}\": {problem}"),
-                                )
-                                .at_opt(attr_span(name))
-                                .help(help.to_string()),
-                            );
-                        }
+            let mut check = |name: &str,
+                             value: Option<&String>,
+                             result: Result<(), encode::ssh::SshValueError>,
+                             help: &str| {
+                if value.is_some() {
+                    if let Err(problem) = result {
+                        self.error(
+                            Diagnostic::error(
+                                "invalid-ssh-value",
+                                format!("\"{name}\": {problem}"),
+                            )
+                            .at_opt(attr_span(name))
+                            .help(help.to_string()),
+                        );
                     }
-                };
+                }
+            };
             let ok = Ok(());
             let bastion = vm_hosts.bastion.as_ref();
             check(
