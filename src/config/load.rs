@@ -451,7 +451,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(message) => self.error(Diagnostic::error("var-flag", message)),
+                Err(error) => self.error(Diagnostic::error("var-flag", error.to_string())),
             }
         }
         values
