@@ -340,14 +340,18 @@ impl Loader {
         &mut self,
         base: &Path,
         source: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, ArtifactDigestError> {
         let key = base.join(source);
         if let Some(digest) = self.artifact_digests.get(&key) {
             return Ok(digest.clone());
         }
-        let classified = crate::artifact::classify(base, source).map_err(|e| e.to_string())?;
-        let digest = crate::artifact::local_digest(&classified)
-            .map_err(|e| format!("cannot read artifact {}: {e}", excerpt(source)))?;
+        let classified = crate::artifact::classify(base, source)?;
+        let digest = crate::artifact::local_digest(&classified).map_err(|error| {
+            ArtifactDigestError::Unreadable {
+                artifact: source.to_string(),
+                error,
+            }
+        })?;
         self.artifact_digests.insert(key, digest.clone());
         Ok(digest)
     }
@@ -2414,9 +2418,9 @@ impl Loader {
         if usable && artifact.sha256.is_none() {
             match self.local_artifact_digest(&artifact.base_dir.clone(), &artifact.source) {
                 Ok(digest) => artifact.sha256 = digest,
-                Err(message) => {
+                Err(error) => {
                     self.error(
-                        Diagnostic::error("artifact", message)
+                        Diagnostic::error("artifact", error.to_string())
                             .at_opt(span_of("source"))
                             .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, s3://bucket/key or oci://registry/repository:tag"),
                     );
@@ -3522,7 +3526,48 @@ struct DeploymentNames {
     deployments: BTreeSet<String>,
 }
 
-fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
+/// Why the value given for a variable, or its default, is not of its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarValueError {
+    /// A value of another type (`expected` and `found` describe types).
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// Text that does not parse or evaluate as a value of the type; `text`
+    /// is `None` for a sensitive value, which the message does not repeat.
+    #[error("{} is not a valid {expected} value", describe_input(.text.as_deref()))]
+    NotValid {
+        text: Option<String>,
+        expected: &'static str,
+    },
+}
+
+/// An input as [`VarValueError::NotValid`] shows it: quoted, or not at all
+/// when sensitive.
+fn describe_input(text: Option<&str>) -> String {
+    match text {
+        Some(text) => format!("\"{text}\""),
+        None => "the sensitive value (not shown)".to_string(),
+    }
+}
+
+/// Why the digest of a local artifact cannot be computed.
+#[derive(Debug, thiserror::Error)]
+enum ArtifactDigestError {
+    /// The source is not a usable artifact source.
+    #[error(transparent)]
+    Source(#[from] crate::artifact::SourceError),
+    /// The file or directory cannot be read.
+    #[error("cannot read artifact {}: {error}", excerpt(.artifact))]
+    Unreadable {
+        artifact: String,
+        error: std::io::Error,
+    },
+}
+
+fn check_var_type(value: &Value, var_type: VarType) -> Result<(), VarValueError> {
     let ok = match var_type {
         VarType::String => matches!(value, Value::String(_)),
         VarType::Number => matches!(value, Value::Number(_)),
@@ -3534,23 +3579,23 @@ fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "expected {}, found {}",
-            var_type.describe(),
-            type_name(value)
-        ))
+        Err(VarValueError::WrongType {
+            expected: var_type.describe(),
+            found: type_name(value),
+        })
     }
 }
 
 /// A value given from outside as the variable's type. The message for a value
 /// that is not one repeats it, unless it is `sensitive`.
-fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<Value, String> {
-    let shown = |text: &str| {
-        if sensitive {
-            "the sensitive value (not shown)".to_string()
-        } else {
-            format!("\"{text}\"")
-        }
+fn convert_input(
+    raw: &RawInput,
+    var_type: VarType,
+    sensitive: bool,
+) -> Result<Value, VarValueError> {
+    let not_valid = |text: &str| VarValueError::NotValid {
+        text: (!sensitive).then(|| text.to_string()),
+        expected: var_type.describe(),
     };
     let value = match (raw, var_type) {
         (RawInput::Value(Value::Number(n)), VarType::String) => Value::String(n.to_string()),
@@ -3558,20 +3603,9 @@ fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<V
         (RawInput::Value(value), _) => value.clone(),
         (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
         (RawInput::Text(text), _) => {
-            let expr: hcl::Expression = text.parse().map_err(|_| {
-                format!(
-                    "{} is not a valid {} value",
-                    shown(text),
-                    var_type.describe()
-                )
-            })?;
-            expr.evaluate(&function_context()).map_err(|_| {
-                format!(
-                    "{} is not a valid {} value",
-                    shown(text),
-                    var_type.describe()
-                )
-            })?
+            let expr: hcl::Expression = text.parse().map_err(|_| not_valid(text))?;
+            expr.evaluate(&function_context())
+                .map_err(|_| not_valid(text))?
         }
     };
     check_var_type(&value, var_type)?;
