@@ -16,7 +16,8 @@
 //! - with the local transport, a host name is one plain directory name and
 //!   `root` a relative path that stays inside the configuration's directory.
 //!
-//! These are lexical checks, made at validate time. What a path on a host
+//! These are lexical checks, made at validate time; a refusal is a
+//! [`ConfineError`] holding the text as written. What a path on a host
 //! resolves to (symbolic links) is checked by the remote scripts when they
 //! run (`vm::steps`). Pure functions; nothing here touches a file system.
 

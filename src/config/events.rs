@@ -1,5 +1,6 @@
 //! What a `notify` block may say: the events its `on` list names (and the
-//! older names still accepted), and the form of its webhook URL. Validation
+//! older names still accepted), and the form of its webhook URL
+//! ([`check_webhook`], refusing with a [`WebhookError`]). Validation
 //! checks blocks against these; building and sending the events is
 //! [`crate::notify`].
 

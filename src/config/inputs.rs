@@ -3,7 +3,8 @@
 //!
 //! Precedence, lowest first: environment, var files in the order given, `-var`
 //! flags in the order given. The last value for a name wins. This module only
-//! collects raw values; the loader converts them to each variable's type.
+//! collects raw values (a malformed `-var` is a [`VarFlagError`]); the loader
+//! converts them to each variable's type.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

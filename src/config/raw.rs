@@ -77,7 +77,7 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Every `*.hcl` entry of a directory, sorted by name, each with whether it
 /// can be read as a configuration file: a regular file, or a link to one. A
 /// dangling link, a directory, a FIFO, a socket or a device gets the reason it
-/// cannot. The type is read without opening the entry, so a FIFO never blocks.
+/// cannot ([`Unreadable`]). The type is read without opening the entry, so a FIFO never blocks.
 pub fn hcl_entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<(), Unreadable>)>> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
