@@ -95,7 +95,7 @@ pub enum FileError {
     NotUtf8 { path: String },
 }
 
-/// Why [`read_regular_file`] refuses a file.
+/// Why `read_regular_file` refuses a file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadProblem {
     /// Opening or reading it failed.
@@ -104,10 +104,10 @@ pub enum ReadProblem {
     /// A device, FIFO, directory...
     #[error("not a regular file")]
     NotRegular,
-    /// Larger than [`MAX_FILE_BYTES`].
+    /// Larger than `MAX_FILE_BYTES`.
     #[error("{bytes} bytes, more than the {} MiB a configuration may read from one file", MAX_FILE_BYTES / (1024 * 1024))]
     TooLarge { bytes: u64 },
-    /// It grew past [`MAX_FILE_BYTES`] while it was read.
+    /// It grew past `MAX_FILE_BYTES` while it was read.
     #[error("the file grew past the size limit while it was read")]
     Grew,
 }
