@@ -138,7 +138,8 @@ pub fn read_for(
                 let sdk = sdk_configs[&spec.region].clone();
                 tokio::spawn(async move {
                     let text = read(&spec, &sdk).await?;
-                    value_from_store(&text, spec.json_key.as_deref()).map_err(ReadProblem::JsonKey)
+                    value_from_store(&text, spec.json_key.as_deref())
+                        .map_err(|e| ReadProblem::JsonKey(e.to_string()))
                 })
             })
             .collect();

@@ -107,7 +107,7 @@ pub(super) fn exit_without_freeing<T>(value: T) {
 }
 
 pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    config::units::parse_duration(text)
+    config::units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 pub(super) fn prompt(question: &str) -> anyhow::Result<String> {

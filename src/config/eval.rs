@@ -1,7 +1,8 @@
 //! Expression evaluation: the function library and reference discovery.
 //!
 //! Evaluation itself is hcl-rs's; this module supplies the functions the
-//! language offers (`file`, `templatefile`, `sha256`, `jsonencode`, ...), finds
+//! language offers (`file`, `templatefile`, `sha256`, `jsonencode`, ...; their
+//! refusals are [`EvalError`]s, given to hcl-rs as messages), finds
 //! the references an expression makes (`var.x`, `local.y`, `deployment.z`) so the
 //! loader can check them before evaluating, and turns values into JSON. Reading
 //! files for `file`/`templatefile` is the only I/O, always below the directory
@@ -16,11 +17,115 @@ use hcl::edit::expr::{Expression as EditExpr, TraversalOperator};
 use hcl::edit::visit::{self, Visit};
 use hcl::edit::visit_mut;
 use hcl::edit::Span as _;
-use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
+use hcl::eval::{Context, Func, FuncArgs, FuncDef, ParamType};
 use hcl::Value;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::{FileId, Span};
+
+/// Why a function of this module refuses its arguments. The message is what
+/// hcl-rs reports for the call.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file `file` or `templatefile` reads cannot be read.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A template file that does not parse.
+    #[error("template \"{path}\" is invalid: {error}")]
+    InvalidTemplate { path: String, error: hcl::Error },
+    /// A template that does not evaluate with the variables given.
+    #[error("template \"{path}\": {error}")]
+    Template {
+        path: String,
+        error: hcl::eval::Error,
+    },
+    /// An argument that must be a string (`argument` counts from 1).
+    #[error("argument {argument} must be a string")]
+    NotAString { argument: usize },
+    /// `jsonencode` of a value JSON cannot hold.
+    #[error("{0}")]
+    JsonEncode(serde_json::Error),
+    /// `jsondecode` of text that is not JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+    /// `jsondecode` of JSON that is no HCL value.
+    #[error("{0}")]
+    JsonValue(hcl::Error),
+    /// `shellquote` of text holding NUL.
+    #[error("shellquote: a NUL byte cannot be part of a shell word")]
+    NulInShellWord,
+    /// A list or map where a string is needed.
+    #[error("cannot use {found} as a string")]
+    NotScalar { found: &'static str },
+    /// `join` given something other than lists.
+    #[error("join(separator, list): the list must be a list")]
+    JoinNotList,
+    /// `length` of a value that has none.
+    #[error("length of {found} is undefined")]
+    NoLength { found: &'static str },
+    /// `merge` given something other than maps.
+    #[error("merge takes maps, got {found}")]
+    MergeNotMap { found: &'static str },
+    /// `concat` given something other than lists.
+    #[error("concat takes lists, got {found}")]
+    ConcatNotList { found: &'static str },
+    /// `contains` of something other than a list.
+    #[error("contains takes a list, got {found}")]
+    ContainsNotList { found: &'static str },
+    /// `keys` of something other than a map.
+    #[error("keys takes a map, got {found}")]
+    KeysNotMap { found: &'static str },
+    /// `values` of something other than a map.
+    #[error("values takes a map, got {found}")]
+    ValuesNotMap { found: &'static str },
+    /// `try()` without arguments.
+    #[error("takes at least 1 argument, got 0: try(expression, ...)")]
+    TryWithoutArguments,
+}
+
+/// Why a file `file` or `templatefile` names cannot be read. Kept in the
+/// per-load cache with the files read, so it is `Clone`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FileError {
+    /// The file cannot be read (`path` as the configuration wrote it).
+    #[error("cannot read \"{path}\": {problem}")]
+    Unreadable { path: String, problem: ReadProblem },
+    /// The file is not UTF-8 text.
+    #[error("\"{path}\" is not UTF-8 text")]
+    NotUtf8 { path: String },
+}
+
+/// Why `read_regular_file` refuses a file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadProblem {
+    /// Opening or reading it failed.
+    #[error("{0}")]
+    Io(Rc<std::io::Error>),
+    /// A device, FIFO, directory...
+    #[error("not a regular file")]
+    NotRegular,
+    /// Larger than `MAX_FILE_BYTES`.
+    #[error("{bytes} bytes, more than the {} MiB a configuration may read from one file", MAX_FILE_BYTES / (1024 * 1024))]
+    TooLarge { bytes: u64 },
+    /// It grew past `MAX_FILE_BYTES` while it was read.
+    #[error("the file grew past the size limit while it was read")]
+    Grew,
+}
+
+impl From<std::io::Error> for ReadProblem {
+    fn from(error: std::io::Error) -> ReadProblem {
+        ReadProblem::Io(Rc::new(error))
+    }
+}
+
+/// A function of this module or of [`super::functions`] as hcl-rs calls it:
+/// hcl-rs takes an error as its message.
+macro_rules! hcl_func {
+    ($f:path) => {{
+        let f: Func = |args| $f(args).map_err(|e| e.to_string());
+        f
+    }};
+}
 
 thread_local! {
     /// Directory that relative paths in `file` and `templatefile` resolve against.
@@ -44,7 +149,7 @@ pub fn take_files_read() -> Vec<(PathBuf, Vec<u8>)> {
 
 thread_local! {
     /// Files read by functions in this load, by full path (each read once).
-    static FILE_CACHE: RefCell<HashMap<PathBuf, Result<Rc<str>, String>>> = RefCell::new(HashMap::new());
+    static FILE_CACHE: RefCell<HashMap<PathBuf, Result<Rc<str>, FileError>>> = RefCell::new(HashMap::new());
     /// Templates parsed in this load, by full path.
     static TEMPLATE_CACHE: RefCell<HashMap<PathBuf, Rc<hcl::Template>>> = RefCell::new(HashMap::new());
     /// The function library, built once per thread.
@@ -62,16 +167,21 @@ fn full_path(path: &str) -> PathBuf {
     BASE_DIR.with(|b| b.borrow().join(Path::new(path)))
 }
 
-fn read_relative(path: &str) -> Result<Rc<str>, String> {
+fn read_relative(path: &str) -> Result<Rc<str>, FileError> {
     let full = full_path(path);
     if let Some(cached) = FILE_CACHE.with(|c| c.borrow().get(&full).cloned()) {
         return cached;
     }
     let result = read_regular_file(&full)
-        .map_err(|e| format!("cannot read \"{path}\": {e}"))
+        .map_err(|problem| FileError::Unreadable {
+            path: path.to_string(),
+            problem,
+        })
         .and_then(|bytes| {
             let text = std::str::from_utf8(&bytes)
-                .map_err(|_| format!("\"{path}\" is not UTF-8 text"))?
+                .map_err(|_| FileError::NotUtf8 {
+                    path: path.to_string(),
+                })?
                 .into();
             FILES_READ.with(|f| f.borrow_mut().push((full.clone(), bytes)));
             Ok(text)
@@ -85,55 +195,58 @@ const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The bytes of a regular file of at most [`MAX_FILE_BYTES`]: a device, a
 /// FIFO or a directory is refused before anything is read from it.
-fn read_regular_file(path: &Path) -> Result<Vec<u8>, String> {
+fn read_regular_file(path: &Path) -> Result<Vec<u8>, ReadProblem> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path)?;
+    let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err("not a regular file".to_string());
+        return Err(ReadProblem::NotRegular);
     }
     if metadata.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {} MiB a configuration may read from one file",
-            metadata.len(),
-            MAX_FILE_BYTES / (1024 * 1024)
-        ));
+        return Err(ReadProblem::TooLarge {
+            bytes: metadata.len(),
+        });
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err("the file grew past the size limit while it was read".to_string());
+        return Err(ReadProblem::Grew);
     }
     Ok(bytes)
 }
 
-fn parsed_template(path: &str) -> Result<Rc<hcl::Template>, String> {
+fn parsed_template(path: &str) -> Result<Rc<hcl::Template>, EvalError> {
     let full = full_path(path);
     if let Some(template) = TEMPLATE_CACHE.with(|c| c.borrow().get(&full).cloned()) {
         return Ok(template);
     }
     let text = read_relative(path)?;
-    let template: hcl::Template = text
-        .parse()
-        .map_err(|e: hcl::Error| format!("template \"{path}\" is invalid: {e}"))?;
+    let template: hcl::Template =
+        text.parse()
+            .map_err(|error: hcl::Error| EvalError::InvalidTemplate {
+                path: path.to_string(),
+                error,
+            })?;
     let template = Rc::new(template);
     TEMPLATE_CACHE.with(|c| c.borrow_mut().insert(full, template.clone()));
     Ok(template)
 }
 
-fn str_arg(args: &FuncArgs, index: usize) -> Result<&str, String> {
+fn str_arg(args: &FuncArgs, index: usize) -> Result<&str, EvalError> {
     args.get(index)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("argument {} must be a string", index + 1))
+        .ok_or(EvalError::NotAString {
+            argument: index + 1,
+        })
 }
 
-fn fn_file(args: FuncArgs) -> Result<Value, String> {
-    read_relative(str_arg(&args, 0)?).map(|text| Value::String(text.to_string()))
+fn fn_file(args: FuncArgs) -> Result<Value, EvalError> {
+    Ok(Value::String(
+        read_relative(str_arg(&args, 0)?)?.to_string(),
+    ))
 }
 
-fn fn_templatefile(args: FuncArgs) -> Result<Value, String> {
+fn fn_templatefile(args: FuncArgs) -> Result<Value, EvalError> {
     let path = str_arg(&args, 0)?;
     let template = parsed_template(path)?;
     let mut context = function_context();
@@ -146,76 +259,81 @@ fn fn_templatefile(args: FuncArgs) -> Result<Value, String> {
     template
         .evaluate(&context)
         .map(Value::String)
-        .map_err(|e| format!("template \"{path}\": {e}"))
+        .map_err(|error| EvalError::Template {
+            path: path.to_string(),
+            error,
+        })
 }
 
-fn fn_sha256(args: FuncArgs) -> Result<Value, String> {
+fn fn_sha256(args: FuncArgs) -> Result<Value, EvalError> {
     Ok(Value::String(hex::encode(Sha256::digest(
         str_arg(&args, 0)?.as_bytes(),
     ))))
 }
 
-fn fn_jsonencode(args: FuncArgs) -> Result<Value, String> {
+fn fn_jsonencode(args: FuncArgs) -> Result<Value, EvalError> {
     let value = to_json(&args[0]);
     serde_json::to_string(&value)
         .map(Value::String)
-        .map_err(|e| e.to_string())
+        .map_err(EvalError::JsonEncode)
 }
 
-fn fn_jsondecode(args: FuncArgs) -> Result<Value, String> {
+fn fn_jsondecode(args: FuncArgs) -> Result<Value, EvalError> {
     let json: serde_json::Value =
-        serde_json::from_str(str_arg(&args, 0)?).map_err(|e| format!("invalid JSON: {e}"))?;
-    hcl::to_value(json).map_err(|e| e.to_string())
+        serde_json::from_str(str_arg(&args, 0)?).map_err(EvalError::InvalidJson)?;
+    hcl::to_value(json).map_err(EvalError::JsonValue)
 }
 
-fn fn_lower(args: FuncArgs) -> Result<Value, String> {
+fn fn_lower(args: FuncArgs) -> Result<Value, EvalError> {
     Ok(Value::String(str_arg(&args, 0)?.to_lowercase()))
 }
 
-fn fn_upper(args: FuncArgs) -> Result<Value, String> {
+fn fn_upper(args: FuncArgs) -> Result<Value, EvalError> {
     Ok(Value::String(str_arg(&args, 0)?.to_uppercase()))
 }
 
-fn fn_trimspace(args: FuncArgs) -> Result<Value, String> {
+fn fn_trimspace(args: FuncArgs) -> Result<Value, EvalError> {
     Ok(Value::String(str_arg(&args, 0)?.trim().to_string()))
 }
 
 /// The value as one POSIX shell word, always in single quotes (each `'` as
 /// `'\''`): interpolated into a `command`, the shell gives back exactly the
 /// value, whatever it holds. NUL cannot be in a shell word at all.
-fn fn_shellquote(args: FuncArgs) -> Result<Value, String> {
+fn fn_shellquote(args: FuncArgs) -> Result<Value, EvalError> {
     let value = str_arg(&args, 0)?;
     if value.contains('\0') {
-        return Err("shellquote: a NUL byte cannot be part of a shell word".to_string());
+        return Err(EvalError::NulInShellWord);
     }
     Ok(Value::String(format!("'{}'", value.replace('\'', "'\\''"))))
 }
 
-fn fn_replace(args: FuncArgs) -> Result<Value, String> {
+fn fn_replace(args: FuncArgs) -> Result<Value, EvalError> {
     let (text, from, to) = (str_arg(&args, 0)?, str_arg(&args, 1)?, str_arg(&args, 2)?);
     Ok(Value::String(text.replace(from, to)))
 }
 
-fn scalar_to_string(value: &Value) -> Result<String, String> {
+fn scalar_to_string(value: &Value) -> Result<String, EvalError> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
         Value::Null => Ok(String::new()),
-        other => Err(format!("cannot use {} as a string", type_name(other))),
+        other => Err(EvalError::NotScalar {
+            found: type_name(other),
+        }),
     }
 }
 
-fn fn_tostring(args: FuncArgs) -> Result<Value, String> {
+fn fn_tostring(args: FuncArgs) -> Result<Value, EvalError> {
     scalar_to_string(&args[0]).map(Value::String)
 }
 
-fn fn_join(args: FuncArgs) -> Result<Value, String> {
+fn fn_join(args: FuncArgs) -> Result<Value, EvalError> {
     let separator = str_arg(&args, 0)?;
     let mut parts = Vec::new();
     for list in args.iter().skip(1) {
         let Value::Array(items) = list else {
-            return Err("join(separator, list): the list must be a list".into());
+            return Err(EvalError::JoinNotList);
         };
         for item in items {
             parts.push(scalar_to_string(item)?);
@@ -224,7 +342,7 @@ fn fn_join(args: FuncArgs) -> Result<Value, String> {
     Ok(Value::String(parts.join(separator)))
 }
 
-fn fn_split(args: FuncArgs) -> Result<Value, String> {
+fn fn_split(args: FuncArgs) -> Result<Value, EvalError> {
     let (separator, text) = (str_arg(&args, 0)?, str_arg(&args, 1)?);
     if separator.is_empty() {
         // As Terraform: one string per character.
@@ -239,59 +357,77 @@ fn fn_split(args: FuncArgs) -> Result<Value, String> {
     ))
 }
 
-fn fn_length(args: FuncArgs) -> Result<Value, String> {
+fn fn_length(args: FuncArgs) -> Result<Value, EvalError> {
     let length = match &args[0] {
         Value::Array(items) => items.len(),
         Value::Object(map) => map.len(),
         Value::String(s) => s.chars().count(),
-        other => return Err(format!("length of {} is undefined", type_name(other))),
+        other => {
+            return Err(EvalError::NoLength {
+                found: type_name(other),
+            })
+        }
     };
     Ok(Value::from(length as u64))
 }
 
-fn fn_merge(args: FuncArgs) -> Result<Value, String> {
+fn fn_merge(args: FuncArgs) -> Result<Value, EvalError> {
     let mut merged = hcl::Map::new();
     for value in args.iter() {
         match value {
             Value::Object(map) => merged.extend(map.clone()),
             Value::Null => {}
-            other => return Err(format!("merge takes maps, got {}", type_name(other))),
+            other => {
+                return Err(EvalError::MergeNotMap {
+                    found: type_name(other),
+                })
+            }
         }
     }
     Ok(Value::Object(merged))
 }
 
-fn fn_concat(args: FuncArgs) -> Result<Value, String> {
+fn fn_concat(args: FuncArgs) -> Result<Value, EvalError> {
     let mut all = Vec::new();
     for value in args.iter() {
         match value {
             Value::Array(items) => all.extend(items.iter().cloned()),
-            other => return Err(format!("concat takes lists, got {}", type_name(other))),
+            other => {
+                return Err(EvalError::ConcatNotList {
+                    found: type_name(other),
+                })
+            }
         }
     }
     Ok(Value::Array(all))
 }
 
-fn fn_contains(args: FuncArgs) -> Result<Value, String> {
+fn fn_contains(args: FuncArgs) -> Result<Value, EvalError> {
     match &args[0] {
         Value::Array(items) => Ok(Value::Bool(items.contains(&args[1]))),
-        other => Err(format!("contains takes a list, got {}", type_name(other))),
+        other => Err(EvalError::ContainsNotList {
+            found: type_name(other),
+        }),
     }
 }
 
-fn fn_keys(args: FuncArgs) -> Result<Value, String> {
+fn fn_keys(args: FuncArgs) -> Result<Value, EvalError> {
     match &args[0] {
         Value::Object(map) => Ok(Value::Array(
             map.keys().map(|k| Value::String(k.clone())).collect(),
         )),
-        other => Err(format!("keys takes a map, got {}", type_name(other))),
+        other => Err(EvalError::KeysNotMap {
+            found: type_name(other),
+        }),
     }
 }
 
-fn fn_values(args: FuncArgs) -> Result<Value, String> {
+fn fn_values(args: FuncArgs) -> Result<Value, EvalError> {
     match &args[0] {
         Value::Object(map) => Ok(Value::Array(map.values().cloned().collect())),
-        other => Err(format!("values takes a map, got {}", type_name(other))),
+        other => Err(EvalError::ValuesNotMap {
+            found: type_name(other),
+        }),
     }
 }
 
@@ -413,7 +549,7 @@ impl visit_mut::VisitMut for TryResolver<'_, '_> {
             }
         }
         let message = match last {
-            None => "takes at least 1 argument, got 0: try(expression, ...)".to_string(),
+            None => EvalError::TryWithoutArguments.to_string(),
             Some(error) => format!(
                 "no argument of try() evaluated without an error (the last: {})",
                 error.kind()
@@ -428,10 +564,8 @@ impl visit_mut::VisitMut for TryResolver<'_, '_> {
 
 /// `try` inside a `for` expression, with its arguments already evaluated:
 /// the first (an error in one has already stopped the evaluation).
-fn fn_try(args: FuncArgs) -> Result<Value, String> {
-    args.first()
-        .cloned()
-        .ok_or_else(|| "takes at least 1 argument, got 0: try(expression, ...)".to_string())
+fn fn_try(args: FuncArgs) -> Result<Value, EvalError> {
+    args.first().cloned().ok_or(EvalError::TryWithoutArguments)
 }
 
 /// A context holding the function library and no variables.
@@ -443,87 +577,102 @@ fn build_function_context() -> Context<'static> {
     use ParamType as P;
     let mut context = Context::new();
     let string = || FuncDef::builder().param(P::String);
-    context.declare_func("file", string().build(fn_file));
+    context.declare_func("file", string().build(hcl_func!(fn_file)));
     context.declare_func(
         "templatefile",
         FuncDef::builder()
             .param(P::String)
             .param(P::object_of(P::Any))
-            .build(fn_templatefile),
+            .build(hcl_func!(fn_templatefile)),
     );
-    context.declare_func("sha256", string().build(fn_sha256));
+    context.declare_func("sha256", string().build(hcl_func!(fn_sha256)));
     context.declare_func(
         "jsonencode",
-        FuncDef::builder().param(P::Any).build(fn_jsonencode),
+        FuncDef::builder()
+            .param(P::Any)
+            .build(hcl_func!(fn_jsonencode)),
     );
-    context.declare_func("jsondecode", string().build(fn_jsondecode));
-    context.declare_func("lower", string().build(fn_lower));
-    context.declare_func("upper", string().build(fn_upper));
-    context.declare_func("trimspace", string().build(fn_trimspace));
-    context.declare_func("shellquote", string().build(fn_shellquote));
+    context.declare_func("jsondecode", string().build(hcl_func!(fn_jsondecode)));
+    context.declare_func("lower", string().build(hcl_func!(fn_lower)));
+    context.declare_func("upper", string().build(hcl_func!(fn_upper)));
+    context.declare_func("trimspace", string().build(hcl_func!(fn_trimspace)));
+    context.declare_func("shellquote", string().build(hcl_func!(fn_shellquote)));
     context.declare_func(
         "replace",
         FuncDef::builder()
             .params([P::String, P::String, P::String])
-            .build(fn_replace),
+            .build(hcl_func!(fn_replace)),
     );
     context.declare_func(
         "tostring",
-        FuncDef::builder().param(P::Any).build(fn_tostring),
+        FuncDef::builder()
+            .param(P::Any)
+            .build(hcl_func!(fn_tostring)),
     );
     context.declare_func(
         "join",
         FuncDef::builder()
             .param(P::String)
             .variadic_param(P::array_of(P::Any))
-            .build(fn_join),
+            .build(hcl_func!(fn_join)),
     );
     context.declare_func(
         "split",
         FuncDef::builder()
             .params([P::String, P::String])
-            .build(fn_split),
+            .build(hcl_func!(fn_split)),
     );
     // These check their own arguments (count and types), for messages that
     // give the usage.
-    let own = |f: fn(FuncArgs) -> Result<Value, String>| {
-        FuncDef::builder().variadic_param(P::Any).build(f)
-    };
+    let own = |f: Func| FuncDef::builder().variadic_param(P::Any).build(f);
     use super::functions as lib;
-    context.declare_func("format", own(lib::format));
-    context.declare_func("range", own(lib::range));
-    context.declare_func("substr", own(lib::substr));
-    context.declare_func("base64encode", own(lib::base64encode));
-    context.declare_func("base64decode", own(lib::base64decode));
-    context.declare_func("regex", own(lib::regex));
-    context.declare_func("regexall", own(lib::regexall));
-    context.declare_func("coalesce", own(lib::coalesce));
-    context.declare_func("lookup", own(lib::lookup));
-    context.declare_func("flatten", own(lib::flatten));
-    context.declare_func("distinct", own(lib::distinct));
-    context.declare_func("element", own(lib::element));
-    context.declare_func("slice", own(lib::slice));
-    context.declare_func("zipmap", own(lib::zipmap));
-    context.declare_func("startswith", own(lib::startswith));
-    context.declare_func("endswith", own(lib::endswith));
-    context.declare_func("try", own(fn_try));
-    context.declare_func("length", FuncDef::builder().param(P::Any).build(fn_length));
+    context.declare_func("format", own(hcl_func!(lib::format)));
+    context.declare_func("range", own(hcl_func!(lib::range)));
+    context.declare_func("substr", own(hcl_func!(lib::substr)));
+    context.declare_func("base64encode", own(hcl_func!(lib::base64encode)));
+    context.declare_func("base64decode", own(hcl_func!(lib::base64decode)));
+    context.declare_func("regex", own(hcl_func!(lib::regex)));
+    context.declare_func("regexall", own(hcl_func!(lib::regexall)));
+    context.declare_func("coalesce", own(hcl_func!(lib::coalesce)));
+    context.declare_func("lookup", own(hcl_func!(lib::lookup)));
+    context.declare_func("flatten", own(hcl_func!(lib::flatten)));
+    context.declare_func("distinct", own(hcl_func!(lib::distinct)));
+    context.declare_func("element", own(hcl_func!(lib::element)));
+    context.declare_func("slice", own(hcl_func!(lib::slice)));
+    context.declare_func("zipmap", own(hcl_func!(lib::zipmap)));
+    context.declare_func("startswith", own(hcl_func!(lib::startswith)));
+    context.declare_func("endswith", own(hcl_func!(lib::endswith)));
+    context.declare_func("try", own(hcl_func!(fn_try)));
+    context.declare_func(
+        "length",
+        FuncDef::builder().param(P::Any).build(hcl_func!(fn_length)),
+    );
     context.declare_func(
         "merge",
-        FuncDef::builder().variadic_param(P::Any).build(fn_merge),
+        FuncDef::builder()
+            .variadic_param(P::Any)
+            .build(hcl_func!(fn_merge)),
     );
     context.declare_func(
         "concat",
-        FuncDef::builder().variadic_param(P::Any).build(fn_concat),
+        FuncDef::builder()
+            .variadic_param(P::Any)
+            .build(hcl_func!(fn_concat)),
     );
     context.declare_func(
         "contains",
         FuncDef::builder()
             .params([P::Any, P::Any])
-            .build(fn_contains),
+            .build(hcl_func!(fn_contains)),
     );
-    context.declare_func("keys", FuncDef::builder().param(P::Any).build(fn_keys));
-    context.declare_func("values", FuncDef::builder().param(P::Any).build(fn_values));
+    context.declare_func(
+        "keys",
+        FuncDef::builder().param(P::Any).build(hcl_func!(fn_keys)),
+    );
+    context.declare_func(
+        "values",
+        FuncDef::builder().param(P::Any).build(hcl_func!(fn_values)),
+    );
     context
 }
 
@@ -786,13 +935,18 @@ mod tests {
 
     #[test]
     fn file_refuses_devices_and_directories_before_reading() {
-        let devices = read_regular_file(Path::new("/dev/zero")).unwrap_err();
+        let devices = read_regular_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(devices, "not a regular file");
-        let directories = read_regular_file(Path::new("/")).unwrap_err();
+        let directories = read_regular_file(Path::new("/")).unwrap_err().to_string();
         assert_eq!(directories, "not a regular file");
         let file = std::env::temp_dir().join(format!("slipway-eval-{}", std::process::id()));
         std::fs::write(&file, "hello").unwrap();
-        assert_eq!(read_regular_file(&file), Ok(b"hello".to_vec()));
+        assert_eq!(
+            read_regular_file(&file).map_err(|e| e.to_string()),
+            Ok(b"hello".to_vec())
+        );
         std::fs::remove_file(file).unwrap();
     }
 

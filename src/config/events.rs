@@ -1,5 +1,6 @@
 //! What a `notify` block may say: the events its `on` list names (and the
-//! older names still accepted), and the form of its webhook URL. Validation
+//! older names still accepted), and the form of its webhook URL
+//! ([`check_webhook`], refusing with a [`WebhookError`]). Validation
 //! checks blocks against these; building and sending the events is
 //! [`crate::notify`].
 
@@ -67,23 +68,35 @@ impl EventKind {
     }
 }
 
+/// Why a webhook URL cannot receive notifications.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// A URL without a scheme (`hooks.example/x`).
+    #[error("the URL has no scheme; a webhook starts with https:// or http://")]
+    NoScheme,
+    /// Text that does not parse as a URL.
+    #[error("not a URL ({0})")]
+    NotAUrl(url::ParseError),
+    /// A scheme other than `http` and `https`.
+    #[error("the scheme is \"{0}\"; a webhook is an http or https URL")]
+    Scheme(String),
+    /// A URL without a host.
+    #[error("the URL has no host")]
+    NoHost,
+}
+
 /// Whether `url` can receive notifications: an absolute `http` or `https`
 /// URL with a host. The error says what is wrong.
-pub fn check_webhook(url: &str) -> Result<(), String> {
+pub fn check_webhook(url: &str) -> Result<(), WebhookError> {
     let parsed = url::Url::parse(url).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase => {
-            "the URL has no scheme; a webhook starts with https:// or http://".to_string()
-        }
-        other => format!("not a URL ({other})"),
+        url::ParseError::RelativeUrlWithoutBase => WebhookError::NoScheme,
+        other => WebhookError::NotAUrl(other),
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the scheme is \"{}\"; a webhook is an http or https URL",
-            parsed.scheme()
-        ));
+        return Err(WebhookError::Scheme(parsed.scheme().to_string()));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
+        return Err(WebhookError::NoHost);
     }
     Ok(())
 }
@@ -116,9 +129,11 @@ mod tests {
         assert!(check_webhook("http://127.0.0.1:9000/hook").is_ok());
         assert!(check_webhook("ftp://example.com/x")
             .unwrap_err()
+            .to_string()
             .contains("\"ftp\""));
         assert!(check_webhook("hooks.slack.com/services")
             .unwrap_err()
+            .to_string()
             .contains("no scheme"));
         assert!(check_webhook("").is_err());
         assert!(check_webhook("http://").is_err());

@@ -5,46 +5,171 @@
 //! function of values: see [`super::eval::evaluate`].)
 //!
 //! Each function checks its own arguments, so a wrong count or type is
-//! reported as `name(): ...` with the usage; messages name types, never the
-//! values (a value may be sensitive).
+//! reported as `name(): ...` with the usage; a refusal is a
+//! [`FunctionError`], whose messages name types, never the values (a value
+//! may be sensitive).
 
 use hcl::eval::FuncArgs;
 use hcl::{Map, Number, Value};
 
 use super::eval::{to_json, type_name};
 
-type Result<T> = std::result::Result<T, String>;
+type Result<T> = std::result::Result<T, FunctionError>;
+
+/// Why a function of this library refuses its arguments. `usage` is the
+/// function's call forms (`"substr(string, offset, length)"`); `found` names
+/// a value's type (`"a list"`); `argument` counts from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    /// Too few or too many arguments.
+    #[error("takes {}, got {got}: {usage}", describe_arity(*.min, *.max))]
+    Arity {
+        min: usize,
+        max: usize,
+        got: usize,
+        usage: &'static str,
+    },
+    /// An argument of the wrong type.
+    #[error("argument {argument} must be {wanted}, not {found}: {usage}")]
+    WrongType {
+        argument: usize,
+        wanted: &'static str,
+        found: &'static str,
+        usage: &'static str,
+    },
+    /// A number argument that must be whole.
+    #[error("argument {argument} must be a whole number: {usage}")]
+    NotWhole {
+        argument: usize,
+        usage: &'static str,
+    },
+    /// `range` with a step of zero.
+    #[error("the step must not be zero: {usage}")]
+    ZeroStep { usage: &'static str },
+    /// `range` of more than 1024 numbers.
+    #[error("more than 1024 numbers: narrow the range or use a larger step")]
+    TooManyNumbers,
+    /// `base64decode` of text that is not Base64.
+    #[error("the string is not valid Base64")]
+    InvalidBase64,
+    /// `base64decode` of bytes that are not UTF-8.
+    #[error("the decoded bytes are not UTF-8 text")]
+    DecodedNotUtf8,
+    /// A pattern that does not compile.
+    #[error("invalid regular expression ({error}): {usage}")]
+    InvalidRegex {
+        error: regex_lite::Error,
+        usage: &'static str,
+    },
+    /// A pattern with both named and unnamed groups.
+    #[error("the pattern must use either only named or only unnamed capture groups")]
+    MixedGroups,
+    /// `regex` without a match.
+    #[error("the pattern did not match any part of the string")]
+    NoMatch,
+    /// `coalesce` with nothing to choose.
+    #[error("every argument is null or an empty string")]
+    AllEmpty,
+    /// `lookup` of a missing key without a default.
+    #[error("the map has no such key, and no default was given")]
+    NoSuchKey,
+    /// `element` of an empty list.
+    #[error("the list is empty")]
+    EmptyList,
+    /// `element` with a negative index.
+    #[error("the index must not be negative (for the last element use length(list) - 1)")]
+    NegativeIndex,
+    /// `slice` with a negative start.
+    #[error("start_index must not be negative")]
+    NegativeStart,
+    /// `slice` ending past the list.
+    #[error("end_index must not be greater than the length of the list ({length})")]
+    EndPastLength { length: usize },
+    /// `slice` starting after its end.
+    #[error("start_index must not be greater than end_index")]
+    StartAfterEnd,
+    /// `zipmap` of lists of different lengths.
+    #[error("{keys} keys but {values} values: the lists must have the same length")]
+    LengthMismatch { keys: usize, values: usize },
+    /// `zipmap` with a key that is not a string, number or bool.
+    #[error("keys must be strings, not {found}")]
+    KeyNotString { found: &'static str },
+    /// `format`: `%[n]` where `n` is not a number from 1.
+    #[error("%[{digits}]: an argument index is a number from 1")]
+    BadArgumentIndex { digits: String },
+    /// `format`: a `%` directive without its verb.
+    #[error("the format ends in the middle of a % directive")]
+    UnfinishedDirective,
+    /// `format`: a directive past the last value (`argument` counts the
+    /// format itself).
+    #[error("not enough arguments: %{verb} needs argument {argument}")]
+    NotEnoughArguments { verb: char, argument: usize },
+    /// `format`: values no directive uses.
+    #[error("too many arguments: the format uses {used} of {given}")]
+    TooManyArguments { used: usize, given: usize },
+    /// `format`: a number hcl cannot give as a float.
+    #[error("a number is out of range")]
+    NumberOutOfRange,
+    /// `format`: a numeric verb given something else.
+    #[error("%{verb} needs a number, not {found}")]
+    NeedsNumber { verb: char, found: &'static str },
+    /// `format`: an integer verb given a fraction.
+    #[error("%{verb} needs a whole number")]
+    NeedsWholeNumber { verb: char },
+    /// `format`: a text verb given null.
+    #[error("%{verb} cannot format null")]
+    FormatsNull { verb: char },
+    /// `format`: a text verb given a list or map.
+    #[error("%{verb} needs a string, not {found}")]
+    NeedsString { verb: char, found: &'static str },
+    /// `format`: `%t` given something other than a bool.
+    #[error("%t needs a bool, not {found}")]
+    NeedsBool { found: &'static str },
+    /// `format`: a verb Terraform's format does not have.
+    #[error("unsupported verb %{verb} (use %v, %t, %d, %b, %o, %x, %X, %e, %E, %f, %g, %G, %s, %q or %%)")]
+    UnsupportedVerb { verb: char },
+}
+
+/// How many arguments a function takes, for [`FunctionError::Arity`].
+fn describe_arity(min: usize, max: usize) -> String {
+    match (min, max) {
+        (a, b) if a == b => format!("{a} argument{}", if a == 1 { "" } else { "s" }),
+        (a, usize::MAX) => format!("at least {a} argument{}", if a == 1 { "" } else { "s" }),
+        (a, b) => format!("{a} to {b} arguments"),
+    }
+}
 
 /// Check the number of arguments against `usage` (`"substr(string, offset, length)"`).
-fn arity(args: &FuncArgs, usage: &str, min: usize, max: usize) -> Result<()> {
+fn arity(args: &FuncArgs, usage: &'static str, min: usize, max: usize) -> Result<()> {
     let got = args.len();
     if got >= min && got <= max {
         return Ok(());
     }
-    let wanted = match (min, max) {
-        (a, b) if a == b => format!("{a} argument{}", if a == 1 { "" } else { "s" }),
-        (a, usize::MAX) => format!("at least {a} argument{}", if a == 1 { "" } else { "s" }),
-        (a, b) => format!("{a} to {b} arguments"),
-    };
-    Err(format!("takes {wanted}, got {got}: {usage}"))
+    Err(FunctionError::Arity {
+        min,
+        max,
+        got,
+        usage,
+    })
 }
 
-fn wrong(index: usize, what: &str, value: &Value, usage: &str) -> String {
-    format!(
-        "argument {} must be {what}, not {}: {usage}",
-        index + 1,
-        type_name(value)
-    )
+fn wrong(index: usize, wanted: &'static str, value: &Value, usage: &'static str) -> FunctionError {
+    FunctionError::WrongType {
+        argument: index + 1,
+        wanted,
+        found: type_name(value),
+        usage,
+    }
 }
 
-fn string<'a>(args: &'a FuncArgs, index: usize, usage: &str) -> Result<&'a str> {
+fn string<'a>(args: &'a FuncArgs, index: usize, usage: &'static str) -> Result<&'a str> {
     match &args[index] {
         Value::String(s) => Ok(s),
         other => Err(wrong(index, "a string", other, usage)),
     }
 }
 
-fn number(args: &FuncArgs, index: usize, usage: &str) -> Result<f64> {
+fn number(args: &FuncArgs, index: usize, usage: &'static str) -> Result<f64> {
     match &args[index] {
         Value::Number(n) => n
             .as_f64()
@@ -60,18 +185,18 @@ fn number(args: &FuncArgs, index: usize, usage: &str) -> Result<f64> {
     }
 }
 
-fn whole(args: &FuncArgs, index: usize, usage: &str) -> Result<i64> {
+fn whole(args: &FuncArgs, index: usize, usage: &'static str) -> Result<i64> {
     let n = number(args, index, usage)?;
     if n.fract() != 0.0 || n.abs() > 9.0e15 {
-        return Err(format!(
-            "argument {} must be a whole number: {usage}",
-            index + 1
-        ));
+        return Err(FunctionError::NotWhole {
+            argument: index + 1,
+            usage,
+        });
     }
     Ok(n as i64)
 }
 
-fn list<'a>(args: &'a FuncArgs, index: usize, usage: &str) -> Result<&'a Vec<Value>> {
+fn list<'a>(args: &'a FuncArgs, index: usize, usage: &'static str) -> Result<&'a Vec<Value>> {
     match &args[index] {
         Value::Array(items) => Ok(items),
         other => Err(wrong(index, "a list", other, usage)),
@@ -103,15 +228,13 @@ pub fn range(args: FuncArgs) -> Result<Value> {
         _ => 1.0,
     };
     if step == 0.0 {
-        return Err(format!("the step must not be zero: {USAGE}"));
+        return Err(FunctionError::ZeroStep { usage: USAGE });
     }
     let mut values = Vec::new();
     let mut at = start;
     while (step > 0.0 && at < limit) || (step < 0.0 && at > limit) {
         if values.len() == 1024 {
-            return Err(
-                "more than 1024 numbers: narrow the range or use a larger step".to_string(),
-            );
+            return Err(FunctionError::TooManyNumbers);
         }
         values.push(number_value(at));
         at = start + step * values.len() as f64;
@@ -175,7 +298,7 @@ pub fn base64decode(args: FuncArgs) -> Result<Value> {
     const USAGE: &str = "base64decode(string)";
     arity(&args, USAGE, 1, 1)?;
     let text = string(&args, 0, USAGE)?.as_bytes();
-    let invalid = || "the string is not valid Base64".to_string();
+    let invalid = || FunctionError::InvalidBase64;
     if text.len() % 4 != 0 {
         return Err(invalid());
     }
@@ -197,12 +320,11 @@ pub fn base64decode(args: FuncArgs) -> Result<Value> {
     }
     String::from_utf8(bytes)
         .map(Value::String)
-        .map_err(|_| "the decoded bytes are not UTF-8 text".to_string())
+        .map_err(|_| FunctionError::DecodedNotUtf8)
 }
 
-fn compile(pattern: &str, usage: &str) -> Result<regex_lite::Regex> {
-    regex_lite::Regex::new(pattern)
-        .map_err(|e| format!("invalid regular expression ({e}): {usage}"))
+fn compile(pattern: &str, usage: &'static str) -> Result<regex_lite::Regex> {
+    regex_lite::Regex::new(pattern).map_err(|error| FunctionError::InvalidRegex { error, usage })
 }
 
 /// One match as Terraform gives it: the matched text without capture groups;
@@ -228,7 +350,7 @@ fn match_value(re: &regex_lite::Regex, captures: &regex_lite::Captures<'_>) -> R
     } else if named.iter().all(Option::is_none) {
         Ok(Value::Array((1..=groups).map(group).collect()))
     } else {
-        Err("the pattern must use either only named or only unnamed capture groups".to_string())
+        Err(FunctionError::MixedGroups)
     }
 }
 
@@ -240,7 +362,7 @@ pub fn regex(args: FuncArgs) -> Result<Value> {
     let re = compile(string(&args, 0, USAGE)?, USAGE)?;
     let captures = re
         .captures(string(&args, 1, USAGE)?)
-        .ok_or_else(|| "the pattern did not match any part of the string".to_string())?;
+        .ok_or(FunctionError::NoMatch)?;
     match_value(&re, &captures)
 }
 
@@ -261,7 +383,7 @@ pub fn coalesce(args: FuncArgs) -> Result<Value> {
     args.iter()
         .find(|v| !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty()))
         .cloned()
-        .ok_or_else(|| "every argument is null or an empty string".to_string())
+        .ok_or(FunctionError::AllEmpty)
 }
 
 /// `lookup(map, key, default)`: the map's value for `key`, or `default`.
@@ -281,7 +403,7 @@ pub fn lookup(args: FuncArgs) -> Result<Value> {
     match (map.get(&key), args.get(2)) {
         (Some(value), _) => Ok(value.clone()),
         (None, Some(default)) => Ok(default.clone()),
-        (None, None) => Err("the map has no such key, and no default was given".to_string()),
+        (None, None) => Err(FunctionError::NoSuchKey),
     }
 }
 
@@ -323,13 +445,10 @@ pub fn element(args: FuncArgs) -> Result<Value> {
     let items = list(&args, 0, USAGE)?;
     let index = whole(&args, 1, USAGE)?;
     if items.is_empty() {
-        return Err("the list is empty".to_string());
+        return Err(FunctionError::EmptyList);
     }
     if index < 0 {
-        return Err(
-            "the index must not be negative (for the last element use length(list) - 1)"
-                .to_string(),
-        );
+        return Err(FunctionError::NegativeIndex);
     }
     Ok(items[(index as usize) % items.len()].clone())
 }
@@ -342,16 +461,15 @@ pub fn slice(args: FuncArgs) -> Result<Value> {
     let items = list(&args, 0, USAGE)?;
     let (start, end) = (whole(&args, 1, USAGE)?, whole(&args, 2, USAGE)?);
     if start < 0 {
-        return Err("start_index must not be negative".to_string());
+        return Err(FunctionError::NegativeStart);
     }
     if end > items.len() as i64 {
-        return Err(format!(
-            "end_index must not be greater than the length of the list ({})",
-            items.len()
-        ));
+        return Err(FunctionError::EndPastLength {
+            length: items.len(),
+        });
     }
     if start > end {
-        return Err("start_index must not be greater than end_index".to_string());
+        return Err(FunctionError::StartAfterEnd);
     }
     Ok(Value::Array(items[start as usize..end as usize].to_vec()))
 }
@@ -363,11 +481,10 @@ pub fn zipmap(args: FuncArgs) -> Result<Value> {
     arity(&args, USAGE, 2, 2)?;
     let (keys, values) = (list(&args, 0, USAGE)?, list(&args, 1, USAGE)?);
     if keys.len() != values.len() {
-        return Err(format!(
-            "{} keys but {} values: the lists must have the same length",
-            keys.len(),
-            values.len()
-        ));
+        return Err(FunctionError::LengthMismatch {
+            keys: keys.len(),
+            values: values.len(),
+        });
     }
     let mut map = Map::new();
     for (key, value) in keys.iter().zip(values) {
@@ -375,7 +492,11 @@ pub fn zipmap(args: FuncArgs) -> Result<Value> {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            other => return Err(format!("keys must be strings, not {}", type_name(other))),
+            other => {
+                return Err(FunctionError::KeyNotString {
+                    found: type_name(other),
+                })
+            }
         };
         map.insert(key, value.clone());
     }
@@ -486,11 +607,11 @@ pub fn format(args: FuncArgs) -> Result<Value> {
         if chars.peek() == Some(&'[') {
             chars.next();
             let digits: String = chars.by_ref().take_while(|c| *c != ']').collect();
-            let index: usize = digits
-                .parse()
-                .ok()
-                .filter(|i| *i >= 1)
-                .ok_or_else(|| format!("%[{digits}]: an argument index is a number from 1"))?;
+            let index: usize = digits.parse().ok().filter(|i| *i >= 1).ok_or_else(|| {
+                FunctionError::BadArgumentIndex {
+                    digits: digits.clone(),
+                }
+            })?;
             next = index - 1;
         }
         let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
@@ -506,22 +627,20 @@ pub fn format(args: FuncArgs) -> Result<Value> {
             chars.next();
             directive.precision = Some(digits(&mut chars).unwrap_or(0));
         }
-        let verb = chars
-            .next()
-            .ok_or_else(|| "the format ends in the middle of a % directive".to_string())?;
-        let value = values
-            .get(next)
-            .ok_or_else(|| format!("not enough arguments: %{verb} needs argument {}", next + 2))?;
+        let verb = chars.next().ok_or(FunctionError::UnfinishedDirective)?;
+        let value = values.get(next).ok_or(FunctionError::NotEnoughArguments {
+            verb,
+            argument: next + 2,
+        })?;
         used[next] = true;
         next += 1;
         out.push_str(&format_one(&directive, verb, value)?);
     }
     if used.iter().any(|u| !u) {
-        return Err(format!(
-            "too many arguments: the format uses {} of {}",
-            used.iter().filter(|u| **u).count(),
-            values.len()
-        ));
+        return Err(FunctionError::TooManyArguments {
+            used: used.iter().filter(|u| **u).count(),
+            given: values.len(),
+        });
     }
     Ok(Value::String(out))
 }
@@ -529,20 +648,24 @@ pub fn format(args: FuncArgs) -> Result<Value> {
 fn format_one(spec: &Spec, verb: char, value: &Value) -> Result<String> {
     let number = |value: &Value| -> Result<f64> {
         match value {
-            Value::Number(n) => n
-                .as_f64()
-                .ok_or_else(|| "a number is out of range".to_string()),
+            Value::Number(n) => n.as_f64().ok_or(FunctionError::NumberOutOfRange),
             Value::String(s) => s
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| format!("%{verb} needs a number, not a string")),
-            other => Err(format!("%{verb} needs a number, not {}", type_name(other))),
+                .map_err(|_| FunctionError::NeedsNumber {
+                    verb,
+                    found: "a string",
+                }),
+            other => Err(FunctionError::NeedsNumber {
+                verb,
+                found: type_name(other),
+            }),
         }
     };
     let integer = |value: &Value| -> Result<i128> {
         let n = number(value)?;
         if n.fract() != 0.0 {
-            return Err(format!("%{verb} needs a whole number"));
+            return Err(FunctionError::NeedsWholeNumber { verb });
         }
         Ok(n as i128)
     };
@@ -551,8 +674,11 @@ fn format_one(spec: &Spec, verb: char, value: &Value) -> Result<String> {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
-            Value::Null => Err(format!("%{verb} cannot format null")),
-            other => Err(format!("%{verb} needs a string, not {}", type_name(other))),
+            Value::Null => Err(FunctionError::FormatsNull { verb }),
+            other => Err(FunctionError::NeedsString {
+                verb,
+                found: type_name(other),
+            }),
         }
     };
     let precise = |s: String| match spec.precision {
@@ -571,9 +697,15 @@ fn format_one(spec: &Spec, verb: char, value: &Value) -> Result<String> {
         't' => match value {
             Value::Bool(b) => spec.pad(b.to_string(), false),
             Value::String(s) if s == "true" || s == "false" => spec.pad(s.clone(), false),
-            other => return Err(format!("%t needs a bool, not {}", type_name(other))),
+            other => {
+                return Err(FunctionError::NeedsBool {
+                    found: type_name(other),
+                })
+            }
         },
-        'd' | 'b' | 'o' | 'x' | 'X' if !matches!(value, Value::String(_)) || verb == 'd' || verb == 'b' || verb == 'o' => {
+        'd' | 'b' | 'o' | 'x' | 'X'
+            if !matches!(value, Value::String(_)) || verb == 'd' || verb == 'b' || verb == 'o' =>
+        {
             let n = integer(value)?;
             let digits = match verb {
                 'd' => n.unsigned_abs().to_string(),
@@ -608,18 +740,20 @@ fn format_one(spec: &Spec, verb: char, value: &Value) -> Result<String> {
                 'e' | 'E' => exponent(n.abs(), spec.precision.unwrap_or(6), verb == 'E'),
                 _ => general(n.abs(), spec.precision, verb == 'G'),
             };
-            spec.pad(format!("{}{body}", spec.sign(n < 0.0 || (n == 0.0 && n.is_sign_negative()))), true)
+            spec.pad(
+                format!(
+                    "{}{body}",
+                    spec.sign(n < 0.0 || (n == 0.0 && n.is_sign_negative()))
+                ),
+                true,
+            )
         }
         's' => spec.pad(precise(text(value)?), false),
         'q' => spec.pad(
             serde_json::to_string(&precise(text(value)?)).unwrap_or_default(),
             false,
         ),
-        other => {
-            return Err(format!(
-                "unsupported verb %{other} (use %v, %t, %d, %b, %o, %x, %X, %e, %E, %f, %g, %G, %s, %q or %%)"
-            ))
-        }
+        other => return Err(FunctionError::UnsupportedVerb { verb: other }),
     })
 }
 

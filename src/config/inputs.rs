@@ -3,7 +3,8 @@
 //!
 //! Precedence, lowest first: environment, var files in the order given, `-var`
 //! flags in the order given. The last value for a name wins. This module only
-//! collects raw values; the loader converts them to each variable's type.
+//! collects raw values (a malformed `-var` is a [`VarFlagError`]); the loader
+//! converts them to each variable's type.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,12 +57,17 @@ pub const ENV_PREFIX: &str = "SLIPWAY_VAR_";
 /// Collected values by variable name.
 pub type InputValues = BTreeMap<String, InputValue>;
 
+/// A `-var` flag that is not `name=value` (the flag as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("-var \"{0}\" must look like -var name=value")]
+pub struct VarFlagError(pub String);
+
 /// Split `-var name=value`.
-pub fn parse_var_flag(flag: &str) -> Result<(String, String), String> {
+pub fn parse_var_flag(flag: &str) -> Result<(String, String), VarFlagError> {
     match flag.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("-var \"{flag}\" must look like -var name=value")),
+        _ => Err(VarFlagError(flag.to_string())),
     }
 }

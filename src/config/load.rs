@@ -340,14 +340,18 @@ impl Loader {
         &mut self,
         base: &Path,
         source: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, ArtifactDigestError> {
         let key = base.join(source);
         if let Some(digest) = self.artifact_digests.get(&key) {
             return Ok(digest.clone());
         }
-        let classified = crate::artifact::classify(base, source).map_err(|e| e.to_string())?;
-        let digest = crate::artifact::local_digest(&classified)
-            .map_err(|e| format!("cannot read artifact {}: {e}", excerpt(source)))?;
+        let classified = crate::artifact::classify(base, source)?;
+        let digest = crate::artifact::local_digest(&classified).map_err(|error| {
+            ArtifactDigestError::Unreadable {
+                artifact: source.to_string(),
+                error,
+            }
+        })?;
         self.artifact_digests.insert(key, digest.clone());
         Ok(digest)
     }
@@ -451,7 +455,7 @@ impl Loader {
                         },
                     );
                 }
-                Err(message) => self.error(Diagnostic::error("var-flag", message)),
+                Err(error) => self.error(Diagnostic::error("var-flag", error.to_string())),
             }
         }
         values
@@ -676,7 +680,9 @@ impl Loader {
         }
     }
 
-    fn load_variables(&mut self, body: &RawBody, input: &ScopeInput, scope: &mut ScopeValues) {
+    /// A value given for a variable the configuration does not declare is an
+    /// error, unless it came from the environment (like TF_VAR_*).
+    fn check_undeclared_inputs(&mut self, body: &RawBody, input: &ScopeInput) {
         let declared: BTreeSet<&str> = body.blocks_of("variable").map(|b| b.label()).collect();
         for (name, value) in &input.values {
             // Like TF_VAR_*, an environment variable for a variable this
@@ -698,6 +704,97 @@ impl Loader {
                 self.error(diagnostic);
             }
         }
+    }
+
+    /// A declared variable's value: the one given, converted to its type,
+    /// else its default, checked against the type. `None` when neither
+    /// works (reported).
+    fn variable_value(
+        &mut self,
+        block: &RawBlock,
+        input: &ScopeInput,
+        var_type: VarType,
+        sensitive: bool,
+        literal_context: &Context<'static>,
+    ) -> Option<Value> {
+        let name = block.label();
+        let value = match input.values.get(name) {
+            Some(given) => match convert_input(&given.raw, var_type, sensitive) {
+                Ok(value) => value,
+                Err(message) => {
+                    self.error(
+                        Diagnostic::error(
+                            "wrong-type",
+                            format!("variable \"{name}\" from {}: {message}", given.origin),
+                        )
+                        .at_opt(given.span.or(Some(block.header_span())))
+                        .help(format!(
+                            "variable \"{name}\" is declared as {}",
+                            var_type.describe()
+                        )),
+                    );
+                    return None;
+                }
+            },
+            None => match block.body.attr("default") {
+                Some(attr) => match attr.expr.evaluate(literal_context) {
+                    Ok(value) => match check_var_type(&value, var_type) {
+                        Ok(()) => value,
+                        Err(message) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "wrong-type",
+                                    format!("default of variable \"{name}\": {message}"),
+                                )
+                                .at(attr.span)
+                                .help(format!(
+                                    "the variable is declared as {}",
+                                    var_type.describe()
+                                )),
+                            );
+                            return None;
+                        }
+                    },
+                    Err(error) => {
+                        self.error(
+                            Diagnostic::error(
+                                "eval",
+                                format!("cannot evaluate the default: {}", error.kind()),
+                            )
+                            .at(attr.span)
+                            .help("a default must be a literal value"),
+                        );
+                        return None;
+                    }
+                },
+                None => {
+                    let module_note = if input.prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" of {}", input.prefix.trim_end_matches('.'))
+                    };
+                    let how = if input.prefix.is_empty() {
+                        format!("pass -var {name}=..., add it to a -var-file, set {ENV_PREFIX}{name}, or give the variable a default")
+                    } else {
+                        format!("set {name} = ... in the module block that calls this module, or give the variable a default")
+                    };
+                    self.error(
+                        Diagnostic::error(
+                            "missing-variable",
+                            format!("no value for required variable \"{name}\"{module_note}"),
+                        )
+                        .at_opt(input.call_span.or(Some(block.header_span())))
+                        .help(how),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(value)
+    }
+
+    fn load_variables(&mut self, body: &RawBody, input: &ScopeInput, scope: &mut ScopeValues) {
+        self.check_undeclared_inputs(body, input);
         let literal_context = function_context();
         for block in body.blocks_of("variable") {
             let name = block.label().to_string();
@@ -729,77 +826,10 @@ impl Loader {
                 },
                 None => false,
             } || input.tainted_inputs.contains(&name);
-            let value = match input.values.get(&name) {
-                Some(given) => match convert_input(&given.raw, var_type, sensitive) {
-                    Ok(value) => value,
-                    Err(message) => {
-                        self.error(
-                            Diagnostic::error(
-                                "wrong-type",
-                                format!("variable \"{name}\" from {}: {message}", given.origin),
-                            )
-                            .at_opt(given.span.or(Some(block.header_span())))
-                            .help(format!(
-                                "variable \"{name}\" is declared as {}",
-                                var_type.describe()
-                            )),
-                        );
-                        continue;
-                    }
-                },
-                None => match block.body.attr("default") {
-                    Some(attr) => match attr.expr.evaluate(&literal_context) {
-                        Ok(value) => match check_var_type(&value, var_type) {
-                            Ok(()) => value,
-                            Err(message) => {
-                                self.error(
-                                    Diagnostic::error(
-                                        "wrong-type",
-                                        format!("default of variable \"{name}\": {message}"),
-                                    )
-                                    .at(attr.span)
-                                    .help(format!(
-                                        "the variable is declared as {}",
-                                        var_type.describe()
-                                    )),
-                                );
-                                continue;
-                            }
-                        },
-                        Err(error) => {
-                            self.error(
-                                Diagnostic::error(
-                                    "eval",
-                                    format!("cannot evaluate the default: {}", error.kind()),
-                                )
-                                .at(attr.span)
-                                .help("a default must be a literal value"),
-                            );
-                            continue;
-                        }
-                    },
-                    None => {
-                        let module_note = if input.prefix.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" of {}", input.prefix.trim_end_matches('.'))
-                        };
-                        let how = if input.prefix.is_empty() {
-                            format!("pass -var {name}=..., add it to a -var-file, set {ENV_PREFIX}{name}, or give the variable a default")
-                        } else {
-                            format!("set {name} = ... in the module block that calls this module, or give the variable a default")
-                        };
-                        self.error(
-                            Diagnostic::error(
-                                "missing-variable",
-                                format!("no value for required variable \"{name}\"{module_note}"),
-                            )
-                            .at_opt(input.call_span.or(Some(block.header_span())))
-                            .help(how),
-                        );
-                        continue;
-                    }
-                },
+            let Some(value) =
+                self.variable_value(block, input, var_type, sensitive, &literal_context)
+            else {
+                continue;
             };
             if let Some(sources) = input.input_sources.get(&name) {
                 scope
@@ -1805,9 +1835,11 @@ impl Loader {
                     );
                 }
                 let checked = if local {
-                    confine::local_host(host)
+                    confine::local_host(host).map_err(|e| e.to_string())
                 } else {
-                    encode::ssh::parse_target(host).map(|_| ())
+                    encode::ssh::parse_target(host)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 };
                 if let Err(problem) = checked {
                     self.error(
@@ -1826,21 +1858,23 @@ impl Loader {
             }
             // Values that reach the ssh command line or the ssh config written
             // for a bastion: checked against their grammars, never escaped.
-            let mut check =
-                |name: &str, value: Option<&String>, result: Result<(), String>, help: &str| {
-                    if value.is_some() {
-                        if let Err(problem) = result {
-                            self.error(
-                                Diagnostic::error(
-                                    "invalid-ssh-value",
-                                    format!("\"{name}\": {problem}"),
-                                )
-                                .at_opt(attr_span(name))
-                                .help(help.to_string()),
-                            );
-                        }
+            let mut check = |name: &str,
+                             value: Option<&String>,
+                             result: Result<(), encode::ssh::SshValueError>,
+                             help: &str| {
+                if value.is_some() {
+                    if let Err(problem) = result {
+                        self.error(
+                            Diagnostic::error(
+                                "invalid-ssh-value",
+                                format!("\"{name}\": {problem}"),
+                            )
+                            .at_opt(attr_span(name))
+                            .help(help.to_string()),
+                        );
                     }
-                };
+                }
+            };
             let ok = Ok(());
             let bastion = vm_hosts.bastion.as_ref();
             check(
@@ -1883,6 +1917,16 @@ impl Loader {
 
     fn validate_rollout(&mut self, block: &RawBlock, rollout: &Rollout) {
         self.validate_notify(block, rollout);
+        self.validate_strategy(block, rollout);
+        self.validate_batches_and_approvals(block, rollout);
+        for gate in &rollout.verify {
+            self.validate_gate(block, gate);
+        }
+    }
+
+    /// The strategy takes the attributes it moves by (batches or steps, or
+    /// none), and steps increase from above 0% to 100%.
+    fn validate_strategy(&mut self, block: &RawBlock, rollout: &Rollout) {
         let attr_span = |name: &str| block.body.attr(name).map(|a| a.span);
         let header = block.header_span();
         match rollout.strategy {
@@ -1951,6 +1995,11 @@ impl Loader {
                 }
             }
         }
+    }
+
+    /// No batch is empty, and each approval comes after one of the steps.
+    fn validate_batches_and_approvals(&mut self, block: &RawBlock, rollout: &Rollout) {
+        let attr_span = |name: &str| block.body.attr(name).map(|a| a.span);
         for batch in &rollout.batches {
             let zero = match batch {
                 BatchSize::Count(n) => *n == 0,
@@ -1989,59 +2038,62 @@ impl Loader {
                 }
             }
         }
-        for gate in &rollout.verify {
-            let gate_block = block
-                .body
-                .blocks_of("verify")
-                .find(|b| b.label() == gate.name);
-            let span = gate_block.map(RawBlock::header_span);
-            let kinds = [
-                gate.http.is_some(),
-                gate.command.is_some(),
-                gate.prometheus.is_some(),
-                gate.cloudwatch.is_some(),
-            ]
-            .iter()
-            .filter(|k| **k)
-            .count();
-            if kinds != 1 {
-                self.error(
-                    Diagnostic::error("verify", format!("verify \"{}\" must have exactly one of http, command, prometheus or cloudwatch (found {kinds})", gate.name))
-                        .at_opt(span)
-                        .help("add one check block, e.g. http { url = \"...\" }"),
-                );
-            }
-            if gate.baseline.is_some() && gate.prometheus.is_none() {
-                self.error(
-                    Diagnostic::error("verify", "baseline comparison needs a prometheus check")
-                        .at_opt(
-                            gate_block
-                                .and_then(|b| b.body.attr("baseline"))
-                                .map(|a| a.span),
-                        )
-                        .help("remove baseline, or use a prometheus { query = ... } check"),
-                );
-            }
-            if gate.failure_limit == Some(0) {
-                self.error(
-                    Diagnostic::error("verify", "failure_limit must be at least 1")
-                        .at_opt(gate_block.and_then(|b| b.body.attr("failure_limit")).map(|a| a.span))
-                        .help("failure_limit is the number of failed evaluations that fails the gate; 1 fails it at the first"),
-                );
-            }
-            if gate.tolerance.is_some_and(|t| t <= 0.0) {
-                self.error(
-                    Diagnostic::error("verify", "tolerance must be above 0")
-                        .at_opt(
-                            gate_block
-                                .and_then(|b| b.body.attr("tolerance"))
-                                .map(|a| a.span),
-                        )
-                        .help("e.g. tolerance = 1.2 fails when the new version is 20% worse"),
-                );
-            }
-            self.validate_metric_gate(gate_block, gate);
+    }
+
+    /// A verify block has exactly one check, and its baseline, failure limit,
+    /// tolerance and metric settings make sense.
+    fn validate_gate(&mut self, block: &RawBlock, gate: &Gate) {
+        let gate_block = block
+            .body
+            .blocks_of("verify")
+            .find(|b| b.label() == gate.name);
+        let span = gate_block.map(RawBlock::header_span);
+        let kinds = [
+            gate.http.is_some(),
+            gate.command.is_some(),
+            gate.prometheus.is_some(),
+            gate.cloudwatch.is_some(),
+        ]
+        .iter()
+        .filter(|k| **k)
+        .count();
+        if kinds != 1 {
+            self.error(
+                Diagnostic::error("verify", format!("verify \"{}\" must have exactly one of http, command, prometheus or cloudwatch (found {kinds})", gate.name))
+                    .at_opt(span)
+                    .help("add one check block, e.g. http { url = \"...\" }"),
+            );
         }
+        if gate.baseline.is_some() && gate.prometheus.is_none() {
+            self.error(
+                Diagnostic::error("verify", "baseline comparison needs a prometheus check")
+                    .at_opt(
+                        gate_block
+                            .and_then(|b| b.body.attr("baseline"))
+                            .map(|a| a.span),
+                    )
+                    .help("remove baseline, or use a prometheus { query = ... } check"),
+            );
+        }
+        if gate.failure_limit == Some(0) {
+            self.error(
+                Diagnostic::error("verify", "failure_limit must be at least 1")
+                    .at_opt(gate_block.and_then(|b| b.body.attr("failure_limit")).map(|a| a.span))
+                    .help("failure_limit is the number of failed evaluations that fails the gate; 1 fails it at the first"),
+            );
+        }
+        if gate.tolerance.is_some_and(|t| t <= 0.0) {
+            self.error(
+                Diagnostic::error("verify", "tolerance must be above 0")
+                    .at_opt(
+                        gate_block
+                            .and_then(|b| b.body.attr("tolerance"))
+                            .map(|a| a.span),
+                    )
+                    .help("e.g. tolerance = 1.2 fails when the new version is 20% worse"),
+            );
+        }
+        self.validate_metric_gate(gate_block, gate);
     }
 
     /// What a prometheus or cloudwatch gate needs to judge anything: bounds
@@ -2049,11 +2101,6 @@ impl Loader {
     /// known query placeholders, an alarm or a complete metric.
     fn validate_metric_gate(&mut self, gate_block: Option<&RawBlock>, gate: &Gate) {
         let attr_span = |name: &str| gate_block.and_then(|b| b.body.attr(name)).map(|a| a.span);
-        let check_span = |check: &str, name: &str| {
-            gate_block
-                .and_then(|b| b.body.blocks_of(check).next())
-                .and_then(|c| c.body.attr(name).map(|a| a.span).or(Some(c.header_span())))
-        };
         if let (Some(min), Some(max)) = (gate.min, gate.max) {
             if min > max {
                 self.error(
@@ -2117,87 +2164,121 @@ impl Loader {
             }
         }
         if let Some(prometheus) = &gate.prometheus {
-            if gate.min.is_none() && gate.max.is_none() && gate.baseline.is_none() {
+            self.validate_prometheus_gate(gate_block, gate, prometheus);
+        }
+        if let Some(cloudwatch) = &gate.cloudwatch {
+            self.validate_cloudwatch_gate(gate_block, gate, cloudwatch);
+        }
+    }
+
+    /// A prometheus check has something to judge its value by, and its query
+    /// names known placeholders only.
+    fn validate_prometheus_gate(
+        &mut self,
+        gate_block: Option<&RawBlock>,
+        gate: &Gate,
+        prometheus: &PrometheusGate,
+    ) {
+        let check_span = |check: &str, name: &str| {
+            gate_block
+                .and_then(|b| b.body.blocks_of(check).next())
+                .and_then(|c| c.body.attr(name).map(|a| a.span).or(Some(c.header_span())))
+        };
+        if gate.min.is_none() && gate.max.is_none() && gate.baseline.is_none() {
+            self.error(
+                Diagnostic::error(
+                    "verify",
+                    format!("verify \"{}\": a prometheus check needs min, max or baseline to judge its value", gate.name),
+                )
+                .at_opt(gate_block.map(RawBlock::header_span))
+                .help("e.g. max = 0.01, or baseline = \"previous_version\" with a tolerance"),
+            );
+        }
+        for name in super::placeholders::unknown_placeholders(&prometheus.query) {
+            let help = match did_you_mean(&name, super::placeholders::PLACEHOLDERS.iter().copied())
+            {
+                Some(known) => format!("did you mean {{{{{known}}}}}?"),
+                None => format!(
+                    "known placeholders: {}",
+                    super::placeholders::PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{{{p}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            self.error(
+                Diagnostic::error(
+                    "verify",
+                    format!("unknown placeholder {{{{{name}}}}} in the query"),
+                )
+                .at_opt(check_span("prometheus", "query"))
+                .help(help),
+            );
+        }
+    }
+
+    /// A cloudwatch check names an alarm or a complete metric, a known
+    /// statistic, and for a metric the bounds to judge it by.
+    fn validate_cloudwatch_gate(
+        &mut self,
+        gate_block: Option<&RawBlock>,
+        gate: &Gate,
+        cloudwatch: &CloudwatchGate,
+    ) {
+        let check_span = |check: &str, name: &str| {
+            gate_block
+                .and_then(|b| b.body.blocks_of(check).next())
+                .and_then(|c| c.body.attr(name).map(|a| a.span).or(Some(c.header_span())))
+        };
+        let metric = [
+            &cloudwatch.namespace,
+            &cloudwatch.metric_name,
+            &cloudwatch.statistic,
+        ];
+        let metric_parts = metric.iter().filter(|m| m.is_some()).count();
+        if cloudwatch.alarm_name.is_some() == (metric_parts > 0)
+            || (metric_parts > 0 && metric_parts < 3)
+        {
+            self.error(
+                Diagnostic::error(
+                    "verify",
+                    format!("verify \"{}\": a cloudwatch check needs either alarm_name, or namespace, metric_name and statistic", gate.name),
+                )
+                .at_opt(check_span("cloudwatch", "alarm_name").or_else(|| check_span("cloudwatch", "namespace")))
+                .help("use alarm_name = \"...\" for an alarm, or all three of namespace, metric_name and statistic for a metric"),
+            );
+        }
+        if let Some(statistic) = &cloudwatch.statistic {
+            const STATISTICS: &[&str] = &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
+            if !STATISTICS.contains(&statistic.as_str()) {
                 self.error(
                     Diagnostic::error(
                         "verify",
-                        format!("verify \"{}\": a prometheus check needs min, max or baseline to judge its value", gate.name),
+                        format!("unknown statistic {}", excerpt(statistic)),
                     )
-                    .at_opt(gate_block.map(RawBlock::header_span))
-                    .help("e.g. max = 0.01, or baseline = \"previous_version\" with a tolerance"),
-                );
-            }
-            for name in super::placeholders::unknown_placeholders(&prometheus.query) {
-                let help =
-                    match did_you_mean(&name, super::placeholders::PLACEHOLDERS.iter().copied()) {
-                        Some(known) => format!("did you mean {{{{{known}}}}}?"),
-                        None => format!(
-                            "known placeholders: {}",
-                            super::placeholders::PLACEHOLDERS
-                                .iter()
-                                .map(|p| format!("{{{{{p}}}}}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                self.error(
-                    Diagnostic::error(
-                        "verify",
-                        format!("unknown placeholder {{{{{name}}}}} in the query"),
-                    )
-                    .at_opt(check_span("prometheus", "query"))
-                    .help(help),
+                    .at_opt(check_span("cloudwatch", "statistic"))
+                    .help(
+                        match did_you_mean(statistic, STATISTICS.iter().copied()) {
+                            Some(known) => format!("did you mean \"{known}\"?"),
+                            None => format!("one of {}", STATISTICS.join(", ")),
+                        },
+                    ),
                 );
             }
         }
-        if let Some(cloudwatch) = &gate.cloudwatch {
-            let metric = [
-                &cloudwatch.namespace,
-                &cloudwatch.metric_name,
-                &cloudwatch.statistic,
-            ];
-            let metric_parts = metric.iter().filter(|m| m.is_some()).count();
-            if cloudwatch.alarm_name.is_some() == (metric_parts > 0)
-                || (metric_parts > 0 && metric_parts < 3)
-            {
-                self.error(
-                    Diagnostic::error(
-                        "verify",
-                        format!("verify \"{}\": a cloudwatch check needs either alarm_name, or namespace, metric_name and statistic", gate.name),
-                    )
-                    .at_opt(check_span("cloudwatch", "alarm_name").or_else(|| check_span("cloudwatch", "namespace")))
-                    .help("use alarm_name = \"...\" for an alarm, or all three of namespace, metric_name and statistic for a metric"),
-                );
-            }
-            if let Some(statistic) = &cloudwatch.statistic {
-                const STATISTICS: &[&str] =
-                    &["Average", "Sum", "Minimum", "Maximum", "SampleCount"];
-                if !STATISTICS.contains(&statistic.as_str()) {
-                    self.error(
-                        Diagnostic::error(
-                            "verify",
-                            format!("unknown statistic {}", excerpt(statistic)),
-                        )
-                        .at_opt(check_span("cloudwatch", "statistic"))
-                        .help(
-                            match did_you_mean(statistic, STATISTICS.iter().copied()) {
-                                Some(known) => format!("did you mean \"{known}\"?"),
-                                None => format!("one of {}", STATISTICS.join(", ")),
-                            },
-                        ),
-                    );
-                }
-            }
-            if metric_parts == 3 && gate.min.is_none() && gate.max.is_none() {
-                self.error(
-                    Diagnostic::error(
-                        "verify",
-                        format!("verify \"{}\": a cloudwatch metric needs min or max to judge its value", gate.name),
-                    )
-                    .at_opt(gate_block.map(RawBlock::header_span))
-                    .help("e.g. max = 5"),
-                );
-            }
+        if metric_parts == 3 && gate.min.is_none() && gate.max.is_none() {
+            self.error(
+                Diagnostic::error(
+                    "verify",
+                    format!(
+                        "verify \"{}\": a cloudwatch metric needs min or max to judge its value",
+                        gate.name
+                    ),
+                )
+                .at_opt(gate_block.map(RawBlock::header_span))
+                .help("e.g. max = 5"),
+            );
         }
     }
 
@@ -2337,9 +2418,9 @@ impl Loader {
         if usable && artifact.sha256.is_none() {
             match self.local_artifact_digest(&artifact.base_dir.clone(), &artifact.source) {
                 Ok(digest) => artifact.sha256 = digest,
-                Err(message) => {
+                Err(error) => {
                     self.error(
-                        Diagnostic::error("artifact", message)
+                        Diagnostic::error("artifact", error.to_string())
                             .at_opt(span_of("source"))
                             .help("point source at a directory or .tar.gz relative to this configuration, an https:// URL, s3://bucket/key or oci://registry/repository:tag"),
                     );
@@ -2626,232 +2707,20 @@ impl Loader {
 
     fn resolve_deployments(&mut self) {
         let pending = std::mem::take(&mut self.deployment_blocks);
-        let services: BTreeSet<String> = self.services.keys().cloned().collect();
-        let environments: BTreeSet<String> = self.config.environments.keys().cloned().collect();
-        let rollouts: BTreeSet<String> = self.config.rollouts.keys().cloned().collect();
-        let deployments: BTreeSet<String> = pending.iter().map(|p| p.address.clone()).collect();
+        let names = DeploymentNames {
+            services: self.services.keys().cloned().collect(),
+            environments: self.config.environments.keys().cloned().collect(),
+            rollouts: self.config.rollouts.keys().cloned().collect(),
+            deployments: pending.iter().map(|p| p.address.clone()).collect(),
+        };
         let mut ecs_spans: std::collections::BTreeMap<String, EcsSpans> = Default::default();
         for item in &pending {
-            let block = &item.block;
-            let attr = |name: &str| block.body.attr(name);
-            let own_ecs = |name: &str| {
-                block
-                    .body
-                    .blocks_of("ecs")
-                    .next()
-                    .and_then(|b| b.body.attr(name))
-                    .map(|a| a.span)
-            };
-            ecs_spans.insert(
-                item.address.clone(),
-                EcsSpans {
-                    header: block.header_span(),
-                    service_name: own_ecs("service_name"),
-                    listener_arn: own_ecs("listener_arn"),
-                    target_groups: own_ecs("target_groups"),
-                    rollout: attr("rollout").map(|a| a.span),
-                },
-            );
-            let service = attr("service").and_then(|a| {
-                self.resolve_ref(
-                    &a.edit_expr,
-                    a.span,
-                    "service",
-                    &item.scope.prefix,
-                    &services,
-                )
-            });
-            let environment = attr("environment").and_then(|a| {
-                self.resolve_ref(
-                    &a.edit_expr,
-                    a.span,
-                    "environment",
-                    &item.scope.prefix,
-                    &environments,
-                )
-            });
-            let rollout = match attr("rollout") {
-                Some(a) => self
-                    .resolve_ref(
-                        &a.edit_expr,
-                        a.span,
-                        "rollout",
-                        &item.scope.prefix,
-                        &rollouts,
-                    )
-                    .map(Some),
-                None => Some(None),
-            };
-            let promote_from = match attr("promote_from") {
-                Some(a) => self
-                    .resolve_ref(
-                        &a.edit_expr,
-                        a.span,
-                        "deployment",
-                        &item.scope.prefix,
-                        &deployments,
-                    )
-                    .map(|address| {
-                        Some(DeploymentRef {
-                            address,
-                            span: a.span,
-                        })
-                    }),
-                None => Some(None),
-            };
-            let mut depends_on = Vec::new();
-            if let Some(a) = attr("depends_on") {
-                match &a.edit_expr {
-                    hcl::edit::expr::Expression::Array(items) => {
-                        for element in items.iter() {
-                            use hcl::edit::Span as _;
-                            let span = Span::new(
-                                a.span.file,
-                                element.span().unwrap_or(a.span.start..a.span.end),
-                            );
-                            if let Some(address) = self.resolve_ref(
-                                element,
-                                span,
-                                "deployment",
-                                &item.scope.prefix,
-                                &deployments,
-                            ) {
-                                depends_on.push(DeploymentRef { address, span });
-                            }
-                        }
-                    }
-                    _ => self.error(
-                        Diagnostic::error("reference", "depends_on must be a list of deployments")
-                            .at(a.span)
-                            .help("write depends_on = [deployment.NAME]"),
-                    ),
-                }
+            ecs_spans.insert(item.address.clone(), EcsSpans::of(&item.block));
+            if let Some(deployment) = self.resolve_deployment(item, &names) {
+                self.config
+                    .deployments
+                    .insert(item.address.clone(), deployment);
             }
-            let desired_count = match attr("desired_count") {
-                Some(a) => match evaluate(&a.expr, item.scope.cached_context()) {
-                    Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
-                    _ => {
-                        self.error(
-                            Diagnostic::error("wrong-type", "desired_count must be a whole number")
-                                .at(a.span)
-                                .help("e.g. desired_count = 3"),
-                        );
-                        None
-                    }
-                },
-                None => None,
-            };
-            let ecs = match block.body.blocks_of("ecs").next() {
-                Some(ecs_block) => {
-                    match self.eval_block(
-                        ecs_block,
-                        &schema::DEPLOYMENT_ECS,
-                        &item.scope,
-                        item.scope.cached_context(),
-                    ) {
-                        Some(json) => match serde_json::from_value::<DeploymentEcs>(json) {
-                            Ok(ecs) => Some(ecs),
-                            Err(error) => {
-                                self.decode_error(ecs_block, error);
-                                continue;
-                            }
-                        },
-                        None => continue,
-                    }
-                }
-                None => None,
-            };
-            let (
-                Some(service_address),
-                Some(environment_address),
-                Some(rollout),
-                Some(promote_from),
-            ) = (service, environment, rollout, promote_from)
-            else {
-                continue;
-            };
-            let Some(environment) = self.config.environments.get(&environment_address).cloned()
-            else {
-                continue;
-            };
-            let Some(service) = self.evaluate_service(&service_address, &environment, block) else {
-                continue;
-            };
-            let secrets = self.service_secrets(&service_address);
-            let target_ok = (service.vm.is_some() && environment.vm_hosts.is_some())
-                || (service.ecs.is_some() && environment.ecs_cluster.is_some());
-            if !target_ok {
-                let span = attr("environment").map(|a| a.span);
-                self.error(
-                    Diagnostic::error(
-                        "target-mismatch",
-                        format!(
-                            "{service_address} cannot run in {environment_address}: the service has {} and the environment has {}",
-                            describe_service_targets(&service),
-                            describe_environment_targets(&environment),
-                        ),
-                    )
-                    .at_opt(span)
-                    .help("give the service a vm block for vm_hosts environments, or an ecs block for ecs_cluster environments"),
-                );
-                continue;
-            }
-            let local = environment
-                .vm_hosts
-                .as_ref()
-                .is_some_and(|hosts| hosts.transport == TransportKind::Local);
-            if local
-                && service
-                    .vm
-                    .as_ref()
-                    .is_some_and(|vm| vm.systemd_unit.is_some())
-            {
-                self.error(
-                    Diagnostic::error(
-                        "systemd-unit",
-                        format!(
-                            "{service_address} has a systemd_unit, but {environment_address} uses the local transport, which has no systemd: starting and stopping the unit would run systemctl on this machine"
-                        ),
-                    )
-                    .at_opt(attr("environment").map(|a| a.span))
-                    .help("with transport = \"local\", start and stop the service with start_command and stop_command"),
-                );
-                continue;
-            }
-            let strategy = rollout
-                .as_ref()
-                .and_then(|address| self.config.rollouts.get(address))
-                .map(|r| r.strategy);
-            if environment.vm_hosts.is_some() && strategy == Some(Strategy::BlueGreen) {
-                self.error(
-                    Diagnostic::error(
-                        "unsupported-strategy",
-                        format!(
-                            "{} uses a blue_green rollout, which slipway runs on ECS only: on VM hosts it would need two host groups behind ALB target groups",
-                            item.address
-                        ),
-                    )
-                    .at_opt(attr("rollout").map(|a| a.span))
-                    .help("use a rolling or canary rollout for VM hosts (a canary with steps = [\"50%\", \"100%\"] moves half the hosts, then the rest)"),
-                );
-                continue;
-            }
-            self.config.deployments.insert(
-                item.address.clone(),
-                Deployment {
-                    address: item.address.clone(),
-                    name: block.label().to_string(),
-                    service,
-                    environment: environment_address,
-                    rollout,
-                    depends_on,
-                    promote_from,
-                    desired_count,
-                    ecs,
-                    span: block.header_span(),
-                    secrets,
-                },
-            );
         }
         self.validate_ecs_conflicts(&ecs_spans);
         if !self.diagnostics.has_errors() {
@@ -2859,6 +2728,254 @@ impl Loader {
             // repeat its error.
             self.load_root_outputs();
         }
+    }
+
+    /// One deployment block resolved: its references, desired count and ECS
+    /// settings, its service evaluated for its environment, and the pairing
+    /// checked. `None` when any of it failed (the errors are reported).
+    fn resolve_deployment(
+        &mut self,
+        item: &PendingDeployment,
+        names: &DeploymentNames,
+    ) -> Option<Deployment> {
+        let block = &item.block;
+        let refs = self.deployment_refs(item, names);
+        let depends_on = self.deployment_depends_on(item, &names.deployments);
+        let desired_count = self.deployment_desired_count(item);
+        let ecs = match block.body.blocks_of("ecs").next() {
+            Some(ecs_block) => {
+                let json = self.eval_block(
+                    ecs_block,
+                    &schema::DEPLOYMENT_ECS,
+                    &item.scope,
+                    item.scope.cached_context(),
+                )?;
+                match serde_json::from_value::<DeploymentEcs>(json) {
+                    Ok(ecs) => Some(ecs),
+                    Err(error) => {
+                        self.decode_error(ecs_block, error);
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+        let (Some(service_address), Some(environment_address), Some(rollout), Some(promote_from)) =
+            refs
+        else {
+            return None;
+        };
+        let environment = self
+            .config
+            .environments
+            .get(&environment_address)
+            .cloned()?;
+        let service = self.evaluate_service(&service_address, &environment, block)?;
+        let secrets = self.service_secrets(&service_address);
+        if !self.check_deployment_target(
+            item,
+            (&service_address, &service),
+            (&environment_address, &environment),
+            rollout.as_deref(),
+        ) {
+            return None;
+        }
+        Some(Deployment {
+            address: item.address.clone(),
+            name: block.label().to_string(),
+            service,
+            environment: environment_address,
+            rollout,
+            depends_on,
+            promote_from,
+            desired_count,
+            ecs,
+            span: block.header_span(),
+            secrets,
+        })
+    }
+
+    /// A deployment's `service`, `environment`, `rollout` and `promote_from`
+    /// references, each `None` when it does not resolve (reported); the
+    /// optional ones are `Some(None)` when absent.
+    #[allow(clippy::type_complexity)]
+    fn deployment_refs(
+        &mut self,
+        item: &PendingDeployment,
+        names: &DeploymentNames,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        Option<Option<String>>,
+        Option<Option<DeploymentRef>>,
+    ) {
+        let attr = |name: &str| item.block.body.attr(name);
+        let prefix = &item.scope.prefix;
+        let service = attr("service").and_then(|a| {
+            self.resolve_ref(&a.edit_expr, a.span, "service", prefix, &names.services)
+        });
+        let environment = attr("environment").and_then(|a| {
+            self.resolve_ref(
+                &a.edit_expr,
+                a.span,
+                "environment",
+                prefix,
+                &names.environments,
+            )
+        });
+        let rollout = match attr("rollout") {
+            Some(a) => self
+                .resolve_ref(&a.edit_expr, a.span, "rollout", prefix, &names.rollouts)
+                .map(Some),
+            None => Some(None),
+        };
+        let promote_from = match attr("promote_from") {
+            Some(a) => self
+                .resolve_ref(
+                    &a.edit_expr,
+                    a.span,
+                    "deployment",
+                    prefix,
+                    &names.deployments,
+                )
+                .map(|address| {
+                    Some(DeploymentRef {
+                        address,
+                        span: a.span,
+                    })
+                }),
+            None => Some(None),
+        };
+        (service, environment, rollout, promote_from)
+    }
+
+    /// The deployments a deployment's `depends_on` list names, those that
+    /// resolve; the others, and a `depends_on` that is not a list, are
+    /// reported.
+    fn deployment_depends_on(
+        &mut self,
+        item: &PendingDeployment,
+        deployments: &BTreeSet<String>,
+    ) -> Vec<DeploymentRef> {
+        let mut depends_on = Vec::new();
+        let Some(a) = item.block.body.attr("depends_on") else {
+            return depends_on;
+        };
+        match &a.edit_expr {
+            hcl::edit::expr::Expression::Array(items) => {
+                for element in items.iter() {
+                    use hcl::edit::Span as _;
+                    let span = Span::new(
+                        a.span.file,
+                        element.span().unwrap_or(a.span.start..a.span.end),
+                    );
+                    if let Some(address) = self.resolve_ref(
+                        element,
+                        span,
+                        "deployment",
+                        &item.scope.prefix,
+                        deployments,
+                    ) {
+                        depends_on.push(DeploymentRef { address, span });
+                    }
+                }
+            }
+            _ => self.error(
+                Diagnostic::error("reference", "depends_on must be a list of deployments")
+                    .at(a.span)
+                    .help("write depends_on = [deployment.NAME]"),
+            ),
+        }
+        depends_on
+    }
+
+    /// A deployment's `desired_count`, when given and a whole number (any
+    /// other value is reported).
+    fn deployment_desired_count(&mut self, item: &PendingDeployment) -> Option<u32> {
+        let a = item.block.body.attr("desired_count")?;
+        match evaluate(&a.expr, item.scope.cached_context()) {
+            Ok(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n as u32),
+            _ => {
+                self.error(
+                    Diagnostic::error("wrong-type", "desired_count must be a whole number")
+                        .at(a.span)
+                        .help("e.g. desired_count = 3"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether a deployment's service can run in its environment with its
+    /// rollout: the service has the environment's kind of target, a
+    /// `systemd_unit` is not run through the local transport, and blue/green
+    /// is on ECS only. A mismatch is reported and the answer is `false`.
+    fn check_deployment_target(
+        &mut self,
+        item: &PendingDeployment,
+        (service_address, service): (&str, &Service),
+        (environment_address, environment): (&str, &Environment),
+        rollout: Option<&str>,
+    ) -> bool {
+        let attr = |name: &str| item.block.body.attr(name);
+        let target_ok = (service.vm.is_some() && environment.vm_hosts.is_some())
+            || (service.ecs.is_some() && environment.ecs_cluster.is_some());
+        if !target_ok {
+            let span = attr("environment").map(|a| a.span);
+            self.error(
+                Diagnostic::error(
+                    "target-mismatch",
+                    format!(
+                        "{service_address} cannot run in {environment_address}: the service has {} and the environment has {}",
+                        describe_service_targets(service),
+                        describe_environment_targets(environment),
+                    ),
+                )
+                .at_opt(span)
+                .help("give the service a vm block for vm_hosts environments, or an ecs block for ecs_cluster environments"),
+            );
+            return false;
+        }
+        let local = environment
+            .vm_hosts
+            .as_ref()
+            .is_some_and(|hosts| hosts.transport == TransportKind::Local);
+        if local
+            && service
+                .vm
+                .as_ref()
+                .is_some_and(|vm| vm.systemd_unit.is_some())
+        {
+            self.error(
+                Diagnostic::error(
+                    "systemd-unit",
+                    format!(
+                        "{service_address} has a systemd_unit, but {environment_address} uses the local transport, which has no systemd: starting and stopping the unit would run systemctl on this machine"
+                    ),
+                )
+                .at_opt(attr("environment").map(|a| a.span))
+                .help("with transport = \"local\", start and stop the service with start_command and stop_command"),
+            );
+            return false;
+        }
+        let strategy = rollout
+            .and_then(|address| self.config.rollouts.get(address))
+            .map(|r| r.strategy);
+        if environment.vm_hosts.is_some() && strategy == Some(Strategy::BlueGreen) {
+            self.error(
+                Diagnostic::error(
+                    "unsupported-strategy",
+                    format!(
+                        "{} uses a blue_green rollout, which slipway runs on ECS only: on VM hosts it would need two host groups behind ALB target groups",
+                        item.address
+                    ),
+                )
+                .at_opt(attr("rollout").map(|a| a.span))
+                .help("use a rolling or canary rollout for VM hosts (a canary with steps = [\"50%\", \"100%\"] moves half the hosts, then the rest)"),
+            );
+            return false;
+        }
+        true
     }
 
     /// ECS deployments of one environment must not share a service (a canary's
@@ -2997,21 +3114,7 @@ impl Loader {
                     }
                 }
             }
-            if by_steps && spec.containers.iter().all(|c| c.port.is_none()) {
-                found.push(
-                    Diagnostic::error(
-                        "ecs-no-port",
-                        format!(
-                            "{} moves traffic on a listener with a {} rollout, but no container of {} has a port: its tasks could not be registered with the target groups",
-                            deployment.address,
-                            strategy.map(|s| s.to_string()).unwrap_or_default(),
-                            deployment.service.address
-                        ),
-                    )
-                    .at(spans.rollout.unwrap_or(spans.header))
-                    .help("set `port` on the container that serves traffic, or use a rolling rollout"),
-                );
-            }
+            found.extend(ecs_port_missing(deployment, spec, strategy, spans));
         }
         for diagnostic in found {
             self.error(diagnostic);
@@ -3194,6 +3297,34 @@ const METRIC_ONLY: [&str; 8] = [
     "no_data",
 ];
 
+/// A deployment whose rollout moves traffic on a listener needs a container
+/// with a port to register with the target groups: the error when none has
+/// one.
+fn ecs_port_missing(
+    deployment: &Deployment,
+    spec: &EcsSpec,
+    strategy: Option<Strategy>,
+    spans: &EcsSpans,
+) -> Option<Diagnostic> {
+    let by_steps = strategy.is_some_and(|s| s.moves_by_steps());
+    if !by_steps || spec.containers.iter().any(|c| c.port.is_some()) {
+        return None;
+    }
+    Some(
+        Diagnostic::error(
+            "ecs-no-port",
+            format!(
+                "{} moves traffic on a listener with a {} rollout, but no container of {} has a port: its tasks could not be registered with the target groups",
+                deployment.address,
+                strategy.map(|s| s.to_string()).unwrap_or_default(),
+                deployment.service.address
+            ),
+        )
+        .at(spans.rollout.unwrap_or(spans.header))
+        .help("set `port` on the container that serves traffic, or use a rolling rollout"),
+    )
+}
+
 fn describe_service_targets(service: &Service) -> &'static str {
     match (service.vm.is_some(), service.ecs.is_some()) {
         (true, true) => "vm and ecs blocks",
@@ -3365,7 +3496,78 @@ struct EcsSpans {
     rollout: Option<Span>,
 }
 
-fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
+impl EcsSpans {
+    /// The spans of a deployment block's header, its own `ecs` block's
+    /// attributes and its `rollout`.
+    fn of(block: &RawBlock) -> EcsSpans {
+        let own_ecs = |name: &str| {
+            block
+                .body
+                .blocks_of("ecs")
+                .next()
+                .and_then(|b| b.body.attr(name))
+                .map(|a| a.span)
+        };
+        EcsSpans {
+            header: block.header_span(),
+            service_name: own_ecs("service_name"),
+            listener_arn: own_ecs("listener_arn"),
+            target_groups: own_ecs("target_groups"),
+            rollout: block.body.attr("rollout").map(|a| a.span),
+        }
+    }
+}
+
+/// The addresses a deployment block's references may name.
+struct DeploymentNames {
+    services: BTreeSet<String>,
+    environments: BTreeSet<String>,
+    rollouts: BTreeSet<String>,
+    deployments: BTreeSet<String>,
+}
+
+/// Why the value given for a variable, or its default, is not of its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarValueError {
+    /// A value of another type (`expected` and `found` describe types).
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// Text that does not parse or evaluate as a value of the type; `text`
+    /// is `None` for a sensitive value, which the message does not repeat.
+    #[error("{} is not a valid {expected} value", describe_input(.text.as_deref()))]
+    NotValid {
+        text: Option<String>,
+        expected: &'static str,
+    },
+}
+
+/// An input as [`VarValueError::NotValid`] shows it: quoted, or not at all
+/// when sensitive.
+fn describe_input(text: Option<&str>) -> String {
+    match text {
+        Some(text) => format!("\"{text}\""),
+        None => "the sensitive value (not shown)".to_string(),
+    }
+}
+
+/// Why the digest of a local artifact cannot be computed.
+#[derive(Debug, thiserror::Error)]
+enum ArtifactDigestError {
+    /// The source is not a usable artifact source.
+    #[error(transparent)]
+    Source(#[from] crate::artifact::SourceError),
+    /// The file or directory cannot be read.
+    #[error("cannot read artifact {}: {error}", excerpt(.artifact))]
+    Unreadable {
+        artifact: String,
+        error: std::io::Error,
+    },
+}
+
+fn check_var_type(value: &Value, var_type: VarType) -> Result<(), VarValueError> {
     let ok = match var_type {
         VarType::String => matches!(value, Value::String(_)),
         VarType::Number => matches!(value, Value::Number(_)),
@@ -3377,23 +3579,23 @@ fn check_var_type(value: &Value, var_type: VarType) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "expected {}, found {}",
-            var_type.describe(),
-            type_name(value)
-        ))
+        Err(VarValueError::WrongType {
+            expected: var_type.describe(),
+            found: type_name(value),
+        })
     }
 }
 
 /// A value given from outside as the variable's type. The message for a value
 /// that is not one repeats it, unless it is `sensitive`.
-fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<Value, String> {
-    let shown = |text: &str| {
-        if sensitive {
-            "the sensitive value (not shown)".to_string()
-        } else {
-            format!("\"{text}\"")
-        }
+fn convert_input(
+    raw: &RawInput,
+    var_type: VarType,
+    sensitive: bool,
+) -> Result<Value, VarValueError> {
+    let not_valid = |text: &str| VarValueError::NotValid {
+        text: (!sensitive).then(|| text.to_string()),
+        expected: var_type.describe(),
     };
     let value = match (raw, var_type) {
         (RawInput::Value(Value::Number(n)), VarType::String) => Value::String(n.to_string()),
@@ -3401,20 +3603,9 @@ fn convert_input(raw: &RawInput, var_type: VarType, sensitive: bool) -> Result<V
         (RawInput::Value(value), _) => value.clone(),
         (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
         (RawInput::Text(text), _) => {
-            let expr: hcl::Expression = text.parse().map_err(|_| {
-                format!(
-                    "{} is not a valid {} value",
-                    shown(text),
-                    var_type.describe()
-                )
-            })?;
-            expr.evaluate(&function_context()).map_err(|_| {
-                format!(
-                    "{} is not a valid {} value",
-                    shown(text),
-                    var_type.describe()
-                )
-            })?
+            let expr: hcl::Expression = text.parse().map_err(|_| not_valid(text))?;
+            expr.evaluate(&function_context())
+                .map_err(|_| not_valid(text))?
         }
     };
     check_var_type(&value, var_type)?;

@@ -77,8 +77,8 @@ pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Every `*.hcl` entry of a directory, sorted by name, each with whether it
 /// can be read as a configuration file: a regular file, or a link to one. A
 /// dangling link, a directory, a FIFO, a socket or a device gets the reason it
-/// cannot. The type is read without opening the entry, so a FIFO never blocks.
-pub fn hcl_entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<(), String>)>> {
+/// cannot ([`Unreadable`]). The type is read without opening the entry, so a FIFO never blocks.
+pub fn hcl_entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<(), Unreadable>)>> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -87,19 +87,31 @@ pub fn hcl_entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<(), Strin
         }
         let readable = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(()),
-            Ok(meta) => Err(format!(
-                "it is {}, not a file",
-                describe_type(&meta.file_type())
-            )),
-            Err(error) if std::fs::symlink_metadata(&path).is_ok() => Err(format!(
-                "it is a symbolic link to nothing readable ({error})"
-            )),
-            Err(error) => Err(error.to_string()),
+            Ok(meta) => Err(Unreadable::NotAFile(describe_type(&meta.file_type()))),
+            Err(error) if std::fs::symlink_metadata(&path).is_ok() => {
+                Err(Unreadable::DanglingLink(error))
+            }
+            Err(error) => Err(Unreadable::Io(error)),
         };
         entries.push((path, readable));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(entries)
+}
+
+/// Why a `*.hcl` entry of a configuration directory cannot be read as a
+/// configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    /// A directory, FIFO, socket or device (described).
+    #[error("it is {0}, not a file")]
+    NotAFile(&'static str),
+    /// A symbolic link whose target cannot be read.
+    #[error("it is a symbolic link to nothing readable ({0})")]
+    DanglingLink(std::io::Error),
+    /// Its metadata cannot be read.
+    #[error("{0}")]
+    Io(std::io::Error),
 }
 
 fn describe_type(file_type: &std::fs::FileType) -> &'static str {

@@ -3,8 +3,8 @@
 //!
 //! Here: what a block names ([`SecretSpec`], checked when the configuration
 //! is loaded), how the text a store returned becomes the value `secret.NAME`
-//! has ([`value_from_store`]: the whole text, or one key of a JSON object),
-//! and the values a run read ([`SecretValues`]), which the loader takes as
+//! has ([`value_from_store`]: the whole text, or one key of a JSON object;
+//! [`JsonKeyError`] when the key cannot be read), and the values a run read ([`SecretValues`]), which the loader takes as
 //! plain data.
 //!
 //! Not here: reading a store (`crate::secret_store`, with the `aws` feature,
@@ -88,17 +88,16 @@ pub type SecretValues = BTreeMap<String, String>;
 /// or with `json_key`, that key of the JSON object it holds (a string as it
 /// is, a number or bool as its JSON text). The error never repeats the
 /// secret; it names the keys the object has, which say what to write.
-pub fn value_from_store(text: &str, json_key: Option<&str>) -> Result<String, String> {
+pub fn value_from_store(text: &str, json_key: Option<&str>) -> Result<String, JsonKeyError> {
     let Some(key) = json_key else {
         return Ok(text.to_string());
     };
     let object = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(object)) => object,
         Ok(_) | Err(_) => {
-            return Err(format!(
-                "json_key {key:?} needs a secret that is a JSON object, and this one is not \
-                 (its text is not shown)"
-            ))
+            return Err(JsonKeyError::NotAnObject {
+                key: key.to_string(),
+            })
         }
     };
     match object.get(key) {
@@ -106,20 +105,44 @@ pub fn value_from_store(text: &str, json_key: Option<&str>) -> Result<String, St
         Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
             Ok(value.to_string())
         }
-        Some(_) => Err(format!(
-            "key {key:?} of the secret's JSON object is not a string, number or bool"
-        )),
-        None => {
-            let keys: Vec<String> = object.keys().map(|k| format!("{k:?}")).collect();
-            Err(format!(
-                "the secret's JSON object has no key {key:?} (its keys: {})",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
-            ))
-        }
+        Some(_) => Err(JsonKeyError::NotAScalar {
+            key: key.to_string(),
+        }),
+        None => Err(JsonKeyError::NoKey {
+            key: key.to_string(),
+            keys: object.keys().cloned().collect(),
+        }),
+    }
+}
+
+/// Why a secret's `json_key` cannot be read from the text the store
+/// returned. No variant holds the secret's value: only the key asked for
+/// and the names of the keys there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonKeyError {
+    /// The secret is not a JSON object.
+    #[error(
+        "json_key {key:?} needs a secret that is a JSON object, and this one is not \
+         (its text is not shown)"
+    )]
+    NotAnObject { key: String },
+    /// The key holds an array, an object or null.
+    #[error("key {key:?} of the secret's JSON object is not a string, number or bool")]
+    NotAScalar { key: String },
+    /// The object has no such key; `keys` are the ones it has.
+    #[error("the secret's JSON object has no key {key:?} (its keys: {})", describe_keys(.keys))]
+    NoKey { key: String, keys: Vec<String> },
+}
+
+/// The keys an object has, quoted, for [`JsonKeyError::NoKey`].
+fn describe_keys(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "none".to_string()
+    } else {
+        keys.iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -148,7 +171,9 @@ mod tests {
     #[test]
     fn a_missing_key_names_the_keys_there_and_not_the_values() {
         let text = r#"{"username":"app","password":"hunter2-Zq9"}"#;
-        let error = value_from_store(text, Some("passwd")).unwrap_err();
+        let error = value_from_store(text, Some("passwd"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("no key \"passwd\""), "{error}");
         assert!(error.contains("\"username\", \"password\""), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
@@ -157,12 +182,15 @@ mod tests {
     #[test]
     fn a_secret_that_is_not_a_json_object_is_refused_without_repeating_it() {
         for text in ["hunter2-Zq9", "[\"hunter2-Zq9\"]", "\"hunter2-Zq9\"", ""] {
-            let error = value_from_store(text, Some("password")).unwrap_err();
+            let error = value_from_store(text, Some("password"))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("not a JSON object") || error.contains("is not"));
             assert!(!error.contains("hunter2"), "{error}");
         }
-        let error =
-            value_from_store(r#"{"password":{"v":"hunter2-Zq9"}}"#, Some("password")).unwrap_err();
+        let error = value_from_store(r#"{"password":{"v":"hunter2-Zq9"}}"#, Some("password"))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a string"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
     }

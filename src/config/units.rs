@@ -1,6 +1,7 @@
 //! Durations and percentages as written in configuration (`"1h30m"`, `"25%"`):
-//! parsing, and the checked values the typed configuration holds
-//! ([`DurationText`], [`Percent`]), which keep the text they were written as.
+//! parsing, why a text does not parse ([`UnitError`]), and the checked values
+//! the typed configuration holds ([`DurationText`], [`Percent`]), which keep
+//! the text they were written as.
 //!
 //! Pure parsing; no knowledge of where the values come from.
 
@@ -11,14 +12,44 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::encode::text::excerpt;
 
+/// Why a duration or a percentage does not parse. The texts are kept as
+/// written; messages show them escaped and bounded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// A duration of nothing but blanks.
+    #[error("empty duration")]
+    EmptyDuration,
+    /// A duration where a number should start at `rest`.
+    #[error("{} is not a duration: expected a number at {}", excerpt(.text), excerpt(.rest))]
+    NumberExpected { text: String, rest: String },
+    /// A duration's number does not fit in 64 bits.
+    #[error("{}: number too large", excerpt(.text))]
+    NumberTooLarge { text: String },
+    /// A duration's last number has no unit.
+    #[error("{} is missing a unit (ms, s, m, h or d)", excerpt(.text))]
+    MissingUnit { text: String },
+    /// A duration's unit is none of ms, s, m, h, d.
+    #[error("{} has an unknown unit {} (use ms, s, m, h or d)", excerpt(.text), excerpt(.unit))]
+    UnknownUnit { text: String, unit: String },
+    /// A percentage without its `%`.
+    #[error("{} is not a percentage: write it like \"25%\"", excerpt(.text))]
+    NoPercentSign { text: String },
+    /// A percentage whose number is not a whole number.
+    #[error("{} is not a percentage: write a whole number followed by %", excerpt(.text))]
+    NotWholePercent { text: String },
+    /// A percentage above 100.
+    #[error("{} is more than 100%", excerpt(.text))]
+    OverHundredPercent { text: String },
+}
+
 /// Parse `500ms`, `30s`, `5m`, `1h30m`, `2d`. A bare `0` means no wait.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err(UnitError::EmptyDuration);
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -27,15 +58,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "{} is not a duration: expected a number at {}",
-                excerpt(text),
-                excerpt(rest)
-            ));
+            return Err(UnitError::NumberExpected {
+                text: text.to_string(),
+                rest: rest.to_string(),
+            });
         }
         let number: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("{}: number too large", excerpt(text)))?;
+            .map_err(|_| UnitError::NumberTooLarge {
+                text: text.to_string(),
+            })?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -49,17 +81,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86400)),
             "" => {
-                return Err(format!(
-                    "{} is missing a unit (ms, s, m, h or d)",
-                    excerpt(text)
-                ))
+                return Err(UnitError::MissingUnit {
+                    text: text.to_string(),
+                })
             }
             other => {
-                return Err(format!(
-                    "{} has an unknown unit {} (use ms, s, m, h or d)",
-                    excerpt(text),
-                    excerpt(other)
-                ))
+                return Err(UnitError::UnknownUnit {
+                    text: text.to_string(),
+                    unit: other.to_string(),
+                })
             }
         };
         total = total.saturating_add(part);
@@ -68,21 +98,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Parse `"25%"` into 25. Accepts 0–100 (whole numbers).
-pub fn parse_percent(text: &str) -> Result<u32, String> {
+pub fn parse_percent(text: &str) -> Result<u32, UnitError> {
     let Some(number) = text.trim().strip_suffix('%') else {
-        return Err(format!(
-            "{} is not a percentage: write it like \"25%\"",
-            excerpt(text)
-        ));
+        return Err(UnitError::NoPercentSign {
+            text: text.to_string(),
+        });
     };
-    let value: u32 = number.trim().parse().map_err(|_| {
-        format!(
-            "{} is not a percentage: write a whole number followed by %",
-            excerpt(text)
-        )
-    })?;
+    let value: u32 = number
+        .trim()
+        .parse()
+        .map_err(|_| UnitError::NotWholePercent {
+            text: text.to_string(),
+        })?;
     if value > 100 {
-        return Err(format!("{} is more than 100%", excerpt(text)));
+        return Err(UnitError::OverHundredPercent {
+            text: text.to_string(),
+        });
     }
     Ok(value)
 }
@@ -97,7 +128,7 @@ pub struct DurationText {
 }
 
 impl DurationText {
-    pub fn parse(text: &str) -> Result<DurationText, String> {
+    pub fn parse(text: &str) -> Result<DurationText, UnitError> {
         Ok(DurationText {
             length: parse_duration(text)?,
             text: text.to_string(),
@@ -147,7 +178,7 @@ impl Percent {
         (value <= 100).then_some(Percent(value))
     }
 
-    pub fn parse(text: &str) -> Result<Percent, String> {
+    pub fn parse(text: &str) -> Result<Percent, UnitError> {
         parse_percent(text).map(Percent)
     }
 
@@ -225,8 +256,8 @@ mod tests {
     fn hostile_text_is_shown_escaped_and_bounded() {
         let long = format!("\u{1b}[2J{}", "m".repeat(1 << 20));
         for problem in [
-            parse_duration(&long).unwrap_err(),
-            parse_percent(&long).unwrap_err(),
+            parse_duration(&long).unwrap_err().to_string(),
+            parse_percent(&long).unwrap_err().to_string(),
         ] {
             assert!(problem.len() < 300, "{} bytes", problem.len());
             assert!(!problem.contains('\u{1b}'), "{problem}");

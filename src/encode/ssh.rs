@@ -18,7 +18,65 @@
 //!   a [`config_word`].
 //!
 //! [`config_word`] writes an ssh config value in double quotes and refuses what
-//! a quoted config word cannot hold. Nothing here runs `ssh`.
+//! a quoted config word cannot hold. A refusal is an [`SshValueError`].
+//! Nothing here runs `ssh`.
+
+use super::text::{describe_char, excerpt};
+
+/// Why a host string, user name, path or config value cannot be given to
+/// `ssh`. Each variant keeps the text as written; messages show it escaped
+/// and bounded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SshValueError {
+    /// A port that is not a number from 1 to 65535.
+    #[error("{} is not a port number (1-65535)", excerpt(.port))]
+    BadPort { port: String },
+    /// A `[` without its `]`.
+    #[error("an opening [ without its closing ]")]
+    UnclosedBracket,
+    /// Brackets around something other than an IPv6 address.
+    #[error("brackets hold an IPv6 address only")]
+    BracketsNotIpv6,
+    /// Something other than `:port` after `]`.
+    #[error("unexpected {} after ]", excerpt(.rest))]
+    AfterBracket { rest: String },
+    /// An empty address.
+    #[error("no host name")]
+    NoHostName,
+    /// An address longer than DNS allows.
+    #[error("a host name of {bytes} bytes is longer than the {MAX_ADDRESS} DNS allows")]
+    AddressTooLong { bytes: usize },
+    /// An address with `:` that is not an IPv6 address.
+    #[error("{} is not an IPv6 address (hex digits, ':' and '.', then an optional %zone)", excerpt(.address))]
+    NotIpv6 { address: String },
+    /// A host name starting with `-` or `.`.
+    #[error("{} is not a host name: it must not start with '-' or '.'", excerpt(.address))]
+    HostNameStart { address: String },
+    /// A host name with a character outside its grammar.
+    #[error("{} is not a host name: {} is not a letter, digit, '-', '_' or '.'", excerpt(.address), describe_char(*.found))]
+    HostNameChar { address: String, found: char },
+    /// An empty user name.
+    #[error("the user name is empty")]
+    EmptyUser,
+    /// A user name longer than any in practice.
+    #[error("a user name of {bytes} bytes is longer than {MAX_USER}")]
+    UserTooLong { bytes: usize },
+    /// A user name starting with `-`.
+    #[error("{} is not a user name: it must not start with '-'", excerpt(.user))]
+    UserStart { user: String },
+    /// A user name with a character outside its grammar.
+    #[error("{} is not a user name: {} is not a letter, digit, '-', '_' or '.'", excerpt(.user), describe_char(*.found))]
+    UserChar { user: String, found: char },
+    /// An empty path.
+    #[error("the path is empty")]
+    EmptyPath,
+    /// A path with a character ssh would expand or unquote.
+    #[error("{} cannot be given to ssh: it holds {}, which ssh would read as more than a path", excerpt(.path), describe_char(*.found))]
+    PathHolds { path: String, found: char },
+    /// A config value with a character a quoted config word cannot hold.
+    #[error("{} cannot be written into an ssh config: it holds {}", excerpt(.value), describe_char(*.found))]
+    ConfigWordHolds { value: String, found: char },
+}
 
 /// A host string taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +118,7 @@ const MAX_USER: usize = 256;
 
 /// Parse `[user@]address[:port]`, refusing anything outside the grammar of
 /// the module documentation.
-pub fn parse_target(host: &str) -> Result<Target, String> {
+pub fn parse_target(host: &str) -> Result<Target, SshValueError> {
     let (user, rest) = match host.rsplit_once('@') {
         Some((user, rest)) => {
             check_user(user)?;
@@ -68,11 +126,8 @@ pub fn parse_target(host: &str) -> Result<Target, String> {
         }
         None => (None, host),
     };
-    let bad_port = |port: &str| {
-        format!(
-            "{} is not a port number (1-65535)",
-            super::text::excerpt(port)
-        )
+    let bad_port = |port: &str| SshValueError::BadPort {
+        port: port.to_string(),
     };
     let parse_port = |port: &str| match port.parse::<u16>() {
         Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
@@ -81,19 +136,18 @@ pub fn parse_target(host: &str) -> Result<Target, String> {
     let (address, port) = if let Some(bracketed) = rest.strip_prefix('[') {
         let (address, after) = bracketed
             .split_once(']')
-            .ok_or_else(|| "an opening [ without its closing ]".to_string())?;
+            .ok_or(SshValueError::UnclosedBracket)?;
         if !address.contains(':') {
-            return Err("brackets hold an IPv6 address only".to_string());
+            return Err(SshValueError::BracketsNotIpv6);
         }
         match after {
             "" => (address, None),
             _ => match after.strip_prefix(':') {
                 Some(port) => (address, Some(parse_port(port)?)),
                 None => {
-                    return Err(format!(
-                        "unexpected {} after ]",
-                        super::text::excerpt(after)
-                    ))
+                    return Err(SshValueError::AfterBracket {
+                        rest: after.to_string(),
+                    })
                 }
             },
         }
@@ -113,17 +167,16 @@ pub fn parse_target(host: &str) -> Result<Target, String> {
 }
 
 /// A host name, IPv4 or IPv6 address (with an optional `%zone`).
-fn check_address(address: &str) -> Result<(), String> {
+fn check_address(address: &str) -> Result<(), SshValueError> {
     if address.is_empty() {
-        return Err("no host name".to_string());
+        return Err(SshValueError::NoHostName);
     }
     if address.len() > MAX_ADDRESS {
-        return Err(format!(
-            "a host name of {} bytes is longer than the {MAX_ADDRESS} DNS allows",
-            address.len()
-        ));
+        return Err(SshValueError::AddressTooLong {
+            bytes: address.len(),
+        });
     }
-    let shown = super::text::excerpt(address);
+    let owned = || address.to_string();
     if address.contains(':') {
         let (ip, zone) = match address.split_once('%') {
             Some((ip, zone)) => (ip, Some(zone)),
@@ -136,23 +189,19 @@ fn check_address(address: &str) -> Result<(), String> {
         if ip_ok && zone_ok {
             return Ok(());
         }
-        return Err(format!(
-            "{shown} is not an IPv6 address (hex digits, ':' and '.', then an optional %zone)"
-        ));
+        return Err(SshValueError::NotIpv6 { address: owned() });
     }
     if address.starts_with(['-', '.']) {
-        return Err(format!(
-            "{shown} is not a host name: it must not start with '-' or '.'"
-        ));
+        return Err(SshValueError::HostNameStart { address: owned() });
     }
-    if let Some(c) = address
+    if let Some(found) = address
         .chars()
         .find(|c| !c.is_ascii() || !is_name_byte(*c as u8))
     {
-        return Err(format!(
-            "{shown} is not a host name: {} is not a letter, digit, '-', '_' or '.'",
-            super::text::describe_char(c)
-        ));
+        return Err(SshValueError::HostNameChar {
+            address: owned(),
+            found,
+        });
     }
     Ok(())
 }
@@ -162,30 +211,26 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 /// A login name: letters, digits, `_`, `.`, `-`, not starting with `-`.
-pub fn check_user(user: &str) -> Result<(), String> {
-    let shown = super::text::excerpt(user);
+pub fn check_user(user: &str) -> Result<(), SshValueError> {
     if user.is_empty() {
-        return Err("the user name is empty".to_string());
+        return Err(SshValueError::EmptyUser);
     }
     if user.len() > MAX_USER {
-        return Err(format!(
-            "a user name of {} bytes is longer than {MAX_USER}",
-            user.len()
-        ));
+        return Err(SshValueError::UserTooLong { bytes: user.len() });
     }
     if user.starts_with('-') {
-        return Err(format!(
-            "{shown} is not a user name: it must not start with '-'"
-        ));
+        return Err(SshValueError::UserStart {
+            user: user.to_string(),
+        });
     }
-    if let Some(c) = user
+    if let Some(found) = user
         .chars()
         .find(|c| !c.is_ascii() || !is_name_byte(*c as u8))
     {
-        return Err(format!(
-            "{shown} is not a user name: {} is not a letter, digit, '-', '_' or '.'",
-            super::text::describe_char(c)
-        ));
+        return Err(SshValueError::UserChar {
+            user: user.to_string(),
+            found,
+        });
     }
     Ok(())
 }
@@ -193,19 +238,18 @@ pub fn check_user(user: &str) -> Result<(), String> {
 /// A path `ssh` may be given (`-i`, `UserKnownHostsFile`, `IdentityFile`):
 /// `ssh` expands `%x` and `${VAR}` in them and reads quotes and backslashes
 /// in option values, so none of these may appear (nor a control character).
-pub fn check_path(path: &str) -> Result<(), String> {
+pub fn check_path(path: &str) -> Result<(), SshValueError> {
     if path.is_empty() {
-        return Err("the path is empty".to_string());
+        return Err(SshValueError::EmptyPath);
     }
-    if let Some(c) = path
+    if let Some(found) = path
         .chars()
         .find(|c| c.is_control() || "\"\\%$".contains(*c))
     {
-        return Err(format!(
-            "{} cannot be given to ssh: it holds {}, which ssh would read as more than a path",
-            super::text::excerpt(path),
-            super::text::describe_char(c)
-        ));
+        return Err(SshValueError::PathHolds {
+            path: path.to_string(),
+            found,
+        });
     }
     Ok(())
 }
@@ -213,16 +257,15 @@ pub fn check_path(path: &str) -> Result<(), String> {
 /// One ssh config value, in double quotes: exactly one word to `ssh`'s config
 /// tokenizer. Refuses values holding a double quote, a backslash, a control
 /// character, `%` or `$` (ssh would expand them in path options).
-pub fn config_word(value: &str) -> Result<String, String> {
-    if let Some(c) = value
+pub fn config_word(value: &str) -> Result<String, SshValueError> {
+    if let Some(found) = value
         .chars()
         .find(|c| c.is_control() || "\"\\%$".contains(*c))
     {
-        return Err(format!(
-            "{} cannot be written into an ssh config: it holds {}",
-            super::text::excerpt(value),
-            super::text::describe_char(c)
-        ));
+        return Err(SshValueError::ConfigWordHolds {
+            value: value.to_string(),
+            found,
+        });
     }
     Ok(format!("\"{value}\""))
 }

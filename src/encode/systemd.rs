@@ -14,11 +14,57 @@
 //! - Names — units, users, environment variable names, `Restart=` values —
 //!   are checked against their grammars and never escaped.
 //!
-//! The `check_*` functions are what validation calls; the writers are total
-//! and never emit a line break or an unpaired trailing backslash, even for a
-//! value a check would refuse. Nothing here does I/O.
+//! The `check_*` functions are what validation calls; they refuse with a
+//! [`SystemdValueError`]. The writers are total and never emit a line break
+//! or an unpaired trailing backslash, even for a value a check would refuse.
+//! Nothing here does I/O.
 
 use super::text::{describe_char, excerpt, forbidden_in_line};
+
+/// Why a value cannot be written into a systemd unit as it is meant. Each
+/// variant keeps the text as written; messages show it escaped and bounded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemdValueError {
+    /// An empty unit name.
+    #[error("a unit name cannot be empty")]
+    EmptyUnitName,
+    /// A unit name longer than systemd allows.
+    #[error("a unit name of {bytes} bytes is longer than the {MAX_UNIT_NAME} systemd allows")]
+    UnitNameTooLong { bytes: usize },
+    /// A unit name with a character outside its grammar.
+    #[error("{} is not a unit name: {} is not a letter, digit or one of : - _ . \\ @", excerpt(.name), describe_char(*.found))]
+    UnitNameChar { name: String, found: char },
+    /// A unit name starting with `.` or `-`.
+    #[error("{} is not a unit name: it must not start with '.' or '-'", excerpt(.name))]
+    UnitNameStart { name: String },
+    /// A unit name without the suffix of the type it must be.
+    #[error("{} is not a unit name ending in \".{kind}\"", excerpt(.name))]
+    UnitNameNotOfKind { name: String, kind: String },
+    /// A unit name without a known type suffix.
+    #[error("{} is not a unit name: it must end in a unit type such as .service or .target", excerpt(.name))]
+    UnitNameNoType { name: String },
+    /// An environment variable name outside `[A-Za-z_][A-Za-z0-9_]*`.
+    #[error("{} is not an environment variable name: use letters, digits and '_', not starting with a digit", excerpt(.name))]
+    EnvName { name: String },
+    /// A one-line value holding a line break or control character.
+    #[error("{} cannot be written into a systemd unit line: it holds {}", excerpt(.value), describe_char(*.found))]
+    LineHolds { value: String, found: char },
+    /// A one-line value that is empty or only whitespace.
+    #[error("the value is empty")]
+    EmptyValue,
+    /// A one-line value ending in an unpaired backslash.
+    #[error("{} ends with a backslash, which would join the next line of the unit to it", excerpt(.value))]
+    TrailingBackslash { value: String },
+    /// An environment value holding NUL.
+    #[error("{} holds a NUL byte, which no environment variable can hold", excerpt(.value))]
+    EnvValueNul { value: String },
+    /// A `Restart=` value systemd does not know.
+    #[error("{} is not a Restart= value", excerpt(.value))]
+    NotRestart { value: String },
+    /// A `User=` that is not a user name.
+    #[error(transparent)]
+    User(#[from] super::ssh::SshValueError),
+}
 
 /// The unit types systemd knows, as name suffixes.
 const UNIT_TYPES: &[&str] = &[
@@ -52,30 +98,25 @@ const MAX_UNIT_NAME: usize = 255;
 /// A unit name as systemd accepts it: letters, digits and `:-_.\@`, a known
 /// type suffix (`.service`, `.target`...), at most 255 bytes, not starting
 /// with `.` or `-`. With `kind`, the suffix must be that type.
-pub fn check_unit_name(name: &str, kind: Option<&str>) -> Result<(), String> {
-    let shown = excerpt(name);
+pub fn check_unit_name(name: &str, kind: Option<&str>) -> Result<(), SystemdValueError> {
+    let owned = || name.to_string();
     if name.is_empty() {
-        return Err("a unit name cannot be empty".to_string());
+        return Err(SystemdValueError::EmptyUnitName);
     }
     if name.len() > MAX_UNIT_NAME {
-        return Err(format!(
-            "a unit name of {} bytes is longer than the {MAX_UNIT_NAME} systemd allows",
-            name.len()
-        ));
+        return Err(SystemdValueError::UnitNameTooLong { bytes: name.len() });
     }
-    if let Some(c) = name
+    if let Some(found) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
     {
-        return Err(format!(
-            "{shown} is not a unit name: {} is not a letter, digit or one of : - _ . \\ @",
-            describe_char(c)
-        ));
+        return Err(SystemdValueError::UnitNameChar {
+            name: owned(),
+            found,
+        });
     }
     if name.starts_with(['.', '-']) {
-        return Err(format!(
-            "{shown} is not a unit name: it must not start with '.' or '-'"
-        ));
+        return Err(SystemdValueError::UnitNameStart { name: owned() });
     }
     let suffix = name.rsplit_once('.');
     match (suffix, kind) {
@@ -83,63 +124,60 @@ pub fn check_unit_name(name: &str, kind: Option<&str>) -> Result<(), String> {
         (Some((prefix, suffix)), None) if !prefix.is_empty() && UNIT_TYPES.contains(&suffix) => {
             Ok(())
         }
-        (_, Some(kind)) => Err(format!("{shown} is not a unit name ending in \".{kind}\"")),
-        (_, None) => Err(format!(
-            "{shown} is not a unit name: it must end in a unit type such as .service or .target"
-        )),
+        (_, Some(kind)) => Err(SystemdValueError::UnitNameNotOfKind {
+            name: owned(),
+            kind: kind.to_string(),
+        }),
+        (_, None) => Err(SystemdValueError::UnitNameNoType { name: owned() }),
     }
 }
 
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn check_env_name(name: &str) -> Result<(), String> {
+pub fn check_env_name(name: &str) -> Result<(), SystemdValueError> {
     let mut chars = name.chars();
     let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "{} is not an environment variable name: use letters, digits and '_', not starting with a digit",
-            excerpt(name)
-        ))
+        Err(SystemdValueError::EnvName {
+            name: name.to_string(),
+        })
     }
 }
 
 /// A value for a one-line setting (`ExecStart=`, `WorkingDirectory=`,
 /// `Description=`): no line breaks or control characters other than tab, no
 /// unpaired backslash at the end, not only whitespace.
-pub fn check_line(value: &str) -> Result<(), String> {
-    if let Some(c) = forbidden_in_line(value) {
-        return Err(format!(
-            "{} cannot be written into a systemd unit line: it holds {}",
-            excerpt(value),
-            describe_char(c)
-        ));
+pub fn check_line(value: &str) -> Result<(), SystemdValueError> {
+    if let Some(found) = forbidden_in_line(value) {
+        return Err(SystemdValueError::LineHolds {
+            value: value.to_string(),
+            found,
+        });
     }
     if value.trim().is_empty() {
-        return Err("the value is empty".to_string());
+        return Err(SystemdValueError::EmptyValue);
     }
     if ends_in_unpaired_backslash(value.trim_end()) {
-        return Err(format!(
-            "{} ends with a backslash, which would join the next line of the unit to it",
-            excerpt(value)
-        ));
+        return Err(SystemdValueError::TrailingBackslash {
+            value: value.to_string(),
+        });
     }
     Ok(())
 }
 
 /// A command line for `ExecStart=`/`ExecStop=`: see [`check_line`].
-pub fn check_command(value: &str) -> Result<(), String> {
+pub fn check_command(value: &str) -> Result<(), SystemdValueError> {
     check_line(value)
 }
 
 /// An `Environment=` value: any text but NUL, which no environment holds.
-pub fn check_env_value(value: &str) -> Result<(), String> {
+pub fn check_env_value(value: &str) -> Result<(), SystemdValueError> {
     if value.contains('\0') {
-        return Err(format!(
-            "{} holds a NUL byte, which no environment variable can hold",
-            excerpt(value)
-        ));
+        return Err(SystemdValueError::EnvValueNul {
+            value: value.to_string(),
+        });
     }
     Ok(())
 }
@@ -147,7 +185,7 @@ pub fn check_env_value(value: &str) -> Result<(), String> {
 /// Every value of a `systemd_unit` block a unit cannot hold exactly, as
 /// `(attribute, problem)`; the attribute is `"name"` for the block's label.
 /// Validation reports each at that attribute.
-pub fn unit_problems(unit: &crate::config::SystemdUnit) -> Vec<(&'static str, String)> {
+pub fn unit_problems(unit: &crate::config::SystemdUnit) -> Vec<(&'static str, SystemdValueError)> {
     let mut problems = Vec::new();
     if let Err(p) = check_unit_name(&unit.name, Some("service")) {
         problems.push(("name", p));
@@ -159,7 +197,7 @@ pub fn unit_problems(unit: &crate::config::SystemdUnit) -> Vec<(&'static str, St
         problems.push(("exec_stop", p));
     }
     if let Some(Err(p)) = unit.user.as_deref().map(super::ssh::check_user) {
-        problems.push(("user", p));
+        problems.push(("user", p.into()));
     }
     for after in &unit.after {
         if let Err(p) = check_unit_name(after, None) {
@@ -170,7 +208,9 @@ pub fn unit_problems(unit: &crate::config::SystemdUnit) -> Vec<(&'static str, St
         if !RESTART.contains(&restart.as_str()) {
             problems.push((
                 "restart",
-                format!("{} is not a Restart= value", excerpt(restart)),
+                SystemdValueError::NotRestart {
+                    value: restart.clone(),
+                },
             ));
         }
     }
@@ -245,8 +285,34 @@ pub(crate) mod reader {
     //! finds what a unit *means*, so a test can check that values arrive in
     //! the settings they were meant for and nowhere else.
 
+    /// Why the reader cannot read a unit file or a value.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ReadError {
+        /// A line that is neither a section, a comment nor `key=value`.
+        #[error("not a setting: {0:?}")]
+        NotASetting(String),
+        /// A continuation backslash on the last line.
+        #[error("the file ends in a continued line")]
+        ContinuedAtEnd,
+        /// A `%` specifier other than `%%`.
+        #[error("specifier %{found:?} in {value:?}")]
+        Specifier { found: Option<char>, value: String },
+        /// A quote without its closing quote.
+        #[error("unterminated quote in {0:?}")]
+        UnterminatedQuote(String),
+        /// A numeric escape whose digits are not hexadecimal.
+        #[error(transparent)]
+        Hex(#[from] std::num::ParseIntError),
+        /// A numeric escape of NUL or of no character.
+        #[error("bad escape {0}")]
+        BadEscape(String),
+        /// A backslash before a character that is not an escape.
+        #[error("unknown escape \\{0:?}")]
+        UnknownEscape(Option<char>),
+    }
+
     /// `(section, key, raw value)` for every setting, in order.
-    pub fn settings(text: &str) -> Result<Vec<(String, String, String)>, String> {
+    pub fn settings(text: &str) -> Result<Vec<(String, String, String)>, ReadError> {
         let mut out = Vec::new();
         let mut section = String::new();
         let mut pending = String::new();
@@ -273,7 +339,7 @@ pub(crate) mod reader {
             }
             let (key, value) = line
                 .split_once('=')
-                .ok_or_else(|| format!("not a setting: {line:?}"))?;
+                .ok_or_else(|| ReadError::NotASetting(line.to_string()))?;
             out.push((
                 section.clone(),
                 key.trim().to_string(),
@@ -281,21 +347,26 @@ pub(crate) mod reader {
             ));
         }
         if !pending.is_empty() {
-            return Err("the file ends in a continued line".to_string());
+            return Err(ReadError::ContinuedAtEnd);
         }
         Ok(out)
     }
 
     /// Undo specifier escaping; any specifier other than `%%` is an error
     /// (systemd would replace it with something else).
-    pub fn unspecify(value: &str) -> Result<String, String> {
+    pub fn unspecify(value: &str) -> Result<String, ReadError> {
         let mut out = String::new();
         let mut chars = value.chars();
         while let Some(c) = chars.next() {
             if c == '%' {
                 match chars.next() {
                     Some('%') => out.push('%'),
-                    other => return Err(format!("specifier %{other:?} in {value:?}")),
+                    found => {
+                        return Err(ReadError::Specifier {
+                            found,
+                            value: value.to_string(),
+                        })
+                    }
                 }
             } else {
                 out.push(c);
@@ -306,7 +377,7 @@ pub(crate) mod reader {
 
     /// The words of an `Environment=` value (after [`unspecify`]): quotes
     /// removed, C escapes decoded.
-    pub fn words(value: &str) -> Result<Vec<String>, String> {
+    pub fn words(value: &str) -> Result<Vec<String>, ReadError> {
         let mut words = Vec::new();
         let mut chars = value.chars().peekable();
         loop {
@@ -328,18 +399,21 @@ pub(crate) mod reader {
                 }
             }
             if quote.is_some() {
-                return Err(format!("unterminated quote in {value:?}"));
+                return Err(ReadError::UnterminatedQuote(value.to_string()));
             }
             words.push(word);
         }
     }
 
-    fn unescape(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<char, String> {
-        fn hex(chars: &mut std::iter::Peekable<std::str::Chars>, n: usize) -> Result<char, String> {
+    fn unescape(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<char, ReadError> {
+        fn hex(
+            chars: &mut std::iter::Peekable<std::str::Chars>,
+            n: usize,
+        ) -> Result<char, ReadError> {
             let digits: String = (0..n).filter_map(|_| chars.next()).collect();
-            let code = u32::from_str_radix(&digits, 16).map_err(|e| e.to_string())?;
+            let code = u32::from_str_radix(&digits, 16)?;
             match char::from_u32(code) {
-                Some('\0') | None => Err(format!("bad escape {digits}")),
+                Some('\0') | None => Err(ReadError::BadEscape(digits)),
                 Some(c) => Ok(c),
             }
         }
@@ -354,7 +428,7 @@ pub(crate) mod reader {
             Some('x') => hex(chars, 2),
             Some('u') => hex(chars, 4),
             Some('U') => hex(chars, 8),
-            other => Err(format!("unknown escape \\{other:?}")),
+            other => Err(ReadError::UnknownEscape(other)),
         }
     }
 }

@@ -176,7 +176,9 @@ fn expand_path(path: &str, base: &Path) -> Result<PathBuf, String> {
 /// The address of a host string (`[user@]address[:port]`) without user and
 /// port, e.g. the id a load balancer knows the host by.
 pub fn host_address(host: &str) -> Result<String, String> {
-    parse_target(host).map(|target| target.address)
+    parse_target(host)
+        .map(|target| target.address)
+        .map_err(|e| e.to_string())
 }
 
 /// How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise.
@@ -212,7 +214,10 @@ fn bastion_config(
     control_dir: &Path,
 ) -> Result<GeneratedConfig, String> {
     let mut text = String::from("# Written by slipway for one connection through a bastion.\n");
-    text.push_str(&format!("Host {}\n", config_word(&bastion.address)?));
+    text.push_str(&format!(
+        "Host {}\n",
+        config_word(&bastion.address).map_err(|e| e.to_string())?
+    ));
     text.push_str("  BatchMode yes\n");
     text.push_str(&format!(
         "  StrictHostKeyChecking {}\n",
@@ -225,18 +230,21 @@ fn bastion_config(
     if let Some(file) = &options.identity_file {
         text.push_str(&format!(
             "  IdentityFile {}\n  IdentitiesOnly yes\n",
-            config_word(&file.display().to_string())?
+            config_word(&file.display().to_string()).map_err(|e| e.to_string())?
         ));
     }
     if let Some(file) = &options.known_hosts_file {
         text.push_str(&format!(
             "  UserKnownHostsFile {}\n",
-            config_word(&file.display().to_string())?
+            config_word(&file.display().to_string()).map_err(|e| e.to_string())?
         ));
     }
     if let (Some(user), None) = (&options.user, &bastion.user) {
-        check_user(user)?;
-        text.push_str(&format!("  User {}\n", config_word(user)?));
+        check_user(user).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "  User {}\n",
+            config_word(user).map_err(|e| e.to_string())?
+        ));
     }
     // `-F` replaces both the user's and the system-wide config: read them after.
     text.push_str("Match all\nInclude ~/.ssh/config /etc/ssh/ssh_config\n");
@@ -308,7 +316,7 @@ impl SshTransport {
             .into_iter()
             .flatten()
         {
-            check_path(&path.display().to_string()).map_err(error)?;
+            check_path(&path.display().to_string()).map_err(|e| error(e.to_string()))?;
         }
         let port = target.port.or(options.port);
         let base = options
@@ -344,7 +352,9 @@ impl SshTransport {
         if let Some(file) = &options.known_hosts_file {
             // Given as `-o UserKnownHostsFile=VALUE`, which ssh splits at
             // whitespace unless quoted.
-            builder.user_known_hosts_file(config_word(&file.display().to_string()).map_err(error)?);
+            builder.user_known_hosts_file(
+                config_word(&file.display().to_string()).map_err(|e| error(e.to_string()))?,
+            );
         }
         let config = match &bastion {
             Some(bastion) => {

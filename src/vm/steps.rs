@@ -78,7 +78,7 @@ impl HostContext {
     /// outside the install directory.
     pub fn validate(&self) -> Result<(), StepError> {
         if let Err(problem) = crate::config::confine::release_name(&self.version) {
-            return Err(StepError::Version(problem));
+            return Err(StepError::Version(problem.to_string()));
         }
         if !self.host_root.starts_with('/') {
             return Err(StepError::HostRoot(self.host_root.clone()));
