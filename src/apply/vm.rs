@@ -477,7 +477,7 @@ async fn run_batch(
             }
             BatchHost::Unreachable(message) => {
                 // Not reached, so not moved: its record keeps its pair.
-                let _ = job
+                let written = job
                     .recorder
                     .set_host(address, host, None, HostChange::Unreachable);
                 let failure = HostFailure {
@@ -486,7 +486,8 @@ async fn run_batch(
                     message,
                     changed: false,
                 };
-                outcome.failures.push(format!("{address}: {failure}"));
+                let line = with_record_failure(format!("{address}: {failure}"), written);
+                outcome.failures.push(line);
                 outcome.hosts_failed += 1;
                 failures_in_step += 1;
                 continue;
@@ -1303,11 +1304,13 @@ async fn roll_back_rollout(
                     transports.insert(host.clone(), transport);
                 }
                 Err(message) => {
-                    let _ = job
-                        .recorder
-                        .set_host(address, host, None, HostChange::RollbackFailed);
                     let line = format!(
                         "rollback of {host}: cannot connect ({message}); NOT rolled back, it may still run {version}"
+                    );
+                    let line = with_record_failure(
+                        line,
+                        job.recorder
+                            .set_host(address, host, None, HostChange::RollbackFailed),
                     );
                     job.progress.event(address, &line);
                     outcome.failures.push(format!("{address}: {line}"));
@@ -1331,7 +1334,7 @@ async fn roll_back_rollout(
             ..record.clone()
         };
         let _ = settle_killed_steps(job, host, &recheck, transport).await;
-        let seq = job.recorder.begin_host_rollback(&record).ok();
+        let started = job.recorder.begin_host_rollback(&record);
         let result = roll_back_host(
             job,
             host,
@@ -1344,21 +1347,22 @@ async fn roll_back_rollout(
             Ok(_) => StepOutcome::RolledBack,
             Err(_) => StepOutcome::Failed,
         };
-        if let Some(seq) = seq {
-            let _ = job.recorder.end_journal_step(seq, journal);
-        }
+        let journaled = started.and_then(|seq| job.recorder.end_journal_step(seq, journal));
         match result {
-            Ok(None) => outcome.hosts_rolled_back += 1,
-            Ok(Some(unhealthy)) => {
+            Ok(rolled_back) => {
                 outcome.hosts_rolled_back += 1;
-                job.progress.event(address, &unhealthy);
-                outcome.failures.push(format!("{address}: {unhealthy}"));
+                if let Some(line) = rolled_back.report(host, journaled) {
+                    job.progress.event(address, &line);
+                    outcome.failures.push(format!("{address}: {line}"));
+                }
             }
             Err(failure) => {
-                let _ = job
-                    .recorder
-                    .set_host(address, host, None, HostChange::RollbackFailed);
-                let line = format!("rollback of {failure}; NOT rolled back");
+                let written = journaled.and_then(|()| {
+                    job.recorder
+                        .set_host(address, host, None, HostChange::RollbackFailed)
+                });
+                let line =
+                    with_record_failure(format!("rollback of {failure}; NOT rolled back"), written);
                 job.progress.event(address, &line);
                 outcome.failures.push(format!("{address}: {line}"));
                 outcome.hosts_not_rolled_back += 1;
@@ -1381,7 +1385,7 @@ async fn roll_back_host(
     transport: &Transport,
     target: Option<&PreviousRelease>,
     record_as: HostChange,
-) -> Result<Option<String>, HostFailure> {
+) -> Result<RolledBack, HostFailure> {
     let address = &job.deployment.address;
     let mut ctx = context(job, host, transport);
     if let Some(target) = target {
@@ -1416,40 +1420,83 @@ async fn roll_back_host(
         ),
     )
     .await?;
-    job.recorder
-        .set_host(address, host, None, record_as)
-        .map_err(|e| HostFailure {
-            host: host.to_string(),
-            step: "record state".into(),
-            message: e.to_string(),
-            changed: true,
-        })?;
+    // The host is back: a state that cannot record it is said, and the
+    // rollback goes on (putting production back comes first).
+    let unrecorded = job.recorder.set_host(address, host, None, record_as).err();
     let Some(target) = target else {
         job.progress.event(
             address,
             &format!("{host}: stopped (nothing ran here before the rollout)"),
         );
-        return Ok(None);
+        return Ok(RolledBack {
+            problem: None,
+            unrecorded,
+        });
     };
     job.progress.event(
         address,
         &format!("{host}: rolled back to {}", target.version),
     );
-    if let Err(failure) = run_all(job, transport, &job.health_checks(&ctx)).await {
-        return Ok(Some(format!(
+    let problem = if let Err(failure) = run_all(job, transport, &job.health_checks(&ctx)).await {
+        Some(format!(
             "{host}: rolled back to {}, but {} failed: {}",
             target.version, failure.step, failure.message
-        )));
-    }
-    if let Some(group) = &job.target_group {
-        if let Err(message) = group.register(host).await {
-            return Ok(Some(format!(
-                "{host}: rolled back to {}, but joining the load balancer failed: {message}",
-                target.version
-            )));
+        ))
+    } else if let Some(Err(message)) = match &job.target_group {
+        Some(group) => Some(group.register(host).await),
+        None => None,
+    } {
+        Some(format!(
+            "{host}: rolled back to {}, but joining the load balancer failed: {message}",
+            target.version
+        ))
+    } else {
+        None
+    };
+    Ok(RolledBack {
+        problem,
+        unrecorded,
+    })
+}
+
+/// A host [`roll_back_host`] put back on its release.
+struct RolledBack {
+    /// Its health check or re-registration failed afterwards.
+    problem: Option<String>,
+    /// State could not record it.
+    unrecorded: Option<crate::state::StateError>,
+}
+
+impl RolledBack {
+    /// What to report of the host (each problem once), given whether state
+    /// recorded the start and end of its rollback (`journaled`).
+    fn report(self, host: &str, journaled: Result<(), crate::state::StateError>) -> Option<String> {
+        let unrecorded = journaled
+            .err()
+            .or(self.unrecorded)
+            .map(|e| record_failure(host, "its rollback", &e));
+        match (self.problem, unrecorded) {
+            (Some(problem), Some(unrecorded)) => Some(format!("{problem}; {unrecorded}")),
+            (problem, unrecorded) => problem.or(unrecorded),
         }
     }
-    Ok(None)
+}
+
+/// What to say when state could not record `what` of `host` (a rollback
+/// goes on regardless): state may not tell what the host runs until a
+/// refresh reads it.
+fn record_failure(host: &str, what: &str, error: &crate::state::StateError) -> String {
+    format!(
+        "{host}: state could not record {what} ({error}): it may not say what the host runs; once state can be written, `slipway plan -refresh` shows the difference and `slipway apply` puts it right"
+    )
+}
+
+/// `line`, with what `written` says when state could not record it.
+fn with_record_failure(line: String, written: Result<(), crate::state::StateError>) -> String {
+    match written {
+        Ok(()) => line,
+        Err(e) => format!("{line} (and state could not record it: {e})"),
+    }
 }
 
 /// `slipway rollback` of a VM deployment (see [`crate::plan::rollback`]):
@@ -1582,8 +1629,10 @@ pub async fn roll_back_to_release(
                     .push(format!("{address}: {host}: {}", failure.message));
             }
             Err(failure) => {
-                let _ = recorder.set_host(address, host, None, HostChange::RollbackFailed);
-                let line = format!("rollback of {failure}; NOT rolled back");
+                let line = with_record_failure(
+                    format!("rollback of {failure}; NOT rolled back"),
+                    recorder.set_host(address, host, None, HostChange::RollbackFailed),
+                );
                 progress.event(address, &line);
                 outcome.failures.push(format!("{address}: {line}"));
                 outcome.hosts_not_rolled_back += 1;
@@ -1633,34 +1682,41 @@ async fn switch_host(
         ..record.clone()
     };
     let _ = settle_killed_steps(job, host, &recheck, transport).await;
-    let seq = job.recorder.begin_host_rollback(&record).ok();
-    let mut result = Ok(None);
-    if let Some(group) = &job.target_group {
-        if let Err(message) = group.deregister(host).await {
-            result = Err(load_balancer_failure(
+    let started = job.recorder.begin_host_rollback(&record);
+    let deregistered = match &job.target_group {
+        Some(group) => group
+            .deregister(host)
+            .await
+            .map_err(|message| load_balancer_failure(host, "load balancer deregister", message)),
+        None => Ok(()),
+    };
+    let result = match deregistered {
+        Ok(()) => {
+            roll_back_host(
+                job,
                 host,
-                "load balancer deregister",
-                message,
-            ));
+                transport,
+                Some(pair),
+                HostChange::Restored(pair.clone()),
+            )
+            .await
+        }
+        Err(failure) => Err(failure),
+    };
+    let journal = if result.is_ok() {
+        StepOutcome::RolledBack
+    } else {
+        StepOutcome::Failed
+    };
+    let journaled = started.and_then(|seq| job.recorder.end_journal_step(seq, journal));
+    match result {
+        Ok(rolled_back) => Ok(rolled_back.report(host, journaled)),
+        Err(mut failure) => {
+            if let Err(e) = journaled {
+                failure.message =
+                    format!("{} (and state could not record it: {e})", failure.message);
+            }
+            Err(failure)
         }
     }
-    if result.is_ok() {
-        result = roll_back_host(
-            job,
-            host,
-            transport,
-            Some(pair),
-            HostChange::Restored(pair.clone()),
-        )
-        .await;
-    }
-    if let Some(seq) = seq {
-        let journal = if result.is_ok() {
-            StepOutcome::RolledBack
-        } else {
-            StepOutcome::Failed
-        };
-        let _ = job.recorder.end_journal_step(seq, journal);
-    }
-    result
 }

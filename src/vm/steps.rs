@@ -729,35 +729,60 @@ fn url_for_host_tool(url: &str) -> String {
 }
 
 /// Unpack the artifact into `INSTALL_DIR/releases/VERSION`: into a temporary directory
-/// first, marked complete and given to `run_as`, then renamed into place. Does
-/// nothing when the release is already installed completely. The archive's top level
-/// becomes the release directory.
+/// first, marked complete with the artifact's sha256 and given to `run_as`, then
+/// renamed into place. Does nothing when that build of the release is already
+/// installed completely; another build of the same version (an artifact rebuilt
+/// without a new version) is replaced, the service being stopped by then. The
+/// archive's top level becomes the release directory.
 pub fn install_release(vm: &VmSpec, ctx: &HostContext, sha256: &str) -> RemoteStep {
     let releases = under(&install_dir(vm, ctx), "releases");
     let release = quote(&under(&releases, &ctx.version));
-    let temp = quote(&under(&releases, &format!(".tmp-{}", ctx.version)));
     let artifact = quote(&artifact_upload_path(vm, ctx, sha256));
     let mut lines = vec!["set -eu".to_string()];
     lines.extend(refuse_managed_links(vm, ctx));
     lines.extend([
-        format!("if [ ! -L {release} ] && [ -f {release}/{COMPLETE} ]; then"),
+        format!(
+            "if [ ! -L {release} ] && [ \"$(cat {release}/{COMPLETE} 2>/dev/null)\" = {} ]; then",
+            quote(sha256)
+        ),
         format!(
             "  printf {} {release}",
             quote("slipway: %s is already installed\\n")
         ),
         "  exit 0".to_string(),
         "fi".to_string(),
+    ]);
+    lines.extend(unpack_release(vm, ctx, &ctx.version, &artifact, sha256));
+    RemoteStep::new(Phase::Install, "install", lines)
+}
+
+/// Lines that unpack `artifact` (a quoted path) into `releases/VERSION` of
+/// the install directory: into `releases/.tmp-VERSION` first, marked complete
+/// with `sha256` (the build it holds) and given to `run_as`, then renamed
+/// over what was there.
+fn unpack_release(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    version: &str,
+    artifact: &str,
+    sha256: &str,
+) -> Vec<String> {
+    let releases = under(&install_dir(vm, ctx), "releases");
+    let release = quote(&under(&releases, version));
+    let temp = quote(&under(&releases, &format!(".tmp-{version}")));
+    let mut lines = vec![
         format!("rm -rf {temp}"),
         format!("mkdir -p {temp}"),
         format!("tar -xzf {artifact} --no-same-owner -C {temp}"),
-        format!("touch {temp}/{COMPLETE} {temp}"),
-    ]);
+        format!("printf '%s\\n' {} > {temp}/{COMPLETE}", quote(sha256)),
+        format!("touch {temp}"),
+    ];
     if let Some(user) = &vm.run_as {
         lines.push(format!("{}chown -R {} {temp}", root(ctx), quote(user)));
     }
     lines.push(format!("rm -rf {release}"));
     lines.push(format!("mv {temp} {release}"));
-    RemoteStep::new(Phase::Install, "install", lines)
+    lines
 }
 
 /// Write one config file atomically: to a new temporary file next to it
@@ -1433,6 +1458,32 @@ pub fn rollback_check(vm: &VmSpec, ctx: &HostContext, target: &RollbackTarget) -
         "  exit 1".to_string(),
         "fi".to_string(),
     ];
+    if let Some(sha256) = &target.sha256 {
+        // Another build of the version is installed (a rebuilt artifact):
+        // the rollback puts this one back from its archive, which must be
+        // here. A release an older slipway marked complete without a
+        // digest cannot tell: it is trusted.
+        let archive = quote(&artifact_upload_path(vm, ctx, sha256));
+        check.extend([
+            format!(
+                "built=$(cat {release}/{COMPLETE})"
+            ),
+            format!(
+                "if [ -n \"$built\" ] && [ \"$built\" != {} ] && ! {{ {}; }}; then",
+                quote(sha256),
+                holds_artifact(&archive, sha256)
+            ),
+            format!(
+                "  {}",
+                complain(
+                    "release %s on this host is another build (sha256 %s) than the one to roll back to (%s), whose archive is gone: cannot roll back to it (nothing was changed)",
+                    &[&quote(&target.version), "\"$built\"", &quote(sha256)]
+                )
+            ),
+            "  exit 1".to_string(),
+            "fi".to_string(),
+        ]);
+    }
     if !vm.config_files.is_empty() {
         check.extend([
             format!("if [ ! -f {snapshot}/manifest ]; then"),
@@ -1486,6 +1537,30 @@ pub fn rollback(
     let release = quote(&format!("releases/{}", target.version));
     steps.push(rollback_check(vm, ctx, target));
     steps.extend(stop);
+    if let Some(sha256) = &target.sha256 {
+        // Another build of the version is installed: put this one back from
+        // its archive (the check above found it).
+        let installed = quote(&under(
+            &under(&install_dir(vm, ctx), "releases"),
+            &target.version,
+        ));
+        let archive = quote(&artifact_upload_path(vm, ctx, sha256));
+        let mut lines = vec![
+            "set -eu".to_string(),
+            format!("built=$(cat {installed}/{COMPLETE})"),
+            format!(
+                "if [ -n \"$built\" ] && [ \"$built\" != {} ]; then",
+                quote(sha256)
+            ),
+        ];
+        lines.extend(
+            unpack_release(vm, ctx, &target.version, &archive, sha256)
+                .into_iter()
+                .map(|line| format!("  {line}")),
+        );
+        lines.push("fi".to_string());
+        steps.push(RemoteStep::new(Phase::Rollback, "rollback.install", lines));
+    }
     steps.push(RemoteStep::new(
         Phase::Rollback,
         "rollback.switch",
@@ -1858,14 +1933,15 @@ mod tests {
             exit 1
           fi
         done
-        if [ ! -L /opt/myapp/releases/1.4.0 ] && [ -f /opt/myapp/releases/1.4.0/.slipway-complete ]; then
+        if [ ! -L /opt/myapp/releases/1.4.0 ] && [ "$(cat /opt/myapp/releases/1.4.0/.slipway-complete 2>/dev/null)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
           printf 'slipway: %s is already installed\n' /opt/myapp/releases/1.4.0
           exit 0
         fi
         rm -rf /opt/myapp/releases/.tmp-1.4.0
         mkdir -p /opt/myapp/releases/.tmp-1.4.0
         tar -xzf /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C /opt/myapp/releases/.tmp-1.4.0
-        touch /opt/myapp/releases/.tmp-1.4.0/.slipway-complete /opt/myapp/releases/.tmp-1.4.0
+        printf '%s\n' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > /opt/myapp/releases/.tmp-1.4.0/.slipway-complete
+        touch /opt/myapp/releases/.tmp-1.4.0
         sudo -n chown -R myapp /opt/myapp/releases/.tmp-1.4.0
         rm -rf /opt/myapp/releases/1.4.0
         mv /opt/myapp/releases/.tmp-1.4.0 /opt/myapp/releases/1.4.0
@@ -2089,6 +2165,11 @@ mod tests {
           printf 'slipway: release %s is not installed on this host: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
           exit 1
         fi
+        built=$(cat 'releases/0.9.0 $(touch PWNED)'/.slipway-complete)
+        if [ -n "$built" ] && [ "$built" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ] && ! { [ -f /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; }; then
+          printf 'slipway: release %s on this host is another build (sha256 %s) than the one to roll back to (%s), whose archive is gone: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' "$built" 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef >&2
+          exit 1
+        fi
         if [ ! -f '.slipway/config/0.9.0 $(touch PWNED)+ab'/manifest ]; then
           printf 'slipway: no saved configuration for release %s on this host: cannot roll back to it without mixing versions (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
           exit 1
@@ -2100,6 +2181,20 @@ mod tests {
           sudo -n systemctl stop myapp.service || { status=$?; if [ ! -f /opt/myapp/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /opt/myapp/current || echo /opt/myapp/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed, nothing to stop'
+        fi
+
+        # rollback rollback.install
+        set -eu
+        built=$(cat '/opt/myapp/releases/0.9.0 $(touch PWNED)'/.slipway-complete)
+        if [ -n "$built" ] && [ "$built" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          rm -rf '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'
+          mkdir -p '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'
+          tar -xzf /opt/myapp/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'
+          printf '%s\n' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'/.slipway-complete
+          touch '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'
+          sudo -n chown -R myapp '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)'
+          rm -rf '/opt/myapp/releases/0.9.0 $(touch PWNED)'
+          mv '/opt/myapp/releases/.tmp-0.9.0 $(touch PWNED)' '/opt/myapp/releases/0.9.0 $(touch PWNED)'
         fi
 
         # rollback rollback.switch
@@ -2254,14 +2349,15 @@ mod tests {
             exit 1
           fi
         done
-        if [ ! -L /tmp/x/host-1/opt/hello/releases/1.0.0 ] && [ -f /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete ]; then
+        if [ ! -L /tmp/x/host-1/opt/hello/releases/1.0.0 ] && [ "$(cat /tmp/x/host-1/opt/hello/releases/1.0.0/.slipway-complete 2>/dev/null)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
           printf 'slipway: %s is already installed\n' /tmp/x/host-1/opt/hello/releases/1.0.0
           exit 0
         fi
         rm -rf /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
         mkdir -p /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
         tar -xzf /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
-        touch /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0/.slipway-complete /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
+        printf '%s\n' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0/.slipway-complete
+        touch /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0
         rm -rf /tmp/x/host-1/opt/hello/releases/1.0.0
         mv /tmp/x/host-1/opt/hello/releases/.tmp-1.0.0 /tmp/x/host-1/opt/hello/releases/1.0.0
 
@@ -2398,6 +2494,11 @@ mod tests {
           printf 'slipway: release %s is not installed on this host: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
           exit 1
         fi
+        built=$(cat 'releases/0.9.0 $(touch PWNED)'/.slipway-complete)
+        if [ -n "$built" ] && [ "$built" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ] && ! { [ -f /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz ] && [ "$(sha256sum < /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz | cut -c 1-64)" = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; }; then
+          printf 'slipway: release %s on this host is another build (sha256 %s) than the one to roll back to (%s), whose archive is gone: cannot roll back to it (nothing was changed)\n' '0.9.0 $(touch PWNED)' "$built" 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef >&2
+          exit 1
+        fi
         if [ ! -f '.slipway/config/0.9.0 $(touch PWNED)+ab'/manifest ]; then
           printf 'slipway: no saved configuration for release %s on this host: cannot roll back to it without mixing versions (nothing was changed)\n' '0.9.0 $(touch PWNED)' >&2
           exit 1
@@ -2409,6 +2510,19 @@ mod tests {
           cd /tmp/x/host-1/opt/hello && env SLIPWAY_HOST=host-1 SLIPWAY_HOST_INDEX=1 SLIPWAY_INSTALL_DIR=/tmp/x/host-1/opt/hello SLIPWAY_HOST_ROOT=/tmp/x/host-1 SLIPWAY_VERSION=1.0.0 SLIPWAY_ENVIRONMENT=local SLIPWAY_DEPLOYMENT=hello /bin/sh -c 'sh current/bin/stop.sh' || { status=$?; if [ ! -f /tmp/x/host-1/opt/hello/current/.slipway-complete ]; then printf 'slipway: current points at %s, which slipway did not install (it has no %s): stop what it runs by hand, then point current at an installed release or remove it\n' "$(readlink /tmp/x/host-1/opt/hello/current || echo /tmp/x/host-1/opt/hello/current)" .slipway-complete >&2; fi; exit $status; }
         else
           echo 'slipway: nothing is installed, nothing to stop'
+        fi
+
+        # rollback rollback.install
+        set -eu
+        built=$(cat '/tmp/x/host-1/opt/hello/releases/0.9.0 $(touch PWNED)'/.slipway-complete)
+        if [ -n "$built" ] && [ "$built" != 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ]; then
+          rm -rf '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)'
+          mkdir -p '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)'
+          tar -xzf /tmp/x/host-1/opt/hello/.slipway/artifacts/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz --no-same-owner -C '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)'
+          printf '%s\n' 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef > '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)'/.slipway-complete
+          touch '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)'
+          rm -rf '/tmp/x/host-1/opt/hello/releases/0.9.0 $(touch PWNED)'
+          mv '/tmp/x/host-1/opt/hello/releases/.tmp-0.9.0 $(touch PWNED)' '/tmp/x/host-1/opt/hello/releases/0.9.0 $(touch PWNED)'
         fi
 
         # rollback rollback.switch
@@ -3309,6 +3423,69 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         let plain =
             "https://h.example:8443/p/app-1.0.tar.gz?X-Amz-Credential=a%2Fb&X-Amz-Signature=0f";
         assert_eq!(url_for_host_tool(plain), plain);
+    }
+
+    #[test]
+    fn a_rebuilt_version_is_installed_and_a_rollback_puts_the_earlier_build_back() {
+        let host = Host::new(exec_vm());
+        let vm = &host.vm;
+        let ctx = host.ctx("1.0.0", "apply-1");
+        // Two builds of 1.0.0: the same version, other bytes.
+        let build = |name: &str| -> (PathBuf, String) {
+            let (archive, _) = host.artifact(name, "1.0.0");
+            let source = host.tmp.path().join(format!("src-{name}"));
+            std::fs::write(source.join("BUILD"), name).unwrap();
+            let status = Command::new("tar")
+                .arg("-czf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&source)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let sha = format!("{:x}", Sha256::digest(std::fs::read(&archive).unwrap()));
+            (archive, sha)
+        };
+        let (first, first_sha) = build("first");
+        let (second, second_sha) = build("second");
+        host.deliver(&ctx, &first, &first_sha);
+        assert_eq!(host.read("releases/1.0.0/BUILD"), "first");
+        host.deliver(&ctx, &second, &second_sha);
+        assert_eq!(
+            host.read("releases/1.0.0/BUILD"),
+            "second",
+            "the rebuilt version is installed, not taken for the one there"
+        );
+
+        // Rolling back to the first build puts its files back from its
+        // archive.
+        let snapshot = host.install_dir().join(".slipway/config/s");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(snapshot.join("manifest"), "").unwrap();
+        let target = RollbackTarget {
+            version: "1.0.0".into(),
+            sha256: Some(first_sha.clone()),
+            config_snapshot: "s".into(),
+        };
+        let steps = rollback(vm, &ctx, Some(&target), "2026-01-01T00:00:00Z", false);
+        let named = |name: &str| steps.iter().find(|s| s.name == name).unwrap().clone();
+        host.ok(&named("rollback.check"));
+        host.ok(&named("rollback.install"));
+        assert_eq!(host.read("releases/1.0.0/BUILD"), "first");
+        // Back on the first build: nothing more to put back.
+        host.ok(&named("rollback.install"));
+        assert_eq!(host.read("releases/1.0.0/BUILD"), "first");
+
+        // The first build's archive is gone: the check refuses, and says why.
+        host.deliver(&ctx, &second, &second_sha);
+        std::fs::remove_file(artifact_upload_path(vm, &ctx, &first_sha)).unwrap();
+        let refused = host.fails(&named("rollback.check"));
+        assert!(
+            refused.contains("is another build") && refused.contains("archive is gone"),
+            "{refused}"
+        );
+        assert_eq!(host.read("releases/1.0.0/BUILD"), "second");
     }
 
     #[test]

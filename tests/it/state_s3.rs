@@ -1071,3 +1071,66 @@ fn s3_state_write_cost() {
         );
     }
 }
+
+/// The worst day: a rollout fails, and state in S3 refuses every write from
+/// then on (a role that lost `s3:PutObject`). The rollback still puts every
+/// host back, says which hosts state could not record and what to run, and
+/// says no host was "NOT rolled back" that was. Once writes work again,
+/// `plan -refresh` names the hosts state is behind on and an apply converges.
+#[test]
+fn a_rollback_whose_state_writes_are_refused_still_restores_the_hosts_and_says_so() {
+    let Some(moto) = start_moto() else { return };
+    let quickstart = Quickstart::new(&moto, "state-refused");
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // 2.0.0: host-1 (the first batch) is healthy; host-2's check turns the
+    // state's writes off and fails.
+    let check = quickstart.root.join("app/bin/check.sh");
+    let original_check = std::fs::read_to_string(&check).unwrap();
+    let failing = original_check.replacen(
+        "set -eu\n",
+        &format!(
+            "set -eu\nif [ \"$SLIPWAY_HOST\" = host-2 ]; then\n  \
+               curl -sS -X POST -d '{{\"key_prefix\": \"{PREFIX}\"}}' {}/slipway-test/refuse-s3-writes >/dev/null\n  \
+               echo 'host-2 is unwell' >&2; exit 1\nfi\n",
+            moto.endpoint
+        ),
+        1,
+    );
+    quickstart.set_health_check(&failing);
+    let failed = quickstart.apply("2.0.0");
+    let shown = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{shown}");
+    // Every host is back on 1.0.0, whatever state could record.
+    quickstart.assert_serving("1.0.0");
+    assert!(
+        shown.contains("state could not record") && shown.contains("slipway plan -refresh"),
+        "says state may be behind and what to run:\n{shown}"
+    );
+    assert!(
+        !shown.contains("NOT rolled back"),
+        "no host that was rolled back is called not rolled back:\n{shown}"
+    );
+    assert!(!shown.contains("panicked"), "{shown}");
+
+    // Writes work again: refresh reads the hosts and shows where state is
+    // behind; an apply of a healthy 2.0.0 converges.
+    moto.refuse_s3_writes(None);
+    let _ = quickstart.plain(&["force-unlock", "-force", "local"]);
+    let refreshed = quickstart.slipway(&["plan", ".", "-refresh", "-var", "version=2.0.0"]);
+    assert_eq!(refreshed.status.code(), Some(2), "{}", text(&refreshed));
+    quickstart.set_health_check(&original_check);
+    let fixed = quickstart.apply("2.0.0");
+    assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
+    quickstart.assert_serving("2.0.0");
+    let state = quickstart.state();
+    let deployment = state.deployments.values().next().unwrap();
+    assert!(
+        deployment
+            .hosts
+            .values()
+            .all(|h| h.version == "2.0.0" && h.status == slipway::state::HostStatus::Deployed),
+        "{deployment:#?}"
+    );
+}

@@ -53,6 +53,10 @@ application (the same one `python -m moto.server` runs):
   update-service of that service fail with a ClientException (as a
   permissions or throttling failure would), until it is cleared (null, DELETE,
   or `POST /moto-api/reset`): for the failure after a rollback began.
+- `POST /slipway-test/refuse-s3-writes {"key_prefix": "PREFIX"}` makes every
+  PutObject of a key under PREFIX fail with 403 AccessDenied (a role that lost
+  s3:PutObject in the middle of an apply), until it is cleared (null, DELETE,
+  or `POST /moto-api/reset`). Deletes still work.
 - list-tasks honours `serviceName` and lists only desiredStatus RUNNING tasks
   unless told otherwise, as ECS does.
 - Two moto bugs that break the Rust SDK or awsvpc tasks: containers of a task
@@ -92,6 +96,7 @@ PINNED = "5.2.6"
 LOCK = threading.RLock()  # moto's server is threaded; the simulation is not
 FAIL = {"image_substring": None}  # the global switch for failing new tasks
 REFUSE_UPDATES = {"service": None}  # update-service of this service name is refused
+REFUSE_S3_WRITES = {"key_prefix": None}  # PutObject under this key prefix is refused
 
 
 def task_delay():
@@ -115,7 +120,20 @@ def patch_s3():
 
         return locked
 
-    S3Response.put_object = atomic(S3Response.put_object)
+    def refusing(method):
+        def refused_or_written(self, *args, **kwargs):
+            prefix = REFUSE_S3_WRITES["key_prefix"]
+            if prefix is not None and self.parse_key_name().startswith(prefix):
+                body = (
+                    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                    "<Message>Access Denied</Message></Error>"
+                )
+                return 403, {"Content-Type": "application/xml"}, body
+            return method(self, *args, **kwargs)
+
+        return refused_or_written
+
+    S3Response.put_object = refusing(atomic(S3Response.put_object))
     S3Response.delete_object = atomic(S3Response.delete_object)
 
 
@@ -551,6 +569,9 @@ def test_endpoints(app):
             with LOCK:
                 FAIL["image_substring"] = None
                 REFUSE_UPDATES["service"] = None
+                REFUSE_S3_WRITES["key_prefix"] = None
+        if path == "/slipway-test/refuse-s3-writes":
+            return switch(environ, start_response, REFUSE_S3_WRITES, "key_prefix")
         if path == "/slipway-test/refuse-updates":
             return switch(environ, start_response, REFUSE_UPDATES, "service")
         if path == "/slipway-test/ping":

@@ -167,6 +167,14 @@ impl Moto {
         self.post("/slipway-test/refuse-updates", &body);
     }
 
+    /// Make every PutObject of a key under `key_prefix` fail with 403
+    /// AccessDenied, as a role that lost `s3:PutObject` would; `None` clears
+    /// it. Deletes still work.
+    pub fn refuse_s3_writes(&self, key_prefix: Option<&str>) {
+        let body = serde_json::json!({ "key_prefix": key_prefix }).to_string();
+        self.post("/slipway-test/refuse-s3-writes", &body);
+    }
+
     pub fn clear_failing_tasks(&self) {
         self.post(
             "/slipway-test/fail-new-tasks",
