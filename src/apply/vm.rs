@@ -201,7 +201,7 @@ async fn job_without_artifact<'a>(
 ) -> Result<(Job<'a>, Option<SshOptions>), String> {
     let (deployment, vm, hosts) = vm_parts(config, address)?;
     let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
+        Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
     } else {
         None
     };
@@ -318,7 +318,7 @@ pub async fn apply_deployment(
     let mut transports: BTreeMap<String, Transport> = BTreeMap::new();
     let starts = tokio::sync::Semaphore::new(8);
     let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
+        Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
     } else {
         None
     };
@@ -980,7 +980,7 @@ async fn update_host_steps(
     if let Some(group) = &job.target_group {
         progress("leaving the load balancer");
         group.deregister(host).await.map_err(|message| {
-            load_balancer_failure(host, "load balancer deregister", message).unchanged()
+            load_balancer_failure(host, "load balancer deregister", message.to_string()).unchanged()
         })?;
     }
     let mut switch = steps::hooks(vm, &ctx, Phase::Deregister);
@@ -1067,10 +1067,9 @@ async fn update_host_steps(
     })?;
     if let Some(group) = &job.target_group {
         progress("joining the load balancer");
-        group
-            .register(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
+        group.register(host).await.map_err(|message| {
+            load_balancer_failure(host, "load balancer register", message.to_string())
+        })?;
         run_all(job, transport, &finish).await?;
     }
     Ok(())
@@ -1532,7 +1531,7 @@ async fn switch_host(
             result = Err(load_balancer_failure(
                 host,
                 "load balancer deregister",
-                message,
+                message.to_string(),
             ));
         }
     }
