@@ -445,6 +445,7 @@ pub async fn apply(
                             &config, &change, &scheduled, &recorder, &options, &progress,
                         )
                         .await
+                        .map_err(|e| e.to_string())
                     }
                     _ => {
                         vm::apply_deployment(

@@ -1092,7 +1092,7 @@ async fn judge_gates(
 ) -> Result<(), String> {
     for gate in verify {
         if let Some(result) = gates::judge_on_runner(gate, gate_ctx).await {
-            result?;
+            result.map_err(|e| e.to_string())?;
             continue;
         }
         if let Some(command) = &gate.command {
