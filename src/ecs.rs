@@ -1,7 +1,8 @@
 //! ECS and ALB requests and judgements as data: pure functions that the ECS
 //! executor (`crate::apply::ecs`) sends and acts on.
 //!
-//! - the task definition's containers as SDK values, and back from a live
+//! - the task definition's containers as SDK values ([`ContainerError`]: a
+//!   part the SDK's builder refuses), and back from a live
 //!   task definition to the JSON shape plan and state use
 //!   ([`crate::plan::render::task_definition`]), so "does the latest revision
 //!   already match?" and drift are one comparison of JSON values;
@@ -23,8 +24,33 @@ use aws_sdk_ecs::types::{
 
 use crate::config::{DurationText, EcsSpec};
 
+/// A container of the task definition that RegisterTaskDefinition cannot
+/// take: a part of it the SDK's builder refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The secret `name` of `container`.
+    #[error("container {container}: secret {name}: {source}")]
+    Secret {
+        container: String,
+        name: String,
+        source: aws_sdk_ecs::error::BuildError,
+    },
+    /// The health check of `container`.
+    #[error("container {container}: health_check: {source}")]
+    HealthCheck {
+        container: String,
+        source: aws_sdk_ecs::error::BuildError,
+    },
+    /// The log configuration of `container`.
+    #[error("container {container}: log: {source}")]
+    Log {
+        container: String,
+        source: aws_sdk_ecs::error::BuildError,
+    },
+}
+
 /// The containers of `spec` as RegisterTaskDefinition wants them.
-pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>, String> {
+pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>, ContainerError> {
     let seconds = |duration: &Option<DurationText>| -> Option<i32> {
         duration.as_ref().map(|d| d.get().as_secs() as i32)
     };
@@ -57,7 +83,11 @@ pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>,
                     .name(name)
                     .value_from(arn)
                     .build()
-                    .map_err(|e| format!("container {}: secret {name}: {e}", c.name))?;
+                    .map_err(|source| ContainerError::Secret {
+                        container: c.name.clone(),
+                        name: name.clone(),
+                        source,
+                    })?;
                 container = container.secrets(secret);
             }
             if let Some(log) = &c.log {
@@ -70,7 +100,10 @@ pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>,
                     .log_driver(LogDriver::from(log.driver.as_str()))
                     .set_options((!options.is_empty()).then_some(options))
                     .build()
-                    .map_err(|e| format!("container {}: log: {e}", c.name))?;
+                    .map_err(|source| ContainerError::Log {
+                        container: c.name.clone(),
+                        source,
+                    })?;
                 container = container.log_configuration(log);
             }
             if let Some(health) = &c.health_check {
@@ -80,7 +113,10 @@ pub fn container_definitions(spec: &EcsSpec) -> Result<Vec<ContainerDefinition>,
                     .set_timeout(seconds(&health.timeout))
                     .set_retries(health.retries.map(|r| r as i32))
                     .build()
-                    .map_err(|e| format!("container {}: health_check: {e}", c.name))?;
+                    .map_err(|source| ContainerError::HealthCheck {
+                        container: c.name.clone(),
+                        source,
+                    })?;
                 container = container.health_check(check);
             }
             Ok(container.build())

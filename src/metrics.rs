@@ -8,7 +8,8 @@
 //!   configured `direction`, and what "no data" means; [`gate_failed`] applies
 //!   `failure_limit` to a series of evaluations.
 //! - [`parse_prometheus_response`] reads an answer of Prometheus's
-//!   `/api/v1/query`; [`judge_alarm`] and [`latest_datapoint`] read CloudWatch's.
+//!   `/api/v1/query` ([`MetricsError`]: why it gives no value);
+//!   [`judge_alarm`] and [`latest_datapoint`] read CloudWatch's.
 //! - [`baseline_version`] finds the version to compare with in the state as it
 //!   was before this apply.
 //!
@@ -348,24 +349,56 @@ pub fn number(value: f64) -> String {
     }
 }
 
+/// Why an answer of Prometheus's `/api/v1/query` gives no value to judge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    /// The body is not JSON (`excerpt`: its first 200 characters).
+    #[error("the answer is not JSON ({reason}): {excerpt}")]
+    NotJson { reason: String, excerpt: String },
+    /// Prometheus reported an error (`status` is not `success`).
+    #[error("Prometheus answered {error_type}: {message}")]
+    Prometheus { error_type: String, message: String },
+    /// A sample is not a `[time, "value"]` pair (`sample`: as JSON).
+    #[error("unexpected sample {sample}")]
+    UnexpectedSample { sample: String },
+    /// A sample's value is not a number.
+    #[error("unexpected value \"{value}\"")]
+    UnexpectedValue { value: String },
+    /// An instant vector of more than one series.
+    #[error(
+        "the query returned {series} series; a gate needs one number (aggregate, e.g. with sum(...))"
+    )]
+    ManySeries { series: usize },
+    /// A range vector (a `[5m]` query without a function over it).
+    #[error("the query returned a range vector; a gate needs an instant value")]
+    RangeVector,
+    /// A `resultType` other than scalar, vector or matrix (`(none)`: absent).
+    #[error("unexpected result type {result_type}")]
+    UnexpectedResultType { result_type: String },
+}
+
 /// The value of an answer of Prometheus's `/api/v1/query`: `Ok(None)` when the
 /// query returned no series (or NaN), an error when Prometheus reported one
 /// or the result is not one number.
-pub fn parse_prometheus_response(body: &str) -> Result<Option<f64>, String> {
-    let json: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| format!("the answer is not JSON ({e}): {}", excerpt(body)))?;
+pub fn parse_prometheus_response(body: &str) -> Result<Option<f64>, MetricsError> {
+    let json: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| MetricsError::NotJson {
+            reason: e.to_string(),
+            excerpt: excerpt(body),
+        })?;
     if json["status"] != "success" {
-        return Err(format!(
-            "Prometheus answered {}: {}",
-            json["errorType"].as_str().unwrap_or("an error"),
-            json["error"].as_str().unwrap_or("(no message)")
-        ));
+        return Err(MetricsError::Prometheus {
+            error_type: json["errorType"].as_str().unwrap_or("an error").to_string(),
+            message: json["error"].as_str().unwrap_or("(no message)").to_string(),
+        });
     }
     let data = &json["data"];
-    let sample_value = |pair: &serde_json::Value| -> Result<Option<f64>, String> {
+    let sample_value = |pair: &serde_json::Value| -> Result<Option<f64>, MetricsError> {
         let text = pair[1]
             .as_str()
-            .ok_or_else(|| format!("unexpected sample {pair}"))?;
+            .ok_or_else(|| MetricsError::UnexpectedSample {
+                sample: pair.to_string(),
+            })?;
         let value = parse_prometheus_float(text)?;
         Ok(Some(value).filter(|v| !v.is_nan()))
     };
@@ -376,30 +409,24 @@ pub fn parse_prometheus_response(body: &str) -> Result<Option<f64>, String> {
             match series {
                 [] => Ok(None),
                 [one] => sample_value(&one["value"]),
-                many => Err(format!(
-                    "the query returned {} series; a gate needs one number (aggregate, e.g. with sum(...))",
-                    many.len()
-                )),
+                many => Err(MetricsError::ManySeries { series: many.len() }),
             }
         }
-        Some("matrix") => {
-            Err("the query returned a range vector; a gate needs an instant value".into())
-        }
-        other => Err(format!(
-            "unexpected result type {}",
-            other.unwrap_or("(none)")
-        )),
+        Some("matrix") => Err(MetricsError::RangeVector),
+        other => Err(MetricsError::UnexpectedResultType {
+            result_type: other.unwrap_or("(none)").to_string(),
+        }),
     }
 }
 
-fn parse_prometheus_float(text: &str) -> Result<f64, String> {
+fn parse_prometheus_float(text: &str) -> Result<f64, MetricsError> {
     match text {
         "NaN" => Ok(f64::NAN),
         "+Inf" | "Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        _ => text
-            .parse()
-            .map_err(|_| format!("unexpected value \"{text}\"")),
+        _ => text.parse().map_err(|_| MetricsError::UnexpectedValue {
+            value: text.to_string(),
+        }),
     }
 }
 
@@ -686,14 +713,16 @@ mod tests {
         let two = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}"#;
         assert!(parse_prometheus_response(two)
             .unwrap_err()
+            .to_string()
             .contains("returned 2 series"));
         let error = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
         assert_eq!(
-            parse_prometheus_response(error),
+            parse_prometheus_response(error).map_err(|e| e.to_string()),
             Err("Prometheus answered bad_data: parse error at char 5".into())
         );
         assert!(parse_prometheus_response("<html>")
             .unwrap_err()
+            .to_string()
             .contains("not JSON"));
     }
 

@@ -8,8 +8,8 @@
 //!   values ([`mask_json`]); no variable value is ever put into one.
 //! - [`Notifier`] holds what the events of one deployment in one apply share
 //!   and POSTs them through [`crate::http::Client`] (a short timeout, one
-//!   retry). A delivery that fails comes back as a warning text, never as an
-//!   error: a notification cannot fail a deployment.
+//!   retry). A delivery that fails ([`DeliveryError`]) comes back as a
+//!   warning text, never as an error: a notification cannot fail a deployment.
 //!
 //! Not here: deciding when an event happens (apply does) or printing the
 //! warnings (apply's progress does).
@@ -424,14 +424,14 @@ impl Notifier {
     /// wait for them. Returns one warning per delivery that failed.
     #[cfg(feature = "aws")]
     pub async fn send(&self, kind: EventKind, details: &Details) -> Vec<String> {
-        let client = crate::http::Client::new(self.ca_file.as_deref()).map_err(|e| e.to_string());
+        let client = crate::http::Client::new(self.ca_file.as_deref()).map_err(std::sync::Arc::new);
         let mut pending = Vec::new();
         for (notify, body) in self.payloads(kind, details) {
             let (url, delivery, client) = (notify.webhook.clone(), self.delivery, client.clone());
             let task = tokio::spawn(async move {
                 match client {
                     Ok(client) => post(&client, &url, body, delivery).await,
-                    Err(error) => Err(error),
+                    Err(error) => Err(DeliveryError::Client(error)),
                 }
             });
             pending.push((notify, task));
@@ -440,7 +440,7 @@ impl Notifier {
         for (notify, task) in pending {
             let result = task
                 .await
-                .unwrap_or_else(|e| Err(format!("the sender stopped: {e}")));
+                .unwrap_or_else(|e| Err(DeliveryError::SenderStopped(e)));
             if let Err(reason) = result {
                 warnings.push(mask_values(
                     &format!(
@@ -457,6 +457,37 @@ impl Notifier {
     }
 }
 
+/// Why an event was not delivered to a webhook. The text never names the
+/// URL, whose path may hold a token.
+#[cfg(feature = "aws")]
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The HTTP client could not be made (shared by every delivery of an
+    /// event).
+    #[error("{0}")]
+    Client(std::sync::Arc<crate::http::HttpError>),
+    /// The webhook answered with a status other than 2xx; `said`: the first
+    /// line of its body, shortened (may be empty).
+    #[error("answered {status}{}", parenthesized(.said))]
+    Answered { status: u16, said: String },
+    /// No answer (no connection, a timeout, TLS).
+    #[error("{0}")]
+    NoAnswer(crate::http::HttpError),
+    /// The task sending it ended abnormally.
+    #[error("the sender stopped: {0}")]
+    SenderStopped(tokio::task::JoinError),
+}
+
+/// " (TEXT)", or nothing for an empty text.
+#[cfg(feature = "aws")]
+fn parenthesized(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
+}
+
 /// POST `body` to `url`: success is a 2xx answer. No answer (no
 /// connection, a timeout), 429 and 5xx are retried; the error never names
 /// the URL, whose path may hold a token.
@@ -466,8 +497,8 @@ async fn post(
     url: &str,
     body: String,
     delivery: Delivery,
-) -> Result<(), String> {
-    let mut last = String::new();
+) -> Result<(), DeliveryError> {
+    let mut last = None;
     for attempt in 0..delivery.attempts.max(1) {
         if attempt > 0 {
             tokio::time::sleep(delivery.retry_delay).await;
@@ -477,21 +508,19 @@ async fn post(
             Ok(response) => {
                 let code = response.status;
                 let said = truncate(response.body.lines().next().unwrap_or("").trim(), 120);
-                let reason = if said.is_empty() {
-                    format!("answered {code}")
-                } else {
-                    format!("answered {code} ({said})")
-                };
-                (code == 429 || code >= 500, reason)
+                (
+                    code == 429 || code >= 500,
+                    DeliveryError::Answered { status: code, said },
+                )
             }
-            Err(error) => (error.is_transient(), error.to_string()),
+            Err(error) => (error.is_transient(), DeliveryError::NoAnswer(error)),
         };
-        last = reason;
+        last = Some(reason);
         if !retry {
             break;
         }
     }
-    Err(last)
+    Err(last.expect("at least one attempt is made"))
 }
 
 #[cfg(test)]
@@ -816,7 +845,9 @@ mod tests {
     async fn a_server_error_is_retried_once() {
         let (url, receiver) = receiver(vec![503, 200]);
         assert_eq!(
-            post(&client(), &url, "{\"a\":1}".into(), quick()).await,
+            post(&client(), &url, "{\"a\":1}".into(), quick())
+                .await
+                .map_err(|e| e.to_string()),
             Ok(())
         );
         assert_eq!(receiver.join().unwrap(), ["{\"a\":1}", "{\"a\":1}"]);
@@ -827,7 +858,9 @@ mod tests {
     async fn a_client_error_is_not_retried_and_is_described() {
         let (url, receiver) = receiver(vec![404]);
         assert_eq!(
-            post(&client(), &url, "{}".into(), quick()).await,
+            post(&client(), &url, "{}".into(), quick())
+                .await
+                .map_err(|e| e.to_string()),
             Err("answered 404 (no)".into())
         );
         assert_eq!(receiver.join().unwrap().len(), 1);
@@ -847,7 +880,8 @@ mod tests {
             quick(),
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(!error.contains("TOKEN"), "{error}");
         assert!(!error.is_empty());
     }
@@ -878,7 +912,8 @@ mod tests {
             delivery,
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(!error.contains("no TLS backend"), "{error}");
         assert!(
             error.contains("corrupt message"),

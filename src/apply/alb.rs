@@ -4,7 +4,8 @@
 //! Deregistering waits until the load balancer has drained the target;
 //! registering waits until the target is healthy (or the target group is
 //! not attached to a load balancer, where ALB reports `unused`). Both poll
-//! with backoff and give up after [`WAIT_LIMIT`].
+//! with backoff and give up after [`WAIT_LIMIT`]. What goes wrong is an
+//! [`AlbError`].
 //!
 //! Not here: anything on the host itself (the VM executor does that).
 
@@ -14,10 +15,39 @@ use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthState
 
 use crate::aws::{self, error_text};
 use crate::config::LoadBalancer;
-use crate::transport::ssh::host_address;
+use crate::transport::ssh::{host_address, SshSetupError};
 
 /// How long a target may take to drain or to become healthy.
 const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// Why a host could not leave or join a target group.
+#[derive(Debug, thiserror::Error)]
+pub enum AlbError {
+    /// The host string has no address a target group can know it by.
+    #[error(transparent)]
+    Host(#[from] SshSetupError),
+    /// An Elastic Load Balancing call failed: `call` names it
+    /// ("deregistering from", "registering with", "reading target health
+    /// of"), `message` is the SDK's.
+    #[error("{call} {target_group}: {message}")]
+    Aws {
+        call: &'static str,
+        target_group: String,
+        message: String,
+    },
+    /// The target did not get drained or healthy (`wanted`) within
+    /// [`WAIT_LIMIT`]; `state` is the last one seen.
+    #[error(
+        "target {target} of {target_group} was not {wanted} within {limit:?} (state: {state})"
+    )]
+    Timeout {
+        target: String,
+        target_group: String,
+        wanted: &'static str,
+        limit: Duration,
+        state: String,
+    },
+}
 
 /// One target group the hosts of a deployment belong to.
 pub struct TargetGroup {
@@ -40,7 +70,7 @@ impl TargetGroup {
         }
     }
 
-    fn target(&self, host: &str) -> Result<TargetDescription, String> {
+    fn target(&self, host: &str) -> Result<TargetDescription, AlbError> {
         let id = host_address(host)?;
         Ok(TargetDescription::builder()
             .id(id)
@@ -48,8 +78,16 @@ impl TargetGroup {
             .build())
     }
 
+    fn aws_error(&self, call: &'static str, message: String) -> AlbError {
+        AlbError::Aws {
+            call,
+            target_group: self.arn.clone(),
+            message,
+        }
+    }
+
     /// Take `host` out of the target group and wait until it is drained.
-    pub async fn deregister(&self, host: &str) -> Result<(), String> {
+    pub async fn deregister(&self, host: &str) -> Result<(), AlbError> {
         let target = self.target(host)?;
         if self.state_of(&target).await?.is_none() {
             // Not a member (a first install, or it left earlier): nothing to drain.
@@ -61,7 +99,7 @@ impl TargetGroup {
             .targets(target.clone())
             .send()
             .await
-            .map_err(|e| format!("deregistering from {}: {}", self.arn, error_text(&e)))?;
+            .map_err(|e| self.aws_error("deregistering from", error_text(&e)))?;
         self.wait_for(&target, "drained", |state| {
             !matches!(state, Some(TargetHealthStateEnum::Draining))
         })
@@ -69,7 +107,7 @@ impl TargetGroup {
     }
 
     /// Put `host` back and wait until the load balancer finds it healthy.
-    pub async fn register(&self, host: &str) -> Result<(), String> {
+    pub async fn register(&self, host: &str) -> Result<(), AlbError> {
         let target = self.target(host)?;
         self.client
             .register_targets()
@@ -77,7 +115,7 @@ impl TargetGroup {
             .targets(target.clone())
             .send()
             .await
-            .map_err(|e| format!("registering with {}: {}", self.arn, error_text(&e)))?;
+            .map_err(|e| self.aws_error("registering with", error_text(&e)))?;
         self.wait_for(&target, "healthy", |state| {
             matches!(
                 state,
@@ -91,14 +129,14 @@ impl TargetGroup {
     async fn state_of(
         &self,
         target: &TargetDescription,
-    ) -> Result<Option<Option<TargetHealthStateEnum>>, String> {
+    ) -> Result<Option<Option<TargetHealthStateEnum>>, AlbError> {
         let health = self
             .client
             .describe_target_health()
             .target_group_arn(&self.arn)
             .send()
             .await
-            .map_err(|e| format!("reading target health of {}: {}", self.arn, error_text(&e)))?;
+            .map_err(|e| self.aws_error("reading target health of", error_text(&e)))?;
         Ok(health
             .target_health_descriptions()
             .iter()
@@ -113,9 +151,9 @@ impl TargetGroup {
     async fn wait_for(
         &self,
         target: &TargetDescription,
-        what: &str,
+        what: &'static str,
         done: impl Fn(Option<&TargetHealthStateEnum>) -> bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), AlbError> {
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut interval = Duration::from_millis(200);
         loop {
@@ -126,12 +164,13 @@ impl TargetGroup {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "target {} of {} was not {what} within {WAIT_LIMIT:?} (state: {})",
-                    target.id().unwrap_or_default(),
-                    self.arn,
-                    current.map_or("not registered", |s| s.as_str())
-                ));
+                return Err(AlbError::Timeout {
+                    target: target.id().unwrap_or_default().to_string(),
+                    target_group: self.arn.clone(),
+                    wanted: what,
+                    limit: WAIT_LIMIT,
+                    state: current.map_or("not registered", |s| s.as_str()).to_string(),
+                });
             }
             tokio::time::sleep(interval).await;
             interval = (interval * 3 / 2).min(Duration::from_secs(5));

@@ -36,6 +36,9 @@
 //!   finished (all traffic back, the new service removed, both idempotent);
 //!   of the same version, the deployment ends rolled back.
 //!
+//! What fails or is refused is an [`EcsApplyError`], whose message apply
+//! prints and records as the deployment's failure.
+//!
 //! Not here: deciding what to change (the planner) or the shapes of requests
 //! (`crate::ecs`).
 
@@ -51,7 +54,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum,
 };
 
+use super::gates::GateError;
 use super::recorder::StepRecord;
+use super::scaling::ScalingError;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::aws::{self, error_text};
 use crate::config::{Config, Deployment, DurationText, EcsCluster, EcsSpec, OnFailure, Rollout};
@@ -61,8 +66,8 @@ use crate::ecs::{
 use crate::plan::planner::desired_task_definition;
 use crate::plan::{DeploymentChange, ScheduledDeployment, Step, StepKind};
 use crate::state::{
-    CanaryState, DeploymentStatus, EcsState, JournalAction, JournalEntry, State, StepOutcome,
-    StepResult,
+    CanaryState, DeploymentStatus, EcsState, JournalAction, JournalEntry, State, StateError,
+    StepOutcome, StepResult,
 };
 
 /// How long apply waits for a deployment to become stable by default.
@@ -70,6 +75,325 @@ const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Polling starts this fast and slows down to [`MAX_POLL_INTERVAL`].
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why an ECS deployment, its rejection (`slipway reject`) or its rollback
+/// (`slipway rollback`) failed or was refused. The message is what apply
+/// prints and records (`DeploymentOutcome`, the summary).
+#[derive(Debug, thiserror::Error)]
+pub enum EcsApplyError {
+    /// The deployment is not in the configuration.
+    #[error("{address} is not in the configuration")]
+    UnknownDeployment { address: String },
+    /// The configuration lacks what an ECS deployment needs (`missing`:
+    /// the environment, the service's ecs block, the environment's
+    /// ecs_cluster).
+    #[error("{address}: {missing}")]
+    NotConfigured {
+        address: String,
+        missing: &'static str,
+    },
+    /// An AWS call failed: which one, on what, and the SDK's message.
+    #[error("{call}: {message}")]
+    Aws { call: AwsCall, message: String },
+    /// RegisterTaskDefinition answered without the new revision's ARN.
+    #[error("RegisterTaskDefinition returned no ARN")]
+    NoTaskDefinitionArn,
+    /// The task definition's containers could not be built.
+    #[error(transparent)]
+    Containers(#[from] requests::ContainerError),
+    /// A request could not be built (the service's awsvpc configuration).
+    #[error(transparent)]
+    Request(#[from] aws_sdk_ecs::error::BuildError),
+    /// ECS says the service cannot reach the new task definition.
+    #[error("service {service}: {reason}")]
+    Unstable { service: String, reason: String },
+    /// After a traffic step, the new service is failing (`reason`: ECS's
+    /// verdict, which names the service).
+    #[error("{reason}")]
+    ServiceFailed { service: String, reason: String },
+    /// The service was not stable within the wait timeout; `waiting`: what
+    /// it was still waiting for.
+    #[error("service {service} did not become stable within {timeout:?}: {waiting}")]
+    WaitTimedOut {
+        service: String,
+        timeout: Duration,
+        waiting: String,
+    },
+    /// DescribeListeners does not know the listener.
+    #[error("listener {listener} not found")]
+    ListenerNotFound { listener: String },
+    /// The listener's weights changed during the rollout.
+    #[error(
+        "listener {} changed during the rollout: expected weights {expected:?}, found {found:?}",
+        requests::short_arn(.listener)
+    )]
+    ListenerChanged {
+        listener: String,
+        expected: BTreeMap<String, u32>,
+        found: BTreeMap<String, i32>,
+    },
+    /// The serving side's live weight is not the recorded one: someone
+    /// changed the listener, and the rollout does not go on.
+    #[error(
+        "listener {} does not look as recorded: state says {recorded:?}, the listener has {live:?}; run `slipway plan -refresh` and check who changed it",
+        requests::short_arn(.listener)
+    )]
+    ListenerNotAsRecorded {
+        listener: String,
+        recorded: BTreeMap<String, u32>,
+        live: BTreeMap<String, i32>,
+    },
+    /// A traffic step a killed apply left uncertain: the listener has
+    /// neither the recorded weights nor the step's.
+    #[error(
+        "listener {} does not look as recorded: state says {:?}, the interrupted apply {} was setting {:?} ({}), the listener has {:?}; run `slipway plan -refresh` and check who changed it",
+        requests::short_arn(&.0.listener),
+        .0.recorded,
+        .0.apply_id,
+        .0.intended,
+        .0.step,
+        .0.live
+    )]
+    ListenerDrifted(Box<ListenerDrift>),
+    /// Targets of the new side's target group are unhealthy or
+    /// unavailable: it gets no more traffic.
+    #[error(
+        "target group {} has unhealthy targets: {}",
+        requests::short_arn(.target_group),
+        .targets.join(", ")
+    )]
+    UnhealthyTargets {
+        target_group: String,
+        targets: Vec<String>,
+    },
+    /// A service of the name exists that state does not know and the plan
+    /// did not adopt; refused before anything changed.
+    #[error(
+        "service {service} exists in cluster {cluster} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again"
+    )]
+    NotAdopted { service: String, cluster: String },
+    /// The name the new side needs is taken by a service state does not
+    /// know; refused before anything changed.
+    #[error(
+        "service {service} exists in cluster {cluster} but state has no record of it, and the {strategy} rollout needs that name for the new version beside {serving}; nothing was changed: delete or rename {service}"
+    )]
+    NameTaken {
+        service: String,
+        cluster: String,
+        strategy: String,
+        serving: String,
+    },
+    /// A canary or blue/green without a listener to shift.
+    #[error(
+        "a {strategy} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster"
+    )]
+    NoListener { strategy: String },
+    /// A canary or blue/green without exactly two target groups.
+    #[error(
+        "a {strategy} rollout needs exactly two `target_groups` (blue and green), {given} given"
+    )]
+    TargetGroupCount { strategy: String, given: usize },
+    /// The rollout failed (`failure`) and so did the rollback after it.
+    #[error("{failure}; rollback failed: {rollback}")]
+    RollbackFailed {
+        failure: Box<EcsApplyError>,
+        rollback: Box<EcsApplyError>,
+    },
+    /// The rollout failed (`failure`) and the rolling update's rollback
+    /// request failed (`message`: the SDK's).
+    #[error("{failure}; rollback failed: {message}")]
+    RollbackRequestFailed {
+        failure: Box<EcsApplyError>,
+        message: String,
+    },
+    /// The rollout failed (`failure`) and the service it went back to did
+    /// not become stable (`wait`).
+    #[error("{failure}; rollback did not become stable: {wait}")]
+    RollbackUnstable {
+        failure: Box<EcsApplyError>,
+        wait: Box<EcsApplyError>,
+    },
+    /// The rollback a killed apply had started could not be finished.
+    #[error("finishing the rollback of the interrupted apply {apply_id}: {source}")]
+    KilledRollbackUnfinished {
+        apply_id: String,
+        source: Box<EcsApplyError>,
+    },
+    /// Step `step` had failed in a killed apply, which had rolled back or
+    /// whose rollback this apply finished (`finished`: the killed apply's
+    /// rollback had ended); of the same version nothing new is deployed.
+    #[error(
+        "step {step} failed in the interrupted apply {apply_id}, {}",
+        killed_rollback_end(*.finished)
+    )]
+    RolledBackByKilledApply {
+        step: usize,
+        apply_id: String,
+        finished: bool,
+    },
+    /// The wait for an approval could not be recorded (the shared approval
+    /// check of `super::wait_for_approval` gives its reason as text).
+    #[error("{0}")]
+    Approval(String),
+    /// A gate of the rollout failed.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    /// An Application Auto Scaling call failed.
+    #[error(transparent)]
+    Scaling(#[from] ScalingError),
+    /// The autoscaling target could not be read, so no count is set.
+    #[error(
+        "{source}; slipway asks Application Auto Scaling (DescribeScalableTargets) before changing a service, so that it never sets a count below what autoscaling holds"
+    )]
+    ScalingUnreadable { source: ScalingError },
+    /// The suspended autoscaling could not be restored after the rollout.
+    #[error(
+        "autoscaling of {resource_id} is still suspended ({source}); the next apply of this deployment restores it"
+    )]
+    ScalingStillSuspended {
+        resource_id: String,
+        source: ScalingError,
+    },
+    /// A change happened (or is about to) but state could not record it.
+    #[error("could not record state: {0}")]
+    Unrecorded(#[from] StateError),
+    /// State could not be written at the start or end of the deployment.
+    #[error(transparent)]
+    State(StateError),
+    /// `slipway reject`: state has no ECS service for the deployment.
+    #[error("{address} has no ECS service in state")]
+    NoServiceInState { address: String },
+    /// `slipway reject`: no new version runs beside the old one.
+    #[error(
+        "{address}: no new version runs beside the old one (the rolling update finished); deploy the previous version to go back"
+    )]
+    NothingBeside { address: String },
+    /// `slipway reject`: every step had passed and the serving service was
+    /// being updated when its apply stopped.
+    #[error(
+        "{address}: every step of the rollout had passed and {service} was being updated to the new version when its apply stopped; nothing was changed: `slipway apply` finishes it, `slipway rollback` goes back to the previous release"
+    )]
+    BeingPromoted { address: String, service: String },
+    /// `slipway reject`: state names no listener or old target group.
+    #[error("{address}: state names no listener or old target group")]
+    NoListenerInState { address: String },
+    /// `slipway rollback` of a deployment that is not an ECS one.
+    #[error("{address}: not an ECS deployment")]
+    NotEcs { address: String },
+    /// `slipway rollback` refused before anything changed.
+    #[error("nothing was changed: {0}")]
+    Unchanged(Box<EcsApplyError>),
+    /// `slipway rollback`: the release names no task definition.
+    #[error("state names no task definition for release {version}")]
+    NoReleaseTaskDefinition { version: String },
+    /// `slipway rollback`: the serving service is not in the cluster.
+    #[error(
+        "service {service} is not in cluster {cluster}; `slipway plan -refresh` shows what runs"
+    )]
+    ServiceGone { service: String, cluster: String },
+    /// `slipway rollback`: the release's task definition cannot be read.
+    #[error(
+        "task definition {} of release {version} cannot be read: {message}",
+        requests::short_arn(.arn)
+    )]
+    ReleaseUnreadable {
+        arn: String,
+        version: String,
+        message: String,
+    },
+}
+
+/// The listener as [`EcsApplyError::ListenerDrifted`] found it.
+#[derive(Debug)]
+pub struct ListenerDrift {
+    pub listener: String,
+    /// The weights state records.
+    pub recorded: BTreeMap<String, u32>,
+    /// The killed apply that started the step.
+    pub apply_id: String,
+    /// The weights the step was setting.
+    pub intended: BTreeMap<String, u32>,
+    /// The step, as "step N (P% on SERVICE)".
+    pub step: String,
+    /// The weights the listener has.
+    pub live: BTreeMap<String, i32>,
+}
+
+/// How [`EcsApplyError::RolledBackByKilledApply`] ends.
+fn killed_rollback_end(finished: bool) -> &'static str {
+    if finished {
+        "which had rolled back; nothing new is deployed"
+    } else {
+        "which was rolling back; this apply finished the rollback"
+    }
+}
+
+/// An AWS call of the ECS executor and the resource it is about, as
+/// [`EcsApplyError::Aws`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsCall {
+    RegisterTaskDefinition {
+        family: String,
+    },
+    UpdateService {
+        service: String,
+    },
+    CreateService {
+        service: String,
+    },
+    /// UpdateService to 0 tasks before DeleteService.
+    ScaleDown {
+        service: String,
+    },
+    DeleteService {
+        service: String,
+    },
+    DescribeService {
+        service: String,
+    },
+    DescribeListener {
+        listener: String,
+    },
+    /// ModifyListener with new weights.
+    SetListenerWeights {
+        listener: String,
+    },
+    DescribeTargetHealth {
+        target_group: String,
+    },
+}
+
+impl std::fmt::Display for AwsCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AwsCall::RegisterTaskDefinition { family } => {
+                write!(f, "registering task definition {family}")
+            }
+            AwsCall::UpdateService { service } => write!(f, "updating service {service}"),
+            AwsCall::CreateService { service } => write!(f, "creating service {service}"),
+            AwsCall::ScaleDown { service } => write!(f, "scaling {service} down"),
+            AwsCall::DeleteService { service } => write!(f, "deleting {service}"),
+            AwsCall::DescribeService { service } => write!(f, "describing service {service}"),
+            AwsCall::DescribeListener { listener } => write!(f, "describing listener {listener}"),
+            AwsCall::SetListenerWeights { listener } => {
+                write!(f, "setting weights of listener {listener}")
+            }
+            AwsCall::DescribeTargetHealth { target_group } => {
+                write!(f, "reading target health of {target_group}")
+            }
+        }
+    }
+}
+
+impl AwsCall {
+    /// The error of this call, with the SDK's `message`.
+    fn failed(self, message: String) -> EcsApplyError {
+        EcsApplyError::Aws {
+            call: self,
+            message,
+        }
+    }
+}
 
 /// The clients and settings one ECS deployment works with.
 struct Job<'a> {
@@ -113,22 +437,29 @@ async fn job<'a>(
     recorder: &'a Recorder,
     options: &'a ApplyOptions,
     progress: &'a Progress,
-) -> Result<Job<'a>, String> {
-    let deployment = config
-        .deployments
-        .get(address)
-        .ok_or_else(|| format!("{address} is not in the configuration"))?;
+) -> Result<Job<'a>, EcsApplyError> {
+    let deployment =
+        config
+            .deployments
+            .get(address)
+            .ok_or_else(|| EcsApplyError::UnknownDeployment {
+                address: address.to_string(),
+            })?;
+    let not_configured = |missing: &'static str| EcsApplyError::NotConfigured {
+        address: address.to_string(),
+        missing,
+    };
     let environment = config
         .environment_of(deployment)
-        .ok_or_else(|| format!("{address}: environment not found"))?;
+        .ok_or_else(|| not_configured("environment not found"))?;
     let spec = deployment
         .service
         .ecs
         .as_ref()
-        .ok_or_else(|| format!("{address}: the service has no ecs block"))?;
+        .ok_or_else(|| not_configured("the service has no ecs block"))?;
     let settings = deployment
         .ecs_settings(environment)
-        .ok_or_else(|| format!("{address}: the environment has no ecs_cluster"))?;
+        .ok_or_else(|| not_configured("the environment has no ecs_cluster"))?;
     let sdk = aws::sdk_config(&aws::Target::new(
         settings.region.as_deref(),
         settings.endpoint.as_deref(),
@@ -164,7 +495,7 @@ pub async fn apply_deployment(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, EcsApplyError> {
     let mut job = job(config, &change.address, recorder, options, progress).await?;
     let deployment = job.deployment;
     let rollout = config.rollout_of(deployment);
@@ -194,7 +525,7 @@ pub async fn apply_deployment(
     let killed_steps = recorder.killed_deployment_steps(&change.address, &options.apply_id);
     recorder
         .start_deployment(config, deployment, &options.apply_id)
-        .map_err(|e| e.to_string())?;
+        .map_err(EcsApplyError::State)?;
     if let Some(suspension) = &suspension {
         suspend_scaling(&job, suspension).await?;
     }
@@ -235,7 +566,7 @@ pub async fn apply_deployment(
     let mut outcome = DeploymentOutcome::default();
     if let Some(suspension) = &suspension {
         if let Err(message) = restore_scaling(&job, suspension).await {
-            job.event(&message);
+            job.event(&message.to_string());
             outcome
                 .failures
                 .push(format!("{}: {message}", change.address));
@@ -290,25 +621,21 @@ async fn finish_rollback_of_killed_apply(
         rollback.apply_id, rollback.step
     ));
     match finish_killed_rollback(job, previous.as_ref(), rollback).await {
-        Err(message) => Some(Failure {
-            message: format!(
-                "finishing the rollback of the interrupted apply {}: {message}",
-                rollback.apply_id
-            ),
+        Err(error) => Some(Failure {
+            error: EcsApplyError::KilledRollbackUnfinished {
+                apply_id: rollback.apply_id.clone(),
+                source: Box::new(error),
+            },
             status: DeploymentStatus::Failed,
             untouched: false,
         }),
         Ok(_) if recorded_version == Some(job.deployment.service.version.as_str()) => {
-            let what = if rollback.finished_at.is_some() {
-                "which had rolled back; nothing new is deployed"
-            } else {
-                "which was rolling back; this apply finished the rollback"
-            };
             Some(Failure {
-                message: format!(
-                    "step {} failed in the interrupted apply {}, {what}",
-                    rollback.step, rollback.apply_id
-                ),
+                error: EcsApplyError::RolledBackByKilledApply {
+                    step: rollback.step,
+                    apply_id: rollback.apply_id.clone(),
+                    finished: rollback.finished_at.is_some(),
+                },
                 status: DeploymentStatus::RolledBack,
                 untouched: false,
             })
@@ -372,7 +699,7 @@ fn record_outcome(
         Option<&crate::state::DeploymentState>,
     ),
     task_definition_arn: &str,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, EcsApplyError> {
     let address = job.address().to_string();
     let mut untouched = false;
     let status = match result {
@@ -382,10 +709,10 @@ fn record_outcome(
             DeploymentStatus::Partial
         }
         Err(failure) => {
-            job.event(&format!("failed: {}", failure.message));
+            job.event(&format!("failed: {}", failure.error));
             outcome
                 .failures
-                .push(format!("{address}: {}", failure.message));
+                .push(format!("{address}: {}", failure.error));
             outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
             untouched = failure.untouched;
             failure.status
@@ -394,7 +721,7 @@ fn record_outcome(
     let verified = status == DeploymentStatus::Deployed;
     job.recorder
         .finish_deployment(&address, status.clone(), verified, &[])
-        .map_err(|e| e.to_string())?;
+        .map_err(EcsApplyError::State)?;
     if untouched {
         // Nothing changed in ECS: state keeps the record it had.
         let address = address.clone();
@@ -407,10 +734,10 @@ fn record_outcome(
                     state.deployments.remove(&address);
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(EcsApplyError::State)?;
     }
     if status == DeploymentStatus::RolledBack {
-        record_rolled_back(job, before).map_err(|e| e.to_string())?;
+        record_rolled_back(job, before).map_err(EcsApplyError::State)?;
     }
     job.progress.done(&address);
     job.event(&match status {
@@ -478,7 +805,7 @@ fn adopted_record(adopted: &crate::plan::AdoptedService) -> EcsState {
 
 /// Why a deployment failed and what that leaves it as.
 struct Failure {
-    message: String,
+    error: EcsApplyError,
     status: DeploymentStatus,
     /// Refused before anything changed: state goes back to its record
     /// before this apply.
@@ -487,18 +814,18 @@ struct Failure {
 
 impl Failure {
     /// A failure after something may have changed.
-    fn failed(message: String) -> Failure {
+    fn failed(error: EcsApplyError) -> Failure {
         Failure {
-            message,
+            error,
             status: DeploymentStatus::Failed,
             untouched: false,
         }
     }
 
     /// Refused before anything changed.
-    fn refused(message: String) -> Failure {
+    fn refused(error: EcsApplyError) -> Failure {
         Failure {
-            message,
+            error,
             status: DeploymentStatus::Failed,
             untouched: true,
         }
@@ -507,7 +834,7 @@ impl Failure {
 
 /// Register the configured task definition unless the family's latest
 /// revision already matches; returns the ARN to deploy.
-async fn ensure_task_definition(job: &Job<'_>) -> Result<String, String> {
+async fn ensure_task_definition(job: &Job<'_>) -> Result<String, EcsApplyError> {
     let desired = crate::plan::render::task_definition(job.spec);
     let latest = job
         .ecs
@@ -543,16 +870,15 @@ async fn ensure_task_definition(job: &Job<'_>) -> Result<String, String> {
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "registering task definition {}: {}",
-                job.spec.family,
-                job.config.mask(&error_text(&e))
-            )
+            AwsCall::RegisterTaskDefinition {
+                family: job.spec.family.clone(),
+            }
+            .failed(job.config.mask(&error_text(&e)))
         })?;
     let arn = registered
         .task_definition()
         .and_then(|t| t.task_definition_arn())
-        .ok_or("RegisterTaskDefinition returned no ARN")?
+        .ok_or(EcsApplyError::NoTaskDefinitionArn)?
         .to_string();
     job.event(&format!(
         "registered task definition {}",
@@ -598,11 +924,7 @@ fn record_ecs(job: &Job<'_>, ecs: Option<EcsState>) -> Result<(), Failure> {
     let address = job.address().to_string();
     job.recorder
         .update(|state| put_ecs(state, &address, ecs))
-        .map_err(|e| Failure {
-            message: format!("could not record state: {e}"),
-            status: DeploymentStatus::Failed,
-            untouched: false,
-        })
+        .map_err(|e| Failure::failed(EcsApplyError::Unrecorded(e)))
 }
 
 /// Set the ECS record of `address` in `state`.
@@ -627,7 +949,7 @@ fn on_failure(rollout: Option<&Rollout>) -> OnFailure {
 async fn scaling_to_suspend(
     job: &mut Job<'_>,
     serving: &str,
-) -> Result<Option<crate::state::ScalingSuspension>, String> {
+) -> Result<Option<crate::state::ScalingSuspension>, EcsApplyError> {
     let address = job.address().to_string();
     let left = job
         .recorder
@@ -644,20 +966,16 @@ async fn scaling_to_suspend(
                 left.resource_id
             ));
             let address = job.address().to_string();
-            job.recorder
-                .update(|state| {
-                    state.scaling_suspended.remove(&address);
-                })
-                .map_err(|e| format!("could not record state: {e}"))?;
+            job.recorder.update(|state| {
+                state.scaling_suspended.remove(&address);
+            })?;
             None
         }
         left => left,
     };
     let live = super::scaling::read_target(&job.scaling, &resource)
         .await
-        .map_err(|e| {
-            format!("{e}; slipway asks Application Auto Scaling (DescribeScalableTargets) before changing a service, so that it never sets a count below what autoscaling holds")
-        })?;
+        .map_err(|source| EcsApplyError::ScalingUnreadable { source })?;
     let suspension = match (left, live) {
         (Some(left), _) => left,
         (None, Some((target, before))) => crate::state::ScalingSuspension {
@@ -689,13 +1007,11 @@ async fn scaling_to_suspend(
 async fn suspend_scaling(
     job: &Job<'_>,
     suspension: &crate::state::ScalingSuspension,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let address = job.address().to_string();
-    job.recorder
-        .update(|state| {
-            state.scaling_suspended.insert(address, suspension.clone());
-        })
-        .map_err(|e| format!("could not record state: {e}"))?;
+    job.recorder.update(|state| {
+        state.scaling_suspended.insert(address, suspension.clone());
+    })?;
     super::scaling::suspend(&job.scaling, suspension).await?;
     job.event(&format!(
         "autoscaling of {} suspended while the rollout runs (min {}, max {})",
@@ -711,7 +1027,7 @@ async fn suspend_scaling(
 async fn restore_scaling(
     job: &Job<'_>,
     suspension: &crate::state::ScalingSuspension,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let serving = job
         .recorder
         .deployment(job.address())
@@ -720,18 +1036,14 @@ async fn restore_scaling(
         .unwrap_or_else(|| suspension.resource_id.clone());
     super::scaling::restore(&job.scaling, suspension, &serving)
         .await
-        .map_err(|e| {
-            format!(
-                "autoscaling of {} is still suspended ({e}); the next apply of this deployment restores it",
-                suspension.resource_id
-            )
+        .map_err(|source| EcsApplyError::ScalingStillSuspended {
+            resource_id: suspension.resource_id.clone(),
+            source,
         })?;
     let address = job.address().to_string();
-    job.recorder
-        .update(|state| {
-            state.scaling_suspended.remove(&address);
-        })
-        .map_err(|e| format!("could not record state: {e}"))?;
+    job.recorder.update(|state| {
+        state.scaling_suspended.remove(&address);
+    })?;
     job.event(&if serving == suspension.resource_id {
         format!("autoscaling of {serving} restored")
     } else {
@@ -796,10 +1108,10 @@ async fn rolling(
         .map_err(Failure::failed)?
         .is_some_and(|s| s.status == "ACTIVE");
     if exists && previous.is_none() {
-        return Err(Failure::refused(format!(
-            "service {} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
-            service, job.settings.cluster
-        )));
+        return Err(Failure::refused(EcsApplyError::NotAdopted {
+            service,
+            cluster: job.settings.cluster.clone(),
+        }));
     }
     if exists {
         job.ecs
@@ -811,7 +1123,12 @@ async fn rolling(
             .send()
             .await
             .map_err(|e| {
-                Failure::failed(format!("updating service {}: {}", service, error_text(&e)))
+                Failure::failed(
+                    AwsCall::UpdateService {
+                        service: service.clone(),
+                    }
+                    .failed(error_text(&e)),
+                )
             })?;
         job.event(&format!(
             "service {} updated to {}",
@@ -859,34 +1176,42 @@ async fn rolling(
                 "rolling back to {}",
                 requests::short_arn(&previous_arn)
             ));
-            job.ecs
+            let sent = job
+                .ecs
                 .update_service()
                 .cluster(&job.settings.cluster)
                 .service(&service)
                 .task_definition(&previous_arn)
                 .desired_count(back_to)
                 .send()
-                .await
-                .map_err(|e| {
-                    Failure::failed(format!("{message}; rollback failed: {}", error_text(&e)))
-                })?;
-            wait_until_stable(job, &service, &previous_arn, back_to)
-                .await
-                .map_err(|e| {
-                    Failure::failed(format!("{message}; rollback did not become stable: {e}"))
-                })?;
+                .await;
+            if let Err(e) = sent {
+                return Err(Failure::failed(EcsApplyError::RollbackRequestFailed {
+                    failure: Box::new(message),
+                    message: error_text(&e),
+                }));
+            }
+            if let Err(e) = wait_until_stable(job, &service, &previous_arn, back_to).await {
+                return Err(Failure::failed(EcsApplyError::RollbackUnstable {
+                    failure: Box::new(message),
+                    wait: Box::new(e),
+                }));
+            }
             record_ecs(job, Some(previous.clone()))?;
         }
         None => {
             job.event("removing the new service (there is no previous version)");
-            delete_service(job, &service)
-                .await
-                .map_err(|e| Failure::failed(format!("{message}; rollback failed: {e}")))?;
+            if let Err(e) = delete_service(job, &service).await {
+                return Err(Failure::failed(EcsApplyError::RollbackFailed {
+                    failure: Box::new(message),
+                    rollback: Box::new(e),
+                }));
+            }
             record_ecs(job, None)?;
         }
     }
     Err(Failure {
-        message,
+        error: message,
         status: DeploymentStatus::RolledBack,
         untouched: false,
     })
@@ -1020,17 +1345,15 @@ fn listener_and_groups(
     scheduled: &ScheduledDeployment,
 ) -> Result<(String, [String; 2]), Failure> {
     let listener = job.settings.listener_arn.clone().ok_or_else(|| {
-        Failure::refused(format!(
-            "a {} rollout needs `listener_arn` in the deployment's ecs block or the environment's ecs_cluster",
-            scheduled.strategy
-        ))
+        Failure::refused(EcsApplyError::NoListener {
+            strategy: scheduled.strategy.to_string(),
+        })
     })?;
     let [blue, green] = job.settings.target_groups.as_slice() else {
-        return Err(Failure::refused(format!(
-            "a {} rollout needs exactly two `target_groups` (blue and green), {} given",
-            scheduled.strategy,
-            job.settings.target_groups.len()
-        )));
+        return Err(Failure::refused(EcsApplyError::TargetGroupCount {
+            strategy: scheduled.strategy.to_string(),
+            given: job.settings.target_groups.len(),
+        }));
     };
     Ok((listener, [blue.clone(), green.clone()]))
 }
@@ -1063,12 +1386,11 @@ fn check_serving_weights(
     let serving = live.get(&groups[old]).copied().unwrap_or(0);
     if !previous.weights.is_empty() && previous.weights.get(&groups[old]) != Some(&(serving as u32))
     {
-        return Err(Failure::failed(format!(
-            "listener {} does not look as recorded: state says {:?}, the listener has {:?}; run `slipway plan -refresh` and check who changed it",
-            requests::short_arn(listener),
-            previous.weights,
-            live
-        )));
+        return Err(Failure::failed(EcsApplyError::ListenerNotAsRecorded {
+            listener: listener.to_string(),
+            recorded: previous.weights.clone(),
+            live: live.clone(),
+        }));
     }
     Ok(())
 }
@@ -1087,10 +1409,10 @@ async fn start_new_side(
         .map_err(Failure::failed)?
         .filter(|s| s.status == "ACTIVE");
     if existing.is_some() && previous.is_none() {
-        return Err(Failure::refused(format!(
-            "service {new_service} exists in cluster {} but the plan did not adopt it (state has no record of it); nothing was changed: run `slipway plan` again",
-            job.settings.cluster
-        )));
+        return Err(Failure::refused(EcsApplyError::NotAdopted {
+            service: new_service.clone(),
+            cluster: job.settings.cluster.clone(),
+        }));
     }
     // The new side's name is taken by a service state knows nothing of
     // (made outside slipway): slipway does not take it over.
@@ -1098,12 +1420,12 @@ async fn start_new_side(
         .and_then(|p| p.canary.as_ref())
         .is_some_and(|c| c.service_name == *new_service);
     if existing.is_some() && !recorded_new_side {
-        return Err(Failure::refused(format!(
-            "service {new_service} exists in cluster {} but state has no record of it, and the {} rollout needs that name for the new version beside {}; nothing was changed: delete or rename {new_service}",
-            job.settings.cluster,
-            shift.scheduled.strategy,
-            previous.map_or("", |p| p.service_name.as_str())
-        )));
+        return Err(Failure::refused(EcsApplyError::NameTaken {
+            service: new_service.clone(),
+            cluster: job.settings.cluster.clone(),
+            strategy: shift.scheduled.strategy.to_string(),
+            serving: previous.map_or("", |p| p.service_name.as_str()).to_string(),
+        }));
     }
     let mut record = previous
         .cloned()
@@ -1158,7 +1480,7 @@ async fn shift_steps(
     shift: &Shift<'_>,
     record: &mut EcsState,
     current_step: &mut usize,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, EcsApplyError> {
     if !shift.promoting {
         wait_until_stable(
             job,
@@ -1235,7 +1557,7 @@ async fn shift_all_at_once(
     job: &Job<'_>,
     shift: &Shift<'_>,
     record: &mut EcsState,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, EcsApplyError> {
     let step_number = shift.percents.len();
     let mut after = record.clone();
     after.weights =
@@ -1257,7 +1579,7 @@ async fn judge_step(
     shift: &Shift<'_>,
     step: Option<&Step>,
     step_number: usize,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     if let Some(bake) = step
         .and_then(|s| s.bake.as_ref())
         .map(DurationText::get)
@@ -1269,7 +1591,10 @@ async fn judge_step(
     if let Verdict::Failed(why) =
         judge_service(job, &shift.new_service, shift.task_definition_arn).await?
     {
-        return Err(why);
+        return Err(EcsApplyError::ServiceFailed {
+            service: shift.new_service.clone(),
+            reason: why,
+        });
     }
     if let Some(rollout) = shift.rollout {
         judge_gates(job, rollout, step_number).await?;
@@ -1286,7 +1611,7 @@ async fn finish_traffic_shift(
     first_rollout: bool,
     record: &EcsState,
     current_step: usize,
-    shifted: Result<Option<String>, String>,
+    shifted: Result<Option<String>, EcsApplyError>,
 ) -> Result<Option<String>, Failure> {
     let new_service = &shift.new_service;
     match shifted {
@@ -1307,7 +1632,7 @@ async fn finish_traffic_shift(
                     _ => DeploymentStatus::Failed,
                 };
                 return Err(Failure {
-                    message,
+                    error: message,
                     status,
                     untouched: false,
                 });
@@ -1315,7 +1640,7 @@ async fn finish_traffic_shift(
             job.event(&format!(
                 "sending all traffic back and removing {new_service}"
             ));
-            roll_back_traffic(
+            let rolled_back = roll_back_traffic(
                 job,
                 Some(record),
                 current_step,
@@ -1323,10 +1648,15 @@ async fn finish_traffic_shift(
                 SendBack::Rollback,
                 None,
             )
-            .await
-            .map_err(|e| Failure::failed(format!("{message}; rollback failed: {e}")))?;
+            .await;
+            if let Err(e) = rolled_back {
+                return Err(Failure::failed(EcsApplyError::RollbackFailed {
+                    failure: Box::new(message),
+                    rollback: Box::new(e),
+                }));
+            }
             Err(Failure {
-                message,
+                error: message,
                 status: DeploymentStatus::RolledBack,
                 untouched: false,
             })
@@ -1350,7 +1680,7 @@ async fn promote(
     serving_group: &str,
     task_definition_arn: &str,
     step: usize,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let Some(canary) = record.canary.clone() else {
         return Ok(());
     };
@@ -1359,7 +1689,7 @@ async fn promote(
         if let Some(canary) = &mut marked.canary {
             canary.promoted = true;
         }
-        record_ecs(job, Some(marked.clone())).map_err(|f| f.message)?;
+        record_ecs(job, Some(marked.clone())).map_err(|f| f.error)?;
         *record = marked;
     }
     let serving = record.service_name.clone();
@@ -1386,11 +1716,11 @@ async fn promote(
         if !requests::weights_match(&live, &record.weights)
             && !requests::weights_match(&live, &done.weights)
         {
-            return Err(format!(
-                "listener {} changed during the rollout: expected weights {:?}, found {live:?}",
-                requests::short_arn(listener),
-                record.weights
-            ));
+            return Err(EcsApplyError::ListenerChanged {
+                listener: listener.to_string(),
+                expected: record.weights.clone(),
+                found: live,
+            });
         }
         check_targets_healthy(job, serving_group).await?;
         set_listener_weights(job, listener, &done.weights).await?;
@@ -1409,7 +1739,7 @@ async fn promote(
         Err(_) => job.recorder.end_step(seq, StepOutcome::Failed, |_| {}),
     };
     work?;
-    ended.map_err(|e| format!("could not record state: {e}"))?;
+    ended?;
     *record = done;
     Ok(())
 }
@@ -1421,7 +1751,7 @@ fn begin_ecs_step(
     step: usize,
     action: JournalAction,
     version: &str,
-) -> Result<u64, String> {
+) -> Result<u64, EcsApplyError> {
     job.recorder
         .begin_step(
             &StepRecord {
@@ -1434,7 +1764,7 @@ fn begin_ecs_step(
             },
             |_| {},
         )
-        .map_err(|e| format!("could not record state: {e}"))
+        .map_err(EcsApplyError::Unrecorded)
 }
 
 /// The count a service goes back to on a rollback from the `recorded` one:
@@ -1454,7 +1784,7 @@ async fn update_service(
     service: &str,
     task_definition_arn: &str,
     count: i32,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     job.ecs
         .update_service()
         .cluster(&job.settings.cluster)
@@ -1464,7 +1794,12 @@ async fn update_service(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| format!("updating service {service}: {}", error_text(&e)))
+        .map_err(|e| {
+            AwsCall::UpdateService {
+                service: service.to_string(),
+            }
+            .failed(error_text(&e))
+        })
 }
 
 /// What a killed apply or a hand change left, settled before a canary or
@@ -1494,7 +1829,7 @@ async fn settle_left_over<'a>(
     task_definition_arn: &str,
     percents: &[u32],
     killed_steps: &'a [JournalEntry],
-) -> Result<LeftOver<'a>, String> {
+) -> Result<LeftOver<'a>, EcsApplyError> {
     // Which side serves now, as the listener really is.
     let mut live = listener_weights(job, listener).await?;
 
@@ -1595,7 +1930,7 @@ async fn shift_traffic(
     step: usize,
     percent: u32,
     after: &EcsState,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let version = JournalEntry::traffic_version(&job.deployment.service.version, percent);
     let seq = begin_ecs_step(job, step, JournalAction::Traffic, &version)?;
     let result = set_listener_weights(job, listener, &after.weights).await;
@@ -1611,7 +1946,7 @@ async fn shift_traffic(
         ),
     };
     result?;
-    ended.map_err(|e| format!("could not record state: {e}"))
+    ended.map_err(EcsApplyError::Unrecorded)
 }
 
 /// Why all traffic goes back to the serving side; it names the journal entry.
@@ -1656,7 +1991,7 @@ async fn roll_back_traffic(
     first_rollout: bool,
     why: SendBack,
     interrupted: Option<&JournalEntry>,
-) -> Result<Option<EcsState>, String> {
+) -> Result<Option<EcsState>, EcsApplyError> {
     let mut weights = None;
     let mut remove = None;
     let restored = match record {
@@ -1713,7 +2048,7 @@ async fn roll_back_traffic(
         if let Some(service) = &remove {
             delete_service(job, service).await?;
         }
-        Ok::<(), String>(())
+        Ok::<(), EcsApplyError>(())
     }
     .await;
     let address = job.address();
@@ -1733,7 +2068,7 @@ async fn roll_back_traffic(
         Err(_) => job.recorder.end_step(seq, StepOutcome::Failed, |_| {}),
     };
     work?;
-    ended.map_err(|e| format!("could not record state: {e}"))?;
+    ended?;
     Ok(restored)
 }
 
@@ -1744,7 +2079,7 @@ async fn finish_killed_rollback(
     job: &Job<'_>,
     record: Option<&EcsState>,
     rollback: &JournalEntry,
-) -> Result<Option<EcsState>, String> {
+) -> Result<Option<EcsState>, EcsApplyError> {
     if rollback.finished_at.is_some() {
         return Ok(record.cloned());
     }
@@ -1774,7 +2109,7 @@ fn resolve_interrupted_shift(
     live: &BTreeMap<String, i32>,
     record: Option<&mut EcsState>,
     uncertain: &JournalEntry,
-) -> Result<bool, String> {
+) -> Result<bool, EcsApplyError> {
     let (Some(record), Some(percent)) = (record, uncertain.traffic_percent()) else {
         return Ok(false);
     };
@@ -1805,18 +2140,16 @@ fn resolve_interrupted_shift(
                 canary.percent = percent;
             }
             let recorded = record.clone();
-            job.recorder
-                .update(|state| {
-                    state.finish_journal_entry(
-                        uncertain.seq,
-                        StepResult::noted(
-                            StepOutcome::Done,
-                            format!("listener re-read by {}", job.apply_id),
-                        ),
-                    );
-                    put_ecs(state, address, Some(recorded));
-                })
-                .map_err(|e| format!("could not record state: {e}"))?;
+            job.recorder.update(|state| {
+                state.finish_journal_entry(
+                    uncertain.seq,
+                    StepResult::noted(
+                        StepOutcome::Done,
+                        format!("listener re-read by {}", job.apply_id),
+                    ),
+                );
+                put_ecs(state, address, Some(recorded));
+            })?;
             job.event(&format!(
                 "{step}: the interrupted apply {} had shifted the listener; recorded",
                 uncertain.apply_id
@@ -1824,17 +2157,15 @@ fn resolve_interrupted_shift(
             Ok(true)
         }
         InterruptedShift::NotDone => {
-            job.recorder
-                .update(|state| {
-                    state.finish_journal_entry(
-                        uncertain.seq,
-                        StepResult::noted(
-                            StepOutcome::NotDone,
-                            format!("listener re-read by {}", job.apply_id),
-                        ),
-                    )
-                })
-                .map_err(|e| format!("could not record state: {e}"))?;
+            job.recorder.update(|state| {
+                state.finish_journal_entry(
+                    uncertain.seq,
+                    StepResult::noted(
+                        StepOutcome::NotDone,
+                        format!("listener re-read by {}", job.apply_id),
+                    ),
+                )
+            })?;
             job.event(&format!(
                 "{step}: the interrupted apply {} had not changed the listener; the step runs again",
                 uncertain.apply_id
@@ -1846,32 +2177,32 @@ fn resolve_interrupted_shift(
         // the recorded weights back, the step is closed as not done and the
         // weights are set back first, as the plan said.
         InterruptedShift::Drifted if job.restore_listener => {
-            job.recorder
-                .update(|state| {
-                    state.finish_journal_entry(
-                        uncertain.seq,
-                        StepResult::noted(
-                            StepOutcome::NotDone,
-                            format!(
-                                "the listener was changed outside slipway; re-read by {}",
-                                job.apply_id
-                            ),
+            job.recorder.update(|state| {
+                state.finish_journal_entry(
+                    uncertain.seq,
+                    StepResult::noted(
+                        StepOutcome::NotDone,
+                        format!(
+                            "the listener was changed outside slipway; re-read by {}",
+                            job.apply_id
                         ),
-                    )
-                })
-                .map_err(|e| format!("could not record state: {e}"))?;
+                    ),
+                )
+            })?;
             job.event(&format!(
                 "{step}: the listener was changed outside slipway since the interrupted apply {}; it is set back to the recorded weights",
                 uncertain.apply_id
             ));
             Ok(false)
         }
-        InterruptedShift::Drifted => Err(format!(
-            "listener {} does not look as recorded: state says {:?}, the interrupted apply {} was setting {intended:?} ({step}), the listener has {live:?}; run `slipway plan -refresh` and check who changed it",
-            requests::short_arn(listener),
-            record.weights,
-            uncertain.apply_id
-        )),
+        InterruptedShift::Drifted => Err(EcsApplyError::ListenerDrifted(Box::new(ListenerDrift {
+            listener: listener.to_string(),
+            recorded: record.weights.clone(),
+            apply_id: uncertain.apply_id.clone(),
+            intended,
+            step,
+            live: live.clone(),
+        }))),
     }
 }
 
@@ -1886,7 +2217,7 @@ async fn already_serving(
     groups: &[String; 2],
     live: &BTreeMap<String, i32>,
     task_definition_arn: &str,
-) -> Result<Option<EcsState>, String> {
+) -> Result<Option<EcsState>, EcsApplyError> {
     let Some(previous) = previous.filter(|p| {
         p.canary.is_none()
             && p.task_definition_arn.as_deref() == Some(task_definition_arn)
@@ -1919,30 +2250,32 @@ pub async fn reject_deployment(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, EcsApplyError> {
     let job = job(config, address, recorder, options, progress).await?;
     let record = recorder
         .deployment(address)
         .and_then(|d| d.ecs)
-        .ok_or_else(|| format!("{address} has no ECS service in state"))?;
+        .ok_or_else(|| EcsApplyError::NoServiceInState {
+            address: address.to_string(),
+        })?;
     let Some(canary) = record.canary.clone() else {
-        return Err(format!(
-            "{address}: no new version runs beside the old one (the rolling update finished); deploy the previous version to go back"
-        ));
+        return Err(EcsApplyError::NothingBeside {
+            address: address.to_string(),
+        });
     };
     if canary.promoted {
-        return Err(format!(
-            "{address}: every step of the rollout had passed and {} was being updated to the new version when its apply stopped; nothing was changed: `slipway apply` finishes it, `slipway rollback` goes back to the previous release",
-            record.service_name
-        ));
+        return Err(EcsApplyError::BeingPromoted {
+            address: address.to_string(),
+            service: record.service_name,
+        });
     }
     let (Some(listener), Some(old_group)) = (
         job.settings.listener_arn.clone(),
         record.target_group.clone(),
     ) else {
-        return Err(format!(
-            "{address}: state names no listener or old target group"
-        ));
+        return Err(EcsApplyError::NoListenerInState {
+            address: address.to_string(),
+        });
     };
     job.event(&format!(
         "sending all traffic back to {} and removing {}",
@@ -1954,10 +2287,10 @@ pub async fn reject_deployment(
     let mut restored = record;
     restored.weights = weights;
     restored.canary = None;
-    record_ecs(&job, Some(restored)).map_err(|f| f.message)?;
+    record_ecs(&job, Some(restored)).map_err(|f| f.error)?;
     recorder
         .finish_deployment(address, DeploymentStatus::RolledBack, false, &[])
-        .map_err(|e| e.to_string())?;
+        .map_err(EcsApplyError::State)?;
     progress.done(address);
     job.event("rolled back");
     Ok(DeploymentOutcome::default())
@@ -1975,9 +2308,11 @@ pub async fn roll_back_to_release(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, EcsApplyError> {
     let crate::plan::rollback::RollbackTarget::Ecs { now, to } = &plan.target else {
-        return Err(format!("{}: not an ECS deployment", plan.address));
+        return Err(EcsApplyError::NotEcs {
+            address: plan.address.clone(),
+        });
     };
     let mut job = job(config, &plan.address, recorder, options, progress).await?;
     // The count it runs now; under autoscaling, never below what
@@ -1985,14 +2320,13 @@ pub async fn roll_back_to_release(
     job.desired = now.desired_count as i32;
     let suspension = scaling_to_suspend(&mut job, &now.service_name)
         .await
-        .map_err(|e| format!("nothing was changed: {e}"))?;
+        .map_err(|e| EcsApplyError::Unchanged(Box::new(e)))?;
     let job = job;
-    let unchanged = |why: String| format!("nothing was changed: {why}");
+    let unchanged = |why: EcsApplyError| EcsApplyError::Unchanged(Box::new(why));
     let arn = to.task_definition_arn.clone().ok_or_else(|| {
-        unchanged(format!(
-            "state names no task definition for release {}",
-            plan.to.version
-        ))
+        unchanged(EcsApplyError::NoReleaseTaskDefinition {
+            version: plan.to.version.clone(),
+        })
     })?;
     match describe_service(&job, &now.service_name)
         .await
@@ -2000,10 +2334,10 @@ pub async fn roll_back_to_release(
     {
         Some(service) if service.status == "ACTIVE" => {}
         _ => {
-            return Err(unchanged(format!(
-                "service {} is not in cluster {}; `slipway plan -refresh` shows what runs",
-                now.service_name, now.cluster
-            )))
+            return Err(unchanged(EcsApplyError::ServiceGone {
+                service: now.service_name.clone(),
+                cluster: now.cluster.clone(),
+            }))
         }
     }
     job.ecs
@@ -2012,14 +2346,13 @@ pub async fn roll_back_to_release(
         .send()
         .await
         .map_err(|e| {
-            unchanged(format!(
-                "task definition {} of release {} cannot be read: {}",
-                requests::short_arn(&arn),
-                plan.to.version,
-                error_text(&e)
-            ))
+            unchanged(EcsApplyError::ReleaseUnreadable {
+                arn: arn.clone(),
+                version: plan.to.version.clone(),
+                message: error_text(&e),
+            })
         })?;
-    super::rollback::record_start(recorder, plan, options).map_err(|e| e.to_string())?;
+    super::rollback::record_start(recorder, plan, options).map_err(EcsApplyError::State)?;
     if let Some(suspension) = &suspension {
         suspend_scaling(&job, suspension).await?;
     }
@@ -2047,7 +2380,7 @@ async fn switch_to_release(
     to: &EcsState,
     arn: &str,
     version: &str,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
         job.event(&format!(
             "sending all traffic back to {} and removing {}",
@@ -2058,7 +2391,7 @@ async fn switch_to_release(
         let mut record = now.clone();
         record.weights = to.weights.clone();
         record.canary = None;
-        record_ecs(job, Some(record)).map_err(|f| f.message)?;
+        record_ecs(job, Some(record)).map_err(|f| f.error)?;
     }
     job.ecs
         .update_service()
@@ -2068,7 +2401,12 @@ async fn switch_to_release(
         .desired_count(job.desired)
         .send()
         .await
-        .map_err(|e| format!("updating service {}: {}", now.service_name, error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::UpdateService {
+                service: now.service_name.clone(),
+            }
+            .failed(error_text(&e))
+        })?;
     job.event(&format!(
         "service {} updated to {} ({version})",
         now.service_name,
@@ -2076,12 +2414,12 @@ async fn switch_to_release(
     ));
     let mut record = to.clone();
     record.desired_count = job.desired.max(0) as u32;
-    record_ecs(job, Some(record)).map_err(|f| f.message)?;
+    record_ecs(job, Some(record)).map_err(|f| f.error)?;
     wait_until_stable(job, &now.service_name, arn, job.desired).await
 }
 
 /// After `step`: the shared approval check with this job's deployment.
-fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, String> {
+fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, EcsApplyError> {
     super::wait_for_approval(
         job.config,
         job.deployment,
@@ -2090,6 +2428,7 @@ fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, Strin
         job.progress,
         job.apply_id,
     )
+    .map_err(EcsApplyError::Approval)
 }
 
 /// Before moving weights: the listener must still send traffic as last set,
@@ -2099,26 +2438,32 @@ async fn check_before_shift(
     listener: &str,
     expected: &BTreeMap<String, u32>,
     new_group: &str,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let live = listener_weights(job, listener).await?;
     if !expected.is_empty() && !requests::weights_match(&live, expected) {
-        return Err(format!(
-            "listener {} changed during the rollout: expected weights {expected:?}, found {live:?}",
-            requests::short_arn(listener)
-        ));
+        return Err(EcsApplyError::ListenerChanged {
+            listener: listener.to_string(),
+            expected: expected.clone(),
+            found: live,
+        });
     }
     check_targets_healthy(job, new_group).await
 }
 
 /// No target of `new_group` may be unhealthy before it gets more traffic.
-async fn check_targets_healthy(job: &Job<'_>, new_group: &str) -> Result<(), String> {
+async fn check_targets_healthy(job: &Job<'_>, new_group: &str) -> Result<(), EcsApplyError> {
     let health = job
         .elb
         .describe_target_health()
         .target_group_arn(new_group)
         .send()
         .await
-        .map_err(|e| format!("reading target health of {new_group}: {}", error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::DescribeTargetHealth {
+                target_group: new_group.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
     let unhealthy: Vec<String> = health
         .target_health_descriptions()
         .iter()
@@ -2136,11 +2481,10 @@ async fn check_targets_healthy(job: &Job<'_>, new_group: &str) -> Result<(), Str
         })
         .collect();
     if !unhealthy.is_empty() {
-        return Err(format!(
-            "target group {} has unhealthy targets: {}",
-            requests::short_arn(new_group),
-            unhealthy.join(", ")
-        ));
+        return Err(EcsApplyError::UnhealthyTargets {
+            target_group: new_group.to_string(),
+            targets: unhealthy,
+        });
     }
     Ok(())
 }
@@ -2153,7 +2497,7 @@ async fn create_service(
     task_definition_arn: &str,
     target_group: Option<&str>,
     ecs_rolls_back: bool,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let mut request = job
         .ecs
         .create_service()
@@ -2183,8 +2527,7 @@ async fn create_service(
             } else {
                 AssignPublicIp::Disabled
             })
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         request = request.network_configuration(
             NetworkConfiguration::builder()
                 .awsvpc_configuration(vpc)
@@ -2202,10 +2545,12 @@ async fn create_service(
                 .build(),
         );
     }
-    request
-        .send()
-        .await
-        .map_err(|e| format!("creating service {service}: {}", error_text(&e)))?;
+    request.send().await.map_err(|e| {
+        AwsCall::CreateService {
+            service: service.to_string(),
+        }
+        .failed(error_text(&e))
+    })?;
     job.event(&format!(
         "service {service} created with {}",
         requests::short_arn(task_definition_arn)
@@ -2213,7 +2558,7 @@ async fn create_service(
     Ok(())
 }
 
-async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
+async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), EcsApplyError> {
     match describe_service(job, service).await? {
         Some(s) if s.status == "ACTIVE" => {}
         _ => return Ok(()),
@@ -2225,7 +2570,12 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
         .desired_count(0)
         .send()
         .await
-        .map_err(|e| format!("scaling {service} down: {}", error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::ScaleDown {
+                service: service.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
     job.ecs
         .delete_service()
         .cluster(&job.settings.cluster)
@@ -2233,16 +2583,29 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), String> {
         .force(true)
         .send()
         .await
-        .map_err(|e| format!("deleting {service}: {}", error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::DeleteService {
+                service: service.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
     job.event(&format!("service {service} deleted"));
     Ok(())
 }
 
 /// The service as ECS describes it, `None` when ECS does not know it.
-async fn describe_service(job: &Job<'_>, service: &str) -> Result<Option<ServiceSnapshot>, String> {
+async fn describe_service(
+    job: &Job<'_>,
+    service: &str,
+) -> Result<Option<ServiceSnapshot>, EcsApplyError> {
     let described = describe_one_service(&job.ecs, &job.settings.cluster, service)
         .await
-        .map_err(|e| format!("describing service {service}: {}", error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::DescribeService {
+                service: service.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
     Ok(described.as_ref().map(snapshot))
 }
 
@@ -2300,7 +2663,7 @@ async fn judge_service(
     job: &Job<'_>,
     service: &str,
     task_definition_arn: &str,
-) -> Result<Verdict, String> {
+) -> Result<Verdict, EcsApplyError> {
     let snapshot = describe_service(job, service)
         .await?
         .unwrap_or(ServiceSnapshot {
@@ -2317,7 +2680,7 @@ async fn wait_until_stable(
     service: &str,
     task_definition_arn: &str,
     desired: i32,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let deadline = Instant::now() + job.wait_timeout;
     let mut interval = FIRST_POLL_INTERVAL;
     loop {
@@ -2332,13 +2695,19 @@ async fn wait_until_stable(
                 job.event(&format!("service {service} is stable ({desired} task(s))"));
                 return Ok(());
             }
-            Verdict::Failed(why) => return Err(format!("service {service}: {why}")),
+            Verdict::Failed(why) => {
+                return Err(EcsApplyError::Unstable {
+                    service: service.to_string(),
+                    reason: why,
+                })
+            }
             Verdict::Waiting(what) => {
                 if Instant::now() >= deadline {
-                    return Err(format!(
-                        "service {service} did not become stable within {:?}: {what}",
-                        job.wait_timeout
-                    ));
+                    return Err(EcsApplyError::WaitTimedOut {
+                        service: service.to_string(),
+                        timeout: job.wait_timeout,
+                        waiting: what,
+                    });
                 }
                 job.progress
                     .status(job.address(), &format!("{service}: {what}"));
@@ -2353,17 +2722,25 @@ async fn wait_until_stable(
 pub async fn read_listener_weights(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     listener: &str,
-) -> Result<BTreeMap<String, i32>, String> {
+) -> Result<BTreeMap<String, i32>, EcsApplyError> {
     let output = elb
         .describe_listeners()
         .listener_arns(listener)
         .send()
         .await
-        .map_err(|e| format!("describing listener {listener}: {}", error_text(&e)))?;
-    let listener_description = output
-        .listeners()
-        .first()
-        .ok_or_else(|| format!("listener {listener} not found"))?;
+        .map_err(|e| {
+            AwsCall::DescribeListener {
+                listener: listener.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
+    let listener_description =
+        output
+            .listeners()
+            .first()
+            .ok_or_else(|| EcsApplyError::ListenerNotFound {
+                listener: listener.to_string(),
+            })?;
     let mut weights = BTreeMap::new();
     for action in listener_description.default_actions() {
         if let Some(forward) = action.forward_config() {
@@ -2379,7 +2756,10 @@ pub async fn read_listener_weights(
     Ok(weights)
 }
 
-async fn listener_weights(job: &Job<'_>, listener: &str) -> Result<BTreeMap<String, i32>, String> {
+async fn listener_weights(
+    job: &Job<'_>,
+    listener: &str,
+) -> Result<BTreeMap<String, i32>, EcsApplyError> {
     read_listener_weights(&job.elb, listener).await
 }
 
@@ -2387,7 +2767,7 @@ async fn set_listener_weights(
     job: &Job<'_>,
     listener: &str,
     weights: &BTreeMap<String, u32>,
-) -> Result<(), String> {
+) -> Result<(), EcsApplyError> {
     let forward = ForwardActionConfig::builder()
         .set_target_groups(Some(
             weights
@@ -2411,11 +2791,16 @@ async fn set_listener_weights(
         .default_actions(action)
         .send()
         .await
-        .map_err(|e| format!("setting weights of listener {listener}: {}", error_text(&e)))?;
+        .map_err(|e| {
+            AwsCall::SetListenerWeights {
+                listener: listener.to_string(),
+            }
+            .failed(error_text(&e))
+        })?;
     Ok(())
 }
 
-async fn judge_gates(job: &Job<'_>, rollout: &Rollout, step: usize) -> Result<(), String> {
+async fn judge_gates(job: &Job<'_>, rollout: &Rollout, step: usize) -> Result<(), EcsApplyError> {
     let ctx = gates::GateContext {
         config: job.config,
         deployment: job.deployment,
@@ -2427,7 +2812,7 @@ async fn judge_gates(job: &Job<'_>, rollout: &Rollout, step: usize) -> Result<()
     };
     for gate in &rollout.verify {
         if let Some(result) = gates::judge_on_runner(gate, &ctx).await {
-            result.map_err(|e| job.config.mask(&e))?;
+            result?;
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Gates judged from the machine running apply: HTTP requests, commands with
 //! `on = "runner"`, Prometheus queries and CloudWatch alarms or metrics.
 //! Shared by the VM and ECS executors. Every gate judged here is recorded in
-//! state ([`Recorder::record_gate`]) and printed with the values it saw.
+//! state ([`Recorder::record_gate`]) and printed with the values it saw; one
+//! that does not pass is a [`GateError`].
 //!
 //! Not here: commands run on a deployment's hosts (the VM executor runs those
 //! through its transports and records them with [`record`]), and the
@@ -14,8 +15,8 @@ use crate::aws::{self, error_text};
 use crate::config::{
     CloudwatchGate, CommandOn, Config, Deployment, DurationText, Gate, PrometheusGate,
 };
-use crate::http::Client;
-use crate::metrics::{self, Baseline, Criteria, QueryContext, Sample};
+use crate::http::{Client, HttpError};
+use crate::metrics::{self, Baseline, Criteria, MetricsError, QueryContext, Sample};
 use crate::state::lock::now_rfc3339;
 use crate::state::{GateEvaluation, GateResult};
 
@@ -23,6 +24,64 @@ use crate::state::{GateEvaluation, GateResult};
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// How long one Prometheus query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a gate judged from the runner did not pass, or why one check or
+/// query of it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The gate was judged and failed: what [`judge_on_runner`] returns.
+    /// `reason` is masked: the check's failure, or the summary of the
+    /// metric evaluations.
+    #[error("gate \"{gate}\" failed: {reason}")]
+    Failed { gate: String, reason: String },
+    /// The HTTP client could not be made (a `ca_file`, the TLS setup).
+    #[error("GET {url}: {source}")]
+    Client { url: String, source: HttpError },
+    /// An http check got no answer, or a wrong status or body.
+    #[error("{}", .0.message)]
+    Check(CheckFailure),
+    /// An http check's `json_path`: the body is not JSON.
+    #[error("the body is not JSON ({reason})")]
+    BodyNotJson { reason: String },
+    /// An http check's `json_path` is not in the body.
+    #[error("{path} is not in the body")]
+    PathMissing { path: String },
+    /// An http check's `json_path` holds another value than expected.
+    #[error("{path} is {found}, expected {expected}")]
+    ValueDiffers {
+        path: String,
+        found: Box<serde_json::Value>,
+        expected: Box<serde_json::Value>,
+    },
+    /// As [`GateError::ValueDiffers`], the value found not shown: the
+    /// service's config files hold sensitive values.
+    #[error(
+        "{path} is not {expected} (the value found is not shown: the service's config \
+         files hold sensitive values, which its answers can repeat)"
+    )]
+    ValueHidden {
+        path: String,
+        expected: Box<serde_json::Value>,
+    },
+    /// A runner command could not be started.
+    #[error("{0}")]
+    CommandNotStarted(#[source] std::io::Error),
+    /// A runner command exited unsuccessfully.
+    #[error("`{command}` exited with {status}")]
+    CommandFailed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
+    /// A Prometheus query got no answer (`address` without credentials).
+    #[error("{address}: {source}")]
+    QueryRequest { address: String, source: HttpError },
+    /// Prometheus's answer holds no value to judge.
+    #[error("{address}: {source}")]
+    QueryAnswer {
+        address: String,
+        source: MetricsError,
+    },
+}
 
 /// What a gate is judged for: one step of one deployment.
 pub struct GateContext<'a> {
@@ -111,7 +170,7 @@ pub fn record(
 /// Judge `gate` here if it is judged from the runner (everything but a
 /// command without `on = "runner"`), record and print the result; `None`
 /// when it must run on the hosts of the step.
-pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Result<(), String>> {
+pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Result<(), GateError>> {
     if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
         return Some(judge_metric(gate, ctx).await);
     }
@@ -125,9 +184,9 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
         Err(message) => format!("fail: {message}"),
     };
     record(ctx, gate, result.is_ok(), &summary, Vec::new());
-    Some(result.map_err(|e| {
-        ctx.config
-            .mask(&format!("gate \"{}\" failed: {e}", gate.name))
+    Some(result.map_err(|e| GateError::Failed {
+        gate: gate.name.clone(),
+        reason: ctx.config.mask(&e.to_string()),
     }))
 }
 
@@ -136,7 +195,7 @@ async fn judge_check(
     gate: &Gate,
     config: &Config,
     shown: super::host_output::HostOutput,
-) -> Option<Result<(), String>> {
+) -> Option<Result<(), GateError>> {
     if let Some(http) = &gate.http {
         let timeout = http
             .timeout
@@ -148,7 +207,12 @@ async fn judge_check(
             .map(|path| (path.clone(), http.expect_value.clone()));
         let client = match Client::for_config(config) {
             Ok(client) => client,
-            Err(error) => return Some(Err(format!("GET {}: {error}", http.url))),
+            Err(source) => {
+                return Some(Err(GateError::Client {
+                    url: http.url.clone(),
+                    source,
+                }))
+            }
         };
         let mut result = Err(CheckFailure {
             message: String::new(),
@@ -171,7 +235,7 @@ async fn judge_check(
         }
         return Some(
             result
-                .map_err(|failure| failure.message)
+                .map_err(GateError::Check)
                 .and_then(|body| match &json {
                     // The value found comes from the service, which may
                     // repeat a secret the configuration no longer knows
@@ -198,21 +262,21 @@ async fn judge_check(
         .await
     {
         Ok(output) => output,
-        Err(error) => return Some(Err(error.to_string())),
+        Err(error) => return Some(Err(GateError::CommandNotStarted(error))),
     };
     Some(if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` exited with {}",
-            command.command, output.status
-        ))
+        Err(GateError::CommandFailed {
+            command: command.command.clone(),
+            status: output.status,
+        })
     })
 }
 
 /// A prometheus or cloudwatch gate: `count` evaluations `interval` apart,
 /// stopping at `failure_limit` failed ones.
-async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> {
+async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), GateError> {
     let criteria = Criteria::of(gate);
     let count = gate.count.unwrap_or(1).max(1);
     let failure_limit = gate.failure_limit.unwrap_or(1).max(1);
@@ -225,7 +289,7 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
         Some(settings) => Some(cloudwatch_client(settings).await),
         None => None,
     };
-    let http = Client::for_config(ctx.config).map_err(|e| e.to_string());
+    let http = Client::for_config(ctx.config);
     let address = &ctx.deployment.address;
     let mut samples: Vec<Sample> = Vec::new();
     for evaluation in 1..=count {
@@ -276,9 +340,10 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
         .collect();
     record(ctx, gate, !failed, &summary, evaluations);
     if failed {
-        Err(ctx
-            .config
-            .mask(&format!("gate \"{}\" failed: {summary}", gate.name)))
+        Err(GateError::Failed {
+            gate: gate.name.clone(),
+            reason: ctx.config.mask(&summary),
+        })
     } else {
         Ok(())
     }
@@ -288,7 +353,7 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), String> 
 /// with a baseline, for the previous one. A failed request fails the
 /// evaluation.
 async fn prometheus_sample(
-    client: &Result<Client, String>,
+    client: &Result<Client, HttpError>,
     prometheus: &PrometheusGate,
     criteria: &Criteria,
     ctx: &QueryContext,
@@ -324,7 +389,7 @@ pub async fn prometheus_query(
     client: &Client,
     address: &str,
     query: &str,
-) -> Result<Option<f64>, String> {
+) -> Result<Option<f64>, GateError> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let shown = metrics::redact_address(address);
     // Prometheus explains a bad query in a JSON body with status 400/422:
@@ -332,8 +397,14 @@ pub async fn prometheus_query(
     let answer = client
         .get(&url, &[("query", query)], QUERY_TIMEOUT)
         .await
-        .map_err(|e| format!("{shown}: {e}"))?;
-    metrics::parse_prometheus_response(&answer.body).map_err(|e| format!("{shown}: {e}"))
+        .map_err(|source| GateError::QueryRequest {
+            address: shown.clone(),
+            source,
+        })?;
+    metrics::parse_prometheus_response(&answer.body).map_err(|source| GateError::QueryAnswer {
+        address: shown,
+        source,
+    })
 }
 
 async fn cloudwatch_client(settings: &CloudwatchGate) -> aws_sdk_cloudwatch::Client {
@@ -515,10 +586,14 @@ pub fn json_path_matches(
     path: &str,
     expected: Option<&serde_json::Value>,
     show_found: bool,
-) -> Result<(), String> {
+) -> Result<(), GateError> {
     let document: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
-    let found = json_path(&document, path).ok_or_else(|| format!("{path} is not in the body"))?;
+        serde_json::from_str(body).map_err(|e| GateError::BodyNotJson {
+            reason: e.to_string(),
+        })?;
+    let found = json_path(&document, path).ok_or_else(|| GateError::PathMissing {
+        path: path.to_string(),
+    })?;
     let Some(expected) = expected else {
         return Ok(());
     };
@@ -536,12 +611,16 @@ pub fn json_path_matches(
         Ok(())
     } else {
         Err(if show_found {
-            format!("{path} is {found}, expected {expected}")
+            GateError::ValueDiffers {
+                path: path.to_string(),
+                found: Box::new(found.clone()),
+                expected: Box::new(expected.clone()),
+            }
         } else {
-            format!(
-                "{path} is not {expected} (the value found is not shown: the service's config \
-                 files hold sensitive values, which its answers can repeat)"
-            )
+            GateError::ValueHidden {
+                path: path.to_string(),
+                expected: Box::new(expected.clone()),
+            }
         })
     }
 }
@@ -554,27 +633,36 @@ mod json_path_tests {
     fn json_paths_find_values_and_compare_loosely() {
         let body = r#"{"status": "ok", "checks": [{"name": "db", "ok": true}], "code": 200}"#;
         assert_eq!(
-            json_path_matches(body, "$.status", Some(&serde_json::json!("ok")), true),
+            json_path_matches(body, "$.status", Some(&serde_json::json!("ok")), true)
+                .map_err(|e| e.to_string()),
             Ok(())
         );
         assert_eq!(
-            json_path_matches(body, "checks[0].ok", Some(&serde_json::json!(true)), true),
+            json_path_matches(body, "checks[0].ok", Some(&serde_json::json!(true)), true)
+                .map_err(|e| e.to_string()),
             Ok(())
         );
         assert_eq!(
-            json_path_matches(body, "code", Some(&serde_json::json!("200")), true),
+            json_path_matches(body, "code", Some(&serde_json::json!("200")), true)
+                .map_err(|e| e.to_string()),
             Ok(())
         );
-        assert_eq!(json_path_matches(body, "checks.0.name", None, true), Ok(()));
         assert_eq!(
-            json_path_matches(body, "$.status", Some(&serde_json::json!("degraded")), true),
+            json_path_matches(body, "checks.0.name", None, true).map_err(|e| e.to_string()),
+            Ok(())
+        );
+        assert_eq!(
+            json_path_matches(body, "$.status", Some(&serde_json::json!("degraded")), true)
+                .map_err(|e| e.to_string()),
             Err("$.status is \"ok\", expected \"degraded\"".to_string())
         );
         assert!(json_path_matches(body, "missing.key", None, true)
             .unwrap_err()
+            .to_string()
             .contains("not in the body"));
         assert!(json_path_matches("<html>", "status", None, true)
             .unwrap_err()
+            .to_string()
             .contains("not JSON"));
         // With sensitive values about, the value found is not repeated.
         let hidden = json_path_matches(
@@ -583,7 +671,8 @@ mod json_path_tests {
             Some(&serde_json::json!("ok")),
             false,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(hidden.starts_with("$.status is not \"ok\""), "{hidden}");
         assert!(!hidden.contains("hunter2"), "{hidden}");
     }
@@ -638,7 +727,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            result,
+            result.map(|r| r.map_err(|e| e.to_string())),
             Some(Err(format!("GET {url} answered 500, expected 200")))
         );
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -655,7 +744,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let error = result.unwrap_err();
+        let error = result.unwrap_err().to_string();
         assert!(error.starts_with(&format!("GET {url}: ")), "{error}");
         assert_eq!(count.load(Ordering::SeqCst), 3, "the request and 2 retries");
     }

@@ -498,7 +498,9 @@ async fn run_deployment(
             .map_err(|e| e.to_string()),
         _ if change.target == TargetKind::Ecs => {
             ecs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ecs::apply_deployment(config, change, scheduled, recorder, options, progress).await
+            ecs::apply_deployment(config, change, scheduled, recorder, options, progress)
+                .await
+                .map_err(|e| e.to_string())
         }
         _ => vm::apply_deployment(config, change, scheduled, recorder, options, progress).await,
     };

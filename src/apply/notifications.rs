@@ -48,10 +48,11 @@ pub async fn started(
     Some(notifier)
 }
 
-/// The events a deployment's outcome sends, in order. `recorded` is the
-/// status state holds for it now; `waiting`, the approval it stopped at.
-pub fn closing_events(
-    outcome: &Result<DeploymentOutcome, String>,
+/// The events a deployment's outcome sends, in order: a failed outcome's
+/// error is the `failed` event's message. `recorded` is the status state
+/// holds for it now; `waiting`, the approval it stopped at.
+pub fn closing_events<E: std::fmt::Display>(
+    outcome: &Result<DeploymentOutcome, E>,
     recorded: Option<&DeploymentStatus>,
     waiting: Option<Details>,
 ) -> Vec<(EventKind, Details)> {
@@ -60,7 +61,7 @@ pub fn closing_events(
         ..Details::default()
     };
     match outcome {
-        Err(error) => vec![(EventKind::Failed, failed(error.clone()))],
+        Err(error) => vec![(EventKind::Failed, failed(error.to_string()))],
         Ok(outcome) if outcome.waiting_approval.is_some() => waiting
             .map(|details| vec![(EventKind::ApprovalWaiting, details)])
             .unwrap_or_default(),
@@ -78,10 +79,10 @@ pub fn closing_events(
 }
 
 /// The deployment ended: send its closing events.
-pub async fn finished(
+pub async fn finished<E: std::fmt::Display>(
     config: &Config,
     notifier: Option<&Notifier>,
-    outcome: &Result<DeploymentOutcome, String>,
+    outcome: &Result<DeploymentOutcome, E>,
     recorder: &Recorder,
     progress: &Progress,
 ) {
@@ -124,12 +125,12 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_closing_events() {
-        let ok = Ok(DeploymentOutcome::default());
+        let ok = Ok::<_, String>(DeploymentOutcome::default());
         assert_eq!(
             kinds(closing_events(&ok, Some(&DeploymentStatus::Deployed), None)),
             ["succeeded"]
         );
-        let failed = Ok(DeploymentOutcome {
+        let failed = Ok::<_, String>(DeploymentOutcome {
             failures: vec!["deployment.a: host-1: health.http failed".into()],
             ..DeploymentOutcome::default()
         });
@@ -148,10 +149,14 @@ mod tests {
         );
         assert_eq!(kinds(events), ["failed"]);
         assert_eq!(
-            kinds(closing_events(&Err("no state".into()), None, None)),
+            kinds(closing_events(
+                &Err::<_, String>("no state".into()),
+                None,
+                None
+            )),
             ["failed"]
         );
-        let waiting = Ok(DeploymentOutcome {
+        let waiting = Ok::<_, String>(DeploymentOutcome {
             waiting_approval: Some("waits".into()),
             ..DeploymentOutcome::default()
         });

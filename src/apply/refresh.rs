@@ -7,7 +7,8 @@
 //!
 //! Reading is the only side effect, and it happens in [`observe`]; folding the
 //! observations into state and plan ([`fold_into_states`], [`add_drift_reasons`])
-//! is pure.
+//! is pure. A live service that cannot be read is a [`LiveReadError`], whose
+//! message the observation keeps.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -255,10 +256,28 @@ async fn observe_services(
             settings.listener_arn.as_deref(),
         )
         .await
-        .unwrap_or_else(ServiceObservation::Unreachable);
+        .unwrap_or_else(|e| ServiceObservation::Unreachable(e.to_string()));
         services.insert(deployment.address.clone(), observation);
     }
     services
+}
+
+/// Why a live ECS service, its task definition, listener weights or
+/// autoscaling target could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveReadError {
+    /// DescribeServices failed (the SDK's message).
+    #[error("{message}")]
+    DescribeService { service: String, message: String },
+    /// DescribeTaskDefinition failed (the SDK's message).
+    #[error("{message}")]
+    DescribeTaskDefinition { arn: String, message: String },
+    /// The listener's weights could not be read.
+    #[error(transparent)]
+    Listener(#[from] super::ecs::EcsApplyError),
+    /// The autoscaling target could not be read.
+    #[error(transparent)]
+    Scaling(#[from] super::scaling::ScalingError),
 }
 
 async fn observe_service(
@@ -271,7 +290,7 @@ async fn observe_service(
     cluster: &str,
     service: &str,
     listener: Option<&str>,
-) -> Result<ServiceObservation, String> {
+) -> Result<ServiceObservation, LiveReadError> {
     let Some(live) = active_service(ecs, cluster, service).await? else {
         return Ok(ServiceObservation::Missing {
             service: service.to_string(),
@@ -304,10 +323,13 @@ async fn active_service(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     service: &str,
-) -> Result<Option<aws_sdk_ecs::types::Service>, String> {
+) -> Result<Option<aws_sdk_ecs::types::Service>, LiveReadError> {
     let described = super::ecs::describe_one_service(ecs, cluster, service)
         .await
-        .map_err(|e| crate::aws::error_text(&e))?;
+        .map_err(|e| LiveReadError::DescribeService {
+            service: service.to_string(),
+            message: crate::aws::error_text(&e),
+        })?;
     Ok(described.filter(|s| s.status() == Some("ACTIVE")))
 }
 
@@ -317,13 +339,16 @@ async fn live_task_definition(
     config: &Config,
     ecs: &aws_sdk_ecs::Client,
     arn: &str,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, LiveReadError> {
     let definition = ecs
         .describe_task_definition()
         .task_definition(arn)
         .send()
         .await
-        .map_err(|e| crate::aws::error_text(&e))?;
+        .map_err(|e| LiveReadError::DescribeTaskDefinition {
+            arn: arn.to_string(),
+            message: crate::aws::error_text(&e),
+        })?;
     Ok(definition
         .task_definition()
         .map(super::ecs::live_definition_json)
@@ -335,7 +360,7 @@ async fn live_task_definition(
 async fn live_weights(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     listener: &str,
-) -> Result<BTreeMap<String, u32>, String> {
+) -> Result<BTreeMap<String, u32>, LiveReadError> {
     Ok(super::ecs::read_listener_weights(elb, listener)
         .await?
         .into_iter()
@@ -419,7 +444,7 @@ pub fn read_live(config: &Config, states: &States, options: &mut crate::plan::Pl
                     Err(error) => {
                         options
                             .live_services
-                            .insert(address.clone(), LiveService::Unknown(error));
+                            .insert(address.clone(), LiveService::Unknown(error.to_string()));
                     }
                 },
                 Some(record) if !record.weights.is_empty() => {
@@ -482,7 +507,7 @@ async fn observe_unrecorded(
     ecs: &aws_sdk_ecs::Client,
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     settings: &crate::config::EcsCluster,
-) -> Result<Option<AdoptedService>, String> {
+) -> Result<Option<AdoptedService>, LiveReadError> {
     let service = settings.service_name.clone().unwrap_or_default();
     let Some(live) = active_service(ecs, &settings.cluster, &service).await? else {
         return Ok(None);

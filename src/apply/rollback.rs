@@ -76,13 +76,14 @@ pub fn record_start(
 /// Record how the rollback ended: deployed and verified (the release passed
 /// its gates when it was deployed, and every host passed its health checks
 /// now) when nothing failed; failed otherwise, or partial when an interrupt
-/// stopped it. The history entry gets its result, and this rollback's
-/// journal entries go (history has it).
-pub fn record_end(
+/// stopped it (an error of the executor, whatever its type, is a failure).
+/// The history entry gets its result, and this rollback's journal entries go
+/// (history has it).
+pub fn record_end<E>(
     recorder: &Recorder,
     plan: &RollbackPlan,
     options: &ApplyOptions,
-    outcome: &Result<DeploymentOutcome, String>,
+    outcome: &Result<DeploymentOutcome, E>,
 ) -> Result<(), StateError> {
     let (status, result) = match outcome {
         Ok(o) if o.failures.is_empty() => (DeploymentStatus::Deployed, "succeeded"),

@@ -7,7 +7,7 @@
 //! It decides no counts (`plan::capacity` does, and the ECS executor applies
 //! them) and writes no state: the executor records a suspension in state
 //! before it is made (`State::scaling_suspended`), so a killed apply's is
-//! restored by the next one.
+//! restored by the next one. A call that fails is a [`ScalingError`].
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_applicationautoscaling::Client;
@@ -15,6 +15,37 @@ use aws_sdk_applicationautoscaling::Client;
 use crate::aws::error_text;
 use crate::plan::ScalingTarget;
 use crate::state::{ScalingSuspension, SuspendedScaling};
+
+/// An Application Auto Scaling call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScalingError {
+    /// A call on one scalable target (`resource`, `service/CLUSTER/SERVICE`):
+    /// `call` names it ("reading the autoscaling target of", "reading the
+    /// scaling policies of", ...), `message` is the SDK's.
+    #[error("{call} {resource}: {message}")]
+    Aws {
+        call: &'static str,
+        resource: String,
+        message: String,
+    },
+    /// Copying one scaling policy or scheduled action (`kind`) named `name`
+    /// to the target on `to`.
+    #[error("copying {kind} {name} to {to}: {message}")]
+    Copy {
+        kind: &'static str,
+        name: String,
+        to: String,
+        message: String,
+    },
+}
+
+fn aws_error(call: &'static str, resource: &str, message: String) -> ScalingError {
+    ScalingError::Aws {
+        call,
+        resource: resource.to_string(),
+        message,
+    }
+}
 
 /// The resource id of an ECS service's scalable target,
 /// `service/CLUSTER/SERVICE`, from a cluster name or ARN.
@@ -28,7 +59,7 @@ pub fn resource_id(cluster: &str, service: &str) -> String {
 pub async fn read_target(
     client: &Client,
     resource_id: &str,
-) -> Result<Option<(ScalingTarget, SuspendedScaling)>, String> {
+) -> Result<Option<(ScalingTarget, SuspendedScaling)>, ScalingError> {
     let found = client
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Ecs)
@@ -37,9 +68,10 @@ pub async fn read_target(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "reading the autoscaling target of {resource_id}: {}",
-                error_text(&e)
+            aws_error(
+                "reading the autoscaling target of",
+                resource_id,
+                error_text(&e),
             )
         })?;
     Ok(found
@@ -84,7 +116,7 @@ async fn register(
     min: u32,
     max: u32,
     suspended: SuspendedScaling,
-) -> Result<(), String> {
+) -> Result<(), ScalingError> {
     client
         .register_scalable_target()
         .service_namespace(ServiceNamespace::Ecs)
@@ -96,16 +128,17 @@ async fn register(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "setting the autoscaling target of {resource_id}: {}",
-                error_text(&e)
+            aws_error(
+                "setting the autoscaling target of",
+                resource_id,
+                error_text(&e),
             )
         })?;
     Ok(())
 }
 
 /// Suspend every kind of scaling of the recorded target (its bounds kept).
-pub async fn suspend(client: &Client, suspension: &ScalingSuspension) -> Result<(), String> {
+pub async fn suspend(client: &Client, suspension: &ScalingSuspension) -> Result<(), ScalingError> {
     register(
         client,
         &suspension.resource_id,
@@ -127,7 +160,7 @@ pub async fn restore(
     client: &Client,
     suspension: &ScalingSuspension,
     serving: &str,
-) -> Result<(), String> {
+) -> Result<(), ScalingError> {
     let from = suspension.resource_id.as_str();
     let (min, max) = (suspension.min_capacity, suspension.max_capacity);
     if serving == from {
@@ -145,17 +178,12 @@ pub async fn restore(
             .resource_id(from)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "removing the autoscaling target of {from}: {}",
-                    error_text(&e)
-                )
-            })?;
+            .map_err(|e| aws_error("removing the autoscaling target of", from, error_text(&e)))?;
     }
     Ok(())
 }
 
-async fn copy_policies(client: &Client, from: &str, to: &str) -> Result<(), String> {
+async fn copy_policies(client: &Client, from: &str, to: &str) -> Result<(), ScalingError> {
     let policies = client
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Ecs)
@@ -163,7 +191,7 @@ async fn copy_policies(client: &Client, from: &str, to: &str) -> Result<(), Stri
         .resource_id(from)
         .send()
         .await
-        .map_err(|e| format!("reading the scaling policies of {from}: {}", error_text(&e)))?;
+        .map_err(|e| aws_error("reading the scaling policies of", from, error_text(&e)))?;
     for policy in policies.scaling_policies() {
         client
             .put_scaling_policy()
@@ -185,18 +213,17 @@ async fn copy_policies(client: &Client, from: &str, to: &str) -> Result<(), Stri
             )
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "copying scaling policy {} to {to}: {}",
-                    policy.policy_name(),
-                    error_text(&e)
-                )
+            .map_err(|e| ScalingError::Copy {
+                kind: "scaling policy",
+                name: policy.policy_name().to_string(),
+                to: to.to_string(),
+                message: error_text(&e),
             })?;
     }
     Ok(())
 }
 
-async fn copy_scheduled_actions(client: &Client, from: &str, to: &str) -> Result<(), String> {
+async fn copy_scheduled_actions(client: &Client, from: &str, to: &str) -> Result<(), ScalingError> {
     let actions = client
         .describe_scheduled_actions()
         .service_namespace(ServiceNamespace::Ecs)
@@ -204,12 +231,7 @@ async fn copy_scheduled_actions(client: &Client, from: &str, to: &str) -> Result
         .resource_id(from)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "reading the scheduled actions of {from}: {}",
-                error_text(&e)
-            )
-        })?;
+        .map_err(|e| aws_error("reading the scheduled actions of", from, error_text(&e)))?;
     for action in actions.scheduled_actions() {
         client
             .put_scheduled_action()
@@ -224,12 +246,11 @@ async fn copy_scheduled_actions(client: &Client, from: &str, to: &str) -> Result
             .set_scalable_target_action(action.scalable_target_action().cloned())
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "copying scheduled action {} to {to}: {}",
-                    action.scheduled_action_name(),
-                    error_text(&e)
-                )
+            .map_err(|e| ScalingError::Copy {
+                kind: "scheduled action",
+                name: action.scheduled_action_name().to_string(),
+                to: to.to_string(),
+                message: error_text(&e),
             })?;
     }
     Ok(())

@@ -201,7 +201,7 @@ async fn job_without_artifact<'a>(
 ) -> Result<(Job<'a>, Option<SshOptions>), String> {
     let (deployment, vm, hosts) = vm_parts(config, address)?;
     let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root)?)
+        Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
     } else {
         None
     };
@@ -306,7 +306,7 @@ pub async fn apply_deployment(
         transports: BTreeMap::new(),
         starts: tokio::sync::Semaphore::new(8),
         ssh_options: if hosts.transport == TransportKind::Ssh {
-            Some(SshOptions::from_config(hosts, &config.root)?)
+            Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
         } else {
             None
         },
@@ -1089,7 +1089,7 @@ async fn update_host_steps(
     if let Some(group) = &job.target_group {
         progress("leaving the load balancer");
         group.deregister(host).await.map_err(|message| {
-            load_balancer_failure(host, "load balancer deregister", message).unchanged()
+            load_balancer_failure(host, "load balancer deregister", message.to_string()).unchanged()
         })?;
     }
     let mut switch = steps::hooks(vm, &ctx, Phase::Deregister);
@@ -1176,10 +1176,9 @@ async fn update_host_steps(
     })?;
     if let Some(group) = &job.target_group {
         progress("joining the load balancer");
-        group
-            .register(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer register", message))?;
+        group.register(host).await.map_err(|message| {
+            load_balancer_failure(host, "load balancer register", message.to_string())
+        })?;
         run_all(job, transport, &finish).await?;
     }
     Ok(())
@@ -1202,7 +1201,7 @@ async fn judge_gates(
 ) -> Result<(), String> {
     for gate in verify {
         if let Some(result) = gates::judge_on_runner(gate, gate_ctx).await {
-            result?;
+            result.map_err(|e| e.to_string())?;
             continue;
         }
         if let Some(command) = &gate.command {
@@ -1684,10 +1683,9 @@ async fn switch_host(
     let _ = settle_killed_steps(job, host, &recheck, transport).await;
     let started = job.recorder.begin_host_rollback(&record);
     let deregistered = match &job.target_group {
-        Some(group) => group
-            .deregister(host)
-            .await
-            .map_err(|message| load_balancer_failure(host, "load balancer deregister", message)),
+        Some(group) => group.deregister(host).await.map_err(|message| {
+            load_balancer_failure(host, "load balancer deregister", message.to_string())
+        }),
         None => Ok(()),
     };
     let result = match deregistered {

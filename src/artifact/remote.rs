@@ -333,7 +333,7 @@ pub async fn pin_remote_artifacts(
     let fetcher = Fetcher::new(http, config.ca_file.as_deref());
     let cache = Cache::new(cache_dir);
     // Each source is fetched once, however many deployments send it.
-    let mut resolved: BTreeMap<String, Result<Resolved, String>> = BTreeMap::new();
+    let mut resolved: BTreeMap<String, Result<Resolved, ArtifactError>> = BTreeMap::new();
     let mut errors = Vec::new();
     for address in &wanted {
         let artifact = config.deployments[address]
@@ -342,10 +342,7 @@ pub async fn pin_remote_artifacts(
             .clone()
             .expect("selected above");
         if !resolved.contains_key(&artifact.source) {
-            let outcome = fetcher
-                .resolve(&artifact, &cache)
-                .await
-                .map_err(|e| config.mask(&e.to_string()));
+            let outcome = fetcher.resolve(&artifact, &cache).await;
             resolved.insert(artifact.source.clone(), outcome);
         }
         match &resolved[&artifact.source] {
@@ -359,7 +356,7 @@ pub async fn pin_remote_artifacts(
                 pinned.image_digest = found.image_digest.clone();
                 pinned.pinned_by_plan = true;
             }
-            Err(message) => errors.push(format!("{address}: {message}")),
+            Err(error) => errors.push(format!("{address}: {}", config.mask(&error.to_string()))),
         }
     }
     if errors.is_empty() {

@@ -130,6 +130,7 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         if is_ecs {
             crate::apply::ecs::reject_deployment(&config, &address, &recorder, &options, &progress)
                 .await
+                .map_err(|e| e.to_string())
         } else {
             crate::apply::vm::reject_deployment(&config, &address, &recorder, &options, &progress)
                 .await

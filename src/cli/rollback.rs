@@ -121,6 +121,7 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
                     &config, &plan, &recorder, &options, &progress,
                 )
                 .await
+                .map_err(|e| e.to_string())
             }
             crate::plan::rollback::RollbackTarget::Vm { .. } => {
                 crate::apply::vm::roll_back_to_release(

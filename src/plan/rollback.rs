@@ -3,6 +3,7 @@
 //! deployment's state record and the hosts the configuration names now, and
 //! decides; the executors in `apply` carry it out. It does not check that a
 //! release is still on a host (apply asks every host before changing any).
+//! A rollback that cannot be planned is a [`RollbackPlanError`].
 
 use serde::Serialize;
 
@@ -150,6 +151,50 @@ impl RollbackPlan {
     }
 }
 
+/// Why no rollback can be planned; `known` lists the verified releases
+/// state records, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackPlanError {
+    /// `-to VERSION` names no verified release.
+    #[error("{address} has no verified release {version} in state; {}", releases_known(.known))]
+    NoSuchRelease {
+        address: String,
+        version: String,
+        known: Vec<String>,
+    },
+    /// An interrupted rollback went to a release state no longer lists.
+    #[error(
+        "{address}: the interrupted rollback went to {version}, which state no longer lists; {}",
+        releases_known(.known)
+    )]
+    InterruptedTargetGone {
+        address: String,
+        version: String,
+        known: Vec<String>,
+    },
+    /// No verified release before the one `version` state records now.
+    #[error(
+        "{address} has no verified release before {version} in state; {}",
+        releases_known(.known)
+    )]
+    NoEarlierRelease {
+        address: String,
+        version: String,
+        known: Vec<String>,
+    },
+    /// The release ran on VM hosts and the deployment is on ECS now, or
+    /// the other way round.
+    #[error(
+        "{address}: release {version} was not deployed to the kind of target (VM or ECS) the deployment has now; deploy the version you want with apply"
+    )]
+    OtherTargetKind { address: String, version: String },
+    /// State records none of the hosts the configuration names.
+    #[error(
+        "{address}: state records none of the hosts the configuration names; nothing to roll back"
+    )]
+    NoKnownHosts { address: String },
+}
+
 /// Plan the rollback of `address` (recorded in `saved`, environment
 /// `environment`) to `to` (a version) or, without it, to the newest verified
 /// release other than the one state records now and the one an earlier
@@ -161,7 +206,8 @@ pub fn plan_rollback(
     saved: &DeploymentState,
     hosts: &[String],
     to: Option<&str>,
-) -> Result<RollbackPlan, String> {
+) -> Result<RollbackPlan, RollbackPlanError> {
+    let known = || -> Vec<String> { saved.releases.iter().map(|r| r.version.clone()).collect() };
     let unfinished = saved.rolled_back_from.as_ref().filter(|record| {
         saved.status != DeploymentStatus::Deployed && saved.version == record.to_version
     });
@@ -171,23 +217,20 @@ pub fn plan_rollback(
             .iter()
             .rev()
             .find(|r| r.version == version)
-            .ok_or_else(|| {
-                format!(
-                    "{address} has no verified release {version} in state; {}",
-                    releases_known(saved)
-                )
+            .ok_or_else(|| RollbackPlanError::NoSuchRelease {
+                address: address.to_string(),
+                version: version.to_string(),
+                known: known(),
             })?,
         (None, Some(record)) => saved
             .releases
             .iter()
             .rev()
             .find(|r| r.version == record.to_version)
-            .ok_or_else(|| {
-                format!(
-                    "{address}: the interrupted rollback went to {}, which state no longer lists; {}",
-                    record.to_version,
-                    releases_known(saved)
-                )
+            .ok_or_else(|| RollbackPlanError::InterruptedTargetGone {
+                address: address.to_string(),
+                version: record.to_version.clone(),
+                known: known(),
             })?,
         (None, None) => {
             let left = saved.rolled_back_from.as_ref().map(|r| r.version.as_str());
@@ -196,12 +239,10 @@ pub fn plan_rollback(
                 .iter()
                 .rev()
                 .find(|r| r.version != saved.version && Some(r.version.as_str()) != left)
-                .ok_or_else(|| {
-                    format!(
-                        "{address} has no verified release before {} in state; {}",
-                        saved.version,
-                        releases_known(saved)
-                    )
+                .ok_or_else(|| RollbackPlanError::NoEarlierRelease {
+                    address: address.to_string(),
+                    version: saved.version.clone(),
+                    known: known(),
                 })?
         }
     };
@@ -225,10 +266,10 @@ pub fn plan_rollback(
             }),
         },
         (Some(_), None) | (None, Some(_)) => {
-            return Err(format!(
-                "{address}: release {} was not deployed to the kind of target (VM or ECS) the deployment has now; deploy the version you want with apply",
-                release.version
-            ))
+            return Err(RollbackPlanError::OtherTargetKind {
+                address: address.to_string(),
+                version: release.version.clone(),
+            })
         }
         (None, None) => {
             let pair = PreviousRelease {
@@ -254,9 +295,9 @@ pub fn plan_rollback(
                 })
                 .collect::<Vec<_>>();
             if hosts.is_empty() {
-                return Err(format!(
-                    "{address}: state records none of the hosts the configuration names; nothing to roll back"
-                ));
+                return Err(RollbackPlanError::NoKnownHosts {
+                    address: address.to_string(),
+                });
             }
             RollbackTarget::Vm { hosts }
         }
@@ -271,12 +312,11 @@ pub fn plan_rollback(
     })
 }
 
-/// "state lists verified releases A, B" or why there are none.
-fn releases_known(saved: &DeploymentState) -> String {
-    if saved.releases.is_empty() {
+/// "verified releases in state: A, B" or why there are none.
+fn releases_known(versions: &[String]) -> String {
+    if versions.is_empty() {
         return "state records no verified release of it (slipway records one each time a rollout finishes and passes its gates); deploy the version you want with apply".to_string();
     }
-    let versions: Vec<&str> = saved.releases.iter().map(|r| r.version.as_str()).collect();
     format!(
         "verified releases in state: {} (pass one with -to VERSION)",
         versions.join(", ")
@@ -385,15 +425,17 @@ mod tests {
             &configured(),
             Some("0.9.0"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("no verified release 0.9.0"), "{error}");
         assert!(
             error.contains("verified releases in state: 1.0.0, 2.0.0"),
             "{error}"
         );
         let first = deployment("1.0.0", &["1.0.0"]);
-        let error =
-            plan_rollback("deployment.web", "prod", &first, &configured(), None).unwrap_err();
+        let error = plan_rollback("deployment.web", "prod", &first, &configured(), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("no verified release before 1.0.0"),
             "{error}"

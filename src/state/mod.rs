@@ -72,9 +72,81 @@ pub trait Backend: Send + Sync {
     /// Who the credentials this backend writes with belong to, when it can
     /// tell (S3: the AWS caller identity's ARN); `None` when it cannot
     /// (the local backend), `Some(Err)` when asking failed.
-    fn verified_identity(&self) -> Option<Result<String, String>> {
+    fn verified_identity(&self) -> Option<Result<String, IdentityError>> {
         None
     }
+}
+
+/// Why a backend could not say who its credentials belong to
+/// ([`Backend::verified_identity`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The request failed (the SDK's message).
+    #[error("{0}")]
+    Request(String),
+    /// The answer names no ARN.
+    #[error("the answer names no ARN")]
+    NoArn,
+    /// The backend could not make the request at all.
+    #[error(transparent)]
+    Backend(#[from] StateError),
+}
+
+/// Why an approval cannot be given or refused (`slipway approve` and
+/// `slipway reject`, [`ops::decide_approval`]); nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The approval of this version was decided already.
+    #[error(
+        "{address} does not wait for an approval: \"{name}\" of {version} was already {decision} by {by}"
+    )]
+    AlreadyDecided {
+        address: String,
+        name: String,
+        version: String,
+        /// "approved" or "rejected".
+        decision: &'static str,
+        by: String,
+    },
+    /// The deployment waits for no approval.
+    #[error(
+        "{address} does not wait for an approval (version {version}, status {status:?}); `slipway plan` shows where it stands"
+    )]
+    NotWaiting {
+        address: String,
+        version: String,
+        status: DeploymentStatus,
+    },
+    /// The approval named is not the one the deployment waits for.
+    #[error("{address} waits for approval \"{waiting}\", not \"{given}\"")]
+    OtherApproval {
+        address: String,
+        waiting: String,
+        given: String,
+    },
+    /// Whoever decides is not one of the approval's `approvers`.
+    #[error(
+        "approval \"{name}\" of {address} may be decided by {} only, not by {who}",
+        .approvers.join(", ")
+    )]
+    NotAnApprover {
+        name: String,
+        address: String,
+        approvers: Vec<String>,
+        who: String,
+    },
+    /// The environment has no state.
+    #[error("environment {environment} has no state")]
+    NoState { environment: String },
+    /// The deployment is not in the environment's state.
+    #[error("{address} is not in the state of environment {environment}")]
+    NotInState {
+        address: String,
+        environment: String,
+    },
+    /// State could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Everything that can go wrong while storing, reading or locking state.

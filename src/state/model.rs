@@ -599,7 +599,8 @@ impl DeploymentState {
         decision: ApprovalStatus,
         who: &super::lock::Approver,
         at: &str,
-    ) -> Result<ApprovalRecord, String> {
+    ) -> Result<ApprovalRecord, super::ApprovalError> {
+        use super::ApprovalError;
         let version = self.version.clone();
         let status = self.status.clone();
         let Some(record) = self
@@ -607,31 +608,41 @@ impl DeploymentState {
             .iter_mut()
             .find(|a| a.status == ApprovalStatus::Waiting && a.version == version)
         else {
-            return Err(match self.approvals.iter().rfind(|a| a.version == version) {
-                Some(last) => format!(
-                    "{address} does not wait for an approval: \"{}\" of {version} was already {} by {}",
-                    last.name,
-                    if last.status == ApprovalStatus::Approved { "approved" } else { "rejected" },
-                    last.decided_by.as_deref().unwrap_or("someone")
-                ),
-                None => format!(
-                    "{address} does not wait for an approval (version {version}, status {status:?}); `slipway plan` shows where it stands"
-                ),
-            });
+            return Err(
+                match self.approvals.iter().rfind(|a| a.version == version) {
+                    Some(last) => ApprovalError::AlreadyDecided {
+                        address: address.to_string(),
+                        name: last.name.clone(),
+                        version,
+                        decision: if last.status == ApprovalStatus::Approved {
+                            "approved"
+                        } else {
+                            "rejected"
+                        },
+                        by: last.decided_by.as_deref().unwrap_or("someone").to_string(),
+                    },
+                    None => ApprovalError::NotWaiting {
+                        address: address.to_string(),
+                        version,
+                        status,
+                    },
+                },
+            );
         };
         if let Some(gate) = gate.filter(|g| *g != record.name) {
-            return Err(format!(
-                "{address} waits for approval \"{}\", not \"{gate}\"",
-                record.name
-            ));
+            return Err(ApprovalError::OtherApproval {
+                address: address.to_string(),
+                waiting: record.name.clone(),
+                given: gate.to_string(),
+            });
         }
         if !who.may_decide(&record.approvers) {
-            let who = &who.recorded;
-            return Err(format!(
-                "approval \"{}\" of {address} may be decided by {} only, not by {who}",
-                record.name,
-                record.approvers.join(", ")
-            ));
+            return Err(ApprovalError::NotAnApprover {
+                name: record.name.clone(),
+                address: address.to_string(),
+                approvers: record.approvers.clone(),
+                who: who.recorded.clone(),
+            });
         }
         record.status = decision;
         record.decided_by = Some(who.recorded.clone());
@@ -970,7 +981,8 @@ mod approval_tests {
                 &person("bob"),
                 "t1",
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.contains("may be decided by alice only, not by bob"),
             "{refused}"
@@ -984,7 +996,8 @@ mod approval_tests {
                 &person("alice"),
                 "t1",
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(wrong_gate.contains("not \"qa\""), "{wrong_gate}");
         let record = state
             .decide_approval(
@@ -1009,7 +1022,8 @@ mod approval_tests {
                 &person("alice"),
                 "t2",
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(again.contains("was already approved by alice"), "{again}");
     }
 

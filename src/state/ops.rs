@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::state::lock::{current_user, lock_with_timeout, now_rfc3339};
 use crate::state::{
-    ApprovalRecord, ApprovalStatus, Backend, DeploymentState, HistoryEntry, LineageMismatch,
-    LockInfo, OlderSerial, State, StateError,
+    ApprovalError, ApprovalRecord, ApprovalStatus, Backend, DeploymentState, HistoryEntry,
+    LineageMismatch, LockInfo, OlderSerial, State, StateError,
 };
 
 /// What [`push`] replaced and wrote.
@@ -105,15 +105,20 @@ pub fn decide_approval(
     gate: Option<&str>,
     decision: ApprovalStatus,
     who: &crate::state::lock::Approver,
-) -> Result<ApprovalRecord, String> {
+) -> Result<ApprovalRecord, ApprovalError> {
     let mut state = backend
-        .read(environment)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("environment {environment} has no state"))?;
-    let deployment = state
-        .deployments
-        .get_mut(address)
-        .ok_or_else(|| format!("{address} is not in the state of environment {environment}"))?;
+        .read(environment)?
+        .ok_or_else(|| ApprovalError::NoState {
+            environment: environment.to_string(),
+        })?;
+    let deployment =
+        state
+            .deployments
+            .get_mut(address)
+            .ok_or_else(|| ApprovalError::NotInState {
+                address: address.to_string(),
+                environment: environment.to_string(),
+            })?;
     let record = deployment.decide_approval(address, gate, decision, who, &now_rfc3339())?;
     let (operation, result) = match decision {
         ApprovalStatus::Approved => ("approve", "approved"),
@@ -126,7 +131,7 @@ pub fn decide_approval(
     entry.result = result.to_string();
     entry.approvals = vec![record.clone()];
     state.history.push(entry);
-    backend.write(&mut state).map_err(|e| e.to_string())?;
+    backend.write(&mut state)?;
     Ok(record)
 }
 

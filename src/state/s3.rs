@@ -51,8 +51,8 @@ use aws_sdk_s3::Client;
 
 use crate::state::lock::{encode_lock, Acquiring};
 use crate::state::{
-    decode_state, encode_state, validate_environment_name, Backend, LockGuard, LockInfo,
-    ReplayError, State, StateDelta, StateError, Touched,
+    decode_state, encode_state, validate_environment_name, Backend, IdentityError, LockGuard,
+    LockInfo, ReplayError, State, StateDelta, StateError, Touched,
 };
 
 /// A whole write folds the delta objects once there are this many.
@@ -1062,21 +1062,16 @@ impl Backend for S3Backend {
         }
     }
 
-    fn verified_identity(&self) -> Option<Result<String, String>> {
+    fn verified_identity(&self) -> Option<Result<String, IdentityError>> {
         let sts = self.inner.sts.clone();
         let answer = self.inner.run(async move {
             sts.get_caller_identity()
                 .send()
                 .await
-                .map_err(|e| crate::aws::error_text(&e))
-                .and_then(|output| {
-                    output
-                        .arn()
-                        .map(str::to_string)
-                        .ok_or_else(|| "the answer names no ARN".to_string())
-                })
+                .map_err(|e| IdentityError::Request(crate::aws::error_text(&e)))
+                .and_then(|output| output.arn().map(str::to_string).ok_or(IdentityError::NoArn))
         });
-        Some(answer.map_err(|e| e.to_string()).and_then(|inner| inner))
+        Some(answer.map_err(IdentityError::from).and_then(|inner| inner))
     }
 }
 

@@ -25,6 +25,9 @@
 //! - With a bastion, the connection goes through it (`ssh -J`); the identity file,
 //!   known_hosts file, user and host-key policy apply to the bastion as well,
 //!   through a small generated ssh config that includes `~/.ssh/config`.
+//! - Options, a host address or a bastion's generated config that cannot be
+//!   made are an [`SshSetupError`]; a connection, step or upload that fails is
+//!   a [`TransportError`].
 //!
 //! Nothing here knows about deployments; steps are built in `crate::vm::steps`.
 
@@ -120,7 +123,7 @@ impl SshOptions {
     pub fn from_config(
         hosts: &crate::config::VmHosts,
         config_dir: &Path,
-    ) -> Result<SshOptions, String> {
+    ) -> Result<SshOptions, SshSetupError> {
         let host_key_policy = match hosts.host_key_policy {
             crate::config::HostKeyPolicy::Strict => HostKeyPolicy::Strict,
             crate::config::HostKeyPolicy::AcceptNew => HostKeyPolicy::AcceptNew,
@@ -157,12 +160,36 @@ impl SshOptions {
     }
 }
 
+/// Why ssh options, a host address or the ssh config of a connection
+/// through a bastion cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SshSetupError {
+    /// A path (`identity_file`, `known_hosts_file`) starts with `~/`
+    /// without a home directory to expand it to.
+    #[error("identity_file {path:?} starts with ~/ but HOME is not set")]
+    HomeNotSet { path: String },
+    /// A host string the host grammar refuses (`encode::ssh`'s reason).
+    #[error("{0}")]
+    BadHost(crate::encode::ssh::SshValueError),
+    /// A value the ssh config encoder cannot write (`encode::ssh`'s reason).
+    #[error("{0}")]
+    BadConfigValue(crate::encode::ssh::SshValueError),
+    /// The generated ssh config file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// `~/x` under `$HOME`, a relative path under `base`, an absolute path as it is.
-fn expand_path(path: &str, base: &Path) -> Result<PathBuf, String> {
+fn expand_path(path: &str, base: &Path) -> Result<PathBuf, SshSetupError> {
     if let Some(rest) = path.strip_prefix("~/") {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("identity_file {path:?} starts with ~/ but HOME is not set"))?;
+            .ok_or_else(|| SshSetupError::HomeNotSet {
+                path: path.to_string(),
+            })?;
         return Ok(PathBuf::from(home).join(rest));
     }
     let path = Path::new(path);
@@ -175,10 +202,10 @@ fn expand_path(path: &str, base: &Path) -> Result<PathBuf, String> {
 
 /// The address of a host string (`[user@]address[:port]`) without user and
 /// port, e.g. the id a load balancer knows the host by.
-pub fn host_address(host: &str) -> Result<String, String> {
+pub fn host_address(host: &str) -> Result<String, SshSetupError> {
     parse_target(host)
         .map(|target| target.address)
-        .map_err(|e| e.to_string())
+        .map_err(SshSetupError::BadHost)
 }
 
 /// How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise.
@@ -212,12 +239,10 @@ fn bastion_config(
     options: &SshOptions,
     bastion: &Target,
     control_dir: &Path,
-) -> Result<GeneratedConfig, String> {
+) -> Result<GeneratedConfig, SshSetupError> {
+    let word = |value: &str| config_word(value).map_err(SshSetupError::BadConfigValue);
     let mut text = String::from("# Written by slipway for one connection through a bastion.\n");
-    text.push_str(&format!(
-        "Host {}\n",
-        config_word(&bastion.address).map_err(|e| e.to_string())?
-    ));
+    text.push_str(&format!("Host {}\n", word(&bastion.address)?));
     text.push_str("  BatchMode yes\n");
     text.push_str(&format!(
         "  StrictHostKeyChecking {}\n",
@@ -230,21 +255,18 @@ fn bastion_config(
     if let Some(file) = &options.identity_file {
         text.push_str(&format!(
             "  IdentityFile {}\n  IdentitiesOnly yes\n",
-            config_word(&file.display().to_string()).map_err(|e| e.to_string())?
+            word(&file.display().to_string())?
         ));
     }
     if let Some(file) = &options.known_hosts_file {
         text.push_str(&format!(
             "  UserKnownHostsFile {}\n",
-            config_word(&file.display().to_string()).map_err(|e| e.to_string())?
+            word(&file.display().to_string())?
         ));
     }
     if let (Some(user), None) = (&options.user, &bastion.user) {
-        check_user(user).map_err(|e| e.to_string())?;
-        text.push_str(&format!(
-            "  User {}\n",
-            config_word(user).map_err(|e| e.to_string())?
-        ));
+        check_user(user).map_err(SshSetupError::BadConfigValue)?;
+        text.push_str(&format!("  User {}\n", word(user)?));
     }
     // `-F` replaces both the user's and the system-wide config: read them after.
     text.push_str("Match all\nInclude ~/.ssh/config /etc/ssh/ssh_config\n");
@@ -263,7 +285,10 @@ fn bastion_config(
             .open(&path)?;
         file.write_all(text.as_bytes())
     };
-    write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write().map_err(|source| SshSetupError::WriteConfig {
+        path: path.clone(),
+        source,
+    })?;
     Ok(GeneratedConfig(path))
 }
 
@@ -358,7 +383,8 @@ impl SshTransport {
         }
         let config = match &bastion {
             Some(bastion) => {
-                let config = bastion_config(options, bastion, &control_dir).map_err(error)?;
+                let config = bastion_config(options, bastion, &control_dir)
+                    .map_err(|e| error(e.to_string()))?;
                 builder
                     .config_file(&config.0)
                     .jump_hosts([bastion.jump_spec()]);
