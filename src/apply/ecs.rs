@@ -2428,7 +2428,7 @@ fn wait_for_approval(job: &Job<'_>, step: &Step) -> Result<Option<String>, EcsAp
         job.progress,
         job.apply_id,
     )
-    .map_err(EcsApplyError::Approval)
+    .map_err(|e| EcsApplyError::Approval(e.to_string()))
 }
 
 /// Before moving weights: the listener must still send traffic as last set,

@@ -238,7 +238,7 @@ pub(crate) fn wait_for_approval(
     recorder: &Recorder,
     progress: &Progress,
     apply_id: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, crate::state::StateError> {
     let Some(name) = &step.approval else {
         return Ok(None);
     };
@@ -257,9 +257,7 @@ pub(crate) fn wait_for_approval(
         .and_then(|r| r.approvals.iter().find(|a| &a.name == name))
         .map(|a| a.approvers.clone())
         .unwrap_or_default();
-    recorder
-        .wait_for_approval(address, name, step.index as u32, &approvers, apply_id)
-        .map_err(|e| e.to_string())?;
+    recorder.wait_for_approval(address, name, step.index as u32, &approvers, apply_id)?;
     progress.event(
         address,
         &format!("step {}: waiting for approval \"{name}\"", step.index),
@@ -431,6 +429,30 @@ pub async fn apply(
     summary
 }
 
+/// Why one deployment of an apply did not run or did not finish. The
+/// message is what apply prints and records.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// A promotion whose source does not serve the version (the reason).
+    #[error("{0}")]
+    NotPromoted(String),
+    /// The rollout of this version was rejected (how to go on).
+    #[error("{0}")]
+    Rejected(String),
+    /// The rollout of this version was rolled back (how to go on).
+    #[error("{0}")]
+    RolledBack(String),
+    /// State could not be written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The VM rollout could not go on.
+    #[error(transparent)]
+    Vm(#[from] vm::VmApplyError),
+    /// The ECS rollout could not go on.
+    #[error(transparent)]
+    Ecs(#[from] ecs::EcsApplyError),
+}
+
 /// What one deployment's task shares with the apply.
 struct DeploymentRun<'a> {
     config: &'a Arc<Config>,
@@ -450,7 +472,7 @@ async fn run_deployment(
     run: DeploymentRun<'_>,
     change: &DeploymentChange,
     promotion_source: Option<(PendingPromotion, Option<Arc<Recorder>>)>,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, DeploymentError> {
     let DeploymentRun {
         config,
         scheduled,
@@ -484,25 +506,31 @@ async fn run_deployment(
         _ => None,
     };
     let outcome = match change.action {
-        _ if unpromoted.is_some() => Err(unpromoted.unwrap_or_default()),
-        _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
-        _ if rejected.is_some() => {
-            Err(rejected.as_ref().map_or_else(String::new, rejected_message))
+        _ if unpromoted.is_some() => {
+            Err(DeploymentError::NotPromoted(unpromoted.unwrap_or_default()))
         }
-        _ if rolled_back.is_some() => Err(rolled_back
-            .as_ref()
-            .map_or_else(String::new, crate::state::rolled_back_message)),
+        _ if waiting.is_some() => Ok(still_waiting(&change.address, waiting.as_ref())),
+        _ if rejected.is_some() => Err(DeploymentError::Rejected(
+            rejected.as_ref().map_or_else(String::new, rejected_message),
+        )),
+        _ if rolled_back.is_some() => Err(DeploymentError::RolledBack(
+            rolled_back
+                .as_ref()
+                .map_or_else(String::new, crate::state::rolled_back_message),
+        )),
         Action::Destroy => recorder
             .forget(&change.address)
             .map(|()| DeploymentOutcome::default())
-            .map_err(|e| e.to_string()),
+            .map_err(DeploymentError::from),
         _ if change.target == TargetKind::Ecs => {
             ecs_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ecs::apply_deployment(config, change, scheduled, recorder, options, progress)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(DeploymentError::from)
         }
-        _ => vm::apply_deployment(config, change, scheduled, recorder, options, progress).await,
+        _ => vm::apply_deployment(config, change, scheduled, recorder, options, progress)
+            .await
+            .map_err(DeploymentError::from),
     };
     notifications::finished(config, notifier.as_ref(), &outcome, recorder, progress).await;
     outcome
@@ -514,7 +542,7 @@ async fn run_deployment(
 fn count_deployment(
     summary: &mut ApplySummary,
     (failed, held): (&mut BTreeSet<String>, &mut BTreeSet<String>),
-    joined: Result<(String, Result<DeploymentOutcome, String>), tokio::task::JoinError>,
+    joined: Result<(String, Result<DeploymentOutcome, DeploymentError>), tokio::task::JoinError>,
 ) {
     match joined {
         Ok((address, Ok(outcome))) => {

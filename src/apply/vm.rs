@@ -71,7 +71,7 @@ impl std::fmt::Display for HostFailure {
 /// How one host of a batch went: not reached, or its update's result (with
 /// the connection it opened for it, to keep for the rest of the apply).
 enum BatchHost {
-    Unreachable(String),
+    Unreachable(TransportError),
     Ran(Option<Transport>, Result<(), HostFailure>),
 }
 
@@ -165,27 +165,83 @@ impl<'a> Job<'a> {
     }
 }
 
+/// Why a VM deployment, its rejection or `slipway rollback` of it could not
+/// go on. The message is what apply prints and records.
+#[derive(Debug, thiserror::Error)]
+pub enum VmApplyError {
+    /// The deployment is not in the configuration.
+    #[error("{address} is not in the configuration")]
+    UnknownDeployment { address: String },
+    /// The configuration lacks what a VM deployment needs (`missing`: the
+    /// environment, the service's vm block, the environment's vm_hosts).
+    #[error("{missing}")]
+    NotConfigured { missing: &'static str },
+    /// `reject` of a deployment state does not know.
+    #[error("{address} is not in state")]
+    NotInState { address: String },
+    /// The SSH options could not be made (a path, a host, a config value).
+    #[error(transparent)]
+    SshSetup(#[from] crate::transport::ssh::SshSetupError),
+    /// The artifact could not be prepared; `masked`: the reason with every
+    /// sensitive value masked.
+    #[error("{masked}")]
+    Artifact { masked: String },
+    /// State could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// `slipway rollback` changed nothing: some hosts cannot go back to
+    /// `version` (`refusals`: each host's reason).
+    #[error("nothing was changed: not every host can go back to {version}:\n  {}", refusals.join("\n  "))]
+    RollbackRefused {
+        version: String,
+        refusals: Vec<String>,
+    },
+}
+
+/// Why a verification gate of a VM step did not pass.
+#[derive(Debug, thiserror::Error)]
+enum VmGateError {
+    /// A gate judged on the runner failed or could not be judged.
+    #[error(transparent)]
+    OnRunner(#[from] gates::GateError),
+    /// A host could not be reached to run a command gate.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A command gate failed on a host (`shown`: what of its output may be
+    /// shown).
+    #[error("gate \"{gate}\" failed on {host}: {shown}")]
+    FailedOnHost {
+        gate: String,
+        host: String,
+        shown: String,
+    },
+}
+
 /// The deployment at `address`, its service's `vm` block and its environment's hosts.
 fn vm_parts<'a>(
     config: &'a Config,
     address: &str,
-) -> Result<(&'a Deployment, &'a VmSpec, &'a VmHosts), String> {
-    let deployment = config
-        .deployments
-        .get(address)
-        .ok_or_else(|| format!("{address} is not in the configuration"))?;
+) -> Result<(&'a Deployment, &'a VmSpec, &'a VmHosts), VmApplyError> {
+    let missing = |missing| VmApplyError::NotConfigured { missing };
+    let deployment =
+        config
+            .deployments
+            .get(address)
+            .ok_or_else(|| VmApplyError::UnknownDeployment {
+                address: address.to_string(),
+            })?;
     let environment = config
         .environment_of(deployment)
-        .ok_or("the environment is missing")?;
+        .ok_or(missing("the environment is missing"))?;
     let vm = deployment
         .service
         .vm
         .as_ref()
-        .ok_or("the service has no vm block")?;
+        .ok_or(missing("the service has no vm block"))?;
     let hosts = environment
         .vm_hosts
         .as_ref()
-        .ok_or("the environment has no vm_hosts")?;
+        .ok_or(missing("the environment has no vm_hosts"))?;
     Ok((deployment, vm, hosts))
 }
 
@@ -198,10 +254,10 @@ async fn job_without_artifact<'a>(
     options: &'a ApplyOptions,
     progress: &'a Progress,
     recorder: &'a Recorder,
-) -> Result<(Job<'a>, Option<SshOptions>), String> {
+) -> Result<(Job<'a>, Option<SshOptions>), VmApplyError> {
     let (deployment, vm, hosts) = vm_parts(config, address)?;
     let ssh_options = if hosts.transport == TransportKind::Ssh {
-        Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
+        Some(SshOptions::from_config(hosts, &config.root)?)
     } else {
         None
     };
@@ -227,10 +283,12 @@ pub async fn reject_deployment(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, VmApplyError> {
     let saved = recorder
         .deployment(address)
-        .ok_or_else(|| format!("{address} is not in state"))?;
+        .ok_or_else(|| VmApplyError::NotInState {
+            address: address.to_string(),
+        })?;
     let (job, ssh_options) =
         job_without_artifact(config, address, options, progress, recorder).await?;
     let hosts = job.hosts;
@@ -256,9 +314,7 @@ pub async fn reject_deployment(
     for transport in transports.into_values() {
         transport.close().await;
     }
-    recorder
-        .finish_deployment(address, status, false, &hosts.hosts)
-        .map_err(|e| e.to_string())?;
+    recorder.finish_deployment(address, status, false, &hosts.hosts)?;
     progress.done(address);
     Ok(outcome)
 }
@@ -273,7 +329,7 @@ pub async fn apply_deployment(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, VmApplyError> {
     let (deployment, vm, hosts) = vm_parts(config, &change.address)?;
     let address = deployment.address.as_str();
     let artifact = prepare_artifact(config, change, deployment, options, progress).await?;
@@ -289,9 +345,7 @@ pub async fn apply_deployment(
     .await;
 
     let baseline_version = gates::baseline_version(recorder, address, &deployment.service.version);
-    recorder
-        .start_deployment(config, deployment, &options.apply_id)
-        .map_err(|e| e.to_string())?;
+    recorder.start_deployment(config, deployment, &options.apply_id)?;
     progress.event(
         address,
         &format!(
@@ -306,7 +360,7 @@ pub async fn apply_deployment(
         transports: BTreeMap::new(),
         starts: tokio::sync::Semaphore::new(8),
         ssh_options: if hosts.transport == TransportKind::Ssh {
-            Some(SshOptions::from_config(hosts, &config.root).map_err(|e| e.to_string())?)
+            Some(SshOptions::from_config(hosts, &config.root)?)
         } else {
             None
         },
@@ -383,9 +437,7 @@ pub async fn apply_deployment(
         None => DeploymentStatus::Deployed,
     };
     let verified = result == DeploymentStatus::Deployed;
-    recorder
-        .finish_deployment(address, result.clone(), verified, &hosts.hosts)
-        .map_err(|e| e.to_string())?;
+    recorder.finish_deployment(address, result.clone(), verified, &hosts.hosts)?;
     for transport in reach.transports.into_values() {
         transport.close().await;
     }
@@ -405,7 +457,7 @@ async fn prepare_artifact(
     deployment: &Deployment,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<Option<PreparedArtifact>, String> {
+) -> Result<Option<PreparedArtifact>, VmApplyError> {
     let Some(spec) = &deployment.service.artifact else {
         return Ok(None);
     };
@@ -418,7 +470,9 @@ async fn prepare_artifact(
     artifact::prepare(config, spec, expected.as_deref(), &options.artifact_cache)
         .await
         .map(Some)
-        .map_err(|e| config.mask(&e.to_string()))
+        .map_err(|e| VmApplyError::Artifact {
+            masked: config.mask(&e.to_string()),
+        })
 }
 
 /// How a rollout reaches its hosts: the connections it opened (kept for
@@ -483,7 +537,7 @@ async fn run_batch(
                 let failure = HostFailure {
                     host: host.clone(),
                     step: "connect".into(),
-                    message,
+                    message: message.to_string(),
                     changed: false,
                 };
                 let line = with_record_failure(format!("{address}: {failure}"), written);
@@ -533,7 +587,7 @@ async fn finish_batch(
     batch: &[String],
     checks: BatchChecks<'_>,
     outcome: &mut DeploymentOutcome,
-) -> Result<BatchEnd, String> {
+) -> Result<BatchEnd, VmApplyError> {
     let (config, deployment, progress) = (job.config, job.deployment, job.progress);
     let address = deployment.address.as_str();
     let total_steps = checks.total_steps;
@@ -674,15 +728,12 @@ async fn connect(
     host: &str,
     ssh: Option<&SshOptions>,
     starts: &tokio::sync::Semaphore,
-) -> Result<Transport, String> {
+) -> Result<Transport, TransportError> {
     match ssh {
         Some(options) => SshTransport::connect(host, options, starts)
             .await
-            .map(Transport::Ssh)
-            .map_err(|e| e.to_string()),
-        None => local_transport(job, host)
-            .map(Transport::Local)
-            .map_err(|e| e.to_string()),
+            .map(Transport::Ssh),
+        None => local_transport(job, host).map(Transport::Local),
     }
 }
 
@@ -1198,10 +1249,10 @@ async fn judge_gates(
     verify: &[Gate],
     gate_ctx: &gates::GateContext<'_>,
     transports: &BTreeMap<String, Transport>,
-) -> Result<(), String> {
+) -> Result<(), VmGateError> {
     for gate in verify {
         if let Some(result) = gates::judge_on_runner(gate, gate_ctx).await {
-            result.map_err(|e| e.to_string())?;
+            result?;
             continue;
         }
         if let Some(command) = &gate.command {
@@ -1211,15 +1262,16 @@ async fn judge_gates(
                 };
                 let ctx = context(job, host, transport);
                 let step = steps::gate_command(&gate.name, &command.command, job.vm, &ctx);
-                let output = transport
-                    .run(&step.script, STEP_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let output = transport.run(&step.script, STEP_TIMEOUT).await?;
                 if !output.success() {
                     let shown = job.host_output.lines(job.config, &output);
                     let why = format!("fail on {host}: {shown}");
                     gates::record(gate_ctx, gate, false, &why, Vec::new());
-                    return Err(format!("gate \"{}\" failed on {host}: {shown}", gate.name));
+                    return Err(VmGateError::FailedOnHost {
+                        gate: gate.name.clone(),
+                        host: host.clone(),
+                        shown,
+                    });
                 }
             }
             gates::record(gate_ctx, gate, true, "pass", Vec::new());
@@ -1511,7 +1563,7 @@ pub async fn roll_back_to_release(
     recorder: &Recorder,
     options: &ApplyOptions,
     progress: &Progress,
-) -> Result<DeploymentOutcome, String> {
+) -> Result<DeploymentOutcome, VmApplyError> {
     let address = plan.address.as_str();
     let (job, ssh_options) =
         job_without_artifact(config, address, options, progress, recorder).await?;
@@ -1589,13 +1641,12 @@ pub async fn roll_back_to_release(
             transport.close().await;
         }
         progress.done(address);
-        return Err(format!(
-            "nothing was changed: not every host can go back to {}:\n  {}",
-            pair.version,
-            refusals.join("\n  ")
-        ));
+        return Err(VmApplyError::RollbackRefused {
+            version: pair.version.clone(),
+            refusals,
+        });
     }
-    super::rollback::record_start(recorder, plan, options).map_err(|e| e.to_string())?;
+    super::rollback::record_start(recorder, plan, options)?;
     progress.event(
         address,
         &format!(

@@ -134,6 +134,7 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         } else {
             crate::apply::vm::reject_deployment(&config, &address, &recorder, &options, &progress)
                 .await
+                .map_err(|e| e.to_string())
         }
     });
     let (result, failures) = match &outcome {

@@ -106,8 +106,8 @@ pub(super) fn exit_without_freeing<T>(value: T) {
     std::mem::forget(value);
 }
 
-pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    config::units::parse_duration(text).map_err(|e| e.to_string())
+pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, config::units::UnitError> {
+    config::units::parse_duration(text)
 }
 
 pub(super) fn prompt(question: &str) -> anyhow::Result<String> {

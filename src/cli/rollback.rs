@@ -128,6 +128,7 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
                     &config, &plan, &recorder, &options, &progress,
                 )
                 .await
+                .map_err(|e| e.to_string())
             }
         }
     });
