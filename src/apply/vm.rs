@@ -1525,7 +1525,7 @@ impl RolledBack {
         let unrecorded = journaled
             .err()
             .or(self.unrecorded)
-            .map(|e| record_failure(host, "its rollback", &e));
+            .map(|e| record_failure(host, &e));
         match (self.problem, unrecorded) {
             (Some(problem), Some(unrecorded)) => Some(format!("{problem}; {unrecorded}")),
             (problem, unrecorded) => problem.or(unrecorded),
@@ -1533,12 +1533,12 @@ impl RolledBack {
     }
 }
 
-/// What to say when state could not record `what` of `host` (a rollback
+/// What to say when state could not record the rollback of `host` (which
 /// goes on regardless): state may not tell what the host runs until a
 /// refresh reads it.
-fn record_failure(host: &str, what: &str, error: &crate::state::StateError) -> String {
+fn record_failure(host: &str, error: &crate::state::StateError) -> String {
     format!(
-        "{host}: state could not record {what} ({error}): it may not say what the host runs; once state can be written, `slipway plan -refresh` shows the difference and `slipway apply` puts it right"
+        "{host}: state could not record its rollback ({error}): it may not say what the host runs; once state can be written, `slipway plan -refresh` shows the difference and `slipway apply` puts it right"
     )
 }
 

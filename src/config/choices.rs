@@ -25,6 +25,10 @@ macro_rules! choice {
             /// Every word this choice accepts, in the order the docs list them.
             pub const NAMES: &'static [&'static str] = &[$($word),+];
 
+            /// Every value, in the order of [`Self::NAMES`].
+            #[allow(dead_code)]
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             /// The word as written in configuration.
             pub fn as_str(self) -> &'static str {
                 match self {

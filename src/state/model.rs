@@ -140,19 +140,6 @@ pub struct StepResult {
     pub note: Option<String>,
 }
 
-impl StepOutcome {
-    /// Every outcome, in the order of [`StepOutcome::NAMES`].
-    pub const ALL: [StepOutcome; 7] = [
-        StepOutcome::Deployed,
-        StepOutcome::AlreadyDeployed,
-        StepOutcome::Done,
-        StepOutcome::NotDone,
-        StepOutcome::Failed,
-        StepOutcome::RolledBack,
-        StepOutcome::Superseded,
-    ];
-}
-
 impl StepResult {
     /// `outcome` with `note`.
     pub fn noted(outcome: StepOutcome, note: impl Into<String>) -> StepResult {
@@ -1053,10 +1040,6 @@ mod journal_tests {
 
     #[test]
     fn a_step_result_is_read_by_its_outcome_and_written_back_as_read() {
-        assert_eq!(
-            StepOutcome::ALL.map(StepOutcome::as_str).as_slice(),
-            StepOutcome::NAMES
-        );
         let read = |text: &str| -> StepResult {
             serde_json::from_value(serde_json::Value::String(text.into())).unwrap()
         };

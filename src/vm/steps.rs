@@ -3431,21 +3431,13 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         let vm = &host.vm;
         let ctx = host.ctx("1.0.0", "apply-1");
         // Two builds of 1.0.0: the same version, other bytes.
+        // `artifact` packs what its source directory holds: a BUILD file
+        // put there first goes in too.
         let build = |name: &str| -> (PathBuf, String) {
-            let (archive, _) = host.artifact(name, "1.0.0");
             let source = host.tmp.path().join(format!("src-{name}"));
+            std::fs::create_dir_all(&source).unwrap();
             std::fs::write(source.join("BUILD"), name).unwrap();
-            let status = Command::new("tar")
-                .arg("-czf")
-                .arg(&archive)
-                .arg("-C")
-                .arg(&source)
-                .arg(".")
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let sha = format!("{:x}", Sha256::digest(std::fs::read(&archive).unwrap()));
-            (archive, sha)
+            host.artifact(name, "1.0.0")
         };
         let (first, first_sha) = build("first");
         let (second, second_sha) = build("second");

@@ -10,6 +10,7 @@ use std::process::Output;
 use crate::artifact_repo::{ArtifactRepo, TOKEN};
 use crate::moto::Moto;
 use crate::registry::{Entry, Registry};
+use crate::support::processes_naming;
 use crate::support::ssh_lab::Lab;
 use crate::tls::Pki;
 
@@ -326,22 +327,6 @@ fn heavy_app_archive(lab: &Lab, build: &str) -> (Vec<u8>, String) {
     let archive = app_archive(lab, build);
     std::fs::remove_file(lab.root.join("app/ballast")).unwrap();
     archive
-}
-
-/// Processes on this machine (every sshd host runs here) whose command line
-/// holds `needle`.
-fn processes_naming(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(needle) {
-            found.push(format!("{}: {line}", entry.file_name().to_string_lossy()));
-        }
-    }
-    found
 }
 
 /// Invariant 7 for host pulls: slipway killed (kill -9) at a random moment

@@ -10,7 +10,7 @@
 //! slipway starts (ssh masters) outlives it, even after `kill -9`.
 
 use crate::support::ssh_lab::Lab;
-use crate::support::{drift_summaries, text};
+use crate::support::{drift_summaries, processes_naming, text};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -226,27 +226,6 @@ fn an_unreachable_new_host_leaves_the_deployed_hosts_alone() {
         );
     }
     assert_ne!(deployment.status, DeploymentStatus::RolledBack);
-}
-
-/// Processes whose command line holds `needle`, as "pid: command line".
-fn processes_naming(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(needle) {
-            found.push(format!("{pid}: {line}"));
-        }
-    }
-    found
 }
 
 /// `kill -9` of an apply in the middle of a host's update: the ssh master of

@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 use slipway::state::{config_digest, Backend, DeploymentState, HostStatus, LocalBackend, State};
 
 use crate::sshd::HostOptions;
+use crate::support::processes_naming;
 use crate::support::sequences::{run, OperationSequence, Rng};
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
 
@@ -1425,27 +1426,6 @@ fn ensure(condition: bool, message: String) -> Result<(), String> {
     } else {
         Err(message)
     }
-}
-
-/// Processes whose command line holds `needle`.
-fn processes_naming(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(needle) {
-            found.push(format!("{pid}: {line}"));
-        }
-    }
-    found
 }
 
 /// The app's start script: as the fixture's, but every host listens on the

@@ -170,3 +170,25 @@ pub fn recording_stand_in(bin: &Path, name: &str, log: &Path) {
     .unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Processes on this machine (every sshd host of a test runs here) whose
+/// command line holds `needle`, as "pid: command line"; not this test's own.
+pub fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(format!("{pid}: {line}"));
+        }
+    }
+    found
+}
