@@ -20,7 +20,7 @@
 
 use crate::config::placeholders::for_each_placeholder;
 use crate::config::{Direction, Gate, NoData};
-use crate::state::{DeploymentStatus, State};
+use crate::state::{DeploymentStatus, HistoryResult, State};
 
 /// What the placeholders of a query stand for in one step of one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -474,7 +474,7 @@ pub fn baseline_version(state: &State, address: &str, new_version: &str) -> Opti
         .history
         .iter()
         .rev()
-        .filter(|entry| entry.result == "succeeded")
+        .filter(|entry| entry.result == HistoryResult::Succeeded)
         .filter_map(|entry| entry.versions.get(address))
         .find_map(|v| other(v))
 }

@@ -30,7 +30,8 @@ use crate::state::model::config_digest;
 use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HostStatus, JournalAction, JournalEntry, State, StateError, StepResult, Touched,
+    HistoryOperation, HistoryResult, HostStatus, JournalAction, JournalEntry, State, StateError,
+    StepResult, Touched,
 };
 
 /// Test-only, and only in debug builds (the tests'; a release build has no
@@ -739,7 +740,7 @@ impl Recorder {
                 .collect();
             state.history.push(HistoryEntry {
                 apply_id: options.apply_id.clone(),
-                operation: "apply".into(),
+                operation: HistoryOperation::Apply,
                 who: options.who.clone(),
                 started_at,
                 finished_at: Some(now_rfc3339()),
@@ -753,19 +754,19 @@ impl Recorder {
                     .cloned()
                     .collect(),
                 result: if summary.interrupted {
-                    "interrupted".into()
+                    HistoryResult::Interrupted
                 } else if !summary.succeeded() && summary.only_paused() {
-                    "paused".into()
+                    HistoryResult::Paused
                 } else if !summary.succeeded()
                     && summary.hosts_rolled_back + summary.deployments_rolled_back > 0
                 {
-                    "rolled_back".into()
+                    HistoryResult::RolledBack
                 } else if !summary.succeeded() {
-                    "failed".into()
+                    HistoryResult::Failed
                 } else if !summary.waiting.is_empty() {
-                    "waiting_approval".into()
+                    HistoryResult::WaitingApproval
                 } else {
-                    "succeeded".into()
+                    HistoryResult::Succeeded
                 },
             });
         })

@@ -11,10 +11,9 @@
 use super::{ApplyOptions, DeploymentOutcome, Recorder};
 use crate::plan::rollback::{RollbackPlan, RollbackTarget};
 use crate::state::lock::now_rfc3339;
-use crate::state::{DeploymentStatus, HistoryEntry, RollbackRecord, StateError};
-
-/// The history entry's operation.
-pub const OPERATION: &str = "rollback";
+use crate::state::{
+    DeploymentStatus, HistoryEntry, HistoryOperation, HistoryResult, RollbackRecord, StateError,
+};
 
 /// Record that the rollback starts: the deployment's record says the
 /// release's version, files and unit, in progress, moved by this rollback;
@@ -53,21 +52,21 @@ pub fn record_start(
         // An earlier rollback of this deployment that never ended was
         // killed: history says so.
         for earlier in state.history.iter_mut().filter(|e| {
-            e.operation == OPERATION
+            e.operation == HistoryOperation::Rollback
                 && e.finished_at.is_none()
                 && e.versions.contains_key(&plan.address)
         }) {
-            earlier.result = "interrupted".into();
+            earlier.result = HistoryResult::Interrupted;
         }
         state.history.push(HistoryEntry {
             apply_id: options.apply_id.clone(),
-            operation: OPERATION.into(),
+            operation: HistoryOperation::Rollback,
             who: options.who.clone(),
             started_at: now.clone(),
             finished_at: None,
             plan_digest: None,
             versions: [(plan.address.clone(), plan.to.version.clone())].into(),
-            result: "in_progress".into(),
+            result: HistoryResult::InProgress,
             approvals: Vec::new(),
         });
     })
@@ -86,11 +85,11 @@ pub fn record_end<E>(
     outcome: &Result<DeploymentOutcome, E>,
 ) -> Result<(), StateError> {
     let (status, result) = match outcome {
-        Ok(o) if o.failures.is_empty() => (DeploymentStatus::Deployed, "succeeded"),
+        Ok(o) if o.failures.is_empty() => (DeploymentStatus::Deployed, HistoryResult::Succeeded),
         Ok(o) if o.interrupted && o.hosts_not_rolled_back == 0 => {
-            (DeploymentStatus::Partial, "interrupted")
+            (DeploymentStatus::Partial, HistoryResult::Interrupted)
         }
-        _ => (DeploymentStatus::Failed, "failed"),
+        _ => (DeploymentStatus::Failed, HistoryResult::Failed),
     };
     let now = now_rfc3339();
     recorder.update(|state| {
@@ -103,14 +102,14 @@ pub fn record_end<E>(
             // The rollback changed nothing (refused before it started).
             return;
         };
-        entry.result = result.into();
+        entry.result = result;
         entry.finished_at = Some(now.clone());
         // This rollback's steps, and the finished steps of rollbacks of
         // this deployment that were killed, are in history now.
         let killed: Vec<String> = state
             .history
             .iter()
-            .filter(|e| e.operation == OPERATION && e.finished_at.is_none())
+            .filter(|e| e.operation == HistoryOperation::Rollback && e.finished_at.is_none())
             .filter(|e| e.versions.contains_key(&plan.address))
             .map(|e| e.apply_id.clone())
             .collect();

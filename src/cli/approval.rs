@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 
 use crate::plan::planner;
-use crate::state::{ops, Backend};
+use crate::state::{ops, Backend, HistoryResult};
 
 use super::backend::{environment_tracking, open_backend, state_backend, take_lock};
 use super::common::{load_config_with_sources, parse_lock_timeout, ARTIFACT_CACHE};
@@ -138,9 +138,9 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         }
     });
     let (result, failures) = match &outcome {
-        Ok(outcome) if outcome.failures.is_empty() => ("rolled_back", Vec::new()),
-        Ok(outcome) => ("failed", outcome.failures.clone()),
-        Err(error) => ("failed", vec![format!("{address}: {error}")]),
+        Ok(outcome) if outcome.failures.is_empty() => (HistoryResult::RolledBack, Vec::new()),
+        Ok(outcome) => (HistoryResult::Failed, outcome.failures.clone()),
+        Err(error) => (HistoryResult::Failed, vec![format!("{address}: {error}")]),
     };
     recorder.update(|state| {
         ops::finish_rejection(state, result, &crate::state::lock::now_rfc3339());

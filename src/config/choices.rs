@@ -6,6 +6,11 @@
 //! decisions match on the enum, never on the text. Files keep the words
 //! (serde reads and writes exactly the words listed), so plans and states are
 //! unchanged. Nothing here knows what a choice makes slipway do.
+//!
+//! `open_choice!` is the same for words slipway records rather than reads
+//! from configuration (a state history's operations and results): one it does
+//! not know is kept, not refused, so an older slipway reads a newer one's
+//! state.
 
 /// Defines a closed choice: the enum, its words in order (`NAMES`, for the
 /// schema and its messages), `as_str`, `Display` and serde as those words.
@@ -45,6 +50,71 @@ macro_rules! choice {
     };
 }
 pub(crate) use choice;
+
+/// Defines an open choice: like [`choice!`], plus an `Other` variant that
+/// keeps a word this build does not know (written by a newer slipway, or by
+/// hand) and writes it back as it was, so reading a file never fails on one.
+/// For words slipway records rather than reads from configuration (a state
+/// file's history). `Other` is only made by reading: it never holds a listed
+/// word.
+macro_rules! open_choice {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $word:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A word this build does not know, kept as it was read.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every word this build knows, in the order the docs list them.
+            #[allow(dead_code)]
+            pub const NAMES: &'static [&'static str] = &[$($word),+];
+
+            /// Every known value, in the order of [`Self::NAMES`].
+            #[allow(dead_code)]
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word as written in the file.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $word, )+
+                    $name::Other(word) => word,
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(word: String) -> $name {
+                match word.as_str() {
+                    $( $word => $name::$variant, )+
+                    _ => $name::Other(word),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                match value {
+                    $name::Other(word) => word,
+                    known => known.as_str().to_string(),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use open_choice;
 
 choice! {
     /// How a rollout moves a change onto its targets.

@@ -17,7 +17,8 @@ use crate::config::{CommandOn, Direction, Percent};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::DeploymentGraph;
 use crate::state::model::{
-    DeploymentState, DeploymentStatus, HostStatus, JournalAction, State, StepOutcome,
+    DeploymentState, DeploymentStatus, HistoryOperation, HistoryResult, HostStatus, JournalAction,
+    State, StepOutcome,
 };
 
 /// Saved state by environment name (`None`: nothing saved yet).
@@ -450,11 +451,11 @@ pub fn interrupted_apply_warnings(environment: &str, state: &crate::state::State
         .into_iter()
         .map(|apply_id| killed_apply_warning(environment, state, &apply_id))
         .collect();
-    if let Some(last) = state
-        .history
-        .last()
-        .filter(|h| h.operation == "apply" && h.result == "interrupted" && h.finished_at.is_some())
-    {
+    if let Some(last) = state.history.last().filter(|h| {
+        h.operation == HistoryOperation::Apply
+            && h.result == HistoryResult::Interrupted
+            && h.finished_at.is_some()
+    }) {
         let unfinished: Vec<&String> = state
             .deployments
             .iter()

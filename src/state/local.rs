@@ -554,7 +554,10 @@ mod tests {
     use std::sync::{Arc, Barrier};
     use std::thread;
 
-    use crate::state::{DeploymentState, DeploymentStatus, HistoryEntry, STATE_VERSION};
+    use crate::state::{
+        DeploymentState, DeploymentStatus, HistoryEntry, HistoryOperation, HistoryResult,
+        STATE_VERSION,
+    };
 
     /// The cost of one state write against the size of the fleet the state
     /// records, in the middle of an apply (a host record and a journal entry
@@ -879,13 +882,13 @@ mod tests {
         );
         state.history.push(HistoryEntry {
             apply_id: "apply-1".to_string(),
-            operation: "apply".to_string(),
+            operation: HistoryOperation::Apply,
             who: "alice".to_string(),
             started_at: "2026-01-02T03:04:00Z".to_string(),
             finished_at: Some("2026-01-02T03:04:05Z".to_string()),
             plan_digest: None,
             versions: [("deployment.web".to_string(), "1.4.2".to_string())].into(),
-            result: "succeeded".to_string(),
+            result: HistoryResult::Succeeded,
             approvals: Vec::new(),
         });
         state

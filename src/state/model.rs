@@ -825,8 +825,9 @@ pub struct CanaryState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub apply_id: String,
-    /// apply | destroy | state-rm | state-push | migrate
-    pub operation: String,
+    /// What the entry records: an apply, a rollback, a decided approval, a
+    /// state command.
+    pub operation: HistoryOperation,
     pub who: String,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -836,13 +837,56 @@ pub struct HistoryEntry {
     /// Deployment address → version applied.
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
-    /// succeeded | failed | paused | rolled_back | interrupted | waiting_approval |
-    /// approved | rejected
-    pub result: String,
+    /// How it ended, or that it has not yet.
+    pub result: HistoryResult,
     /// Approvals given or refused by this entry (`approve` / `reject`), or
     /// asked for by this apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,
+}
+
+crate::config::choices::open_choice! {
+    /// What a history entry records. A word this build does not know is kept
+    /// (as `Other`) and written back unchanged.
+    pub enum HistoryOperation {
+        /// `slipway apply`, or an apply a killed process left in the journal.
+        Apply = "apply",
+        /// `slipway rollback`.
+        Rollback = "rollback",
+        /// `slipway approve`.
+        Approve = "approve",
+        /// `slipway reject`, and the rollback it starts.
+        Reject = "reject",
+        /// `slipway state rm`.
+        StateRm = "state-rm",
+        /// `slipway state push`.
+        StatePush = "state-push",
+    }
+}
+
+crate::config::choices::open_choice! {
+    /// How a history entry's operation ended (or that it has not yet). A
+    /// word this build does not know is kept (as `Other`) and written back
+    /// unchanged.
+    pub enum HistoryResult {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Every deployment that failed paused (`on_failure = "pause"`).
+        Paused = "paused",
+        /// A failed apply, or a rejection, put targets back on what served
+        /// before.
+        RolledBack = "rolled_back",
+        /// Stopped by an interrupt, or killed (its journal settled later).
+        Interrupted = "interrupted",
+        /// The apply stopped at an approval.
+        WaitingApproval = "waiting_approval",
+        /// An approval given (`approve`).
+        Approved = "approved",
+        /// An approval refused (`reject`), while its rollback runs.
+        Rejected = "rejected",
+        /// A rollback that has not ended (or was killed).
+        InProgress = "in_progress",
+    }
 }
 
 impl State {
@@ -914,13 +958,13 @@ impl State {
                 .unwrap_or_default();
             self.history.push(HistoryEntry {
                 apply_id,
-                operation: "apply".into(),
+                operation: HistoryOperation::Apply,
                 who: "unknown".into(),
                 started_at,
                 finished_at: None,
                 plan_digest: None,
                 versions,
-                result: "interrupted".into(),
+                result: HistoryResult::Interrupted,
                 approvals: Vec::new(),
             });
         }
@@ -1120,10 +1164,8 @@ mod journal_tests {
         state.settle_journal();
         assert!(state.journal.is_empty());
         let recorded = &state.history[0];
-        assert_eq!(
-            (recorded.apply_id.as_str(), recorded.result.as_str()),
-            ("killed", "interrupted")
-        );
+        assert_eq!(recorded.apply_id, "killed");
+        assert_eq!(recorded.result, HistoryResult::Interrupted);
         assert_eq!(recorded.started_at, "2026-01-01T00:00:01Z");
         assert_eq!(recorded.finished_at, None);
         assert_eq!(recorded.versions["deployment.web"], "2.0.0");
@@ -1158,13 +1200,13 @@ mod journal_tests {
         state.journal = vec![entry("done", 1, "h1", true)];
         state.history.push(HistoryEntry {
             apply_id: "done".into(),
-            operation: "apply".into(),
+            operation: HistoryOperation::Apply,
             who: "me".into(),
             started_at: String::new(),
             finished_at: None,
             plan_digest: None,
             versions: BTreeMap::new(),
-            result: "succeeded".into(),
+            result: HistoryResult::Succeeded,
             approvals: Vec::new(),
         });
         assert!(state.interrupted_applies().is_empty());
@@ -1172,5 +1214,129 @@ mod journal_tests {
         assert_eq!(state.history.len(), 1);
         let json = serde_json::to_string(&state).unwrap();
         assert!(!json.contains("journal"), "{json}");
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn entry_json(operation: &str, result: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apply_id": "a1",
+            "operation": operation,
+            "who": "alice",
+            "started_at": "2026-01-02T03:04:00Z",
+            "versions": { "deployment.web": "1.0.0" },
+            "result": result,
+        })
+    }
+
+    #[test]
+    fn every_operation_and_result_is_written_as_its_word_and_read_back() {
+        assert_eq!(HistoryOperation::ALL.len(), HistoryOperation::NAMES.len());
+        for (operation, word) in HistoryOperation::ALL.iter().zip(HistoryOperation::NAMES) {
+            assert_eq!(operation.to_string(), *word);
+            let json = serde_json::to_string(operation).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            let read: HistoryOperation = serde_json::from_str(&json).unwrap();
+            assert_eq!(&read, operation);
+        }
+        assert_eq!(
+            HistoryOperation::NAMES,
+            [
+                "apply",
+                "rollback",
+                "approve",
+                "reject",
+                "state-rm",
+                "state-push"
+            ]
+        );
+        assert_eq!(HistoryResult::ALL.len(), HistoryResult::NAMES.len());
+        for (result, word) in HistoryResult::ALL.iter().zip(HistoryResult::NAMES) {
+            assert_eq!(result.to_string(), *word);
+            let json = serde_json::to_string(result).unwrap();
+            assert_eq!(json, format!("\"{word}\""));
+            let read: HistoryResult = serde_json::from_str(&json).unwrap();
+            assert_eq!(&read, result);
+        }
+        assert_eq!(
+            HistoryResult::NAMES,
+            [
+                "succeeded",
+                "failed",
+                "paused",
+                "rolled_back",
+                "interrupted",
+                "waiting_approval",
+                "approved",
+                "rejected",
+                "in_progress",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_is_written_with_the_words_it_was_read_with() {
+        let json = entry_json("state-rm", "waiting_approval");
+        let entry: HistoryEntry = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(entry.operation, HistoryOperation::StateRm);
+        assert_eq!(entry.result, HistoryResult::WaitingApproval);
+        assert_eq!(serde_json::to_value(&entry).unwrap(), json);
+    }
+
+    #[test]
+    fn an_unknown_operation_or_result_loads_and_is_written_back_unchanged() {
+        let json = entry_json("state-mv", "half done");
+        let entry: HistoryEntry = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(entry.operation, HistoryOperation::Other("state-mv".into()));
+        assert_eq!(entry.result, HistoryResult::Other("half done".into()));
+        assert_eq!(entry.operation.as_str(), "state-mv");
+        assert_eq!(entry.result.to_string(), "half done");
+        assert_eq!(serde_json::to_value(&entry).unwrap(), json);
+
+        // Within a whole state, as a file holds it.
+        let mut state = State::new("prod");
+        state.history.push(entry);
+        let text = serde_json::to_string_pretty(&state).unwrap();
+        assert!(text.contains("\"operation\": \"state-mv\""), "{text}");
+        assert!(text.contains("\"result\": \"half done\""), "{text}");
+        let read: State = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, state);
+        assert_eq!(serde_json::to_string_pretty(&read).unwrap(), text);
+    }
+
+    #[test]
+    fn the_state_files_of_the_fixtures_load_and_keep_their_history_as_written() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/states");
+        let mut files = 0;
+        for dir in std::fs::read_dir(&root).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let state: State = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(state.history.iter().all(|h| !matches!(
+                    h.operation,
+                    HistoryOperation::Other(_)
+                ) && !matches!(
+                    h.result,
+                    HistoryResult::Other(_)
+                )));
+                assert_eq!(
+                    serde_json::to_value(&state).unwrap()["history"],
+                    written["history"],
+                    "{}",
+                    path.display()
+                );
+                files += 1;
+            }
+        }
+        assert!(files > 0, "no state fixtures under {}", root.display());
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::state::lock::{current_user, lock_with_timeout, now_rfc3339};
 use crate::state::{
     ApprovalError, ApprovalRecord, ApprovalStatus, Backend, DeploymentState, HistoryEntry,
-    LineageMismatch, LockInfo, OlderSerial, State, StateError,
+    HistoryOperation, HistoryResult, LineageMismatch, LockInfo, OlderSerial, State, StateError,
 };
 
 /// What [`push`] replaced and wrote.
@@ -62,7 +62,9 @@ pub fn push(backend: &dyn Backend, mut incoming: State, force: bool) -> Result<P
         .iter()
         .map(|(address, deployment)| (address.clone(), deployment.version.clone()))
         .collect();
-    incoming.history.push(entry("state-push", versions));
+    incoming
+        .history
+        .push(entry(HistoryOperation::StatePush, versions));
     backend.write(&mut incoming)?;
     Ok(Pushed {
         environment: incoming.environment.clone(),
@@ -88,7 +90,7 @@ pub fn remove_deployment(
     // Autoscaling it left suspended is no longer slipway's to restore.
     state.scaling_suspended.remove(address);
     state.history.push(entry(
-        "state-rm",
+        HistoryOperation::StateRm,
         [(address.to_string(), removed.version.clone())].into(),
     ));
     backend.write(&mut state)?;
@@ -121,34 +123,31 @@ pub fn decide_approval(
             })?;
     let record = deployment.decide_approval(address, gate, decision, who, &now_rfc3339())?;
     let (operation, result) = match decision {
-        ApprovalStatus::Approved => ("approve", "approved"),
-        _ => (REJECT, "rejected"),
+        ApprovalStatus::Approved => (HistoryOperation::Approve, HistoryResult::Approved),
+        _ => (HistoryOperation::Reject, HistoryResult::Rejected),
     };
     let mut entry = entry(
         operation,
         [(address.to_string(), record.version.clone())].into(),
     );
-    entry.result = result.to_string();
+    entry.result = result;
     entry.approvals = vec![record.clone()];
     state.history.push(entry);
     backend.write(&mut state)?;
     Ok(record)
 }
 
-/// The history operation of a refused approval ([`decide_approval`]).
-const REJECT: &str = "reject";
-
 /// Record how the rollback a rejection started ended: the newest `reject`
 /// entry of the history (the one [`decide_approval`] added) gets `result`
 /// and `finished_at`. Nothing changes when the history has no such entry.
-pub fn finish_rejection(state: &mut State, result: &str, finished_at: &str) {
+pub fn finish_rejection(state: &mut State, result: HistoryResult, finished_at: &str) {
     if let Some(entry) = state
         .history
         .iter_mut()
         .rev()
-        .find(|e| e.operation == REJECT)
+        .find(|e| e.operation == HistoryOperation::Reject)
     {
-        entry.result = result.to_string();
+        entry.result = result;
         entry.finished_at = Some(finished_at.to_string());
     }
 }
@@ -167,17 +166,20 @@ pub fn settle_journal(backend: &dyn Backend, state: &State) -> Result<bool, Stat
 }
 
 /// A history entry for a state command, finished now.
-fn entry(operation: &str, versions: std::collections::BTreeMap<String, String>) -> HistoryEntry {
+fn entry(
+    operation: HistoryOperation,
+    versions: std::collections::BTreeMap<String, String>,
+) -> HistoryEntry {
     let now = now_rfc3339();
     HistoryEntry {
         apply_id: uuid::Uuid::new_v4().to_string(),
-        operation: operation.to_string(),
+        operation,
         who: current_user(),
         started_at: now.clone(),
         finished_at: Some(now),
         plan_digest: None,
         versions,
-        result: "succeeded".to_string(),
+        result: HistoryResult::Succeeded,
         approvals: Vec::new(),
     }
 }
@@ -357,13 +359,13 @@ mod tests {
             .insert("deployment.web".to_string(), deployment("1.0.0"));
         state.history.push(HistoryEntry {
             apply_id: "a1".to_string(),
-            operation: "apply".to_string(),
+            operation: HistoryOperation::Apply,
             who: "alice".to_string(),
             started_at: "2026-01-02T03:04:00Z".to_string(),
             finished_at: Some("2026-01-02T03:04:05Z".to_string()),
             plan_digest: Some("abc".to_string()),
             versions: [("deployment.web".to_string(), "1.0.0".to_string())].into(),
-            result: "succeeded".to_string(),
+            result: HistoryResult::Succeeded,
             approvals: Vec::new(),
         });
         backend.write(&mut state).expect("write");
@@ -386,7 +388,10 @@ mod tests {
         assert_eq!(pushed.serial, 3);
         let stored = backend.read("prod").unwrap().unwrap();
         assert_eq!(stored.serial, 3);
-        assert_eq!(stored.history.last().unwrap().operation, "state-push");
+        assert_eq!(
+            stored.history.last().unwrap().operation,
+            HistoryOperation::StatePush
+        );
     }
 
     #[test]
@@ -430,10 +435,8 @@ mod tests {
         assert_eq!(stored.serial, 3);
         assert!(stored.journal.is_empty());
         let last = stored.history.last().unwrap();
-        assert_eq!(
-            (last.apply_id.as_str(), last.result.as_str()),
-            ("killed", "interrupted")
-        );
+        assert_eq!(last.apply_id, "killed");
+        assert_eq!(last.result, HistoryResult::Interrupted);
         assert_eq!(last.versions["deployment.web"], "2.0.0");
     }
 
@@ -442,17 +445,17 @@ mod tests {
         let versions = || -> std::collections::BTreeMap<String, String> {
             [("deployment.web".to_string(), "2.0.0".to_string())].into()
         };
-        let mut earlier = entry("reject", versions());
-        earlier.result = "rolled_back".into();
-        let mut rejected = entry("reject", versions());
-        rejected.result = "rejected".into();
-        let mut approved = entry("approve", versions());
-        approved.result = "approved".into();
+        let mut earlier = entry(HistoryOperation::Reject, versions());
+        earlier.result = HistoryResult::RolledBack;
+        let mut rejected = entry(HistoryOperation::Reject, versions());
+        rejected.result = HistoryResult::Rejected;
+        let mut approved = entry(HistoryOperation::Approve, versions());
+        approved.result = HistoryResult::Approved;
         let mut state = State::new("prod");
         state.history = vec![earlier.clone(), rejected.clone(), approved.clone()];
-        finish_rejection(&mut state, "failed", "2026-02-03T04:05:06Z");
+        finish_rejection(&mut state, HistoryResult::Failed, "2026-02-03T04:05:06Z");
         assert_eq!(state.history[0], earlier);
-        assert_eq!(state.history[1].result, "failed");
+        assert_eq!(state.history[1].result, HistoryResult::Failed);
         assert_eq!(
             state.history[1].finished_at.as_deref(),
             Some("2026-02-03T04:05:06Z")
@@ -462,7 +465,7 @@ mod tests {
 
         let mut without = State::new("prod");
         without.history = vec![approved.clone()];
-        finish_rejection(&mut without, "failed", "2026-02-03T04:05:06Z");
+        finish_rejection(&mut without, HistoryResult::Failed, "2026-02-03T04:05:06Z");
         assert_eq!(without.history, [approved]);
     }
 
@@ -500,7 +503,7 @@ mod tests {
         let state = backend.read("prod").unwrap().unwrap();
         assert!(state.deployments.is_empty());
         let last = state.history.last().unwrap();
-        assert_eq!(last.operation, "state-rm");
+        assert_eq!(last.operation, HistoryOperation::StateRm);
         assert_eq!(last.versions["deployment.web"], "1.0.0");
     }
 
@@ -549,13 +552,13 @@ mod tests {
         let mut dev = State::new("dev");
         let at = |time: &str, address: &str| HistoryEntry {
             apply_id: time.to_string(),
-            operation: "apply".to_string(),
+            operation: HistoryOperation::Apply,
             who: "bob".to_string(),
             started_at: time.to_string(),
             finished_at: None,
             plan_digest: None,
             versions: [(address.to_string(), "1".to_string())].into(),
-            result: "succeeded".to_string(),
+            result: HistoryResult::Succeeded,
             approvals: Vec::new(),
         };
         prod.history

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use slipway::state::{Backend, DeploymentStatus, LocalBackend, State};
+use slipway::state::{
+    Backend, DeploymentStatus, HistoryOperation, HistoryResult, LocalBackend, State,
+};
 
 const CLUSTER: &str = "workshop-dev";
 
@@ -782,7 +784,10 @@ fn a_canary_whose_new_tasks_fail_sends_all_traffic_back_and_removes_the_new_serv
     assert_eq!(ecs.service_name, "workshop-dev-backend");
     assert_eq!(ecs.weights[&blue], 100);
     assert!(ecs.canary.is_none());
-    assert_eq!(state.history.last().unwrap().result, "rolled_back");
+    assert_eq!(
+        state.history.last().unwrap().result,
+        HistoryResult::RolledBack
+    );
     assert!(
         !state.deployments.contains_key("deployment.frontend-dev")
             || state.deployments["deployment.frontend-dev"].version == "1.0.0"
@@ -891,7 +896,7 @@ fn an_existing_service_is_adopted_visibly_and_a_failed_deployment_puts_it_back()
     // The frontend waited for the backend: it never started, and history
     // does not list it.
     let last = state.history.last().unwrap();
-    assert_eq!(last.result, "rolled_back");
+    assert_eq!(last.result, HistoryResult::RolledBack);
     assert!(
         !last.versions.contains_key("deployment.frontend-dev"),
         "{:?}",
@@ -1104,7 +1109,7 @@ fn after_a_rollback_state_plan_and_history_report_what_ecs_runs() {
     );
     // History: the apply rolled back; the frontend never started.
     let last = state.history.last().unwrap();
-    assert_eq!(last.result, "rolled_back");
+    assert_eq!(last.result, HistoryResult::RolledBack);
     assert_eq!(
         last.versions.keys().collect::<Vec<_>>(),
         ["deployment.backend-dev"],
@@ -1412,7 +1417,10 @@ fn rollback_puts_a_rolling_service_back_on_the_previous_task_definition() {
         ("1.0.0", &DeploymentStatus::Deployed, true)
     );
     assert_eq!(backend_arn(&workshop), arn_v1);
-    assert_eq!(state.history.last().unwrap().operation, "rollback");
+    assert_eq!(
+        state.history.last().unwrap().operation,
+        HistoryOperation::Rollback
+    );
 
     let refused = workshop.apply("1.1.0", "1.0.0");
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
@@ -1463,7 +1471,7 @@ fn a_rollback_whose_service_update_fails_says_so_and_can_be_run_again() {
         Some(arn_v2.as_str()),
         "state names the task definition ECS still runs: {log}"
     );
-    assert_eq!(state.history.last().unwrap().result, "failed");
+    assert_eq!(state.history.last().unwrap().result, HistoryResult::Failed);
 
     workshop.moto.refuse_updates(None);
     let again = rollback_backend(&workshop, "1.1.0");

@@ -9,7 +9,9 @@ use crate::moto;
 use crate::support::quickstart::Quickstart;
 use crate::support::text;
 
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
+use slipway::state::{
+    Backend, DeploymentStatus, HistoryOperation, HistoryResult, HostStatus, LocalBackend,
+};
 
 impl Quickstart {
     /// Put the hosts behind `target_group_arn` (served by moto at `endpoint`).
@@ -70,7 +72,7 @@ fn fresh_install_then_upgrade_then_a_second_apply_is_a_no_op() {
         .values()
         .all(|h| h.version == "1.1.0" && h.status == HostStatus::Deployed));
     assert_eq!(state.history.len(), 2);
-    assert_eq!(state.history[1].result, "succeeded");
+    assert_eq!(state.history[1].result, HistoryResult::Succeeded);
     // Every host's release marker names the apply that put it there.
     for host in ["host-1", "host-2", "host-3"] {
         let marker: serde_json::Value = serde_json::from_str(
@@ -119,7 +121,10 @@ fn a_failing_health_check_rolls_every_host_back() {
     assert_eq!(deployment.hosts["host-1"].status, HostStatus::RolledBack);
     assert_eq!(deployment.hosts["host-1"].version, "2.0.0");
     assert_eq!(deployment.hosts["host-2"].version, "2.0.0");
-    assert_eq!(state.history.last().unwrap().result, "rolled_back");
+    assert_eq!(
+        state.history.last().unwrap().result,
+        HistoryResult::RolledBack
+    );
     let plan = quickstart.slipway(&["plan", ".", "-var", "version=3.0.0"]);
     assert_eq!(
         plan.status.code(),
@@ -408,7 +413,7 @@ fn an_approval_pauses_the_rollout_approve_continues_it_and_reject_rolls_back() {
     let approval = state
         .history
         .iter()
-        .find(|e| e.operation == "approve")
+        .find(|e| e.operation == HistoryOperation::Approve)
         .expect("approve is in the history");
     assert_eq!(
         approval.approvals[0].status,

@@ -13,6 +13,7 @@ use crate::support::webhook::Receiver;
 use std::net::TcpListener;
 
 use serde_json::Value;
+use slipway::state::HistoryResult;
 
 /// The sensitive variable's value.
 const TOKEN: &str = "tok-3c1f9e-never-in-a-payload";
@@ -171,7 +172,7 @@ fn a_receiver_that_is_down_does_not_fail_the_apply() {
     );
     assert_eq!(
         quickstart.state().history.last().unwrap().result,
-        "succeeded"
+        HistoryResult::Succeeded
     );
 }
 

@@ -19,7 +19,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway::state::{Backend, DeploymentStatus, HostStatus};
+use slipway::state::{Backend, DeploymentStatus, HistoryResult, HostStatus};
 
 const HOSTS: usize = 10;
 
@@ -315,7 +315,7 @@ fn sigint_in_the_middle_of_a_batch_stops_in_order_and_apply_continues() {
     let state = sandbox.state();
     assert!(state.journal.is_empty(), "{:?}", state.journal);
     let last = state.history.last().unwrap();
-    assert_eq!(last.result, "interrupted");
+    assert_eq!(last.result, HistoryResult::Interrupted);
     let deployment = &state.deployments["deployment.hello"];
     assert_eq!(deployment.status, DeploymentStatus::Partial);
     for (i, host) in sandbox.host_names().iter().enumerate() {
@@ -349,7 +349,10 @@ fn sigint_in_the_middle_of_a_batch_stops_in_order_and_apply_continues() {
         state.deployments["deployment.hello"].status,
         DeploymentStatus::Deployed
     );
-    assert_eq!(state.history.last().unwrap().result, "succeeded");
+    assert_eq!(
+        state.history.last().unwrap().result,
+        HistoryResult::Succeeded
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::sshd::{HostOptions, SshHosts};
-use slipway::state::{Backend, DeploymentStatus, HostStatus, LocalBackend};
+use slipway::state::{Backend, DeploymentStatus, HistoryResult, HostStatus, LocalBackend};
 
 /// One host first, then half of the hosts per batch: 1, 2, 2 on five hosts.
 const ROLLING_ROLLBACK: &str =
@@ -218,7 +218,7 @@ fn fresh_install_reaches_every_host_and_a_second_plan_is_empty() {
     }
     assert_eq!(state.history.len(), 1);
     let apply_id = state.history[0].apply_id.as_str();
-    assert_eq!(state.history[0].result, "succeeded");
+    assert_eq!(state.history[0].result, HistoryResult::Succeeded);
     assert!(
         log.contains(&format!("apply id {apply_id}")),
         "the apply announced the id state records:\n{log}"
@@ -337,7 +337,10 @@ fn a_failing_health_check_on_the_first_host_rolls_back_to_the_previous_version()
         assert_eq!(record.version, "2.0.0", "{host}: {record:?}");
     }
     assert_eq!(deployment.hosts[first].status, HostStatus::RolledBack);
-    assert_eq!(state.history.last().unwrap().result, "rolled_back");
+    assert_eq!(
+        state.history.last().unwrap().result,
+        HistoryResult::RolledBack
+    );
     assert_eq!(
         std::fs::read_link(lab.install_dir(0).join("current")).unwrap(),
         Path::new("releases/2.0.0")
@@ -414,7 +417,7 @@ fn an_sshd_stopped_during_the_rollout_fails_that_host_and_a_later_apply_converge
     // A pause is a pause, in the output and in history.
     assert!(log.contains("Apply paused after a failure"), "{log}");
     assert!(!log.contains("Apply failed"), "{log}");
-    assert_eq!(state.history.last().unwrap().result, "paused");
+    assert_eq!(state.history.last().unwrap().result, HistoryResult::Paused);
     let pending = lab.plan("2.0.0", &[]);
     assert_eq!(
         pending.status.code(),
@@ -559,7 +562,7 @@ fn a_second_apply_is_refused_while_the_state_is_locked() {
     );
     let state = lab.state();
     assert_eq!(state.history.len(), 1, "one apply ran");
-    assert_eq!(state.history[0].result, "succeeded");
+    assert_eq!(state.history[0].result, HistoryResult::Succeeded);
     lab.assert_serving("1.0.0");
 }
 
@@ -823,7 +826,10 @@ fn ctrl_c_to_the_whole_process_group_mid_batch_stops_in_order_and_apply_continue
     );
     let state = lab.state();
     assert!(state.journal.is_empty(), "{:?}", state.journal);
-    assert_eq!(state.history.last().unwrap().result, "interrupted");
+    assert_eq!(
+        state.history.last().unwrap().result,
+        HistoryResult::Interrupted
+    );
     let hosts = &state.deployments["deployment.app"].hosts;
     for i in 0..4 {
         let expected = if i < 2 { "2.0.0" } else { "1.0.0" };

@@ -9,7 +9,7 @@
 use crate::support::ssh_lab::Lab;
 use crate::support::text;
 
-use slipway::state::{Backend, DeploymentStatus, HostStatus};
+use slipway::state::{Backend, DeploymentStatus, HistoryOperation, HostStatus};
 
 const ALL_AT_ONCE: &str = "strategy   = \"all_at_once\"\n  on_failure = \"rollback\"";
 
@@ -255,7 +255,7 @@ fn a_rollback_killed_part_way_is_finished_by_running_it_again() {
     let results: Vec<(&str, &str)> = state
         .history
         .iter()
-        .filter(|e| e.operation == "rollback")
+        .filter(|e| e.operation == HistoryOperation::Rollback)
         .map(|e| (e.operation.as_str(), e.result.as_str()))
         .collect();
     assert_eq!(

@@ -13,7 +13,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::moto::Moto;
-use slipway::state::{Backend, LocalBackend, S3Backend, S3Settings, State};
+use slipway::state::{
+    Backend, HistoryOperation, HistoryResult, LocalBackend, S3Backend, S3Settings, State,
+};
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -352,9 +354,9 @@ fn state_rm_and_push_behave_the_same_on_both_backends() {
         assert!(!dev.deployments.contains_key("deployment.myapp-dev"));
         assert_eq!(dev.history.len(), before.history.len() + 1);
         let entry = dev.history.last().unwrap();
-        assert_eq!(entry.operation, "state-rm");
+        assert_eq!(entry.operation, HistoryOperation::StateRm);
         assert_eq!(entry.versions["deployment.myapp-dev"], "2.4.1");
-        assert_eq!(entry.result, "succeeded");
+        assert_eq!(entry.result, HistoryResult::Succeeded);
         let history = work.run(&["state", "history", "myapp-dev", "vm-myapp"]);
         history.ok();
         assert!(
@@ -390,7 +392,7 @@ fn state_rm_and_push_behave_the_same_on_both_backends() {
         );
         assert_eq!(
             work.state("dev").history.last().unwrap().operation,
-            "state-push"
+            HistoryOperation::StatePush
         );
 
         // An older serial is refused, and accepted with -force.

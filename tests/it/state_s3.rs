@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::moto::Moto;
 use slipway::state::{
-    Backend, DeploymentStatus, HostStatus, LocalBackend, S3Backend, S3Settings, State, StateError,
+    Backend, DeploymentStatus, HistoryOperation, HistoryResult, HostStatus, LocalBackend,
+    S3Backend, S3Settings, State, StateError,
 };
 
 const PREFIX: &str = "quickstart/";
@@ -284,7 +285,7 @@ fn plan_and_apply_with_state_in_s3_and_a_second_plan_sees_it() {
         .values()
         .all(|host| host.status == HostStatus::Deployed && host.version == "1.0.0"));
     assert_eq!(state.history.len(), 1);
-    assert_eq!(state.history[0].result, "succeeded");
+    assert_eq!(state.history[0].result, HistoryResult::Succeeded);
     assert!(
         object(&moto, "apply-state", "quickstart/local.json.lock").is_none(),
         "the lock is released after apply"
@@ -477,13 +478,13 @@ fn a_write_based_on_an_old_etag_is_refused_and_nothing_is_lost() {
     let mut theirs = second.read("prod").unwrap().expect("state");
     theirs.history.push(slipway::state::HistoryEntry {
         apply_id: "theirs".to_string(),
-        operation: "apply".to_string(),
+        operation: HistoryOperation::Apply,
         who: "bob".to_string(),
         started_at: "2026-01-01T00:00:00Z".to_string(),
         finished_at: None,
         plan_digest: None,
         versions: Default::default(),
-        result: "succeeded".to_string(),
+        result: HistoryResult::Succeeded,
         approvals: Vec::new(),
     });
     second.write(&mut theirs).unwrap();
@@ -884,7 +885,7 @@ fn migrate_local_to_s3_and_back_keeps_serial_lineage_and_history() {
     assert_eq!(returned, s3_state);
     assert_eq!(returned.lineage, local_state.lineage);
     assert_eq!(returned.history[..1], local_state.history[..]);
-    assert_eq!(returned.history[1].operation, "state-rm");
+    assert_eq!(returned.history[1].operation, HistoryOperation::StateRm);
 
     // A destination holding a state of another lineage is refused.
     let other = s3_backend(&moto, "migrate", "other/");
@@ -1001,7 +1002,7 @@ fn approvals_with_state_in_s3_record_and_check_the_aws_caller_identity() {
         Some("arn:aws:sts::123456789012:user/moto (AWS caller identity)")
     );
     let entry = state.history.last().unwrap();
-    assert_eq!(entry.operation, "approve");
+    assert_eq!(entry.operation, HistoryOperation::Approve);
     assert_eq!(entry.approvals[0].decided_by, record.decided_by);
 }
 

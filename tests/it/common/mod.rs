@@ -12,8 +12,8 @@ use slipway::plan::planner::{
 };
 use slipway::plan::States;
 use slipway::state::{
-    DeploymentState, DeploymentStatus, EcsState, HistoryEntry, HostState, HostStatus, State,
-    STATE_VERSION,
+    DeploymentState, DeploymentStatus, EcsState, HistoryEntry, HistoryOperation, HistoryResult,
+    HostState, HostStatus, State, STATE_VERSION,
 };
 
 /// Time recorded in every fixture state, so fixtures do not change between runs.
@@ -212,7 +212,7 @@ pub fn applied_state(config: &Config, environment: &str) -> State {
     }
     state.history.push(HistoryEntry {
         apply_id: format!("apply-{environment}-1"),
-        operation: "apply".to_string(),
+        operation: HistoryOperation::Apply,
         who: "ci".to_string(),
         started_at: FIXTURE_TIME.to_string(),
         finished_at: Some(FIXTURE_TIME.to_string()),
@@ -222,7 +222,7 @@ pub fn applied_state(config: &Config, environment: &str) -> State {
             .iter()
             .map(|(address, d)| (address.clone(), d.version.clone()))
             .collect(),
-        result: "succeeded".to_string(),
+        result: HistoryResult::Succeeded,
         approvals: Vec::new(),
     });
     state
