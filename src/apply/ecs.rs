@@ -54,6 +54,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum,
 };
 
+use super::events::{RolloutEvent, ServiceEnd, ShiftKind, ShiftSettled};
 use super::gates::GateError;
 use super::recorder::StepRecord;
 use super::scaling::ScalingError;
@@ -425,8 +426,8 @@ impl Job<'_> {
         &self.deployment.address
     }
 
-    fn event(&self, message: &str) {
-        self.progress.event(self.address(), message);
+    fn report(&self, event: RolloutEvent) {
+        self.progress.report(self.address(), event);
     }
 }
 
@@ -529,14 +530,13 @@ pub async fn apply_deployment(
     if let Some(suspension) = &suspension {
         suspend_scaling(&job, suspension).await?;
     }
-    progress.event(
+    progress.report(
         &change.address,
-        &format!(
-            "{} {} with {}",
-            change.action.as_str(),
-            deployment.service.version,
-            scheduled.strategy
-        ),
+        RolloutEvent::Started {
+            action: change.action,
+            version: deployment.service.version.clone(),
+            strategy: scheduled.strategy,
+        },
     );
     let rolled_back_for_killed_apply = finish_rollback_of_killed_apply(
         &job,
@@ -566,7 +566,9 @@ pub async fn apply_deployment(
     let mut outcome = DeploymentOutcome::default();
     if let Some(suspension) = &suspension {
         if let Err(message) = restore_scaling(&job, suspension).await {
-            job.event(&message.to_string());
+            job.report(RolloutEvent::AutoscalingNotRestored {
+                message: message.to_string(),
+            });
             outcome
                 .failures
                 .push(format!("{}: {message}", change.address));
@@ -592,12 +594,11 @@ fn recorded_or_adopted(
         return recorded;
     }
     let adopted = change.adopt.as_ref()?;
-    job.event(&format!(
-        "adopting service {} (task definition {}, {} task(s)), which state did not know",
-        adopted.service,
-        requests::short_arn(&adopted.task_definition_arn),
-        adopted.desired_count
-    ));
+    job.report(RolloutEvent::ServiceAdopted {
+        service: adopted.service.clone(),
+        task_definition: adopted.task_definition_arn.clone(),
+        tasks: adopted.desired_count,
+    });
     Some(adopted_record(adopted))
 }
 
@@ -616,10 +617,10 @@ async fn finish_rollback_of_killed_apply(
         .iter()
         .max_by_key(|e| e.seq)
         .filter(|e| e.action == JournalAction::Rollback)?;
-    job.event(&format!(
-        "the interrupted apply {} was rolling back after step {} failed: finishing its rollback",
-        rollback.apply_id, rollback.step
-    ));
+    job.report(RolloutEvent::FinishingInterruptedRollback {
+        apply_id: Some(rollback.apply_id.clone()),
+        step: rollback.step,
+    });
     match finish_killed_rollback(job, previous.as_ref(), rollback).await {
         Err(error) => Some(Failure {
             error: EcsApplyError::KilledRollbackUnfinished {
@@ -668,7 +669,14 @@ async fn run_rollout(
         })
         .collect();
     if traffic_steps.is_empty() {
-        rolling(job, rollout, previous, task_definition_arn).await?;
+        rolling(
+            job,
+            rollout,
+            scheduled.on_failure,
+            previous,
+            task_definition_arn,
+        )
+        .await?;
         return match scheduled.steps.first() {
             Some(step) => wait_for_approval(job, step).map_err(Failure::failed),
             None => Ok(None),
@@ -709,7 +717,9 @@ fn record_outcome(
             DeploymentStatus::Partial
         }
         Err(failure) => {
-            job.event(&format!("failed: {}", failure.error));
+            job.report(RolloutEvent::Failed {
+                message: failure.error.to_string(),
+            });
             outcome
                 .failures
                 .push(format!("{address}: {}", failure.error));
@@ -740,19 +750,21 @@ fn record_outcome(
         record_rolled_back(job, before).map_err(EcsApplyError::State)?;
     }
     job.progress.done(&address);
-    job.event(&match status {
-        DeploymentStatus::Deployed => format!(
-            "deployed {} ({}, {} task(s))",
-            job.deployment.service.version,
-            requests::short_arn(task_definition_arn),
-            job.desired
-        ),
-        DeploymentStatus::RolledBack => "rolled back".to_string(),
+    let ended = match status {
+        DeploymentStatus::Deployed => ServiceEnd::Deployed {
+            version: job.deployment.service.version.clone(),
+            task_definition: task_definition_arn.to_string(),
+            tasks: job.desired,
+        },
+        DeploymentStatus::RolledBack => ServiceEnd::RolledBack,
         DeploymentStatus::Partial if outcome.waiting_approval.is_some() => {
-            "waiting for approval".to_string()
+            ServiceEnd::WaitingForApproval
         }
-        other => format!("ended {}", format!("{other:?}").to_lowercase()),
-    });
+        other => ServiceEnd::Other {
+            status: format!("{other:?}").to_lowercase(),
+        },
+    };
+    job.report(RolloutEvent::ServiceEnded { ended });
     Ok(outcome)
 }
 
@@ -772,7 +784,7 @@ fn record_rolled_back(
         .filter(|v| *v != new_version)
         .or_else(|| job.baseline_version.clone());
     let Some(before) = before else {
-        job.event("no record kept: ECS runs what it ran before this deployment");
+        job.report(RolloutEvent::NoRecordKept);
         return job.recorder.forget(&address);
     };
     job.recorder.update(|state| {
@@ -846,10 +858,9 @@ async fn ensure_task_definition(job: &Job<'_>) -> Result<String, EcsApplyError> 
         if let Some(live) = output.task_definition() {
             if live_definition_json(live) == desired {
                 let arn = live.task_definition_arn().unwrap_or_default().to_string();
-                job.event(&format!(
-                    "task definition {} already matches; not registering",
-                    requests::short_arn(&arn)
-                ));
+                job.report(RolloutEvent::TaskDefinitionMatches {
+                    task_definition: arn.clone(),
+                });
                 return Ok(arn);
             }
         }
@@ -880,10 +891,9 @@ async fn ensure_task_definition(job: &Job<'_>) -> Result<String, EcsApplyError> 
         .and_then(|t| t.task_definition_arn())
         .ok_or(EcsApplyError::NoTaskDefinitionArn)?
         .to_string();
-    job.event(&format!(
-        "registered task definition {}",
-        requests::short_arn(&arn)
-    ));
+    job.report(RolloutEvent::TaskDefinitionRegistered {
+        task_definition: arn.clone(),
+    });
     Ok(arn)
 }
 
@@ -935,10 +945,6 @@ fn put_ecs(state: &mut State, address: &str, ecs: Option<EcsState>) {
     }
 }
 
-fn on_failure(rollout: Option<&Rollout>) -> OnFailure {
-    rollout.map_or(OnFailure::Rollback, |r| r.on_failure)
-}
-
 // ---- autoscaling -----------------------------------------------------------
 
 /// The autoscaling to suspend for this rollout, if a target governs the
@@ -961,10 +967,10 @@ async fn scaling_to_suspend(
     let left = match left {
         Some(left) if left.resource_id != resource => {
             super::scaling::restore(&job.scaling, &left, &resource).await?;
-            job.event(&format!(
-                "the autoscaling target an interrupted apply was moving from {} to {resource} is moved, and restored",
-                left.resource_id
-            ));
+            job.report(RolloutEvent::AutoscalingMoveFinished {
+                from: left.resource_id.clone(),
+                to: resource.clone(),
+            });
             let address = job.address().to_string();
             job.recorder.update(|state| {
                 state.scaling_suspended.remove(&address);
@@ -993,10 +999,14 @@ async fn scaling_to_suspend(
         .map_or(0, |s| s.desired_count);
     let floor = live_count.max(suspension.min_capacity as i32);
     if floor > job.desired {
-        job.event(&format!(
-            "{serving} runs {live_count} task(s) under autoscaling (min {}, max {}); the rollout uses {floor}, not the planned {}",
-            suspension.min_capacity, suspension.max_capacity, job.desired
-        ));
+        job.report(RolloutEvent::AutoscalingFloor {
+            service: serving.to_string(),
+            tasks: live_count,
+            min: suspension.min_capacity,
+            max: suspension.max_capacity,
+            floor,
+            planned: job.desired,
+        });
         job.desired = floor;
     }
     Ok(Some(suspension))
@@ -1013,10 +1023,11 @@ async fn suspend_scaling(
         state.scaling_suspended.insert(address, suspension.clone());
     })?;
     super::scaling::suspend(&job.scaling, suspension).await?;
-    job.event(&format!(
-        "autoscaling of {} suspended while the rollout runs (min {}, max {})",
-        suspension.resource_id, suspension.min_capacity, suspension.max_capacity
-    ));
+    job.report(RolloutEvent::AutoscalingSuspended {
+        resource: suspension.resource_id.clone(),
+        min: suspension.min_capacity,
+        max: suspension.max_capacity,
+    });
     Ok(())
 }
 
@@ -1044,22 +1055,23 @@ async fn restore_scaling(
     job.recorder.update(|state| {
         state.scaling_suspended.remove(&address);
     })?;
-    job.event(&if serving == suspension.resource_id {
-        format!("autoscaling of {serving} restored")
-    } else {
-        format!(
-            "autoscaling target moved from {} to {serving} with its policies and scheduled actions, and restored",
-            suspension.resource_id
-        )
+    let from = (serving != suspension.resource_id).then(|| suspension.resource_id.clone());
+    job.report(RolloutEvent::AutoscalingRestored {
+        resource: serving,
+        from,
     });
     Ok(())
 }
 
 // ---- rolling ---------------------------------------------------------------
 
+/// A rolling update of the service that serves (created when there is none),
+/// judged by its rollout's gates; on a failure, `on_failure` (the plan's)
+/// decides whether it goes back to `previous`.
 async fn rolling(
     job: &Job<'_>,
     rollout: Option<&Rollout>,
+    on_failure: OnFailure,
     previous: Option<EcsState>,
     task_definition_arn: &str,
 ) -> Result<(), Failure> {
@@ -1069,10 +1081,11 @@ async fn rolling(
     // back on the side that serves.
     if let Some(in_flight) = previous.clone().filter(|p| p.canary.is_some()) {
         if let Some(canary) = &in_flight.canary {
-            job.event(&format!(
-                "the {}% of traffic on {} left by an unfinished rollout goes back to {}, and {} is removed, before the rolling update",
-                canary.percent, canary.service_name, in_flight.service_name, canary.service_name
-            ));
+            job.report(RolloutEvent::CanaryWithdrawn {
+                percent: canary.percent,
+                canary: canary.service_name.clone(),
+                to: in_flight.service_name.clone(),
+            });
         }
         previous = roll_back_traffic(job, Some(&in_flight), 1, false, SendBack::Withdraw, None)
             .await
@@ -1087,11 +1100,11 @@ async fn rolling(
         shift_traffic(job, listener, 1, 100, record)
             .await
             .map_err(Failure::failed)?;
-        job.event(&format!(
-            "listener {} set back to the recorded {:?}",
-            requests::short_arn(listener),
-            record.weights
-        ));
+        job.report(RolloutEvent::ListenerRestored {
+            listener: listener.to_string(),
+            live: None,
+            recorded: record.weights.clone(),
+        });
     }
     // The service that serves is updated in place, whatever its name (after
     // a canary, the new side kept its name and the rollout's service name may
@@ -1130,11 +1143,11 @@ async fn rolling(
                     .failed(error_text(&e)),
                 )
             })?;
-        job.event(&format!(
-            "service {} updated to {}",
-            service,
-            requests::short_arn(task_definition_arn)
-        ));
+        job.report(RolloutEvent::ServiceUpdated {
+            service: service.clone(),
+            task_definition: task_definition_arn.to_string(),
+            version: None,
+        });
     } else {
         create_service(
             job,
@@ -1163,7 +1176,7 @@ async fn rolling(
     let Err(message) = result else {
         return Ok(());
     };
-    if on_failure(rollout) != OnFailure::Rollback {
+    if on_failure != OnFailure::Rollback {
         return Err(Failure::failed(message));
     }
     match previous
@@ -1172,10 +1185,9 @@ async fn rolling(
     {
         Some((previous, previous_arn)) => {
             let back_to = count_to_go_back_to(job, previous.desired_count);
-            job.event(&format!(
-                "rolling back to {}",
-                requests::short_arn(&previous_arn)
-            ));
+            job.report(RolloutEvent::RollingBackTo {
+                task_definition: previous_arn.clone(),
+            });
             let sent = job
                 .ecs
                 .update_service()
@@ -1200,7 +1212,7 @@ async fn rolling(
             record_ecs(job, Some(previous.clone()))?;
         }
         None => {
-            job.event("removing the new service (there is no previous version)");
+            job.report(RolloutEvent::RemovingNewService);
             if let Err(e) = delete_service(job, &service).await {
                 return Err(Failure::failed(EcsApplyError::RollbackFailed {
                     failure: Box::new(message),
@@ -1275,11 +1287,10 @@ async fn traffic_shift(
             .await
             .map_err(Failure::failed)?
     {
-        job.event(&format!(
-            "{} already runs {} and has all traffic; nothing to shift",
-            serving.service_name,
-            requests::short_arn(task_definition_arn)
-        ));
+        job.report(RolloutEvent::NothingToShift {
+            service: serving.service_name.clone(),
+            task_definition: task_definition_arn.to_string(),
+        });
         record_ecs(job, Some(serving))?;
         return Ok(None);
     }
@@ -1510,10 +1521,13 @@ async fn shift_steps(
         }
         *current_step = step_number;
         if check_only {
-            job.event(&format!(
-                "step {step_number}/{}: {percent}% on {new_service} since the interrupted apply; checking it before going on",
-                percents.len()
-            ));
+            job.report(RolloutEvent::TrafficShifted {
+                step: step_number,
+                total: percents.len(),
+                percent: *percent,
+                service: new_service.to_string(),
+                how: ShiftKind::AlreadyShifted,
+            });
         } else {
             check_before_shift(job, &shift.listener, &record.weights, &shift.new_group).await?;
             let mut after = record.clone();
@@ -1523,10 +1537,13 @@ async fn shift_steps(
             }
             shift_traffic(job, &shift.listener, step_number, *percent, &after).await?;
             *record = after;
-            job.event(&format!(
-                "step {step_number}/{}: {percent}% of traffic on {new_service}",
-                percents.len()
-            ));
+            job.report(RolloutEvent::TrafficShifted {
+                step: step_number,
+                total: percents.len(),
+                percent: *percent,
+                service: new_service.to_string(),
+                how: ShiftKind::Shifted,
+            });
         }
         let step = shift.scheduled.steps.get(index);
         judge_step(job, shift, step, step_number).await?;
@@ -1564,10 +1581,13 @@ async fn shift_all_at_once(
         requests::step_weights(&shift.groups[1 - shift.new_slot], &shift.new_group, 100);
     shift_traffic(job, &shift.listener, step_number, 100, &after).await?;
     *record = after;
-    job.event(&format!(
-        "step {step_number}/{step_number}: 100% of traffic on {} (nothing served before)",
-        shift.new_service
-    ));
+    job.report(RolloutEvent::TrafficShifted {
+        step: step_number,
+        total: step_number,
+        percent: 100,
+        service: shift.new_service.clone(),
+        how: ShiftKind::FirstService,
+    });
     judge_step(job, shift, shift.scheduled.steps.last(), step_number).await?;
     Ok(None)
 }
@@ -1626,7 +1646,7 @@ async fn finish_traffic_shift(
             Ok(None)
         }
         Err(message) => {
-            if on_failure(shift.rollout) != OnFailure::Rollback {
+            if shift.scheduled.on_failure != OnFailure::Rollback {
                 let status = match &record.canary {
                     Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
                     _ => DeploymentStatus::Failed,
@@ -1637,9 +1657,10 @@ async fn finish_traffic_shift(
                     untouched: false,
                 });
             }
-            job.event(&format!(
-                "sending all traffic back and removing {new_service}"
-            ));
+            job.report(RolloutEvent::TrafficSentBack {
+                to: None,
+                removing: new_service.to_string(),
+            });
             let rolled_back = roll_back_traffic(
                 job,
                 Some(record),
@@ -1703,11 +1724,11 @@ async fn promote(
         &job.deployment.service.version,
     )?;
     let work = async {
-        job.event(&format!(
-            "updating {serving} to {} while {} carries all the traffic",
-            requests::short_arn(task_definition_arn),
-            canary.service_name
-        ));
+        job.report(RolloutEvent::UpdatingInPlace {
+            service: serving.to_string(),
+            task_definition: task_definition_arn.to_string(),
+            temporary: canary.service_name.clone(),
+        });
         update_service(job, &serving, task_definition_arn, job.desired).await?;
         wait_until_stable(job, &serving, task_definition_arn, job.desired).await?;
         // All traffic is on the canary, or already back (a killed apply got
@@ -1724,10 +1745,10 @@ async fn promote(
         }
         check_targets_healthy(job, serving_group).await?;
         set_listener_weights(job, listener, &done.weights).await?;
-        job.event(&format!(
-            "all traffic back on {serving}, which now runs {}",
-            requests::short_arn(task_definition_arn)
-        ));
+        job.report(RolloutEvent::TrafficBackOn {
+            service: serving.to_string(),
+            task_definition: task_definition_arn.to_string(),
+        });
         delete_service(job, &canary.service_name).await
     }
     .await;
@@ -1842,18 +1863,11 @@ async fn settle_left_over<'a>(
             .as_ref()
             .is_some_and(|c| c.promoted && c.task_definition_arn != task_definition_arn)
     }) {
-        job.event(&format!(
-            "an interrupted apply was bringing {} to {}; it goes back to {} with all traffic first",
-            stale.service_name,
-            stale
-                .canary
-                .as_ref()
-                .map_or("", |c| requests::short_arn(&c.task_definition_arn)),
-            stale
-                .task_definition_arn
-                .as_deref()
-                .map_or("its recorded task definition", requests::short_arn),
-        ));
+        job.report(RolloutEvent::InterruptedRolloutUndone {
+            service: stale.service_name.clone(),
+            task_definition: stale.canary.as_ref().map(|c| c.task_definition_arn.clone()),
+            previous: stale.task_definition_arn.clone(),
+        });
         previous = roll_back_traffic(job, Some(&stale), 1, false, SendBack::Withdraw, None).await?;
         live = listener_weights(job, listener).await?;
     }
@@ -1897,11 +1911,11 @@ async fn settle_left_over<'a>(
             .position(|p| *p == percent)
             .map_or(1, |i| i + 1);
         shift_traffic(job, listener, step, percent, record).await?;
-        job.event(&format!(
-            "listener {} had weights {live:?} set outside slipway; set back to the recorded {:?}",
-            requests::short_arn(listener),
-            record.weights
-        ));
+        job.report(RolloutEvent::ListenerRestored {
+            listener: listener.to_string(),
+            live: Some(live.clone()),
+            recorded: record.weights.clone(),
+        });
         live = record
             .weights
             .iter()
@@ -2034,11 +2048,10 @@ async fn roll_back_traffic(
     let work = async {
         if let Some((serving, arn)) = &set_back {
             let count = count_to_go_back_to(job, serving.desired_count);
-            job.event(&format!(
-                "setting {} back to {}",
-                serving.service_name,
-                requests::short_arn(arn)
-            ));
+            job.report(RolloutEvent::SettingServiceBack {
+                service: serving.service_name.clone(),
+                task_definition: arn.to_string(),
+            });
             update_service(job, &serving.service_name, arn, count).await?;
             wait_until_stable(job, &serving.service_name, arn, count).await?;
         }
@@ -2131,8 +2144,15 @@ fn resolve_interrupted_shift(
     let new_service = record
         .canary
         .as_ref()
-        .map_or(&record.service_name, |c| &c.service_name);
-    let step = format!("step {} ({percent}% on {new_service})", uncertain.step);
+        .map_or(&record.service_name, |c| &c.service_name)
+        .clone();
+    let settled = |settled| RolloutEvent::InterruptedShiftSettled {
+        step: uncertain.step,
+        percent,
+        service: new_service.clone(),
+        apply_id: uncertain.apply_id.clone(),
+        settled,
+    };
     match requests::judge_interrupted_shift(live, &record.weights, &intended) {
         InterruptedShift::Done => {
             record.weights = intended;
@@ -2150,10 +2170,7 @@ fn resolve_interrupted_shift(
                 );
                 put_ecs(state, address, Some(recorded));
             })?;
-            job.event(&format!(
-                "{step}: the interrupted apply {} had shifted the listener; recorded",
-                uncertain.apply_id
-            ));
+            job.report(settled(ShiftSettled::Done));
             Ok(true)
         }
         InterruptedShift::NotDone => {
@@ -2166,10 +2183,7 @@ fn resolve_interrupted_shift(
                     ),
                 )
             })?;
-            job.event(&format!(
-                "{step}: the interrupted apply {} had not changed the listener; the step runs again",
-                uncertain.apply_id
-            ));
+            job.report(settled(ShiftSettled::NotDone));
             Ok(false)
         }
         // The listener is neither as recorded nor as the step set it: it
@@ -2189,10 +2203,7 @@ fn resolve_interrupted_shift(
                     ),
                 )
             })?;
-            job.event(&format!(
-                "{step}: the listener was changed outside slipway since the interrupted apply {}; it is set back to the recorded weights",
-                uncertain.apply_id
-            ));
+            job.report(settled(ShiftSettled::ChangedByHand));
             Ok(false)
         }
         InterruptedShift::Drifted => Err(EcsApplyError::ListenerDrifted(Box::new(ListenerDrift {
@@ -2200,7 +2211,7 @@ fn resolve_interrupted_shift(
             recorded: record.weights.clone(),
             apply_id: uncertain.apply_id.clone(),
             intended,
-            step,
+            step: format!("step {} ({percent}% on {new_service})", uncertain.step),
             live: live.clone(),
         }))),
     }
@@ -2277,10 +2288,10 @@ pub async fn reject_deployment(
             address: address.to_string(),
         });
     };
-    job.event(&format!(
-        "sending all traffic back to {} and removing {}",
-        record.service_name, canary.service_name
-    ));
+    job.report(RolloutEvent::TrafficSentBack {
+        to: Some(record.service_name.clone()),
+        removing: canary.service_name.clone(),
+    });
     let weights = requests::step_weights(&canary.target_group, &old_group, 100);
     set_listener_weights(&job, &listener, &weights).await?;
     delete_service(&job, &canary.service_name).await?;
@@ -2292,7 +2303,9 @@ pub async fn reject_deployment(
         .finish_deployment(address, DeploymentStatus::RolledBack, false, &[])
         .map_err(EcsApplyError::State)?;
     progress.done(address);
-    job.event("rolled back");
+    job.report(RolloutEvent::ServiceEnded {
+        ended: ServiceEnd::RolledBack,
+    });
     Ok(DeploymentOutcome::default())
 }
 
@@ -2382,10 +2395,10 @@ async fn switch_to_release(
     version: &str,
 ) -> Result<(), EcsApplyError> {
     if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
-        job.event(&format!(
-            "sending all traffic back to {} and removing {}",
-            now.service_name, canary.service_name
-        ));
+        job.report(RolloutEvent::TrafficSentBack {
+            to: Some(now.service_name.clone()),
+            removing: canary.service_name.clone(),
+        });
         set_listener_weights(job, &listener, &to.weights).await?;
         delete_service(job, &canary.service_name).await?;
         let mut record = now.clone();
@@ -2407,11 +2420,11 @@ async fn switch_to_release(
             }
             .failed(error_text(&e))
         })?;
-    job.event(&format!(
-        "service {} updated to {} ({version})",
-        now.service_name,
-        requests::short_arn(arn),
-    ));
+    job.report(RolloutEvent::ServiceUpdated {
+        service: now.service_name.clone(),
+        task_definition: arn.to_string(),
+        version: Some(version.to_string()),
+    });
     let mut record = to.clone();
     record.desired_count = job.desired.max(0) as u32;
     record_ecs(job, Some(record)).map_err(|f| f.error)?;
@@ -2551,10 +2564,10 @@ async fn create_service(
         }
         .failed(error_text(&e))
     })?;
-    job.event(&format!(
-        "service {service} created with {}",
-        requests::short_arn(task_definition_arn)
-    ));
+    job.report(RolloutEvent::ServiceCreated {
+        service: service.to_string(),
+        task_definition: task_definition_arn.to_string(),
+    });
     Ok(())
 }
 
@@ -2589,7 +2602,9 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), EcsApplyErro
             }
             .failed(error_text(&e))
         })?;
-    job.event(&format!("service {service} deleted"));
+    job.report(RolloutEvent::ServiceDeleted {
+        service: service.to_string(),
+    });
     Ok(())
 }
 
@@ -2692,7 +2707,10 @@ async fn wait_until_stable(
             });
         match requests::judge(&snapshot, task_definition_arn, desired) {
             Verdict::Stable => {
-                job.event(&format!("service {service} is stable ({desired} task(s))"));
+                job.report(RolloutEvent::ServiceStable {
+                    service: service.to_string(),
+                    tasks: desired,
+                });
                 return Ok(());
             }
             Verdict::Failed(why) => {

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::events::RolloutEvent;
 use super::{Progress, Recorder};
 use crate::aws::{self, error_text};
 use crate::config::{
@@ -147,8 +148,15 @@ pub fn record(
 ) {
     let summary = ctx.config.mask(summary);
     let address = &ctx.deployment.address;
-    ctx.progress
-        .event(address, &format!("gate {}: {summary}", gate.name));
+    ctx.progress.report(
+        address,
+        RolloutEvent::GateJudged {
+            step: ctx.step,
+            gate: gate.name.clone(),
+            passed,
+            summary: summary.clone(),
+        },
+    );
     let result = GateResult {
         name: gate.name.clone(),
         kind: kind(gate).to_string(),
@@ -160,9 +168,12 @@ pub fn record(
         judged_at: now_rfc3339(),
     };
     if let Err(error) = ctx.recorder.record_gate(address, result) {
-        ctx.progress.event(
+        ctx.progress.report(
             address,
-            &format!("gate {}: could not record the result: {error}", gate.name),
+            RolloutEvent::GateNotRecorded {
+                gate: gate.name.clone(),
+                error: error.to_string(),
+            },
         );
     }
 }
@@ -314,12 +325,14 @@ async fn judge_metric(gate: &Gate, ctx: &GateContext<'_>) -> Result<(), GateErro
             ..sample
         };
         if count > 1 {
-            ctx.progress.event(
+            ctx.progress.report(
                 address,
-                &format!(
-                    "gate {}: evaluation {evaluation}/{count}: {}",
-                    gate.name, sample.text
-                ),
+                RolloutEvent::GateEvaluated {
+                    gate: gate.name.clone(),
+                    evaluation,
+                    count,
+                    sample: sample.text.clone(),
+                },
             );
         }
         samples.push(sample);

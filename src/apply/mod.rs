@@ -21,6 +21,7 @@
 
 pub mod alb;
 pub mod ecs;
+pub mod events;
 pub mod gates;
 pub mod host_output;
 pub mod notifications;
@@ -258,9 +259,12 @@ pub(crate) fn wait_for_approval(
         .map(|a| a.approvers.clone())
         .unwrap_or_default();
     recorder.wait_for_approval(address, name, step.index as u32, &approvers, apply_id)?;
-    progress.event(
+    progress.report(
         address,
-        &format!("step {}: waiting for approval \"{name}\"", step.index),
+        events::RolloutEvent::WaitingForApproval {
+            step: step.index,
+            approval: name.to_string(),
+        },
     );
     Ok(Some(approval_instructions(
         address,
@@ -451,6 +455,30 @@ pub enum DeploymentError {
     /// The ECS rollout could not go on.
     #[error(transparent)]
     Ecs(#[from] ecs::EcsApplyError),
+}
+
+/// `slipway reject`: roll back the rollout of `address` that waited for the
+/// approval just rejected, with the executor of the deployment's target (ECS
+/// when the configuration runs it there, its VM hosts otherwise), which is
+/// returned for the caller's closing words.
+pub async fn reject_deployment(
+    config: &Config,
+    address: &str,
+    recorder: &Recorder,
+    options: &ApplyOptions,
+    progress: &Progress,
+) -> (TargetKind, Result<DeploymentOutcome, DeploymentError>) {
+    let on_ecs = config
+        .deployments
+        .get(address)
+        .is_some_and(|d| config.environment_of(d).is_some_and(|e| d.runs_on_ecs(e)));
+    if on_ecs {
+        let result = ecs::reject_deployment(config, address, recorder, options, progress).await;
+        (TargetKind::Ecs, result.map_err(DeploymentError::from))
+    } else {
+        let result = vm::reject_deployment(config, address, recorder, options, progress).await;
+        (TargetKind::Vm, result.map_err(DeploymentError::from))
+    }
 }
 
 /// What one deployment's task shares with the apply.

@@ -22,9 +22,11 @@ pub async fn send(notifier: &Notifier, kind: EventKind, details: &Details, progr
         return;
     }
     for warning in notifier.send(kind, details).await {
-        progress.event(
+        progress.report(
             &notifier.context().deployment,
-            &format!("warning: {warning}"),
+            super::events::RolloutEvent::NotificationWarning {
+                message: warning.to_string(),
+            },
         );
     }
 }

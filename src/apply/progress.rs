@@ -1,6 +1,6 @@
-//! Progress of an apply: live spinners per deployment on a terminal (indicatif),
-//! one plain line per event otherwise (CI logs), or with `apply -json` one JSON
-//! object per line ([`json_line`], documented in `docs/apply-json.md`); during
+//! Progress of an apply, the one reporter of [`RolloutEvent`]s: live spinners
+//! per deployment on a terminal (indicatif), one plain line per event otherwise
+//! (CI logs), or with `apply -json` one JSON object per line ([`json_line`], documented in `docs/apply-json.md`); during
 //! waits (bakes, gate intervals, ECS deployments) a heartbeat at least every
 //! [`HEARTBEAT`] so a CI log never goes silent. Never prints secrets: callers
 //! pass step names and host names, not scripts. Decides nothing about the apply.
@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::events::RolloutEvent;
 
 /// Without a terminal, the longest a deployment that is waiting goes without
 /// a line in the log.
@@ -47,11 +49,21 @@ impl Progress {
         }
     }
 
-    /// Print one JSON line of `kind` about `deployment` (see [`json_line`]).
-    fn emit(&self, kind: &str, deployment: &str, message: Option<&str>) {
+    /// Print one JSON line of `kind` about `deployment` (see [`json_line`]),
+    /// with the `event` it reports, if any.
+    fn emit(
+        &self,
+        kind: &str,
+        deployment: &str,
+        message: Option<&str>,
+        event: Option<&RolloutEvent>,
+    ) {
         let mut fields = serde_json::json!({ "deployment": deployment });
         if let Some(message) = message {
             fields["message"] = message.into();
+        }
+        if let Some(event) = event.and_then(|e| serde_json::to_value(e).ok()) {
+            fields["event"] = event;
         }
         println!("{}", json_line(kind, self.started.elapsed(), fields));
     }
@@ -60,21 +72,23 @@ impl Progress {
         format!("[{:>6.1}s]", self.started.elapsed().as_secs_f64())
     }
 
-    /// A line that stays in the log.
-    pub fn event(&self, subject: &str, message: &str) {
+    /// Something that happened to `deployment`: a line that stays in the
+    /// log (with `apply -json`, a `progress` object holding the event).
+    pub fn report(&self, deployment: &str, event: RolloutEvent) {
+        let message = event.to_string();
         if self.json {
             self.lock_last_line()
-                .insert(subject.to_string(), Instant::now());
-            return self.emit("progress", subject, Some(message));
+                .insert(deployment.to_string(), Instant::now());
+            return self.emit("progress", deployment, Some(&message), Some(&event));
         }
-        let line = self.line(subject, message);
+        let line = self.line(deployment, &message);
         match &self.live {
             Some(multi) => {
                 let _ = multi.println(line);
             }
             None => {
                 self.lock_last_line()
-                    .insert(subject.to_string(), Instant::now());
+                    .insert(deployment.to_string(), Instant::now());
                 println!("{line}");
             }
         }
@@ -109,7 +123,7 @@ impl Progress {
         let Some(multi) = &self.live else {
             if self.heartbeat_due(deployment) {
                 if self.json {
-                    self.emit("status", deployment, Some(message));
+                    self.emit("status", deployment, Some(message), None);
                 } else {
                     println!("{}", self.line(deployment, message));
                 }
@@ -134,7 +148,13 @@ impl Progress {
     /// the time left, e.g. `step 2/3: bake: 1m50s left`.
     pub async fn wait(&self, deployment: &str, what: &str, length: Duration) {
         let end = Instant::now() + length;
-        self.event(deployment, &format!("{what}: waiting {}", short(length)));
+        self.report(
+            deployment,
+            RolloutEvent::Waiting {
+                what: what.to_string(),
+                seconds: length.as_secs_f64(),
+            },
+        );
         loop {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -148,7 +168,7 @@ impl Progress {
     /// The deployment is done; its spinner goes away.
     pub fn done(&self, deployment: &str) {
         if self.json {
-            self.emit("deployment_done", deployment, None);
+            self.emit("deployment_done", deployment, None, None);
         }
         if let Some(bar) = self
             .bars
@@ -182,7 +202,7 @@ pub fn json_line(kind: &str, elapsed: Duration, fields: serde_json::Value) -> St
 }
 
 /// A duration as people write it, to the second above a minute: `2m10s`, `45s`, `1.5s`.
-fn short(length: Duration) -> String {
+pub(super) fn short(length: Duration) -> String {
     let seconds = length.as_secs();
     if seconds < 10 {
         return format!("{:.1}s", length.as_secs_f64());
@@ -223,7 +243,7 @@ mod tests {
         progress
             .lock_last_line()
             .insert("deployment.c".into(), long_ago);
-        progress.event("deployment.c", "step 1: done");
+        progress.report("deployment.c", RolloutEvent::Paused);
         assert!(!progress.heartbeat_due("deployment.c"));
     }
 }

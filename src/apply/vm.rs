@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
+use super::events::{HostsEnd, RolloutEvent};
 use super::host_output::HostOutput;
 use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
@@ -294,12 +295,11 @@ pub async fn reject_deployment(
     let hosts = job.hosts;
     let starts = tokio::sync::Semaphore::new(8);
     let mut outcome = DeploymentOutcome::default();
-    progress.event(
+    progress.report(
         address,
-        &format!(
-            "rejected: rolling back the hosts the rollout of {} moved",
-            saved.version
-        ),
+        RolloutEvent::Rejected {
+            version: saved.version.clone(),
+        },
     );
     let mut transports = BTreeMap::new();
     let status = roll_back_rollout(
@@ -346,14 +346,13 @@ pub async fn apply_deployment(
 
     let baseline_version = gates::baseline_version(recorder, address, &deployment.service.version);
     recorder.start_deployment(config, deployment, &options.apply_id)?;
-    progress.event(
+    progress.report(
         address,
-        &format!(
-            "{} {} with {}",
-            change.action.as_str(),
-            deployment.service.version,
-            scheduled.strategy
-        ),
+        RolloutEvent::Started {
+            action: change.action,
+            version: deployment.service.version.clone(),
+            strategy: scheduled.strategy,
+        },
     );
 
     let mut reach = HostReach {
@@ -374,9 +373,12 @@ pub async fn apply_deployment(
     // rather than going on with the rollout.
     let killed_rollback = killed_rollback_step(recorder, address, &deployment.service.version);
     if let Some((step, _)) = &killed_rollback {
-        progress.event(
+        progress.report(
             address,
-            &format!("an interrupted apply was rolling back after step {step} failed: finishing its rollback"),
+            RolloutEvent::FinishingInterruptedRollback {
+                apply_id: None,
+                step: *step,
+            },
         );
         outcome.failures.push(format!(
             "{address}: step {step} failed in an interrupted apply that was rolling back; this apply finished the rollback"
@@ -404,12 +406,13 @@ pub async fn apply_deployment(
             break;
         }
         if !outcome.failures.is_empty() && failures_in_step > 0 {
-            progress.event(
+            progress.report(
                 address,
-                &format!(
-                    "step {}: {failures_in_step} host(s) failed, within max_failures ({allowed})",
-                    step.index
-                ),
+                RolloutEvent::FailuresWithinLimit {
+                    step: step.index,
+                    failed: failures_in_step,
+                    allowed,
+                },
             );
         }
         let checks = BatchChecks {
@@ -442,9 +445,11 @@ pub async fn apply_deployment(
         transport.close().await;
     }
     progress.done(address);
-    progress.event(
+    progress.report(
         address,
-        &deployment_ended(&result, &outcome, waiting, &deployment.service.version),
+        RolloutEvent::HostsEnded {
+            ended: deployment_ended(&result, &outcome, waiting, &deployment.service.version),
+        },
     );
     Ok(outcome)
 }
@@ -550,7 +555,14 @@ async fn run_batch(
         match result {
             Ok(()) => outcome.hosts_deployed += 1,
             Err(failure) => {
-                job.progress.event(address, &format!("{failure}"));
+                job.progress.report(
+                    address,
+                    RolloutEvent::HostFailed {
+                        host: failure.host.clone(),
+                        phase: failure.step.clone(),
+                        message: failure.message.clone(),
+                    },
+                );
                 outcome.failures.push(format!("{address}: {failure}"));
                 outcome.hosts_failed += 1;
                 failures_in_step += 1;
@@ -609,20 +621,26 @@ async fn finish_batch(
         };
         if let Err(message) = judge_gates(job, &rollout.verify, &gate_ctx, &reach.transports).await
         {
-            progress.event(address, &format!("step {}: {message}", step.index));
+            progress.report(
+                address,
+                RolloutEvent::StepFailed {
+                    step: step.index,
+                    message: message.to_string(),
+                },
+            );
             outcome
                 .failures
                 .push(format!("{address}: step {}: {message}", step.index));
             return Ok(BatchEnd::Failed);
         }
     }
-    progress.event(
+    progress.report(
         address,
-        &format!(
-            "step {}/{total_steps} done: {}",
-            step.index,
-            batch.join(", ")
-        ),
+        RolloutEvent::StepDone {
+            step: step.index,
+            total: total_steps,
+            hosts: batch.to_vec(),
+        },
     );
     if let Some(waiting_for) = super::wait_for_approval(
         config,
@@ -664,10 +682,8 @@ async fn after_failed_step(
             status
         }
         OnFailure::Pause => {
-            job.progress.event(
-                &job.deployment.address,
-                "paused: hosts are left as they are; fix the cause and run `slipway apply` to continue with the hosts that remain",
-            );
+            job.progress
+                .report(&job.deployment.address, RolloutEvent::Paused);
             outcome.paused = true;
             // The rollout is unfinished, whichever hosts it reached.
             DeploymentStatus::Partial
@@ -676,37 +692,36 @@ async fn after_failed_step(
     }
 }
 
-/// The line that tells how a deployment's rollout to `version` ended.
+/// How a deployment's rollout to `version` ended.
 fn deployment_ended(
     result: &DeploymentStatus,
     outcome: &DeploymentOutcome,
     waiting: bool,
     version: &str,
-) -> String {
+) -> HostsEnd {
+    let version = version.to_string();
+    let hosts = outcome.hosts_deployed;
     match result {
-        DeploymentStatus::Deployed => {
-            format!("deployed {version} to {} host(s)", outcome.hosts_deployed)
+        DeploymentStatus::Deployed => HostsEnd::Deployed { version, hosts },
+        DeploymentStatus::RolledBack => HostsEnd::RolledBack {
+            hosts: outcome.hosts_rolled_back,
+        },
+        DeploymentStatus::Partial if outcome.interrupted => {
+            HostsEnd::Interrupted { version, hosts }
         }
-        DeploymentStatus::RolledBack => {
-            format!("rolled back {} host(s)", outcome.hosts_rolled_back)
-        }
-        DeploymentStatus::Partial if outcome.interrupted => format!(
-            "interrupted: {} host(s) moved to {version} by this apply; `slipway apply` continues the rollout",
-            outcome.hosts_deployed
-        ),
-        DeploymentStatus::Partial if waiting => format!(
-            "waiting for approval: {} host(s) moved to {version} so far",
-            outcome.hosts_deployed
-        ),
-        DeploymentStatus::Partial => format!(
-            "partial: {} host(s) on {version}, {} failed",
-            outcome.hosts_deployed, outcome.hosts_failed
-        ),
-        _ if outcome.hosts_not_rolled_back > 0 => format!(
-            "failed: {} host(s) rolled back, {} NOT rolled back",
-            outcome.hosts_rolled_back, outcome.hosts_not_rolled_back
-        ),
-        _ => format!("failed ({} host(s) failed)", outcome.hosts_failed),
+        DeploymentStatus::Partial if waiting => HostsEnd::WaitingForApproval { version, hosts },
+        DeploymentStatus::Partial => HostsEnd::Partial {
+            version,
+            hosts,
+            failed: outcome.hosts_failed,
+        },
+        _ if outcome.hosts_not_rolled_back > 0 => HostsEnd::NotRolledBack {
+            rolled_back: outcome.hosts_rolled_back,
+            not_rolled_back: outcome.hosts_not_rolled_back,
+        },
+        _ => HostsEnd::Failed {
+            failed: outcome.hosts_failed,
+        },
     }
 }
 
@@ -855,11 +870,13 @@ async fn update_host(
         .await
         .map_err(state_error)?;
     if let Some(killed_apply) = settled {
-        job.progress.event(
+        job.progress.report(
             address,
-            &format!(
-                "{host}: re-checked, not updated again: on {version} (the interrupted apply {killed_apply} had finished it)"
-            ),
+            RolloutEvent::HostAlreadyUpdated {
+                host: host.to_string(),
+                version: version.to_string(),
+                apply_id: killed_apply.to_string(),
+            },
         );
         return Ok(());
     }
@@ -898,8 +915,13 @@ async fn update_host(
         .end_host_step(seq, outcome, (address, host), sha.as_deref(), change)
         .map_err(state_error)?;
     if result.is_ok() {
-        job.progress
-            .event(address, &format!("{host}: on {version}"));
+        job.progress.report(
+            address,
+            RolloutEvent::HostUpdated {
+                host: host.to_string(),
+                version: version.to_string(),
+            },
+        );
     }
     result
 }
@@ -963,12 +985,14 @@ async fn settle_killed_steps(
             );
             job.recorder
                 .update(|state| state.finish_journal_entry(open.seq, verdict))?;
-            job.progress.event(
+            job.progress.report(
                 address,
-                &format!(
-                    "{host}: the {} {} of interrupted apply {} may or may not have happened; this apply takes the host over",
-                    open.action, open.version, open.apply_id
-                ),
+                RolloutEvent::HostTakenOver {
+                    host: host.to_string(),
+                    action: open.action.to_string(),
+                    version: open.version.clone(),
+                    apply_id: open.apply_id.clone(),
+                },
             );
             continue;
         }
@@ -1011,21 +1035,15 @@ async fn settle_killed_steps(
             })?;
         if this_pair {
             on_this_pair = Some(open.apply_id.clone());
-        } else if done {
-            job.progress.event(
-                address,
-                &format!(
-                    "{host}: re-checked: apply {} had finished its update to {}",
-                    open.apply_id, open.version
-                ),
-            );
         } else {
-            job.progress.event(
+            job.progress.report(
                 address,
-                &format!(
-                    "{host}: re-checked: apply {} had not finished its update to {}",
-                    open.apply_id, open.version
-                ),
+                RolloutEvent::HostRechecked {
+                    host: host.to_string(),
+                    version: open.version.clone(),
+                    apply_id: open.apply_id.clone(),
+                    finished: done,
+                },
             );
         }
     }
@@ -1326,9 +1344,11 @@ async fn roll_back_rollout(
         format!("step {step} failed")
     };
     if moved.is_empty() {
-        job.progress.event(
+        job.progress.report(
             address,
-            &format!("{failed}: the rollout moved no host, nothing to roll back"),
+            RolloutEvent::NothingToRollBack {
+                reason: failed.to_string(),
+            },
         );
         // A rejected rollout that moved nothing is rolled back; a failed
         // step with nothing to put back is a failure.
@@ -1339,13 +1359,12 @@ async fn roll_back_rollout(
         };
     }
     let names: Vec<&str> = moved.iter().map(|(h, _)| h.as_str()).collect();
-    job.progress.event(
+    job.progress.report(
         address,
-        &format!(
-            "{failed}: rolling back {} host(s) the rollout moved: {}",
-            moved.len(),
-            names.join(", ")
-        ),
+        RolloutEvent::RollingBackHosts {
+            reason: failed.to_string(),
+            hosts: names.iter().map(|name| name.to_string()).collect(),
+        },
     );
     let version = &job.deployment.service.version;
     for (host, target) in &moved {
@@ -1363,7 +1382,14 @@ async fn roll_back_rollout(
                         job.recorder
                             .set_host(address, host, None, HostChange::RollbackFailed),
                     );
-                    job.progress.event(address, &line);
+                    job.progress.report(
+                        address,
+                        RolloutEvent::RollbackProblem {
+                            host: host.to_string(),
+                            rolled_back: false,
+                            message: line.clone(),
+                        },
+                    );
                     outcome.failures.push(format!("{address}: {line}"));
                     outcome.hosts_not_rolled_back += 1;
                     continue;
@@ -1403,7 +1429,14 @@ async fn roll_back_rollout(
             Ok(rolled_back) => {
                 outcome.hosts_rolled_back += 1;
                 if let Some(line) = rolled_back.report(host, journaled) {
-                    job.progress.event(address, &line);
+                    job.progress.report(
+                        address,
+                        RolloutEvent::RollbackProblem {
+                            host: host.to_string(),
+                            rolled_back: true,
+                            message: line.clone(),
+                        },
+                    );
                     outcome.failures.push(format!("{address}: {line}"));
                 }
             }
@@ -1414,7 +1447,14 @@ async fn roll_back_rollout(
                 });
                 let line =
                     with_record_failure(format!("rollback of {failure}; NOT rolled back"), written);
-                job.progress.event(address, &line);
+                job.progress.report(
+                    address,
+                    RolloutEvent::RollbackProblem {
+                        host: host.to_string(),
+                        rolled_back: false,
+                        message: line.clone(),
+                    },
+                );
                 outcome.failures.push(format!("{address}: {line}"));
                 outcome.hosts_not_rolled_back += 1;
             }
@@ -1475,18 +1515,23 @@ async fn roll_back_host(
     // rollback goes on (putting production back comes first).
     let unrecorded = job.recorder.set_host(address, host, None, record_as).err();
     let Some(target) = target else {
-        job.progress.event(
+        job.progress.report(
             address,
-            &format!("{host}: stopped (nothing ran here before the rollout)"),
+            RolloutEvent::HostStopped {
+                host: host.to_string(),
+            },
         );
         return Ok(RolledBack {
             problem: None,
             unrecorded,
         });
     };
-    job.progress.event(
+    job.progress.report(
         address,
-        &format!("{host}: rolled back to {}", target.version),
+        RolloutEvent::HostRolledBack {
+            host: host.to_string(),
+            version: target.version.clone(),
+        },
     );
     let problem = if let Err(failure) = run_all(job, transport, &job.health_checks(&ctx)).await {
         Some(format!(
@@ -1647,14 +1692,13 @@ pub async fn roll_back_to_release(
         });
     }
     super::rollback::record_start(recorder, plan, options)?;
-    progress.event(
+    progress.report(
         address,
-        &format!(
-            "rolling back {} host(s) to {}, {} at a time",
-            switching.len(),
-            pair.version,
-            options.parallelism.max(1)
-        ),
+        RolloutEvent::RollingBackToRelease {
+            hosts: switching.len(),
+            version: pair.version.clone(),
+            at_a_time: options.parallelism.max(1),
+        },
     );
     let limit = tokio::sync::Semaphore::new(options.parallelism.max(1));
     let results = super::join_all(
@@ -1683,7 +1727,14 @@ pub async fn roll_back_to_release(
                     format!("rollback of {failure}; NOT rolled back"),
                     recorder.set_host(address, host, None, HostChange::RollbackFailed),
                 );
-                progress.event(address, &line);
+                progress.report(
+                    address,
+                    RolloutEvent::RollbackProblem {
+                        host: host.to_string(),
+                        rolled_back: false,
+                        message: line.clone(),
+                    },
+                );
                 outcome.failures.push(format!("{address}: {line}"));
                 outcome.hosts_not_rolled_back += 1;
             }

@@ -2,7 +2,7 @@
 //! rollout waits for; reject also rolls the rollout back.
 //!
 //! Recording the decision is `state::ops::decide_approval`; rolling back is
-//! `apply::vm::reject_deployment` / `apply::ecs::reject_deployment`. This
+//! `apply::reject_deployment` (which picks the VM or ECS executor). This
 //! module takes the lock, calls them, and reports.
 
 use std::io::IsTerminal;
@@ -90,9 +90,6 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         );
     };
     let environment = planner::environment_state_name(&deployment.environment);
-    let is_ecs = config
-        .environment_of(deployment)
-        .is_some_and(|e| e.ecs_cluster.is_some() && deployment.runs_on_ecs(e));
     let backend: std::sync::Arc<dyn Backend> =
         open_backend(&args.config.dir, &config.backend)?.into();
     let who = crate::state::lock::Approver::of(backend.as_ref());
@@ -126,17 +123,10 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     let config = std::sync::Arc::new(config);
-    let outcome = runtime.block_on(async {
-        if is_ecs {
-            crate::apply::ecs::reject_deployment(&config, &address, &recorder, &options, &progress)
-                .await
-                .map_err(|e| e.to_string())
-        } else {
-            crate::apply::vm::reject_deployment(&config, &address, &recorder, &options, &progress)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    });
+    let (target, outcome) = runtime.block_on(crate::apply::reject_deployment(
+        &config, &address, &recorder, &options, &progress,
+    ));
+    let is_ecs = target == crate::plan::TargetKind::Ecs;
     let (result, failures) = match &outcome {
         Ok(outcome) if outcome.failures.is_empty() => (HistoryResult::RolledBack, Vec::new()),
         Ok(outcome) => (HistoryResult::Failed, outcome.failures.clone()),

@@ -584,6 +584,50 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
         about_hello("status") >= 1,
         "an 11 s bake has a heartbeat: {kinds:?}"
     );
+    // Progress lines carry the event as data, in the order it happened.
+    let hello_events = |events: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["type"] == "progress" && e["deployment"] == "deployment.hello")
+            .map(|e| e["event"].clone())
+            .collect()
+    };
+    let happened = hello_events(&events);
+    let of_kind = |events: &[serde_json::Value], kind: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        happened.first(),
+        Some(&serde_json::json!({
+            "kind": "started", "action": "create", "version": "1.0.0", "strategy": "rolling",
+        })),
+        "{happened:?}"
+    );
+    let updated = of_kind(&happened, "host_updated");
+    assert_eq!(
+        updated.len(),
+        3,
+        "every host reported on 1.0.0: {happened:?}"
+    );
+    assert!(
+        updated.iter().all(|e| e["version"] == "1.0.0"),
+        "{updated:?}"
+    );
+    let waits = of_kind(&happened, "waiting");
+    assert_eq!(waits.len(), 1, "{happened:?}");
+    assert_eq!(waits[0]["seconds"], 11.0);
+    let done = of_kind(&happened, "step_done");
+    assert_eq!(done.len(), 1, "{happened:?}");
+    assert_eq!(done[0]["hosts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        happened.last().map(|e| e["ended"].clone()),
+        Some(serde_json::json!({"result": "deployed", "version": "1.0.0", "hosts": 3})),
+        "{happened:?}"
+    );
     for event in &events {
         assert!(
             event["@timestamp"]
@@ -616,6 +660,30 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
             .as_array()
             .is_some_and(|f| !f.is_empty()),
         "{outcome}"
+    );
+    // The failure, then the rollback of every host the rollout moved.
+    let happened = hello_events(&lines(&failed));
+    let failed_hosts = of_kind(&happened, "host_failed");
+    assert!(!failed_hosts.is_empty(), "{happened:?}");
+    assert!(
+        failed_hosts
+            .iter()
+            .all(|e| e["phase"].is_string() && e["host"].is_string()),
+        "{failed_hosts:?}"
+    );
+    let rolling_back = of_kind(&happened, "rolling_back_hosts");
+    assert_eq!(rolling_back.len(), 1, "{happened:?}");
+    let moved = rolling_back[0]["hosts"].as_array().map_or(0, Vec::len);
+    let rolled_back = of_kind(&happened, "host_rolled_back");
+    assert_eq!(rolled_back.len(), moved, "{happened:?}");
+    assert!(
+        rolled_back.iter().all(|e| e["version"] == "1.0.0"),
+        "{rolled_back:?}"
+    );
+    assert_eq!(
+        happened.last().map(|e| e["ended"]["result"].clone()),
+        Some(serde_json::json!("rolled_back")),
+        "{happened:?}"
     );
     quickstart.assert_serving("1.0.0");
 }
