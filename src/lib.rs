@@ -2,8 +2,9 @@
 //!
 //! Layers, in the order data flows: [`config`] (parse, evaluate, validate),
 //! [`graph`] (deployment dependencies), [`plan`] (pure: config + state → plan),
-//! [`views`] (render a plan), [`state`] (saved state and locks). See
-//! ARCHITECTURE.md for the map and the invariants.
+//! [`views`] (render a plan), [`state`] (saved state and locks). [`signals`]
+//! turns SIGINT, SIGTERM and SIGHUP into released locks or a cancellation
+//! token. See ARCHITECTURE.md for the map and the invariants.
 
 #[cfg(feature = "aws")]
 pub mod apply;
@@ -25,6 +26,7 @@ pub mod notify;
 pub mod plan;
 #[cfg(feature = "aws")]
 pub mod secret_store;
+pub mod signals;
 pub mod state;
 pub mod transport;
 pub mod views;

@@ -13,9 +13,10 @@
 //! runs and as finished after, so an apply killed at any moment can be
 //! resumed: the next apply re-reads the outcome of the one step that may or
 //! may not have happened (the host's release marker) and goes on with the
-//! same rollout. On a first interrupt (`crate::state::lock::interrupt_requested`)
-//! no new step starts; the steps in flight finish and are recorded, and the
-//! apply ends as "interrupted".
+//! same rollout. Once its cancellation token is cancelled
+//! ([`ApplyOptions::cancel`], which the CLI hands to `crate::signals` for the
+//! first interrupt) no new step starts; the steps in flight finish and are
+//! recorded, and the apply ends as "interrupted".
 //!
 //! Not here: choosing what to change (the planner did) and rendering the plan.
 
@@ -56,6 +57,9 @@ pub struct ApplyOptions {
     pub who: String,
     /// Where packed artifacts are kept.
     pub artifact_cache: PathBuf,
+    /// Once cancelled (a first interrupt), no new deployment, step or
+    /// rollback of a host starts; those in flight finish and are recorded.
+    pub cancel: crate::signals::Cancel,
 }
 
 /// What happened, for the closing summary and the exit code.
@@ -162,11 +166,6 @@ pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::
     })
     .await;
     results.into_iter().flatten().collect()
-}
-
-/// Whether an interrupt asked the apply to start nothing new.
-pub fn interrupted() -> bool {
-    crate::state::lock::interrupt_requested()
 }
 
 /// Reasons apply refuses to start; checked before anything changes.
@@ -359,7 +358,7 @@ pub async fn apply(
     let mut held: BTreeSet<String> = BTreeSet::new();
     let ecs_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for wave in &plan.schedule.waves {
-        if interrupted() {
+        if options.cancel.is_cancelled() {
             summary.interrupted = true;
             summary
                 .not_started
@@ -509,7 +508,7 @@ async fn run_deployment(
         progress,
         ecs_started,
     } = run;
-    if interrupted() {
+    if options.cancel.is_cancelled() {
         return Ok(DeploymentOutcome {
             interrupted: true,
             ..DeploymentOutcome::default()
@@ -609,5 +608,78 @@ fn count_deployment(
             // Which one is unknown: nothing later starts.
             failed.insert(String::new());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Backend, LocalBackend, State};
+
+    /// The driver takes its cancellation token as data: cancelled before the
+    /// apply starts, it starts no deployment, touches no host, and history
+    /// records the apply as interrupted.
+    #[test]
+    fn a_token_cancelled_before_the_apply_starts_nothing_and_records_it_interrupted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app/bin")).expect("app dir");
+        std::fs::write(dir.path().join("app/bin/start.sh"), "exit 0\n").expect("app file");
+        let main = include_str!("../../examples/quickstart/main.hcl");
+        let loaded = crate::config::load_sources(
+            dir.path(),
+            &[(dir.path().join("main.hcl"), main.as_bytes().to_vec())],
+            &crate::config::InputSources::default(),
+        );
+        let config = loaded.config.expect("the quickstart configuration loads");
+        let environment = crate::plan::planner::environment_state_name("local");
+        let states: crate::plan::States = [(environment.clone(), None)].into();
+        let plan = crate::plan::plan(&config, &states, &crate::plan::PlanOptions::default())
+            .expect("a plan");
+        assert!(plan.has_changes());
+
+        let backend = Arc::new(LocalBackend::new(dir.path().join("state")));
+        let recorder = Arc::new(Recorder::new(backend.clone(), State::new(&environment)));
+        let options = ApplyOptions {
+            parallelism: 4,
+            apply_id: "cancelled-apply".into(),
+            who: "test".into(),
+            artifact_cache: dir.path().join("cache"),
+            cancel: crate::signals::Cancel::new(),
+        };
+        assert!(options.cancel.cancel());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let summary = runtime.block_on(apply(
+            Arc::new(config),
+            &plan,
+            [(environment.clone(), recorder)].into(),
+            options,
+            Arc::new(Progress::new(false)),
+        ));
+
+        assert!(summary.interrupted && !summary.succeeded(), "{summary:?}");
+        assert_eq!(summary.not_started, ["deployment.hello"]);
+        assert_eq!(
+            (summary.hosts_deployed, summary.deployments_succeeded),
+            (0, 0)
+        );
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert!(
+            !dir.path().join(".slipway/hosts").exists(),
+            "no host touched"
+        );
+        assert!(!dir.path().join("cache").exists(), "nothing packed");
+        let state = backend
+            .read(&environment)
+            .expect("read")
+            .expect("the apply's history is recorded");
+        assert!(state.deployments.is_empty(), "{:?}", state.deployments);
+        let last = state.history.last().expect("a history entry");
+        assert_eq!(
+            (last.apply_id.as_str(), last.result.as_str()),
+            ("cancelled-apply", "interrupted")
+        );
     }
 }

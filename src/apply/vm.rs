@@ -390,7 +390,7 @@ pub async fn apply_deployment(
         let StepKind::HostBatch { hosts: batch } = &step.kind else {
             continue;
         };
-        if super::interrupted() {
+        if options.cancel.is_cancelled() {
             outcome.interrupted = true;
             break;
         }
@@ -1600,8 +1600,9 @@ fn with_record_failure(line: String, written: Result<(), crate::state::StateErro
 /// and its configuration, and nothing changes unless all of them do (and all
 /// can be reached). Then state records the rollback as started and the hosts
 /// are switched, `options.parallelism` at a time, each taken out of its
-/// target group first, checked and put back; an interrupt stops it between
-/// hosts. Returns what happened to each host; the caller records the end.
+/// target group first, checked and put back; once `options.cancel` is
+/// cancelled (an interrupt) no other host starts. Returns what happened to
+/// each host; the caller records the end.
 pub async fn roll_back_to_release(
     config: &Config,
     plan: &crate::plan::rollback::RollbackPlan,
@@ -1750,7 +1751,8 @@ pub async fn roll_back_to_release(
 /// One host of `slipway rollback`: what killed applies left open on it
 /// settled, journaled, out of its target group, switched to `pair` (recorded
 /// as restored), checked and back in.
-/// `Err` with `changed: false`: an interrupt came before it started.
+/// `Err` with `changed: false`: the apply's token was cancelled (an
+/// interrupt) before it started.
 async fn switch_host(
     job: &Job<'_>,
     host: &str,
@@ -1759,7 +1761,7 @@ async fn switch_host(
     limit: &tokio::sync::Semaphore,
 ) -> Result<Option<String>, HostFailure> {
     let _permit = limit.acquire().await;
-    if super::interrupted() {
+    if job.options.cancel.is_cancelled() {
         return Err(HostFailure {
             host: host.to_string(),
             step: "rollback".into(),

@@ -359,11 +359,13 @@ pub(super) fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
         artifact_cache: config_dir.join(ARTIFACT_CACHE),
+        cancel: crate::signals::Cancel::new(),
     };
     let progress = start_progress(args, &apply_options);
     let config = std::sync::Arc::new(config);
-    // The first Ctrl-C (or SIGTERM) stops the apply in order: see below.
-    crate::state::lock::stop_gracefully_on_interrupt(true);
+    // The first Ctrl-C (or SIGTERM) cancels the apply's token, and the apply
+    // stops in order: see below.
+    let graceful = crate::signals::graceful(&apply_options.cancel);
     let summary = runtime.block_on(crate::apply::apply(
         config,
         &plan,
@@ -372,7 +374,7 @@ pub(super) fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
         progress,
     ));
     drop(locks);
-    crate::state::lock::stop_gracefully_on_interrupt(false);
+    drop(graceful);
     if args.json {
         return Ok(report_json(&summary));
     }

@@ -116,6 +116,8 @@ pub(super) fn reject(args: &RejectArgs) -> anyhow::Result<u8> {
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: crate::state::lock::current_user(),
         artifact_cache: args.config.dir.join(ARTIFACT_CACHE),
+        // Not graceful: an interrupt releases the lock and exits at once.
+        cancel: crate::signals::Cancel::new(),
     };
     let progress =
         crate::apply::Progress::new(std::io::stderr().is_terminal() && !args.config.no_color);

@@ -116,13 +116,16 @@ pub(super) fn describe_backend_config(config_dir: &Path, backend: &BackendConfig
 
 /// Take the lock of `environment`, waiting up to `timeout` (saying so once).
 /// A lock whose holder provably no longer runs (same host name as this
-/// machine, no process with its pid) is taken over, saying so.
+/// machine, no process with its pid) is taken over, saying so. The signal
+/// handler is installed first, so Ctrl-C, SIGTERM or SIGHUP releases the lock
+/// before the process exits.
 pub(super) fn take_lock(
     backend: &dyn Backend,
     environment: &str,
     operation: &str,
     timeout: Duration,
 ) -> anyhow::Result<LockGuard> {
+    crate::signals::install();
     if let Some(holder) = crate::state::lock::take_over_if_gone(backend, environment)? {
         eprintln!(
             "Took over the lock of environment {environment}: its holder ({holder}) no longer runs on this machine."

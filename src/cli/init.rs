@@ -115,6 +115,8 @@ fn migrate_state(
         from.describe(),
         to.describe()
     );
+    // Ctrl-C, SIGTERM or SIGHUP releases the locks the migration holds.
+    crate::signals::install();
     let migrated = ops::migrate(from.as_ref(), to.as_ref(), lock_timeout, |holder| {
         eprintln!(
             "Waiting up to {:.0}s for the lock of environment {}, held by {holder}.",

@@ -106,6 +106,7 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
         apply_id: uuid::Uuid::new_v4().to_string(),
         who: crate::state::lock::current_user(),
         artifact_cache: args.config.dir.join(ARTIFACT_CACHE),
+        cancel: crate::signals::Cancel::new(),
     };
     println!("\nRolling back (apply id {}).", options.apply_id);
     let progress =
@@ -113,7 +114,9 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    crate::state::lock::stop_gracefully_on_interrupt(true);
+    // The first Ctrl-C (or SIGTERM) cancels the rollback's token: the hosts
+    // in flight finish, no other starts.
+    let graceful = crate::signals::graceful(&options.cancel);
     let outcome = runtime.block_on(async {
         match &plan.target {
             crate::plan::rollback::RollbackTarget::Ecs { .. } => {
@@ -132,7 +135,7 @@ pub(super) fn rollback(args: &RollbackArgs) -> anyhow::Result<u8> {
             }
         }
     });
-    crate::state::lock::stop_gracefully_on_interrupt(false);
+    drop(graceful);
     crate::apply::rollback::record_end(&recorder, &plan, &options, &outcome)?;
     drop(lock);
     match outcome {

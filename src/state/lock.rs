@@ -3,26 +3,26 @@
 //! [`LockInfo`] describes a lock holder; [`LockGuard`] holds a lock and
 //! releases it when dropped. The local lock is a file created with
 //! `create_new`, so exactly one process can create it; it contains the
-//! holder's [`LockInfo`] as JSON. Every held lock is also registered with an
-//! interrupt handler, so Ctrl-C (or SIGTERM, SIGHUP) releases it before the
-//! process exits; only SIGKILL or a crash leaves a lock behind. Waiting for a
-//! lock is [`lock_with_timeout`]'s choice, never `lock`'s. A stale lock of
-//! someone else is never removed on its own: only by an explicit force-unlock
-//! with the right id, or by a caller that checked with [`holder_is_gone`] that
-//! its process provably no longer exists.
+//! holder's [`LockInfo`] as JSON. Every held lock is also registered here, so
+//! that [`release_held_locks`] can release them all: the signal handler
+//! (`crate::signals`, which the CLI installs before it takes a lock) does so on
+//! Ctrl-C (or SIGTERM, SIGHUP) before the process exits; only SIGKILL or a
+//! crash leaves a lock behind. Waiting for a lock is [`lock_with_timeout`]'s
+//! choice, never `lock`'s. A stale lock of someone else is never removed on
+//! its own: only by an explicit force-unlock with the right id, or by a caller
+//! that checked with [`holder_is_gone`] that its process provably no longer
+//! exists.
 //!
-//! While an apply runs it asks ([`stop_gracefully_on_interrupt`]) that the
-//! first interrupt only be noted ([`interrupt_requested`]): the apply starts
-//! no new step, records the steps in flight and releases its locks itself.
-//! A second interrupt releases the locks and exits at once.
+//! Not here: signals. This module knows nothing of them; it only keeps the
+//! registry the handler releases.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -76,15 +76,16 @@ impl fmt::Display for LockInfo {
 /// A lock release that may fail; run at most once.
 type Release = Box<dyn FnOnce() -> Result<(), StateError> + Send>;
 
-/// The release of one held lock, shared by its guard and the interrupt
-/// handler; whichever comes first runs it, the other finds `None`. The mutex
-/// is held while the release runs, so an interrupt that arrives during a
-/// release waits for it instead of exiting under it.
+/// The release of one held lock, shared by its guard and
+/// [`release_held_locks`]; whichever comes first runs it, the other finds
+/// `None`. The mutex is held while the release runs, so a signal that arrives
+/// during a release waits for it instead of exiting under it.
 type SharedRelease = Arc<Mutex<Option<Release>>>;
 
 /// A held lock. Dropping it releases the lock; [`LockGuard::release`] does the
-/// same and reports whether that worked. While it is held, an interrupt
-/// (Ctrl-C, SIGTERM, SIGHUP) releases it before the process exits.
+/// same and reports whether that worked. While it is held,
+/// [`release_held_locks`] releases it too: the signal handler does on Ctrl-C,
+/// SIGTERM or SIGHUP, before the process exits.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
     info: LockInfo,
@@ -95,12 +96,11 @@ pub struct LockGuard {
 
 impl LockGuard {
     /// A guard for `info` that runs `release` once, when released or dropped,
-    /// or when the process is interrupted.
+    /// or by [`release_held_locks`].
     pub fn new(
         info: LockInfo,
         release: impl FnOnce() -> Result<(), StateError> + Send + 'static,
     ) -> LockGuard {
-        install_interrupt_handler();
         let release: SharedRelease = Arc::new(Mutex::new(Some(Box::new(release))));
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         held()
@@ -172,15 +172,14 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
 /// Locks being taken right now: created in the store, guard not made yet.
 static ACQUIRING: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks a lock acquisition in progress, so that an interrupt arriving
-/// between creating the lock and registering its guard waits for the guard
-/// (and releases it) instead of leaving the lock behind.
+/// Marks a lock acquisition in progress, so that [`release_held_locks`]
+/// called (on a signal) between creating the lock and registering its guard
+/// waits for the guard (and releases it) instead of leaving the lock behind.
 pub struct Acquiring(());
 
 impl Acquiring {
     /// Call before creating the lock; drop after the guard exists.
     pub fn start() -> Acquiring {
-        install_interrupt_handler();
         ACQUIRING.fetch_add(1, Ordering::SeqCst);
         Acquiring(())
     }
@@ -193,8 +192,9 @@ impl Drop for Acquiring {
 }
 
 /// Release every lock this process holds, now. Returns what was released
-/// (or failed to be). Used on interrupt; a command that handles interrupts
-/// itself may call it before it exits.
+/// (or failed to be). The signal handler (`crate::signals`) calls it before
+/// the process exits; a command that handles signals itself may call it
+/// before it exits.
 pub fn release_held_locks() -> Vec<(LockInfo, Result<(), StateError>)> {
     release_held_locks_where(|_| true)
 }
@@ -225,24 +225,6 @@ fn release_held_locks_where(
         released.push((info, result));
     }
     released
-}
-
-/// The first interrupt is noted instead of exiting (see [`stop_gracefully_on_interrupt`]).
-static GRACEFUL: AtomicBool = AtomicBool::new(false);
-/// An interrupt arrived while [`GRACEFUL`] was on.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// While `on`, the first SIGINT, SIGTERM or SIGHUP does not exit: it is
-/// noted for [`interrupt_requested`], and the caller stops in order and
-/// releases its locks. A second one releases every held lock and exits.
-pub fn stop_gracefully_on_interrupt(on: bool) {
-    install_interrupt_handler();
-    GRACEFUL.store(on, Ordering::SeqCst);
-}
-
-/// Whether an interrupt arrived while [`stop_gracefully_on_interrupt`] was on.
-pub fn interrupt_requested() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Whether the process that took `holder` provably no longer runs: it ran on
@@ -292,90 +274,6 @@ fn process_is_gone(pid: u32) -> bool {
 fn process_is_gone(_pid: u32) -> bool {
     false
 }
-
-/// On SIGINT, SIGTERM or SIGHUP: release every held lock, then exit with
-/// 128 + the signal number, as the default action would have. A second
-/// signal during the release exits at once. Installed once per process, the
-/// first time a lock is taken; without held locks it just exits.
-#[cfg(unix)]
-fn install_interrupt_handler() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
-        let (ready, registered) = std::sync::mpsc::sync_channel::<()>(1);
-        let spawned = thread::Builder::new()
-            .name("slipway-lock-release".to_string())
-            .spawn(move || handle_interrupts(ready));
-        if spawned.is_ok() {
-            // The handlers are registered before the first lock is taken.
-            let _ = registered.recv();
-        }
-    });
-}
-
-/// The interrupt thread: register the handlers, say so, wait for a signal.
-#[cfg(unix)]
-fn handle_interrupts(ready: std::sync::mpsc::SyncSender<()>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    runtime.block_on(async move {
-        let signals = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        );
-        let _ = ready.send(());
-        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = signals else {
-            return;
-        };
-        let code = loop {
-            let code = tokio::select! {
-                _ = interrupt.recv() => 130,
-                _ = terminate.recv() => 143,
-                _ = hangup.recv() => 129,
-            };
-            if GRACEFUL.load(Ordering::SeqCst) && !INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!(
-                    "\nInterrupted: no new step starts; the steps in flight finish and are \
-                     recorded, then the lock is released. Interrupt again to stop at once."
-                );
-                continue;
-            }
-            break code;
-        };
-        let (done, mut finished) = tokio::sync::oneshot::channel();
-        thread::spawn(move || {
-            for (info, result) in release_held_locks() {
-                match result {
-                    Ok(()) => eprintln!(
-                        "\nInterrupted: released the state lock of environment {} (lock id {}).",
-                        info.environment, info.id
-                    ),
-                    Err(error) => eprintln!(
-                        "\nInterrupted: could not release the state lock of environment {}: \
-                         {error}",
-                        info.environment
-                    ),
-                }
-            }
-            let _ = done.send(());
-        });
-        // A second signal while releasing exits at once.
-        tokio::select! {
-            _ = &mut finished => {}
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        std::process::exit(code);
-    });
-}
-
-#[cfg(not(unix))]
-fn install_interrupt_handler() {}
 
 /// How often a lock is tried again while waiting for it.
 const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(500);
