@@ -7,7 +7,10 @@
 //! a random time, or while a host is in its health check), Ctrl-C (SIGINT to
 //! the apply's process group), approve and reject, a host's sshd stopped and
 //! started again, a host added to and removed from the environment, a rollout
-//! policy changed, and a host changed by hand (`current` repointed, the release
+//! policy changed, the artifact's delivery switched between push (the runner
+//! uploads it) and pull (each host downloads it, over https, from a repository
+//! on an address of this machine every host's namespace reaches), and a host
+//! changed by hand (`current` repointed, the release
 //! marker edited or removed, the config file edited). After every operation the
 //! test looks at the hosts themselves (where `current` points, the config
 //! file's bytes, the marker, what the running app answers) and at state and
@@ -36,7 +39,8 @@
 //!    `apply -refresh` and saved plans are tested elsewhere.)
 //! 6. Confinement: not checked here (see `confinement.rs`).
 //! 7. Nothing left behind: after slipway exits, by any path, no ssh master it
-//!    started outlives it for long, and the state lock is free or held by a
+//!    started, and no download it began on a host, outlives it for long; no
+//!    host keeps a partial download; and the state lock is free or held by a
 //!    process that is gone.
 //! 15. Apply does what plan showed: an apply that succeeds touches only the
 //!     hosts the plan before it scheduled (marker, app process) and leaves
@@ -57,10 +61,12 @@ use std::time::{Duration, Instant};
 
 use slipway::state::{config_digest, Backend, DeploymentState, HostStatus, LocalBackend, State};
 
+use crate::artifact_repo::ArtifactRepo;
 use crate::sshd::HostOptions;
 use crate::support::processes_naming;
 use crate::support::sequences::{run, OperationSequence, Rng};
 use crate::support::ssh_lab::{Lab, ENVIRONMENT, GREETING};
+use crate::tls::Pki;
 
 /// sshd hosts started per sequence; the environment lists 6 to all of them.
 const HOSTS: usize = 10;
@@ -116,6 +122,9 @@ enum Op {
     EditMarker(usize),
     RemoveMarker(usize),
     EditConfig(usize),
+    /// `true`: hosts download the artifact themselves (`delivery = "pull"`);
+    /// `false`: the runner uploads it.
+    Delivery(bool),
 }
 
 impl Op {
@@ -219,10 +228,25 @@ struct Sequence {
     /// The host records state had after the previous operation.
     records: BTreeMap<String, slipway::state::HostState>,
     last_log: String,
+    /// Where hosts pull the artifact from, each version as
+    /// `app-VERSION.tar.gz` (the bytes push would send), and the CA its
+    /// certificate comes from.
+    repo: ArtifactRepo,
+    _pki: Pki,
+    /// Whether the configuration has hosts pull the artifact now.
+    pull: bool,
+    /// The sha256 of every artifact published (a host's download names it).
+    published: std::cell::RefCell<BTreeSet<String>>,
 }
 
 impl Sequence {
     fn new(seed: u64, lab: Lab) -> Sequence {
+        let shared = lab
+            .hosts
+            .shared_address()
+            .expect("hosts with their own network have a shared address");
+        let pki = Pki::make_for(&[&shared]).expect("openssl makes the repository's certificate");
+        let repo = ArtifactRepo::start_open_on(&pki, &shared);
         let mut sequence = Sequence {
             seed,
             rng: Rng(seed),
@@ -246,6 +270,10 @@ impl Sequence {
             seen: Vec::new(),
             records: BTreeMap::new(),
             last_log: String::new(),
+            repo,
+            _pki: pki,
+            pull: false,
+            published: Default::default(),
         };
         sequence.releases.insert("1.0.0".into(), Vec::new());
         sequence.prepare_lab();
@@ -269,6 +297,18 @@ impl Sequence {
             "VERSION='${var.version}'\n        FLAVOR='${var.flavor}'\n",
         );
         assert!(text.contains("FLAVOR="), "the fixture changed: {text}");
+        assert!(
+            text.contains(PUSHED_ARTIFACT),
+            "the fixture changed: {text}"
+        );
+        let text = text.replacen(
+            "slipway {\n",
+            &format!(
+                "slipway {{\n  ca_file = {:?}\n",
+                self._pki.ca_pem().display().to_string()
+            ),
+            1,
+        );
         std::fs::write(&main, text).unwrap();
         for i in 0..HOSTS {
             std::fs::create_dir_all(self.lab_file(i, "")).unwrap();
@@ -292,7 +332,31 @@ impl Sequence {
         )
     }
 
-    /// The artifact directory as code version `version` has it.
+    /// The service's artifact block: pushed from `./app`, or pulled by the
+    /// hosts from the repository.
+    fn set_delivery(&mut self, pull: bool) {
+        let main = self.lab.root.join("main.hcl");
+        let text = std::fs::read_to_string(&main).unwrap();
+        let pulled = self.pulled_artifact();
+        let (from, to) = if pull {
+            (PUSHED_ARTIFACT, pulled.as_str())
+        } else {
+            (pulled.as_str(), PUSHED_ARTIFACT)
+        };
+        assert!(text.contains(from), "the artifact block changed: {text}");
+        std::fs::write(&main, text.replace(from, to)).unwrap();
+        self.pull = pull;
+    }
+
+    fn pulled_artifact(&self) -> String {
+        format!(
+            "  artifact {{\n    source   = \"{}\"\n    delivery = \"pull\"\n  }}\n",
+            self.repo.url("files", "app-${var.version}.tar.gz")
+        )
+    }
+
+    /// The artifact directory as code version `version` has it, and in the
+    /// repository the bytes the runner would push of it.
     fn write_artifact(&self, version: &str) {
         let app = self.lab.root.join("app");
         let bin = app.join("bin");
@@ -305,6 +369,11 @@ impl Sequence {
         std::fs::write(app.join("FAIL"), fail).unwrap();
         std::fs::write(bin.join("start.sh"), START_SH).unwrap();
         std::fs::write(bin.join("check.sh"), CHECK_SH).unwrap();
+        let packed = slipway::artifact::pack_directory(&app).unwrap();
+        self.repo.publish(&format!("app-{version}.tar.gz"), &packed);
+        self.published
+            .borrow_mut()
+            .insert(slipway::artifact::sha256_hex(&packed));
     }
 
     fn digest_of(&self, pair: &Pair) -> String {
@@ -472,6 +541,21 @@ impl Sequence {
             .join(name)
             .join("manifest")
             .is_file()
+    }
+
+    /// A download's temporary files on host `i` (`*.pull.PID`).
+    fn partial_downloads(&self, i: usize) -> Vec<String> {
+        let dir = self.lab.install_dir(i).join(".slipway/artifacts");
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.contains(".pull."))
+                    .map(|name| format!("{}: {name}", self.lab.address(i)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     // ----- running slipway -----
@@ -658,7 +742,7 @@ impl Sequence {
             .and_then(|s| s.deployments.get(DEPLOYMENT).cloned())
             .is_some_and(|d| d.waiting_approval().is_some());
         loop {
-            let roll = self.rng.below(100);
+            let roll = self.rng.below(105);
             let op = match roll {
                 0..=27 => Op::Apply(self.choose_target()),
                 28..=33 => {
@@ -708,6 +792,7 @@ impl Sequence {
                 87..=90 => Op::EditMarker(self.rng.pick(&self.listed)),
                 91..=93 => Op::RemoveMarker(self.rng.pick(&self.listed)),
                 94..=99 => Op::EditConfig(self.rng.pick(&self.listed)),
+                100..=104 => Op::Delivery(!self.pull),
                 _ => continue,
             };
             return op;
@@ -794,6 +879,10 @@ impl Sequence {
             Op::Policy(p) => {
                 self.policy = *p;
                 self.configure();
+                return Ok(None);
+            }
+            Op::Delivery(pull) => {
+                self.set_delivery(*pull);
                 return Ok(None);
             }
             Op::RepointCurrent(i) => {
@@ -962,6 +1051,24 @@ impl Sequence {
             ensure(
                 Instant::now() < deadline,
                 format!("30 s after slipway ended, still running: {left:#?}"),
+            )?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // 7. No host goes on downloading, or keeps a partial download (the
+        // pull step's watcher checks its session once a second).
+        loop {
+            let published = self.published.borrow();
+            let running: Vec<String> = processes_naming(".tar.gz.pull.")
+                .into_iter()
+                .filter(|line| published.iter().any(|sha| line.contains(sha.as_str())))
+                .collect();
+            let partial: Vec<String> = (0..HOSTS).flat_map(|i| self.partial_downloads(i)).collect();
+            if running.is_empty() && partial.is_empty() {
+                break;
+            }
+            ensure(
+                Instant::now() < deadline,
+                format!("30 s after slipway ended, downloads still running: {running:#?}, partial files: {partial:?}"),
             )?;
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -1349,6 +1456,11 @@ impl Sequence {
         for i in self.down.clone() {
             self.step(Op::HostUp(i))?;
         }
+        // The closing apply has the hosts pull the new version themselves:
+        // every sequence ends with a download on every listed host.
+        if !self.pull {
+            self.step(Op::Delivery(true))?;
+        }
         let version = self.new_version(Vec::new());
         let target = pair(&version, &self.target.1);
         for _ in 0..4 {
@@ -1378,6 +1490,18 @@ impl Sequence {
                     format!(
                         "a new version applied everywhere left hosts as the hand changed them: {:?} {:?}",
                         self.tampered, self.marker_tampered
+                    ),
+                )?;
+                // Each listed host downloaded the new version from the
+                // repository, as the repository's own log tells.
+                let pulled = self
+                    .repo
+                    .downloads_of_by(&format!("app-{version}.tar.gz"), "curl/");
+                ensure(
+                    pulled >= self.listed.len(),
+                    format!(
+                        "{} hosts are listed, but the repository served app-{version}.tar.gz to hosts {pulled} time(s)",
+                        self.listed.len()
                     ),
                 )?;
                 let (code, plan) = self.plan_json(&["-refresh"])?;
@@ -1427,6 +1551,9 @@ fn ensure(condition: bool, message: String) -> Result<(), String> {
         Err(message)
     }
 }
+
+/// The fixture's artifact block: the runner packs `./app` and pushes it.
+const PUSHED_ARTIFACT: &str = "  artifact {\n    source = \"./app\"\n  }\n";
 
 /// The app's start script: as the fixture's, but every host listens on the
 /// same port (each is its own machine on the network) and the answer names

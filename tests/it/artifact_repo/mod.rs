@@ -19,6 +19,8 @@ pub const TOKEN: &str = "repo-token-3f9a1c";
 
 pub struct ArtifactRepo {
     pub port: u16,
+    /// Where it listens: 127.0.0.1, or an address the test hosts reach.
+    address: String,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -27,15 +29,22 @@ impl ArtifactRepo {
     /// Serve an empty repository with `pki`'s server certificate, behind
     /// [`TOKEN`].
     pub fn start(pki: &Pki) -> ArtifactRepo {
-        ArtifactRepo::serve(pki, Some(TOKEN))
+        ArtifactRepo::serve(pki, Some(TOKEN), "127.0.0.1")
     }
 
     /// Serve an empty repository anyone may read (no token).
     pub fn start_open(pki: &Pki) -> ArtifactRepo {
-        ArtifactRepo::serve(pki, None)
+        ArtifactRepo::serve(pki, None, "127.0.0.1")
     }
 
-    fn serve(pki: &Pki, token: Option<&str>) -> ArtifactRepo {
+    /// [`ArtifactRepo::start_open`], listening on `address` (one of this
+    /// machine's, e.g. `SshHosts::shared_address`, which `pki`'s certificate
+    /// names: see `Pki::make_for`).
+    pub fn start_open_on(pki: &Pki, address: &str) -> ArtifactRepo {
+        ArtifactRepo::serve(pki, None, address)
+    }
+
+    fn serve(pki: &Pki, token: Option<&str>, address: &str) -> ArtifactRepo {
         let dir = tempfile::Builder::new()
             .prefix("artifact-repo-")
             .tempdir()
@@ -43,7 +52,9 @@ impl ArtifactRepo {
         std::fs::create_dir_all(dir.path().join("files")).unwrap();
         let (server_pem, server_key) = (pki.path("server.pem"), pki.path("server.key"));
         let (files, log) = (dir.path().join("files"), dir.path().join("requests.log"));
+        let bind = format!("--bind={address}");
         let mut args = vec![
+            std::ffi::OsStr::new(&bind),
             server_pem.as_os_str(),
             server_key.as_os_str(),
             files.as_os_str(),
@@ -51,7 +62,12 @@ impl ArtifactRepo {
         ];
         args.extend(token.map(std::ffi::OsStr::new));
         let (child, port) = crate::support::spawn_python_server(SERVER, &args);
-        ArtifactRepo { port, dir, child }
+        ArtifactRepo {
+            port,
+            address: address.to_string(),
+            dir,
+            child,
+        }
     }
 
     /// Put `bytes` in the repository as `name` (replacing what was there:
@@ -63,10 +79,10 @@ impl ArtifactRepo {
         std::fs::rename(partial, path).unwrap();
     }
 
-    /// `https://127.0.0.1:PORT/KIND/NAME` (KIND: files, redirect, truncated,
+    /// `https://ADDRESS:PORT/KIND/NAME` (KIND: files, redirect, truncated,
     /// slow).
     pub fn url(&self, kind: &str, name: &str) -> String {
-        format!("https://127.0.0.1:{}/{kind}/{name}", self.port)
+        format!("https://{}:{}/{kind}/{name}", self.address, self.port)
     }
 
     /// Every request so far, as "METHOD PATH STATUS".
@@ -97,6 +113,17 @@ impl ArtifactRepo {
                 let status = fields.nth(2);
                 status == Some("200") && fields.next().is_some_and(|a| a.starts_with(agent))
             })
+            .count()
+    }
+
+    /// The whole downloads (status 200) of `/files/NAME` made with a
+    /// User-Agent starting with `agent`.
+    pub fn downloads_of_by(&self, name: &str, agent: &str) -> usize {
+        let request = format!("GET /files/{name} 200 {agent}");
+        std::fs::read_to_string(self.dir.path().join("requests.log.agents"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with(&request))
             .count()
     }
 

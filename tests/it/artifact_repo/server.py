@@ -1,8 +1,9 @@
 """An artifact repository on loopback for slipway's artifact-source tests.
 
-Usage: python3 server.py CERT KEY ROOT LOG [TOKEN]
+Usage: python3 server.py [--bind=ADDRESS] CERT KEY ROOT LOG [TOKEN]
 
-Serves HTTPS on a free 127.0.0.1 port with the certificate CERT (PEM) and its
+Serves HTTPS on a free port of 127.0.0.1 (or of ADDRESS: an address of this
+machine the tests' own host namespaces reach) with the certificate CERT (PEM) and its
 key KEY, and prints "port N" on its first line of output. Files come from the
 directory ROOT. With TOKEN, every request must carry
 "Authorization: Bearer TOKEN" (else 401). Every request is appended to the
@@ -20,7 +21,8 @@ file LOG as "METHOD PATH STATUS", and to LOG.agents as
                        that goes away before the end is logged with status 499
   GET (other)          404
 
-Loopback only; it never reaches the network.
+Local only: it listens on loopback or on an address of the tests' own host
+network, and never reaches the network.
 """
 
 import email.utils
@@ -119,11 +121,15 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     global ROOT, LOG, TOKEN
-    cert, key, ROOT, LOG = sys.argv[1:5]
-    TOKEN = sys.argv[5] if len(sys.argv) > 5 else None
+    args = sys.argv[1:]
+    bind = "127.0.0.1"
+    if args and args[0].startswith("--bind="):
+        bind = args.pop(0)[len("--bind="):]
+    cert, key, ROOT, LOG = args[0:4]
+    TOKEN = args[4] if len(args) > 4 else None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((bind, 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     print("port %d" % server.server_address[1], flush=True)
     server.serve_forever()

@@ -153,7 +153,8 @@ impl OwnNetwork {
                 count,
                 claim,
             };
-            let script: String = (1..=count)
+            let shared = network.shared_address();
+            let hosts: String = (1..=count)
                 .map(|n| {
                     format!(
                         "ip netns add {ns}\n\
@@ -162,7 +163,8 @@ impl OwnNetwork {
                          ip link set {runner} up\n\
                          ip -n {ns} addr add {host_address}/31 dev {host}\n\
                          ip -n {ns} link set {host} up\n\
-                         ip -n {ns} link set lo up\n",
+                         ip -n {ns} link set lo up\n\
+                         ip -n {ns} route add {shared}/32 via {runner_address} dev {host}\n",
                         ns = network.netns(n),
                         runner = format!("slw{block}r{n}"),
                         host = format!("slw{block}h{n}"),
@@ -171,6 +173,7 @@ impl OwnNetwork {
                     )
                 })
                 .collect();
+            let script = format!("ip addr replace {shared}/32 dev lo\n{hosts}");
             run_ip_script(&script)?;
             return Ok(network);
         }
@@ -188,6 +191,17 @@ impl OwnNetwork {
     fn address(&self, n: usize) -> String {
         network_address(self.block, n, 1)
     }
+
+    /// An address of this machine every host of the block reaches (each
+    /// through its own veth pair): the block's first, which no host pair
+    /// uses, on the loopback device, with a route to it in each namespace.
+    fn shared_address(&self) -> String {
+        shared_address(self.block)
+    }
+}
+
+fn shared_address(block: usize) -> String {
+    network_address(block, 0, 0)
 }
 
 impl Drop for OwnNetwork {
@@ -220,14 +234,18 @@ fn network_address(block: usize, n: usize, end: usize) -> String {
 /// server's process tree when it went into the background): a namespace
 /// lives, and its address stays taken, while a process is in it.
 fn teardown_script(block: usize, count: usize) -> String {
-    (1..=count)
+    let hosts: String = (1..=count)
         .map(|n| {
             format!(
                 "ip netns pids slw{block}n{n} 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true\n\
                  ip netns del slw{block}n{n} 2>/dev/null || true\n"
             )
         })
-        .collect()
+        .collect();
+    format!(
+        "{hosts}ip addr del {}/32 dev lo 2>/dev/null || true\n",
+        shared_address(block)
+    )
 }
 
 fn run_ip_script(script: &str) -> Result<(), String> {
@@ -258,6 +276,12 @@ pub struct SshHosts {
 }
 
 impl SshHosts {
+    /// With [`HostOptions::own_network`]: an address of this machine that
+    /// every host reaches (a server the hosts download from listens there).
+    pub fn shared_address(&self) -> Option<String> {
+        self.network.as_ref().map(OwnNetwork::shared_address)
+    }
+
     /// Start `count` hosts and wait until each accepts connections.
     pub fn start(count: usize) -> Option<SshHosts> {
         SshHosts::start_with(count, HostOptions::default())

@@ -31,6 +31,12 @@ impl Pki {
     /// Make the CA and the server certificate; `None` (after a note) only
     /// when `openssl` is missing and skipping is allowed.
     pub fn make() -> Option<Pki> {
+        Pki::make_for(&[])
+    }
+
+    /// [`Pki::make`], with a server certificate valid for the IP addresses
+    /// `addresses` too (besides 127.0.0.1 and `localhost`).
+    pub fn make_for(addresses: &[&str]) -> Option<Pki> {
         if Command::new("openssl")
             .arg("version")
             .stdout(Stdio::null())
@@ -85,12 +91,15 @@ impl Pki {
             "-subj",
             "/CN=localhost",
         ]);
+        let more: String = addresses.iter().map(|a| format!(",IP:{a}")).collect();
         std::fs::write(
             pki.path("server.ext"),
-            "basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\n\
-             subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            format!(
+                "basicConstraints=critical,CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\n\
+                 extendedKeyUsage=serverAuth\n\
+                 subjectAltName=IP:127.0.0.1,DNS:localhost{more}\n"
+            ),
         )
         .expect("server.ext");
         pki.openssl(&[
