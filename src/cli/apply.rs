@@ -357,7 +357,7 @@ pub(super) fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let apply_options = crate::apply::ApplyOptions {
         parallelism: args.parallelism,
         apply_id: uuid::Uuid::new_v4().to_string(),
-        who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        who: crate::state::lock::current_user(),
         artifact_cache: config_dir.join(ARTIFACT_CACHE),
         cancel: crate::signals::Cancel::new(),
     };
