@@ -54,7 +54,10 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum,
 };
 
-use super::events::{RolloutEvent, ServiceEnd, ShiftKind, ShiftSettled};
+use super::events::{
+    Event, RolloutEvent, ScalingEvent, ServiceEnd, ServiceEvent, ShiftKind, ShiftSettled,
+    TrafficEvent,
+};
 use super::gates::GateError;
 use super::recorder::StepRecord;
 use super::scaling::ScalingError;
@@ -426,7 +429,7 @@ impl Job<'_> {
         &self.deployment.address
     }
 
-    fn report(&self, event: RolloutEvent) {
+    fn report(&self, event: impl Into<Event>) {
         self.progress.report(self.address(), event);
     }
 }
@@ -566,7 +569,7 @@ pub async fn apply_deployment(
     let mut outcome = DeploymentOutcome::default();
     if let Some(suspension) = &suspension {
         if let Err(message) = restore_scaling(&job, suspension).await {
-            job.report(RolloutEvent::AutoscalingNotRestored {
+            job.report(ScalingEvent::AutoscalingNotRestored {
                 message: message.to_string(),
             });
             outcome
@@ -594,7 +597,7 @@ fn recorded_or_adopted(
         return recorded;
     }
     let adopted = change.adopt.as_ref()?;
-    job.report(RolloutEvent::ServiceAdopted {
+    job.report(ServiceEvent::ServiceAdopted {
         service: adopted.service.clone(),
         task_definition: adopted.task_definition_arn.clone(),
         tasks: adopted.desired_count,
@@ -764,7 +767,7 @@ fn record_outcome(
             status: format!("{other:?}").to_lowercase(),
         },
     };
-    job.report(RolloutEvent::ServiceEnded { ended });
+    job.report(ServiceEvent::ServiceEnded { ended });
     Ok(outcome)
 }
 
@@ -784,7 +787,7 @@ fn record_rolled_back(
         .filter(|v| *v != new_version)
         .or_else(|| job.baseline_version.clone());
     let Some(before) = before else {
-        job.report(RolloutEvent::NoRecordKept);
+        job.report(ServiceEvent::NoRecordKept);
         return job.recorder.forget(&address);
     };
     job.recorder.update(|state| {
@@ -858,7 +861,7 @@ async fn ensure_task_definition(job: &Job<'_>) -> Result<String, EcsApplyError> 
         if let Some(live) = output.task_definition() {
             if live_definition_json(live) == desired {
                 let arn = live.task_definition_arn().unwrap_or_default().to_string();
-                job.report(RolloutEvent::TaskDefinitionMatches {
+                job.report(ServiceEvent::TaskDefinitionMatches {
                     task_definition: arn.clone(),
                 });
                 return Ok(arn);
@@ -891,7 +894,7 @@ async fn ensure_task_definition(job: &Job<'_>) -> Result<String, EcsApplyError> 
         .and_then(|t| t.task_definition_arn())
         .ok_or(EcsApplyError::NoTaskDefinitionArn)?
         .to_string();
-    job.report(RolloutEvent::TaskDefinitionRegistered {
+    job.report(ServiceEvent::TaskDefinitionRegistered {
         task_definition: arn.clone(),
     });
     Ok(arn)
@@ -967,7 +970,7 @@ async fn scaling_to_suspend(
     let left = match left {
         Some(left) if left.resource_id != resource => {
             super::scaling::restore(&job.scaling, &left, &resource).await?;
-            job.report(RolloutEvent::AutoscalingMoveFinished {
+            job.report(ScalingEvent::AutoscalingMoveFinished {
                 from: left.resource_id.clone(),
                 to: resource.clone(),
             });
@@ -999,7 +1002,7 @@ async fn scaling_to_suspend(
         .map_or(0, |s| s.desired_count);
     let floor = live_count.max(suspension.min_capacity as i32);
     if floor > job.desired {
-        job.report(RolloutEvent::AutoscalingFloor {
+        job.report(ScalingEvent::AutoscalingFloor {
             service: serving.to_string(),
             tasks: live_count,
             min: suspension.min_capacity,
@@ -1023,7 +1026,7 @@ async fn suspend_scaling(
         state.scaling_suspended.insert(address, suspension.clone());
     })?;
     super::scaling::suspend(&job.scaling, suspension).await?;
-    job.report(RolloutEvent::AutoscalingSuspended {
+    job.report(ScalingEvent::AutoscalingSuspended {
         resource: suspension.resource_id.clone(),
         min: suspension.min_capacity,
         max: suspension.max_capacity,
@@ -1056,7 +1059,7 @@ async fn restore_scaling(
         state.scaling_suspended.remove(&address);
     })?;
     let from = (serving != suspension.resource_id).then(|| suspension.resource_id.clone());
-    job.report(RolloutEvent::AutoscalingRestored {
+    job.report(ScalingEvent::AutoscalingRestored {
         resource: serving,
         from,
     });
@@ -1081,7 +1084,7 @@ async fn rolling(
     // back on the side that serves.
     if let Some(in_flight) = previous.clone().filter(|p| p.canary.is_some()) {
         if let Some(canary) = &in_flight.canary {
-            job.report(RolloutEvent::CanaryWithdrawn {
+            job.report(TrafficEvent::CanaryWithdrawn {
                 percent: canary.percent,
                 canary: canary.service_name.clone(),
                 to: in_flight.service_name.clone(),
@@ -1100,7 +1103,7 @@ async fn rolling(
         shift_traffic(job, listener, 1, 100, record)
             .await
             .map_err(Failure::failed)?;
-        job.report(RolloutEvent::ListenerRestored {
+        job.report(TrafficEvent::ListenerRestored {
             listener: listener.to_string(),
             live: None,
             recorded: record.weights.clone(),
@@ -1143,7 +1146,7 @@ async fn rolling(
                     .failed(error_text(&e)),
                 )
             })?;
-        job.report(RolloutEvent::ServiceUpdated {
+        job.report(ServiceEvent::ServiceUpdated {
             service: service.clone(),
             task_definition: task_definition_arn.to_string(),
             version: None,
@@ -1179,54 +1182,68 @@ async fn rolling(
     if on_failure != OnFailure::Rollback {
         return Err(Failure::failed(message));
     }
-    match previous
-        .as_ref()
-        .and_then(|p| p.task_definition_arn.clone().map(|arn| (p, arn)))
+    Err(roll_back_rolling(job, &service, previous.as_ref(), message).await)
+}
+
+/// A failed rolling update (`message`) with `on_failure = "rollback"`: the
+/// service goes back to the task definition and count it ran before
+/// (`previous`, state's record), or, when there was none, is removed. The
+/// failure to return: rolled back, or why the rollback failed.
+async fn roll_back_rolling(
+    job: &Job<'_>,
+    service: &str,
+    previous: Option<&EcsState>,
+    message: EcsApplyError,
+) -> Failure {
+    let rolled_back = match previous.and_then(|p| p.task_definition_arn.clone().map(|arn| (p, arn)))
     {
         Some((previous, previous_arn)) => {
             let back_to = count_to_go_back_to(job, previous.desired_count);
-            job.report(RolloutEvent::RollingBackTo {
+            job.report(ServiceEvent::RollingBackTo {
                 task_definition: previous_arn.clone(),
             });
             let sent = job
                 .ecs
                 .update_service()
                 .cluster(&job.settings.cluster)
-                .service(&service)
+                .service(service)
                 .task_definition(&previous_arn)
                 .desired_count(back_to)
                 .send()
                 .await;
             if let Err(e) = sent {
-                return Err(Failure::failed(EcsApplyError::RollbackRequestFailed {
+                return Failure::failed(EcsApplyError::RollbackRequestFailed {
                     failure: Box::new(message),
                     message: error_text(&e),
-                }));
+                });
             }
-            if let Err(e) = wait_until_stable(job, &service, &previous_arn, back_to).await {
-                return Err(Failure::failed(EcsApplyError::RollbackUnstable {
+            if let Err(e) = wait_until_stable(job, service, &previous_arn, back_to).await {
+                return Failure::failed(EcsApplyError::RollbackUnstable {
                     failure: Box::new(message),
                     wait: Box::new(e),
-                }));
+                });
             }
-            record_ecs(job, Some(previous.clone()))?;
+            record_ecs(job, Some(previous.clone()))
         }
         None => {
-            job.report(RolloutEvent::RemovingNewService);
-            if let Err(e) = delete_service(job, &service).await {
-                return Err(Failure::failed(EcsApplyError::RollbackFailed {
+            job.report(ServiceEvent::RemovingNewService);
+            if let Err(e) = delete_service(job, service).await {
+                return Failure::failed(EcsApplyError::RollbackFailed {
                     failure: Box::new(message),
                     rollback: Box::new(e),
-                }));
+                });
             }
-            record_ecs(job, None)?;
+            record_ecs(job, None)
         }
+    };
+    match rolled_back {
+        Ok(()) => Failure {
+            error: message,
+            status: DeploymentStatus::RolledBack,
+            untouched: false,
+        },
+        Err(unrecorded) => unrecorded,
     }
-    Err(Failure {
-        error: message,
-        status: DeploymentStatus::RolledBack,
-        untouched: false,
-    })
 }
 
 // ---- canary and blue/green -------------------------------------------------
@@ -1287,7 +1304,7 @@ async fn traffic_shift(
             .await
             .map_err(Failure::failed)?
     {
-        job.report(RolloutEvent::NothingToShift {
+        job.report(TrafficEvent::NothingToShift {
             service: serving.service_name.clone(),
             task_definition: task_definition_arn.to_string(),
         });
@@ -1521,7 +1538,7 @@ async fn shift_steps(
         }
         *current_step = step_number;
         if check_only {
-            job.report(RolloutEvent::TrafficShifted {
+            job.report(TrafficEvent::TrafficShifted {
                 step: step_number,
                 total: percents.len(),
                 percent: *percent,
@@ -1537,7 +1554,7 @@ async fn shift_steps(
             }
             shift_traffic(job, &shift.listener, step_number, *percent, &after).await?;
             *record = after;
-            job.report(RolloutEvent::TrafficShifted {
+            job.report(TrafficEvent::TrafficShifted {
                 step: step_number,
                 total: percents.len(),
                 percent: *percent,
@@ -1581,7 +1598,7 @@ async fn shift_all_at_once(
         requests::step_weights(&shift.groups[1 - shift.new_slot], &shift.new_group, 100);
     shift_traffic(job, &shift.listener, step_number, 100, &after).await?;
     *record = after;
-    job.report(RolloutEvent::TrafficShifted {
+    job.report(TrafficEvent::TrafficShifted {
         step: step_number,
         total: step_number,
         percent: 100,
@@ -1657,7 +1674,7 @@ async fn finish_traffic_shift(
                     untouched: false,
                 });
             }
-            job.report(RolloutEvent::TrafficSentBack {
+            job.report(TrafficEvent::TrafficSentBack {
                 to: None,
                 removing: new_service.to_string(),
             });
@@ -1724,7 +1741,7 @@ async fn promote(
         &job.deployment.service.version,
     )?;
     let work = async {
-        job.report(RolloutEvent::UpdatingInPlace {
+        job.report(TrafficEvent::UpdatingInPlace {
             service: serving.to_string(),
             task_definition: task_definition_arn.to_string(),
             temporary: canary.service_name.clone(),
@@ -1745,7 +1762,7 @@ async fn promote(
         }
         check_targets_healthy(job, serving_group).await?;
         set_listener_weights(job, listener, &done.weights).await?;
-        job.report(RolloutEvent::TrafficBackOn {
+        job.report(TrafficEvent::TrafficBackOn {
             service: serving.to_string(),
             task_definition: task_definition_arn.to_string(),
         });
@@ -1863,7 +1880,7 @@ async fn settle_left_over<'a>(
             .as_ref()
             .is_some_and(|c| c.promoted && c.task_definition_arn != task_definition_arn)
     }) {
-        job.report(RolloutEvent::InterruptedRolloutUndone {
+        job.report(TrafficEvent::InterruptedRolloutUndone {
             service: stale.service_name.clone(),
             task_definition: stale.canary.as_ref().map(|c| c.task_definition_arn.clone()),
             previous: stale.task_definition_arn.clone(),
@@ -1911,7 +1928,7 @@ async fn settle_left_over<'a>(
             .position(|p| *p == percent)
             .map_or(1, |i| i + 1);
         shift_traffic(job, listener, step, percent, record).await?;
-        job.report(RolloutEvent::ListenerRestored {
+        job.report(TrafficEvent::ListenerRestored {
             listener: listener.to_string(),
             live: Some(live.clone()),
             recorded: record.weights.clone(),
@@ -2048,7 +2065,7 @@ async fn roll_back_traffic(
     let work = async {
         if let Some((serving, arn)) = &set_back {
             let count = count_to_go_back_to(job, serving.desired_count);
-            job.report(RolloutEvent::SettingServiceBack {
+            job.report(ServiceEvent::SettingServiceBack {
                 service: serving.service_name.clone(),
                 task_definition: arn.to_string(),
             });
@@ -2146,7 +2163,7 @@ fn resolve_interrupted_shift(
         .as_ref()
         .map_or(&record.service_name, |c| &c.service_name)
         .clone();
-    let settled = |settled| RolloutEvent::InterruptedShiftSettled {
+    let settled = |settled| TrafficEvent::InterruptedShiftSettled {
         step: uncertain.step,
         percent,
         service: new_service.clone(),
@@ -2288,7 +2305,7 @@ pub async fn reject_deployment(
             address: address.to_string(),
         });
     };
-    job.report(RolloutEvent::TrafficSentBack {
+    job.report(TrafficEvent::TrafficSentBack {
         to: Some(record.service_name.clone()),
         removing: canary.service_name.clone(),
     });
@@ -2303,7 +2320,7 @@ pub async fn reject_deployment(
         .finish_deployment(address, DeploymentStatus::RolledBack, false, &[])
         .map_err(EcsApplyError::State)?;
     progress.done(address);
-    job.report(RolloutEvent::ServiceEnded {
+    job.report(ServiceEvent::ServiceEnded {
         ended: ServiceEnd::RolledBack,
     });
     Ok(DeploymentOutcome::default())
@@ -2395,7 +2412,7 @@ async fn switch_to_release(
     version: &str,
 ) -> Result<(), EcsApplyError> {
     if let (Some(canary), Some(listener)) = (&now.canary, job.settings.listener_arn.clone()) {
-        job.report(RolloutEvent::TrafficSentBack {
+        job.report(TrafficEvent::TrafficSentBack {
             to: Some(now.service_name.clone()),
             removing: canary.service_name.clone(),
         });
@@ -2420,7 +2437,7 @@ async fn switch_to_release(
             }
             .failed(error_text(&e))
         })?;
-    job.report(RolloutEvent::ServiceUpdated {
+    job.report(ServiceEvent::ServiceUpdated {
         service: now.service_name.clone(),
         task_definition: arn.to_string(),
         version: Some(version.to_string()),
@@ -2564,7 +2581,7 @@ async fn create_service(
         }
         .failed(error_text(&e))
     })?;
-    job.report(RolloutEvent::ServiceCreated {
+    job.report(ServiceEvent::ServiceCreated {
         service: service.to_string(),
         task_definition: task_definition_arn.to_string(),
     });
@@ -2602,7 +2619,7 @@ async fn delete_service(job: &Job<'_>, service: &str) -> Result<(), EcsApplyErro
             }
             .failed(error_text(&e))
         })?;
-    job.report(RolloutEvent::ServiceDeleted {
+    job.report(ServiceEvent::ServiceDeleted {
         service: service.to_string(),
     });
     Ok(())
@@ -2707,7 +2724,7 @@ async fn wait_until_stable(
             });
         match requests::judge(&snapshot, task_definition_arn, desired) {
             Verdict::Stable => {
-                job.report(RolloutEvent::ServiceStable {
+                job.report(ServiceEvent::ServiceStable {
                     service: service.to_string(),
                     tasks: desired,
                 });

@@ -19,11 +19,76 @@ use serde::Serialize;
 use crate::ecs::short_arn;
 use crate::plan::{Action, ScheduledStrategy};
 
-/// One thing that happened to a deployment during apply.
+/// One thing that happened to a deployment during apply, in one of five
+/// families. Serialized as the family's event (`kind` and its fields), so
+/// the JSON shape does not show the family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Rollout(RolloutEvent),
+    Host(HostEvent),
+    Service(ServiceEvent),
+    Traffic(TrafficEvent),
+    Scaling(ScalingEvent),
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::Rollout(event) => event.serialize(serializer),
+            Event::Host(event) => event.serialize(serializer),
+            Event::Service(event) => event.serialize(serializer),
+            Event::Traffic(event) => event.serialize(serializer),
+            Event::Scaling(event) => event.serialize(serializer),
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Rollout(event) => event.fmt(f),
+            Event::Host(event) => event.fmt(f),
+            Event::Service(event) => event.fmt(f),
+            Event::Traffic(event) => event.fmt(f),
+            Event::Scaling(event) => event.fmt(f),
+        }
+    }
+}
+
+impl From<RolloutEvent> for Event {
+    fn from(event: RolloutEvent) -> Event {
+        Event::Rollout(event)
+    }
+}
+
+impl From<HostEvent> for Event {
+    fn from(event: HostEvent) -> Event {
+        Event::Host(event)
+    }
+}
+
+impl From<ServiceEvent> for Event {
+    fn from(event: ServiceEvent) -> Event {
+        Event::Service(event)
+    }
+}
+
+impl From<TrafficEvent> for Event {
+    fn from(event: TrafficEvent) -> Event {
+        Event::Traffic(event)
+    }
+}
+
+impl From<ScalingEvent> for Event {
+    fn from(event: ScalingEvent) -> Event {
+        Event::Scaling(event)
+    }
+}
+
+/// What happens to any deployment: it starts, waits, is judged by its gates, waits for an approval, and fails.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RolloutEvent {
-    // ---- Any target ----
     /// The deployment begins: `create 1.0.0 with rolling`.
     Started {
         action: Action,
@@ -31,10 +96,7 @@ pub enum RolloutEvent {
         strategy: ScheduledStrategy,
     },
     /// A wait begins (`what`: `step 2/4: bake`, or a gate's next evaluation).
-    Waiting {
-        what: String,
-        seconds: f64,
-    },
+    Waiting { what: String, seconds: f64 },
     /// A verification gate was judged.
     GateJudged {
         step: usize,
@@ -50,15 +112,9 @@ pub enum RolloutEvent {
         sample: String,
     },
     /// The result of a gate could not be kept in state.
-    GateNotRecorded {
-        gate: String,
-        error: String,
-    },
+    GateNotRecorded { gate: String, error: String },
     /// The rollout stopped after `step` to wait for an approval.
-    WaitingForApproval {
-        step: usize,
-        approval: String,
-    },
+    WaitingForApproval { step: usize, approval: String },
     /// An interrupted apply was rolling back after `step` failed; this one
     /// finishes that rollback (`apply_id` when state names it).
     FinishingInterruptedRollback {
@@ -66,11 +122,16 @@ pub enum RolloutEvent {
         step: usize,
     },
     /// A notification could not be sent.
-    NotificationWarning {
-        message: String,
-    },
+    NotificationWarning { message: String },
 
-    // ---- VM hosts ----
+    /// The deployment failed; `message` says why.
+    Failed { message: String },
+}
+
+/// What happens on the VM hosts of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HostEvent {
     /// The hosts of step `step` (of `total`) are updated and judged.
     StepDone {
         step: usize,
@@ -84,15 +145,9 @@ pub enum RolloutEvent {
         allowed: usize,
     },
     /// Step `step` failed (a gate, or the hosts); `message` says why.
-    StepFailed {
-        step: usize,
-        message: String,
-    },
+    StepFailed { step: usize, message: String },
     /// A host now serves `version`.
-    HostUpdated {
-        host: String,
-        version: String,
-    },
+    HostUpdated { host: String, version: String },
     /// A host's update failed.
     HostFailed {
         host: String,
@@ -124,18 +179,11 @@ pub enum RolloutEvent {
     /// `on_failure = "pause"`: the hosts stay as they are.
     Paused,
     /// A rejected approval: the hosts the rollout moved go back.
-    Rejected {
-        version: String,
-    },
+    Rejected { version: String },
     /// Nothing to put back after `reason` (`step 2 failed`, `rejected`).
-    NothingToRollBack {
-        reason: String,
-    },
+    NothingToRollBack { reason: String },
     /// The hosts the rollout moved go back after `reason`.
-    RollingBackHosts {
-        reason: String,
-        hosts: Vec<String>,
-    },
+    RollingBackHosts { reason: String, hosts: Vec<String> },
     /// `slipway rollback`: hosts go back to `version`, `at_a_time` at once.
     RollingBackToRelease {
         hosts: usize,
@@ -143,14 +191,9 @@ pub enum RolloutEvent {
         at_a_time: usize,
     },
     /// A host serves `version` again.
-    HostRolledBack {
-        host: String,
-        version: String,
-    },
+    HostRolledBack { host: String, version: String },
     /// A host that ran nothing before the rollout was stopped.
-    HostStopped {
-        host: String,
-    },
+    HostStopped { host: String },
     /// A rollback of a host failed (`rolled_back: false`: the host may
     /// still run the new version), or went back with a problem.
     RollbackProblem {
@@ -159,11 +202,13 @@ pub enum RolloutEvent {
         message: String,
     },
     /// The deployment's hosts are done.
-    HostsEnded {
-        ended: HostsEnd,
-    },
+    HostsEnded { ended: HostsEnd },
+}
 
-    // ---- ECS services ----
+/// What happens to the ECS services and task definitions of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceEvent {
     /// ECS runs a service state did not know; the rollout adopts it.
     ServiceAdopted {
         service: String,
@@ -194,6 +239,28 @@ pub enum RolloutEvent {
     ServiceDeleted {
         service: String,
     },
+    RollingBackTo {
+        task_definition: String,
+    },
+    /// A failed first rollout: the new service is removed.
+    RemovingNewService,
+    /// A serving service is set back to `task_definition`.
+    SettingServiceBack {
+        service: String,
+        task_definition: String,
+    },
+    /// A failure was not rolled back: it has no record kept.
+    NoRecordKept,
+    /// The deployment's service is done.
+    ServiceEnded {
+        ended: ServiceEnd,
+    },
+}
+
+/// What happens to the listener traffic of an ECS deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrafficEvent {
     /// The service already runs the new task definition with all traffic.
     NothingToShift {
         service: String,
@@ -256,16 +323,12 @@ pub enum RolloutEvent {
         apply_id: String,
         settled: ShiftSettled,
     },
-    RollingBackTo {
-        task_definition: String,
-    },
-    /// A failed first rollout: the new service is removed.
-    RemovingNewService,
-    /// A serving service is set back to `task_definition`.
-    SettingServiceBack {
-        service: String,
-        task_definition: String,
-    },
+}
+
+/// What happens to the autoscaling of an ECS service around a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScalingEvent {
     AutoscalingSuspended {
         resource: String,
         min: u32,
@@ -289,24 +352,9 @@ pub enum RolloutEvent {
     },
     /// The autoscaling target an interrupted apply was moving is moved and
     /// restored.
-    AutoscalingMoveFinished {
-        from: String,
-        to: String,
-    },
+    AutoscalingMoveFinished { from: String, to: String },
     /// Autoscaling could not be restored; `message` says what to do.
-    AutoscalingNotRestored {
-        message: String,
-    },
-    /// The deployment failed; `message` says why.
-    Failed {
-        message: String,
-    },
-    /// A failure was not rolled back: it has no record kept.
-    NoRecordKept,
-    /// The deployment's service is done.
-    ServiceEnded {
-        ended: ServiceEnd,
-    },
+    AutoscalingNotRestored { message: String },
 }
 
 /// How a traffic step came about.
@@ -456,6 +504,15 @@ impl fmt::Display for RolloutEvent {
                 "the interrupted apply {apply_id} was rolling back after step {step} failed: finishing its rollback"
             ),
             E::NotificationWarning { message } => write!(f, "warning: {message}"),
+            E::Failed { message } => write!(f, "failed: {message}"),
+        }
+    }
+}
+
+impl fmt::Display for HostEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use HostEvent as E;
+        match self {
             E::StepDone { step, total, hosts } => {
                 write!(f, "step {step}/{total} done: {}", hosts.join(", "))
             }
@@ -531,6 +588,14 @@ impl fmt::Display for RolloutEvent {
             }
             E::RollbackProblem { message, .. } => f.write_str(message),
             E::HostsEnded { ended } => ended.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for ServiceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ServiceEvent as E;
+        match self {
             E::ServiceAdopted {
                 service,
                 task_definition,
@@ -580,6 +645,41 @@ impl fmt::Display for RolloutEvent {
                 write!(f, "service {service} is stable ({tasks} task(s))")
             }
             E::ServiceDeleted { service } => write!(f, "service {service} deleted"),
+            E::RollingBackTo { task_definition } => {
+                write!(f, "rolling back to {}", short_arn(task_definition))
+            }
+            E::RemovingNewService => {
+                f.write_str("removing the new service (there is no previous version)")
+            }
+            E::SettingServiceBack {
+                service,
+                task_definition,
+            } => write!(f, "setting {service} back to {}", short_arn(task_definition)),
+            E::NoRecordKept => {
+                f.write_str("no record kept: ECS runs what it ran before this deployment")
+            }
+            E::ServiceEnded { ended } => match ended {
+                ServiceEnd::Deployed {
+                    version,
+                    task_definition,
+                    tasks,
+                } => write!(
+                    f,
+                    "deployed {version} ({}, {tasks} task(s))",
+                    short_arn(task_definition)
+                ),
+                ServiceEnd::RolledBack => f.write_str("rolled back"),
+                ServiceEnd::WaitingForApproval => f.write_str("waiting for approval"),
+                ServiceEnd::Other { status } => write!(f, "ended {status}"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for TrafficEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use TrafficEvent as E;
+        match self {
             E::NothingToShift {
                 service,
                 task_definition,
@@ -693,16 +793,14 @@ impl fmt::Display for RolloutEvent {
                     ),
                 }
             }
-            E::RollingBackTo { task_definition } => {
-                write!(f, "rolling back to {}", short_arn(task_definition))
-            }
-            E::RemovingNewService => {
-                f.write_str("removing the new service (there is no previous version)")
-            }
-            E::SettingServiceBack {
-                service,
-                task_definition,
-            } => write!(f, "setting {service} back to {}", short_arn(task_definition)),
+        }
+    }
+}
+
+impl fmt::Display for ScalingEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ScalingEvent as E;
+        match self {
             E::AutoscalingSuspended { resource, min, max } => write!(
                 f,
                 "autoscaling of {resource} suspended while the rollout runs (min {min}, max {max})"
@@ -734,24 +832,6 @@ impl fmt::Display for RolloutEvent {
                 "the autoscaling target an interrupted apply was moving from {from} to {to} is moved, and restored"
             ),
             E::AutoscalingNotRestored { message } => f.write_str(message),
-            E::Failed { message } => write!(f, "failed: {message}"),
-            E::NoRecordKept => {
-                f.write_str("no record kept: ECS runs what it ran before this deployment")
-            }
-            E::ServiceEnded { ended } => match ended {
-                ServiceEnd::Deployed {
-                    version,
-                    task_definition,
-                    tasks,
-                } => write!(
-                    f,
-                    "deployed {version} ({}, {tasks} task(s))",
-                    short_arn(task_definition)
-                ),
-                ServiceEnd::RolledBack => f.write_str("rolled back"),
-                ServiceEnd::WaitingForApproval => f.write_str("waiting for approval"),
-                ServiceEnd::Other { status } => write!(f, "ended {status}"),
-            },
         }
     }
 }
@@ -760,8 +840,8 @@ impl fmt::Display for RolloutEvent {
 mod tests {
     use super::*;
 
-    fn text(event: RolloutEvent) -> String {
-        event.to_string()
+    fn text(event: impl Into<Event>) -> String {
+        event.into().to_string()
     }
 
     /// The words the log showed before events were data: scripts and people
@@ -784,7 +864,7 @@ mod tests {
             "step 2/4: bake: waiting 5m00s"
         );
         assert_eq!(
-            text(RolloutEvent::StepDone {
+            text(HostEvent::StepDone {
                 step: 1,
                 total: 2,
                 hosts: vec!["web-1".into(), "web-2".into()],
@@ -792,7 +872,7 @@ mod tests {
             "step 1/2 done: web-1, web-2"
         );
         assert_eq!(
-            text(RolloutEvent::HostRechecked {
+            text(HostEvent::HostRechecked {
                 host: "web-1".into(),
                 version: "2.0.0".into(),
                 apply_id: "a1".into(),
@@ -801,14 +881,14 @@ mod tests {
             "web-1: re-checked: apply a1 had not finished its update to 2.0.0"
         );
         assert_eq!(
-            text(RolloutEvent::RollingBackHosts {
+            text(HostEvent::RollingBackHosts {
                 reason: "step 2 failed".into(),
                 hosts: vec!["web-1".into(), "web-2".into()],
             }),
             "step 2 failed: rolling back 2 host(s) the rollout moved: web-1, web-2"
         );
         assert_eq!(
-            text(RolloutEvent::HostsEnded {
+            text(HostEvent::HostsEnded {
                 ended: HostsEnd::NotRolledBack {
                     rolled_back: 1,
                     not_rolled_back: 2,
@@ -829,7 +909,7 @@ mod tests {
     fn ecs_events_name_task_definitions_by_their_short_arn() {
         let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7";
         assert_eq!(
-            text(RolloutEvent::TrafficShifted {
+            text(TrafficEvent::TrafficShifted {
                 step: 2,
                 total: 3,
                 percent: 25,
@@ -839,7 +919,7 @@ mod tests {
             "step 2/3: 25% of traffic on api-canary"
         );
         assert_eq!(
-            text(RolloutEvent::TrafficShifted {
+            text(TrafficEvent::TrafficShifted {
                 step: 1,
                 total: 1,
                 percent: 100,
@@ -849,7 +929,7 @@ mod tests {
             "step 1/1: 100% of traffic on api (nothing served before)"
         );
         assert_eq!(
-            text(RolloutEvent::ServiceUpdated {
+            text(ServiceEvent::ServiceUpdated {
                 service: "api".into(),
                 task_definition: arn.into(),
                 version: Some("1.0.0".into()),
@@ -857,7 +937,7 @@ mod tests {
             "service api updated to api:7 (1.0.0)"
         );
         assert_eq!(
-            text(RolloutEvent::InterruptedRolloutUndone {
+            text(TrafficEvent::InterruptedRolloutUndone {
                 service: "api".into(),
                 task_definition: Some(arn.into()),
                 previous: None,
@@ -865,7 +945,7 @@ mod tests {
             "an interrupted apply was bringing api to api:7; it goes back to its recorded task definition with all traffic first"
         );
         assert_eq!(
-            text(RolloutEvent::InterruptedShiftSettled {
+            text(TrafficEvent::InterruptedShiftSettled {
                 step: 2,
                 percent: 50,
                 service: "api-canary".into(),
@@ -875,14 +955,14 @@ mod tests {
             "step 2 (50% on api-canary): the interrupted apply a1 had not changed the listener; the step runs again"
         );
         assert_eq!(
-            text(RolloutEvent::AutoscalingRestored {
+            text(ScalingEvent::AutoscalingRestored {
                 resource: "service/prod/api".into(),
                 from: Some("service/prod/api-canary".into()),
             }),
             "autoscaling target moved from service/prod/api-canary to service/prod/api with its policies and scheduled actions, and restored"
         );
         assert_eq!(
-            text(RolloutEvent::ServiceEnded {
+            text(ServiceEvent::ServiceEnded {
                 ended: ServiceEnd::Other {
                     status: "failed".into(),
                 },
@@ -895,13 +975,18 @@ mod tests {
     /// ARNs, numbers as numbers.
     #[test]
     fn an_event_is_json_with_its_kind_and_typed_fields() {
-        let event = RolloutEvent::TrafficShifted {
+        let event = TrafficEvent::TrafficShifted {
             step: 2,
             total: 3,
             percent: 25,
             service: "api-canary".into(),
             how: ShiftKind::AlreadyShifted,
         };
+        assert_eq!(
+            serde_json::to_value(Event::from(event.clone())).unwrap(),
+            serde_json::to_value(&event).unwrap(),
+            "the family does not show"
+        );
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({
@@ -913,7 +998,7 @@ mod tests {
                 "how": "already_shifted",
             })
         );
-        let ended = RolloutEvent::HostsEnded {
+        let ended = HostEvent::HostsEnded {
             ended: HostsEnd::Deployed {
                 version: "1.0.0".into(),
                 hosts: 3,

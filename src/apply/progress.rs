@@ -1,4 +1,4 @@
-//! Progress of an apply, the one reporter of [`RolloutEvent`]s: live spinners
+//! Progress of an apply, the one reporter of rollout [`Event`]s: live spinners
 //! per deployment on a terminal (indicatif), one plain line per event otherwise
 //! (CI logs), or with `apply -json` one JSON object per line ([`json_line`], documented in `docs/apply-json.md`); during
 //! waits (bakes, gate intervals, ECS deployments) a heartbeat at least every
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::events::RolloutEvent;
+use super::events::{Event, RolloutEvent};
 
 /// Without a terminal, the longest a deployment that is waiting goes without
 /// a line in the log.
@@ -51,13 +51,7 @@ impl Progress {
 
     /// Print one JSON line of `kind` about `deployment` (see [`json_line`]),
     /// with the `event` it reports, if any.
-    fn emit(
-        &self,
-        kind: &str,
-        deployment: &str,
-        message: Option<&str>,
-        event: Option<&RolloutEvent>,
-    ) {
+    fn emit(&self, kind: &str, deployment: &str, message: Option<&str>, event: Option<&Event>) {
         let mut fields = serde_json::json!({ "deployment": deployment });
         if let Some(message) = message {
             fields["message"] = message.into();
@@ -74,7 +68,8 @@ impl Progress {
 
     /// Something that happened to `deployment`: a line that stays in the
     /// log (with `apply -json`, a `progress` object holding the event).
-    pub fn report(&self, deployment: &str, event: RolloutEvent) {
+    pub fn report(&self, deployment: &str, event: impl Into<Event>) {
+        let event = event.into();
         let message = event.to_string();
         if self.json {
             self.lock_last_line()
@@ -243,7 +238,7 @@ mod tests {
         progress
             .lock_last_line()
             .insert("deployment.c".into(), long_ago);
-        progress.report("deployment.c", RolloutEvent::Paused);
+        progress.report("deployment.c", crate::apply::events::HostEvent::Paused);
         assert!(!progress.heartbeat_due("deployment.c"));
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::alb::TargetGroup;
-use super::events::{HostsEnd, RolloutEvent};
+use super::events::{HostEvent, HostsEnd, RolloutEvent};
 use super::host_output::HostOutput;
 use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
@@ -297,7 +297,7 @@ pub async fn reject_deployment(
     let mut outcome = DeploymentOutcome::default();
     progress.report(
         address,
-        RolloutEvent::Rejected {
+        HostEvent::Rejected {
             version: saved.version.clone(),
         },
     );
@@ -408,7 +408,7 @@ pub async fn apply_deployment(
         if !outcome.failures.is_empty() && failures_in_step > 0 {
             progress.report(
                 address,
-                RolloutEvent::FailuresWithinLimit {
+                HostEvent::FailuresWithinLimit {
                     step: step.index,
                     failed: failures_in_step,
                     allowed,
@@ -447,7 +447,7 @@ pub async fn apply_deployment(
     progress.done(address);
     progress.report(
         address,
-        RolloutEvent::HostsEnded {
+        HostEvent::HostsEnded {
             ended: deployment_ended(&result, &outcome, waiting, &deployment.service.version),
         },
     );
@@ -557,7 +557,7 @@ async fn run_batch(
             Err(failure) => {
                 job.progress.report(
                     address,
-                    RolloutEvent::HostFailed {
+                    HostEvent::HostFailed {
                         host: failure.host.clone(),
                         phase: failure.step.clone(),
                         message: failure.message.clone(),
@@ -623,7 +623,7 @@ async fn finish_batch(
         {
             progress.report(
                 address,
-                RolloutEvent::StepFailed {
+                HostEvent::StepFailed {
                     step: step.index,
                     message: message.to_string(),
                 },
@@ -636,7 +636,7 @@ async fn finish_batch(
     }
     progress.report(
         address,
-        RolloutEvent::StepDone {
+        HostEvent::StepDone {
             step: step.index,
             total: total_steps,
             hosts: batch.to_vec(),
@@ -683,7 +683,7 @@ async fn after_failed_step(
         }
         OnFailure::Pause => {
             job.progress
-                .report(&job.deployment.address, RolloutEvent::Paused);
+                .report(&job.deployment.address, HostEvent::Paused);
             outcome.paused = true;
             // The rollout is unfinished, whichever hosts it reached.
             DeploymentStatus::Partial
@@ -872,7 +872,7 @@ async fn update_host(
     if let Some(killed_apply) = settled {
         job.progress.report(
             address,
-            RolloutEvent::HostAlreadyUpdated {
+            HostEvent::HostAlreadyUpdated {
                 host: host.to_string(),
                 version: version.to_string(),
                 apply_id: killed_apply.to_string(),
@@ -917,7 +917,7 @@ async fn update_host(
     if result.is_ok() {
         job.progress.report(
             address,
-            RolloutEvent::HostUpdated {
+            HostEvent::HostUpdated {
                 host: host.to_string(),
                 version: version.to_string(),
             },
@@ -987,7 +987,7 @@ async fn settle_killed_steps(
                 .update(|state| state.finish_journal_entry(open.seq, verdict))?;
             job.progress.report(
                 address,
-                RolloutEvent::HostTakenOver {
+                HostEvent::HostTakenOver {
                     host: host.to_string(),
                     action: open.action.to_string(),
                     version: open.version.clone(),
@@ -1038,7 +1038,7 @@ async fn settle_killed_steps(
         } else {
             job.progress.report(
                 address,
-                RolloutEvent::HostRechecked {
+                HostEvent::HostRechecked {
                     host: host.to_string(),
                     version: open.version.clone(),
                     apply_id: open.apply_id.clone(),
@@ -1346,7 +1346,7 @@ async fn roll_back_rollout(
     if moved.is_empty() {
         job.progress.report(
             address,
-            RolloutEvent::NothingToRollBack {
+            HostEvent::NothingToRollBack {
                 reason: failed.to_string(),
             },
         );
@@ -1361,7 +1361,7 @@ async fn roll_back_rollout(
     let names: Vec<&str> = moved.iter().map(|(h, _)| h.as_str()).collect();
     job.progress.report(
         address,
-        RolloutEvent::RollingBackHosts {
+        HostEvent::RollingBackHosts {
             reason: failed.to_string(),
             hosts: names.iter().map(|name| name.to_string()).collect(),
         },
@@ -1382,16 +1382,7 @@ async fn roll_back_rollout(
                         job.recorder
                             .set_host(address, host, None, HostChange::RollbackFailed),
                     );
-                    job.progress.report(
-                        address,
-                        RolloutEvent::RollbackProblem {
-                            host: host.to_string(),
-                            rolled_back: false,
-                            message: line.clone(),
-                        },
-                    );
-                    outcome.failures.push(format!("{address}: {line}"));
-                    outcome.hosts_not_rolled_back += 1;
+                    not_rolled_back(job.progress, address, host, line, outcome);
                     continue;
                 }
             }
@@ -1431,7 +1422,7 @@ async fn roll_back_rollout(
                 if let Some(line) = rolled_back.report(host, journaled) {
                     job.progress.report(
                         address,
-                        RolloutEvent::RollbackProblem {
+                        HostEvent::RollbackProblem {
                             host: host.to_string(),
                             rolled_back: true,
                             message: line.clone(),
@@ -1447,16 +1438,7 @@ async fn roll_back_rollout(
                 });
                 let line =
                     with_record_failure(format!("rollback of {failure}; NOT rolled back"), written);
-                job.progress.report(
-                    address,
-                    RolloutEvent::RollbackProblem {
-                        host: host.to_string(),
-                        rolled_back: false,
-                        message: line.clone(),
-                    },
-                );
-                outcome.failures.push(format!("{address}: {line}"));
-                outcome.hosts_not_rolled_back += 1;
+                not_rolled_back(job.progress, address, host, line, outcome);
             }
         }
     }
@@ -1517,7 +1499,7 @@ async fn roll_back_host(
     let Some(target) = target else {
         job.progress.report(
             address,
-            RolloutEvent::HostStopped {
+            HostEvent::HostStopped {
                 host: host.to_string(),
             },
         );
@@ -1528,7 +1510,7 @@ async fn roll_back_host(
     };
     job.progress.report(
         address,
-        RolloutEvent::HostRolledBack {
+        HostEvent::HostRolledBack {
             host: host.to_string(),
             version: target.version.clone(),
         },
@@ -1576,6 +1558,27 @@ impl RolledBack {
             (problem, unrecorded) => problem.or(unrecorded),
         }
     }
+}
+
+/// A host a rollback could not put back (`line` says why): reported, listed
+/// among the failures and counted.
+fn not_rolled_back(
+    progress: &Progress,
+    address: &str,
+    host: &str,
+    line: String,
+    outcome: &mut DeploymentOutcome,
+) {
+    progress.report(
+        address,
+        HostEvent::RollbackProblem {
+            host: host.to_string(),
+            rolled_back: false,
+            message: line.clone(),
+        },
+    );
+    outcome.failures.push(format!("{address}: {line}"));
+    outcome.hosts_not_rolled_back += 1;
 }
 
 /// What to say when state could not record the rollback of `host` (which
@@ -1695,7 +1698,7 @@ pub async fn roll_back_to_release(
     super::rollback::record_start(recorder, plan, options)?;
     progress.report(
         address,
-        RolloutEvent::RollingBackToRelease {
+        HostEvent::RollingBackToRelease {
             hosts: switching.len(),
             version: pair.version.clone(),
             at_a_time: options.parallelism.max(1),
@@ -1728,16 +1731,7 @@ pub async fn roll_back_to_release(
                     format!("rollback of {failure}; NOT rolled back"),
                     recorder.set_host(address, host, None, HostChange::RollbackFailed),
                 );
-                progress.report(
-                    address,
-                    RolloutEvent::RollbackProblem {
-                        host: host.to_string(),
-                        rolled_back: false,
-                        message: line.clone(),
-                    },
-                );
-                outcome.failures.push(format!("{address}: {line}"));
-                outcome.hosts_not_rolled_back += 1;
+                not_rolled_back(progress, address, host, line, &mut outcome);
             }
         }
     }
