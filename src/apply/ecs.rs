@@ -763,9 +763,7 @@ fn record_outcome(
         DeploymentStatus::Partial if outcome.waiting_approval.is_some() => {
             ServiceEnd::WaitingForApproval
         }
-        other => ServiceEnd::Other {
-            status: format!("{other:?}").to_lowercase(),
-        },
+        status => ServiceEnd::Other { status },
     };
     job.report(ServiceEvent::ServiceEnded { ended });
     Ok(outcome)

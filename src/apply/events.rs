@@ -13,11 +13,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::ecs::short_arn;
 use crate::plan::{Action, ScheduledStrategy};
+use crate::state::DeploymentStatus;
+
+/// A length in `apply -json`: seconds, as a number.
+fn as_seconds<S: serde::Serializer>(length: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(length.as_secs_f64())
+}
 
 /// One thing that happened to a deployment during apply, in one of five
 /// families. Serialized as the family's event (`kind` and its fields), so
@@ -96,7 +103,11 @@ pub enum RolloutEvent {
         strategy: ScheduledStrategy,
     },
     /// A wait begins (`what`: `step 2/4: bake`, or a gate's next evaluation).
-    Waiting { what: String, seconds: f64 },
+    Waiting {
+        what: String,
+        #[serde(rename = "seconds", serialize_with = "as_seconds")]
+        length: Duration,
+    },
     /// A verification gate was judged.
     GateJudged {
         step: usize,
@@ -456,9 +467,9 @@ pub enum ServiceEnd {
     },
     RolledBack,
     WaitingForApproval,
-    /// Failed or partial (`status`, lower case).
+    /// Failed or partial.
     Other {
-        status: String,
+        status: DeploymentStatus,
     },
 }
 
@@ -471,11 +482,9 @@ impl fmt::Display for RolloutEvent {
                 version,
                 strategy,
             } => write!(f, "{} {version} with {strategy}", action.as_str()),
-            E::Waiting { what, seconds } => write!(
-                f,
-                "{what}: waiting {}",
-                super::progress::short(std::time::Duration::from_secs_f64(*seconds))
-            ),
+            E::Waiting { what, length } => {
+                write!(f, "{what}: waiting {}", super::progress::short(*length))
+            }
             E::GateJudged { gate, summary, .. } => write!(f, "gate {gate}: {summary}"),
             E::GateEvaluated {
                 gate,
@@ -670,7 +679,9 @@ impl fmt::Display for ServiceEvent {
                 ),
                 ServiceEnd::RolledBack => f.write_str("rolled back"),
                 ServiceEnd::WaitingForApproval => f.write_str("waiting for approval"),
-                ServiceEnd::Other { status } => write!(f, "ended {status}"),
+                ServiceEnd::Other { status } => {
+                    write!(f, "ended {}", format!("{status:?}").to_lowercase())
+                }
             },
         }
     }
@@ -859,7 +870,7 @@ mod tests {
         assert_eq!(
             text(RolloutEvent::Waiting {
                 what: "step 2/4: bake".into(),
-                seconds: 300.0,
+                length: Duration::from_secs(300),
             }),
             "step 2/4: bake: waiting 5m00s"
         );
@@ -964,7 +975,7 @@ mod tests {
         assert_eq!(
             text(ServiceEvent::ServiceEnded {
                 ended: ServiceEnd::Other {
-                    status: "failed".into(),
+                    status: DeploymentStatus::Failed,
                 },
             }),
             "ended failed"
@@ -1010,6 +1021,24 @@ mod tests {
                 "kind": "hosts_ended",
                 "ended": {"result": "deployed", "version": "1.0.0", "hosts": 3},
             })
+        );
+        assert_eq!(
+            serde_json::to_value(RolloutEvent::Waiting {
+                what: "step 1/1: bake".into(),
+                length: Duration::from_millis(11_500),
+            })
+            .unwrap(),
+            serde_json::json!({"kind": "waiting", "what": "step 1/1: bake", "seconds": 11.5})
+        );
+        let in_progress = ServiceEvent::ServiceEnded {
+            ended: ServiceEnd::Other {
+                status: DeploymentStatus::InProgress,
+            },
+        };
+        assert_eq!(text(in_progress.clone()), "ended inprogress");
+        assert_eq!(
+            serde_json::to_value(&in_progress).unwrap(),
+            serde_json::json!({"kind": "service_ended", "ended": {"result": "other", "status": "in_progress"}})
         );
         let started = RolloutEvent::Started {
             action: Action::Update,

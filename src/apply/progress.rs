@@ -1,7 +1,7 @@
 //! Progress of an apply, the one reporter of rollout [`Event`]s: live spinners
 //! per deployment on a terminal (indicatif), one plain line per event otherwise
-//! (CI logs), or with `apply -json` one JSON object per line ([`json_line`], documented in `docs/apply-json.md`); during
-//! waits (bakes, gate intervals, ECS deployments) a heartbeat at least every
+//! (CI logs), or with `apply -json` one JSON object per line ([`json_line`],
+//! documented in `docs/apply-json.md`); during waits (bakes, gate intervals, ECS deployments) a heartbeat at least every
 //! [`HEARTBEAT`] so a CI log never goes silent. Never prints secrets: callers
 //! pass step names and host names, not scripts. Decides nothing about the apply.
 
@@ -147,7 +147,7 @@ impl Progress {
             deployment,
             RolloutEvent::Waiting {
                 what: what.to_string(),
-                seconds: length.as_secs_f64(),
+                length,
             },
         );
         loop {

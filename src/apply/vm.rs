@@ -63,9 +63,21 @@ impl HostFailure {
     }
 }
 
+impl HostFailure {
+    /// The failure as the event progress reports.
+    fn event(&self) -> HostEvent {
+        HostEvent::HostFailed {
+            host: self.host.clone(),
+            phase: self.step.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for HostFailure {
+    /// As its event reads: `HOST: PHASE failed: MESSAGE`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} failed: {}", self.host, self.step, self.message)
+        self.event().fmt(f)
     }
 }
 
@@ -555,14 +567,7 @@ async fn run_batch(
         match result {
             Ok(()) => outcome.hosts_deployed += 1,
             Err(failure) => {
-                job.progress.report(
-                    address,
-                    HostEvent::HostFailed {
-                        host: failure.host.clone(),
-                        phase: failure.step.clone(),
-                        message: failure.message.clone(),
-                    },
-                );
+                job.progress.report(address, failure.event());
                 outcome.failures.push(format!("{address}: {failure}"));
                 outcome.hosts_failed += 1;
                 failures_in_step += 1;
@@ -1358,12 +1363,11 @@ async fn roll_back_rollout(
             DeploymentStatus::Failed
         };
     }
-    let names: Vec<&str> = moved.iter().map(|(h, _)| h.as_str()).collect();
     job.progress.report(
         address,
         HostEvent::RollingBackHosts {
             reason: failed.to_string(),
-            hosts: names.iter().map(|name| name.to_string()).collect(),
+            hosts: moved.iter().map(|(host, _)| host.clone()).collect(),
         },
     );
     let version = &job.deployment.service.version;
