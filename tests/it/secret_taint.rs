@@ -439,6 +439,18 @@ fn an_apply_prints_and_stores_no_form_of_the_secret() {
             );
             printed.push(text(&out));
         }
+        // Applied with -json: the typed events carry no form of either
+        // secret (their messages are the masked texts the log shows).
+        let applied =
+            quickstart.slipway(&["apply", ".", "-json", "-auto-approve", "-var", &rotated]);
+        assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+        assert!(
+            text(&applied).contains("\"kind\":\"host_updated\""),
+            "{}",
+            text(&applied)
+        );
+        assert_no_secret("apply -json", &text(&applied), &rotated_secret);
+        printed.push(text(&applied));
         for output in &printed {
             assert_no_secret("slipway's output", output, secret);
         }
