@@ -21,6 +21,7 @@ use hcl::eval::{Context, Func, FuncArgs, FuncDef, ParamType};
 use hcl::Value;
 use sha2::{Digest, Sha256};
 
+use super::arithmetic;
 use crate::diagnostics::{FileId, Span};
 
 /// Why a function of this module refuses its arguments. The message is what
@@ -221,12 +222,14 @@ fn parsed_template(path: &str) -> Result<Rc<hcl::Template>, EvalError> {
         return Ok(template);
     }
     let text = read_relative(path)?;
-    let template: hcl::Template =
-        text.parse()
-            .map_err(|error: hcl::Error| EvalError::InvalidTemplate {
-                path: path.to_string(),
-                error,
-            })?;
+    let mut template: hcl::edit::template::Template = text.parse().map_err(
+        |error: hcl::edit::parser::Error| EvalError::InvalidTemplate {
+            path: path.to_string(),
+            error: hcl::Error::from(error),
+        },
+    )?;
+    visit_mut::VisitMut::visit_template_mut(&mut arithmetic::Rewrite, &mut template);
+    let template = hcl::Template::from(template);
     let template = Rc::new(template);
     TEMPLATE_CACHE.with(|c| c.borrow_mut().insert(full, template.clone()));
     Ok(template)
@@ -261,7 +264,7 @@ fn fn_templatefile(args: FuncArgs) -> Result<Value, EvalError> {
         .map(Value::String)
         .map_err(|error| EvalError::Template {
             path: path.to_string(),
-            error,
+            error: arithmetic::plain_error(error),
         })
 }
 
@@ -471,7 +474,8 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "zipmap",
 ];
 
-/// Evaluate `expr` in `context`, with `try(...)` as Terraform has it: its
+/// Evaluate `expr` in `context`, with checked arithmetic (see
+/// [`arithmetic`](super::arithmetic)) and `try(...)` as Terraform has it: its
 /// arguments are evaluated in order and the first that evaluates without an
 /// error is its value. (Other functions get their arguments evaluated first,
 /// so `try` cannot be one of them: its calls are resolved here, before the
@@ -480,22 +484,31 @@ pub const FUNCTION_NAMES: &[&str] = &[
 /// caught.
 pub fn evaluate(expr: &hcl::Expression, context: &Context) -> Result<Value, hcl::eval::Error> {
     use hcl::eval::Evaluate;
-    // Cheap test first: almost no expression calls try.
+    // Cheap test first: almost no expression calls try or computes.
     let debug = format!("{expr:?}");
-    if !debug.contains("Identifier(try)") && !debug.contains("try(") {
+    let calls_try = debug.contains("Identifier(try)") || debug.contains("try(");
+    let computes = arithmetic::may_hold_arithmetic(&debug);
+    if !calls_try && !computes {
         return expr.evaluate(context);
     }
     let mut edit = EditExpr::from(expr.clone());
-    let mut resolver = TryResolver {
-        context,
-        bound: Vec::new(),
-        error: None,
-    };
-    visit_mut::VisitMut::visit_expr_mut(&mut resolver, &mut edit);
-    if let Some(error) = resolver.error {
-        return Err(error);
+    if computes {
+        arithmetic::rewrite(&mut edit);
     }
-    hcl::Expression::from(edit).evaluate(context)
+    if calls_try {
+        let mut resolver = TryResolver {
+            context,
+            bound: Vec::new(),
+            error: None,
+        };
+        visit_mut::VisitMut::visit_expr_mut(&mut resolver, &mut edit);
+        if let Some(error) = resolver.error {
+            return Err(error);
+        }
+    }
+    hcl::Expression::from(edit)
+        .evaluate(context)
+        .map_err(arithmetic::plain_error)
 }
 
 struct TryResolver<'a, 'b> {
@@ -545,7 +558,7 @@ impl visit_mut::VisitMut for TryResolver<'_, '_> {
                     *node = EditExpr::from(hcl::Expression::from(value));
                     return;
                 }
-                Err(error) => last = Some(error),
+                Err(error) => last = Some(arithmetic::plain_error(error)),
             }
         }
         let message = match last {
@@ -643,6 +656,12 @@ fn build_function_context() -> Context<'static> {
     context.declare_func("startswith", own(hcl_func!(lib::startswith)));
     context.declare_func("endswith", own(hcl_func!(lib::endswith)));
     context.declare_func("try", own(hcl_func!(fn_try)));
+    context.declare_func(
+        arithmetic::FUNCTION,
+        FuncDef::builder()
+            .params([P::String, P::Any, P::Any])
+            .build(|args| arithmetic::call(&args)),
+    );
     context.declare_func(
         "length",
         FuncDef::builder().param(P::Any).build(hcl_func!(fn_length)),
@@ -849,6 +868,57 @@ mod tests {
             resolved,
             Value::from("a=x ${literal} %{ no }\n  indented t\nyes\n1,2,\n")
         );
+    }
+
+    /// Arithmetic is checked wherever it is written: bare, in a template, in a
+    /// heredoc, in a `for` body, under `try`, in a template file. Values it
+    /// has are what hcl-rs computes; the rest are errors, never a panic.
+    #[test]
+    fn arithmetic_is_checked_everywhere() {
+        let run = |source: &str| {
+            let expr: hcl::Expression = source.parse().unwrap();
+            evaluate(&expr, &function_context()).map_err(|e| e.kind().to_string())
+        };
+        let values = [
+            ("7 / 2 + 6 % 4 * 3", Value::from(9.5)),
+            ("-(2 - 5)", Value::from(3)),
+            (r#""n=${10 / 4}""#, Value::from("n=2.5")),
+            (
+                "<<-EOT\n    a=${3 * 3}\n      b\n    EOT",
+                Value::from("a=9\n  b\n"),
+            ),
+            ("[for n in [1, 2] : 10 / n]", Value::from(vec![10, 5])),
+            ("try(1 / 0, 5)", Value::from(5)),
+            ("try(18446744073709551615 + 1, \"big\")", Value::from("big")),
+            ("1 + 2 == 3 && 4 > 3", Value::from(true)),
+        ];
+        for (source, expected) in values {
+            assert_eq!(run(source), Ok(expected), "{source}");
+        }
+        let refusals = [
+            ("1 / 0", "`1 / 0`: division by zero"),
+            ("10 % (3 - 3)", "`10 % 0`: division by zero"),
+            ("[for n in [1, 0] : 10 / n]", "`10 / 0`: division by zero"),
+            (
+                r#""${1e308 * 10}""#,
+                "`1e308 * 10`: the result is out of the range of a number",
+            ),
+            ("\"a\" + 1", "`\"a\" + 1`: both sides must be numbers"),
+        ];
+        for (source, expected) in refusals {
+            assert_eq!(run(source), Err(expected.to_string()), "{source}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.tpl"), "share=${100 % n}").unwrap();
+        let template = |n: i64| {
+            with_base_dir(dir.path(), || {
+                run(&format!(r#"templatefile("t.tpl", {{ n = {n} }})"#))
+            })
+        };
+        assert_eq!(template(7), Ok(Value::from("share=2")));
+        let refused = template(0).unwrap_err();
+        assert!(refused.contains("`100 % 0`: division by zero"), "{refused}");
+        assert!(!refused.contains(super::arithmetic::FUNCTION), "{refused}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use hcl::eval::{Context, Evaluate};
+use hcl::eval::Context;
 use hcl::Value;
 use sha2::{Digest, Sha256};
 
@@ -421,7 +421,7 @@ impl Loader {
             }
             let context = function_context();
             for attr in &body.attrs {
-                match attr.expr.evaluate(&context) {
+                match evaluate(&attr.expr, &context) {
                     Ok(value) => {
                         values.insert(
                             attr.name.clone(),
@@ -737,7 +737,7 @@ impl Loader {
                 }
             },
             None => match block.body.attr("default") {
-                Some(attr) => match attr.expr.evaluate(literal_context) {
+                Some(attr) => match evaluate(&attr.expr, literal_context) {
                     Ok(value) => match check_var_type(&value, var_type) {
                         Ok(()) => value,
                         Err(message) => {
@@ -813,7 +813,7 @@ impl Loader {
                 None => VarType::Any,
             };
             let sensitive = match block.body.attr("sensitive") {
-                Some(attr) => match attr.expr.evaluate(&literal_context) {
+                Some(attr) => match evaluate(&attr.expr, &literal_context) {
                     Ok(Value::Bool(b)) => b,
                     _ => {
                         self.error(
@@ -1025,7 +1025,11 @@ impl Loader {
                 )
                 .at(condition.span),
             ),
-            Err(error) => self.eval_error(condition, &error),
+            Err(error) => {
+                let refs = references(condition.span.file, &condition.edit_expr);
+                let tainted = refs.iter().any(|r| is_tainted(r, &scope.tainted));
+                self.eval_error_in(condition, &error, tainted)
+            }
         }
     }
 
@@ -1165,7 +1169,7 @@ impl Loader {
         let Some(source_attr) = block.body.attr("source") else {
             return;
         };
-        let source = match source_attr.expr.evaluate(&function_context()) {
+        let source = match evaluate(&source_attr.expr, &function_context()) {
             Ok(Value::String(s)) => s,
             _ => {
                 self.error(
@@ -1260,10 +1264,6 @@ impl Loader {
 
 impl Loader {
     // ---- evaluation helpers ------------------------------------------------------
-
-    fn eval_error(&mut self, attr: &RawAttr, error: &hcl::eval::Error) {
-        self.eval_error_in(attr, error, false);
-    }
 
     /// An evaluation error; when the expression uses a sensitive value
     /// (`tainted`), what failed is named but no value: error texts quote
@@ -1743,7 +1743,7 @@ impl Loader {
             block
                 .body
                 .attr("sensitive")
-                .map(|a| a.expr.evaluate(&function_context())),
+                .map(|a| evaluate(&a.expr, &function_context())),
             Some(Ok(Value::Bool(true)))
         );
         let refs = references(attr.span.file, &attr.edit_expr);
@@ -3222,7 +3222,7 @@ impl Loader {
                 let description = match block
                     .body
                     .attr("description")
-                    .map(|a| a.expr.evaluate(&function_context()))
+                    .map(|a| evaluate(&a.expr, &function_context()))
                 {
                     Some(Ok(Value::String(s))) => Some(s),
                     _ => None,
@@ -3462,7 +3462,7 @@ fn describe_eval_error(kind: &hcl::eval::ErrorKind) -> (String, String) {
         ),
         other => (
             other.to_string(),
-            "check the types of the values in this expression".to_string(),
+            "check the values in this expression and their types".to_string(),
         ),
     }
 }
@@ -3604,8 +3604,7 @@ fn convert_input(
         (RawInput::Text(text), VarType::String | VarType::Any) => Value::String(text.clone()),
         (RawInput::Text(text), _) => {
             let expr: hcl::Expression = text.parse().map_err(|_| not_valid(text))?;
-            expr.evaluate(&function_context())
-                .map_err(|_| not_valid(text))?
+            evaluate(&expr, &function_context()).map_err(|_| not_valid(text))?
         }
     };
     check_var_type(&value, var_type)?;

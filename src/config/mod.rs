@@ -7,6 +7,7 @@
 //! Nothing here reads state or touches the network: [`secrets`] says what a
 //! `secret` block names, and the values read elsewhere come in as data.
 
+pub mod arithmetic;
 pub mod check;
 pub mod choices;
 pub mod confine;

@@ -263,6 +263,32 @@ proptest! {
         let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
         prop_assert!(text.contains("format() failed on a sensitive value"), "{}", text);
         assert_no_secret("the evaluation error", &text, &secret);
+        // Arithmetic refuses with its operands in the message, except on a
+        // sensitive value.
+        let main = main_hcl().replace(
+            "LOCAL=${local.shout}",
+            "LOCAL=${upper(var.secret) * 2}",
+        );
+        let loaded = load(&main, &secret);
+        prop_assert!(loaded.config.is_none());
+        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        prop_assert!(text.contains("the expression failed on a sensitive value"), "{}", text);
+        assert_no_secret("the arithmetic error", &text, &secret);
+        // So does a validation condition that fails to evaluate.
+        let main = main_hcl().replace(
+            "  sensitive = true\n}",
+            r#"  sensitive = true
+  validation {
+    condition     = length(var.secret) / (var.secret == "" ? 1 : 0) > 1
+    error_message = "never shown"
+  }
+}"#,
+        );
+        let loaded = load(&main, &secret);
+        prop_assert!(loaded.config.is_none());
+        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        prop_assert!(text.contains("the expression failed on a sensitive value"), "{}", text);
+        assert_no_secret("the validation condition's error", &text, &secret);
     }
 }
 
