@@ -124,21 +124,41 @@ fn from_integer(value: i128) -> Option<Number> {
         .ok()
 }
 
-/// The function [`FUNCTION`]: `(symbol, lhs, rhs)` to the number, or the
-/// refusal as the message hcl-rs reports (for example
-/// "`1 / 0`: division by zero").
-pub fn call(args: &[Value]) -> Result<Value, String> {
-    let [Value::String(symbol), lhs, rhs] = args else {
-        return Err("takes an operator and two numbers".to_string());
+/// Why a call of [`FUNCTION`] has no value; the message is what the author
+/// of the configuration reads.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Not `(symbol, lhs, rhs)`: only a hand-written call can be wrong so.
+    #[error("takes an operator (\"+\", \"-\", \"*\", \"/\" or \"%\") and two numbers")]
+    Arguments,
+    /// The operation has no value, for example "`1 / 0`: division by zero".
+    #[error("`{lhs} {} {rhs}`: {problem}", operator.symbol())]
+    Refused {
+        lhs: Box<Value>,
+        operator: Operator,
+        rhs: Box<Value>,
+        problem: Problem,
+    },
+}
+
+/// The function [`FUNCTION`]: `(symbol, lhs, rhs)` to the number.
+pub fn call(args: hcl::eval::FuncArgs) -> Result<Value, CallError> {
+    let [Value::String(symbol), lhs, rhs] = &args[..] else {
+        return Err(CallError::Arguments);
     };
-    let operator = Operator::parse(symbol).ok_or_else(|| format!("no operator {symbol:?}"))?;
+    let operator = Operator::parse(symbol).ok_or(CallError::Arguments)?;
     let result = match (lhs, rhs) {
         (Value::Number(a), Value::Number(b)) => compute(operator, a, b),
         _ => Err(Problem::NotNumbers),
     };
     result
         .map(Value::Number)
-        .map_err(|problem| format!("`{lhs} {} {rhs}`: {problem}", operator.symbol()))
+        .map_err(|problem| CallError::Refused {
+            lhs: Box::new(lhs.clone()),
+            operator,
+            rhs: Box::new(rhs.clone()),
+            problem,
+        })
 }
 
 /// Rewrites every arithmetic operation below a node into a call of

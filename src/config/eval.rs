@@ -660,7 +660,7 @@ fn build_function_context() -> Context<'static> {
         arithmetic::FUNCTION,
         FuncDef::builder()
             .params([P::String, P::Any, P::Any])
-            .build(|args| arithmetic::call(&args)),
+            .build(hcl_func!(arithmetic::call)),
     );
     context.declare_func(
         "length",
