@@ -51,6 +51,22 @@ case "$target" in
       fi
     done
     ;;
+  state_and_plan)
+    # Every saved-state fixture, once per environment byte, behind the byte
+    # that picks its example (0 quickstart, 1 vm-myapp, 2 ecs-workshop).
+    find ../tests/fixtures/states -name '*.json' -type f | sort | while read -r file; do
+      case "$file" in
+        */quickstart-*) example='\000' ;;
+        */vm-myapp-*) example='\001' ;;
+        */ecs-workshop-*) example='\002' ;;
+        *) continue ;;
+      esac
+      name=${file#../tests/fixtures/states/}
+      for environment in 0 1 2 3; do
+        { printf "$example\\00$environment"; cat "$file"; } >"$seeds/${name//\//_}.$environment"
+      done
+    done
+    ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
 
