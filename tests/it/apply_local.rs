@@ -553,14 +553,7 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
             })
             .collect()
     };
-    let applied = quickstart.slipway(&[
-        "apply",
-        ".",
-        "-json",
-        "-auto-approve",
-        "-var",
-        "version=1.0.0",
-    ]);
+    let applied = quickstart.apply_json("1.0.0");
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     let events = lines(&applied);
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -640,14 +633,7 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
     quickstart.assert_serving("1.0.0");
 
     quickstart.break_health_check();
-    let failed = quickstart.slipway(&[
-        "apply",
-        ".",
-        "-json",
-        "-auto-approve",
-        "-var",
-        "version=2.0.0",
-    ]);
+    let failed = quickstart.apply_json("2.0.0");
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     let outcome = lines(&failed).pop().unwrap();
     assert_eq!(outcome["type"], "apply_complete");

@@ -868,14 +868,7 @@ fn a_secret_dropped_mid_rollout_stays_out_of_host_output() {
     assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
     // The failing apply speaks JSON: its typed events, whose failure
     // messages quote the host, must hold no form of the secret either.
-    let failed = quickstart.slipway(&[
-        "apply",
-        ".",
-        "-json",
-        "-auto-approve",
-        "-var",
-        "version=2.0.0",
-    ]);
+    let failed = quickstart.apply_json("2.0.0");
     let log = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{log}");
     printed.push(log.clone());

@@ -104,6 +104,12 @@ impl Quickstart {
         self.slipway(&["apply", ".", "-auto-approve", "-var", &var])
     }
 
+    /// [`Quickstart::apply`] with `-json`: stdout holds one JSON object a line.
+    pub fn apply_json(&self, version: &str) -> Output {
+        let var = format!("version={version}");
+        self.slipway(&["apply", ".", "-json", "-auto-approve", "-var", &var])
+    }
+
     /// The local state backend of main.hcl as shipped.
     pub fn backend(&self) -> LocalBackend {
         LocalBackend::new(self.root.join(".slipway/state"))
