@@ -432,14 +432,25 @@ impl Loader {
                             },
                         );
                     }
-                    Err(error) => self.error(
-                        Diagnostic::error(
-                            "eval",
-                            format!("cannot evaluate \"{}\": {}", attr.name, error.kind()),
+                    Err(error) => {
+                        // A reference is what a var file cannot hold; other
+                        // errors (a failing function or operation) are
+                        // explained as anywhere else.
+                        let help = match error.kind() {
+                            hcl::eval::ErrorKind::UndefinedVar(_) => {
+                                "var files hold values, not references to other values".to_string()
+                            }
+                            kind => describe_eval_error(kind).1,
+                        };
+                        self.error(
+                            Diagnostic::error(
+                                "eval",
+                                format!("cannot evaluate \"{}\": {}", attr.name, error.kind()),
+                            )
+                            .at(attr.span)
+                            .help(help),
                         )
-                        .at(attr.span)
-                        .help("var files hold literal values only"),
-                    ),
+                    }
                 }
             }
         }
