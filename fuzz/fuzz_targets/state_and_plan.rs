@@ -1,7 +1,8 @@
 //! A state file changed by hand, truncated or hostile, planned against a real
 //! configuration: reading it must end in a state or in the error that names
 //! the file, never in a panic; a state that reads must plan (or give
-//! diagnostics) and every view of the plan must render; and what slipway
+//! diagnostics, which must render) and every view of the plan must render;
+//! and what slipway
 //! would write back for it must read back as the same state.
 //!
 //! The input's first byte picks the configuration (an example of the
@@ -15,13 +16,22 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use slipway::config::{load, Config, InputSources};
+use slipway::diagnostics::{render as render_diagnostics, SourceMap};
 use slipway::plan::planner::environment_state_name;
 use slipway::plan::{plan, PlanOptions, States};
 use slipway::state::{decode_state, encode_state};
 use slipway::views::{render, ViewFormat};
 
-fn examples() -> &'static [Config] {
-    static EXAMPLES: OnceLock<Vec<Config>> = OnceLock::new();
+/// A configuration of the repository, loaded once, with the sources its
+/// diagnostics point into and its environments' state names.
+struct Example {
+    config: Config,
+    sources: SourceMap,
+    environments: Vec<String>,
+}
+
+fn examples() -> &'static [Example] {
+    static EXAMPLES: OnceLock<Vec<Example>> = OnceLock::new();
     EXAMPLES.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let load_example = |name: &str, vars: &[&str], var_files: &[&str]| {
@@ -31,9 +41,20 @@ fn examples() -> &'static [Config] {
                 var_files: var_files.iter().map(|f| dir.join(f)).collect(),
                 environment: vec![],
             };
-            load(&dir, &inputs)
+            let loaded = load(&dir, &inputs);
+            let config = loaded
                 .config
-                .unwrap_or_else(|| panic!("the example {name} loads"))
+                .unwrap_or_else(|| panic!("the example {name} loads"));
+            let environments = config
+                .environments
+                .keys()
+                .map(|address| environment_state_name(address))
+                .collect();
+            Example {
+                config,
+                sources: loaded.sources,
+                environments,
+            }
         };
         vec![
             load_example("quickstart", &[], &[]),
@@ -51,12 +72,8 @@ fuzz_target!(|data: &[u8]| {
     let [pick_config, pick_environment, contents @ ..] = data else {
         return;
     };
-    let config = &examples()[usize::from(*pick_config) % examples().len()];
-    let environments: Vec<String> = config
-        .environments
-        .keys()
-        .map(|address| environment_state_name(address))
-        .collect();
+    let example = &examples()[usize::from(*pick_config) % examples().len()];
+    let environments = &example.environments;
     let environment = &environments[usize::from(*pick_environment) % environments.len()];
     let path = PathBuf::from(format!("state/{environment}.json"));
     let state = match decode_state(contents, Some(environment), &path, || None) {
@@ -74,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut states: States = environments.iter().map(|e| (e.clone(), None)).collect();
     states.insert(environment.clone(), Some(state));
-    match plan(config, &states, &PlanOptions::default()) {
+    match plan(&example.config, &states, &PlanOptions::default()) {
         Ok(plan) => {
             for format in [
                 ViewFormat::Human { color: false },
@@ -85,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(diagnostics) => {
-            let _ = diagnostics.len();
+            let _ = render_diagnostics(&example.sources, &diagnostics, false);
         }
     }
 });

@@ -7,7 +7,7 @@
 
 use crate::moto;
 use crate::support::quickstart::Quickstart;
-use crate::support::text;
+use crate::support::{json_lines, text};
 
 use slipway::state::{
     Backend, DeploymentStatus, HistoryOperation, HistoryResult, HostStatus, LocalBackend,
@@ -544,18 +544,9 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
         "nothing ran"
     );
 
-    let lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"))
-            })
-            .collect()
-    };
     let applied = quickstart.apply_json("1.0.0");
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
-    let events = lines(&applied);
+    let events = json_lines(&applied);
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"plan"), "{kinds:?}");
     assert_eq!(events[0]["plan"]["summary"]["create"], 1);
@@ -635,7 +626,7 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
     quickstart.break_health_check();
     let failed = quickstart.apply_json("2.0.0");
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
-    let outcome = lines(&failed).pop().unwrap();
+    let outcome = json_lines(&failed).pop().unwrap();
     assert_eq!(outcome["type"], "apply_complete");
     assert_eq!(
         (outcome["result"].as_str(), outcome["exit_code"].as_u64()),
@@ -648,7 +639,7 @@ fn apply_json_prints_one_event_per_line_from_plan_to_outcome() {
         "{outcome}"
     );
     // The failure, then the rollback of every host the rollout moved.
-    let happened = hello_events(&lines(&failed));
+    let happened = hello_events(&json_lines(&failed));
     let failed_hosts = of_kind(&happened, "host_failed");
     assert!(!failed_hosts.is_empty(), "{happened:?}");
     assert!(

@@ -872,9 +872,8 @@ fn a_secret_dropped_mid_rollout_stays_out_of_host_output() {
     let log = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{log}");
     printed.push(log.clone());
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&failed.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    let events: Vec<serde_json::Value> = crate::support::json_lines(&failed)
+        .into_iter()
         .filter_map(|object| object.get("event").cloned())
         .collect();
     let host_2_failed = events

@@ -88,6 +88,18 @@ pub fn traffic_shifts(log: &str, service: &str) -> Vec<u32> {
         .collect()
 }
 
+/// What a `-json` command printed on stdout: one JSON object a line (a line
+/// that is not one fails the test).
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"))
+        })
+        .collect()
+}
+
 /// The results of the last `count` history entries of `state`, newest first.
 pub fn latest_results(state: &slipway::state::State, count: usize) -> Vec<&str> {
     state
