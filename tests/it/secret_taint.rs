@@ -193,6 +193,14 @@ fn load(main: &str, secret: &str) -> slipway::config::Loaded {
     )
 }
 
+/// The diagnostics of a configuration that must not load, rendered.
+fn refusal(main: &str, secret: &str) -> String {
+    let loaded = load(main, secret);
+    let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+    assert!(loaded.config.is_none(), "loads, but must not:\n{text}");
+    text
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -243,9 +251,7 @@ proptest! {
   }
 }"#,
         );
-        let loaded = load(&main, &secret);
-        prop_assert!(loaded.config.is_none());
-        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        let text = refusal(&main, &secret);
         prop_assert!(text.contains("invalid value for variable \"secret\""), "{}", text);
         assert_no_secret("the validation error", &text, &secret);
     }
@@ -258,9 +264,7 @@ proptest! {
             "LOCAL=${local.shout}",
             "LOCAL=${format(\"%d\", upper(var.secret))}",
         );
-        let loaded = load(&main, &secret);
-        prop_assert!(loaded.config.is_none());
-        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        let text = refusal(&main, &secret);
         prop_assert!(text.contains("format() failed on a sensitive value"), "{}", text);
         assert_no_secret("the evaluation error", &text, &secret);
         // Arithmetic refuses with its operands in the message, except on a
@@ -269,9 +273,7 @@ proptest! {
             "LOCAL=${local.shout}",
             "LOCAL=${upper(var.secret) * 2}",
         );
-        let loaded = load(&main, &secret);
-        prop_assert!(loaded.config.is_none());
-        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        let text = refusal(&main, &secret);
         prop_assert!(text.contains("the expression failed on a sensitive value"), "{}", text);
         assert_no_secret("the arithmetic error", &text, &secret);
         // So does a validation condition that fails to evaluate.
@@ -284,9 +286,7 @@ proptest! {
   }
 }"#,
         );
-        let loaded = load(&main, &secret);
-        prop_assert!(loaded.config.is_none());
-        let text = slipway::diagnostics::render(&loaded.sources, &loaded.diagnostics, false);
+        let text = refusal(&main, &secret);
         prop_assert!(text.contains("the expression failed on a sensitive value"), "{}", text);
         assert_no_secret("the validation condition's error", &text, &secret);
     }
