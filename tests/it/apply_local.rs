@@ -154,6 +154,45 @@ fn a_held_lock_refuses_a_second_apply_and_changes_nothing() {
     assert_eq!(quickstart.apply("1.0.0").status.code(), Some(0));
 }
 
+/// An operation without a value (here a port computed past the range of a
+/// number, which hcl-rs once wrapped around silently) is refused at its
+/// file:line:column before any host is touched: the hosts keep serving what
+/// they served, with the same config file bytes, and state is as it was.
+#[test]
+fn arithmetic_without_a_value_is_refused_and_changes_nothing() {
+    let quickstart = Quickstart::new();
+    let first = quickstart.apply("1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let config_files = |quickstart: &Quickstart| -> Vec<Vec<u8>> {
+        quickstart
+            .host_names()
+            .iter()
+            .map(|host| std::fs::read(quickstart.host_dir(host).join("config/hello.env")).unwrap())
+            .collect()
+    };
+    let files_before = config_files(&quickstart);
+    let state_before = quickstart.state();
+
+    quickstart.edit_config(
+        "BASE_PORT=${var.base_port}",
+        "BASE_PORT=${var.base_port * var.base_port * var.base_port * var.base_port * var.base_port}",
+    );
+    let refused = quickstart.apply("2.0.0");
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("main.hcl:48:21") && log.contains("the result is out of the range of a"),
+        "{log}"
+    );
+    quickstart.assert_serving("1.0.0");
+    assert_eq!(
+        config_files(&quickstart),
+        files_before,
+        "config files unchanged"
+    );
+    assert_eq!(quickstart.state(), state_before, "state unchanged");
+}
+
 #[test]
 fn a_stale_saved_plan_is_refused() {
     let quickstart = Quickstart::new();
