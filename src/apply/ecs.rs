@@ -6,7 +6,9 @@
 //! - **rolling** / **all_at_once**: create the service or update it, then poll
 //!   it with backoff until only the new deployment runs at the desired count
 //!   (`crate::ecs::judge`). On failure with `on_failure = "rollback"`, the
-//!   service goes back to the previous task definition revision.
+//!   service goes back to the previous task definition revision; `pause`
+//!   and `abort` leave it as it is, recorded partial (the next apply
+//!   continues) or failed, as `super::on_failure` decides for both targets.
 //! - **canary** / **blue_green**: the serving service keeps its name, its
 //!   target group and its autoscaling target for good. The new version
 //!   starts beside it in a temporary service behind the listener's other
@@ -59,6 +61,7 @@ use super::events::{
     TrafficEvent,
 };
 use super::gates::GateError;
+use super::on_failure::{self, AfterFailure};
 use super::recorder::StepRecord;
 use super::scaling::ScalingError;
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
@@ -625,25 +628,17 @@ async fn finish_rollback_of_killed_apply(
         step: rollback.step,
     });
     match finish_killed_rollback(job, previous.as_ref(), rollback).await {
-        Err(error) => Some(Failure {
-            error: EcsApplyError::KilledRollbackUnfinished {
+        Err(error) => Some(Failure::failed(EcsApplyError::KilledRollbackUnfinished {
+            apply_id: rollback.apply_id.clone(),
+            source: Box::new(error),
+        })),
+        Ok(_) if recorded_version == Some(job.deployment.service.version.as_str()) => Some(
+            Failure::rolled_back(EcsApplyError::RolledBackByKilledApply {
+                step: rollback.step,
                 apply_id: rollback.apply_id.clone(),
-                source: Box::new(error),
-            },
-            status: DeploymentStatus::Failed,
-            untouched: false,
-        }),
-        Ok(_) if recorded_version == Some(job.deployment.service.version.as_str()) => {
-            Some(Failure {
-                error: EcsApplyError::RolledBackByKilledApply {
-                    step: rollback.step,
-                    apply_id: rollback.apply_id.clone(),
-                    finished: rollback.finished_at.is_some(),
-                },
-                status: DeploymentStatus::RolledBack,
-                untouched: false,
-            })
-        }
+                finished: rollback.finished_at.is_some(),
+            }),
+        ),
         // Another version now: it is deployed from what serves after the rollback.
         Ok(restored) => {
             *previous = restored;
@@ -727,6 +722,10 @@ fn record_outcome(
                 .failures
                 .push(format!("{address}: {}", failure.error));
             outcome.rolled_back = failure.status == DeploymentStatus::RolledBack;
+            outcome.paused = failure.paused;
+            if failure.paused {
+                job.report(ServiceEvent::Paused);
+            }
             untouched = failure.untouched;
             failure.status
         }
@@ -823,24 +822,37 @@ struct Failure {
     /// Refused before anything changed: state goes back to its record
     /// before this apply.
     untouched: bool,
+    /// `on_failure = "pause"` stopped the rollout where it was.
+    paused: bool,
 }
 
 impl Failure {
     /// A failure after something may have changed.
     fn failed(error: EcsApplyError) -> Failure {
-        Failure {
-            error,
-            status: DeploymentStatus::Failed,
-            untouched: false,
-        }
+        Failure::stopped(error, DeploymentStatus::Failed, false)
     }
 
     /// Refused before anything changed.
     fn refused(error: EcsApplyError) -> Failure {
         Failure {
-            error,
-            status: DeploymentStatus::Failed,
             untouched: true,
+            ..Failure::failed(error)
+        }
+    }
+
+    /// A failure whose rollout was put back.
+    fn rolled_back(error: EcsApplyError) -> Failure {
+        Failure::stopped(error, DeploymentStatus::RolledBack, false)
+    }
+
+    /// A failure that leaves the deployment `status` (`paused`: by
+    /// `on_failure = "pause"`).
+    fn stopped(error: EcsApplyError, status: DeploymentStatus, paused: bool) -> Failure {
+        Failure {
+            error,
+            status,
+            untouched: false,
+            paused,
         }
     }
 }
@@ -1177,10 +1189,12 @@ async fn rolling(
     let Err(message) = result else {
         return Ok(());
     };
-    if on_failure != OnFailure::Rollback {
-        return Err(Failure::failed(message));
+    match on_failure::after_failed_step(on_failure) {
+        AfterFailure::Stop { status, paused } => Err(Failure::stopped(message, status, paused)),
+        AfterFailure::RollBack => {
+            Err(roll_back_rolling(job, &service, previous.as_ref(), message).await)
+        }
     }
-    Err(roll_back_rolling(job, &service, previous.as_ref(), message).await)
 }
 
 /// A failed rolling update (`message`) with `on_failure = "rollback"`: the
@@ -1235,11 +1249,7 @@ async fn roll_back_rolling(
         }
     };
     match rolled_back {
-        Ok(()) => Failure {
-            error: message,
-            status: DeploymentStatus::RolledBack,
-            untouched: false,
-        },
+        Ok(()) => Failure::rolled_back(message),
         Err(unrecorded) => unrecorded,
     }
 }
@@ -1661,16 +1671,10 @@ async fn finish_traffic_shift(
             Ok(None)
         }
         Err(message) => {
-            if shift.scheduled.on_failure != OnFailure::Rollback {
-                let status = match &record.canary {
-                    Some(canary) if canary.percent > 0 => DeploymentStatus::Partial,
-                    _ => DeploymentStatus::Failed,
-                };
-                return Err(Failure {
-                    error: message,
-                    status,
-                    untouched: false,
-                });
+            if let AfterFailure::Stop { status, paused } =
+                on_failure::after_failed_step(shift.scheduled.on_failure)
+            {
+                return Err(Failure::stopped(message, status, paused));
             }
             job.report(TrafficEvent::TrafficSentBack {
                 to: None,
@@ -1691,11 +1695,7 @@ async fn finish_traffic_shift(
                     rollback: Box::new(e),
                 }));
             }
-            Err(Failure {
-                error: message,
-                status: DeploymentStatus::RolledBack,
-                untouched: false,
-            })
+            Err(Failure::rolled_back(message))
         }
     }
 }

@@ -262,6 +262,8 @@ pub enum ServiceEvent {
     },
     /// A failure was not rolled back: it has no record kept.
     NoRecordKept,
+    /// `on_failure = "pause"`: the service and its traffic stay as they are.
+    Paused,
     /// The deployment's service is done.
     ServiceEnded {
         ended: ServiceEnd,
@@ -667,6 +669,9 @@ impl fmt::Display for ServiceEvent {
             E::NoRecordKept => {
                 f.write_str("no record kept: ECS runs what it ran before this deployment")
             }
+            E::Paused => f.write_str(
+                "paused: the service and its traffic are left as they are; fix the cause and run `slipway apply` to continue the rollout",
+            ),
             E::ServiceEnded { ended } => match ended {
                 ServiceEnd::Deployed {
                     version,
@@ -679,9 +684,7 @@ impl fmt::Display for ServiceEvent {
                 ),
                 ServiceEnd::RolledBack => f.write_str("rolled back"),
                 ServiceEnd::WaitingForApproval => f.write_str("waiting for approval"),
-                ServiceEnd::Other { status } => {
-                    write!(f, "ended {}", format!("{status:?}").to_lowercase())
-                }
+                ServiceEnd::Other { status } => write!(f, "ended {status}"),
             },
         }
     }
@@ -1035,7 +1038,7 @@ mod tests {
                 status: DeploymentStatus::InProgress,
             },
         };
-        assert_eq!(text(in_progress.clone()), "ended inprogress");
+        assert_eq!(text(in_progress.clone()), "ended in_progress");
         assert_eq!(
             serde_json::to_value(&in_progress).unwrap(),
             serde_json::json!({"kind": "service_ended", "ended": {"result": "other", "status": "in_progress"}})

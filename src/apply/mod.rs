@@ -26,6 +26,7 @@ pub mod events;
 pub mod gates;
 pub mod host_output;
 pub mod notifications;
+pub mod on_failure;
 pub mod progress;
 pub mod recorder;
 pub mod refresh;

@@ -15,12 +15,12 @@ use std::time::Duration;
 use super::alb::TargetGroup;
 use super::events::{HostEvent, HostsEnd, RolloutEvent};
 use super::host_output::HostOutput;
+use super::on_failure::{self, AfterFailure};
 use super::recorder::{HostChange, StepRecord};
 use super::{gates, ApplyOptions, DeploymentOutcome, Progress, Recorder};
 use crate::artifact::{self, PreparedArtifact};
 use crate::config::{
-    BatchSize, Config, Deployment, DurationText, Gate, HookWhen, OnFailure, TransportKind, VmHosts,
-    VmSpec,
+    BatchSize, Config, Deployment, DurationText, Gate, HookWhen, TransportKind, VmHosts, VmSpec,
 };
 use crate::plan::planner::{desired_config_files, desired_systemd_unit};
 use crate::plan::render::systemd_unit_text;
@@ -661,8 +661,8 @@ async fn finish_batch(
     Ok(BatchEnd::Continue)
 }
 
-/// What `on_failure` makes of a rollout whose step `step` failed: the
-/// status the deployment ends with.
+/// Carry out what `on_failure` makes of a rollout whose step `step` failed
+/// ([`on_failure::after_failed_step`]): the status the deployment ends with.
 async fn after_failed_step(
     job: &Job<'_>,
     reach: &mut HostReach,
@@ -670,8 +670,8 @@ async fn after_failed_step(
     step: usize,
     outcome: &mut DeploymentOutcome,
 ) -> DeploymentStatus {
-    match scheduled.on_failure {
-        OnFailure::Rollback => {
+    match on_failure::after_failed_step(scheduled.on_failure) {
+        AfterFailure::RollBack => {
             let status = roll_back_rollout(
                 job,
                 &mut reach.transports,
@@ -686,14 +686,14 @@ async fn after_failed_step(
             outcome.hosts_deployed = 0;
             status
         }
-        OnFailure::Pause => {
-            job.progress
-                .report(&job.deployment.address, HostEvent::Paused);
-            outcome.paused = true;
-            // The rollout is unfinished, whichever hosts it reached.
-            DeploymentStatus::Partial
+        AfterFailure::Stop { status, paused } => {
+            if paused {
+                job.progress
+                    .report(&job.deployment.address, HostEvent::Paused);
+                outcome.paused = true;
+            }
+            status
         }
-        OnFailure::Abort => DeploymentStatus::Failed,
     }
 }
 

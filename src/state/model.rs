@@ -295,6 +295,19 @@ pub enum DeploymentStatus {
     RolledBack,
 }
 
+impl std::fmt::Display for DeploymentStatus {
+    /// The word state files use (`in_progress`, `rolled_back`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeploymentStatus::Deployed => "deployed",
+            DeploymentStatus::Partial => "partial",
+            DeploymentStatus::InProgress => "in_progress",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::RolledBack => "rolled_back",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentState {
     pub service: String,
@@ -1338,5 +1351,26 @@ mod history_tests {
             }
         }
         assert!(files > 0, "no state fixtures under {}", root.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeploymentStatus;
+
+    #[test]
+    fn a_status_reads_as_the_word_state_files_hold() {
+        for status in [
+            DeploymentStatus::Deployed,
+            DeploymentStatus::Partial,
+            DeploymentStatus::InProgress,
+            DeploymentStatus::Failed,
+            DeploymentStatus::RolledBack,
+        ] {
+            assert_eq!(
+                serde_json::to_value(&status).unwrap(),
+                serde_json::Value::String(status.to_string())
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! listener with a blue and a green target group created in moto.
 
 use crate::moto;
-use crate::support::{text, traffic_shifts};
+use crate::support::{json_lines, text, traffic_shifts};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1886,4 +1886,272 @@ fn a_rolling_update_killed_while_it_gives_up_a_canary_is_deployed_by_the_next_ap
             "point {point}: {log}"
         );
     }
+}
+
+// ---- on_failure = "pause" and "abort" ---------------------------------------
+
+impl Workshop {
+    /// `apply -json` of these versions: its lines, parsed.
+    fn apply_json(&self, backend: &str, frontend: &str) -> (Output, Vec<serde_json::Value>) {
+        let (b, f) = (
+            format!("backend_version={backend}"),
+            format!("frontend_version={frontend}"),
+        );
+        let output = self.slipway(&[
+            "apply",
+            ".",
+            "-json",
+            "-auto-approve",
+            "-var",
+            &b,
+            "-var",
+            &f,
+        ]);
+        let lines = json_lines(&output);
+        (output, lines)
+    }
+
+    /// The CloudWatch alarm `backend-errors` in moto, set to `state`.
+    fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
+        self.runtime.block_on(async {
+            let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.moto.sdk_config().await);
+            cloudwatch
+                .put_metric_alarm()
+                .alarm_name("backend-errors")
+                .namespace("Workshop")
+                .metric_name("Errors")
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(5.0)
+                .comparison_operator(
+                    aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+                )
+                .send()
+                .await
+                .expect("PutMetricAlarm");
+            cloudwatch
+                .set_alarm_state()
+                .alarm_name("backend-errors")
+                .state_value(state)
+                .state_reason("set by the test")
+                .send()
+                .await
+                .expect("SetAlarmState");
+        });
+    }
+
+    /// A backend rollout body: `policy` (strategy, steps, on_failure) and a
+    /// gate on the alarm `backend-errors`.
+    fn alarm_gated(&self, policy: &str) -> String {
+        format!(
+            r#"{policy}
+
+  verify "alarm" {{
+    cloudwatch {{
+      region     = "us-east-1"
+      endpoint   = "{}"
+      alarm_name = "backend-errors"
+    }}
+  }}"#,
+            self.moto.endpoint
+        )
+    }
+}
+
+/// The `kind`s of the backend's `progress` events, in order.
+fn backend_event_kinds(lines: &[serde_json::Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "progress" && l["deployment"] == "deployment.backend-dev")
+        .filter_map(|l| l["event"]["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The `result` of the `apply_complete` line.
+fn apply_result(lines: &[serde_json::Value]) -> String {
+    lines
+        .iter()
+        .find(|l| l["type"] == "apply_complete")
+        .and_then(|l| l["result"].as_str())
+        .unwrap_or_else(|| panic!("an apply_complete line: {lines:#?}"))
+        .to_string()
+}
+
+#[test]
+fn a_paused_rolling_update_stays_on_the_new_version_and_the_next_apply_finishes_it() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    workshop
+        .write_config(&workshop.alarm_gated("strategy   = \"rolling\"\n  on_failure = \"pause\""));
+    workshop.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+
+    let (paused, lines) = workshop.apply_json("2.0.0", "1.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(1), "{log}");
+    assert_eq!(apply_result(&lines), "paused", "{log}");
+    let kinds = backend_event_kinds(&lines);
+    assert!(kinds.contains(&"paused".to_string()), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "rolling_back_to"),
+        "nothing is put back: {kinds:?}"
+    );
+    // ECS itself: the service was left on the new version.
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (&backend.status, backend.version.as_str(), backend.verified),
+        (&DeploymentStatus::Partial, "2.0.0", false),
+        "{log}"
+    );
+    assert_eq!(state.history.last().unwrap().result, HistoryResult::Paused);
+
+    // The plan says the rollout is unfinished; the next apply, with the cause
+    // fixed, judges it again and records its end.
+    workshop.set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
+    let (code, plan) = workshop.plan_json("2.0.0", "1.0.0", &["-detailed-exitcode"]);
+    assert_eq!(code, Some(2), "{plan:#}");
+    let (change, _) = planned(&plan, "deployment.backend-dev");
+    assert!(
+        reason_summaries(change)
+            .iter()
+            .any(|r| r.contains("stopped before its end")),
+        "{change:#}"
+    );
+    let finished = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&finished);
+    assert_eq!(finished.status.code(), Some(0), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (&backend.status, backend.verified),
+        (&DeploymentStatus::Deployed, true),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_aborted_canary_keeps_its_traffic_share_and_is_recorded_failed() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    workshop.write_config(&workshop.alarm_gated(
+        "strategy   = \"canary\"\n  steps      = [\"25%\", \"100%\"]\n  on_failure = \"abort\"",
+    ));
+    workshop.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+
+    let (aborted, lines) = workshop.apply_json("2.0.0", "1.0.0");
+    let log = text(&aborted);
+    assert_eq!(aborted.status.code(), Some(1), "{log}");
+    assert_eq!(apply_result(&lines), "failed", "{log}");
+    let kinds = backend_event_kinds(&lines);
+    assert!(!kinds.iter().any(|k| k == "paused"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "traffic_sent_back"),
+        "nothing is put back: {kinds:?}"
+    );
+    // The listener and ECS as they are: 25% on the canary, which still runs.
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(
+        (
+            weights[&workshop.backend.blue_target_group_arn],
+            weights[&workshop.backend.green_target_group_arn]
+        ),
+        (75, 25),
+        "{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend-green",
+        "registry.local/workshop-backend:2.0.0",
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(backend.status, DeploymentStatus::Failed, "{log}");
+    assert_eq!(
+        backend
+            .ecs
+            .as_ref()
+            .and_then(|e| e.canary.as_ref())
+            .map(|c| c.percent),
+        Some(25),
+        "state records the share the canary holds"
+    );
+    assert_eq!(state.history.last().unwrap().result, HistoryResult::Failed);
+
+    // Fixed, the next apply goes on from 25% and promotes.
+    workshop.set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
+    let finished = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&finished);
+    assert_eq!(finished.status.code(), Some(0), "{log}");
+    assert_backend_serves(&workshop, "2.0.0", &log);
+    assert_eq!(
+        workshop.state().deployments["deployment.backend-dev"].status,
+        DeploymentStatus::Deployed
+    );
+}
+
+#[test]
+fn a_canary_paused_before_any_traffic_moved_is_partial_and_moves_no_traffic() {
+    let Some(workshop) = Workshop::start(ROLLING) else {
+        return;
+    };
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    workshop.write_config(
+        "strategy   = \"canary\"\n  steps      = [\"25%\", \"100%\"]\n  on_failure = \"pause\"",
+    );
+    workshop
+        .moto
+        .fail_new_tasks("workshop-backend:2.0.0-broken");
+
+    let (paused, lines) = workshop.apply_json("2.0.0-broken", "1.0.0");
+    let log = text(&paused);
+    assert_eq!(paused.status.code(), Some(1), "{log}");
+    assert_eq!(apply_result(&lines), "paused", "{log}");
+    assert!(
+        backend_event_kinds(&lines).contains(&"paused".to_string()),
+        "{log}"
+    );
+    let weights = workshop.weights(&workshop.backend.listener_arn);
+    assert_eq!(
+        (
+            weights[&workshop.backend.blue_target_group_arn],
+            weights[&workshop.backend.green_target_group_arn]
+        ),
+        (100, 0),
+        "{log}"
+    );
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    assert_eq!(
+        state.deployments["deployment.backend-dev"].status,
+        DeploymentStatus::Partial,
+        "{log}"
+    );
+    assert_eq!(state.history.last().unwrap().result, HistoryResult::Paused);
 }
