@@ -560,11 +560,11 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
         })
     );
 
-    let applied = workshop.apply("2.0.0", "1.0.0");
+    let (applied, lines) = workshop.apply_json("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
     // The new version ran in the temporary service for every step...
-    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
+    let observed = traffic_shifts(&lines, "workshop-dev-backend-green");
     assert_eq!(observed, planned, "{log}");
     // The service that served keeps its name, its target group and all
     // traffic, and now runs 2.0.0; the temporary one is gone.
@@ -591,11 +591,11 @@ fn a_canary_moves_the_listener_weights_step_by_step_as_planned() {
 
     // The next canary runs beside it under the same temporary name, and the
     // serving service keeps its name again.
-    let again = workshop.apply("3.0.0", "1.0.0");
+    let (again, lines) = workshop.apply_json("3.0.0", "1.0.0");
     let log = text(&again);
     assert_eq!(again.status.code(), Some(0), "{log}");
     assert_eq!(
-        traffic_shifts(&log, "workshop-dev-backend-green"),
+        traffic_shifts(&lines, "workshop-dev-backend-green"),
         planned,
         "{log}"
     );
@@ -641,10 +641,10 @@ fn a_canary_waits_at_its_approval_then_goes_on_from_the_next_step_or_is_rejected
     // Approved, the next apply goes on at 25 %.
     let approve = workshop.slipway(&["approve", "backend-dev", "."]);
     assert_eq!(approve.status.code(), Some(0), "{}", text(&approve));
-    let resumed = workshop.apply("2.0.0", "1.0.0");
+    let (resumed, lines) = workshop.apply_json("2.0.0", "1.0.0");
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{log}");
-    let observed = traffic_shifts(&log, "workshop-dev-backend-green");
+    let observed = traffic_shifts(&lines, "workshop-dev-backend-green");
     assert_eq!(observed, [25, 50, 100], "{log}");
     let weights = workshop.weights(&listener);
     assert_eq!((weights[&blue], weights[&green]), (100, 0), "{log}");
@@ -987,11 +987,11 @@ fn a_failed_canary_beside_an_adopted_service_sends_traffic_back_to_it_and_keeps_
 
     // A canary that passes: the adopted service keeps its name and its
     // target group, and runs the new version.
-    let applied = workshop.apply("2.0.0", "1.0.0");
+    let (applied, lines) = workshop.apply_json("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
     assert_eq!(
-        traffic_shifts(&log, "workshop-dev-backend-green"),
+        traffic_shifts(&lines, "workshop-dev-backend-green"),
         [10, 25, 50, 100],
         "{log}"
     );
@@ -1197,11 +1197,11 @@ fn listener_weights_changed_by_hand_are_a_change_that_apply_restores() {
             .any(|r| r["kind"] == "listener_weights"),
         "{change:#}"
     );
-    let applied = workshop.apply("2.0.0", "1.0.0");
+    let (applied, lines) = workshop.apply_json("2.0.0", "1.0.0");
     let log = text(&applied);
     assert_eq!(applied.status.code(), Some(0), "{log}");
     assert_eq!(
-        traffic_shifts(&log, "workshop-dev-backend-green"),
+        traffic_shifts(&lines, "workshop-dev-backend-green"),
         [10, 25, 50, 100],
         "{log}"
     );
@@ -1228,6 +1228,7 @@ fn listener_weights_changed_during_a_canary_stop_it_and_roll_it_back() {
         .args([
             "apply",
             ".",
+            "-json",
             "-auto-approve",
             "-var",
             "backend_version=2.0.0",
@@ -1257,7 +1258,7 @@ fn listener_weights_changed_during_a_canary_stop_it_and_roll_it_back() {
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("changed during the rollout"), "{log}");
     assert_eq!(
-        traffic_shifts(&log, "workshop-dev-backend-green"),
+        traffic_shifts(&json_lines(&output), "workshop-dev-backend-green"),
         [10],
         "{log}"
     );

@@ -16,7 +16,8 @@
 //! moto server.
 
 use crate::moto;
-use crate::support::{latest_results, text, traffic_shifts};
+use crate::support::{json_lines, latest_results, text, traffic_shifts};
+use serde_json::Value;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -171,6 +172,18 @@ deployment "backend-dev" {{
         self.command(&["apply", ".", "-auto-approve"], version)
             .output()
             .unwrap()
+    }
+
+    /// `apply -json` (killed with SIGKILL at crash point `crash_at`, if
+    /// any): its output and its lines.
+    fn apply_json(&self, version: &str, crash_at: Option<usize>) -> (Output, Vec<Value>) {
+        let mut command = self.command(&["apply", ".", "-json", "-auto-approve"], version);
+        if let Some(point) = crash_at {
+            command.env("SLIPWAY_TEST_CRASH_AT", point.to_string());
+        }
+        let output = command.output().unwrap();
+        let lines = json_lines(&output);
+        (output, lines)
     }
 
     /// An apply that kills itself with SIGKILL at its `point`th crash point.
@@ -339,7 +352,7 @@ fn kill_and_resume(point: usize) {
     );
 
     // apply takes the dead process's lock over and finishes the rollout.
-    let resumed = canary.apply("2.0.0");
+    let (resumed, lines) = canary.apply_json("2.0.0", None);
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "point {point}: {log}");
     assert!(
@@ -368,7 +381,7 @@ fn kill_and_resume(point: usize) {
         step + 1
     };
     assert_eq!(
-        traffic_shifts(&log, GREEN_SERVICE),
+        traffic_shifts(&lines, GREEN_SERVICE),
         STEPS[first_left - 1..],
         "point {point}: {log}"
     );
@@ -555,11 +568,11 @@ fn a_canary_killed_around_its_promotion_is_finished_and_has_no_later_crash_point
             "point {point}: {plan_text}"
         );
 
-        let resumed = canary.apply("2.0.0");
+        let (resumed, lines) = canary.apply_json("2.0.0", None);
         let log = text(&resumed);
         assert_eq!(resumed.status.code(), Some(0), "point {point}: {log}");
         assert!(
-            traffic_shifts(&log, GREEN_SERVICE).is_empty(),
+            traffic_shifts(&lines, GREEN_SERVICE).is_empty(),
             "point {point}: {log}"
         );
         assert!(
@@ -573,10 +586,10 @@ fn a_canary_killed_around_its_promotion_is_finished_and_has_no_later_crash_point
     let Some(canary) = deployed_on_blue() else {
         return;
     };
-    let whole = canary.apply_crashing_at("2.0.0", CRASH_POINTS + 1);
+    let (whole, lines) = canary.apply_json("2.0.0", Some(CRASH_POINTS + 1));
     let log = text(&whole);
     assert_eq!(whole.status.code(), Some(0), "{log}");
-    assert_eq!(traffic_shifts(&log, GREEN_SERVICE), STEPS, "{log}");
+    assert_eq!(traffic_shifts(&lines, GREEN_SERVICE), STEPS, "{log}");
     assert_eq!(canary.blue_green(), (100, 0));
 }
 
@@ -625,7 +638,7 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
             "point {point}: {plan_text}"
         );
 
-        let resumed = canary.apply("2.0.0-broken");
+        let (resumed, lines) = canary.apply_json("2.0.0-broken", None);
         let log = text(&resumed);
         assert_eq!(resumed.status.code(), Some(1), "point {point}: {log}");
         assert!(
@@ -637,7 +650,7 @@ fn an_apply_killed_while_rolling_back_a_failing_canary_has_its_rollback_finished
             "point {point}: {log}"
         );
         assert!(
-            traffic_shifts(&log, GREEN_SERVICE).is_empty(),
+            traffic_shifts(&lines, GREEN_SERVICE).is_empty(),
             "point {point}: nothing new is deployed:\n{log}"
         );
         assert_eq!(canary.blue_green(), (100, 0), "point {point}: {log}");

@@ -78,13 +78,23 @@ pub fn free_port_block(count: u16) -> u16 {
     panic!("no {count} consecutive free ports on 127.0.0.1 below 32000");
 }
 
-/// The shares of traffic an apply's log says it moved to `service`, in order
-/// ("step 2/4: 25% of traffic on backend-green").
-pub fn traffic_shifts(log: &str, service: &str) -> Vec<u32> {
-    let marker = format!("% of traffic on {service}");
-    log.lines()
-        .filter(|l| l.contains(&marker))
-        .filter_map(|l| l.split('%').next()?.rsplit(' ').next()?.parse().ok())
+/// The shares of traffic an `apply -json` run moved to `service`, in order:
+/// its `traffic_shifted` events of a step shifted now (or a first service's
+/// one step), not the steps an interrupted apply had already shifted.
+pub fn traffic_shifts(lines: &[serde_json::Value], service: &str) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|line| line["type"] == "progress")
+        .map(|line| &line["event"])
+        .filter(|event| {
+            event["kind"] == "traffic_shifted"
+                && event["service"] == service
+                && event["how"] != "already_shifted"
+        })
+        .map(|event| {
+            let percent = event["percent"].as_u64();
+            u32::try_from(percent.unwrap_or_else(|| panic!("a share: {event}"))).unwrap()
+        })
         .collect()
 }
 
