@@ -121,6 +121,62 @@ impl ApplySummary {
     pub fn only_paused(&self) -> bool {
         self.paused > 0 && self.paused == self.deployments_failed
     }
+
+    /// How the apply ended, decided once: history's result, the `-json`
+    /// result word, the closing line and the exit code all follow from it.
+    pub fn end(&self) -> ApplyEnd {
+        if self.interrupted {
+            ApplyEnd::Interrupted
+        } else if self.succeeded() && !self.waiting.is_empty() {
+            ApplyEnd::WaitingApproval
+        } else if self.succeeded() {
+            ApplyEnd::Succeeded
+        } else if self.only_paused() {
+            ApplyEnd::Paused
+        } else if self.hosts_rolled_back + self.deployments_rolled_back > 0 {
+            ApplyEnd::RolledBack
+        } else {
+            ApplyEnd::Failed
+        }
+    }
+}
+
+/// How an apply that started ended ([`ApplySummary::end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyEnd {
+    /// Every deployment it started reached its end.
+    Succeeded,
+    /// Nothing failed, and a rollout stopped at an approval.
+    WaitingApproval,
+    /// Every deployment that failed paused (`on_failure = "pause"`).
+    Paused,
+    /// A deployment failed and targets were put back.
+    RolledBack,
+    /// A deployment failed (nothing put back, or not everything).
+    Failed,
+    /// An interrupt stopped it; the steps in flight finished.
+    Interrupted,
+}
+
+impl ApplyEnd {
+    /// Whether the apply did what it was asked (an approval wait included).
+    pub fn is_success(self) -> bool {
+        matches!(self, ApplyEnd::Succeeded | ApplyEnd::WaitingApproval)
+    }
+}
+
+impl From<ApplyEnd> for crate::state::HistoryResult {
+    fn from(end: ApplyEnd) -> Self {
+        use crate::state::HistoryResult as R;
+        match end {
+            ApplyEnd::Succeeded => R::Succeeded,
+            ApplyEnd::WaitingApproval => R::WaitingApproval,
+            ApplyEnd::Paused => R::Paused,
+            ApplyEnd::RolledBack => R::RolledBack,
+            ApplyEnd::Failed => R::Failed,
+            ApplyEnd::Interrupted => R::Interrupted,
+        }
+    }
 }
 
 /// The outcome of one deployment.
@@ -682,5 +738,104 @@ mod tests {
             (last.apply_id.as_str(), last.result.as_str()),
             ("cancelled-apply", "interrupted")
         );
+    }
+}
+
+#[cfg(test)]
+mod end_tests {
+    use super::{ApplyEnd, ApplySummary};
+    use crate::state::HistoryResult;
+
+    /// Each way an apply can end, as counts: the one end it is, and what
+    /// history records for it.
+    #[test]
+    fn a_summary_has_one_end_and_history_records_it() {
+        let base = ApplySummary::default;
+        let cases: Vec<(&str, ApplySummary, ApplyEnd, HistoryResult)> = vec![
+            (
+                "nothing failed",
+                base(),
+                ApplyEnd::Succeeded,
+                HistoryResult::Succeeded,
+            ),
+            (
+                "stopped at an approval",
+                ApplySummary {
+                    waiting: vec!["d: waits".into()],
+                    ..base()
+                },
+                ApplyEnd::WaitingApproval,
+                HistoryResult::WaitingApproval,
+            ),
+            (
+                "the one failure paused",
+                ApplySummary {
+                    deployments_failed: 1,
+                    paused: 1,
+                    ..base()
+                },
+                ApplyEnd::Paused,
+                HistoryResult::Paused,
+            ),
+            (
+                "one paused, one aborted",
+                ApplySummary {
+                    deployments_failed: 2,
+                    paused: 1,
+                    ..base()
+                },
+                ApplyEnd::Failed,
+                HistoryResult::Failed,
+            ),
+            (
+                "hosts put back",
+                ApplySummary {
+                    deployments_failed: 1,
+                    hosts_rolled_back: 3,
+                    ..base()
+                },
+                ApplyEnd::RolledBack,
+                HistoryResult::RolledBack,
+            ),
+            (
+                "a service put back, another waiting",
+                ApplySummary {
+                    deployments_failed: 1,
+                    deployments_rolled_back: 1,
+                    waiting: vec!["d: waits".into()],
+                    ..base()
+                },
+                ApplyEnd::RolledBack,
+                HistoryResult::RolledBack,
+            ),
+            (
+                "a failure outside any deployment",
+                ApplySummary {
+                    failures: vec!["autoscaling not restored".into()],
+                    ..base()
+                },
+                ApplyEnd::Failed,
+                HistoryResult::Failed,
+            ),
+            (
+                "interrupted after a failure",
+                ApplySummary {
+                    deployments_failed: 1,
+                    interrupted: true,
+                    ..base()
+                },
+                ApplyEnd::Interrupted,
+                HistoryResult::Interrupted,
+            ),
+        ];
+        for (case, summary, end, recorded) in cases {
+            assert_eq!(summary.end(), end, "{case}");
+            assert_eq!(HistoryResult::from(summary.end()), recorded, "{case}");
+            assert_eq!(
+                end.is_success(),
+                summary.succeeded(),
+                "{case}: success is the summary's"
+            );
+        }
     }
 }

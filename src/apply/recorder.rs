@@ -30,8 +30,8 @@ use crate::state::model::config_digest;
 use crate::state::HostState;
 use crate::state::{
     ApprovalRecord, ApprovalStatus, Backend, DeploymentState, DeploymentStatus, HistoryEntry,
-    HistoryOperation, HistoryResult, HostStatus, JournalAction, JournalEntry, State, StateError,
-    StepResult, Touched,
+    HistoryOperation, HostStatus, JournalAction, JournalEntry, State, StateError, StepResult,
+    Touched,
 };
 
 /// Test-only, and only in debug builds (the tests'; a release build has no
@@ -753,21 +753,7 @@ impl Recorder {
                     .filter(|a| a.requested_by_apply == options.apply_id)
                     .cloned()
                     .collect(),
-                result: if summary.interrupted {
-                    HistoryResult::Interrupted
-                } else if !summary.succeeded() && summary.only_paused() {
-                    HistoryResult::Paused
-                } else if !summary.succeeded()
-                    && summary.hosts_rolled_back + summary.deployments_rolled_back > 0
-                {
-                    HistoryResult::RolledBack
-                } else if !summary.succeeded() {
-                    HistoryResult::Failed
-                } else if !summary.waiting.is_empty() {
-                    HistoryResult::WaitingApproval
-                } else {
-                    HistoryResult::Succeeded
-                },
+                result: summary.end().into(),
             });
         })
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use clap::Args;
 
+use crate::apply::ApplyEnd;
 use crate::config::{self, Config, InputSources};
 use crate::diagnostics;
 use crate::plan::{self, planner, saved, States};
@@ -527,19 +528,26 @@ fn start_progress(
     }
 }
 
+/// The exit code of an apply that ended so.
+fn exit_code(end: ApplyEnd) -> u8 {
+    match end {
+        ApplyEnd::Interrupted => EXIT_INTERRUPTED,
+        end if end.is_success() => EXIT_OK,
+        _ => EXIT_ERROR,
+    }
+}
+
 /// The `apply_complete` line of `apply -json`, and the exit code.
 fn report_json(summary: &crate::apply::ApplySummary) -> u8 {
-    let (result, code) = if summary.interrupted {
-        ("interrupted", EXIT_INTERRUPTED)
-    } else if !summary.succeeded() && summary.only_paused() {
-        ("paused", EXIT_ERROR)
-    } else if !summary.succeeded() {
-        ("failed", EXIT_ERROR)
-    } else if !summary.waiting.is_empty() {
-        ("waiting_approval", EXIT_OK)
-    } else {
-        ("succeeded", EXIT_OK)
+    let end = summary.end();
+    let result = match end {
+        ApplyEnd::Succeeded => "succeeded",
+        ApplyEnd::WaitingApproval => "waiting_approval",
+        ApplyEnd::Paused => "paused",
+        ApplyEnd::RolledBack | ApplyEnd::Failed => "failed",
+        ApplyEnd::Interrupted => "interrupted",
     };
+    let code = exit_code(end);
     let fields = summary_json(summary, result, code);
     let line = crate::apply::progress::json_line("apply_complete", summary.duration, fields);
     println!("{line}");
@@ -584,16 +592,14 @@ fn report_summary(summary: &crate::apply::ApplySummary) -> u8 {
             summary.hosts_deployed, summary.hosts_failed, summary.hosts_rolled_back
         )
     };
+    let end = summary.end();
     println!(
         "\nApply {}: {} deployment(s) succeeded, {} failed{waiting}{hosts}; {:.1}s.",
-        if !summary.succeeded() && summary.only_paused() {
-            "paused after a failure"
-        } else if !summary.succeeded() {
-            "failed"
-        } else if !summary.waiting.is_empty() {
-            "paused"
-        } else {
-            "complete"
+        match end {
+            ApplyEnd::Succeeded => "complete",
+            ApplyEnd::WaitingApproval => "paused",
+            ApplyEnd::Paused => "paused after a failure",
+            ApplyEnd::RolledBack | ApplyEnd::Failed | ApplyEnd::Interrupted => "failed",
         },
         summary.deployments_succeeded,
         summary.deployments_failed,
@@ -617,12 +623,8 @@ fn report_summary(summary: &crate::apply::ApplySummary) -> u8 {
             summary.skipped.join(", ")
         );
     }
-    if !summary.succeeded() {
+    if !end.is_success() {
         println!("{}", summary.closing_note());
     }
-    if summary.succeeded() {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    }
+    exit_code(end)
 }
