@@ -312,7 +312,7 @@ pub(super) fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     let backend: std::sync::Arc<dyn Backend> = open_backend(&config_dir, &config.backend)?.into();
     // Lock every environment the apply may touch before reading state, so the
     // plan is computed against state nobody else is changing.
-    let names = environments_to_lock(&config, backend.as_ref(), &options)?;
+    let names = planner::environments_to_lock(&config, backend.environments()?, &options);
     let locks = lock_environments(backend.as_ref(), &names, args.lock_timeout)?;
     let states = read_states(&config, backend.as_ref())?;
     // Remote artifacts pinned under the locks: a saved plan's pins must
@@ -385,21 +385,6 @@ pub(super) fn apply_command(args: &ApplyArgs) -> anyhow::Result<u8> {
     Ok(report_summary(&summary))
 }
 
-/// The environments an apply locks: every one the configuration needs or
-/// that has state, among those the apply includes, sorted.
-fn environments_to_lock(
-    config: &Config,
-    backend: &dyn Backend,
-    options: &plan::PlanOptions,
-) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = planner::environments_needed(config).into_iter().collect();
-    names.extend(backend.environments()?);
-    names.sort();
-    names.dedup();
-    names.retain(|name| options.includes(name));
-    Ok(names)
-}
-
 /// Take the lock of each environment in `names`, in order.
 fn lock_environments(
     backend: &dyn Backend,
@@ -451,17 +436,7 @@ fn finish_without_changes(
 /// answer is needed and may not be asked for.
 fn approved_and_confirmed(args: &ApplyArgs, plan: &plan::Plan) -> anyhow::Result<bool> {
     let interactive = args.input != Some(false) && std::io::stdin().is_terminal();
-    let protected: Vec<String> = plan
-        .schedule
-        .waves
-        .iter()
-        .flat_map(|w| w.deployments.iter())
-        .filter(|d| d.needs_approval_before_start)
-        .filter_map(|d| plan.deployment(&d.address).map(|c| c.environment.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for environment in &protected {
+    for environment in &plan.protected_environments() {
         if args.approve.contains(environment) {
             continue;
         }

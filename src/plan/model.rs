@@ -498,4 +498,18 @@ impl Plan {
     pub fn deployment(&self, address: &str) -> Option<&DeploymentChange> {
         self.deployments.iter().find(|d| d.address == address)
     }
+
+    /// The protected environments this plan changes: those of the scheduled
+    /// deployments that need an approval before they start. Apply asks for
+    /// each (or takes `-approve ENV`) before it changes anything.
+    pub fn protected_environments(&self) -> std::collections::BTreeSet<String> {
+        self.schedule
+            .waves
+            .iter()
+            .flat_map(|wave| wave.deployments.iter())
+            .filter(|scheduled| scheduled.needs_approval_before_start)
+            .filter_map(|scheduled| self.deployment(&scheduled.address))
+            .map(|change| change.environment.clone())
+            .collect()
+    }
 }

@@ -51,6 +51,23 @@ pub fn environments_needed(config: &Config) -> BTreeSet<String> {
         .collect()
 }
 
+/// The environments an apply locks, sorted: every one the configuration
+/// needs or that has state (`with_state`, as the backend lists them), among
+/// those `options` includes. An environment that only has state is locked
+/// too: the plan may remove what it records.
+pub fn environments_to_lock(
+    config: &Config,
+    with_state: impl IntoIterator<Item = String>,
+    options: &PlanOptions,
+) -> Vec<String> {
+    let names: BTreeSet<String> = environments_needed(config)
+        .into_iter()
+        .chain(with_state)
+        .filter(|name| options.includes(name))
+        .collect();
+    names.into_iter().collect()
+}
+
 /// What to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
@@ -1990,6 +2007,80 @@ fn describe_rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quickstart with a second, protected environment `prod` (its own
+    /// deployment of the same service), loaded from a temporary directory.
+    fn quickstart_with_prod() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("app/bin")).expect("app dir");
+        std::fs::write(dir.path().join("app/bin/start.sh"), "exit 0\n").expect("app file");
+        let main = format!(
+            "{}{}",
+            include_str!("../../examples/quickstart/main.hcl"),
+            r#"
+environment "prod" {
+  protected = true
+  variables = { GREETING = "Hello" }
+
+  vm_hosts {
+    transport = "local"
+    root      = ".slipway/prod-hosts"
+    hosts     = ["prod-1"]
+  }
+}
+
+deployment "hello-prod" {
+  service     = service.hello
+  environment = environment.prod
+  rollout     = rollout.rolling
+}
+"#
+        );
+        let loaded = crate::config::load_sources(
+            dir.path(),
+            &[(dir.path().join("main.hcl"), main.into_bytes())],
+            &crate::config::InputSources::default(),
+        );
+        let config = loaded.config.expect("the configuration loads");
+        (dir, config)
+    }
+
+    #[test]
+    fn an_apply_locks_the_environments_it_needs_or_that_have_state_among_those_included() {
+        let (_dir, config) = quickstart_with_prod();
+        let with_state = ["retired".to_string(), "local".to_string()];
+        let all = PlanOptions::default();
+        assert_eq!(
+            environments_to_lock(&config, with_state.clone(), &all),
+            ["local", "prod", "retired"]
+        );
+        let only_prod = PlanOptions {
+            environments: Some(["prod".to_string()].into()),
+            ..PlanOptions::default()
+        };
+        assert_eq!(
+            environments_to_lock(&config, with_state, &only_prod),
+            ["prod"]
+        );
+    }
+
+    #[test]
+    fn a_plan_names_the_protected_environments_it_changes() {
+        let (_dir, config) = quickstart_with_prod();
+        let states: States = [("local".to_string(), None), ("prod".to_string(), None)].into();
+        let both = plan(&config, &states, &PlanOptions::default()).expect("a plan");
+        assert_eq!(
+            both.protected_environments(),
+            ["prod".to_string()].into(),
+            "local is not protected"
+        );
+        let local_only = PlanOptions {
+            environments: Some(["local".to_string()].into()),
+            ..PlanOptions::default()
+        };
+        let local = plan(&config, &states, &local_only).expect("a plan");
+        assert!(local.protected_environments().is_empty());
+    }
 
     #[test]
     fn autoscaling_left_suspended_for_a_removed_deployment_is_told_how_to_restore() {
