@@ -1,7 +1,7 @@
 //! The state backend as commands reach it: opening the backend the
 //! configuration names (refused while it differs from the one `slipway init`
-//! recorded), init's record of it, taking an environment's lock, and reading
-//! the states a plan needs.
+//! recorded: `crate::state::backend_record`), taking an environment's lock,
+//! and reading the states a plan needs.
 //!
 //! It does not implement a backend, a lock or a state change: those are the
 //! `state` module's; this is how the command line calls them and what it
@@ -11,37 +11,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 
 use crate::config::{self, Backend as BackendConfig, Config};
 use crate::diagnostics;
 use crate::plan::{planner, States};
-use crate::state::{lock_with_timeout, Backend, LocalBackend, LockGuard, S3Backend, S3Settings};
+use crate::state::{
+    backend_record, lock_with_timeout, Backend, LocalBackend, LockGuard, S3Backend, S3Settings,
+};
 
 use super::common::stderr_color;
 
-/// The state backend the configuration names.
-///
-/// Refused while it differs from the backend `slipway init` recorded for this
-/// configuration directory, until init is run again (to migrate the state, or
-/// to take the new backend as it is): planning against an empty new backend
-/// would deploy everything as new.
+/// The state backend the configuration names, refused while it differs
+/// from the one `slipway init` recorded
+/// ([`crate::state::backend_record::check_unchanged`]).
 pub fn open_backend(
     config_dir: &Path,
     backend: &BackendConfig,
 ) -> anyhow::Result<Box<dyn Backend>> {
-    if let Some(recorded) = recorded_backend(config_dir)? {
-        if &recorded != backend {
-            bail!(
-                "the state backend changed since `slipway init`: it was {}, the configuration now \
-                 names {}. Run `slipway init -migrate-state {dir}` to copy the state of every \
-                 environment to the new backend, or `slipway init -reconfigure {dir}` to use it as it is",
-                describe_backend_config(config_dir, &recorded),
-                describe_backend_config(config_dir, backend),
-                dir = config_dir.display()
-            );
-        }
-    }
+    backend_record::check_unchanged(config_dir, backend)?;
     open_backend_unchecked(config_dir, backend)
 }
 
@@ -64,53 +52,6 @@ pub(super) fn open_backend_unchecked(
             endpoint: endpoint.clone(),
             profile: profile.clone(),
         })?)),
-    }
-}
-
-/// Where `slipway init` records the backend it set up, in the configuration directory.
-pub(super) const BACKEND_RECORD: &str = ".slipway/backend.json";
-
-/// The backend the last `slipway init` set up for `config_dir`, if any.
-pub(super) fn recorded_backend(config_dir: &Path) -> anyhow::Result<Option<BackendConfig>> {
-    let path = config_dir.join(BACKEND_RECORD);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let recorded = serde_json::from_slice(&text).with_context(|| {
-        format!(
-            "{} is unreadable; delete it and run `slipway init` again",
-            path.display()
-        )
-    })?;
-    Ok(Some(recorded))
-}
-
-pub(super) fn record_backend(config_dir: &Path, backend: &BackendConfig) -> anyhow::Result<()> {
-    let path = config_dir.join(BACKEND_RECORD);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let mut text = serde_json::to_vec_pretty(backend)?;
-    text.push(b'\n');
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// A backend block in words, without connecting to it.
-pub(super) fn describe_backend_config(config_dir: &Path, backend: &BackendConfig) -> String {
-    match backend {
-        BackendConfig::Local { path } => LocalBackend::new(config_dir.join(path)).describe(),
-        BackendConfig::S3 {
-            bucket,
-            prefix,
-            endpoint,
-            ..
-        } => match endpoint {
-            Some(endpoint) => format!("s3://{bucket}/{prefix} at {endpoint}"),
-            None => format!("s3://{bucket}/{prefix}"),
-        },
     }
 }
 

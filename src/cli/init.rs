@@ -12,12 +12,10 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use crate::config::Backend as BackendConfig;
+use crate::state::backend_record::{self, Recorded, RECORD_PATH};
 use crate::state::ops;
 
-use super::backend::{
-    describe_backend_config, open_backend_unchecked, read_states, record_backend, recorded_backend,
-    BACKEND_RECORD,
-};
+use super::backend::{open_backend_unchecked, read_states};
 use super::common::{load_config, parse_lock_timeout};
 use super::{ConfigArgs, EXIT_ERROR, EXIT_OK};
 
@@ -43,34 +41,26 @@ pub(super) fn init(args: &InitArgs) -> anyhow::Result<u8> {
     };
     let dir = &args.config.dir;
     let configured = &config.backend;
-    let recorded = recorded_backend(dir)?;
+    let recorded = backend_record::compare(dir, configured)?;
     if args.migrate_state {
         match &recorded {
-            None => bail!(
+            Recorded::Nothing => bail!(
                 "-migrate-state: no earlier backend is recorded for {dir} (slipway init records the \
-                 backend it sets up in {BACKEND_RECORD}), so there is nothing to migrate from. \
+                 backend it sets up in {RECORD_PATH}), so there is nothing to migrate from. \
                  Put the previous backend block back, run `slipway init {dir}`, then change the \
                  block and run `slipway init -migrate-state {dir}`",
                 dir = dir.display()
             ),
-            Some(previous) if previous == configured => println!(
+            Recorded::Same => println!(
                 "The backend is the one the last init set up ({}): there is nothing to migrate.",
-                describe_backend_config(dir, configured)
+                backend_record::describe(dir, configured)
             ),
-            Some(previous) => migrate_state(dir, previous, configured, args.lock_timeout)?,
+            Recorded::Other(previous) => {
+                migrate_state(dir, previous, configured, args.lock_timeout)?
+            }
         }
-    } else if let Some(previous) = recorded.as_ref().filter(|r| *r != configured) {
-        if !args.reconfigure {
-            bail!(
-                "the state backend changed since the last init: it was {}, the configuration now \
-                 names {}. Run `slipway init -migrate-state {dir}` to copy the state of every \
-                 environment to the new backend, or `slipway init -reconfigure {dir}` to use it as \
-                 it is (the old state stays where it is)",
-                describe_backend_config(dir, previous),
-                describe_backend_config(dir, configured),
-                dir = dir.display()
-            );
-        }
+    } else if !args.reconfigure {
+        backend_record::check_unchanged(dir, configured)?;
     }
     let backend = open_backend_unchecked(dir, configured)?;
     if let BackendConfig::Local { path } = configured {
@@ -96,7 +86,7 @@ pub(super) fn init(args: &InitArgs) -> anyhow::Result<u8> {
             None => println!("  {name}: no state yet"),
         }
     }
-    record_backend(dir, configured)?;
+    backend_record::write(dir, configured)?;
     println!("slipway is ready. Next: slipway plan {}", dir.display());
     Ok(EXIT_OK)
 }

@@ -12,6 +12,7 @@
 //! applying do that), does not talk to deployment targets, and never holds
 //! secrets: it stores whatever [`State`] it is given.
 
+pub mod backend_record;
 pub mod delta;
 pub mod local;
 pub mod lock;
