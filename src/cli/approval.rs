@@ -15,7 +15,7 @@ use clap::Args;
 use crate::plan::planner;
 use crate::state::{ops, Backend, HistoryResult};
 
-use super::backend::{environment_tracking, open_backend, state_backend, take_lock};
+use super::backend::{open_backend, state_backend, take_lock};
 use super::common::{load_config_with_sources, parse_lock_timeout, ARTIFACT_CACHE};
 use super::{ConfigArgs, EXIT_ERROR, EXIT_OK};
 
@@ -55,7 +55,7 @@ pub(super) fn approve(args: &ApprovalArgs) -> anyhow::Result<u8> {
     let address = ops::deployment_address(&args.deployment);
     let backend = state_backend(&args.dir)?;
     let environment =
-        environment_tracking(backend.as_ref(), &address, args.environment.as_deref())?;
+        ops::environment_tracking(backend.as_ref(), &address, args.environment.as_deref())?;
     let who = crate::state::lock::Approver::of(backend.as_ref());
     let lock = take_lock(backend.as_ref(), &environment, "approve", args.lock_timeout)?;
     let decided = ops::decide_approval(

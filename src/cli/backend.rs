@@ -116,33 +116,3 @@ pub(super) fn state_backend(dir: &Path) -> anyhow::Result<Box<dyn Backend>> {
         }
     }
 }
-
-/// The one environment whose state tracks `address`, among `only` (when
-/// given) or every environment with state.
-pub(super) fn environment_tracking(
-    backend: &dyn Backend,
-    address: &str,
-    only: Option<&str>,
-) -> anyhow::Result<String> {
-    let candidates = match only {
-        Some(name) => vec![name.to_string()],
-        None => backend.environments()?,
-    };
-    let mut found = Vec::new();
-    for environment in candidates {
-        if backend
-            .read(&environment)?
-            .is_some_and(|state| state.deployments.contains_key(address))
-        {
-            found.push(environment);
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("{address} is not in state; list what is tracked with: slipway state list"),
-        several => bail!(
-            "{address} is in the state of several environments ({}): choose one with -environment NAME",
-            several.join(", ")
-        ),
-    }
-}

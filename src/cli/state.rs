@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 
 use crate::state::{decode_state, encode_state, ops, Backend, State};
 
-use super::backend::{environment_tracking, state_backend, take_lock};
+use super::backend::{state_backend, take_lock};
 use super::common::parse_lock_timeout;
 use super::EXIT_OK;
 
@@ -277,7 +277,7 @@ pub(super) fn state_push(args: &StatePushArgs) -> anyhow::Result<u8> {
 pub(super) fn state_rm(args: &StateRmArgs) -> anyhow::Result<u8> {
     let address = ops::deployment_address(&args.address);
     let backend = state_backend(&args.state.dir)?;
-    let environment = environment_tracking(
+    let environment = crate::state::ops::environment_tracking(
         backend.as_ref(),
         &address,
         args.state.environment.as_deref(),

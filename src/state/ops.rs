@@ -14,6 +14,55 @@ use crate::state::{
     HistoryOperation, HistoryResult, LineageMismatch, LockInfo, OlderSerial, State, StateError,
 };
 
+/// Why no one environment is the one whose state tracks a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    #[error("{address} is not in state; list what is tracked with: slipway state list")]
+    NotTracked { address: String },
+    #[error(
+        "{address} is in the state of several environments ({}): choose one with -environment NAME",
+        environments.join(", ")
+    )]
+    Several {
+        address: String,
+        environments: Vec<String>,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The environment whose state tracks `address`: `only` if given and its
+/// state does, else the one environment of the backend whose state does.
+pub fn environment_tracking(
+    backend: &dyn Backend,
+    address: &str,
+    only: Option<&str>,
+) -> Result<String, TrackingError> {
+    let candidates = match only {
+        Some(name) => vec![name.to_string()],
+        None => backend.environments()?,
+    };
+    let mut found = Vec::new();
+    for environment in candidates {
+        if backend
+            .read(&environment)?
+            .is_some_and(|state| state.deployments.contains_key(address))
+        {
+            found.push(environment);
+        }
+    }
+    match <[String; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(found) if found.is_empty() => Err(TrackingError::NotTracked {
+            address: address.to_string(),
+        }),
+        Err(several) => Err(TrackingError::Several {
+            address: address.to_string(),
+            environments: several,
+        }),
+    }
+}
+
 /// What [`push`] replaced and wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -338,6 +387,45 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let backend = LocalBackend::new(dir.path().join("state"));
         (dir, backend)
+    }
+
+    #[test]
+    fn the_environment_tracking_a_deployment_is_the_one_whose_state_has_it() {
+        let (_dir, backend) = backend();
+        let with = |name: &str, addresses: &[&str]| {
+            let mut state = State::new(name);
+            for address in addresses {
+                state
+                    .deployments
+                    .insert(address.to_string(), deployment("1.0.0"));
+            }
+            backend.write(&mut state).unwrap();
+        };
+        with("staging", &["deployment.api", "deployment.web"]);
+        with("production", &["deployment.web"]);
+        let find = |address: &str, only: Option<&str>| {
+            environment_tracking(&backend, address, only).map_err(|e| e.to_string())
+        };
+        assert_eq!(find("deployment.api", None), Ok("staging".to_string()));
+        assert_eq!(
+            find("deployment.web", None),
+            Err("deployment.web is in the state of several environments (production, staging): choose one with -environment NAME".to_string())
+        );
+        assert_eq!(
+            find("deployment.web", Some("production")),
+            Ok("production".to_string())
+        );
+        assert_eq!(
+            find("deployment.api", Some("production")),
+            Err(
+                "deployment.api is not in state; list what is tracked with: slipway state list"
+                    .to_string()
+            )
+        );
+        assert!(matches!(
+            environment_tracking(&backend, "deployment.gone", None),
+            Err(TrackingError::NotTracked { .. })
+        ));
     }
 
     fn deployment(version: &str) -> DeploymentState {
