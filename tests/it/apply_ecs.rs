@@ -254,6 +254,15 @@ deployment "frontend-dev" {{
         self.runtime.block_on(self.moto.listener_weights(listener))
     }
 
+    /// The backend listener's weights on (blue, green), as ELB has them.
+    fn backend_blue_green(&self) -> (i32, i32) {
+        let weights = self.weights(&self.backend.listener_arn);
+        (
+            weights[&self.backend.blue_target_group_arn],
+            weights[&self.backend.green_target_group_arn],
+        )
+    }
+
     /// Change the backend's image behind slipway's back.
     fn change_image_by_hand(&self, service: &str, image: &str) {
         self.runtime.block_on(async {
@@ -380,15 +389,7 @@ const CANARY: &str =
 /// traffic on blue, no temporary service, and `workshop-dev-backend` runs
 /// only `version`.
 fn assert_backend_serves(workshop: &Workshop, version: &str, log: &str) {
-    let weights = workshop.weights(&workshop.backend.listener_arn);
-    assert_eq!(
-        (
-            weights[&workshop.backend.blue_target_group_arn],
-            weights[&workshop.backend.green_target_group_arn]
-        ),
-        (100, 0),
-        "{log}"
-    );
+    assert_eq!(workshop.backend_blue_green(), (100, 0), "{log}");
     assert!(
         workshop.service("workshop-dev-backend-green").is_none(),
         "the temporary service is gone:\n{log}"
@@ -1870,12 +1871,8 @@ fn a_rolling_update_killed_while_it_gives_up_a_canary_is_deployed_by_the_next_ap
         assert!(!log.contains("rolled back"), "point {point}: {log}");
         only_running(&workshop, blue, "registry.local/workshop-backend:3.0.0");
         assert!(workshop.service(green).is_none(), "point {point}: {log}");
-        let weights = workshop.weights(&workshop.backend.listener_arn);
         assert_eq!(
-            (
-                weights[&workshop.backend.blue_target_group_arn],
-                weights[&workshop.backend.green_target_group_arn]
-            ),
+            workshop.backend_blue_green(),
             (100, 0),
             "point {point}: {log}"
         );
@@ -1914,32 +1911,10 @@ impl Workshop {
 
     /// The CloudWatch alarm `backend-errors` in moto, set to `state`.
     fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
-        self.runtime.block_on(async {
-            let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.moto.sdk_config().await);
-            cloudwatch
-                .put_metric_alarm()
-                .alarm_name("backend-errors")
-                .namespace("Workshop")
-                .metric_name("Errors")
-                .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(5.0)
-                .comparison_operator(
-                    aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
-                )
-                .send()
-                .await
-                .expect("PutMetricAlarm");
-            cloudwatch
-                .set_alarm_state()
-                .alarm_name("backend-errors")
-                .state_value(state)
-                .state_reason("set by the test")
-                .send()
-                .await
-                .expect("SetAlarmState");
-        });
+        self.runtime.block_on(
+            self.moto
+                .alarm_in_state("backend-errors", "Workshop", state),
+        );
     }
 
     /// A backend rollout body: `policy` (strategy, steps, on_failure) and a
@@ -2067,15 +2042,7 @@ fn an_aborted_canary_keeps_its_traffic_share_and_is_recorded_failed() {
         "nothing is put back: {kinds:?}"
     );
     // The listener and ECS as they are: 25% on the canary, which still runs.
-    let weights = workshop.weights(&workshop.backend.listener_arn);
-    assert_eq!(
-        (
-            weights[&workshop.backend.blue_target_group_arn],
-            weights[&workshop.backend.green_target_group_arn]
-        ),
-        (75, 25),
-        "{log}"
-    );
+    assert_eq!(workshop.backend_blue_green(), (75, 25), "{log}");
     only_running(
         &workshop,
         "workshop-dev-backend-green",
@@ -2134,15 +2101,7 @@ fn a_canary_paused_before_any_traffic_moved_is_partial_and_moves_no_traffic() {
         backend_event_kinds(&lines).contains(&"paused".to_string()),
         "{log}"
     );
-    let weights = workshop.weights(&workshop.backend.listener_arn);
-    assert_eq!(
-        (
-            weights[&workshop.backend.blue_target_group_arn],
-            weights[&workshop.backend.green_target_group_arn]
-        ),
-        (100, 0),
-        "{log}"
-    );
+    assert_eq!(workshop.backend_blue_green(), (100, 0), "{log}");
     only_running(
         &workshop,
         "workshop-dev-backend",

@@ -202,34 +202,8 @@ fn a_cloudwatch_alarm_in_alarm_fails_the_gate_and_ok_passes_it() {
     let cloudwatch =
         runtime.block_on(async { aws_sdk_cloudwatch::Client::new(&moto.sdk_config().await) });
     let set_alarm = |state: aws_sdk_cloudwatch::types::StateValue| {
-        runtime.block_on(async {
-            cloudwatch
-                .set_alarm_state()
-                .alarm_name("hello-errors")
-                .state_value(state)
-                .state_reason("set by the test")
-                .send()
-                .await
-                .expect("SetAlarmState")
-        });
+        runtime.block_on(moto.alarm_in_state("hello-errors", "Slipway/Test", state));
     };
-    runtime.block_on(async {
-        cloudwatch
-            .put_metric_alarm()
-            .alarm_name("hello-errors")
-            .namespace("Slipway/Test")
-            .metric_name("Errors")
-            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-            .period(60)
-            .evaluation_periods(1)
-            .threshold(5.0)
-            .comparison_operator(
-                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
-            )
-            .send()
-            .await
-            .expect("PutMetricAlarm")
-    });
     let gate = format!(
         r#"  verify "alarm" {{
     cloudwatch {{

@@ -561,6 +561,41 @@ impl Moto {
             .unwrap_or_else(|e| panic!("UpdateService {service}: {e:?}"));
     }
 
+    /// A CloudWatch alarm `name` on the metric `namespace`/`Errors` (sum
+    /// over a minute, above 5), made or replaced, then set to `state` as if
+    /// CloudWatch had judged it so.
+    pub async fn alarm_in_state(
+        &self,
+        name: &str,
+        namespace: &str,
+        state: aws_sdk_cloudwatch::types::StateValue,
+    ) {
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.sdk_config().await);
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace(namespace)
+            .metric_name("Errors")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(5.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutMetricAlarm {name}: {e:?}"));
+        cloudwatch
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(state)
+            .state_reason("set by the test")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("SetAlarmState {name}: {e:?}"));
+    }
+
     pub async fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
         aws_sdk_applicationautoscaling::Client::new(&self.sdk_config().await)
     }
