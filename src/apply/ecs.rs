@@ -2840,6 +2840,7 @@ async fn judge_gates(job: &Job<'_>, rollout: &Rollout, step: usize) -> Result<()
         baseline_version: job.baseline_version.as_deref(),
         step,
         hosts: &[],
+        has_hosts: false,
         recorder: job.recorder,
         progress: job.progress,
     };

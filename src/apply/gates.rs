@@ -94,6 +94,9 @@ pub struct GateContext<'a> {
     /// The step just done (1-based) and its hosts (none on ECS).
     pub step: usize,
     pub hosts: &'a [String],
+    /// The deployment runs on hosts (VM), not on ECS: where a command gate
+    /// runs ([`crate::config::CommandGate::runs_on`]).
+    pub has_hosts: bool,
     pub recorder: &'a Recorder,
     pub progress: &'a Progress,
 }
@@ -179,7 +182,7 @@ pub fn record(
 }
 
 /// Judge `gate` here if it is judged from the runner (everything but a
-/// command without `on = "runner"`), record and print the result; `None`
+/// command that runs on the hosts), record and print the result; `None`
 /// when it must run on the hosts of the step.
 pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Result<(), GateError>> {
     if gate.prometheus.is_some() || gate.cloudwatch.is_some() {
@@ -189,7 +192,7 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
         ctx.config,
         ctx.recorder.deployment(&ctx.deployment.address).as_ref(),
     );
-    let result = judge_check(gate, ctx.config, shown).await?;
+    let result = judge_check(gate, ctx.config, shown, ctx.has_hosts).await?;
     let summary = match &result {
         Ok(()) => "pass".to_string(),
         Err(message) => format!("fail: {message}"),
@@ -201,11 +204,14 @@ pub async fn judge_on_runner(gate: &Gate, ctx: &GateContext<'_>) -> Option<Resul
     }))
 }
 
-/// An http gate, or a command gate with `on = "runner"`.
+/// An http gate, or a command gate that runs on the runner
+/// ([`crate::config::CommandGate::runs_on`]: `on = "runner"`, or a
+/// deployment without hosts).
 async fn judge_check(
     gate: &Gate,
     config: &Config,
     shown: super::host_output::HostOutput,
+    has_hosts: bool,
 ) -> Option<Result<(), GateError>> {
     if let Some(http) = &gate.http {
         let timeout = http
@@ -262,7 +268,7 @@ async fn judge_check(
         );
     }
     let command = gate.command.as_ref()?;
-    if command.on != Some(CommandOn::Runner) {
+    if command.runs_on(has_hosts) != CommandOn::Runner {
         return None;
     }
     let output = match tokio::process::Command::new("/bin/sh")
@@ -737,6 +743,7 @@ mod tests {
             &http_gate(&url, 3),
             &Config::default(),
             crate::apply::host_output::HostOutput::Shown,
+            true,
         )
         .await;
         assert_eq!(
@@ -754,11 +761,54 @@ mod tests {
             &http_gate(&url, 2),
             &Config::default(),
             crate::apply::host_output::HostOutput::Shown,
+            true,
         )
         .await
         .unwrap();
         let error = result.unwrap_err().to_string();
         assert!(error.starts_with(&format!("GET {url}: ")), "{error}");
         assert_eq!(count.load(Ordering::SeqCst), 3, "the request and 2 retries");
+    }
+
+    /// A command gate without `on`: on the hosts of a VM deployment (not
+    /// judged here), on the runner of an ECS one, which has no hosts; never
+    /// skipped there.
+    #[tokio::test]
+    async fn a_command_gate_runs_on_the_runner_when_the_deployment_has_no_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            root: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let gate = |command: &str, on: Option<&str>| -> Gate {
+            let mut check = serde_json::json!({ "command": command });
+            if let Some(on) = on {
+                check["on"] = serde_json::json!(on);
+            }
+            serde_json::from_value(serde_json::json!({ "name": "smoke", "command": check }))
+                .unwrap()
+        };
+        let shown = crate::apply::host_output::HostOutput::Shown;
+        let judged = |gate: Gate, has_hosts: bool| {
+            let config = config.clone();
+            async move {
+                judge_check(&gate, &config, shown, has_hosts)
+                    .await
+                    .map(|r| r.map_err(|e| e.to_string()))
+            }
+        };
+        assert_eq!(judged(gate("exit 3", None), true).await, None);
+        assert_eq!(
+            judged(gate("exit 3", None), false).await,
+            Some(Err("`exit 3` exited with exit status: 3".to_string()))
+        );
+        assert_eq!(
+            judged(gate("exit 0", Some("hosts")), false).await,
+            Some(Ok(()))
+        );
+        assert!(matches!(
+            judged(gate("exit 3", Some("runner")), true).await,
+            Some(Err(_))
+        ));
     }
 }

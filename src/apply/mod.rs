@@ -239,20 +239,6 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
             let Some(deployment) = config.deployments.get(&scheduled.address) else {
                 continue;
             };
-            if let Some(rollout) = config.rollout_of(deployment) {
-                for gate in &rollout.verify {
-                    let on_hosts = gate
-                        .command
-                        .as_ref()
-                        .is_some_and(|c| c.on != Some(crate::config::CommandOn::Runner));
-                    if change.target == TargetKind::Ecs && on_hosts {
-                        problems.push(format!(
-                            "{}: verify \"{}\" runs a command on hosts, but an ECS deployment has none; set `on = \"runner\"`",
-                            scheduled.address, gate.name
-                        ));
-                    }
-                }
-            }
             if let (Some(adopted), Some(rollout)) = (&change.adopt, config.rollout_of(deployment)) {
                 let first_group = config
                     .environment_of(deployment)

@@ -621,6 +621,7 @@ async fn finish_batch(
             baseline_version: checks.baseline_version,
             step: step.index,
             hosts: batch,
+            has_hosts: true,
             recorder: job.recorder,
             progress,
         };

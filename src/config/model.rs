@@ -495,6 +495,19 @@ pub struct CommandGate {
     pub on: Option<CommandOn>,
 }
 
+impl CommandGate {
+    /// Where the command runs for a deployment with (`has_hosts`) or without
+    /// hosts (ECS): as `on` says, on the hosts by default; without hosts
+    /// always on the runner, since there is nowhere else to run it.
+    pub fn runs_on(&self, has_hosts: bool) -> CommandOn {
+        match self.on {
+            _ if !has_hosts => CommandOn::Runner,
+            Some(on) => on,
+            None => CommandOn::Hosts,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrometheusGate {
     pub address: String,

@@ -13,7 +13,7 @@ use similar::TextDiff;
 use super::model::*;
 use super::render::{systemd_unit_text, task_definition};
 use crate::config::{BatchSize, Config, Deployment, Environment, Rollout};
-use crate::config::{CommandOn, Direction, Percent};
+use crate::config::{Direction, Percent};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::graph::DeploymentGraph;
 use crate::state::model::{
@@ -1588,7 +1588,13 @@ fn scheduled(
     let kinds = step_kinds(change, deployment, environment, rollout, hosts, continues);
     let health_gates = health_gates(deployment);
     let rollout_gates: Vec<Gate> = rollout
-        .map(|r| r.verify.iter().map(describe_gate).collect())
+        .map(|r| {
+            let has_hosts = change.target == TargetKind::Vm;
+            r.verify
+                .iter()
+                .map(|g| describe_gate(g, has_hosts))
+                .collect()
+        })
         .unwrap_or_default();
     // Setting the listener back changes nothing that gates would judge.
     let restore_only = change.target == TargetKind::Ecs && only_listener_weights(change);
@@ -1812,7 +1818,7 @@ fn first_service(change: &DeploymentChange) -> bool {
             .any(|r| r.kind == ReasonKind::NewDeployment)
 }
 
-fn describe_gate(gate: &crate::config::Gate) -> Gate {
+fn describe_gate(gate: &crate::config::Gate, has_hosts: bool) -> Gate {
     let mut detail = String::new();
     let kind = if let Some(p) = &gate.prometheus {
         detail.push_str(&format!(
@@ -1832,11 +1838,7 @@ fn describe_gate(gate: &crate::config::Gate) -> Gate {
         }
         "http"
     } else if let Some(c) = &gate.command {
-        detail.push_str(&format!(
-            "`{}` on {}",
-            c.command,
-            c.on.unwrap_or(CommandOn::Hosts)
-        ));
+        detail.push_str(&format!("`{}` on {}", c.command, c.runs_on(has_hosts)));
         "command"
     } else if let Some(c) = &gate.cloudwatch {
         match &c.alarm_name {

@@ -2115,3 +2115,65 @@ fn a_canary_paused_before_any_traffic_moved_is_partial_and_moves_no_traffic() {
     );
     assert_eq!(state.history.last().unwrap().result, HistoryResult::Paused);
 }
+
+/// A `command` gate without `on` on an ECS deployment runs on the runner
+/// (ECS has no hosts to run it on), as docs/language.md says: a failing one
+/// fails the rollout, which goes back to what ran before; a passing one is
+/// recorded. Apply used to refuse it after the plan had shown it "on hosts".
+#[test]
+fn a_command_gate_of_an_ecs_rollout_runs_on_the_runner() {
+    let gated = |command: &str| {
+        format!(
+            "{ROLLING}\n\n  verify \"smoke\" {{\n    command {{\n      command = \"{command}\"\n    }}\n  }}"
+        )
+    };
+    let Some(workshop) = Workshop::start(&gated("test -f smoke-ok")) else {
+        return;
+    };
+    std::fs::write(workshop.root.join("smoke-ok"), "").unwrap();
+    let first = workshop.apply("1.0.0", "1.0.0");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    let (_, scheduled) = planned(&plan, "deployment.backend-dev");
+    let described = scheduled.to_string();
+    assert!(
+        described.contains("`test -f smoke-ok` on runner"),
+        "the plan says where the gate runs: {scheduled:#}"
+    );
+
+    // The runner's check fails: the rollout fails and goes back to 1.0.0.
+    std::fs::remove_file(workshop.root.join("smoke-ok")).unwrap();
+    let failed = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{log}");
+    assert!(log.contains("smoke"), "{log}");
+    only_running(
+        &workshop,
+        "workshop-dev-backend",
+        "registry.local/workshop-backend:1.0.0",
+    );
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert_eq!(
+        (&backend.status, backend.version.as_str()),
+        (&DeploymentStatus::RolledBack, "1.0.0"),
+        "{log}"
+    );
+
+    // It passes: 2.0.0 is deployed, and the gate's pass is recorded.
+    std::fs::write(workshop.root.join("smoke-ok"), "").unwrap();
+    let passed = workshop.apply("2.0.0", "1.0.0");
+    let log = text(&passed);
+    assert_eq!(passed.status.code(), Some(0), "{log}");
+    let state = workshop.state();
+    let backend = &state.deployments["deployment.backend-dev"];
+    assert!(backend.verified, "{log}");
+    assert!(
+        backend
+            .gates
+            .iter()
+            .any(|g| g.name == "smoke" && g.kind == "command" && g.passed),
+        "{:#?}",
+        backend.gates
+    );
+}
