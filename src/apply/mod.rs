@@ -239,20 +239,9 @@ pub fn unsupported(config: &Config, plan: &Plan) -> Vec<String> {
             let Some(deployment) = config.deployments.get(&scheduled.address) else {
                 continue;
             };
-            if let (Some(adopted), Some(rollout)) = (&change.adopt, config.rollout_of(deployment)) {
-                let first_group = config
-                    .environment_of(deployment)
-                    .and_then(|e| deployment.ecs_settings(e))
-                    .and_then(|s| s.target_groups.first().cloned());
-                if rollout.strategy.moves_by_steps()
-                    && (adopted.target_group.is_none() || adopted.target_group != first_group)
-                {
-                    problems.push(format!(
-                        "{}: service {} exists but is not registered with the first of the deployment's target groups, so a {} rollout cannot start beside it; register it there, or adopt it with a rolling rollout first",
-                        scheduled.address, adopted.service, rollout.strategy
-                    ));
-                }
-            }
+            problems.extend(crate::plan::planner::adoption_refusal(
+                config, deployment, change,
+            ));
             if let Some(problem) = config
                 .environment_of(deployment)
                 .and_then(|e| e.vm_hosts.as_ref())

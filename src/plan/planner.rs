@@ -155,6 +155,9 @@ pub fn plan(config: &Config, states: &States, options: &PlanOptions) -> Result<P
             options.listener_weights.get(&deployment.address),
         );
         carry_capacity(&mut change, capacity);
+        if let Some(refusal) = adoption_refusal(config, deployment, &change) {
+            warnings.push(format!("{refusal}; apply refuses this plan until then"));
+        }
         warnings.extend(deployment_warnings(
             deployment,
             environment,
@@ -297,6 +300,31 @@ fn recorded_ecs_reasons(
 /// that could not be looked up (`live`), and from its record (`saved`, in
 /// `state`) an approval it waits for, a rejected or rolled back version
 /// configured again, an apply that did not finish.
+/// Why apply cannot start the rollout of `change` beside the service it
+/// adopts: a canary or blue/green runs its new version behind the other
+/// target group, so the adopted service must be registered with the first
+/// of the deployment's target groups. Checked by apply before it changes
+/// anything, and shown by plan as a warning.
+pub fn adoption_refusal(
+    config: &Config,
+    deployment: &Deployment,
+    change: &DeploymentChange,
+) -> Option<String> {
+    let adopted = change.adopt.as_ref()?;
+    let rollout = config.rollout_of(deployment)?;
+    let first_group = config
+        .environment_of(deployment)
+        .and_then(|e| deployment.ecs_settings(e))
+        .and_then(|s| s.target_groups.first().cloned());
+    let outside = adopted.target_group.is_none() || adopted.target_group != first_group;
+    (rollout.strategy.moves_by_steps() && outside).then(|| {
+        format!(
+            "{}: service {} exists but is not registered with the first of the deployment's target groups, so a {} rollout cannot start beside it; register it there, or adopt it with a rolling rollout first",
+            deployment.address, adopted.service, rollout.strategy
+        )
+    })
+}
+
 fn deployment_warnings(
     deployment: &Deployment,
     environment: &Environment,

@@ -1285,6 +1285,16 @@ fn a_canary_beside_an_adopted_service_outside_the_target_groups_is_refused() {
     };
     let service = "workshop-dev-backend";
     let legacy = workshop.create_service_by_hand(service, "registry.local/legacy:1", 2, None);
+    // The plan says so before apply is run.
+    let (_, plan) = workshop.plan_json("2.0.0", "1.0.0", &[]);
+    assert!(
+        plan["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("is not registered with the first of the deployment's target groups")
+            && w.as_str().unwrap().contains("apply refuses this plan")),
+        "{plan:#}"
+    );
     let refused = workshop.apply("2.0.0", "1.0.0");
     let log = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{log}");
