@@ -1225,14 +1225,21 @@ async fn update_host_steps(
     }
     // The release a rollback of this rollout would put back on the host (the
     // pair state says it served before the rollout moved it) stays installed.
+    // After a rebuild of its version that directory holds another build:
+    // the archive of the one a rollback puts back stays too.
     let rollback_to = job.recorder.read(|state| {
         let saved = state.deployments.get(&job.deployment.address)?;
         let record = saved.hosts.get(host)?;
-        record
-            .before_rollout(saved.rollout_id.as_deref())
-            .map(|pair| pair.version)
+        record.before_rollout(saved.rollout_id.as_deref())
     });
-    finish.push(steps::prune_releases(vm, &ctx, rollback_to.as_deref()));
+    finish.push(steps::prune_releases(
+        vm,
+        &ctx,
+        rollback_to.as_ref().map(|pair| pair.version.as_str()),
+        rollback_to
+            .as_ref()
+            .and_then(|pair| pair.artifact_sha256.as_deref()),
+    ));
     if job.target_group.is_none() {
         switch.append(&mut finish);
     }

@@ -951,13 +951,14 @@ fn plan_deployment(
         hosts
     } else {
         let digest = desired_config_digest(config, deployment);
+        let sha256 = desired_sha256(deployment);
         hosts
             .into_iter()
             .filter(|h| {
                 saved
                     .hosts
                     .get(h)
-                    .is_none_or(|s| !on_pair(s, &version, &digest))
+                    .is_none_or(|s| !on_pair(s, &version, &digest, sha256))
             })
             .collect()
     };
@@ -1228,13 +1229,14 @@ fn host_reasons(
         );
     }
     let digest = desired_config_digest(config, deployment);
+    let sha256 = desired_sha256(deployment);
     let pending: Vec<&str> = hosts
         .iter()
         .filter(|h| {
             saved
                 .hosts
                 .get(*h)
-                .is_some_and(|s| !on_pair(s, version, &digest))
+                .is_some_and(|s| !on_pair(s, version, &digest, sha256))
         })
         .map(String::as_str)
         .collect();
@@ -1385,15 +1387,38 @@ fn desired_config_digest(config: &Config, deployment: &Deployment) -> String {
     )
 }
 
-/// Whether a host's record says it is deployed on the pair (`version`, config
-/// `digest`). A record without a config digest (written before pairs were
-/// recorded) is judged by its version. An update of the config alone that
-/// stopped part-way leaves hosts on the version with the config before: those
-/// are not on the pair.
-fn on_pair(record: &crate::state::HostState, version: &str, digest: &str) -> bool {
+/// Whether a host's record says it is deployed on the pair (`version` built
+/// as the artifact `sha256`, config `digest`). A record without a config
+/// digest (written before pairs were recorded) is judged by its version. An
+/// update of the config alone that stopped part-way leaves hosts on the
+/// version with the config before: those are not on the pair. Likewise an
+/// update to a rebuilt artifact of the same version (another sha256) that
+/// stopped part-way leaves hosts on the earlier build: those are not on it
+/// either (a record without an artifact digest is judged without it).
+fn on_pair(
+    record: &crate::state::HostState,
+    version: &str,
+    digest: &str,
+    sha256: Option<&str>,
+) -> bool {
     record.status == HostStatus::Deployed
         && record.version == version
         && record.config_digest.as_deref().is_none_or(|d| d == digest)
+        && record
+            .artifact_sha256
+            .as_deref()
+            .zip(sha256)
+            .is_none_or(|(recorded, desired)| recorded == desired)
+}
+
+/// The sha256 of the artifact the configuration deploys, when it is known
+/// (pinned, or a local source's packed form).
+fn desired_sha256(deployment: &Deployment) -> Option<&str> {
+    deployment
+        .service
+        .artifact
+        .as_ref()
+        .and_then(|a| a.sha256.as_deref())
 }
 
 pub fn changed_fields(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {

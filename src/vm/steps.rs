@@ -1376,8 +1376,16 @@ impl HostRelease {
 /// a rollback of the rollout in flight would put back (state's record of the pair
 /// the host served before the rollout moved it, which need not be what `current`
 /// pointed at before this update). Also keeps the newest `keep_releases` uploaded
-/// artifacts and removes unpacking leftovers.
-pub fn prune_releases(vm: &VmSpec, ctx: &HostContext, rollback_to: Option<&str>) -> RemoteStep {
+/// artifacts and, when `rollback_to_sha256` names its build, the archive of that
+/// release: after a rebuild of its version the release directory holds another
+/// build, and the rollback unpacks that archive again. Removes unpacking
+/// leftovers.
+pub fn prune_releases(
+    vm: &VmSpec,
+    ctx: &HostContext,
+    rollback_to: Option<&str>,
+    rollback_to_sha256: Option<&str>,
+) -> RemoteStep {
     let keep = vm.keep_releases;
     let mut lines = vec![
         "set -eu".to_string(),
@@ -1391,6 +1399,10 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext, rollback_to: Option<&str>)
         "  previous=$(cd \"$previous\" 2>/dev/null && pwd -P || true)".to_string(),
         "fi".to_string(),
         format!("rollback_to={}", quote(rollback_to.unwrap_or(""))),
+        format!(
+            "rollback_archive={}",
+            quote(&rollback_to_sha256.map_or(String::new(), |sha| format!("{sha}.tar.gz")))
+        ),
         "if [ -d releases ]; then".to_string(),
         "  kept=0".to_string(),
         "  ls -t releases | while IFS= read -r name; do".to_string(),
@@ -1415,6 +1427,7 @@ pub fn prune_releases(vm: &VmSpec, ctx: &HostContext, rollback_to: Option<&str>)
         "    [ -f \".slipway/artifacts/$name\" ] && [ ! -L \".slipway/artifacts/$name\" ] || continue".to_string(),
         "    kept=$((kept + 1))".to_string(),
         format!("    [ \"$kept\" -gt {keep} ] || continue"),
+        "    [ \"$name\" != \"$rollback_archive\" ] || continue".to_string(),
         "    rm -f \".slipway/artifacts/$name\"".to_string(),
         "  done".to_string(),
         "fi".to_string(),
@@ -1770,7 +1783,12 @@ mod tests {
         steps.extend(smoke(vm, ctx));
         steps.extend(hooks(vm, ctx, Phase::Register));
         steps.push(write_release_marker(vm, ctx, SHA, TIME));
-        steps.push(prune_releases(vm, ctx, Some("0.9.0 $(touch PWNED)")));
+        steps.push(prune_releases(
+            vm,
+            ctx,
+            Some("0.9.0 $(touch PWNED)"),
+            Some(SHA),
+        ));
         let target = RollbackTarget {
             version: "0.9.0 $(touch PWNED)".into(),
             sha256: Some(SHA.into()),
@@ -2131,6 +2149,7 @@ mod tests {
           previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
         fi
         rollback_to='0.9.0 $(touch PWNED)'
+        rollback_archive=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
@@ -2155,6 +2174,7 @@ mod tests {
             [ -f ".slipway/artifacts/$name" ] && [ ! -L ".slipway/artifacts/$name" ] || continue
             kept=$((kept + 1))
             [ "$kept" -gt 3 ] || continue
+            [ "$name" != "$rollback_archive" ] || continue
             rm -f ".slipway/artifacts/$name"
           done
         fi
@@ -2460,6 +2480,7 @@ mod tests {
           previous=$(cd "$previous" 2>/dev/null && pwd -P || true)
         fi
         rollback_to='0.9.0 $(touch PWNED)'
+        rollback_archive=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.tar.gz
         if [ -d releases ]; then
           kept=0
           ls -t releases | while IFS= read -r name; do
@@ -2484,6 +2505,7 @@ mod tests {
             [ -f ".slipway/artifacts/$name" ] && [ ! -L ".slipway/artifacts/$name" ] || continue
             kept=$((kept + 1))
             [ "$kept" -gt 2 ] || continue
+            [ "$name" != "$rollback_archive" ] || continue
             rm -f ".slipway/artifacts/$name"
           done
         fi
@@ -3481,6 +3503,59 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
     }
 
     #[test]
+    fn pruning_keeps_the_archive_of_the_build_a_rollback_puts_back() {
+        let host = Host::new(VmSpec {
+            keep_releases: 1,
+            ..exec_vm()
+        });
+        let vm = &host.vm;
+        let ctx = host.ctx("1.0.0", "apply-2");
+        let build = |name: &str| -> (PathBuf, String) {
+            let source = host.tmp.path().join(format!("src-{name}"));
+            std::fs::create_dir_all(&source).unwrap();
+            std::fs::write(source.join("BUILD"), name).unwrap();
+            host.artifact(name, "1.0.0")
+        };
+        // The host served the first build of 1.0.0 when the rollout began;
+        // the rollout installs a rebuild of 1.0.0 in the same directory.
+        let (first, first_sha) = build("first");
+        let (second, second_sha) = build("second");
+        host.deliver(&ctx, &first, &first_sha);
+        let first_archive = PathBuf::from(artifact_upload_path(vm, &ctx, &first_sha));
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::open(&first_archive)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        host.deliver(&ctx, &second, &second_sha);
+        host.ok(&switch_current(vm, &ctx));
+
+        // The release directory is kept by its version, and the first
+        // build's archive, older than the newest one kept, by its sha256:
+        // the rollback needs it to put that build back.
+        host.ok(&prune_releases(vm, &ctx, Some("1.0.0"), Some(&first_sha)));
+        assert!(first_archive.is_file(), "the rollback's archive was pruned");
+        let snapshot = host.install_dir().join(".slipway/config/s");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::write(snapshot.join("manifest"), "").unwrap();
+        let target = RollbackTarget {
+            version: "1.0.0".into(),
+            sha256: Some(first_sha.clone()),
+            config_snapshot: "s".into(),
+        };
+        let steps = rollback(vm, &ctx, Some(&target), TIME, false);
+        let named = |name: &str| steps.iter().find(|s| s.name == name).unwrap().clone();
+        host.ok(&named("rollback.check"));
+        host.ok(&named("rollback.install"));
+        assert_eq!(host.read("releases/1.0.0/BUILD"), "first");
+
+        // Without a rollback to keep it for, it is pruned as any other.
+        host.ok(&prune_releases(vm, &ctx, Some("1.0.0"), None));
+        assert!(!first_archive.exists());
+        assert!(PathBuf::from(artifact_upload_path(vm, &ctx, &second_sha)).is_file());
+    }
+
+    #[test]
     fn local_scripts_deploy_update_and_roll_back() {
         let host = Host::new(exec_vm());
         let vm = &host.vm;
@@ -3605,7 +3680,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
                 apply_id: "apply-1".into(),
             })
         );
-        assert_eq!(host.ok(&prune_releases(vm, &ctx, None)), "");
+        assert_eq!(host.ok(&prune_releases(vm, &ctx, None, None)), "");
 
         // Second apply: v2 over 1.0.0.
         let ctx2 = host.ctx(v2, "apply-2");
@@ -3760,9 +3835,10 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             vm,
             &host.ctx("r2", "apply-b"),
             Some("r3 x"),
+            None,
         ));
         assert_eq!(output, "");
-        let output = host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None));
+        let output = host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None, None));
         assert_eq!(output, "slipway: removed release r3 x\n");
         let mut left: Vec<String> = std::fs::read_dir(dir.join("releases"))
             .unwrap()
@@ -3778,7 +3854,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         assert_eq!(kept, ["b.tar.gz", "c.tar.gz"]);
         // Nothing to do a second time.
         assert_eq!(
-            host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None)),
+            host.ok(&prune_releases(vm, &host.ctx("r2", "apply-b"), None, None)),
             ""
         );
         host.assert_nothing_injected();
@@ -3843,6 +3919,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             },
             &ctx,
             None,
+            None,
         ));
         assert_eq!(pruned, "");
         assert!(outside.join("victim").exists() && releases.join("old").exists());
@@ -3854,7 +3931,7 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             check_layout(vm, &ctx),
             install_release(vm, &ctx, &sha),
             switch_current(vm, &ctx),
-            prune_releases(vm, &ctx, None),
+            prune_releases(vm, &ctx, None, None),
             write_release_marker(vm, &ctx, &sha, TIME),
         ] {
             let error = host.fails(&step);

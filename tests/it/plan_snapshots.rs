@@ -695,6 +695,43 @@ fn rollback_of_an_unfinished_apply_names_the_release_hosts_ran_before() {
     );
 }
 
+/// An apply of a rebuilt artifact (the version the hosts run, other bytes)
+/// stopped after its first host: state already names the new artifact for
+/// the deployment, and the hosts still on the earlier build are not on the
+/// release the configuration asks for. The next plan goes on with them.
+#[test]
+fn a_cut_off_apply_of_a_rebuilt_artifact_goes_on_with_the_hosts_on_the_earlier_build() {
+    let config = vm_myapp(&[]);
+    let mut states: States = ["dev", "qa", "staging", "production"]
+        .into_iter()
+        .map(|env| (env.to_string(), Some(applied_state(&config, env))))
+        .collect();
+    for environment in environment_names(&config) {
+        states.entry(environment).or_insert(None);
+    }
+    let state = states
+        .get_mut("production")
+        .and_then(Option::as_mut)
+        .expect("production's state");
+    let production = deployment_mut(state, "deployment.myapp-production");
+    production.status = DeploymentStatus::InProgress;
+    production.verified = false;
+    let earlier_build = "ab".repeat(32);
+    assert_ne!(production.artifact_sha256.as_ref(), Some(&earlier_build));
+    for n in 2..=10 {
+        let host = format!("prod-vm-{n:02}.internal");
+        production.hosts.get_mut(&host).unwrap().artifact_sha256 = Some(earlier_build.clone());
+    }
+
+    let plan = slipway::plan::plan(&config, &states, &PlanOptions::default()).expect("a plan");
+    let address = "deployment.myapp-production";
+    assert_eq!(change(&plan, address).action, Action::Update);
+    assert_eq!(reason_kinds(&plan, address), [ReasonKind::HostsPending]);
+    let hosts = host_batches(&plan, address).concat();
+    assert_eq!(hosts.len(), 9, "{hosts:?}");
+    assert!(!hosts.contains(&"prod-vm-01.internal".to_string()));
+}
+
 // ---------------------------------------------------------------------------
 // What each case is about
 // ---------------------------------------------------------------------------

@@ -3,37 +3,59 @@
 //! A seeded random generator picks operations one after another on a lab of
 //! real sshd hosts (see `support::ssh_lab`): apply a new version (new code,
 //! new config content, or both), apply a version whose health check fails on
-//! some hosts, `kill -9` an apply (at one of the recorder's crash points, after
-//! a random time, or while a host is in its health check), Ctrl-C (SIGINT to
-//! the apply's process group), approve and reject, a host's sshd stopped and
+//! some hosts, apply a rebuild of the version the configuration asks for (CI
+//! published that version again with other bytes: a hotfix tagged with the
+//! same version, a build that is not reproducible; the rebuild fails its
+//! health check on a host now and then), `kill -9` an apply (at one of the
+//! recorder's crash points, after a random time, or while a host is in its
+//! health check; the apply killed may be one of a rebuild, whose release
+//! directory is replaced while `current` names it), Ctrl-C (SIGINT to the
+//! apply's process group), approve and reject, a host's sshd stopped and
 //! started again, a host added to and removed from the environment, a rollout
 //! policy changed, the artifact's delivery switched between push (the runner
 //! uploads it) and pull (each host downloads it, over https, from a repository
 //! on an address of this machine every host's namespace reaches), and a host
 //! changed by hand (`current` repointed, the release
 //! marker edited or removed, the config file edited). After every operation the
-//! test looks at the hosts themselves (where `current` points, the config
-//! file's bytes, the marker, what the running app answers) and at state and
-//! `slipway plan`, and checks the rules below. At the end of each sequence
-//! every host comes back and one more version is applied: the environment must
-//! converge.
+//! test looks at the hosts themselves (where `current` points, which build the
+//! release there holds, the config file's bytes, the marker, what the running
+//! app answers) and at state and `slipway plan`, and checks the rules below.
+//! At the end of each sequence every host comes back and one more version is
+//! applied: the environment must converge.
+//!
+//! Builds: every build's `CODE` file names its version and build number (the
+//! first build of a version is build 1), so builds differ in their bytes, and
+//! the app answers with it. The release directory is named by the version
+//! alone; which build it holds is its `CODE` file, and its
+//! `.slipway-complete` must hold that build's sha256. State tells builds apart
+//! by the artifact sha256 of each host record (and of the pair before the
+//! rollout); the release marker names it too. So a pair below is (build of a
+//! code version, config), and "the previous pair" may be an earlier build of
+//! the same version.
 //!
 //! The rules (the VM invariants this project keeps):
 //! 1. No mixed pairs: every host serves a release pair (code release, config)
 //!    that some apply deployed as a pair, never the code of one version with the
-//!    config of another.
+//!    config of another, nor a build with a config no apply gave it.
 //! 2. State tells the truth: after every operation that ends (kill -9
 //!    included) each host's record in state equals the host's observed pair or
-//!    is marked uncertain, and `plan -refresh` names exactly the hosts whose
-//!    observed pair differs from state, or whose config it cannot tell (an
-//!    unfinished update's pair without its config snapshot), no more, no
-//!    fewer.
+//!    is marked uncertain (a settled record names the build the host has and
+//!    serves, and its marker names that build's sha256), and `plan -refresh`
+//!    names exactly the hosts whose observed pair differs from state, or whose
+//!    config it cannot tell (an unfinished update's pair without its config
+//!    snapshot), no more, no fewer. Refresh reads the release `current` names,
+//!    not the build in it: a host on the recorded release with another build
+//!    than its record is not named, and must be one whose record is not
+//!    settled (an update to that build was cut off).
 //! 3. Rollback means the previous pair: a rollback puts every touched host
 //!    back on the pair it served before the rollout began, whichever apply
-//!    moved it; a host it cannot reach is named and recorded as such, never as
+//!    moved it (after a rebuild, the earlier build: unpacked again from its
+//!    archive); a host it cannot reach is named and recorded as such, never as
 //!    rolled back.
 //! 4. Nothing done twice, nothing skipped: a resumed apply does not redo a
-//!    host the interrupted apply recorded as finished, and finishes the rest.
+//!    host the interrupted apply recorded as finished (on the same build), and
+//!    finishes the rest (hosts still on an earlier build of the version
+//!    included).
 //! 5. Drift is repairable: what `plan -refresh` reports, an apply puts right.
 //!    (Here: the version applied at the end of a sequence repairs every host;
 //!    `apply -refresh` and saved plans are tested elsewhere.)
@@ -44,8 +66,8 @@
 //!    process that is gone.
 //! 15. Apply does what plan showed: an apply that succeeds touches only the
 //!     hosts the plan before it scheduled (marker, app process) and leaves
-//!     every listed host on the pair applied; the plan after it shows no
-//!     changes.
+//!     every listed host on the pair applied (the build applied, not an
+//!     earlier build of its version); the plan after it shows no changes.
 //!
 //! `SLIPWAY_SEQ_SEED=N` replays the sequence a failure printed (the seed of
 //! that sequence); `SLIPWAY_SEQ_SECONDS=S` runs sequences for S seconds
@@ -90,12 +112,61 @@ const POLICIES: [&str; 6] = [
     "strategy   = \"all_at_once\"\n  on_failure = \"rollback\"",
 ];
 
-/// (code version, config flavour): the pair a host serves.
-type Pair = (String, String);
-
-fn pair(version: &str, flavor: &str) -> Pair {
-    (version.to_string(), flavor.to_string())
+/// The pair a host serves: its code release (a build of a code version:
+/// CI may publish a version again with other bytes, build 2, 3…) and its
+/// config (a flavour).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Pair {
+    version: String,
+    build: u32,
+    flavor: String,
 }
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "({} build {}, {})",
+            self.version, self.build, self.flavor
+        )
+    }
+}
+
+impl Pair {
+    /// Build `build` of `version` with config flavour `flavor`.
+    fn new(version: &str, build: u32, flavor: &str) -> Pair {
+        Pair {
+            version: version.to_string(),
+            build,
+            flavor: flavor.to_string(),
+        }
+    }
+
+    /// The same code with another config.
+    fn with_flavor(&self, flavor: &str) -> Pair {
+        Pair::new(&self.version, self.build, flavor)
+    }
+
+    /// What the build's `CODE` file holds (and the app names as its code).
+    fn code(&self) -> String {
+        code_of(&self.version, self.build)
+    }
+}
+
+/// The `CODE` file of build `build` of `version`.
+fn code_of(version: &str, build: u32) -> String {
+    format!("{version} build {build}")
+}
+
+/// (version, build) a `CODE` file names.
+fn parse_code(code: &str) -> Option<(String, u32)> {
+    let (version, build) = code.trim().rsplit_once(" build ")?;
+    Some((version.to_string(), build.parse().ok()?))
+}
+
+/// A config half of a pair: (code version, flavour). The config file names
+/// the version, not the build: every build of a version has the same config.
+type ConfigOf = (String, String);
 
 /// A host's release marker's apply id and its app's pid.
 type MarkerAndPid = (Option<String>, Option<String>);
@@ -103,6 +174,11 @@ type MarkerAndPid = (Option<String>, Option<String>);
 #[derive(Debug, Clone)]
 enum Op {
     Apply(Pair),
+    /// CI publishes the version the configuration asks for again, with
+    /// other bytes (a hotfix tagged with the same version, a build that is
+    /// not reproducible), and the release manager applies it: the pair is
+    /// the new build. (The kill variants may take a new build too.)
+    ApplyRebuild(Pair),
     /// `SLIPWAY_TEST_CRASH_AT`: SIGKILL at the recorder's Nth crash point.
     KillAtCrashPoint(Pair, u32),
     KillAfter(Pair, u64),
@@ -131,6 +207,7 @@ impl Op {
     fn target(&self) -> Option<&Pair> {
         match self {
             Op::Apply(p)
+            | Op::ApplyRebuild(p)
             | Op::KillAtCrashPoint(p, _)
             | Op::KillAfter(p, _)
             | Op::KillInHealthCheck(p, _)
@@ -145,6 +222,12 @@ impl Op {
 struct Seen {
     /// The link `current`, as written.
     current: Option<String>,
+    /// The `CODE` file of the release `current` names: which build of
+    /// which version it holds.
+    code: Option<String>,
+    /// Its `.slipway-complete`: the sha256 of the build slipway unpacked
+    /// there.
+    built: Option<String>,
     config: Option<String>,
     marker: Option<String>,
     /// What the app answers on `/` (`None`: nothing listens).
@@ -162,6 +245,21 @@ impl Seen {
     fn marker_field(&self, field: &str) -> Option<String> {
         let value: serde_json::Value = serde_json::from_str(self.marker.as_deref()?).ok()?;
         value[field].as_str().map(str::to_string)
+    }
+
+    /// The pair the app answers with: the build its code is (the `CODE`
+    /// file it started from) and the config it read; `Err` when they are
+    /// not of one version (or the code is no build of any).
+    fn served_pair(&self) -> Option<Result<Pair, String>> {
+        let (code, version, flavor) = self.served_parts()?;
+        Some(match parse_code(&code) {
+            Some((code_version, build)) if code_version == version => {
+                Ok(Pair::new(&version, build, &flavor))
+            }
+            _ => Err(format!(
+                "serves code {code} with the config of ({version}, {flavor})"
+            )),
+        })
     }
 
     /// (code, version, flavor) of what the app answers.
@@ -198,15 +296,18 @@ struct Sequence {
     policy: usize,
     /// What the configuration asks for now.
     target: Pair,
-    /// Code versions made so far, each with the hosts (indexes) whose health
-    /// check fails on it.
-    releases: BTreeMap<String, Vec<usize>>,
+    /// Code versions made so far, each with its builds (build 1 first; the
+    /// last is what CI publishes as the version now), each with the hosts
+    /// (indexes) whose health check fails on it.
+    releases: BTreeMap<String, Vec<Vec<usize>>>,
     version_counter: usize,
+    /// Operations that applied a new build of a version (killed or not).
+    rebuilds: usize,
     flavor_counter: usize,
     /// Every pair an apply was asked to deploy.
     deployed_pairs: BTreeSet<Pair>,
-    /// Config digest (as state records it) → pair.
-    digests: BTreeMap<String, Pair>,
+    /// Config digest (as state records it) → the config half of a pair.
+    digests: BTreeMap<String, ConfigOf>,
     /// Hosts changed by hand that slipway has not put right since (their app
     /// process is the one the change found).
     tampered: BTreeMap<usize, Option<String>>,
@@ -235,8 +336,9 @@ struct Sequence {
     _pki: Pki,
     /// Whether the configuration has hosts pull the artifact now.
     pull: bool,
-    /// The sha256 of every artifact published (a host's download names it).
-    published: std::cell::RefCell<BTreeSet<String>>,
+    /// The sha256 of every artifact published (a host's download names it,
+    /// state records it, `.slipway-complete` holds it) → the build it is.
+    published: std::cell::RefCell<BTreeMap<String, (String, u32)>>,
 }
 
 impl Sequence {
@@ -255,9 +357,10 @@ impl Sequence {
             listed: (0..FIRST_LISTED).collect(),
             down: BTreeSet::new(),
             policy: 0,
-            target: pair("1.0.0", "a"),
+            target: Pair::new("1.0.0", 1, "a"),
             releases: BTreeMap::new(),
             version_counter: 0,
+            rebuilds: 0,
             flavor_counter: 0,
             deployed_pairs: BTreeSet::new(),
             digests: BTreeMap::new(),
@@ -275,7 +378,7 @@ impl Sequence {
             pull: false,
             published: Default::default(),
         };
-        sequence.releases.insert("1.0.0".into(), Vec::new());
+        sequence.releases.insert("1.0.0".into(), vec![Vec::new()]);
         sequence.prepare_lab();
         sequence.seen = sequence.observe_all();
         sequence
@@ -325,7 +428,8 @@ impl Sequence {
         self.lab.configure(&self.listed, POLICIES[self.policy]);
     }
 
-    fn config_of(&self, (version, flavor): &Pair) -> String {
+    fn config_of(&self, pair: &Pair) -> String {
+        let (version, flavor) = (&pair.version, &pair.flavor);
         format!(
             "BASE_PORT={}\nGREETING='{GREETING}'\nVERSION='{version}'\nFLAVOR='{flavor}'\n",
             self.lab.base_port
@@ -355,25 +459,45 @@ impl Sequence {
         )
     }
 
-    /// The artifact directory as code version `version` has it, and in the
-    /// repository the bytes the runner would push of it.
-    fn write_artifact(&self, version: &str) {
+    /// The artifact directory as the build of `code` has it (its `CODE`
+    /// file names version and build, so builds differ in their bytes and a
+    /// host shows which one it has), and in the repository, as
+    /// `app-VERSION.tar.gz`, the bytes the runner would push of it. Only
+    /// the version's last build is published: CI replaced the others.
+    fn write_artifact(&self, code: &Pair) {
+        let builds = &self.releases[&code.version];
+        assert_eq!(
+            builds.len(),
+            code.build as usize,
+            "only the last build of {} is published",
+            code.version
+        );
         let app = self.lab.root.join("app");
         let bin = app.join("bin");
-        let failing: Vec<String> = self.releases[version]
+        let failing: Vec<String> = builds[code.build as usize - 1]
             .iter()
             .map(|&i| self.lab.address(i).to_string())
             .collect();
-        std::fs::write(app.join("CODE"), format!("{version}\n")).unwrap();
+        std::fs::write(app.join("CODE"), format!("{}\n", code.code())).unwrap();
         let fail: String = failing.iter().map(|a| format!("{a}\n")).collect();
         std::fs::write(app.join("FAIL"), fail).unwrap();
         std::fs::write(bin.join("start.sh"), START_SH).unwrap();
         std::fs::write(bin.join("check.sh"), CHECK_SH).unwrap();
         let packed = slipway::artifact::pack_directory(&app).unwrap();
-        self.repo.publish(&format!("app-{version}.tar.gz"), &packed);
-        self.published
-            .borrow_mut()
-            .insert(slipway::artifact::sha256_hex(&packed));
+        self.repo
+            .publish(&format!("app-{}.tar.gz", code.version), &packed);
+        let sha = slipway::artifact::sha256_hex(&packed);
+        let build = (code.version.clone(), code.build);
+        let known = self.published.borrow_mut().insert(sha, build.clone());
+        assert!(
+            known.is_none_or(|b| b == build),
+            "two builds with the same bytes"
+        );
+    }
+
+    /// The build an artifact's sha256 names.
+    fn build_of(&self, sha: &str) -> Option<(String, u32)> {
+        self.published.borrow().get(sha.trim()).cloned()
     }
 
     fn digest_of(&self, pair: &Pair) -> String {
@@ -384,7 +508,8 @@ impl Sequence {
     fn note_pair(&mut self, pair: &Pair) {
         self.deployed_pairs.insert(pair.clone());
         let digest = self.digest_of(pair);
-        self.digests.insert(digest, pair.clone());
+        self.digests
+            .insert(digest, (pair.version.clone(), pair.flavor.clone()));
     }
 
     // ----- looking at hosts and state -----
@@ -396,6 +521,12 @@ impl Sequence {
             current: std::fs::read_link(dir.join("current"))
                 .ok()
                 .map(|p| p.display().to_string()),
+            code: std::fs::read_to_string(dir.join("current/CODE"))
+                .ok()
+                .map(|c| c.trim().to_string()),
+            built: std::fs::read_to_string(dir.join("current/.slipway-complete"))
+                .ok()
+                .map(|c| c.trim().to_string()),
             config: std::fs::read_to_string(dir.join("config/app.env")).ok(),
             marker: std::fs::read_to_string(dir.join(".slipway/release.json")).ok(),
             served: (!served.starts_with("(nothing on port")).then_some(served),
@@ -481,20 +612,36 @@ impl Sequence {
             .unwrap_or_else(|| panic!("state names a host the lab does not have: {address}"))
     }
 
-    /// The pair the host's files make (`current` and the config file), when
-    /// they make one a pair some apply deployed; `Err` says why not.
+    /// The pair the host's files make (the build in the release `current`
+    /// names, and the config file), when they make one a pair some apply
+    /// deployed; `Err` says why not. The release directory is named by the
+    /// version alone: its `CODE` file tells the build, and its
+    /// `.slipway-complete` must name that build's bytes.
     fn files_pair(&self, seen: &Seen) -> Result<Option<Pair>, String> {
         match (seen.release(), seen.config.as_deref()) {
             (None, None) => Ok(None),
             (Some(release), Some(config)) => {
-                let found = self
-                    .deployed_pairs
-                    .iter()
-                    .find(|p| p.0 == release && self.config_of(p) == config);
+                let code = seen.code.as_deref().unwrap_or("(no CODE file)");
+                let (version, build) = parse_code(code)
+                    .filter(|(version, _)| version == release)
+                    .ok_or_else(|| {
+                    format!("current -> {release}, which holds the code {code:?}")
+                })?;
+                if let Some(sha) = &seen.built {
+                    let marked = self.build_of(sha);
+                    if marked.is_some() && marked != Some((version.clone(), build)) {
+                        return Err(format!(
+                            "current -> {release}, which holds {code} but is marked complete as the build {marked:?} ({sha})"
+                        ));
+                    }
+                }
+                let found = self.deployed_pairs.iter().find(|p| {
+                    p.version == version && p.build == build && self.config_of(p) == config
+                });
                 match found {
                     Some(p) => Ok(Some(p.clone())),
                     None => Err(format!(
-                        "current -> {release} with config {config:?}: not a pair any apply deployed"
+                        "current -> {release} holding {code}, with config {config:?}: not a pair any apply deployed"
                     )),
                 }
             }
@@ -502,29 +649,53 @@ impl Sequence {
         }
     }
 
-    /// The pair a state record says the host serves.
-    fn record_pair(&self, record: &slipway::state::HostState) -> Result<Pair, String> {
-        let digest = record.config_digest.as_deref().ok_or("no config digest")?;
-        let p = self
+    /// The pair of a record's version, artifact and config digest.
+    fn pair_named(
+        &self,
+        version: &str,
+        sha: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<Pair, String> {
+        let digest = digest.ok_or("no config digest")?;
+        let (config_version, flavor) = self
             .digests
             .get(digest)
             .ok_or_else(|| format!("config digest {digest} of no pair the test applied"))?;
-        if p.0 != record.version {
+        if config_version != version {
             return Err(format!(
-                "version {} with the config digest of {p:?}",
-                record.version
+                "version {version} with the config digest of ({config_version}, {flavor})"
             ));
         }
-        Ok(p.clone())
+        let sha = sha.ok_or("no artifact digest")?;
+        let (built_version, build) = self
+            .build_of(sha)
+            .ok_or_else(|| format!("artifact {sha} of no build the test published"))?;
+        if built_version != version {
+            return Err(format!(
+                "version {version} with the artifact of {}",
+                code_of(&built_version, build)
+            ));
+        }
+        Ok(Pair::new(version, build, flavor))
+    }
+
+    /// The pair a state record says the host serves.
+    fn record_pair(&self, record: &slipway::state::HostState) -> Result<Pair, String> {
+        self.pair_named(
+            &record.version,
+            record.artifact_sha256.as_deref(),
+            record.config_digest.as_deref(),
+        )
     }
 
     fn pair_before(&self, record: &slipway::state::HostState) -> Option<Pair> {
         let previous = record.previous.as_ref()?;
-        let digest = previous.config_digest.as_deref()?;
-        self.digests
-            .get(digest)
-            .filter(|p| p.0 == previous.version)
-            .cloned()
+        self.pair_named(
+            &previous.version,
+            previous.artifact_sha256.as_deref(),
+            previous.config_digest.as_deref(),
+        )
+        .ok()
     }
 
     /// Whether host `i` holds the config snapshot of the pair `record`
@@ -563,9 +734,9 @@ impl Sequence {
     fn target_vars(&self, pair: &Pair) -> Vec<String> {
         vec![
             "-var".into(),
-            format!("version={}", pair.0),
+            format!("version={}", pair.version),
             "-var".into(),
-            format!("flavor={}", pair.1),
+            format!("flavor={}", pair.flavor),
         ]
     }
 
@@ -643,13 +814,13 @@ impl Sequence {
     }
 
     fn apply_command(&self, pair: &Pair) -> Command {
-        self.write_artifact(&pair.0);
+        self.write_artifact(pair);
         self.slipway(&["apply", ".", "-auto-approve"], Some(pair))
     }
 
     /// `plan -json` (plus `extra`) for the configuration's target.
     fn plan_json(&self, extra: &[&str]) -> Result<(Option<i32>, serde_json::Value), String> {
-        self.write_artifact(&self.target.0);
+        self.write_artifact(&self.target);
         let mut args = vec!["plan", ".", "-json"];
         args.extend(extra);
         let outcome = self.run(self.slipway(&args, Some(&self.target)))?;
@@ -707,19 +878,54 @@ impl Sequence {
         } else {
             format!("1.{}.0-bad", self.version_counter)
         };
-        self.releases.insert(version.clone(), failing);
+        self.releases.insert(version.clone(), vec![failing]);
         version
+    }
+
+    /// CI publishes the version the configuration asks for again, with
+    /// other bytes: its next build (a hotfix: its health check passes where
+    /// the build before failed; now and then one that fails on a listed
+    /// host). Its config is the target's.
+    fn rebuild(&mut self) -> Pair {
+        let failing = if self.rng.chance(25) {
+            vec![self.rng.pick(&self.listed)]
+        } else {
+            Vec::new()
+        };
+        let builds = self
+            .releases
+            .get_mut(&self.target.version)
+            .expect("the target version was made");
+        builds.push(failing);
+        self.rebuilds += 1;
+        Pair::new(
+            &self.target.version,
+            builds.len() as u32,
+            &self.target.flavor,
+        )
+    }
+
+    /// What a kill interrupts: an apply of one of [`Self::choose_target`]'s
+    /// targets or, a quarter of the time, of a new build of the target
+    /// version (its release directory is replaced while `current` names
+    /// it).
+    fn choose_kill_target(&mut self) -> Pair {
+        if self.rng.chance(25) {
+            self.rebuild()
+        } else {
+            self.choose_target()
+        }
     }
 
     fn choose_target(&mut self) -> Pair {
         let roll = self.rng.below(100);
         if roll < 35 {
             let version = self.new_version(Vec::new());
-            pair(&version, &self.target.1)
+            Pair::new(&version, 1, &self.target.flavor)
         } else if roll < 55 {
             self.flavor_counter += 1;
             let flavor = format!("f{}", self.flavor_counter);
-            pair(&self.target.0, &flavor)
+            self.target.with_flavor(&flavor)
         } else if roll < 72 {
             let count = 1 + self.rng.below(2);
             let mut failing = Vec::new();
@@ -730,7 +936,7 @@ impl Sequence {
                 }
             }
             let version = self.new_version(failing);
-            pair(&version, &self.target.1)
+            Pair::new(&version, 1, &self.target.flavor)
         } else {
             self.target.clone()
         }
@@ -742,21 +948,21 @@ impl Sequence {
             .and_then(|s| s.deployments.get(DEPLOYMENT).cloned())
             .is_some_and(|d| d.waiting_approval().is_some());
         loop {
-            let roll = self.rng.below(105);
+            let roll = self.rng.below(111);
             let op = match roll {
                 0..=27 => Op::Apply(self.choose_target()),
                 28..=33 => {
                     let point = 1 + self.rng.below(3 * self.listed.len() + 6) as u32;
-                    Op::KillAtCrashPoint(self.choose_target(), point)
+                    Op::KillAtCrashPoint(self.choose_kill_target(), point)
                 }
-                34..=37 => Op::KillAfter(self.choose_target(), self.rng.below(3000) as u64),
+                34..=37 => Op::KillAfter(self.choose_kill_target(), self.rng.below(3000) as u64),
                 38..=41 => {
                     let host = self.rng.pick(&self.listed);
-                    Op::KillInHealthCheck(self.choose_target(), host)
+                    Op::KillInHealthCheck(self.choose_kill_target(), host)
                 }
                 42..=46 => {
                     let host = self.rng.pick(&self.listed);
-                    Op::CtrlC(self.choose_target(), host)
+                    Op::CtrlC(self.choose_kill_target(), host)
                 }
                 47..=54 if waiting => Op::Approve,
                 55..=58 if waiting => Op::Reject,
@@ -793,6 +999,7 @@ impl Sequence {
                 91..=93 => Op::RemoveMarker(self.rng.pick(&self.listed)),
                 94..=99 => Op::EditConfig(self.rng.pick(&self.listed)),
                 100..=104 => Op::Delivery(!self.pull),
+                105..=110 => Op::ApplyRebuild(self.rebuild()),
                 _ => continue,
             };
             return op;
@@ -812,7 +1019,7 @@ impl Sequence {
             None => BTreeSet::new(),
         };
         let outcome = match op {
-            Op::Apply(target) => self.run(self.apply_command(target))?,
+            Op::Apply(target) | Op::ApplyRebuild(target) => self.run(self.apply_command(target))?,
             Op::KillAtCrashPoint(target, point) => {
                 let mut command = self.apply_command(target);
                 command.env("SLIPWAY_TEST_CRASH_AT", point.to_string());
@@ -851,7 +1058,7 @@ impl Sequence {
                 self.run(command)?
             }
             Op::Reject => {
-                self.write_artifact(&self.target.0);
+                self.write_artifact(&self.target);
                 self.run(self.slipway(&["reject", "app", "."], Some(&self.target.clone())))?
             }
             Op::HostDown(i) => {
@@ -982,6 +1189,18 @@ impl Sequence {
                     )?;
                 }
             }
+            // The artifact state records for the deployment is a build of
+            // its version.
+            if let Some(sha) = &d.artifact_sha256 {
+                let build = self.build_of(sha);
+                ensure(
+                    build.as_ref().is_some_and(|(v, _)| v == &d.version),
+                    format!(
+                        "state records version {} with the artifact {sha} of {build:?}",
+                        d.version
+                    ),
+                )?;
+            }
         }
 
         if let Some((outcome, scheduled)) = &result {
@@ -1060,7 +1279,7 @@ impl Sequence {
             let published = self.published.borrow();
             let running: Vec<String> = processes_naming(".tar.gz.pull.")
                 .into_iter()
-                .filter(|line| published.iter().any(|sha| line.contains(sha.as_str())))
+                .filter(|line| published.keys().any(|sha| line.contains(sha.as_str())))
                 .collect();
             let partial: Vec<String> = (0..HOSTS).flat_map(|i| self.partial_downloads(i)).collect();
             if running.is_empty() && partial.is_empty() {
@@ -1231,23 +1450,11 @@ impl Sequence {
                     "{address} (recorded {:?} {} {:?}): {what}\n  seen: {s:?}",
                     record.status,
                     record.version,
-                    record
-                        .config_digest
-                        .as_deref()
-                        .and_then(|d| self.digests.get(d))
+                    self.record_pair(record)
                 )
             };
             // 1. What the app serves is a pair some apply deployed.
-            if let Some((code, version, flavor)) = s.served_parts() {
-                ensure(
-                    code == version && self.deployed_pairs.contains(&pair(&version, &flavor)),
-                    at(format!(
-                        "serves code {code} with the config of ({version}, {flavor})"
-                    )),
-                )?;
-            } else if s.served.is_some() {
-                return Err(at("answers something else".into()));
-            }
+            self.check_served(s).map_err(at)?;
             if self.tampered.contains_key(&i) {
                 continue;
             }
@@ -1266,13 +1473,14 @@ impl Sequence {
                 HostStatus::Deployed | HostStatus::RolledBack => {
                     ensure(files == Ok(Some(recorded.clone())), at("files".into()))?;
                     ensure(
-                        s.served_parts()
-                            == Some((recorded.0.clone(), recorded.0.clone(), recorded.1.clone())),
+                        s.served_pair() == Some(Ok(recorded.clone())),
                         at("what the app serves".into()),
                     )?;
                     if !self.marker_tampered.contains_key(&i) {
+                        // The marker names the recorded build too.
                         ensure(
-                            s.marker_field("version").as_deref() == Some(recorded.0.as_str()),
+                            s.marker_field("version").as_deref() == Some(recorded.version.as_str())
+                                && s.marker_field("sha256") == record.artifact_sha256,
                             at("the release marker".into()),
                         )?;
                     }
@@ -1320,14 +1528,25 @@ impl Sequence {
     /// apply).
     fn check_unmanaged(&self, seen: &[Seen]) -> Result<(), String> {
         for (i, s) in seen.iter().enumerate() {
-            if let Some((code, version, flavor)) = s.served_parts() {
-                ensure(
-                    code == version && self.deployed_pairs.contains(&pair(&version, &flavor)),
-                    format!("{} serves a mixed pair: {s:?}", self.lab.address(i)),
-                )?;
-            }
+            self.check_served(s)
+                .map_err(|e| format!("{}: {e}: {s:?}", self.lab.address(i)))?;
         }
         Ok(())
+    }
+
+    /// Rule 1 on one host: what its app answers (if anything) is a pair
+    /// some apply deployed: code of one build, with the config of that
+    /// build's version, that build applied with that config.
+    fn check_served(&self, s: &Seen) -> Result<(), String> {
+        match s.served_pair() {
+            None if s.served.is_some() => Err("answers something else".into()),
+            None => Ok(()),
+            Some(Err(mixed)) => Err(mixed),
+            Some(Ok(served)) => ensure(
+                self.deployed_pairs.contains(&served),
+                format!("serves {served:?}, a pair no apply deployed"),
+            ),
+        }
     }
 
     /// A host no longer in the environment or state is not touched again.
@@ -1402,6 +1621,32 @@ impl Sequence {
             }
             let s = &seen[i];
             let release_differs = s.release() != Some(record.version.as_str());
+            // On the recorded release, another build than the recorded one
+            // (its directory is named by the version alone). Refresh reads
+            // which release `current` names, not which build it holds
+            // (drift is another release or none, other config files, or no
+            // answer: docs/plan-json.md), so it does not name such a host.
+            // Only an update to the recorded build that was cut off leaves
+            // one: its record must not claim the host is on it.
+            let build_differs = !release_differs
+                && match (
+                    self.record_pair(record),
+                    s.code.as_deref().and_then(parse_code),
+                ) {
+                    (Ok(recorded), Some((version, build))) => {
+                        version == recorded.version && build != recorded.build
+                    }
+                    _ => false,
+                };
+            ensure(
+                !build_differs || !record.status.is_settled(),
+                format!(
+                    "{address} holds {:?}, but state records it {:?} on {:?}",
+                    s.code,
+                    record.status,
+                    self.record_pair(record)
+                ),
+            )?;
             let config_differs = match self.record_pair(record) {
                 Ok(p) => s.config.as_deref() != Some(self.config_of(&p).as_str()),
                 Err(_) => false,
@@ -1424,10 +1669,11 @@ impl Sequence {
                 let record = &d.hosts[address];
                 let s = &seen[self.index_of(address)];
                 format!(
-                    "  {address}: recorded {:?} {:?}; current -> {:?}, config {:?}",
+                    "  {address}: recorded {:?} {:?}; current -> {:?} holding {:?}, config {:?}",
                     record.status,
                     self.record_pair(record),
                     s.release(),
+                    s.code,
                     s.config
                 )
             })
@@ -1462,7 +1708,7 @@ impl Sequence {
             self.step(Op::Delivery(true))?;
         }
         let version = self.new_version(Vec::new());
-        let target = pair(&version, &self.target.1);
+        let target = Pair::new(&version, 1, &self.target.flavor);
         for _ in 0..4 {
             let before = self.observe_all();
             let op = Op::Apply(target.clone());
@@ -1505,10 +1751,15 @@ impl Sequence {
                     ),
                 )?;
                 let (code, plan) = self.plan_json(&["-refresh"])?;
-                return ensure(
+                ensure(
                     code == Some(0),
                     format!("plan -refresh after the closing apply:\n{plan:#}"),
+                )?;
+                eprintln!(
+                    "seed {}: {} of the operations applied a new build of a version",
+                    self.seed, self.rebuilds
                 );
+                return Ok(());
             }
             if paused {
                 self.step(Op::Approve)?;
@@ -1535,10 +1786,18 @@ impl Sequence {
             .enumerate()
             .map(|(n, op)| format!("  {:>2}. {op}", n + 1))
             .collect();
+        // Builds are told apart by their sha256 in state and on the hosts.
+        let builds: Vec<String> = self
+            .published
+            .borrow()
+            .iter()
+            .map(|(sha, (version, build))| format!("  {sha}: {}", code_of(version, *build)))
+            .collect();
         panic!(
-            "operation sequence failed: {error}\n\nreplay with SLIPWAY_SEQ_SEED={}\noperations:\n{}\n\nlast slipway output:\n{}",
+            "operation sequence failed: {error}\n\nreplay with SLIPWAY_SEQ_SEED={}\noperations:\n{}\n\nbuilds published:\n{}\n\nlast slipway output:\n{}",
             self.seed,
             ops.join("\n"),
+            builds.join("\n"),
             self.last_log
         );
     }
