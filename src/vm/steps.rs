@@ -3155,6 +3155,15 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
             (archive, sha)
         }
 
+        /// A build of version 1.0.0 named `name`: the same version, other
+        /// bytes (a `BUILD` file holding `name`, packed with the release).
+        fn build_of_1_0_0(&self, name: &str) -> (PathBuf, String) {
+            let source = self.tmp.path().join(format!("src-{name}"));
+            std::fs::create_dir_all(&source).unwrap();
+            std::fs::write(source.join("BUILD"), name).unwrap();
+            self.artifact(name, "1.0.0")
+        }
+
         /// Upload (as the runner would), verify and install a release.
         fn deliver(&self, ctx: &HostContext, archive: &Path, sha: &str) {
             let vm = &self.vm;
@@ -3453,16 +3462,8 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         let vm = &host.vm;
         let ctx = host.ctx("1.0.0", "apply-1");
         // Two builds of 1.0.0: the same version, other bytes.
-        // `artifact` packs what its source directory holds: a BUILD file
-        // put there first goes in too.
-        let build = |name: &str| -> (PathBuf, String) {
-            let source = host.tmp.path().join(format!("src-{name}"));
-            std::fs::create_dir_all(&source).unwrap();
-            std::fs::write(source.join("BUILD"), name).unwrap();
-            host.artifact(name, "1.0.0")
-        };
-        let (first, first_sha) = build("first");
-        let (second, second_sha) = build("second");
+        let (first, first_sha) = host.build_of_1_0_0("first");
+        let (second, second_sha) = host.build_of_1_0_0("second");
         host.deliver(&ctx, &first, &first_sha);
         assert_eq!(host.read("releases/1.0.0/BUILD"), "first");
         host.deliver(&ctx, &second, &second_sha);
@@ -3510,16 +3511,10 @@ printf 'start %s\n' "$(cat current/VERSION)" >> run/events
         });
         let vm = &host.vm;
         let ctx = host.ctx("1.0.0", "apply-2");
-        let build = |name: &str| -> (PathBuf, String) {
-            let source = host.tmp.path().join(format!("src-{name}"));
-            std::fs::create_dir_all(&source).unwrap();
-            std::fs::write(source.join("BUILD"), name).unwrap();
-            host.artifact(name, "1.0.0")
-        };
         // The host served the first build of 1.0.0 when the rollout began;
         // the rollout installs a rebuild of 1.0.0 in the same directory.
-        let (first, first_sha) = build("first");
-        let (second, second_sha) = build("second");
+        let (first, first_sha) = host.build_of_1_0_0("first");
+        let (second, second_sha) = host.build_of_1_0_0("second");
         host.deliver(&ctx, &first, &first_sha);
         let first_archive = PathBuf::from(artifact_upload_path(vm, &ctx, &first_sha));
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
